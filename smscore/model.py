@@ -1,0 +1,147 @@
+"""The message model: what a message is, its statuses and its history.
+
+It knows no protocol: no SMPP field, no HTTP detail. The store persists these objects, the pipeline
+moves them along, the HTTP API renders them. Times are POSIX seconds (floats) everywhere inside the
+gateway and are rendered as RFC 3339 only at the edge.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from enum import Enum
+
+
+class Status(str, Enum):
+    """The statuses of SPEC §5, with their wire names."""
+
+    SCHEDULED = "scheduled"
+    PENDING_APPROVAL = "pending_approval"
+    PAUSED = "paused"
+    QUEUED = "queued"
+    SUBMITTED = "submitted"
+    BUFFERED = "buffered"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+    STOPPED = "stopped"
+    REJECTED = "rejected"
+
+    @property
+    def final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {Status.DELIVERED, Status.FAILED, Status.EXPIRED, Status.UNKNOWN, Status.STOPPED, Status.REJECTED}
+)
+
+#: Statuses in which the gateway still has work to do for the message (sending it).
+SENDABLE_STATUSES = frozenset({Status.QUEUED})
+
+
+class ReceiptOutcome(str, Enum):
+    """What a delivery receipt says, without SMPP's words for it."""
+
+    DELIVERED = "delivered"
+    FAILED = "failed"  # the operator could not deliver: try the next operator
+    EXPIRED = "expired"  # validity ran out at the SMSC
+    BUFFERED = "buffered"  # temporary: phone off, no coverage, still trying
+    ACCEPTED = "accepted"  # intermediate (ENROUTE/ACCEPTD): nothing changes but the history
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One change in a message's history (SPEC §5)."""
+
+    at: float
+    status: Status
+    operator: str | None = None
+    detail: str = ""
+    final: bool = False
+
+
+@dataclass(slots=True)
+class Message:
+    """An MT message as the gateway keeps it.
+
+    ``tried`` lists the operators already attempted (in order), so failover can pick the next one.
+    ``parts`` is the number of SMS parts the text takes with its chosen encoding.
+    """
+
+    id: str
+    account: str
+    to: str
+    sender: str
+    text: str
+    encoding: str
+    parts: int
+    profile: str
+    status: Status = Status.QUEUED
+    reference: str | None = None
+    callback_url: str | None = None
+    operator: str | None = None
+    cost: Decimal = Decimal(0)
+    error: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    send_at: float | None = None
+    tried: tuple[str, ...] = ()
+    events: list[Event] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptFacts:
+    """A delivery receipt, protocol-neutral, as the SMPP connector hands it to the pipeline.
+
+    ``keys`` are the normalized SMSC message ids to look the message up by, best candidate first
+    (an SMSC may print a hex id in decimal in its receipt).
+    """
+
+    operator: str
+    keys: tuple[str, ...]
+    outcome: ReceiptOutcome
+    stat: str = ""
+    err: str = ""
+    raw_id: str = ""
+
+    @property
+    def detail(self) -> str:
+        parts = []
+        if self.stat:
+            parts.append(f"stat={self.stat}")
+        if self.err:
+            parts.append(f"err={self.err}")
+        if self.raw_id:
+            parts.append(f"id={self.raw_id}")
+        return " ".join(parts)
+
+
+_last_ms = 0
+_counter = 0
+
+
+def new_message_id(now: float | None = None) -> str:
+    """A 24-character hex id that sorts by creation time (good index locality) and is unguessable.
+
+    48 bits of milliseconds, 16 bits of a per-process counter, 32 random bits.
+    """
+    global _last_ms, _counter
+    ms = int((time.time() if now is None else now) * 1000)
+    if ms == _last_ms:
+        _counter = (_counter + 1) & 0xFFFF
+    else:
+        _last_ms, _counter = ms, 0
+    return f"{ms & 0xFFFFFFFFFFFF:012x}{_counter:04x}{os.urandom(4).hex()}"
+
+
+def rfc3339(ts: float | None) -> str | None:
+    """Render POSIX seconds as RFC 3339 UTC with milliseconds."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

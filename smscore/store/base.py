@@ -1,0 +1,92 @@
+"""The store interface every implementation follows.
+
+Every method returns a Deferred. A mutating call's Deferred fires only after the transaction that
+holds it has committed durably, so a caller may answer 2xx, acknowledge a receipt, or tell an SMSC
+"got it" from its callback and nothing is lost. Implementations batch concurrent calls into one
+transaction (group commit); callers never see a batch.
+
+Work is claimed with leases so that several nodes can share one database (PostgreSQL): a message
+that is ``queued`` belongs to the node named in its ``owner`` until ``lease_until``; a node renews the
+leases it holds while it lives; ``claim()`` takes unowned messages and those whose lease expired.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from twisted.internet.defer import Deferred
+
+from smscore.model import Message, ReceiptFacts  # noqa: F401 (types in docstrings)
+from smscore.transitions import UntriedOperators
+
+
+class StoreError(Exception):
+    """The store could not do what was asked (not found is not an error: it returns None)."""
+
+
+class Store(ABC):
+    """What the pipeline and the HTTP API need from a status store."""
+
+    #: set by the owner before ``open``: which operators of a message's profile are still untried.
+    untried: UntriedOperators
+
+    @abstractmethod
+    def open(self) -> Deferred:
+        """Connect and (when asked) create or upgrade the schema."""
+
+    @abstractmethod
+    def close(self) -> Deferred:
+        """Finish pending work and close."""
+
+    @abstractmethod
+    def accept(self, messages: Sequence[Message], owner: str | None, lease_until: float) -> Deferred:
+        """Store new messages, each with its first event, claimed by ``owner`` (or unclaimed when
+        ``owner`` is None). Fires with None once durable."""
+
+    @abstractmethod
+    def claim(self, owner: str, now: float, lease_until: float, limit: int,
+              include_own: bool = False) -> Deferred:
+        """Claim up to ``limit`` sendable messages (``queued``, ``send_at`` due) that nobody holds or
+        whose lease expired (and, with ``include_own``, those ``owner`` held before a restart).
+        Fires with a list of Message (without events), oldest first."""
+
+    @abstractmethod
+    def renew(self, owner: str, lease_until: float) -> Deferred:
+        """Extend every lease ``owner`` holds. Fires with the number of messages renewed."""
+
+    @abstractmethod
+    def release(self, owner: str, message_ids: Sequence[str]) -> Deferred:
+        """Give claimed messages back (unowned), e.g. when a node cannot send them now."""
+
+    @abstractmethod
+    def record_submit(self, message_id: str, operator: str, keys: Sequence[str], at: float,
+                      owner: str | None = None, lease_until: float | None = None) -> Deferred:
+        """The SMSC of ``operator`` accepted every part; ``keys[i]`` is part i's normalized SMSC id.
+        Receipts that arrived before this (held as orphans) are applied now. Fires with a list of
+        Transition: the submit itself first, then one per orphan receipt applied."""
+
+    @abstractmethod
+    def record_submit_failed(self, message_id: str, operator: str, detail: str, at: float) -> Deferred:
+        """A permanent submit error on ``operator``. Fires with the Transition (``requeue`` when
+        another operator of the profile is left to try)."""
+
+    @abstractmethod
+    def apply_receipt(self, receipt: ReceiptFacts, at: float, owner: str | None = None,
+                      lease_until: float | None = None) -> Deferred:
+        """Correlate a receipt by (operator, key) and apply it. Fires with the Transition, or None
+        when no message matched yet (the receipt is held and matched by a later record_submit).
+        A message that goes back to ``queued`` (failover) is claimed by ``owner``."""
+
+    @abstractmethod
+    def get(self, message_id: str) -> Deferred:
+        """Fires with the Message and its full history (events), or None."""
+
+    @abstractmethod
+    def count_by_status(self) -> Deferred:
+        """Fires with {status: count} (for tests, the bench and readiness)."""
+
+    def is_ready(self) -> bool:
+        """True while the store answers."""
+        return True
+

@@ -1,0 +1,150 @@
+"""An in-memory Store for unit tests: the same interface and rules, no durability, no threads.
+
+Deferreds fire synchronously, so tests drive the pipeline with a Clock and no reactor.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+from twisted.internet.defer import Deferred, fail, succeed
+
+from smscore import transitions as tr
+from smscore.model import Message, ReceiptFacts, Status
+from smscore.store.base import Store
+
+
+class MemoryStore(Store):
+    """Messages, parts, SMSC ids and orphan receipts in dicts."""
+
+    def __init__(self) -> None:
+        self.messages: dict[str, Message] = {}
+        self.parts: dict[str, list[str]] = {}
+        self.leases: dict[str, tuple[str | None, float | None]] = {}
+        self.smsc_ids: dict[tuple[str, str], tuple[str, int]] = {}
+        self.orphans: list[ReceiptFacts] = []
+        self.untried = lambda message: ()
+        self.closed = False
+
+    def open(self) -> Deferred:
+        return succeed(None)
+
+    def close(self) -> Deferred:
+        self.closed = True
+        return succeed(None)
+
+    def accept(self, messages: Sequence[Message], owner: str | None, lease_until: float) -> Deferred:
+        for m in messages:
+            if m.id in self.messages:
+                return fail(KeyError(f"duplicate message id {m.id}"))
+        for m in messages:
+            self.messages[m.id] = copy.deepcopy(m)
+            self.parts[m.id] = [tr.PART_PENDING] * m.parts
+            self.leases[m.id] = (owner, lease_until if owner else None)
+        return succeed(None)
+
+    def _snapshot(self, m: Message) -> Message:
+        out = copy.copy(m)
+        out.events = []
+        return out
+
+    def claim(self, owner: str, now: float, lease_until: float, limit: int,
+              include_own: bool = False) -> Deferred:
+        out = []
+        for mid in sorted(self.messages):
+            if len(out) >= limit:
+                break
+            m = self.messages[mid]
+            if m.status is not Status.QUEUED or (m.send_at is not None and m.send_at > now):
+                continue
+            holder, until = self.leases[mid]
+            if holder is None or (until is not None and until < now) or (include_own and holder == owner):
+                self.leases[mid] = (owner, lease_until)
+                out.append(self._snapshot(m))
+        return succeed(out)
+
+    def renew(self, owner: str, lease_until: float) -> Deferred:
+        n = 0
+        for mid, (holder, _) in self.leases.items():
+            if holder == owner and self.messages[mid].status is Status.QUEUED:
+                self.leases[mid] = (owner, lease_until)
+                n += 1
+        return succeed(n)
+
+    def release(self, owner: str, message_ids: Sequence[str]) -> Deferred:
+        for mid in message_ids:
+            if self.leases.get(mid, (None,))[0] == owner:
+                self.leases[mid] = (None, None)
+        return succeed(None)
+
+    def _apply(self, t: tr.Transition, owner: str | None = None, lease_until: float | None = None) -> None:
+        m = t.message
+        stored = self.messages[m.id]
+        events = stored.events
+        stored_copy = copy.copy(m)
+        stored_copy.events = events + list(t.events)
+        self.messages[m.id] = stored_copy
+        if t.requeue:
+            self.parts[m.id] = [tr.PART_PENDING] * m.parts
+        if m.status is not Status.QUEUED:
+            self.leases[m.id] = (None, None)
+        elif owner is not None:
+            self.leases[m.id] = (owner, lease_until)
+
+    def record_submit(self, message_id: str, operator: str, keys: Sequence[str], at: float,
+                      owner: str | None = None, lease_until: float | None = None) -> Deferred:
+        stored = self.messages.get(message_id)
+        if stored is None or stored.status is not Status.QUEUED:
+            return succeed([])
+        message = self._snapshot(stored)
+        parts = [tr.PART_SUBMITTED] * message.parts
+        self.parts[message_id] = parts
+        t = tr.on_submitted(message, operator, parts, at)
+        self._apply(t)
+        for i, key in enumerate(keys):
+            self.smsc_ids[(operator, key)] = (message_id, i)
+        out = [t]
+        for i, key in enumerate(keys):
+            matched = [o for o in self.orphans if o.operator == operator and key in o.keys]
+            for orphan in matched:
+                self.orphans.remove(orphan)
+                rt = tr.on_receipt(message, parts, i, operator, orphan, at, self.untried)
+                self._apply(rt, owner, lease_until)
+                out.append(rt)
+        return succeed(out)
+
+    def record_submit_failed(self, message_id: str, operator: str, detail: str, at: float) -> Deferred:
+        stored = self.messages.get(message_id)
+        if stored is None:
+            return succeed(None)
+        t = tr.on_submit_failed(self._snapshot(stored), operator, detail, at, self.untried)
+        self._apply(t, *self.leases[message_id])
+        return succeed(t)
+
+    def apply_receipt(self, receipt: ReceiptFacts, at: float, owner: str | None = None,
+                      lease_until: float | None = None) -> Deferred:
+        hit = None
+        for key in receipt.keys:
+            hit = self.smsc_ids.get((receipt.operator, key))
+            if hit is not None:
+                break
+        if hit is None:
+            self.orphans.append(receipt)
+            return succeed(None)
+        message_id, part = hit
+        message = self._snapshot(self.messages[message_id])
+        parts = self.parts[message_id]
+        t = tr.on_receipt(message, parts, part, receipt.operator, receipt, at, self.untried)
+        self._apply(t, owner, lease_until)
+        return succeed(t)
+
+    def get(self, message_id: str) -> Deferred:
+        stored = self.messages.get(message_id)
+        return succeed(copy.deepcopy(stored) if stored is not None else None)
+
+    def count_by_status(self) -> Deferred:
+        counts: dict[Status, int] = {}
+        for m in self.messages.values():
+            counts[m.status] = counts.get(m.status, 0) + 1
+        return succeed(counts)

@@ -1,0 +1,143 @@
+"""The embedded default store: SQLite in WAL mode with ``synchronous=FULL`` and group commit.
+
+One writer thread owns the connection (see ``writer.py``); a 2xx is answered only after the
+transaction holding the message has been committed and fsynced. Schema versions are applied in
+order by ``upgrade()`` (``smsgw db upgrade``, or at start with ``auto_upgrade``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from twisted.internet.defer import Deferred
+
+from smscore.store.sql import SqlStore
+from smscore.store.writer import BatchWriter
+
+#: Versioned migrations: version -> statements. Append, never edit a released one.
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        """CREATE TABLE messages (
+            id TEXT PRIMARY KEY,
+            account TEXT NOT NULL,
+            to_number TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            body TEXT NOT NULL,
+            encoding TEXT NOT NULL,
+            parts INTEGER NOT NULL,
+            profile TEXT NOT NULL,
+            status TEXT NOT NULL,
+            reference TEXT,
+            callback_url TEXT,
+            operator TEXT,
+            cost TEXT NOT NULL DEFAULT '0',
+            error TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            send_at REAL,
+            tried TEXT NOT NULL DEFAULT '',
+            part_state TEXT NOT NULL DEFAULT '',
+            owner TEXT,
+            lease_until REAL
+        )""",
+        "CREATE INDEX messages_sendable ON messages (id) WHERE status = 'queued'",
+        "CREATE INDEX messages_owner ON messages (owner) WHERE status = 'queued'",
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            message_id TEXT NOT NULL,
+            at REAL NOT NULL,
+            status TEXT NOT NULL,
+            operator TEXT,
+            detail TEXT NOT NULL DEFAULT '',
+            final INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX events_message ON events (message_id, id)",
+        """CREATE TABLE smsc_ids (
+            operator TEXT NOT NULL,
+            key TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            part INTEGER NOT NULL,
+            PRIMARY KEY (operator, key)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE orphan_receipts (
+            operator TEXT NOT NULL,
+            key TEXT NOT NULL,
+            raw_id TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            stat TEXT NOT NULL DEFAULT '',
+            err TEXT NOT NULL DEFAULT '',
+            keys TEXT NOT NULL,
+            received_at REAL NOT NULL
+        )""",
+        "CREATE INDEX orphan_receipts_key ON orphan_receipts (operator, key)",
+    ],
+}
+
+LATEST = max(MIGRATIONS)
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    """A connection set up for durability: WAL, synchronous=FULL, explicit transactions."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    return row[0] or 0
+
+
+def upgrade(path: str | Path) -> tuple[int, int]:
+    """Apply every migration newer than the database's version. Returns (before, after)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(path)
+    try:
+        before = current_version(conn)
+        for version in sorted(v for v in MIGRATIONS if v > before):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in MIGRATIONS[version]:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return before, current_version(conn)
+    finally:
+        conn.close()
+
+
+class SQLiteStore(SqlStore):
+    """SqlStore on an SQLite file."""
+
+    def __init__(self, path: str | Path, reactor, *, auto_upgrade: bool = True) -> None:
+        self.path = Path(path)
+        self.auto_upgrade = auto_upgrade
+        self._reactor = reactor
+        super().__init__(BatchWriter(reactor, lambda: connect(self.path), name="sqlite-writer"))
+
+    def open(self) -> Deferred:
+        from twisted.internet.threads import deferToThreadPool
+
+        def prepare():
+            if self.auto_upgrade:
+                upgrade(self.path)
+            conn = connect(self.path)
+            try:
+                version = current_version(conn)
+            finally:
+                conn.close()
+            if version != LATEST:
+                raise RuntimeError(
+                    f"store {self.path} has schema version {version}, this gateway needs {LATEST}: "
+                    "run `smsgw db upgrade`")
+
+        d = deferToThreadPool(self._reactor, self._reactor.getThreadPool(), prepare)
+        d.addCallback(lambda _: self._writer.start())
+        return d

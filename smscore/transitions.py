@@ -1,0 +1,134 @@
+"""What happens to a stored message when the outside world reports something about it.
+
+These are pure functions over a snapshot (the message and the state of its parts): every store
+(in-memory, SQLite, PostgreSQL) calls them inside its own transaction and writes what they return.
+Keeping the rules here, once, is what lets a receipt that arrives at any node be applied the same
+way, atomically, against the stored message.
+
+Rules (SPEC §5, §7):
+- a message becomes ``submitted`` when the SMSC accepted every one of its parts;
+- it is ``delivered`` when every part has a DELIVRD receipt;
+- a failed receipt for any part (or a permanent submit error) is an attempt that failed on that
+  operator: if the profile has an operator not tried yet, the history gets a non-final ``failed``
+  event and the message goes back to ``queued`` for the next operator; otherwise it is ``failed``;
+- temporary conditions (phone off) make it ``buffered``; intermediate receipts only add history;
+- a receipt for a message already final changes nothing (duplicates, late receipts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from smscore.model import Event, Message, ReceiptFacts, ReceiptOutcome, Status
+
+# The state of each part, one character each so a message's parts store as one short string.
+PART_PENDING = "p"
+PART_SUBMITTED = "s"
+PART_DELIVERED = "d"
+PART_BUFFERED = "b"
+PART_FAILED = "f"
+
+
+@dataclass(slots=True)
+class Transition:
+    """The result of applying something to a message: its new status and the events to append.
+
+    ``requeue`` is true when the message must be sent again (through the next operator);
+    ``part_status`` is the new status of the part the report was about (or None).
+    """
+
+    message: Message
+    events: list[Event] = field(default_factory=list)
+    requeue: bool = False
+    part_status: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.events)
+
+
+#: ``untried(message) -> operators`` of the message's profile not yet tried, in choice order.
+UntriedOperators = Callable[[Message], Sequence[str]]
+
+
+def _set(message: Message, status: Status, at: float, operator: str | None, detail: str,
+         events: list[Event], final: bool | None = None) -> None:
+    message.status = status
+    message.updated_at = at
+    events.append(Event(at=at, status=status, operator=operator, detail=detail,
+                        final=status.final if final is None else final))
+
+
+def _attempt_failed(message: Message, operator: str, detail: str, at: float,
+                    untried: UntriedOperators, events: list[Event]) -> bool:
+    """Record a failed attempt; returns True when the message goes on to another operator."""
+    if operator not in message.tried:
+        message.tried = message.tried + (operator,)
+    message.error = detail or "failed"
+    if untried(message):
+        _set(message, Status.FAILED, at, operator, detail, events, final=False)
+        message.operator = None
+        _set(message, Status.QUEUED, at, None, f"next operator after {operator}", events)
+        return True
+    _set(message, Status.FAILED, at, operator, detail, events)
+    return False
+
+
+def on_submitted(message: Message, operator: str, parts: list[str], at: float, detail: str = "") -> Transition:
+    """Every part of ``message`` was accepted by ``operator``'s SMSC."""
+    t = Transition(message)
+    if message.status.final or message.status is not Status.QUEUED:
+        return t
+    message.operator = operator
+    if operator not in message.tried:
+        message.tried = message.tried + (operator,)
+    _set(message, Status.SUBMITTED, at, operator, detail, t.events)
+    return t
+
+
+def on_submit_failed(message: Message, operator: str, detail: str, at: float,
+                     untried: UntriedOperators) -> Transition:
+    """A permanent submit error from ``operator``."""
+    t = Transition(message)
+    if message.status.final:
+        return t
+    t.requeue = _attempt_failed(message, operator, detail, at, untried, t.events)
+    return t
+
+
+def on_receipt(message: Message, parts: list[str], part_index: int, operator: str,
+               receipt: ReceiptFacts, at: float, untried: UntriedOperators) -> Transition:
+    """A receipt for part ``part_index`` of ``message``; ``parts`` holds every part's status
+    (updated in place)."""
+    t = Transition(message)
+    if message.status.final or message.operator != operator:
+        # Late or duplicate receipt, or one from an operator we already moved away from.
+        return t
+    outcome = receipt.outcome
+    detail = receipt.detail
+    if outcome is ReceiptOutcome.DELIVERED:
+        parts[part_index] = PART_DELIVERED
+        t.part_status = PART_DELIVERED
+        if all(p == PART_DELIVERED for p in parts):
+            message.error = None
+            _set(message, Status.DELIVERED, at, operator, detail, t.events)
+    elif outcome is ReceiptOutcome.FAILED:
+        parts[part_index] = PART_FAILED
+        t.part_status = PART_FAILED
+        t.requeue = _attempt_failed(message, operator, detail, at, untried, t.events)
+    elif outcome in (ReceiptOutcome.UNKNOWN, ReceiptOutcome.EXPIRED):
+        # The SMSC gave up on the phone (validity ran out) or does not know: another operator
+        # would reach the same phone, so this is final.
+        parts[part_index] = PART_FAILED
+        t.part_status = PART_FAILED
+        message.error = detail
+        status = Status.EXPIRED if outcome is ReceiptOutcome.EXPIRED else Status.UNKNOWN
+        _set(message, status, at, operator, detail, t.events)
+    elif outcome is ReceiptOutcome.BUFFERED:
+        parts[part_index] = PART_BUFFERED
+        t.part_status = PART_BUFFERED
+        if message.status is not Status.BUFFERED:
+            _set(message, Status.BUFFERED, at, operator, detail, t.events)
+    # ReceiptOutcome.ACCEPTED: intermediate, the SMSC took it on; status unchanged.
+    return t

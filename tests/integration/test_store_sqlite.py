@@ -1,0 +1,91 @@
+"""The store contract against the in-memory store and a real SQLite file, plus SQLite specifics."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+
+from smscore.store import sqlite as sq
+from smscore.store.memory import MemoryStore
+from tests import store_contract
+
+IMPLEMENTATIONS = ["memory", "sqlite"]
+
+
+async def _open(kind, tmp_path):
+    if kind == "memory":
+        store = MemoryStore()
+    else:
+        store = sq.SQLiteStore(tmp_path / "gw.db", reactor)
+    await store.open()
+    return store
+
+
+@pytest.mark.parametrize("kind", IMPLEMENTATIONS)
+@pytest.mark.parametrize("check", store_contract.CHECKS, ids=lambda c: c.__name__)
+@pytest_twisted.ensureDeferred
+async def test_contract(kind, check, tmp_path):
+    store = await _open(kind, tmp_path)
+    try:
+        await check(store)
+    finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqlite_is_durable_and_wal(tmp_path):
+    store = await _open("sqlite", tmp_path)
+    m = store_contract.make_message()
+    await store.accept([m], "gw1", 1030.0)
+    await store.close()
+    conn = sqlite3.connect(tmp_path / "gw.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("SELECT id, status FROM messages").fetchall() == [(m.id, "queued")]
+    assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == sq.LATEST
+
+
+@pytest_twisted.ensureDeferred
+async def test_group_commit_batches_concurrent_calls(tmp_path):
+    from twisted.internet.defer import gatherResults
+
+    store = await _open("sqlite", tmp_path)
+    msgs = [store_contract.make_message(at=1000.0 + i) for i in range(300)]
+    await gatherResults([store.accept([m], "gw1", 1030.0) for m in msgs])
+    # 300 concurrent accepts must not cost 300 transactions.
+    assert store._writer.ops >= 300
+    assert store._writer.batches < 150
+    counts = await store.count_by_status()
+    assert sum(counts.values()) == 300
+    await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failing_operation_fails_alone(tmp_path):
+    store = await _open("sqlite", tmp_path)
+    m = store_contract.make_message()
+    first = store.accept([m], "gw1", 1030.0)
+    duplicate = store.accept([m], "gw1", 1030.0)  # same primary key: must fail
+    other = store_contract.make_message(at=2000.0)
+    third = store.accept([other], "gw1", 1030.0)
+    await first
+    with pytest.raises(sqlite3.IntegrityError):
+        await duplicate
+    await third
+    assert (await store.get(other.id)).id == other.id
+    await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_refuses_a_missing_schema_without_auto_upgrade(tmp_path):
+    store = sq.SQLiteStore(tmp_path / "gw.db", reactor, auto_upgrade=False)
+    with pytest.raises(RuntimeError, match="smsgw db upgrade"):
+        await store.open()
+
+
+def test_upgrade_is_idempotent(tmp_path):
+    path = tmp_path / "gw.db"
+    assert sq.upgrade(path) == (0, sq.LATEST)
+    assert sq.upgrade(path) == (sq.LATEST, sq.LATEST)

@@ -1,0 +1,140 @@
+"""The store contract: one set of checks that every Store implementation must pass.
+
+Test modules bind ``make_store`` to an implementation and import these checks; each check is an
+async function taking a freshly opened store.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from smscore.model import Event, Message, ReceiptFacts, ReceiptOutcome, Status, new_message_id
+
+PROFILE = ("cheap", "dear")
+
+
+def untried(message: Message):
+    return [op for op in PROFILE if op not in message.tried]
+
+
+def make_message(to="46701234567", parts=1, at=1000.0, **kw) -> Message:
+    m = Message(id=new_message_id(at), account="acme", to=to, sender="ACME", text="hi", encoding="gsm7",
+                parts=parts, profile="standard", created_at=at, updated_at=at, **kw)
+    m.events.append(Event(at=at, status=Status.QUEUED))
+    return m
+
+
+def receipt(key, outcome=ReceiptOutcome.DELIVERED, operator="cheap", stat="DELIVRD"):
+    return ReceiptFacts(operator=operator, keys=(key,), outcome=outcome, stat=stat, err="000", raw_id=key)
+
+
+async def check_accept_and_get(store):
+    m = make_message(reference="ref-1")
+    await store.accept([m], "gw1", 1030.0)
+    got = await store.get(m.id)
+    assert got.id == m.id and got.to == "46701234567" and got.reference == "ref-1"
+    assert got.status is Status.QUEUED and got.cost == Decimal(0)
+    assert [e.status for e in got.events] == [Status.QUEUED]
+    assert await store.get("nope") is None
+
+
+async def check_submit_then_receipt(store):
+    m = make_message()
+    await store.accept([m], "gw1", 1030.0)
+    ts = await store.record_submit(m.id, "cheap", ["abc"], 1001.0)
+    assert [t.message.status for t in ts] == [Status.SUBMITTED]
+    t = await store.apply_receipt(receipt("abc"), 1002.0)
+    assert t.message.status is Status.DELIVERED and not t.requeue
+    got = await store.get(m.id)
+    assert got.status is Status.DELIVERED and got.operator == "cheap"
+    assert [(e.status, e.operator, e.final) for e in got.events] == [
+        (Status.QUEUED, None, False), (Status.SUBMITTED, "cheap", False), (Status.DELIVERED, "cheap", True)]
+    assert "stat=DELIVRD" in got.events[-1].detail
+    # A duplicate receipt changes nothing.
+    t2 = await store.apply_receipt(receipt("abc"), 1003.0)
+    assert not t2.changed
+    assert len((await store.get(m.id)).events) == 3
+
+
+async def check_receipt_before_submit_response(store):
+    m = make_message()
+    await store.accept([m], "gw1", 1030.0)
+    assert await store.apply_receipt(receipt("early"), 1001.0) is None
+    ts = await store.record_submit(m.id, "cheap", ["early"], 1002.0)
+    assert [e.status for t in ts for e in t.events] == [Status.SUBMITTED, Status.DELIVERED]
+    assert (await store.get(m.id)).status is Status.DELIVERED
+
+
+async def check_multipart_waits_for_every_part(store):
+    m = make_message(parts=3)
+    await store.accept([m], "gw1", 1030.0)
+    await store.record_submit(m.id, "cheap", ["p1", "p2", "p3"], 1001.0)
+    for key in ("p1", "p3"):
+        await store.apply_receipt(receipt(key), 1002.0)
+        assert (await store.get(m.id)).status is Status.SUBMITTED
+    await store.apply_receipt(receipt("p2"), 1003.0)
+    assert (await store.get(m.id)).status is Status.DELIVERED
+
+
+async def check_failed_receipt_fails_over_then_fails(store):
+    store.untried = untried
+    m = make_message()
+    await store.accept([m], "gw1", 1030.0)
+    await store.record_submit(m.id, "cheap", ["x1"], 1001.0)
+    t = await store.apply_receipt(receipt("x1", ReceiptOutcome.FAILED, stat="UNDELIV"), 1002.0, "gw2", 1040.0)
+    assert t.requeue and t.message.status is Status.QUEUED and t.message.tried == ("cheap",)
+    # The requeued message is held by the node that applied the receipt.
+    assert await store.claim("gw3", 1003.0, 1050.0, 10) == []
+    await store.record_submit(m.id, "dear", ["y1"], 1004.0)
+    t = await store.apply_receipt(receipt("y1", ReceiptOutcome.FAILED, operator="dear", stat="UNDELIV"), 1005.0)
+    assert not t.requeue and t.message.status is Status.FAILED
+    got = await store.get(m.id)
+    assert [(e.status, e.operator, e.final) for e in got.events] == [
+        (Status.QUEUED, None, False), (Status.SUBMITTED, "cheap", False), (Status.FAILED, "cheap", False),
+        (Status.QUEUED, None, False), (Status.SUBMITTED, "dear", False), (Status.FAILED, "dear", True)]
+    assert got.tried == ("cheap", "dear")
+
+
+async def check_submit_error_requeues(store):
+    store.untried = untried
+    m = make_message()
+    await store.accept([m], "gw1", 1030.0)
+    t = await store.record_submit_failed(m.id, "cheap", "ESME_RINVDSTADR", 1001.0)
+    assert t.requeue and t.message.status is Status.QUEUED
+    got = await store.get(m.id)
+    assert got.tried == ("cheap",) and got.error == "ESME_RINVDSTADR"
+
+
+async def check_claim_and_leases(store):
+    ms = [make_message(at=1000.0 + i) for i in range(5)]
+    await store.accept(ms[:2], "gw1", 1030.0)
+    await store.accept(ms[2:], None, 0.0)
+    # Unowned ones are claimable at once, oldest first; owned ones only after the lease.
+    got = await store.claim("gw2", 1010.0, 1200.0, 10)
+    assert [m.id for m in got] == [m.id for m in ms[2:]]
+    assert await store.claim("gw2", 1010.0, 1200.0, 10) == []
+    # gw1 renews; its lease does not expire.
+    assert await store.renew("gw1", 1100.0) == 2
+    assert await store.claim("gw2", 1050.0, 1090.0, 10) == []
+    # A restarted gw1 takes its own back at once.
+    got = await store.claim("gw1", 1050.0, 1300.0, 10, include_own=True)
+    assert [m.id for m in got] == [m.id for m in ms[:2]]
+    # gw2 dies: after its lease (1200) gw1 takes its messages over.
+    assert await store.claim("gw1", 1199.0, 1290.0, 1) == []
+    got = await store.claim("gw1", 1201.0, 1290.0, 1)
+    assert [m.id for m in got] == [ms[2].id]
+    await store.release("gw1", [ms[2].id])
+    got = await store.claim("gw3", 1202.0, 1290.0, 10)
+    assert ms[2].id in [m.id for m in got]
+
+
+async def check_submitted_messages_are_not_claimed(store):
+    m = make_message()
+    await store.accept([m], "gw1", 1030.0)
+    await store.record_submit(m.id, "cheap", ["k"], 1001.0)
+    assert await store.claim("gw2", 5000.0, 5030.0, 10, include_own=True) == []
+    counts = await store.count_by_status()
+    assert counts == {Status.SUBMITTED: 1}
+
+
+CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]
