@@ -14,6 +14,8 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from enum import Enum
 
+from connectors.api import ReceiptFacts, ReceiptOutcome  # noqa: F401 (re-exported)
+
 
 class Status(str, Enum):
     """The statuses of SPEC §5, with their wire names."""
@@ -42,17 +44,6 @@ FINAL_STATUSES = frozenset(
 
 #: Statuses in which the gateway still has work to do for the message (sending it).
 SENDABLE_STATUSES = frozenset({Status.QUEUED})
-
-
-class ReceiptOutcome(str, Enum):
-    """What a delivery receipt says, without SMPP's words for it."""
-
-    DELIVERED = "delivered"
-    FAILED = "failed"  # the operator could not deliver: try the next operator
-    EXPIRED = "expired"  # validity ran out at the SMSC
-    BUFFERED = "buffered"  # temporary: phone off, no coverage, still trying
-    ACCEPTED = "accepted"  # intermediate (ENROUTE/ACCEPTD): nothing changes but the history
-    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,33 +84,6 @@ class Message:
     send_at: float | None = None
     tried: tuple[str, ...] = ()
     events: list[Event] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class ReceiptFacts:
-    """A delivery receipt, protocol-neutral, as the SMPP connector hands it to the pipeline.
-
-    ``keys`` are the normalized SMSC message ids to look the message up by, best candidate first
-    (an SMSC may print a hex id in decimal in its receipt).
-    """
-
-    operator: str
-    keys: tuple[str, ...]
-    outcome: ReceiptOutcome
-    stat: str = ""
-    err: str = ""
-    raw_id: str = ""
-
-    @property
-    def detail(self) -> str:
-        parts = []
-        if self.stat:
-            parts.append(f"stat={self.stat}")
-        if self.err:
-            parts.append(f"err={self.err}")
-        if self.raw_id:
-            parts.append(f"id={self.raw_id}")
-        return " ".join(parts)
 
 
 _last_ms = 0

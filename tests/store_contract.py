@@ -137,4 +137,17 @@ async def check_submitted_messages_are_not_claimed(store):
     assert counts == {Status.SUBMITTED: 1}
 
 
+async def check_scheduled_messages_are_released_when_due(store):
+    m = make_message(status=Status.SCHEDULED, send_at=2000.0)
+    m.events[0] = Event(at=1000.0, status=Status.SCHEDULED)
+    await store.accept([m], "gw1", 1030.0)
+    assert await store.release_due(1999.0) == 0
+    assert await store.claim("gw1", 1999.0, 2030.0, 10, include_own=True) == []
+    assert await store.release_due(2000.0) == 1
+    got = await store.claim("gw1", 2000.0, 2030.0, 10, include_own=True)
+    assert [x.id for x in got] == [m.id]
+    events = (await store.get(m.id)).events
+    assert [(e.status, e.detail) for e in events] == [(Status.SCHEDULED, ""), (Status.QUEUED, "send_at reached")]
+
+
 CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]

@@ -52,6 +52,11 @@ class Store(ABC):
         Fires with a list of Message (without events), oldest first."""
 
     @abstractmethod
+    def release_due(self, now: float, limit: int = 1000) -> Deferred:
+        """Move ``scheduled`` messages whose ``send_at`` has come to ``queued`` (with an event).
+        Fires with how many moved."""
+
+    @abstractmethod
     def renew(self, owner: str, lease_until: float) -> Deferred:
         """Extend every lease ``owner`` holds. Fires with the number of messages renewed."""
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from twisted.internet.defer import Deferred, fail, succeed
 
 from smscore import transitions as tr
-from smscore.model import Message, ReceiptFacts, Status
+from smscore.model import Event, Message, ReceiptFacts, Status
 from smscore.store.base import Store
 
 
@@ -63,6 +63,16 @@ class MemoryStore(Store):
                 self.leases[mid] = (owner, lease_until)
                 out.append(self._snapshot(m))
         return succeed(out)
+
+    def release_due(self, now: float, limit: int = 1000) -> Deferred:
+        due = sorted((m.send_at, mid) for mid, m in self.messages.items()
+                     if m.status is Status.SCHEDULED and m.send_at is not None and m.send_at <= now)[:limit]
+        for _, mid in due:
+            m = self.messages[mid]
+            m.status = Status.QUEUED
+            m.updated_at = now
+            m.events.append(Event(at=now, status=Status.QUEUED, detail="send_at reached"))
+        return succeed(len(due))
 
     def renew(self, owner: str, lease_until: float) -> Deferred:
         n = 0

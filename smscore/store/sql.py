@@ -101,6 +101,21 @@ class SqlStore(Store):
 
         return self.run(op)
 
+    def release_due(self, now: float, limit: int = 1000) -> Deferred:
+        pick = self.q("UPDATE messages SET status = 'queued', updated_at = ? WHERE id IN ("
+                      "SELECT id FROM messages WHERE status = 'scheduled' AND send_at <= ? "
+                      "ORDER BY send_at LIMIT ?) RETURNING id")
+        ins_ev = self.q("INSERT INTO events (message_id, at, status, operator, detail, final) VALUES (?,?,?,?,?,?)")
+
+        def op(cur):
+            cur.execute(pick, (now, now, limit))
+            ids = [r[0] for r in cur.fetchall()]
+            if ids:
+                cur.executemany(ins_ev, [(mid, now, "queued", None, "send_at reached", False) for mid in ids])
+            return len(ids)
+
+        return self.run(op)
+
     def _skip_locked(self) -> str:
         return ""
 

@@ -43,6 +43,7 @@ MIGRATIONS: dict[int, list[str]] = {
         )""",
         "CREATE INDEX messages_sendable ON messages (id) WHERE status = 'queued'",
         "CREATE INDEX messages_owner ON messages (owner) WHERE status = 'queued'",
+        "CREATE INDEX messages_scheduled ON messages (send_at) WHERE status = 'scheduled'",
         """CREATE TABLE events (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             message_id TEXT NOT NULL,

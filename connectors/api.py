@@ -1,0 +1,121 @@
+"""The protocol-neutral boundary between the connectors and the core.
+
+smscore hands an operator link a ``SubmitRequest`` and gets SMSC ids back; a link hands smscore
+``ReceiptFacts`` and ``MoFacts``. No SMPP field crosses this boundary: data_coding, esm_class, TON/NPI,
+command ids and status codes stay inside ``connectors/smpp``.
+
+An operator link (``connectors.smpp.client.OperatorLink``, or a test double) offers:
+
+- ``name``: the operator's name from the config;
+- ``capacity() -> int``: how many more messages it can take right now (free window slots of its
+  bound sessions, within its tps budget); 0 while down or saturated;
+- ``is_up() -> bool``: at least one session is bound and can submit;
+- ``submit(request) -> Deferred``: fires with a list of keys, one per part, the normalized SMSC
+  message ids to correlate receipts by; fails with ``SubmitError``;
+- ``start()`` and ``stop() -> Deferred`` (clean unbind of every session).
+
+and calls its ``LinkListener``: ``link_ready(name)`` whenever capacity may have become available,
+``receipt_received(receipt) -> Deferred`` and ``mo_received(mo) -> Deferred`` (the SMSC is answered
+only when that Deferred fires: success means stored durably; failure means answer with a temporary
+error so the SMSC delivers it again), and ``bind_changed(name, session, up)``, ``pdu(name, command,
+direction)`` for metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from twisted.internet.defer import Deferred
+
+
+class ReceiptOutcome(str, Enum):
+    """What a delivery receipt says, without SMPP's words for it."""
+
+    DELIVERED = "delivered"
+    FAILED = "failed"  # the operator could not deliver (UNDELIV, REJECTD): try the next operator
+    EXPIRED = "expired"  # validity ran out at the SMSC
+    BUFFERED = "buffered"  # temporary: phone off, no coverage, still trying
+    ACCEPTED = "accepted"  # intermediate (ENROUTE/ACCEPTD): nothing changes
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptFacts:
+    """A delivery receipt as a link hands it to the core.
+
+    ``keys`` are the normalized SMSC message ids to look the message up by, best candidate first
+    (an SMSC may print in decimal an id it gave in hex).
+    """
+
+    operator: str
+    keys: tuple[str, ...]
+    outcome: ReceiptOutcome
+    stat: str = ""
+    err: str = ""
+    raw_id: str = ""
+
+    @property
+    def detail(self) -> str:
+        parts = []
+        if self.stat:
+            parts.append(f"stat={self.stat}")
+        if self.err:
+            parts.append(f"err={self.err}")
+        if self.raw_id:
+            parts.append(f"id={self.raw_id}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class MoFacts:
+    """A mobile-originated message (one whole SMS, reassembled when it came in parts)."""
+
+    operator: str
+    sender: str
+    to: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitRequest:
+    """One MT message to submit; the link splits it into parts with the given encoding."""
+
+    message_id: str
+    to: str
+    sender: str
+    text: str
+    encoding: str  # "gsm7" | "latin1" | "ucs2"
+
+
+class SubmitError(Exception):
+    """A submit that did not succeed.
+
+    ``kind``: ``"throttled"`` (slow down and send again later; never a failure), ``"transient"``
+    (timeout, connection lost, temporary SMSC error: send again), or ``"permanent"`` (this operator
+    will not take it: try the next operator).
+    """
+
+    THROTTLED = "throttled"
+    TRANSIENT = "transient"
+    PERMANENT = "permanent"
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+class LinkListener(Protocol):
+    """What a link calls back into (implemented by the pipeline)."""
+
+    def link_ready(self, operator: str) -> None: ...
+
+    def receipt_received(self, receipt: ReceiptFacts) -> Deferred: ...
+
+    def mo_received(self, mo: MoFacts) -> Deferred: ...
+
+    def bind_changed(self, operator: str, session: str, up: bool) -> None: ...
+
+    def pdu(self, operator: str, command: str, direction: str) -> None: ...

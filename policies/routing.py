@@ -1,0 +1,55 @@
+"""Operator choice for an MT message (SPEC §7, "SmartConfirm"): a pure decision.
+
+Given the operators of the message's profile in profile order, what each costs for the destination,
+which are up now, which were already tried for this message, and which one last delivered to this
+number, return the operator to send through next:
+
+1. never one already tried for this message;
+2. the operator that last delivered to this number, if it is in the profile and untried;
+3. otherwise the cheapest; equal costs keep the profile's order;
+4. operators that are down (or saturated) are skipped without losing the order: if every untried
+   operator is down, the cheapest untried one is still returned, so the message waits for it
+   instead of failing.
+
+Returns None only when every operator of the profile has been tried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorOption:
+    """One operator of a profile, as seen for one destination at one moment."""
+
+    name: str
+    cost: Decimal
+    available: bool = True
+
+
+def rank(options: Sequence[OperatorOption], tried: Sequence[str] = (),
+         preferred: str | None = None) -> list[OperatorOption]:
+    """The untried options in the order they should be tried."""
+    untried = [(i, o) for i, o in enumerate(options) if o.name not in tried]
+    untried.sort(key=lambda io: (io[1].name != preferred, io[1].cost, io[0]))
+    return [o for _, o in untried]
+
+
+def choose_operator(options: Sequence[OperatorOption], tried: Sequence[str] = (),
+                    preferred: str | None = None) -> str | None:
+    """The operator to try next, or None when every one was tried."""
+    ranked = rank(options, tried, preferred)
+    if not ranked:
+        return None
+    for option in ranked:
+        if option.available:
+            return option.name
+    return ranked[0].name
+
+
+def untried_operators(profile: Sequence[str], tried: Sequence[str]) -> list[str]:
+    """Operators of the profile not tried yet, in profile order."""
+    return [name for name in profile if name not in tried]

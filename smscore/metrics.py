@@ -1,0 +1,65 @@
+"""Prometheus metrics (SPEC §9), registered on an injected registry.
+
+One ``Metrics`` object per gateway; tests make their own registry and read samples with
+``registry.get_sample_value``. Queue depth and in-flight counts are read at scrape time through a
+custom collector, so the hot path does no bookkeeping for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+SUBMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400)
+
+
+class _LiveGauges(Collector):
+    """Scrape-time gauges: queue depth and in-flight per operator."""
+
+    def __init__(self, sample: Callable[[], Iterable[tuple[str, int, int]]]) -> None:
+        self._sample = sample
+
+    def collect(self):
+        depth = GaugeMetricFamily("smsgw_queue_depth", "Messages waiting to be submitted, per operator",
+                                  labels=["operator"])
+        inflight = GaugeMetricFamily("smsgw_inflight", "Submits waiting for their response, per operator",
+                                     labels=["operator"])
+        for operator, queued, in_flight in self._sample():
+            depth.add_metric([operator], queued)
+            inflight.add_metric([operator], in_flight)
+        yield depth
+        yield inflight
+
+
+class Metrics:
+    """Every metric the gateway exports, prefixed ``smsgw_``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.bind_up = Gauge("smsgw_bind_up", "1 while the SMPP session is bound", ["operator", "session"],
+                             registry=r)
+        self.pdus = Counter("smsgw_pdus", "SMPP PDUs sent and received", ["operator", "command", "direction"],
+                            registry=r)
+        self.messages = Counter("smsgw_messages", "Message status changes", ["status"], registry=r)
+        self.submit_seconds = Histogram("smsgw_submit_seconds", "Time from submit_sm to its response",
+                                        buckets=SUBMIT_BUCKETS, registry=r)
+        self.delivery_seconds = Histogram("smsgw_delivery_seconds", "Time from acceptance to delivered",
+                                          buckets=DELIVERY_BUCKETS, registry=r)
+        self.operator_attempts = Counter("smsgw_operator_attempts", "Submit attempts per operator and outcome",
+                                         ["operator", "outcome"], registry=r)
+        self.mo = Counter("smsgw_mo", "MO messages by shortcode, keyword and outcome",
+                          ["shortcode", "keyword", "outcome"], registry=r)
+        self.callbacks = Counter("smsgw_callbacks", "HTTP pushes to customers by kind and outcome",
+                                 ["kind", "outcome"], registry=r)
+        self._live: _LiveGauges | None = None
+
+    def watch_queues(self, sample: Callable[[], Iterable[tuple[str, int, int]]]) -> None:
+        """Register the scrape-time sampler of (operator, queue depth, in flight)."""
+        if self._live is None:
+            self._live = _LiveGauges(sample)
+            self.registry.register(self._live)

@@ -1,0 +1,308 @@
+"""The MT pipeline: from a stored message to a delivery receipt, through the operator links.
+
+accept → store (``queued``, claimed by this node) → in-memory queue of the chosen operator →
+``link.submit`` → ``store.record_submit`` (``submitted``) → receipt → ``store.apply_receipt``
+(``delivered`` / ``failed`` / failover back to ``queued``) → the receipt is acknowledged.
+
+The pipeline decides nothing itself: operator choice comes from ``policies.routing``, status rules
+from ``smscore.transitions`` (applied inside the store). It keeps only what is being sent now in
+memory: at most ``max_in_memory`` messages; beyond that, accepted messages are stored unclaimed and
+claimed in batches when the queues drain, so a backlog of millions does not fill memory. Leases
+are renewed every third of the lease; a restarted node takes its own leases back at once, and every
+node claims messages whose lease expired (another node died).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import LoopingCall
+
+from connectors.api import MoFacts, ReceiptFacts, SubmitError, SubmitRequest
+from policies.routing import OperatorOption, choose_operator, untried_operators
+from smscore.logs import get_logger
+from smscore.metrics import Metrics
+from smscore.model import Message, Status
+from smscore.store.base import Store
+from smscore.transitions import Transition
+
+
+class Routing:
+    """What the pipeline needs to know of the config to route: profiles and costs (reloadable).
+
+    ``cost(operator, number)`` is None when the operator's cost table has no entry for the number:
+    that operator is not offered for it.
+    """
+
+    def __init__(self, profiles: dict[str, Sequence[str]],
+                 cost: Callable[[str, str], Decimal | None]) -> None:
+        self.profiles = {name: tuple(ops) for name, ops in profiles.items()}
+        self.cost = cost
+
+    def offered(self, message: Message) -> list[str]:
+        return [op for op in self.profiles.get(message.profile, ()) if self.cost(op, message.to) is not None]
+
+    def untried(self, message: Message) -> list[str]:
+        return untried_operators(self.offered(message), message.tried)
+
+
+class Pipeline:
+    """Moves accepted messages to the operators and receipts back into the store."""
+
+    def __init__(self, *, store: Store, clock, node: str, lease: float, routing: Routing,
+                 metrics: Metrics | None = None, max_in_memory: int = 20000, claim_batch: int = 1000,
+                 claim_interval: float = 2.0) -> None:
+        self.store = store
+        self.clock = clock
+        self.node = node
+        self.lease = lease
+        self.routing = routing
+        self.metrics = metrics or Metrics()
+        self.max_in_memory = max_in_memory
+        self.claim_batch = claim_batch
+        self.claim_interval = claim_interval
+        self.links: dict = {}
+        self.queues: dict[str, deque[Message]] = {}
+        self.inflight: dict[str, int] = {}
+        self.held = 0  # messages of this node in memory: queued here or being submitted
+        self.log = get_logger(component="pipeline", node=node)
+        self._loops: list[LoopingCall] = []
+        self._claiming = False
+        self._running = False
+        store.untried = routing.untried
+        self.metrics.watch_queues(self._sample_queues)
+
+    # -- wiring ------------------------------------------------------------------------------
+    def add_link(self, link) -> None:
+        self.links[link.name] = link
+        self.queues.setdefault(link.name, deque())
+        self.inflight.setdefault(link.name, 0)
+
+    def _sample_queues(self):
+        return [(name, len(self.queues[name]), self.inflight[name]) for name in self.links]
+
+    def lease_until(self) -> float:
+        return self.clock.seconds() + self.lease
+
+    # -- life cycle --------------------------------------------------------------------------
+    def start(self) -> Deferred:
+        """Take back this node's own work (a restart), then keep leases and claims going."""
+        self._running = True
+        renew = LoopingCall(self._renew)
+        renew.clock = self.clock
+        claim = LoopingCall(self._claim_more)
+        claim.clock = self.clock
+        self._loops = [renew, claim]
+        renew.start(self.lease / 3, now=False)
+        d = self._claim_more(include_own=True)
+
+        def keep_claiming(_):
+            if self._running:
+                claim.start(self.claim_interval, now=False)  # its Deferred fires when stopped
+
+        d.addCallback(keep_claiming)
+        return d
+
+    def stop(self) -> Deferred:
+        """Stop claiming; give back what is queued in memory so another node need not wait."""
+        self._running = False
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        ids = [m.id for q in self.queues.values() for m in q]
+        for q in self.queues.values():
+            q.clear()
+        if not ids:
+            return succeed(None)
+        return self.store.release(self.node, ids)
+
+    def _renew(self) -> Deferred:
+        d = self.store.renew(self.node, self.lease_until())
+        d.addErrback(self._log_failure, "lease renewal failed")
+        return d
+
+    def _claim_more(self, include_own: bool = False) -> Deferred:
+        """Claim stored work while there is room in memory (runs until the room or the work ends)."""
+        if self._claiming or not self._running:
+            return succeed(None)
+        room = self.max_in_memory - self.held
+        if room <= 0:
+            return succeed(None)
+        self._claiming = True
+        now = self.clock.seconds()
+        d = self.store.release_due(now, self.claim_batch)
+
+        def released(n):
+            if n:
+                self.metrics.messages.labels("queued").inc(n)
+            return self.store.claim(self.node, now, now + self.lease, min(room, self.claim_batch), include_own)
+
+        d.addCallback(released)
+
+        def claimed(messages: list[Message]):
+            self._claiming = False
+            for m in messages:
+                self.held += 1
+                self.enqueue(m)
+            if len(messages) == min(room, self.claim_batch) and self._running:
+                return self._claim_more(include_own)
+            return None
+
+        def failed(failure):
+            self._claiming = False
+            self._log_failure(failure, "claim failed")
+
+        d.addCallbacks(claimed, failed)
+        return d
+
+    # -- accepting ---------------------------------------------------------------------------
+    def accept(self, messages: Sequence[Message]) -> Deferred:
+        """Store messages durably; fires (with the messages) once they are. Queued ones are sent."""
+        sendable = [m for m in messages if m.status is Status.QUEUED
+                    and (m.send_at is None or m.send_at <= self.clock.seconds())]
+        claim_now = self.held + len(sendable) <= self.max_in_memory
+        owner = self.node if claim_now else None
+        if claim_now:
+            self.held += len(sendable)
+        d = self.store.accept(messages, owner, self.lease_until())
+
+        def stored(_):
+            for m in messages:
+                self.metrics.messages.labels(m.status.value).inc()
+            if claim_now:
+                for m in sendable:
+                    self.enqueue(m)
+            return messages
+
+        def not_stored(failure):
+            if claim_now:
+                self.held -= len(sendable)
+            return failure
+
+        d.addCallbacks(stored, not_stored)
+        return d
+
+    # -- sending -----------------------------------------------------------------------------
+    def choose(self, message: Message) -> str | None:
+        options = []
+        for name in self.routing.profiles.get(message.profile, ()):
+            link = self.links.get(name)
+            cost = self.routing.cost(name, message.to)
+            if link is None or cost is None:
+                continue
+            options.append(OperatorOption(name, cost, link.is_up()))
+        return choose_operator(options, message.tried)
+
+    def enqueue(self, message: Message, front: bool = False) -> None:
+        operator = self.choose(message)
+        if operator is None:
+            # Every operator of the profile was tried (or the profile has none): the store's rules
+            # have already made it final; nothing to send.
+            self.log.warning("no operator left", message_id=message.id, profile=message.profile)
+            self.held -= 1
+            return
+        queue = self.queues[operator]
+        if front:
+            queue.appendleft(message)
+        else:
+            queue.append(message)
+        self.pump(operator)
+
+    def pump(self, operator: str) -> None:
+        link = self.links[operator]
+        queue = self.queues[operator]
+        if not queue:
+            return
+        room = link.capacity()
+        while room > 0 and queue:
+            room -= 1
+            self._submit(link, queue.popleft())
+
+    def link_ready(self, operator: str) -> None:
+        if operator in self.links:
+            self.pump(operator)
+        if self.held < self.max_in_memory // 2:
+            self._claim_more()
+
+    def _submit(self, link, m: Message) -> None:
+        name = link.name
+        self.inflight[name] += 1
+        started = self.clock.seconds()
+        d = link.submit(SubmitRequest(m.id, m.to, m.sender, m.text, m.encoding))
+        d.addCallbacks(self._submitted, self._submit_failed, callbackArgs=(name, m, started),
+                       errbackArgs=(name, m))
+        d.addErrback(self._log_failure, "submit bookkeeping failed", message_id=m.id)
+
+    def _submitted(self, keys: list[str], operator: str, m: Message, started: float) -> Deferred:
+        self.inflight[operator] -= 1
+        now = self.clock.seconds()
+        self.metrics.submit_seconds.observe(now - started)
+        self.metrics.operator_attempts.labels(operator, "accepted").inc()
+        d = self.store.record_submit(m.id, operator, keys, now, self.node, self.lease_until())
+        d.addCallback(self._after, held=True)
+        return d
+
+    def _submit_failed(self, failure, operator: str, m: Message):
+        self.inflight[operator] -= 1
+        err = failure.value
+        if not isinstance(err, SubmitError):
+            self.log.error("submit raised", message_id=m.id, operator=operator, error=repr(err))
+            err = SubmitError(SubmitError.TRANSIENT, repr(err))
+        self.metrics.operator_attempts.labels(operator, err.kind).inc()
+        if err.kind != SubmitError.PERMANENT:
+            # Throttled or transient: never a failure. Back to the front of the queue; the link
+            # reports capacity 0 while it backs off, so this does not spin.
+            self.log.debug("submit requeued", message_id=m.id, operator=operator, reason=err.detail)
+            self.queues[operator].appendleft(m)
+            return None
+        d = self.store.record_submit_failed(m.id, operator, err.detail, self.clock.seconds())
+        d.addCallback(lambda t: self._after([t] if t is not None else [], held=True))
+        return d
+
+    # -- receipts ----------------------------------------------------------------------------
+    def receipt_received(self, receipt: ReceiptFacts) -> Deferred:
+        """Store and apply a receipt; the Deferred fires once it is durable (then the link acks)."""
+        d = self.store.apply_receipt(receipt, self.clock.seconds(), self.node, self.lease_until())
+        d.addCallback(lambda t: self._after([t] if t is not None else []))
+        return d
+
+    def mo_received(self, mo: MoFacts) -> Deferred:
+        """MO routing is not built yet: refuse with a temporary error so the SMSC keeps it."""
+        return fail(RuntimeError("MO handling is not available on this gateway yet"))
+
+    def bind_changed(self, operator: str, session: str, up: bool) -> None:
+        self.metrics.bind_up.labels(operator, session).set(1 if up else 0)
+        self.log.info("bind up" if up else "bind down", operator=operator, session=session)
+        if up:
+            self.pump(operator)
+
+    def pdu(self, operator: str, command: str, direction: str) -> None:
+        self.metrics.pdus.labels(operator, command, direction).inc()
+
+    # -- after a store change ------------------------------------------------------------------
+    def _after(self, transitions: list[Transition], held: bool = False) -> None:
+        """Count, log and act on what the store changed. ``held``: the message was this node's."""
+        requeued = False
+        now = self.clock.seconds()
+        for t in transitions:
+            m = t.message
+            for e in t.events:
+                self.metrics.messages.labels(e.status.value).inc()
+                if e.status is Status.DELIVERED:
+                    self.metrics.delivery_seconds.observe(max(0.0, now - m.created_at))
+                if e.final or e.status is Status.FAILED:
+                    self.log.info("message " + e.status.value, message_id=m.id, operator=e.operator,
+                                  detail=e.detail)
+            if t.requeue:
+                requeued = True
+                if not held:
+                    self.held += 1
+                self.enqueue(t.message)
+        if held and not requeued:
+            self.held -= 1
+
+    def _log_failure(self, failure, what: str, **kw) -> None:
+        self.log.error(what, error=failure.getErrorMessage(), **kw)

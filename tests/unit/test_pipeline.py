@@ -1,0 +1,184 @@
+"""The pipeline, driven by a Clock with an in-memory store and fake operator links."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from prometheus_client import CollectorRegistry
+from twisted.internet.task import Clock
+
+from connectors.api import ReceiptOutcome, SubmitError
+from smscore.metrics import Metrics
+from smscore.model import Event, Message, Status, new_message_id
+from smscore.pipeline import Pipeline, Routing
+from smscore.store.memory import MemoryStore
+from tests.fakes import FakeLink
+
+COSTS = {"cheap": Decimal("0.10"), "dear": Decimal("0.20")}
+
+
+def make(clock, links=("cheap", "dear"), max_in_memory=1000, window=10, store=None):
+    store = store or MemoryStore()
+    metrics = Metrics(CollectorRegistry())
+    routing = Routing({"standard": ("dear", "cheap")}, lambda op, to: COSTS[op])
+    p = Pipeline(store=store, clock=clock, node="gw1", lease=30.0, routing=routing, metrics=metrics,
+                 max_in_memory=max_in_memory)
+    fakes = {}
+    for name in links:
+        fakes[name] = FakeLink(name, window=window)
+        p.add_link(fakes[name])
+    return p, store, fakes, metrics
+
+
+def message(clock, to="46701234567"):
+    now = clock.seconds()
+    m = Message(id=new_message_id(now), account="acme", to=to, sender="ACME", text="hello", encoding="gsm7",
+                parts=1, profile="standard", created_at=now, updated_at=now)
+    m.events.append(Event(at=now, status=Status.QUEUED))
+    return m
+
+
+def run(d):
+    out = []
+    d.addBoth(out.append)
+    assert out, "the Deferred did not fire synchronously"
+    if hasattr(out[0], "raiseException"):
+        out[0].raiseException()
+    return out[0]
+
+
+def test_accepted_message_goes_to_the_cheapest_operator_and_is_delivered():
+    clock = Clock()
+    clock.advance(1000)
+    p, store, links, metrics = make(clock)
+    run(p.start())
+    m = message(clock)
+    run(p.accept([m]))
+    assert [r.message_id for r, _ in links["cheap"].submits] == [m.id]
+    assert links["dear"].submits == []
+    clock.advance(0.5)
+    key = links["cheap"].accept()
+    assert store.messages[m.id].status is Status.SUBMITTED
+    clock.advance(2)
+    run(p.receipt_received(links["cheap"].receipt(key)))
+    assert store.messages[m.id].status is Status.DELIVERED
+    r = metrics.registry
+    assert r.get_sample_value("smsgw_messages_total", {"status": "delivered"}) == 1
+    assert r.get_sample_value("smsgw_messages_total", {"status": "submitted"}) == 1
+    assert r.get_sample_value("smsgw_submit_seconds_count") == 1
+    assert r.get_sample_value("smsgw_submit_seconds_sum") == 0.5
+    assert r.get_sample_value("smsgw_delivery_seconds_sum") == 2.5
+    assert p.held == 0
+
+
+def test_window_limits_what_is_in_flight_and_a_response_frees_it():
+    clock = Clock()
+    p, store, links, metrics = make(clock, window=2)
+    run(p.start())
+    ms = [message(clock) for _ in range(5)]
+    run(p.accept(ms))
+    assert len(links["cheap"].submits) == 2
+    assert metrics.registry.get_sample_value("smsgw_queue_depth", {"operator": "cheap"}) == 3
+    assert metrics.registry.get_sample_value("smsgw_inflight", {"operator": "cheap"}) == 2
+    links["cheap"].accept()
+    p.link_ready("cheap")
+    assert len(links["cheap"].submits) == 2
+
+
+def test_throttled_submit_is_requeued_without_failure():
+    clock = Clock()
+    p, store, links, metrics = make(clock)
+    run(p.start())
+    m = message(clock)
+    run(p.accept([m]))
+    links["cheap"].refuse(SubmitError.THROTTLED, "ESME_RTHROTTLED")
+    assert store.messages[m.id].status is Status.QUEUED
+    assert store.messages[m.id].tried == ()
+    p.link_ready("cheap")
+    assert [r.message_id for r, _ in links["cheap"].submits] == [m.id]
+    assert metrics.registry.get_sample_value("smsgw_messages_total", {"status": "failed"}) is None
+
+
+def test_permanent_submit_error_fails_over_to_the_next_operator():
+    clock = Clock()
+    p, store, links, _ = make(clock)
+    run(p.start())
+    m = message(clock)
+    run(p.accept([m]))
+    links["cheap"].refuse(SubmitError.PERMANENT, "ESME_RINVDSTADR")
+    assert [r.message_id for r, _ in links["dear"].submits] == [m.id]
+    key = links["dear"].accept()
+    run(p.receipt_received(links["dear"].receipt(key)))
+    stored = store.messages[m.id]
+    assert stored.status is Status.DELIVERED and stored.operator == "dear"
+    assert [(e.status, e.operator, e.final) for e in stored.events] == [
+        (Status.QUEUED, None, False), (Status.FAILED, "cheap", False), (Status.QUEUED, None, False),
+        (Status.SUBMITTED, "dear", False), (Status.DELIVERED, "dear", True)]
+
+
+def test_failed_receipt_resends_through_the_next_operator():
+    clock = Clock()
+    p, store, links, _ = make(clock)
+    run(p.start())
+    m = message(clock)
+    run(p.accept([m]))
+    key = links["cheap"].accept()
+    run(p.receipt_received(links["cheap"].receipt(key, ReceiptOutcome.FAILED, "UNDELIV")))
+    assert store.messages[m.id].status is Status.QUEUED
+    assert [r.message_id for r, _ in links["dear"].submits] == [m.id]
+    assert p.held == 1
+
+
+def test_a_down_operator_is_skipped_but_messages_wait_when_all_are_down():
+    clock = Clock()
+    p, store, links, _ = make(clock)
+    run(p.start())
+    links["cheap"].up = False
+    m = message(clock)
+    run(p.accept([m]))
+    assert [r.message_id for r, _ in links["dear"].submits] == [m.id]
+    links["dear"].up = False
+    m2 = message(clock)
+    run(p.accept([m2]))
+    assert [x.id for x in p.queues["cheap"]] == [m2.id]
+    links["cheap"].up = True
+    p.bind_changed("cheap", "cheap/1", True)
+    assert [r.message_id for r, _ in links["cheap"].submits] == [m2.id]
+
+
+def test_restart_resumes_stored_work_and_backlog_is_claimed_in_batches():
+    clock = Clock()
+    clock.advance(1000)
+    store = MemoryStore()
+    p, _, links, _ = make(clock, store=store, max_in_memory=3, window=1)
+    run(p.start())
+    ms = [message(clock) for _ in range(10)]
+    for m in ms:
+        run(p.accept([m]))
+    # Only max_in_memory are held; the rest stored unclaimed.
+    assert p.held == 3
+    # The node dies. A new pipeline with the same node name resumes at once.
+    p2, _, links2, _ = make(clock, store=store, max_in_memory=3, window=1)
+    run(p2.start())
+    assert p2.held == 3
+    sent = []
+    for _ in range(20):
+        if not links2["cheap"].submits:
+            break
+        sent.append(links2["cheap"].submits[0][0].message_id)
+        links2["cheap"].accept()
+        p2.link_ready("cheap")
+    assert sorted(sent) == sorted(m.id for m in ms)
+    assert all(store.messages[m.id].status is Status.SUBMITTED for m in ms)
+
+
+def test_stop_releases_what_is_queued_in_memory():
+    clock = Clock()
+    p, store, links, _ = make(clock, window=1)
+    run(p.start())
+    ms = [message(clock) for _ in range(3)]
+    run(p.accept(ms))
+    run(p.stop())
+    # One is in flight (window 1); the two queued are given back, claimable by another node at once.
+    got = run(store.claim("gw2", clock.seconds(), clock.seconds() + 30, 10))
+    assert [m.id for m in got] == [m.id for m in ms[1:]]
