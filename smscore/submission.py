@@ -1,0 +1,158 @@
+"""Turning a ``POST /v1/messages`` body into messages, or into the one error that refuses it whole.
+
+Checks run field by field in the order SPEC §11 gives (``to``, ``text``, ``from``, ``profile``,
+``send_at``, then the optional fields), so when several errors apply the first of that order is
+the one reported. Nothing here does I/O: the HTTP layer stores what this returns.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from policies import numbers, text as sms_text
+from smscore.errors import ApiError, invalid_request, unprocessable
+from smscore.model import Event, Message, Status, new_message_id
+
+MAX_RECIPIENTS = 1000
+MAX_REFERENCE = 64
+MAX_SEND_AHEAD = 5 * 366 * 24 * 3600  # "up to 5 years ahead", leap days included
+ENCODINGS = ("auto", "gsm7", "latin1", "ucs2")
+KNOWN_FIELDS = frozenset({"to", "text", "from", "profile", "max_parts", "encoding", "send_at",
+                          "callback_url", "reference"})
+
+
+def parse_rfc3339(value: str) -> float:
+    """RFC 3339 date-time to POSIX seconds; a value without an offset is refused."""
+    v = value.strip()
+    if v.endswith(("Z", "z")):
+        v = v[:-1] + "+00:00"
+    dt = datetime.fromisoformat(v)
+    if dt.tzinfo is None or "T" not in value.upper():
+        raise ValueError("an RFC 3339 date-time with a time zone offset is needed")
+    return dt.astimezone(timezone.utc).timestamp()
+
+
+def default_sender(account, gateway) -> str:
+    """The account's default sender, else its first allowed sender, else the gateway's."""
+    if account.default_sender:
+        return account.default_sender
+    if account.senders:
+        return account.senders[0]
+    return gateway.default_sender
+
+
+def build_messages(body: Any, account, config, now: float) -> list[Message]:
+    """Validate ``body`` for ``account`` and return the messages to store (not yet stored)."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
+
+    # to
+    if "to" not in body:
+        raise invalid_request("to", "Field 'to' is required.")
+    to = body["to"]
+    if isinstance(to, str):
+        recipients = [to]
+    elif isinstance(to, list) and all(isinstance(x, str) for x in to):
+        recipients = to
+        if not recipients:
+            raise invalid_request("to", "Field 'to' must name at least one number.")
+        if len(recipients) > MAX_RECIPIENTS:
+            raise invalid_request("to", f"Field 'to' takes at most {MAX_RECIPIENTS} numbers.")
+    else:
+        raise invalid_request("to", "Field 'to' must be a string or a list of strings.")
+    numbers_out = []
+    for value in recipients:
+        try:
+            numbers_out.append(numbers.normalize_msisdn(value))
+        except numbers.InvalidNumber as exc:
+            raise unprocessable("invalid_number", "to", str(exc)) from None
+
+    # text (its length depends on encoding and max_parts, checked here in text's turn)
+    text = body.get("text")
+    if not isinstance(text, str):
+        raise invalid_request("text", "Field 'text' is required and must be a string.")
+    if text == "":
+        raise invalid_request("text", "Field 'text' must not be empty.")
+    requested = body.get("encoding", "auto")
+    encoding_ok = isinstance(requested, str) and requested in ENCODINGS
+    max_parts_raw = body.get("max_parts")
+    max_parts_ok = max_parts_raw is None or (type(max_parts_raw) is int and max_parts_raw >= 1)
+    limit = min(account.max_parts, config.gateway.max_parts_cap)
+    if max_parts_ok and max_parts_raw is not None:
+        limit = min(limit, max_parts_raw)
+    try:
+        encoding = sms_text.choose_encoding(text, requested if encoding_ok else "auto")
+    except sms_text.UnencodableText as exc:
+        if requested == "auto" or not encoding_ok:
+            # Only a lone surrogate fits no encoding: the text itself is broken.
+            raise invalid_request("text", f"The text cannot be encoded: {exc}") from None
+        raise invalid_request("encoding", f"The text cannot be sent as {requested}: {exc}") from None
+    parts = sms_text.count_parts(text, encoding)
+    if parts > limit:
+        raise unprocessable("text_too_long", "text",
+                            f"The text needs {parts} parts as {encoding.value}; at most {limit} are allowed.")
+
+    # from
+    sender = body.get("from")
+    if sender is None:
+        sender = default_sender(account, config.gateway)
+    elif not isinstance(sender, str):
+        raise invalid_request("from", "Field 'from' must be a string.")
+    else:
+        try:
+            numbers.classify_sender(sender)
+        except numbers.InvalidSender as exc:
+            raise unprocessable("invalid_sender", "from", str(exc)) from None
+        allowed = set(account.senders) | {default_sender(account, config.gateway)}
+        if not numbers.sender_allowed(sender, allowed):
+            raise unprocessable("invalid_sender", "from", f"Sender {sender!r} is not allowed for this account.")
+        sender = numbers.normalize_sender(sender)
+
+    # profile
+    profile = body.get("profile", account.profile)
+    if not isinstance(profile, str):
+        raise invalid_request("profile", "Field 'profile' must be a string.")
+    if profile not in config.profiles:
+        raise unprocessable("unknown_profile", "profile", f"There is no profile {profile!r}.")
+
+    # send_at
+    send_at = None
+    raw_send_at = body.get("send_at")
+    if raw_send_at is not None:
+        if not isinstance(raw_send_at, str):
+            raise invalid_request("send_at", "Field 'send_at' must be an RFC 3339 date-time string.")
+        try:
+            send_at = parse_rfc3339(raw_send_at)
+        except ValueError:
+            raise invalid_request("send_at", f"{raw_send_at!r} is not an RFC 3339 date-time.") from None
+        if send_at > now + MAX_SEND_AHEAD:
+            raise unprocessable("send_at_out_of_range", "send_at", "send_at may be at most 5 years ahead.")
+        if send_at <= now:
+            send_at = None  # in the past means now
+
+    # the optional rest
+    if not max_parts_ok:
+        raise invalid_request("max_parts", "Field 'max_parts' must be an integer of at least 1.")
+    if not encoding_ok:
+        raise invalid_request("encoding", "Field 'encoding' must be one of auto, gsm7, latin1, ucs2.")
+    callback_url = body.get("callback_url")
+    if callback_url is not None and not (isinstance(callback_url, str)
+                                         and callback_url.startswith(("http://", "https://"))):
+        raise invalid_request("callback_url", "Field 'callback_url' must be an http(s) URL.")
+    reference = body.get("reference")
+    if reference is not None and not (isinstance(reference, str) and len(reference) <= MAX_REFERENCE):
+        raise invalid_request("reference", f"Field 'reference' must be a string of at most {MAX_REFERENCE} characters.")
+    unknown = sorted(set(body) - KNOWN_FIELDS)
+    if unknown:
+        raise invalid_request(unknown[0], f"Unknown field {unknown[0]!r}.")
+
+    status = Status.SCHEDULED if send_at is not None else Status.QUEUED
+    out = []
+    for number in numbers_out:
+        m = Message(id=new_message_id(now), account=account.name, to=number, sender=sender, text=text,
+                    encoding=encoding.value, parts=parts, profile=profile, status=status, reference=reference,
+                    callback_url=callback_url, created_at=now, updated_at=now, send_at=send_at)
+        m.events.append(Event(at=now, status=status))
+        out.append(m)
+    return out
