@@ -1,0 +1,193 @@
+"""The thin Twisted adapter around the sans-I/O ``Session``: bytes to and from a transport,
+Deferreds for requests, a timer for response timeouts and keep-alives.
+
+Used by both sides: the gateway's operator links (role ESME) and the simulated SMSC (role SMSC).
+All protocol rules live in ``session.py``; this file only moves bytes, fires Deferreds, and asks
+its ``handler`` what to do with requests from the peer:
+
+- ``handler.request_received(proto, pdu)``: answer it (now or later) with ``proto.respond``;
+- ``handler.connection_closed(proto, reason)``: the connection is gone (outstanding requests have
+  already failed with ``ConnectionDone``-like ``RequestFailed``);
+- optional ``handler.pdu_seen(proto, command, direction)`` for metrics ("in" / "out").
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import LoopingCall
+
+from connectors.smpp.codec import NEED_DATA, PDU
+from connectors.smpp.defs import ESME_ROK, RESPONSE_OF, status_name
+from connectors.smpp.session import (
+    EnquireLinkAnswered,
+    GenericNackSent,
+    MustClose,
+    PeerUnbound,
+    RequestReceived,
+    RequestRejected,
+    ResponseReceived,
+    Session,
+    UnexpectedResponse,
+)
+
+
+class RequestFailed(Exception):
+    """A request got no usable response: ``reason`` is "timeout", "connection lost",
+    "generic_nack" or "status"; ``status`` the command_status when there was one."""
+
+    def __init__(self, reason: str, status: int | None = None, pdu: PDU | None = None) -> None:
+        detail = f"{reason}" if status is None else f"{reason} {status_name(status)}"
+        super().__init__(detail)
+        self.reason = reason
+        self.status = status
+        self.pdu = pdu
+
+
+class SMPPProtocol(Protocol):
+    """One TCP connection speaking SMPP through a Session."""
+
+    def __init__(self, role: str, handler, clock, *, window: int = 10, response_timeout: float = 30.0,
+                 enquire_link: float = 30.0, tick: float = 1.0, label: str = "") -> None:
+        self.role = role
+        self.handler = handler
+        self.clock = clock
+        self.session = Session(role, now=clock.seconds(), window_size=window,
+                               response_timeout=response_timeout, enquire_link_interval=enquire_link)
+        self.label = label
+        self._pending: dict[int, Deferred] = {}
+        self._tick = tick
+        self._timer: LoopingCall | None = None
+        self._seen = getattr(handler, "pdu_seen", None)
+        self.closed = False
+        self.close_reason = ""
+
+    # -- connection -------------------------------------------------------------------------
+    def connectionMade(self) -> None:
+        self._timer = LoopingCall(self._on_tick)
+        self._timer.clock = self.clock
+        self._timer.start(self._tick, now=False)
+        made = getattr(self.handler, "connection_made", None)
+        if made is not None:
+            made(self)
+
+    def connectionLost(self, reason) -> None:
+        self.closed = True
+        if self._timer is not None and self._timer.running:
+            self._timer.stop()
+        self.session.connection_lost()
+        pending, self._pending = self._pending, {}
+        for d in pending.values():
+            d.errback(RequestFailed("connection lost"))
+        self.handler.connection_closed(self, self.close_reason or reason.getErrorMessage())
+
+    def close(self, reason: str) -> None:
+        """Close the connection after writing what is queued."""
+        if not self.close_reason:
+            self.close_reason = reason
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    # -- bytes in ----------------------------------------------------------------------------
+    def dataReceived(self, data: bytes) -> None:
+        session = self.session
+        session.receive_data(data, self.clock.seconds())
+        seen = self._seen
+        while True:
+            event = session.next_event()
+            if event is NEED_DATA:
+                return
+            kind = type(event)
+            if kind is ResponseReceived:
+                if seen:
+                    seen(self, event.pdu.command, "in")
+                d = self._pending.pop(event.pdu.sequence, None)
+                if d is None:
+                    continue
+                pdu = event.pdu
+                if pdu.command == "generic_nack":
+                    d.errback(RequestFailed("generic_nack", pdu.status, pdu))
+                elif pdu.status != ESME_ROK:
+                    d.errback(RequestFailed("status", pdu.status, pdu))
+                else:
+                    d.callback(pdu)
+            elif kind is RequestReceived:
+                if seen:
+                    seen(self, event.pdu.command, "in")
+                self.handler.request_received(self, event.pdu)
+            elif kind is EnquireLinkAnswered:
+                if seen:
+                    seen(self, "enquire_link", "in")
+                    seen(self, "enquire_link_resp", "out")
+                self.transport.write(event.reply)
+            elif kind is PeerUnbound:
+                if seen:
+                    seen(self, "unbind", "in")
+                    seen(self, "unbind_resp", "out")
+                self.transport.write(event.reply)
+                unbound = getattr(self.handler, "peer_unbound", None)
+                if unbound is not None:
+                    unbound(self)
+                self.close("peer unbound")
+                return
+            elif kind is RequestRejected or kind is GenericNackSent:
+                if seen:
+                    seen(self, "generic_nack" if kind is GenericNackSent else event.pdu.command, "in")
+                self.transport.write(event.reply)
+                rejected = getattr(self.handler, "protocol_error", None)
+                if rejected is not None:
+                    rejected(self, event)
+            elif kind is UnexpectedResponse:
+                if seen:
+                    seen(self, event.pdu.command, "in")
+                unexpected = getattr(self.handler, "protocol_error", None)
+                if unexpected is not None:
+                    unexpected(self, event)
+            elif kind is MustClose:
+                if event.reply:
+                    self.transport.write(event.reply)
+                self.close(f"framing lost: {event.reason}")
+                return
+
+    # -- requests out ------------------------------------------------------------------------
+    def can_send(self) -> int:
+        """Free window slots (0 when not bound or closing)."""
+        if self.closed or not self.session.is_bound:
+            return 0
+        return self.session.window.free
+
+    def request(self, command: str, params: dict | None = None, tlvs: dict | None = None) -> Deferred:
+        """Send a request; the Deferred fires with the response PDU (status ROK) or fails with
+        RequestFailed. Raises the session's LocalProtocolError/WindowFull/EncodeError at once."""
+        sequence, data = self.session.send_request(command, params, tlvs, now=self.clock.seconds())
+        d: Deferred = Deferred()
+        self._pending[sequence] = d
+        self.transport.write(data)
+        if self._seen:
+            self._seen(self, command, "out")
+        return d
+
+    def respond(self, request: PDU, status: int = ESME_ROK, params: dict | None = None,
+                tlvs: dict | None = None) -> None:
+        """Answer a peer's request (a no-op once the connection is gone)."""
+        if self.closed:
+            return
+        self.transport.write(self.session.send_response(request, status, params, tlvs))
+        if self._seen:
+            self._seen(self, RESPONSE_OF.get(request.command, "generic_nack"), "out")
+
+    def send(self, command: str, params: dict | None = None, tlvs: dict | None = None) -> None:
+        """Send a request whose response nobody waits for (its failure is only logged by the
+        window expiry)."""
+        d = self.request(command, params, tlvs)
+        d.addErrback(lambda _: None)
+
+    # -- time ----------------------------------------------------------------------------------
+    def _on_tick(self) -> None:
+        now = self.clock.seconds()
+        for entry in self.session.window.expired(now):
+            d = self._pending.pop(entry.sequence, None)
+            if d is not None:
+                d.errback(RequestFailed("timeout"))
+        if self.session.needs_enquire_link(now):
+            self.send("enquire_link")
