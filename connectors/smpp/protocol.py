@@ -190,4 +190,10 @@ class SMPPProtocol(Protocol):
             if d is not None:
                 d.errback(RequestFailed("timeout"))
         if self.session.needs_enquire_link(now):
-            self.send("enquire_link")
+            d = self.request("enquire_link")
+            d.addErrback(self._keepalive_failed)
+
+    def _keepalive_failed(self, failure) -> None:
+        """No answer to enquire_link: the peer is dead even if TCP says otherwise."""
+        if failure.check(RequestFailed) and failure.value.reason == "timeout":
+            self.close("no answer to enquire_link")

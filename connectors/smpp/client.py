@@ -1,0 +1,788 @@
+"""The operator link: every SMPP session the gateway keeps with one operator's SMSC.
+
+Why this module exists: the core thinks in messages, keys and receipts (``connectors.api``); an SMSC
+thinks in binds, windows, sequence numbers, throttling and esm_class bits. ``OperatorLink`` is the
+one place that translates, so the core never sees an SMPP field and the SMPP code never sees a store.
+
+Theory of operation
+-------------------
+Sessions. ``binds`` sessions, each a bind_transceiver (label ``telia/1``) or a pair of
+bind_transmitter + bind_receiver (``telia/1-tx``, ``telia/1-rx``). Each session is a Twisted
+``ClientService`` around an ``SMPPProtocol`` (role ESME): the bind is sent as soon as TCP is up; a
+refused bind (or one that times out) closes the connection and the service reconnects. The retry
+policy is ``backoffPolicy(reconnect_min, reconnect_max, factor 2, jitter)`` indexed by the number of
+consecutive attempts that did not end bound (TCP refused, bind refused, connection lost before the
+bind) — counted by the policy itself, because ``ClientService`` resets its own counter whenever TCP
+connects, which would make a refused bind retry at the shortest delay forever. A session that was
+bound and dropped reconnects after ``reconnect_min`` (+ jitter). Binding is not done in
+``prepareConnection``: with Twisted 26.10 a connection lost while it is pending, or closed after it
+failed, hits a missing transition of the service's state machine (``NoTransition``).
+
+Submitting. ``submit`` splits the text (``policies.text.split``) into parts; each part is one
+submit_sm (8-bit reference UDH and esm_class 0x40 when there are several; a per-link rolling
+reference). Parts wait in one queue per link and go out, oldest first, on the bound transmitting
+session with the most free window slots, each taking a token of the link's tps bucket (``tps``
+tokens a second, holding at most 0.1 s worth: a short burst, then an even pace; tps 0: no bucket).
+A submit while no transmitting session is bound fails TRANSIENT at once. The Deferred fires with one key per part (``receipts.keys_for_submit``) when every part was answered ESME_ROK. The
+first error fails the whole message and drops its unsent parts; parts already accepted by the SMSC
+stay accepted, and the core sends the message again whole (the handset may see those parts twice).
+
+``capacity()`` counts messages the core may hand over now: free window slots of bound transmitting
+sessions, at most the whole tps tokens available, minus parts already queued; 0 while no session is
+bound, while backing off after throttling, or once stopped. ``listener.link_ready`` is called
+whenever it may have grown: a response or a response timeout, a session bound, the end of a throttle
+back-off, a tps bucket refilled after it ran dry (a timer is scheduled only then).
+
+Throttling (ESME_RTHROTTLED, ESME_RMSGQFUL): the message fails THROTTLED and the link sends nothing
+for 1 s, doubling (up to 30 s) each time a part sent after the previous back-off began is throttled
+again, back to 1 s after an accepted part. Responses to parts sent before a back-off began do not
+extend it (ten throttled responses in one window are one signal, not ten).
+
+Error table (``SUBMIT_STATUS_KINDS``, data): THROTTLED as above; TRANSIENT for ESME_RSYSERR,
+ESME_RX_T_APPN, ESME_RINVBNDSTS (the session is also closed so that it rebinds), a response timeout,
+a lost connection and a generic_nack; PERMANENT for the address, data coding, esm_class, length,
+TLV and "submit failed" errors listed, and for every status not in the table (vendor codes included):
+the core then tries the next operator instead of retrying one that keeps refusing forever. Text the
+link cannot encode, and Latin-1 for an operator without ``latin1 = true``, are PERMANENT as well.
+
+Addresses: destination TON 1 / NPI 1 (a leading ``+`` is dropped). Source: letters → alphanumeric
+(TON 5 / NPI 0); up to 6 digits → a short code (TON 3 network specific / NPI 0); more digits →
+international (TON 1 / NPI 1); empty → TON 0 / NPI 0 (the SMSC's default sender).
+
+Receiving. A deliver_sm or data_sm whose esm_class message type (bits 2–5) is 0x04 (SMSC delivery
+receipt) or 0x20 (intermediate notification) is a receipt (``receipts.receipt_facts``); it is
+answered ESME_ROK only when ``listener.receipt_received``'s Deferred fires, ESME_RX_T_APPN when it
+fails (the SMSC delivers it again). A receipt without any id can never be matched: it is answered
+ESME_ROK and logged as a warning with its text. Other message types (SME acknowledgements) are
+answered ESME_ROK and ignored. Without those bits it is an MO: data_coding 0 (and 0xF0–0xF3) GSM
+03.38 unpacked (packed when ``packed_gsm``), decoded leniently; 3 and 1 Latin-1; 8 UCS-2; any other
+value Latin-1 (logged). Answered like a receipt, through ``listener.mo_received``. Limitation: a
+part of a concatenated MO (UDH or SAR TLVs) is passed on with that part's text alone, not
+reassembled (a later issue; it is logged).
+
+Keep-alive. ``SMPPProtocol`` sends enquire_link when the line is idle but ignores an unanswered one;
+the link closes a bound session that has received nothing for enquire_link + response_timeout
+(+ 1 s), so a silently dead SMSC is reconnected instead of timing every submit out.
+
+Stopping. ``stop()`` fails queued parts (TRANSIENT), sends unbind on every bound session, waits for
+unbind_resp (at most ``min(5 s, response_timeout)``), then stops the services, which close the
+connections. Window entries of a session that drops fail at once with TRANSIENT "connection lost"
+(``SMPPProtocol`` fails them; the message accounting here takes the first failure of a message).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred, succeed
+from twisted.internet.endpoints import clientFromString, quoteStringArgument
+from twisted.internet.protocol import Factory
+from twisted.internet.task import LoopingCall
+
+from connectors.api import MoFacts, SubmitError, SubmitRequest
+from connectors.smpp import defs
+from connectors.smpp.codec import PDU, EncodeError, SMPPError
+from connectors.smpp.defs import ESME_ROK, ESME_RX_T_APPN, status_name
+from connectors.smpp.protocol import RequestFailed, SMPPProtocol
+from connectors.smpp.receipts import ID_FORMATS, keys_for_submit, receipt_facts
+from connectors.smpp.session import ESME
+from policies.text import (
+    ConcatInfo,
+    Encoding,
+    InvalidUDH,
+    UnencodableText,
+    concat_udh,
+    decode,
+    gsm_fill_bits,
+    gsm_pack,
+    gsm_unpack,
+    parse_udh,
+    split,
+)
+
+__all__ = [
+    "ESME_RINVDCS",
+    "LinkSettings",
+    "OperatorLink",
+    "SUBMIT_STATUS_KINDS",
+    "decode_mo_text",
+    "source_address",
+]
+
+THROTTLED = SubmitError.THROTTLED
+TRANSIENT = SubmitError.TRANSIENT
+PERMANENT = SubmitError.PERMANENT
+
+#: "Invalid data coding scheme": an SMPP 5.0 code that 3.4 SMSCs send too (not in 3.4's table).
+ESME_RINVDCS = 0x00000104
+
+#: submit_sm_resp command_status → what the core should do. Absent codes are PERMANENT.
+SUBMIT_STATUS_KINDS: dict[int, str] = {
+    defs.ESME_RTHROTTLED: THROTTLED,
+    defs.ESME_RMSGQFUL: THROTTLED,
+    defs.ESME_RSYSERR: TRANSIENT,
+    defs.ESME_RX_T_APPN: TRANSIENT,
+    defs.ESME_RINVBNDSTS: TRANSIENT,
+    defs.ESME_RINVMSGLEN: PERMANENT,
+    defs.ESME_RINVCMDLEN: PERMANENT,
+    defs.ESME_RINVCMDID: PERMANENT,
+    defs.ESME_RINVPRTFLG: PERMANENT,
+    defs.ESME_RINVREGDLVFLG: PERMANENT,
+    defs.ESME_RINVSRCADR: PERMANENT,
+    defs.ESME_RINVDSTADR: PERMANENT,
+    defs.ESME_RINVSERTYP: PERMANENT,
+    defs.ESME_RINVESMCLASS: PERMANENT,
+    defs.ESME_RSUBMITFAIL: PERMANENT,
+    defs.ESME_RINVSRCTON: PERMANENT,
+    defs.ESME_RINVSRCNPI: PERMANENT,
+    defs.ESME_RINVDSTTON: PERMANENT,
+    defs.ESME_RINVDSTNPI: PERMANENT,
+    defs.ESME_RINVSCHED: PERMANENT,
+    defs.ESME_RINVEXPIRY: PERMANENT,
+    defs.ESME_RINVDFTMSGID: PERMANENT,
+    defs.ESME_RX_P_APPN: PERMANENT,
+    defs.ESME_RX_R_APPN: PERMANENT,
+    defs.ESME_RINVOPTPARSTREAM: PERMANENT,
+    defs.ESME_ROPTPARNOTALLWD: PERMANENT,
+    defs.ESME_RINVPARLEN: PERMANENT,
+    defs.ESME_RMISSINGOPTPARAM: PERMANENT,
+    defs.ESME_RINVOPTPARAMVAL: PERMANENT,
+    defs.ESME_RDELIVERYFAILURE: PERMANENT,
+    defs.ESME_RUNKNOWNERR: PERMANENT,
+    ESME_RINVDCS: PERMANENT,
+}
+DEFAULT_STATUS_KIND = PERMANENT
+
+THROTTLE_BACKOFF_MIN = 1.0
+THROTTLE_BACKOFF_MAX = 30.0
+RECONNECT_FACTOR = 2.0
+UNBIND_TIMEOUT = 5.0
+#: How often bound sessions are checked for a silent SMSC (seconds).
+LIVENESS_CHECK = 1.0
+#: The tps bucket holds this many seconds' worth of tokens: a short burst, then an even pace.
+TPS_BURST_SECONDS = 0.1
+_EPS = 1e-9
+
+#: esm_class message type (bits 2–5) values that carry a delivery receipt.
+_RECEIPT_TYPES = frozenset({0x04, 0x20})
+_MESSAGE_TYPE_MASK = 0x3C
+_UDHI = 0x40
+_DATA_CODING = {Encoding.GSM7: 0, Encoding.LATIN1: 3, Encoding.UCS2: 8}
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    """How to reach and use one operator's SMSC (from ``[operators.<name>]``)."""
+
+    host: str
+    port: int
+    tls: bool = False
+    system_id: str = ""
+    password: str = ""
+    system_type: str = ""
+    bind: str = "transceiver"  # or "transmitter+receiver"
+    binds: int = 1
+    window: int = 10
+    tps: int = 0  # 0 = unlimited
+    enquire_link: float = 30.0
+    response_timeout: float = 30.0
+    receipt_id_format: str = "auto"  # auto | hex | dec | as-is
+    latin1: bool = False
+    packed_gsm: bool = False
+    reconnect_min: float = 1.0
+    reconnect_max: float = 60.0
+
+
+# --- pure helpers ------------------------------------------------------------------------------------
+def source_address(sender: str) -> tuple[int, int, str]:
+    """(TON, NPI, address) for a sender ID; see the module docstring."""
+    if sender.startswith("+") and sender[1:].isdigit():
+        sender = sender[1:]
+    if not sender:
+        return 0, 0, ""
+    if sender.isascii() and sender.isdigit():
+        return (3, 0, sender) if len(sender) <= 6 else (1, 1, sender)
+    return 5, 0, sender
+
+
+def _mo_encoding(data_coding: int) -> Encoding | None:
+    if data_coding == 0 or data_coding & 0xFC == 0xF0:
+        return Encoding.GSM7
+    if data_coding == 8:
+        return Encoding.UCS2
+    if data_coding in (1, 3):
+        return Encoding.LATIN1
+    return None
+
+
+def decode_mo_text(short_message: bytes, data_coding: int, udhi: bool = False,
+                   packed_gsm: bool = False) -> tuple[str, ConcatInfo | None]:
+    """The text of an MO and its concatenation info (from the UDH when ``udhi``).
+
+    Never raises: a UDH that runs past the data is read as text, unknown data codings as Latin-1.
+    """
+    concat = None
+    body = short_message
+    if udhi:
+        try:
+            concat, body = parse_udh(short_message)
+        except InvalidUDH:
+            udhi = False
+    encoding = _mo_encoding(data_coding) or Encoding.LATIN1
+    if encoding is Encoding.GSM7 and packed_gsm:
+        udh_octets = len(short_message) - len(body)
+        body = gsm_unpack(body, fill_bits=gsm_fill_bits(udh_octets) if udhi else 0)
+    return decode(body, encoding), concat
+
+
+def _token_bucket_size(tps: int) -> float:
+    return max(1.0, tps * TPS_BURST_SECONDS)
+
+
+class _TokenBucket:
+    """The tps budget of one operator, shared by all its sessions: ``tps`` tokens a second."""
+
+    def __init__(self, tps: int, now: float) -> None:
+        self.rate = float(tps)
+        self.size = _token_bucket_size(tps)
+        self.tokens = self.size
+        self.stamp = now
+
+    def available(self, now: float) -> float:
+        if now > self.stamp:
+            self.tokens = min(self.size, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+        return self.tokens
+
+    def take(self, now: float) -> bool:
+        if self.available(now) >= 1 - _EPS:
+            self.tokens = max(0.0, self.tokens - 1)
+            return True
+        return False
+
+    def wait(self, now: float) -> float:
+        """Seconds until one whole token is there."""
+        return max(0.0, (1 - self.available(now)) / self.rate)
+
+
+# --- messages in flight ------------------------------------------------------------------------------
+class _Message:
+    """One SubmitRequest being sent: the keys of its parts and the Deferred the core waits on."""
+
+    __slots__ = ("request", "deferred", "keys", "waiting", "done")
+
+    def __init__(self, request: SubmitRequest, parts: int) -> None:
+        self.request = request
+        self.deferred: Deferred = Deferred()
+        self.keys: list[str] = [""] * parts
+        self.waiting = parts
+        self.done = False
+
+    def part_ok(self, index: int, key: str) -> None:
+        if self.done:
+            return
+        self.keys[index] = key
+        self.waiting -= 1
+        if self.waiting == 0:
+            self.done = True
+            self.deferred.callback(list(self.keys))
+
+
+class _Part:
+    __slots__ = ("message", "index", "params", "sent_at")
+
+    def __init__(self, message: _Message, index: int, params: dict) -> None:
+        self.message = message
+        self.index = index
+        self.params = params
+        self.sent_at = 0.0
+
+
+# --- sessions ----------------------------------------------------------------------------------------
+class _Session:
+    """One session of a link: its ClientService, its current connection and whether it is bound.
+
+    It is the ``SMPPProtocol`` handler of each connection the service makes, and the service's
+    retry policy (see the module docstring for why it counts failures itself).
+    """
+
+    def __init__(self, link: OperatorLink, label: str, command: str, transmits: bool) -> None:
+        self.link = link
+        self.label = label
+        self.command = command
+        self.transmits = transmits
+        self.proto: SMPPProtocol | None = None
+        self.bound = False
+        self.failures = 0
+        self.service: ClientService | None = None
+        self.log = link.log.bind(session=label)
+
+    # -- state --
+    def can_submit(self) -> bool:
+        p = self.proto
+        return self.transmits and self.bound and p is not None and not p.closed and not p.close_reason
+
+    def free(self) -> int:
+        return self.proto.can_send() if self.can_submit() else 0
+
+    def retry_delay(self, attempt: int) -> float:
+        self.failures += 1
+        return self.link._backoff(self.failures - 1)
+
+    # -- SMPPProtocol handler --
+    def connection_made(self, proto: SMPPProtocol) -> None:
+        self.proto = proto
+        s = self.link.settings
+        params = {"system_id": s.system_id, "password": s.password, "system_type": s.system_type,
+                  "interface_version": 0x34, "addr_ton": 0, "addr_npi": 0, "address_range": ""}
+        try:
+            d = proto.request(self.command, params)
+        except SMPPError as e:
+            self.log.error("bind not sent", error=str(e))
+            proto.close(f"bind not sent: {e}")
+            return
+        d.addCallbacks(self._bound, self._bind_failed, callbackArgs=(proto,), errbackArgs=(proto,))
+
+    def _bound(self, resp: PDU, proto: SMPPProtocol) -> None:
+        if proto is not self.proto or proto.closed:
+            return
+        self.bound = True
+        self.failures = 0
+        self.log.info("bound", smsc=resp.params.get("system_id", ""))
+        self.link._session_up(self)
+
+    def _bind_failed(self, failure, proto: SMPPProtocol) -> None:
+        reason = str(failure.value) or repr(failure.value)  # "status ESME_RBINDFAIL", "timeout"
+        self.log.warning("bind refused", reason=reason)
+        proto.close(f"bind refused: {reason}")
+
+    def connection_closed(self, proto: SMPPProtocol, reason: str) -> None:
+        if proto is not self.proto:
+            return
+        was_bound, self.bound, self.proto = self.bound, False, None
+        if was_bound:
+            self.log.info("unbound", reason=reason)
+            self.link._session_down(self)
+        else:
+            self.log.debug("connection closed before bind", reason=reason)
+
+    def request_received(self, proto: SMPPProtocol, pdu: PDU) -> None:
+        self.link._request_received(proto, pdu)
+
+    def pdu_seen(self, proto: SMPPProtocol, command: str, direction: str) -> None:
+        self.link.listener.pdu(self.link.name, command, direction)
+
+    def peer_unbound(self, proto: SMPPProtocol) -> None:
+        self.log.info("the SMSC unbound")
+
+    def protocol_error(self, proto: SMPPProtocol, event) -> None:
+        self.log.warning("SMPP protocol error from the SMSC", event=type(event).__name__,
+                         detail=getattr(event, "reason", "") or getattr(event, "pdu", ""))
+
+
+class _SessionFactory(Factory):
+    noisy = False
+
+    def __init__(self, session: _Session) -> None:
+        self.session = session
+
+    def buildProtocol(self, addr):
+        s = self.session.link.settings
+        p = SMPPProtocol(ESME, self.session, self.session.link.reactor, window=s.window,
+                         response_timeout=s.response_timeout, enquire_link=s.enquire_link,
+                         label=self.session.label)
+        p.factory = self
+        return p
+
+
+# --- the link ----------------------------------------------------------------------------------------
+class OperatorLink:
+    """All the sessions with one operator, offered to the core as one link (``connectors.api``).
+
+    ``endpoint_factory(reactor, description)`` makes the client endpoint of each session
+    (default ``clientFromString``); ``jitter()`` the random seconds added to each reconnect delay
+    (default uniform in ``[0, reconnect_min)``).
+    """
+
+    def __init__(self, name: str, settings: LinkSettings, listener, reactor, *,
+                 endpoint_factory: Callable | None = None,
+                 jitter: Callable[[], float] | None = None) -> None:
+        if settings.receipt_id_format not in ID_FORMATS:
+            raise ValueError(f"receipt_id_format {settings.receipt_id_format!r} is not one of "
+                             f"{', '.join(ID_FORMATS)}")
+        if settings.bind not in ("transceiver", "transmitter+receiver"):
+            raise ValueError(f"bind {settings.bind!r} is not transceiver or transmitter+receiver")
+        self.name = name
+        self.settings = settings
+        self.listener = listener
+        self.reactor = reactor
+        self.log = structlog.get_logger(component="smpp", operator=name)
+        self._endpoint_factory = endpoint_factory or clientFromString
+        if jitter is None:
+            jitter = lambda: random.random() * settings.reconnect_min  # noqa: E731
+        self._backoff = backoffPolicy(initialDelay=settings.reconnect_min,
+                                      maxDelay=settings.reconnect_max, factor=RECONNECT_FACTOR,
+                                      jitter=jitter)
+        self._sessions: list[_Session] = []
+        for i in range(1, settings.binds + 1):
+            if settings.bind == "transceiver":
+                self._sessions.append(_Session(self, f"{name}/{i}", "bind_transceiver", True))
+            else:
+                self._sessions.append(_Session(self, f"{name}/{i}-tx", "bind_transmitter", True))
+                self._sessions.append(_Session(self, f"{name}/{i}-rx", "bind_receiver", False))
+        self._queue: deque[_Part] = deque()
+        self._bucket = _TokenBucket(settings.tps, reactor.seconds()) if settings.tps > 0 else None
+        self._refill_call = None
+        self._throttle_until = 0.0
+        self._throttle_started = float("-inf")
+        self._throttle_repeats = 0
+        self._throttle_call = None
+        self._ref = 0
+        self._draining = False
+        self._started = False
+        self._stopped = False
+        self._liveness = LoopingCall(self._check_liveness)
+        self._liveness.clock = reactor
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def endpoint_description(self) -> str:
+        s = self.settings
+        return f"{'tls' if s.tls else 'tcp'}:host={quoteStringArgument(s.host)}:port={s.port}"
+
+    def start(self) -> None:
+        """Connect and bind every session (reconnecting with backoff for as long as it runs)."""
+        if self._started or self._stopped:
+            return
+        self._started = True
+        description = self.endpoint_description()
+        for session in self._sessions:
+            endpoint = self._endpoint_factory(self.reactor, description)
+            session.service = ClientService(endpoint, _SessionFactory(session),
+                                            retryPolicy=session.retry_delay, clock=self.reactor)
+            session.service.startService()
+        self._liveness.start(LIVENESS_CHECK, now=False)
+
+    def stop(self) -> Deferred:
+        """Unbind every bound session cleanly and stop reconnecting; fires when all are closed."""
+        if self._stopped:
+            return succeed(None)
+        self._stopped = True
+        for call in (self._throttle_call, self._refill_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._throttle_call = self._refill_call = None
+        if self._liveness.running:
+            self._liveness.stop()
+        self._fail_queued("link stopping")
+        if not self._started:
+            return succeed(None)
+        d = DeferredList([self._stop_session(s) for s in self._sessions], consumeErrors=True)
+        d.addCallback(lambda _: None)
+        return d
+
+    def _stop_session(self, session: _Session) -> Deferred:
+        service = session.service
+        proto = session.proto
+        if proto is None or proto.closed or not proto.session.is_bound:
+            return service.stopService()
+        try:
+            d = proto.request("unbind")
+        except SMPPError:
+            return service.stopService()
+        d.addTimeout(min(UNBIND_TIMEOUT, self.settings.response_timeout), self.reactor)
+        d.addErrback(lambda f: session.log.info("no unbind_resp", error=f.getErrorMessage()))
+        d.addCallback(lambda _: service.stopService())
+        return d
+
+    def _check_liveness(self) -> None:
+        """Close a bound session that has heard nothing for longer than an enquire_link and its
+        answer take: ``SMPPProtocol`` sends the enquire_link but ignores its timeout, so without
+        this a silently dead SMSC would keep the session "bound" and every submit timing out."""
+        s = self.settings
+        limit = s.enquire_link + s.response_timeout + LIVENESS_CHECK
+        now = self.reactor.seconds()
+        for session in self._sessions:
+            proto = session.proto
+            if (session.bound and proto is not None and not proto.closed
+                    and now - proto.session.last_received > limit):
+                session.log.warning("the SMSC stopped answering: closing", silent_for=limit)
+                proto.close("no answer to enquire_link")
+                proto.transport.abortConnection()  # a dead peer must not hold the close up
+
+    # -- what the core asks -------------------------------------------------------------------
+    def is_up(self) -> bool:
+        return not self._stopped and any(s.can_submit() for s in self._sessions)
+
+    def capacity(self) -> int:
+        if self._stopped:
+            return 0
+        room = sum(s.free() for s in self._sessions)
+        if room <= 0:
+            return 0
+        now = self.reactor.seconds()
+        if now < self._throttle_until:
+            return 0
+        if self._bucket is not None:
+            room = min(room, int(self._bucket.available(now) + _EPS))
+        return max(0, room - len(self._queue))
+
+    def submit(self, request: SubmitRequest) -> Deferred:
+        """Send one message; fires with a key per part, or fails with ``SubmitError``."""
+        try:
+            if self._stopped:
+                raise SubmitError(TRANSIENT, "link stopped")
+            if not self.is_up():
+                raise SubmitError(TRANSIENT, "no bound session")
+            message = self._build(request)
+        except SubmitError as e:
+            return fail(e)
+        except Exception as e:  # a bug: never raise at the core
+            self.log.error("submit could not be built", message_id=request.message_id, error=repr(e))
+            return fail(SubmitError(PERMANENT, f"cannot build submit_sm: {e!r}"))
+        self._drain()
+        return message.deferred
+
+    def _build(self, request: SubmitRequest) -> _Message:
+        s = self.settings
+        try:
+            encoding = Encoding(request.encoding)
+        except ValueError:
+            raise SubmitError(PERMANENT, f"unknown encoding {request.encoding!r}") from None
+        if encoding is Encoding.LATIN1 and not s.latin1:
+            raise SubmitError(PERMANENT, "this operator does not take Latin-1 (latin1 = false)")
+        try:
+            pieces = split(request.text, encoding)
+        except (UnencodableText, ValueError) as e:
+            raise SubmitError(PERMANENT, str(e)) from None
+        total = len(pieces)
+        if total > 255:
+            raise SubmitError(PERMANENT, f"{total} parts: a concatenated SMS has at most 255")
+        if total > 1:
+            self._ref = (self._ref + 1) & 0xFF
+        ton, npi, source = source_address(request.sender)
+        message = _Message(request, total)
+        parts = []
+        for i, piece in enumerate(pieces):
+            udh = concat_udh(self._ref, total, i + 1) if total > 1 else b""
+            if encoding is Encoding.GSM7 and s.packed_gsm:
+                body = gsm_pack(piece.payload, gsm_fill_bits(len(udh)) if udh else 0)
+            else:
+                body = piece.payload
+            parts.append(_Part(message, i, {
+                "source_addr_ton": ton, "source_addr_npi": npi, "source_addr": source,
+                "dest_addr_ton": 1, "dest_addr_npi": 1,
+                "destination_addr": request.to.removeprefix("+"),
+                "esm_class": _UDHI if udh else 0, "registered_delivery": 1,
+                "data_coding": _DATA_CODING[encoding], "short_message": udh + body,
+            }))
+        self._queue.extend(parts)
+        return message
+
+    # -- sending ------------------------------------------------------------------------------
+    def _least_loaded(self) -> _Session | None:
+        best, most = None, 0
+        for s in self._sessions:
+            free = s.free()
+            if free > most:
+                best, most = s, free
+        return best
+
+    def _take_token(self, now: float) -> bool:
+        bucket = self._bucket
+        ok = bucket.take(now)
+        if bucket.available(now) < 1 - _EPS and self._refill_call is None:
+            self._refill_call = self.reactor.callLater(bucket.wait(now), self._refilled)
+        return ok
+
+    def _drain(self) -> None:
+        """Send queued parts while a session has room, tokens last and no back-off runs.
+        Re-entrant calls (a Deferred fired while sending submits again) return at once: the
+        running loop picks their parts up."""
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while self._queue and not self._stopped:
+                now = self.reactor.seconds()
+                if now < self._throttle_until:
+                    return
+                session = self._least_loaded()
+                if session is None:
+                    return
+                if self._bucket is not None and not self._take_token(now):
+                    return
+                self._send(session, self._queue.popleft(), now)
+        finally:
+            self._draining = False
+
+    def _send(self, session: _Session, part: _Part, now: float) -> None:
+        proto = session.proto
+        try:
+            d = proto.request("submit_sm", part.params)
+        except EncodeError as e:
+            self._message_failed(part.message, SubmitError(PERMANENT, f"cannot encode: {e}"))
+            return
+        except SMPPError as e:
+            self._message_failed(part.message, SubmitError(TRANSIENT, str(e)))
+            return
+        part.sent_at = now
+        d.addCallbacks(self._part_accepted, self._part_refused, callbackArgs=(part,),
+                       errbackArgs=(part, proto))
+        d.addErrback(lambda f: self.log.error("submit bookkeeping failed", error=f.getTraceback()))
+
+    def _part_accepted(self, resp: PDU, part: _Part) -> None:
+        if part.sent_at > self._throttle_started:
+            self._throttle_repeats = 0
+        key = keys_for_submit(str(resp.params.get("message_id", "")), self.settings.receipt_id_format)
+        if not key:
+            self.log.warning("submit_sm_resp without message_id: its receipt cannot be matched",
+                             message_id=part.message.request.message_id)
+        part.message.part_ok(part.index, key)
+        self._capacity_may_have_grown()
+
+    def _part_refused(self, failure, part: _Part, proto: SMPPProtocol) -> None:
+        exc = failure.value
+        answered = True
+        if not isinstance(exc, RequestFailed):
+            self.log.error("submit failed oddly", error=repr(exc))
+            error = SubmitError(TRANSIENT, repr(exc))
+        elif exc.reason == "status":
+            kind = SUBMIT_STATUS_KINDS.get(exc.status, DEFAULT_STATUS_KIND)
+            error = SubmitError(kind, status_name(exc.status))
+            if kind == THROTTLED:
+                self._throttled(part.sent_at)
+            if exc.status == defs.ESME_RINVBNDSTS:
+                proto.close("the SMSC says we are not bound")
+        elif exc.reason == "timeout":
+            error = SubmitError(TRANSIENT, "response timeout")
+        elif exc.reason == "generic_nack":
+            error = SubmitError(TRANSIENT, f"generic_nack {status_name(exc.status or 0)}")
+        else:
+            answered = False
+            error = SubmitError(TRANSIENT, exc.reason)
+        self._message_failed(part.message, error)
+        if answered:
+            self._capacity_may_have_grown()
+
+    def _message_failed(self, message: _Message, error: SubmitError) -> None:
+        if message.done:
+            return
+        message.done = True
+        if any(p.message is message for p in self._queue):
+            self._queue = deque(p for p in self._queue if p.message is not message)
+        message.deferred.errback(error)
+
+    def _fail_queued(self, detail: str) -> None:
+        messages = list(dict.fromkeys(p.message for p in self._queue))
+        self._queue.clear()
+        for m in messages:
+            self._message_failed(m, SubmitError(TRANSIENT, detail))
+
+    def _capacity_may_have_grown(self) -> None:
+        if self._stopped:
+            return
+        self._drain()
+        self.listener.link_ready(self.name)
+
+    # -- throttling and tps -------------------------------------------------------------------
+    def _throttled(self, sent_at: float) -> None:
+        if sent_at <= self._throttle_started:
+            return  # sent before the running (or last) back-off began: the same signal again
+        now = self.reactor.seconds()
+        delay = min(THROTTLE_BACKOFF_MAX, THROTTLE_BACKOFF_MIN * 2 ** min(self._throttle_repeats, 30))
+        self._throttle_repeats += 1
+        self._throttle_started = now
+        self._throttle_until = now + delay
+        if self._throttle_call is not None and self._throttle_call.active():
+            self._throttle_call.cancel()
+        self._throttle_call = self.reactor.callLater(delay, self._throttle_over)
+        self.log.warning("throttled by the SMSC: backing off", seconds=delay)
+
+    def _throttle_over(self) -> None:
+        self._throttle_call = None
+        self._capacity_may_have_grown()
+
+    def _refilled(self) -> None:
+        self._refill_call = None
+        self._capacity_may_have_grown()
+
+    # -- sessions up and down -------------------------------------------------------------------
+    def _session_up(self, session: _Session) -> None:
+        self.listener.bind_changed(self.name, session.label, True)
+        if session.transmits:
+            self._capacity_may_have_grown()
+
+    def _session_down(self, session: _Session) -> None:
+        self.listener.bind_changed(self.name, session.label, False)
+        if session.transmits and not any(s.can_submit() for s in self._sessions):
+            self._fail_queued("connection lost")
+
+    # -- requests from the SMSC -------------------------------------------------------------------
+    def _request_received(self, proto: SMPPProtocol, pdu: PDU) -> None:
+        if pdu.command in ("deliver_sm", "data_sm"):
+            message_type = int(pdu.params.get("esm_class") or 0) & _MESSAGE_TYPE_MASK
+            if message_type in _RECEIPT_TYPES:
+                self._receipt(proto, pdu)
+            elif message_type:
+                self.log.info("SME acknowledgement ignored", esm_class=pdu.params.get("esm_class"))
+                proto.respond(pdu, ESME_ROK)
+            else:
+                self._mo(proto, pdu)
+        elif pdu.command in defs.RESPONSE_OF:
+            proto.respond(pdu, defs.ESME_RINVCMDID)
+
+    @staticmethod
+    def _user_data(pdu: PDU) -> bytes:
+        data = pdu.params.get("short_message") or b""
+        if not data:
+            payload = pdu.tlvs.get("message_payload")
+            if isinstance(payload, (bytes, bytearray)):
+                data = bytes(payload)
+        return data
+
+    def _receipt(self, proto: SMPPProtocol, pdu: PDU) -> None:
+        data = self._user_data(pdu)
+        if pdu.params.get("data_coding") == 8:
+            text = data.decode("utf-16-be", "replace")
+        else:
+            text = data.decode("latin-1")
+        facts = receipt_facts(self.name, text, pdu.tlvs, self.settings.receipt_id_format)
+        if facts is None:
+            self.log.warning("receipt without an id: acknowledged and dropped", text=text,
+                             tlvs={str(k): repr(v) for k, v in pdu.tlvs.items()})
+            proto.respond(pdu, ESME_ROK)
+            return
+        self._answer_when_stored(proto, pdu, self.listener.receipt_received, facts, "receipt")
+
+    def _mo(self, proto: SMPPProtocol, pdu: PDU) -> None:
+        params = pdu.params
+        data_coding = int(params.get("data_coding") or 0)
+        esm_class = int(params.get("esm_class") or 0)
+        if _mo_encoding(data_coding) is None:
+            self.log.info("MO data_coding not known: decoded as Latin-1", data_coding=data_coding)
+        text, concat = decode_mo_text(self._user_data(pdu), data_coding, bool(esm_class & _UDHI),
+                                      self.settings.packed_gsm)
+        if concat is not None or "sar_msg_ref_num" in pdu.tlvs:
+            self.log.info("part of a concatenated MO passed on alone (no reassembly yet)",
+                          ref=concat.ref if concat else pdu.tlvs.get("sar_msg_ref_num"))
+        mo = MoFacts(operator=self.name, sender=str(params.get("source_addr", "")),
+                     to=str(params.get("destination_addr", "")), text=text)
+        self._answer_when_stored(proto, pdu, self.listener.mo_received, mo, "MO")
+
+    def _answer_when_stored(self, proto: SMPPProtocol, pdu: PDU, store, facts, what: str) -> None:
+        def stored(_):
+            proto.respond(pdu, ESME_ROK)
+
+        def not_stored(failure):
+            self.log.warning(f"{what} not stored: answered ESME_RX_T_APPN",
+                             error=failure.getErrorMessage())
+            proto.respond(pdu, ESME_RX_T_APPN)
+
+        d = maybeDeferred(store, facts)
+        d.addCallbacks(stored, not_stored)
+        d.addErrback(lambda f: self.log.error(f"{what} answer failed", error=f.getTraceback()))

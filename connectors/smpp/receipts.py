@@ -1,0 +1,185 @@
+"""Delivery receipts, pure: the receipt text, its outcome, and the SMSC message ids to match it by.
+
+Why this module exists: a receipt is only useful if it finds its message, and SMSCs disagree on
+how to say what they mean. They print the receipt text with different spacing and case, leave
+fields out, put junk after it; some send the id and state as TLVs instead; many print in the receipt
+in decimal an id they gave in hex in the ``submit_sm_resp`` (or the reverse), with or without
+leading zeros. Each of those quirks is a rule here, with no I/O, so each is a line in a test table.
+
+Theory of operation
+-------------------
+* ``parse_receipt_text`` reads the SMPP 3.4 Appendix B text
+  (``id:IIII sub:SSS dlvrd:DDD submit date:YYMMDDhhmm done date:YYMMDDhhmm stat:DDDDDDD err:E
+  text:...``) by keyword, not by position: keys in any case, spaces around ``:``, ``submit_date`` for
+  ``submit date``, missing fields, NULs and trailing junk are all accepted. ``text:`` takes the rest.
+* ``outcome_for(stat, message_state)``: the text's ``stat`` decides; the ``message_state`` TLV is
+  used when the text has no (recognised) ``stat``.
+* ``keys_for_submit(id, fmt)`` is the one key stored for a part; ``keys_for_receipt(id, fmt)`` the
+  candidates a receipt is looked up by, best first. ``fmt`` is the operator's ``receipt_id_format``:
+
+  ``auto``  ids are case-insensitive and leading zeros do not count; a receipt id may also be the
+            same number printed in the other base: an all-digit receipt id also yields its hex
+            form (``6699`` → ``1a2b``), a hex receipt id its decimal form (``1a2b`` → ``6699``).
+  ``hex`` / ``dec``  both sides print the id in that one base: case and leading zeros are
+            forgiven, no other base is tried (no false match through a conversion).
+  ``as-is`` exact strings, nothing normalised.
+
+  An empty id normalises to ``""`` (no key: it can never match); an id of only zeros to ``"0"``.
+* ``receipt_facts`` puts it together for a deliver_sm/data_sm: the ``receipted_message_id`` TLV wins
+  over the text's ``id``; None when there is no id at all (the caller logs it and acks it: an
+  unmatchable receipt is not worth the SMSC redelivering it forever).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from connectors.api import ReceiptFacts, ReceiptOutcome
+
+__all__ = [
+    "ID_FORMATS",
+    "MESSAGE_STATES",
+    "STAT_OUTCOMES",
+    "keys_for_receipt",
+    "keys_for_submit",
+    "normalize_id",
+    "outcome_for",
+    "parse_receipt_text",
+    "receipt_facts",
+]
+
+ID_FORMATS = ("auto", "hex", "dec", "as-is")
+
+#: stat word (upper case) → outcome. The 7-letter words are SMPP 3.4 Appendix B; the long forms and
+#: BUFFRED are variants seen in the wild.
+STAT_OUTCOMES: dict[str, ReceiptOutcome] = {
+    "DELIVRD": ReceiptOutcome.DELIVERED,
+    "DELIVERED": ReceiptOutcome.DELIVERED,
+    "UNDELIV": ReceiptOutcome.FAILED,
+    "UNDELIVERABLE": ReceiptOutcome.FAILED,
+    "REJECTD": ReceiptOutcome.FAILED,
+    "REJECTED": ReceiptOutcome.FAILED,
+    "EXPIRED": ReceiptOutcome.EXPIRED,
+    "ACCEPTD": ReceiptOutcome.ACCEPTED,
+    "ACCEPTED": ReceiptOutcome.ACCEPTED,
+    "ENROUTE": ReceiptOutcome.ACCEPTED,
+    "BUFFRED": ReceiptOutcome.BUFFERED,
+    "BUFFERED": ReceiptOutcome.BUFFERED,
+    "DELETED": ReceiptOutcome.UNKNOWN,
+    "UNKNOWN": ReceiptOutcome.UNKNOWN,
+}
+
+#: message_state TLV value (SMPP 3.4 §5.2.28) → (its stat word, outcome).
+MESSAGE_STATES: dict[int, tuple[str, ReceiptOutcome]] = {
+    1: ("ENROUTE", ReceiptOutcome.ACCEPTED),
+    2: ("DELIVRD", ReceiptOutcome.DELIVERED),
+    3: ("EXPIRED", ReceiptOutcome.EXPIRED),
+    4: ("DELETED", ReceiptOutcome.UNKNOWN),
+    5: ("UNDELIV", ReceiptOutcome.FAILED),
+    6: ("ACCEPTD", ReceiptOutcome.ACCEPTED),
+    7: ("UNKNOWN", ReceiptOutcome.UNKNOWN),
+    8: ("REJECTD", ReceiptOutcome.FAILED),
+}
+
+# A key starts the text or follows whitespace; "submit date", "submit_date", "submitdate" alike.
+_KEY = re.compile(r"(?:^|(?<=\s))(id|sub|dlvrd|submit[ _]?date|done[ _]?date|stat|err|text)\s*:\s*",
+                  re.IGNORECASE)
+_FIELD_NAMES = {"submitdate": "submit_date", "donedate": "done_date"}
+# Fields whose value is one token; the dates may hold a space ("240101 1200") and keep it.
+_ONE_TOKEN = frozenset({"id", "sub", "dlvrd", "stat", "err"})
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+def parse_receipt_text(text: str) -> dict[str, str]:
+    """The fields of a receipt text: any of ``id sub dlvrd submit_date done_date stat err text``.
+
+    Missing fields are absent. ``stat`` is upper-cased; other values are as printed (stripped).
+    The first occurrence of a key wins; ``text`` runs to the end of the string.
+    """
+    text = text.replace("\x00", " ")
+    fields: dict[str, str] = {}
+    matches = list(_KEY.finditer(text))
+    for i, m in enumerate(matches):
+        name = m.group(1).lower().replace(" ", "").replace("_", "")
+        name = _FIELD_NAMES.get(name, name)
+        if name == "text":
+            fields.setdefault("text", text[m.end():].strip())
+            break
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        value = text[m.end():end].strip()
+        if name in _ONE_TOKEN:
+            value = value.split()[0] if value.split() else ""
+        if name == "stat":
+            value = value.upper()
+        if not fields.get(name):
+            fields[name] = value
+    return {k: v for k, v in fields.items() if v or k == "text"}
+
+
+def outcome_for(stat: str | None, message_state: int | None = None) -> ReceiptOutcome:
+    """What a receipt means: by its ``stat`` word, else by its ``message_state`` TLV, else UNKNOWN."""
+    if stat:
+        outcome = STAT_OUTCOMES.get(stat.strip().upper())
+        if outcome is not None:
+            return outcome
+    if message_state is not None and message_state in MESSAGE_STATES:
+        return MESSAGE_STATES[message_state][1]
+    return ReceiptOutcome.UNKNOWN
+
+
+def _check(fmt: str) -> None:
+    if fmt not in ID_FORMATS:
+        raise ValueError(f"receipt_id_format must be one of {', '.join(ID_FORMATS)}, not {fmt!r}")
+
+
+def normalize_id(raw: str, fmt: str = "auto") -> str:
+    """An SMSC id as a key: stripped, lower case, no leading zeros (``"000"`` → ``"0"``,
+    ``""`` → ``""``); with ``as-is`` the id unchanged."""
+    _check(fmt)
+    if fmt == "as-is":
+        return raw
+    value = raw.strip().strip("\x00").strip().lower()
+    if not value:
+        return ""
+    return value.lstrip("0") or "0"
+
+
+def keys_for_submit(message_id: str, fmt: str = "auto") -> str:
+    """The key stored for a part whose ``submit_sm_resp`` carried ``message_id``."""
+    return normalize_id(message_id, fmt)
+
+
+def keys_for_receipt(message_id: str, fmt: str = "auto") -> tuple[str, ...]:
+    """The keys a receipt id may match, best first (see the module docstring); () for no id."""
+    key = normalize_id(message_id, fmt)
+    if not key:
+        return ()
+    if fmt != "auto":
+        return (key,)
+    candidates = [key]
+    if key.isdigit() and key.isascii():
+        candidates.append(format(int(key), "x"))  # printed in decimal, given in hex
+    if _HEX.fullmatch(key):
+        candidates.append(str(int(key, 16)))  # printed in hex, given in decimal
+    return tuple(dict.fromkeys(candidates))
+
+
+def receipt_facts(operator: str, text: str, tlvs: Mapping, fmt: str = "auto") -> ReceiptFacts | None:
+    """A receipt from its text and the TLVs of its PDU; None when it carries no id at all."""
+    fields = parse_receipt_text(text) if text else {}
+    raw_id = str(tlvs.get("receipted_message_id") or "").strip() or fields.get("id", "")
+    keys = keys_for_receipt(raw_id, fmt)
+    if not keys:
+        return None
+    state = tlvs.get("message_state")
+    state = state if isinstance(state, int) else None
+    stat = fields.get("stat", "")
+    outcome = outcome_for(stat, state)
+    if state in MESSAGE_STATES and stat.upper() not in STAT_OUTCOMES:
+        stat = stat or MESSAGE_STATES[state][0]
+    err = fields.get("err", "")
+    if not err and isinstance(tlvs.get("network_error_code"), (bytes, bytearray)):
+        err = tlvs["network_error_code"].hex()
+    return ReceiptFacts(operator=operator, keys=keys, outcome=outcome, stat=stat, err=err,
+                        raw_id=raw_id)

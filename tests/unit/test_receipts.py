@@ -1,0 +1,186 @@
+"""Receipt texts as real SMSCs print them, what they mean, and the ids they are matched by."""
+
+from __future__ import annotations
+
+import pytest
+
+from connectors.api import ReceiptOutcome
+from connectors.smpp.receipts import (
+    keys_for_receipt,
+    keys_for_submit,
+    normalize_id,
+    outcome_for,
+    parse_receipt_text,
+    receipt_facts,
+)
+
+D, F, E, A, B, U = (ReceiptOutcome.DELIVERED, ReceiptOutcome.FAILED, ReceiptOutcome.EXPIRED,
+                    ReceiptOutcome.ACCEPTED, ReceiptOutcome.BUFFERED, ReceiptOutcome.UNKNOWN)
+
+# --- parse_receipt_text --------------------------------------------------------------------------------
+PARSE_CASES = [
+    # SMPP 3.4 Appendix B, exactly
+    ("id:0A1B2C sub:001 dlvrd:001 submit date:2401011200 done date:2401011201 stat:DELIVRD "
+     "err:000 text:hello",
+     {"id": "0A1B2C", "sub": "001", "dlvrd": "001", "submit_date": "2401011200",
+      "done_date": "2401011201", "stat": "DELIVRD", "err": "000", "text": "hello"}),
+    # upper-case keys, spaces after the colons, Text with a capital
+    ("ID: 1234567890 SUB: 001 DLVRD: 000 SUBMIT DATE: 2401011200 DONE DATE: 2401011300 "
+     "STAT: UNDELIV ERR: 001 Text: Your code is 1234",
+     {"id": "1234567890", "sub": "001", "dlvrd": "000", "submit_date": "2401011200",
+      "done_date": "2401011300", "stat": "UNDELIV", "err": "001",
+      "text": "Your code is 1234"}),
+    # no sub/dlvrd, underscores in the dates, lower-case stat
+    ("id:abc-123 submit_date:2401011200 done_date:2401011201 stat:delivrd err:0",
+     {"id": "abc-123", "submit_date": "2401011200", "done_date": "2401011201",
+      "stat": "DELIVRD", "err": "0"}),
+    # seconds in the dates (12 digits), two spaces between fields, trailing NUL junk
+    ("id:77  sub:001  dlvrd:001  submit date:240101120000  done date:240101120100  "
+     "stat:EXPIRED  err:000  text:\x00\x00",
+     {"id": "77", "sub": "001", "dlvrd": "001", "submit_date": "240101120000",
+      "done_date": "240101120100", "stat": "EXPIRED", "err": "000", "text": ""}),
+    # text that itself contains keys: it runs to the end and changes nothing before it
+    ("id:5 stat:REJECTD err:042 text:stat:DELIVRD id:9",
+     {"id": "5", "stat": "REJECTD", "err": "042", "text": "stat:DELIVRD id:9"}),
+    # only id and stat; stuff after the last field
+    ("id:00012 stat:ACCEPTD extra=1",
+     {"id": "00012", "stat": "ACCEPTD"}),
+    # the fields glued with no space at all after "text:"; date with a space inside is kept
+    ("id:1 submit date:240101 1200 done date:240101 1201 stat:ENROUTE err:000 text:",
+     {"id": "1", "submit_date": "240101 1200", "done_date": "240101 1201", "stat": "ENROUTE",
+      "err": "000", "text": ""}),
+    # a key glued to a word is not a key ("valid:" is not "id:")
+    ("valid:3 id:42 stat:DELIVRD", {"id": "42", "stat": "DELIVRD"}),
+    # empty value, then the same key again with a value
+    ("id: stat:DELIVRD id:99", {"id": "99", "stat": "DELIVRD"}),
+    # no receipt at all
+    ("hello world", {}),
+    ("", {}),
+]
+
+
+@pytest.mark.parametrize("text, fields", PARSE_CASES)
+def test_parse_receipt_text(text, fields):
+    assert parse_receipt_text(text) == fields
+
+
+# --- outcome_for ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("stat, state, outcome", [
+    ("DELIVRD", None, D),
+    ("delivrd", None, D),
+    ("DELIVERED", None, D),
+    ("UNDELIV", None, F),
+    ("REJECTD", None, F),
+    ("EXPIRED", None, E),
+    ("ACCEPTD", None, A),
+    ("ENROUTE", None, A),
+    ("DELETED", None, U),
+    ("UNKNOWN", None, U),
+    ("BUFFRED", None, B),
+    ("", 1, A),
+    ("", 2, D),
+    ("", 3, E),
+    ("", 4, U),
+    ("", 5, F),
+    ("", 6, A),
+    ("", 7, U),
+    ("", 8, F),
+    (None, 2, D),
+    ("DELIVRD", 5, D),  # the text's stat decides when there is one
+    ("GARBLED", 2, D),  # an unknown word: the TLV decides
+    ("GARBLED", None, U),
+    ("", 99, U),
+    ("", None, U),
+])
+def test_outcome_for(stat, state, outcome):
+    assert outcome_for(stat, state) is outcome
+
+
+# --- ids ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("raw, fmt, key", [
+    ("0A1B", "auto", "a1b"),
+    ("  0a1b  ", "auto", "a1b"),
+    ("000", "auto", "0"),
+    ("0", "dec", "0"),
+    ("", "auto", ""),
+    ("   ", "hex", ""),
+    ("00123", "dec", "123"),
+    ("ABC", "hex", "abc"),
+    ("0A1B", "as-is", "0A1B"),
+    (" 0A1B", "as-is", " 0A1B"),
+])
+def test_normalize_id(raw, fmt, key):
+    assert normalize_id(raw, fmt) == key
+
+
+def test_unknown_format_is_refused():
+    with pytest.raises(ValueError, match="receipt_id_format"):
+        normalize_id("1", "octal")
+
+
+@pytest.mark.parametrize("submit_id, receipt_id, fmt, matches", [
+    # auto: hex given, decimal printed, and the reverse
+    ("1A2B", "6699", "auto", True),
+    ("6699", "1a2b", "auto", True),
+    ("0000A1B2", "41394", "auto", True),
+    ("41394", "0000a1b2", "auto", True),
+    # auto: zeros and case never matter
+    ("00ABC", "abc", "auto", True),
+    ("abc", "000ABC", "auto", True),
+    ("12", "0012", "auto", True),
+    # auto: same base, a different number
+    ("1A2B", "1A2C", "auto", False),
+    # hex / dec: no conversion
+    ("1A2B", "6699", "hex", False),
+    ("1a2b", "001A2B", "hex", True),
+    ("6699", "1a2b", "dec", False),
+    ("006699", "6699", "dec", True),
+    # as-is: exact strings
+    ("0A1B", "0A1B", "as-is", True),
+    ("0A1B", "0a1b", "as-is", False),
+    ("0A1B", "A1B", "as-is", False),
+    # non-numeric ids only normalise
+    ("Msg-0001", "msg-0001", "auto", True),
+    # an empty id never matches anything
+    ("", "", "auto", False),
+])
+def test_submit_key_among_receipt_candidates(submit_id, receipt_id, fmt, matches):
+    key = keys_for_submit(submit_id, fmt)
+    assert (key in keys_for_receipt(receipt_id, fmt)) is matches
+
+
+@pytest.mark.parametrize("receipt_id, fmt, candidates", [
+    ("6699", "auto", ("6699", "1a2b", "26265")),  # as printed, dec→hex, hex→dec
+    ("0A1B", "auto", ("a1b", "2587")),
+    ("000", "auto", ("0",)),
+    ("1", "auto", ("1",)),
+    ("msg-1", "auto", ("msg-1",)),
+    ("6699", "hex", ("6699",)),
+    ("6699", "dec", ("6699",)),
+    ("0A1B", "as-is", ("0A1B",)),
+    ("", "auto", ()),
+])
+def test_receipt_candidates_best_first(receipt_id, fmt, candidates):
+    assert keys_for_receipt(receipt_id, fmt) == candidates
+
+
+# --- receipt_facts ------------------------------------------------------------------------------------
+def test_receipt_facts_from_text():
+    facts = receipt_facts("telia", "id:00FF sub:001 dlvrd:001 submit date:2401011200 "
+                          "done date:2401011201 stat:UNDELIV err:005 text:x", {})
+    assert (facts.operator, facts.keys, facts.outcome, facts.stat, facts.err, facts.raw_id) == (
+        "telia", ("ff", "255"), F, "UNDELIV", "005", "00FF")
+    assert facts.detail == "stat=UNDELIV err=005 id=00FF"
+
+
+def test_receipt_facts_tlvs_win_and_fill_in():
+    facts = receipt_facts("telia", "id:1 stat:DELIVRD", {"receipted_message_id": "ABCD"}, "hex")
+    assert (facts.keys, facts.raw_id, facts.outcome) == (("abcd",), "ABCD", D)
+    facts = receipt_facts("telia", "", {"receipted_message_id": "9", "message_state": 3,
+                                        "network_error_code": b"\x03\x00\x01"})
+    assert (facts.keys, facts.outcome, facts.stat, facts.err) == (("9",), E, "EXPIRED", "030001")
+
+
+def test_receipt_facts_without_any_id_is_none():
+    assert receipt_facts("telia", "stat:DELIVRD err:000", {"message_state": 2}) is None
+    assert receipt_facts("telia", "", {"receipted_message_id": ""}) is None
