@@ -1,0 +1,254 @@
+"""End-to-end benchmark: HTTP API → store → SMPP → simulated SMSC → receipt → store.
+
+Starts a standalone simulated SMSC (`smsgw smsc-sim`) and a gateway (`smsgw run`) as separate
+processes on loopback, with a throwaway SQLite store, then drives the HTTP API from this process
+with keep-alive connections (asyncio, raw HTTP/1.1, so the load generator stays cheap), and waits
+until every accepted message has its receipt stored. Prints, for each phase:
+
+  accepted msg/s, end-to-end msg/s, accept latency p50/p99, accept→delivered p50/p99,
+  CPU seconds per 1,000 messages (gateway, SMSC simulator), and lost messages (must be 0).
+
+Run through `scripts/bench` (it sets up .venv first). Bounded in count and time; loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SMSGW = str(ROOT / ".venv" / "bin" / "smsgw")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def pct(values, q) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+CONFIG = """
+[gateway]
+node = "bench"
+[store]
+url = "sqlite:///{db}"
+[http]
+listen = "127.0.0.1:{http}"
+[metrics]
+listen = "127.0.0.1:{metrics}"
+[operators.sim]
+type = "smpp"
+host = "127.0.0.1"
+port = {smpp}
+system_id = "bench"
+password = "bench"
+binds = {binds}
+window = {window}
+cost = 0.1
+[profiles.standard]
+operators = ["sim"]
+[accounts.bench]
+api_keys = ["bench-key"]
+senders = ["BENCH"]
+"""
+
+
+class Http:
+    """A minimal keep-alive HTTP/1.1 client connection."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+
+    async def connect(self):
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def post(self, path: str, body: bytes, key: str) -> tuple[int, bytes]:
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {key}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        self.writer.write(head + body)
+        status_line = await self.reader.readuntil(b"\r\n")
+        status = int(status_line.split()[1])
+        length = 0
+        while True:
+            line = await self.reader.readuntil(b"\r\n")
+            if line == b"\r\n":
+                break
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return status, await self.reader.readexactly(length)
+
+
+async def drive(port: int, requests: list[bytes], concurrency: int) -> tuple[list[str], list[float], int]:
+    """Send every request body; returns accepted ids, per-request latencies, errors."""
+    ids: list[str] = []
+    latencies: list[float] = []
+    errors = 0
+    queue = list(reversed(requests))
+
+    async def worker():
+        nonlocal errors
+        conn = Http("127.0.0.1", port)
+        await conn.connect()
+        while queue:
+            body = queue.pop()
+            t0 = time.perf_counter()
+            status, data = await conn.post("/v1/messages", body, "bench-key")
+            latencies.append(time.perf_counter() - t0)
+            if status == 202:
+                ids.extend(m["id"] for m in json.loads(data)["messages"])
+            else:
+                errors += 1
+        conn.writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return ids, latencies, errors
+
+
+def wait_until(predicate, timeout: float, step: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+def wait_port(port: int, timeout: float = 60.0) -> None:
+    def up():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    if not wait_until(up, timeout):
+        raise SystemExit(f"bench: nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
+
+
+def delivered_stats(db: Path, ids: list[str]) -> tuple[int, list[float], int]:
+    """(delivered count, accept→delivered latencies, ids missing from the store)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        conn.execute("CREATE TEMP TABLE want (id TEXT PRIMARY KEY)")
+        conn.executemany("INSERT INTO want VALUES (?)", [(i,) for i in ids])
+        rows = conn.execute(
+            "SELECT m.status, m.created_at, (SELECT MAX(at) FROM events e WHERE e.message_id = m.id "
+            "AND e.status = 'delivered') FROM want w JOIN messages m ON m.id = w.id").fetchall()
+    finally:
+        conn.close()
+    delivered = [r for r in rows if r[0] == "delivered"]
+    return len(delivered), [r[2] - r[1] for r in delivered if r[2] is not None], len(ids) - len(rows)
+
+
+def count_delivered(db: Path, ids: list[str]) -> int:
+    return delivered_stats(db, ids)[0]
+
+
+def run_phase(name, args, http_port, db, pids, bodies, per_request):
+    cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+    t0 = time.perf_counter()
+    ids, lat, errors = asyncio.run(drive(http_port, bodies, args.concurrency))
+    t_accept = time.perf_counter() - t0
+
+    def all_delivered():
+        return count_delivered(db, ids) >= len(ids)
+
+    done = wait_until(all_delivered, args.timeout, 0.25)
+    t_total = time.perf_counter() - t0
+    cpu1 = {k: cpu_seconds(p) for k, p in pids.items()}
+    delivered, dlat, missing = delivered_stats(db, ids)
+    n = len(ids)
+    print(f"\n== {name}: {n} messages, {len(bodies)} requests of {per_request}, "
+          f"{args.concurrency} connections")
+    print(f"  accepted             {n / t_accept:10.0f} msg/s   ({len(bodies) / t_accept:.0f} requests/s, "
+          f"{errors} refused)")
+    print(f"  end-to-end           {delivered / t_total:10.0f} msg/s   ({delivered} delivered in {t_total:.1f} s"
+          f"{'' if done else ', TIMED OUT'})")
+    print(f"  accept latency       p50 {pct(lat, 0.5) * 1000:7.1f} ms   p99 {pct(lat, 0.99) * 1000:7.1f} ms")
+    print(f"  accept->delivered    p50 {pct(dlat, 0.5) * 1000:7.1f} ms   p99 {pct(dlat, 0.99) * 1000:7.1f} ms")
+    for k in pids:
+        used = cpu1[k] - cpu0[k]
+        print(f"  CPU {k:<16} {used / max(1, n) * 1000:10.3f} s per 1,000 messages  ({used:.1f} s)")
+    lost = n - delivered
+    print(f"  lost messages        {lost:10d}   ({missing} not in the store)")
+    return lost
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-n", "--messages", type=int, default=20000, help="messages per phase (default 20000)")
+    p.add_argument("--concurrency", type=int, default=32, help="HTTP connections (default 32)")
+    p.add_argument("--window", type=int, default=100, help="SMPP window per session (default 100)")
+    p.add_argument("--binds", type=int, default=1, help="SMPP sessions (default 1)")
+    p.add_argument("--receipt-delay", default="0ms", help="simulated SMSC receipt delay (default 0ms)")
+    p.add_argument("--timeout", type=float, default=300, help="seconds to wait for receipts per phase")
+    p.add_argument("--phases", default="single,batch", help="single,batch (default both)")
+    args = p.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="smsgw-bench-"))
+    db = tmp / "bench.db"
+    http_port, metrics_port, smpp_port = free_port(), free_port(), free_port()
+    (tmp / "gw.toml").write_text(CONFIG.format(db=db.name, http=http_port, metrics=metrics_port, smpp=smpp_port,
+                                               binds=args.binds, window=args.window))
+    procs = []
+    lost = 0
+    try:
+        sim = subprocess.Popen([SMSGW, "smsc-sim", "--listen", f"127.0.0.1:{smpp_port}", "--system-id", "bench",
+                                "--password", "bench", "--receipt-delay", args.receipt_delay, "--log-level",
+                                "warning"], stdout=open(tmp / "sim.log", "w"), stderr=subprocess.STDOUT)
+        procs.append(sim)
+        wait_port(smpp_port)
+        gw = subprocess.Popen([SMSGW, "run", "-c", str(tmp / "gw.toml"), "--log-level", "warning"],
+                              stdout=open(tmp / "gw.log", "w"), stderr=subprocess.STDOUT)
+        procs.append(gw)
+        wait_port(http_port)
+        time.sleep(1.0)  # let the binds come up
+        pids = {"gateway": gw.pid, "smsc-sim": sim.pid}
+        print(f"smsgw bench: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, store SQLite "
+              f"(WAL, synchronous=FULL), window {args.window} x {args.binds} bind(s), "
+              f"receipt delay {args.receipt_delay}, logs in {tmp}")
+        phases = args.phases.split(",")
+        if "single" in phases:
+            bodies = [json.dumps({"to": f"4670{i:07d}", "text": f"bench message {i}"}).encode()
+                      for i in range(args.messages)]
+            lost += run_phase("one message per request", args, http_port, db, pids, bodies, 1)
+        if "batch" in phases:
+            bodies = [json.dumps({"to": [f"4671{i * 100 + j:07d}" for j in range(100)],
+                                  "text": f"bench batch {i}"}).encode() for i in range(args.messages // 100)]
+            lost += run_phase("lists of 100 per request", args, http_port, db, pids, bodies, 100)
+    finally:
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    return 1 if lost else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The gateway process: builds every part from the config, starts them in order, stops them cleanly.
+
+Order of start: store (schema) → simulated SMSCs (in-process operators listen on loopback) →
+pipeline (resumes stored work) → operator links (bind) → HTTP API → metrics. Stop runs the other
+way: stop taking requests, give back queued work, unbind every session, close the store.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.twisted import MetricsResource
+from twisted.internet.defer import DeferredList, ensureDeferred
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from connectors.smpp.client import LinkSettings, OperatorLink
+from connectors.smsc_sim import SimSettings, SimulatedSMSC
+from smscore.api import ApiResource
+from smscore.config import Config, OperatorConfig
+from smscore.logs import get_logger
+from smscore.metrics import Metrics
+from smscore.pipeline import Pipeline, Routing
+from smscore.store.base import Store
+
+
+def open_store(config: Config, reactor) -> Store:
+    """The store named by ``[store] url``."""
+    url = config.store.url
+    if config.store.sqlite_path is not None:
+        from smscore.store.sqlite import SQLiteStore
+
+        return SQLiteStore(config.store.sqlite_path, reactor, auto_upgrade=config.store.auto_upgrade)
+    raise SystemExit(f"store.url: {url.split(':', 1)[0]} stores are not supported by this build yet")
+
+
+def routing_for(config: Config) -> Routing:
+    operators = config.operators
+
+    def cost(operator: str, to: str) -> Decimal | None:
+        return operators[operator].cost.lookup(to)
+
+    return Routing({name: p.operators for name, p in config.profiles.items()}, cost)
+
+
+def sim_settings(op: OperatorConfig) -> SimSettings:
+    return SimSettings(
+        system_id=op.system_id or op.name, password=op.password or None, receipt_delay=op.receipt_delay,
+        message_id_format=op.message_id_format, unreachable_prefixes=tuple(op.unreachable_prefixes),
+        throttle_tps=op.throttle_tps)
+
+
+def link_settings(op: OperatorConfig, host: str, port: int) -> LinkSettings:
+    return LinkSettings(
+        host=host, port=port, tls=op.tls, system_id=op.system_id or op.name, password=op.password,
+        system_type=op.system_type, bind=op.bind, binds=op.binds, window=op.window, tps=op.tps,
+        enquire_link=op.enquire_link, receipt_id_format=op.receipt_id_format, latin1=op.latin1,
+        packed_gsm=op.packed_gsm)
+
+
+class Gateway:
+    """One gateway node."""
+
+    def __init__(self, config: Config, reactor, registry: CollectorRegistry | None = None) -> None:
+        self.config = config
+        self.reactor = reactor
+        self.clock = reactor
+        self.metrics = Metrics(registry or CollectorRegistry())
+        self.store = open_store(config, reactor)
+        self.pipeline = Pipeline(store=self.store, clock=reactor, node=config.gateway.node,
+                                 lease=config.gateway.lease, routing=routing_for(config), metrics=self.metrics)
+        self.links: dict[str, OperatorLink] = {}
+        self.sims: dict[str, SimulatedSMSC] = {}
+        self.ports: list = []
+        self.http_port = None
+        self.metrics_port = None
+        self.log = get_logger(component="gateway", node=config.gateway.node)
+
+    def start(self):
+        return ensureDeferred(self._start())
+
+    async def _start(self) -> None:
+        await self.store.open()
+        for name, op in self.config.operators.items():
+            if op.type == "simulated":
+                sim = SimulatedSMSC(sim_settings(op), self.reactor, name=name)
+                port = await sim.listen("127.0.0.1", 0)
+                self.sims[name] = sim
+                settings = link_settings(op, "127.0.0.1", port)
+            else:
+                settings = link_settings(op, op.host, op.port)
+            link = OperatorLink(name, settings, self.pipeline, self.reactor)
+            self.links[name] = link
+            self.pipeline.add_link(link)
+        await self.pipeline.start()
+        for link in self.links.values():
+            link.start()
+        http = self.config.http.listen
+        self.http_port = self.reactor.listenTCP(http.port, Site(ApiResource(self)), interface=http.host)
+        root = Resource()
+        root.putChild(b"metrics", MetricsResource(registry=self.metrics.registry))
+        mon = self.config.metrics.listen
+        self.metrics_port = self.reactor.listenTCP(mon.port, Site(root), interface=mon.host)
+        self.log.info("gateway started", http=f"{http.host}:{self.http_port.getHost().port}",
+                      metrics=f"{mon.host}:{self.metrics_port.getHost().port}",
+                      operators=list(self.links), store=self.config.store.redacted_url)
+
+    def stop(self):
+        return ensureDeferred(self._stop())
+
+    async def _stop(self) -> None:
+        self.log.info("gateway stopping")
+        for port in (self.http_port, self.metrics_port):
+            if port is not None:
+                await port.stopListening()
+        await self.pipeline.stop()
+        await DeferredList([link.stop() for link in self.links.values()], consumeErrors=True)
+        await DeferredList([sim.stop() for sim in self.sims.values()], consumeErrors=True)
+        await self.store.close()
+        self.log.info("gateway stopped")
+
+    def readiness(self) -> tuple[bool, list[str]]:
+        problems = []
+        if not self.store.is_ready():
+            problems.append("store unreachable")
+        for name, profile in self.config.profiles.items():
+            if not any(self.links[op].is_up() for op in profile.operators if op in self.links):
+                problems.append(f"profile {name}: no bound operator")
+        return not problems, problems

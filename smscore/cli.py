@@ -1,0 +1,331 @@
+"""The ``smsgw`` command (SPEC §2).
+
+Every command has ``--help``; every error is one line on stderr and a non-zero exit (2 for usage and
+config errors, 1 for everything else). Commands that talk to a running gateway do so through its
+HTTP API, as any client would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+DEFAULT_CONFIG = "etc/gateway.toml"
+
+
+class CliError(Exception):
+    """A one-line error for the user; ``code`` is the exit status."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _load(path: str):
+    from smscore.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(f"smsgw: {line}", file=sys.stderr)
+        raise CliError(f"{path}: {len(exc.errors)} configuration error(s)", 2) from None
+
+
+# -- run ---------------------------------------------------------------------------------------
+def cmd_run(args) -> int:
+    from twisted.internet import reactor
+
+    from smscore import logs
+    from smscore.app import Gateway
+
+    config = _load(args.config)
+    logs.configure(args.log_level, args.log_format)
+    log = logs.get_logger(component="cli")
+    gateway = Gateway(config, reactor)
+    outcome = {"code": 0}
+
+    def started_failed(failure):
+        log.error("gateway failed to start", error=failure.getErrorMessage())
+        print(f"smsgw: cannot start: {failure.getErrorMessage()}", file=sys.stderr)
+        outcome["code"] = 1
+        if reactor.running:
+            reactor.stop()
+
+    def start():
+        d = gateway.start()
+        d.addErrback(started_failed)
+
+    stopping = {"done": False}
+
+    def shutdown(*_):
+        if stopping["done"]:
+            return
+        stopping["done"] = True
+        d = gateway.stop()
+        d.addErrback(lambda f: log.error("unclean stop", error=f.getErrorMessage()))
+        d.addBoth(lambda _: reactor.stop())
+
+    def on_signal(signum, _frame):
+        reactor.callFromThread(shutdown)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    reactor.callWhenRunning(start)
+    reactor.run(installSignalHandlers=False)
+    return outcome["code"]
+
+
+# -- check-config ----------------------------------------------------------------------------------
+def cmd_check_config(args) -> int:
+    config = _load(args.config)
+    print(f"{args.config}: OK ({len(config.operators)} operators, {len(config.profiles)} profiles, "
+          f"{len(config.accounts)} accounts, {len(config.keywords)} keywords)")
+    return 0
+
+
+# -- db ------------------------------------------------------------------------------------------
+def cmd_db_upgrade(args) -> int:
+    config = _load(args.config)
+    if config.store.sqlite_path is None:
+        raise CliError(f"store.url: {config.store.url.split(':', 1)[0]} stores are not supported by this build yet")
+    from smscore.store import sqlite
+
+    before, after = sqlite.upgrade(config.store.sqlite_path)
+    print(f"{config.store.sqlite_path}: schema version {before} -> {after}")
+    return 0
+
+
+# -- smsc-sim ------------------------------------------------------------------------------------
+def cmd_smsc_sim(args) -> int:
+    from twisted.internet import reactor
+
+    from connectors.smsc_sim import SimSettings, SimulatedSMSC, control_site
+    from smscore import logs
+    from smscore.config import ListenAddress  # noqa: F401 (same parsing rules as the config)
+    from smscore.durations import parse_duration
+
+    logs.configure(args.log_level, args.log_format)
+    host, port = _host_port(args.listen, "--listen")
+    settings = SimSettings(
+        system_id=args.system_id, password=args.password, receipt_delay=parse_duration(args.receipt_delay),
+        message_id_format=args.message_id_format, unreachable_prefixes=tuple(args.unreachable_prefix or ()),
+        throttle_tps=args.throttle_tps)
+    sim = SimulatedSMSC(settings, reactor, name=args.name)
+    log = logs.get_logger(component="smsc-sim")
+
+    def start():
+        d = sim.listen(host, port)
+
+        def listening(actual):
+            info = {"listen": f"{host}:{actual}"}
+            if args.control:
+                chost, cport = _host_port(args.control, "--control")
+                p = reactor.listenTCP(cport, control_site(sim), interface=chost)
+                info["control"] = f"{chost}:{p.getHost().port}"
+            log.info("simulated SMSC listening", **info)
+
+        def failed(f):
+            print(f"smsgw: cannot listen on {args.listen}: {f.getErrorMessage()}", file=sys.stderr)
+            reactor.stop()
+
+        d.addCallbacks(listening, failed)
+
+    def on_signal(signum, _frame):
+        reactor.callFromThread(lambda: sim.stop().addBoth(lambda _: reactor.stop()))
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    reactor.callWhenRunning(start)
+    reactor.run(installSignalHandlers=False)
+    return 0
+
+
+def _host_port(value: str, what: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise CliError(f"{what}: expected HOST:PORT, got {value!r}", 2)
+    return host, int(port)
+
+
+# -- HTTP clients: send, status, mo ----------------------------------------------------------------
+def _base_url(args) -> str:
+    if args.url:
+        return args.url.rstrip("/")
+    if args.config and Path(args.config).exists():
+        listen = _load(args.config).http.listen
+        return f"http://{listen.host}:{listen.port}"
+    return "http://127.0.0.1:8080"
+
+
+def _http(method: str, url: str, key: str | None, body: dict | None = None) -> tuple[int, object]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    if key:
+        req.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            return exc.code, json.loads(raw)
+        except ValueError:
+            return exc.code, {"error": {"code": "http_error", "message": raw.decode("utf-8", "replace")}}
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise CliError(f"cannot reach the gateway at {url}: {reason}") from None
+
+
+def _answer(status: int, body) -> int:
+    if 200 <= status < 300:
+        print(json.dumps(body, indent=2, ensure_ascii=False))
+        return 0
+    err = body.get("error", {}) if isinstance(body, dict) else {}
+    field = f" (field {err['field']})" if err.get("field") else ""
+    raise CliError(f"{status} {err.get('code', 'error')}: {err.get('message', body)}{field}")
+
+
+def _key(args) -> str:
+    key = args.key or os.environ.get("SMSGW_API_KEY")
+    if not key:
+        raise CliError("an API key is needed: --key KEY or SMSGW_API_KEY", 2)
+    return key
+
+
+def cmd_send(args) -> int:
+    body = {"to": args.to if len(args.to) > 1 else args.to[0], "text": args.text}
+    for name in ("profile", "encoding", "reference", "send_at", "callback_url"):
+        value = getattr(args, name)
+        if value is not None:
+            body[name] = value
+    if args.sender is not None:
+        body["from"] = args.sender
+    if args.max_parts is not None:
+        body["max_parts"] = args.max_parts
+    return _answer(*_http("POST", f"{_base_url(args)}/v1/messages", _key(args), body))
+
+
+def cmd_status(args) -> int:
+    return _answer(*_http("GET", f"{_base_url(args)}/v1/messages/{args.id}", _key(args)))
+
+
+def cmd_mo(args) -> int:
+    body = {"from": args.sender, "to": args.to, "text": args.text}
+    if args.sim:
+        return _answer(*_http("POST", f"http://{args.sim}/mo", None, body))
+    key = args.admin_key or os.environ.get("SMSGW_ADMIN_KEY")
+    if not key:
+        raise CliError("an admin key is needed: --admin-key KEY or SMSGW_ADMIN_KEY", 2)
+    url = f"{_base_url(args)}/v1/admin/operators/{args.operator}/mo"
+    return _answer(*_http("POST", url, key, body))
+
+
+# -- the parser -------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="smsgw", description="smsgw: an SMPP 3.4 SMS gateway.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def with_config(sp):
+        sp.add_argument("-c", "--config", default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
+
+    def with_logs(sp):
+        sp.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+        sp.add_argument("--log-format", default="json", choices=["json", "console"])
+
+    def with_client(sp, key=True):
+        with_config(sp)
+        sp.add_argument("--url", help="the gateway's API base URL (default: [http] listen of the config)")
+        if key:
+            sp.add_argument("--key", help="the account's API key (or SMSGW_API_KEY)")
+
+    sp = sub.add_parser("run", help="run the gateway", description="Run the gateway with a config file.")
+    with_config(sp)
+    with_logs(sp)
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("check-config", help="validate a config file",
+                        description="Report every configuration error with its key path.")
+    with_config(sp)
+    sp.set_defaults(func=cmd_check_config)
+
+    sp = sub.add_parser("db", help="database maintenance", description="Database maintenance.")
+    dbsub = sp.add_subparsers(dest="db_command", metavar="ACTION")
+    dbsub.required = True
+    up = dbsub.add_parser("upgrade", help="create or upgrade the schema",
+                          description="Create or upgrade the store's schema to this version.")
+    with_config(up)
+    up.set_defaults(func=cmd_db_upgrade)
+
+    sp = sub.add_parser("smsc-sim", help="run a standalone simulated SMSC",
+                        description="A simulated SMSC (SMPP 3.4 server) for tests and demos.")
+    sp.add_argument("--listen", default="127.0.0.1:2775", help="HOST:PORT to accept binds on")
+    sp.add_argument("--name", default="sim", help="name used in logs and message ids")
+    sp.add_argument("--system-id", default=None, help="required system_id (default: accept any)")
+    sp.add_argument("--password", default=None, help="required password (default: accept any)")
+    sp.add_argument("--receipt-delay", default="200ms", help="delay before the delivery receipt")
+    sp.add_argument("--message-id-format", default="hex", choices=["hex", "dec"])
+    sp.add_argument("--unreachable-prefix", action="append", metavar="PREFIX",
+                    help="numbers starting with PREFIX get an UNDELIV receipt (repeatable)")
+    sp.add_argument("--throttle-tps", type=int, default=0, help="answer ESME_RTHROTTLED above this rate (0: off)")
+    sp.add_argument("--control", default=None, metavar="HOST:PORT",
+                    help="HTTP control port: POST /mo injects an MO (see `smsgw mo --sim`)")
+    with_logs(sp)
+    sp.set_defaults(func=cmd_smsc_sim)
+
+    sp = sub.add_parser("send", help="send an MT message through the HTTP API",
+                        description="Send an MT message through a running gateway's HTTP API.")
+    with_client(sp)
+    sp.add_argument("--to", required=True, action="append", help="destination number (repeatable)")
+    sp.add_argument("--text", required=True)
+    sp.add_argument("--from", dest="sender")
+    sp.add_argument("--profile")
+    sp.add_argument("--encoding", choices=["auto", "gsm7", "latin1", "ucs2"])
+    sp.add_argument("--max-parts", type=int)
+    sp.add_argument("--reference")
+    sp.add_argument("--send-at", dest="send_at", help="RFC 3339 time to send at")
+    sp.add_argument("--callback-url", dest="callback_url")
+    sp.set_defaults(func=cmd_send)
+
+    sp = sub.add_parser("status", help="show a message and its history",
+                        description="Show a message and its full history.")
+    with_client(sp)
+    sp.add_argument("id")
+    sp.set_defaults(func=cmd_status)
+
+    sp = sub.add_parser("mo", help="inject an MO into a simulated operator",
+                        description="Inject a mobile-originated SMS into a simulated operator, as if a phone "
+                                    "had sent it.")
+    with_client(sp, key=False)
+    sp.add_argument("--operator", default="sim_a", help="the simulated operator of the gateway (default sim_a)")
+    sp.add_argument("--sim", metavar="HOST:PORT", help="a standalone smsc-sim's control port instead")
+    sp.add_argument("--admin-key", help="an [admin] api key of the gateway (or SMSGW_ADMIN_KEY)")
+    sp.add_argument("--from", dest="sender", required=True, help="the phone number sending")
+    sp.add_argument("--to", required=True, help="the shortcode or number sent to")
+    sp.add_argument("--text", required=True)
+    sp.set_defaults(func=cmd_mo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CliError as exc:
+        print(f"smsgw: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""End-to-end helpers: the `smsgw` command run as a user runs it, in its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SMSGW = [sys.executable, "-m", "smscore.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def smsgw(*args, timeout=60, check=False) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*SMSGW, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"smsgw {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+    return proc
+
+
+def http(method, url, body=None, key=None, timeout=10):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if key:
+        req.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            raw = resp.read()
+            return resp.status, (json.loads(raw) if raw[:1] in (b"{", b"[") else raw.decode())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def wait_for(predicate, timeout=30.0, step=0.1, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class GatewayProcess:
+    """`smsgw run -c FILE` in a child process, ended by PID only."""
+
+    def __init__(self, config: Path, http_port: int, log: Path) -> None:
+        self.config, self.http_port, self.log = config, http_port, log
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self, ready=True) -> GatewayProcess:
+        self.proc = subprocess.Popen([*SMSGW, "run", "-c", str(self.config), "--log-level", "debug"],
+                                     stdout=open(self.log, "a"), stderr=subprocess.STDOUT, cwd=ROOT)
+
+        def healthy():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"gateway exited with {self.proc.returncode}: {self.log.read_text()[-3000:]}")
+            try:
+                return http("GET", self.url + "/healthz", timeout=1)[0] == 200
+            except OSError:
+                return False
+
+        wait_for(healthy, 60, what="the gateway's /healthz")
+        if ready:
+            wait_for(lambda: http("GET", self.url + "/readyz", timeout=1)[0] == 200, 30, what="/readyz")
+        return self
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("the gateway did not stop within 30 s of SIGTERM") from None
+
+
+@pytest.fixture
+def gateways(tmp_path):
+    started: list[GatewayProcess] = []
+
+    def make(config_text: str, http_port: int) -> GatewayProcess:
+        path = tmp_path / f"gw{len(started)}.toml"
+        path.write_text(config_text)
+        gw = GatewayProcess(path, http_port, tmp_path / f"gw{len(started)}.log")
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        if gw.proc is not None and gw.proc.poll() is None:
+            os.kill(gw.proc.pid, signal.SIGKILL)
+            gw.proc.wait()

@@ -1,0 +1,117 @@
+"""The gateway as a user runs it: `smsgw` commands, the HTTP API, the metrics, a SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+
+from tests.e2e.conftest import ROOT, SMSGW, free_port, http, smsgw, wait_for
+
+SIM_CONFIG = """
+[gateway]
+node = "e2e"
+[store]
+url = "sqlite:///e2e.db"
+[http]
+listen = "127.0.0.1:{http}"
+[metrics]
+listen = "127.0.0.1:{metrics}"
+[admin]
+api_keys = ["ops-key"]
+[operators.sim_a]
+type = "simulated"
+cost = 0.10
+unreachable_prefixes = ["4670999"]
+receipt_delay = "50ms"
+[operators.sim_b]
+type = "simulated"
+cost = 0.20
+receipt_delay = "50ms"
+[profiles.standard]
+operators = ["sim_a", "sim_b"]
+[accounts.demo]
+api_keys = ["demo-key"]
+senders = ["DEMO"]
+"""
+
+
+def test_check_config_accepts_the_shipped_files_and_names_key_paths(tmp_path):
+    for name in ("etc/gateway.toml", "etc/gateway.example.toml"):
+        proc = smsgw("check-config", "-c", name)
+        assert proc.returncode == 0, proc.stderr
+        assert "OK" in proc.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[operators.x]\ntype = "simulated"\nwindow = "ten"\n[profiles.p]\noperators = ["y"]\n')
+    proc = smsgw("check-config", "-c", str(bad))
+    assert proc.returncode == 2
+    assert "operators.x.window" in proc.stderr and "profiles.p.operators[0]" in proc.stderr
+
+
+def test_every_command_has_help():
+    for command in (["run"], ["check-config"], ["db", "upgrade"], ["smsc-sim"], ["send"], ["status"], ["mo"]):
+        proc = smsgw(*command, "--help")
+        assert proc.returncode == 0 and "usage: smsgw" in proc.stdout, command
+
+
+def test_errors_are_one_line_and_non_zero(tmp_path):
+    proc = smsgw("check-config", "-c", str(tmp_path / "missing.toml"))
+    assert proc.returncode == 2 and "cannot read the file" in proc.stderr
+    port = free_port()  # nothing listens there
+    proc = smsgw("send", "--url", f"http://127.0.0.1:{port}", "--key", "k", "--to", "46701234567", "--text", "x")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and "cannot reach the gateway" in proc.stderr
+
+
+def test_send_status_metrics_failover_and_clean_stop(gateways, tmp_path):
+    hp, mp = free_port(), free_port()
+    gw = gateways(SIM_CONFIG.format(http=hp, metrics=mp), hp).start()
+    url = gw.url
+    # Send with the CLI, as the README shows.
+    proc = smsgw("send", "--url", url, "--key", "demo-key", "--to", "46701234567", "--text", "Hello e2e")
+    assert proc.returncode == 0, proc.stderr
+    [msg] = json.loads(proc.stdout)["messages"]
+    assert msg["status"] == "queued" and msg["parts"] == 1
+
+    def delivered(mid):
+        code, body = http("GET", f"{url}/v1/messages/{mid}", key="demo-key")
+        return body if code == 200 and body["status"] == "delivered" else None
+
+    body = wait_for(lambda: delivered(msg["id"]), 20, what="delivered")
+    assert body["operator"] == "sim_a"
+    assert [e["status"] for e in body["events"]] == ["queued", "submitted", "delivered"]
+    assert "stat=DELIVRD" in body["events"][-1]["detail"]
+    proc = smsgw("status", "--url", url, "--key", "demo-key", msg["id"])
+    assert proc.returncode == 0 and json.loads(proc.stdout)["status"] == "delivered"
+
+    # A number the cheap operator cannot reach: failed there, delivered through the next one.
+    code, answer = http("POST", f"{url}/v1/messages", {"to": "46709991234", "text": "ported"}, key="demo-key")
+    assert code == 202
+    ported = wait_for(lambda: delivered(answer["messages"][0]["id"]), 20, what="failover delivery")
+    assert ported["operator"] == "sim_b"
+    assert [(e["status"], e["operator"], e["final"]) for e in ported["events"]] == [
+        ("queued", None, False), ("submitted", "sim_a", False), ("failed", "sim_a", False),
+        ("queued", None, False), ("submitted", "sim_b", False), ("delivered", "sim_b", True)]
+    assert "UNDELIV" in ported["events"][2]["detail"]
+
+    # A long UCS-2 text goes as parts and is delivered only when every part is.
+    code, answer = http("POST", f"{url}/v1/messages", {"to": "46701234568", "text": "Привет мир! " * 10},
+                        key="demo-key")
+    assert code == 202 and answer["messages"][0]["parts"] == 2
+    wait_for(lambda: delivered(answer["messages"][0]["id"]), 20, what="multipart delivery")
+
+    # Metrics, as Prometheus scrapes them.
+    code, text = http("GET", f"http://127.0.0.1:{mp}/metrics")
+    assert code == 200
+    assert re.search(r'^smsgw_bind_up\{operator="sim_a",session="[^"]+"\} 1\.0$', text, re.M)
+    assert re.search(r'^smsgw_messages_total\{status="delivered"\} 3\.0$', text, re.M)
+    assert re.search(r'^smsgw_pdus_total\{command="submit_sm",direction="out",operator="sim_a"\} 4\.0$', text, re.M)
+    assert re.search(r"^smsgw_submit_seconds_count 4\.0$", text, re.M)
+
+    # Logs are JSON lines, and lines about a message carry its id.
+    assert gw.stop() == 0
+    lines = [json.loads(line) for line in gw.log.read_text().splitlines() if line.startswith("{")]
+    assert lines and all("event" in line and "timestamp" in line for line in lines)
+    assert any(line.get("message_id") == msg["id"] for line in lines)
+    assert not any("demo-key" in json.dumps(line) for line in lines)
