@@ -80,9 +80,11 @@ class ApiResource(Resource):
         return self._body(request, status, body)
 
     def _body(self, request, status: int, body) -> bytes:
+        data = dumps(body)
         request.setResponseCode(status)
         request.setHeader(b"content-type", b"application/json")
-        return dumps(body)
+        request.setHeader(b"content-length", b"%d" % len(data))
+        return data
 
     def _error(self, request, exc: ApiError) -> bytes:
         for name, value in exc.headers.items():
