@@ -42,6 +42,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of the main thread and of all other threads together (the store writer)."""
+    out = {"main": 0.0, "threads": 0.0}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        out["main" if int(task.name) == pid else "threads"] += used
+    return out
+
+
 def pct(values, q) -> float:
     if not values:
         return float("nan")
@@ -169,6 +182,7 @@ def count_delivered(db: Path, ids: list[str]) -> int:
 
 def run_phase(name, args, http_port, db, pids, bodies, per_request):
     cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+    threads0 = thread_cpu(pids["gateway"])
     t0 = time.perf_counter()
     ids, lat, errors = asyncio.run(drive(http_port, bodies, args.concurrency))
     t_accept = time.perf_counter() - t0
@@ -179,6 +193,7 @@ def run_phase(name, args, http_port, db, pids, bodies, per_request):
     done = wait_until(all_delivered, args.timeout, 0.25)
     t_total = time.perf_counter() - t0
     cpu1 = {k: cpu_seconds(p) for k, p in pids.items()}
+    threads1 = thread_cpu(pids["gateway"])
     delivered, dlat, missing = delivered_stats(db, ids)
     n = len(ids)
     print(f"\n== {name}: {n} messages, {len(bodies)} requests of {per_request}, "
@@ -192,6 +207,8 @@ def run_phase(name, args, http_port, db, pids, bodies, per_request):
     for k in pids:
         used = cpu1[k] - cpu0[k]
         print(f"  CPU {k:<16} {used / max(1, n) * 1000:10.3f} s per 1,000 messages  ({used:.1f} s)")
+    print(f"    of which: reactor thread {threads1['main'] - threads0['main']:.1f} s, "
+          f"store and other threads {threads1['threads'] - threads0['threads']:.1f} s")
     lost = n - delivered
     print(f"  lost messages        {lost:10d}   ({missing} not in the store)")
     return lost
@@ -201,11 +218,13 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-n", "--messages", type=int, default=20000, help="messages per phase (default 20000)")
     p.add_argument("--concurrency", type=int, default=32, help="HTTP connections (default 32)")
-    p.add_argument("--window", type=int, default=100, help="SMPP window per session (default 100)")
+    p.add_argument("--window", type=int, default=100,
+                   help="SMPP window per session, both ways: submits and receipts (default 100)")
     p.add_argument("--binds", type=int, default=1, help="SMPP sessions (default 1)")
     p.add_argument("--receipt-delay", default="0ms", help="simulated SMSC receipt delay (default 0ms)")
     p.add_argument("--timeout", type=float, default=300, help="seconds to wait for receipts per phase")
     p.add_argument("--phases", default="single,batch", help="single,batch (default both)")
+    p.add_argument("--profile", metavar="FILE", help="run the gateway under cProfile, writing FILE")
     args = p.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="smsgw-bench-"))
@@ -217,11 +236,12 @@ def main() -> int:
     lost = 0
     try:
         sim = subprocess.Popen([SMSGW, "smsc-sim", "--listen", f"127.0.0.1:{smpp_port}", "--system-id", "bench",
-                                "--password", "bench", "--receipt-delay", args.receipt_delay, "--log-level",
+                                "--password", "bench", "--receipt-delay", args.receipt_delay, "--window", str(args.window), "--log-level",
                                 "warning"], stdout=open(tmp / "sim.log", "w"), stderr=subprocess.STDOUT)
         procs.append(sim)
         wait_port(smpp_port)
-        gw = subprocess.Popen([SMSGW, "run", "-c", str(tmp / "gw.toml"), "--log-level", "warning"],
+        prefix = [sys.executable, "-m", "cProfile", "-o", args.profile, SMSGW] if args.profile else [SMSGW]
+        gw = subprocess.Popen([*prefix, "run", "-c", str(tmp / "gw.toml"), "--log-level", "warning"],
                               stdout=open(tmp / "gw.log", "w"), stderr=subprocess.STDOUT)
         procs.append(gw)
         wait_port(http_port)

@@ -17,7 +17,7 @@ from twisted.web.server import Site
 
 from connectors.smpp.client import LinkSettings, OperatorLink
 from connectors.smsc_sim import SimSettings, SimulatedSMSC
-from smscore.api import ApiResource
+from smscore.api import ApiResource, ApiSite
 from smscore.config import Config, OperatorConfig
 from smscore.logs import get_logger
 from smscore.metrics import Metrics
@@ -97,7 +97,7 @@ class Gateway:
         for link in self.links.values():
             link.start()
         http = self.config.http.listen
-        self.http_port = self.reactor.listenTCP(http.port, Site(ApiResource(self)), interface=http.host)
+        self.http_port = self.reactor.listenTCP(http.port, ApiSite(ApiResource(self)), interface=http.host)
         root = Resource()
         root.putChild(b"metrics", MetricsResource(registry=self.metrics.registry))
         mon = self.config.metrics.listen

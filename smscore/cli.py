@@ -118,6 +118,7 @@ def cmd_smsc_sim(args) -> int:
         message_id_format=args.message_id_format, unreachable_prefixes=tuple(args.unreachable_prefix or ()),
         throttle_tps=args.throttle_tps)
     sim = SimulatedSMSC(settings, reactor, name=args.name)
+    sim.window = args.window
     log = logs.get_logger(component="smsc-sim")
 
     def start():
@@ -276,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--unreachable-prefix", action="append", metavar="PREFIX",
                     help="numbers starting with PREFIX get an UNDELIV receipt (repeatable)")
     sp.add_argument("--throttle-tps", type=int, default=0, help="answer ESME_RTHROTTLED above this rate (0: off)")
+    sp.add_argument("--window", type=int, default=10,
+                    help="outstanding deliver_sm (receipts, MO) per session (default 10)")
     sp.add_argument("--control", default=None, metavar="HOST:PORT",
                     help="HTTP control port: POST /mo injects an MO (see `smsgw mo --sim`)")
     with_logs(sp)

@@ -57,6 +57,19 @@ class Metrics:
         self.callbacks = Counter("smsgw_callbacks", "HTTP pushes to customers by kind and outcome",
                                  ["kind", "outcome"], registry=r)
         self._live: _LiveGauges | None = None
+        self._children: dict[tuple, object] = {}
+
+    def child(self, metric, *labels):
+        """``metric.labels(*labels)``, cached: label lookups are a hot-path cost at thousands/s."""
+        key = (metric._name, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
+    def status_changed(self, status: str, n: int = 1) -> None:
+        """``smsgw_messages_total{status}`` += n."""
+        self.child(self.messages, status).inc(n)
 
     def watch_queues(self, sample: Callable[[], Iterable[tuple[str, int, int]]]) -> None:
         """Register the scrape-time sampler of (operator, queue depth, in flight)."""

@@ -8,6 +8,7 @@ gateway and are rendered as RFC 3339 only at the edge.
 from __future__ import annotations
 
 import os
+import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -88,6 +89,9 @@ class Message:
 
 _last_ms = 0
 _counter = 0
+# Seeded from the OS once: ids need to be unique and hard to enumerate, not secret (another
+# account's id answers 404 anyway), and os.urandom per id costs a system call.
+_random = random.Random(os.urandom(16))
 
 
 def new_message_id(now: float | None = None) -> str:
@@ -101,7 +105,7 @@ def new_message_id(now: float | None = None) -> str:
         _counter = (_counter + 1) & 0xFFFF
     else:
         _last_ms, _counter = ms, 0
-    return f"{ms & 0xFFFFFFFFFFFF:012x}{_counter:04x}{os.urandom(4).hex()}"
+    return f"{ms & 0xFFFFFFFFFFFF:012x}{_counter:04x}{_random.getrandbits(32):08x}"
 
 
 def rfc3339(ts: float | None) -> str | None:

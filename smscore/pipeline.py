@@ -137,7 +137,7 @@ class Pipeline:
 
         def released(n):
             if n:
-                self.metrics.messages.labels("queued").inc(n)
+                self.metrics.status_changed("queued", n)
             return self.store.claim(self.node, now, now + self.lease, min(room, self.claim_batch), include_own)
 
         d.addCallback(released)
@@ -171,7 +171,7 @@ class Pipeline:
 
         def stored(_):
             for m in messages:
-                self.metrics.messages.labels(m.status.value).inc()
+                self.metrics.status_changed(m.status.value)
             if claim_now:
                 for m in sendable:
                     self.enqueue(m)
@@ -240,7 +240,7 @@ class Pipeline:
         self.inflight[operator] -= 1
         now = self.clock.seconds()
         self.metrics.submit_seconds.observe(now - started)
-        self.metrics.operator_attempts.labels(operator, "accepted").inc()
+        self.metrics.child(self.metrics.operator_attempts, operator, "accepted").inc()
         d = self.store.record_submit(m.id, operator, keys, now, self.node, self.lease_until())
         d.addCallback(self._after, held=True)
         return d
@@ -251,7 +251,7 @@ class Pipeline:
         if not isinstance(err, SubmitError):
             self.log.error("submit raised", message_id=m.id, operator=operator, error=repr(err))
             err = SubmitError(SubmitError.TRANSIENT, repr(err))
-        self.metrics.operator_attempts.labels(operator, err.kind).inc()
+        self.metrics.child(self.metrics.operator_attempts, operator, err.kind).inc()
         if err.kind != SubmitError.PERMANENT:
             # Throttled or transient: never a failure. Back to the front of the queue; the link
             # reports capacity 0 while it backs off, so this does not spin.
@@ -280,7 +280,7 @@ class Pipeline:
             self.pump(operator)
 
     def pdu(self, operator: str, command: str, direction: str) -> None:
-        self.metrics.pdus.labels(operator, command, direction).inc()
+        self.metrics.child(self.metrics.pdus, operator, command, direction).inc()
 
     # -- after a store change ------------------------------------------------------------------
     def _after(self, transitions: list[Transition], held: bool = False) -> None:
@@ -290,7 +290,7 @@ class Pipeline:
         for t in transitions:
             m = t.message
             for e in t.events:
-                self.metrics.messages.labels(e.status.value).inc()
+                self.metrics.status_changed(e.status.value)
                 if e.status is Status.DELIVERED:
                     self.metrics.delivery_seconds.observe(max(0.0, now - m.created_at))
                 if e.final or e.status is Status.FAILED:
