@@ -101,10 +101,13 @@ class SubmitError(Exception):
     TRANSIENT = "transient"
     PERMANENT = "permanent"
 
-    def __init__(self, kind: str, detail: str) -> None:
+    def __init__(self, kind: str, detail: str, *, maybe_sent: bool = False) -> None:
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail
+        #: the submit_sm was written and no response came (timeout, connection lost): the SMSC
+        #: may have taken it, so sending it again may deliver it twice.
+        self.maybe_sent = maybe_sent
 
 
 class LinkListener(Protocol):

@@ -57,6 +57,9 @@ class Metrics:
                                          ["operator", "outcome"], registry=r)
         self.mo = Counter("smsgw_mo", "MO messages by shortcode, keyword and outcome",
                           ["shortcode", "keyword", "outcome"], registry=r)
+        self.submit_unanswered = Counter(
+            "smsgw_submit_unanswered", "Submits written that got no response (timeout, connection lost): "
+            "sent again, they may reach the phone twice", ["operator"], registry=r)
         self.callbacks = Counter("smsgw_callbacks", "HTTP pushes to customers by kind and outcome",
                                  ["kind", "outcome"], registry=r)
         self._live: _LiveGauges | None = None

@@ -252,6 +252,8 @@ class Pipeline:
             self.log.error("submit raised", message_id=m.id, operator=operator, error=repr(err))
             err = SubmitError(SubmitError.TRANSIENT, repr(err))
         self.metrics.child(self.metrics.operator_attempts, operator, err.kind).inc()
+        if getattr(err, "maybe_sent", False):
+            self.metrics.child(self.metrics.submit_unanswered, operator).inc()
         if err.kind != SubmitError.PERMANENT:
             # Throttled or transient: never a failure. Back to the front of the queue; the link
             # reports capacity 0 while it backs off, so this does not spin.

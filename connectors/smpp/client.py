@@ -659,12 +659,12 @@ class OperatorLink:
             if exc.status == defs.ESME_RINVBNDSTS:
                 proto.close("the SMSC says we are not bound")
         elif exc.reason == "timeout":
-            error = SubmitError(TRANSIENT, "response timeout")
+            error = SubmitError(TRANSIENT, "response timeout", maybe_sent=True)
         elif exc.reason == "generic_nack":
             error = SubmitError(TRANSIENT, f"generic_nack {status_name(exc.status or 0)}")
         else:
             answered = False
-            error = SubmitError(TRANSIENT, exc.reason)
+            error = SubmitError(TRANSIENT, exc.reason, maybe_sent=True)  # written, unanswered
         self._message_failed(part.message, error)
         if answered:
             self._capacity_may_have_grown()

@@ -182,3 +182,18 @@ def test_stop_releases_what_is_queued_in_memory():
     # One is in flight (window 1); the two queued are given back, claimable by another node at once.
     got = run(store.claim("gw2", clock.seconds(), clock.seconds() + 30, 10))
     assert [m.id for m in got] == [m.id for m in ms[1:]]
+
+
+def test_an_unanswered_submit_is_sent_again_and_counted_as_a_possible_duplicate():
+    clock = Clock()
+    p, store, links, metrics = make(clock)
+    run(p.start())
+    m = message(clock)
+    run(p.accept([m]))
+    request, d = links["cheap"].submits.pop(0)
+    links["cheap"].outstanding -= 1
+    d.errback(SubmitError(SubmitError.TRANSIENT, "response timeout", maybe_sent=True))
+    assert metrics.registry.get_sample_value("smsgw_submit_unanswered_total", {"operator": "cheap"}) == 1
+    p.link_ready("cheap")
+    assert [r.message_id for r, _ in links["cheap"].submits] == [m.id]
+    assert store.messages[m.id].status is Status.QUEUED and store.messages[m.id].tried == ()
