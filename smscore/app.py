@@ -69,7 +69,8 @@ class Gateway:
         self.metrics = Metrics(registry or CollectorRegistry())
         self.store = open_store(config, reactor)
         self.pipeline = Pipeline(store=self.store, clock=reactor, node=config.gateway.node,
-                                 lease=config.gateway.lease, routing=routing_for(config), metrics=self.metrics)
+                                 lease=config.gateway.lease, routing=routing_for(config), metrics=self.metrics,
+                                 receipt_timeout=config.gateway.receipt_timeout)
         self.links: dict[str, OperatorLink] = {}
         self.sims: dict[str, SimulatedSMSC] = {}
         self.ports: list = []

@@ -54,7 +54,7 @@ class Pipeline:
 
     def __init__(self, *, store: Store, clock, node: str, lease: float, routing: Routing,
                  metrics: Metrics | None = None, max_in_memory: int = 20000, claim_batch: int = 1000,
-                 claim_interval: float = 2.0) -> None:
+                 claim_interval: float = 2.0, receipt_timeout: float = 72 * 3600.0) -> None:
         self.store = store
         self.clock = clock
         self.node = node
@@ -64,6 +64,7 @@ class Pipeline:
         self.max_in_memory = max_in_memory
         self.claim_batch = claim_batch
         self.claim_interval = claim_interval
+        self.receipt_timeout = receipt_timeout
         self.links: dict = {}
         self.queues: dict[str, deque[Message]] = {}
         self.inflight: dict[str, int] = {}
@@ -95,8 +96,11 @@ class Pipeline:
         renew.clock = self.clock
         claim = LoopingCall(self._claim_more)
         claim.clock = self.clock
-        self._loops = [renew, claim]
+        sweep = LoopingCall(self._expire_unanswered)
+        sweep.clock = self.clock
+        self._loops = [renew, claim, sweep]
         renew.start(self.lease / 3, now=False)
+        sweep.start(min(60.0, max(1.0, self.receipt_timeout / 10)), now=True)
         d = self._claim_more(include_own=True)
 
         def keep_claiming(_):
@@ -122,6 +126,13 @@ class Pipeline:
     def _renew(self) -> Deferred:
         d = self.store.renew(self.node, self.lease_until())
         d.addErrback(self._log_failure, "lease renewal failed")
+        return d
+
+    def _expire_unanswered(self) -> Deferred:
+        """Messages with no final receipt within receipt_timeout become ``unknown``."""
+        now = self.clock.seconds()
+        d = self.store.expire_unanswered(now - self.receipt_timeout, now, self.receipt_timeout)
+        d.addCallbacks(self._after, self._log_failure, errbackArgs=("receipt timeout sweep failed",))
         return d
 
     def _claim_more(self, include_own: bool = False) -> Deferred:
@@ -280,6 +291,27 @@ class Pipeline:
         self.log.info("bind up" if up else "bind down", operator=operator, session=session)
         if up:
             self.pump(operator)
+        elif operator in self.links and not self.links[operator].is_up():
+            self._reroute(operator)
+
+    def _reroute(self, operator: str) -> None:
+        """The operator lost its last bind: what waits for it moves to another operator of each
+        message's profile that is up; with none up, it keeps waiting where it is (no spinning)."""
+        queue = self.queues[operator]
+        if not queue:
+            return
+        waiting = list(queue)
+        queue.clear()
+        targets = set()
+        for m in waiting:
+            target = self.choose(m) or operator
+            self.queues[target].append(m)
+            targets.add(target)
+        moved = sum(1 for name in targets if name != operator)
+        if moved:
+            self.log.info("operator down: queued messages moved", operator=operator, messages=len(waiting))
+        for name in targets - {operator}:
+            self.pump(name)
 
     def pdu(self, operator: str, command: str, direction: str) -> None:
         self.metrics.child(self.metrics.pdus, operator, command, direction).inc()

@@ -100,13 +100,21 @@ def on_submit_failed(message: Message, operator: str, detail: str, at: float,
 def on_receipt(message: Message, parts: list[str], part_index: int, operator: str,
                receipt: ReceiptFacts, at: float, untried: UntriedOperators) -> Transition:
     """A receipt for part ``part_index`` of ``message``; ``parts`` holds every part's status
-    (updated in place)."""
+    (updated in place).
+
+    Every receipt for a message still in flight becomes an event in its history; one that does not
+    change the message's status (a part of several delivered, an intermediate ENROUTE) is an event
+    with the status unchanged and says which part in its detail.
+    """
     t = Transition(message)
     if message.status.final or message.operator != operator:
         # Late or duplicate receipt, or one from an operator we already moved away from.
         return t
     outcome = receipt.outcome
     detail = receipt.detail
+    before = parts[part_index]
+    if message.parts > 1:
+        detail = f"part {part_index + 1}/{message.parts} {detail}".rstrip()
     if outcome is ReceiptOutcome.DELIVERED:
         parts[part_index] = PART_DELIVERED
         t.part_status = PART_DELIVERED
@@ -130,5 +138,18 @@ def on_receipt(message: Message, parts: list[str], part_index: int, operator: st
         t.part_status = PART_BUFFERED
         if message.status is not Status.BUFFERED:
             _set(message, Status.BUFFERED, at, operator, detail, t.events)
-    # ReceiptOutcome.ACCEPTED: intermediate, the SMSC took it on; status unchanged.
+    # ReceiptOutcome.ACCEPTED (ENROUTE, ACCEPTD): the SMSC took it on; the status stays.
+    if not t.events and (parts[part_index] != before or outcome is ReceiptOutcome.ACCEPTED):
+        # A receipt that moves a part but not the message (a duplicate moves nothing: no event).
+        _set(message, message.status, at, operator, detail, t.events)
+    return t
+
+
+def on_receipt_timeout(message: Message, at: float, waited: float) -> Transition:
+    """No final receipt within ``receipt_timeout`` of the last change: the status is ``unknown``."""
+    t = Transition(message)
+    if message.status not in (Status.SUBMITTED, Status.BUFFERED):
+        return t
+    message.error = f"no final receipt within {waited:g} s"
+    _set(message, Status.UNKNOWN, at, message.operator, message.error, t.events)
     return t

@@ -72,8 +72,13 @@ async def check_multipart_waits_for_every_part(store):
     for key in ("p1", "p3"):
         await store.apply_receipt(receipt(key), 1002.0)
         assert (await store.get(m.id)).status is Status.SUBMITTED
+    await store.apply_receipt(receipt("p3"), 1002.5)  # a duplicate: no event
     await store.apply_receipt(receipt("p2"), 1003.0)
-    assert (await store.get(m.id)).status is Status.DELIVERED
+    got = await store.get(m.id)
+    assert got.status is Status.DELIVERED
+    assert [(e.status, e.detail.split(" stat")[0]) for e in got.events] == [
+        (Status.QUEUED, ""), (Status.SUBMITTED, ""), (Status.SUBMITTED, "part 1/3"),
+        (Status.SUBMITTED, "part 3/3"), (Status.DELIVERED, "part 2/3")]
 
 
 async def check_failed_receipt_fails_over_then_fails(store):
@@ -148,6 +153,35 @@ async def check_scheduled_messages_are_released_when_due(store):
     assert [x.id for x in got] == [m.id]
     events = (await store.get(m.id)).events
     assert [(e.status, e.detail) for e in events] == [(Status.SCHEDULED, ""), (Status.QUEUED, "send_at reached")]
+
+
+async def check_intermediate_receipts_add_history_and_buffered_then_delivered(store):
+    m = make_message()
+    await store.accept([m], "gw1", 1030.0)
+    await store.record_submit(m.id, "cheap", ["i1"], 1001.0)
+    await store.apply_receipt(receipt("i1", ReceiptOutcome.ACCEPTED, stat="ENROUTE"), 1002.0)
+    await store.apply_receipt(receipt("i1", ReceiptOutcome.BUFFERED, stat="BUFFRED"), 1003.0)
+    await store.apply_receipt(receipt("i1"), 1004.0)
+    got = await store.get(m.id)
+    assert [(e.status, e.detail.split()[0] if e.detail else "") for e in got.events] == [
+        (Status.QUEUED, ""), (Status.SUBMITTED, ""), (Status.SUBMITTED, "stat=ENROUTE"),
+        (Status.BUFFERED, "stat=BUFFRED"), (Status.DELIVERED, "stat=DELIVRD")]
+
+
+async def check_no_receipt_within_the_timeout_is_unknown(store):
+    a, b, c = make_message(at=1000.0), make_message(at=1000.0), make_message(at=1000.0)
+    await store.accept([a, b, c], "gw1", 1030.0)
+    await store.record_submit(a.id, "cheap", ["ta"], 1001.0)
+    await store.record_submit(b.id, "cheap", ["tb"], 1500.0)
+    await store.record_submit(c.id, "cheap", ["tc"], 1001.0)
+    await store.apply_receipt(receipt("tc"), 1002.0)
+    ts = await store.expire_unanswered(older_than=1400.0, now=2000.0, waited=400.0)
+    assert [t.message.id for t in ts] == [a.id]
+    got = await store.get(a.id)
+    assert got.status is Status.UNKNOWN and got.events[-1].final and "400" in got.events[-1].detail
+    assert (await store.get(b.id)).status is Status.SUBMITTED
+    assert (await store.get(c.id)).status is Status.DELIVERED
+    assert await store.expire_unanswered(older_than=1400.0, now=2001.0, waited=400.0) == []
 
 
 CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]

@@ -84,6 +84,11 @@ class Store(ABC):
         A message that goes back to ``queued`` (failover) is claimed by ``owner``."""
 
     @abstractmethod
+    def expire_unanswered(self, older_than: float, now: float, waited: float, limit: int = 1000) -> Deferred:
+        """Messages ``submitted`` or ``buffered`` whose last change is before ``older_than`` become
+        ``unknown`` (no final receipt within ``waited`` seconds). Fires with their Transitions."""
+
+    @abstractmethod
     def get(self, message_id: str) -> Deferred:
         """Fires with the Message and its full history (events), or None."""
 

@@ -149,6 +149,16 @@ class MemoryStore(Store):
         self._apply(t, owner, lease_until)
         return succeed(t)
 
+    def expire_unanswered(self, older_than: float, now: float, waited: float, limit: int = 1000) -> Deferred:
+        due = sorted((m.updated_at, mid) for mid, m in self.messages.items()
+                     if m.status in (Status.SUBMITTED, Status.BUFFERED) and m.updated_at < older_than)[:limit]
+        out = []
+        for _, mid in due:
+            t = tr.on_receipt_timeout(self._snapshot(self.messages[mid]), now, waited)
+            self._apply(t)
+            out.append(t)
+        return succeed(out)
+
     def get(self, message_id: str) -> Deferred:
         stored = self.messages.get(message_id)
         return succeed(copy.deepcopy(stored) if stored is not None else None)

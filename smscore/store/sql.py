@@ -245,6 +245,25 @@ class SqlStore(Store):
 
         return self.run(op)
 
+    def expire_unanswered(self, older_than: float, now: float, waited: float, limit: int = 1000) -> Deferred:
+        pick = self.q(f"SELECT {MSG_COLS} FROM messages WHERE status IN ('submitted', 'buffered') "
+                      f"AND updated_at < ? ORDER BY updated_at LIMIT ?{self._for_update()}")
+
+        def op(cur):
+            cur.execute(pick, (older_than, limit))
+            out = []
+            for row in cur.fetchall():
+                t = tr.on_receipt_timeout(row_to_message(row), now, waited)
+                if t.changed:
+                    self._write(cur, t, list(row[-1]))
+                    out.append(t)
+            return out
+
+        return self.run(op)
+
+    def _for_update(self) -> str:
+        return ""
+
     def get(self, message_id: str) -> Deferred:
         def op(cur):
             loaded = self._load(cur, message_id)

@@ -73,6 +73,11 @@ MIGRATIONS: dict[int, list[str]] = {
         )""",
         "CREATE INDEX orphan_receipts_key ON orphan_receipts (operator, key)",
     ],
+    2: [
+        # Messages waiting for a receipt, oldest change first: the receipt_timeout sweep.
+        "CREATE INDEX messages_awaiting_receipt ON messages (updated_at) "
+        "WHERE status IN ('submitted', 'buffered')",
+    ],
 }
 
 LATEST = max(MIGRATIONS)

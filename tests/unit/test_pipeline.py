@@ -197,3 +197,47 @@ def test_an_unanswered_submit_is_sent_again_and_counted_as_a_possible_duplicate(
     p.link_ready("cheap")
     assert [r.message_id for r, _ in links["cheap"].submits] == [m.id]
     assert store.messages[m.id].status is Status.QUEUED and store.messages[m.id].tried == ()
+
+
+def test_no_receipt_within_receipt_timeout_makes_the_message_unknown():
+    clock = Clock()
+    clock.advance(1000)
+    store = MemoryStore()
+    metrics = Metrics(CollectorRegistry())
+    p = Pipeline(store=store, clock=clock, node="gw1", lease=30.0, metrics=metrics, receipt_timeout=600.0,
+                 routing=Routing({"standard": ("cheap",)}, lambda op, to: COSTS[op]))
+    link = FakeLink("cheap")
+    p.add_link(link)
+    run(p.start())
+    m = message(clock)
+    run(p.accept([m]))
+    link.accept()
+    clock.advance(599)
+    assert store.messages[m.id].status is Status.SUBMITTED
+    clock.advance(61)  # the sweep runs every minute (a tenth of the timeout, at most 60 s)
+    assert store.messages[m.id].status is Status.UNKNOWN
+    assert metrics.registry.get_sample_value("smsgw_messages_total", {"status": "unknown"}) == 1
+
+
+def test_messages_waiting_for_an_operator_that_goes_down_move_to_one_that_is_up():
+    clock = Clock()
+    p, store, links, _ = make(clock, window=1)
+    run(p.start())
+    ms = [message(clock) for _ in range(3)]
+    run(p.accept(ms))
+    assert len(links["cheap"].submits) == 1 and len(p.queues["cheap"]) == 2
+    links["cheap"].up = False
+    p.bind_changed("cheap", "cheap/1", False)
+    # dear has a window of 1 too: one goes at once, the other waits in dear's queue, in order.
+    assert [r.message_id for r, _ in links["dear"].submits] == [ms[1].id]
+    assert [m.id for m in p.queues["dear"]] == [ms[2].id] and not p.queues["cheap"]
+    # With every operator down, messages wait (with the cheapest): nothing spins, nothing fails.
+    links["dear"].up = False
+    p.bind_changed("dear", "dear/1", False)
+    assert [m.id for m in p.queues["cheap"]] == [ms[2].id] and not p.queues["dear"]
+    assert len(links["cheap"].submits) == 1 and len(links["dear"].submits) == 1
+    assert store.messages[ms[2].id].status is Status.QUEUED
+    links["cheap"].up = True
+    links["cheap"].accept()
+    p.bind_changed("cheap", "cheap/1", True)
+    assert [r.message_id for r, _ in links["cheap"].submits] == [ms[2].id]
