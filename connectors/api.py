@@ -70,12 +70,15 @@ class ReceiptFacts:
 
 @dataclass(frozen=True, slots=True)
 class MoFacts:
-    """A mobile-originated message (one whole SMS, reassembled when it came in parts)."""
+    """A mobile-originated SMS as a link hands it to the core: a whole one, or one part of a
+    concatenated one (``concat`` = (reference, total, sequence), from the UDH or the SAR TLVs);
+    the core stores parts durably and reassembles them."""
 
     operator: str
     sender: str
     to: str
     text: str
+    concat: tuple[int, int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from enum import Enum
 
-from connectors.api import ReceiptFacts, ReceiptOutcome  # noqa: F401 (re-exported)
+from connectors.api import MoFacts, ReceiptFacts, ReceiptOutcome  # noqa: F401 (re-exported)
 
 
 class Status(str, Enum):
@@ -85,6 +85,36 @@ class Message:
     send_at: float | None = None
     tried: tuple[str, ...] = ()
     events: list[Event] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class MoMessage:
+    """A mobile-originated message as stored: whole (reassembled when it came in parts).
+
+    ``note`` says what is odd about it, e.g. parts missing when the reassembly timed out.
+    """
+
+    id: str
+    operator: str
+    sender: str
+    to: str
+    text: str
+    received_at: float
+    parts: int = 1
+    note: str = ""
+
+
+def assemble_mo(parts: list[tuple[int, str]], total: int) -> tuple[str, str]:
+    """The text of a concatenated MO from its (sequence, text) parts, and a note when some are
+    missing (the reassembly timed out)."""
+    present = dict(parts)
+    text = "".join(present[seq] for seq in sorted(present))
+    missing = [seq for seq in range(1, total + 1) if seq not in present]
+    note = ""
+    if missing:
+        note = (f"reassembly timed out: {len(present)} of {total} parts received, "
+                f"missing part(s) {', '.join(map(str, missing))}")
+    return text, note
 
 
 _last_ms = 0

@@ -18,14 +18,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import LoopingCall
 
 from connectors.api import MoFacts, ReceiptFacts, SubmitError, SubmitRequest
 from policies.routing import OperatorOption, choose_operator, untried_operators
 from smscore.logs import get_logger
 from smscore.metrics import Metrics
-from smscore.model import Message, Status
+from smscore.model import Message, MoMessage, Status
 from smscore.store.base import Store
 from smscore.transitions import Transition
 
@@ -54,7 +54,8 @@ class Pipeline:
 
     def __init__(self, *, store: Store, clock, node: str, lease: float, routing: Routing,
                  metrics: Metrics | None = None, max_in_memory: int = 20000, claim_batch: int = 1000,
-                 claim_interval: float = 2.0, receipt_timeout: float = 72 * 3600.0) -> None:
+                 claim_interval: float = 2.0, receipt_timeout: float = 72 * 3600.0,
+                 mo_reassembly_timeout: float = 300.0) -> None:
         self.store = store
         self.clock = clock
         self.node = node
@@ -65,6 +66,9 @@ class Pipeline:
         self.claim_batch = claim_batch
         self.claim_interval = claim_interval
         self.receipt_timeout = receipt_timeout
+        self.mo_reassembly_timeout = mo_reassembly_timeout
+        #: called with every MoMessage once it is stored whole (MO routing hooks in here)
+        self.on_mo: Callable[[MoMessage], object] = self._log_mo
         self.links: dict = {}
         self.queues: dict[str, deque[Message]] = {}
         self.inflight: dict[str, int] = {}
@@ -98,8 +102,11 @@ class Pipeline:
         claim.clock = self.clock
         sweep = LoopingCall(self._expire_unanswered)
         sweep.clock = self.clock
-        self._loops = [renew, claim, sweep]
+        mo_sweep = LoopingCall(self._expire_mo_parts)
+        mo_sweep.clock = self.clock
+        self._loops = [renew, claim, sweep, mo_sweep]
         renew.start(self.lease / 3, now=False)
+        mo_sweep.start(min(10.0, max(0.5, self.mo_reassembly_timeout / 10)), now=True)
         sweep.start(min(60.0, max(1.0, self.receipt_timeout / 10)), now=True)
         d = self._claim_more(include_own=True)
 
@@ -283,8 +290,34 @@ class Pipeline:
         return d
 
     def mo_received(self, mo: MoFacts) -> Deferred:
-        """MO routing is not built yet: refuse with a temporary error so the SMSC keeps it."""
-        return fail(RuntimeError("MO handling is not available on this gateway yet"))
+        """Store an MO (or a part of one) durably; the link answers the SMSC when this fires.
+        A whole MO goes on to ``on_mo`` after it is stored."""
+        d = self.store.store_mo(mo, self.clock.seconds())
+        d.addCallback(self._mo_stored)
+        return d
+
+    def _mo_stored(self, mo: MoMessage | None) -> None:
+        if mo is None:
+            return  # a part of a concatenated MO; kept until its message is whole
+        try:
+            self.on_mo(mo)
+        except Exception as exc:  # noqa: BLE001 - the MO is stored; routing trouble must not refuse it
+            self.log.error("MO handling failed", mo_id=mo.id, error=repr(exc))
+
+    def _log_mo(self, mo: MoMessage) -> None:
+        self.log.info("mo received", mo_id=mo.id, operator=mo.operator, to=mo.to, parts=mo.parts,
+                      note=mo.note or None)
+
+    def _expire_mo_parts(self) -> Deferred:
+        now = self.clock.seconds()
+        d = self.store.expire_mo_parts(now - self.mo_reassembly_timeout, now)
+
+        def done(mos):
+            for mo in mos:
+                self._mo_stored(mo)
+
+        d.addCallbacks(done, self._log_failure, errbackArgs=("MO reassembly sweep failed",))
+        return d
 
     def bind_changed(self, operator: str, session: str, up: bool) -> None:
         self.metrics.bind_up.labels(operator, session).set(1 if up else 0)

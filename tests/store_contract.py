@@ -184,4 +184,26 @@ async def check_no_receipt_within_the_timeout_is_unknown(store):
     assert await store.expire_unanswered(older_than=1400.0, now=2001.0, waited=400.0) == []
 
 
+
+
+async def check_mo_whole_and_reassembled_from_parts_in_any_order(store):
+    from smscore.model import MoFacts
+
+    whole = await store.store_mo(MoFacts("op", "46701234567", "72550", "PIZZA large"), 1000.0)
+    assert (await store.get_mo(whole.id)).text == "PIZZA large"
+    part = lambda seq, text, ref=7: MoFacts("op", "46701234567", "72550", text, (ref, 3, seq))  # noqa: E731
+    assert await store.store_mo(part(3, "three"), 1001.0) is None
+    assert await store.store_mo(part(1, "one "), 1002.0) is None
+    assert await store.store_mo(part(1, "one "), 1002.5) is None  # a repeated part
+    assert await store.store_mo(part(1, "other ref", ref=8), 1002.6) is None
+    mo = await store.store_mo(part(2, "two "), 1003.0)
+    assert (mo.text, mo.parts, mo.note, mo.received_at) == ("one two three", 3, "", 1001.0)
+    assert (await store.get_mo(mo.id)).text == "one two three"
+    # The other reference never completes: after the timeout what came is stored, with a note.
+    assert await store.expire_mo_parts(older_than=1002.0, now=1400.0) == []
+    [late] = await store.expire_mo_parts(older_than=1003.0, now=1400.0)
+    assert late.text == "other ref" and "1 of 3 parts" in late.note and "missing part(s) 2, 3" in late.note
+    assert await store.expire_mo_parts(older_than=5000.0, now=5000.0) == []
+
+
 CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from twisted.internet.defer import Deferred
 
-from smscore.model import Message, ReceiptFacts  # noqa: F401 (types in docstrings)
+from smscore.model import Message, MoFacts, ReceiptFacts  # noqa: F401 (types in docstrings)
 from smscore.transitions import UntriedOperators
 
 
@@ -87,6 +87,21 @@ class Store(ABC):
     def expire_unanswered(self, older_than: float, now: float, waited: float, limit: int = 1000) -> Deferred:
         """Messages ``submitted`` or ``buffered`` whose last change is before ``older_than`` become
         ``unknown`` (no final receipt within ``waited`` seconds). Fires with their Transitions."""
+
+    @abstractmethod
+    def store_mo(self, mo: MoFacts, at: float) -> Deferred:
+        """Store an MO durably. A whole one fires with its MoMessage. A part of a concatenated one
+        is kept (a repeated part is ignored) and fires with None, except the part that completes
+        its message: that fires with the reassembled MoMessage."""
+
+    @abstractmethod
+    def expire_mo_parts(self, older_than: float, now: float) -> Deferred:
+        """Concatenated MOs whose first part arrived before ``older_than`` and which are still
+        incomplete are stored with the parts that came, and a note. Fires with their MoMessages."""
+
+    @abstractmethod
+    def get_mo(self, mo_id: str) -> Deferred:
+        """Fires with the MoMessage or None."""
 
     @abstractmethod
     def get(self, message_id: str) -> Deferred:

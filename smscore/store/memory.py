@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from twisted.internet.defer import Deferred, fail, succeed
 
 from smscore import transitions as tr
-from smscore.model import Event, Message, ReceiptFacts, Status
+from smscore.model import Event, Message, MoFacts, MoMessage, ReceiptFacts, Status, assemble_mo, new_message_id
 from smscore.store.base import Store
 
 
@@ -26,6 +26,8 @@ class MemoryStore(Store):
         self.orphans: list[ReceiptFacts] = []
         self.untried = lambda message: ()
         self.closed = False
+        self.mo: dict[str, MoMessage] = {}
+        self.mo_parts: dict[tuple, dict[int, tuple[str, float]]] = {}
 
     def open(self) -> Deferred:
         return succeed(None)
@@ -158,6 +160,35 @@ class MemoryStore(Store):
             self._apply(t)
             out.append(t)
         return succeed(out)
+
+    def _assemble(self, key: tuple) -> MoMessage:
+        parts = self.mo_parts.pop(key)
+        first_at = min(at for _, at in parts.values())
+        text, note = assemble_mo([(seq, body) for seq, (body, _) in parts.items()], key[4])
+        mo = MoMessage(id=new_message_id(first_at), operator=key[0], sender=key[1], to=key[2], text=text,
+                       received_at=first_at, parts=key[4], note=note)
+        self.mo[mo.id] = mo
+        return mo
+
+    def store_mo(self, mo: MoFacts, at: float) -> Deferred:
+        if mo.concat is None:
+            whole = MoMessage(id=new_message_id(at), operator=mo.operator, sender=mo.sender, to=mo.to,
+                              text=mo.text, received_at=at)
+            self.mo[whole.id] = whole
+            return succeed(whole)
+        ref, total, seq = mo.concat
+        key = (mo.operator, mo.sender, mo.to, ref, total)
+        self.mo_parts.setdefault(key, {}).setdefault(seq, (mo.text, at))
+        if len(self.mo_parts[key]) < total:
+            return succeed(None)
+        return succeed(self._assemble(key))
+
+    def expire_mo_parts(self, older_than: float, now: float) -> Deferred:
+        old = [k for k, parts in self.mo_parts.items() if min(at for _, at in parts.values()) < older_than]
+        return succeed([self._assemble(k) for k in old])
+
+    def get_mo(self, mo_id: str) -> Deferred:
+        return succeed(copy.copy(self.mo.get(mo_id)))
 
     def get(self, message_id: str) -> Deferred:
         stored = self.messages.get(message_id)

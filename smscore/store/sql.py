@@ -13,7 +13,8 @@ from decimal import Decimal
 from twisted.internet.defer import Deferred
 
 from smscore import transitions as tr
-from smscore.model import Event, Message, ReceiptFacts, ReceiptOutcome, Status
+from smscore.model import (Event, Message, MoFacts, MoMessage, ReceiptFacts, ReceiptOutcome, Status,
+                           assemble_mo, new_message_id)
 from smscore.store.base import Store
 from smscore.store.writer import BatchWriter
 
@@ -263,6 +264,64 @@ class SqlStore(Store):
 
     def _for_update(self) -> str:
         return ""
+
+    # -- MO ----------------------------------------------------------------------------------
+    def _insert_mo(self, cur, mo: MoMessage) -> None:
+        cur.execute(self.q("INSERT INTO mo_messages (id, operator, sender, to_number, body, received_at, parts, "
+                           "note) VALUES (?,?,?,?,?,?,?,?)"),
+                    (mo.id, mo.operator, mo.sender, mo.to, mo.text, mo.received_at, mo.parts, mo.note))
+
+    def _assemble_group(self, cur, key: tuple, first_at: float) -> MoMessage:
+        operator, sender, to, ref, total = key
+        where = "operator = ? AND sender = ? AND to_number = ? AND ref = ? AND total = ?"
+        cur.execute(self.q(f"SELECT seq, body FROM mo_parts WHERE {where}"), key)
+        text, note = assemble_mo(cur.fetchall(), total)
+        cur.execute(self.q(f"DELETE FROM mo_parts WHERE {where}"), key)
+        mo = MoMessage(id=new_message_id(first_at), operator=operator, sender=sender, to=to, text=text,
+                       received_at=first_at, parts=total, note=note)
+        self._insert_mo(cur, mo)
+        return mo
+
+    def store_mo(self, mo: MoFacts, at: float) -> Deferred:
+        def op(cur):
+            if mo.concat is None:
+                whole = MoMessage(id=new_message_id(at), operator=mo.operator, sender=mo.sender, to=mo.to,
+                                  text=mo.text, received_at=at)
+                self._insert_mo(cur, whole)
+                return whole
+            ref, total, seq = mo.concat
+            key = (mo.operator, mo.sender, mo.to, ref, total)
+            cur.execute(self.q(self._insert_ignore_part()), (*key, seq, mo.text, at))
+            cur.execute(self.q("SELECT COUNT(*), MIN(received_at) FROM mo_parts WHERE operator = ? AND sender = ? "
+                               "AND to_number = ? AND ref = ? AND total = ?"), key)
+            count, first_at = cur.fetchone()
+            if count < total:
+                return None
+            return self._assemble_group(cur, key, first_at)
+
+        return self.run(op)
+
+    def _insert_ignore_part(self) -> str:
+        return ("INSERT OR IGNORE INTO mo_parts (operator, sender, to_number, ref, total, seq, body, received_at) "
+                "VALUES (?,?,?,?,?,?,?,?)")
+
+    def expire_mo_parts(self, older_than: float, now: float) -> Deferred:
+        def op(cur):
+            cur.execute(self.q("SELECT operator, sender, to_number, ref, total, MIN(received_at) FROM mo_parts "
+                               "GROUP BY operator, sender, to_number, ref, total HAVING MIN(received_at) < ?"),
+                        (older_than,))
+            return [self._assemble_group(cur, tuple(row[:5]), row[5]) for row in cur.fetchall()]
+
+        return self.run(op)
+
+    def get_mo(self, mo_id: str) -> Deferred:
+        def op(cur):
+            cur.execute(self.q("SELECT id, operator, sender, to_number, body, received_at, parts, note "
+                               "FROM mo_messages WHERE id = ?"), (mo_id,))
+            row = cur.fetchone()
+            return MoMessage(*row) if row else None
+
+        return self.run(op)
 
     def get(self, message_id: str) -> Deferred:
         def op(cur):

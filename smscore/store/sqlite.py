@@ -78,6 +78,31 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX messages_awaiting_receipt ON messages (updated_at) "
         "WHERE status IN ('submitted', 'buffered')",
     ],
+    3: [
+        # MO: whole messages, and parts of concatenated ones until every part is here.
+        """CREATE TABLE mo_messages (
+            id TEXT PRIMARY KEY,
+            operator TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            to_number TEXT NOT NULL,
+            body TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            parts INTEGER NOT NULL DEFAULT 1,
+            note TEXT NOT NULL DEFAULT ''
+        )""",
+        """CREATE TABLE mo_parts (
+            operator TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            to_number TEXT NOT NULL,
+            ref INTEGER NOT NULL,
+            total INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            PRIMARY KEY (operator, sender, to_number, ref, total, seq)
+        )""",
+        "CREATE INDEX mo_parts_age ON mo_parts (received_at)",
+    ],
 }
 
 LATEST = max(MIGRATIONS)

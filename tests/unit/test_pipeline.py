@@ -241,3 +241,28 @@ def test_messages_waiting_for_an_operator_that_goes_down_move_to_one_that_is_up(
     links["cheap"].accept()
     p.bind_changed("cheap", "cheap/1", True)
     assert [r.message_id for r, _ in links["cheap"].submits] == [ms[2].id]
+
+
+def test_mo_parts_are_stored_then_handed_on_whole_and_a_stuck_one_after_the_timeout():
+    from connectors.api import MoFacts
+
+    clock = Clock()
+    clock.advance(1000)
+    store = MemoryStore()
+    p = Pipeline(store=store, clock=clock, node="gw1", lease=30.0, mo_reassembly_timeout=60.0,
+                 routing=Routing({"standard": ("cheap",)}, lambda op, to: COSTS[op]))
+    got = []
+    p.on_mo = got.append
+    run(p.start())
+    part = lambda seq, text, ref=1: MoFacts("cheap", "46701234567", "72550", text, (ref, 2, seq))  # noqa: E731
+    assert run(p.mo_received(part(2, "world"))) is None
+    assert got == [] and len(store.mo_parts) == 1
+    run(p.mo_received(part(1, "hello ")))
+    assert [m.text for m in got] == ["hello world"]
+    run(p.mo_received(MoFacts("cheap", "46701234567", "72550", "STOP")))
+    assert [m.text for m in got][-1] == "STOP"
+    run(p.mo_received(part(1, "lonely ", ref=9)))
+    clock.advance(59)
+    assert len(got) == 2
+    clock.advance(12)
+    assert got[-1].text == "lonely " and "missing part(s) 2" in got[-1].note
