@@ -214,6 +214,61 @@ def run_phase(name, args, http_port, db, pids, bodies, per_request):
     return lost
 
 
+class Rig:
+    """A simulated SMSC and a gateway, each its own process, on fresh loopback ports and store."""
+
+    def __init__(self, args, name: str, throttle_tps: int = 0) -> None:
+        self.args, self.throttle_tps = args, throttle_tps
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"smsgw-bench-{name}-"))
+        self.db = self.tmp / "bench.db"
+        self.http_port, self.metrics_port, self.smpp_port = free_port(), free_port(), free_port()
+        self.procs: list[subprocess.Popen] = []
+
+    def __enter__(self) -> Rig:
+        args = self.args
+        (self.tmp / "gw.toml").write_text(CONFIG.format(
+            db=self.db.name, http=self.http_port, metrics=self.metrics_port, smpp=self.smpp_port,
+            binds=args.binds, window=args.window))
+        sim = subprocess.Popen([SMSGW, "smsc-sim", "--listen", f"127.0.0.1:{self.smpp_port}", "--system-id", "bench",
+                                "--password", "bench", "--receipt-delay", args.receipt_delay, "--window",
+                                str(args.window), "--throttle-tps", str(self.throttle_tps), "--log-level", "warning"],
+                               stdout=open(self.tmp / "sim.log", "w"), stderr=subprocess.STDOUT)
+        self.procs.append(sim)
+        wait_port(self.smpp_port)
+        prefix = [sys.executable, "-m", "cProfile", "-o", args.profile, SMSGW] if args.profile else [SMSGW]
+        gw = subprocess.Popen([*prefix, "run", "-c", str(self.tmp / "gw.toml"), "--log-level", "warning"],
+                              stdout=open(self.tmp / "gw.log", "w"), stderr=subprocess.STDOUT)
+        self.procs.append(gw)
+        wait_port(self.http_port)
+        time.sleep(1.0)  # let the binds come up
+        self.pids = {"gateway": gw.pid, "smsc-sim": sim.pid}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+    def metric(self, name: str, **labels) -> float:
+        """A sample from the gateway's /metrics (0 when absent)."""
+        import urllib.request
+
+        want = "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else ""
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).read().decode()
+        for line in text.splitlines():
+            if line.startswith(name + want + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+
+def single_bodies(n: int, prefix: str = "4670") -> list[bytes]:
+    return [json.dumps({"to": f"{prefix}{i:07d}", "text": f"bench message {i}"}).encode() for i in range(n)]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-n", "--messages", type=int, default=20000, help="messages per phase (default 20000)")
@@ -223,50 +278,35 @@ def main() -> int:
     p.add_argument("--binds", type=int, default=1, help="SMPP sessions (default 1)")
     p.add_argument("--receipt-delay", default="0ms", help="simulated SMSC receipt delay (default 0ms)")
     p.add_argument("--timeout", type=float, default=300, help="seconds to wait for receipts per phase")
-    p.add_argument("--phases", default="single,batch", help="single,batch (default both)")
+    p.add_argument("--phases", default="single,batch,throttled",
+                   help="any of single,batch,throttled (default all three)")
+    p.add_argument("--throttle-tps", type=int, default=500,
+                   help="the throttled phase's SMSC answers ESME_RTHROTTLED above this rate (default 500)")
     p.add_argument("--profile", metavar="FILE", help="run the gateway under cProfile, writing FILE")
     args = p.parse_args()
-
-    tmp = Path(tempfile.mkdtemp(prefix="smsgw-bench-"))
-    db = tmp / "bench.db"
-    http_port, metrics_port, smpp_port = free_port(), free_port(), free_port()
-    (tmp / "gw.toml").write_text(CONFIG.format(db=db.name, http=http_port, metrics=metrics_port, smpp=smpp_port,
-                                               binds=args.binds, window=args.window))
-    procs = []
+    phases = args.phases.split(",")
     lost = 0
-    try:
-        sim = subprocess.Popen([SMSGW, "smsc-sim", "--listen", f"127.0.0.1:{smpp_port}", "--system-id", "bench",
-                                "--password", "bench", "--receipt-delay", args.receipt_delay, "--window", str(args.window), "--log-level",
-                                "warning"], stdout=open(tmp / "sim.log", "w"), stderr=subprocess.STDOUT)
-        procs.append(sim)
-        wait_port(smpp_port)
-        prefix = [sys.executable, "-m", "cProfile", "-o", args.profile, SMSGW] if args.profile else [SMSGW]
-        gw = subprocess.Popen([*prefix, "run", "-c", str(tmp / "gw.toml"), "--log-level", "warning"],
-                              stdout=open(tmp / "gw.log", "w"), stderr=subprocess.STDOUT)
-        procs.append(gw)
-        wait_port(http_port)
-        time.sleep(1.0)  # let the binds come up
-        pids = {"gateway": gw.pid, "smsc-sim": sim.pid}
-        print(f"smsgw bench: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, store SQLite "
-              f"(WAL, synchronous=FULL), window {args.window} x {args.binds} bind(s), "
-              f"receipt delay {args.receipt_delay}, logs in {tmp}")
-        phases = args.phases.split(",")
-        if "single" in phases:
-            bodies = [json.dumps({"to": f"4670{i:07d}", "text": f"bench message {i}"}).encode()
-                      for i in range(args.messages)]
-            lost += run_phase("one message per request", args, http_port, db, pids, bodies, 1)
-        if "batch" in phases:
-            bodies = [json.dumps({"to": [f"4671{i * 100 + j:07d}" for j in range(100)],
-                                  "text": f"bench batch {i}"}).encode() for i in range(args.messages // 100)]
-            lost += run_phase("lists of 100 per request", args, http_port, db, pids, bodies, 100)
-    finally:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+    print(f"smsgw bench: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, store SQLite "
+          f"(WAL, synchronous=FULL), window {args.window} x {args.binds} bind(s), "
+          f"receipt delay {args.receipt_delay}")
+    if "single" in phases or "batch" in phases:
+        with Rig(args, "main") as rig:
+            print(f"  (logs in {rig.tmp})")
+            if "single" in phases:
+                lost += run_phase("one message per request", args, rig.http_port, rig.db, rig.pids,
+                                  single_bodies(args.messages), 1)
+            if "batch" in phases:
+                bodies = [json.dumps({"to": [f"4671{i * 100 + j:07d}" for j in range(100)],
+                                      "text": f"bench batch {i}"}).encode() for i in range(args.messages // 100)]
+                lost += run_phase("lists of 100 per request", args, rig.http_port, rig.db, rig.pids, bodies, 100)
+    if "throttled" in phases:
+        with Rig(args, "throttled", throttle_tps=args.throttle_tps) as rig:
+            n = max(1000, args.messages // 4)
+            lost += run_phase(f"one message per request, SMSC throttling at {args.throttle_tps} submits/s", args,
+                              rig.http_port, rig.db, rig.pids, single_bodies(n, "4672"), 1)
+            throttled = rig.metric("smsgw_operator_attempts_total", operator="sim", outcome="throttled")
+            failed = rig.metric("smsgw_messages_total", status="failed")
+            print(f"  throttled answers    {throttled:10.0f}   (requeued, never failures: {failed:.0f} failed)")
     return 1 if lost else 0
 
 
