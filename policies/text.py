@@ -320,7 +320,7 @@ def split(text: str, encoding: Encoding | str) -> list[Part]:
     """
     encoding = _encoding(encoding)
     payload = _encode(text, encoding)
-    if len(payload) <= SINGLE_PART_OCTETS[encoding]:
+    if _fits_one(payload, encoding):
         return [Part(text, payload)]
     parts = []
     start = 0  # in the text
@@ -336,15 +336,27 @@ def split(text: str, encoding: Encoding | str) -> list[Part]:
     return parts
 
 
+def _fits_one(payload: bytes, encoding: Encoding) -> bool:
+    """Whether the payload goes as a single SMS. A GSM text of exactly 160 septets ending in CR
+    does not: packed, 23.038 §6.1.2.3.1 makes it end with a second CR (a 141st octet), and
+    without that CR the phone would take the real one for padding."""
+    size = SINGLE_PART_OCTETS[encoding]
+    if len(payload) < size:
+        return True
+    return len(payload) == size and not (encoding is Encoding.GSM7 and payload[-1] == _CR)
+
+
 def _chunks(payload: bytes, encoding: Encoding):
     size = MULTI_PART_OCTETS[encoding]
     start, end = 0, len(payload)
     while start < end:
         cut = start + size
-        if cut < end:
-            if encoding is Encoding.GSM7 and payload[cut - 1] == ESC:
+        if cut <= end:
+            # A full GSM part never ends in an escape (it belongs with its character) nor in CR
+            # (see _fits_one); a UCS-2 part never ends in a high surrogate.
+            if encoding is Encoding.GSM7 and payload[cut - 1] in (ESC, _CR):
                 cut -= 1
-            elif encoding is Encoding.UCS2 and 0xD8 <= payload[cut - 2] <= 0xDB:
+            elif encoding is Encoding.UCS2 and cut < end and 0xD8 <= payload[cut - 2] <= 0xDB:
                 cut -= 2
         yield payload[start:cut]
         start = cut
@@ -354,10 +366,10 @@ def count_parts(text: str, encoding: Encoding | str) -> int:
     """``len(split(text, encoding))``, without building the parts."""
     encoding = _encoding(encoding)
     payload = _encode(text, encoding)
-    if len(payload) <= SINGLE_PART_OCTETS[encoding]:
+    if _fits_one(payload, encoding):
         return 1
     if encoding is Encoding.LATIN1 or (
-        encoding is Encoding.GSM7 and ESC not in payload
+        encoding is Encoding.GSM7 and ESC not in payload and _CR not in payload
     ) or (encoding is Encoding.UCS2 and len(payload) == 2 * len(text)):
         return -(-len(payload) // MULTI_PART_OCTETS[encoding])
     return sum(1 for _ in _chunks(payload, encoding))

@@ -43,7 +43,16 @@ ESME_RX_T_APPN, ESME_RINVBNDSTS (the session is also closed so that it rebinds),
 a lost connection and a generic_nack; PERMANENT for the address, data coding, esm_class, length,
 TLV and "submit failed" errors listed, and for every status not in the table (vendor codes included):
 the core then tries the next operator instead of retrying one that keeps refusing forever. Text the
-link cannot encode, and Latin-1 for an operator without ``latin1 = true``, are PERMANENT as well.
+link cannot encode, or that needs more than 255 parts, is PERMANENT as well.
+
+Encoding per operator (``wire_encoding``). SPEC §7 allows Latin-1 only for operators with
+``latin1 = true``, but a message's encoding is chosen at acceptance, before its operator is, so
+the link adapts it. A ``latin1`` message to an operator without Latin-1 goes as UCS-2: the same
+text (a Latin-1 character is one UTF-16 unit), but 67 characters a part instead of 134, so it may
+need more parts than were counted at acceptance (twice as many; three for one part of 71 to 140
+characters); only more than 255 parts fails (PERMANENT). A ``ucs2`` message whose every character
+is Latin-1 goes to an operator with Latin-1 as Latin-1 (never more parts). GSM stays GSM. So the
+number of keys ``submit`` fires with can differ from the part count the core stored.
 
 Addresses: destination TON 1 / NPI 1 (a leading ``+`` is dropped). Source: letters → alphanumeric
 (TON 5 / NPI 0); up to 6 digits → a short code (TON 3 network specific / NPI 0); more digits →
@@ -112,6 +121,7 @@ __all__ = [
     "SUBMIT_STATUS_KINDS",
     "decode_mo_text",
     "source_address",
+    "wire_encoding",
 ]
 
 THROTTLED = SubmitError.THROTTLED
@@ -208,6 +218,16 @@ def source_address(sender: str) -> tuple[int, int, str]:
     if sender.isascii() and sender.isdigit():
         return (3, 0, sender) if len(sender) <= 6 else (1, 1, sender)
     return 5, 0, sender
+
+
+def wire_encoding(encoding: Encoding, text: str, latin1: bool) -> Encoding:
+    """The encoding a message goes in to an operator with (``latin1``) or without Latin-1;
+    see "Encoding per operator" in the module docstring."""
+    if encoding is Encoding.LATIN1 and not latin1:
+        return Encoding.UCS2
+    if encoding is Encoding.UCS2 and latin1 and (text.isascii() or max(text) <= "\xff"):
+        return Encoding.LATIN1
+    return encoding
 
 
 def _mo_encoding(data_coding: int) -> Encoding | None:
@@ -381,7 +401,7 @@ class _Session:
         self.log.info("the SMSC unbound")
 
     def protocol_error(self, proto: SMPPProtocol, event) -> None:
-        self.log.warning("SMPP protocol error from the SMSC", event=type(event).__name__,
+        self.log.warning("SMPP protocol error from the SMSC", kind=type(event).__name__,
                          detail=getattr(event, "reason", "") or getattr(event, "pdu", ""))
 
 
@@ -553,8 +573,7 @@ class OperatorLink:
             encoding = Encoding(request.encoding)
         except ValueError:
             raise SubmitError(PERMANENT, f"unknown encoding {request.encoding!r}") from None
-        if encoding is Encoding.LATIN1 and not s.latin1:
-            raise SubmitError(PERMANENT, "this operator does not take Latin-1 (latin1 = false)")
+        encoding = wire_encoding(encoding, request.text, s.latin1)
         try:
             pieces = split(request.text, encoding)
         except (UnencodableText, ValueError) as e:

@@ -110,6 +110,7 @@ class MemoryStore(Store):
         if stored is None or stored.status is not Status.QUEUED:
             return succeed([])
         message = self._snapshot(stored)
+        message.parts = len(keys)  # what the link sent (see SqlStore.record_submit)
         parts = [tr.PART_SUBMITTED] * message.parts
         self.parts[message_id] = parts
         t = tr.on_submitted(message, operator, parts, at)

@@ -153,8 +153,8 @@ class SqlStore(Store):
             parts = [tr.PART_PENDING] * m.parts
         cur.execute(
             self.q("UPDATE messages SET status = ?, operator = ?, error = ?, updated_at = ?, tried = ?, "
-                   "part_state = ?, cost = ?, owner = ?, lease_until = ? WHERE id = ?"),
-            (m.status.value, m.operator, m.error, m.updated_at, ",".join(m.tried), "".join(parts),
+                   "parts = ?, part_state = ?, cost = ?, owner = ?, lease_until = ? WHERE id = ?"),
+            (m.status.value, m.operator, m.error, m.updated_at, ",".join(m.tried), m.parts, "".join(parts),
              str(m.cost), owner if m.status is Status.QUEUED else None,
              lease_until if m.status is Status.QUEUED else None, m.id))
         if t.events:
@@ -171,6 +171,9 @@ class SqlStore(Store):
             message, parts = loaded
             if message.status is not Status.QUEUED:
                 return []
+            # The link may send a different number of parts than counted at acceptance (Latin-1
+            # sent as UCS-2 on an operator without Latin-1, or the reverse): track what was sent.
+            message.parts = len(keys)
             t = tr.on_submitted(message, operator, parts, at)
             parts = [tr.PART_SUBMITTED] * message.parts
             self._write(cur, t, parts)

@@ -484,3 +484,14 @@ def test_parse_udh_refuses_lengths_past_the_end(data):
     with pytest.raises(InvalidUDH):
         parse_udh(bytes.fromhex(data))
     assert issubclass(InvalidUDH, ValueError)
+
+
+def test_a_full_gsm_part_never_ends_in_cr():
+    # Packed, a full part ending in CR needs a second CR (23.038 6.1.2.3.1) and a 141st octet.
+    from policies.text import count_parts, split
+
+    assert [len(p.payload) for p in split("a" * 159 + "\r", "gsm7")] == [153, 7]
+    assert count_parts("a" * 159 + "\r", "gsm7") == 2
+    assert count_parts("a" * 158 + "\r" + "b", "gsm7") == 1
+    parts = split("a" * 152 + "\r" + "b" * 10, "gsm7")
+    assert [p.text for p in parts] == ["a" * 152, "\r" + "b" * 10]
