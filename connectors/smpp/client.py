@@ -65,9 +65,9 @@ fails (the SMSC delivers it again). A receipt without any id can never be matche
 ESME_ROK and logged as a warning with its text. Other message types (SME acknowledgements) are
 answered ESME_ROK and ignored. Without those bits it is an MO: data_coding 0 (and 0xF0–0xF3) GSM
 03.38 unpacked (packed when ``packed_gsm``), decoded leniently; 3 and 1 Latin-1; 8 UCS-2; any other
-value Latin-1 (logged). Answered like a receipt, through ``listener.mo_received``. Limitation: a
-part of a concatenated MO (UDH or SAR TLVs) is passed on with that part's text alone, not
-reassembled (a later issue; it is logged).
+value Latin-1 (logged). Answered like a receipt, through ``listener.mo_received``. A part of a
+concatenated MO (UDH, 8- or 16-bit reference, or SAR TLVs) is passed on with its place
+(reference, total, sequence) in ``MoFacts.concat``; the core stores the parts and reassembles them.
 
 Keep-alive. ``SMPPProtocol`` sends enquire_link when the line is idle but ignores an unanswered one;
 the link closes a bound session that has received nothing for enquire_link + response_timeout
@@ -403,6 +403,20 @@ class _Session:
     def protocol_error(self, proto: SMPPProtocol, event) -> None:
         self.log.warning("SMPP protocol error from the SMSC", kind=type(event).__name__,
                          detail=getattr(event, "reason", "") or getattr(event, "pdu", ""))
+
+
+def _mo_concat(udh_concat, tlvs) -> tuple[int, int, int] | None:
+    """(reference, total, sequence) of a part of a concatenated MO, from its UDH or its SAR TLVs;
+    None for a whole SMS (or nonsense such as a total of 1 or a sequence past the total)."""
+    if udh_concat is not None:
+        ref, total, seq = udh_concat.ref, udh_concat.total, udh_concat.seq
+    elif all(isinstance(tlvs.get(k), int) for k in ("sar_msg_ref_num", "sar_total_segments", "sar_segment_seqnum")):
+        ref, total, seq = tlvs["sar_msg_ref_num"], tlvs["sar_total_segments"], tlvs["sar_segment_seqnum"]
+    else:
+        return None
+    if total < 2 or not 1 <= seq <= total:
+        return None
+    return ref, total, seq
 
 
 class _SessionFactory(Factory):
@@ -786,11 +800,9 @@ class OperatorLink:
             self.log.info("MO data_coding not known: decoded as Latin-1", data_coding=data_coding)
         text, concat = decode_mo_text(self._user_data(pdu), data_coding, bool(esm_class & _UDHI),
                                       self.settings.packed_gsm)
-        if concat is not None or "sar_msg_ref_num" in pdu.tlvs:
-            self.log.info("part of a concatenated MO passed on alone (no reassembly yet)",
-                          ref=concat.ref if concat else pdu.tlvs.get("sar_msg_ref_num"))
         mo = MoFacts(operator=self.name, sender=str(params.get("source_addr", "")),
-                     to=str(params.get("destination_addr", "")), text=text)
+                     to=str(params.get("destination_addr", "")), text=text,
+                     concat=_mo_concat(concat, pdu.tlvs))
         self._answer_when_stored(proto, pdu, self.listener.mo_received, mo, "MO")
 
     def _answer_when_stored(self, proto: SMPPProtocol, pdu: PDU, store, facts, what: str) -> None:

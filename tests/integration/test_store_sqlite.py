@@ -89,3 +89,16 @@ def test_upgrade_is_idempotent(tmp_path):
     path = tmp_path / "gw.db"
     assert sq.upgrade(path) == (0, sq.LATEST)
     assert sq.upgrade(path) == (sq.LATEST, sq.LATEST)
+
+
+@pytest_twisted.ensureDeferred
+async def test_mo_parts_survive_a_restart(tmp_path):
+    from smscore.model import MoFacts
+
+    store = await _open("sqlite", tmp_path)
+    assert await store.store_mo(MoFacts("op", "46701234567", "72550", "before ", (5, 2, 1)), 1000.0) is None
+    await store.close()
+    store = await _open("sqlite", tmp_path)
+    mo = await store.store_mo(MoFacts("op", "46701234567", "72550", "after", (5, 2, 2)), 1001.0)
+    assert (mo.text, mo.parts, mo.received_at) == ("before after", 2, 1000.0)
+    await store.close()

@@ -822,12 +822,17 @@ def test_decode_mo_text(data, data_coding, udhi, packed, text, concat):
     assert (tuple(got_concat) if got_concat else None) == concat
 
 
-def test_part_of_a_concatenated_mo_is_passed_on_alone():
+def test_a_part_of_a_concatenated_mo_is_passed_on_with_its_place():
     net = Net()
     net.smsc.deliver({"source_addr": "4670", "esm_class": 0x40,
                       "short_message": bytes([5, 0, 3, 7, 2, 1]) + b"first half"})
+    net.smsc.deliver({"source_addr": "4670", "short_message": b"second half"},
+                     tlvs={"sar_msg_ref_num": 300, "sar_total_segments": 2, "sar_segment_seqnum": 2})
+    net.smsc.deliver({"source_addr": "4670", "short_message": b"whole"},
+                     tlvs={"sar_msg_ref_num": 1, "sar_total_segments": 1, "sar_segment_seqnum": 1})
     net.flush()
-    assert net.listener.mos[0][0].text == "first half"
+    got = [(mo.text, mo.concat) for mo, *_ in net.listener.mos]
+    assert got == [("first half", (7, 2, 1)), ("second half", (300, 2, 2)), ("whole", None)]
 
 
 # --- stopping ------------------------------------------------------------------------------------------
