@@ -15,10 +15,11 @@ every connection and keeps what spans them: who is bound as which ``system_id``,
 waiting for a receiver (``_outbox``, per system_id), the message id counter, the throttle window.
 Time is the injected reactor's (``callLater``, ``seconds``), so tests drive it with a ``Clock``.
 
-Scenarios (misbehaving SMSCs) subclass and override one hook each, leaving the core alone:
-``bind_status``, ``submit_status``, ``new_message_id``, ``outcome_for``, ``receipt_delay_for``,
-``receipt_for``. Knobs of the code rather than of a deployment (retry delay and attempts,
-timeouts, window) are class attributes.
+Scenarios (misbehaving SMSCs, ``connectors/sim/scenarios.py``) subclass and override one hook
+each, leaving the core alone: ``bind_status``, ``submit_status``, ``new_message_id``,
+``answer_submit``, ``outcome_for``, ``receipt_delay_for``, ``receipt_for``, ``choose_receiver``,
+``receipt_acknowledged``; ``queue_receipt`` sends a receipt (again). Knobs of the code rather
+than of a deployment (retry delay and attempts, timeouts, window) are class attributes.
 """
 
 from __future__ import annotations
@@ -99,13 +100,15 @@ class Binding:
 
 @dataclass(slots=True)
 class PendingReceipt:
-    """A receipt due to an ESME: the deliver_sm to send and how often it was tried."""
+    """A receipt due to an ESME: the deliver_sm to send, how often it was tried and the session
+    (label) its submit came on."""
 
     system_id: str
     message_id: str
     params: dict
     tlvs: dict
     attempts: int = 0
+    session: str = ""
 
 
 class _Factory(ServerFactory):
@@ -239,6 +242,11 @@ class SimulatedSMSC:
         self._next_id += 1
         return f"{n:x}" if self.settings.message_id_format == "hex" else str(n)
 
+    def answer_submit(self, proto: SMPPProtocol, pdu: PDU, record: SubmitRecord) -> None:
+        """Send the response to an accepted submit: ESME_ROK with its message id. The submit is
+        accepted (in ``submits``, its receipt scheduled) whether or when this answers it."""
+        proto.respond(pdu, ESME_ROK, {"message_id": record.message_id})
+
     def outcome_for(self, record: SubmitRecord) -> Outcome:
         """How the message ends: UNDELIV for an unreachable prefix, else DELIVRD."""
         if record.destination_addr.startswith(self.settings.unreachable_prefixes):
@@ -254,6 +262,22 @@ class SimulatedSMSC:
         """The receipt deliver_sm's (params, tlvs); ``submit`` is the submit's mandatory params."""
         text = message_text(record.short_message, record.data_coding, record.esm_class)
         return receipt_fields(submit, record.message_id, outcome, submitted_at, done_at, text)
+
+    def choose_receiver(self, receipt: PendingReceipt,
+                        ready: list[SMPPProtocol]) -> SMPPProtocol | None:
+        """The session, among ``ready`` (bound receivers of its system_id with a free window
+        slot, never empty), that gets ``receipt`` now: round robin. None holds it, and the
+        receipts queued behind it, until the next flush (a bind, a response, a new receipt)."""
+        return ready[next(self._round_robin) % len(ready)]
+
+    def receipt_acknowledged(self, proto: SMPPProtocol, receipt: PendingReceipt) -> None:
+        """The ESME answered ``receipt`` ESME_ROK on ``proto``; nothing more to do by default."""
+
+    def queue_receipt(self, receipt: PendingReceipt) -> None:
+        """Hold ``receipt`` for its system_id and send what can go now (a scenario may call it
+        to send a receipt again)."""
+        self._outbox.setdefault(receipt.system_id, deque()).append(receipt)
+        self._flush(receipt.system_id)
 
     # -- handler callbacks (SMPPProtocol) ----------------------------------------------------------
     def connection_made(self, proto: SMPPProtocol) -> None:
@@ -316,7 +340,6 @@ class SimulatedSMSC:
             proto.respond(pdu, status)
             return
         message_id = self.new_message_id()
-        proto.respond(pdu, ESME_ROK, {"message_id": message_id})
         now = self.reactor.seconds()
         if self.settings.throttle_tps:
             self._accepted_at.append(now)
@@ -331,6 +354,7 @@ class SimulatedSMSC:
                       message_id=message_id, source_addr=record.source_addr,
                       destination_addr=record.destination_addr, esm_class=record.esm_class,
                       registered_delivery=params.get("registered_delivery", 0))
+        self.answer_submit(proto, pdu, record)
         outcome = self.outcome_for(record)
         if wants_receipt(int(params.get("registered_delivery", 0)), outcome):
             self._later(self.receipt_delay_for(record), self._receipt_due, record, params,
@@ -340,13 +364,14 @@ class SimulatedSMSC:
                      submitted_at: float) -> None:
         params, tlvs = self.receipt_for(record, submit, outcome, submitted_at,
                                         self.reactor.seconds())
-        receipt = PendingReceipt(record.system_id, record.message_id, params, tlvs)
-        self._outbox.setdefault(record.system_id, deque()).append(receipt)
-        self._flush(record.system_id)
+        self.queue_receipt(PendingReceipt(record.system_id, record.message_id, params, tlvs,
+                                          session=record.session))
 
     def _receivers(self, system_id: str | None) -> list[SMPPProtocol]:
+        # A connection we are closing is no receiver any more: what is sent there would be lost.
         return [p for p, b in self._connections.items()
-                if b is not None and b.receives and (system_id is None or b.system_id == system_id)]
+                if b is not None and b.receives and not p.close_reason
+                and (system_id is None or b.system_id == system_id)]
 
     def _flush(self, system_id: str) -> None:
         """Send the held receipts of ``system_id`` round robin over its receivers with room."""
@@ -355,7 +380,9 @@ class SimulatedSMSC:
             ready = [p for p in self._receivers(system_id) if p.can_send()]
             if not ready:
                 return
-            proto = ready[next(self._round_robin) % len(ready)]
+            proto = self.choose_receiver(queue[0], ready)
+            if proto is None:
+                return
             self._send_receipt(proto, queue.popleft())
 
     def _send_receipt(self, proto: SMPPProtocol, receipt: PendingReceipt) -> None:
@@ -371,10 +398,11 @@ class SimulatedSMSC:
             return
         receipt.attempts += 1
         d.addCallbacks(self._receipt_acked, self._receipt_failed,
-                       callbackArgs=(receipt,), errbackArgs=(receipt, proto.label))
+                       callbackArgs=(receipt, proto), errbackArgs=(receipt, proto.label))
 
-    def _receipt_acked(self, _pdu: PDU, receipt: PendingReceipt) -> None:
+    def _receipt_acked(self, _pdu: PDU, receipt: PendingReceipt, proto: SMPPProtocol) -> None:
         self.receipts_acked += 1
+        self.receipt_acknowledged(proto, receipt)
         self._flush(receipt.system_id)
 
     def _receipt_failed(self, failure, receipt: PendingReceipt, session: str) -> None:
@@ -391,11 +419,7 @@ class SimulatedSMSC:
             self.log.info("receipt not acknowledged, will retry", message_id=receipt.message_id,
                           session=session, attempts=receipt.attempts, error=str(exc),
                           retry_in=self.receipt_retry_delay)
-            self._later(self.receipt_retry_delay, self._retry_receipt, receipt)
-        self._flush(receipt.system_id)
-
-    def _retry_receipt(self, receipt: PendingReceipt) -> None:
-        self._outbox[receipt.system_id].append(receipt)
+            self._later(self.receipt_retry_delay, self.queue_receipt, receipt)
         self._flush(receipt.system_id)
 
     def _later(self, delay: float, f, *args) -> None:
