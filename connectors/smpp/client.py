@@ -419,6 +419,10 @@ def _mo_concat(udh_concat, tlvs) -> tuple[int, int, int] | None:
     return ref, total, seq
 
 
+#: Consecutive submit response timeouts on one session before it is closed and bound again.
+TIMEOUTS_BEFORE_REBIND = 3
+
+
 class _SessionFactory(Factory):
     noisy = False
 
@@ -664,11 +668,13 @@ class OperatorLink:
             self._message_failed(part.message, SubmitError(TRANSIENT, str(e)))
             return
         part.sent_at = now
-        d.addCallbacks(self._part_accepted, self._part_refused, callbackArgs=(part,),
+        d.addCallbacks(self._part_accepted, self._part_refused, callbackArgs=(part, proto),
                        errbackArgs=(part, proto))
         d.addErrback(lambda f: self.log.error("submit bookkeeping failed", error=f.getTraceback()))
 
-    def _part_accepted(self, resp: PDU, part: _Part) -> None:
+    def _part_accepted(self, resp: PDU, part: _Part, proto: SMPPProtocol | None = None) -> None:
+        if proto is not None:
+            proto.timeouts_in_a_row = 0
         if part.sent_at > self._throttle_started:
             self._throttle_repeats = 0
         key = keys_for_submit(str(resp.params.get("message_id", "")), self.settings.receipt_id_format)
@@ -685,6 +691,7 @@ class OperatorLink:
             self.log.error("submit failed oddly", error=repr(exc))
             error = SubmitError(TRANSIENT, repr(exc))
         elif exc.reason == "status":
+            proto.timeouts_in_a_row = 0
             kind = SUBMIT_STATUS_KINDS.get(exc.status, DEFAULT_STATUS_KIND)
             error = SubmitError(kind, status_name(exc.status))
             if kind == THROTTLED:
@@ -693,6 +700,11 @@ class OperatorLink:
                 proto.close("the SMSC says we are not bound")
         elif exc.reason == "timeout":
             error = SubmitError(TRANSIENT, "response timeout", maybe_sent=True)
+            # A session whose responses stopped (a stream that lost its framing without us
+            # noticing, an SMSC stuck on this bind) is closed and bound again.
+            proto.timeouts_in_a_row = getattr(proto, "timeouts_in_a_row", 0) + 1
+            if proto.timeouts_in_a_row >= TIMEOUTS_BEFORE_REBIND:
+                proto.close(f"{proto.timeouts_in_a_row} submit responses in a row timed out")
         elif exc.reason == "generic_nack":
             error = SubmitError(TRANSIENT, f"generic_nack {status_name(exc.status or 0)}")
         else:

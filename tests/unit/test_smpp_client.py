@@ -878,3 +878,33 @@ def test_stop_before_start_and_while_disconnected():
     net2.link.stop().addBoth(done2.append)
     net2.flush()
     assert done2 == [None]
+
+
+def test_a_session_whose_responses_stopped_is_closed_and_bound_again():
+    net = Net(response_timeout=5.0)
+    net.smsc.auto = False
+    first_proto = net.smsc.protos[0]
+    binds = len(net.smsc.binds)
+    for _ in range(2):
+        net.submit()
+        net.advance(6.0)
+    assert net.smsc.protos == [first_proto]  # two timeouts in a row: still the same session
+    net.submit()
+    net.advance(6.0)  # the third closes it
+    assert first_proto not in net.smsc.protos and not net.link.is_up()
+    net.advance(120.0)  # the link reconnects with backoff and binds again
+    net.connect()
+    assert len(net.smsc.binds) == binds + 1 and net.link.is_up()
+
+
+def test_protocol_errors_are_logged_without_dropping_the_session():
+    from structlog.testing import capture_logs
+
+    net = Net()
+    proto = net.smsc.protos[0]
+    with capture_logs() as logs:
+        proto.transport.write(raw_pdu("submit_sm_resp", 99999, 0))  # answers nothing we sent
+        net.flush()
+    assert net.smsc.protos == [proto] and net.link.is_up()
+    assert any(e["event"] == "SMPP protocol error from the SMSC" and e["kind"] == "UnexpectedResponse"
+               for e in logs)
