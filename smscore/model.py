@@ -85,6 +85,9 @@ class Message:
     send_at: float | None = None
     tried: tuple[str, ...] = ()
     events: list[Event] = field(default_factory=list)
+    #: "api" for messages customers sent; "reply" for replies the gateway sends from a shortcode
+    #: (no status callbacks, not charged).
+    origin: str = "api"
 
 
 @dataclass(slots=True)
@@ -102,6 +105,56 @@ class MoMessage:
     received_at: float
     parts: int = 1
     note: str = ""
+    account: str | None = None
+    keyword: str = ""
+    payload: str = ""
+    outcome: str = "received"
+    seq: int | None = None
+    events: list[MoEvent] = field(default_factory=list)
+    #: set when routing ran in the transaction that stored it: what it decided (not persisted as such)
+    routing: MoRouting | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MoEvent:
+    """One step in an MO's history: received, routed, replied, pushed, push failed, ..."""
+
+    at: float
+    status: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PushJob:
+    """An HTTP push to a customer backend, kept durably until it succeeds or its time runs out.
+
+    ``subject`` is the message or MO id: jobs of one subject are delivered in order.
+    """
+
+    kind: str  # "mo" | "status"
+    account: str
+    subject: str
+    url: str
+    body: dict
+    id: int | None = None
+    attempts: int = 0
+    first_at: float = 0.0
+
+
+@dataclass(slots=True)
+class MoRouting:
+    """What routing decided for one MO, applied by the store in the transaction that stores it."""
+
+    outcome: str  # keyword | unknown_keyword | stop | over_cap | no_shortcode
+    account: str | None = None
+    keyword: str = ""
+    payload: str = ""
+    events: list[tuple[str, str]] = field(default_factory=list)  # (status, detail)
+    inbox: bool = False
+    spend: tuple[str, str, str, Decimal] | None = None  # shortcode, number, "YYYY-MM", amount
+    stop: tuple[tuple[str, ...], str] | None = None  # accounts, number
+    push: PushJob | None = None
+    replies: list[Message] = field(default_factory=list)
 
 
 def assemble_mo(parts: list[tuple[int, str]], total: int) -> tuple[str, str]:

@@ -67,8 +67,12 @@ class Pipeline:
         self.claim_interval = claim_interval
         self.receipt_timeout = receipt_timeout
         self.mo_reassembly_timeout = mo_reassembly_timeout
-        #: called with every MoMessage once it is stored whole (MO routing hooks in here)
+        #: called with every MoMessage once it is stored whole (after routing, when there is one)
         self.on_mo: Callable[[MoMessage], object] = self._log_mo
+        #: ``route(mo, spent) -> MoRouting``, run in the transaction that stores a whole MO
+        self.mo_route = None
+        #: called when a stored change queued a push job (the push worker claims it at once)
+        self.on_push_queued: Callable[[], object] = lambda: None
         self.links: dict = {}
         self.queues: dict[str, deque[Message]] = {}
         self.inflight: dict[str, int] = {}
@@ -203,6 +207,15 @@ class Pipeline:
         d.addCallbacks(stored, not_stored)
         return d
 
+    def accepted_elsewhere(self, messages) -> None:
+        """Messages another path stored claimed by this node (replies from shortcodes): count
+        them and send them."""
+        for m in messages:
+            self.metrics.status_changed(m.status.value)
+            if m.status is Status.QUEUED:
+                self.held += 1
+                self.enqueue(m)
+
     # -- sending -----------------------------------------------------------------------------
     def choose(self, message: Message) -> str | None:
         options = []
@@ -292,13 +305,20 @@ class Pipeline:
     def mo_received(self, mo: MoFacts) -> Deferred:
         """Store an MO (or a part of one) durably; the link answers the SMSC when this fires.
         A whole MO goes on to ``on_mo`` after it is stored."""
-        d = self.store.store_mo(mo, self.clock.seconds())
+        now = self.clock.seconds()
+        d = self.store.store_mo(mo, now, self.mo_route, self.node, now + self.lease)
         d.addCallback(self._mo_stored)
         return d
 
     def _mo_stored(self, mo: MoMessage | None) -> None:
         if mo is None:
             return  # a part of a concatenated MO; kept until its message is whole
+        routing = mo.routing
+        if routing is not None:
+            self.metrics.child(self.metrics.mo, mo.to, mo.keyword, routing.outcome).inc()
+            self.accepted_elsewhere(routing.replies)
+            if routing.push is not None:
+                self.on_push_queued()
         try:
             self.on_mo(mo)
         except Exception as exc:  # noqa: BLE001 - the MO is stored; routing trouble must not refuse it
@@ -306,11 +326,12 @@ class Pipeline:
 
     def _log_mo(self, mo: MoMessage) -> None:
         self.log.info("mo received", mo_id=mo.id, operator=mo.operator, to=mo.to, parts=mo.parts,
-                      note=mo.note or None)
+                      keyword=mo.keyword or None, account=mo.account, outcome=mo.outcome, note=mo.note or None)
 
     def _expire_mo_parts(self) -> Deferred:
         now = self.clock.seconds()
-        d = self.store.expire_mo_parts(now - self.mo_reassembly_timeout, now)
+        d = self.store.expire_mo_parts(now - self.mo_reassembly_timeout, now, self.mo_route, self.node,
+                                       now + self.lease)
 
         def done(mos):
             for mo in mos:

@@ -206,4 +206,89 @@ async def check_mo_whole_and_reassembled_from_parts_in_any_order(store):
     assert await store.expire_mo_parts(older_than=5000.0, now=5000.0) == []
 
 
+def _routing(mo, spent, *, url="http://backend/mo", reply=None):
+    """A routing decision as smscore.mo would make it (the store applies whatever it is given)."""
+    from decimal import Decimal
+
+    from smscore.model import MoRouting, PushJob
+
+    r = MoRouting(outcome="keyword", account="acme", keyword="PIZZA", payload="large",
+                  events=[("routed", "keyword PIZZA")], inbox=True,
+                  spend=("72550", mo.sender, "2026-11", Decimal("10")))
+    r.push = PushJob("mo", "acme", mo.id, url, {"id": mo.id, "spent_before": str(spent("72550", mo.sender, "2026-11"))})
+    if reply:
+        m = make_message(to=mo.sender, at=mo.received_at)
+        m.origin, m.sender, m.text = "reply", mo.to, reply
+        r.replies.append(m)
+    return r
+
+
+async def check_mo_routing_is_stored_with_the_mo(store):
+    from smscore.model import MoFacts
+
+    mo = await store.store_mo(MoFacts("op", "46701234567", "72550", "PIZZA large"), 1000.0,
+                              lambda m, spent: _routing(m, spent, reply="thanks"), "gw1", 1030.0)
+    assert (mo.account, mo.keyword, mo.payload, mo.outcome) == ("acme", "PIZZA", "large", "keyword")
+    reply = mo.routing.replies[0]
+    got = await store.get_mo(mo.id)
+    assert [(e.status, e.detail) for e in got.events] == [("received", ""), ("routed", "keyword PIZZA")]
+    assert got.seq is not None
+    # the reply is a stored MT, claimed by the node that routed
+    stored_reply = await store.get(reply.id)
+    assert stored_reply.origin == "reply" and stored_reply.to == "46701234567"
+    assert await store.claim("gw2", 1001.0, 1100.0, 10) == []
+    # the spend is counted: a second MO sees it
+    mo2 = await store.store_mo(MoFacts("op", "46701234567", "72550", "PIZZA small"), 1001.0,
+                               lambda m, spent: _routing(m, spent), "gw1", 1030.0)
+    jobs = await store.pending_push_jobs()
+    assert [(j.subject, j.body.get("spent_before")) for j in jobs] == [(mo.id, "0"), (mo2.id, "10")]
+    # the inbox lists them oldest first, paged by position
+    first = await store.inbox("acme", 0, 1)
+    assert [m.id for m in first] == [mo.id]
+    assert [m.id for m in await store.inbox("acme", first[-1].seq, 10)] == [mo2.id]
+    assert await store.inbox("other", 0, 10) == []
+
+
+async def check_push_jobs_retry_in_order_per_subject(store):
+    from smscore.model import MoFacts
+
+    a = await store.store_mo(MoFacts("op", "4670111", "72550", "A"), 1000.0, _routing, "gw1", 1030.0)
+    b = await store.store_mo(MoFacts("op", "4670222", "72550", "B"), 1000.0, _routing, "gw1", 1030.0)
+    jobs = await store.claim_push_jobs("gw1", 1000.0, 1060.0, 10)
+    assert [j.subject for j in jobs] == [a.id, b.id]
+    assert await store.claim_push_jobs("gw2", 1001.0, 1060.0, 10) == []  # leased
+    await store.finish_push(jobs[0], 1001.0, retry_at=1006.0, error="http 500",
+                            mo_events=[(a.id, "push failed", "http 500")])
+    await store.finish_push(jobs[1], 1001.0, retry_at=None, mo_events=[(b.id, "pushed", "HTTP 200")])
+    assert await store.claim_push_jobs("gw1", 1005.0, 1060.0, 10) == []
+    [again] = await store.claim_push_jobs("gw1", 1006.0, 1060.0, 10)
+    assert (again.subject, again.attempts) == (a.id, 1)
+    assert [e.status for e in (await store.get_mo(a.id)).events][-1] == "push failed"
+    assert [e.status for e in (await store.get_mo(b.id)).events][-1] == "pushed"
+
+
+async def check_status_changes_queue_callbacks_in_order_and_feed_pulls(store):
+    store.callback_url_for = lambda m: m.callback_url or ("http://acme/status" if m.account == "acme" else None)
+    m = make_message()
+    await store.accept([m], "gw1", 1030.0)
+    assert await store.pending_push_jobs() == []  # the first status is in the 202 answer
+    await store.record_submit(m.id, "cheap", ["k1"], 1001.0)
+    await store.apply_receipt(receipt("k1"), 1002.0)
+    jobs = await store.pending_push_jobs()
+    assert [(j.kind, j.url, j.body["status"]) for j in jobs] == [
+        ("status", "http://acme/status", "submitted"), ("status", "http://acme/status", "delivered")]
+    assert len({j.body["event_id"] for j in jobs}) == 2 and all(isinstance(j.body["event_id"], str) for j in jobs)
+    assert jobs[1].body["id"] == m.id and jobs[1].body["to"] == m.to and jobs[1].body["operator"] == "cheap"
+    # only the first of a message's jobs is claimable: callbacks stay in order
+    assert [j.body["status"] for j in await store.claim_push_jobs("gw1", 1003.0, 1100.0, 10)] == ["submitted"]
+    # pulls: each message once, at its last change, in change order
+    other = make_message(at=1000.5)
+    await store.accept([other], "gw1", 1030.0)
+    rows = await store.updates("acme", 0, 10)
+    assert [r[1].id for r in rows] == [m.id, other.id]
+    assert [r[1].id for r in await store.updates("acme", rows[0][0], 10)] == [other.id]
+    assert [r[1].id for r in await store.updates("acme", 0, 10, status="delivered")] == [m.id]
+    assert await store.updates("beta", 0, 10) == []
+
+
 CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]

@@ -30,6 +30,8 @@ class Store(ABC):
 
     #: set by the owner before ``open``: which operators of a message's profile are still untried.
     untried: UntriedOperators
+    #: set by the owner: the status callback URL of a message (its own, else its account's) or None
+    callback_url_for = staticmethod(lambda message: message.callback_url)
 
     @abstractmethod
     def open(self) -> Deferred:
@@ -89,19 +91,55 @@ class Store(ABC):
         ``unknown`` (no final receipt within ``waited`` seconds). Fires with their Transitions."""
 
     @abstractmethod
-    def store_mo(self, mo: MoFacts, at: float) -> Deferred:
+    def store_mo(self, mo: MoFacts, at: float, route=None, owner: str | None = None,
+                 lease_until: float = 0.0) -> Deferred:
         """Store an MO durably. A whole one fires with its MoMessage. A part of a concatenated one
         is kept (a repeated part is ignored) and fires with None, except the part that completes
-        its message: that fires with the reassembled MoMessage."""
+        its message: that fires with the reassembled MoMessage.
+
+        With ``route`` (``route(mo, spent) -> MoRouting``, see ``smscore.mo``), a whole MO is routed
+        in the same transaction: its account/keyword/payload, history, spend, stop list entries,
+        push job and reply messages (claimed by ``owner``) are stored with it; ``mo.routing`` holds
+        the decision."""
 
     @abstractmethod
-    def expire_mo_parts(self, older_than: float, now: float) -> Deferred:
+    def expire_mo_parts(self, older_than: float, now: float, route=None, owner: str | None = None,
+                        lease_until: float = 0.0) -> Deferred:
         """Concatenated MOs whose first part arrived before ``older_than`` and which are still
-        incomplete are stored with the parts that came, and a note. Fires with their MoMessages."""
+        incomplete are stored with the parts that came, and a note (and routed, as store_mo).
+        Fires with their MoMessages."""
 
     @abstractmethod
     def get_mo(self, mo_id: str) -> Deferred:
-        """Fires with the MoMessage or None."""
+        """Fires with the MoMessage (with its history) or None."""
+
+    @abstractmethod
+    def inbox(self, account: str, after: int, limit: int) -> Deferred:
+        """MO routed to ``account``'s keywords with inbox position > ``after``, oldest first."""
+
+    @abstractmethod
+    def updates(self, account: str, after: int, limit: int, status: str | None = None,
+                to: str | None = None, updated_since: float | None = None) -> Deferred:
+        """(update position, Message) of ``account``'s messages changed after position ``after``,
+        in the order they changed (each message once, at its last change)."""
+
+    @abstractmethod
+    def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int) -> Deferred:
+        """Due push jobs nobody holds, only the oldest of each subject. Fires with PushJobs."""
+
+    @abstractmethod
+    def finish_push(self, job, at: float, *, retry_at: float | None, error: str = "", mo_events=(),
+                    replies=(), owner: str | None = None, lease_until: float = 0.0) -> Deferred:
+        """Record a push attempt: done (``retry_at`` None) or due again at ``retry_at``; MO
+        history events (mo id, status, detail) and reply messages are stored with it."""
+
+    @abstractmethod
+    def pending_push_jobs(self) -> Deferred:
+        """Every push job still to deliver (tests, ops)."""
+
+    @abstractmethod
+    def is_stopped(self, account: str, number: str) -> Deferred:
+        """Whether ``number`` is on ``account``'s stop list."""
 
     @abstractmethod
     def get(self, message_id: str) -> Deferred:

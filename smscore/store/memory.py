@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from twisted.internet.defer import Deferred, fail, succeed
 
 from smscore import transitions as tr
-from smscore.model import Event, Message, MoFacts, MoMessage, ReceiptFacts, Status, assemble_mo, new_message_id
+from smscore.model import (Event, Message, MoEvent, MoFacts, MoMessage, PushJob, ReceiptFacts, Status, assemble_mo,
+                           new_message_id)
 from smscore.store.base import Store
+from smscore.store.sql import status_callback_body
 
 
 class MemoryStore(Store):
@@ -28,6 +30,16 @@ class MemoryStore(Store):
         self.closed = False
         self.mo: dict[str, MoMessage] = {}
         self.mo_parts: dict[tuple, dict[int, tuple[str, float]]] = {}
+        self.update_seq: dict[str, int] = {}
+        self.jobs: dict[int, dict] = {}  # id -> {"job": PushJob, "next_at", "owner", "lease_until", "error"}
+        self.stoplist: set[tuple[str, str]] = set()
+        self.spend: dict[tuple[str, str, str], object] = {}
+        self._counter = 0
+        self.callback_url_for = lambda message: message.callback_url
+
+    def _next(self) -> int:
+        self._counter += 1
+        return self._counter
 
     def open(self) -> Deferred:
         return succeed(None)
@@ -44,6 +56,7 @@ class MemoryStore(Store):
             self.messages[m.id] = copy.deepcopy(m)
             self.parts[m.id] = [tr.PART_PENDING] * m.parts
             self.leases[m.id] = (owner, lease_until if owner else None)
+            self.update_seq[m.id] = self._next()
         return succeed(None)
 
     def _snapshot(self, m: Message) -> Message:
@@ -70,10 +83,9 @@ class MemoryStore(Store):
         due = sorted((m.send_at, mid) for mid, m in self.messages.items()
                      if m.status is Status.SCHEDULED and m.send_at is not None and m.send_at <= now)[:limit]
         for _, mid in due:
-            m = self.messages[mid]
-            m.status = Status.QUEUED
-            m.updated_at = now
-            m.events.append(Event(at=now, status=Status.QUEUED, detail="send_at reached"))
+            m = self._snapshot(self.messages[mid])
+            m.status, m.updated_at = Status.QUEUED, now
+            self._apply(tr.Transition(m, [Event(at=now, status=Status.QUEUED, detail="send_at reached")]))
         return succeed(len(due))
 
     def renew(self, owner: str, lease_until: float) -> Deferred:
@@ -97,6 +109,10 @@ class MemoryStore(Store):
         stored_copy = copy.copy(m)
         stored_copy.events = events + list(t.events)
         self.messages[m.id] = stored_copy
+        self.update_seq[m.id] = self._next()
+        url = self.callback_url_for(m) if m.origin == "api" else None
+        for e in t.events if url else ():
+            self._add_job(PushJob("status", m.account, m.id, url, status_callback_body(self._next(), m, e)), e.at)
         if t.requeue:
             self.parts[m.id] = [tr.PART_PENDING] * m.parts
         if m.status is not Status.QUEUED:
@@ -162,34 +178,132 @@ class MemoryStore(Store):
             out.append(t)
         return succeed(out)
 
+    def _add_job(self, job: PushJob, at: float) -> None:
+        jid = self._next()
+        job = PushJob(job.kind, job.account, job.subject, job.url, job.body, id=jid, attempts=0, first_at=at)
+        self.jobs[jid] = {"job": job, "next_at": at, "owner": None, "lease_until": None, "error": ""}
+
+    def _mo_event(self, mo_id: str, at: float, status: str, detail: str) -> None:
+        self.mo[mo_id].events.append(MoEvent(at, status, detail))
+
+    def _new_mo(self, mo: MoMessage) -> MoMessage:
+        self.mo[mo.id] = mo
+        self._mo_event(mo.id, mo.received_at, "received", mo.note)
+        return mo
+
     def _assemble(self, key: tuple) -> MoMessage:
         parts = self.mo_parts.pop(key)
         first_at = min(at for _, at in parts.values())
         text, note = assemble_mo([(seq, body) for seq, (body, _) in parts.items()], key[4])
-        mo = MoMessage(id=new_message_id(first_at), operator=key[0], sender=key[1], to=key[2], text=text,
-                       received_at=first_at, parts=key[4], note=note)
-        self.mo[mo.id] = mo
-        return mo
+        return self._new_mo(MoMessage(id=new_message_id(first_at), operator=key[0], sender=key[1], to=key[2],
+                                      text=text, received_at=first_at, parts=key[4], note=note))
 
-    def store_mo(self, mo: MoFacts, at: float) -> Deferred:
+    def _route(self, mo: MoMessage, route, at: float, owner, lease_until) -> None:
+        routing = route(mo, lambda shortcode, number, month: self.spend.get((shortcode, number, month), 0))
+        mo.account, mo.keyword, mo.payload, mo.outcome = (
+            routing.account, routing.keyword, routing.payload, routing.outcome)
+        mo.seq = self._next() if routing.inbox else None
+        for status, detail in routing.events:
+            self._mo_event(mo.id, at, status, detail)
+        if routing.spend is not None:
+            shortcode, number, month, amount = routing.spend
+            self.spend[(shortcode, number, month)] = self.spend.get((shortcode, number, month), 0) + amount
+        if routing.stop is not None:
+            accounts, number = routing.stop
+            self.stoplist.update((a, number) for a in accounts)
+        if routing.push is not None:
+            self._add_job(routing.push, at)
+        if routing.replies:
+            self.accept(routing.replies, owner, lease_until)
+        mo.routing = routing
+
+    def store_mo(self, mo: MoFacts, at: float, route=None, owner=None, lease_until: float = 0.0) -> Deferred:
         if mo.concat is None:
-            whole = MoMessage(id=new_message_id(at), operator=mo.operator, sender=mo.sender, to=mo.to,
-                              text=mo.text, received_at=at)
-            self.mo[whole.id] = whole
-            return succeed(whole)
-        ref, total, seq = mo.concat
-        key = (mo.operator, mo.sender, mo.to, ref, total)
-        self.mo_parts.setdefault(key, {}).setdefault(seq, (mo.text, at))
-        if len(self.mo_parts[key]) < total:
-            return succeed(None)
-        return succeed(self._assemble(key))
+            whole = self._new_mo(MoMessage(id=new_message_id(at), operator=mo.operator, sender=mo.sender,
+                                           to=mo.to, text=mo.text, received_at=at))
+        else:
+            ref, total, seq = mo.concat
+            key = (mo.operator, mo.sender, mo.to, ref, total)
+            self.mo_parts.setdefault(key, {}).setdefault(seq, (mo.text, at))
+            if len(self.mo_parts[key]) < total:
+                return succeed(None)
+            whole = self._assemble(key)
+        if route is not None:
+            self._route(whole, route, at, owner, lease_until)
+        return succeed(whole)
 
-    def expire_mo_parts(self, older_than: float, now: float) -> Deferred:
+    def expire_mo_parts(self, older_than: float, now: float, route=None, owner=None,
+                        lease_until: float = 0.0) -> Deferred:
         old = [k for k, parts in self.mo_parts.items() if min(at for _, at in parts.values()) < older_than]
-        return succeed([self._assemble(k) for k in old])
+        out = []
+        for k in old:
+            mo = self._assemble(k)
+            if route is not None:
+                self._route(mo, route, now, owner, lease_until)
+            out.append(mo)
+        return succeed(out)
 
     def get_mo(self, mo_id: str) -> Deferred:
-        return succeed(copy.copy(self.mo.get(mo_id)))
+        mo = self.mo.get(mo_id)
+        if mo is None:
+            return succeed(None)
+        out = copy.copy(mo)
+        out.events = list(mo.events)
+        out.routing = None
+        return succeed(out)
+
+    def inbox(self, account: str, after: int, limit: int) -> Deferred:
+        found = sorted((m for m in self.mo.values() if m.account == account and m.seq is not None and m.seq > after),
+                       key=lambda m: m.seq)
+        return succeed([copy.copy(m) for m in found[:limit]])
+
+    def updates(self, account: str, after: int, limit: int, status=None, to=None, updated_since=None) -> Deferred:
+        rows = []
+        for mid, m in self.messages.items():
+            seq = self.update_seq[mid]
+            if (m.account == account and m.origin == "api" and seq > after
+                    and (status is None or m.status.value == status) and (to is None or m.to == to)
+                    and (updated_since is None or m.updated_at >= updated_since)):
+                rows.append((seq, self._snapshot(m)))
+        rows.sort(key=lambda r: r[0])
+        return succeed(rows[:limit])
+
+    def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int) -> Deferred:
+        heads: dict[str, int] = {}
+        for jid in sorted(self.jobs):
+            heads.setdefault(self.jobs[jid]["job"].subject, jid)
+        out = []
+        for jid in sorted(heads.values(), key=lambda j: (self.jobs[j]["next_at"], j)):
+            row = self.jobs[jid]
+            if len(out) >= limit:
+                break
+            if row["next_at"] <= now and (row["owner"] is None or row["lease_until"] < now):
+                row["owner"], row["lease_until"] = owner, lease_until
+                out.append(row["job"])
+        return succeed(out)
+
+    def finish_push(self, job: PushJob, at: float, *, retry_at=None, error: str = "", mo_events=(), replies=(),
+                    owner=None, lease_until: float = 0.0) -> Deferred:
+        if retry_at is None:
+            self.jobs.pop(job.id, None)
+        elif job.id in self.jobs:
+            row = self.jobs[job.id]
+            old = row["job"]
+            row["job"] = PushJob(old.kind, old.account, old.subject, old.url, old.body, id=old.id,
+                                 attempts=old.attempts + 1, first_at=old.first_at)
+            row.update(next_at=retry_at, owner=None, lease_until=None, error=error)
+        for mo_id, status, detail in mo_events:
+            if mo_id in self.mo:
+                self._mo_event(mo_id, at, status, detail)
+        if replies:
+            self.accept(replies, owner, lease_until)
+        return succeed(None)
+
+    def pending_push_jobs(self) -> Deferred:
+        return succeed([self.jobs[j]["job"] for j in sorted(self.jobs)])
+
+    def is_stopped(self, account: str, number: str) -> Deferred:
+        return succeed((account, number) in self.stoplist)
 
     def get(self, message_id: str) -> Deferred:
         stored = self.messages.get(message_id)

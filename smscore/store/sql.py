@@ -3,34 +3,62 @@
 Each public method turns into one operation ``op(cursor)`` run by the BatchWriter inside a
 transaction; the state rules come from ``smscore.transitions``. Placeholders are written ``?`` and
 rewritten for drivers that use ``%s``.
+
+Every status change of a message goes through ``_events``: it appends the history, bumps the
+message's ``update_seq`` (the order of ``GET /v1/messages`` pulls) and, for customer messages with a
+callback URL, queues the status callback as a push job in the same transaction, so a callback is
+never lost nor sent for a change that was not stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from twisted.internet.defer import Deferred
 
 from smscore import transitions as tr
-from smscore.model import (Event, Message, MoFacts, MoMessage, ReceiptFacts, ReceiptOutcome, Status,
-                           assemble_mo, new_message_id)
+from smscore.model import (Event, Message, MoEvent, MoFacts, MoMessage, MoRouting, PushJob, ReceiptFacts,
+                           ReceiptOutcome, Status, assemble_mo, new_message_id, rfc3339)
 from smscore.store.base import Store
 from smscore.store.writer import BatchWriter
 
 MSG_COLS = ("id, account, to_number, sender, body, encoding, parts, profile, status, reference, "
-            "callback_url, operator, cost, error, created_at, updated_at, send_at, tried, part_state")
+            "callback_url, operator, cost, error, created_at, updated_at, send_at, tried, origin, part_state")
+MO_COLS = "id, operator, sender, to_number, body, received_at, parts, note, account, keyword, payload, outcome, seq"
+JOB_COLS = "id, kind, account, subject, url, body, attempts, first_at"
 
 
 def row_to_message(row) -> Message:
     (mid, account, to, sender, body, encoding, parts, profile, status, reference, callback_url,
-     operator, cost, error, created_at, updated_at, send_at, tried, _part_state) = row
+     operator, cost, error, created_at, updated_at, send_at, tried, origin, _part_state) = row
     return Message(
         id=mid, account=account, to=to, sender=sender, text=body, encoding=encoding, parts=parts,
         profile=profile, status=Status(status), reference=reference, callback_url=callback_url,
         operator=operator, cost=Decimal(cost), error=error, created_at=created_at,
-        updated_at=updated_at, send_at=send_at, tried=tuple(tried.split(",")) if tried else (),
+        updated_at=updated_at, send_at=send_at, tried=tuple(tried.split(",")) if tried else (), origin=origin,
     )
+
+
+def row_to_mo(row) -> MoMessage:
+    (mid, operator, sender, to, body, received_at, parts, note, account, keyword, payload, outcome, seq) = row
+    return MoMessage(id=mid, operator=operator, sender=sender, to=to, text=body, received_at=received_at,
+                     parts=parts, note=note, account=account, keyword=keyword, payload=payload, outcome=outcome,
+                     seq=seq)
+
+
+def row_to_job(row) -> PushJob:
+    jid, kind, account, subject, url, body, attempts, first_at = row
+    return PushJob(kind=kind, account=account, subject=subject, url=url, body=json.loads(body), id=jid,
+                   attempts=attempts, first_at=first_at)
+
+
+def status_callback_body(event_id, m: Message, e: Event) -> dict:
+    """The status callback of SPEC §4 for event ``e`` of message ``m``."""
+    return {"event_id": str(event_id), "id": m.id, "reference": m.reference, "to": m.to,
+            "status": e.status.value, "operator": e.operator, "error": m.error if e.status.final or
+            e.status is Status.FAILED else None, "at": rfc3339(e.at)}
 
 
 class SqlStore(Store):
@@ -42,7 +70,10 @@ class SqlStore(Store):
     def __init__(self, writer: BatchWriter) -> None:
         self._writer = writer
         self._sql_cache: dict[str, str] = {}
+        self._seqs: dict[str, int] = {}
         self.untried = lambda message: ()
+        #: the status callback URL of a message (its own, else its account's), or None
+        self.callback_url_for: Callable[[Message], str | None] = lambda message: message.callback_url
 
     def q(self, sql: str) -> str:
         """The statement in the driver's placeholder style (cached)."""
@@ -56,30 +87,63 @@ class SqlStore(Store):
     def run(self, op) -> Deferred:
         return self._writer.submit(op)
 
-    # -- schema ------------------------------------------------------------------------------
+    def _next_seq(self, cur, table: str, column: str) -> int:
+        """The next value of an ordering column. One writer per SQLite file, so a counter read
+        once from the table is exact; PostgreSQL overrides this with a sequence."""
+        key = f"{table}.{column}"
+        value = self._seqs.get(key)
+        if value is None:
+            cur.execute(f"SELECT COALESCE(MAX({column}), 0) FROM {table}")
+            value = cur.fetchone()[0]
+        value += 1
+        self._seqs[key] = value
+        return value
+
     def close(self) -> Deferred:
         return self._writer.stop()
 
-    # -- messages ----------------------------------------------------------------------------
-    def accept(self, messages: Sequence[Message], owner: str | None, lease_until: float) -> Deferred:
-        q = self.q
-        msg_rows = [
-            (m.id, m.account, m.to, m.sender, m.text, m.encoding, m.parts, m.profile, m.status.value,
-             m.reference, m.callback_url, m.operator, str(m.cost), m.error, m.created_at, m.updated_at,
-             m.send_at, ",".join(m.tried), tr.PART_PENDING * m.parts,
-             owner if m.status is Status.QUEUED else None,
-             lease_until if owner and m.status is Status.QUEUED else None)
-            for m in messages
-        ]
-        ev_rows = [(m.id, e.at, e.status.value, e.operator, e.detail, e.final) for m in messages for e in m.events]
-        ins_msg = q(f"INSERT INTO messages ({MSG_COLS}, owner, lease_until) VALUES "
-                    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
-        ins_ev = q("INSERT INTO events (message_id, at, status, operator, detail, final) VALUES (?,?,?,?,?,?)")
+    # -- events: history, pull order, status callbacks ------------------------------------------
+    def _events(self, cur, m: Message, events: Sequence[Event], callbacks: bool = True) -> None:
+        if not events:
+            return
+        url = self.callback_url_for(m) if callbacks and m.origin == "api" else None
+        ins = self.q("INSERT INTO events (message_id, at, status, operator, detail, final) VALUES (?,?,?,?,?,?)")
+        if url is None:
+            cur.executemany(ins, [(m.id, e.at, e.status.value, e.operator, e.detail, e.final) for e in events])
+            return
+        for e in events:
+            cur.execute(ins + " RETURNING id", (m.id, e.at, e.status.value, e.operator, e.detail, e.final))
+            event_id = cur.fetchone()[0]
+            self._insert_job(cur, PushJob("status", m.account, m.id, url, status_callback_body(event_id, m, e)), e.at)
 
+    def _insert_job(self, cur, job: PushJob, at: float) -> None:
+        cur.execute(self.q("INSERT INTO push_jobs (kind, account, subject, url, body, attempts, first_at, next_at) "
+                           "VALUES (?,?,?,?,?,0,?,?)"),
+                    (job.kind, job.account, job.subject, job.url,
+                     json.dumps(job.body, separators=(",", ":"), ensure_ascii=False), at, at))
+
+    # -- messages ----------------------------------------------------------------------------
+    def _insert_messages(self, cur, messages: Sequence[Message], owner: str | None, lease_until: float) -> None:
+        rows = []
+        for m in messages:
+            rows.append((
+                m.id, m.account, m.to, m.sender, m.text, m.encoding, m.parts, m.profile, m.status.value,
+                m.reference, m.callback_url, m.operator, str(m.cost), m.error, m.created_at, m.updated_at,
+                m.send_at, ",".join(m.tried), m.origin, tr.PART_PENDING * m.parts,
+                owner if m.status is Status.QUEUED else None,
+                lease_until if owner and m.status is Status.QUEUED else None,
+                self._next_seq(cur, "messages", "update_seq")))
+        cur.executemany(self.q(f"INSERT INTO messages ({MSG_COLS}, owner, lease_until, update_seq) VALUES "
+                               "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"), rows)
+        ev_rows = [(m.id, e.at, e.status.value, e.operator, e.detail, e.final) for m in messages for e in m.events]
+        if ev_rows:
+            # The first status is reported in the 202 answer: no callback for it (SPEC §11).
+            cur.executemany(self.q("INSERT INTO events (message_id, at, status, operator, detail, final) "
+                                   "VALUES (?,?,?,?,?,?)"), ev_rows)
+
+    def accept(self, messages: Sequence[Message], owner: str | None, lease_until: float) -> Deferred:
         def op(cur):
-            cur.executemany(ins_msg, msg_rows)
-            if ev_rows:
-                cur.executemany(ins_ev, ev_rows)
+            self._insert_messages(cur, messages, owner, lease_until)
 
         return self.run(op)
 
@@ -103,21 +167,25 @@ class SqlStore(Store):
         return self.run(op)
 
     def release_due(self, now: float, limit: int = 1000) -> Deferred:
-        pick = self.q("UPDATE messages SET status = 'queued', updated_at = ? WHERE id IN ("
-                      "SELECT id FROM messages WHERE status = 'scheduled' AND send_at <= ? "
-                      "ORDER BY send_at LIMIT ?) RETURNING id")
-        ins_ev = self.q("INSERT INTO events (message_id, at, status, operator, detail, final) VALUES (?,?,?,?,?,?)")
+        pick = self.q(f"SELECT {MSG_COLS} FROM messages WHERE status = 'scheduled' AND send_at <= ? "
+                      f"ORDER BY send_at LIMIT ?{self._for_update()}")
 
         def op(cur):
-            cur.execute(pick, (now, now, limit))
-            ids = [r[0] for r in cur.fetchall()]
-            if ids:
-                cur.executemany(ins_ev, [(mid, now, "queued", None, "send_at reached", False) for mid in ids])
-            return len(ids)
+            cur.execute(pick, (now, limit))
+            rows = cur.fetchall()
+            for row in rows:
+                m = row_to_message(row)
+                m.status, m.updated_at = Status.QUEUED, now
+                t = tr.Transition(m, [Event(at=now, status=Status.QUEUED, detail="send_at reached")])
+                self._write(cur, t, list(row[-1]))
+            return len(rows)
 
         return self.run(op)
 
     def _skip_locked(self) -> str:
+        return ""
+
+    def _for_update(self) -> str:
         return ""
 
     def renew(self, owner: str, lease_until: float) -> Deferred:
@@ -140,7 +208,7 @@ class SqlStore(Store):
 
     # -- one message, read-modify-write inside an op ----------------------------------------
     def _load(self, cur, message_id: str) -> tuple[Message, list[str]] | None:
-        cur.execute(self.q(f"SELECT {MSG_COLS} FROM messages WHERE id = ?"), (message_id,))
+        cur.execute(self.q(f"SELECT {MSG_COLS} FROM messages WHERE id = ?{self._for_update()}"), (message_id,))
         row = cur.fetchone()
         if row is None:
             return None
@@ -153,14 +221,12 @@ class SqlStore(Store):
             parts = [tr.PART_PENDING] * m.parts
         cur.execute(
             self.q("UPDATE messages SET status = ?, operator = ?, error = ?, updated_at = ?, tried = ?, "
-                   "parts = ?, part_state = ?, cost = ?, owner = ?, lease_until = ? WHERE id = ?"),
+                   "parts = ?, part_state = ?, cost = ?, owner = ?, lease_until = ?, update_seq = ? WHERE id = ?"),
             (m.status.value, m.operator, m.error, m.updated_at, ",".join(m.tried), m.parts, "".join(parts),
              str(m.cost), owner if m.status is Status.QUEUED else None,
-             lease_until if m.status is Status.QUEUED else None, m.id))
-        if t.events:
-            cur.executemany(
-                self.q("INSERT INTO events (message_id, at, status, operator, detail, final) VALUES (?,?,?,?,?,?)"),
-                [(m.id, e.at, e.status.value, e.operator, e.detail, e.final) for e in t.events])
+             lease_until if m.status is Status.QUEUED else None,
+             self._next_seq(cur, "messages", "update_seq"), m.id))
+        self._events(cur, m, t.events)
 
     def record_submit(self, message_id: str, operator: str, keys: Sequence[str], at: float,
                       owner: str | None = None, lease_until: float | None = None) -> Deferred:
@@ -200,7 +266,7 @@ class SqlStore(Store):
         found = []
         for raw_id, outcome, stat, err, keys in rows:
             cur.execute(self.q("DELETE FROM orphan_receipts WHERE operator = ? AND raw_id = ?"), (operator, raw_id))
-            found.append(ReceiptFacts(operator=operator, keys=tuple(keys.split(",")),
+            found.append(ReceiptFacts(operator=operator, keys=tuple(keys.split("\x1f")),
                                       outcome=ReceiptOutcome(outcome), stat=stat, err=err, raw_id=raw_id))
         return found
 
@@ -229,11 +295,13 @@ class SqlStore(Store):
                 if hit is not None:
                     break
             if hit is None:
+                # Ids are joined with the unit separator: no SMSC id contains it (any printable
+                # character, comma included, may appear in an "as-is" id).
                 cur.executemany(
                     self.q("INSERT INTO orphan_receipts (operator, key, raw_id, outcome, stat, err, keys, "
                            "received_at) VALUES (?,?,?,?,?,?,?,?)"),
                     [(receipt.operator, key, receipt.raw_id, receipt.outcome.value, receipt.stat,
-                      receipt.err, ",".join(receipt.keys), at) for key in receipt.keys])
+                      receipt.err, "\x1f".join(receipt.keys), at) for key in receipt.keys])
                 return None
             message_id, part = hit
             loaded = self._load(cur, message_id)
@@ -265,14 +333,16 @@ class SqlStore(Store):
 
         return self.run(op)
 
-    def _for_update(self) -> str:
-        return ""
-
     # -- MO ----------------------------------------------------------------------------------
     def _insert_mo(self, cur, mo: MoMessage) -> None:
         cur.execute(self.q("INSERT INTO mo_messages (id, operator, sender, to_number, body, received_at, parts, "
                            "note) VALUES (?,?,?,?,?,?,?,?)"),
                     (mo.id, mo.operator, mo.sender, mo.to, mo.text, mo.received_at, mo.parts, mo.note))
+        self._mo_events(cur, mo.id, [(mo.received_at, "received", mo.note)])
+
+    def _mo_events(self, cur, mo_id: str, events: Sequence[tuple[float, str, str]]) -> None:
+        cur.executemany(self.q("INSERT INTO mo_events (mo_id, at, status, detail) VALUES (?,?,?,?)"),
+                        [(mo_id, at, status, detail) for at, status, detail in events])
 
     def _assemble_group(self, cur, key: tuple, first_at: float) -> MoMessage:
         operator, sender, to, ref, total = key
@@ -285,22 +355,65 @@ class SqlStore(Store):
         self._insert_mo(cur, mo)
         return mo
 
-    def store_mo(self, mo: MoFacts, at: float) -> Deferred:
+    def _spent(self, cur, shortcode: str, number: str, month: str) -> Decimal:
+        cur.execute(self.q("SELECT amount FROM mo_spend WHERE shortcode = ? AND number = ? AND month = ?"),
+                    (shortcode, number, month))
+        row = cur.fetchone()
+        return Decimal(row[0]) if row else Decimal(0)
+
+    def _route(self, cur, mo: MoMessage, route, at: float, owner: str | None, lease_until: float) -> MoMessage:
+        """Run routing on a whole MO inside the transaction that stores it, and apply it."""
+        routing: MoRouting = route(mo, lambda shortcode, number, month: self._spent(cur, shortcode, number, month))
+        seq = self._next_seq(cur, "mo_messages", "seq") if routing.inbox else None
+        cur.execute(self.q("UPDATE mo_messages SET account = ?, keyword = ?, payload = ?, outcome = ?, seq = ? "
+                           "WHERE id = ?"),
+                    (routing.account, routing.keyword, routing.payload, routing.outcome, seq, mo.id))
+        mo.account, mo.keyword, mo.payload, mo.outcome, mo.seq = (
+            routing.account, routing.keyword, routing.payload, routing.outcome, seq)
+        self._mo_events(cur, mo.id, [(at, status, detail) for status, detail in routing.events])
+        if routing.spend is not None:
+            shortcode, number, month, amount = routing.spend
+            total = self._spent(cur, shortcode, number, month) + amount
+            cur.execute(self.q("DELETE FROM mo_spend WHERE shortcode = ? AND number = ? AND month = ?"),
+                        (shortcode, number, month))
+            cur.execute(self.q("INSERT INTO mo_spend (shortcode, number, month, amount) VALUES (?,?,?,?)"),
+                        (shortcode, number, month, str(total)))
+        if routing.stop is not None:
+            accounts, number = routing.stop
+            for account in accounts:
+                self._stop(cur, account, number, at, f"stop word from {number} to {mo.to}")
+        if routing.push is not None:
+            self._insert_job(cur, routing.push, at)
+        if routing.replies:
+            self._insert_messages(cur, routing.replies, owner, lease_until)
+        mo.routing = routing
+        return mo
+
+    def _stop(self, cur, account: str, number: str, at: float, source: str) -> None:
+        cur.execute(self.q("DELETE FROM stoplist WHERE account = ? AND number = ?"), (account, number))
+        cur.execute(self.q("INSERT INTO stoplist (account, number, added_at, source) VALUES (?,?,?,?)"),
+                    (account, number, at, source))
+
+    def store_mo(self, mo: MoFacts, at: float, route=None, owner: str | None = None,
+                 lease_until: float = 0.0) -> Deferred:
         def op(cur):
             if mo.concat is None:
                 whole = MoMessage(id=new_message_id(at), operator=mo.operator, sender=mo.sender, to=mo.to,
                                   text=mo.text, received_at=at)
                 self._insert_mo(cur, whole)
-                return whole
-            ref, total, seq = mo.concat
-            key = (mo.operator, mo.sender, mo.to, ref, total)
-            cur.execute(self.q(self._insert_ignore_part()), (*key, seq, mo.text, at))
-            cur.execute(self.q("SELECT COUNT(*), MIN(received_at) FROM mo_parts WHERE operator = ? AND sender = ? "
-                               "AND to_number = ? AND ref = ? AND total = ?"), key)
-            count, first_at = cur.fetchone()
-            if count < total:
-                return None
-            return self._assemble_group(cur, key, first_at)
+            else:
+                ref, total, seq = mo.concat
+                key = (mo.operator, mo.sender, mo.to, ref, total)
+                cur.execute(self.q(self._insert_ignore_part()), (*key, seq, mo.text, at))
+                cur.execute(self.q("SELECT COUNT(*), MIN(received_at) FROM mo_parts WHERE operator = ? AND "
+                                   "sender = ? AND to_number = ? AND ref = ? AND total = ?"), key)
+                count, first_at = cur.fetchone()
+                if count < total:
+                    return None
+                whole = self._assemble_group(cur, key, first_at)
+            if route is not None:
+                self._route(cur, whole, route, at, owner, lease_until)
+            return whole
 
         return self.run(op)
 
@@ -308,24 +421,113 @@ class SqlStore(Store):
         return ("INSERT OR IGNORE INTO mo_parts (operator, sender, to_number, ref, total, seq, body, received_at) "
                 "VALUES (?,?,?,?,?,?,?,?)")
 
-    def expire_mo_parts(self, older_than: float, now: float) -> Deferred:
+    def expire_mo_parts(self, older_than: float, now: float, route=None, owner: str | None = None,
+                        lease_until: float = 0.0) -> Deferred:
         def op(cur):
             cur.execute(self.q("SELECT operator, sender, to_number, ref, total, MIN(received_at) FROM mo_parts "
                                "GROUP BY operator, sender, to_number, ref, total HAVING MIN(received_at) < ?"),
                         (older_than,))
-            return [self._assemble_group(cur, tuple(row[:5]), row[5]) for row in cur.fetchall()]
+            out = []
+            for row in cur.fetchall():
+                mo = self._assemble_group(cur, tuple(row[:5]), row[5])
+                if route is not None:
+                    self._route(cur, mo, route, now, owner, lease_until)
+                out.append(mo)
+            return out
 
         return self.run(op)
 
     def get_mo(self, mo_id: str) -> Deferred:
         def op(cur):
-            cur.execute(self.q("SELECT id, operator, sender, to_number, body, received_at, parts, note "
-                               "FROM mo_messages WHERE id = ?"), (mo_id,))
+            cur.execute(self.q(f"SELECT {MO_COLS} FROM mo_messages WHERE id = ?"), (mo_id,))
             row = cur.fetchone()
-            return MoMessage(*row) if row else None
+            if row is None:
+                return None
+            mo = row_to_mo(row)
+            cur.execute(self.q("SELECT at, status, detail FROM mo_events WHERE mo_id = ? ORDER BY id"), (mo_id,))
+            mo.events = [MoEvent(at, status, detail) for at, status, detail in cur.fetchall()]
+            return mo
 
         return self.run(op)
 
+    def inbox(self, account: str, after: int, limit: int) -> Deferred:
+        def op(cur):
+            cur.execute(self.q(f"SELECT {MO_COLS} FROM mo_messages WHERE account = ? AND seq > ? "
+                               "ORDER BY seq LIMIT ?"), (account, after, limit))
+            return [row_to_mo(r) for r in cur.fetchall()]
+
+        return self.run(op)
+
+    def updates(self, account: str, after: int, limit: int, status: str | None = None, to: str | None = None,
+                updated_since: float | None = None) -> Deferred:
+        where, params = ["account = ?", "update_seq > ?", "origin = 'api'"], [account, after]
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if to is not None:
+            where.append("to_number = ?")
+            params.append(to)
+        if updated_since is not None:
+            where.append("updated_at >= ?")
+            params.append(updated_since)
+        sql = self.q(f"SELECT {MSG_COLS}, update_seq FROM messages WHERE {' AND '.join(where)} "
+                     "ORDER BY update_seq LIMIT ?")
+
+        def op(cur):
+            cur.execute(sql, (*params, limit))
+            return [(r[-1], row_to_message(r[:-1])) for r in cur.fetchall()]
+
+        return self.run(op)
+
+    # -- push jobs ------------------------------------------------------------------------------
+    def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int) -> Deferred:
+        """Due jobs nobody holds, the oldest job of each subject only (callbacks stay in order)."""
+        sql = self.q(
+            "UPDATE push_jobs SET owner = ?, lease_until = ? WHERE id IN ("
+            "SELECT j.id FROM push_jobs j WHERE j.next_at <= ? AND (j.owner IS NULL OR j.lease_until < ?) "
+            "AND NOT EXISTS (SELECT 1 FROM push_jobs e WHERE e.subject = j.subject AND e.id < j.id) "
+            f"ORDER BY j.next_at, j.id LIMIT ?{self._skip_locked()}) RETURNING {JOB_COLS}")
+
+        def op(cur):
+            cur.execute(sql, (owner, lease_until, now, now, limit))
+            return sorted((row_to_job(r) for r in cur.fetchall()), key=lambda j: j.id)
+
+        return self.run(op)
+
+    def finish_push(self, job: PushJob, at: float, *, retry_at: float | None, error: str = "",
+                    mo_events: Sequence[tuple[str, str, str]] = (), replies: Sequence[Message] = (),
+                    owner: str | None = None, lease_until: float = 0.0) -> Deferred:
+        """Record one attempt: the job is done (``retry_at`` None) or tried again at ``retry_at``;
+        ``mo_events`` (mo id, status, detail) and reply messages are stored with it."""
+        def op(cur):
+            if retry_at is None:
+                cur.execute(self.q("DELETE FROM push_jobs WHERE id = ?"), (job.id,))
+            else:
+                cur.execute(self.q("UPDATE push_jobs SET attempts = attempts + 1, next_at = ?, last_error = ?, "
+                                   "owner = NULL, lease_until = NULL WHERE id = ?"), (retry_at, error, job.id))
+            for mo_id, status, detail in mo_events:
+                self._mo_events(cur, mo_id, [(at, status, detail)])
+            if replies:
+                self._insert_messages(cur, replies, owner, lease_until)
+
+        return self.run(op)
+
+    def pending_push_jobs(self) -> Deferred:
+        def op(cur):
+            cur.execute(f"SELECT {JOB_COLS} FROM push_jobs ORDER BY id")
+            return [row_to_job(r) for r in cur.fetchall()]
+
+        return self.run(op)
+
+    # -- stop list ------------------------------------------------------------------------------
+    def is_stopped(self, account: str, number: str) -> Deferred:
+        def op(cur):
+            cur.execute(self.q("SELECT 1 FROM stoplist WHERE account = ? AND number = ?"), (account, number))
+            return cur.fetchone() is not None
+
+        return self.run(op)
+
+    # -- reads ----------------------------------------------------------------------------------
     def get(self, message_id: str) -> Deferred:
         def op(cur):
             loaded = self._load(cur, message_id)

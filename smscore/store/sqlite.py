@@ -103,6 +103,59 @@ MIGRATIONS: dict[int, list[str]] = {
         )""",
         "CREATE INDEX mo_parts_age ON mo_parts (received_at)",
     ],
+    4: [
+        # Who sent it: customers ("api") or the gateway replying from a shortcode ("reply").
+        "ALTER TABLE messages ADD COLUMN origin TEXT NOT NULL DEFAULT 'api'",
+        # The order of status changes, for GET /v1/messages pulls.
+        "ALTER TABLE messages ADD COLUMN update_seq INTEGER",
+        "CREATE INDEX messages_updates ON messages (account, update_seq)",
+        # MO routing results, the inbox order (GET /v1/inbound) and every MO's history.
+        "ALTER TABLE mo_messages ADD COLUMN account TEXT",
+        "ALTER TABLE mo_messages ADD COLUMN keyword TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE mo_messages ADD COLUMN payload TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE mo_messages ADD COLUMN outcome TEXT NOT NULL DEFAULT 'received'",
+        "ALTER TABLE mo_messages ADD COLUMN seq INTEGER",
+        "CREATE INDEX mo_inbox ON mo_messages (account, seq)",
+        """CREATE TABLE mo_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            mo_id TEXT NOT NULL,
+            at REAL NOT NULL,
+            status TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX mo_events_mo ON mo_events (mo_id, id)",
+        # HTTP pushes to customers (MO and status callbacks) until they succeed or time runs out.
+        """CREATE TABLE push_jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            account TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            url TEXT NOT NULL,
+            body TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            first_at REAL NOT NULL,
+            next_at REAL NOT NULL,
+            owner TEXT,
+            lease_until REAL,
+            last_error TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX push_jobs_due ON push_jobs (next_at)",
+        "CREATE INDEX push_jobs_subject ON push_jobs (subject, id)",
+        """CREATE TABLE stoplist (
+            account TEXT NOT NULL,
+            number TEXT NOT NULL,
+            added_at REAL NOT NULL,
+            source TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (account, number)
+        )""",
+        """CREATE TABLE mo_spend (
+            shortcode TEXT NOT NULL,
+            number TEXT NOT NULL,
+            month TEXT NOT NULL,
+            amount TEXT NOT NULL,
+            PRIMARY KEY (shortcode, number, month)
+        )""",
+    ],
 }
 
 LATEST = max(MIGRATIONS)
