@@ -37,16 +37,48 @@ def dumps(obj) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=_json_default).encode("utf-8")
 
 
-def render_message(m: Message) -> dict:
-    """A message as ``GET /v1/messages/{id}`` shows it."""
-    return {
+def render_message(m: Message, events: bool = True) -> dict:
+    """A message as ``GET /v1/messages/{id}`` shows it (``GET /v1/messages`` lists it without
+    its events)."""
+    out = {
         "id": m.id, "to": m.to, "from": m.sender, "text": m.text, "status": m.status.value,
         "parts": m.parts, "profile": m.profile, "reference": m.reference, "operator": m.operator,
         "cost": m.cost, "error": m.error, "created_at": rfc3339(m.created_at),
         "updated_at": rfc3339(m.updated_at), "send_at": rfc3339(m.send_at),
-        "events": [{"at": rfc3339(e.at), "status": e.status.value, "operator": e.operator,
-                    "detail": e.detail, "final": e.final} for e in m.events],
     }
+    if events:
+        out["events"] = [{"at": rfc3339(e.at), "status": e.status.value, "operator": e.operator,
+                          "detail": e.detail, "final": e.final} for e in m.events]
+    return out
+
+
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+
+
+def _query(request) -> dict[str, str]:
+    """Query parameters, one value each (a repeated one is refused)."""
+    out = {}
+    for key, values in request.args.items():
+        name = key.decode("utf-8", "replace")
+        if len(values) != 1:
+            raise ApiError(400, "invalid_request", f"Parameter {name!r} is given more than once.", name)
+        out[name] = values[0].decode("utf-8", "replace")
+    return out
+
+
+def _page(params: dict[str, str], allowed: set[str]) -> tuple[int, int]:
+    """(cursor position, limit) from the query; unknown parameters are refused."""
+    for name in params:
+        if name not in allowed:
+            raise ApiError(400, "invalid_request", f"Unknown parameter {name!r}.", name)
+    cursor = params.get("cursor", "") or "0"
+    if not cursor.isdigit() or len(cursor) > 18:
+        raise ApiError(400, "invalid_request", "cursor must be a value from next_cursor.", "cursor")
+    limit = params.get("limit", str(DEFAULT_PAGE))
+    if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
+        raise ApiError(400, "invalid_request", f"limit must be an integer from 1 to {MAX_PAGE}.", "limit")
+    return int(cursor), int(limit)
 
 
 class ApiSite(Site):
@@ -157,6 +189,12 @@ class ApiResource(Resource):
         if path == "/v1/messages":
             if method == "POST":
                 return self.post_messages(request)
+            if method == "GET":
+                return self.list_messages(request)
+            raise ApiError(405, "method_not_allowed", f"{method} is not allowed on {path}.")
+        if path == "/v1/inbound":
+            if method == "GET":
+                return self.inbound(request)
             raise ApiError(405, "method_not_allowed", f"{method} is not allowed on {path}.")
         match = _MESSAGE_PATH.match(path)
         if match:
@@ -193,6 +231,49 @@ class ApiResource(Resource):
             return 200, render_message(m)
 
         d.addCallback(found)
+        return d
+
+    def list_messages(self, request):
+        """Status changes of this account's messages, in the order they changed (each message
+        once, at its last change), from ``cursor`` on."""
+        from policies.numbers import InvalidNumber, normalize_msisdn
+        from smscore.model import Status
+        from smscore.submission import parse_rfc3339
+
+        account = self._account(request)
+        params = _query(request)
+        after, limit = _page(params, {"cursor", "limit", "status", "to", "updated_since"})
+        status = params.get("status")
+        if status is not None and status not in {s.value for s in Status}:
+            raise ApiError(400, "invalid_request", f"Unknown status {status!r}.", "status")
+        to = params.get("to")
+        if to is not None:
+            try:
+                to = normalize_msisdn(to)
+            except InvalidNumber as exc:
+                raise ApiError(422, "invalid_number", str(exc), "to") from None
+        since = params.get("updated_since")
+        if since is not None:
+            try:
+                since = parse_rfc3339(since)
+            except ValueError:
+                raise ApiError(400, "invalid_request", "updated_since must be an RFC 3339 date-time.",
+                               "updated_since") from None
+        d = self.gateway.store.updates(account.name, after, limit, status=status, to=to, updated_since=since)
+        d.addCallback(lambda rows: (200, {
+            "messages": [render_message(m, events=False) for _, m in rows],
+            "next_cursor": str(rows[-1][0] if rows else after)}))
+        return d
+
+    def inbound(self, request):
+        """MO for this account's keywords, oldest first, from ``cursor`` on."""
+        from smscore.mo import mo_push_body
+
+        account = self._account(request)
+        after, limit = _page(_query(request), {"cursor", "limit"})
+        d = self.gateway.store.inbox(account.name, after, limit)
+        d.addCallback(lambda mos: (200, {"messages": [mo_push_body(m) for m in mos],
+                                         "next_cursor": str(mos[-1].seq if mos else after)}))
         return d
 
     def inject_mo(self, request, operator: str):

@@ -15,12 +15,15 @@ from twisted.internet.defer import DeferredList, ensureDeferred
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from connectors.http_push import Pusher
 from connectors.smpp.client import LinkSettings, OperatorLink
 from connectors.smsc_sim import SimSettings, SimulatedSMSC
 from smscore.api import ApiResource, ApiSite
+from smscore.callbacks import PushWorker
 from smscore.config import Config, OperatorConfig
 from smscore.logs import get_logger
 from smscore.metrics import Metrics
+from smscore.mo import MoRouter
 from smscore.pipeline import Pipeline, Routing
 from smscore.store.base import Store
 
@@ -71,6 +74,14 @@ class Gateway:
         self.pipeline = Pipeline(store=self.store, clock=reactor, node=config.gateway.node,
                                  lease=config.gateway.lease, routing=routing_for(config), metrics=self.metrics,
                                  receipt_timeout=config.gateway.receipt_timeout)
+        self.store.callback_url_for = self._callback_url
+        self.mo_router = MoRouter(config)
+        self.pipeline.mo_route = lambda mo, spent: self.mo_router.route(mo, spent)
+        self.pusher = Pusher(reactor, timeout=config.push.timeout)
+        self.push_worker = PushWorker(store=self.store, pusher=self.pusher, clock=reactor, node=config.gateway.node,
+                                      config_source=lambda: self.config, mo_router_source=lambda: self.mo_router,
+                                      pipeline=self.pipeline, metrics=self.metrics)
+        self.pipeline.on_push_queued = self.push_worker.kick
         self.links: dict[str, OperatorLink] = {}
         self.sims: dict[str, SimulatedSMSC] = {}
         self.ports: list = []
@@ -97,6 +108,7 @@ class Gateway:
         await self.pipeline.start()
         for link in self.links.values():
             link.start()
+        self.push_worker.start()
         http = self.config.http.listen
         self.http_port = self.reactor.listenTCP(http.port, ApiSite(ApiResource(self)), interface=http.host)
         root = Resource()
@@ -115,11 +127,20 @@ class Gateway:
         for port in (self.http_port, self.metrics_port):
             if port is not None:
                 await port.stopListening()
+        await self.push_worker.stop()
+        await self.pusher.close()
         await self.pipeline.stop()
         await DeferredList([link.stop() for link in self.links.values()], consumeErrors=True)
         await DeferredList([sim.stop() for sim in self.sims.values()], consumeErrors=True)
         await self.store.close()
         self.log.info("gateway stopped")
+
+    def _callback_url(self, message) -> str | None:
+        """Status callbacks go to the message's callback_url, else its account's."""
+        if message.callback_url:
+            return message.callback_url
+        account = self.config.accounts.get(message.account)
+        return account.callback_url if account is not None else None
 
     def readiness(self) -> tuple[bool, list[str]]:
         problems = []
