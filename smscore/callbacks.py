@@ -44,6 +44,7 @@ class PushWorker:
         self.lease = lease
         self.interval = interval
         self.jitter = jitter
+        self.retry_first = 5.0  # seconds before the first retry (SPEC: 5 s); tests shorten it
         self.in_flight = 0
         self.log = get_logger(component="push", node=node)
         self._loop: LoopingCall | None = None
@@ -127,7 +128,7 @@ class PushWorker:
                 if job.kind == "mo":
                     mo_events.append((job.subject, "push abandoned", f"{result.error} after {attempts} attempts"))
             else:
-                retry_at = now + next_delay(attempts, jitter=self.jitter())
+                retry_at = now + next_delay(attempts, first=self.retry_first, jitter=self.jitter())
                 self.log.info("push failed", kind=job.kind, job=job.id, error=result.error, attempts=attempts,
                               retry_in=round(retry_at - now, 1), **_subject(job))
                 if job.kind == "mo":
