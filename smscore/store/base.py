@@ -121,7 +121,8 @@ class Store(ABC):
     def updates(self, account: str, after: int, limit: int, status: str | None = None,
                 to: str | None = None, updated_since: float | None = None) -> Deferred:
         """(update position, Message) of ``account``'s messages changed after position ``after``,
-        in the order they changed (each message once, at its last change)."""
+        in the order they changed (each message once, at its last change). Replies the gateway
+        sent from the account's keywords are the account's messages too."""
 
     @abstractmethod
     def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int) -> Deferred:

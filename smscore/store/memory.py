@@ -261,7 +261,7 @@ class MemoryStore(Store):
         rows = []
         for mid, m in self.messages.items():
             seq = self.update_seq[mid]
-            if (m.account == account and m.origin == "api" and seq > after
+            if (m.account == account and seq > after
                     and (status is None or m.status.value == status) and (to is None or m.to == to)
                     and (updated_since is None or m.updated_at >= updated_since)):
                 rows.append((seq, self._snapshot(m)))

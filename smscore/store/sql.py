@@ -460,7 +460,7 @@ class SqlStore(Store):
 
     def updates(self, account: str, after: int, limit: int, status: str | None = None, to: str | None = None,
                 updated_since: float | None = None) -> Deferred:
-        where, params = ["account = ?", "update_seq > ?", "origin = 'api'"], [account, after]
+        where, params = ["account = ?", "update_seq > ?"], [account, after]
         if status is not None:
             where.append("status = ?")
             params.append(status)

@@ -115,3 +115,35 @@ def test_send_status_metrics_failover_and_clean_stop(gateways, tmp_path):
     assert lines and all("event" in line and "timestamp" in line for line in lines)
     assert any(line.get("message_id") == msg["id"] for line in lines)
     assert not any("demo-key" in json.dumps(line) for line in lines)
+
+
+DEMO_CONFIG = SIM_CONFIG + """
+[[shortcodes]]
+number = "72550"
+[[keywords]]
+shortcode = "72550"
+keyword = "DEMO"
+account = "demo"
+reply = "You said: {{payload}}"
+"""
+
+
+def test_an_mo_from_the_cli_gets_its_static_reply_and_is_in_the_inbox(gateways):
+    hp, mp = free_port(), free_port()
+    gw = gateways(DEMO_CONFIG.format(http=hp, metrics=mp).replace('senders = ["DEMO"]', 'senders = ["DEMO", "72550"]'),
+                  hp).start()
+    proc = smsgw("mo", "--url", gw.url, "--admin-key", "ops-key", "--operator", "sim_a", "--from", "46701234567",
+                 "--to", "72550", "--text", "DEMO hello there")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["outcome"] == "delivered"
+    code, inbound = http("GET", f"{gw.url}/v1/inbound", key="demo-key")
+    [mo] = inbound["messages"]
+    assert (mo["keyword"], mo["payload"], mo["from"], mo["to"]) == ("DEMO", "hello there", "46701234567", "72550")
+
+    def reply_delivered():
+        code, page = http("GET", f"{gw.url}/v1/messages?to=46701234567&status=delivered", key="demo-key")
+        return page["messages"] if page["messages"] else None
+
+    [reply] = wait_for(reply_delivered, 20, what="the reply delivered")
+    assert (reply["from"], reply["text"]) == ("72550", "You said: hello there")
+    assert gw.stop() == 0
