@@ -235,3 +235,26 @@ async def test_admin_endpoints_need_an_admin_key(api):
 async def test_health(api):
     resp = await treq.get(api.url + "/healthz")
     assert resp.code == 200 and json.loads(await resp.content()) == {"status": "ok"}
+
+
+@pytest_twisted.ensureDeferred
+async def test_pulls_are_per_account_and_paged_by_cursor(api):
+    code, body = await call(api, "POST", "/v1/messages", {"to": ["46701234567", "46701234568"], "text": "mine"})
+    ids = [m["id"] for m in body["messages"]]
+    code, page = await call(api, "GET", "/v1/messages?limit=1")
+    assert code == 200 and [m["id"] for m in page["messages"]] == ids[:1] and "events" not in page["messages"][0]
+    code, page2 = await call(api, "GET", f"/v1/messages?cursor={page['next_cursor']}")
+    assert [m["id"] for m in page2["messages"]] == ids[1:]
+    code, filtered = await call(api, "GET", "/v1/messages?to=%2B46701234568")
+    assert [m["id"] for m in filtered["messages"]] == ids[1:]
+    # another account's key sees none of it, in either pull
+    code, other = await call(api, "GET", "/v1/messages", key="beta-key")
+    assert (code, other["messages"]) == (200, [])
+    code, other = await call(api, "GET", "/v1/inbound", key="beta-key")
+    assert (code, other["messages"]) == (200, [])
+    for query, field in (("cursor=abc", "cursor"), ("limit=0", "limit"), ("limit=1001", "limit"),
+                         ("status=sent", "status"), ("updated_since=yesterday", "updated_since"), ("x=1", "x")):
+        code, err = await call(api, "GET", f"/v1/messages?{query}")
+        assert (code, err["error"]["code"], err["error"]["field"]) == (400, "invalid_request", field), query
+    code, err = await call(api, "GET", "/v1/messages?to=123")
+    assert (code, err["error"]["code"]) == (422, "invalid_number")
