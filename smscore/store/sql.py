@@ -124,6 +124,7 @@ class SqlStore(Store):
 
     # -- messages ----------------------------------------------------------------------------
     def _insert_messages(self, cur, messages: Sequence[Message], owner: str | None, lease_until: float) -> None:
+        self._before_insert(cur, messages)
         rows = []
         for m in messages:
             rows.append((
@@ -227,6 +228,13 @@ class SqlStore(Store):
              lease_until if m.status is Status.QUEUED else None,
              self._next_seq(cur, "messages", "update_seq"), m.id))
         self._events(cur, m, t.events)
+        self._after_write(cur, t)
+
+    def _after_write(self, cur, t: tr.Transition) -> None:
+        """Hook: runs in the transaction after every change of a stored message."""
+
+    def _before_insert(self, cur, messages: Sequence[Message]) -> None:
+        """Hook: runs in the transaction before new messages are stored; raising refuses them all."""
 
     def record_submit(self, message_id: str, operator: str, keys: Sequence[str], at: float,
                       owner: str | None = None, lease_until: float | None = None) -> Deferred:
