@@ -12,6 +12,7 @@ from decimal import Decimal
 from prometheus_client import CollectorRegistry
 from prometheus_client.twisted import MetricsResource
 from twisted.internet.defer import DeferredList, ensureDeferred
+from twisted.internet.task import LoopingCall
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
@@ -75,6 +76,9 @@ class Gateway:
                                  lease=config.gateway.lease, routing=routing_for(config), metrics=self.metrics,
                                  receipt_timeout=config.gateway.receipt_timeout)
         self.store.callback_url_for = self._callback_url
+        self.store.cost_of = lambda operator, number: (
+            self.config.operators[operator].cost.lookup(number) if operator in self.config.operators else None)
+        self.store.config_source = lambda: self.config
         self.mo_router = MoRouter(config)
         self.pipeline.mo_route = lambda mo, spent: self.mo_router.route(mo, spent)
         self.pusher = Pusher(reactor, timeout=config.push.timeout)
@@ -86,6 +90,7 @@ class Gateway:
         self.sims: dict[str, SimulatedSMSC] = {}
         self.ports: list = []
         self.http_port = None
+        self._purge = None
         self.metrics_port = None
         self.log = get_logger(component="gateway", node=config.gateway.node)
 
@@ -94,6 +99,7 @@ class Gateway:
 
     async def _start(self) -> None:
         await self.store.open()
+        await self.store.ensure_accounts({name: a.balance for name, a in self.config.accounts.items()})
         for name, op in self.config.operators.items():
             if op.type == "simulated":
                 sim = SimulatedSMSC(sim_settings(op), self.reactor, name=name)
@@ -109,6 +115,9 @@ class Gateway:
         for link in self.links.values():
             link.start()
         self.push_worker.start()
+        self._purge = LoopingCall(self._purge_old)
+        self._purge.clock = self.reactor
+        self._purge.start(3600, now=True)
         http = self.config.http.listen
         self.http_port = self.reactor.listenTCP(http.port, ApiSite(ApiResource(self)), interface=http.host)
         root = Resource()
@@ -127,6 +136,8 @@ class Gateway:
         for port in (self.http_port, self.metrics_port):
             if port is not None:
                 await port.stopListening()
+        if self._purge is not None and self._purge.running:
+            self._purge.stop()
         await self.push_worker.stop()
         await self.pusher.close()
         await self.pipeline.stop()
@@ -134,6 +145,14 @@ class Gateway:
         await DeferredList([sim.stop() for sim in self.sims.values()], consumeErrors=True)
         await self.store.close()
         self.log.info("gateway stopped")
+
+    def _purge_old(self):
+        """Retention: finished messages and MO older than retention_days go (hourly)."""
+        g = self.config.gateway
+        d = self.store.purge(self.reactor.seconds(), g.retention_days * 86400.0, g.receipt_timeout)
+        d.addCallbacks(lambda n: n and self.log.info("retention purge", messages=n),
+                       lambda f: self.log.error("retention purge failed", error=f.getErrorMessage()))
+        return d
 
     def _callback_url(self, message) -> str | None:
         """Status callbacks go to the message's callback_url, else its account's."""

@@ -88,6 +88,12 @@ class Message:
     #: "api" for messages customers sent; "reply" for replies the gateway sends from a shortcode
     #: (no status callbacks, not charged).
     origin: str = "api"
+    #: what the account was charged at acceptance (prepaid), refunded if it ends before submission
+    charged: Decimal = Decimal(0)
+    #: learned for the destination (not stored with the message): the operator that last delivered
+    #: to it, and operators that failed for it lately
+    preferred: str | None = None
+    recent_failures: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

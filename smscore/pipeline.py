@@ -225,7 +225,7 @@ class Pipeline:
             if link is None or cost is None:
                 continue
             options.append(OperatorOption(name, cost, link.is_up()))
-        return choose_operator(options, message.tried)
+        return choose_operator(options, message.tried, message.preferred, message.recent_failures)
 
     def enqueue(self, message: Message, front: bool = False) -> None:
         operator = self.choose(message)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from smscore.model import Event, Message, ReceiptFacts, ReceiptOutcome, Status
 
@@ -75,15 +76,49 @@ def _attempt_failed(message: Message, operator: str, detail: str, at: float,
     return False
 
 
-def on_submitted(message: Message, operator: str, parts: list[str], at: float, detail: str = "") -> Transition:
-    """Every part of ``message`` was accepted by ``operator``'s SMSC."""
+def on_submitted(message: Message, operator: str, parts: list[str], at: float, detail: str = "",
+                 keys: Sequence[str] = (), cost: Decimal | None = None) -> Transition:
+    """Every part of ``message`` was accepted by ``operator``'s SMSC. The attempt's cost (the
+    operator's cost for the destination, per part) adds to the message's cost; the event says
+    the SMSC ids and the cost."""
     t = Transition(message)
     if message.status.final or message.status is not Status.QUEUED:
         return t
     message.operator = operator
     if operator not in message.tried:
         message.tried = message.tried + (operator,)
-    _set(message, Status.SUBMITTED, at, operator, detail, t.events)
+    notes = [detail] if detail else []
+    if keys:
+        notes.append(f"ids={','.join(keys)}")
+    if cost is not None:
+        message.cost += cost
+        notes.append(f"cost={cost}")
+    _set(message, Status.SUBMITTED, at, operator, " ".join(notes), t.events)
+    return t
+
+
+#: What ops and customers may do to a message not yet submitted: action -> (from statuses, to).
+OPS_ACTIONS = {
+    "approve": (frozenset({Status.PENDING_APPROVAL}), Status.QUEUED),
+    "refuse": (frozenset({Status.PENDING_APPROVAL}), Status.STOPPED),
+    "cancel": (frozenset({Status.SCHEDULED, Status.QUEUED, Status.PAUSED, Status.PENDING_APPROVAL}), Status.STOPPED),
+    "pause": (frozenset({Status.QUEUED}), Status.PAUSED),
+    "resume": (frozenset({Status.PAUSED}), Status.QUEUED),
+}
+
+
+def on_ops(message: Message, action: str, at: float, detail: str, now: float) -> Transition | None:
+    """``action`` on a message; None when its status does not allow it (409 for the API).
+
+    An approved or resumed message whose ``send_at`` is still ahead goes back to ``scheduled``.
+    """
+    allowed, target = OPS_ACTIONS[action]
+    if message.status not in allowed:
+        return None
+    if target is Status.QUEUED and message.send_at is not None and message.send_at > now:
+        target = Status.SCHEDULED
+    t = Transition(message)
+    _set(message, target, at, None, detail, t.events)
     return t
 
 

@@ -39,6 +39,7 @@ async def check_accept_and_get(store):
 
 
 async def check_submit_then_receipt(store):
+    store.cost_of = lambda operator, number: Decimal("0.10") if operator == "cheap" else None
     m = make_message()
     await store.accept([m], "gw1", 1030.0)
     ts = await store.record_submit(m.id, "cheap", ["abc"], 1001.0)
@@ -46,7 +47,8 @@ async def check_submit_then_receipt(store):
     t = await store.apply_receipt(receipt("abc"), 1002.0)
     assert t.message.status is Status.DELIVERED and not t.requeue
     got = await store.get(m.id)
-    assert got.status is Status.DELIVERED and got.operator == "cheap"
+    assert got.status is Status.DELIVERED and got.operator == "cheap" and got.cost == Decimal("0.10")
+    assert got.events[1].detail == "ids=abc cost=0.10"
     assert [(e.status, e.operator, e.final) for e in got.events] == [
         (Status.QUEUED, None, False), (Status.SUBMITTED, "cheap", False), (Status.DELIVERED, "cheap", True)]
     assert "stat=DELIVRD" in got.events[-1].detail
@@ -77,7 +79,7 @@ async def check_multipart_waits_for_every_part(store):
     got = await store.get(m.id)
     assert got.status is Status.DELIVERED
     assert [(e.status, e.detail.split(" stat")[0]) for e in got.events] == [
-        (Status.QUEUED, ""), (Status.SUBMITTED, ""), (Status.SUBMITTED, "part 1/3"),
+        (Status.QUEUED, ""), (Status.SUBMITTED, "ids=p1,p2,p3"), (Status.SUBMITTED, "part 1/3"),
         (Status.SUBMITTED, "part 3/3"), (Status.DELIVERED, "part 2/3")]
 
 
@@ -164,7 +166,7 @@ async def check_intermediate_receipts_add_history_and_buffered_then_delivered(st
     await store.apply_receipt(receipt("i1"), 1004.0)
     got = await store.get(m.id)
     assert [(e.status, e.detail.split()[0] if e.detail else "") for e in got.events] == [
-        (Status.QUEUED, ""), (Status.SUBMITTED, ""), (Status.SUBMITTED, "stat=ENROUTE"),
+        (Status.QUEUED, ""), (Status.SUBMITTED, "ids=i1"), (Status.SUBMITTED, "stat=ENROUTE"),
         (Status.BUFFERED, "stat=BUFFRED"), (Status.DELIVERED, "stat=DELIVRD")]
 
 

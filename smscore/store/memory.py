@@ -36,6 +36,7 @@ class MemoryStore(Store):
         self.spend: dict[tuple[str, str, str], object] = {}
         self._counter = 0
         self.callback_url_for = lambda message: message.callback_url
+        self.cost_of = lambda operator, number: None
 
     def _next(self) -> int:
         self._counter += 1
@@ -129,7 +130,9 @@ class MemoryStore(Store):
         message.parts = len(keys)  # what the link sent (see SqlStore.record_submit)
         parts = [tr.PART_SUBMITTED] * message.parts
         self.parts[message_id] = parts
-        t = tr.on_submitted(message, operator, parts, at)
+        unit = self.cost_of(operator, message.to)
+        t = tr.on_submitted(message, operator, parts, at, keys=keys,
+                            cost=unit * message.parts if unit is not None else None)
         self._apply(t)
         for i, key in enumerate(keys):
             self.smsc_ids[(operator, key)] = (message_id, i)

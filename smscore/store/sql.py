@@ -25,19 +25,20 @@ from smscore.store.base import Store
 from smscore.store.writer import BatchWriter
 
 MSG_COLS = ("id, account, to_number, sender, body, encoding, parts, profile, status, reference, "
-            "callback_url, operator, cost, error, created_at, updated_at, send_at, tried, origin, part_state")
+            "callback_url, operator, cost, error, created_at, updated_at, send_at, tried, origin, charged, part_state")
 MO_COLS = "id, operator, sender, to_number, body, received_at, parts, note, account, keyword, payload, outcome, seq"
 JOB_COLS = "id, kind, account, subject, url, body, attempts, first_at"
 
 
 def row_to_message(row) -> Message:
     (mid, account, to, sender, body, encoding, parts, profile, status, reference, callback_url,
-     operator, cost, error, created_at, updated_at, send_at, tried, origin, _part_state) = row
+     operator, cost, error, created_at, updated_at, send_at, tried, origin, charged, _part_state) = row
     return Message(
         id=mid, account=account, to=to, sender=sender, text=body, encoding=encoding, parts=parts,
         profile=profile, status=Status(status), reference=reference, callback_url=callback_url,
         operator=operator, cost=Decimal(cost), error=error, created_at=created_at,
         updated_at=updated_at, send_at=send_at, tried=tuple(tried.split(",")) if tried else (), origin=origin,
+        charged=Decimal(charged),
     )
 
 
@@ -74,6 +75,8 @@ class SqlStore(Store):
         self.untried = lambda message: ()
         #: the status callback URL of a message (its own, else its account's), or None
         self.callback_url_for: Callable[[Message], str | None] = lambda message: message.callback_url
+        #: what one part costs through an operator for a number (None: unknown, counted as 0)
+        self.cost_of: Callable[[str, str], Decimal | None] = lambda operator, number: None
 
     def q(self, sql: str) -> str:
         """The statement in the driver's placeholder style (cached)."""
@@ -130,12 +133,12 @@ class SqlStore(Store):
             rows.append((
                 m.id, m.account, m.to, m.sender, m.text, m.encoding, m.parts, m.profile, m.status.value,
                 m.reference, m.callback_url, m.operator, str(m.cost), m.error, m.created_at, m.updated_at,
-                m.send_at, ",".join(m.tried), m.origin, tr.PART_PENDING * m.parts,
+                m.send_at, ",".join(m.tried), m.origin, str(m.charged), tr.PART_PENDING * m.parts,
                 owner if m.status is Status.QUEUED else None,
                 lease_until if owner and m.status is Status.QUEUED else None,
                 self._next_seq(cur, "messages", "update_seq")))
         cur.executemany(self.q(f"INSERT INTO messages ({MSG_COLS}, owner, lease_until, update_seq) VALUES "
-                               "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"), rows)
+                               "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"), rows)
         ev_rows = [(m.id, e.at, e.status.value, e.operator, e.detail, e.final) for m in messages for e in m.events]
         if ev_rows:
             # The first status is reported in the 202 answer: no callback for it (SPEC §11).
@@ -162,10 +165,14 @@ class SqlStore(Store):
 
         def op(cur):
             cur.execute(sql, params)
-            rows = cur.fetchall()
-            return sorted((row_to_message(r) for r in rows), key=lambda m: m.id)
+            messages = sorted((row_to_message(r) for r in cur.fetchall()), key=lambda m: m.id)
+            self._learned_for(cur, messages, now)
+            return messages
 
         return self.run(op)
+
+    def _learned_for(self, cur, messages: Sequence[Message], now: float) -> None:
+        """Hook: fill what was learned about each destination (SmartConfirm)."""
 
     def release_due(self, now: float, limit: int = 1000) -> Deferred:
         pick = self.q(f"SELECT {MSG_COLS} FROM messages WHERE status = 'scheduled' AND send_at <= ? "
@@ -248,7 +255,9 @@ class SqlStore(Store):
             # The link may send a different number of parts than counted at acceptance (Latin-1
             # sent as UCS-2 on an operator without Latin-1, or the reverse): track what was sent.
             message.parts = len(keys)
-            t = tr.on_submitted(message, operator, parts, at)
+            unit = self.cost_of(operator, message.to)
+            t = tr.on_submitted(message, operator, parts, at, keys=keys,
+                                cost=unit * message.parts if unit is not None else None)
             parts = [tr.PART_SUBMITTED] * message.parts
             self._write(cur, t, parts)
             cur.executemany(

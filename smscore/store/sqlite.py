@@ -12,6 +12,7 @@ from pathlib import Path
 
 from twisted.internet.defer import Deferred
 
+from smscore.store.accounts import AccountRules
 from smscore.store.sql import SqlStore
 from smscore.store.writer import BatchWriter
 
@@ -156,6 +157,49 @@ MIGRATIONS: dict[int, list[str]] = {
             PRIMARY KEY (shortcode, number, month)
         )""",
     ],
+    5: [
+        # Account rules: what a prepaid message was charged (refunds), balances and pauses,
+        # consents against the do-not-call list, idempotency keys, daily volumes, and what was
+        # learned per number about which operator delivers (SmartConfirm).
+        "ALTER TABLE messages ADD COLUMN charged TEXT NOT NULL DEFAULT '0'",
+        "CREATE INDEX messages_account_created ON messages (account, created_at)",
+        "CREATE INDEX messages_account_status ON messages (account, status)",
+        "CREATE INDEX messages_final_age ON messages (updated_at)",
+        """CREATE TABLE accounts_state (
+            account TEXT PRIMARY KEY,
+            balance TEXT NOT NULL,
+            paused INTEGER NOT NULL DEFAULT 0
+        )""",
+        """CREATE TABLE consent (
+            account TEXT NOT NULL,
+            number TEXT NOT NULL,
+            added_at REAL NOT NULL,
+            PRIMARY KEY (account, number)
+        )""",
+        """CREATE TABLE idempotency (
+            account TEXT NOT NULL,
+            key TEXT NOT NULL,
+            body_hash TEXT NOT NULL,
+            response TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (account, key)
+        )""",
+        "CREATE INDEX idempotency_age ON idempotency (created_at)",
+        """CREATE TABLE daily_volume (
+            account TEXT NOT NULL,
+            day TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (account, day)
+        )""",
+        """CREATE TABLE learned (
+            number TEXT PRIMARY KEY,
+            operator TEXT,
+            updated_at REAL NOT NULL,
+            failures TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX orphan_receipts_age ON orphan_receipts (received_at)",
+        "CREATE INDEX mo_messages_age ON mo_messages (received_at)",
+    ],
 }
 
 LATEST = max(MIGRATIONS)
@@ -197,8 +241,8 @@ def upgrade(path: str | Path) -> tuple[int, int]:
         conn.close()
 
 
-class SQLiteStore(SqlStore):
-    """SqlStore on an SQLite file."""
+class SQLiteStore(AccountRules, SqlStore):
+    """SqlStore (with the account rules) on an SQLite file."""
 
     def __init__(self, path: str | Path, reactor, *, auto_upgrade: bool = True) -> None:
         self.path = Path(path)

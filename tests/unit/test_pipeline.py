@@ -266,3 +266,17 @@ def test_mo_parts_are_stored_then_handed_on_whole_and_a_stuck_one_after_the_time
     assert len(got) == 2
     clock.advance(12)
     assert got[-1].text == "lonely " and "missing part(s) 2" in got[-1].note
+
+
+def test_routing_policy_prefers_the_learned_operator_and_puts_recent_failures_last():
+    from policies.routing import OperatorOption, choose_operator, rank
+
+    opts = [OperatorOption("a", Decimal("0.1")), OperatorOption("b", Decimal("0.2")),
+            OperatorOption("c", Decimal("0.3"))]
+    assert choose_operator(opts) == "a"
+    assert choose_operator(opts, preferred="c") == "c"
+    assert [o.name for o in rank(opts, failed_lately=("a",))] == ["b", "c", "a"]
+    assert choose_operator(opts, tried=("c",), preferred="c", failed_lately=("a",)) == "b"
+    assert choose_operator(opts, tried=("a", "b", "c")) is None
+    down = [OperatorOption("a", Decimal("0.1"), available=False), OperatorOption("b", Decimal("0.2"))]
+    assert choose_operator(down) == "b"

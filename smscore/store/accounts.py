@@ -1,0 +1,379 @@
+"""Account rules in the store: what must be decided in the transaction that stores a message.
+
+A mixin for ``SqlStore`` (SQLite and PostgreSQL). The pure decisions come from ``policies``
+(approval, billing, routing); this applies them against stored state, atomically:
+
+- at acceptance (``_before_insert``), per account: a paused account's messages are ``paused``;
+  numbers on the account's stop list, or on the do-not-call list (account ``*``) without the
+  account's consent, are ``stopped``; messages over ``daily_volume_limit`` wait in
+  ``pending_approval``; a prepaid account is charged per part at its price for the destination,
+  and a request its balance cannot cover is refused whole (``InsufficientBalance``); balance
+  notices are queued as pushes; what was learned about each destination is attached (SmartConfirm);
+- after every change (``_after_write``): a delivery teaches which operator reaches the number, a
+  failed attempt which one does not; a message that ends ``stopped``/``rejected`` before it was
+  ever submitted is refunded;
+- ops actions (approve, refuse, cancel, pause, resume, top-up), stop-list edits, idempotency keys,
+  the CSV export and the retention purge.
+
+The config is read through ``config_source`` (set by the gateway); without one (unit tests of the
+bare store) the account rules are off.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from twisted.internet.defer import Deferred
+
+from policies.approval import over_daily_volume
+from policies.billing import notices
+from smscore import transitions as tr
+from smscore.model import Event, Message, PushJob, Status, rfc3339
+from smscore.store.sql import MSG_COLS, row_to_message
+
+#: A failure learned longer ago than this no longer keeps an operator at the back (numbers get
+#: ported back, routes get fixed).
+LEARNING_DECAY = 30 * 24 * 3600.0
+#: Idempotency keys are kept this long (SPEC §11).
+IDEMPOTENCY_TTL = 24 * 3600.0
+DO_NOT_CALL = "*"
+
+
+class InsufficientBalance(Exception):
+    """A prepaid account's balance does not cover the request (nothing was stored)."""
+
+    def __init__(self, account: str, balance: Decimal, needed: Decimal) -> None:
+        super().__init__(f"balance {balance} does not cover {needed}")
+        self.account, self.balance, self.needed = account, balance, needed
+
+
+class NoPrice(Exception):
+    """A prepaid account has no price for a destination."""
+
+    def __init__(self, number: str) -> None:
+        super().__init__(f"no price for {number}")
+        self.number = number
+
+
+class NotFound(Exception):
+    """No such message (or not the account's)."""
+
+
+class Conflict(Exception):
+    """The message's status does not allow the action."""
+
+    def __init__(self, status: Status) -> None:
+        super().__init__(f"the message is {status.value}")
+        self.status = status
+
+
+def day_of(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
+class AccountRules:
+    """Mixed into SqlStore subclasses (before SqlStore in the bases)."""
+
+    config_source = None  # () -> Config, set by the gateway
+
+    # -- accounts -------------------------------------------------------------------------------
+    def ensure_accounts(self, balances: dict[str, Decimal]) -> Deferred:
+        """Give every account its opening balance once (the store keeps the balance after that)."""
+        def op(cur):
+            for account, balance in balances.items():
+                cur.execute(self.q("SELECT 1 FROM accounts_state WHERE account = ?"), (account,))
+                if cur.fetchone() is None:
+                    cur.execute(self.q("INSERT INTO accounts_state (account, balance, paused) VALUES (?,?,0)"),
+                                (account, str(balance)))
+
+        return self.run(op)
+
+    def _state(self, cur, account: str, lock: bool = False) -> tuple[Decimal, bool]:
+        cur.execute(self.q("SELECT balance, paused FROM accounts_state WHERE account = ?"
+                           + (self._for_update() if lock else "")), (account,))
+        row = cur.fetchone()
+        return (Decimal(row[0]), bool(row[1])) if row else (Decimal(0), False)
+
+    def _set_balance(self, cur, account: str, before: Decimal, after: Decimal, at: float) -> None:
+        cur.execute(self.q("UPDATE accounts_state SET balance = ? WHERE account = ?"), (str(after), account))
+        config = self.config_source() if self.config_source else None
+        acc = config.accounts.get(account) if config else None
+        if acc is None or not acc.callback_url:
+            return
+        for level in notices(before, after):
+            self._insert_job(cur, PushJob("balance", account, f"balance:{account}", acc.callback_url, {
+                "type": "balance", "account": account, "balance": float(after), "threshold": float(level),
+                "at": rfc3339(at)}), at)
+
+    def account_state(self, account: str) -> Deferred:
+        """Fires with (balance, paused)."""
+        return self.run(lambda cur: self._state(cur, account))
+
+    def topup(self, account: str, amount: Decimal, at: float) -> Deferred:
+        """Add ``amount`` (may be negative: a correction); fires with the new balance."""
+        def op(cur):
+            before, _ = self._state(cur, account, lock=True)
+            after = before + amount
+            self._set_balance(cur, account, before, after, at)
+            return after
+
+        return self.run(op)
+
+    def set_paused(self, account: str, paused: bool, at: float) -> Deferred:
+        """Pause (queued messages wait as ``paused``) or resume (they are queued again, unclaimed,
+        for any node to send). Fires with the messages changed."""
+        def op(cur):
+            cur.execute(self.q("UPDATE accounts_state SET paused = ? WHERE account = ?"), (int(paused), account))
+            source = "queued" if paused else "paused"
+            cur.execute(self.q(f"SELECT {MSG_COLS} FROM messages WHERE account = ? AND status = ?{self._for_update()}"),
+                        (account, source))
+            changed = []
+            for row in cur.fetchall():
+                m = row_to_message(row)
+                t = tr.on_ops(m, "pause" if paused else "resume", at, "account paused by ops" if paused
+                              else "account resumed by ops", at)
+                if t is not None:
+                    self._write(cur, t, list(row[-1]))
+                    changed.append(m)
+            return changed
+
+        return self.run(op)
+
+    # -- acceptance -----------------------------------------------------------------------------
+    def _before_insert(self, cur, messages: Sequence[Message]) -> None:
+        config = self.config_source() if self.config_source else None
+        if config is None:
+            return
+        now = messages[0].created_at if messages else 0.0
+        by_account: dict[str, list[Message]] = {}
+        for m in messages:
+            if m.origin == "api":
+                by_account.setdefault(m.account, []).append(m)
+        for account, ms in by_account.items():
+            acc = config.accounts.get(account)
+            balance, paused = self._state(cur, account, lock=acc is not None and acc.billing == "prepaid")
+            self._stoplists(cur, account, ms, now)
+            live = [m for m in ms if m.status is not Status.STOPPED]
+            if acc is not None and acc.daily_volume_limit is not None and live:
+                day = day_of(now)
+                cur.execute(self.q("SELECT count FROM daily_volume WHERE account = ? AND day = ?"), (account, day))
+                row = cur.fetchone()
+                sent = row[0] if row else 0
+                over = over_daily_volume(sent, len(live), acc.daily_volume_limit)
+                for m in live[len(live) - over:]:
+                    if m.status in (Status.QUEUED, Status.SCHEDULED):
+                        self._restatus(m, Status.PENDING_APPROVAL, f"over the daily volume limit of "
+                                                                   f"{acc.daily_volume_limit}")
+                cur.execute(self.q("DELETE FROM daily_volume WHERE account = ? AND day = ?"), (account, day))
+                cur.execute(self.q("INSERT INTO daily_volume (account, day, count) VALUES (?,?,?)"),
+                            (account, day, sent + len(live)))
+            if paused:
+                for m in live:
+                    if m.status is Status.QUEUED:
+                        self._restatus(m, Status.PAUSED, "account paused by ops")
+            if acc is not None and acc.billing == "prepaid" and live:
+                total = Decimal(0)
+                for m in live:
+                    price = acc.prices.lookup(m.to)
+                    if price is None:
+                        raise NoPrice(m.to)
+                    m.charged = price * m.parts
+                    total += m.charged
+                if total > balance:
+                    raise InsufficientBalance(account, balance, total)
+                self._set_balance(cur, account, balance, balance - total, now)
+        self._learned_for(cur, [m for m in messages if m.status is Status.QUEUED], now)
+
+    @staticmethod
+    def _restatus(m: Message, status: Status, detail: str) -> None:
+        m.status = status
+        m.events = [Event(at=m.created_at, status=status, detail=detail, final=status.final)]
+
+    def _stoplists(self, cur, account: str, ms: Sequence[Message], now: float) -> None:
+        numbers = sorted({m.to for m in ms})
+        stopped, dnc, consent = set(), set(), set()
+        for chunk in _chunks(numbers, 500):
+            marks = ",".join("?" * len(chunk))
+            cur.execute(self.q(f"SELECT account, number FROM stoplist WHERE account IN (?, ?) AND number IN ({marks})"),
+                        (account, DO_NOT_CALL, *chunk))
+            for acc, number in cur.fetchall():
+                (stopped if acc == account else dnc).add(number)
+            if dnc:
+                cur.execute(self.q(f"SELECT number FROM consent WHERE account = ? AND number IN ({marks})"),
+                            (account, *chunk))
+                consent.update(r[0] for r in cur.fetchall())
+        for m in ms:
+            if m.to in stopped:
+                self._restatus(m, Status.STOPPED, "the number is on the account's stop list")
+                m.error = "stop list"
+            elif m.to in dnc and m.to not in consent:
+                self._restatus(m, Status.STOPPED, "the number is on the do-not-call list")
+                m.error = "do-not-call"
+
+    # -- SmartConfirm learning ----------------------------------------------------------------
+    def _learned_for(self, cur, messages: Sequence[Message], now: float) -> None:
+        numbers = sorted({m.to for m in messages})
+        learned = {}
+        for chunk in _chunks(numbers, 500):
+            marks = ",".join("?" * len(chunk))
+            cur.execute(self.q(f"SELECT number, operator, failures FROM learned WHERE number IN ({marks})"), chunk)
+            for number, operator, failures in cur.fetchall():
+                learned[number] = (operator, _failures(failures))
+        for m in messages:
+            found = learned.get(m.to)
+            if found is None:
+                continue
+            operator, failures = found
+            m.preferred = operator
+            m.recent_failures = tuple(op for op, at in failures.items() if now - at < LEARNING_DECAY)
+
+    def _learn(self, cur, number: str, delivered_by: str | None, failed: Iterable[tuple[str, float]],
+               at: float) -> None:
+        cur.execute(self.q(f"SELECT operator, failures FROM learned WHERE number = ?{self._for_update()}"), (number,))
+        row = cur.fetchone()
+        operator, failures = (row[0], _failures(row[1])) if row else (None, {})
+        for op, when in failed:
+            failures[op] = when
+            if operator == op:
+                operator = None
+        if delivered_by is not None:
+            operator = delivered_by
+            failures.pop(delivered_by, None)
+        text = ",".join(f"{op}:{when:.0f}" for op, when in sorted(failures.items()))
+        if row is None:
+            cur.execute(self.q("INSERT INTO learned (number, operator, updated_at, failures) VALUES (?,?,?,?)"),
+                        (number, operator, at, text))
+        else:
+            cur.execute(self.q("UPDATE learned SET operator = ?, updated_at = ?, failures = ? WHERE number = ?"),
+                        (operator, at, text, number))
+
+    def _after_write(self, cur, t: tr.Transition) -> None:
+        m = t.message
+        failed = [(e.operator, e.at) for e in t.events if e.status is Status.FAILED and e.operator]
+        delivered = next((e.operator for e in t.events if e.status is Status.DELIVERED and e.operator), None)
+        if failed or delivered:
+            self._learn(cur, m.to, delivered, failed, t.events[-1].at)
+        if m.charged and not m.tried and any(e.status in (Status.STOPPED, Status.REJECTED) for e in t.events):
+            before, _ = self._state(cur, m.account, lock=True)
+            self._set_balance(cur, m.account, before, before + m.charged, t.events[-1].at)
+            cur.execute(self.q("UPDATE messages SET charged = '0' WHERE id = ?"), (m.id,))
+
+    # -- ops and customers acting on one message -----------------------------------------------
+    def act(self, message_id: str, action: str, at: float, detail: str, account: str | None = None) -> Deferred:
+        """approve / refuse / cancel a message (of ``account`` when given). Fires with the message
+        and its history; fails with NotFound or Conflict."""
+        def op(cur):
+            loaded = self._load(cur, message_id)
+            if loaded is None or (account is not None and loaded[0].account != account):
+                raise NotFound(message_id)
+            message, parts = loaded
+            t = tr.on_ops(message, action, at, detail, at)
+            if t is None:
+                raise Conflict(message.status)
+            self._write(cur, t, parts)
+            cur.execute(self.q("SELECT at, status, operator, detail, final FROM events WHERE message_id = ? "
+                               "ORDER BY id"), (message_id,))
+            message.events = [Event(at=a, status=Status(s), operator=o, detail=d or "", final=bool(f))
+                              for a, s, o, d, f in cur.fetchall()]
+            return message
+
+        return self.run(op)
+
+    # -- stop list, do-not-call, consent ---------------------------------------------------------
+    def stoplist_change(self, numbers: Sequence[str], *, account: str | None = None, remove: bool = False,
+                        consent: bool = False, at: float = 0.0, source: str = "ops") -> Deferred:
+        """Add (or remove) numbers to an account's stop list, the do-not-call list (no account),
+        or an account's consents. Fires with how many entries changed."""
+        table = "consent" if consent else "stoplist"
+        owner = account if account is not None else DO_NOT_CALL
+
+        def op(cur):
+            changed = 0
+            for number in numbers:
+                cur.execute(self.q(f"DELETE FROM {table} WHERE account = ? AND number = ?"), (owner, number))
+                existed = cur.rowcount > 0
+                if remove:
+                    changed += existed
+                    continue
+                if consent:
+                    cur.execute(self.q("INSERT INTO consent (account, number, added_at) VALUES (?,?,?)"),
+                                (owner, number, at))
+                else:
+                    cur.execute(self.q("INSERT INTO stoplist (account, number, added_at, source) VALUES (?,?,?,?)"),
+                                (owner, number, at, source))
+                changed += not existed
+            return changed
+
+        return self.run(op)
+
+    # -- idempotency ---------------------------------------------------------------------------
+    def accept_once(self, messages: Sequence[Message], owner: str | None, lease_until: float, *, account: str,
+                    key: str, body_hash: str, response: dict, at: float) -> Deferred:
+        """Store messages under an idempotency key. Fires with None when stored now, or with the
+        first response (a dict) when the key was used before with the same body; fails with
+        Conflict(None) when it was used with another body."""
+        def op(cur):
+            cur.execute(self.q("SELECT body_hash, response, created_at FROM idempotency WHERE account = ? AND key = ?"),
+                        (account, key))
+            row = cur.fetchone()
+            if row is not None and at - row[2] < IDEMPOTENCY_TTL:
+                if row[0] != body_hash:
+                    raise Conflict(None)
+                return json.loads(row[1])
+            if row is not None:
+                cur.execute(self.q("DELETE FROM idempotency WHERE account = ? AND key = ?"), (account, key))
+            self._insert_messages(cur, messages, owner, lease_until)
+            cur.execute(self.q("INSERT INTO idempotency (account, key, body_hash, response, created_at) "
+                               "VALUES (?,?,?,?,?)"), (account, key, body_hash, json.dumps(response), at))
+            return None
+
+        return self.run(op)
+
+    # -- export and retention ---------------------------------------------------------------------
+    def export(self, account: str, start: float, end: float, limit: int = 1_000_000) -> Deferred:
+        def op(cur):
+            cur.execute(self.q(f"SELECT {MSG_COLS} FROM messages WHERE account = ? AND created_at >= ? "
+                               "AND created_at < ? ORDER BY created_at LIMIT ?"), (account, start, end, limit))
+            return [row_to_message(r) for r in cur.fetchall()]
+
+        return self.run(op)
+
+    def purge(self, now: float, retention: float, orphan_age: float) -> Deferred:
+        """Delete final messages older than ``retention`` (with their history and ids), idempotency
+        keys past 24 h, orphan receipts older than ``orphan_age``. Fires with the messages deleted."""
+        finals = tuple(s.value for s in Status if s.final)
+        marks = ",".join("?" * len(finals))
+
+        def op(cur):
+            cur.execute(self.q(f"SELECT id FROM messages WHERE status IN ({marks}) AND updated_at < ? LIMIT 5000"),
+                        (*finals, now - retention))
+            ids = [r[0] for r in cur.fetchall()]
+            for mid in ids:
+                cur.execute(self.q("DELETE FROM events WHERE message_id = ?"), (mid,))
+                cur.execute(self.q("DELETE FROM smsc_ids WHERE message_id = ?"), (mid,))
+                cur.execute(self.q("DELETE FROM messages WHERE id = ?"), (mid,))
+            cur.execute(self.q("DELETE FROM idempotency WHERE created_at < ?"), (now - IDEMPOTENCY_TTL,))
+            cur.execute(self.q("DELETE FROM orphan_receipts WHERE received_at < ?"), (now - orphan_age,))
+            cur.execute(self.q("SELECT id FROM mo_messages WHERE received_at < ? LIMIT 5000"), (now - retention,))
+            for (mo_id,) in cur.fetchall():
+                cur.execute(self.q("DELETE FROM mo_events WHERE mo_id = ?"), (mo_id,))
+                cur.execute(self.q("DELETE FROM mo_messages WHERE id = ?"), (mo_id,))
+            return len(ids)
+
+        return self.run(op)
+
+
+def _failures(text: str) -> dict[str, float]:
+    out = {}
+    for item in filter(None, (text or "").split(",")):
+        op, _, when = item.rpartition(":")
+        out[op] = float(when)
+    return out
+
+
+def _chunks(items: Sequence, size: int):
+    for i in range(0, len(items), size):
+        yield list(items[i:i + size])
