@@ -1,0 +1,59 @@
+"""The ported-numbers world (scripts/ported_world.py) with a small population, against the issue's
+bars: every number some operator reaches is delivered, and the second message to a number (also
+after a gateway restart) goes straight through the cheapest operator that reaches it: at most 1.05
+attempts per message on average, cost per delivered message within 2 % of the oracle's."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest_twisted
+from twisted.internet import reactor
+
+_PATH = Path(__file__).resolve().parents[2] / "scripts" / "ported_world.py"
+_spec = importlib.util.spec_from_file_location("ported_world", _PATH)
+world = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(world)
+
+
+def test_the_population_covers_every_kind_of_number_and_the_oracle_follows_the_prefix_rules():
+    numbers = world.population(200)
+    assert len(set(numbers)) == 200 and numbers == world.population(200)
+    table = world.unreachable_prefixes()
+    assert table["op_cheap"] == ["467011", "467012", "467015", "467017"]
+    kinds = {frozenset(op for op in world.OPERATORS if world.reaches(op, n, table)) for n in numbers}
+    assert len(kinds) == 8  # each subset of the three operators, including nobody
+    assert world.oracle("46701200001") == "op_dear"
+    assert world.oracle("46701500001") == "op_mid"
+    assert world.oracle("46701400001") == "op_cheap"
+    assert world.oracle("46701700001") is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_ported_numbers_world_delivers_everything_and_learns_the_cheapest_operator(tmp_path):
+    figures = await world.run_world(reactor, tmp_path, numbers=200, restart=True, timeout=20, log=None)
+    first, second, restarted = figures["rounds"]
+    shown = "\n" + world.table(figures)
+    # the world itself: every message ends, numbers nobody reaches fail after every operator was tried,
+    # and cheapest-first failover ends on the oracle's operator
+    for r in (first, second, restarted):
+        assert r["messages"] == 200 and r["not_final"] == 0, shown
+        assert r["unreachable_failed"] == r["unreachable_numbers"] > 0, shown
+        assert r["unreachable_mean_attempts"] == 3, shown
+    assert first["via_oracle_operator"] == 1.0, shown
+
+    missed = []
+
+    def bar(ok: bool, what: str) -> None:
+        if not ok:
+            missed.append(what)
+
+    bar(first["delivered_ratio"] == 1.0, f"first message: delivered ratio {first['delivered_ratio']:.2%}")
+    for r in (second, restarted):
+        bar(r["delivered_ratio"] == 1.0, f"{r['round']}: delivered ratio {r['delivered_ratio']:.2%}")
+        bar(r["mean_attempts"] <= 1.05, f"{r['round']}: mean attempts {r['mean_attempts']:.3f} > 1.05")
+        bar(r["cost_over_oracle"] <= 0.02,
+            f"{r['round']}: cost per delivered {r['cost_per_delivered']:.4f} ({r['cost_source']}) is "
+            f"{r['cost_over_oracle']:+.2%} against the oracle's {r['oracle_cost_per_message']:.4f} (bar +2%)")
+    assert not missed, "bars missed:\n  " + "\n  ".join(missed) + shown
