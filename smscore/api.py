@@ -8,6 +8,7 @@ store has committed the messages (the pipeline's accept Deferred fires after the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from decimal import Decimal
@@ -25,6 +26,8 @@ from smscore.submission import build_messages
 MAX_BODY = 1 << 20  # 1 MiB: a list of 1000 numbers and a long text fit many times over
 _MESSAGE_PATH = re.compile(r"^/v1/messages/([0-9a-f]{1,64})$")
 _SIM_MO_PATH = re.compile(r"^/v1/admin/operators/([A-Za-z0-9_.-]{1,64})/mo$")
+_ADMIN_MESSAGE = re.compile(r"^/v1/admin/messages/([0-9a-f]{1,64})/(approve|refuse)$")
+_ADMIN_ACCOUNT = re.compile(r"^/v1/admin/accounts/([A-Za-z0-9_-]{1,64})/(pause|resume|topup)$")
 
 
 def _json_default(value):
@@ -81,6 +84,63 @@ def _page(params: dict[str, str], allowed: set[str]) -> tuple[int, int]:
     return int(cursor), int(limit)
 
 
+def _store_errors(failure):
+    """The store's refusals as API errors (anything else stays a failure: 503)."""
+    from smscore.store.accounts import Conflict, InsufficientBalance, NoPrice, NotFound
+
+    if failure.check(InsufficientBalance):
+        e = failure.value
+        raise ApiError(402, "insufficient_balance",
+                       f"The balance {e.balance} does not cover this request ({e.needed}); nothing was sent.")
+    if failure.check(NoPrice):
+        raise ApiError(422, "invalid_number", f"This account has no price for {failure.value.number}.", "to")
+    if failure.check(NotFound):
+        raise ApiError(404, "not_found", "No such message.")
+    if failure.check(Conflict):
+        status = failure.value.status
+        if status is None:
+            raise ApiError(409, "idempotency_conflict",
+                           "This Idempotency-Key was used with another request body.")
+        raise ApiError(409, "conflict", f"The message is {status.value}: it can no longer be changed.")
+    return failure
+
+
+def _time_param(params: dict[str, str], name: str, default: float) -> float:
+    from smscore.submission import parse_rfc3339
+
+    value = params.get(name)
+    if value is None:
+        return default
+    try:
+        if len(value) == 10:  # a date: midnight UTC
+            value += "T00:00:00Z"
+        return parse_rfc3339(value)
+    except ValueError:
+        raise ApiError(400, "invalid_request", f"{name} must be an RFC 3339 date-time or a date.", name) from None
+
+
+class _CSV:
+    """A CSV answer (the route's result when it is not JSON)."""
+
+    COLUMNS = ("id", "created_at", "updated_at", "to", "from", "status", "parts", "profile", "operator", "cost",
+               "charged", "reference", "error")
+
+    def __init__(self, messages) -> None:
+        self.messages = messages
+
+    def render(self) -> bytes:
+        import csv
+        import io
+
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\r\n")
+        w.writerow(self.COLUMNS)
+        for m in self.messages:
+            w.writerow([m.id, rfc3339(m.created_at), rfc3339(m.updated_at), m.to, m.sender, m.status.value, m.parts,
+                        m.profile, m.operator or "", m.cost, m.charged, m.reference or "", m.error or ""])
+        return out.getvalue().encode("utf-8")
+
+
 class ApiSite(Site):
     """The API's site: JSON only, so no form parsing (twisted.web parses every POST's
     Content-Type through the email package to look for forms, ~60 µs a request), and no access
@@ -102,6 +162,7 @@ class ApiResource(Resource):
     def __init__(self, gateway) -> None:
         super().__init__()
         self.gateway = gateway
+        self._buckets: dict[str, tuple[float, float]] = {}
         self.log = get_logger(component="api")
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -138,6 +199,14 @@ class ApiResource(Resource):
 
     def _finish(self, result, request) -> None:
         if request._disconnected:
+            return
+        if isinstance(result, _CSV):
+            data = result.render()
+            request.setResponseCode(200)
+            request.setHeader(b"content-type", b"text/csv; charset=utf-8")
+            request.setHeader(b"content-length", b"%d" % len(data))
+            request.write(data)
+            request.finish()
             return
         status, body = result
         request.write(self._body(request, status, body))
@@ -196,14 +265,23 @@ class ApiResource(Resource):
             if method == "GET":
                 return self.inbound(request)
             raise ApiError(405, "method_not_allowed", f"{method} is not allowed on {path}.")
+        if path == "/v1/messages/export":
+            if method == "GET":
+                return self.export(request)
+            raise ApiError(405, "method_not_allowed", f"{method} is not allowed on {path}.")
         match = _MESSAGE_PATH.match(path)
         if match:
             if method == "GET":
                 return self.get_message(request, match.group(1))
+            if method == "DELETE":
+                return self.cancel(request, match.group(1))
             raise ApiError(405, "method_not_allowed", f"{method} is not allowed on {path}.")
-        match = _SIM_MO_PATH.match(path)
-        if match and method == "POST":
-            return self.inject_mo(request, match.group(1))
+        if path == "/v1/account":
+            if method == "GET":
+                return self.account(request)
+            raise ApiError(405, "method_not_allowed", f"{method} is not allowed on {path}.")
+        if path.startswith("/v1/admin/"):
+            return self.admin(request, method, path)
         if path == "/healthz" and method == "GET":
             return 200, {"status": "ok"}
         if path == "/readyz" and method == "GET":
@@ -211,14 +289,155 @@ class ApiResource(Resource):
             return (200 if ready else 503), {"ready": ready, "problems": reasons}
         raise ApiError(404, "not_found", "No such resource.")
 
+    def _rate_limit(self, account) -> None:
+        """``tps`` API submissions per second per account (a bucket holding one second's worth)."""
+        if not account.tps:
+            return
+        now = self.gateway.clock.seconds()
+        tokens, last = self._buckets.get(account.name, (float(account.tps), now))
+        tokens = min(float(account.tps), tokens + (now - last) * account.tps)
+        if tokens < 1.0:
+            self._buckets[account.name] = (tokens, now)
+            wait = max(1, int((1.0 - tokens) / account.tps + 0.999))
+            raise ApiError(429, "rate_limited", f"At most {account.tps} requests per second for this account.",
+                           headers={"Retry-After": str(wait)})
+        self._buckets[account.name] = (tokens - 1.0, now)
+
     def post_messages(self, request):
         account = self._account(request)
+        self._rate_limit(account)
         body = self._json(request)
         gw = self.gateway
         messages = build_messages(body, account, gw.config, gw.clock.seconds())
-        d = maybeDeferred(gw.pipeline.accept, messages)
-        d.addCallback(lambda ms: (202, {"messages": [
-            {"id": m.id, "to": m.to, "status": m.status.value, "parts": m.parts} for m in ms]}))
+
+        def render(ms):
+            return {"messages": [{"id": m.id, "to": m.to, "status": m.status.value, "parts": m.parts} for m in ms]}
+
+        key = request.getHeader(b"idempotency-key")
+        once = None
+        if key is not None:
+            key = key.decode("utf-8", "replace").strip()
+            if not key or len(key) > 255:
+                raise ApiError(400, "invalid_request", "Idempotency-Key must be 1 to 255 characters.",
+                               "Idempotency-Key")
+            digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+            once = {"account": account.name, "key": key, "body_hash": digest, "render": render}
+        d = maybeDeferred(gw.pipeline.accept, messages, once)
+        d.addCallbacks(lambda got: (202, got if isinstance(got, dict) else render(got)), _store_errors)
+        return d
+
+    def cancel(self, request, message_id: str):
+        account = self._account(request)
+        gw = self.gateway
+        d = gw.store.act(message_id, "cancel", gw.clock.seconds(), "cancelled by the customer", account=account.name)
+
+        def done(m):
+            gw.pipeline.forget([m.id])
+            return 200, render_message(m)
+
+        d.addCallbacks(done, _store_errors)
+        return d
+
+    def account(self, request):
+        account = self._account(request)
+        d = self.gateway.store.account_state(account.name)
+        d.addCallback(lambda state: (200, {
+            "account": account.name, "balance": state[0], "billing": account.billing, "paused": state[1],
+            "senders": list(account.senders), "default_sender": account.default_sender,
+            "profile": account.profile, "max_parts": min(account.max_parts, self.gateway.config.gateway.max_parts_cap),
+            "tps": account.tps or None, "daily_volume_limit": account.daily_volume_limit,
+            "approved_domains": list(account.approved_domains), "callback_url": account.callback_url}))
+        return d
+
+    def export(self, request):
+        """``GET /v1/messages/export?from=&to=``: the account's messages created in [from, to) as CSV."""
+        account = self._account(request)
+        params = _query(request)
+        for name in params:
+            if name not in ("from", "to"):
+                raise ApiError(400, "invalid_request", f"Unknown parameter {name!r}.", name)
+        now = self.gateway.clock.seconds()
+        start = _time_param(params, "from", now - 86400.0)
+        end = _time_param(params, "to", now + 1.0)
+        d = self.gateway.store.export(account.name, start, end)
+        d.addCallback(lambda ms: _CSV(ms))
+        return d
+
+    # -- admin ---------------------------------------------------------------------------------
+    def admin(self, request, method: str, path: str):
+        match = _SIM_MO_PATH.match(path)
+        if match and method == "POST":
+            return self.inject_mo(request, match.group(1))
+        self._admin(request)
+        gw = self.gateway
+        now = gw.clock.seconds()
+        match = _ADMIN_MESSAGE.match(path)
+        if match and method == "POST":
+            action = match.group(2)
+            d = gw.store.act(match.group(1), action, now, f"{action}d by ops")
+            d.addCallbacks(lambda m: (200, render_message(m)), _store_errors)
+            return d
+        match = _ADMIN_ACCOUNT.match(path)
+        if match and method == "POST":
+            name, action = match.groups()
+            if name not in gw.config.accounts:
+                raise ApiError(404, "not_found", f"There is no account {name!r}.")
+            if action == "topup":
+                body = self._json(request)
+                amount = body.get("amount") if isinstance(body, dict) else None
+                if isinstance(amount, bool) or not isinstance(amount, (int, float, str)):
+                    raise ApiError(400, "invalid_request", "Field 'amount' must be a number.", "amount")
+                try:
+                    value = Decimal(str(amount))
+                except ArithmeticError:
+                    raise ApiError(400, "invalid_request", "Field 'amount' must be a number.", "amount") from None
+                if not value.is_finite():
+                    raise ApiError(400, "invalid_request", "Field 'amount' must be a number.", "amount")
+                d = gw.store.topup(name, value, now)
+                d.addCallback(lambda balance: (200, {"balance": balance}))
+                return d
+            d = gw.store.set_paused(name, action == "pause", now)
+
+            def changed(ms):
+                if action == "pause":
+                    gw.pipeline.forget([m.id for m in ms])
+                else:
+                    gw.pipeline.link_ready("")  # claim what was resumed
+                return 200, {"account": name, "paused": action == "pause", "messages": len(ms)}
+
+            d.addCallback(changed)
+            return d
+        if path == "/v1/admin/stoplist" and method == "POST":
+            return self.stoplist(request)
+        if path == "/v1/admin/binds" and method == "GET":
+            return 200, {"operators": [link.describe() for link in gw.links.values()]}
+        if path == "/v1/admin/reload" and method == "POST":
+            return 200, gw.reload()
+        raise ApiError(404, "not_found", "No such resource.")
+
+    def stoplist(self, request):
+        """``{"numbers": [...], "account"?: name (else the do-not-call list), "remove"?: bool,
+        "consent"?: bool (the account's consents instead)}``."""
+        from policies.numbers import InvalidNumber, normalize_msisdn
+
+        body = self._json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("numbers"), list) or not body["numbers"]:
+            raise ApiError(400, "invalid_request", "Field 'numbers' must be a non-empty list.", "numbers")
+        account = body.get("account")
+        if account is not None and account not in self.gateway.config.accounts:
+            raise ApiError(404, "not_found", f"There is no account {account!r}.")
+        consent = body.get("consent", False) is True
+        if consent and account is None:
+            raise ApiError(400, "invalid_request", "A consent belongs to an account.", "account")
+        numbers = []
+        for i, value in enumerate(body["numbers"]):
+            try:
+                numbers.append(normalize_msisdn(value if isinstance(value, str) else ""))
+            except InvalidNumber as exc:
+                raise ApiError(422, "invalid_number", f"numbers[{i}]: {exc}", "numbers") from None
+        d = self.gateway.store.stoplist_change(numbers, account=account, remove=body.get("remove", False) is True,
+                                               consent=consent, at=self.gateway.clock.seconds())
+        d.addCallback(lambda n: (200, {"changed": n, "numbers": len(numbers)}))
         return d
 
     def get_message(self, request, message_id: str):

@@ -73,7 +73,7 @@ class Gateway:
         self.metrics = Metrics(registry or CollectorRegistry())
         self.store = open_store(config, reactor)
         self.pipeline = Pipeline(store=self.store, clock=reactor, node=config.gateway.node,
-                                 lease=config.gateway.lease, routing=routing_for(config), metrics=self.metrics,
+                                 lease=config.gateway.lease, routing=self._routing(), metrics=self.metrics,
                                  receipt_timeout=config.gateway.receipt_timeout)
         self.store.callback_url_for = self._callback_url
         self.store.cost_of = lambda operator, number: (
@@ -101,16 +101,7 @@ class Gateway:
         await self.store.open()
         await self.store.ensure_accounts({name: a.balance for name, a in self.config.accounts.items()})
         for name, op in self.config.operators.items():
-            if op.type == "simulated":
-                sim = SimulatedSMSC(sim_settings(op), self.reactor, name=name)
-                port = await sim.listen("127.0.0.1", 0)
-                self.sims[name] = sim
-                settings = link_settings(op, "127.0.0.1", port)
-            else:
-                settings = link_settings(op, op.host, op.port)
-            link = OperatorLink(name, settings, self.pipeline, self.reactor)
-            self.links[name] = link
-            self.pipeline.add_link(link)
+            await self._operator(name, op, start=False)
         await self.pipeline.start()
         for link in self.links.values():
             link.start()
@@ -145,6 +136,79 @@ class Gateway:
         await DeferredList([sim.stop() for sim in self.sims.values()], consumeErrors=True)
         await self.store.close()
         self.log.info("gateway stopped")
+
+    def _routing(self) -> Routing:
+        """Routing that reads the current config (a reload changes costs at once)."""
+        def cost(operator: str, to: str):
+            op = self.config.operators.get(operator)
+            return op.cost.lookup(to) if op is not None else None
+
+        return Routing({name: p.operators for name, p in self.config.profiles.items()}, cost)
+
+    def reload(self) -> dict:
+        """Read the config file again and apply it (SIGHUP, ``smsgw reload``, the admin API).
+
+        Accounts, keywords, shortcodes, profiles, prices and costs apply at once. An operator whose
+        bind settings changed is reconnected; a new one is bound; a removed one is unbound (what
+        waited for it moves to the other operators of its profiles). A file with any error is
+        refused whole and the running config stays. Node, store and listen addresses need a restart.
+        """
+        from smscore.config import ConfigError, load_config
+
+        try:
+            new = load_config(self.config.path)
+        except ConfigError as exc:
+            self.log.error("reload refused: the config has errors", errors=exc.errors)
+            return {"reloaded": False, "errors": exc.errors}
+        old = self.config
+        restart = [key for key, a, b in (
+            ("gateway.node", old.gateway.node, new.gateway.node), ("gateway.lease", old.gateway.lease, new.gateway.lease),
+            ("store", old.store, new.store), ("http.listen", old.http.listen, new.http.listen),
+            ("metrics.listen", old.metrics.listen, new.metrics.listen)) if a != b]
+        self.config = new
+        self.pipeline.routing.profiles = {name: tuple(p.operators) for name, p in new.profiles.items()}
+        self.mo_router = MoRouter(new)
+        changed, added, removed = [], [], []
+        for name, op in new.operators.items():
+            before = old.operators.get(name)
+            if before is None:
+                added.append(name)
+            elif op.type != before.type or op.bind_settings() != before.bind_settings():
+                changed.append(name)
+        removed = [name for name in old.operators if name not in new.operators]
+        for name in changed + removed:
+            link = self.links.pop(name)
+            link.stop()
+            self.pipeline.bind_changed(name, f"{name}/*", False)
+            sim = self.sims.pop(name, None)
+            if sim is not None:
+                sim.stop()
+        for name in changed + added:
+            self._start_operator(name, new.operators[name])
+        self.log.info("config reloaded", reconnected=changed, added=added, removed=removed,
+                      needs_restart=restart or None)
+        return {"reloaded": True, "reconnected": changed, "added": added, "removed": removed,
+                "needs_restart": restart}
+
+    def _start_operator(self, name: str, op: OperatorConfig):
+        """Build (and, once the gateway runs, start) one operator's link (and its simulator)."""
+        d = ensureDeferred(self._operator(name, op))
+        d.addErrback(lambda f: self.log.error("operator failed to start", operator=name, error=f.getErrorMessage()))
+        return d
+
+    async def _operator(self, name: str, op: OperatorConfig, start: bool = True) -> None:
+        if op.type == "simulated":
+            sim = SimulatedSMSC(sim_settings(op), self.reactor, name=name)
+            port = await sim.listen("127.0.0.1", 0)
+            self.sims[name] = sim
+            settings = link_settings(op, "127.0.0.1", port)
+        else:
+            settings = link_settings(op, op.host, op.port)
+        link = OperatorLink(name, settings, self.pipeline, self.reactor)
+        self.links[name] = link
+        self.pipeline.add_link(link)
+        if start:
+            link.start()
 
     def _purge_old(self):
         """Retention: finished messages and MO older than retention_days go (hourly)."""

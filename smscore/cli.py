@@ -75,8 +75,12 @@ def cmd_run(args) -> int:
     def on_signal(signum, _frame):
         reactor.callFromThread(shutdown)
 
+    def on_hup(signum, _frame):
+        reactor.callFromThread(gateway.reload)
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hup)
     reactor.callWhenRunning(start)
     reactor.run(installSignalHandlers=False)
     return outcome["code"]
@@ -229,6 +233,50 @@ def cmd_mo(args) -> int:
     return _answer(*_http("POST", url, key, body))
 
 
+def _admin_call(args, method: str, path: str, body: dict | None = None) -> int:
+    key = args.admin_key or os.environ.get("SMSGW_ADMIN_KEY")
+    if not key:
+        raise CliError("an admin key is needed: --admin-key KEY or SMSGW_ADMIN_KEY", 2)
+    return _answer(*_http(method, f"{_base_url(args)}{path}", key, body))
+
+
+def cmd_message_action(args) -> int:
+    return _admin_call(args, "POST", f"/v1/admin/messages/{args.id}/{args.command}")
+
+
+def cmd_account_action(args) -> int:
+    return _admin_call(args, "POST", f"/v1/admin/accounts/{args.account}/{args.command}")
+
+
+def cmd_reload(args) -> int:
+    return _admin_call(args, "POST", "/v1/admin/reload")
+
+
+def cmd_stoplist(args) -> int:
+    if args.action == "import":
+        numbers = []
+        try:
+            lines = Path(args.file).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise CliError(f"{args.file}: {exc.strerror or exc}", 2) from None
+        for line in lines:
+            value = line.split("#", 1)[0].strip().split(",")[0].strip()
+            if value:
+                numbers.append(value)
+        if not numbers:
+            raise CliError(f"{args.file}: no numbers in the file", 2)
+    else:
+        numbers = args.numbers
+    body: dict = {"numbers": numbers, "remove": args.action == "remove", "consent": args.consent}
+    if args.account:
+        body["account"] = args.account
+    code = 0
+    for i in range(0, len(numbers), 10000):  # large files in chunks
+        body["numbers"] = numbers[i:i + 10000]
+        code = _admin_call(args, "POST", "/v1/admin/stoplist", body) or code
+    return code
+
+
 # -- the parser -------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="smsgw", description="smsgw: an SMPP 3.4 SMS gateway.")
@@ -303,6 +351,45 @@ def build_parser() -> argparse.ArgumentParser:
     with_client(sp)
     sp.add_argument("id")
     sp.set_defaults(func=cmd_status)
+
+    def with_admin(sp):
+        with_client(sp, key=False)
+        sp.add_argument("--admin-key", help="an [admin] api key of the gateway (or SMSGW_ADMIN_KEY)")
+
+    for name, what in (("approve", "release a message waiting for approval"),
+                       ("refuse", "refuse a message waiting for approval (it is stopped and refunded)")):
+        sp = sub.add_parser(name, help=what, description=what[0].upper() + what[1:] + ".")
+        with_admin(sp)
+        sp.add_argument("id", help="the message id")
+        sp.set_defaults(func=cmd_message_action)
+    for name, what in (("pause", "pause an account: its messages wait as 'paused'"),
+                       ("resume", "resume a paused account: its messages are sent")):
+        sp = sub.add_parser(name, help=what, description=what[0].upper() + what[1:] + ".")
+        with_admin(sp)
+        sp.add_argument("account")
+        sp.set_defaults(func=cmd_account_action)
+    sp = sub.add_parser("reload", help="apply the config file again",
+                        description="Apply the config file again (like SIGHUP): accounts, keywords, profiles and "
+                                    "prices at once; binds whose settings changed reconnect.")
+    with_admin(sp)
+    sp.set_defaults(func=cmd_reload)
+    sp = sub.add_parser("stoplist", help="edit the stop list, the do-not-call list, consents",
+                        description="Add or remove numbers: an account's stop list (--account), the do-not-call "
+                                    "list (no --account), or an account's consents (--account --consent), which "
+                                    "let it send to numbers on the do-not-call list.")
+    stsub = sp.add_subparsers(dest="action", metavar="ACTION")
+    stsub.required = True
+    for action, what in (("add", "add numbers"), ("remove", "remove numbers"),
+                         ("import", "add the numbers of a file (one per line; # comments; a CSV's first column)")):
+        ap = stsub.add_parser(action, help=what, description=what[0].upper() + what[1:] + ".")
+        with_admin(ap)
+        ap.add_argument("--account", help="the account (default: the do-not-call list)")
+        ap.add_argument("--consent", action="store_true", help="the account's consents instead")
+        if action == "import":
+            ap.add_argument("file")
+        else:
+            ap.add_argument("numbers", nargs="+")
+        ap.set_defaults(func=cmd_stoplist)
 
     sp = sub.add_parser("mo", help="inject an MO into a simulated operator",
                         description="Inject a mobile-originated SMS into a simulated operator, as if a phone "

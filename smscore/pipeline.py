@@ -86,6 +86,7 @@ class Pipeline:
 
     # -- wiring ------------------------------------------------------------------------------
     def add_link(self, link) -> None:
+        """Add (or replace, after a reload) an operator's link."""
         self.links[link.name] = link
         self.queues.setdefault(link.name, deque())
         self.inflight.setdefault(link.name, 0)
@@ -181,31 +182,55 @@ class Pipeline:
         return d
 
     # -- accepting ---------------------------------------------------------------------------
-    def accept(self, messages: Sequence[Message]) -> Deferred:
-        """Store messages durably; fires (with the messages) once they are. Queued ones are sent."""
-        sendable = [m for m in messages if m.status is Status.QUEUED
-                    and (m.send_at is None or m.send_at <= self.clock.seconds())]
-        claim_now = self.held + len(sendable) <= self.max_in_memory
+    def accept(self, messages: Sequence[Message], once: dict | None = None) -> Deferred:
+        """Store messages durably; fires (with the messages) once they are. Queued ones are sent.
+
+        With ``once`` (account, key, body_hash, render: an idempotency key), fires with the first
+        answer (a dict) instead when the key was used before, and nothing is stored.
+        """
+        claim_now = self.held + len(messages) <= self.max_in_memory
         owner = self.node if claim_now else None
         if claim_now:
-            self.held += len(sendable)
-        d = self.store.accept(messages, owner, self.lease_until())
+            self.held += len(messages)  # reserved; what is not sendable after the store's rules is given back
+        if once is None:
+            d = self.store.accept(messages, owner, self.lease_until())
+        else:
+            d = self.store.accept_once(messages, owner, self.lease_until(), at=self.clock.seconds(), **once)
 
-        def stored(_):
+        def stored(replayed):
+            if once is not None and replayed is not None:
+                if claim_now:
+                    self.held -= len(messages)
+                return replayed
+            sendable = [m for m in messages if m.status is Status.QUEUED
+                        and (m.send_at is None or m.send_at <= self.clock.seconds())]
             for m in messages:
                 self.metrics.status_changed(m.status.value)
             if claim_now:
+                self.held -= len(messages) - len(sendable)
                 for m in sendable:
                     self.enqueue(m)
             return messages
 
         def not_stored(failure):
             if claim_now:
-                self.held -= len(sendable)
+                self.held -= len(messages)
             return failure
 
         d.addCallbacks(stored, not_stored)
         return d
+
+    def forget(self, message_ids) -> int:
+        """Drop messages from the in-memory queues (cancelled, paused): they are not sent."""
+        gone = set(message_ids)
+        dropped = 0
+        for name, queue in self.queues.items():
+            keep = [m for m in queue if m.id not in gone]
+            if len(keep) != len(queue):
+                dropped += len(queue) - len(keep)
+                self.queues[name] = deque(keep)
+        self.held -= dropped
+        return dropped
 
     def accepted_elsewhere(self, messages) -> None:
         """Messages another path stored claimed by this node (replies from shortcodes): count
@@ -243,7 +268,9 @@ class Pipeline:
         self.pump(operator)
 
     def pump(self, operator: str) -> None:
-        link = self.links[operator]
+        link = self.links.get(operator)
+        if link is None:
+            return  # removed by a reload: its queue moved on (see _reroute)
         queue = self.queues[operator]
         if not queue:
             return
@@ -345,13 +372,13 @@ class Pipeline:
         self.log.info("bind up" if up else "bind down", operator=operator, session=session)
         if up:
             self.pump(operator)
-        elif operator in self.links and not self.links[operator].is_up():
+        elif operator not in self.links or not self.links[operator].is_up():
             self._reroute(operator)
 
     def _reroute(self, operator: str) -> None:
         """The operator lost its last bind: what waits for it moves to another operator of each
         message's profile that is up; with none up, it keeps waiting where it is (no spinning)."""
-        queue = self.queues[operator]
+        queue = self.queues.get(operator)
         if not queue:
             return
         waiting = list(queue)
@@ -359,7 +386,7 @@ class Pipeline:
         targets = set()
         for m in waiting:
             target = self.choose(m) or operator
-            self.queues[target].append(m)
+            self.queues.setdefault(target, deque()).append(m)
             targets.add(target)
         moved = sum(1 for name in targets if name != operator)
         if moved:

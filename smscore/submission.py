@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from policies import numbers, text as sms_text
+from policies.approval import unapproved_links
 from smscore.errors import ApiError, invalid_request, unprocessable
 from smscore.model import Event, Message, Status, new_message_id
 
@@ -148,11 +149,16 @@ def build_messages(body: Any, account, config, now: float) -> list[Message]:
         raise invalid_request(unknown[0], f"Unknown field {unknown[0]!r}.")
 
     status = Status.SCHEDULED if send_at is not None else Status.QUEUED
+    detail = ""
+    links = unapproved_links(text, account.approved_domains)
+    if links:
+        status = Status.PENDING_APPROVAL
+        detail = f"link to {links[0]} is outside the approved domains"
     out = []
     for number in numbers_out:
         m = Message(id=new_message_id(now), account=account.name, to=number, sender=sender, text=text,
                     encoding=encoding.value, parts=parts, profile=profile, status=status, reference=reference,
                     callback_url=callback_url, created_at=now, updated_at=now, send_at=send_at)
-        m.events.append(Event(at=now, status=status))
+        m.events.append(Event(at=now, status=status, detail=detail))
         out.append(m)
     return out

@@ -553,6 +553,19 @@ class OperatorLink:
                 proto.transport.abortConnection()  # a dead peer must not hold the close up
 
     # -- what the core asks -------------------------------------------------------------------
+    def describe(self) -> dict:
+        """The binds as ops see them (``GET /v1/admin/binds``): no credentials."""
+        now = self.reactor.seconds()
+        return {
+            "operator": self.name, "up": self.is_up(), "host": self.settings.host, "port": self.settings.port,
+            "tls": self.settings.tls, "bind": self.settings.bind, "window": self.settings.window,
+            "tps": self.settings.tps or None, "throttled_for": round(max(0.0, self._throttle_until - now), 3),
+            "queued_parts": len(self._queue),
+            "sessions": [{"session": s.label, "bound": s.bound, "transmits": s.transmits,
+                          "in_flight": len(s.proto.session.window) if s.proto is not None and s.bound else 0,
+                          "reconnect_failures": s.failures} for s in self._sessions],
+        }
+
     def is_up(self) -> bool:
         return not self._stopped and any(s.can_submit() for s in self._sessions)
 

@@ -311,10 +311,11 @@ class AccountRules:
 
     # -- idempotency ---------------------------------------------------------------------------
     def accept_once(self, messages: Sequence[Message], owner: str | None, lease_until: float, *, account: str,
-                    key: str, body_hash: str, response: dict, at: float) -> Deferred:
-        """Store messages under an idempotency key. Fires with None when stored now, or with the
-        first response (a dict) when the key was used before with the same body; fails with
-        Conflict(None) when it was used with another body."""
+                    key: str, body_hash: str, render, at: float) -> Deferred:
+        """Store messages under an idempotency key. Fires with None when stored now (``render
+        (messages)`` is kept as the answer to repeats), or with the first answer (a dict) when the
+        key was used in the last 24 h with the same body; fails with Conflict(None) when it was
+        used with another body."""
         def op(cur):
             cur.execute(self.q("SELECT body_hash, response, created_at FROM idempotency WHERE account = ? AND key = ?"),
                         (account, key))
@@ -327,7 +328,7 @@ class AccountRules:
                 cur.execute(self.q("DELETE FROM idempotency WHERE account = ? AND key = ?"), (account, key))
             self._insert_messages(cur, messages, owner, lease_until)
             cur.execute(self.q("INSERT INTO idempotency (account, key, body_hash, response, created_at) "
-                               "VALUES (?,?,?,?,?)"), (account, key, body_hash, json.dumps(response), at))
+                               "VALUES (?,?,?,?,?)"), (account, key, body_hash, json.dumps(render(messages)), at))
             return None
 
         return self.run(op)
