@@ -97,12 +97,22 @@ def cmd_check_config(args) -> int:
 # -- db ------------------------------------------------------------------------------------------
 def cmd_db_upgrade(args) -> int:
     config = _load(args.config)
-    if config.store.sqlite_path is None:
-        raise CliError(f"store.url: {config.store.url.split(':', 1)[0]} stores are not supported by this build yet")
-    from smscore.store import sqlite
+    if config.store.sqlite_path is not None:
+        from smscore.store import sqlite
 
-    before, after = sqlite.upgrade(config.store.sqlite_path)
-    print(f"{config.store.sqlite_path}: schema version {before} -> {after}")
+        before, after = sqlite.upgrade(config.store.sqlite_path)
+        print(f"{config.store.sqlite_path}: schema version {before} -> {after}")
+        return 0
+    import psycopg2
+
+    from smscore.store import pg_schema
+
+    try:
+        before, after = pg_schema.upgrade(config.store.url)
+    except psycopg2.Error as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CliError(f"{config.store.redacted_url}: {message}") from None
+    print(f"{config.store.redacted_url}: schema version {before} -> {after}")
     return 0
 
 
@@ -249,7 +259,15 @@ def cmd_account_action(args) -> int:
 
 
 def cmd_reload(args) -> int:
-    return _admin_call(args, "POST", "/v1/admin/reload")
+    key = args.admin_key or os.environ.get("SMSGW_ADMIN_KEY")
+    if not key:
+        raise CliError("an admin key is needed: --admin-key KEY or SMSGW_ADMIN_KEY", 2)
+    status, body = _http("POST", f"{_base_url(args)}/v1/admin/reload", key)
+    if 200 <= status < 300 and isinstance(body, dict) and body.get("reloaded") is False:
+        errors = body.get("errors") or ["the config has errors"]
+        more = f" (+{len(errors) - 1} more: smsgw check-config)" if len(errors) > 1 else ""
+        raise CliError(f"reload refused, the running config stays: {errors[0]}{more}")
+    return _answer(status, body)
 
 
 def cmd_stoplist(args) -> int:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from copy import copy
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -65,8 +66,8 @@ class NotFound(Exception):
 class Conflict(Exception):
     """The message's status does not allow the action."""
 
-    def __init__(self, status: Status) -> None:
-        super().__init__(f"the message is {status.value}")
+    def __init__(self, status: Status | None) -> None:
+        super().__init__("the key was used with another body" if status is None else f"the message is {status.value}")
         self.status = status
 
 
@@ -260,6 +261,32 @@ class AccountRules:
             before, _ = self._state(cur, m.account, lock=True)
             self._set_balance(cur, m.account, before, before + m.charged, t.events[-1].at)
             cur.execute(self.q("UPDATE messages SET charged = '0' WHERE id = ?"), (m.id,))
+
+    def _write(self, cur, t: tr.Transition, parts, owner=None, lease_until=None) -> None:
+        """A message never submitted that becomes ``queued`` (send_at came, ops approved, a pause
+        ended) is checked again: a paused account holds it, a stop list or do-not-call entry added
+        since it was accepted stops it (and refunds it)."""
+        m = t.message
+        if (m.status is Status.QUEUED and t.events and t.events[-1].status is Status.QUEUED and not m.tried
+                and m.origin == "api" and self.config_source is not None):
+            self._held_back(cur, t)
+        super()._write(cur, t, parts, owner, lease_until)
+
+    def _held_back(self, cur, t: tr.Transition) -> None:
+        m = t.message
+        at = t.events[-1].at
+        probe = copy(m)
+        probe.status = Status.QUEUED
+        self._stoplists(cur, m.account, [probe], at)
+        if probe.status is Status.STOPPED:
+            m.error = probe.error
+            m.status = Status.STOPPED
+            t.events.append(Event(at=at, status=Status.STOPPED, detail=probe.events[-1].detail, final=True))
+            return
+        _, paused = self._state(cur, m.account)
+        if paused:
+            m.status = Status.PAUSED
+            t.events.append(Event(at=at, status=Status.PAUSED, detail="account paused by ops"))
 
     # -- ops and customers acting on one message -----------------------------------------------
     def act(self, message_id: str, action: str, at: float, detail: str, account: str | None = None) -> Deferred:

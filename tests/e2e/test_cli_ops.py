@@ -1,0 +1,222 @@
+"""The ops commands as an operator types them against a running `smsgw run`: stop lists, pause and
+resume, approve and refuse, reload (and SIGHUP). Errors are one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+from tests.e2e.conftest import free_port, http, smsgw, wait_for
+
+CONFIG = """
+[gateway]
+node = "cli-ops"
+[store]
+url = "sqlite:///cli-ops.db"
+[http]
+listen = "127.0.0.1:{http}"
+[metrics]
+listen = "127.0.0.1:{metrics}"
+[admin]
+api_keys = ["ops-key"]
+[operators.sim_a]
+type = "simulated"
+cost = 0.10
+receipt_delay = "20ms"
+[profiles.standard]
+operators = ["sim_a"]
+[accounts.demo]
+api_keys = ["demo-key"]
+senders = ["DEMO"]
+approved_domains = ["demo.example"]
+"""
+
+NEWCO = """
+[accounts.newco]
+api_keys = ["{key}"]
+senders = ["NEWCO"]
+"""
+
+
+def start(gateways, extra=""):
+    hp, mp = free_port(), free_port()
+    gw = gateways(CONFIG.format(http=hp, metrics=mp) + extra, hp).start()
+    return gw
+
+
+def ops(gw, *args):
+    """An ops command against the gateway of ``gw``'s config file, with the admin key."""
+    return smsgw(*args, "-c", str(gw.config), "--admin-key", "ops-key")
+
+
+def one_line_error(proc, code, *fragments):
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("smsgw: "), proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def send(gw, to, text="hello", key="demo-key"):
+    code, body = http("POST", f"{gw.url}/v1/messages", {"to": to, "text": text}, key=key)
+    assert code == 202, body
+    return body["messages"]
+
+
+def status_of(gw, mid, key="demo-key"):
+    code, body = http("GET", f"{gw.url}/v1/messages/{mid}", key=key)
+    assert code == 200, body
+    return body
+
+
+def until(gw, mid, status, key="demo-key", timeout=15):
+    return wait_for(lambda: (lambda m: m if m["status"] == status else None)(status_of(gw, mid, key)), timeout,
+                    step=0.05, what=f"{mid} {status}")
+
+
+def test_stoplist_import_stops_mt_to_listed_numbers_and_consent_lets_them_through(gateways, tmp_path):
+    gw = start(gateways)
+    listed = tmp_path / "dnc.csv"
+    listed.write_text("# do-not-call, exported from the CRM\n46701230001\n+46701230002, Jane Doe\n\n"
+                      "46701230003 # moved\n")
+    proc = ops(gw, "stoplist", "import", str(listed))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"changed": 3, "numbers": 3}
+
+    messages = send(gw, ["46701230001", "46701230002", "46701230004"])
+    assert [m["status"] for m in messages] == ["stopped", "stopped", "queued"]
+    stopped = status_of(gw, messages[0]["id"])
+    assert stopped["status"] == "stopped" and [e["status"] for e in stopped["events"]] == ["stopped"]
+    until(gw, messages[2]["id"], "delivered")
+
+    # the account's consent overrides do-not-call; removing a number lets everyone send again
+    proc = ops(gw, "stoplist", "add", "--account", "demo", "--consent", "46701230001")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["changed"] == 1, proc.stderr
+    proc = ops(gw, "stoplist", "remove", "46701230002")
+    assert proc.returncode == 0 and json.loads(proc.stdout) == {"changed": 1, "numbers": 1}, proc.stderr
+    proc = ops(gw, "stoplist", "add", "--account", "demo", "46701230005")
+    assert proc.returncode == 0, proc.stderr
+    again = send(gw, ["46701230001", "46701230002", "46701230003", "46701230005"])
+    assert [m["status"] for m in again] == ["queued", "queued", "stopped", "stopped"]
+    until(gw, again[0]["id"], "delivered")
+
+    # errors: one line, non-zero, nothing changed
+    one_line_error(ops(gw, "stoplist", "import", str(tmp_path / "missing.txt")), 2, "missing.txt")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n\n")
+    one_line_error(ops(gw, "stoplist", "import", str(empty)), 2, "no numbers")
+    bad = tmp_path / "bad.txt"
+    bad.write_text("46701230006\nnot-a-number\n")
+    one_line_error(ops(gw, "stoplist", "import", str(bad)), 1, "422 invalid_number", "numbers")
+    assert send(gw, "46701230006")[0]["status"] == "queued"  # refused whole
+    one_line_error(ops(gw, "stoplist", "add", "--account", "nobody", "46701230007"), 1, "404 not_found")
+    one_line_error(smsgw("stoplist", "import", str(listed), "-c", str(gw.config)), 2, "admin key")
+    one_line_error(smsgw("stoplist", "import", str(listed), "-c", str(gw.config), "--admin-key", "wrong"), 1,
+                   "401 unauthorized")
+    one_line_error(smsgw("stoplist", "import", str(listed), "-c", str(gw.config), "--admin-key", "demo-key"), 1,
+                   "403 forbidden")
+    one_line_error(smsgw("stoplist", "import", str(listed), "--url", f"http://127.0.0.1:{free_port()}",
+                         "--admin-key", "ops-key"), 1, "cannot reach the gateway")
+    assert gw.stop() == 0
+
+
+def test_pause_and_resume_an_account(gateways):
+    gw = start(gateways)
+    proc = ops(gw, "pause", "demo")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"account": "demo", "paused": True, "messages": 0}
+    [held] = send(gw, "46701240001")
+    assert held["status"] == "paused"
+    time.sleep(0.5)
+    assert status_of(gw, held["id"])["status"] == "paused"
+    code, account = http("GET", f"{gw.url}/v1/account", key="demo-key")
+    assert code == 200 and account["paused"] is True
+
+    proc = ops(gw, "resume", "demo")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"account": "demo", "paused": False, "messages": 1}
+    m = until(gw, held["id"], "delivered")
+    assert [e["status"] for e in m["events"]] == ["paused", "queued", "submitted", "delivered"]
+    assert send(gw, "46701240002")[0]["status"] == "queued"
+
+    one_line_error(ops(gw, "pause", "nobody"), 1, "404 not_found")
+    one_line_error(smsgw("pause", "demo", "-c", str(gw.config), "--admin-key", "demo-key"), 1, "403 forbidden")
+    proc = smsgw("pause", "-c", str(gw.config), "--admin-key", "ops-key")  # no ACCOUNT: a usage error
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].endswith("required: account")
+    code, account = http("GET", f"{gw.url}/v1/account", key="demo-key")
+    assert account["paused"] is False
+    assert gw.stop() == 0
+
+
+def test_approve_and_refuse_messages_waiting_for_approval(gateways):
+    gw = start(gateways)
+    first, second = send(gw, ["46701250001", "46701250002"], "Offer: https://other.example/x")
+    assert first["status"] == second["status"] == "pending_approval"
+    [fine] = send(gw, "46701250003", "See https://www.demo.example/")
+    assert fine["status"] == "queued"
+
+    proc = ops(gw, "approve", first["id"])
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)
+    assert shown["id"] == first["id"] and shown["status"] == "queued"
+    assert [e["status"] for e in shown["events"]] == ["pending_approval", "queued"]
+    until(gw, first["id"], "delivered")
+
+    proc = ops(gw, "refuse", second["id"])
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["status"] == "stopped"
+    time.sleep(0.3)
+    assert status_of(gw, second["id"])["status"] == "stopped"
+
+    one_line_error(ops(gw, "approve", second["id"]), 1, "409 conflict")
+    one_line_error(ops(gw, "refuse", first["id"]), 1, "409 conflict")
+    one_line_error(ops(gw, "approve", "0" * 24), 1, "404 not_found")
+    one_line_error(smsgw("approve", first["id"], "-c", str(gw.config)), 2, "admin key")
+    assert gw.stop() == 0
+
+
+def test_reload_and_sighup_apply_a_new_account_and_refuse_a_broken_file(gateways):
+    gw = start(gateways)
+    base = gw.config.read_text()
+    code, body = http("POST", f"{gw.url}/v1/messages", {"to": "46701260001", "text": "x"}, key="new-key")
+    assert code == 401 and body["error"]["code"] == "unauthorized"
+
+    # smsgw reload after an edit: the new account's key works at once
+    gw.config.write_text(base + NEWCO.format(key="new-key"))
+    proc = ops(gw, "reload")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["reloaded"] is True
+    [m] = send(gw, "46701260001", key="new-key")
+    assert until(gw, m["id"], "delivered", key="new-key")["from"] == "NEWCO"
+
+    # a broken file is refused (one line, non-zero) and the running config keeps working
+    broken = '[accounts.newco2]\napi_keys = ["k2"]\ntps = "fast"\n'
+    gw.config.write_text(base + NEWCO.format(key="new-key") + broken)
+    proc = smsgw("reload", "--url", gw.url, "--admin-key", "ops-key")
+    one_line_error(proc, 1, "accounts.newco2.tps")
+    assert send(gw, "46701260002", key="new-key")[0]["status"] == "queued"
+    assert send(gw, "46701260003")[0]["status"] == "queued"
+    assert http("POST", f"{gw.url}/v1/messages", {"to": "46701260004", "text": "x"}, key="k2")[0] == 401
+    proc = ops(gw, "reload")  # -c with the broken file: refused before it reaches the gateway
+    assert proc.returncode == 2 and "accounts.newco2.tps" in proc.stderr
+    assert send(gw, "46701260005", key="new-key")[0]["status"] == "queued"
+
+    # kill -HUP does the same: a good edit applies ...
+    gw.config.write_text(base + NEWCO.format(key="hup-key"))
+    os.kill(gw.proc.pid, signal.SIGHUP)
+    wait_for(lambda: http("GET", f"{gw.url}/v1/account", key="hup-key")[0] == 200, 10, step=0.05,
+             what="the key added by SIGHUP")
+    assert http("GET", f"{gw.url}/v1/account", key="new-key")[0] == 401  # the old key went with the edit
+    [m] = send(gw, "46701260006", key="hup-key")
+    until(gw, m["id"], "delivered", key="hup-key")
+    # ... and a broken file is refused, the gateway runs on with what it had
+    gw.config.write_text(base + "[accounts.newco\napi_keys = [\"broken-key\"]\n")
+    os.kill(gw.proc.pid, signal.SIGHUP)
+    wait_for(lambda: "reload refused" in gw.log.read_text(), 10, step=0.05, what="the refused reload in the log")
+    assert gw.proc.poll() is None
+    assert http("GET", f"{gw.url}/v1/account", key="hup-key")[0] == 200
+    assert send(gw, "46701260007", key="hup-key")[0]["status"] == "queued"
+    one_line_error(smsgw("reload", "--url", gw.url, "--admin-key", "ops-key"), 1, "invalid TOML")
+    assert gw.stop() == 0
