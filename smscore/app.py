@@ -36,7 +36,9 @@ def open_store(config: Config, reactor) -> Store:
         from smscore.store.sqlite import SQLiteStore
 
         return SQLiteStore(config.store.sqlite_path, reactor, auto_upgrade=config.store.auto_upgrade)
-    raise SystemExit(f"store.url: {url.split(':', 1)[0]} stores are not supported by this build yet")
+    from smscore.store.postgres import PostgresStore
+
+    return PostgresStore(url, reactor, auto_upgrade=config.store.auto_upgrade)
 
 
 def routing_for(config: Config) -> Routing:

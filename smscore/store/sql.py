@@ -196,6 +196,10 @@ class SqlStore(Store):
     def _for_update(self) -> str:
         return ""
 
+    def _lock(self, cur, *names: str, shared: bool = False) -> None:
+        """Hook: hold ``names`` until this transaction ends, so that transactions of several nodes
+        deciding on the same thing run one after the other. SQLite has one writer: nothing to do."""
+
     def renew(self, owner: str, lease_until: float) -> Deferred:
         sql = self.q("UPDATE messages SET lease_until = ? WHERE owner = ? AND status = 'queued'")
 
@@ -246,6 +250,7 @@ class SqlStore(Store):
     def record_submit(self, message_id: str, operator: str, keys: Sequence[str], at: float,
                       owner: str | None = None, lease_until: float | None = None) -> Deferred:
         def op(cur):
+            self._lock(cur, *(f"smsc-id {operator} {key}" for key in keys))  # vs. an early receipt
             loaded = self._load(cur, message_id)
             if loaded is None:
                 return []
@@ -304,6 +309,7 @@ class SqlStore(Store):
     def apply_receipt(self, receipt: ReceiptFacts, at: float, owner: str | None = None,
                       lease_until: float | None = None) -> Deferred:
         def op(cur):
+            self._lock(cur, *(f"smsc-id {receipt.operator} {key}" for key in receipt.keys))
             hit = None
             for key in receipt.keys:
                 cur.execute(self.q("SELECT message_id, part FROM smsc_ids WHERE operator = ? AND key = ?"),
@@ -421,6 +427,8 @@ class SqlStore(Store):
             else:
                 ref, total, seq = mo.concat
                 key = (mo.operator, mo.sender, mo.to, ref, total)
+                self._lock(cur, "mo-parts", shared=True)
+                self._lock(cur, "mo-parts " + "\x1f".join(map(str, key)))
                 cur.execute(self.q(self._insert_ignore_part()), (*key, seq, mo.text, at))
                 cur.execute(self.q("SELECT COUNT(*), MIN(received_at) FROM mo_parts WHERE operator = ? AND "
                                    "sender = ? AND to_number = ? AND ref = ? AND total = ?"), key)
@@ -441,6 +449,7 @@ class SqlStore(Store):
     def expire_mo_parts(self, older_than: float, now: float, route=None, owner: str | None = None,
                         lease_until: float = 0.0) -> Deferred:
         def op(cur):
+            self._lock(cur, "mo-parts")  # no part is being stored meanwhile by any node
             cur.execute(self.q("SELECT operator, sender, to_number, ref, total, MIN(received_at) FROM mo_parts "
                                "GROUP BY operator, sender, to_number, ref, total HAVING MIN(received_at) < ?"),
                         (older_than,))

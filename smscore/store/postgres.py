@@ -1,0 +1,239 @@
+"""The production store: PostgreSQL through psycopg2, shared by several gateway nodes.
+
+The same ``SqlStore`` operations as SQLite, run by the same group-commit ``BatchWriter`` (one
+thread and one connection per writer, ``BEGIN`` … one SAVEPOINT per operation … ``COMMIT``), with
+the dialect filled in: ``%s`` placeholders, ``ON CONFLICT`` upserts, sequences for the ordering
+columns, row locks.
+
+Several nodes are several processes, each with its own PostgresStore on one database, so nothing
+may rely on the writer thread being alone. What keeps them correct:
+
+- claims (messages, push jobs) take rows with ``FOR UPDATE SKIP LOCKED``: two nodes never get the
+  same row, and neither waits for the other;
+- a change of one message reads it ``FOR UPDATE`` first (``_load``), so receipts for the same
+  message arriving at two nodes apply one after the other, each on the other's result;
+- decisions that span rows not yet written take advisory transaction locks (``_lock``): a receipt
+  and the submit response it may overtake (keyed on the SMSC id), the parts of one concatenated
+  MO (keyed on the group; the expiry sweep excludes all part stores while it runs);
+- ordering columns (``update_seq``, the inbox ``seq``) come from sequences. A sequence hands out
+  numbers in the order transactions *ask*, not the order they *commit*, so a pull could step over
+  a number committed late. Writers hold a shared advisory lock per sequence from the number they
+  take until they commit; a pull first takes that lock exclusively for a moment (``_horizon``) to
+  learn the highest number whose transaction has ended, and shows nothing beyond it.
+
+An operation that lost a deadlock or a unique-key race (a check-then-insert that another node won)
+is rolled back alone and run again in a later batch, where it sees the winner's row.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from twisted.internet.defer import Deferred
+
+from smscore.store.accounts import AccountRules
+from smscore.store.pg_schema import LATEST, connect, lock_key, upgrade, version_of
+from smscore.store.sql import SqlStore
+from smscore.store.writer import BatchWriter
+
+#: How many times an operation that lost a race is run again before its caller hears of it.
+RETRIES = 5
+
+
+def _retryable(failure) -> bool:
+    from psycopg2 import errors
+
+    return failure.check(errors.TransactionRollbackError, errors.UniqueViolation) is not None
+
+
+def _unreachable(failure) -> bool:
+    import psycopg2
+
+    return failure.check(psycopg2.OperationalError, psycopg2.InterfaceError) is not None
+
+
+class _Session:
+    """The writer's connection, opened by the first batch. When the server went away (restart,
+    failover), the next batch connects again instead of failing forever."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.conn = None
+
+    def cursor(self) -> _Cursor:
+        return _Cursor(self)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+
+class _Cursor:
+    def __init__(self, session: _Session) -> None:
+        self._session = session
+        self._cur = None
+
+    def execute(self, sql, params=None):
+        if sql != "BEGIN":
+            return self._cur.execute(sql, params)
+        # Nothing of the batch has run yet: a missing or lost connection is (re)opened here.
+        import psycopg2
+
+        session = self._session
+        try:
+            if session.conn is None or session.conn.closed:
+                raise psycopg2.InterfaceError("not connected")
+            return self._cur.execute(sql)
+        except (psycopg2.OperationalError, psycopg2.InterfaceError):
+            if session.conn is not None:
+                try:
+                    session.conn.close()
+                except psycopg2.Error:
+                    pass
+                session.conn = None
+            session.conn = connect(session.url)
+            self._cur = session.conn.cursor()
+            return self._cur.execute(sql)
+
+    def __getattr__(self, name):
+        return getattr(self._cur, name)
+
+
+class PostgresStore(AccountRules, SqlStore):
+    """SqlStore (with the account rules) on a PostgreSQL database, safe for several nodes."""
+
+    placeholder = "%s"
+
+    def __init__(self, url: str, reactor, *, auto_upgrade: bool = True, writers: int = 1) -> None:
+        if writers < 1:
+            raise ValueError("writers must be at least 1")
+        self.url = url
+        self.auto_upgrade = auto_upgrade
+        self._reactor = reactor
+        self._writers = [BatchWriter(reactor, lambda: _Session(url), name=f"pg-writer-{i}", begin="BEGIN")
+                         for i in range(writers)]
+        self._turn = itertools.cycle(self._writers)
+        # Pulls learn their horizon on a connection of their own: it waits for other nodes'
+        # transactions to end and must not hold up this node's writes meanwhile.
+        self._horizons = BatchWriter(reactor, lambda: _Session(url), name="pg-horizon", begin="BEGIN")
+        self._reachable = True
+        #: operations run again after losing a deadlock or a unique-key race (tests, diagnosis)
+        self.retried = 0
+        super().__init__(self._writers[0])
+
+    # -- dialect -----------------------------------------------------------------------------
+    def q(self, sql: str) -> str:
+        """``?`` → ``%s``; a literal ``%`` is doubled in statements that take parameters."""
+        out = self._sql_cache.get(sql)
+        if out is None:
+            out = sql.replace("%", "%%").replace("?", "%s") if "?" in sql else sql
+            self._sql_cache[sql] = out
+        return out
+
+    def _skip_locked(self) -> str:
+        return " FOR UPDATE SKIP LOCKED"
+
+    def _for_update(self) -> str:
+        return " FOR UPDATE"
+
+    def _upsert_smsc_id(self) -> str:
+        return ("INSERT INTO smsc_ids (operator, key, message_id, part) VALUES (?,?,?,?) "
+                "ON CONFLICT (operator, key) DO UPDATE SET message_id = EXCLUDED.message_id, part = EXCLUDED.part")
+
+    def _insert_ignore_part(self) -> str:
+        return ("INSERT INTO mo_parts (operator, sender, to_number, ref, total, seq, body, received_at) "
+                "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
+
+    def _lock(self, cur, *names: str, shared: bool = False) -> None:
+        fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        for key in sorted({lock_key(name) for name in names}):  # one order everywhere: no self-made deadlock
+            cur.execute(f"SELECT {fn}(%s)", (key,))
+
+    def _next_seq(self, cur, table: str, column: str) -> int:
+        # The shared lock is taken before the number (OFFSET 0 keeps the subquery, and so its
+        # order, as written) and held until commit: see _horizon.
+        seq = f"{table}_{column}_seq"
+        cur.execute("SELECT nextval(%s) FROM (SELECT pg_advisory_xact_lock_shared(%s) OFFSET 0) AS held",
+                    (seq, lock_key(seq)))
+        return cur.fetchone()[0]
+
+    def _horizon(self, table: str, column: str) -> Deferred:
+        """Fires with the highest number of ``<table>_<column>_seq`` whose transaction has ended:
+        every row at or below it that will ever be visible is visible now."""
+        seq = f"{table}_{column}_seq"
+
+        def op(cur):
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(seq),))
+            cur.execute(f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {seq}")
+            return cur.fetchone()[0]
+
+        return self._run_on(self._horizons, op)
+
+    # -- running operations --------------------------------------------------------------------
+    def run(self, op) -> Deferred:
+        return self._run_on(next(self._turn) if len(self._writers) > 1 else self._writer, op)
+
+    def _run_on(self, writer: BatchWriter, op, attempt: int = 1) -> Deferred:
+        d = writer.submit(op)
+
+        def done(result):
+            self._reachable = True
+            return result
+
+        def again(failure):
+            if _retryable(failure):
+                if attempt < RETRIES:
+                    self.retried += 1
+                    return self._run_on(writer, op, attempt + 1)
+            elif _unreachable(failure):
+                self._reachable = False
+            return failure
+
+        d.addCallbacks(done, again)
+        return d
+
+    def is_ready(self) -> bool:
+        """False since an operation found the server gone, until one succeeds again (the
+        pipeline's lease renewals and claims keep trying)."""
+        return self._reachable
+
+    # -- pulls: nothing beyond the horizon -------------------------------------------------------
+    def updates(self, account: str, after: int, limit: int, status: str | None = None, to: str | None = None,
+                updated_since: float | None = None) -> Deferred:
+        d = self._horizon("messages", "update_seq")
+        d.addCallback(lambda top: SqlStore.updates(self, account, after, limit, status, to, updated_since).addCallback(
+            lambda rows: [r for r in rows if r[0] <= top]))
+        return d
+
+    def inbox(self, account: str, after: int, limit: int) -> Deferred:
+        d = self._horizon("mo_messages", "seq")
+        d.addCallback(lambda top: SqlStore.inbox(self, account, after, limit).addCallback(
+            lambda mos: [m for m in mos if m.seq <= top]))
+        return d
+
+    # -- life cycle ----------------------------------------------------------------------------
+    def open(self) -> Deferred:
+        from twisted.internet.threads import deferToThreadPool
+
+        def prepare():
+            if self.auto_upgrade:
+                upgrade(self.url)
+            version = version_of(self.url)
+            if version != LATEST:
+                raise RuntimeError(
+                    f"store has schema version {version}, this gateway needs {LATEST}: run `smsgw db upgrade`")
+
+        d = deferToThreadPool(self._reactor, self._reactor.getThreadPool(), prepare)
+
+        def start(_):
+            for writer in (*self._writers, self._horizons):
+                writer.start()
+
+        d.addCallback(start)
+        return d
+
+    def close(self) -> Deferred:
+        from twisted.internet.defer import gatherResults
+
+        return gatherResults([w.stop() for w in (*self._writers, self._horizons)], consumeErrors=True)
+

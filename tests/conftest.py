@@ -1,0 +1,64 @@
+"""Fixtures shared by every depth: a fresh PostgreSQL database for tests that need one.
+
+``SMSGW_TEST_PG_URL`` names a server (scripts/test starts a throwaway one and sets it; or point it
+at your own, see docs/postgresql.md). Without it the PostgreSQL tests are skipped, but only on a
+developer's machine: under CI, or when scripts/test ran pytest, a missing URL is a failure, and
+so is a URL whose server does not answer.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+PG_ENV = "SMSGW_TEST_PG_URL"
+
+
+def pg_required() -> bool:
+    """True when the PostgreSQL tests must run (CI, or scripts/test)."""
+    return (os.environ.get("CI", "").lower() in ("1", "true", "yes")
+            or os.environ.get("SMSGW_TEST_PG_REQUIRED") == "1")
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` pointing at database ``name`` instead (host, port, user, options kept)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+def _admin(url: str):
+    import psycopg2
+
+    conn = psycopg2.connect(url, connect_timeout=10)
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        if pg_required():
+            pytest.fail(f"{PG_ENV} is not set, and this run must test PostgreSQL (CI or scripts/test)")
+        pytest.skip(f"{PG_ENV} is not set (scripts/test sets it up; see docs/postgresql.md)")
+    return url
+
+
+@pytest.fixture
+def pg_url(pg_server_url):
+    """The URL of a new, empty database on the test server; dropped after the test."""
+    name = f"smsgw_t_{uuid.uuid4().hex[:12]}"
+    admin = _admin(pg_server_url)
+    try:
+        admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    finally:
+        admin.close()
+    yield with_database(pg_server_url, name)
+    admin = _admin(pg_server_url)
+    try:
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.close()
