@@ -579,8 +579,17 @@ class OperatorLink:
         if now < self._throttle_until:
             return 0
         if self._bucket is not None:
-            room = min(room, int(self._bucket.available(now) + _EPS))
+            tokens = int(self._bucket.available(now) + _EPS)
+            if tokens < 1:
+                # Whoever asked will wait for link_ready: make sure one comes when a token does
+                # (a refill timer can fire a hair early and find 0.99999 tokens).
+                self._schedule_refill(now)
+            room = min(room, tokens)
         return max(0, room - len(self._queue))
+
+    def _schedule_refill(self, now: float) -> None:
+        if self._refill_call is None and self._bucket is not None:
+            self._refill_call = self.reactor.callLater(max(self._bucket.wait(now), 0.001), self._refilled)
 
     def submit(self, request: SubmitRequest) -> Deferred:
         """Send one message; fires with a key per part, or fails with ``SubmitError``."""
@@ -645,8 +654,8 @@ class OperatorLink:
     def _take_token(self, now: float) -> bool:
         bucket = self._bucket
         ok = bucket.take(now)
-        if bucket.available(now) < 1 - _EPS and self._refill_call is None:
-            self._refill_call = self.reactor.callLater(bucket.wait(now), self._refilled)
+        if bucket.available(now) < 1 - _EPS:
+            self._schedule_refill(now)
         return ok
 
     def _drain(self) -> None:

@@ -908,3 +908,20 @@ def test_protocol_errors_are_logged_without_dropping_the_session():
     assert net.smsc.protos == [proto] and net.link.is_up()
     assert any(e["event"] == "SMPP protocol error from the SMSC" and e["kind"] == "UnexpectedResponse"
                for e in logs)
+
+
+def test_capacity_zero_for_want_of_a_token_always_leads_to_a_link_ready():
+    # A refill timer may fire a hair before a whole token is back; whoever then asks for capacity
+    # gets 0 and waits for link_ready: a new timer must be pending (once this hung a node for good).
+    net = Net(tps=20)
+    net.submit()
+    net.submit()
+    bucket = net.link._bucket
+    net.link._refill_call.cancel()
+    net.link._refill_call = None
+    net.advance(0.0499)  # 0.998 tokens: the situation a rounding left behind
+    assert bucket.available(net.reactor.seconds()) < 1
+    ready = net.listener.ready
+    assert net.link.capacity() == 0
+    net.advance(0.01)
+    assert net.listener.ready == ready + 1 and net.link.capacity() == 1
