@@ -235,6 +235,8 @@ class AccountRules:
                at: float) -> None:
         cur.execute(self.q(f"SELECT operator, failures FROM learned WHERE number = ?{self._for_update()}"), (number,))
         row = cur.fetchone()
+        if row is not None and not failed and row[0] == delivered_by and delivered_by not in (row[1] or ""):
+            return  # nothing new: the same operator delivered again (the common case: no write)
         operator, failures = (row[0], _failures(row[1])) if row else (None, {})
         for op, when in failed:
             failures[op] = when
