@@ -113,7 +113,10 @@ class Pipeline:
         renew.start(self.lease / 3, now=False)
         mo_sweep.start(min(10.0, max(0.5, self.mo_reassembly_timeout / 10)), now=True)
         sweep.start(min(60.0, max(1.0, self.receipt_timeout / 10)), now=True)
-        d = self._claim_more(include_own=True)
+        # A restarted node takes its own work back at once: what it held before is released (to
+        # itself or any node), then claimed like any unowned work, batch by batch as room frees.
+        d = self.store.release_all(self.node)
+        d.addCallback(lambda _: self._claim_more())
 
         def keep_claiming(_):
             if self._running:
@@ -275,6 +278,11 @@ class Pipeline:
         if not queue:
             return
         room = link.capacity()
+        limit = getattr(link, "max_in_flight", None)
+        if limit is not None:
+            # A submit counts until its outcome is stored, not only until its response: after a
+            # crash, only what is in flight can go out twice, and that stays within window x binds.
+            room = min(room, limit() - self.inflight[operator])
         while room > 0 and queue:
             room -= 1
             self._submit(link, queue.popleft())
@@ -294,17 +302,23 @@ class Pipeline:
                        errbackArgs=(name, m))
         d.addErrback(self._log_failure, "submit bookkeeping failed", message_id=m.id)
 
-    def _submitted(self, keys: list[str], operator: str, m: Message, started: float) -> Deferred:
+    def _stored_attempt(self, result, operator: str):
+        """The outcome of a submit is stored: its in-flight slot is free."""
         self.inflight[operator] -= 1
+        if operator in self.links:
+            self.pump(operator)
+        return result
+
+    def _submitted(self, keys: list[str], operator: str, m: Message, started: float) -> Deferred:
         now = self.clock.seconds()
         self.metrics.submit_seconds.observe(now - started)
         self.metrics.child(self.metrics.operator_attempts, operator, "accepted").inc()
         d = self.store.record_submit(m.id, operator, keys, now, self.node, self.lease_until())
+        d.addBoth(self._stored_attempt, operator)
         d.addCallback(self._after, held=True)
         return d
 
     def _submit_failed(self, failure, operator: str, m: Message):
-        self.inflight[operator] -= 1
         err = failure.value
         if not isinstance(err, SubmitError):
             self.log.error("submit raised", message_id=m.id, operator=operator, error=repr(err))
@@ -316,9 +330,11 @@ class Pipeline:
             # Throttled or transient: never a failure. Back to the front of the queue; the link
             # reports capacity 0 while it backs off, so this does not spin.
             self.log.debug("submit requeued", message_id=m.id, operator=operator, reason=err.detail)
-            self.queues[operator].appendleft(m)
+            self.inflight[operator] -= 1
+            self.queues.setdefault(operator, deque()).appendleft(m)
             return None
         d = self.store.record_submit_failed(m.id, operator, err.detail, self.clock.seconds())
+        d.addBoth(self._stored_attempt, operator)
         d.addCallback(lambda t: self._after([t] if t is not None else [], held=True))
         return d
 

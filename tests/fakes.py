@@ -23,6 +23,9 @@ class FakeLink:
     def is_up(self) -> bool:
         return self.up
 
+    def max_in_flight(self) -> int:
+        return self.window
+
     def capacity(self) -> int:
         return max(0, self.window - self.outstanding) if self.up else 0
 

@@ -566,6 +566,10 @@ class OperatorLink:
                           "reconnect_failures": s.failures} for s in self._sessions],
         }
 
+    def max_in_flight(self) -> int:
+        """Submits that may be outstanding at once: window x transmitting sessions."""
+        return self.settings.window * sum(1 for s in self._sessions if s.transmits)
+
     def is_up(self) -> bool:
         return not self._stopped and any(s.can_submit() for s in self._sessions)
 

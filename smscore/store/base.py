@@ -67,6 +67,11 @@ class Store(ABC):
         """Give claimed messages back (unowned), e.g. when a node cannot send them now."""
 
     @abstractmethod
+    def release_all(self, owner: str) -> Deferred:
+        """Give back every queued message ``owner`` holds (a node starting again takes its own work
+        back through ``claim`` like any unowned work). Fires with how many."""
+
+    @abstractmethod
     def record_submit(self, message_id: str, operator: str, keys: Sequence[str], at: float,
                       owner: str | None = None, lease_until: float | None = None) -> Deferred:
         """The SMSC of ``operator`` accepted every part; ``keys[i]`` is part i's normalized SMSC id.

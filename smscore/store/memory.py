@@ -97,6 +97,14 @@ class MemoryStore(Store):
                 n += 1
         return succeed(n)
 
+    def release_all(self, owner: str) -> Deferred:
+        n = 0
+        for mid, (holder, _) in list(self.leases.items()):
+            if holder == owner and self.messages[mid].status is Status.QUEUED:
+                self.leases[mid] = (None, None)
+                n += 1
+        return succeed(n)
+
     def release(self, owner: str, message_ids: Sequence[str]) -> Deferred:
         for mid in message_ids:
             if self.leases.get(mid, (None,))[0] == owner:

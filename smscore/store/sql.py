@@ -209,6 +209,15 @@ class SqlStore(Store):
 
         return self.run(op)
 
+    def release_all(self, owner: str) -> Deferred:
+        sql = self.q("UPDATE messages SET owner = NULL, lease_until = NULL WHERE owner = ? AND status = 'queued'")
+
+        def op(cur):
+            cur.execute(sql, (owner,))
+            return cur.rowcount
+
+        return self.run(op)
+
     def release(self, owner: str, message_ids: Sequence[str]) -> Deferred:
         sql = self.q("UPDATE messages SET owner = NULL, lease_until = NULL WHERE owner = ? AND id = ?")
         rows = [(owner, mid) for mid in message_ids]

@@ -320,17 +320,18 @@ async def test_garbage_pdus_are_nacked_and_the_session_carries_on(tmp_path):
 async def test_unframeable_pdu_closes_the_session_and_rebinds(tmp_path, command_length):
     sim = GarbagePDUs(SIM, reactor, "unframeable", interjections=[unframeable(command_length)],
                       first_message_id=FIRST_ID)
-    # A window of 1: the garbage follows the response to the first submit, the gateway sends the
-    # second at once, then reads the garbage and closes: exactly that second one goes unanswered.
+    # A window of 1: the garbage follows the response to the first submit. The second submit goes
+    # out only once the first's outcome is stored (a submit counts as in flight until then), and
+    # by then the gateway has read the garbage and closed: nothing is cut off, nothing sent twice.
     async with Gateway(tmp_path, sim, window=1) as gw:
         messages = await gw.accept(4)
         await gw.settled(messages)
-        await gw.check_outcome(messages, twice=[to(1)])
+        await gw.check_outcome(messages, twice=[])
         assert [(p.command, p.sequence, p.status) for p in sim.answers] == [
             ("generic_nack", 0, ESME_RINVCMDLEN)]
         assert gw.pdus("bind_transceiver", "out") == 2
         assert len({r.session for r in sim.submits}) == 2
-        assert gw.attempts("transient") == 1
+        assert gw.attempts("transient") == 0
 
 
 @pytest_twisted.ensureDeferred
