@@ -1,7 +1,8 @@
 """End-to-end benchmark: HTTP API → store → SMPP → simulated SMSC → receipt → store.
 
 Starts a standalone simulated SMSC (`smsgw smsc-sim`) and a gateway (`smsgw run`) as separate
-processes on loopback, with a throwaway SQLite store, then drives the HTTP API from this process
+processes on loopback, with a throwaway SQLite store (or, with `--store postgresql`, a new database
+on the PostgreSQL server of `--pg-url` / SMSGW_BENCH_PG_URL, dropped afterwards), then drives the HTTP API from this process
 with keep-alive connections (asyncio, raw HTTP/1.1, so the load generator stays cheap), and waits
 until every accepted message has its receipt stored. Prints, for each phase:
 
@@ -66,7 +67,7 @@ CONFIG = """
 [gateway]
 node = "bench"
 [store]
-url = "sqlite:///{db}"
+url = "{store_url}"
 [http]
 listen = "127.0.0.1:{http}"
 [metrics]
@@ -161,8 +162,26 @@ def wait_port(port: int, timeout: float = 60.0) -> None:
         raise SystemExit(f"bench: nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
 
 
-def delivered_stats(db: Path, ids: list[str]) -> tuple[int, list[float], int]:
-    """(delivered count, accept→delivered latencies, ids missing from the store)."""
+def pg_query(url: str, sql: str, params=()) -> list[tuple]:
+    import psycopg2
+
+    conn = psycopg2.connect(url, connect_timeout=10)
+    try:
+        cur = conn.cursor()
+        cur.execute(sql, params)
+        return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def delivered_stats(db: Path | str, ids: list[str]) -> tuple[int, list[float], int]:
+    """(delivered count, accept→delivered latencies, ids missing from the store). ``db`` is the
+    SQLite file, or the URL of the PostgreSQL database."""
+    if isinstance(db, str):
+        rows = pg_query(db, "SELECT m.status, m.created_at, (SELECT MAX(at) FROM events e WHERE e.message_id = m.id "
+                            "AND e.status = 'delivered') FROM messages m WHERE m.id = ANY(%s)", (ids,))
+        delivered = [r for r in rows if r[0] == "delivered"]
+        return len(delivered), [r[2] - r[1] for r in delivered if r[2] is not None], len(ids) - len(rows)
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     try:
         conn.execute("CREATE TEMP TABLE want (id TEXT PRIMARY KEY)")
@@ -176,8 +195,26 @@ def delivered_stats(db: Path, ids: list[str]) -> tuple[int, list[float], int]:
     return len(delivered), [r[2] - r[1] for r in delivered if r[2] is not None], len(ids) - len(rows)
 
 
-def count_delivered(db: Path, ids: list[str]) -> int:
+def count_delivered(db: Path | str, ids: list[str]) -> int:
+    if isinstance(db, str):
+        return pg_query(db, "SELECT COUNT(*) FROM messages WHERE id = ANY(%s) AND status = 'delivered'", (ids,))[0][0]
     return delivered_stats(db, ids)[0]
+
+
+def pg_database(server_url: str, name: str, drop: bool = False) -> str:
+    """Create (or drop) database ``name`` on the server of ``server_url``; returns its URL."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg2
+
+    conn = psycopg2.connect(server_url, connect_timeout=10)
+    conn.autocommit = True
+    try:
+        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' if drop else f'CREATE DATABASE "{name}"')
+    finally:
+        conn.close()
+    parts = urlsplit(server_url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
 def run_phase(name, args, http_port, db, pids, bodies, per_request):
@@ -220,14 +257,19 @@ class Rig:
     def __init__(self, args, name: str, throttle_tps: int = 0) -> None:
         self.args, self.throttle_tps = args, throttle_tps
         self.tmp = Path(tempfile.mkdtemp(prefix=f"smsgw-bench-{name}-"))
-        self.db = self.tmp / "bench.db"
+        self.db: Path | str = self.tmp / "bench.db"
+        self.store_url = "sqlite:///bench.db"
+        self.pg_name = None
+        if args.store == "postgresql":
+            self.pg_name = f"smsgw_bench_{self.tmp.name.rsplit('-', 1)[-1].lower()}"
+            self.db = self.store_url = pg_database(args.pg_url, self.pg_name)
         self.http_port, self.metrics_port, self.smpp_port = free_port(), free_port(), free_port()
         self.procs: list[subprocess.Popen] = []
 
     def __enter__(self) -> Rig:
         args = self.args
         (self.tmp / "gw.toml").write_text(CONFIG.format(
-            db=self.db.name, http=self.http_port, metrics=self.metrics_port, smpp=self.smpp_port,
+            store_url=self.store_url, http=self.http_port, metrics=self.metrics_port, smpp=self.smpp_port,
             binds=args.binds, window=args.window))
         sim = subprocess.Popen([SMSGW, "smsc-sim", "--listen", f"127.0.0.1:{self.smpp_port}", "--system-id", "bench",
                                 "--password", "bench", "--receipt-delay", args.receipt_delay, "--window",
@@ -252,6 +294,8 @@ class Rig:
                     proc.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+        if self.pg_name:
+            pg_database(self.args.pg_url, self.pg_name, drop=True)
 
     def metric(self, name: str, **labels) -> float:
         """A sample from the gateway's /metrics (0 when absent)."""
@@ -283,12 +327,24 @@ def main() -> int:
     p.add_argument("--throttle-tps", type=int, default=500,
                    help="the throttled phase's SMSC answers ESME_RTHROTTLED above this rate (default 500)")
     p.add_argument("--profile", metavar="FILE", help="run the gateway under cProfile, writing FILE")
+    p.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite",
+                   help="the gateway's store (default sqlite); postgresql: a new database per rig on --pg-url")
+    p.add_argument("--pg-url", default=os.environ.get("SMSGW_BENCH_PG_URL"),
+                   help="a PostgreSQL server whose role may CREATE DATABASE (default $SMSGW_BENCH_PG_URL; "
+                        "scripts/bench starts a throwaway one when neither is given)")
     args = p.parse_args()
+    if args.store == "postgresql" and not args.pg_url:
+        p.error("--store postgresql needs --pg-url or SMSGW_BENCH_PG_URL")
     phases = args.phases.split(",")
     lost = 0
-    print(f"smsgw bench: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, store SQLite "
-          f"(WAL, synchronous=FULL), window {args.window} x {args.binds} bind(s), "
-          f"receipt delay {args.receipt_delay}")
+    if args.store == "postgresql":
+        version = pg_query(args.pg_url, "SHOW server_version")[0][0]
+        sync = pg_query(args.pg_url, "SHOW synchronous_commit")[0][0]
+        store = f"PostgreSQL {version} (synchronous_commit={sync}, one writer connection)"
+    else:
+        store = "SQLite (WAL, synchronous=FULL)"
+    print(f"smsgw bench: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, store {store}, "
+          f"window {args.window} x {args.binds} bind(s), receipt delay {args.receipt_delay}")
     if "single" in phases or "batch" in phases:
         with Rig(args, "main") as rig:
             print(f"  (logs in {rig.tmp})")

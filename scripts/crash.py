@@ -1,0 +1,879 @@
+"""Crash trials: SIGKILL the gateway under traffic, start it again, and check that nothing was lost.
+
+One trial (``run_trial``): a standalone simulated SMSC (``smsgw smsc-sim``, one process) and a
+gateway (``smsgw run``, another) with the simulator as an ``smpp`` operator (window 10, one bind),
+on a fresh SQLite file or a fresh PostgreSQL database. A load thread POSTs messages (one per
+request, and now and then a list of 2–4), recording every 2xx answer's ids; an MO thread makes the
+simulator send MO through its control port (``POST /mo``), recording every MO the simulator says
+the gateway acknowledged (``{"outcome": "delivered"}``: the deliver_sm_resp was ESME_ROK). At a
+random moment (seeded) the gateway is SIGKILLed, then started again with the same node name; the
+traffic goes on a little, stops, and the trial waits until every accepted message is final,
+reading the store directly (SQLite read-only, or psycopg2). Then it checks:
+
+- every id answered 2xx is in the store and ``delivered``;
+- every receipt the simulator got a deliver_sm_resp ESME_ROK for is in the store (its SMSC id is
+  a key of ``smsc_ids``, or still held in ``orphan_receipts`` when it was the receipt of a submit
+  whose response the killed gateway never stored), and its message is ``delivered``;
+- every acknowledged MO is in ``mo_messages``;
+- duplicates (per destination: submits the simulator accepted, minus one) number at most
+  ``window × binds`` (one crash, SPEC §11), and each is a first submit on a session of the killed
+  gateway followed by one on a session of the restarted one.
+
+The restarted gateway's ``smsgw_submit_unanswered_total`` is printed next to the duplicates; it
+starts from zero at the restart, so it cannot count what the killed process had in its window:
+the bound above is what is checked.
+
+The simulator needs one log line it does not have: which receipt was acknowledged. It runs here as
+``smsgw smsc-sim`` through a small boot (``SIM_BOOT``) that fills the scenario hook
+``SimulatedSMSC.receipt_acknowledged`` with a log line "receipt acknowledged" (``message_id``,
+``session``); everything else is the standalone simulator as shipped.
+
+CLI::
+
+    .venv/bin/python scripts/crash.py --store sqlite --trials 10 --messages 400
+    .venv/bin/python scripts/crash.py --store postgresql --pg-url URL --trials 10
+
+(``--pg-url`` or ``SMSGW_BENCH_PG_URL`` / ``SMSGW_TEST_PG_URL`` name a server; each trial creates a
+database of its own there and drops it.) Exit status 1 when a trial failed a check.
+``tests/e2e/test_crash_trials.py`` runs three short trials per store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from connectors.smpp.receipts import keys_for_receipt  # noqa: E402
+
+PYTHON = sys.executable
+SMSGW = [PYTHON, "-m", "smscore.cli"]
+
+#: ``smsgw smsc-sim`` with one more log line: every receipt the ESME acknowledged ESME_ROK.
+SIM_BOOT = """
+import sys
+from connectors.sim.smsc import SimulatedSMSC
+
+def receipt_acknowledged(self, proto, receipt):
+    self.log.info("receipt acknowledged", session=proto.label, message_id=receipt.message_id)
+
+SimulatedSMSC.receipt_acknowledged = receipt_acknowledged
+from smscore.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+NODE = "crash"
+API_KEY = "crash-key"
+MO_TO = "72550"  # not a shortcode of this gateway: the MO is stored "not routed", no reply
+
+CONFIG = """
+[gateway]
+node = "{node}"
+[store]
+url = "{store_url}"
+[http]
+listen = "127.0.0.1:{http}"
+[metrics]
+listen = "127.0.0.1:{metrics}"
+[operators.smsc]
+type = "smpp"
+host = "127.0.0.1"
+port = {smpp}
+system_id = "crash"
+password = "pw"
+binds = {binds}
+window = {window}
+cost = 0.1
+[profiles.standard]
+operators = ["smsc"]
+[accounts.demo]
+api_keys = ["{key}"]
+senders = ["CRASH"]
+"""
+
+
+# -- small helpers ------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, step: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(step)
+
+
+def get_status(url: str, timeout: float = 1.0) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+def create_database(server_url: str) -> str:
+    """A new empty database on the server of ``server_url``; returns its URL."""
+    import psycopg2
+
+    name = f"smsgw_crash_{uuid.uuid4().hex[:12]}"
+    conn = psycopg2.connect(server_url, connect_timeout=10)
+    conn.autocommit = True
+    try:
+        conn.cursor().execute(f'CREATE DATABASE "{name}"')
+    finally:
+        conn.close()
+    return with_database(server_url, name)
+
+
+def drop_database(server_url: str, url: str) -> None:
+    import psycopg2
+
+    name = urlsplit(url).path.lstrip("/")
+    conn = psycopg2.connect(server_url, connect_timeout=10)
+    conn.autocommit = True
+    try:
+        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        conn.close()
+
+
+def log_entries(path: Path) -> list[dict]:
+    """The JSON lines of a log written by structlog (a partial last line is skipped)."""
+    out = []
+    with open(path, "rb") as f:
+        for line in f:
+            if line.startswith(b"{"):
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+    return out
+
+
+# -- processes ---------------------------------------------------------------------------------
+class Sim:
+    """A standalone ``smsgw smsc-sim`` (with the receipt-acknowledged log line) in its own process."""
+
+    def __init__(self, workdir: Path, *, window: int = 10, receipt_delay: str = "100ms",
+                 system_id: str = "crash", password: str = "pw", log_level: str = "info") -> None:
+        self.smpp_port, self.control_port = free_port(), free_port()
+        self.log = workdir / "sim.log"
+        self.args = ["smsc-sim", "--listen", f"127.0.0.1:{self.smpp_port}", "--control",
+                     f"127.0.0.1:{self.control_port}", "--system-id", system_id, "--password", password,
+                     "--receipt-delay", receipt_delay, "--window", str(window), "--log-level", log_level]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Sim:
+        self.proc = subprocess.Popen([PYTHON, "-c", SIM_BOOT, *self.args], stdout=open(self.log, "w"),
+                                     stderr=subprocess.STDOUT, cwd=ROOT)
+        wait_until(lambda: self.proc.poll() is not None or b"simulated SMSC listening" in self.log.read_bytes(),
+                   30, what="the simulated SMSC")
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"smsc-sim exited: {self.log.read_text()[-2000:]}")
+        return self
+
+    def inject_mo(self, sender: str, text: str, timeout: float = 15.0) -> str:
+        body = json.dumps({"from": sender, "to": MO_TO, "text": text}).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{self.control_port}/mo", data=body, method="POST")
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read())["outcome"]
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Gateway:
+    """``smsgw run -c FILE`` in a child process, ended by its PID only."""
+
+    def __init__(self, workdir: Path, store_url: str, smpp_port: int, *, window: int = 10, binds: int = 1,
+                 log_level: str = "info", node: str = NODE) -> None:
+        self.http_port, self.metrics_port = free_port(), free_port()
+        self.config = workdir / "gw.toml"
+        self.config.write_text(CONFIG.format(node=node, store_url=store_url, http=self.http_port,
+                                             metrics=self.metrics_port, smpp=smpp_port, binds=binds,
+                                             window=window, key=API_KEY))
+        self.log = workdir / "gw.log"
+        self.log_level = log_level
+        self.proc: subprocess.Popen | None = None
+        self.started_at = 0.0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def spawn(self) -> subprocess.Popen:
+        self.started_at = time.time()
+        self.proc = subprocess.Popen([*SMSGW, "run", "-c", str(self.config), "--log-level", self.log_level],
+                                     stdout=open(self.log, "a"), stderr=subprocess.STDOUT, cwd=ROOT)
+        return self.proc
+
+    def start(self, ready: bool = True, timeout: float = 60) -> Gateway:
+        self.spawn()
+
+        def healthy():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.proc.returncode}: {self.log.read_text()[-3000:]}")
+            return get_status(self.url + "/healthz") == 200
+
+        wait_until(healthy, timeout, 0.05, what="the gateway's /healthz")
+        if ready:
+            wait_until(lambda: get_status(self.url + "/readyz") == 200, 30, 0.05, what="the gateway's /readyz")
+        return self
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return -9
+
+    def metric(self, name: str, **labels) -> float:
+        want = "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else ""
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
+        except OSError:
+            return float("nan")
+        for line in text.splitlines():
+            if line.startswith(name + want + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+
+# -- reading the store directly -----------------------------------------------------------------
+class StoreReader:
+    """Read-only queries on the gateway's store: a SQLite file or a PostgreSQL URL."""
+
+    def __init__(self, sqlite_path: Path | None = None, pg_url: str | None = None) -> None:
+        self.sqlite_path, self.pg_url = sqlite_path, pg_url
+
+    def _query(self, sql: str, params=()) -> list[tuple]:
+        if self.sqlite_path is not None:
+            if not self.sqlite_path.exists():
+                return []
+            conn = sqlite3.connect(f"file:{self.sqlite_path}?mode=ro", uri=True, timeout=30)
+            try:
+                return conn.execute(sql, params).fetchall()
+            finally:
+                conn.close()
+        import psycopg2
+
+        conn = psycopg2.connect(self.pg_url, connect_timeout=10)
+        try:
+            cur = conn.cursor()
+            cur.execute(sql.replace("?", "%s"), params)
+            return cur.fetchall()
+        finally:
+            conn.close()
+
+    def messages(self) -> dict[str, tuple[str, str]]:
+        """id -> (destination, status) of every message."""
+        return {mid: (to, status) for mid, to, status in self._query("SELECT id, to_number, status FROM messages")}
+
+    def smsc_keys(self) -> set[str]:
+        return {k for (k,) in self._query("SELECT key FROM smsc_ids")}
+
+    def orphan_keys(self) -> set[str]:
+        return {k for (k,) in self._query("SELECT key FROM orphan_receipts")}
+
+    def mo_bodies(self) -> set[str]:
+        return {b for (b,) in self._query("SELECT body FROM mo_messages")}
+
+    def count_by_status(self) -> dict[str, int]:
+        return dict(self._query("SELECT status, COUNT(*) FROM messages GROUP BY status"))
+
+
+# -- one trial ------------------------------------------------------------------------------------
+@dataclass
+class TrialResult:
+    store: str
+    trial: int
+    seed: int
+    kill_after: float = 0.0
+    accepted: int = 0
+    accepted_before_kill: int = 0
+    unanswered_posts: int = 0
+    delivered: int = 0
+    receipts_acked: int = 0
+    mo_acked: int = 0
+    mo_tried: int = 0
+    submits: int = 0
+    duplicates: int = 0
+    bound: int = 0
+    unanswered_counter: float = 0.0
+    restart_seconds: float = 0.0
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def line(self) -> str:
+        return (f"{self.store:<10} trial {self.trial:>2} seed {self.seed}: kill at {self.kill_after:.2f}s "
+                f"({self.accepted_before_kill} accepted by then), accepted {self.accepted} "
+                f"(+{self.unanswered_posts} posts unanswered), delivered {self.delivered}, "
+                f"receipts acked {self.receipts_acked}, MO acked {self.mo_acked}/{self.mo_tried}, "
+                f"submits {self.submits}, duplicates {self.duplicates} (bound {self.bound}; restarted "
+                f"gateway's submit_unanswered {self.unanswered_counter:.0f}), restart {self.restart_seconds:.2f}s, "
+                f"{self.seconds:.1f}s: {'ok' if self.ok else 'FAILED: ' + '; '.join(self.problems)}")
+
+
+class Load:
+    """POSTs messages at a steady pace from a few threads, never reusing a destination."""
+
+    def __init__(self, gw: Gateway, rng: random.Random, rate: float, limit: int, threads: int = 2) -> None:
+        self.gw, self.rng, self.rate, self.limit = gw, rng, rate, limit
+        self.accepted: dict[str, str] = {}  # id -> destination
+        self.unanswered = 0
+        self.refused = 0
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self._next = 0
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        # the list sizes are drawn up front so the seed alone fixes them
+        # (one per request mostly, some short lists, and a burst of 20-50 now and then to fill the window)
+        self._sizes = [rng.choice((2, 3, 4)) if r < 0.2 else rng.randint(20, 50) if r > 0.98 else 1
+                       for r in (rng.random() for _ in range(limit))]
+
+    def start(self) -> Load:
+        self.started = time.monotonic()
+        for t in self._threads:
+            t.start()
+        return self
+
+    def join(self) -> None:
+        self.stop.set()
+        for t in self._threads:
+            t.join(timeout=30)
+
+    def _take(self) -> list[str] | None:
+        with self.lock:
+            if self._next >= self.limit:
+                return None
+            size = self._sizes[self._next]
+            first = self._next
+            self._next = min(self.limit, self._next + size)
+            return [f"4670{i:07d}" for i in range(first, self._next)]
+
+    def _run(self) -> None:
+        conn = None
+        interval = len(self._threads) / self.rate
+        due = time.monotonic()
+        while not self.stop.is_set():
+            numbers = self._take()
+            if numbers is None:
+                return
+            due += interval * len(numbers)
+            body = json.dumps({"to": numbers if len(numbers) > 1 else numbers[0],
+                               "text": f"crash {numbers[0]}"}).encode()
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", self.gw.http_port, timeout=5)
+                conn.request("POST", "/v1/messages", body, {"Authorization": f"Bearer {API_KEY}",
+                                                            "Content-Type": "application/json"})
+                resp = conn.getresponse()
+                data = resp.read()
+                if 200 <= resp.status < 300:
+                    with self.lock:
+                        for m in json.loads(data)["messages"]:
+                            self.accepted[m["id"]] = m["to"].lstrip("+")
+                else:
+                    with self.lock:
+                        self.refused += 1
+            except (OSError, http.client.HTTPException):
+                # the gateway is gone (or going): no answer, no promise; a fresh destination next
+                with self.lock:
+                    self.unanswered += 1
+                if conn is not None:
+                    conn.close()
+                conn = None
+                time.sleep(0.02)
+            pause = due - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            else:
+                due = time.monotonic()
+        if conn is not None:
+            conn.close()
+
+
+class MoLoad:
+    """Makes the simulator send MO one after the other; records those the gateway acknowledged."""
+
+    def __init__(self, sim: Sim, trial: int, pause: float = 0.03) -> None:
+        self.sim, self.trial, self.pause = sim, trial, pause
+        self.acked: list[str] = []
+        self.outcomes: dict[str, int] = {}
+        self.stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> MoLoad:
+        self._thread.start()
+        return self
+
+    def join(self) -> None:
+        self.stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        i = 0
+        while not self.stop.is_set():
+            text = f"crash mo {self.trial} {i}"
+            try:
+                outcome = self.sim.inject_mo(f"46709{i:06d}", text)
+            except OSError as exc:
+                outcome = f"error: {exc}"
+            self.outcomes[outcome.split(":")[0]] = self.outcomes.get(outcome.split(":")[0], 0) + 1
+            if outcome == "delivered":
+                self.acked.append(text)
+            i += 1
+            self.stop.wait(self.pause)
+
+
+def run_trial(store: str, trial: int, seed: int, workdir: Path, *, pg_url: str | None = None,
+              messages: int = 400, rate: float | None = None, window: int = 10, binds: int = 1,
+              kill_between: tuple[float, float] = (0.5, 2.0), after: float = 1.0,
+              final_timeout: float = 60.0) -> TrialResult:
+    """One crash trial (see the module docstring). ``workdir`` holds the logs (and the SQLite file).
+    ``pg_url`` is the URL of an empty PostgreSQL database for ``store == "postgresql"``. ``rate``
+    (messages a second offered) defaults to spreading ``messages`` over the latest kill, the restart
+    and ``after``, so that traffic runs before, during and after the crash."""
+    if rate is None:
+        rate = messages / (kill_between[1] + 1.0 + after)
+    t0 = time.monotonic()
+    rng = random.Random(seed)
+    result = TrialResult(store, trial, seed, bound=window * binds)
+    result.kill_after = round(rng.uniform(*kill_between), 3)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if store == "sqlite":
+        reader = StoreReader(sqlite_path=workdir / "crash.db")
+        store_url = "sqlite:///crash.db"
+    elif store == "postgresql":
+        if not pg_url:
+            raise ValueError("a PostgreSQL trial needs pg_url")
+        reader = StoreReader(pg_url=pg_url)
+        store_url = pg_url
+    else:
+        raise ValueError(f"unknown store {store!r}")
+
+    sim = Sim(workdir, window=window).start()
+    gw = Gateway(workdir, store_url, sim.smpp_port, window=window, binds=binds)
+    load = mo = None
+    try:
+        gw.start()
+        load = Load(gw, rng, rate, messages).start()
+        mo = MoLoad(sim, trial).start()
+        time.sleep(max(0.0, load.started + result.kill_after - time.monotonic()))
+        gw.kill()
+        with load.lock:
+            result.accepted_before_kill = len(load.accepted)
+        # Sessions the killed gateway had bound: everything bound so far.
+        old_sessions = {e["session"] for e in log_entries(sim.log) if e.get("event") == "esme bound"}
+        restart = time.monotonic()
+        gw.start(ready=False)
+        result.restart_seconds = time.monotonic() - restart
+        time.sleep(after)
+        load.join()
+        mo.join()
+        accepted = dict(load.accepted)
+        result.accepted, result.unanswered_posts = len(accepted), load.unanswered
+        result.mo_acked, result.mo_tried = len(mo.acked), sum(mo.outcomes.values())
+
+        def all_final():
+            stored = reader.messages()
+            return all(mid in stored and stored[mid][1] in FINAL for mid in accepted)
+
+        try:
+            wait_until(all_final, final_timeout, 0.25, what="every accepted message final")
+        except TimeoutError as exc:
+            result.problems.append(f"{exc}: store has {reader.count_by_status()}")
+        time.sleep(0.5)  # receipts on their way are acknowledged by now
+        result.unanswered_counter = gw.metric("smsgw_submit_unanswered_total", operator="smsc")
+        code = gw.stop()
+        if code != 0:
+            result.problems.append(f"the restarted gateway exited with {code} on SIGTERM")
+        sim.stop()
+        check(result, reader, accepted, mo.acked, log_entries(sim.log), old_sessions)
+    finally:
+        for t in (load, mo):
+            if t is not None:
+                t.stop.set()
+        gw.stop()
+        sim.stop()
+        result.seconds = time.monotonic() - t0
+    return result
+
+
+FINAL = {"delivered", "failed", "expired", "unknown", "stopped", "rejected"}
+
+
+def check(result: TrialResult, reader: StoreReader, accepted: dict[str, str], mo_acked: list[str],
+          sim_log: list[dict], old_sessions: set[str]) -> None:
+    """The checks of the module docstring; problems go to ``result.problems``."""
+    problems = result.problems
+    stored = reader.messages()
+    missing = [mid for mid in accepted if mid not in stored]
+    if missing:
+        problems.append(f"{len(missing)} accepted messages not in the store, e.g. {missing[:3]}")
+    not_delivered = [(mid, stored[mid][1]) for mid in accepted if mid in stored and stored[mid][1] != "delivered"]
+    if not_delivered:
+        problems.append(f"{len(not_delivered)} accepted messages not delivered, e.g. {not_delivered[:3]}")
+    result.delivered = sum(1 for mid in accepted if stored.get(mid, ("", ""))[1] == "delivered")
+
+    # The simulator's view: submits per destination, and the receipts it was told ESME_ROK for.
+    submits: dict[str, list[str]] = {}
+    destination_of: dict[str, str] = {}  # SMSC message id -> destination
+    acked_receipts: list[str] = []
+    for e in sim_log:
+        if e.get("event") == "submit_sm accepted":
+            submits.setdefault(e["destination_addr"], []).append(e["session"])
+            destination_of[e["message_id"]] = e["destination_addr"]
+        elif e.get("event") == "receipt acknowledged":
+            acked_receipts.append(e["message_id"])
+    result.submits = sum(len(s) for s in submits.values())
+    result.receipts_acked = len(acked_receipts)
+    not_submitted = [to for to in accepted.values() if to not in submits]
+    if not_submitted:
+        problems.append(f"{len(not_submitted)} accepted destinations never submitted, e.g. {not_submitted[:3]}")
+
+    by_destination: dict[str, list[str]] = {}
+    for mid, (to, status) in stored.items():
+        by_destination.setdefault(to, []).append(status)
+    known = reader.smsc_keys() | reader.orphan_keys()
+    lost_receipts, undelivered_receipts = [], []
+    for smsc_id in acked_receipts:
+        if not set(keys_for_receipt(smsc_id)) & known:
+            lost_receipts.append(smsc_id)
+        to = destination_of.get(smsc_id)
+        if to is None or by_destination.get(to) != ["delivered"]:
+            undelivered_receipts.append((smsc_id, to, by_destination.get(to)))
+    if lost_receipts:
+        problems.append(f"{len(lost_receipts)} acknowledged receipts not in the store, e.g. {lost_receipts[:3]}")
+    if undelivered_receipts:
+        problems.append(f"{len(undelivered_receipts)} acknowledged receipts whose message is not delivered, "
+                        f"e.g. {undelivered_receipts[:3]}")
+
+    mo_stored = reader.mo_bodies()
+    lost_mo = [text for text in mo_acked if text not in mo_stored]
+    if lost_mo:
+        problems.append(f"{len(lost_mo)} acknowledged MO not in the store, e.g. {lost_mo[:3]}")
+
+    twice = {to: sessions for to, sessions in submits.items() if len(sessions) > 1}
+    result.duplicates = sum(len(s) - 1 for s in twice.values())
+    if result.duplicates > result.bound:
+        problems.append(f"{result.duplicates} duplicate submits, more than window x binds = {result.bound}: "
+                        f"{dict(list(twice.items())[:12])}")
+    odd = {to: s for to, s in twice.items()
+           if not (len(s) == 2 and s[0] in old_sessions and s[1] not in old_sessions)}
+    if odd:
+        problems.append(f"duplicates other than one submit before the crash and one after: {dict(list(odd.items())[:5])}")
+
+
+# -- a slow commit at the moment of the crash -----------------------------------------------------
+@dataclass
+class SlowCommitResult:
+    store: str
+    messages: int
+    submitted_before_kill: int = 0
+    duplicates: int = 0
+    bound: int = 0
+    delivered: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (f"{self.store:<10} slow commit: {self.messages} queued, {self.submitted_before_kill} submitted "
+                f"while the store could not commit, duplicates after the crash {self.duplicates} (bound "
+                f"{self.bound}), delivered {self.delivered}: "
+                f"{'ok' if not self.problems else 'FAILED: ' + '; '.join(self.problems)}")
+
+
+class _StoreLock:
+    """Holds the store so that the gateway's writer cannot commit a submit response (SQLite: the
+    write lock; PostgreSQL: an EXCLUSIVE lock on smsc_ids, which every record_submit writes)."""
+
+    def __init__(self, sqlite_path: Path | None, pg_url: str | None) -> None:
+        if sqlite_path is not None:
+            self.conn = sqlite3.connect(str(sqlite_path), isolation_level=None, timeout=30)
+            self.conn.execute("BEGIN IMMEDIATE")
+        else:
+            import psycopg2
+
+            self.conn = psycopg2.connect(pg_url)
+            self.conn.cursor().execute("LOCK TABLE smsc_ids IN EXCLUSIVE MODE")
+        self.pg_url = pg_url
+
+    def release(self) -> None:
+        self.conn.rollback() if self.pg_url else self.conn.execute("ROLLBACK")
+        if self.pg_url:
+            # The killed gateway's backend may still be waiting on the lock; it ends (and rolls
+            # back) once the lock is free and it finds its client gone.
+            cur = self.conn.cursor()
+
+            def alone():
+                cur.execute("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+                            "AND pid <> pg_backend_pid()")
+                n = cur.fetchone()[0]
+                self.conn.rollback()
+                return n == 0
+
+            wait_until(alone, 30, 0.1, what="the killed gateway's database sessions to end")
+        self.conn.close()
+
+
+def run_slow_commit(store: str, workdir: Path, *, pg_url: str | None = None, messages: int = 100,
+                    window: int = 10, binds: int = 1) -> SlowCommitResult:
+    """SPEC §11 with a store that commits slowly when the gateway dies: ``messages`` are queued
+    while the SMSC is away; then the store is held (``_StoreLock``) so that no submit response can
+    be stored, the SMSC comes up, the gateway submits until it stops (or until every message is
+    submitted), is SIGKILLed, the store is released, and the gateway is started again. Every
+    submit answered but not stored is sent again: only those still in a window at the crash may
+    be (at most window × binds)."""
+    result = SlowCommitResult(store, messages, bound=window * binds)
+    workdir.mkdir(parents=True, exist_ok=True)
+    sqlite_path = workdir / "crash.db" if store == "sqlite" else None
+    reader = StoreReader(sqlite_path=sqlite_path, pg_url=pg_url)
+    sim = Sim(workdir, window=window)
+    gw = Gateway(workdir, "sqlite:///crash.db" if store == "sqlite" else pg_url, sim.smpp_port,
+                 window=window, binds=binds)
+    lock = None
+    try:
+        gw.start(ready=False)  # the SMSC is not there yet: messages are stored and wait
+        numbers = [f"4671{i:07d}" for i in range(messages)]
+        req = urllib.request.Request(f"{gw.url}/v1/messages", method="POST",
+                                     data=json.dumps({"to": numbers, "text": "slow commit"}).encode(),
+                                     headers={"Authorization": f"Bearer {API_KEY}",
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            ids = [m["id"] for m in json.loads(resp.read())["messages"]]
+        lock = _StoreLock(sqlite_path, pg_url)
+        sim.start()
+
+        def submitted() -> int:
+            return sum(1 for e in log_entries(sim.log) if e.get("event") == "submit_sm accepted")
+
+        # Wait for the binds and the submits: until all went, or none came for 2 s.
+        wait_until(lambda: submitted() > 0, 30, 0.05, what="the first submit")
+        last, still = submitted(), time.monotonic()
+        while last < messages and time.monotonic() - still < 2.0:
+            time.sleep(0.1)
+            now = submitted()
+            if now != last:
+                last, still = now, time.monotonic()
+        result.submitted_before_kill = last
+        old_sessions = {e["session"] for e in log_entries(sim.log) if e.get("event") == "esme bound"}
+        gw.kill()
+        lock.release()
+        lock = None
+        gw.start(ready=False)
+        try:
+            wait_until(lambda: all(reader.messages().get(mid, ("", ""))[1] == "delivered" for mid in ids), 60, 0.25,
+                       what="every message delivered after the restart")
+        except TimeoutError as exc:
+            result.problems.append(f"{exc}: store has {reader.count_by_status()}")
+        time.sleep(0.3)
+        gw.stop()
+        sim.stop()
+        stored = reader.messages()
+        result.delivered = sum(1 for mid in ids if stored.get(mid, ("", ""))[1] == "delivered")
+        submits: dict[str, list[str]] = {}
+        for e in log_entries(sim.log):
+            if e.get("event") == "submit_sm accepted":
+                submits.setdefault(e["destination_addr"], []).append(e["session"])
+        result.duplicates = sum(len(s) - 1 for s in submits.values())
+        if result.duplicates > result.bound:
+            result.problems.append(
+                f"{result.duplicates} duplicate submits after one crash, more than window x binds = {result.bound} "
+                f"(each answered by the SMSC before the crash, its response not yet stored)")
+        odd = {to: s for to, s in submits.items() if len(s) > 1
+               and not (len(s) == 2 and s[0] in old_sessions and s[1] not in old_sessions)}
+        if odd:
+            result.problems.append(f"duplicates other than one before and one after the crash: {list(odd.items())[:3]}")
+    finally:
+        if lock is not None:
+            try:
+                lock.release()
+            except Exception:
+                pass
+        gw.stop()
+        sim.stop()
+    return result
+
+
+# -- a crash with a backlog of more than one claim batch -----------------------------------------------
+@dataclass
+class BacklogResult:
+    store: str
+    messages: int
+    delivered: int = 0
+    duplicates: int = 0
+    most_submits: int = 0
+    never_submitted: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (f"{self.store:<10} backlog: {self.messages} held at the crash, {self.delivered} delivered after the "
+                f"restart, {self.never_submitted} never submitted, {self.duplicates} duplicate submits (one "
+                f"message up to {self.most_submits} times): "
+                f"{'ok' if not self.problems else 'FAILED: ' + '; '.join(self.problems)}")
+
+
+def run_restart_backlog(store: str, workdir: Path, *, pg_url: str | None = None, messages: int = 3000,
+                        window: int = 10, wait: float = 40.0) -> BacklogResult:
+    """SPEC §10-11: ``messages`` are accepted while the SMSC is away (so the gateway holds them,
+    claimed by its node, in memory: more than one claim batch of 1,000), the gateway is SIGKILLed,
+    the SMSC comes up and the gateway is started again at once with the same node name. Nothing
+    was in a window at the crash, so every message must be delivered, each submitted once."""
+    result = BacklogResult(store, messages)
+    workdir.mkdir(parents=True, exist_ok=True)
+    reader = StoreReader(sqlite_path=workdir / "crash.db" if store == "sqlite" else None, pg_url=pg_url)
+    sim = Sim(workdir, window=window)
+    gw = Gateway(workdir, "sqlite:///crash.db" if store == "sqlite" else pg_url, sim.smpp_port, window=window)
+    try:
+        gw.start(ready=False)
+        ids = []
+        for first in range(0, messages, 100):
+            numbers = [f"4672{i:07d}" for i in range(first, min(messages, first + 100))]
+            req = urllib.request.Request(f"{gw.url}/v1/messages", method="POST",
+                                         data=json.dumps({"to": numbers, "text": "backlog"}).encode(),
+                                         headers={"Authorization": f"Bearer {API_KEY}",
+                                                  "Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                ids += [m["id"] for m in json.loads(resp.read())["messages"]]
+        gw.kill()
+        sim.start()
+        gw.start(ready=False)
+        try:
+            wait_until(lambda: all(reader.messages().get(mid, ("", ""))[1] == "delivered" for mid in ids), wait, 0.5,
+                       what="every message delivered after the restart")
+        except TimeoutError as exc:
+            result.problems.append(f"{exc}: store has {reader.count_by_status()}")
+        time.sleep(0.3)
+        gw.stop()
+        sim.stop()
+        stored = reader.messages()
+        result.delivered = sum(1 for mid in ids if stored.get(mid, ("", ""))[1] == "delivered")
+        submits: dict[str, int] = {}
+        for e in log_entries(sim.log):
+            if e.get("event") == "submit_sm accepted":
+                submits[e["destination_addr"]] = submits.get(e["destination_addr"], 0) + 1
+        result.duplicates = sum(n - 1 for n in submits.values())
+        result.most_submits = max(submits.values(), default=0)
+        result.never_submitted = messages - len(submits)
+        if result.duplicates:
+            result.problems.append(f"{result.duplicates} duplicate submits though no submit was in a window at the crash")
+    finally:
+        gw.stop()
+        sim.stop()
+    return result
+
+
+# -- CLI ------------------------------------------------------------------------------------------
+def summary(results: list[TrialResult]) -> str:
+    lines = []
+    for store in dict.fromkeys(r.store for r in results):
+        rs = [r for r in results if r.store == store]
+        dups = [r.duplicates for r in rs]
+        lines.append(
+            f"{store}: {sum(r.ok for r in rs)}/{len(rs)} trials passed; accepted {sum(r.accepted for r in rs)}, "
+            f"delivered {sum(r.delivered for r in rs)}, receipts acked {sum(r.receipts_acked for r in rs)}, "
+            f"MO acked {sum(r.mo_acked for r in rs)}, duplicates total {sum(dups)} (max {max(dups)} per crash, "
+            f"bound {rs[0].bound}), restart to /healthz mean {sum(r.restart_seconds for r in rs) / len(rs):.2f}s")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--store", choices=["sqlite", "postgresql"], action="append",
+                   help="store to crash (repeatable; default sqlite)")
+    p.add_argument("--trials", type=int, default=5, help="trials per store (default 5)")
+    p.add_argument("--messages", type=int, default=400, help="messages per trial at most (default 400)")
+    p.add_argument("--rate", type=float, default=None,
+                   help="messages per second offered (default: --messages spread over about 4 s)")
+    p.add_argument("--window", type=int, default=10, help="SMPP window (default 10)")
+    p.add_argument("--binds", type=int, default=1, help="SMPP binds (default 1)")
+    p.add_argument("--seed", type=int, default=20261122, help="trial i uses seed + i")
+    p.add_argument("--pg-url", default=os.environ.get("SMSGW_BENCH_PG_URL") or os.environ.get("SMSGW_TEST_PG_URL"),
+                   help="a PostgreSQL server (default $SMSGW_BENCH_PG_URL, then $SMSGW_TEST_PG_URL); "
+                        "each trial creates and drops a database there")
+    p.add_argument("--keep", action="store_true", help="keep the logs (and databases) of every trial")
+    args = p.parse_args(argv)
+    stores = args.store or ["sqlite"]
+    if "postgresql" in stores and not args.pg_url:
+        p.error("--store postgresql needs --pg-url (or SMSGW_BENCH_PG_URL)")
+    base = Path(tempfile.mkdtemp(prefix="smsgw-crash-"))
+    print(f"crash trials: {', '.join(stores)}, {args.trials} each, up to {args.messages} messages at "
+          f"{args.rate or args.messages / 4:.0f}/s, window {args.window} x {args.binds} bind(s); logs in {base}", flush=True)
+    results = []
+    for store in stores:
+        for i in range(args.trials):
+            workdir = base / f"{store}-{i}"
+            url = create_database(args.pg_url) if store == "postgresql" else None
+            try:
+                r = run_trial(store, i, args.seed + i, workdir, pg_url=url, messages=args.messages,
+                              rate=args.rate, window=args.window, binds=args.binds)
+            finally:
+                if url and not args.keep:
+                    drop_database(args.pg_url, url)
+            results.append(r)
+            print(r.line(), flush=True)
+            if r.ok and not args.keep:
+                for f in workdir.iterdir():
+                    f.unlink()
+                workdir.rmdir()
+    print(summary(results))
+    failed = [r for r in results if not r.ok]
+    if not failed and not args.keep:
+        base.rmdir()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
