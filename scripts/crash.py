@@ -19,6 +19,11 @@ reading the store directly (SQLite read-only, or psycopg2). Then it checks:
   ``window × binds`` (one crash, SPEC §11), and each is a first submit on a session of the killed
   gateway followed by one on a session of the restarted one.
 
+Two deterministic cases make races the random trials hit only now and then happen every time:
+``run_slow_commit`` (the store cannot commit while the gateway submits, then SIGKILL: only what
+was in a window may go twice) and ``run_restart_backlog`` (a SIGKILL while holding more than one
+claim batch of queued messages, then a restart at once: each is sent once). ``--cases`` runs them.
+
 The restarted gateway's ``smsgw_submit_unanswered_total`` is printed next to the duplicates; it
 starts from zero at the restart, so it cannot count what the killed process had in its window:
 the bound above is what is checked.
@@ -843,6 +848,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pg-url", default=os.environ.get("SMSGW_BENCH_PG_URL") or os.environ.get("SMSGW_TEST_PG_URL"),
                    help="a PostgreSQL server (default $SMSGW_BENCH_PG_URL, then $SMSGW_TEST_PG_URL); "
                         "each trial creates and drops a database there")
+    p.add_argument("--cases", action="store_true",
+                   help="also run the deterministic cases (slow commit, restart with a backlog) per store")
     p.add_argument("--keep", action="store_true", help="keep the logs (and databases) of every trial")
     args = p.parse_args(argv)
     stores = args.store or ["sqlite"]
@@ -870,6 +877,18 @@ def main(argv: list[str] | None = None) -> int:
                 workdir.rmdir()
     print(summary(results))
     failed = [r for r in results if not r.ok]
+    if args.cases:
+        for store in stores:
+            for name, case in (("slow-commit", run_slow_commit), ("backlog", run_restart_backlog)):
+                url = create_database(args.pg_url) if store == "postgresql" else None
+                try:
+                    c = case(store, base / f"{store}-{name}", pg_url=url)
+                finally:
+                    if url and not args.keep:
+                        drop_database(args.pg_url, url)
+                print(c.line(), flush=True)
+                if c.problems:
+                    failed.append(c)
     if not failed and not args.keep:
         base.rmdir()
     return 1 if failed else 0
