@@ -50,6 +50,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import sqlite3
@@ -890,7 +891,7 @@ def main(argv: list[str] | None = None) -> int:
                 if c.problems:
                     failed.append(c)
     if not failed and not args.keep:
-        base.rmdir()
+        shutil.rmtree(base, ignore_errors=True)
     return 1 if failed else 0
 
 
