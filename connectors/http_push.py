@@ -6,12 +6,19 @@ the caller has one path for every outcome.
 
 Theory of operation
 -------------------
-- The body is compact UTF-8 JSON (``ensure_ascii=False``); those exact bytes are signed and sent.
+- The body is compact UTF-8 JSON (orjson); those exact bytes are signed and sent.
   ``X-Smsgw-Timestamp`` is Unix seconds from the injected reactor; ``X-Smsgw-Signature`` is
   ``sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>``, present only when a secret is set.
+- The client is a lean HTTP/1.1 one: a request is written as one buffer, the answer is parsed by
+  httptools (llhttp, C), and connections are kept alive and reused per (scheme, host, port). A push
+  is the gateway's most frequent outgoing call (one per status callback), so nothing else runs per
+  request: no cookies, no content decoding, no URL objects, no name resolution for IP literals.
+- One exchange at a time per connection (no pipelining). A reused idle connection that the backend
+  closed before any byte of the answer arrived is replaced once by a fresh one: the request never
+  reached a backend that was still listening on it.
 - One timer covers the whole attempt: connecting, waiting for the status line, reading the body.
-  When it fires the attempt is cancelled, which aborts the connection, so a backend that answers
-  its headers and then trickles the body is cut too.
+  When it fires the attempt is stopped, which aborts the connection, so a backend that answers its
+  headers and then trickles the body is cut too.
 - Redirects are not followed: a 3xx is a failure like any non-2xx.
 - ``ok`` is exactly "the backend answered 2xx": the backend took the push, so it must not be sent
   again even when its body turned out unusable (too large, cut by the timeout, bad JSON); such a
@@ -20,40 +27,33 @@ Theory of operation
 - ``reply`` is the SMS text a 2xx answer asks for: ``{"reply": "<string>"}`` as JSON, or a
   ``text/plain`` body; stripped, and None when empty.
 - The response body is read at most ``max_reply_bytes`` far, also for a non-2xx (read and dropped
-  so the pooled connection can be reused); beyond that the connection is dropped.
+  so the connection can be reused); beyond that the connection is dropped.
 - The secret is never logged; the log line names the target without its query or credentials.
 
-The agent is injectable: tests pass ``treq.testing.RequestTraversalAgent`` (the agent inside
-``StubTreq``) and a ``Clock`` as the reactor, so no socket and no real time is involved.
+How connections are opened is injectable: ``endpoint_for(scheme, host, port)`` returns a Twisted
+client endpoint. Tests pass one that connects in memory to a twisted.web resource (``iosim``) and a
+``Clock`` as the reactor, so no socket and no real time is involved.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
+import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from importlib import metadata
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
+import httptools
+import orjson
 import structlog
-from treq.client import HTTPClient
 from twisted.internet import error as net_error
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
-from twisted.internet.protocol import Protocol
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
+from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
-from twisted.web.client import (
-    Agent,
-    HTTPConnectionPool,
-    ResponseDone,
-    ResponseFailed,
-    ResponseNeverReceived,
-)
-from twisted.web.error import SchemeNotSupported
-from twisted.web.http import PotentialDataLoss
-from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
-from zope.interface import implementer
 
 __all__ = ["PushResult", "Pusher", "encode_body", "parse_reply", "sign", "USER_AGENT"]
 
@@ -82,8 +82,10 @@ def _json_default(value):
 
 def encode_body(payload: dict) -> bytes:
     """The bytes that are signed and sent: compact JSON, UTF-8, non-ASCII kept as is."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False,
-                      default=_json_default).encode("utf-8")
+    try:
+        return orjson.dumps(payload, default=_json_default)
+    except orjson.JSONEncodeError as exc:  # a TypeError: the caller's bug, said plainly
+        raise TypeError(str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +138,8 @@ def parse_reply(content_type: str | None, body: bytes) -> tuple[str | None, str 
     if not body.strip():
         return None, None
     try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:  # bad JSON, bad UTF-8, or nested too deep
         return None, ("invalid reply json" if is_json else None)
     if not isinstance(document, dict) or document.get("reply") is None:
         return None, None
@@ -147,84 +149,6 @@ def parse_reply(content_type: str | None, body: bytes) -> tuple[str | None, str 
     return reply.strip() or None, None
 
 
-@dataclass(frozen=True, slots=True)
-class _Body:
-    data: bytes
-    too_large: bool
-
-
-class _BodyReader(Protocol):
-    """Collects a response body up to a limit; past it, drops the connection."""
-
-    def __init__(self, limit: int, expected_length) -> None:
-        self.limit = limit
-        self.expected_length = expected_length
-        self.done: Deferred = Deferred(self._abort)  # Deferred[_Body]
-        self.chunks: list[bytes] = []
-        self.size = 0
-
-    def connectionMade(self) -> None:
-        if self.expected_length is not UNKNOWN_LENGTH and self.expected_length > self.limit:
-            self._too_large()
-
-    def dataReceived(self, data: bytes) -> None:
-        if self.done.called:
-            return
-        self.size += len(data)
-        if self.size > self.limit:
-            self._too_large()
-        else:
-            self.chunks.append(data)
-
-    def connectionLost(self, reason: Failure) -> None:
-        if self.done.called:
-            return
-        if reason.check(ResponseDone, PotentialDataLoss):
-            self.done.callback(_Body(b"".join(self.chunks), too_large=False))
-        else:
-            self.done.errback(reason)
-
-    def _too_large(self) -> None:
-        self.chunks.clear()
-        self.transport.stopProducing()  # closes the connection: the rest is never read
-        if not self.done.called:
-            self.done.callback(_Body(b"", too_large=True))
-
-    def _abort(self, _deferred: Deferred) -> None:
-        """Canceller of ``done``: the attempt was stopped while the body was arriving."""
-        if self.transport is not None:
-            self.transport.stopProducing()
-
-
-def _read_body(response, limit: int) -> Deferred:
-    """Deferred[_Body] for ``response``; cancelling it drops the connection."""
-    reader = _BodyReader(limit, response.length)
-    response.deliverBody(reader)
-    return reader.done
-
-
-@implementer(IBodyProducer)
-class _BytesBody:
-    """A request body that is already in memory, written at once (no cooperator, no real time)."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self.length = len(data)
-
-    def startProducing(self, consumer):
-        consumer.write(self._data)
-        return succeed(None)
-
-    def stopProducing(self) -> None:
-        pass
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-
 # --- naming what went wrong -----------------------------------------------------------------------
 _NETWORK_ERRORS: list[tuple[type[BaseException], str]] = [
     (net_error.ConnectionRefusedError, "connection refused"),
@@ -232,30 +156,22 @@ _NETWORK_ERRORS: list[tuple[type[BaseException], str]] = [
     (net_error.NoRouteError, "no route to host"),
     (net_error.TCPTimedOutError, "timeout"),
     (net_error.TimeoutError, "timeout"),
-    (SchemeNotSupported, "invalid url"),
     (net_error.ConnectionLost, "connection lost"),
     (net_error.ConnectionDone, "connection lost"),
 ]
-
 
 _TLS_MODULES = ("OpenSSL", "service_identity", "twisted.protocols.tls", "ssl")
 
 
 def _describe(failure: Failure) -> str:
     """A short, stable name for why no status arrived."""
-    reasons = [failure]
-    if failure.check(ResponseNeverReceived, ResponseFailed):
-        reasons = list(failure.value.reasons) or [failure]
-    for reason in reasons:
-        for kind, name in _NETWORK_ERRORS:
-            if reason.check(kind):
-                return name
-        if type(reason.value).__module__.startswith(_TLS_MODULES):
-            return "tls error"
-    if failure.check(ResponseNeverReceived, ResponseFailed):
-        return "connection lost"
-    if failure.check(ValueError, TypeError):  # an unparseable URL, from treq or hyperlink
-        return "invalid url"
+    for kind, name in _NETWORK_ERRORS:
+        if failure.check(kind):
+            return name
+    if type(failure.value).__module__.startswith(_TLS_MODULES):
+        return "tls error"
+    if failure.check(httptools.HttpParserError):
+        return "invalid http answer"
     return f"error: {type(failure.value).__name__}"
 
 
@@ -272,32 +188,292 @@ def _loggable(url: str) -> str:
         return "<invalid url>"
 
 
+# --- where a push goes ----------------------------------------------------------------------------
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """A parsed push URL: the connection key and the request line's target."""
+
+    scheme: str
+    host: str  # as connected to: an IP literal, or an IDNA-encoded name
+    port: int
+    authority: bytes  # the Host header
+    target: bytes  # path?query
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return self.scheme, self.host, self.port
+
+
+def _target(url: str) -> _Target | None:
+    """The URL as a push target, or None when it cannot be one (scheme, host, port, characters)."""
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname:
+            return None
+        port = parts.port or (443 if scheme == "https" else 80)
+        host = parts.hostname
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            host = host.encode("idna").decode("ascii")
+        if any(c in host for c in " \t\r\n/\\@"):
+            return None
+        shown = f"[{host}]" if ":" in host else host
+        authority = shown if parts.port is None else f"{shown}:{port}"
+        target = quote(parts.path or "/", safe=_PATH_SAFE)
+        if parts.query:
+            target += "?" + quote(parts.query, safe=_PATH_SAFE + "?")
+        return _Target(scheme, host, port, authority.encode("ascii"), target.encode("ascii"))
+    except (ValueError, UnicodeError):
+        return None
+
+
+def default_endpoint_for(reactor, timeout: float) -> Callable[[str, str, int], object]:
+    """Client endpoints on ``reactor``: TCP to IP literals without a name lookup, names through
+    HostnameEndpoint, TLS (with hostname verification) for https."""
+    from twisted.internet.ssl import optionsForClientTLS
+
+    def endpoint_for(scheme: str, host: str, port: int):
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            ep = HostnameEndpoint(reactor, host.encode("ascii"), port, timeout=timeout)
+        else:
+            cls = TCP4ClientEndpoint if ip.version == 4 else TCP6ClientEndpoint
+            ep = cls(reactor, host, port, timeout=timeout)
+        if scheme == "https":
+            ep = wrapClientTLS(optionsForClientTLS(host), ep)
+        return ep
+
+    return endpoint_for
+
+
+# --- the connection -------------------------------------------------------------------------------
+class _Answer:
+    """What arrived of one response so far."""
+
+    __slots__ = ("status", "content_type", "chunks", "size", "too_large", "complete", "length", "chunked",
+                 "headers_done")
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+        self.content_type: str | None = None
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.too_large = False
+        self.complete = False
+        self.length: int | None = None
+        self.chunked = False
+        self.headers_done = False
+
+
+class _Connection(Protocol):
+    """One keep-alive HTTP/1.1 connection to a backend; one exchange at a time.
+
+    ``send(request, limit, done)``: ``done(answer, failure)`` is called once, when the answer is
+    complete (failure None) or the connection ended first (failure says how).
+    """
+
+    def __init__(self, pool: _Pool, key) -> None:
+        self.pool = pool
+        self.key = key
+        self.parser = httptools.HttpResponseParser(self)
+        self.answer: _Answer | None = None
+        self.done: Callable | None = None
+        self.limit = 0
+        self.open = False
+        self.reused = False  # had served an exchange before this one
+
+    # -- driving it
+    def send(self, request: bytes, limit: int, done: Callable) -> None:
+        self.answer = _Answer()
+        self.limit = limit
+        self.done = done
+        self.transport.write(request)
+
+    def abort(self) -> None:
+        self.done = None
+        if self.open:
+            self.transport.abortConnection()
+
+    # -- Protocol
+    def connectionMade(self) -> None:
+        self.open = True
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.done is None:  # nothing asked for: an idle backend talking nonsense
+            self.transport.abortConnection()
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._end(Failure(httptools.HttpParserError("unexpected upgrade")))
+        except httptools.HttpParserError:
+            self._end(Failure())
+
+    def connectionLost(self, reason: Failure = None) -> None:
+        self.open = False
+        self.pool.lost(self)
+        answer = self.answer
+        if self.done is None or answer is None:
+            return
+        if answer.headers_done and not answer.chunked and answer.length is None:
+            answer.complete = True  # a body delimited by the end of the connection
+            self._end(None, keep=False)
+        else:
+            self._end(reason)
+
+    # -- httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lower = name.lower()
+        if lower == b"content-type":
+            self.answer.content_type = value.decode("latin-1")
+        elif lower == b"content-length" and value.strip().isdigit():
+            self.answer.length = int(value)
+        elif lower == b"transfer-encoding" and b"chunked" in value.lower():
+            self.answer.chunked = True
+
+    def on_headers_complete(self) -> None:
+        answer = self.answer
+        answer.status = self.parser.get_status_code()
+        answer.headers_done = True
+        if answer.length is not None and answer.length > self.limit:
+            self._too_large()
+
+    def on_body(self, body: bytes) -> None:
+        answer = self.answer
+        if answer is None or answer.too_large:
+            return
+        answer.size += len(body)
+        if answer.size > self.limit:
+            self._too_large()
+        else:
+            answer.chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.answer is None or self.answer.too_large:
+            return
+        self.answer.complete = True
+        self._end(None, keep=self.parser.should_keep_alive())
+
+    # -- endings
+    def _too_large(self) -> None:
+        self.answer.too_large = True
+        self.answer.chunks.clear()
+        self._end(None, keep=False)
+
+    def _end(self, failure: Failure | None, keep: bool = False) -> None:
+        done, answer = self.done, self.answer
+        self.done, self.answer = None, None
+        if not keep and self.open:
+            self.transport.loseConnection() if failure is None else self.transport.abortConnection()
+        elif keep:
+            self.reused = True
+            self.parser = httptools.HttpResponseParser(self)
+            self.pool.idle(self)
+        if done is not None:
+            done(answer, failure)
+
+
+class _Pool:
+    """Keep-alive connections by (scheme, host, port): idle ones are reused, most recent first."""
+
+    def __init__(self, endpoint_for, max_idle_per_host: int = 64) -> None:
+        self.endpoint_for = endpoint_for
+        self.max_idle = max_idle_per_host
+        self._idle: dict[tuple, list[_Connection]] = {}
+        self._all: set[_Connection] = set()
+
+    def take(self, key) -> _Connection | None:
+        idle = self._idle.get(key)
+        return idle.pop() if idle else None
+
+    def connect(self, key) -> Deferred:
+        """Deferred[_Connection] to a new connection; cancelling it stops the connect."""
+        scheme, host, port = key
+        pool = self
+
+        class _Factory(Factory):
+            def buildProtocol(self, addr):
+                return _Connection(pool, key)
+
+        d = self.endpoint_for(scheme, host, port).connect(_Factory())
+        d.addCallback(self._opened)
+        return d
+
+    def _opened(self, conn: _Connection) -> _Connection:
+        self._all.add(conn)
+        return conn
+
+    def idle(self, conn: _Connection) -> None:
+        idle = self._idle.setdefault(conn.key, [])
+        if len(idle) >= self.max_idle:
+            conn.transport.loseConnection()
+        else:
+            idle.append(conn)
+
+    def lost(self, conn: _Connection) -> None:
+        self._all.discard(conn)
+        idle = self._idle.get(conn.key)
+        if idle and conn in idle:
+            idle.remove(conn)
+
+    def close(self) -> Deferred:
+        """Close idle connections; fires when they are closed."""
+        from twisted.internet.defer import DeferredList
+
+        waits = []
+        for idle in self._idle.values():
+            for conn in idle:
+                d: Deferred = Deferred()
+                conn.pool = _Closing(self, d)
+                conn.transport.loseConnection()
+                waits.append(d)
+        self._idle.clear()
+        return DeferredList(waits)
+
+
+class _Closing:
+    """Stands in for the pool of a connection being closed, to tell when it is gone."""
+
+    def __init__(self, pool: _Pool, d: Deferred) -> None:
+        self.pool = pool
+        self.d = d
+
+    def lost(self, conn) -> None:
+        self.pool.lost(conn)
+        if not self.d.called:
+            self.d.callback(None)
+
+    def idle(self, conn) -> None:
+        conn.transport.loseConnection()
+
+
 # --- the pusher -----------------------------------------------------------------------------------
 class Pusher:
     """Makes one signed JSON POST per ``push()`` and reports it as a ``PushResult``.
 
-    Connections are pooled and kept alive across pushes (one backend usually receives many).
-    ``reactor`` gives time (the timestamp header, the timeout) and, unless ``agent`` is given,
-    the network. Call ``close()`` on shutdown to drop idle pooled connections.
+    Connections are kept alive and reused across pushes (one backend usually receives many).
+    ``reactor`` gives time (the timestamp header, the timeout) and, unless ``endpoint_for`` is
+    given, the network. Call ``close()`` on shutdown to drop idle connections.
     """
 
-    def __init__(self, reactor, *, timeout: float = 10.0, agent=None,
+    def __init__(self, reactor, *, timeout: float = 10.0, endpoint_for=None,
                  max_reply_bytes: int = 64 * 1024) -> None:
         self._reactor = reactor
         self.timeout = timeout
         self.max_reply_bytes = max_reply_bytes
-        self._pool: HTTPConnectionPool | None = None
-        if agent is None:
-            self._pool = HTTPConnectionPool(reactor, persistent=True)
-            self._pool.maxPersistentPerHost = 10
-            agent = Agent(reactor, connectTimeout=timeout, pool=self._pool)
-        self._client = HTTPClient(agent)
+        self._pool = _Pool(endpoint_for or default_endpoint_for(reactor, timeout))
         # Lazy: configured by whoever configures structlog, even after this object is built.
         self.log = structlog.get_logger(component="push")
 
     def close(self) -> Deferred:
-        """Close idle pooled connections; fires when they are closed."""
-        return self._pool.closeCachedConnections() if self._pool is not None else succeed(None)
+        """Close idle connections; fires when they are closed."""
+        return self._pool.close()
 
     def headers(self, timestamp: str, body: bytes, secret: str | None) -> dict[str, str]:
         """The request headers for ``body`` signed at ``timestamp``."""
@@ -318,87 +494,126 @@ class Pusher:
         """
         body = encode_body(payload)
         attempt = _Attempt(self, url)
-        request = maybeDeferred(
-            self._client.request, "POST", url,
-            headers=self.headers(str(int(attempt.started)), body, secret),
-            data=_BytesBody(body), allow_redirects=False, unbuffered=True, reactor=self._reactor)
-        return attempt.run(request)
+        target = _target(url)
+        if target is None:
+            attempt.finish(PushResult(False, None, None, "invalid url", 0.0))
+            return attempt.result
+        headers = self.headers(str(int(attempt.started)), body, secret)
+        head = [b"POST ", target.target, b" HTTP/1.1\r\nHost: ", target.authority, b"\r\n"]
+        for name, value in headers.items():
+            head += [name.encode("ascii"), b": ", value.encode("latin-1"), b"\r\n"]
+        head += [b"Content-Length: ", b"%d" % len(body), b"\r\n\r\n", body]
+        attempt.run(target.key, b"".join(head))
+        return attempt.result
 
 
 class _Attempt:
-    """One push in flight: the timer, what has arrived so far, and the one result it ends with."""
+    """One push in flight: the timer, the connection, and the one result it ends with."""
 
     def __init__(self, pusher: Pusher, url: str) -> None:
         self.pusher = pusher
         self.reactor = pusher._reactor
         self.url = url
         self.started = self.reactor.seconds()
-        self.status: int | None = None  # set once the status line arrived
-        self.stopped_by: str | None = None  # "timeout" or "cancelled"
         self.result: Deferred = Deferred(lambda _: self._stop("cancelled"))
-        self.request: Deferred | None = None
+        self.connecting: Deferred | None = None
+        self.conn: _Connection | None = None
         self.timer = None
+        self.request = b""
+        self.key = None
+        self.status: int | None = None  # once the status line arrived
 
-    def run(self, request: Deferred) -> Deferred:
-        self.request = request
+    def run(self, key, request: bytes) -> None:
+        self.key, self.request = key, request
         self.timer = self.reactor.callLater(self.pusher.timeout, self._stop, "timeout")
-        request.addCallback(self._got_response)
-        request.addBoth(self._settle)
-        return self.result
+        conn = self.pusher._pool.take(key)
+        if conn is not None:
+            self._send(conn)
+        else:
+            self._connect()
 
-    def _got_response(self, response):
-        self.status = response.code
-        read = _read_body(response, self.pusher.max_reply_bytes)
-        return read.addCallback(lambda body: (response, body))
+    def _connect(self) -> None:
+        try:
+            self.connecting = self.pusher._pool.connect(self.key)
+        except Exception:  # noqa: BLE001 - an endpoint that raises is a failed connect
+            self._failed(Failure())
+            return
+        self.connecting.addCallbacks(self._connected, self._connect_failed)
+
+    def _connected(self, conn: _Connection) -> None:
+        self.connecting = None
+        if self.result.called:  # stopped meanwhile
+            conn.transport.loseConnection()
+            return
+        self._send(conn)
+
+    def _connect_failed(self, failure: Failure) -> None:
+        self.connecting = None
+        if not self.result.called and not failure.check(CancelledError):
+            self._failed(failure)
+
+    def _send(self, conn: _Connection) -> None:
+        self.conn = conn
+        conn.send(self.request, self.pusher.max_reply_bytes, self._answered)
+
+    def _answered(self, answer: _Answer | None, failure: Failure | None) -> None:
+        conn, self.conn = self.conn, None
+        if self.result.called:
+            return
+        if failure is not None:
+            if answer is not None and answer.status is not None:
+                self.status = answer.status
+                self.finish(self._cut(answer.status, "reply lost"))
+            elif conn is not None and conn.reused and answer is not None and answer.size == 0:
+                self._connect()  # a kept-alive connection the backend had closed: once more, fresh
+            else:
+                self._failed(failure)
+            return
+        self.status = answer.status
+        self.finish(self._outcome(answer))
+
+    def _failed(self, failure: Failure) -> None:
+        self.finish(PushResult(False, None, None, _describe(failure), self._elapsed()))
 
     def _stop(self, why: str) -> None:
         """The timeout struck, or the caller cancelled: abort whatever is in flight."""
-        self.stopped_by = why
-        if self.timer.active():
-            self.timer.cancel()
-        self.request.cancel()  # aborts the connect, the wait for the answer or the body read
-        if not self.result.called:  # in case the abort did not settle synchronously
-            self._deliver(self._stopped(self._elapsed()))
+        if self.result.called:
+            return
+        conn, self.conn = self.conn, None
+        status = None
+        if conn is not None:
+            status = conn.answer.status if conn.answer is not None else None
+            conn.abort()
+        if self.connecting is not None:
+            connecting, self.connecting = self.connecting, None
+            connecting.cancel()
+        if status is None:
+            self.finish(PushResult(False, None, None, why, self._elapsed()))
+        else:
+            self.finish(self._cut(status, f"reply {why}"))
 
-    def _settle(self, outcome) -> None:
-        if self.timer.active():
-            self.timer.cancel()
-        if not self.result.called:
-            self._deliver(self._outcome(outcome, self._elapsed()))
+    def _cut(self, status: int, why: str) -> PushResult:
+        """An answer whose status came but whose body did not."""
+        if not 200 <= status < 300:
+            return PushResult(False, status, None, f"http {status}", self._elapsed())
+        return PushResult(True, status, None, why, self._elapsed())
 
-    def _deliver(self, pushed: PushResult) -> None:
-        self.pusher.log.debug("push", target=_loggable(self.url), ok=pushed.ok, status=pushed.status,
-                              error=pushed.error, elapsed=round(pushed.elapsed, 3))
-        self.result.callback(pushed)
+    def _outcome(self, answer: _Answer) -> PushResult:
+        code = answer.status
+        elapsed = self._elapsed()
+        if not 200 <= code < 300:
+            return PushResult(False, code, None, f"http {code}", elapsed)
+        if answer.too_large:
+            return PushResult(True, code, None, "reply too large", elapsed)
+        reply, note = parse_reply(answer.content_type, b"".join(answer.chunks))
+        return PushResult(True, code, reply, note, elapsed)
 
     def _elapsed(self) -> float:
         return self.reactor.seconds() - self.started
 
-    def _outcome(self, outcome, elapsed: float) -> PushResult:
-        code = self.status
-        if isinstance(outcome, Failure):
-            if self.stopped_by is not None:
-                return self._stopped(elapsed)
-            if code is None:
-                return PushResult(False, None, None, _describe(outcome), elapsed)
-            if not 200 <= code < 300:
-                return PushResult(False, code, None, f"http {code}", elapsed)
-            return PushResult(True, code, None, "reply lost", elapsed)  # connection dropped mid-body
-        response, read = outcome
-        if not 200 <= code < 300:
-            return PushResult(False, code, None, f"http {code}", elapsed)
-        if read.too_large:
-            return PushResult(True, code, None, "reply too large", elapsed)
-        content_type = response.headers.getRawHeaders("content-type", [None])[-1]
-        reply, note = parse_reply(content_type, read.data)
-        return PushResult(True, code, reply, note, elapsed)
-
-    def _stopped(self, elapsed: float) -> PushResult:
-        """The result of an attempt cut short, by what had arrived when it was cut."""
-        why = self.stopped_by
-        code = self.status
-        if code is None:
-            return PushResult(False, None, None, why, elapsed)
-        if not 200 <= code < 300:
-            return PushResult(False, code, None, f"http {code}", elapsed)
-        return PushResult(True, code, None, f"reply {why}", elapsed)  # "reply timeout"
+    def finish(self, pushed: PushResult) -> None:
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        self.pusher.log.debug("push", target=_loggable(self.url), ok=pushed.ok, status=pushed.status,
+                              error=pushed.error, elapsed=round(pushed.elapsed, 3))
+        self.result.callback(pushed)

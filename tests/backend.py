@@ -1,7 +1,7 @@
 """A customer backend for push tests: records what the gateway POSTs and answers as the test says.
 
-``BackendResource`` is a twisted.web ``Resource``; put it behind ``treq.testing.RequestTraversalAgent``
-for unit tests (no sockets) or serve it with ``PushBackend.listening(reactor)`` on 127.0.0.1, an
+``BackendResource`` is a twisted.web ``Resource``; put it behind ``MemoryNetwork`` (iosim) for unit
+tests (no sockets) or serve it with ``PushBackend.listening(reactor)`` on 127.0.0.1, an
 OS-chosen port, for integration tests. Every request is recorded (method, path, headers, body) with
 a signature check done here, independently of ``connectors.http_push.sign``: the HMAC is computed
 from the SPEC text, so a wrong ``sign`` cannot vouch for itself.
@@ -35,7 +35,7 @@ from twisted.protocols.policies import WrappingFactory
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
-__all__ = ["Answer", "BackendResource", "PushBackend", "RecordedRequest", "expected_signature"]
+__all__ = ["Answer", "BackendResource", "MemoryNetwork", "PushBackend", "RecordedRequest", "expected_signature"]
 
 
 def expected_signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -273,3 +273,57 @@ class PushBackend:
     def stop(self) -> Deferred:
         """Refuse, for good: what a test's teardown waits for."""
         return self.refuse()
+
+
+class MemoryNetwork:
+    """Push clients connected in memory to a twisted.web resource (``twisted.test.iosim``): give
+    ``endpoint_for`` to ``Pusher`` for unit tests without sockets, and ``flush()`` to move bytes.
+
+    ``refuse_with(exc)`` makes every later connect fail with ``exc``; ``connections`` counts the
+    connections opened so far.
+    """
+
+    def __init__(self, resource, clock) -> None:
+        self.site = Site(resource, reactor=clock, timeout=None)
+        self.site.displayTracebacks = False
+        self.clock = clock
+        self.pumps: list = []
+        self.failure: BaseException | None = None
+        self.raise_now = False
+        self.connections = 0
+
+    def refuse_with(self, exc: BaseException, raise_now: bool = False) -> None:
+        self.failure, self.raise_now = exc, raise_now
+
+    def endpoint_for(self, scheme: str, host: str, port: int):
+        return _MemoryEndpoint(self, host, port)
+
+    def flush(self) -> None:
+        for pump in list(self.pumps):
+            pump.flush(advanceClock=False)
+
+
+class _MemoryEndpoint:
+    def __init__(self, network: MemoryNetwork, host: str, port: int) -> None:
+        self.network, self.host, self.port = network, host, port
+
+    def connect(self, factory) -> Deferred:
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.defer import fail
+        from twisted.test import iosim
+
+        net = self.network
+        if net.failure is not None:
+            if net.raise_now:
+                raise net.failure
+            return fail(net.failure)
+        client_addr, server_addr = IPv4Address("TCP", "10.0.0.1", 40000 + net.connections), IPv4Address(
+            "TCP", "10.0.0.2", self.port)
+        client = factory.buildProtocol(server_addr)
+        server = net.site.buildProtocol(client_addr)
+        net.connections += 1
+        pump = iosim.connect(server, iosim.FakeTransport(server, True, server_addr, client_addr),
+                             client, iosim.FakeTransport(client, False, client_addr, server_addr),
+                             greet=False, clock=net.clock)
+        net.pumps.append(pump)
+        return succeed(client)

@@ -1,6 +1,6 @@
-"""The pusher without sockets or real time: ``treq.testing.RequestTraversalAgent`` (StubTreq's
-agent) carries the requests in memory to ``tests.backend.BackendResource``, and a ``Clock`` is the
-reactor, so timeouts are reached by ``clock.advance``."""
+"""The pusher without sockets or real time: ``tests.backend.MemoryNetwork`` (twisted's iosim) carries
+the requests in memory to ``tests.backend.BackendResource`` served by twisted.web, and a ``Clock`` is
+the reactor, so timeouts are reached by ``clock.advance``."""
 
 from __future__ import annotations
 
@@ -11,19 +11,13 @@ from decimal import Decimal
 
 import pytest
 from structlog.testing import capture_logs
-from treq.testing import RequestTraversalAgent
 from twisted.internet import error as net_error
-from twisted.internet.defer import fail
 from twisted.internet.task import Clock
-from twisted.python.failure import Failure
-from twisted.web.client import ResponseFailed, ResponseNeverReceived
-from twisted.web.iweb import IAgent
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
-from zope.interface import implementer
 
 from connectors.http_push import PushResult, Pusher, encode_body, parse_reply, sign
-from tests.backend import Answer, BackendResource
+from tests.backend import Answer, BackendResource, MemoryNetwork
 
 SECRET = "change-me"
 NOW = 1_700_000_000.75  # the timestamp header is whole seconds: "1700000000"
@@ -37,8 +31,8 @@ class Harness:
         self.clock = Clock()
         self.clock.advance(NOW)
         self.backend = BackendResource(self.clock, secret=SECRET)
-        self.agent = RequestTraversalAgent(self.backend)
-        self.pusher = Pusher(self.clock, timeout=timeout, agent=self.agent, **kwargs)
+        self.net = MemoryNetwork(self.backend, self.clock)
+        self.pusher = Pusher(self.clock, timeout=timeout, endpoint_for=self.net.endpoint_for, **kwargs)
         self.secret = secret
 
     def start(self, url: str = "http://backend.example/sms/mo", payload=None):
@@ -46,7 +40,7 @@ class Harness:
         landed: list[PushResult] = []
         d = self.pusher.push(url, PAYLOAD if payload is None else payload, self.secret)
         d.addCallback(landed.append)
-        self.agent.flush()
+        self.net.flush()
         return landed
 
     def push(self, **kwargs) -> PushResult:
@@ -56,7 +50,7 @@ class Harness:
 
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
-        self.agent.flush()
+        self.net.flush()
 
 
 # --- signing and what is sent ------------------------------------------------------------------
@@ -233,10 +227,11 @@ class HangsUpMidBody(Resource):
 
 def test_a_2xx_whose_body_is_lost_stands_without_reply():
     clock = Clock()
-    agent = RequestTraversalAgent(HangsUpMidBody())
+    net = MemoryNetwork(HangsUpMidBody(), clock)
     landed: list = []
-    Pusher(clock, agent=agent).push("http://backend.example/", PAYLOAD, SECRET).addCallback(landed.append)
-    agent.flush()
+    Pusher(clock, endpoint_for=net.endpoint_for).push("http://backend.example/", PAYLOAD, SECRET).addCallback(
+        landed.append)
+    net.flush()
     assert landed == [PushResult(True, 200, None, "reply lost", 0.0)]
 
 
@@ -246,7 +241,7 @@ def test_the_caller_may_cancel():
     d = h.pusher.push("http://backend.example/", PAYLOAD, SECRET)
     landed: list = []
     d.addCallback(landed.append)
-    h.agent.flush()
+    h.net.flush()
     d.cancel()
     assert landed == [PushResult(False, None, None, "cancelled", 0.0)]
     h.advance(30)
@@ -254,18 +249,25 @@ def test_the_caller_may_cancel():
 
 
 # --- failures before any answer ---------------------------------------------------------------
-@implementer(IAgent)
-class FailingAgent:
-    """An agent whose every request fails with ``exc`` (or raises it, when ``raise_now``)."""
+class HangsUp(Resource):
+    """Reads the request and closes the connection without a word."""
 
-    def __init__(self, exc: BaseException, raise_now: bool = False) -> None:
-        self.exc = exc
-        self.raise_now = raise_now
+    isLeaf = True
 
-    def request(self, method, uri, headers=None, bodyProducer=None):
-        if self.raise_now:
-            raise self.exc
-        return fail(self.exc)
+    def render(self, request):
+        request.transport.loseConnection()
+        return NOT_DONE_YET
+
+
+class TalksNonsense(Resource):
+    """Answers bytes that are not HTTP."""
+
+    isLeaf = True
+
+    def render(self, request):
+        request.transport.write(b"SMTP ready\r\n\r\n")
+        request.transport.loseConnection()
+        return NOT_DONE_YET
 
 
 @pytest.mark.parametrize("exc, error", [
@@ -273,25 +275,71 @@ class FailingAgent:
     (net_error.DNSLookupError("no.such.host"), "dns lookup failed"),
     (net_error.NoRouteError(), "no route to host"),
     (net_error.TCPTimedOutError(), "timeout"),
-    (ResponseNeverReceived([Failure(net_error.ConnectionLost())]), "connection lost"),
-    (ResponseNeverReceived([Failure(net_error.ConnectionDone())]), "connection lost"),
-    (ResponseFailed([Failure(RuntimeError("parser"))]), "connection lost"),
     (RuntimeError("surprise"), "error: RuntimeError"),
 ])
-def test_failures_before_a_status_are_named(exc, error):
+def test_failures_to_connect_are_named(exc, error):
+    h = Harness()
+    h.net.refuse_with(exc)
+    assert h.push() == PushResult(False, None, None, error, 0.0)
+    assert h.clock.getDelayedCalls() == []  # the timer went with the attempt
+
+
+def test_an_endpoint_that_raises_still_gives_a_result():
+    h = Harness()
+    h.net.refuse_with(net_error.ConnectionRefusedError(), raise_now=True)
+    assert h.push().error == "connection refused"
+
+
+@pytest.mark.parametrize("resource, error", [(HangsUp(), "connection lost"), (TalksNonsense(), "invalid http answer")])
+def test_a_connection_that_ends_before_a_status_is_named(resource, error):
     clock = Clock()
-    pusher = Pusher(clock, agent=FailingAgent(exc))
+    net = MemoryNetwork(resource, clock)
     landed: list = []
-    pusher.push("http://backend.example/", PAYLOAD, SECRET).addCallback(landed.append)
+    Pusher(clock, endpoint_for=net.endpoint_for).push("http://backend.example/", PAYLOAD, SECRET).addCallback(
+        landed.append)
+    net.flush()
     assert landed == [PushResult(False, None, None, error, 0.0)]
-    assert clock.getDelayedCalls() == []  # the timer went with the attempt
 
 
-def test_an_agent_that_raises_still_gives_a_result():
-    pusher = Pusher(Clock(), agent=FailingAgent(net_error.ConnectionRefusedError(), raise_now=True))
+# --- connections are kept alive --------------------------------------------------------------
+def test_pushes_to_one_backend_reuse_one_connection():
+    h = Harness()
+    for _ in range(5):
+        assert h.push().ok
+    assert h.net.connections == 1
+    assert len(h.backend.requests) == 5
+
+
+def test_concurrent_pushes_open_a_connection_each_then_reuse_them():
+    h = Harness()
     landed: list = []
-    pusher.push("http://backend.example/", PAYLOAD, SECRET).addCallback(landed.append)
-    assert landed[0].error == "connection refused"
+    for _ in range(3):
+        h.pusher.push("http://backend.example/sms/mo", PAYLOAD, SECRET).addCallback(landed.append)
+    h.net.flush()
+    assert len(landed) == 3 and all(x.ok for x in landed)
+    assert h.net.connections == 3
+    for _ in range(3):
+        assert h.push().ok
+    assert h.net.connections == 3
+
+
+def test_a_connection_the_backend_closed_is_not_reused():
+    """A 500 answered with Connection: close (twisted.web keeps it alive, so ask for the close by
+    an HTTP/1.0-style answer): the next push opens a fresh connection and succeeds."""
+    h = Harness()
+    h.backend.answer(Answer(headers=(("Connection", "close"),)))
+    assert h.push().ok
+    h.backend.answer(Answer())
+    assert h.push().ok
+    assert h.net.connections == 2
+
+
+def test_the_host_header_and_target_keep_port_and_query():
+    h = Harness()
+    assert h.push(url="http://backend.example:8080/sms/mo?token=a%20b&x=1").ok
+    [seen] = h.backend.requests
+    assert seen.headers["host"] == "backend.example:8080"
+    assert seen.path == "/sms/mo"
 
 
 @pytest.mark.parametrize("url", ["ftp://backend.example/", "backend.example/no-scheme"])
