@@ -1,6 +1,8 @@
-"""HTTP API v1 (SPEC §4) on twisted.web: JSON in, JSON out, bearer keys per account.
+"""HTTP API v1 (SPEC §4): JSON in, JSON out, bearer keys per account.
 
-A small router over one leaf resource keeps the hot path short (``POST /v1/messages`` is the
+Served by the lean HTTP/1.1 server of ``connectors.http_server`` (``api_factory``); the resource is a
+twisted.web leaf resource, so twisted.web can serve it too. A small router over one leaf resource
+keeps the hot path short (``POST /v1/messages`` is the
 gateway's busiest call). Handlers return a dict, a Deferred of one, or raise ``ApiError``; every
 error leaves as ``{"error": {"code", "message", "field"?}}``. ``202`` is written only after the
 store has committed the messages (the pipeline's accept Deferred fires after the commit).
@@ -13,11 +15,14 @@ import json
 import re
 from decimal import Decimal
 
+import orjson
+
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Site
+from twisted.web.server import NOT_DONE_YET
 
+from connectors.http_server import HTTPServerFactory, Limits
 from smscore.errors import ApiError
 from smscore.logs import get_logger
 from smscore.model import Message, rfc3339
@@ -37,7 +42,8 @@ def _json_default(value):
 
 
 def dumps(obj) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=_json_default).encode("utf-8")
+    """Compact UTF-8 JSON (orjson: the API's answers are on the hot path)."""
+    return orjson.dumps(obj, default=_json_default)
 
 
 def render_message(m: Message, events: bool = True) -> dict:
@@ -141,17 +147,15 @@ class _CSV:
         return out.getvalue().encode("utf-8")
 
 
-class ApiSite(Site):
-    """The API's site: JSON only, so no form parsing (twisted.web parses every POST's
-    Content-Type through the email package to look for forms, ~60 µs a request), and no access
-    log (structlog lines about each message are the log; an access line per request would cost
-    more than the request's own work)."""
+def _error_body(status: int, code: str, message: str) -> bytes:
+    return dumps(ApiError(status, code, message).body())
 
-    def __init__(self, resource) -> None:
-        super().__init__(resource, parsePOSTFormSubmission=False)
 
-    def log(self, request) -> None:
-        return None
+def api_factory(gateway, clock) -> HTTPServerFactory:
+    """The API on the lean HTTP/1.1 server (connectors.http_server): no access log (structlog lines
+    about each message are the log), JSON errors for the server's own refusals (SPEC §15 limits)."""
+    return HTTPServerFactory(ApiResource(gateway), clock=clock, error_body=_error_body,
+                             limits=Limits(max_body=MAX_BODY))
 
 
 class ApiResource(Resource):
@@ -249,8 +253,8 @@ class ApiResource(Resource):
         if len(data) > MAX_BODY:
             raise ApiError(413, "too_large", f"The request body is over {MAX_BODY} bytes.")
         try:
-            return json.loads(data)
-        except (ValueError, UnicodeDecodeError):
+            return orjson.loads(data)  # strict: UTF-8 only, no NaN, nesting at most 1024 deep
+        except orjson.JSONDecodeError:
             raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
 
     # -- routes ------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from twisted.web.server import Site
 from connectors.http_push import Pusher
 from connectors.smpp.client import LinkSettings, OperatorLink
 from connectors.smsc_sim import SimSettings, SimulatedSMSC
-from smscore.api import ApiResource, ApiSite
+from smscore.api import api_factory
 from smscore.callbacks import PushWorker
 from smscore.config import Config, OperatorConfig
 from smscore.logs import get_logger
@@ -112,7 +112,7 @@ class Gateway:
         self._purge.clock = self.reactor
         self._purge.start(3600, now=True)
         http = self.config.http.listen
-        self.http_port = self.reactor.listenTCP(http.port, ApiSite(ApiResource(self)), interface=http.host)
+        self.http_port = self.reactor.listenTCP(http.port, api_factory(self, self.reactor), interface=http.host)
         root = Resource()
         root.putChild(b"metrics", MetricsResource(registry=self.metrics.registry))
         mon = self.config.metrics.listen

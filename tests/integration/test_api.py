@@ -14,9 +14,8 @@ import treq
 from prometheus_client import CollectorRegistry
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.web.server import Site
 
-from smscore.api import ApiResource
+from smscore.api import api_factory
 from smscore.config import parse_config
 from smscore.metrics import Metrics
 from smscore.pipeline import Pipeline, Routing
@@ -71,7 +70,7 @@ class Harness:
 @pytest.fixture
 def api(tmp_path):
     h = Harness(tmp_path)
-    port = reactor.listenTCP(0, Site(ApiResource(h)), interface="127.0.0.1")
+    port = reactor.listenTCP(0, api_factory(h, reactor), interface="127.0.0.1")
     h.url = f"http://127.0.0.1:{port.getHost().port}"
     yield h
     pytest_twisted.blockon(port.stopListening())
