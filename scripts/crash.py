@@ -95,6 +95,7 @@ MO_TO = "72550"  # not a shortcode of this gateway: the MO is stored "not routed
 CONFIG = """
 [gateway]
 node = "{node}"
+processes = {processes}
 [store]
 url = "{store_url}"
 [http]
@@ -232,10 +233,10 @@ class Gateway:
     """``smsgw run -c FILE`` in a child process, ended by its PID only."""
 
     def __init__(self, workdir: Path, store_url: str, smpp_port: int, *, window: int = 10, binds: int = 1,
-                 log_level: str = "info", node: str = NODE) -> None:
+                 log_level: str = "info", node: str = NODE, processes: str = '"auto"') -> None:
         self.http_port, self.metrics_port = free_port(), free_port()
         self.config = workdir / "gw.toml"
-        self.config.write_text(CONFIG.format(node=node, store_url=store_url, http=self.http_port,
+        self.config.write_text(CONFIG.format(node=node, processes=processes, store_url=store_url, http=self.http_port,
                                              metrics=self.metrics_port, smpp=smpp_port, binds=binds,
                                              window=window, key=API_KEY))
         self.log = workdir / "gw.log"
@@ -681,14 +682,19 @@ def run_slow_commit(store: str, workdir: Path, *, pg_url: str | None = None, mes
     be stored, the SMSC comes up, the gateway submits until it stops (or until every message is
     submitted), is SIGKILLed, the store is released, and the gateway is started again. Every
     submit answered but not stored is sent again: only those still in a window at the crash may
-    be (at most window × binds)."""
+    be (at most window × binds).
+
+    One process: the case needs the messages in the memory of the process that holds the binds
+    when the store stalls. With API workers (smscore.supervisor) a request may land on a process
+    that only stores; the main worker's claim then waits for the store like everything else, and
+    nothing is submitted to go twice. The trials (``run_trial``) run the default processes."""
     result = SlowCommitResult(store, messages, bound=window * binds)
     workdir.mkdir(parents=True, exist_ok=True)
     sqlite_path = workdir / "crash.db" if store == "sqlite" else None
     reader = StoreReader(sqlite_path=sqlite_path, pg_url=pg_url)
     sim = Sim(workdir, window=window)
     gw = Gateway(workdir, "sqlite:///crash.db" if store == "sqlite" else pg_url, sim.smpp_port,
-                 window=window, binds=binds)
+                 window=window, binds=binds, processes="1")
     lock = None
     try:
         gw.start(ready=False)  # the SMSC is not there yet: messages are stored and wait

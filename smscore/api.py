@@ -27,6 +27,7 @@ from smscore.errors import ApiError
 from smscore.logs import get_logger
 from smscore.model import Message, rfc3339
 from smscore.submission import build_messages
+from smscore.workers import Relayed
 
 MAX_BODY = 1 << 20  # 1 MiB: a list of 1000 numbers and a long text fit many times over
 _MESSAGE_PATH = re.compile(r"^/v1/messages/([0-9a-f]{1,64})$")
@@ -151,11 +152,22 @@ def _error_body(status: int, code: str, message: str) -> bytes:
     return dumps(ApiError(status, code, message).body())
 
 
-def api_factory(gateway, clock) -> HTTPServerFactory:
+def api_factory(gateway, clock, forwarder=None) -> HTTPServerFactory:
     """The API on the lean HTTP/1.1 server (connectors.http_server): no access log (structlog lines
-    about each message are the log), JSON errors for the server's own refusals (SPEC §15 limits)."""
-    return HTTPServerFactory(ApiResource(gateway), clock=clock, error_body=_error_body,
+    about each message are the log), JSON errors for the server's own refusals (SPEC §15 limits).
+    With a ``forwarder`` (an API worker, smscore.supervisor), requests other than the customers'
+    busy ones go to the main worker."""
+    return HTTPServerFactory(ApiResource(gateway, forwarder), clock=clock, error_body=_error_body,
                              limits=Limits(max_body=MAX_BODY))
+
+
+#: what an API worker answers itself (the rest is the main worker's: admin, cancel, readiness)
+_SERVED_BY_ANY = {("POST", "/v1/messages"), ("GET", "/v1/messages"), ("GET", "/v1/inbound"),
+                  ("GET", "/v1/account"), ("GET", "/v1/messages/export"), ("GET", "/healthz")}
+
+
+def _served_by_any(method: str, path: str) -> bool:
+    return (method, path) in _SERVED_BY_ANY or (method == "GET" and _MESSAGE_PATH.match(path) is not None)
 
 
 class ApiResource(Resource):
@@ -163,9 +175,10 @@ class ApiResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, gateway) -> None:
+    def __init__(self, gateway, forwarder=None) -> None:
         super().__init__()
         self.gateway = gateway
+        self.forwarder = forwarder
         self._buckets: dict[str, tuple[float, float]] = {}
         self.log = get_logger(component="api")
 
@@ -203,6 +216,13 @@ class ApiResource(Resource):
 
     def _finish(self, result, request) -> None:
         if request._disconnected:
+            return
+        if isinstance(result, Relayed):
+            request.setResponseCode(result.status)
+            for name, value in result.headers:
+                request.setHeader(name, value)
+            request.write(result.body)
+            request.finish()
             return
         if isinstance(result, _CSV):
             data = result.render()
@@ -259,6 +279,8 @@ class ApiResource(Resource):
 
     # -- routes ------------------------------------------------------------------------------
     def _route(self, request, method: str, path: str):
+        if self.forwarder is not None and not _served_by_any(method, path):
+            return self.forwarder.forward(request)
         if path == "/v1/messages":
             if method == "POST":
                 return self.post_messages(request)
@@ -416,7 +438,7 @@ class ApiResource(Resource):
         if path == "/v1/admin/binds" and method == "GET":
             return 200, {"operators": [link.describe() for link in gw.links.values()]}
         if path == "/v1/admin/reload" and method == "POST":
-            return 200, gw.reload()
+            return gw.reload_node().addCallback(lambda result: (200, result))
         raise ApiError(404, "not_found", "No such resource.")
 
     def stoplist(self, request):

@@ -7,11 +7,12 @@ way: stop taking requests, give back queued work, unbind every session, close th
 
 from __future__ import annotations
 
+import socket
 from decimal import Decimal
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.twisted import MetricsResource
-from twisted.internet.defer import DeferredList, ensureDeferred
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.web.resource import Resource
 from twisted.web.server import Site
@@ -20,6 +21,8 @@ from connectors.http_push import Pusher
 from connectors.smpp.client import LinkSettings, OperatorLink
 from connectors.smsc_sim import SimSettings, SimulatedSMSC
 from smscore.api import api_factory
+from smscore.supervisor import WorkerSpec
+from smscore.workers import Forwarder, Kicks, NodeMetrics, ReloadResource, WorkersControl
 from smscore.callbacks import PushWorker
 from smscore.config import Config, OperatorConfig
 from smscore.logs import get_logger
@@ -68,26 +71,38 @@ def link_settings(op: OperatorConfig, host: str, port: int) -> LinkSettings:
 class Gateway:
     """One gateway node."""
 
-    def __init__(self, config: Config, reactor, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, config: Config, reactor, registry: CollectorRegistry | None = None,
+                 worker: WorkerSpec | None = None) -> None:
         self.config = config
         self.reactor = reactor
         self.clock = reactor
+        #: None: the node is this one process; else this process's part (smscore.supervisor)
+        self.worker = worker
+        self.delivers = worker is None or worker.is_main
+        self.pushes = worker is None or not worker.is_main
+        owner = config.gateway.node if self.delivers else f"{config.gateway.node}/{worker.index}"
         self.metrics = Metrics(registry or CollectorRegistry())
         self.store = open_store(config, reactor)
-        self.pipeline = Pipeline(store=self.store, clock=reactor, node=config.gateway.node,
+        self.kicks: Kicks | None = None
+        if worker is not None:
+            self.kicks = Kicks(reactor, worker.kick_ports, {
+                b"claim": lambda: self.pipeline.link_ready(""), b"push": lambda: self.push_worker.kick()})
+        self.pipeline = Pipeline(store=self.store, clock=reactor, node=owner,
                                  lease=config.gateway.lease, routing=self._routing(), metrics=self.metrics,
-                                 receipt_timeout=config.gateway.receipt_timeout)
-        self.store.callback_url_for = self._callback_url
+                                 receipt_timeout=config.gateway.receipt_timeout, delivers=self.delivers,
+                                 on_unclaimed=lambda: self.kicks.kick(0, b"claim"),
+                                 claim_interval=2.0 if worker is None else 0.5)
+        self.store.status_callbacks_for = self._status_callbacks
         self.store.cost_of = lambda operator, number: (
             self.config.operators[operator].cost.lookup(number) if operator in self.config.operators else None)
         self.store.config_source = lambda: self.config
         self.mo_router = MoRouter(config)
         self.pipeline.mo_route = lambda mo, spent: self.mo_router.route(mo, spent)
         self.pusher = Pusher(reactor, timeout=config.push.timeout)
-        self.push_worker = PushWorker(store=self.store, pusher=self.pusher, clock=reactor, node=config.gateway.node,
+        self.push_worker = PushWorker(store=self.store, pusher=self.pusher, clock=reactor, node=owner,
                                       config_source=lambda: self.config, mo_router_source=lambda: self.mo_router,
                                       pipeline=self.pipeline, metrics=self.metrics)
-        self.pipeline.on_push_queued = self.push_worker.kick
+        self.pipeline.on_push_queued = self.push_worker.kick if self.pushes else self._kick_pushers
         self.links: dict[str, OperatorLink] = {}
         self.sims: dict[str, SimulatedSMSC] = {}
         self.ports: list = []
@@ -101,32 +116,63 @@ class Gateway:
 
     async def _start(self) -> None:
         await self.store.open()
-        await self.store.ensure_accounts({name: a.balance for name, a in self.config.accounts.items()})
-        for name, op in self.config.operators.items():
-            await self._operator(name, op, start=False)
-        await self.pipeline.start()
-        for link in self.links.values():
-            link.start()
-        self.push_worker.start()
-        self._purge = LoopingCall(self._purge_old)
-        self._purge.clock = self.reactor
-        self._purge.start(3600, now=True)
-        http = self.config.http.listen
-        self.http_port = self.reactor.listenTCP(http.port, api_factory(self, self.reactor), interface=http.host)
-        root = Resource()
-        root.putChild(b"metrics", MetricsResource(registry=self.metrics.registry))
-        mon = self.config.metrics.listen
-        self.metrics_port = self.reactor.listenTCP(mon.port, Site(root), interface=mon.host)
+        if self.delivers:
+            await self.store.ensure_accounts({name: a.balance for name, a in self.config.accounts.items()})
+            for name, op in self.config.operators.items():
+                await self._operator(name, op, start=False)
+            await self.pipeline.start()
+            for link in self.links.values():
+                link.start()
+            self._purge = LoopingCall(self._purge_old)
+            self._purge.clock = self.reactor
+            self._purge.start(3600, now=True)
+        if self.pushes:
+            self.push_worker.start()
+        self._listen()
+        http, mon = self.config.http.listen, self.config.metrics.listen
         self.log.info("gateway started", http=f"{http.host}:{self.http_port.getHost().port}",
-                      metrics=f"{mon.host}:{self.metrics_port.getHost().port}",
-                      operators=list(self.links), store=self.config.store.redacted_url)
+                      metrics=f"{mon.host}:{mon.port}" if self.delivers else None,
+                      operators=list(self.links), store=self.config.store.redacted_url,
+                      worker=None if self.worker is None else self.worker.index)
+
+    def _listen(self) -> None:
+        """The API and metrics listeners: opened here, or adopted from the supervisor."""
+        w, r = self.worker, self.reactor
+        metrics = Resource()
+        if w is None:
+            http, mon = self.config.http.listen, self.config.metrics.listen
+            self.http_port = r.listenTCP(http.port, api_factory(self, r), interface=http.host)
+            metrics.putChild(b"metrics", MetricsResource(registry=self.metrics.registry))
+            self.metrics_port = r.listenTCP(mon.port, Site(metrics), interface=mon.host)
+            return
+        family = socket.AF_INET6 if ":" in self.config.http.listen.host else socket.AF_INET
+        self.kick_port = r.adoptDatagramPort(w.kick_fd, socket.AF_INET, self.kicks)
+        if w.is_main:
+            self.http_port = r.adoptStreamPort(w.api_fd, family, api_factory(self, r))
+            self.internal_port = r.adoptStreamPort(w.internal_fd, socket.AF_INET, api_factory(self, r))
+            metrics.putChild(b"metrics", NodeMetrics(r, self.metrics.registry, w.worker_metrics_ports))
+            self.workers_control = WorkersControl(r, w.worker_metrics_ports)
+            mon_family = socket.AF_INET6 if ":" in self.config.metrics.listen.host else socket.AF_INET
+        else:
+            forwarder = Forwarder(r, w.internal_port)
+            self.http_port = r.adoptStreamPort(w.api_fd, family, api_factory(self, r, forwarder))
+            metrics.putChild(b"metrics", MetricsResource(registry=self.metrics.registry))
+            metrics.putChild(b"reload", ReloadResource(self))
+            mon_family = socket.AF_INET
+        self.metrics_port = r.adoptStreamPort(w.metrics_fd, mon_family, Site(metrics))
+
+    def _kick_pushers(self) -> None:
+        """Status changes queued callbacks: the API workers deliver them."""
+        for index in range(1, self.worker.count):
+            self.kicks.kick(index, b"push")
 
     def stop(self):
         return ensureDeferred(self._stop())
 
     async def _stop(self) -> None:
         self.log.info("gateway stopping")
-        for port in (self.http_port, self.metrics_port):
+        for port in (self.http_port, self.metrics_port, getattr(self, "internal_port", None),
+                     getattr(self, "kick_port", None)):
             if port is not None:
                 await port.stopListening()
         if self._purge is not None and self._purge.running:
@@ -147,6 +193,15 @@ class Gateway:
 
         return Routing({name: p.operators for name, p in self.config.profiles.items()}, cost)
 
+    def reload_node(self) -> Deferred:
+        """Reload in every process of the node (SIGHUP, ``smsgw reload``, the admin API): this one,
+        then, from the main worker, each API worker through its control listener. Fires with this
+        process's answer once every process has applied the file (or refused it)."""
+        result = self.reload()
+        if self.worker is None or not self.worker.is_main or not result.get("reloaded"):
+            return succeed(result)
+        return self.workers_control.reload_all().addCallback(lambda _: result)
+
     def reload(self) -> dict:
         """Read the config file again and apply it (SIGHUP, ``smsgw reload``, the admin API).
 
@@ -154,6 +209,7 @@ class Gateway:
         bind settings changed is reconnected; a new one is bound; a removed one is unbound (what
         waited for it moves to the other operators of its profiles). A file with any error is
         refused whole and the running config stays. Node, store and listen addresses need a restart.
+        In a node of several processes the main worker applies it and tells the API workers.
         """
         from smscore.config import ConfigError, load_config
 
@@ -165,6 +221,7 @@ class Gateway:
         old = self.config
         restart = [key for key, a, b in (
             ("gateway.node", old.gateway.node, new.gateway.node), ("gateway.lease", old.gateway.lease, new.gateway.lease),
+            ("gateway.processes", old.gateway.processes, new.gateway.processes),
             ("store", old.store, new.store), ("http.listen", old.http.listen, new.http.listen),
             ("metrics.listen", old.metrics.listen, new.metrics.listen)) if a != b]
         self.config = new
@@ -178,6 +235,10 @@ class Gateway:
             elif op.type != before.type or op.bind_settings() != before.bind_settings():
                 changed.append(name)
         removed = [name for name in old.operators if name not in new.operators]
+        if not self.delivers:  # an API worker: no binds here
+            self.log.info("config reloaded", worker=self.worker.index)
+            return {"reloaded": True, "reconnected": changed, "added": added, "removed": removed,
+                    "needs_restart": restart}
         for name in changed + removed:
             link = self.links.pop(name)
             link.stop()
@@ -220,12 +281,16 @@ class Gateway:
                        lambda f: self.log.error("retention purge failed", error=f.getErrorMessage()))
         return d
 
-    def _callback_url(self, message) -> str | None:
-        """Status callbacks go to the message's callback_url, else its account's."""
-        if message.callback_url:
-            return message.callback_url
+    def _status_callbacks(self, message) -> tuple[str, str] | None:
+        """Status callbacks go to the message's callback_url, else its account's; they carry the
+        events the message's callback_statuses select, else its account's (as configured now)."""
         account = self.config.accounts.get(message.account)
-        return account.callback_url if account is not None else None
+        url = message.callback_url or (account.callback_url if account is not None else None)
+        if not url:
+            return None
+        if message.callback_statuses is not None:
+            return url, message.callback_statuses
+        return url, account.callback_statuses if account is not None else "all"
 
     def readiness(self) -> tuple[bool, list[str]]:
         problems = []

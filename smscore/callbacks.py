@@ -1,37 +1,63 @@
-"""The push worker: delivers stored push jobs (MO to keyword backends, status callbacks) and
-records each attempt.
+"""The push worker: delivers stored push jobs (MO to keyword backends, status callbacks, balance
+notices) and records each attempt.
 
 Jobs live in the store (``push_jobs``), written in the same transaction as the MO or the status
-change they report, so a crash loses none and a restart resumes them. The worker claims due jobs
-with a lease (the oldest job of each message only, so callbacks arrive in order per message), POSTs
-them through ``connectors.http_push.Pusher`` and records the outcome:
+change they report, so a crash loses none and a restart resumes them.
 
-- success: the job is done; for an MO, a reply in the answer (``{"reply": ...}`` or text/plain)
-  becomes an SMS to the phone from the shortcode;
-- failure: tried again after ``policies.retry.next_delay`` (5 s doubling, at most 10 min), until
-  ``[push] retry_for`` has passed since the first attempt; the first failure of an MO push sends the
-  keyword's ``unavailable_reply`` to the phone, once. The MO stays in the inbox for pull either way.
+Theory of operation
+-------------------
+- Claim. ``kick()`` claims due jobs with a lease, many per query. At most one claim is in flight:
+  kicks that come meanwhile (one per stored status change, per MO, per finished push) are folded
+  into one more claim when it returns. The store hands out a job only with every earlier job of its
+  message (``Store.claim_push_jobs``), so a message's jobs are all here or none is.
+- Wait. Claimed jobs wait in memory per target: (kind, account, URL). ``policies.callbacks.
+  next_batches`` picks what goes now. MO pushes and balance notices go one per POST at once. Status
+  callbacks go one per POST too while the account's ``callback_batch`` is 1; above 1 they go as
+  ``{"events": [...]}`` once a batch is full or its oldest event has waited ``callback_linger``
+  (one timer, set for the earliest such moment). Batch size and linger are read from the current
+  config each time a batch is formed, so a reload applies to the next batch. A message with a push
+  on the way sends nothing more until that push is recorded: its events never overtake each other.
+- Send. At most ``concurrency`` POSTs at once, through ``connectors.http_push.Pusher`` (one signed
+  attempt per call, never a failure).
+- Record, in one store operation per POST (``Store.finish_pushes``):
+  - success (2xx): every job of the POST is done; for an MO, a reply in the answer
+    (``{"reply": ...}`` or text/plain) becomes an SMS to the phone from the shortcode;
+  - failure: the whole POST is tried again after ``policies.retry.next_delay`` (5 s doubling, at
+    most 10 min; a batch as far along as its most tried job), each job until ``[push] retry_for``
+    has passed since it was queued. Jobs of the same messages still waiting here are given back to
+    the store, where the retried ones hold them back. The first failure of an MO push sends the
+    keyword's ``unavailable_reply`` to the phone, once. The MO stays in the inbox for pull either way.
+- Leases. A claim's lease covers the longest linger too. Jobs that could not go out in time (all
+  POST slots busy for long) are given back before their lease ends, and on ``stop()`` every job
+  still waiting here is given back, so another node, or this one restarted, takes them at once.
+  The first claim after a start takes back what this node held before.
 """
 
 from __future__ import annotations
 
 import random
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
 from twisted.internet.task import LoopingCall
 
+from policies.callbacks import next_batches
 from policies.retry import give_up, next_delay
 from smscore.logs import get_logger
 from smscore.metrics import Metrics
 from smscore.model import MoMessage, PushJob
 
+#: A waiting job: (subject, waiting since, the job, its lease end). Subject and time come first
+#: because ``next_batches`` reads them.
+_Waiting = tuple[str, float, PushJob, float]
+
 
 class PushWorker:
-    """Claims due push jobs and delivers them, at most ``concurrency`` at a time."""
+    """Claims due push jobs and delivers them, batching status callbacks as accounts ask, at most
+    ``concurrency`` POSTs at a time and at most ``max_waiting`` jobs claimed and waiting."""
 
     def __init__(self, *, store, pusher, clock, node: str, config_source, mo_router_source, pipeline,
                  metrics: Metrics, concurrency: int = 50, lease: float = 120.0, interval: float = 1.0,
-                 jitter=random.random) -> None:
+                 max_waiting: int = 1000, jitter=random.random) -> None:
         self.store = store
         self.pusher = pusher
         self.clock = clock
@@ -43,103 +69,282 @@ class PushWorker:
         self.concurrency = concurrency
         self.lease = lease
         self.interval = interval
+        self.max_waiting = max_waiting
         self.jitter = jitter
         self.retry_first = 5.0  # seconds before the first retry (SPEC: 5 s); tests shorten it
-        self.in_flight = 0
+        self.in_flight = 0  # POSTs on the way
+        self.claims = 0  # claim queries run (tests, diagnosis)
         self.log = get_logger(component="push", node=node)
         self._loop: LoopingCall | None = None
+        self._waiting: dict[tuple[str, str, str], list[_Waiting]] = {}
+        self._count = 0  # jobs in _waiting
+        self._busy: set[str] = set()  # subjects with a POST on the way
         self._claiming = False
+        self._claim_waiters: list[Deferred] = []  # stop() waiting for the claim on the way
+        self._again = False
+        self._dispatching = False
+        self._dispatch_again = False
+        self._timer = None
+        self._taken_back = False
+        self._stopping = False
         self._idle: list[Deferred] = []
 
+    # -- life cycle ------------------------------------------------------------------------------
     def start(self) -> None:
-        self._loop = LoopingCall(self.kick)
+        self._loop = LoopingCall(self._tick)
         self._loop.clock = self.clock
         self._loop.start(self.interval, now=True)
 
     def stop(self) -> Deferred:
+        """Stop claiming, give back every job waiting here, and fire once the POSTs on the way are
+        recorded."""
+        self._stopping = True
         if self._loop is not None and self._loop.running:
             self._loop.stop()
-        if self.in_flight == 0:
-            return succeed(None)
-        d: Deferred = Deferred()
-        self._idle.append(d)
-        return d
+        self._cancel_timer()
+        return ensureDeferred(self._stop())
 
+    async def _stop(self) -> None:
+        if self._claiming:
+            claim: Deferred = Deferred()
+            self._claim_waiters.append(claim)
+            await claim
+        ids = [w[2].id for waiting in self._waiting.values() for w in waiting]
+        self._waiting.clear()
+        self._count = 0
+        if ids:
+            try:
+                await self.store.finish_pushes(self.clock.seconds(), release=ids, owner=self.node)
+            except Exception as exc:  # noqa: BLE001 - their leases run out instead
+                self.log.error("giving back push jobs failed", jobs=len(ids), error=repr(exc))
+        if self.in_flight:
+            d: Deferred = Deferred()
+            self._idle.append(d)
+            await d
+
+    def _tick(self) -> None:
+        self._give_back_stale()
+        self.kick()
+
+    # -- claiming ---------------------------------------------------------------------------------
     def kick(self) -> None:
-        """Claim and start what is due, as far as the concurrency allows."""
-        if self._claiming or (self._loop is not None and not self._loop.running):
+        """Claim what is due (at most one claim at a time: a kick meanwhile asks for one more)."""
+        if self._stopping:
             return
-        room = self.concurrency - self.in_flight
-        if room <= 0:
+        if self._claiming:
+            self._again = True
             return
-        self._claiming = True
+        room = self.max_waiting - self._count
+        if room <= 0 or self.in_flight >= self.concurrency:
+            return
         now = self.clock.seconds()
-        d = self.store.claim_push_jobs(self.node, now, now + self.lease, room)
+        config = self.config_source()
+        lease_until = now + self.lease + max((a.callback_linger for a in config.accounts.values()), default=0.0)
+        self.claims += 1
+        self._claiming = True
 
         def claimed(jobs):
-            self._claiming = False
+            self._taken_back = True
             for job in jobs:
-                self._attempt(job)
+                self._waiting.setdefault(_target(job), []).append((job.subject, job.first_at, job, lease_until))
+            self._count += len(jobs)
 
         def failed(failure):
-            self._claiming = False
             self.log.error("claiming push jobs failed", error=failure.getErrorMessage())
 
+        def done(_):
+            self._claiming = False
+            waiters, self._claim_waiters = self._claim_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+            self._dispatch()
+            if self._again:
+                self._again = False
+                self.kick()
+
+        d = self.store.claim_push_jobs(self.node, now, lease_until, room, include_own=not self._taken_back)
         d.addCallbacks(claimed, failed)
+        d.addCallback(done)
 
-    def _attempt(self, job: PushJob) -> None:
-        self.in_flight += 1
-        config = self.config_source()
-        account = config.accounts.get(job.account)
-        secret = account.secret if account is not None else None
-        d = self.pusher.push(job.url, job.body, secret)
-        d.addCallback(self._record, job)
-        d.addErrback(lambda f: self.log.error("push bookkeeping failed", job=job.id, error=f.getTraceback()))
-        d.addBoth(self._done)
+    # -- forming batches ---------------------------------------------------------------------------
+    def _shape(self, target, config) -> tuple[int, float, bool]:
+        """(events per POST, linger, whether the body is {"events": [...]}) for a target."""
+        kind, account_name, _ = target
+        if kind != "status":
+            return 1, 0.0, False
+        account = config.accounts.get(account_name)
+        if account is None or account.callback_batch <= 1:
+            return 1, 0.0, False
+        return account.callback_batch, account.callback_linger, True
 
-    def _done(self, _) -> None:
-        self.in_flight -= 1
-        if self.in_flight == 0 and self._idle:
-            waiting, self._idle = self._idle, []
-            for d in waiting:
-                d.callback(None)
-        elif self._loop is not None and self._loop.running:
-            self.kick()
+    def _dispatch(self) -> None:
+        """Send every batch that is due, as far as the POST slots allow; set the linger timer.
+        A push may finish at once (and dispatch again): that only asks this loop for another turn."""
+        if self._stopping:
+            return
+        if self._dispatching:
+            self._dispatch_again = True
+            return
+        self._dispatching = True
+        try:
+            again = True
+            while again:
+                self._dispatch_again = False
+                for target, jobs, batched, config in self._due():
+                    self._send(target, jobs, batched, config)
+                again = self._dispatch_again and not self._stopping
+        finally:
+            self._dispatching = False
 
-    def _record(self, result, job: PushJob) -> Deferred:
+    def _due(self) -> list[tuple]:
+        """Take the batches that go now out of ``_waiting`` (their POST slots and messages are
+        taken at once); set the timer for the first batch still filling."""
+        self._cancel_timer()
         now = self.clock.seconds()
         config = self.config_source()
-        outcome = "ok" if result.ok else "failed"
-        self.metrics.child(self.metrics.callbacks, job.kind, outcome).inc()
+        due_next = None
+        out = []
+        for target, waiting in self._waiting.items():
+            room = self.concurrency - self.in_flight
+            if room <= 0:
+                break
+            size, linger, batched = self._shape(target, config)
+            batches, due = next_batches(waiting, size=size, linger=linger, now=now, busy=self._busy, limit=room)
+            if due is not None and (due_next is None or due < due_next):
+                due_next = due
+            for positions in batches:
+                jobs = [waiting[i][2] for i in positions]
+                self._busy.update(job.subject for job in jobs)
+                self.in_flight += 1
+                self._count -= len(jobs)
+                out.append((target, jobs, batched, config))
+            for i in sorted((i for positions in batches for i in positions), reverse=True):
+                del waiting[i]
+        for target in {o[0] for o in out}:  # to the back of the line: no target starves the others
+            waiting = self._waiting.pop(target)
+            if waiting:
+                self._waiting[target] = waiting
+        if due_next is not None:
+            self._timer = self.clock.callLater(max(0.0, due_next - now), self._linger_over)
+        return out
+
+    def _linger_over(self) -> None:
+        self._timer = None
+        self._dispatch()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            if self._timer.active():
+                self._timer.cancel()
+            self._timer = None
+
+    def _give_back_stale(self) -> None:
+        """Give back waiting jobs whose lease would end before a POST of them could finish."""
+        now = self.clock.seconds()
+        soon = now + self.config_source().push.timeout + 2 * self.interval
+        stale = []
+        for target in list(self._waiting):
+            waiting = self._waiting[target]
+            keep = [w for w in waiting if w[3] > soon]
+            if len(keep) < len(waiting):
+                stale.extend(w[2].id for w in waiting if w[3] <= soon)
+                if keep:
+                    self._waiting[target] = keep
+                else:
+                    del self._waiting[target]
+        if stale:
+            self._count -= len(stale)
+            self.log.warning("push jobs waited too long here, given back", jobs=len(stale))
+            d = self.store.finish_pushes(now, release=stale, owner=self.node)
+            d.addErrback(lambda f: self.log.error("giving back push jobs failed", error=f.getErrorMessage()))
+
+    # -- sending and recording ---------------------------------------------------------------------
+    def _send(self, target, jobs: list[PushJob], batched: bool, config) -> None:
+        """POST ``jobs`` (their slot and messages are already taken, see ``_due``)."""
+        account = config.accounts.get(target[1])
+        secret = account.secret if account is not None else None
+        body = {"events": [job.body for job in jobs]} if batched else jobs[0].body
+        d = maybeDeferred(self.pusher.push, target[2], body, secret)  # a raise still frees the slot
+        d.addCallback(self._record, jobs)
+        d.addErrback(lambda f: self.log.error("push bookkeeping failed", jobs=[j.id for j in jobs],
+                                              error=f.getTraceback()))
+        d.addBoth(self._done, jobs)
+
+    def _done(self, _, jobs: list[PushJob]) -> None:
+        self.in_flight -= 1
+        for job in jobs:
+            self._busy.discard(job.subject)
+        if self._stopping:
+            if self.in_flight == 0 and self._idle:
+                waiting, self._idle = self._idle, []
+                for d in waiting:
+                    d.callback(None)
+            return
+        self._dispatch()
+        self.kick()
+
+    def _record(self, result, jobs: list[PushJob]) -> Deferred:
+        now = self.clock.seconds()
+        config = self.config_source()
+        first = jobs[0]
+        self.metrics.child(self.metrics.callbacks, first.kind, "ok" if result.ok else "failed").inc(len(jobs))
+        about = _subjects(jobs)
         mo_events: list[tuple[str, str, str]] = []
-        replies = []
+        replies: list = []
+        done: list[int] = []
+        retry: list[int] = []
         retry_at = None
+        release: list[int] = []
         if result.ok:
-            self.log.info("pushed", kind=job.kind, job=job.id, status=result.status, **_subject(job))
-            if job.kind == "mo":
-                mo_events.append((job.subject, "pushed", f"HTTP {result.status} after {job.attempts + 1} attempt(s)"))
+            done = [job.id for job in jobs]
+            self.log.info("pushed", kind=first.kind, events=len(jobs), status=result.status, **about)
+            if first.kind == "mo":
+                mo_events.append((first.subject, "pushed",
+                                  f"HTTP {result.status} after {first.attempts + 1} attempt(s)"))
                 if result.reply:
-                    self._reply(job, result.reply, mo_events, replies, now)
+                    self._reply(first, result.reply, mo_events, replies, now)
         else:
-            attempts = job.attempts + 1
-            if give_up(job.first_at, now, config.push.retry_for):
-                self.log.warning("push abandoned", kind=job.kind, job=job.id, attempts=attempts,
-                                 error=result.error, **_subject(job))
-                if job.kind == "mo":
-                    mo_events.append((job.subject, "push abandoned", f"{result.error} after {attempts} attempts"))
-            else:
+            attempts = max(job.attempts for job in jobs) + 1
+            retried = [job for job in jobs if not give_up(job.first_at, now, config.push.retry_for)]
+            retry = [job.id for job in retried]
+            kept = set(retry)
+            done = [job.id for job in jobs if job.id not in kept]
+            if done:
+                self.log.warning("push abandoned", kind=first.kind, events=len(done), attempts=attempts,
+                                 error=result.error, **about)
+                if first.kind == "mo":
+                    mo_events.append((first.subject, "push abandoned", f"{result.error} after {attempts} attempts"))
+            if retry:
                 retry_at = now + next_delay(attempts, first=self.retry_first, jitter=self.jitter())
-                self.log.info("push failed", kind=job.kind, job=job.id, error=result.error, attempts=attempts,
-                              retry_in=round(retry_at - now, 1), **_subject(job))
-                if job.kind == "mo":
-                    mo_events.append((job.subject, "push failed", f"{result.error}; retry {attempts + 1}"))
-            if job.kind == "mo" and job.attempts == 0:
-                self._unavailable(job, mo_events, replies, now)
-        d = self.store.finish_push(job, now, retry_at=retry_at, error=result.error or "", mo_events=mo_events,
-                                   replies=replies, owner=self.node, lease_until=now + self.pipeline.lease)
+                self.log.info("push failed", kind=first.kind, events=len(retry), error=result.error,
+                              attempts=attempts, retry_in=round(retry_at - now, 1), **about)
+                if first.kind == "mo":
+                    mo_events.append((first.subject, "push failed", f"{result.error}; retry {attempts + 1}"))
+                release = self._hold_back({job.subject for job in retried})
+            if first.kind == "mo" and first.attempts == 0:
+                self._unavailable(first, mo_events, replies, now)
+        d = self.store.finish_pushes(now, done=done, retry=retry, retry_at=retry_at, error=result.error or "",
+                                     release=release, mo_events=mo_events, replies=replies, owner=self.node,
+                                     lease_until=now + self.pipeline.lease, replies_owner=self.pipeline.owner)
         d.addCallback(lambda _: self.pipeline.accepted_elsewhere(replies))
         return d
 
+    def _hold_back(self, subjects: set[str]) -> list[int]:
+        """Take the waiting jobs of ``subjects`` out (to give back): their earlier jobs are retried."""
+        released = []
+        for target in list(self._waiting):
+            waiting = self._waiting[target]
+            keep = [w for w in waiting if w[0] not in subjects]
+            if len(keep) < len(waiting):
+                released.extend(w[2].id for w in waiting if w[0] in subjects)
+                if keep:
+                    self._waiting[target] = keep
+                else:
+                    del self._waiting[target]
+        self._count -= len(released)
+        return released
+
+    # -- MO replies ------------------------------------------------------------------------------
     def _mo_of(self, job: PushJob) -> MoMessage:
         b = job.body
         return MoMessage(id=b["id"], operator="", sender=b["from"], to=b["to"], text=b["text"], received_at=0.0,
@@ -167,6 +372,17 @@ class PushWorker:
             mo_events.append((job.subject, "unavailable reply queued", f"message {reply.id}"))
 
 
-def _subject(job: PushJob) -> dict:
-    return {"mo_id": job.subject} if job.kind == "mo" else {"message_id": job.subject}
+def _target(job: PushJob) -> tuple[str, str, str]:
+    """Where a job goes: jobs of one target may share a POST (status callbacks of one account and URL)."""
+    return job.kind, job.account, job.url
 
+
+def _subjects(jobs: list[PushJob]) -> dict:
+    """Log context: the MO or message id(s) a POST was about."""
+    if jobs[0].kind == "mo":
+        return {"mo_id": jobs[0].subject}
+    if jobs[0].kind != "status":
+        return {}
+    if len(jobs) == 1:
+        return {"message_id": jobs[0].subject}
+    return {"message_ids": sorted({job.subject for job in jobs})}

@@ -40,15 +40,44 @@ def _load(path: str):
 
 # -- run ---------------------------------------------------------------------------------------
 def cmd_run(args) -> int:
+    from smscore import logs
+    from smscore.supervisor import WORKER_ENV, Supervisor, WorkerSpec, die_with_parent, resolve_processes
+
+    config = _load(args.config)
+    logs.configure(args.log_level, args.log_format)
+    spec = os.environ.get(WORKER_ENV)
+    if spec is not None:  # a worker process started by the supervisor below
+        die_with_parent()
+        worker = WorkerSpec.from_env(spec)
+        import structlog
+
+        structlog.contextvars.bind_contextvars(worker=worker.index)
+        return _run_gateway(config, worker)
+    count = resolve_processes(config.gateway.processes)
+    if count == 1:
+        return _run_gateway(config, None)
+    log = logs.get_logger(component="supervisor", node=config.gateway.node)
+    if config.store.auto_upgrade:
+        _upgrade(config)  # once, before the workers open the store
+    supervisor = Supervisor(config, ["run", "-c", args.config, "--log-level", args.log_level,
+                                     "--log-format", args.log_format], count, log)
+    try:
+        supervisor.open_sockets()
+    except OSError as exc:
+        raise CliError(f"cannot listen: {exc.strerror or exc}") from None
+    log.info("starting workers", processes=count)
+    return supervisor.run()
+
+
+def _run_gateway(config, worker) -> int:
+    """One process of the gateway: the whole node (``worker`` None) or its part of it."""
     from twisted.internet import reactor
 
     from smscore import logs
     from smscore.app import Gateway
 
-    config = _load(args.config)
-    logs.configure(args.log_level, args.log_format)
     log = logs.get_logger(component="cli")
-    gateway = Gateway(config, reactor)
+    gateway = Gateway(config, reactor, worker=worker)
     outcome = {"code": 0}
 
     def started_failed(failure):
@@ -76,7 +105,7 @@ def cmd_run(args) -> int:
         reactor.callFromThread(shutdown)
 
     def on_hup(signum, _frame):
-        reactor.callFromThread(gateway.reload)
+        reactor.callFromThread(gateway.reload_node)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -97,12 +126,18 @@ def cmd_check_config(args) -> int:
 # -- db ------------------------------------------------------------------------------------------
 def cmd_db_upgrade(args) -> int:
     config = _load(args.config)
+    where, before, after = _upgrade(config)
+    print(f"{where}: schema version {before} -> {after}")
+    return 0
+
+
+def _upgrade(config) -> tuple[str, int, int]:
+    """Create or upgrade the store's schema: (where, version before, version after)."""
     if config.store.sqlite_path is not None:
         from smscore.store import sqlite
 
         before, after = sqlite.upgrade(config.store.sqlite_path)
-        print(f"{config.store.sqlite_path}: schema version {before} -> {after}")
-        return 0
+        return str(config.store.sqlite_path), before, after
     import psycopg2
 
     from smscore.store import pg_schema
@@ -112,8 +147,7 @@ def cmd_db_upgrade(args) -> int:
     except psycopg2.Error as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CliError(f"{config.store.redacted_url}: {message}") from None
-    print(f"{config.store.redacted_url}: schema version {before} -> {after}")
-    return 0
+    return config.store.redacted_url, before, after
 
 
 # -- smsc-sim ------------------------------------------------------------------------------------

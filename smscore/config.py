@@ -36,8 +36,10 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping, NamedTuple
 from urllib.parse import urlsplit
 
+from policies.callbacks import ALL, FINAL, parse_selection
 from policies.numbers import InvalidSender, normalize_sender
 from smscore.durations import DurationError, parse_duration
+from smscore.model import STATUS_NAMES
 
 __all__ = [
     "AccountConfig",
@@ -166,6 +168,7 @@ class GatewayConfig:
     receipt_timeout: float = 72 * 3600.0
     reply_profile: str = ""  # resolved at load: the first profile of the file when not set
     lease: float = 30.0
+    processes: int | None = None  # None = "auto": one per core (smscore.supervisor)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -275,6 +278,11 @@ class AccountConfig:
     balance: Decimal = Decimal(0)
     prices: PrefixTable = PrefixTable.flat(Decimal(0))
     callback_url: str | None = None
+    #: which status events are pushed: a ``policies.callbacks`` selection ("all", "final" or
+    #: status names joined by ",")
+    callback_statuses: str = ALL
+    callback_batch: int = 1  # events per status POST; above 1 the body is {"events": [...]}
+    callback_linger: float = 0.2  # seconds the oldest event of a batch that is not full waits
     secret: str | None = field(default=None, repr=False)
     approved_domains: tuple[str, ...] = ()
     daily_volume_limit: int | None = None
@@ -487,6 +495,15 @@ def _integer(minimum: int = 0, maximum: int | None = None) -> Callable[[Any], in
     return convert
 
 
+def _processes(value: Any) -> int | None:
+    """``"auto"`` (None) or a number of processes from 1 to 64."""
+    if value == "auto":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
+        raise _Invalid(f'must be "auto" or an integer from 1 to 64, got {_show(value)}')
+    return value
+
+
 def _boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise _Invalid(f"must be true or false, got {_show(value)}")
@@ -636,6 +653,16 @@ _DOMAIN = _string(
 )
 
 
+def _callback_statuses(value: Any) -> str:
+    """``"all"``, ``"final"`` or an array of status names → a ``policies.callbacks`` selection."""
+    if isinstance(value, list):
+        names = _list(_string(choices=STATUS_NAMES), unique=True)(value)
+        return parse_selection(list(names), STATUS_NAMES)
+    if isinstance(value, str) and value in (ALL, FINAL):
+        return value
+    raise _Invalid(f'must be "all", "final" or an array of statuses, got {_show(value)}')
+
+
 def _sender(value: Any) -> str:
     """A sender ID as it goes out (policies.numbers decides what is valid)."""
     try:
@@ -781,6 +808,7 @@ class _Parser:
             receipt_timeout=t.get("receipt_timeout", _duration(), d["receipt_timeout"]),
             reply_profile=t.get("reply_profile", _NONEMPTY, d["reply_profile"]),
             lease=t.get("lease", _duration(), d["lease"]),
+            processes=t.get("processes", _processes, d["processes"]),
         )
         t.finish()
         return gateway
@@ -949,6 +977,9 @@ class _Parser:
             balance=t.get("balance", _money, d["balance"]),
             prices=t.get("prices", _prefix_table, d["prices"]),
             callback_url=t.get("callback_url", _url, None),
+            callback_statuses=t.get("callback_statuses", _callback_statuses, d["callback_statuses"]),
+            callback_batch=t.get("callback_batch", _integer(1, 1000), d["callback_batch"]),
+            callback_linger=t.get("callback_linger", _duration(allow_zero=True), d["callback_linger"]),
             secret=t.get("secret", _string(allow_empty=False), None),
             approved_domains=tuple(
                 domain.lower() for domain in

@@ -43,6 +43,9 @@ FINAL_STATUSES = frozenset(
     {Status.DELIVERED, Status.FAILED, Status.EXPIRED, Status.UNKNOWN, Status.STOPPED, Status.REJECTED}
 )
 
+#: The wire names of the statuses, in SPEC §5 order (what ``callback_statuses`` may list).
+STATUS_NAMES = tuple(s.value for s in Status)
+
 #: Statuses in which the gateway still has work to do for the message (sending it).
 SENDABLE_STATUSES = frozenset({Status.QUEUED})
 
@@ -90,6 +93,9 @@ class Message:
     origin: str = "api"
     #: what the account was charged at acceptance (prepaid), refunded if it ends before submission
     charged: Decimal = Decimal(0)
+    #: which status events are pushed (a ``policies.callbacks`` selection the request chose), or
+    #: None: the account's ``callback_statuses`` at the time of each event
+    callback_statuses: str | None = None
     #: learned for the destination (not stored with the message): the operator that last delivered
     #: to it, and operators that failed for it lately
     preferred: str | None = None

@@ -55,7 +55,8 @@ class Pipeline:
     def __init__(self, *, store: Store, clock, node: str, lease: float, routing: Routing,
                  metrics: Metrics | None = None, max_in_memory: int = 20000, claim_batch: int = 1000,
                  claim_interval: float = 2.0, receipt_timeout: float = 72 * 3600.0,
-                 mo_reassembly_timeout: float = 300.0) -> None:
+                 mo_reassembly_timeout: float = 300.0, delivers: bool = True,
+                 on_unclaimed: Callable[[], object] = lambda: None) -> None:
         self.store = store
         self.clock = clock
         self.node = node
@@ -67,6 +68,10 @@ class Pipeline:
         self.claim_interval = claim_interval
         self.receipt_timeout = receipt_timeout
         self.mo_reassembly_timeout = mo_reassembly_timeout
+        #: False in an API worker (smscore.supervisor): messages are stored unclaimed for the main
+        #: worker, which ``on_unclaimed`` nudges; nothing is claimed or sent from here
+        self.delivers = delivers
+        self.on_unclaimed = on_unclaimed
         #: called with every MoMessage once it is stored whole (after routing, when there is one)
         self.on_mo: Callable[[MoMessage], object] = self._log_mo
         #: ``route(mo, spent) -> MoRouting``, run in the transaction that stores a whole MO
@@ -93,6 +98,12 @@ class Pipeline:
 
     def _sample_queues(self):
         return [(name, len(self.queues[name]), self.inflight[name]) for name in self.links]
+
+    @property
+    def owner(self) -> str | None:
+        """Who holds the messages this pipeline stores: this node, or nobody (an API worker stores
+        them for the main worker to claim)."""
+        return self.node if self.delivers else None
 
     def lease_until(self) -> float:
         return self.clock.seconds() + self.lease
@@ -191,7 +202,7 @@ class Pipeline:
         With ``once`` (account, key, body_hash, render: an idempotency key), fires with the first
         answer (a dict) instead when the key was used before, and nothing is stored.
         """
-        claim_now = self.held + len(messages) <= self.max_in_memory
+        claim_now = self.delivers and self.held + len(messages) <= self.max_in_memory
         owner = self.node if claim_now else None
         if claim_now:
             self.held += len(messages)  # reserved; what is not sendable after the store's rules is given back
@@ -213,6 +224,8 @@ class Pipeline:
                 self.held -= len(messages) - len(sendable)
                 for m in sendable:
                     self.enqueue(m)
+            elif sendable and not self.delivers:
+                self.on_unclaimed()
             return messages
 
         def not_stored(failure):
@@ -240,9 +253,11 @@ class Pipeline:
         them and send them."""
         for m in messages:
             self.metrics.status_changed(m.status.value)
-            if m.status is Status.QUEUED:
+            if m.status is Status.QUEUED and self.delivers:
                 self.held += 1
                 self.enqueue(m)
+        if not self.delivers and any(m.status is Status.QUEUED for m in messages):
+            self.on_unclaimed()
 
     # -- sending -----------------------------------------------------------------------------
     def choose(self, message: Message) -> str | None:
@@ -417,9 +432,11 @@ class Pipeline:
     def _after(self, transitions: list[Transition], held: bool = False) -> None:
         """Count, log and act on what the store changed. ``held``: the message was this node's."""
         requeued = False
+        pushes = False
         now = self.clock.seconds()
         for t in transitions:
             m = t.message
+            pushes = pushes or t.pushes > 0
             for e in t.events:
                 self.metrics.status_changed(e.status.value)
                 if e.status is Status.DELIVERED:
@@ -434,6 +451,8 @@ class Pipeline:
                 self.enqueue(t.message)
         if held and not requeued:
             self.held -= 1
+        if pushes:
+            self.on_push_queued()
 
     def _log_failure(self, failure, what: str, **kw) -> None:
         self.log.error(what, error=failure.getErrorMessage(), **kw)

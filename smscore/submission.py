@@ -1,8 +1,9 @@
 """Turning a ``POST /v1/messages`` body into messages, or into the one error that refuses it whole.
 
 Checks run field by field in the order SPEC §11 gives (``to``, ``text``, ``from``, ``profile``,
-``send_at``, then the optional fields), so when several errors apply the first of that order is
-the one reported. Nothing here does I/O: the HTTP layer stores what this returns.
+``send_at``, then ``callback_statuses`` as SPEC §12 asks, then the other optional fields), so
+when several errors apply the first of that order is the one reported. Nothing here does I/O: the
+HTTP layer stores what this returns.
 """
 
 from __future__ import annotations
@@ -12,15 +13,16 @@ from typing import Any
 
 from policies import numbers, text as sms_text
 from policies.approval import unapproved_links
+from policies.callbacks import parse_selection
 from smscore.errors import ApiError, invalid_request, unprocessable
-from smscore.model import Event, Message, Status, new_message_id
+from smscore.model import STATUS_NAMES, Event, Message, Status, new_message_id
 
 MAX_RECIPIENTS = 1000
 MAX_REFERENCE = 64
 MAX_SEND_AHEAD = 5 * 366 * 24 * 3600  # "up to 5 years ahead", leap days included
 ENCODINGS = ("auto", "gsm7", "latin1", "ucs2")
 KNOWN_FIELDS = frozenset({"to", "text", "from", "profile", "max_parts", "encoding", "send_at",
-                          "callback_url", "reference"})
+                          "callback_url", "callback_statuses", "reference"})
 
 
 def parse_rfc3339(value: str) -> float:
@@ -132,6 +134,15 @@ def build_messages(body: Any, account, config, now: float) -> list[Message]:
         if send_at <= now:
             send_at = None  # in the past means now
 
+    # callback_statuses (SPEC §12: right after send_at); absent or null: the account's, event by event
+    callback_statuses = None
+    raw_statuses = body.get("callback_statuses")
+    if raw_statuses is not None:
+        try:
+            callback_statuses = parse_selection(raw_statuses, STATUS_NAMES)
+        except ValueError as exc:
+            raise invalid_request("callback_statuses", f"Field 'callback_statuses' {exc}.") from None
+
     # the optional rest
     if not max_parts_ok:
         raise invalid_request("max_parts", "Field 'max_parts' must be an integer of at least 1.")
@@ -158,7 +169,8 @@ def build_messages(body: Any, account, config, now: float) -> list[Message]:
     for number in numbers_out:
         m = Message(id=new_message_id(now), account=account.name, to=number, sender=sender, text=text,
                     encoding=encoding.value, parts=parts, profile=profile, status=status, reference=reference,
-                    callback_url=callback_url, created_at=now, updated_at=now, send_at=send_at)
+                    callback_url=callback_url, created_at=now, updated_at=now, send_at=send_at,
+                    callback_statuses=callback_statuses)
         m.events.append(Event(at=now, status=status, detail=detail))
         out.append(m)
     return out

@@ -36,13 +36,15 @@ class Transition:
     """The result of applying something to a message: its new status and the events to append.
 
     ``requeue`` is true when the message must be sent again (through the next operator);
-    ``part_status`` is the new status of the part the report was about (or None).
+    ``part_status`` is the new status of the part the report was about (or None); ``pushes`` is
+    set by the store: how many status callbacks it queued for these events.
     """
 
     message: Message
     events: list[Event] = field(default_factory=list)
     requeue: bool = False
     part_status: str | None = None
+    pushes: int = 0
 
     @property
     def changed(self) -> bool:

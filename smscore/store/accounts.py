@@ -33,7 +33,7 @@ from policies.approval import over_daily_volume
 from policies.billing import notices
 from smscore import transitions as tr
 from smscore.model import Event, Message, PushJob, Status, rfc3339
-from smscore.store.sql import MSG_COLS, row_to_message
+from smscore.store.sql import MSG_COLS, chunks, row_to_message
 
 #: A failure learned longer ago than this no longer keeps an operator at the back (numbers get
 #: ported back, routes get fixed).
@@ -196,7 +196,7 @@ class AccountRules:
     def _stoplists(self, cur, account: str, ms: Sequence[Message], now: float) -> None:
         numbers = sorted({m.to for m in ms})
         stopped, dnc, consent = set(), set(), set()
-        for chunk in _chunks(numbers, 500):
+        for chunk in chunks(numbers):
             marks = ",".join("?" * len(chunk))
             cur.execute(self.q(f"SELECT account, number FROM stoplist WHERE account IN (?, ?) AND number IN ({marks})"),
                         (account, DO_NOT_CALL, *chunk))
@@ -218,7 +218,7 @@ class AccountRules:
     def _learned_for(self, cur, messages: Sequence[Message], now: float) -> None:
         numbers = sorted({m.to for m in messages})
         learned = {}
-        for chunk in _chunks(numbers, 500):
+        for chunk in chunks(numbers):
             marks = ",".join("?" * len(chunk))
             cur.execute(self.q(f"SELECT number, operator, failures FROM learned WHERE number IN ({marks})"), chunk)
             for number, operator, failures in cur.fetchall():
@@ -402,8 +402,3 @@ def _failures(text: str) -> dict[str, float]:
         op, _, when = item.rpartition(":")
         out[op] = float(when)
     return out
-
-
-def _chunks(items: Sequence, size: int):
-    for i in range(0, len(items), size):
-        yield list(items[i:i + size])

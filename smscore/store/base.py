@@ -17,8 +17,17 @@ from collections.abc import Sequence
 
 from twisted.internet.defer import Deferred
 
+from policies.callbacks import ALL
 from smscore.model import Message, MoFacts, ReceiptFacts  # noqa: F401 (types in docstrings)
 from smscore.transitions import UntriedOperators
+
+
+def own_status_callbacks(message: Message) -> tuple[str, str] | None:
+    """Where a message's status callbacks go and which, from the message alone (no account):
+    its ``callback_url`` and ``callback_statuses`` (default "all")."""
+    if not message.callback_url:
+        return None
+    return message.callback_url, ALL if message.callback_statuses is None else message.callback_statuses
 
 
 class StoreError(Exception):
@@ -30,8 +39,10 @@ class Store(ABC):
 
     #: set by the owner before ``open``: which operators of a message's profile are still untried.
     untried: UntriedOperators
-    #: set by the owner: the status callback URL of a message (its own, else its account's) or None
-    callback_url_for = staticmethod(lambda message: message.callback_url)
+    #: set by the owner: ``(URL, selection)`` for a message's status callbacks (its own URL, else
+    #: its account's; its own ``callback_statuses``, else its account's, read when the event
+    #: happens), or None for no status callbacks. Only selected events get a push job.
+    status_callbacks_for = staticmethod(own_status_callbacks)
 
     @abstractmethod
     def open(self) -> Deferred:
@@ -130,14 +141,23 @@ class Store(ABC):
         sent from the account's keywords are the account's messages too."""
 
     @abstractmethod
-    def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int) -> Deferred:
-        """Due push jobs nobody holds, only the oldest of each subject. Fires with PushJobs."""
+    def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int,
+                        include_own: bool = False) -> Deferred:
+        """Claim up to ``limit`` due push jobs that nobody holds (or whose lease expired; with
+        ``include_own``, also those ``owner`` held before a restart), in id order. A job is claimed
+        only with every earlier job of its subject, which must be claimable now too: a job waiting
+        for its retry or held by another node holds the later jobs of its subject back, so jobs
+        of one subject go out in order. Fires with PushJobs, oldest first."""
 
     @abstractmethod
-    def finish_push(self, job, at: float, *, retry_at: float | None, error: str = "", mo_events=(),
-                    replies=(), owner: str | None = None, lease_until: float = 0.0) -> Deferred:
-        """Record a push attempt: done (``retry_at`` None) or due again at ``retry_at``; MO
-        history events (mo id, status, detail) and reply messages are stored with it."""
+    def finish_pushes(self, at: float, *, done=(), retry=(), retry_at: float | None = None, error: str = "",
+                      release=(), mo_events=(), replies=(), owner: str | None = None,
+                      lease_until: float = 0.0, replies_owner: str | None = None) -> Deferred:
+        """Record what came of one push (a job or a batch of jobs), in one transaction: job ids
+        ``done`` are deleted, ``retry`` ids are due again at ``retry_at`` (one more attempt, the
+        lease given back), ``release`` ids held by ``owner`` are given back untried; MO history
+        events (mo id, status, detail) and reply messages (claimed by ``replies_owner``, or stored
+        unclaimed when it is None) are stored too."""
 
     @abstractmethod
     def pending_push_jobs(self) -> Deferred:

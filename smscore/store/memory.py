@@ -10,10 +10,11 @@ from collections.abc import Sequence
 
 from twisted.internet.defer import Deferred, fail, succeed
 
+from policies.callbacks import selects
 from smscore import transitions as tr
 from smscore.model import (Event, Message, MoEvent, MoFacts, MoMessage, PushJob, ReceiptFacts, Status, assemble_mo,
                            new_message_id)
-from smscore.store.base import Store
+from smscore.store.base import Store, own_status_callbacks
 from smscore.store.sql import status_callback_body
 
 
@@ -35,7 +36,7 @@ class MemoryStore(Store):
         self.stoplist: set[tuple[str, str]] = set()
         self.spend: dict[tuple[str, str, str], object] = {}
         self._counter = 0
-        self.callback_url_for = lambda message: message.callback_url
+        self.status_callbacks_for = own_status_callbacks
         self.cost_of = lambda operator, number: None
 
     def _next(self) -> int:
@@ -119,9 +120,14 @@ class MemoryStore(Store):
         stored_copy.events = events + list(t.events)
         self.messages[m.id] = stored_copy
         self.update_seq[m.id] = self._next()
-        url = self.callback_url_for(m) if m.origin == "api" else None
-        for e in t.events if url else ():
-            self._add_job(PushJob("status", m.account, m.id, url, status_callback_body(self._next(), m, e)), e.at)
+        target = self.status_callbacks_for(m) if m.origin == "api" else None
+        t.pushes = 0
+        for e in t.events if target else ():
+            event_id = self._next()
+            if selects(target[1], e.status.value, e.final):
+                self._add_job(PushJob("status", m.account, m.id, target[0], status_callback_body(event_id, m, e)),
+                              e.at)
+                t.pushes += 1
         if t.requeue:
             self.parts[m.id] = [tr.PART_PENDING] * m.parts
         if m.status is not Status.QUEUED:
@@ -279,35 +285,47 @@ class MemoryStore(Store):
         rows.sort(key=lambda r: r[0])
         return succeed(rows[:limit])
 
-    def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int) -> Deferred:
-        heads: dict[str, int] = {}
-        for jid in sorted(self.jobs):
-            heads.setdefault(self.jobs[jid]["job"].subject, jid)
+    def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int,
+                        include_own: bool = False) -> Deferred:
         out = []
-        for jid in sorted(heads.values(), key=lambda j: (self.jobs[j]["next_at"], j)):
-            row = self.jobs[jid]
+        held_back: set[str] = set()  # subjects with an earlier job that is not claimable now
+        for jid in sorted(self.jobs):
             if len(out) >= limit:
                 break
-            if row["next_at"] <= now and (row["owner"] is None or row["lease_until"] < now):
-                row["owner"], row["lease_until"] = owner, lease_until
-                out.append(row["job"])
+            row = self.jobs[jid]
+            subject = row["job"].subject
+            free = (row["owner"] is None or row["lease_until"] < now or (include_own and row["owner"] == owner))
+            if subject in held_back or not (row["next_at"] <= now and free):
+                held_back.add(subject)
+                continue
+            row["owner"], row["lease_until"] = owner, lease_until
+            out.append(row["job"])
         return succeed(out)
 
-    def finish_push(self, job: PushJob, at: float, *, retry_at=None, error: str = "", mo_events=(), replies=(),
-                    owner=None, lease_until: float = 0.0) -> Deferred:
-        if retry_at is None:
-            self.jobs.pop(job.id, None)
-        elif job.id in self.jobs:
-            row = self.jobs[job.id]
+    def finish_pushes(self, at: float, *, done=(), retry=(), retry_at=None, error: str = "", release=(),
+                      mo_events=(), replies=(), owner=None, lease_until: float = 0.0,
+                      replies_owner=None) -> Deferred:
+        if retry and retry_at is None:
+            raise ValueError("retry needs retry_at")
+        for jid in done:
+            self.jobs.pop(jid, None)
+        for jid in retry:
+            row = self.jobs.get(jid)
+            if row is None:
+                continue
             old = row["job"]
             row["job"] = PushJob(old.kind, old.account, old.subject, old.url, old.body, id=old.id,
                                  attempts=old.attempts + 1, first_at=old.first_at)
             row.update(next_at=retry_at, owner=None, lease_until=None, error=error)
+        for jid in release:
+            row = self.jobs.get(jid)
+            if row is not None and row["owner"] == owner:
+                row.update(owner=None, lease_until=None)
         for mo_id, status, detail in mo_events:
             if mo_id in self.mo:
                 self._mo_event(mo_id, at, status, detail)
         if replies:
-            self.accept(replies, owner, lease_until)
+            self.accept(replies, replies_owner, lease_until)
         return succeed(None)
 
     def pending_push_jobs(self) -> Deferred:

@@ -203,6 +203,14 @@ MIGRATIONS: dict[int, list[str]] = {
         # PostgreSQL only: the retention purge deletes a message's SMSC ids by message.
         "CREATE INDEX smsc_ids_message ON smsc_ids (message_id)",
     ],
+    6: [
+        "ALTER TABLE messages ADD COLUMN callback_statuses TEXT",
+    ],
+    7: [
+        # SQLite's ordering counters (several processes on one file); PostgreSQL hands these out
+        # from sequences, so the table only keeps the two schemas alike.
+        "CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+    ],
 }
 
 LATEST = max(MIGRATIONS)

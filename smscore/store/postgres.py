@@ -14,7 +14,9 @@ may rely on the writer thread being alone. What keeps them correct:
   message arriving at two nodes apply one after the other, each on the other's result;
 - decisions that span rows not yet written take advisory transaction locks (``_lock``): a receipt
   and the submit response it may overtake (keyed on the SMSC id), the parts of one concatenated
-  MO (keyed on the group; the expiry sweep excludes all part stores while it runs);
+  MO (keyed on the group; the expiry sweep excludes all part stores while it runs), push claims
+  (one at a time: a claim takes a job only with every earlier job of its message, so it must see
+  the other nodes' claims, which ``SKIP LOCKED`` alone would hide);
 - ordering columns (``update_seq``, the inbox ``seq``) come from sequences. A sequence hands out
   numbers in the order transactions *ask*, not the order they *commit*, so a pull could step over
   a number committed late. Writers hold a shared advisory lock per sequence from the number they

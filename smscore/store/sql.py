@@ -6,8 +6,9 @@ rewritten for drivers that use ``%s``.
 
 Every status change of a message goes through ``_events``: it appends the history, bumps the
 message's ``update_seq`` (the order of ``GET /v1/messages`` pulls) and, for customer messages with a
-callback URL, queues the status callback as a push job in the same transaction, so a callback is
-never lost nor sent for a change that was not stored.
+callback URL, queues the status callbacks their ``callback_statuses`` select as push jobs in the
+same transaction, so a callback is never lost nor sent for a change that was not stored. An event
+not selected costs no job at all.
 """
 
 from __future__ import annotations
@@ -18,27 +19,30 @@ from decimal import Decimal
 
 from twisted.internet.defer import Deferred
 
+from policies.callbacks import selects
 from smscore import transitions as tr
 from smscore.model import (Event, Message, MoEvent, MoFacts, MoMessage, MoRouting, PushJob, ReceiptFacts,
                            ReceiptOutcome, Status, assemble_mo, new_message_id, rfc3339)
-from smscore.store.base import Store
+from smscore.store.base import Store, own_status_callbacks
 from smscore.store.writer import BatchWriter
 
 MSG_COLS = ("id, account, to_number, sender, body, encoding, parts, profile, status, reference, "
-            "callback_url, operator, cost, error, created_at, updated_at, send_at, tried, origin, charged, part_state")
+            "callback_url, operator, cost, error, created_at, updated_at, send_at, tried, origin, charged, "
+            "callback_statuses, part_state")
 MO_COLS = "id, operator, sender, to_number, body, received_at, parts, note, account, keyword, payload, outcome, seq"
 JOB_COLS = "id, kind, account, subject, url, body, attempts, first_at"
 
 
 def row_to_message(row) -> Message:
     (mid, account, to, sender, body, encoding, parts, profile, status, reference, callback_url,
-     operator, cost, error, created_at, updated_at, send_at, tried, origin, charged, _part_state) = row
+     operator, cost, error, created_at, updated_at, send_at, tried, origin, charged, callback_statuses,
+     _part_state) = row
     return Message(
         id=mid, account=account, to=to, sender=sender, text=body, encoding=encoding, parts=parts,
         profile=profile, status=Status(status), reference=reference, callback_url=callback_url,
         operator=operator, cost=Decimal(cost), error=error, created_at=created_at,
         updated_at=updated_at, send_at=send_at, tried=tuple(tried.split(",")) if tried else (), origin=origin,
-        charged=Decimal(charged),
+        charged=Decimal(charged), callback_statuses=callback_statuses,
     )
 
 
@@ -56,10 +60,11 @@ def row_to_job(row) -> PushJob:
 
 
 def status_callback_body(event_id, m: Message, e: Event) -> dict:
-    """The status callback of SPEC §4 for event ``e`` of message ``m``."""
+    """The status callback of SPEC §4 for event ``e`` of message ``m``, with its ``final`` flag
+    (SPEC §12: a failed attempt that is retried elsewhere is not final)."""
     return {"event_id": str(event_id), "id": m.id, "reference": m.reference, "to": m.to,
             "status": e.status.value, "operator": e.operator, "error": m.error if e.status.final or
-            e.status is Status.FAILED else None, "at": rfc3339(e.at)}
+            e.status is Status.FAILED else None, "at": rfc3339(e.at), "final": e.final}
 
 
 class SqlStore(Store):
@@ -73,8 +78,8 @@ class SqlStore(Store):
         self._sql_cache: dict[str, str] = {}
         self._seqs: dict[str, int] = {}
         self.untried = lambda message: ()
-        #: the status callback URL of a message (its own, else its account's), or None
-        self.callback_url_for: Callable[[Message], str | None] = lambda message: message.callback_url
+        #: where a message's status callbacks go and which: (URL, selection) or None (see Store)
+        self.status_callbacks_for: Callable[[Message], tuple[str, str] | None] = own_status_callbacks
         #: what one part costs through an operator for a number (None: unknown, counted as 0)
         self.cost_of: Callable[[str, str], Decimal | None] = lambda operator, number: None
 
@@ -91,39 +96,68 @@ class SqlStore(Store):
         return self._writer.submit(op)
 
     def _next_seq(self, cur, table: str, column: str) -> int:
-        """The next value of an ordering column. One writer per SQLite file, so a counter read
-        once from the table is exact; PostgreSQL overrides this with a sequence."""
+        """The next value of an ordering column (``update_seq``, the inbox ``seq``), from the
+        ``counters`` table: read at its first use in a write transaction, written back at its end
+        (``_counters_begin`` / ``_counters_flush`` run by the writer), so several processes writing
+        one SQLite file in turns hand out values in commit order. PostgreSQL uses sequences."""
         key = f"{table}.{column}"
         value = self._seqs.get(key)
         if value is None:
-            cur.execute(f"SELECT COALESCE(MAX({column}), 0) FROM {table}")
+            cur.execute("SELECT value FROM counters WHERE name = ?", (key,))
             value = cur.fetchone()[0]
         value += 1
         self._seqs[key] = value
         return value
 
+    def _counters_begin(self, cur) -> None:
+        """A write transaction starts: another process may have moved the counters since."""
+        self._seqs.clear()
+
+    def _counters_flush(self, cur) -> None:
+        """Before COMMIT: the counters this transaction moved."""
+        if self._seqs:
+            cur.executemany("UPDATE counters SET value = ? WHERE name = ?",
+                            [(value, key) for key, value in self._seqs.items()])
+
     def close(self) -> Deferred:
         return self._writer.stop()
 
     # -- events: history, pull order, status callbacks ------------------------------------------
-    def _events(self, cur, m: Message, events: Sequence[Event], callbacks: bool = True) -> None:
+    def _events(self, cur, m: Message, events: Sequence[Event]) -> int:
+        """Append ``events`` to ``m``'s history and queue the status callbacks they select.
+        Returns how many callbacks were queued. Only a selected event needs its id back (it is the
+        callback's ``event_id``); the others, and the jobs, go in one ``executemany`` each."""
         if not events:
-            return
-        url = self.callback_url_for(m) if callbacks and m.origin == "api" else None
+            return 0
+        target = self.status_callbacks_for(m) if m.origin == "api" else None
         ins = self.q("INSERT INTO events (message_id, at, status, operator, detail, final) VALUES (?,?,?,?,?,?)")
-        if url is None:
-            cur.executemany(ins, [(m.id, e.at, e.status.value, e.operator, e.detail, e.final) for e in events])
-            return
-        for e in events:
-            cur.execute(ins + " RETURNING id", (m.id, e.at, e.status.value, e.operator, e.detail, e.final))
-            event_id = cur.fetchone()[0]
-            self._insert_job(cur, PushJob("status", m.account, m.id, url, status_callback_body(event_id, m, e)), e.at)
+        rows = [(m.id, e.at, e.status.value, e.operator, e.detail, e.final) for e in events]
+        picked = [selects(target[1], e.status.value, e.final) for e in events] if target else ()
+        if not any(picked):
+            cur.executemany(ins, rows)
+            return 0
+        url = target[0]
+        jobs = []
+        for row, e, push in zip(rows, events, picked):
+            if not push:
+                cur.execute(ins, row)
+                continue
+            cur.execute(ins + " RETURNING id", row)
+            body = status_callback_body(cur.fetchone()[0], m, e)
+            jobs.append(self._job_row(PushJob("status", m.account, m.id, url, body), e.at))
+        cur.executemany(self.q(self._INSERT_JOB), jobs)
+        return len(jobs)
+
+    _INSERT_JOB = ("INSERT INTO push_jobs (kind, account, subject, url, body, attempts, first_at, next_at) "
+                   "VALUES (?,?,?,?,?,0,?,?)")
+
+    @staticmethod
+    def _job_row(job: PushJob, at: float) -> tuple:
+        return (job.kind, job.account, job.subject, job.url,
+                json.dumps(job.body, separators=(",", ":"), ensure_ascii=False), at, at)
 
     def _insert_job(self, cur, job: PushJob, at: float) -> None:
-        cur.execute(self.q("INSERT INTO push_jobs (kind, account, subject, url, body, attempts, first_at, next_at) "
-                           "VALUES (?,?,?,?,?,0,?,?)"),
-                    (job.kind, job.account, job.subject, job.url,
-                     json.dumps(job.body, separators=(",", ":"), ensure_ascii=False), at, at))
+        cur.execute(self.q(self._INSERT_JOB), self._job_row(job, at))
 
     # -- messages ----------------------------------------------------------------------------
     def _insert_messages(self, cur, messages: Sequence[Message], owner: str | None, lease_until: float) -> None:
@@ -133,12 +167,13 @@ class SqlStore(Store):
             rows.append((
                 m.id, m.account, m.to, m.sender, m.text, m.encoding, m.parts, m.profile, m.status.value,
                 m.reference, m.callback_url, m.operator, str(m.cost), m.error, m.created_at, m.updated_at,
-                m.send_at, ",".join(m.tried), m.origin, str(m.charged), tr.PART_PENDING * m.parts,
+                m.send_at, ",".join(m.tried), m.origin, str(m.charged), m.callback_statuses,
+                tr.PART_PENDING * m.parts,
                 owner if m.status is Status.QUEUED else None,
                 lease_until if owner and m.status is Status.QUEUED else None,
                 self._next_seq(cur, "messages", "update_seq")))
         cur.executemany(self.q(f"INSERT INTO messages ({MSG_COLS}, owner, lease_until, update_seq) VALUES "
-                               "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"), rows)
+                               "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"), rows)
         ev_rows = [(m.id, e.at, e.status.value, e.operator, e.detail, e.final) for m in messages for e in m.events]
         if ev_rows:
             # The first status is reported in the 202 answer: no callback for it (SPEC §11).
@@ -247,7 +282,7 @@ class SqlStore(Store):
              str(m.cost), owner if m.status is Status.QUEUED else None,
              lease_until if m.status is Status.QUEUED else None,
              self._next_seq(cur, "messages", "update_seq"), m.id))
-        self._events(cur, m, t.events)
+        t.pushes = self._events(cur, m, t.events)
         self._after_write(cur, t)
 
     def _after_write(self, cur, t: tr.Transition) -> None:
@@ -515,37 +550,60 @@ class SqlStore(Store):
         return self.run(op)
 
     # -- push jobs ------------------------------------------------------------------------------
-    def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int) -> Deferred:
-        """Due jobs nobody holds, the oldest job of each subject only (callbacks stay in order)."""
+    def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int,
+                        include_own: bool = False) -> Deferred:
+        """Due jobs nobody holds, oldest first, each only with every earlier job of its subject: those
+        must be claimable now too, and ``ORDER BY id`` with ``LIMIT`` keeps them in the same claim.
+        An earlier job waiting for its retry, or held by another node, holds the later ones back."""
+        free = "(j.owner IS NULL OR j.lease_until < ?" + (" OR j.owner = ?)" if include_own else ")")
+        held = "(e.owner IS NOT NULL AND e.lease_until >= ?" + (" AND e.owner <> ?)" if include_own else ")")
+        mine = (owner,) if include_own else ()
         sql = self.q(
             "UPDATE push_jobs SET owner = ?, lease_until = ? WHERE id IN ("
-            "SELECT j.id FROM push_jobs j WHERE j.next_at <= ? AND (j.owner IS NULL OR j.lease_until < ?) "
-            "AND NOT EXISTS (SELECT 1 FROM push_jobs e WHERE e.subject = j.subject AND e.id < j.id) "
-            f"ORDER BY j.next_at, j.id LIMIT ?{self._skip_locked()}) RETURNING {JOB_COLS}")
+            f"SELECT j.id FROM push_jobs j WHERE j.next_at <= ? AND {free} "
+            "AND NOT EXISTS (SELECT 1 FROM push_jobs e WHERE e.subject = j.subject AND e.id < j.id "
+            f"AND (e.next_at > ? OR {held})) "
+            f"ORDER BY j.id LIMIT ?{self._skip_locked()}) RETURNING {JOB_COLS}")
+        params = (owner, lease_until, now, now, *mine, now, now, *mine, limit)
 
         def op(cur):
-            cur.execute(sql, (owner, lease_until, now, now, limit))
+            self._lock(cur, "push-claim")  # several nodes: one claim at a time sees the others' claims
+            cur.execute(sql, params)
             return sorted((row_to_job(r) for r in cur.fetchall()), key=lambda j: j.id)
 
         return self.run(op)
 
-    def finish_push(self, job: PushJob, at: float, *, retry_at: float | None, error: str = "",
-                    mo_events: Sequence[tuple[str, str, str]] = (), replies: Sequence[Message] = (),
-                    owner: str | None = None, lease_until: float = 0.0) -> Deferred:
-        """Record one attempt: the job is done (``retry_at`` None) or tried again at ``retry_at``;
-        ``mo_events`` (mo id, status, detail) and reply messages are stored with it."""
+    def finish_pushes(self, at: float, *, done: Sequence[int] = (), retry: Sequence[int] = (),
+                      retry_at: float | None = None, error: str = "", release: Sequence[int] = (),
+                      mo_events: Sequence[tuple[str, str, str]] = (), replies: Sequence[Message] = (),
+                      owner: str | None = None, lease_until: float = 0.0,
+                      replies_owner: str | None = None) -> Deferred:
+        """Record what came of a push (one job, or a batch): ``done`` jobs go, ``retry`` jobs are due
+        again at ``retry_at``, ``release`` jobs (claimed, not tried) are given back; ``mo_events``
+        (mo id, status, detail) and reply messages are stored with it. One statement per list."""
+        if retry and retry_at is None:
+            raise ValueError("retry needs retry_at")
+
         def op(cur):
-            if retry_at is None:
-                cur.execute(self.q("DELETE FROM push_jobs WHERE id = ?"), (job.id,))
-            else:
+            for chunk in chunks(done):
+                cur.execute(self.q(f"DELETE FROM push_jobs WHERE id IN ({_marks(chunk)})"), chunk)
+            for chunk in chunks(retry):
                 cur.execute(self.q("UPDATE push_jobs SET attempts = attempts + 1, next_at = ?, last_error = ?, "
-                                   "owner = NULL, lease_until = NULL WHERE id = ?"), (retry_at, error, job.id))
-            for mo_id, status, detail in mo_events:
-                self._mo_events(cur, mo_id, [(at, status, detail)])
+                                   f"owner = NULL, lease_until = NULL WHERE id IN ({_marks(chunk)})"),
+                            (retry_at, error, *chunk))
+            for chunk in chunks(release):
+                cur.execute(self.q("UPDATE push_jobs SET owner = NULL, lease_until = NULL "
+                                   f"WHERE owner = ? AND id IN ({_marks(chunk)})"), (owner, *chunk))
+            if mo_events:
+                self._mo_events_at(cur, at, mo_events)
             if replies:
-                self._insert_messages(cur, replies, owner, lease_until)
+                self._insert_messages(cur, replies, replies_owner, lease_until)
 
         return self.run(op)
+
+    def _mo_events_at(self, cur, at: float, events: Sequence[tuple[str, str, str]]) -> None:
+        cur.executemany(self.q("INSERT INTO mo_events (mo_id, at, status, detail) VALUES (?,?,?,?)"),
+                        [(mo_id, at, status, detail) for mo_id, status, detail in events])
 
     def pending_push_jobs(self) -> Deferred:
         def op(cur):
@@ -583,3 +641,14 @@ class SqlStore(Store):
             return {Status(s): n for s, n in cur.fetchall()}
 
         return self.run(op)
+
+
+def chunks(items: Sequence, size: int = 500):
+    """``items`` in lists of at most ``size``: for ``IN (...)`` lists far below any driver's limit
+    on parameters, and few distinct statements."""
+    for i in range(0, len(items), size):
+        yield list(items[i:i + size])
+
+
+def _marks(chunk: Sequence) -> str:
+    return ",".join("?" * len(chunk))

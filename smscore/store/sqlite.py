@@ -200,6 +200,18 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX orphan_receipts_age ON orphan_receipts (received_at)",
         "CREATE INDEX mo_messages_age ON mo_messages (received_at)",
     ],
+    6: [
+        # Which status events a message's callbacks carry when its request chose (SPEC §12):
+        # "all", "final" or status names joined by ","; NULL: the account's, event by event.
+        "ALTER TABLE messages ADD COLUMN callback_statuses TEXT",
+    ],
+    7: [
+        # Ordering counters, moved inside each write transaction, so that several processes of a
+        # node (smscore.supervisor) writing this file in turns hand out update_seq / seq in order.
+        "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        "INSERT INTO counters (name, value) SELECT 'messages.update_seq', COALESCE(MAX(update_seq), 0) FROM messages",
+        "INSERT INTO counters (name, value) SELECT 'mo_messages.seq', COALESCE(MAX(seq), 0) FROM mo_messages",
+    ],
 }
 
 LATEST = max(MIGRATIONS)
@@ -248,7 +260,10 @@ class SQLiteStore(AccountRules, SqlStore):
         self.path = Path(path)
         self.auto_upgrade = auto_upgrade
         self._reactor = reactor
-        super().__init__(BatchWriter(reactor, lambda: connect(self.path), name="sqlite-writer"))
+        # Several processes of a node may write this file: they take turns on a lock file beside it.
+        super().__init__(BatchWriter(reactor, lambda: connect(self.path), name="sqlite-writer",
+                                     lock_path=f"{self.path}.lock", on_begin=lambda cur: self._counters_begin(cur),
+                                     before_commit=lambda cur: self._counters_flush(cur)))
 
     def open(self) -> Deferred:
         from twisted.internet.threads import deferToThreadPool

@@ -7,10 +7,17 @@ Deferreds of the batch on the reactor thread, in submission order. Under load a 
 of operations and costs one fsync; when idle a single op commits at once, so latency stays low.
 
 If the commit itself fails, every op of the batch fails: nothing was stored, nobody is told otherwise.
+
+Several processes may write one SQLite file (a node's workers, smscore.supervisor): with a
+``lock_path``, each batch holds an exclusive ``flock`` on that file from BEGIN to COMMIT, so writers
+take turns at once instead of sleeping in SQLite's busy handler. ``on_begin(cursor)`` and
+``before_commit(cursor)`` run inside every batch's transaction (the store keeps its counters there).
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -26,9 +33,14 @@ class BatchWriter:
     """Runs operations on one connection in one thread, batched into transactions."""
 
     def __init__(self, reactor, connect: Callable[[], Any], *, name: str = "store-writer",
-                 max_batch: int = 2000, begin: str = "BEGIN IMMEDIATE") -> None:
+                 max_batch: int = 2000, begin: str = "BEGIN IMMEDIATE", lock_path: str | None = None,
+                 on_begin: Callable[[Any], None] | None = None,
+                 before_commit: Callable[[Any], None] | None = None) -> None:
         self._reactor = reactor
         self._connect = connect
+        self._lock_path = lock_path
+        self._on_begin = on_begin
+        self._before_commit = before_commit
         self._max_batch = max_batch
         self._begin = begin
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -61,6 +73,7 @@ class BatchWriter:
     def _run(self) -> None:
         conn = self._connect()
         cur = conn.cursor()
+        lock = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600) if self._lock_path else None
         stopping = None
         while stopping is None:
             first = self._queue.get()
@@ -77,8 +90,17 @@ class BatchWriter:
                 else:
                     work.append(item)
             if work:
-                self._run_batch(conn, cur, work)
+                if lock is None:
+                    self._run_batch(conn, cur, work)
+                    continue
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    self._run_batch(conn, cur, work)
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
         try:
+            if lock is not None:
+                os.close(lock)
             conn.close()
         finally:
             self._reactor.callFromThread(stopping.callback, None)
@@ -87,6 +109,8 @@ class BatchWriter:
         results: list[tuple[Deferred, bool, Any]] = []
         try:
             cur.execute(self._begin)
+            if self._on_begin is not None:
+                self._on_begin(cur)
             for op, d in work:
                 cur.execute("SAVEPOINT op")
                 try:
@@ -99,6 +123,8 @@ class BatchWriter:
                 else:
                     cur.execute("RELEASE SAVEPOINT op")
                     results.append((d, True, value))
+            if self._before_commit is not None:
+                self._before_commit(cur)
             cur.execute("COMMIT")
         except BaseException:  # noqa: BLE001 - the batch is lost as a whole: fail every op
             failure = Failure()

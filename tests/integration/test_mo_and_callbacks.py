@@ -45,6 +45,14 @@ callback_url = "{status_url}"
 [accounts.beta]
 api_keys = ["beta-key"]
 senders = ["BETA"]
+[accounts.gamma]
+api_keys = ["gamma-key"]
+senders = ["GAMMA"]
+secret = "{secret}"
+callback_url = "{gamma_url}"
+callback_statuses = "final"
+callback_batch = 10
+callback_linger = "100ms"
 [[shortcodes]]
 number = "72550"
 unknown_keyword_reply = "Unknown service."
@@ -73,7 +81,8 @@ class Rig:
         self.gw = None
 
     async def start(self):
-        text = CONFIG.format(secret=SECRET, mo_url=self.backend.url("/mo"), status_url=self.backend.url("/status"))
+        text = CONFIG.format(secret=SECRET, mo_url=self.backend.url("/mo"), status_url=self.backend.url("/status"),
+                             gamma_url=self.backend.url("/gamma"))
         self.gw = Gateway(parse_config(text, path=self.tmp_path / "gw.toml"), reactor, CollectorRegistry())
         self.gw.push_worker.retry_first = 0.3
         await self.gw.start()
@@ -238,3 +247,46 @@ async def test_status_callbacks_in_order_for_a_batch_and_none_lost_over_a_restar
     assert code == 200 and len(page["messages"]) == 3
     code, rest = await rig.api("GET", f"/v1/messages?status=delivered&cursor={page['next_cursor']}")
     assert [m["id"] for m in page["messages"] + rest["messages"]] == ids
+
+
+@pytest_twisted.ensureDeferred
+async def test_final_events_in_signed_batches_once_each_and_a_request_may_choose_others(rig, backend):
+    """gamma takes only final events, up to 10 per POST; one request of gamma's asks for submitted
+    and delivered instead. The first POSTs fail: batches are retried whole."""
+    backend.failing(500)
+    gw = await rig.start()
+    to = [f"4670124{i:04d}" for i in range(25)]
+    code, body = await rig.api("POST", "/v1/messages", {"to": to, "text": "hello"}, key="gamma-key")
+    assert code == 202
+    finals = [m["id"] for m in body["messages"]]
+    code, body = await rig.api("POST", "/v1/messages", {"to": to[:3], "text": "hi", "reference": "own",
+                                                        "callback_statuses": ["delivered", "submitted"]},
+                               key="gamma-key")
+    assert code == 202
+    chosen = [m["id"] for m in body["messages"]]
+    # The first POST was answered 500 once a second one arrives (answers are not delayed): that
+    # batch is retried whole later.
+    await backend.wait_for_requests(2, timeout=10)
+    backend.reply_json("ignored")
+
+    async def all_pushed():
+        ms = [await gw.store.get(i) for i in finals + chosen]
+        return all(m.status.value == "delivered" for m in ms) and await gw.store.pending_push_jobs() == []
+
+    await wait(all_pushed, timeout=20, what="every callback delivered")
+    posts = [r for r in backend.requests if r.path == "/gamma"]
+    assert posts and all(r.signature_valid for r in posts)
+    batches = [r.json()["events"] for r in posts]  # every body is {"events": [...]}
+    assert all(1 <= len(events) <= 10 for events in batches)
+    assert any(len(events) > 1 for events in batches)
+    seen, by_message = set(), {}
+    for events in batches:
+        for e in events:
+            if e["event_id"] in seen:
+                continue  # a repeat of a batch that failed: dropped by event_id
+            seen.add(e["event_id"])
+            by_message.setdefault(e["id"], []).append((e["status"], e["final"]))
+    assert by_message == {**{i: [("delivered", True)] for i in finals},
+                          **{i: [("submitted", False), ("delivered", True)] for i in chosen}}
+    assert sum(len(events) for events in batches) > len(seen)  # the refused batch came again
+    assert not any(r.path == "/status" for r in backend.requests)  # acme sent nothing

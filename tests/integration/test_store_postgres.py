@@ -113,7 +113,10 @@ def test_indexes_serve_the_hot_queries(pg_url):
         "messages_updates": "SELECT id FROM messages WHERE account = 'a' AND update_seq > 5 ORDER BY update_seq "
                             "LIMIT 100",
         "mo_inbox": "SELECT id FROM mo_messages WHERE account = 'a' AND seq > 5 ORDER BY seq LIMIT 100",
-        "push_jobs_due": "SELECT id FROM push_jobs WHERE next_at <= 5 ORDER BY next_at, id LIMIT 100",
+        "push_jobs_due": "SELECT j.id FROM push_jobs j WHERE j.next_at <= 5 AND (j.owner IS NULL OR j.lease_until < 5) "
+                         "AND NOT EXISTS (SELECT 1 FROM push_jobs e WHERE e.subject = j.subject AND e.id < j.id "
+                         "AND (e.next_at > 5 OR (e.owner IS NOT NULL AND e.lease_until >= 5))) ORDER BY j.id LIMIT 100",
+        "push_jobs_subject": "SELECT 1 FROM push_jobs WHERE subject = 'm' AND id < 7 AND next_at > 5",
         "events_message": "SELECT at FROM events WHERE message_id = 'x' ORDER BY id",
         "messages_owner": "UPDATE messages SET lease_until = 1 WHERE owner = 'gw1' AND status = 'queued'",
         "messages_awaiting_receipt": "SELECT id FROM messages WHERE status IN ('submitted', 'buffered') "
@@ -323,6 +326,39 @@ async def test_push_jobs_claimed_by_two_nodes_are_disjoint(two_nodes):
                                for _ in range(6) for name, s in (("a", nodes.a), ("b", nodes.b))])
     ids = [j.id for batch in got for j in batch]
     assert len(ids) == len(set(ids)) == 120
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_nodes_claiming_at_once_never_split_a_messages_callbacks(two_nodes):
+    """Each message has two status jobs: one claim takes both, or the first alone (the limit cut
+    it off), never the second without the first, and never the two in two claims."""
+    nodes = await two_nodes()
+    for s in (nodes.a, nodes.b):
+        s.status_callbacks_for = lambda m: ("http://acme/status", "all")
+    msgs = [make_message(at=1000.0) for _ in range(80)]
+    await nodes.a.accept(msgs, "a", 1030.0)
+    for i, m in enumerate(msgs):
+        await nodes.a.record_submit(m.id, "cheap", [f"k{i}"], 1001.0)
+        await nodes.a.apply_receipt(receipt(f"k{i}"), 1002.0)
+    claims = []
+
+    async def claimer(store, name):
+        while True:
+            jobs = await store.claim_push_jobs(name, 1010.0, 1100.0, 7)
+            if not jobs:
+                return
+            claims.append(jobs)
+
+    await gatherResults([ensureDeferred(claimer(s, name)) for _ in range(3)
+                         for name, s in (("a", nodes.a), ("b", nodes.b))])
+    claim_of = {}
+    for n, jobs in enumerate(claims):
+        for job in jobs:
+            claim_of.setdefault(job.subject, []).append((n, job.body["status"]))
+    assert len(claim_of) == 80
+    for got in claim_of.values():
+        assert len({n for n, _ in got}) == 1
+        assert [s for _, s in got] in (["submitted", "delivered"], ["submitted"])
 
 
 @pytest_twisted.ensureDeferred

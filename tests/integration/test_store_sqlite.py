@@ -102,3 +102,27 @@ async def test_mo_parts_survive_a_restart(tmp_path):
     mo = await store.store_mo(MoFacts("op", "46701234567", "72550", "after", (5, 2, 2)), 1001.0)
     assert (mo.text, mo.parts, mo.received_at) == ("before after", 2, 1000.0)
     await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_writers_on_one_file_keep_one_pull_order(tmp_path):
+    """Two stores on one file stand for two processes of a node (smscore.supervisor): their writes
+    take turns, and the pull order they hand out is one sequence, each message once."""
+    a, b = sq.SQLiteStore(tmp_path / "gw.db", reactor), sq.SQLiteStore(tmp_path / "gw.db", reactor)
+    await a.open()
+    await b.open()
+    try:
+        messages = [store_contract.make_message(to=f"4670100{i:04d}") for i in range(60)]
+        for i, m in enumerate(messages):  # in turns, each after the other's commit
+            await (a if i % 2 else b).accept([m], None, 0.0)
+        for i, m in enumerate(messages[:20]):  # later changes, from either store
+            await (b if i % 3 else a).release("nobody", [m.id])
+            await (a if i % 2 else b).act(m.id, "cancel", 1001.0, "cancelled", account=m.account)
+        rows = await a.updates(messages[0].account, 0, 1000)
+        positions = [pos for pos, _ in rows]
+        assert len(positions) == len(set(positions)) == 60
+        assert positions == sorted(positions)
+        assert sorted(m.id for _, m in rows) == sorted(m.id for m in messages)
+    finally:
+        await a.close()
+        await b.close()

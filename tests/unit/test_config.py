@@ -117,6 +117,7 @@ def test_shipped_example_loads_with_every_spec_value() -> None:
     assert acme.prices.lookup("46701234567") == Decimal("0.50")
     assert acme.prices.lookup("4712345678") == Decimal("0.80")
     assert acme.callback_url == "https://acme.example/sms/status"
+    assert (acme.callback_statuses, acme.callback_batch, acme.callback_linger) == ("final", 100, 0.2)
     assert acme.secret == "change-me"
     assert acme.approved_domains == ("acme.example",)
     assert (acme.daily_volume_limit, acme.tps) == (10000, 50)
@@ -199,6 +200,7 @@ def test_defaults() -> None:
     assert acme.prices.lookup("46701234567") == Decimal(0)
     assert (acme.callback_url, acme.secret, acme.approved_domains) == (None, None, ())
     assert acme.daily_volume_limit is None
+    assert (acme.callback_statuses, acme.callback_batch, acme.callback_linger) == ("all", 1, 0.2)
 
     shortcode = config.shortcodes["72550"]
     assert (shortcode.unknown_keyword_reply, shortcode.stop_words) == (None, ("STOP",))
@@ -443,6 +445,32 @@ ERROR_CASES = {
     "shortcode given as a number": (
         "[[shortcodes]]\nnumber = 72550",
         "shortcodes[0].number: must be a string, got 72550",
+    ),
+    "callback statuses neither all, final nor a list": (
+        '[accounts.acme]\ncallback_statuses = "delivered"',
+        'accounts.acme.callback_statuses: must be "all", "final" or an array of statuses, got "delivered"',
+    ),
+    "callback statuses listing what is no status": (
+        '[accounts.acme]\ncallback_statuses = ["submitted", "sent"]',
+        'accounts.acme.callback_statuses[1]: must be one of "scheduled", "pending_approval", "paused", '
+        '"queued", "submitted", "buffered", "delivered", "failed", "expired", "unknown", "stopped", '
+        '"rejected", got "sent"',
+    ),
+    "callback statuses listing one twice": (
+        '[accounts.acme]\ncallback_statuses = ["failed", "failed"]',
+        'accounts.acme.callback_statuses[1]: duplicate "failed"',
+    ),
+    "callback batch above 1000": (
+        "[accounts.acme]\ncallback_batch = 1001",
+        "accounts.acme.callback_batch: must be an integer from 1 to 1000, got 1001",
+    ),
+    "callback batch of 0": (
+        "[accounts.acme]\ncallback_batch = 0",
+        "accounts.acme.callback_batch: must be an integer from 1 to 1000, got 0",
+    ),
+    "callback linger without a unit": (
+        '[accounts.acme]\ncallback_linger = "200"',
+        'accounts.acme.callback_linger: a duration needs a unit (ms, s, m, h, d), e.g. "200s", got "200"',
     ),
 }
 
@@ -762,3 +790,16 @@ stop_words = []
     assert config.accounts["acme"].default_sender is None  # as written; the API falls back
     assert config.accounts["acme"].prices == PrefixTable.flat(Decimal("0.35"))
     assert config.shortcodes["0072550"].stop_words == ()
+
+
+@pytest.mark.parametrize("written, kept", [
+    ('"all"', "all"),
+    ('"final"', "final"),
+    ('["delivered", "submitted", "failed"]', "submitted,delivered,failed"),  # SPEC §5 order
+    ("[]", ""),  # none: no status callback at all (balance notices still go)
+])
+def test_callback_statuses_are_kept_as_one_selection(written: str, kept: str) -> None:
+    config = parse(BASE + f"[accounts.acme]\ncallback_statuses = {written}\n"
+                   'callback_batch = 1000\ncallback_linger = "0ms"\n')
+    acme = config.accounts["acme"]
+    assert (acme.callback_statuses, acme.callback_batch, acme.callback_linger) == (kept, 1000, 0.0)

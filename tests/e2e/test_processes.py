@@ -1,0 +1,191 @@
+"""One node on several processes (smscore.supervisor), as `smsgw run` starts it: every process
+serves, the node answers as one, and it stops, dies and recovers as one unit."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+
+import pytest
+
+from tests.e2e.conftest import free_port, http as call, wait_for
+
+pytestmark = pytest.mark.slow
+
+CONFIG = """
+[gateway]
+node = "mp"
+processes = 2
+[store]
+url = "sqlite:///mp.db"
+[http]
+listen = "127.0.0.1:{http}"
+[metrics]
+listen = "127.0.0.1:{metrics}"
+[admin]
+api_keys = ["ops-key"]
+[operators.sim_a]
+type = "simulated"
+cost = 0.10
+unreachable_prefixes = ["4670999"]
+receipt_delay = "20ms"
+[operators.sim_b]
+type = "simulated"
+cost = 0.20
+receipt_delay = "20ms"
+[profiles.standard]
+operators = ["sim_a", "sim_b"]
+[accounts.demo]
+api_keys = ["demo-key"]
+senders = ["DEMO", "72550"]
+[[shortcodes]]
+number = "72550"
+[[keywords]]
+shortcode = "72550"
+keyword = "DEMO"
+account = "demo"
+reply = "You said: {{payload}}"
+"""
+
+
+def children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def connections_served(pid: int, port: int) -> int:
+    """Established TCP connections to ``port`` that process ``pid`` holds (from /proc)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].split(":")[1], 16)
+            if local_port == port and fields[3] == "01" and fields[9] in inodes:
+                count += 1
+    return count
+
+
+def post(port: int, body: dict, connection: http.client.HTTPConnection | None = None):
+    conn = connection or http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("POST", "/v1/messages", json.dumps(body), {"Authorization": "Bearer demo-key"})
+    resp = conn.getresponse()
+    return resp.status, json.loads(resp.read())
+
+
+@pytest.fixture
+def node(gateways, tmp_path):
+    ports = {"http": free_port(), "metrics": free_port()}
+    gw = gateways(CONFIG.format(**ports), ports["http"])
+    gw.metrics_port = ports["metrics"]
+    gw.start()
+    wait_for(lambda: len(children(gw.proc.pid)) == 2, 10, what="two worker processes")
+    return gw
+
+
+def test_both_processes_serve_and_the_node_answers_as_one(node):
+    # 40 kept-alive connections: the kernel spreads them over both processes (SO_REUSEPORT).
+    ids, conns = [], [http.client.HTTPConnection("127.0.0.1", node.http_port, timeout=10) for _ in range(40)]
+    for i, conn in enumerate(conns):
+        status, body = post(node.http_port, {"to": f"467012345{i:02d}", "text": f"hello {i}"}, conn)
+        assert status == 202, body
+        ids.append(body["messages"][0]["id"])
+    served = [connections_served(pid, node.http_port) for pid in children(node.proc.pid)]
+    assert sum(served) == 40 and min(served) > 0, served
+    for conn in conns:
+        conn.close()
+
+    def delivered():
+        return all(call("GET", f"{node.url}/v1/messages/{i}", key="demo-key")[1]["status"] == "delivered" for i in ids)
+
+    wait_for(delivered, 30, what="every message delivered")
+    # Both processes wrote status changes: the pull order (update_seq) stays one sequence, so a
+    # paged pull sees each message once, at its last change.
+    seen, cursor = [], "0"
+    while True:
+        status, page = call("GET", f"{node.url}/v1/messages?limit=7&cursor={cursor}", key="demo-key")
+        assert status == 200
+        if not page["messages"]:
+            break
+        seen += [m["id"] for m in page["messages"]]
+        assert int(page["next_cursor"]) > int(cursor)
+        cursor = page["next_cursor"]
+    assert sorted(seen) == sorted(ids)
+    # Requests an API worker does not answer itself are the main worker's: any connection works.
+    for _ in range(6):
+        assert call("GET", node.url + "/readyz")[0] == 200
+        status, binds = call("GET", node.url + "/v1/admin/binds", key="ops-key")
+        assert status == 200 and {o["operator"] for o in binds["operators"]} == {"sim_a", "sim_b"}
+        assert call("GET", node.url + "/v1/admin/binds", key="demo-key")[0] == 403
+    # /metrics adds up every process: each message was counted queued once, wherever it came in.
+    def metric(text, name):
+        return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{node.metrics_port}/metrics", timeout=5).read().decode()
+    assert metric(text, 'smsgw_messages_total{status="queued"}') == 40
+    assert metric(text, 'smsgw_messages_total{status="delivered"}') == 40
+
+
+def test_an_mo_injected_through_any_process_gets_its_static_reply(node):
+    status, _ = call("POST", node.url + "/v1/admin/operators/sim_a/mo",
+                     {"from": "46701234567", "to": "72550", "text": "DEMO hi"}, key="ops-key")
+    assert status == 202
+
+    def replied():
+        _, page = call("GET", node.url + "/v1/messages?to=46701234567", key="demo-key")
+        return [m for m in page["messages"] if m["text"] == "You said: hi" and m["status"] == "delivered"]
+
+    wait_for(replied, 20, what="the static reply delivered")
+
+
+def test_sigterm_stops_every_process(node):
+    workers = children(node.proc.pid)
+    assert node.stop() == 0
+    wait_for(lambda: not any(alive(p) for p in workers), 10, what="the workers gone")
+
+
+def test_sigkill_of_smsgw_run_leaves_no_process_and_the_node_starts_again(node):
+    """What a SIGKILL does to accepted messages is the crash trials' business (tests/e2e/
+    test_crash_trials.py, with an SMSC that outlives the gateway); here: no worker outlives it."""
+    workers = children(node.proc.pid)
+    node.kill()
+    wait_for(lambda: not any(alive(p) for p in workers), 10, what="the workers killed with smsgw run")
+    node.start()
+    status, body = post(node.http_port, {"to": "46701230000", "text": "after the restart"})
+    assert status == 202
+    mid = body["messages"][0]["id"]
+    wait_for(lambda: call("GET", f"{node.url}/v1/messages/{mid}", key="demo-key")[1]["status"] == "delivered",
+             30, what="a message delivered after the restart")
+
+
+def test_a_worker_that_dies_is_started_again(node):
+    main, api = children(node.proc.pid)
+    os.kill(api, signal.SIGKILL)
+    wait_for(lambda: api not in children(node.proc.pid) and len(children(node.proc.pid)) == 2, 15,
+             what="a new API worker")
+    # every connection is served again (the listening socket stayed open meanwhile)
+    for i in range(10):
+        assert post(node.http_port, {"to": f"467012399{i:02d}", "text": "after"})[0] == 202
+    assert main in children(node.proc.pid)

@@ -1,0 +1,300 @@
+"""Status callbacks in batches (SPEC §12): the pure choice (``policies.callbacks``) and the
+``PushWorker`` driven by a ``Clock``, an in-memory store and the real ``Pusher``, whose requests
+``tests.backend.MemoryNetwork`` carries in memory to ``BackendResource`` (which checks every
+signature on its own). No socket, no real time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from prometheus_client import CollectorRegistry
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+
+from connectors.http_push import Pusher
+from policies.callbacks import next_batches, parse_selection, selects
+from smscore.callbacks import PushWorker
+from smscore.config import parse_config
+from smscore.metrics import Metrics
+from smscore.model import STATUS_NAMES, ReceiptOutcome
+from smscore.store.memory import MemoryStore
+from tests.backend import BackendResource, MemoryNetwork
+from tests.store_contract import make_message, receipt
+
+SECRET = "s3cret"
+NOW = 1_700_000_000.0
+URL = "http://acme.example/status"
+
+
+# --- the pure choice -----------------------------------------------------------------------------
+def test_selections():
+    assert parse_selection(["failed", "submitted", "failed"], STATUS_NAMES) == "submitted,failed"
+    assert parse_selection([], STATUS_NAMES) == ""
+    for value in ("none", ["final"], 1, None):
+        with pytest.raises(ValueError):
+            parse_selection(value, STATUS_NAMES)
+    assert selects("all", "queued", False)
+    assert selects("final", "failed", True) and not selects("final", "failed", False)
+    assert selects("submitted,failed", "failed", False) and not selects("submitted,failed", "delivered", True)
+    assert not selects("", "delivered", True)
+
+
+def _w(*messages, since=0.0):
+    return [(m, since) for m in messages]
+
+
+@pytest.mark.parametrize("waiting, size, busy, limit, expected", [
+    # full batches go, the rest waits for the linger (due at 0.2)
+    (_w("a", "b", "c", "d", "e"), 2, (), None, ([[0, 1], [2, 3]], 0.2)),
+    # a message's later event never goes in a later batch than its earlier one may be retried in
+    (_w("a", "b", "a", "c"), 2, (), None, ([[0, 1]], 0.2)),
+    # ... but joins its earlier event in the same batch
+    (_w("a", "a", "b", "c"), 3, (), None, ([[0, 1, 2]], 0.2)),
+    # a message with a POST on the way waits, and so do its later events
+    (_w("a", "b", "a", "c"), 2, ("a",), None, ([[1, 3]], None)),
+    # one event per POST: every event is a batch at once
+    (_w("a", "b", "a"), 1, (), None, ([[0], [1]], None)),
+    # no more batches than free POST slots
+    (_w("a", "b", "c", "d"), 1, (), 2, ([[0], [1]], None)),
+    (_w("a", "b"), 1, ("a", "b"), None, ([], None)),
+    ([], 5, (), None, ([], None)),
+])
+def test_next_batches(waiting, size, busy, limit, expected):
+    assert next_batches(waiting, size=size, linger=0.2, now=0.1, busy=busy, limit=limit) == expected
+
+
+def test_a_batch_still_filling_goes_once_its_oldest_event_waited_the_linger():
+    waiting = [("a", 10.0), ("b", 9.5)]
+    assert next_batches(waiting, size=3, linger=1.0, now=10.4, busy=()) == ([], 10.5)
+    assert next_batches(waiting, size=3, linger=1.0, now=10.5, busy=()) == ([[0, 1]], None)
+
+
+# --- the worker ----------------------------------------------------------------------------------
+CONFIG = """
+[push]
+timeout = "2s"
+[operators.sim]
+type = "simulated"
+[profiles.standard]
+operators = ["sim"]
+[accounts.acme]
+secret = "{secret}"
+callback_url = "{url}"
+callback_batch = {batch}
+callback_linger = "200ms"
+"""
+
+
+class Rig:
+    """A worker on an in-memory store, pushing to a backend resource over an in-memory network."""
+
+    def __init__(self, batch: int = 3, store=None) -> None:
+        self.clock = Clock()
+        self.clock.advance(NOW)
+        self.config = parse_config(CONFIG.format(secret=SECRET, url=URL, batch=batch),
+                                   path=Path("/etc/smsgw/gateway.toml"))
+        self.store = store or MemoryStore()
+        self.store.status_callbacks_for = lambda m: (URL, "all")
+        self.backend = BackendResource(self.clock, secret=SECRET)
+        self.net = MemoryNetwork(self.backend, self.clock)
+        self.pusher = Pusher(self.clock, timeout=2.0, endpoint_for=self.net.endpoint_for)
+        self.registry = CollectorRegistry()
+        self.worker = PushWorker(store=self.store, pusher=self.pusher, clock=self.clock, node="gw1",
+                                 config_source=lambda: self.config, mo_router_source=lambda: None,
+                                 pipeline=SimpleNamespace(lease=30.0, owner="gw1", accepted_elsewhere=lambda replies: None),
+                                 metrics=Metrics(self.registry), jitter=lambda: 0.0)
+
+    def messages(self, n: int):
+        ms = [make_message(at=NOW) for _ in range(n)]
+        self.store.accept(ms, "gw1", NOW + 30)
+        return ms
+
+    def submitted(self, m, key=None) -> None:
+        self.store.record_submit(m.id, "cheap", [key or m.id], self.clock.seconds())
+
+    def delivered(self, m, key=None) -> None:
+        self.store.apply_receipt(receipt(key or m.id), self.clock.seconds())
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        self.net.flush()
+
+    def kick(self) -> None:
+        self.worker.kick()
+        self.net.flush()
+
+    def posts(self) -> list:
+        """Every POST so far: a list of (status, message id) per request."""
+        out = []
+        for r in self.backend.requests:
+            assert r.signature_valid is True and r.path == "/status"
+            body = r.json()
+            events = body["events"] if "events" in body else [body]
+            out.append([(e["status"], e["id"]) for e in events])
+        return out
+
+    def pending(self):
+        return self.store.pending_push_jobs().result
+
+
+def test_full_batches_go_at_once_and_the_rest_when_the_linger_is_over():
+    rig = Rig(batch=3)
+    ms = rig.messages(7)
+    for m in ms:
+        rig.submitted(m)
+    rig.kick()
+    assert rig.posts() == [[("submitted", m.id) for m in ms[:3]], [("submitted", m.id) for m in ms[3:6]]]
+    assert all(set(r.json()) == {"events"} for r in rig.backend.requests)
+    event = rig.backend.requests[0].json()["events"][0]
+    assert set(event) == {"event_id", "id", "reference", "to", "status", "operator", "error", "at", "final"}
+    rig.advance(0.19)
+    assert len(rig.posts()) == 2
+    rig.advance(0.01)  # the oldest waiting event has waited 200 ms
+    assert rig.posts()[2:] == [[("submitted", ms[6].id)]]
+    assert rig.pending() == []
+    sample = rig.registry.get_sample_value
+    assert sample("smsgw_callbacks_total", {"kind": "status", "outcome": "ok"}) == 7
+
+
+def test_one_event_per_post_is_the_bare_event_object():
+    rig = Rig(batch=1)
+    [m] = rig.messages(1)
+    rig.submitted(m)
+    rig.delivered(m)
+    rig.kick()
+    rig.advance(0)
+    bodies = [r.json() for r in rig.backend.requests]
+    assert [(b["status"], b["final"]) for b in bodies] == [("submitted", False), ("delivered", True)]
+    assert rig.pending() == []
+
+
+def test_a_messages_events_stay_in_order_within_and_across_batches():
+    rig = Rig(batch=2)
+    a, b, c = rig.messages(3)
+    rig.submitted(a)
+    rig.submitted(b)
+    rig.delivered(a)  # a's second event: the first batch is full without it
+    rig.submitted(c)
+    rig.backend.slow(1.0)
+    rig.kick()
+    first = [("submitted", a.id), ("submitted", b.id)]
+    assert rig.posts() == [first]
+    # a's delivery waits until a's first batch is answered; c goes without it once it lingered
+    rig.advance(0.2)
+    assert rig.posts() == [first, [("submitted", c.id)]]
+    rig.advance(0.79)
+    assert len(rig.posts()) == 2
+    rig.advance(0.01)  # the first batch is answered
+    rig.advance(0.2)
+    assert rig.posts() == [first, [("submitted", c.id)], [("delivered", a.id)]]
+
+
+def test_a_failed_batch_is_retried_whole_and_holds_back_its_messages_later_events():
+    rig = Rig(batch=2)
+    a, b = rig.messages(2)
+    rig.submitted(a)
+    rig.submitted(b)
+    rig.delivered(a)
+    rig.backend.failing(503)
+    rig.kick()
+    first = [("submitted", a.id), ("submitted", b.id)]
+    assert rig.posts() == [first]
+    # a's delivery was waiting: it is given back, not sent ahead of its retried elder
+    rig.advance(1.0)
+    rig.kick()
+    rig.advance(3.9)
+    rig.kick()
+    assert rig.posts() == [first]
+    assert [j.attempts for j in rig.pending()] == [1, 1, 0]
+    rig.backend.reply_json("thanks")
+    rig.advance(0.1)  # 5 s after the failure
+    rig.kick()
+    rig.advance(0)
+    assert rig.posts() == [first, first, [("delivered", a.id)]]
+    # the same events again, whole: the receiver drops repeats by event_id
+    assert rig.backend.requests[0].body == rig.backend.requests[1].body
+    assert rig.pending() == []
+    sample = rig.registry.get_sample_value
+    assert sample("smsgw_callbacks_total", {"kind": "status", "outcome": "failed"}) == 2
+    assert sample("smsgw_callbacks_total", {"kind": "status", "outcome": "ok"}) == 3
+
+
+def test_a_reload_changes_the_batch_size_of_the_next_batch():
+    rig = Rig(batch=5)
+    ms = rig.messages(2)
+    for m in ms:
+        rig.submitted(m)
+    rig.kick()
+    assert rig.posts() == []  # filling
+    rig.config = parse_config(CONFIG.format(secret=SECRET, url=URL, batch=1), path=Path("/etc/smsgw/gateway.toml"))
+    rig.advance(0.2)
+    assert [r.json()["status"] for r in rig.backend.requests] == ["submitted", "submitted"]
+
+
+class HeldClaims:
+    """A MemoryStore whose claims answer only when the test says (a slow database)."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryStore()
+        self.claims: list[tuple[tuple, Deferred]] = []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def __setattr__(self, name, value):
+        if name in ("inner", "claims"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.inner, name, value)
+
+    def claim_push_jobs(self, *args, **kwargs):
+        d: Deferred = Deferred()
+        self.claims.append(((args, kwargs), d))
+        return d
+
+    def answer(self) -> None:
+        (args, kwargs), d = self.claims.pop(0)
+        self.inner.claim_push_jobs(*args, **kwargs).chainDeferred(d)
+
+
+def test_kicks_while_a_claim_is_on_the_way_fold_into_one_more_claim():
+    store = HeldClaims()
+    rig = Rig(batch=1, store=store)
+    ms = rig.messages(3)
+    for _ in range(10):  # e.g. ten status changes stored in a burst
+        rig.worker.kick()
+    assert len(store.claims) == 1
+    for m in ms:
+        rig.submitted(m)
+    store.answer()
+    assert len(store.claims) == 1  # one more, for all the kicks that came meanwhile
+    store.answer()
+    rig.net.flush()
+    assert len(rig.posts()) == 3
+    assert rig.worker.claims == 2 + len(store.claims)  # (+ the one each finished POST asks for)
+
+
+def test_stop_gives_back_what_waits_here_and_another_node_takes_it_at_once():
+    rig = Rig(batch=10)
+    ms = rig.messages(2)
+    for m in ms:
+        rig.submitted(m)
+    rig.kick()
+    assert rig.posts() == []  # lingering here, claimed by gw1
+    assert rig.store.claim_push_jobs("gw2", NOW + 0.1, NOW + 60, 10).result == []
+    stopped = rig.worker.stop()
+    assert stopped.called
+    assert len(rig.store.claim_push_jobs("gw2", NOW + 0.1, NOW + 60, 10).result) == 2
+
+
+def test_a_failover_under_final_costs_no_post():
+    rig = Rig(batch=1)
+    rig.store.untried = lambda m: [op for op in ("cheap", "dear") if op not in m.tried]
+    rig.store.status_callbacks_for = lambda m: (URL, "final")
+    [m] = rig.messages(1)
+    rig.submitted(m, "k1")
+    rig.store.apply_receipt(receipt("k1", ReceiptOutcome.FAILED, stat="UNDELIV"), NOW)
+    rig.kick()
+    assert rig.worker.claims == 1 and rig.backend.requests == [] and rig.pending() == []

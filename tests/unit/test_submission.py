@@ -1,0 +1,82 @@
+"""``build_messages`` without HTTP: the request field ``callback_statuses`` (SPEC §12) and where it
+stands in SPEC §11's order of fields (right after ``send_at``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from smscore.config import parse_config
+from smscore.errors import ApiError
+from smscore.submission import build_messages
+
+NOW = 1_700_000_000.0
+
+CONFIG = parse_config("""
+[operators.sim]
+type = "simulated"
+[profiles.standard]
+operators = ["sim"]
+[accounts.acme]
+senders = ["ACME"]
+callback_statuses = "final"
+""", path=Path("/etc/smsgw/gateway.toml"))
+ACME = CONFIG.accounts["acme"]
+
+
+def build(**fields):
+    return build_messages({"to": "46701234567", "text": "hi", **fields}, ACME, CONFIG, NOW)
+
+
+def refusal(body) -> tuple[int, str, str | None]:
+    with pytest.raises(ApiError) as caught:
+        build_messages(body, ACME, CONFIG, NOW)
+    return caught.value.status, caught.value.code, caught.value.field
+
+
+@pytest.mark.parametrize("value, kept", [
+    ("all", "all"),
+    ("final", "final"),
+    (["delivered", "failed", "submitted"], "submitted,delivered,failed"),
+    (["delivered", "delivered"], "delivered"),
+    ([], ""),
+    (None, None),  # null is no choice: the account's setting, event by event
+])
+def test_a_requests_callback_statuses_are_kept_per_message(value, kept):
+    messages = build(to=["46701234567", "46701234568"], callback_statuses=value)
+    assert [m.callback_statuses for m in messages] == [kept, kept]
+
+
+def test_without_callback_statuses_each_event_follows_the_account():
+    [m] = build()
+    assert m.callback_statuses is None
+
+
+@pytest.mark.parametrize("value", ["some", "FINAL", "delivered", 3, True, {"final": True}, ["delivered", "sent"],
+                                   ["delivered", 1], [["final"]]])
+def test_a_value_that_is_none_of_these_is_refused(value):
+    assert refusal({"to": "46701234567", "text": "hi", "callback_statuses": value}) == (
+        400, "invalid_request", "callback_statuses")
+
+
+BAD = "nope"
+ORDER = [
+    # (body, the field reported): each earlier field's error wins over callback_statuses' ...
+    ({"to": "x", "text": "hi", "callback_statuses": BAD}, "to"),
+    ({"to": "46701234567", "text": "", "callback_statuses": BAD}, "text"),
+    ({"to": "46701234567", "text": "hi", "from": "NOT_MINE", "callback_statuses": BAD}, "from"),
+    ({"to": "46701234567", "text": "hi", "profile": "nope", "callback_statuses": BAD}, "profile"),
+    ({"to": "46701234567", "text": "hi", "send_at": "tomorrow", "callback_statuses": BAD}, "send_at"),
+    # ... and callback_statuses' wins over the optional fields after it
+    ({"to": "46701234567", "text": "hi", "callback_statuses": BAD, "max_parts": 0}, "callback_statuses"),
+    ({"to": "46701234567", "text": "hi", "callback_statuses": BAD, "encoding": "ebcdic"}, "callback_statuses"),
+    ({"to": "46701234567", "text": "hi", "callback_statuses": BAD, "callback_url": "ftp://x"}, "callback_statuses"),
+    ({"to": "46701234567", "text": "hi", "callback_statuses": BAD, "reference": "r" * 65}, "callback_statuses"),
+    ({"to": "46701234567", "text": "hi", "callback_statuses": BAD, "colour": "red"}, "callback_statuses"),
+]
+
+
+@pytest.mark.parametrize("body, field", ORDER, ids=[f for _, f in ORDER])
+def test_callback_statuses_is_checked_right_after_send_at(body, field):
+    assert refusal(body)[2] == field

@@ -1,0 +1,61 @@
+"""How the processes of one node talk: kicks coalesce, metrics add up."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from twisted.internet.task import Clock
+
+from smscore.workers import Kicks, merge_exposition
+
+
+class Sent:
+    def __init__(self) -> None:
+        self.datagrams = []
+
+    def write(self, data, addr) -> None:
+        self.datagrams.append((data, addr))
+
+
+def test_kicks_coalesce_per_worker_and_word_and_run_handlers():
+    clock = Clock()
+    kicks = Kicks(clock, [7000, 7001], {b"claim": lambda: ran.append("claim")}, delay=0.002)
+    kicks.transport = Sent()
+    ran = []
+    for _ in range(50):
+        kicks.kick(0, b"claim")
+    kicks.kick(1, b"push")
+    assert kicks.transport.datagrams == []
+    clock.advance(0.002)
+    assert sorted(kicks.transport.datagrams) == [(b"claim", ("127.0.0.1", 7000)), (b"push", ("127.0.0.1", 7001))]
+    kicks.kick(0, b"claim")
+    clock.advance(0.002)
+    assert len(kicks.transport.datagrams) == 3  # a later burst is one more datagram
+    kicks.datagramReceived(b"claim", ("127.0.0.1", 1))
+    kicks.datagramReceived(b"nonsense", ("127.0.0.1", 1))
+    assert ran == ["claim"]
+
+
+def registry(queued: int, delivered: int, inflight: int, latency: float) -> str:
+    r = CollectorRegistry()
+    c = Counter("smsgw_messages", "Message status changes", ["status"], registry=r)
+    c.labels("queued").inc(queued)
+    c.labels("delivered").inc(delivered)
+    Gauge("smsgw_inflight", "In flight", ["operator"], registry=r).labels('op "x"').set(inflight)
+    h = Histogram("smsgw_delivery_seconds", "Accept to delivered", buckets=(0.1, 1.0), registry=r)
+    h.observe(latency)
+    return generate_latest(r).decode()
+
+
+def test_metrics_of_every_process_add_up_sample_by_sample():
+    merged = merge_exposition([registry(10, 7, 3, 0.05), registry(5, 1, 0, 0.5)])
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(merged) for s in family.samples}
+    assert samples[("smsgw_messages_total", (("status", "queued"),))] == 15
+    assert samples[("smsgw_messages_total", (("status", "delivered"),))] == 8
+    assert samples[("smsgw_inflight", (("operator", 'op "x"'),))] == 3
+    assert samples[("smsgw_delivery_seconds_bucket", (("le", "0.1"),))] == 1
+    assert samples[("smsgw_delivery_seconds_bucket", (("le", "+Inf"),))] == 2
+    assert samples[("smsgw_delivery_seconds_count", ())] == 2
+    assert abs(samples[("smsgw_delivery_seconds_sum", ())] - 0.55) < 1e-9
+    assert "# TYPE smsgw_messages counter" in merged
