@@ -297,7 +297,10 @@ class PushWorker:
         release: list[int] = []
         if result.ok:
             done = [job.id for job in jobs]
-            self.log.info("pushed", kind=first.kind, events=len(jobs), status=result.status, **about)
+            # A delivered status callback is routine (one per message at least): debug; MO pushes,
+            # balance notices and every failure stay at info and above.
+            log = self.log.debug if first.kind == "status" else self.log.info
+            log("pushed", kind=first.kind, events=len(jobs), status=result.status, **about)
             if first.kind == "mo":
                 mo_events.append((first.subject, "pushed",
                                   f"HTTP {result.status} after {first.attempts + 1} attempt(s)"))

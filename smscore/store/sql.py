@@ -13,10 +13,10 @@ not selected costs no job at all.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
+import orjson
 from twisted.internet.defer import Deferred
 
 from policies.callbacks import selects
@@ -55,7 +55,7 @@ def row_to_mo(row) -> MoMessage:
 
 def row_to_job(row) -> PushJob:
     jid, kind, account, subject, url, body, attempts, first_at = row
-    return PushJob(kind=kind, account=account, subject=subject, url=url, body=json.loads(body), id=jid,
+    return PushJob(kind=kind, account=account, subject=subject, url=url, body=orjson.loads(body), id=jid,
                    attempts=attempts, first_at=first_at)
 
 
@@ -153,8 +153,7 @@ class SqlStore(Store):
 
     @staticmethod
     def _job_row(job: PushJob, at: float) -> tuple:
-        return (job.kind, job.account, job.subject, job.url,
-                json.dumps(job.body, separators=(",", ":"), ensure_ascii=False), at, at)
+        return (job.kind, job.account, job.subject, job.url, orjson.dumps(job.body).decode(), at, at)
 
     def _insert_job(self, cur, job: PushJob, at: float) -> None:
         cur.execute(self.q(self._INSERT_JOB), self._job_row(job, at))

@@ -1,9 +1,11 @@
 """Group commit: one thread owns a database connection and runs queued operations in batches.
 
 Callers (on the reactor thread) hand in a function ``op(cursor) -> result`` and get a Deferred. The
-writer thread takes everything queued, opens one transaction, runs each op inside its own SAVEPOINT
-(so one failing op rolls back alone and fails alone), commits once, and only then fires the
-Deferreds of the batch on the reactor thread, in submission order. Under load a batch holds hundreds
+writer thread takes everything queued, opens one transaction, runs the ops, commits once, and only
+then fires the Deferreds of the batch on the reactor thread, in submission order. When an op
+raises, the transaction is rolled back and the batch runs again with each op inside its own
+SAVEPOINT, so the failing op rolls back alone and fails alone (ops compute from what they read, so
+a second run is what the first would have been; the common case pays no SAVEPOINT per op). Under load a batch holds hundreds
 of operations and costs one fsync; when idle a single op commits at once, so latency stays low.
 
 If the commit itself fails, every op of the batch fails: nothing was stored, nobody is told otherwise.
@@ -106,6 +108,39 @@ class BatchWriter:
             self._reactor.callFromThread(stopping.callback, None)
 
     def _run_batch(self, conn, cur, work) -> None:
+        results = self._all_or_nothing(cur, work)
+        if results is None:  # an operation failed: again, each in its own SAVEPOINT
+            results = self._one_by_one(cur, work)
+        self.batches += 1
+        self.ops += len(work)
+        self._reactor.callFromThread(_fire_all, results)
+
+    def _all_or_nothing(self, cur, work) -> list | None:
+        """The common case, every operation succeeds: no SAVEPOINT per operation. None when one
+        raised; the transaction is rolled back and nothing of it is kept (operations compute from
+        what they read, so running them again gives what they would have given alone)."""
+        results: list[tuple[Deferred, bool, Any]] = []
+        try:
+            cur.execute(self._begin)
+            if self._on_begin is not None:
+                self._on_begin(cur)
+            for op, d in work:
+                results.append((d, True, op(cur)))
+            if self._before_commit is not None:
+                self._before_commit(cur)
+        except BaseException:  # noqa: BLE001 - the slow path below sorts out which one failed
+            self._rollback(cur)
+            return None
+        try:
+            cur.execute("COMMIT")
+        except BaseException:  # noqa: BLE001 - the batch is lost as a whole: fail every op
+            failure = Failure()
+            self._rollback(cur)
+            return [(d, False, failure) for _, d in work]
+        return results
+
+    def _one_by_one(self, cur, work) -> list:
+        """Each operation in its own SAVEPOINT: one that fails rolls back alone and fails alone."""
         results: list[tuple[Deferred, bool, Any]] = []
         try:
             cur.execute(self._begin)
@@ -128,14 +163,16 @@ class BatchWriter:
             cur.execute("COMMIT")
         except BaseException:  # noqa: BLE001 - the batch is lost as a whole: fail every op
             failure = Failure()
-            try:
-                cur.execute("ROLLBACK")
-            except Exception:  # noqa: BLE001 - already rolled back
-                pass
+            self._rollback(cur)
             results = [(d, False, failure) for _, d in work]
-        self.batches += 1
-        self.ops += len(work)
-        self._reactor.callFromThread(_fire_all, results)
+        return results
+
+    @staticmethod
+    def _rollback(cur) -> None:
+        try:
+            cur.execute("ROLLBACK")
+        except Exception:  # noqa: BLE001 - already rolled back
+            pass
 
 
 def _fire_all(results) -> None:
