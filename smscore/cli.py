@@ -77,6 +77,11 @@ def _run_gateway(config, worker) -> int:
     from smscore.app import Gateway
 
     log = logs.get_logger(component="cli")
+    # The store's writer thread gives up the GIL for every SQL statement and must get it back from
+    # the reactor thread; at Python's default 5 ms a busy reactor made each batch, and so each 2xx,
+    # wait. 1 ms measured best with ../shared/peers (docs/benchmarks.md: ~10% more messages a second
+    # than 5 ms, fewer than 0.5 ms).
+    sys.setswitchinterval(0.001)
     gateway = Gateway(config, reactor, worker=worker)
     outcome = {"code": 0}
 

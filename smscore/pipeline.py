@@ -441,7 +441,9 @@ class Pipeline:
                 self.metrics.status_changed(e.status.value)
                 if e.status is Status.DELIVERED:
                     self.metrics.delivery_seconds.observe(max(0.0, now - m.created_at))
-                if e.final or e.status is Status.FAILED:
+                if e.status is Status.DELIVERED:  # the common outcome: its history is in the store
+                    self.log.debug("message delivered", message_id=m.id, operator=e.operator, detail=e.detail)
+                elif e.final or e.status is Status.FAILED:
                     self.log.info("message " + e.status.value, message_id=m.id, operator=e.operator,
                                   detail=e.detail)
             if t.requeue:
