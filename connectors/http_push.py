@@ -42,6 +42,7 @@ import hmac
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from decimal import Decimal
 from importlib import metadata
 from urllib.parse import quote, urlsplit
@@ -207,6 +208,7 @@ class _Target:
         return self.scheme, self.host, self.port
 
 
+@lru_cache(maxsize=1024)  # a gateway pushes to few URLs, each many times
 def _target(url: str) -> _Target | None:
     """The URL as a push target, or None when it cannot be one (scheme, host, port, characters)."""
     try:

@@ -91,12 +91,31 @@ _ONE_TOKEN = frozenset({"id", "sub", "dlvrd", "stat", "err"})
 _HEX = re.compile(r"[0-9a-f]+")
 
 
+# The layout of SMPP 3.4 Appendix B that nearly every SMSC prints, read in one match; anything else
+# (other order, spacing, case, missing fields) goes the general way below, with the same result.
+_USUAL = re.compile(r"id:(\S+) sub:(\S+) dlvrd:(\S+) submit date:(\d+) done date:(\d+) stat:(\S+) err:(\S+)"
+                    r"(?: text:(.*))?", re.DOTALL)
+
+
 def parse_receipt_text(text: str) -> dict[str, str]:
     """The fields of a receipt text: any of ``id sub dlvrd submit_date done_date stat err text``.
 
     Missing fields are absent. ``stat`` is upper-cased; other values are as printed (stripped).
     The first occurrence of a key wins; ``text`` runs to the end of the string.
     """
+    usual = _USUAL.fullmatch(text) if "\x00" not in text else None
+    if usual is not None:
+        id_, sub, dlvrd, submit, done, stat, err, rest = usual.groups()
+        fields = {"id": id_, "sub": sub, "dlvrd": dlvrd, "submit_date": submit, "done_date": done,
+                  "stat": stat.upper(), "err": err}
+        if rest is not None:
+            fields["text"] = rest.strip()
+        return fields
+    return _parse_any(text)
+
+
+def _parse_any(text: str) -> dict[str, str]:
+    """``parse_receipt_text`` for any layout: keys found wherever they stand."""
     text = text.replace("\x00", " ")
     fields: dict[str, str] = {}
     matches = list(_KEY.finditer(text))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.api import ReceiptOutcome
 from connectors.smpp.receipts import (
@@ -184,3 +186,20 @@ def test_receipt_facts_tlvs_win_and_fill_in():
 def test_receipt_facts_without_any_id_is_none():
     assert receipt_facts("telia", "stat:DELIVRD err:000", {"message_state": 2}) is None
     assert receipt_facts("telia", "", {"receipted_message_id": ""}) is None
+
+
+_TOKEN = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
+
+
+@settings(max_examples=500, deadline=None)
+@given(id_=_TOKEN, sub=_TOKEN, dlvrd=_TOKEN, stat=_TOKEN, err=_TOKEN, submit=st.integers(0, 10**10),
+       done=st.integers(0, 10**10), text=st.none() | st.text(max_size=30))
+def test_the_usual_layout_reads_as_the_general_way_reads_it(id_, sub, dlvrd, stat, err, submit, done, text):
+    """The one-match path for SMPP 3.4 Appendix B's layout gives what the key-by-key path gives,
+    for any values, those that make it fall back included."""
+    from connectors.smpp.receipts import _parse_any
+
+    receipt = f"id:{id_} sub:{sub} dlvrd:{dlvrd} submit date:{submit} done date:{done} stat:{stat} err:{err}"
+    if text is not None:
+        receipt += " text:" + text
+    assert parse_receipt_text(receipt) == _parse_any(receipt)
