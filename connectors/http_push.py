@@ -9,10 +9,11 @@ Theory of operation
 - The body is compact UTF-8 JSON (orjson); those exact bytes are signed and sent.
   ``X-Smsgw-Timestamp`` is Unix seconds from the injected reactor; ``X-Smsgw-Signature`` is
   ``sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>``, present only when a secret is set.
-- The client is a lean HTTP/1.1 one: a request is written as one buffer, the answer is parsed by
-  httptools (llhttp, C), and connections are kept alive and reused per (scheme, host, port). A push
-  is the gateway's most frequent outgoing call (one per status callback), so nothing else runs per
-  request: no cookies, no content decoding, no URL objects, no name resolution for IP literals.
+- The client is a lean HTTP/1.1 one (``connectors.http_client``): a request is written as one
+  buffer, the answer is parsed by httptools (llhttp, C), and connections are kept alive and reused
+  per (scheme, host, port). A push is the gateway's most frequent outgoing call (one per status
+  callback), so nothing else runs per request: no cookies, no content decoding, no URL objects, no
+  name resolution for IP literals.
 - One exchange at a time per connection (no pipelining). A reused idle connection that the backend
   closed before any byte of the answer arrived is replaced once by a fresh one: the request never
   reached a backend that was still listening on it.
@@ -39,22 +40,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from decimal import Decimal
 from importlib import metadata
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import httptools
 import orjson
 import structlog
 from twisted.internet import error as net_error
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
-from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
+
+from connectors.http_client import Answer, Connection, Pool, default_endpoint_for
+from connectors.http_client import target as parse_target
 
 __all__ = ["PushResult", "Pusher", "encode_body", "parse_reply", "sign", "USER_AGENT"]
 
@@ -189,272 +188,6 @@ def _loggable(url: str) -> str:
         return "<invalid url>"
 
 
-# --- where a push goes ----------------------------------------------------------------------------
-_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
-
-
-@dataclass(frozen=True, slots=True)
-class _Target:
-    """A parsed push URL: the connection key and the request line's target."""
-
-    scheme: str
-    host: str  # as connected to: an IP literal, or an IDNA-encoded name
-    port: int
-    authority: bytes  # the Host header
-    target: bytes  # path?query
-
-    @property
-    def key(self) -> tuple[str, str, int]:
-        return self.scheme, self.host, self.port
-
-
-@lru_cache(maxsize=1024)  # a gateway pushes to few URLs, each many times
-def _target(url: str) -> _Target | None:
-    """The URL as a push target, or None when it cannot be one (scheme, host, port, characters)."""
-    try:
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https") or not parts.hostname:
-            return None
-        port = parts.port or (443 if scheme == "https" else 80)
-        host = parts.hostname
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            host = host.encode("idna").decode("ascii")
-        if any(c in host for c in " \t\r\n/\\@"):
-            return None
-        shown = f"[{host}]" if ":" in host else host
-        authority = shown if parts.port is None else f"{shown}:{port}"
-        target = quote(parts.path or "/", safe=_PATH_SAFE)
-        if parts.query:
-            target += "?" + quote(parts.query, safe=_PATH_SAFE + "?")
-        return _Target(scheme, host, port, authority.encode("ascii"), target.encode("ascii"))
-    except (ValueError, UnicodeError):
-        return None
-
-
-def default_endpoint_for(reactor, timeout: float) -> Callable[[str, str, int], object]:
-    """Client endpoints on ``reactor``: TCP to IP literals without a name lookup, names through
-    HostnameEndpoint, TLS (with hostname verification) for https."""
-    from twisted.internet.ssl import optionsForClientTLS
-
-    def endpoint_for(scheme: str, host: str, port: int):
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            ep = HostnameEndpoint(reactor, host.encode("ascii"), port, timeout=timeout)
-        else:
-            cls = TCP4ClientEndpoint if ip.version == 4 else TCP6ClientEndpoint
-            ep = cls(reactor, host, port, timeout=timeout)
-        if scheme == "https":
-            ep = wrapClientTLS(optionsForClientTLS(host), ep)
-        return ep
-
-    return endpoint_for
-
-
-# --- the connection -------------------------------------------------------------------------------
-class _Answer:
-    """What arrived of one response so far."""
-
-    __slots__ = ("status", "content_type", "chunks", "size", "too_large", "complete", "length", "chunked",
-                 "headers_done")
-
-    def __init__(self) -> None:
-        self.status: int | None = None
-        self.content_type: str | None = None
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.too_large = False
-        self.complete = False
-        self.length: int | None = None
-        self.chunked = False
-        self.headers_done = False
-
-
-class _Connection(Protocol):
-    """One keep-alive HTTP/1.1 connection to a backend; one exchange at a time.
-
-    ``send(request, limit, done)``: ``done(answer, failure)`` is called once, when the answer is
-    complete (failure None) or the connection ended first (failure says how).
-    """
-
-    def __init__(self, pool: _Pool, key) -> None:
-        self.pool = pool
-        self.key = key
-        self.parser = httptools.HttpResponseParser(self)
-        self.answer: _Answer | None = None
-        self.done: Callable | None = None
-        self.limit = 0
-        self.open = False
-        self.reused = False  # had served an exchange before this one
-
-    # -- driving it
-    def send(self, request: bytes, limit: int, done: Callable) -> None:
-        self.answer = _Answer()
-        self.limit = limit
-        self.done = done
-        self.transport.write(request)
-
-    def abort(self) -> None:
-        self.done = None
-        if self.open:
-            self.transport.abortConnection()
-
-    # -- Protocol
-    def connectionMade(self) -> None:
-        self.open = True
-
-    def dataReceived(self, data: bytes) -> None:
-        if self.done is None:  # nothing asked for: an idle backend talking nonsense
-            self.transport.abortConnection()
-            return
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._end(Failure(httptools.HttpParserError("unexpected upgrade")))
-        except httptools.HttpParserError:
-            self._end(Failure())
-
-    def connectionLost(self, reason: Failure = None) -> None:
-        self.open = False
-        self.pool.lost(self)
-        answer = self.answer
-        if self.done is None or answer is None:
-            return
-        if answer.headers_done and not answer.chunked and answer.length is None:
-            answer.complete = True  # a body delimited by the end of the connection
-            self._end(None, keep=False)
-        else:
-            self._end(reason)
-
-    # -- httptools callbacks
-    def on_header(self, name: bytes, value: bytes) -> None:
-        lower = name.lower()
-        if lower == b"content-type":
-            self.answer.content_type = value.decode("latin-1")
-        elif lower == b"content-length" and value.strip().isdigit():
-            self.answer.length = int(value)
-        elif lower == b"transfer-encoding" and b"chunked" in value.lower():
-            self.answer.chunked = True
-
-    def on_headers_complete(self) -> None:
-        answer = self.answer
-        answer.status = self.parser.get_status_code()
-        answer.headers_done = True
-        if answer.length is not None and answer.length > self.limit:
-            self._too_large()
-
-    def on_body(self, body: bytes) -> None:
-        answer = self.answer
-        if answer is None or answer.too_large:
-            return
-        answer.size += len(body)
-        if answer.size > self.limit:
-            self._too_large()
-        else:
-            answer.chunks.append(body)
-
-    def on_message_complete(self) -> None:
-        if self.answer is None or self.answer.too_large:
-            return
-        self.answer.complete = True
-        self._end(None, keep=self.parser.should_keep_alive())
-
-    # -- endings
-    def _too_large(self) -> None:
-        self.answer.too_large = True
-        self.answer.chunks.clear()
-        self._end(None, keep=False)
-
-    def _end(self, failure: Failure | None, keep: bool = False) -> None:
-        done, answer = self.done, self.answer
-        self.done, self.answer = None, None
-        if not keep and self.open:
-            self.transport.loseConnection() if failure is None else self.transport.abortConnection()
-        elif keep:
-            self.reused = True
-            self.parser = httptools.HttpResponseParser(self)
-            self.pool.idle(self)
-        if done is not None:
-            done(answer, failure)
-
-
-class _Pool:
-    """Keep-alive connections by (scheme, host, port): idle ones are reused, most recent first."""
-
-    def __init__(self, endpoint_for, max_idle_per_host: int = 64) -> None:
-        self.endpoint_for = endpoint_for
-        self.max_idle = max_idle_per_host
-        self._idle: dict[tuple, list[_Connection]] = {}
-        self._all: set[_Connection] = set()
-
-    def take(self, key) -> _Connection | None:
-        idle = self._idle.get(key)
-        return idle.pop() if idle else None
-
-    def connect(self, key) -> Deferred:
-        """Deferred[_Connection] to a new connection; cancelling it stops the connect."""
-        scheme, host, port = key
-        pool = self
-
-        class _Factory(Factory):
-            def buildProtocol(self, addr):
-                return _Connection(pool, key)
-
-        d = self.endpoint_for(scheme, host, port).connect(_Factory())
-        d.addCallback(self._opened)
-        return d
-
-    def _opened(self, conn: _Connection) -> _Connection:
-        self._all.add(conn)
-        return conn
-
-    def idle(self, conn: _Connection) -> None:
-        idle = self._idle.setdefault(conn.key, [])
-        if len(idle) >= self.max_idle:
-            conn.transport.loseConnection()
-        else:
-            idle.append(conn)
-
-    def lost(self, conn: _Connection) -> None:
-        self._all.discard(conn)
-        idle = self._idle.get(conn.key)
-        if idle and conn in idle:
-            idle.remove(conn)
-
-    def close(self) -> Deferred:
-        """Close idle connections; fires when they are closed."""
-        from twisted.internet.defer import DeferredList
-
-        waits = []
-        for idle in self._idle.values():
-            for conn in idle:
-                d: Deferred = Deferred()
-                conn.pool = _Closing(self, d)
-                conn.transport.loseConnection()
-                waits.append(d)
-        self._idle.clear()
-        return DeferredList(waits)
-
-
-class _Closing:
-    """Stands in for the pool of a connection being closed, to tell when it is gone."""
-
-    def __init__(self, pool: _Pool, d: Deferred) -> None:
-        self.pool = pool
-        self.d = d
-
-    def lost(self, conn) -> None:
-        self.pool.lost(conn)
-        if not self.d.called:
-            self.d.callback(None)
-
-    def idle(self, conn) -> None:
-        conn.transport.loseConnection()
-
-
 # --- the pusher -----------------------------------------------------------------------------------
 class Pusher:
     """Makes one signed JSON POST per ``push()`` and reports it as a ``PushResult``.
@@ -469,7 +202,7 @@ class Pusher:
         self._reactor = reactor
         self.timeout = timeout
         self.max_reply_bytes = max_reply_bytes
-        self._pool = _Pool(endpoint_for or default_endpoint_for(reactor, timeout))
+        self._pool = Pool(endpoint_for or default_endpoint_for(reactor, timeout))
         # Lazy: configured by whoever configures structlog, even after this object is built.
         self.log = structlog.get_logger(component="push")
 
@@ -496,7 +229,7 @@ class Pusher:
         """
         body = encode_body(payload)
         attempt = _Attempt(self, url)
-        target = _target(url)
+        target = parse_target(url)
         if target is None:
             attempt.finish(PushResult(False, None, None, "invalid url", 0.0))
             return attempt.result
@@ -519,7 +252,7 @@ class _Attempt:
         self.started = self.reactor.seconds()
         self.result: Deferred = Deferred(lambda _: self._stop("cancelled"))
         self.connecting: Deferred | None = None
-        self.conn: _Connection | None = None
+        self.conn: Connection | None = None
         self.timer = None
         self.request = b""
         self.key = None
@@ -542,7 +275,7 @@ class _Attempt:
             return
         self.connecting.addCallbacks(self._connected, self._connect_failed)
 
-    def _connected(self, conn: _Connection) -> None:
+    def _connected(self, conn: Connection) -> None:
         self.connecting = None
         if self.result.called:  # stopped meanwhile
             conn.transport.loseConnection()
@@ -554,11 +287,11 @@ class _Attempt:
         if not self.result.called and not failure.check(CancelledError):
             self._failed(failure)
 
-    def _send(self, conn: _Connection) -> None:
+    def _send(self, conn: Connection) -> None:
         self.conn = conn
         conn.send(self.request, self.pusher.max_reply_bytes, self._answered)
 
-    def _answered(self, answer: _Answer | None, failure: Failure | None) -> None:
+    def _answered(self, answer: Answer | None, failure: Failure | None) -> None:
         conn, self.conn = self.conn, None
         if self.result.called:
             return
@@ -600,7 +333,7 @@ class _Attempt:
             return PushResult(False, status, None, f"http {status}", self._elapsed())
         return PushResult(True, status, None, why, self._elapsed())
 
-    def _outcome(self, answer: _Answer) -> PushResult:
+    def _outcome(self, answer: Answer) -> PushResult:
         code = answer.status
         elapsed = self._elapsed()
         if not 200 <= code < 300:
