@@ -162,7 +162,8 @@ def merge_exposition(texts: list[str]) -> str:
         out.append(f"# TYPE {name} {kind}")
         for (sample, labels), value in samples.items():
             shown = ",".join(f'{k}="{_escape_label(v)}"' for k, v in labels)
-            out.append(f"{sample}{{{shown}}} {floatToGoString(value)}" if shown else f"{sample} {floatToGoString(value)}")
+            name = f"{sample}{{{shown}}}" if shown else sample
+            out.append(f"{name} {floatToGoString(value)}")
     return "\n".join(out) + "\n"
 
 
