@@ -121,9 +121,7 @@ class BatchWriter:
         what they read, so running them again gives what they would have given alone)."""
         results: list[tuple[Deferred, bool, Any]] = []
         try:
-            cur.execute(self._begin)
-            if self._on_begin is not None:
-                self._on_begin(cur)
+            self._start(cur)
             for op, d in work:
                 results.append((d, True, op(cur)))
             if self._before_commit is not None:
@@ -143,9 +141,7 @@ class BatchWriter:
         """Each operation in its own SAVEPOINT: one that fails rolls back alone and fails alone."""
         results: list[tuple[Deferred, bool, Any]] = []
         try:
-            cur.execute(self._begin)
-            if self._on_begin is not None:
-                self._on_begin(cur)
+            self._start(cur)
             for op, d in work:
                 cur.execute("SAVEPOINT op")
                 try:
@@ -166,6 +162,11 @@ class BatchWriter:
             self._rollback(cur)
             results = [(d, False, failure) for _, d in work]
         return results
+
+    def _start(self, cur) -> None:
+        cur.execute(self._begin)
+        if self._on_begin is not None:
+            self._on_begin(cur)
 
     @staticmethod
     def _rollback(cur) -> None:
