@@ -168,8 +168,8 @@ class AccountRules:
                     if m.status in (Status.QUEUED, Status.SCHEDULED):
                         self._restatus(m, Status.PENDING_APPROVAL, f"over the daily volume limit of "
                                                                    f"{acc.daily_volume_limit}")
-                cur.execute(self.q("DELETE FROM daily_volume WHERE account = ? AND day = ?"), (account, day))
-                cur.execute(self.q("INSERT INTO daily_volume (account, day, count) VALUES (?,?,?)"),
+                cur.execute(self.q("INSERT INTO daily_volume (account, day, count) VALUES (?,?,?) "
+                                   "ON CONFLICT (account, day) DO UPDATE SET count = excluded.count"),
                             (account, day, sent + len(live)))
             if paused:
                 for m in live:
