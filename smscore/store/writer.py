@@ -79,26 +79,27 @@ class BatchWriter:
         stopping = None
         while stopping is None:
             first = self._queue.get()
-            batch = [first]
-            while len(batch) < self._max_batch:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            work = []
-            for item in batch:
-                if item[0] is _STOP:
-                    stopping = item[1]
-                else:
-                    work.append(item)
-            if work:
-                if lock is None:
-                    self._run_batch(conn, cur, work)
-                    continue
+            if lock is not None:
+                # Take the lock before draining the queue: what arrives while another process
+                # writes goes into this transaction instead of waiting for the next turn.
                 fcntl.flock(lock, fcntl.LOCK_EX)
-                try:
+            try:
+                batch = [first]
+                while len(batch) < self._max_batch:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                work = []
+                for item in batch:
+                    if item[0] is _STOP:
+                        stopping = item[1]
+                    else:
+                        work.append(item)
+                if work:
                     self._run_batch(conn, cur, work)
-                finally:
+            finally:
+                if lock is not None:
                     fcntl.flock(lock, fcntl.LOCK_UN)
         try:
             if lock is not None:
