@@ -144,7 +144,7 @@ class AccountRules:
         return self.run(op)
 
     # -- acceptance -----------------------------------------------------------------------------
-    def _before_insert(self, cur, messages: Sequence[Message]) -> None:
+    def _before_insert(self, cur, messages: Sequence[Message], claimed: bool = True) -> None:
         config = self.config_source() if self.config_source else None
         if config is None:
             return
@@ -186,7 +186,8 @@ class AccountRules:
                 if total > balance:
                     raise InsufficientBalance(account, balance, total)
                 self._set_balance(cur, account, balance, balance - total, now)
-        self._learned_for(cur, [m for m in messages if m.status is Status.QUEUED], now)
+        if claimed:  # unclaimed messages learn it when claimed (SqlStore.claim)
+            self._learned_for(cur, [m for m in messages if m.status is Status.QUEUED], now)
 
     @staticmethod
     def _restatus(m: Message, status: Status, detail: str) -> None:

@@ -160,7 +160,7 @@ class SqlStore(Store):
 
     # -- messages ----------------------------------------------------------------------------
     def _insert_messages(self, cur, messages: Sequence[Message], owner: str | None, lease_until: float) -> None:
-        self._before_insert(cur, messages)
+        self._before_insert(cur, messages, claimed=owner is not None)
         rows = []
         for m in messages:
             rows.append((
@@ -287,8 +287,9 @@ class SqlStore(Store):
     def _after_write(self, cur, t: tr.Transition) -> None:
         """Hook: runs in the transaction after every change of a stored message."""
 
-    def _before_insert(self, cur, messages: Sequence[Message]) -> None:
-        """Hook: runs in the transaction before new messages are stored; raising refuses them all."""
+    def _before_insert(self, cur, messages: Sequence[Message], claimed: bool = True) -> None:
+        """Hook: runs in the transaction before new messages are stored; raising refuses them all.
+        ``claimed``: the storing node sends them itself (else whoever claims them learns what it needs)."""
 
     def record_submit(self, message_id: str, operator: str, keys: Sequence[str], at: float,
                       owner: str | None = None, lease_until: float | None = None) -> Deferred:
