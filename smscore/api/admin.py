@@ -1,0 +1,117 @@
+"""The operators' endpoints (SPEC §11): approve or refuse held messages, pause, resume and top up
+accounts, edit the stop list, show binds, reload, and inject MO from a simulated operator.
+
+The router checks the admin key once before calling any of these (so an unknown admin path is
+401/403 before it is 404), except ``inject_mo``, which is routed first and checks it itself.
+Each handler takes the gateway and the request and returns ``(status, body)`` or a Deferred of one.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from smscore.api.auth import require_admin
+from smscore.api.inputs import read_json
+from smscore.api.render import render_message, store_errors
+from smscore.errors import ApiError
+
+
+def act_on_message(gw, request, message_id: str, action: str):
+    """``POST /v1/admin/messages/{id}/approve|refuse``."""
+    d = gw.store.act(message_id, action, gw.clock.seconds(), f"{action}d by ops")
+    d.addCallbacks(lambda m: (200, render_message(m)), store_errors)
+    return d
+
+
+def _known_account(gw, name: str) -> None:
+    if name not in gw.config.accounts:
+        raise ApiError(404, "not_found", f"There is no account {name!r}.")
+
+
+def topup(gw, request, name: str):
+    """``POST /v1/admin/accounts/{name}/topup`` with ``{"amount": number}``: the new balance."""
+    _known_account(gw, name)
+    now = gw.clock.seconds()
+    body = read_json(request)
+    amount = body.get("amount") if isinstance(body, dict) else None
+    if isinstance(amount, bool) or not isinstance(amount, (int, float, str)):
+        raise ApiError(400, "invalid_request", "Field 'amount' must be a number.", "amount")
+    try:
+        value = Decimal(str(amount))
+    except ArithmeticError:
+        raise ApiError(400, "invalid_request", "Field 'amount' must be a number.", "amount") from None
+    if not value.is_finite():
+        raise ApiError(400, "invalid_request", "Field 'amount' must be a number.", "amount")
+    d = gw.store.topup(name, value, now)
+    d.addCallback(lambda balance: (200, {"balance": balance}))
+    return d
+
+
+def set_paused(gw, request, name: str, paused: bool):
+    """``POST /v1/admin/accounts/{name}/pause|resume``: the pipeline forgets what was paused and
+    claims what was resumed."""
+    _known_account(gw, name)
+    d = gw.store.set_paused(name, paused, gw.clock.seconds())
+
+    def changed(ms):
+        if paused:
+            gw.pipeline.forget([m.id for m in ms])
+        else:
+            gw.pipeline.link_ready("")  # claim what was resumed
+        return 200, {"account": name, "paused": paused, "messages": len(ms)}
+
+    d.addCallback(changed)
+    return d
+
+
+def stoplist(gw, request):
+    """``{"numbers": [...], "account"?: name (else the do-not-call list), "remove"?: bool,
+    "consent"?: bool (the account's consents instead)}``."""
+    from policies.numbers import InvalidNumber, normalize_msisdn
+
+    body = read_json(request)
+    if not isinstance(body, dict) or not isinstance(body.get("numbers"), list) or not body["numbers"]:
+        raise ApiError(400, "invalid_request", "Field 'numbers' must be a non-empty list.", "numbers")
+    account = body.get("account")
+    if account is not None and account not in gw.config.accounts:
+        raise ApiError(404, "not_found", f"There is no account {account!r}.")
+    consent = body.get("consent", False) is True
+    if consent and account is None:
+        raise ApiError(400, "invalid_request", "A consent belongs to an account.", "account")
+    numbers = []
+    for i, value in enumerate(body["numbers"]):
+        try:
+            numbers.append(normalize_msisdn(value if isinstance(value, str) else ""))
+        except InvalidNumber as exc:
+            raise ApiError(422, "invalid_number", f"numbers[{i}]: {exc}", "numbers") from None
+    d = gw.store.stoplist_change(numbers, account=account, remove=body.get("remove", False) is True,
+                                 consent=consent, at=gw.clock.seconds())
+    d.addCallback(lambda n: (200, {"changed": n, "numbers": len(numbers)}))
+    return d
+
+
+def binds(gw, request):
+    """``GET /v1/admin/binds``: each operator link as it describes itself."""
+    return 200, {"operators": [link.describe() for link in gw.links.values()]}
+
+
+def reload(gw, request):
+    """``POST /v1/admin/reload``: what the node's reload changed."""
+    return gw.reload_node().addCallback(lambda result: (200, result))
+
+
+def inject_mo(gw, request, operator: str):
+    """Ops/demo: make a simulated operator deliver an MO to the gateway, as a phone would."""
+    require_admin(gw.config, request)
+    body = read_json(request)
+    sim = gw.sims.get(operator)
+    if sim is None:
+        raise ApiError(404, "not_found", f"There is no simulated operator {operator!r}.")
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
+    for field in ("from", "to", "text"):
+        if not isinstance(body.get(field), str) or not body[field]:
+            raise ApiError(400, "invalid_request", f"Field {field!r} is required and must be a string.", field)
+    d = sim.inject_mo(body["from"], body["to"], body["text"])
+    d.addCallback(lambda outcome: (202, {"operator": operator, "outcome": outcome}))
+    return d

@@ -1,0 +1,66 @@
+"""What the API reads from a request: the JSON body, query parameters, pages and times.
+
+Each reader refuses a bad input with the ``ApiError`` (400, 413) that names the field, so the
+handlers in ``customer`` and ``admin`` only ever see values they can use.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from smscore.errors import ApiError
+
+MAX_BODY = 1 << 20  # 1 MiB: a list of 1000 numbers and a long text fit many times over
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+
+
+def read_json(request):
+    """The request body as JSON: 413 over ``MAX_BODY``, 400 when it is not JSON."""
+    data = request.content.read(MAX_BODY + 1)
+    if len(data) > MAX_BODY:
+        raise ApiError(413, "too_large", f"The request body is over {MAX_BODY} bytes.")
+    try:
+        return orjson.loads(data)  # strict: UTF-8 only, no NaN, nesting at most 1024 deep
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
+
+
+def query(request) -> dict[str, str]:
+    """Query parameters, one value each (a repeated one is refused)."""
+    out = {}
+    for key, values in request.args.items():
+        name = key.decode("utf-8", "replace")
+        if len(values) != 1:
+            raise ApiError(400, "invalid_request", f"Parameter {name!r} is given more than once.", name)
+        out[name] = values[0].decode("utf-8", "replace")
+    return out
+
+
+def page(params: dict[str, str], allowed: set[str]) -> tuple[int, int]:
+    """(cursor position, limit) from the query; unknown parameters are refused."""
+    for name in params:
+        if name not in allowed:
+            raise ApiError(400, "invalid_request", f"Unknown parameter {name!r}.", name)
+    cursor = params.get("cursor", "") or "0"
+    if not cursor.isdigit() or len(cursor) > 18:
+        raise ApiError(400, "invalid_request", "cursor must be a value from next_cursor.", "cursor")
+    limit = params.get("limit", str(DEFAULT_PAGE))
+    if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
+        raise ApiError(400, "invalid_request", f"limit must be an integer from 1 to {MAX_PAGE}.", "limit")
+    return int(cursor), int(limit)
+
+
+def time_param(params: dict[str, str], name: str, default: float) -> float:
+    """An RFC 3339 date-time or a date (midnight UTC) as epoch seconds; ``default`` when absent."""
+    from smscore.submission import parse_rfc3339
+
+    value = params.get(name)
+    if value is None:
+        return default
+    try:
+        if len(value) == 10:  # a date: midnight UTC
+            value += "T00:00:00Z"
+        return parse_rfc3339(value)
+    except ValueError:
+        raise ApiError(400, "invalid_request", f"{name} must be an RFC 3339 date-time or a date.", name) from None

@@ -1,0 +1,143 @@
+"""Which path goes where: the API's one leaf resource, its route table, and ``api_factory``.
+
+One leaf resource with a hand-written table rather than a tree of resources keeps the hot path
+short: ``POST /v1/messages`` is one comparison and one function call away from ``render``. The
+handlers live in ``customer`` and ``admin``; this module only picks one and writes what it gives
+back (through ``render``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from twisted.internet.defer import Deferred
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from connectors.http_server import HTTPServerFactory, Limits
+from smscore.api import admin, customer
+from smscore.api.auth import AccountRateLimit, require_admin
+from smscore.api.inputs import MAX_BODY
+from smscore.api.render import error, error_body, fail, finish, json_body
+from smscore.errors import ApiError
+from smscore.logs import get_logger
+
+_MESSAGE_PATH = re.compile(r"^/v1/messages/([0-9a-f]{1,64})$")
+_SIM_MO_PATH = re.compile(r"^/v1/admin/operators/([A-Za-z0-9_.-]{1,64})/mo$")
+_ADMIN_MESSAGE = re.compile(r"^/v1/admin/messages/([0-9a-f]{1,64})/(approve|refuse)$")
+_ADMIN_ACCOUNT = re.compile(r"^/v1/admin/accounts/([A-Za-z0-9_-]{1,64})/(pause|resume|topup)$")
+
+
+def api_factory(gateway, clock, forwarder=None) -> HTTPServerFactory:
+    """The API on the lean HTTP/1.1 server (connectors.http_server): no access log (structlog lines
+    about each message are the log), JSON errors for the server's own refusals (SPEC §15 limits).
+    With a ``forwarder`` (an API worker, smscore.supervisor), requests other than the customers'
+    busy ones go to the main worker."""
+    return HTTPServerFactory(ApiResource(gateway, forwarder), clock=clock, error_body=error_body,
+                             limits=Limits(max_body=MAX_BODY))
+
+
+#: what an API worker answers itself (the rest is the main worker's: admin, cancel, readiness)
+_SERVED_BY_ANY = {("POST", "/v1/messages"), ("GET", "/v1/messages"), ("GET", "/v1/inbound"),
+                  ("GET", "/v1/account"), ("GET", "/v1/messages/export"), ("GET", "/healthz")}
+
+
+def _served_by_any(method: str, path: str) -> bool:
+    return (method, path) in _SERVED_BY_ANY or (method == "GET" and _MESSAGE_PATH.match(path) is not None)
+
+
+def _not_allowed(method: str, path: str) -> ApiError:
+    return ApiError(405, "method_not_allowed", f"{method} is not allowed on {path}.")
+
+
+class ApiResource(Resource):
+    """The whole API as one leaf resource with a route table."""
+
+    isLeaf = True
+
+    def __init__(self, gateway, forwarder=None) -> None:
+        super().__init__()
+        self.gateway = gateway
+        self.forwarder = forwarder
+        self.rate_limit = AccountRateLimit(gateway.clock)
+        self.log = get_logger(component="api")
+
+    def render(self, request):
+        try:
+            path = request.path.decode("ascii")
+        except UnicodeDecodeError:
+            return error(request, ApiError(404, "not_found", "No such resource."))
+        method = request.method.decode("ascii", "replace")
+        try:
+            result = self._route(request, method, path)
+        except ApiError as exc:
+            return error(request, exc)
+        except Exception:  # noqa: BLE001 - a bug must answer 500 JSON, never hang the client
+            self.log.exception("request failed", path=path, method=method)
+            return error(request, ApiError(500, "internal_error", "The gateway failed to answer."))
+        if isinstance(result, Deferred):
+            result.addCallbacks(finish, fail, callbackArgs=(request,), errbackArgs=(request, self.log))
+            return NOT_DONE_YET
+        status, body = result
+        return json_body(request, status, body)
+
+    def _route(self, request, method: str, path: str):
+        gw = self.gateway
+        if self.forwarder is not None and not _served_by_any(method, path):
+            return self.forwarder.forward(request)
+        if path == "/v1/messages":
+            if method == "POST":
+                return customer.post_messages(gw, self.rate_limit, request)
+            if method == "GET":
+                return customer.list_messages(gw, request)
+            raise _not_allowed(method, path)
+        if path == "/v1/inbound":
+            if method == "GET":
+                return customer.inbound(gw, request)
+            raise _not_allowed(method, path)
+        if path == "/v1/messages/export":
+            if method == "GET":
+                return customer.export(gw, request)
+            raise _not_allowed(method, path)
+        match = _MESSAGE_PATH.match(path)
+        if match:
+            if method == "GET":
+                return customer.get_message(gw, request, match.group(1))
+            if method == "DELETE":
+                return customer.cancel(gw, request, match.group(1))
+            raise _not_allowed(method, path)
+        if path == "/v1/account":
+            if method == "GET":
+                return customer.account_info(gw, request)
+            raise _not_allowed(method, path)
+        if path.startswith("/v1/admin/"):
+            return self._admin_route(request, method, path)
+        if path == "/healthz" and method == "GET":
+            return 200, {"status": "ok"}
+        if path == "/readyz" and method == "GET":
+            ready, reasons = gw.readiness()
+            return (200 if ready else 503), {"ready": ready, "problems": reasons}
+        raise ApiError(404, "not_found", "No such resource.")
+
+    def _admin_route(self, request, method: str, path: str):
+        gw = self.gateway
+        match = _SIM_MO_PATH.match(path)
+        if match and method == "POST":
+            return admin.inject_mo(gw, request, match.group(1))
+        require_admin(gw.config, request)
+        match = _ADMIN_MESSAGE.match(path)
+        if match and method == "POST":
+            return admin.act_on_message(gw, request, match.group(1), match.group(2))
+        match = _ADMIN_ACCOUNT.match(path)
+        if match and method == "POST":
+            name, action = match.groups()
+            if action == "topup":
+                return admin.topup(gw, request, name)
+            return admin.set_paused(gw, request, name, action == "pause")
+        if path == "/v1/admin/stoplist" and method == "POST":
+            return admin.stoplist(gw, request)
+        if path == "/v1/admin/binds" and method == "GET":
+            return admin.binds(gw, request)
+        if path == "/v1/admin/reload" and method == "POST":
+            return admin.reload(gw, request)
+        raise ApiError(404, "not_found", "No such resource.")

@@ -1,0 +1,83 @@
+"""Cross-section checks: the references and uniqueness rules that need every section built.
+
+Why: a keyword names an account and a shortcode, an account's sender may be a shortcode, an API
+key must belong to one account only; none of this can be decided while one section is read, so
+it is checked once, here, after all of them are, with each error on the key path that is wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from smscore.config.convert import _api_key
+from smscore.config.table import _Invalid, _quote, _Table
+from smscore.config.values import AccountConfig, KeywordConfig, ShortcodeConfig
+
+
+def check_keywords(keywords: list[KeywordConfig], tables: list[_Table],
+                   accounts: Mapping[str, AccountConfig],
+                   shortcodes: list[ShortcodeConfig]) -> None:
+    by_number = {s.number: s for s in shortcodes}
+    used: dict[tuple[str, str], str] = {}  # (shortcode, word) -> where it was first used
+    for index, (keyword, t) in enumerate(zip(keywords, tables)):
+        if keyword.account and keyword.account not in accounts:
+            t.error("account", f"unknown account {_quote(keyword.account)}")
+        shortcode = by_number.get(keyword.shortcode)
+        if keyword.shortcode and shortcode is None:
+            t.error("shortcode", f"unknown shortcode {_quote(keyword.shortcode)}")
+        stop_words = {w.casefold() for w in shortcode.stop_words} if shortcode else set()
+        words = [("keyword", keyword.keyword)]
+        words += [(f"aliases[{i}]", alias) for i, alias in enumerate(keyword.aliases)]
+        for key, word in words:
+            if not word:
+                continue
+            token = (keyword.shortcode, word.casefold())
+            if token[1] in stop_words:
+                t.error(key, f"{_quote(word)} is a stop word of shortcode {keyword.shortcode}")
+            elif token in used:
+                t.error(key, f"{_quote(word)} is already used on shortcode "
+                             f"{keyword.shortcode} by {used[token]}")
+            else:
+                used[token] = f"keywords[{index}]"
+
+
+def check_accounts(accounts: Mapping[str, AccountConfig], tables: Mapping[str, _Table],
+                   keywords: list[KeywordConfig], shortcodes: list[ShortcodeConfig]) -> None:
+    numbers = {s.number for s in shortcodes}
+    for name, account in accounts.items():
+        t = tables[name]
+        own = [k for k in keywords if k.account == name]
+        for index, sender in enumerate(account.senders):
+            if sender in numbers and not any(k.shortcode == sender for k in own):
+                t.error(f"senders[{index}]",
+                        f"shortcode {sender} has no keyword of this account")
+        if account.secret is None and (account.callback_url or any(k.url for k in own)):
+            t.error("secret", "is required: pushes to this account (callback_url or a "
+                              "keyword url) are signed with it")
+
+
+def check_keys(accounts: Mapping[str, _Table], admin: _Table) -> None:
+    """An API key belongs to one account, and an admin key to no account."""
+    owner: dict[str, str] = {}
+    for name, table in accounts.items():
+        for index, digest in _digests(table):
+            if owner.setdefault(digest, name) != name:
+                table.error(f"api_keys[{index}]",
+                            f"is also an API key of account {_quote(owner[digest])}")
+    for index, digest in _digests(admin):
+        if digest in owner:
+            admin.error(f"api_keys[{index}]",
+                        f"is also an API key of account {_quote(owner[digest])}")
+
+
+def _digests(table: _Table) -> list[tuple[int, str]]:
+    """(index, digest) of each valid entry of the table's api_keys (the rest are reported
+    where the keys are read)."""
+    raw = table.data.get("api_keys")
+    result = []
+    for index, value in enumerate(raw if isinstance(raw, list) else []):
+        try:
+            result.append((index, _api_key(value)))
+        except _Invalid:
+            pass
+    return result

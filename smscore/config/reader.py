@@ -1,0 +1,177 @@
+"""Reading the whole file: `load_config`/`parse_config`, the walk over its sections, `ConfigError`.
+
+Why: this is the one entry point from TOML text to a `Config`; it knows the file's structure
+(which sections, in which order, [section.NAME] and [[section]] tables) and leaves each section's
+rules to `sections.py` and the rules between sections to `checks.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from smscore.config.checks import check_accounts, check_keys, check_keywords
+from smscore.config.convert import _NAME, _api_key, _list, _listen
+from smscore.config.sections import (
+    read_account,
+    read_gateway,
+    read_keyword,
+    read_operator,
+    read_profile,
+    read_push,
+    read_shortcodes,
+    read_store,
+)
+from smscore.config.table import _quote, _show, _Table
+from smscore.config.values import (
+    AdminConfig,
+    Config,
+    HttpConfig,
+    KeySet,
+    ListenAddress,
+    MetricsConfig,
+)
+
+
+class ConfigError(Exception):
+    """The configuration is not valid. `errors` lists every problem, each starting with its key
+    path (`operators.telia.window: must be an integer >= 1, got "ten"`)."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = list(errors)
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate the config file at `path`; raise ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError([f"{path}: cannot read the file: {reason}"]) from None
+    return parse_config(text, path=path)
+
+
+def parse_config(text: str, *, path: str | os.PathLike[str]) -> Config:
+    """Validate TOML `text` as if read from `path` (relative sqlite paths start at its folder)."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+    parser = _Parser(path.absolute())
+    config = parser.parse(data)
+    if parser.errors:
+        raise ConfigError(parser.errors)
+    return config
+
+
+class _Parser:
+    """Walks the TOML dict, building sections and collecting errors (see the package docstring)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.errors: list[str] = []
+
+    # -- structure
+
+    def _table(self, path: str, value: Any) -> _Table:
+        if not isinstance(value, dict):
+            self.errors.append(f"{path}: must be a table, got {_show(value)}")
+            value = {}
+        return _Table(self.errors, path, value)
+
+    def _named_tables(self, root: _Table, section: str) -> dict[str, _Table]:
+        """[section.NAME] tables, by name."""
+        raw = root.get(section, lambda v: v, {})
+        if not isinstance(raw, dict):
+            root.error(section, f"must be a table of [{section}.NAME] tables, got {_show(raw)}")
+            return {}
+        tables = {}
+        for name, value in raw.items():
+            if not re.fullmatch(_NAME, name):
+                self.errors.append(
+                    f"{section}.{name}: a name must be 1-64 letters, digits, '_' or '-'"
+                )
+            tables[name] = self._table(f"{section}.{name}", value)
+        return tables
+
+    def _array_tables(self, root: _Table, section: str) -> list[_Table]:
+        """[[section]] tables, in order."""
+        raw = root.get(section, lambda v: v, [])
+        if not isinstance(raw, list):
+            root.error(section, f"must be an array of tables ([[{section}]]), got {_show(raw)}")
+            return []
+        return [self._table(f"{section}[{i}]", value) for i, value in enumerate(raw)]
+
+    def _listen_section(self, root: _Table, section: str, default: ListenAddress
+                        ) -> ListenAddress:
+        t = self._table(section, root.get(section, lambda v: v, {}))
+        listen = t.get("listen", _listen, default)
+        t.finish()
+        return listen
+
+    # -- the whole file
+
+    def parse(self, data: dict[str, Any]) -> Config:
+        root = _Table(self.errors, "", data)
+        gateway_t = self._table("gateway", root.get("gateway", lambda v: v, {}))
+        gateway = read_gateway(gateway_t)
+        store = read_store(
+            self._table("store", root.get("store", lambda v: v, {})), self.path.parent
+        )
+        http = HttpConfig(listen=self._listen_section(root, "http", HttpConfig().listen))
+        metrics = MetricsConfig(
+            listen=self._listen_section(root, "metrics", MetricsConfig().listen)
+        )
+        admin_t = self._table("admin", root.get("admin", lambda v: v, {}))
+        admin = AdminConfig(api_keys=KeySet(frozenset(
+            admin_t.get("api_keys", _list(_api_key, unique=True), ())
+        )))
+        admin_t.finish()
+        push = read_push(self._table("push", root.get("push", lambda v: v, {})))
+
+        operators = {n: read_operator(n, t)
+                     for n, t in self._named_tables(root, "operators").items()}
+        if not operators and isinstance(data.get("operators", {}), dict):
+            self.errors.append("operators: at least one [operators.NAME] is required")
+        profiles = {n: read_profile(n, t, operators)
+                    for n, t in self._named_tables(root, "profiles").items()}
+        if not profiles and isinstance(data.get("profiles", {}), dict):
+            self.errors.append("profiles: at least one [profiles.NAME] is required")
+        first_profile = next(iter(profiles), "")
+        if not gateway.reply_profile:
+            gateway = replace(gateway, reply_profile=first_profile)
+        elif profiles and gateway.reply_profile not in profiles:
+            gateway_t.error("reply_profile", f"unknown profile {_quote(gateway.reply_profile)}")
+
+        account_tables = self._named_tables(root, "accounts")
+        accounts = {n: read_account(n, t, gateway, profiles, first_profile)
+                    for n, t in account_tables.items()}
+        shortcodes = read_shortcodes(self._array_tables(root, "shortcodes"))
+        keyword_tables = self._array_tables(root, "keywords")
+        keywords = [read_keyword(t) for t in keyword_tables]
+
+        check_keywords(keywords, keyword_tables, accounts, shortcodes)
+        check_accounts(accounts, account_tables, keywords, shortcodes)
+        check_keys(account_tables, admin_t)
+        root.finish()
+        return Config(
+            path=self.path,
+            gateway=gateway,
+            store=store,
+            http=http,
+            metrics=metrics,
+            admin=admin,
+            push=push,
+            operators=operators,
+            profiles=profiles,
+            accounts=accounts,
+            shortcodes={s.number: s for s in shortcodes},
+            keywords=tuple(keywords),
+        )

@@ -1,0 +1,297 @@
+"""The typed, frozen values a configuration is made of: one dataclass per section and `Config`.
+
+Why: these are what the rest of the gateway receives, so they live apart from the code that reads
+TOML; a caller that only needs `OperatorConfig` or `PrefixTable` reads this module and nothing else.
+The field defaults below are the documented defaults (SPEC §11), written once: the section
+readers (`sections.py`) take them from here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass, field, fields
+from decimal import Decimal
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping, NamedTuple
+
+from policies.callbacks import ALL
+
+# --- value types -----------------------------------------------------------------------------
+
+
+class ListenAddress(NamedTuple):
+    """Where a server listens, from "host:port" ("[::1]:8080" for IPv6). Port 0 = any free port."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def endpoint(self) -> str:
+        """The Twisted server endpoint string (for `serverFromString`)."""
+        if ":" in self.host:
+            return f"tcp6:port={self.port}:interface={self.host.replace(':', chr(92) + ':')}"
+        return f"tcp:port={self.port}:interface={self.host}"
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixTable:
+    """An amount by destination prefix (operator cost, account price): the longest prefix that
+    starts the number wins, else `default`. `lookup` gives None when nothing applies; a plain
+    number in the file is a table with only a default (`PrefixTable.flat`)."""
+
+    prefixes: tuple[tuple[str, Decimal], ...] = ()
+    default: Decimal | None = None
+    _index: Mapping[str, Decimal] = field(init=False, repr=False, compare=False)
+    _longest: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index = dict(self.prefixes)
+        object.__setattr__(self, "prefixes", tuple(sorted(index.items())))
+        object.__setattr__(self, "_index", MappingProxyType(index))
+        object.__setattr__(self, "_longest", max(map(len, index), default=0))
+
+    @classmethod
+    def flat(cls, amount: Decimal) -> PrefixTable:
+        return cls((), amount)
+
+    def lookup(self, msisdn: str) -> Decimal | None:
+        for end in range(min(len(msisdn), self._longest), 0, -1):
+            amount = self._index.get(msisdn[:end])
+            if amount is not None:
+                return amount
+        return self.default
+
+
+def hash_api_key(key: str) -> str:
+    """The form of `key` to write in the config instead of the key itself: "sha256:<hex>"."""
+    return "sha256:" + _digest(key)
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class KeySet:
+    """API keys, kept only as SHA-256 hex digests (plain keys in the file are hashed at load)."""
+
+    digests: frozenset[str] = frozenset()
+
+    def matches(self, key: str) -> bool:
+        """Whether `key` is one of these keys, in time that does not depend on which one."""
+        presented = _digest(key)
+        found = False
+        for digest in self.digests:
+            found |= hmac.compare_digest(digest, presented)
+        return found
+
+    def __len__(self) -> int:
+        return len(self.digests)
+
+
+# --- the sections (field defaults are the documented defaults) --------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewayConfig:
+    """[gateway]: this node and the gateway-wide rules."""
+
+    node: str = "gw1"
+    default_sender: str = "SMSGW"
+    max_parts_cap: int = 3
+    retention_days: int = 60
+    receipt_timeout: float = 72 * 3600.0
+    reply_profile: str = ""  # resolved at load: the first profile of the file when not set
+    lease: float = 30.0
+    processes: int | None = None  # None = "auto": one per core (smscore.supervisor)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreConfig:
+    """[store]: `url` as written; `sqlite_path` resolved (absolute) for sqlite, else None."""
+
+    url: str = field(default="sqlite:///smsgw.db", repr=False)
+    sqlite_path: Path | None = None
+    auto_upgrade: bool = True
+
+    @property
+    def backend(self) -> str:
+        return "sqlite" if self.url.startswith("sqlite:") else "postgresql"
+
+    @property
+    def redacted_url(self) -> str:
+        """`url` with any password replaced by "***", for logs."""
+        return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", self.url)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpConfig:
+    """[http]: the customer and admin API."""
+
+    listen: ListenAddress = ListenAddress("127.0.0.1", 8080)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsConfig:
+    """[metrics]: the Prometheus exposition."""
+
+    listen: ListenAddress = ListenAddress("127.0.0.1", 9100)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminConfig:
+    """[admin]: keys for /v1/admin/*; none means the admin API refuses everyone."""
+
+    api_keys: KeySet = KeySet()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PushConfig:
+    """[push]: HTTP pushes to customer backends (seconds)."""
+
+    timeout: float = 10.0
+    retry_for: float = 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OperatorConfig:
+    """[operators.NAME]: one SMSC account, real (type "smpp") or in-process ("simulated").
+
+    host/port/tls are None/None/False for a simulated operator; the simulator knobs
+    (unreachable_prefixes, receipt_delay, message_id_format, throttle_tps) mean nothing for smpp.
+    Durations are seconds; tps and throttle_tps 0 mean no limit.
+    """
+
+    name: str
+    type: str = "smpp"
+    host: str | None = None
+    port: int | None = None
+    tls: bool = False
+    system_id: str = ""
+    password: str = field(default="", repr=False)
+    system_type: str = ""
+    bind: str = "transceiver"
+    binds: int = 1
+    window: int = 10
+    tps: int = 0
+    enquire_link: float = 30.0
+    receipt_id_format: str = "auto"
+    latin1: bool = False
+    packed_gsm: bool = False
+    cost: PrefixTable = PrefixTable.flat(Decimal(0))
+    unreachable_prefixes: tuple[str, ...] = ()
+    receipt_delay: float = 1.0
+    message_id_format: str = "hex"
+    throttle_tps: int = 0
+
+    def bind_settings(self) -> tuple[Any, ...]:
+        """Everything that shapes this operator's sessions: on reload, reconnect only when this
+        changed (a change of `cost` alone applies at once, without reconnecting)."""
+        return tuple(getattr(self, f.name) for f in fields(self) if f.name != "cost")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProfileConfig:
+    """[profiles.NAME]: the operators that may carry a message, in tie-break order."""
+
+    name: str
+    operators: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountConfig:
+    """[accounts.NAME]: a customer. Senders are kept as they go out (a numeric sender without
+    "+"). `balance` is the opening balance (the store owns it after that)."""
+
+    name: str
+    api_keys: KeySet = KeySet()
+    senders: tuple[str, ...] = ()
+    default_sender: str | None = None
+    profile: str = ""  # resolved at load: the first profile of the file when not set
+    max_parts: int = 3  # resolved at load: gateway.max_parts_cap when not set
+    billing: str = "postpaid"
+    balance: Decimal = Decimal(0)
+    prices: PrefixTable = PrefixTable.flat(Decimal(0))
+    callback_url: str | None = None
+    #: which status events are pushed: a ``policies.callbacks`` selection ("all", "final" or
+    #: status names joined by ",")
+    callback_statuses: str = ALL
+    callback_batch: int = 1  # events per status POST; above 1 the body is {"events": [...]}
+    callback_linger: float = 0.2  # seconds the oldest event of a batch that is not full waits
+    secret: str | None = field(default=None, repr=False)
+    approved_domains: tuple[str, ...] = ()
+    daily_volume_limit: int | None = None
+    tps: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShortcodeConfig:
+    """[[shortcodes]]: a number MOs arrive on. Stop words match case-insensitively."""
+
+    number: str
+    unknown_keyword_reply: str | None = None
+    stop_words: tuple[str, ...] = ("STOP",)
+    stop_reply: str = "You will get no more messages from {account}."
+    monthly_cap_per_phone: Decimal | None = None
+    cap_reply: str = "Monthly limit reached."
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeywordConfig:
+    """[[keywords]]: a keyword (and aliases, case-insensitive) on a shortcode, rented by an
+    account. `url` pushes the MO; `reply` answers statically; neither = pull only."""
+
+    shortcode: str
+    keyword: str
+    account: str
+    aliases: tuple[str, ...] = ()
+    url: str | None = None
+    price: Decimal = Decimal(0)
+    unavailable_reply: str | None = None
+    reply: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """The whole configuration. `path` is the file it came from (absolute). Mappings keep the
+    file's order and are read-only; `shortcodes` is keyed by number."""
+
+    path: Path | None = None
+    gateway: GatewayConfig = GatewayConfig()
+    store: StoreConfig = StoreConfig()
+    http: HttpConfig = HttpConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    admin: AdminConfig = AdminConfig()
+    push: PushConfig = PushConfig()
+    operators: Mapping[str, OperatorConfig] = field(default_factory=dict)
+    profiles: Mapping[str, ProfileConfig] = field(default_factory=dict)
+    accounts: Mapping[str, AccountConfig] = field(default_factory=dict)
+    shortcodes: Mapping[str, ShortcodeConfig] = field(default_factory=dict)
+    keywords: tuple[KeywordConfig, ...] = ()
+    _account_by_digest: Mapping[str, AccountConfig] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("operators", "profiles", "accounts", "shortcodes"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+        by_digest = {
+            digest: account
+            for account in self.accounts.values()
+            for digest in account.api_keys.digests
+        }
+        object.__setattr__(self, "_account_by_digest", MappingProxyType(by_digest))
+
+    def account_for_key(self, key: str) -> AccountConfig | None:
+        """The account whose API key `key` is, or None. One hash and one dict lookup: the lookup
+        is by SHA-256 digest, so its timing can reveal nothing usable about the key itself."""
+        return self._account_by_digest.get(_digest(key))
+
+    def is_admin_key(self, key: str) -> bool:
+        return self.admin.api_keys.matches(key)
