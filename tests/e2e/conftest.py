@@ -18,6 +18,45 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SMSGW = [sys.executable, "-m", "smscore.cli"]
 
+#: a node with two simulated operators (sim_a cannot reach 4670999…) and the demo account
+SIM_CONFIG = """
+[gateway]
+node = "e2e"
+[store]
+url = "sqlite:///e2e.db"
+[http]
+listen = "127.0.0.1:{http}"
+[metrics]
+listen = "127.0.0.1:{metrics}"
+[admin]
+api_keys = ["ops-key"]
+[operators.sim_a]
+type = "simulated"
+cost = 0.10
+unreachable_prefixes = ["4670999"]
+receipt_delay = "50ms"
+[operators.sim_b]
+type = "simulated"
+cost = 0.20
+receipt_delay = "50ms"
+[profiles.standard]
+operators = ["sim_a", "sim_b"]
+[accounts.demo]
+api_keys = ["demo-key"]
+senders = ["DEMO"]
+"""
+
+#: the same with the shortcode 72550 and the DEMO keyword's static reply
+DEMO_CONFIG = SIM_CONFIG + """
+[[shortcodes]]
+number = "72550"
+[[keywords]]
+shortcode = "72550"
+keyword = "DEMO"
+account = "demo"
+reply = "You said: {{payload}}"
+"""
+
 
 def free_port() -> int:
     with socket.socket() as s:

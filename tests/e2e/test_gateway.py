@@ -4,37 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-import signal
-import subprocess
 
-from tests.e2e.conftest import ROOT, SMSGW, free_port, http, smsgw, wait_for
-
-SIM_CONFIG = """
-[gateway]
-node = "e2e"
-[store]
-url = "sqlite:///e2e.db"
-[http]
-listen = "127.0.0.1:{http}"
-[metrics]
-listen = "127.0.0.1:{metrics}"
-[admin]
-api_keys = ["ops-key"]
-[operators.sim_a]
-type = "simulated"
-cost = 0.10
-unreachable_prefixes = ["4670999"]
-receipt_delay = "50ms"
-[operators.sim_b]
-type = "simulated"
-cost = 0.20
-receipt_delay = "50ms"
-[profiles.standard]
-operators = ["sim_a", "sim_b"]
-[accounts.demo]
-api_keys = ["demo-key"]
-senders = ["DEMO"]
-"""
+from tests.e2e.conftest import DEMO_CONFIG, SIM_CONFIG, free_port, http, smsgw, wait_for
 
 
 def test_check_config_accepts_the_shipped_files_and_names_key_paths(tmp_path):
@@ -115,17 +86,6 @@ def test_send_status_metrics_failover_and_clean_stop(gateways, tmp_path):
     assert lines and all("event" in line and "timestamp" in line for line in lines)
     assert any(line.get("message_id") == msg["id"] for line in lines)
     assert not any("demo-key" in json.dumps(line) for line in lines)
-
-
-DEMO_CONFIG = SIM_CONFIG + """
-[[shortcodes]]
-number = "72550"
-[[keywords]]
-shortcode = "72550"
-keyword = "DEMO"
-account = "demo"
-reply = "You said: {{payload}}"
-"""
 
 
 def test_an_mo_from_the_cli_gets_its_static_reply_and_is_in_the_inbox(gateways):

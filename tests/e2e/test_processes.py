@@ -10,44 +10,13 @@ import signal
 
 import pytest
 
-from tests.e2e.conftest import free_port, http as call, wait_for
+from tests.e2e.conftest import DEMO_CONFIG, free_port, http as call, wait_for
 
 pytestmark = pytest.mark.slow
 
-CONFIG = """
-[gateway]
-node = "mp"
-processes = 2
-[store]
-url = "sqlite:///mp.db"
-[http]
-listen = "127.0.0.1:{http}"
-[metrics]
-listen = "127.0.0.1:{metrics}"
-[admin]
-api_keys = ["ops-key"]
-[operators.sim_a]
-type = "simulated"
-cost = 0.10
-unreachable_prefixes = ["4670999"]
-receipt_delay = "20ms"
-[operators.sim_b]
-type = "simulated"
-cost = 0.20
-receipt_delay = "20ms"
-[profiles.standard]
-operators = ["sim_a", "sim_b"]
-[accounts.demo]
-api_keys = ["demo-key"]
-senders = ["DEMO", "72550"]
-[[shortcodes]]
-number = "72550"
-[[keywords]]
-shortcode = "72550"
-keyword = "DEMO"
-account = "demo"
-reply = "You said: {{payload}}"
-"""
+# the demo node of tests/e2e/conftest.py, on two processes; replies come from the shortcode
+CONFIG = (DEMO_CONFIG.replace("[gateway]\n", "[gateway]\nprocesses = 2\n", 1)
+          .replace('senders = ["DEMO"]', 'senders = ["DEMO", "72550"]'))
 
 
 def children(pid: int) -> list[int]:
