@@ -6,6 +6,7 @@ async function taking a freshly opened store.
 
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 
 from smscore.model import Event, Message, ReceiptFacts, ReceiptOutcome, Status, new_message_id
@@ -100,6 +101,84 @@ async def check_failed_receipt_fails_over_then_fails(store):
         (Status.QUEUED, None, False), (Status.SUBMITTED, "cheap", False), (Status.FAILED, "cheap", False),
         (Status.QUEUED, None, False), (Status.SUBMITTED, "dear", False), (Status.FAILED, "dear", True)]
     assert got.tried == ("cheap", "dear")
+
+
+def hold_writers(store):
+    """For the SQL stores (a look inside, for tests): keep every writer busy until the returned
+    release is called, so that what is queued meanwhile runs as one batch per writer."""
+    gate = threading.Event()
+    for writer in getattr(store, "_writers", None) or [store._writer]:
+        writer.submit(lambda cur: gate.wait(10))
+    return gate.set
+
+
+async def check_submits_and_receipts_sent_together_apply_as_one_at_a_time(store, hold=None):
+    """Submits and receipts queued without waiting for each other (the SQL stores run them as one
+    merged batch) end as they would one at a time in that order. ``hold()``, when given, keeps
+    the store from starting on them until all are queued and returns the release."""
+    from twisted.internet.defer import gatherResults
+
+    store.untried = untried
+    store.status_callbacks_for = lambda m: (URL, "final")
+    early, plain, multi, ported = (make_message(to=f"4670000000{i}", at=1000.0 + i, callback_url=URL)
+                                   for i in range(4))
+    multi.parts = 2
+    await store.accept([early, plain, multi, ported], "gw1", 1030.0)
+    release = hold() if hold else None
+    ds = [
+        store.apply_receipt(receipt("e1"), 1001.0),  # before its submit response
+        store.record_submit(early.id, "cheap", ["e1"], 1001.5),
+        store.record_submit(plain.id, "cheap", ["k2"], 1001.0),
+        store.apply_receipt(receipt("k2"), 1002.0),
+        store.apply_receipt(receipt("k2"), 1002.5),  # a duplicate
+        store.record_submit(multi.id, "cheap", ["p1", "p2"], 1001.0),
+        store.apply_receipt(receipt("p2"), 1002.0),
+        store.apply_receipt(receipt("p1"), 1003.0),
+        store.record_submit(ported.id, "cheap", ["f1"], 1001.0, "gw2", 1040.0),
+        store.apply_receipt(receipt("f1", ReceiptOutcome.FAILED, stat="UNDELIV"), 1002.0, "gw2", 1040.0),
+        store.apply_receipt(receipt("nobody"), 1002.0),  # stays an orphan
+    ]
+    if release:
+        release()
+    results = await gatherResults(ds)
+    # Several writers (PostgreSQL) may run a receipt before the submit it answers: then it is held
+    # and the submit applies it. Either way the transitions reported are exactly what was stored,
+    # each call's with the message as that call left it.
+    assert results[-1] is None
+    reported: dict[str, list] = {}
+    for result in results:
+        ts = result if isinstance(result, list) else [result] if result is not None else []
+        for t in ts:
+            reported.setdefault(t.message.id, []).extend((e.status, e.operator) for e in t.events)
+        if ts and ts[-1].events:
+            assert ts[-1].message.status is ts[-1].events[-1].status
+    assert sum(bool(r and r.changed) for r in results[3:5]) <= 1  # one of the two "k2" is a duplicate
+    assert sum(t.pushes for r in results if r for t in (r if isinstance(r, list) else [r])) == 3
+    histories = {m.id: [(e.status, e.operator) for e in (await store.get(m.id)).events]
+                 for m in (early, plain, multi, ported)}
+    delivered = [(Status.QUEUED, None), (Status.SUBMITTED, "cheap"), (Status.DELIVERED, "cheap")]
+    assert histories[early.id] == delivered and histories[plain.id] == delivered
+    assert histories[multi.id] == [(Status.QUEUED, None), (Status.SUBMITTED, "cheap"), (Status.SUBMITTED, "cheap"),
+                                   (Status.DELIVERED, "cheap")]
+    assert histories[ported.id] == [(Status.QUEUED, None), (Status.SUBMITTED, "cheap"), (Status.FAILED, "cheap"),
+                                    (Status.QUEUED, None)]
+    def same(events):  # in the order of the calls, which several writers need not run in
+        return sorted((status.value, operator or "") for status, operator in events)
+
+    assert {mid: same([(Status.QUEUED, None)] + events) for mid, events in reported.items()} == {
+        mid: same(events) for mid, events in histories.items()}
+    # The requeued message is held by the node that applied the receipt; the orphan waits for its submit.
+    assert await store.claim("gw3", 1003.0, 1050.0, 10) == []
+    assert [m.id for m in await store.claim("gw2", 1041.0, 1080.0, 10)] == [ported.id]
+    last = make_message(to="46700000009", at=1004.0)
+    await store.accept([last], "gw1", 1030.0)
+    [submitted, applied] = await store.record_submit(last.id, "cheap", ["nobody"], 1005.0)
+    assert applied.message.status is Status.DELIVERED
+    # One final callback per delivered message, each with its own event id.
+    jobs = await store.pending_push_jobs()
+    assert sorted(j.subject for j in jobs) == sorted([early.id, plain.id, multi.id, last.id])
+    assert all(j.body["final"] and j.body["status"] == "delivered" for j in jobs)
+    assert len({j.body["event_id"] for j in jobs}) == 4
 
 
 async def check_submit_error_requeues(store):

@@ -9,7 +9,7 @@ A mixin for ``SqlStore`` (SQLite and PostgreSQL). The pure decisions come from `
   ``pending_approval``; a prepaid account is charged per part at its price for the destination,
   and a request its balance cannot cover is refused whole (``InsufficientBalance``); balance
   notices are queued as pushes; what was learned about each destination is attached (SmartConfirm);
-- after every change (``_after_write``): a delivery teaches which operator reaches the number, a
+- after changes are saved (``_after_save``): a delivery teaches which operator reaches the number, a
   failed attempt which one does not; a message that ends ``stopped``/``rejected`` before it was
   ever submitted is refunded;
 - ops actions (approve, refuse, cancel, pause, resume, top-up), stop-list edits, idempotency keys,
@@ -31,13 +31,11 @@ from twisted.internet.defer import Deferred
 
 from policies.approval import over_daily_volume
 from policies.billing import notices
+from policies.learning import Learned, failed_lately, learn
 from smscore import transitions as tr
 from smscore.model import Event, Message, PushJob, Status, rfc3339
-from smscore.store.sql import MSG_COLS, chunks, row_to_message
+from smscore.store.rows import MSG_COLS, chunks, in_lists, marks, row_to_message
 
-#: A failure learned longer ago than this no longer keeps an operator at the back (numbers get
-#: ported back, routes get fixed).
-LEARNING_DECAY = 30 * 24 * 3600.0
 #: Idempotency keys are kept this long (SPEC §11).
 IDEMPOTENCY_TTL = 24 * 3600.0
 DO_NOT_CALL = "*"
@@ -131,15 +129,14 @@ class AccountRules:
             source = "queued" if paused else "paused"
             cur.execute(self.q(f"SELECT {MSG_COLS} FROM messages WHERE account = ? AND status = ?{self._for_update()}"),
                         (account, source))
-            changed = []
+            changes = []
             for row in cur.fetchall():
-                m = row_to_message(row)
-                t = tr.on_ops(m, "pause" if paused else "resume", at, "account paused by ops" if paused
-                              else "account resumed by ops", at)
+                t = tr.on_ops(row_to_message(row), "pause" if paused else "resume", at,
+                              "account paused by ops" if paused else "account resumed by ops", at)
                 if t is not None:
-                    self._write(cur, t, list(row[-1]))
-                    changed.append(m)
-            return changed
+                    changes.append((t, list(row[-1]), None, None))
+            self._save(cur, changes)
+            return [t.message for t, *_ in changes]
 
         return self.run(op)
 
@@ -198,13 +195,12 @@ class AccountRules:
         numbers = sorted({m.to for m in ms})
         stopped, dnc, consent = set(), set(), set()
         for chunk in chunks(numbers):
-            marks = ",".join("?" * len(chunk))
-            cur.execute(self.q(f"SELECT account, number FROM stoplist WHERE account IN (?, ?) AND number IN ({marks})"),
-                        (account, DO_NOT_CALL, *chunk))
+            cur.execute(self.q("SELECT account, number FROM stoplist WHERE account IN (?, ?) "
+                               f"AND number IN ({marks(chunk)})"), (account, DO_NOT_CALL, *chunk))
             for acc, number in cur.fetchall():
                 (stopped if acc == account else dnc).add(number)
             if dnc:
-                cur.execute(self.q(f"SELECT number FROM consent WHERE account = ? AND number IN ({marks})"),
+                cur.execute(self.q(f"SELECT number FROM consent WHERE account = ? AND number IN ({marks(chunk)})"),
                             (account, *chunk))
                 consent.update(r[0] for r in cur.fetchall())
         for m in ms:
@@ -215,57 +211,61 @@ class AccountRules:
                 self._restatus(m, Status.STOPPED, "the number is on the do-not-call list")
                 m.error = "do-not-call"
 
-    # -- SmartConfirm learning ----------------------------------------------------------------
-    def _learned_for(self, cur, messages: Sequence[Message], now: float) -> None:
-        numbers = sorted({m.to for m in messages})
-        learned = {}
-        for chunk in chunks(numbers):
-            marks = ",".join("?" * len(chunk))
-            cur.execute(self.q(f"SELECT number, operator, failures FROM learned WHERE number IN ({marks})"), chunk)
+    # -- SmartConfirm learning (the decisions: policies.learning) -----------------------------
+    def _learned(self, cur, numbers: Iterable[str], lock: bool = False) -> dict[str, Learned]:
+        found = {}
+        for chunk in in_lists(sorted(set(numbers))):
+            cur.execute(self.q(f"SELECT number, operator, failures FROM learned WHERE number IN ({marks(chunk)}) "
+                               f"ORDER BY number{self._for_update() if lock else ''}"), chunk)
             for number, operator, failures in cur.fetchall():
-                learned[number] = (operator, _failures(failures))
+                found[number] = Learned(operator, _failures(failures))
+        return found
+
+    def _learned_for(self, cur, messages: Sequence[Message], now: float) -> None:
+        learned = self._learned(cur, (m.to for m in messages))
         for m in messages:
-            found = learned.get(m.to)
-            if found is None:
-                continue
-            operator, failures = found
-            m.preferred = operator
-            m.recent_failures = tuple(op for op, at in failures.items() if now - at < LEARNING_DECAY)
+            known = learned.get(m.to)
+            if known is not None:
+                m.preferred = known.operator
+                m.recent_failures = failed_lately(known, now)
 
-    def _learn(self, cur, number: str, delivered_by: str | None, failed: Iterable[tuple[str, float]],
-               at: float) -> None:
-        cur.execute(self.q(f"SELECT operator, failures FROM learned WHERE number = ?{self._for_update()}"), (number,))
-        row = cur.fetchone()
-        if row is not None and not failed and row[0] == delivered_by and delivered_by not in (row[1] or ""):
-            return  # nothing new: the same operator delivered again (the common case: no write)
-        operator, failures = (row[0], _failures(row[1])) if row else (None, {})
-        for op, when in failed:
-            failures[op] = when
-            if operator == op:
-                operator = None
-        if delivered_by is not None:
-            operator = delivered_by
-            failures.pop(delivered_by, None)
-        text = ",".join(f"{op}:{when:.0f}" for op, when in sorted(failures.items()))
-        if row is None:
-            cur.execute(self.q("INSERT INTO learned (number, operator, updated_at, failures) VALUES (?,?,?,?)"),
-                        (number, operator, at, text))
-        else:
-            cur.execute(self.q("UPDATE learned SET operator = ?, updated_at = ?, failures = ? WHERE number = ?"),
-                        (operator, at, text, number))
+    def _after_save(self, cur, transitions: Sequence[tr.Transition]) -> None:
+        """What the changes teach about their numbers (read once, written once for all of them),
+        and the refund of a prepaid message that ended before it was ever submitted."""
+        lessons = []
+        for t in transitions:
+            m = t.message
+            failed = [(e.operator, e.at) for e in t.events if e.status is Status.FAILED and e.operator]
+            delivered = next((e.operator for e in t.events if e.status is Status.DELIVERED and e.operator), None)
+            if failed or delivered:
+                lessons.append((m.to, delivered, failed, t.events[-1].at))
+            if m.charged and not m.tried and any(e.status in (Status.STOPPED, Status.REJECTED) for e in t.events):
+                before, _ = self._state(cur, m.account, lock=True)
+                self._set_balance(cur, m.account, before, before + m.charged, t.events[-1].at)
+                cur.execute(self.q("UPDATE messages SET charged = '0' WHERE id = ?"), (m.id,))
+        if lessons:
+            self._learn(cur, lessons)
 
-    def _after_write(self, cur, t: tr.Transition) -> None:
-        m = t.message
-        failed = [(e.operator, e.at) for e in t.events if e.status is Status.FAILED and e.operator]
-        delivered = next((e.operator for e in t.events if e.status is Status.DELIVERED and e.operator), None)
-        if failed or delivered:
-            self._learn(cur, m.to, delivered, failed, t.events[-1].at)
-        if m.charged and not m.tried and any(e.status in (Status.STOPPED, Status.REJECTED) for e in t.events):
-            before, _ = self._state(cur, m.account, lock=True)
-            self._set_balance(cur, m.account, before, before + m.charged, t.events[-1].at)
-            cur.execute(self.q("UPDATE messages SET charged = '0' WHERE id = ?"), (m.id,))
+    def _learn(self, cur, lessons: Sequence[tuple[str, str | None, list[tuple[str, float]], float]]) -> None:
+        """Apply lessons ``(number, delivered by, failed, at)`` in order and store what changed."""
+        known = self._learned(cur, (number for number, *_ in lessons), lock=True)
+        stored = set(known)
+        changed: dict[str, tuple[Learned, float]] = {}
+        for number, delivered_by, failed, at in lessons:
+            after = learn(known.get(number), delivered_by, failed)
+            if after is not None:
+                known[number] = after
+                changed[number] = (after, at)
+        rows = [(learned.operator, at, ",".join(f"{op}:{when:.0f}" for op, when in sorted(learned.failures.items())),
+                 number) for number, (learned, at) in changed.items()]
+        updates = [row for row in rows if row[-1] in stored]
+        inserts = [(number, operator, at, text) for operator, at, text, number in rows if number not in stored]
+        if updates:
+            self._many(cur, "UPDATE learned SET operator = ?, updated_at = ?, failures = ? WHERE number = ?", updates)
+        if inserts:
+            self._many(cur, "INSERT INTO learned (number, operator, updated_at, failures) VALUES (?,?,?,?)", inserts)
 
-    def _write(self, cur, t: tr.Transition, parts, owner=None, lease_until=None) -> None:
+    def _prepare(self, cur, t: tr.Transition) -> None:
         """A message never submitted that becomes ``queued`` (send_at came, ops approved, a pause
         ended) is checked again: a paused account holds it, a stop list or do-not-call entry added
         since it was accepted stops it (and refunds it)."""
@@ -273,7 +273,6 @@ class AccountRules:
         if (m.status is Status.QUEUED and t.events and t.events[-1].status is Status.QUEUED and not m.tried
                 and m.origin == "api" and self.config_source is not None):
             self._held_back(cur, t)
-        super()._write(cur, t, parts, owner, lease_until)
 
     def _held_back(self, cur, t: tr.Transition) -> None:
         m = t.message
@@ -376,10 +375,9 @@ class AccountRules:
         """Delete final messages older than ``retention`` (with their history and ids), idempotency
         keys past 24 h, orphan receipts older than ``orphan_age``. Fires with the messages deleted."""
         finals = tuple(s.value for s in Status if s.final)
-        marks = ",".join("?" * len(finals))
 
         def op(cur):
-            cur.execute(self.q(f"SELECT id FROM messages WHERE status IN ({marks}) AND updated_at < ? LIMIT 5000"),
+            cur.execute(self.q(f"SELECT id FROM messages WHERE status IN ({marks(finals)}) AND updated_at < ? LIMIT 5000"),
                         (*finals, now - retention))
             ids = [r[0] for r in cur.fetchall()]
             for mid in ids:

@@ -142,6 +142,16 @@ class PostgresStore(AccountRules, SqlStore):
         return ("INSERT INTO smsc_ids (operator, key, message_id, part) VALUES (?,?,?,?) "
                 "ON CONFLICT (operator, key) DO UPDATE SET message_id = EXCLUDED.message_id, part = EXCLUDED.part")
 
+    def _event_ids(self, cur, count: int) -> list[int]:
+        cur.execute("SELECT nextval('events_id_seq') FROM generate_series(1, %s)", (count,))
+        return sorted(row[0] for row in cur.fetchall())
+
+    def _many(self, cur, sql: str, rows) -> None:
+        """Many rows in a few round trips (``executemany`` would send one statement each)."""
+        from psycopg2.extras import execute_batch
+
+        execute_batch(cur, self.q(sql), rows, page_size=250)
+
     def _insert_ignore_part(self) -> str:
         return ("INSERT INTO mo_parts (operator, sender, to_number, ref, total, seq, body, received_at) "
                 "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")

@@ -1,14 +1,16 @@
 """The store over SQL: operations shared by SQLite and PostgreSQL.
 
 Each public method turns into one operation ``op(cursor)`` run by the BatchWriter inside a
-transaction; the state rules come from ``smscore.transitions``. Placeholders are written ``?`` and
-rewritten for drivers that use ``%s``.
+transaction; the state rules come from ``smscore.transitions``. Submits and receipts, the hot path,
+run many to a statement (``smscore.store.changes``). Placeholders are written ``?`` and rewritten
+for drivers that use ``%s``.
 
-Every status change of a message goes through ``_events``: it appends the history, bumps the
-message's ``update_seq`` (the order of ``GET /v1/messages`` pulls) and, for customer messages with a
-callback URL, queues the status callbacks their ``callback_statuses`` select as push jobs in the
-same transaction, so a callback is never lost nor sent for a change that was not stored. An event
-not selected costs no job at all.
+Every status change of a message is saved by ``_save``, a few statements for any number of
+changes: it writes each message's row once with a new ``update_seq`` (the order of
+``GET /v1/messages`` pulls), appends the history and, for customer messages with a callback URL,
+queues the status callbacks their ``callback_statuses`` select as push jobs in the same
+transaction, so a callback is never lost nor sent for a change that was not stored. An event not
+selected costs no job at all.
 """
 
 from __future__ import annotations
@@ -21,42 +23,13 @@ from twisted.internet.defer import Deferred
 
 from policies.callbacks import selects
 from smscore import transitions as tr
-from smscore.model import (Event, Message, MoEvent, MoFacts, MoMessage, MoRouting, PushJob, ReceiptFacts,
-                           ReceiptOutcome, Status, assemble_mo, new_message_id, rfc3339)
+from smscore.model import (Event, Message, MoEvent, MoFacts, MoMessage, MoRouting, PushJob, Status, assemble_mo,
+                           new_message_id, rfc3339)
 from smscore.store.base import Store, own_status_callbacks
+from smscore.store.changes import MessageChanges
+from smscore.store.rows import (JOB_COLS, MO_COLS, MSG_COLS, chunks, marks, row_to_job,  # noqa: F401 (re-exported)
+                                row_to_message, row_to_mo)
 from smscore.store.writer import BatchWriter
-
-MSG_COLS = ("id, account, to_number, sender, body, encoding, parts, profile, status, reference, "
-            "callback_url, operator, cost, error, created_at, updated_at, send_at, tried, origin, charged, "
-            "callback_statuses, part_state")
-MO_COLS = "id, operator, sender, to_number, body, received_at, parts, note, account, keyword, payload, outcome, seq"
-JOB_COLS = "id, kind, account, subject, url, body, attempts, first_at"
-
-
-def row_to_message(row) -> Message:
-    (mid, account, to, sender, body, encoding, parts, profile, status, reference, callback_url,
-     operator, cost, error, created_at, updated_at, send_at, tried, origin, charged, callback_statuses,
-     _part_state) = row
-    return Message(
-        id=mid, account=account, to=to, sender=sender, text=body, encoding=encoding, parts=parts,
-        profile=profile, status=Status(status), reference=reference, callback_url=callback_url,
-        operator=operator, cost=Decimal(cost), error=error, created_at=created_at,
-        updated_at=updated_at, send_at=send_at, tried=tuple(tried.split(",")) if tried else (), origin=origin,
-        charged=Decimal(charged), callback_statuses=callback_statuses,
-    )
-
-
-def row_to_mo(row) -> MoMessage:
-    (mid, operator, sender, to, body, received_at, parts, note, account, keyword, payload, outcome, seq) = row
-    return MoMessage(id=mid, operator=operator, sender=sender, to=to, text=body, received_at=received_at,
-                     parts=parts, note=note, account=account, keyword=keyword, payload=payload, outcome=outcome,
-                     seq=seq)
-
-
-def row_to_job(row) -> PushJob:
-    jid, kind, account, subject, url, body, attempts, first_at = row
-    return PushJob(kind=kind, account=account, subject=subject, url=url, body=orjson.loads(body), id=jid,
-                   attempts=attempts, first_at=first_at)
 
 
 def status_callback_body(event_id, m: Message, e: Event) -> dict:
@@ -67,7 +40,7 @@ def status_callback_body(event_id, m: Message, e: Event) -> dict:
             e.status is Status.FAILED else None, "at": rfc3339(e.at), "final": e.final}
 
 
-class SqlStore(Store):
+class SqlStore(MessageChanges, Store):
     """A Store whose operations run as SQL through a BatchWriter (group commit)."""
 
     #: how the driver writes a placeholder ("?" for sqlite3, "%s" for psycopg2)
@@ -122,31 +95,72 @@ class SqlStore(Store):
     def close(self) -> Deferred:
         return self._writer.stop()
 
-    # -- events: history, pull order, status callbacks ------------------------------------------
-    def _events(self, cur, m: Message, events: Sequence[Event]) -> int:
-        """Append ``events`` to ``m``'s history and queue the status callbacks they select.
-        Returns how many callbacks were queued. Only a selected event needs its id back (it is the
-        callback's ``event_id``); the others, and the jobs, go in one ``executemany`` each."""
-        if not events:
-            return 0
-        target = self.status_callbacks_for(m) if m.origin == "api" else None
-        ins = self.q("INSERT INTO events (message_id, at, status, operator, detail, final) VALUES (?,?,?,?,?,?)")
-        rows = [(m.id, e.at, e.status.value, e.operator, e.detail, e.final) for e in events]
-        picked = [selects(target[1], e.status.value, e.final) for e in events] if target else ()
-        if not any(picked):
-            cur.executemany(ins, rows)
-            return 0
-        url = target[0]
-        jobs = []
-        for row, e, push in zip(rows, events, picked):
-            if not push:
-                cur.execute(ins, row)
-                continue
-            cur.execute(ins + " RETURNING id", row)
-            body = status_callback_body(cur.fetchone()[0], m, e)
-            jobs.append(self._job_row(PushJob("status", m.account, m.id, url, body), e.at))
-        cur.executemany(self.q(self._INSERT_JOB), jobs)
-        return len(jobs)
+    # -- saving changes: rows, history, pull order, status callbacks ---------------------------
+    _UPDATE_MESSAGE = ("UPDATE messages SET status = ?, operator = ?, error = ?, updated_at = ?, tried = ?, parts = ?, "
+                       "part_state = ?, cost = ?, owner = ?, lease_until = ?, update_seq = ? WHERE id = ?")
+    _INSERT_EVENT = "INSERT INTO events (id, message_id, at, status, operator, detail, final) VALUES (?,?,?,?,?,?,?)"
+
+    def _write(self, cur, t: tr.Transition, parts: list[str], owner: str | None = None,
+               lease_until: float | None = None) -> None:
+        """Save one change (see ``_save``)."""
+        self._save(cur, [(t, parts, owner, lease_until)])
+
+    def _save(self, cur, changes: Sequence[tuple[tr.Transition, list[str], str | None, float | None]]) -> None:
+        """Save changes ``(transition, part states, owner, lease_until)`` of stored messages, in
+        order, in a few statements whatever their number: each message's row once, as its last
+        change left it (``queued`` again: claimed by that change's owner; parts pending), every
+        event with its id, and the status callbacks the events select (``t.pushes`` says how many)."""
+        if not changes:
+            return
+        for t, *_ in changes:
+            self._prepare(cur, t)
+        last = {change[0].message.id: change for change in changes}
+        rows = []
+        for t, parts, owner, lease_until in last.values():
+            m = t.message
+            queued = m.status is Status.QUEUED
+            rows.append((m.status.value, m.operator, m.error, m.updated_at, ",".join(m.tried), m.parts,
+                         tr.PART_PENDING * m.parts if t.requeue else "".join(parts), str(m.cost),
+                         owner if queued else None, lease_until if queued else None,
+                         self._next_seq(cur, "messages", "update_seq"), m.id))
+        self._many(cur, self._UPDATE_MESSAGE, rows)
+        count = sum(len(t.events) for t, *_ in changes)
+        ids = iter(self._event_ids(cur, count) if count else ())
+        events, jobs = [], []
+        for t, *_ in changes:
+            m = t.message
+            target = self.status_callbacks_for(m) if m.origin == "api" and t.events else None
+            t.pushes = 0
+            for e in t.events:
+                event_id = next(ids)
+                events.append((event_id, m.id, e.at, e.status.value, e.operator, e.detail, e.final))
+                if target is not None and selects(target[1], e.status.value, e.final):
+                    jobs.append(self._job_row(PushJob("status", m.account, m.id, target[0],
+                                                      status_callback_body(event_id, m, e)), e.at))
+                    t.pushes += 1
+        if events:
+            self._many(cur, self._INSERT_EVENT, events)
+        if jobs:
+            self._many(cur, self._INSERT_JOB, jobs)
+        self._after_save(cur, [t for t, *_ in changes])
+
+    def _many(self, cur, sql: str, rows: Sequence[tuple]) -> None:
+        """One statement for many rows (``executemany``; PostgreSQL sends them in pages)."""
+        cur.executemany(self.q(sql), rows)
+
+    def _event_ids(self, cur, count: int) -> range:
+        """Ids for ``count`` new events, in order (a callback's ``event_id`` is its event's id, so
+        an id is never handed out twice: SQLite's AUTOINCREMENT counter, not the highest row)."""
+        cur.execute("SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0), "
+                    "COALESCE((SELECT MAX(id) FROM events), 0))")
+        first = cur.fetchone()[0] + 1
+        return range(first, first + count)
+
+    def _prepare(self, cur, t: tr.Transition) -> None:
+        """Hook: runs before a change is saved; may add to it (the account rules)."""
+
+    def _after_save(self, cur, transitions: Sequence[tr.Transition]) -> None:
+        """Hook: runs in the transaction after changes of stored messages were saved."""
 
     _INSERT_JOB = ("INSERT INTO push_jobs (kind, account, subject, url, body, attempts, first_at, next_at) "
                    "VALUES (?,?,?,?,?,0,?,?)")
@@ -214,13 +228,14 @@ class SqlStore(Store):
 
         def op(cur):
             cur.execute(pick, (now, limit))
-            rows = cur.fetchall()
-            for row in rows:
+            changes = []
+            for row in cur.fetchall():
                 m = row_to_message(row)
                 m.status, m.updated_at = Status.QUEUED, now
-                t = tr.Transition(m, [Event(at=now, status=Status.QUEUED, detail="send_at reached")])
-                self._write(cur, t, list(row[-1]))
-            return len(rows)
+                changes.append((tr.Transition(m, [Event(at=now, status=Status.QUEUED, detail="send_at reached")]),
+                                list(row[-1]), None, None))
+            self._save(cur, changes)
+            return len(changes)
 
         return self.run(op)
 
@@ -269,72 +284,12 @@ class SqlStore(Store):
             return None
         return row_to_message(row), list(row[-1])
 
-    def _write(self, cur, t: tr.Transition, parts: list[str], owner: str | None = None,
-               lease_until: float | None = None) -> None:
-        m = t.message
-        if t.requeue:
-            parts = [tr.PART_PENDING] * m.parts
-        cur.execute(
-            self.q("UPDATE messages SET status = ?, operator = ?, error = ?, updated_at = ?, tried = ?, "
-                   "parts = ?, part_state = ?, cost = ?, owner = ?, lease_until = ?, update_seq = ? WHERE id = ?"),
-            (m.status.value, m.operator, m.error, m.updated_at, ",".join(m.tried), m.parts, "".join(parts),
-             str(m.cost), owner if m.status is Status.QUEUED else None,
-             lease_until if m.status is Status.QUEUED else None,
-             self._next_seq(cur, "messages", "update_seq"), m.id))
-        t.pushes = self._events(cur, m, t.events)
-        self._after_write(cur, t)
-
-    def _after_write(self, cur, t: tr.Transition) -> None:
-        """Hook: runs in the transaction after every change of a stored message."""
-
     def _before_insert(self, cur, messages: Sequence[Message], claimed: bool = True) -> None:
         """Hook: runs in the transaction before new messages are stored; raising refuses them all.
         ``claimed``: the storing node sends them itself (else whoever claims them learns what it needs)."""
 
-    def record_submit(self, message_id: str, operator: str, keys: Sequence[str], at: float,
-                      owner: str | None = None, lease_until: float | None = None) -> Deferred:
-        def op(cur):
-            self._lock(cur, *(f"smsc-id {operator} {key}" for key in keys))  # vs. an early receipt
-            loaded = self._load(cur, message_id)
-            if loaded is None:
-                return []
-            message, parts = loaded
-            if message.status is not Status.QUEUED:
-                return []
-            # The link may send a different number of parts than counted at acceptance (Latin-1
-            # sent as UCS-2 on an operator without Latin-1, or the reverse): track what was sent.
-            message.parts = len(keys)
-            unit = self.cost_of(operator, message.to)
-            t = tr.on_submitted(message, operator, parts, at, keys=keys,
-                                cost=unit * message.parts if unit is not None else None)
-            parts = [tr.PART_SUBMITTED] * message.parts
-            self._write(cur, t, parts)
-            cur.executemany(
-                self.q(self._upsert_smsc_id()),
-                [(operator, key, message_id, i) for i, key in enumerate(keys)])
-            out = [t]
-            for i, key in enumerate(keys):
-                for orphan in self._take_orphans(cur, operator, key):
-                    rt = tr.on_receipt(message, parts, i, operator, orphan, at, self.untried)
-                    self._write(cur, rt, parts, owner, lease_until)
-                    out.append(rt)
-            return out
-
-        return self.run(op)
-
     def _upsert_smsc_id(self) -> str:
         return "INSERT OR REPLACE INTO smsc_ids (operator, key, message_id, part) VALUES (?,?,?,?)"
-
-    def _take_orphans(self, cur, operator: str, key: str) -> list[ReceiptFacts]:
-        cur.execute(self.q("SELECT raw_id, outcome, stat, err, keys FROM orphan_receipts "
-                           "WHERE operator = ? AND key = ? ORDER BY received_at"), (operator, key))
-        rows = cur.fetchall()
-        found = []
-        for raw_id, outcome, stat, err, keys in rows:
-            cur.execute(self.q("DELETE FROM orphan_receipts WHERE operator = ? AND raw_id = ?"), (operator, raw_id))
-            found.append(ReceiptFacts(operator=operator, keys=tuple(keys.split("\x1f")),
-                                      outcome=ReceiptOutcome(outcome), stat=stat, err=err, raw_id=raw_id))
-        return found
 
     def record_submit_failed(self, message_id: str, operator: str, detail: str, at: float) -> Deferred:
         def op(cur):
@@ -350,53 +305,19 @@ class SqlStore(Store):
 
         return self.run(op)
 
-    def apply_receipt(self, receipt: ReceiptFacts, at: float, owner: str | None = None,
-                      lease_until: float | None = None) -> Deferred:
-        def op(cur):
-            self._lock(cur, *(f"smsc-id {receipt.operator} {key}" for key in receipt.keys))
-            hit = None
-            for key in receipt.keys:
-                cur.execute(self.q("SELECT message_id, part FROM smsc_ids WHERE operator = ? AND key = ?"),
-                            (receipt.operator, key))
-                hit = cur.fetchone()
-                if hit is not None:
-                    break
-            if hit is None:
-                # Ids are joined with the unit separator: no SMSC id contains it (any printable
-                # character, comma included, may appear in an "as-is" id).
-                cur.executemany(
-                    self.q("INSERT INTO orphan_receipts (operator, key, raw_id, outcome, stat, err, keys, "
-                           "received_at) VALUES (?,?,?,?,?,?,?,?)"),
-                    [(receipt.operator, key, receipt.raw_id, receipt.outcome.value, receipt.stat,
-                      receipt.err, "\x1f".join(receipt.keys), at) for key in receipt.keys])
-                return None
-            message_id, part = hit
-            loaded = self._load(cur, message_id)
-            if loaded is None:
-                return None
-            message, parts = loaded
-            if part >= len(parts):
-                return tr.Transition(message)
-            t = tr.on_receipt(message, parts, part, receipt.operator, receipt, at, self.untried)
-            if t.changed or t.part_status:
-                self._write(cur, t, parts, owner, lease_until)
-            return t
-
-        return self.run(op)
-
     def expire_unanswered(self, older_than: float, now: float, waited: float, limit: int = 1000) -> Deferred:
         pick = self.q(f"SELECT {MSG_COLS} FROM messages WHERE status IN ('submitted', 'buffered') "
                       f"AND updated_at < ? ORDER BY updated_at LIMIT ?{self._for_update()}")
 
         def op(cur):
             cur.execute(pick, (older_than, limit))
-            out = []
+            changes = []
             for row in cur.fetchall():
                 t = tr.on_receipt_timeout(row_to_message(row), now, waited)
                 if t.changed:
-                    self._write(cur, t, list(row[-1]))
-                    out.append(t)
-            return out
+                    changes.append((t, list(row[-1]), None, None))
+            self._save(cur, changes)
+            return [t for t, *_ in changes]
 
         return self.run(op)
 
@@ -586,14 +507,14 @@ class SqlStore(Store):
 
         def op(cur):
             for chunk in chunks(done):
-                cur.execute(self.q(f"DELETE FROM push_jobs WHERE id IN ({_marks(chunk)})"), chunk)
+                cur.execute(self.q(f"DELETE FROM push_jobs WHERE id IN ({marks(chunk)})"), chunk)
             for chunk in chunks(retry):
                 cur.execute(self.q("UPDATE push_jobs SET attempts = attempts + 1, next_at = ?, last_error = ?, "
-                                   f"owner = NULL, lease_until = NULL WHERE id IN ({_marks(chunk)})"),
+                                   f"owner = NULL, lease_until = NULL WHERE id IN ({marks(chunk)})"),
                             (retry_at, error, *chunk))
             for chunk in chunks(release):
                 cur.execute(self.q("UPDATE push_jobs SET owner = NULL, lease_until = NULL "
-                                   f"WHERE owner = ? AND id IN ({_marks(chunk)})"), (owner, *chunk))
+                                   f"WHERE owner = ? AND id IN ({marks(chunk)})"), (owner, *chunk))
             if mo_events:
                 self._mo_events_at(cur, at, mo_events)
             if replies:
@@ -643,12 +564,3 @@ class SqlStore(Store):
         return self.run(op)
 
 
-def chunks(items: Sequence, size: int = 500):
-    """``items`` in lists of at most ``size``: for ``IN (...)`` lists far below any driver's limit
-    on parameters, and few distinct statements."""
-    for i in range(0, len(items), size):
-        yield list(items[i:i + size])
-
-
-def _marks(chunk: Sequence) -> str:
-    return ",".join("?" * len(chunk))

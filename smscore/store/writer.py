@@ -10,6 +10,12 @@ of operations and costs one fsync; when idle a single op commits at once, so lat
 
 If the commit itself fails, every op of the batch fails: nothing was stored, nobody is told otherwise.
 
+An operation may be ``Merged``: the ops of one kind in a batch run as one call, ``run_many(cursor,
+items)``, at the place of the first of them, so that a hundred receipts cost a few statements
+instead of a few hundred. Ops in one batch were queued without waiting for each other, so any
+order among them is one their callers could have seen; a kind that cares (a receipt queued before
+the submit it answers) sorts it out inside ``run_many``, which gets its items in queue order.
+
 Several processes may write one SQLite file (a node's workers, smscore.supervisor): with a
 ``lock_path``, each batch holds an exclusive ``flock`` on that file from BEGIN to COMMIT, so writers
 take turns at once instead of sleeping in SQLite's busy handler. ``on_begin(cursor)`` and
@@ -29,6 +35,21 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 _STOP = object()
+
+
+class Merged:
+    """One item of an operation that runs together with the others of its kind in a batch:
+    ``run_many(cursor, items)`` returns one result per item, in order (see the module doc)."""
+
+    __slots__ = ("run_many", "item")
+
+    def __init__(self, run_many: Callable[[Any, list], list], item: Any) -> None:
+        self.run_many = run_many
+        self.item = item
+
+    def __call__(self, cur) -> Any:
+        """Alone (the one-by-one path, or a writer without batching)."""
+        return self.run_many(cur, [self.item])[0]
 
 
 class BatchWriter:
@@ -56,8 +77,8 @@ class BatchWriter:
             self._started = True
             self._thread.start()
 
-    def submit(self, op: Callable[[Any], Any]) -> Deferred:
-        """Queue ``op(cursor)``; the Deferred fires with its result after the commit."""
+    def submit(self, op: Callable[[Any], Any] | Merged) -> Deferred:
+        """Queue ``op(cursor)`` (or a Merged item); the Deferred fires with its result after the commit."""
         d: Deferred = Deferred()
         self._queue.put((op, d))
         return d
@@ -123,8 +144,18 @@ class BatchWriter:
         results: list[tuple[Deferred, bool, Any]] = []
         try:
             self._start(cur)
-            for op, d in work:
-                results.append((d, True, op(cur)))
+            steps = _steps(work)
+            for run_many, items, ds in steps:
+                if run_many is None:
+                    results.append((ds, True, items(cur)))
+                else:
+                    values = run_many(cur, items)
+                    if len(values) != len(items):
+                        raise RuntimeError(f"{run_many!r} gave {len(values)} results for {len(items)} items")
+                    results.extend((d, True, v) for d, v in zip(ds, values))
+            if len(steps) < len(work):  # some ran merged, out of queue order
+                order = {id(d): i for i, (_, d) in enumerate(work)}
+                results.sort(key=lambda r: order[id(r[0])])  # fired in queue order all the same
             if self._before_commit is not None:
                 self._before_commit(cur)
         except BaseException:  # noqa: BLE001 - the slow path below sorts out which one failed
@@ -175,6 +206,24 @@ class BatchWriter:
             cur.execute("ROLLBACK")
         except Exception:  # noqa: BLE001 - already rolled back
             pass
+
+
+def _steps(work):
+    """The batch as steps ``(run_many, items, deferreds)``: a plain op alone as ``(None, op, d)``;
+    the Merged items of one kind together, at the place of the first of them."""
+    steps: list = []
+    kinds: dict = {}
+    for op, d in work:
+        if isinstance(op, Merged):
+            step = kinds.get(op.run_many)
+            if step is None:
+                step = kinds[op.run_many] = (op.run_many, [], [])
+                steps.append(step)
+            step[1].append(op.item)
+            step[2].append(d)
+        else:
+            steps.append((None, op, d))
+    return steps
 
 
 def _fire_all(results) -> None:

@@ -425,3 +425,24 @@ async def test_an_idempotency_key_holds_across_nodes(two_nodes):
             assert answers == [first, first]
     assert sum((await nodes.a.count_by_status()).values()) == 1
     assert (await nodes.a.get(first["id"])) is not None
+
+
+@pytest_twisted.ensureDeferred
+async def test_submits_and_receipts_queued_together_run_merged(pg_url):
+    """The contract's batch check with everything queued before the writer starts: one merged run
+    (advisory locks, rows read FOR UPDATE, event ids from the sequence, statements in pages)."""
+    store = await _open(pg_url)
+    runs = []
+    merged = store._changes
+
+    def counting(cur, items):
+        runs.append(len(items))
+        return merged(cur, items)
+
+    store._changes = counting
+    try:
+        await store_contract.check_submits_and_receipts_sent_together_apply_as_one_at_a_time(
+            store, hold=lambda: store_contract.hold_writers(store))
+    finally:
+        await store.close()
+    assert runs[0] == 11

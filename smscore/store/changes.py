@@ -1,0 +1,232 @@
+"""Submits and receipts, many at a time: the MT hot path of the SQL stores.
+
+A busy gateway stores a submit response and a delivery receipt for every message it sends, and
+each is a read-modify-write of one message. One at a time that is some ten statements each, and
+on SQLite every statement is also a turn for the GIL while the reactor thread is busy. So the
+BatchWriter hands every submit and receipt of one group commit to ``_changes`` together
+(``Merged``). It reads what they need in a few statements (the SMSC ids the receipts name, the
+orphan receipts the submits may answer, the messages), applies ``smscore.transitions`` in queue
+order over what it read, and saves the outcome with ``SqlStore._save``: the result of running them
+one at a time in that order, for a handful of statements per batch.
+
+Theory of operation
+-------------------
+- The ``_Unit`` holds what the batch read and what it decided. A change works on the message as
+  the previous change of the batch left it; each Transition keeps its own copy (copy on the second
+  change), as if it had been loaded afresh.
+- A receipt that names no stored SMSC id is held as an orphan, in the unit and then in the table;
+  a submit takes the orphans waiting for its ids, whether they came in an earlier batch or earlier
+  in this one (the SMSC reported before the submit response was stored).
+- On PostgreSQL every SMSC id involved is locked first (sorted, so two nodes never deadlock on
+  them), then the messages are read ``FOR UPDATE`` in id order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from copy import copy
+
+from twisted.internet.defer import Deferred
+
+from smscore import transitions as tr
+from smscore.model import ReceiptFacts, ReceiptOutcome, Status
+from smscore.store.rows import MSG_COLS, in_lists, marks, row_to_message
+from smscore.store.writer import Merged
+
+SUBMIT, RECEIPT = "submit", "receipt"
+
+
+class _Orphan:
+    """A receipt held until the submit it answers is stored: one per SMSC id it names."""
+
+    __slots__ = ("facts", "key", "received_at", "stored", "taken")
+
+    def __init__(self, facts: ReceiptFacts, key: str, received_at: float, stored: bool) -> None:
+        self.facts, self.key, self.received_at, self.stored, self.taken = facts, key, received_at, stored, False
+
+
+class _Unit:
+    """What one batch of submits and receipts read, and the changes it decided."""
+
+    def __init__(self, messages: dict[str, list], smsc_ids: dict[tuple[str, str], tuple[str, int]],
+                 orphans: Iterable[_Orphan]) -> None:
+        self.messages = messages  # message id -> [Message, part states]
+        self.smsc_ids = smsc_ids  # (operator, key) -> (message id, part)
+        self.orphans: dict[tuple[str, str], list[_Orphan]] = {}
+        self.same_receipt: dict[tuple[str, str], list[_Orphan]] = {}  # (operator, raw id) -> its orphans
+        for orphan in orphans:
+            self._add(orphan)
+        self.touched: set[str] = set()
+        self.changes: list[tuple[tr.Transition, list[str], str | None, float | None]] = []
+        self.new_ids: list[tuple[str, str, str, int]] = []
+        self.taken: set[tuple[str, str]] = set()  # stored orphans applied: (operator, raw id)
+
+    def _add(self, orphan: _Orphan) -> None:
+        operator = orphan.facts.operator
+        self.orphans.setdefault((operator, orphan.key), []).append(orphan)
+        self.same_receipt.setdefault((operator, orphan.facts.raw_id), []).append(orphan)
+
+    def working(self, message_id: str) -> list | None:
+        """``[message, parts]`` for the next change; a copy when an earlier change of the batch
+        holds the current one."""
+        entry = self.messages.get(message_id)
+        if entry is None:
+            return None
+        if message_id in self.touched:
+            entry[0], entry[1] = copy(entry[0]), list(entry[1])
+        else:
+            self.touched.add(message_id)
+        return entry
+
+    def hold(self, receipt: ReceiptFacts, at: float) -> None:
+        for key in receipt.keys:
+            self._add(_Orphan(receipt, key, at, stored=False))
+
+    def take(self, operator: str, key: str) -> list[ReceiptFacts]:
+        """The orphans waiting for ``key``, oldest first; each is gone with every id it named."""
+        found = []
+        for orphan in self.orphans.get((operator, key), ()):
+            if orphan.taken:
+                continue
+            for same in self.same_receipt[(operator, orphan.facts.raw_id)]:
+                same.taken = True
+                if same.stored:
+                    self.taken.add((operator, same.facts.raw_id))
+            found.append(orphan.facts)
+        return found
+
+    def new_orphans(self) -> list[_Orphan]:
+        return [o for group in self.orphans.values() for o in group if not o.stored and not o.taken]
+
+
+class MessageChanges:
+    """Mixed into SqlStore: ``record_submit`` and ``apply_receipt`` as merged operations."""
+
+    def record_submit(self, message_id: str, operator: str, keys: Sequence[str], at: float,
+                      owner: str | None = None, lease_until: float | None = None) -> Deferred:
+        return self.run(Merged(self._changes, (SUBMIT, message_id, operator, tuple(keys), at, owner, lease_until)))
+
+    def apply_receipt(self, receipt: ReceiptFacts, at: float, owner: str | None = None,
+                      lease_until: float | None = None) -> Deferred:
+        return self.run(Merged(self._changes, (RECEIPT, receipt, at, owner, lease_until)))
+
+    def _changes(self, cur, items: list[tuple]) -> list:
+        submits = [item for item in items if item[0] == SUBMIT]
+        receipts = [item[1] for item in items if item[0] == RECEIPT]
+        self._lock(cur, *(f"smsc-id {operator} {key}" for _, _, operator, keys, *_ in submits for key in keys),
+                   *(f"smsc-id {r.operator} {key}" for r in receipts for key in r.keys))
+        smsc_ids = self._smsc_ids(cur, [(r.operator, key) for r in receipts for key in r.keys])
+        orphans = self._orphans(cur, [(operator, key) for _, _, operator, keys, *_ in submits for key in keys])
+        wanted = {item[1] for item in submits} | {message_id for message_id, _ in smsc_ids.values()}
+        unit = _Unit(self._load_many(cur, wanted), smsc_ids, orphans)
+        out = [self._submit_in(unit, *item[1:]) if item[0] == SUBMIT else self._receipt_in(unit, *item[1:])
+               for item in items]
+        self._save(cur, unit.changes)
+        if unit.new_ids:
+            self._many(cur, self._upsert_smsc_id(), unit.new_ids)
+        if unit.taken:
+            self._many(cur, "DELETE FROM orphan_receipts WHERE operator = ? AND raw_id = ?", sorted(unit.taken))
+        held = unit.new_orphans()
+        if held:
+            # Ids are joined with the unit separator: no SMSC id contains it (any printable
+            # character, comma included, may appear in an "as-is" id).
+            self._many(cur, "INSERT INTO orphan_receipts (operator, key, raw_id, outcome, stat, err, keys, "
+                            "received_at) VALUES (?,?,?,?,?,?,?,?)",
+                       [(o.facts.operator, o.key, o.facts.raw_id, o.facts.outcome.value, o.facts.stat, o.facts.err,
+                         "\x1f".join(o.facts.keys), o.received_at) for o in held])
+        return out
+
+    def _submit_in(self, unit: _Unit, message_id: str, operator: str, keys: tuple[str, ...], at: float,
+                   owner: str | None, lease_until: float | None) -> list[tr.Transition]:
+        """The SMSC of ``operator`` accepted every part (see Store.record_submit)."""
+        entry = unit.working(message_id)
+        if entry is None or entry[0].status is not Status.QUEUED:
+            return []
+        message = entry[0]
+        # The link may send a different number of parts than counted at acceptance (Latin-1
+        # sent as UCS-2 on an operator without Latin-1, or the reverse): track what was sent.
+        message.parts = len(keys)
+        unit_cost = self.cost_of(operator, message.to)
+        t = tr.on_submitted(message, operator, entry[1], at, keys=keys,
+                            cost=unit_cost * message.parts if unit_cost is not None else None)
+        parts = entry[1] = [tr.PART_SUBMITTED] * message.parts
+        unit.changes.append((t, parts, None, None))
+        for i, key in enumerate(keys):
+            unit.smsc_ids[(operator, key)] = (message_id, i)
+            unit.new_ids.append((operator, key, message_id, i))
+        out = [t]
+        for i, key in enumerate(keys):
+            for orphan in unit.take(operator, key):
+                rt = tr.on_receipt(message, parts, i, operator, orphan, at, self.untried)
+                unit.changes.append((rt, list(parts), owner, lease_until))
+                out.append(rt)
+        return out
+
+    def _receipt_in(self, unit: _Unit, receipt: ReceiptFacts, at: float, owner: str | None,
+                    lease_until: float | None) -> tr.Transition | None:
+        """Correlate by (operator, key) and apply (see Store.apply_receipt)."""
+        hit = None
+        for key in receipt.keys:
+            hit = unit.smsc_ids.get((receipt.operator, key))
+            if hit is not None:
+                break
+        if hit is None:
+            unit.hold(receipt, at)
+            return None
+        message_id, part = hit
+        entry = unit.working(message_id)
+        if entry is None:
+            return None
+        message, parts = entry
+        if part >= len(parts):
+            return tr.Transition(message)
+        t = tr.on_receipt(message, parts, part, receipt.operator, receipt, at, self.untried)
+        if t.changed or t.part_status:
+            unit.changes.append((t, list(parts), owner, lease_until))
+        if t.requeue:
+            entry[1] = [tr.PART_PENDING] * message.parts
+        return t
+
+    # -- reading what a batch needs ------------------------------------------------------------
+    def _smsc_ids(self, cur, wanted: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, int]]:
+        found = {}
+        for operator, keys in _by_operator(wanted).items():
+            for chunk in in_lists(keys):
+                cur.execute(self.q(f"SELECT key, message_id, part FROM smsc_ids WHERE operator = ? "
+                                   f"AND key IN ({marks(chunk)})"), (operator, *chunk))
+                for key, message_id, part in cur.fetchall():
+                    found[(operator, key)] = (message_id, part)
+        return found
+
+    def _orphans(self, cur, wanted: Sequence[tuple[str, str]]) -> list[_Orphan]:
+        found = []
+        for operator, keys in _by_operator(wanted).items():
+            for chunk in in_lists(keys):
+                cur.execute(self.q(f"SELECT key, raw_id, outcome, stat, err, keys, received_at FROM orphan_receipts "
+                                   f"WHERE operator = ? AND key IN ({marks(chunk)})"), (operator, *chunk))
+                for key, raw_id, outcome, stat, err, keys_text, received_at in cur.fetchall():
+                    facts = ReceiptFacts(operator=operator, keys=tuple(keys_text.split("\x1f")),
+                                         outcome=ReceiptOutcome(outcome), stat=stat, err=err, raw_id=raw_id)
+                    found.append(_Orphan(facts, key, received_at, stored=True))
+        found.sort(key=lambda o: o.received_at)
+        return found
+
+    def _load_many(self, cur, ids: Iterable[str]) -> dict[str, list]:
+        """``{id: [Message, part states]}``, read (and on PostgreSQL locked) in id order."""
+        out: dict[str, list] = {}
+        for chunk in in_lists(sorted(ids)):
+            cur.execute(self.q(f"SELECT {MSG_COLS} FROM messages WHERE id IN ({marks(chunk)}) "
+                               f"ORDER BY id{self._for_update()}"), chunk)
+            for row in cur.fetchall():
+                out[row[0]] = [row_to_message(row), list(row[-1])]
+        return out
+
+
+
+def _by_operator(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for operator, key in pairs:
+        out.setdefault(operator, []).append(key)
+    return out
+
+
