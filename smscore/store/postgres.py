@@ -158,8 +158,12 @@ class PostgresStore(AccountRules, SqlStore):
 
     def _lock(self, cur, *names: str, shared: bool = False) -> None:
         fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-        for key in sorted({lock_key(name) for name in names}):  # one order everywhere: no self-made deadlock
-            cur.execute(f"SELECT {fn}(%s)", (key,))
+        keys = sorted({lock_key(name) for name in names})  # one order everywhere: no self-made deadlock
+        if len(keys) == 1:
+            cur.execute(f"SELECT {fn}(%s)", (keys[0],))
+        elif keys:  # one round trip; OFFSET 0 keeps the ordered subquery, so the locks are taken in order
+            cur.execute(f"SELECT {fn}(k) FROM (SELECT unnest(%s::bigint[]) AS k ORDER BY k OFFSET 0) AS sorted",
+                        (keys,))
 
     def _next_seq(self, cur, table: str, column: str) -> int:
         # The shared lock is taken before the number (OFFSET 0 keeps the subquery, and so its
