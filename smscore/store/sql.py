@@ -16,6 +16,7 @@ selected costs no job at all.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from copy import copy
 from decimal import Decimal
 
 import orjson
@@ -29,7 +30,7 @@ from smscore.store.base import Store, own_status_callbacks
 from smscore.store.changes import MessageChanges
 from smscore.store.rows import (JOB_COLS, MO_COLS, MSG_COLS, chunks, marks, row_to_job,  # noqa: F401 (re-exported)
                                 row_to_message, row_to_mo)
-from smscore.store.writer import BatchWriter
+from smscore.store.writer import BatchWriter, Merged
 
 
 def status_callback_body(event_id, m: Message, e: Event) -> dict:
@@ -175,29 +176,45 @@ class SqlStore(MessageChanges, Store):
     # -- messages ----------------------------------------------------------------------------
     def _insert_messages(self, cur, messages: Sequence[Message], owner: str | None, lease_until: float) -> None:
         self._before_insert(cur, messages, claimed=owner is not None)
-        rows = []
-        for m in messages:
-            rows.append((
+        self._insert_rows(cur, [(m, owner, lease_until) for m in messages])
+
+    def _insert_rows(self, cur, rows: Sequence[tuple[Message, str | None, float]]) -> None:
+        """New messages ``(message, owner, lease_until)`` with their first events, one statement each."""
+        values = []
+        for m, owner, lease_until in rows:
+            queued = m.status is Status.QUEUED
+            values.append((
                 m.id, m.account, m.to, m.sender, m.text, m.encoding, m.parts, m.profile, m.status.value,
                 m.reference, m.callback_url, m.operator, str(m.cost), m.error, m.created_at, m.updated_at,
                 m.send_at, ",".join(m.tried), m.origin, str(m.charged), m.callback_statuses,
-                tr.PART_PENDING * m.parts,
-                owner if m.status is Status.QUEUED else None,
-                lease_until if owner and m.status is Status.QUEUED else None,
+                tr.PART_PENDING * m.parts, owner if queued else None, lease_until if owner and queued else None,
                 self._next_seq(cur, "messages", "update_seq")))
-        cur.executemany(self.q(f"INSERT INTO messages ({MSG_COLS}, owner, lease_until, update_seq) VALUES "
-                               "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"), rows)
-        ev_rows = [(m.id, e.at, e.status.value, e.operator, e.detail, e.final) for m in messages for e in m.events]
-        if ev_rows:
+        self._many(cur, f"INSERT INTO messages ({MSG_COLS}, owner, lease_until, update_seq) VALUES "
+                        "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", values)
+        events = [(m.id, e.at, e.status.value, e.operator, e.detail, e.final) for m, _, _ in rows for e in m.events]
+        if events:
             # The first status is reported in the 202 answer: no callback for it (SPEC §11).
-            cur.executemany(self.q("INSERT INTO events (message_id, at, status, operator, detail, final) "
-                                   "VALUES (?,?,?,?,?,?)"), ev_rows)
+            self._many(cur, "INSERT INTO events (message_id, at, status, operator, detail, final) VALUES (?,?,?,?,?,?)",
+                       events)
 
     def accept(self, messages: Sequence[Message], owner: str | None, lease_until: float) -> Deferred:
-        def op(cur):
-            self._insert_messages(cur, messages, owner, lease_until)
+        d = self.run(Merged(self._accept_many, (messages, owner, lease_until)))
+        d.addCallback(_settle, messages)
+        return d
 
-        return self.run(op)
+    def _accept_many(self, cur, items: list[tuple[Sequence[Message], str | None, float]]) -> list[list[Message]]:
+        """Requests stored together: the account rules see their messages in queue order, as one
+        request of them all would be seen. A run works on copies (a batch that fails runs again,
+        request by request, from what the callers gave); ``accept`` settles the callers' messages
+        with the outcome once it is durable."""
+        works = [[_working(m) for m in messages] for messages, _, _ in items]
+        for claimed in (True, False):
+            group = [m for (_, owner, _), work in zip(items, works) if (owner is not None) is claimed for m in work]
+            if group:
+                self._before_insert(cur, group, claimed=claimed)
+        self._insert_rows(cur, [(m, owner, lease_until) for (_, owner, lease_until), work in zip(items, works)
+                                for m in work])
+        return works
 
     def claim(self, owner: str, now: float, lease_until: float, limit: int,
               include_own: bool = False) -> Deferred:
@@ -504,10 +521,15 @@ class SqlStore(MessageChanges, Store):
         (mo id, status, detail) and reply messages are stored with it. One statement per list."""
         if retry and retry_at is None:
             raise ValueError("retry needs retry_at")
+        return self.run(Merged(self._finish_many, (at, done, retry, retry_at, error, release, mo_events, replies,
+                                                   owner, lease_until, replies_owner)))
 
-        def op(cur):
-            for chunk in chunks(done):
-                cur.execute(self.q(f"DELETE FROM push_jobs WHERE id IN ({marks(chunk)})"), chunk)
+    def _finish_many(self, cur, items: list[tuple]) -> list[None]:
+        """Every push finished in one batch: the jobs done go in one statement."""
+        for chunk in chunks([job for item in items for job in item[1]]):
+            cur.execute(self.q(f"DELETE FROM push_jobs WHERE id IN ({marks(chunk)})"), chunk)
+        events = []
+        for at, _, retry, retry_at, error, release, mo_events, replies, owner, lease_until, replies_owner in items:
             for chunk in chunks(retry):
                 cur.execute(self.q("UPDATE push_jobs SET attempts = attempts + 1, next_at = ?, last_error = ?, "
                                    f"owner = NULL, lease_until = NULL WHERE id IN ({marks(chunk)})"),
@@ -515,16 +537,12 @@ class SqlStore(MessageChanges, Store):
             for chunk in chunks(release):
                 cur.execute(self.q("UPDATE push_jobs SET owner = NULL, lease_until = NULL "
                                    f"WHERE owner = ? AND id IN ({marks(chunk)})"), (owner, *chunk))
-            if mo_events:
-                self._mo_events_at(cur, at, mo_events)
+            events.extend((mo_id, at, status, detail) for mo_id, status, detail in mo_events)
             if replies:
                 self._insert_messages(cur, replies, replies_owner, lease_until)
-
-        return self.run(op)
-
-    def _mo_events_at(self, cur, at: float, events: Sequence[tuple[str, str, str]]) -> None:
-        cur.executemany(self.q("INSERT INTO mo_events (mo_id, at, status, detail) VALUES (?,?,?,?)"),
-                        [(mo_id, at, status, detail) for mo_id, status, detail in events])
+        if events:
+            self._many(cur, "INSERT INTO mo_events (mo_id, at, status, detail) VALUES (?,?,?,?)", events)
+        return [None] * len(items)
 
     def pending_push_jobs(self) -> Deferred:
         def op(cur):
@@ -564,3 +582,16 @@ class SqlStore(MessageChanges, Store):
         return self.run(op)
 
 
+def _working(m: Message) -> Message:
+    """A copy of a message to decide on (its history list too)."""
+    w = copy(m)
+    w.events = list(m.events)
+    return w
+
+
+def _settle(work: list[Message], messages: Sequence[Message]) -> None:
+    """The callers' messages get what their stored copies became (status, history, charge, what
+    was learned for the destination)."""
+    for m, w in zip(messages, work):
+        m.status, m.events, m.error, m.charged = w.status, w.events, w.error, w.charged
+        m.preferred, m.recent_failures = w.preferred, w.recent_failures

@@ -147,3 +147,60 @@ async def test_submits_and_receipts_queued_together_run_merged(tmp_path):
     finally:
         await store.close()
     assert runs[0] == 11
+
+
+RULES = """
+[operators.sim]
+type = "simulated"
+[profiles.standard]
+operators = ["sim"]
+[accounts.acme]
+api_keys = ["acme-key"]
+senders = ["ACME"]
+billing = "prepaid"
+balance = "10"
+prices = { "46" = "1", "4790" = "250" }
+daily_volume_limit = 3
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_requests_accepted_together_meet_the_account_rules_as_one_after_another(tmp_path):
+    """Three requests in one batch, the second refused (its price is over the balance): the first
+    and third are decided as if the second had never come (its messages count neither against the
+    daily volume nor the balance), even though the merged run saw all three before it failed."""
+    from decimal import Decimal
+
+    from smscore.config import parse_config
+    from smscore.store.accounts import InsufficientBalance
+    from smscore.model import Status
+
+    config = parse_config(RULES, path=tmp_path / "gateway.toml")
+    store = await _open("sqlite", tmp_path)
+    store.config_source = lambda: config
+    await store.ensure_accounts({"acme": Decimal("10")})
+    first = [store_contract.make_message(to=f"4670100000{i}", at=1000.0 + i) for i in range(2)]
+    refused = [store_contract.make_message(to=f"479000000{i}", at=1002.0 + i) for i in range(3)]
+    third = [store_contract.make_message(to=f"4670200000{i}", at=1005.0 + i) for i in range(2)]
+    release = store_contract.hold_writers(store)
+    ds = [store.accept(ms, "gw1", 1030.0) for ms in (first, refused, third)]
+    release()
+    await ds[0]
+    try:
+        await ds[1]
+    except InsufficientBalance:
+        pass
+    else:
+        raise AssertionError("the second request must be refused")
+    await ds[2]
+    try:
+        assert [m.status for m in first + third] == [Status.QUEUED] * 3 + [Status.PENDING_APPROVAL]
+        for m in first + third:
+            got = await store.get(m.id)
+            assert got.status is m.status and [e.status for e in got.events] == [m.status]
+            assert got.charged == Decimal(1)
+        for m in refused:
+            assert await store.get(m.id) is None
+        assert (await store.account_state("acme"))[0] == Decimal(6)
+    finally:
+        await store.close()
