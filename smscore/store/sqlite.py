@@ -3,6 +3,11 @@
 One writer thread owns the connection (see ``writer.py``); a 2xx is answered only after the
 transaction holding the message has been committed and fsynced. Schema versions are applied in
 order by ``upgrade()`` (``smsgw db upgrade``, or at start with ``auto_upgrade``).
+
+Many rows go in one statement (``_many``): Python's sqlite3 gives up the GIL for every step of a
+statement, so ``executemany`` of a hundred rows is a hundred turns for the GIL, each one waited for
+while the reactor thread runs, all of it with the file lock held. One multi-row ``INSERT`` (or one
+``UPDATE … FROM`` a ``VALUES`` list) is one step.
 """
 
 from __future__ import annotations
@@ -265,6 +270,36 @@ class SQLiteStore(AccountRules, SqlStore):
                                      lock_path=f"{self.path}.lock", on_begin=lambda cur: self._counters_begin(cur),
                                      before_commit=lambda cur: self._counters_flush(cur)))
 
+    #: rows per statement at most: chunks of 256, 128, … 1 rows, so that a few statement texts
+    #: (kept compiled by the driver) serve every number of rows
+    _CHUNK = 256
+
+    def _many(self, cur, sql: str, rows) -> None:
+        rows = list(rows)
+        if len(rows) < 2:
+            if rows:
+                cur.execute(sql, rows[0])
+            return
+        if sql == self._UPDATE_MESSAGE:
+            head, one = self._UPDATE_MESSAGES
+        elif sql.startswith("INSERT") and sql.endswith(")") and " VALUES (" in sql:
+            head, _, values = sql.rpartition(" VALUES ")
+            head, one = head + " VALUES ", values
+        else:
+            cur.executemany(sql, rows)
+            return
+        for chunk in _binary_chunks(rows, self._CHUNK):
+            cur.execute(head.format(values=",".join([one] * len(chunk))) if "{values}" in head
+                        else head + ",".join([one] * len(chunk)), [v for row in chunk for v in row])
+
+    #: SqlStore._UPDATE_MESSAGE for many messages: ``UPDATE … FROM`` a VALUES list (SQLite ≥ 3.33)
+    _UPDATE_MESSAGES = (
+        "WITH v(status, operator, error, updated_at, tried, parts, part_state, cost, owner, lease_until, "
+        "update_seq, id) AS (VALUES {values}) UPDATE messages SET status = v.status, operator = v.operator, "
+        "error = v.error, updated_at = v.updated_at, tried = v.tried, parts = v.parts, part_state = v.part_state, "
+        "cost = v.cost, owner = v.owner, lease_until = v.lease_until, update_seq = v.update_seq "
+        "FROM v WHERE messages.id = v.id", "(?,?,?,?,?,?,?,?,?,?,?,?)")
+
     def open(self) -> Deferred:
         from twisted.internet.threads import deferToThreadPool
 
@@ -284,3 +319,14 @@ class SQLiteStore(AccountRules, SqlStore):
         d = deferToThreadPool(self._reactor, self._reactor.getThreadPool(), prepare)
         d.addCallback(lambda _: self._writer.start())
         return d
+
+
+def _binary_chunks(rows: list, largest: int):
+    """``rows`` in chunks whose sizes are powers of two, largest first (23 rows: 16, 4, 2, 1)."""
+    i = 0
+    size = largest
+    while i < len(rows):
+        while size > len(rows) - i:
+            size //= 2
+        yield rows[i:i + size]
+        i += size
