@@ -224,7 +224,9 @@ LATEST = max(MIGRATIONS)
 
 def connect(path: str | Path) -> sqlite3.Connection:
     """A connection set up for durability: WAL, synchronous=FULL, explicit transactions."""
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+    # Multi-row statements come in many sizes (SQLiteStore._many): keep them all compiled.
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30,
+                           cached_statements=4096)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=30000")
@@ -270,8 +272,7 @@ class SQLiteStore(AccountRules, SqlStore):
                                      lock_path=f"{self.path}.lock", on_begin=lambda cur: self._counters_begin(cur),
                                      before_commit=lambda cur: self._counters_flush(cur)))
 
-    #: rows per statement at most: chunks of 256, 128, … 1 rows, so that a few statement texts
-    #: (kept compiled by the driver) serve every number of rows
+    #: rows per statement at most (the driver keeps each size's statement compiled: ``connect``)
     _CHUNK = 256
 
     def _many(self, cur, sql: str, rows) -> None:
@@ -288,7 +289,7 @@ class SQLiteStore(AccountRules, SqlStore):
         else:
             cur.executemany(sql, rows)
             return
-        for chunk in _binary_chunks(rows, self._CHUNK):
+        for chunk in (rows[i:i + self._CHUNK] for i in range(0, len(rows), self._CHUNK)):
             cur.execute(head.format(values=",".join([one] * len(chunk))) if "{values}" in head
                         else head + ",".join([one] * len(chunk)), [v for row in chunk for v in row])
 
@@ -320,13 +321,3 @@ class SQLiteStore(AccountRules, SqlStore):
         d.addCallback(lambda _: self._writer.start())
         return d
 
-
-def _binary_chunks(rows: list, largest: int):
-    """``rows`` in chunks whose sizes are powers of two, largest first (23 rows: 16, 4, 2, 1)."""
-    i = 0
-    size = largest
-    while i < len(rows):
-        while size > len(rows) - i:
-            size //= 2
-        yield rows[i:i + size]
-        i += size
