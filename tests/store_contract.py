@@ -508,3 +508,57 @@ async def check_push_leases_are_taken_over_and_taken_back(store):
 
 
 CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]
+
+
+# -- statements per message at load (SQL stores) -------------------------------------------------
+LOAD_RULES = """
+[operators.cheap]
+type = "simulated"
+[profiles.standard]
+operators = ["cheap"]
+[accounts.acme]
+api_keys = ["acme-key"]
+senders = ["ACME"]
+callback_url = "http://acme/status"
+secret = "acme-secret"
+callback_statuses = "final"
+"""
+
+
+async def statements_per_message(store, statements, n: int = 400, batch: int = 50) -> float:
+    """Drive ``n`` messages the way a busy gateway does, ``batch`` concurrent calls at a time: one
+    accept per message (one message per request), the claim, a submit and a delivery receipt each,
+    the claim of their final-status callbacks and one push finish per callback. ``statements()``
+    counts what the store sent to its database so far. Returns statements per message."""
+    from twisted.internet.defer import gatherResults
+
+    from smscore.config import parse_config
+
+    config = parse_config(LOAD_RULES, path="/nonexistent/gateway.toml")
+    store.config_source = lambda: config
+    store.untried = untried
+    store.status_callbacks_for = lambda m: ("http://acme/status", "final")
+    store.cost_of = lambda operator, number: Decimal("0.01")
+    messages = [make_message(to=f"4670{i:07d}", at=1000.0 + i / 1000) for i in range(n)]
+
+    async def together(calls):
+        release = hold_writers(store)
+        ds = [call() for call in calls]
+        release()
+        return await gatherResults(ds)
+
+    before = statements()
+    for i in range(0, n, batch):
+        chunk = messages[i:i + batch]
+        await together([lambda m=m: store.accept([m], None, 0.0) for m in chunk])  # as an API worker
+        claimed = await store.claim("gw1", 2000.0, 1e12, batch)
+        assert len(claimed) == len(chunk)
+        await together([c for m in claimed for c in (
+            lambda m=m: store.record_submit(m.id, "cheap", [m.id + "-k"], 2001.0),
+            lambda m=m: store.apply_receipt(receipt(m.id + "-k"), 2002.0, "gw1", 1e12))])
+        jobs = await store.claim_push_jobs("gw1", 2003.0, 1e12, batch)
+        assert len(jobs) == len(chunk)
+        await together([lambda j=j: store.finish_pushes(2004.0, done=[j.id]) for j in jobs])
+    spent = statements() - before
+    assert (await store.count_by_status()) == {Status.DELIVERED: n}
+    return spent / n

@@ -121,8 +121,8 @@ class MessageChanges:
         out = [self._submit_in(unit, *item[1:]) if item[0] == SUBMIT else self._receipt_in(unit, *item[1:])
                for item in items]
         self._save(cur, unit.changes)
-        if unit.new_ids:
-            self._many(cur, self._upsert_smsc_id(), unit.new_ids)
+        if unit.new_ids:  # the last of one (operator, key) wins, as one at a time
+            self._many(cur, self._upsert_smsc_id(), list({row[:2]: row for row in unit.new_ids}.values()))
         if unit.taken:
             self._many(cur, "DELETE FROM orphan_receipts WHERE operator = ? AND raw_id = ?", sorted(unit.taken))
         held = unit.new_orphans()

@@ -147,10 +147,31 @@ class PostgresStore(AccountRules, SqlStore):
         return sorted(row[0] for row in cur.fetchall())
 
     def _many(self, cur, sql: str, rows) -> None:
-        """Many rows in a few round trips (``executemany`` would send one statement each)."""
-        from psycopg2.extras import execute_batch
+        """Many rows in one statement: ``INSERT … VALUES (…), (…)`` and ``UPDATE … FROM (VALUES …)``
+        (``execute_values``, pages of 500 rows); other statements in pages (``execute_batch``)."""
+        from psycopg2.extras import execute_batch, execute_values
 
-        execute_batch(cur, self.q(sql), rows, page_size=250)
+        rows = list(rows)
+        if not rows:
+            return
+        if sql == self._UPDATE_MESSAGE:
+            execute_values(cur, self._UPDATE_MESSAGES, rows, template=self._UPDATE_TEMPLATE, page_size=500)
+        elif sql.startswith("INSERT") and " VALUES (" in sql:
+            head, _, rest = self.q(sql).partition(" VALUES (")
+            close = rest.index(")")
+            execute_values(cur, f"{head} VALUES %s{rest[close + 1:]}", rows, template=f"({rest[:close + 1]}",
+                           page_size=500)
+        else:
+            execute_batch(cur, self.q(sql), rows, page_size=250)
+
+    #: SqlStore._UPDATE_MESSAGE for many messages (typed: a VALUES list has no column types of its own)
+    _UPDATE_MESSAGES = (
+        "UPDATE messages SET status = v.status, operator = v.operator, error = v.error, updated_at = v.updated_at, "
+        "tried = v.tried, parts = v.parts, part_state = v.part_state, cost = v.cost, owner = v.owner, "
+        "lease_until = v.lease_until, update_seq = v.update_seq FROM (VALUES %s) AS v(status, operator, error, "
+        "updated_at, tried, parts, part_state, cost, owner, lease_until, update_seq, id) WHERE messages.id = v.id")
+    _UPDATE_TEMPLATE = ("(%s::text, %s::text, %s::text, %s::double precision, %s::text, %s::integer, %s::text, "
+                        "%s::text, %s::text, %s::double precision, %s::bigint, %s::text)")
 
     def _insert_ignore_part(self) -> str:
         return ("INSERT INTO mo_parts (operator, sender, to_number, ref, total, seq, body, received_at) "
@@ -165,13 +186,13 @@ class PostgresStore(AccountRules, SqlStore):
             cur.execute(f"SELECT {fn}(k) FROM (SELECT unnest(%s::bigint[]) AS k ORDER BY k OFFSET 0) AS sorted",
                         (keys,))
 
-    def _next_seq(self, cur, table: str, column: str) -> int:
-        # The shared lock is taken before the number (OFFSET 0 keeps the subquery, and so its
-        # order, as written) and held until commit: see _horizon.
+    def _next_seqs(self, cur, table: str, column: str, count: int) -> list[int]:
+        # The shared lock is taken before the numbers (OFFSET 0 keeps the subquery, and so its
+        # order, as written) and held until commit: see _horizon. One statement for any count.
         seq = f"{table}_{column}_seq"
-        cur.execute("SELECT nextval(%s) FROM (SELECT pg_advisory_xact_lock_shared(%s) OFFSET 0) AS held",
-                    (seq, lock_key(seq)))
-        return cur.fetchone()[0]
+        cur.execute("SELECT nextval(%s) FROM (SELECT pg_advisory_xact_lock_shared(%s) OFFSET 0) AS held, "
+                    "generate_series(1, %s)", (seq, lock_key(seq), count))
+        return sorted(row[0] for row in cur.fetchall())
 
     def _horizon(self, table: str, column: str) -> Deferred:
         """Fires with the highest number of ``<table>_<column>_seq`` whose transaction has ended:

@@ -70,18 +70,20 @@ class SqlStore(MessageChanges, Store):
         return self._writer.submit(op)
 
     def _next_seq(self, cur, table: str, column: str) -> int:
-        """The next value of an ordering column (``update_seq``, the inbox ``seq``), from the
-        ``counters`` table: read at its first use in a write transaction, written back at its end
-        (``_counters_begin`` / ``_counters_flush`` run by the writer), so several processes writing
-        one SQLite file in turns hand out values in commit order. PostgreSQL uses sequences."""
+        return self._next_seqs(cur, table, column, 1)[0]
+
+    def _next_seqs(self, cur, table: str, column: str, count: int) -> Sequence[int]:
+        """The next ``count`` values of an ordering column (``update_seq``, the inbox ``seq``), from
+        the ``counters`` table: read at its first use in a write transaction, written back at its
+        end (``_counters_begin`` / ``_counters_flush`` run by the writer), so several processes
+        writing one SQLite file in turns hand out values in commit order. PostgreSQL uses sequences."""
         key = f"{table}.{column}"
         value = self._seqs.get(key)
         if value is None:
             cur.execute("SELECT value FROM counters WHERE name = ?", (key,))
             value = cur.fetchone()[0]
-        value += 1
-        self._seqs[key] = value
-        return value
+        self._seqs[key] = value + count
+        return range(value + 1, value + count + 1)
 
     def _counters_begin(self, cur) -> None:
         """A write transaction starts: another process may have moved the counters since."""
@@ -117,13 +119,13 @@ class SqlStore(MessageChanges, Store):
             self._prepare(cur, t)
         last = {change[0].message.id: change for change in changes}
         rows = []
+        seqs = iter(self._next_seqs(cur, "messages", "update_seq", len(last)))
         for t, parts, owner, lease_until in last.values():
             m = t.message
             queued = m.status is Status.QUEUED
             rows.append((m.status.value, m.operator, m.error, m.updated_at, ",".join(m.tried), m.parts,
                          tr.PART_PENDING * m.parts if t.requeue else "".join(parts), str(m.cost),
-                         owner if queued else None, lease_until if queued else None,
-                         self._next_seq(cur, "messages", "update_seq"), m.id))
+                         owner if queued else None, lease_until if queued else None, next(seqs), m.id))
         self._many(cur, self._UPDATE_MESSAGE, rows)
         count = sum(len(t.events) for t, *_ in changes)
         ids = iter(self._event_ids(cur, count) if count else ())
@@ -181,6 +183,7 @@ class SqlStore(MessageChanges, Store):
     def _insert_rows(self, cur, rows: Sequence[tuple[Message, str | None, float]]) -> None:
         """New messages ``(message, owner, lease_until)`` with their first events, one statement each."""
         values = []
+        seqs = iter(self._next_seqs(cur, "messages", "update_seq", len(rows)))
         for m, owner, lease_until in rows:
             queued = m.status is Status.QUEUED
             values.append((
@@ -188,7 +191,7 @@ class SqlStore(MessageChanges, Store):
                 m.reference, m.callback_url, m.operator, str(m.cost), m.error, m.created_at, m.updated_at,
                 m.send_at, ",".join(m.tried), m.origin, str(m.charged), m.callback_statuses,
                 tr.PART_PENDING * m.parts, owner if queued else None, lease_until if owner and queued else None,
-                self._next_seq(cur, "messages", "update_seq")))
+                next(seqs)))
         self._many(cur, f"INSERT INTO messages ({MSG_COLS}, owner, lease_until, update_seq) VALUES "
                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", values)
         events = [(m.id, e.at, e.status.value, e.operator, e.detail, e.final) for m, _, _ in rows for e in m.events]
