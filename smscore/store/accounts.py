@@ -1,17 +1,17 @@
 """Account rules in the store: what must be decided in the transaction that stores a message.
 
-A mixin for ``SqlStore`` (SQLite and PostgreSQL). The pure decisions come from ``policies``
-(approval, billing, routing); this applies them against stored state, atomically:
+A mixin for ``SqlStore`` (SQLite and PostgreSQL). The decisions are pure functions in
+``policies`` (admission, billing, learning); this loads the facts they need and saves their
+outcome, in the transaction that stores the change:
 
-- at acceptance (``_before_insert``), per account: a paused account's messages are ``paused``;
-  numbers on the account's stop list, or on the do-not-call list (account ``*``) without the
-  account's consent, are ``stopped``; messages over ``daily_volume_limit`` wait in
-  ``pending_approval``; a prepaid account is charged per part at its price for the destination,
-  and a request its balance cannot cover is refused whole (``InsufficientBalance``); balance
-  notices are queued as pushes; what was learned about each destination is attached (SmartConfirm);
-- after changes are saved (``_after_save``): a delivery teaches which operator reaches the number, a
-  failed attempt which one does not; a message that ends ``stopped``/``rejected`` before it was
-  ever submitted is refunded;
+- at acceptance (``_before_insert``), per account: ``policies.admission.admit`` over the account's
+  state, its count for today and the stop-list facts of the numbers (stop list, do-not-call,
+  pause, daily volume, prepaid charge, or the whole request refused); balance notices are queued
+  as pushes; what was learned about each destination is attached (SmartConfirm);
+- a message accepted earlier that becomes ``queued`` is checked again (``held_back``);
+- after changes are saved (``_after_save``): what they teach about their numbers
+  (``policies.learning``), and the refund of a message that ended before it was ever submitted
+  (``policies.admission.refund``);
 - ops actions (approve, refuse, cancel, pause, resume, top-up), stop-list edits, idempotency keys,
   the CSV export and the retention purge.
 
@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from copy import copy
 from datetime import datetime, timezone
 from decimal import Decimal
 
 from twisted.internet.defer import Deferred
 
-from policies.approval import over_daily_volume
+from policies.admission import (Facts, InsufficientBalance, New, NoPrice, Terms,  # noqa: F401 (re-exported)
+                                admit, held_back, refund)
 from policies.billing import notices
 from policies.learning import Learned, failed_lately, learn
 from smscore import transitions as tr
@@ -39,22 +39,6 @@ from smscore.store.rows import MSG_COLS, chunks, in_lists, marks, row_to_message
 #: Idempotency keys are kept this long (SPEC §11).
 IDEMPOTENCY_TTL = 24 * 3600.0
 DO_NOT_CALL = "*"
-
-
-class InsufficientBalance(Exception):
-    """A prepaid account's balance does not cover the request (nothing was stored)."""
-
-    def __init__(self, account: str, balance: Decimal, needed: Decimal) -> None:
-        super().__init__(f"balance {balance} does not cover {needed}")
-        self.account, self.balance, self.needed = account, balance, needed
-
-
-class NoPrice(Exception):
-    """A prepaid account has no price for a destination."""
-
-    def __init__(self, number: str) -> None:
-        super().__init__(f"no price for {number}")
-        self.number = number
 
 
 class NotFound(Exception):
@@ -142,6 +126,8 @@ class AccountRules:
 
     # -- acceptance -----------------------------------------------------------------------------
     def _before_insert(self, cur, messages: Sequence[Message], claimed: bool = True) -> None:
+        """The account rules on new messages (decided by ``policies.admission``, per account, over
+        the facts read here), applied to the messages and saved in this transaction."""
         config = self.config_source() if self.config_source else None
         if config is None:
             return
@@ -152,64 +138,47 @@ class AccountRules:
                 by_account.setdefault(m.account, []).append(m)
         for account, ms in by_account.items():
             acc = config.accounts.get(account)
-            balance, paused = self._state(cur, account, lock=acc is not None and acc.billing == "prepaid")
-            self._stoplists(cur, account, ms, now)
-            live = [m for m in ms if m.status is not Status.STOPPED]
-            if acc is not None and acc.daily_volume_limit is not None and live:
-                day = day_of(now)
-                cur.execute(self.q("SELECT count FROM daily_volume WHERE account = ? AND day = ?"), (account, day))
-                row = cur.fetchone()
-                sent = row[0] if row else 0
-                over = over_daily_volume(sent, len(live), acc.daily_volume_limit)
-                for m in live[len(live) - over:]:
-                    if m.status in (Status.QUEUED, Status.SCHEDULED):
-                        self._restatus(m, Status.PENDING_APPROVAL, f"over the daily volume limit of "
-                                                                   f"{acc.daily_volume_limit}")
+            terms = Terms() if acc is None else Terms(
+                prepaid=acc.billing == "prepaid", price=acc.prices.lookup, daily_volume_limit=acc.daily_volume_limit)
+            facts = self._facts(cur, account, [m.to for m in ms], now, terms)
+            outcome = admit(account, [New(m.to, m.status.value, m.parts) for m in ms], facts, terms)
+            for m, change, charge in zip(ms, outcome.changes, outcome.charges):
+                if change is not None:
+                    m.status, m.error = Status(change.status), change.error or m.error
+                    m.events = [Event(at=m.created_at, status=m.status, detail=change.detail, final=m.status.final)]
+                if charge:
+                    m.charged = charge
+            if outcome.counted:
                 cur.execute(self.q("INSERT INTO daily_volume (account, day, count) VALUES (?,?,?) "
                                    "ON CONFLICT (account, day) DO UPDATE SET count = excluded.count"),
-                            (account, day, sent + len(live)))
-            if paused:
-                for m in live:
-                    if m.status is Status.QUEUED:
-                        self._restatus(m, Status.PAUSED, "account paused by ops")
-            if acc is not None and acc.billing == "prepaid" and live:
-                total = Decimal(0)
-                for m in live:
-                    price = acc.prices.lookup(m.to)
-                    if price is None:
-                        raise NoPrice(m.to)
-                    m.charged = price * m.parts
-                    total += m.charged
-                if total > balance:
-                    raise InsufficientBalance(account, balance, total)
-                self._set_balance(cur, account, balance, balance - total, now)
+                            (account, day_of(now), outcome.sent_today))
+            if outcome.balance != facts.balance:
+                self._set_balance(cur, account, facts.balance, outcome.balance, now)
         if claimed:  # unclaimed messages learn it when claimed (SqlStore.claim)
             self._learned_for(cur, [m for m in messages if m.status is Status.QUEUED], now)
 
-    @staticmethod
-    def _restatus(m: Message, status: Status, detail: str) -> None:
-        m.status = status
-        m.events = [Event(at=m.created_at, status=status, detail=detail, final=status.final)]
-
-    def _stoplists(self, cur, account: str, ms: Sequence[Message], now: float) -> None:
-        numbers = sorted({m.to for m in ms})
+    def _facts(self, cur, account: str, numbers: Iterable[str], now: float, terms: Terms = Terms()) -> Facts:
+        """What ``admit`` and ``held_back`` decide on: the account's state (locked when prepaid: its
+        balance changes in this transaction), its count for today (with a limit), and which of the
+        numbers are on its stop list, on the do-not-call list, or have its consent."""
+        balance, paused = self._state(cur, account, lock=terms.prepaid)
+        sent = 0
+        if terms.daily_volume_limit is not None:
+            cur.execute(self.q("SELECT count FROM daily_volume WHERE account = ? AND day = ?"), (account, day_of(now)))
+            row = cur.fetchone()
+            sent = row[0] if row else 0
         stopped, dnc, consent = set(), set(), set()
-        for chunk in chunks(numbers):
+        for chunk in chunks(sorted(set(numbers))):
             cur.execute(self.q("SELECT account, number FROM stoplist WHERE account IN (?, ?) "
                                f"AND number IN ({marks(chunk)})"), (account, DO_NOT_CALL, *chunk))
-            for acc, number in cur.fetchall():
-                (stopped if acc == account else dnc).add(number)
+            for owner, number in cur.fetchall():
+                (stopped if owner == account else dnc).add(number)
             if dnc:
                 cur.execute(self.q(f"SELECT number FROM consent WHERE account = ? AND number IN ({marks(chunk)})"),
                             (account, *chunk))
                 consent.update(r[0] for r in cur.fetchall())
-        for m in ms:
-            if m.to in stopped:
-                self._restatus(m, Status.STOPPED, "the number is on the account's stop list")
-                m.error = "stop list"
-            elif m.to in dnc and m.to not in consent:
-                self._restatus(m, Status.STOPPED, "the number is on the do-not-call list")
-                m.error = "do-not-call"
+        return Facts(balance=balance, paused=paused, sent_today=sent, stop_listed=frozenset(stopped),
+                     do_not_call=frozenset(dnc), consented=frozenset(consent))
 
     # -- SmartConfirm learning (the decisions: policies.learning) -----------------------------
     def _learned(self, cur, numbers: Iterable[str], lock: bool = False) -> dict[str, Learned]:
@@ -239,9 +208,10 @@ class AccountRules:
             delivered = next((e.operator for e in t.events if e.status is Status.DELIVERED and e.operator), None)
             if failed or delivered:
                 lessons.append((m.to, delivered, failed, t.events[-1].at))
-            if m.charged and not m.tried and any(e.status in (Status.STOPPED, Status.REJECTED) for e in t.events):
+            back = refund(m.charged, m.tried, (e.status.value for e in t.events))
+            if back:
                 before, _ = self._state(cur, m.account, lock=True)
-                self._set_balance(cur, m.account, before, before + m.charged, t.events[-1].at)
+                self._set_balance(cur, m.account, before, before + back, t.events[-1].at)
                 cur.execute(self.q("UPDATE messages SET charged = '0' WHERE id = ?"), (m.id,))
         if lessons:
             self._learn(cur, lessons)
@@ -277,18 +247,13 @@ class AccountRules:
     def _held_back(self, cur, t: tr.Transition) -> None:
         m = t.message
         at = t.events[-1].at
-        probe = copy(m)
-        probe.status = Status.QUEUED
-        self._stoplists(cur, m.account, [probe], at)
-        if probe.status is Status.STOPPED:
-            m.error = probe.error
-            m.status = Status.STOPPED
-            t.events.append(Event(at=at, status=Status.STOPPED, detail=probe.events[-1].detail, final=True))
+        change = held_back(m.to, self._facts(cur, m.account, [m.to], at))
+        if change is None:
             return
-        _, paused = self._state(cur, m.account)
-        if paused:
-            m.status = Status.PAUSED
-            t.events.append(Event(at=at, status=Status.PAUSED, detail="account paused by ops"))
+        m.status = Status(change.status)
+        if change.error:
+            m.error = change.error
+        t.events.append(Event(at=at, status=m.status, detail=change.detail, final=m.status.final))
 
     # -- ops and customers acting on one message -----------------------------------------------
     def act(self, message_id: str, action: str, at: float, detail: str, account: str | None = None) -> Deferred:

@@ -1,0 +1,160 @@
+"""What becomes of an account's new messages at acceptance (SPEC §3, §5, §7): pure decisions.
+
+The store loads the facts (the account's balance and pause, what it sent today, which of the
+numbers are on its stop list, on the do-not-call list, or have its consent), calls ``admit`` and
+saves the outcome in the same transaction. In order:
+
+1. a number on the account's stop list is ``stopped``; so is one on the do-not-call list without
+   the account's consent;
+2. the rest count against ``daily_volume_limit``: those over it wait in ``pending_approval``
+   (only messages still ``queued`` or ``scheduled``: one already waiting for its links stays so);
+3. a paused account's ``queued`` messages wait as ``paused``;
+4. a prepaid account is charged per part at its price for each destination; a request the
+   balance does not cover, or with a destination it has no price for, is refused whole.
+
+``held_back`` is the same check for a message accepted earlier that becomes ``queued`` now (its
+``send_at`` came, ops approved it, the pause ended); ``refund`` says what a message that ended is
+given back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from policies.approval import over_daily_volume
+from policies.billing import charge_for
+
+# Statuses as their SPEC names (policies do not import smscore).
+QUEUED, SCHEDULED, PAUSED, PENDING_APPROVAL, STOPPED, REJECTED = (
+    "queued", "scheduled", "paused", "pending_approval", "stopped", "rejected")
+
+
+class InsufficientBalance(Exception):
+    """A prepaid account's balance does not cover the request (nothing is stored)."""
+
+    def __init__(self, account: str, balance: Decimal, needed: Decimal) -> None:
+        super().__init__(f"balance {balance} does not cover {needed}")
+        self.account, self.balance, self.needed = account, balance, needed
+
+
+class NoPrice(Exception):
+    """A prepaid account has no price for a destination."""
+
+    def __init__(self, number: str) -> None:
+        super().__init__(f"no price for {number}")
+        self.number = number
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the store knows about one account and the numbers of a request."""
+
+    balance: Decimal = Decimal(0)
+    paused: bool = False
+    sent_today: int = 0
+    stop_listed: frozenset[str] = frozenset()
+    do_not_call: frozenset[str] = frozenset()
+    consented: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """What the account's config says."""
+
+    prepaid: bool = False
+    price: Callable[[str], Decimal | None] = lambda number: None
+    daily_volume_limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class New:
+    """A new message as admission sees it."""
+
+    to: str
+    status: str
+    parts: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A message's status at acceptance is not the one it came with: its first event says why."""
+
+    status: str
+    detail: str
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class Admission:
+    """The outcome for one account's new messages, in the order they came."""
+
+    changes: list[Change | None]
+    charges: list[Decimal]  # per message (0 when not charged)
+    balance: Decimal  # after the charges
+    sent_today: int  # after counting these
+    counted: bool = field(default=False)  # the daily volume moved (it is kept only with a limit)
+
+
+def stop_reason(number: str, facts: Facts) -> Change | None:
+    """Why a message to ``number`` must not go (a stop list), or None."""
+    if number in facts.stop_listed:
+        return Change(STOPPED, "the number is on the account's stop list", "stop list")
+    if number in facts.do_not_call and number not in facts.consented:
+        return Change(STOPPED, "the number is on the do-not-call list", "do-not-call")
+    return None
+
+
+def admit(account: str, messages: Sequence[New], facts: Facts, terms: Terms) -> Admission:
+    """Decide on an account's new messages (see the module doc); raises InsufficientBalance or
+    NoPrice when the request must be refused whole."""
+    changes: list[Change | None] = [stop_reason(m.to, facts) for m in messages]
+    status = [c.status if c else m.status for m, c in zip(messages, changes)]
+    live = [i for i, s in enumerate(status) if s != STOPPED]
+    sent = facts.sent_today
+    counted = terms.daily_volume_limit is not None and bool(live)
+    if counted:
+        over = over_daily_volume(sent, len(live), terms.daily_volume_limit)
+        for i in live[len(live) - over:]:
+            if status[i] in (QUEUED, SCHEDULED):
+                changes[i] = Change(PENDING_APPROVAL, f"over the daily volume limit of {terms.daily_volume_limit}")
+                status[i] = PENDING_APPROVAL
+        sent += len(live)
+    if facts.paused:
+        for i in live:
+            if status[i] == QUEUED:
+                changes[i] = Change(PAUSED, "account paused by ops")
+                status[i] = PAUSED
+    charges = [Decimal(0)] * len(messages)
+    balance = facts.balance
+    if terms.prepaid and live:
+        for i in live:
+            charge = charge_for(terms.price(messages[i].to), messages[i].parts)
+            if charge is None:
+                raise NoPrice(messages[i].to)
+            charges[i] = charge
+        total = sum((charges[i] for i in live), Decimal(0))
+        if total > balance:
+            raise InsufficientBalance(account, balance, total)
+        balance -= total
+    return Admission(changes, charges, balance, sent, counted)
+
+
+def held_back(number: str, facts: Facts) -> Change | None:
+    """A message accepted earlier becomes ``queued`` now: a stop list entry added meanwhile
+    stops it, a paused account holds it (None: it may go)."""
+    reason = stop_reason(number, facts)
+    if reason is not None:
+        return reason
+    if facts.paused:
+        return Change(PAUSED, "account paused by ops")
+    return None
+
+
+def refund(charged: Decimal, tried: Iterable[str], statuses: Iterable[str]) -> Decimal:
+    """What a prepaid message is given back after a change: all it was charged when it ended
+    ``stopped`` or ``rejected`` before any operator was tried, else nothing."""
+    if charged and not tuple(tried) and any(s in (STOPPED, REJECTED) for s in statuses):
+        return charged
+    return Decimal(0)
