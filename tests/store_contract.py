@@ -562,3 +562,28 @@ async def statements_per_message(store, statements, n: int = 400, batch: int = 5
     spent = statements() - before
     assert (await store.count_by_status()) == {Status.DELIVERED: n}
     return spent / n
+
+
+async def reads_wait_for_no_write(store) -> None:
+    """SQL stores: a read (a message, a pull, the counts) is answered while every writer is held
+    in the middle of a batch: reads run on a connection of their own, without row locks."""
+    from twisted.internet import reactor
+    from twisted.internet.defer import gatherResults
+    from twisted.internet.task import deferLater
+
+    m = make_message(reference="read-me")
+    await store.accept([m], None, 0.0)
+    release = hold_writers(store)
+    try:
+        reads = gatherResults([store.get(m.id), store.updates("acme", 0, 10), store.count_by_status()])
+        timeout = deferLater(reactor, 5.0, lambda: None)
+        done = []
+        reads.addCallback(done.append)
+        while not done and not timeout.called:
+            await deferLater(reactor, 0.01, lambda: None)
+        timeout.cancel()
+        assert done, "reads waited for the held writers"
+        got, pulled, counts = done[0]
+        assert got.reference == "read-me" and [u[1].id for u in pulled] == [m.id] and counts == {Status.QUEUED: 1}
+    finally:
+        release()

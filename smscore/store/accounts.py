@@ -93,7 +93,7 @@ class AccountRules:
 
     def account_state(self, account: str) -> Deferred:
         """Fires with (balance, paused)."""
-        return self.run(lambda cur: self._state(cur, account))
+        return self.read(lambda cur: self._state(cur, account))
 
     def topup(self, account: str, amount: Decimal, at: float) -> Deferred:
         """Add ``amount`` (may be negative: a correction); fires with the new balance."""
@@ -334,7 +334,7 @@ class AccountRules:
                                "AND created_at < ? ORDER BY created_at LIMIT ?"), (account, start, end, limit))
             return [row_to_message(r) for r in cur.fetchall()]
 
-        return self.run(op)
+        return self.read(op)
 
     def purge(self, now: float, retention: float, orphan_age: float) -> Deferred:
         """Delete final messages older than ``retention`` (with their history and ids), idempotency

@@ -118,10 +118,11 @@ class PostgresStore(AccountRules, SqlStore):
         # Pulls learn their horizon on a connection of their own: it waits for other nodes'
         # transactions to end and must not hold up this node's writes meanwhile.
         self._horizons = BatchWriter(reactor, lambda: _Session(url), name="pg-horizon", begin="BEGIN")
+        self._reader = BatchWriter(reactor, lambda: _Session(url), name="pg-reader", begin="BEGIN")
         self._reachable = True
         #: operations run again after losing a deadlock or a unique-key race (tests, diagnosis)
         self.retried = 0
-        super().__init__(self._writers[0])
+        super().__init__(self._writers[0], self._reader)
 
     # -- dialect -----------------------------------------------------------------------------
     def q(self, sql: str) -> str:
@@ -210,6 +211,9 @@ class PostgresStore(AccountRules, SqlStore):
     def run(self, op) -> Deferred:
         return self._run_on(next(self._turn) if len(self._writers) > 1 else self._writer, op)
 
+    def read(self, op) -> Deferred:
+        return self._run_on(self._reader, op)
+
     def _run_on(self, writer: BatchWriter, op, attempt: int = 1) -> Deferred:
         d = writer.submit(op)
 
@@ -263,7 +267,7 @@ class PostgresStore(AccountRules, SqlStore):
         d = deferToThreadPool(self._reactor, self._reactor.getThreadPool(), prepare)
 
         def start(_):
-            for writer in (*self._writers, self._horizons):
+            for writer in (*self._writers, self._horizons, self._reader):
                 writer.start()
 
         d.addCallback(start)
@@ -272,5 +276,5 @@ class PostgresStore(AccountRules, SqlStore):
     def close(self) -> Deferred:
         from twisted.internet.defer import gatherResults
 
-        return gatherResults([w.stop() for w in (*self._writers, self._horizons)], consumeErrors=True)
+        return gatherResults([w.stop() for w in (*self._writers, self._horizons, self._reader)], consumeErrors=True)
 

@@ -47,8 +47,10 @@ class SqlStore(MessageChanges, Store):
     #: how the driver writes a placeholder ("?" for sqlite3, "%s" for psycopg2)
     placeholder = "?"
 
-    def __init__(self, writer: BatchWriter) -> None:
+    def __init__(self, writer: BatchWriter, reader: BatchWriter | None = None) -> None:
         self._writer = writer
+        #: reads run on a connection of their own: they wait for no write batch and take no lock
+        self._reader = reader
         self._sql_cache: dict[str, str] = {}
         self._seqs: dict[str, int] = {}
         self.untried = lambda message: ()
@@ -68,6 +70,10 @@ class SqlStore(MessageChanges, Store):
 
     def run(self, op) -> Deferred:
         return self._writer.submit(op)
+
+    def read(self, op) -> Deferred:
+        """Run a read-only ``op(cursor)`` (on the reader's connection when there is one)."""
+        return (self._reader or self._writer).submit(op)
 
     def _next_seq(self, cur, table: str, column: str) -> int:
         return self._next_seqs(cur, table, column, 1)[0]
@@ -96,7 +102,9 @@ class SqlStore(MessageChanges, Store):
                             [(value, key) for key, value in self._seqs.items()])
 
     def close(self) -> Deferred:
-        return self._writer.stop()
+        from twisted.internet.defer import gatherResults
+
+        return gatherResults([w.stop() for w in (self._writer, self._reader) if w is not None], consumeErrors=True)
 
     # -- saving changes: rows, history, pull order, status callbacks ---------------------------
     _UPDATE_MESSAGE = ("UPDATE messages SET status = ?, operator = ?, error = ?, updated_at = ?, tried = ?, parts = ?, "
@@ -297,8 +305,9 @@ class SqlStore(MessageChanges, Store):
         return self.run(op)
 
     # -- one message, read-modify-write inside an op ----------------------------------------
-    def _load(self, cur, message_id: str) -> tuple[Message, list[str]] | None:
-        cur.execute(self.q(f"SELECT {MSG_COLS} FROM messages WHERE id = ?{self._for_update()}"), (message_id,))
+    def _load(self, cur, message_id: str, lock: bool = True) -> tuple[Message, list[str]] | None:
+        cur.execute(self.q(f"SELECT {MSG_COLS} FROM messages WHERE id = ?{self._for_update() if lock else ''}"),
+                    (message_id,))
         row = cur.fetchone()
         if row is None:
             return None
@@ -459,7 +468,7 @@ class SqlStore(MessageChanges, Store):
             mo.events = [MoEvent(at, status, detail) for at, status, detail in cur.fetchall()]
             return mo
 
-        return self.run(op)
+        return self.read(op)
 
     def inbox(self, account: str, after: int, limit: int) -> Deferred:
         def op(cur):
@@ -467,7 +476,7 @@ class SqlStore(MessageChanges, Store):
                                "ORDER BY seq LIMIT ?"), (account, after, limit))
             return [row_to_mo(r) for r in cur.fetchall()]
 
-        return self.run(op)
+        return self.read(op)
 
     def updates(self, account: str, after: int, limit: int, status: str | None = None, to: str | None = None,
                 updated_since: float | None = None) -> Deferred:
@@ -488,7 +497,7 @@ class SqlStore(MessageChanges, Store):
             cur.execute(sql, (*params, limit))
             return [(r[-1], row_to_message(r[:-1])) for r in cur.fetchall()]
 
-        return self.run(op)
+        return self.read(op)
 
     # -- push jobs ------------------------------------------------------------------------------
     def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int,
@@ -552,7 +561,7 @@ class SqlStore(MessageChanges, Store):
             cur.execute(f"SELECT {JOB_COLS} FROM push_jobs ORDER BY id")
             return [row_to_job(r) for r in cur.fetchall()]
 
-        return self.run(op)
+        return self.read(op)
 
     # -- stop list ------------------------------------------------------------------------------
     def is_stopped(self, account: str, number: str) -> Deferred:
@@ -560,12 +569,12 @@ class SqlStore(MessageChanges, Store):
             cur.execute(self.q("SELECT 1 FROM stoplist WHERE account = ? AND number = ?"), (account, number))
             return cur.fetchone() is not None
 
-        return self.run(op)
+        return self.read(op)
 
     # -- reads ----------------------------------------------------------------------------------
     def get(self, message_id: str) -> Deferred:
         def op(cur):
-            loaded = self._load(cur, message_id)
+            loaded = self._load(cur, message_id, lock=False)
             if loaded is None:
                 return None
             message = loaded[0]
@@ -575,14 +584,14 @@ class SqlStore(MessageChanges, Store):
                               for a, s, o, d, f in cur.fetchall()]
             return message
 
-        return self.run(op)
+        return self.read(op)
 
     def count_by_status(self) -> Deferred:
         def op(cur):
             cur.execute("SELECT status, COUNT(*) FROM messages GROUP BY status")
             return {Status(s): n for s, n in cur.fetchall()}
 
-        return self.run(op)
+        return self.read(op)
 
 
 def _working(m: Message) -> Message:

@@ -270,7 +270,8 @@ class SQLiteStore(AccountRules, SqlStore):
         # Several processes of a node may write this file: they take turns on a lock file beside it.
         super().__init__(BatchWriter(reactor, lambda: connect(self.path), name="sqlite-writer",
                                      lock_path=f"{self.path}.lock", on_begin=lambda cur: self._counters_begin(cur),
-                                     before_commit=lambda cur: self._counters_flush(cur)))
+                                     before_commit=lambda cur: self._counters_flush(cur)),
+                         BatchWriter(reactor, lambda: connect(self.path), name="sqlite-reader", begin="BEGIN"))
 
     #: rows per statement at most (the driver keeps each size's statement compiled: ``connect``)
     _CHUNK = 256
@@ -318,6 +319,6 @@ class SQLiteStore(AccountRules, SqlStore):
                     "run `smsgw db upgrade`")
 
         d = deferToThreadPool(self._reactor, self._reactor.getThreadPool(), prepare)
-        d.addCallback(lambda _: self._writer.start())
+        d.addCallback(lambda _: (self._writer.start(), self._reader.start()))
         return d
 

@@ -468,3 +468,12 @@ async def test_statements_per_message_at_load(pg_url, monkeypatch):
     finally:
         await store.close()
     assert per_message <= 1.0, per_message  # 0.64 measured; the bar is 6
+
+
+@pytest_twisted.ensureDeferred
+async def test_reads_wait_for_no_write(pg_url):
+    store = await _open(pg_url, writers=2)
+    try:
+        await store_contract.reads_wait_for_no_write(store)
+    finally:
+        await store.close()

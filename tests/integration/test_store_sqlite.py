@@ -226,3 +226,12 @@ async def test_statements_per_message_at_load(tmp_path):
     finally:
         await store.close()
     assert per_message <= 1.0, per_message  # 0.64 measured
+
+
+@pytest_twisted.ensureDeferred
+async def test_reads_wait_for_no_write(tmp_path):
+    store = await _open("sqlite", tmp_path)
+    try:
+        await store_contract.reads_wait_for_no_write(store)
+    finally:
+        await store.close()
