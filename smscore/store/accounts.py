@@ -23,39 +23,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
 from decimal import Decimal
 
 from twisted.internet.defer import Deferred
 
-from policies.admission import (Facts, InsufficientBalance, New, NoPrice, Terms,  # noqa: F401 (re-exported)
-                                admit, held_back, refund)
-from policies.billing import notices
+from policies.admission import Facts, InsufficientBalance, NoPrice, Terms, refund  # noqa: F401 (re-exported)
 from policies.learning import Learned, failed_lately, learn
 from smscore import transitions as tr
-from smscore.model import Event, Message, PushJob, Status, rfc3339
+from smscore.model import Event, Message, Status
 from smscore.store.rows import MSG_COLS, chunks, in_lists, marks, row_to_message
-
-#: Idempotency keys are kept this long (SPEC §11).
-IDEMPOTENCY_TTL = 24 * 3600.0
-DO_NOT_CALL = "*"
-
-
-class NotFound(Exception):
-    """No such message (or not the account's)."""
-
-
-class Conflict(Exception):
-    """The message's status does not allow the action."""
-
-    def __init__(self, status: Status | None) -> None:
-        super().__init__("the key was used with another body" if status is None else f"the message is {status.value}")
-        self.status = status
-
-
-def day_of(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d")
-
+from smscore.store.rules import (DO_NOT_CALL, IDEMPOTENCY_TTL, Conflict, NotFound,  # noqa: F401 (re-exported)
+                                 admit_messages, balance_notice_jobs, day_of, hold_back, lessons,
+                                 needs_hold_back_check)
 
 class AccountRules:
     """Mixed into SqlStore subclasses (before SqlStore in the bases)."""
@@ -82,14 +61,9 @@ class AccountRules:
 
     def _set_balance(self, cur, account: str, before: Decimal, after: Decimal, at: float) -> None:
         cur.execute(self.q("UPDATE accounts_state SET balance = ? WHERE account = ?"), (str(after), account))
-        config = self.config_source() if self.config_source else None
-        acc = config.accounts.get(account) if config else None
-        if acc is None or not acc.callback_url:
-            return
-        for level in notices(before, after):
-            self._insert_job(cur, PushJob("balance", account, f"balance:{account}", acc.callback_url, {
-                "type": "balance", "account": account, "balance": float(after), "threshold": float(level),
-                "at": rfc3339(at)}), at)
+        for job in balance_notice_jobs(self.config_source() if self.config_source else None, account, before,
+                                       after, at):
+            self._insert_job(cur, job, at)
 
     def account_state(self, account: str) -> Deferred:
         """Fires with (balance, paused)."""
@@ -126,28 +100,13 @@ class AccountRules:
 
     # -- acceptance -----------------------------------------------------------------------------
     def _before_insert(self, cur, messages: Sequence[Message], claimed: bool = True) -> None:
-        """The account rules on new messages (decided by ``policies.admission``, per account, over
-        the facts read here), applied to the messages and saved in this transaction."""
+        """The account rules on new messages (``smscore.store.rules.admit_messages`` over the facts
+        read here); the daily count and the balance saved in this transaction."""
         config = self.config_source() if self.config_source else None
         if config is None:
             return
         now = messages[0].created_at if messages else 0.0
-        by_account: dict[str, list[Message]] = {}
-        for m in messages:
-            if m.origin == "api":
-                by_account.setdefault(m.account, []).append(m)
-        for account, ms in by_account.items():
-            acc = config.accounts.get(account)
-            terms = Terms() if acc is None else Terms(
-                prepaid=acc.billing == "prepaid", price=acc.prices.lookup, daily_volume_limit=acc.daily_volume_limit)
-            facts = self._facts(cur, account, [m.to for m in ms], now, terms)
-            outcome = admit(account, [New(m.to, m.status.value, m.parts) for m in ms], facts, terms)
-            for m, change, charge in zip(ms, outcome.changes, outcome.charges):
-                if change is not None:
-                    m.status, m.error = Status(change.status), change.error or m.error
-                    m.events = [Event(at=m.created_at, status=m.status, detail=change.detail, final=m.status.final)]
-                if charge:
-                    m.charged = charge
+        for account, facts, outcome in admit_messages(config, messages, lambda *a: self._facts(cur, *a)):
             if outcome.counted:
                 cur.execute(self.q("INSERT INTO daily_volume (account, day, count) VALUES (?,?,?) "
                                    "ON CONFLICT (account, day) DO UPDATE SET count = excluded.count"),
@@ -201,20 +160,16 @@ class AccountRules:
     def _after_save(self, cur, transitions: Sequence[tr.Transition]) -> None:
         """What the changes teach about their numbers (read once, written once for all of them),
         and the refund of a prepaid message that ended before it was ever submitted."""
-        lessons = []
         for t in transitions:
             m = t.message
-            failed = [(e.operator, e.at) for e in t.events if e.status is Status.FAILED and e.operator]
-            delivered = next((e.operator for e in t.events if e.status is Status.DELIVERED and e.operator), None)
-            if failed or delivered:
-                lessons.append((m.to, delivered, failed, t.events[-1].at))
             back = refund(m.charged, m.tried, (e.status.value for e in t.events))
             if back:
                 before, _ = self._state(cur, m.account, lock=True)
                 self._set_balance(cur, m.account, before, before + back, t.events[-1].at)
                 cur.execute(self.q("UPDATE messages SET charged = '0' WHERE id = ?"), (m.id,))
-        if lessons:
-            self._learn(cur, lessons)
+        taught = lessons(transitions)
+        if taught:
+            self._learn(cur, taught)
 
     def _learn(self, cur, lessons: Sequence[tuple[str, str | None, list[tuple[str, float]], float]]) -> None:
         """Apply lessons ``(number, delivered by, failed, at)`` in order and store what changed."""
@@ -236,24 +191,10 @@ class AccountRules:
             self._many(cur, "INSERT INTO learned (number, operator, updated_at, failures) VALUES (?,?,?,?)", inserts)
 
     def _prepare(self, cur, t: tr.Transition) -> None:
-        """A message never submitted that becomes ``queued`` (send_at came, ops approved, a pause
-        ended) is checked again: a paused account holds it, a stop list or do-not-call entry added
-        since it was accepted stops it (and refunds it)."""
-        m = t.message
-        if (m.status is Status.QUEUED and t.events and t.events[-1].status is Status.QUEUED and not m.tried
-                and m.origin == "api" and self.config_source is not None):
-            self._held_back(cur, t)
-
-    def _held_back(self, cur, t: tr.Transition) -> None:
-        m = t.message
-        at = t.events[-1].at
-        change = held_back(m.to, self._facts(cur, m.account, [m.to], at))
-        if change is None:
-            return
-        m.status = Status(change.status)
-        if change.error:
-            m.error = change.error
-        t.events.append(Event(at=at, status=m.status, detail=change.detail, final=m.status.final))
+        """A message never submitted that becomes ``queued`` is checked again (rules.hold_back)."""
+        if self.config_source is not None and needs_hold_back_check(t):
+            m = t.message
+            hold_back(t, self._facts(cur, m.account, [m.to], t.events[-1].at))
 
     # -- ops and customers acting on one message -----------------------------------------------
     def act(self, message_id: str, action: str, at: float, detail: str, account: str | None = None) -> Deferred:

@@ -175,6 +175,58 @@ class Store(ABC):
     def count_by_status(self) -> Deferred:
         """Fires with {status: count} (for tests, the bench and readiness)."""
 
+    # -- accounts, ops actions, stop lists, idempotency, export, retention ---------------------
+    # With a ``config_source`` (``() -> Config``, set by the gateway) ``accept`` applies the account
+    # rules of ``policies.admission`` (stop list, do-not-call, daily volume, pause, prepaid charge,
+    # refusing a request whole with InsufficientBalance or NoPrice), claims attach what
+    # ``policies.learning`` learned about each number, and every change teaches it and refunds
+    # what ended before it was submitted. Without one (bare stores in tests) the rules are off.
+
+    @abstractmethod
+    def ensure_accounts(self, balances: dict) -> Deferred:
+        """Give each account its opening balance once (the store keeps the balance after that)."""
+
+    @abstractmethod
+    def account_state(self, account: str) -> Deferred:
+        """Fires with (balance, paused)."""
+
+    @abstractmethod
+    def topup(self, account: str, amount, at: float) -> Deferred:
+        """Add ``amount`` (negative: a correction), queueing the balance notices it crosses. Fires
+        with the new balance."""
+
+    @abstractmethod
+    def set_paused(self, account: str, paused: bool, at: float) -> Deferred:
+        """Pause (queued messages wait as ``paused``) or resume (they are queued again, unclaimed).
+        Fires with the messages changed."""
+
+    @abstractmethod
+    def act(self, message_id: str, action: str, at: float, detail: str, account: str | None = None) -> Deferred:
+        """``approve`` / ``refuse`` / ``cancel`` a message (of ``account`` when given). Fires with the
+        message and its history; fails with NotFound or Conflict (``smscore.store.rules``)."""
+
+    @abstractmethod
+    def stoplist_change(self, numbers: Sequence[str], *, account: str | None = None, remove: bool = False,
+                        consent: bool = False, at: float = 0.0, source: str = "ops") -> Deferred:
+        """Add (or remove) numbers to an account's stop list, the do-not-call list (no account) or
+        an account's consents. Fires with how many entries changed."""
+
+    @abstractmethod
+    def accept_once(self, messages: Sequence[Message], owner: str | None, lease_until: float, *, account: str,
+                    key: str, body_hash: str, render, at: float) -> Deferred:
+        """``accept`` under an idempotency key: fires with None when stored now (``render(messages)``
+        is kept as the answer to repeats for 24 h), with that first answer when the key came with
+        the same body, fails with Conflict(None) when it came with another."""
+
+    @abstractmethod
+    def export(self, account: str, start: float, end: float, limit: int = 1_000_000) -> Deferred:
+        """The account's messages created in [start, end), oldest first (without history)."""
+
+    @abstractmethod
+    def purge(self, now: float, retention: float, orphan_age: float) -> Deferred:
+        """Delete final messages (and MO) older than ``retention``, idempotency keys past 24 h and
+        orphan receipts older than ``orphan_age``. Fires with how many messages went."""
+
     def is_ready(self) -> bool:
         """True while the store answers."""
         return True

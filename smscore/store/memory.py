@@ -1,20 +1,29 @@
 """An in-memory Store for unit tests: the same interface and rules, no durability, no threads.
 
-Deferreds fire synchronously, so tests drive the pipeline with a Clock and no reactor.
+Deferreds fire synchronously, so tests drive the pipeline with a Clock and no reactor. The account
+rules are the same decisions as the SQL stores' (``smscore.store.rules`` over ``policies``), on
+dicts instead of tables.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Sequence
+from decimal import Decimal
 
 from twisted.internet.defer import Deferred, fail, succeed
 
+from policies.admission import Facts, Terms, refund
 from policies.callbacks import selects
+from policies.learning import Learned, failed_lately, learn
 from smscore import transitions as tr
 from smscore.model import (Event, Message, MoEvent, MoFacts, MoMessage, PushJob, ReceiptFacts, Status, assemble_mo,
                            new_message_id)
 from smscore.store.base import Store, own_status_callbacks
+from smscore.store.rules import (DO_NOT_CALL, IDEMPOTENCY_TTL, Conflict, NotFound, admit_messages,
+                                 balance_notice_jobs, day_of, hold_back, lessons, needs_hold_back_check, settle,
+                                 working)
 from smscore.store.sql import status_callback_body
 
 
@@ -38,6 +47,13 @@ class MemoryStore(Store):
         self._counter = 0
         self.status_callbacks_for = own_status_callbacks
         self.cost_of = lambda operator, number: None
+        self.config_source = None  # () -> Config: the account rules (off without one)
+        self.accounts: dict[str, list] = {}  # account -> [balance, paused]
+        self.daily: dict[tuple[str, str], int] = {}  # (account, day) -> messages counted
+        self.consent: set[tuple[str, str]] = set()
+        self.learned: dict[str, Learned] = {}
+        self.idempotency: dict[tuple[str, str], tuple[str, str, float]] = {}  # -> (body hash, answer, at)
+        self.orphan_at: dict[int, float] = {}  # id(orphan) -> when it came
 
     def _next(self) -> int:
         self._counter += 1
@@ -54,12 +70,49 @@ class MemoryStore(Store):
         for m in messages:
             if m.id in self.messages:
                 return fail(KeyError(f"duplicate message id {m.id}"))
-        for m in messages:
+        work = [working(m) for m in messages]
+        config = self.config_source() if self.config_source else None
+        if config is not None:
+            now = messages[0].created_at if messages else 0.0
+            try:
+                outcomes = admit_messages(config, work, self._facts)
+            except Exception as refused:  # noqa: BLE001 - refused whole: nothing is kept
+                return fail(refused)
+            for account, facts, outcome in outcomes:
+                if outcome.counted:
+                    self.daily[(account, day_of(now))] = outcome.sent_today
+                if outcome.balance != facts.balance:
+                    self._set_balance(account, facts.balance, outcome.balance, now)
+            if owner is not None:
+                self._learned_for([m for m in work if m.status is Status.QUEUED], now)
+        for m in work:
             self.messages[m.id] = copy.deepcopy(m)
             self.parts[m.id] = [tr.PART_PENDING] * m.parts
             self.leases[m.id] = (owner, lease_until if owner else None)
             self.update_seq[m.id] = self._next()
+        settle(work, messages)
         return succeed(None)
+
+    def _facts(self, account: str, numbers, now: float, terms: Terms = Terms()) -> Facts:
+        balance, paused = self.accounts.get(account, (Decimal(0), False))
+        numbers = set(numbers)
+        return Facts(balance=balance, paused=paused,
+                     sent_today=self.daily.get((account, day_of(now)), 0) if terms.daily_volume_limit is not None else 0,
+                     stop_listed=frozenset(n for n in numbers if (account, n) in self.stoplist),
+                     do_not_call=frozenset(n for n in numbers if (DO_NOT_CALL, n) in self.stoplist),
+                     consented=frozenset(n for n in numbers if (account, n) in self.consent))
+
+    def _set_balance(self, account: str, before: Decimal, after: Decimal, at: float) -> None:
+        self.accounts.setdefault(account, [Decimal(0), False])[0] = after
+        for job in balance_notice_jobs(self.config_source() if self.config_source else None, account, before,
+                                       after, at):
+            self._add_job(job, at)
+
+    def _learned_for(self, messages: Sequence[Message], now: float) -> None:
+        for m in messages:
+            known = self.learned.get(m.to)
+            if known is not None:
+                m.preferred, m.recent_failures = known.operator, failed_lately(known, now)
 
     def _snapshot(self, m: Message) -> Message:
         out = copy.copy(m)
@@ -79,6 +132,8 @@ class MemoryStore(Store):
             if holder is None or (until is not None and until < now) or (include_own and holder == owner):
                 self.leases[mid] = (owner, lease_until)
                 out.append(self._snapshot(m))
+        if self.config_source is not None:
+            self._learned_for(out, now)
         return succeed(out)
 
     def release_due(self, now: float, limit: int = 1000) -> Deferred:
@@ -114,6 +169,8 @@ class MemoryStore(Store):
 
     def _apply(self, t: tr.Transition, owner: str | None = None, lease_until: float | None = None) -> None:
         m = t.message
+        if self.config_source is not None and needs_hold_back_check(t):
+            hold_back(t, self._facts(m.account, [m.to], t.events[-1].at))
         stored = self.messages[m.id]
         events = stored.events
         stored_copy = copy.copy(m)
@@ -134,6 +191,22 @@ class MemoryStore(Store):
             self.leases[m.id] = (None, None)
         elif owner is not None:
             self.leases[m.id] = (owner, lease_until)
+        if self.config_source is not None:
+            self._after(t)
+
+    def _after(self, t: tr.Transition) -> None:
+        """What the change teaches about the number, and the refund of a message that ended
+        before it was ever submitted (as AccountRules._after_save)."""
+        for number, delivered_by, failed, _ in lessons([t]):
+            after = learn(self.learned.get(number), delivered_by, failed)
+            if after is not None:
+                self.learned[number] = after
+        m = self.messages[t.message.id]
+        back = refund(m.charged, m.tried, (e.status.value for e in t.events))
+        if back:
+            before = self.accounts.get(m.account, (Decimal(0), False))[0]
+            self._set_balance(m.account, before, before + back, t.events[-1].at)
+            m.charged = Decimal(0)
 
     def record_submit(self, message_id: str, operator: str, keys: Sequence[str], at: float,
                       owner: str | None = None, lease_until: float | None = None) -> Deferred:
@@ -177,6 +250,7 @@ class MemoryStore(Store):
                 break
         if hit is None:
             self.orphans.append(receipt)
+            self.orphan_at[id(receipt)] = at
             return succeed(None)
         message_id, part = hit
         message = self._snapshot(self.messages[message_id])
@@ -343,3 +417,90 @@ class MemoryStore(Store):
         for m in self.messages.values():
             counts[m.status] = counts.get(m.status, 0) + 1
         return succeed(counts)
+
+    # -- accounts, ops actions, stop lists, idempotency, export, retention (SqlStore: AccountRules) --
+    def ensure_accounts(self, balances: dict[str, Decimal]) -> Deferred:
+        for account, balance in balances.items():
+            self.accounts.setdefault(account, [Decimal(balance), False])
+        return succeed(None)
+
+    def account_state(self, account: str) -> Deferred:
+        balance, paused = self.accounts.get(account, (Decimal(0), False))
+        return succeed((balance, paused))
+
+    def topup(self, account: str, amount: Decimal, at: float) -> Deferred:
+        before = self.accounts.get(account, (Decimal(0), False))[0]
+        self._set_balance(account, before, before + amount, at)
+        return succeed(before + amount)
+
+    def set_paused(self, account: str, paused: bool, at: float) -> Deferred:
+        self.accounts.setdefault(account, [Decimal(0), False])[1] = paused
+        source = Status.QUEUED if paused else Status.PAUSED
+        changed = []
+        for mid in sorted(self.messages):
+            m = self.messages[mid]
+            if m.account != account or m.status is not source:
+                continue
+            t = tr.on_ops(self._snapshot(m), "pause" if paused else "resume", at,
+                          "account paused by ops" if paused else "account resumed by ops", at)
+            if t is not None:
+                self._apply(t)
+                changed.append(t.message)
+        return succeed(changed)
+
+    def act(self, message_id: str, action: str, at: float, detail: str, account: str | None = None) -> Deferred:
+        stored = self.messages.get(message_id)
+        if stored is None or (account is not None and stored.account != account):
+            return fail(NotFound(message_id))
+        t = tr.on_ops(self._snapshot(stored), action, at, detail, at)
+        if t is None:
+            return fail(Conflict(stored.status))
+        self._apply(t)
+        return self.get(message_id)
+
+    def stoplist_change(self, numbers: Sequence[str], *, account: str | None = None, remove: bool = False,
+                        consent: bool = False, at: float = 0.0, source: str = "ops") -> Deferred:
+        entries = self.consent if consent else self.stoplist
+        owner = account if account is not None else DO_NOT_CALL
+        changed = 0
+        for number in numbers:
+            existed = (owner, number) in entries
+            if remove:
+                entries.discard((owner, number))
+                changed += existed
+            else:
+                entries.add((owner, number))
+                changed += not existed
+        return succeed(changed)
+
+    def accept_once(self, messages: Sequence[Message], owner: str | None, lease_until: float, *, account: str,
+                    key: str, body_hash: str, render, at: float) -> Deferred:
+        kept = self.idempotency.get((account, key))
+        if kept is not None and at - kept[2] < IDEMPOTENCY_TTL:
+            if kept[0] != body_hash:
+                return fail(Conflict(None))
+            return succeed(json.loads(kept[1]))
+        d = self.accept(messages, owner, lease_until)
+
+        def stored(_):
+            self.idempotency[(account, key)] = (body_hash, json.dumps(render(messages)), at)
+
+        return d.addCallback(stored)
+
+    def export(self, account: str, start: float, end: float, limit: int = 1_000_000) -> Deferred:
+        found = sorted((m for m in self.messages.values() if m.account == account and start <= m.created_at < end),
+                       key=lambda m: m.created_at)
+        return succeed([self._snapshot(m) for m in found[:limit]])
+
+    def purge(self, now: float, retention: float, orphan_age: float) -> Deferred:
+        old = [mid for mid, m in self.messages.items() if m.status.final and m.updated_at < now - retention][:5000]
+        for mid in old:
+            for table in (self.messages, self.parts, self.leases, self.update_seq):
+                table.pop(mid, None)
+        for ref in [ref for ref, (mid, _) in self.smsc_ids.items() if mid in old]:
+            del self.smsc_ids[ref]
+        self.idempotency = {k: v for k, v in self.idempotency.items() if v[2] >= now - IDEMPOTENCY_TTL}
+        self.orphans = [o for o in self.orphans if self.orphan_at.get(id(o), now) >= now - orphan_age]
+        for mo_id in [mo_id for mo_id, mo in self.mo.items() if mo.received_at < now - retention][:5000]:
+            del self.mo[mo_id]
+        return succeed(len(old))

@@ -16,7 +16,6 @@ selected costs no job at all.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from copy import copy
 from decimal import Decimal
 
 import orjson
@@ -30,6 +29,7 @@ from smscore.store.base import Store, own_status_callbacks
 from smscore.store.changes import MessageChanges
 from smscore.store.rows import (JOB_COLS, MO_COLS, MSG_COLS, chunks, marks, row_to_job,  # noqa: F401 (re-exported)
                                 row_to_message, row_to_mo)
+from smscore.store.rules import settle, working
 from smscore.store.writer import BatchWriter, Merged
 
 
@@ -210,7 +210,7 @@ class SqlStore(MessageChanges, Store):
 
     def accept(self, messages: Sequence[Message], owner: str | None, lease_until: float) -> Deferred:
         d = self.run(Merged(self._accept_many, (messages, owner, lease_until)))
-        d.addCallback(_settle, messages)
+        d.addCallback(settle, messages)
         return d
 
     def _accept_many(self, cur, items: list[tuple[Sequence[Message], str | None, float]]) -> list[list[Message]]:
@@ -218,7 +218,7 @@ class SqlStore(MessageChanges, Store):
         request of them all would be seen. A run works on copies (a batch that fails runs again,
         request by request, from what the callers gave); ``accept`` settles the callers' messages
         with the outcome once it is durable."""
-        works = [[_working(m) for m in messages] for messages, _, _ in items]
+        works = [[working(m) for m in messages] for messages, _, _ in items]
         for claimed in (True, False):
             group = [m for (_, owner, _), work in zip(items, works) if (owner is not None) is claimed for m in work]
             if group:
@@ -593,17 +593,3 @@ class SqlStore(MessageChanges, Store):
 
         return self.read(op)
 
-
-def _working(m: Message) -> Message:
-    """A copy of a message to decide on (its history list too)."""
-    w = copy(m)
-    w.events = list(m.events)
-    return w
-
-
-def _settle(work: list[Message], messages: Sequence[Message]) -> None:
-    """The callers' messages get what their stored copies became (status, history, charge, what
-    was learned for the destination)."""
-    for m, w in zip(messages, work):
-        m.status, m.events, m.error, m.charged = w.status, w.events, w.error, w.charged
-        m.preferred, m.recent_failures = w.preferred, w.recent_failures

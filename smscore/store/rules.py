@@ -1,0 +1,129 @@
+"""The account rules every store applies the same way: the glue between the config, the pure
+decisions of ``policies`` and a store's own way of reading facts and saving outcomes.
+
+No I/O here. A store hands in a ``facts_for(account, numbers, now, terms)`` reader and saves what
+comes back (the daily count, the balance, the jobs), inside its own transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from copy import copy
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from policies.admission import Admission, Facts, New, Terms, admit, held_back
+from policies.billing import notices
+from smscore import transitions as tr
+from smscore.model import Event, Message, PushJob, Status, rfc3339
+
+#: Idempotency keys are kept this long (SPEC §11).
+IDEMPOTENCY_TTL = 24 * 3600.0
+#: The account name of the do-not-call list (it holds numbers for every account).
+DO_NOT_CALL = "*"
+
+
+class NotFound(Exception):
+    """No such message (or not the account's)."""
+
+
+class Conflict(Exception):
+    """The message's status does not allow the action."""
+
+    def __init__(self, status: Status | None) -> None:
+        super().__init__("the key was used with another body" if status is None else f"the message is {status.value}")
+        self.status = status
+
+
+def day_of(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
+def terms_of(config, account: str) -> Terms:
+    acc = config.accounts.get(account)
+    if acc is None:
+        return Terms()
+    return Terms(prepaid=acc.billing == "prepaid", price=acc.prices.lookup, daily_volume_limit=acc.daily_volume_limit)
+
+
+def admit_messages(config, messages: Sequence[Message],
+                   facts_for: Callable[[str, list[str], float, Terms], Facts]) -> list[tuple[str, Facts, Admission]]:
+    """``policies.admission.admit`` for each account's customer messages, applied to them (status,
+    first event, error, charge). Returns ``(account, facts, outcome)`` for the store to save the
+    daily count and the balance; raises when a request is refused whole."""
+    now = messages[0].created_at if messages else 0.0
+    by_account: dict[str, list[Message]] = {}
+    for m in messages:
+        if m.origin == "api":
+            by_account.setdefault(m.account, []).append(m)
+    out = []
+    for account, ms in by_account.items():
+        terms = terms_of(config, account)
+        facts = facts_for(account, [m.to for m in ms], now, terms)
+        outcome = admit(account, [New(m.to, m.status.value, m.parts) for m in ms], facts, terms)
+        for m, change, charge in zip(ms, outcome.changes, outcome.charges):
+            if change is not None:
+                m.status, m.error = Status(change.status), change.error or m.error
+                m.events = [Event(at=m.created_at, status=m.status, detail=change.detail, final=m.status.final)]
+            if charge:
+                m.charged = charge
+        out.append((account, facts, outcome))
+    return out
+
+
+def hold_back(t: tr.Transition, facts: Facts) -> None:
+    """``policies.admission.held_back`` applied to a change that makes a message ``queued``."""
+    m = t.message
+    change = held_back(m.to, facts)
+    if change is None:
+        return
+    at = t.events[-1].at
+    m.status = Status(change.status)
+    if change.error:
+        m.error = change.error
+    t.events.append(Event(at=at, status=m.status, detail=change.detail, final=m.status.final))
+
+
+def needs_hold_back_check(t: tr.Transition) -> bool:
+    """A customer's message never submitted becomes ``queued`` (send_at came, ops approved it, a
+    pause ended): the stop lists and the pause are checked again."""
+    m = t.message
+    return (m.status is Status.QUEUED and bool(t.events) and t.events[-1].status is Status.QUEUED and not m.tried
+            and m.origin == "api")
+
+
+def lessons(transitions: Iterable[tr.Transition]) -> list[tuple[str, str | None, list[tuple[str, float]], float]]:
+    """What the changes teach, for ``policies.learning.learn``: ``(number, delivered by, failed, at)``."""
+    out = []
+    for t in transitions:
+        failed = [(e.operator, e.at) for e in t.events if e.status is Status.FAILED and e.operator]
+        delivered = next((e.operator for e in t.events if e.status is Status.DELIVERED and e.operator), None)
+        if failed or delivered:
+            out.append((t.message.to, delivered, failed, t.events[-1].at))
+    return out
+
+
+def balance_notice_jobs(config, account: str, before: Decimal, after: Decimal, at: float) -> list[PushJob]:
+    """The balance notices (``policies.billing.notices``) a change of balance sends the account."""
+    acc = config.accounts.get(account) if config else None
+    if acc is None or not acc.callback_url:
+        return []
+    return [PushJob("balance", account, f"balance:{account}", acc.callback_url, {
+        "type": "balance", "account": account, "balance": float(after), "threshold": float(level),
+        "at": rfc3339(at)}) for level in notices(before, after)]
+
+
+def working(m: Message) -> Message:
+    """A copy of a message to decide on (its history list too), so that a decision that is not
+    kept leaves the caller's message as it was."""
+    w = copy(m)
+    w.events = list(m.events)
+    return w
+
+
+def settle(work: list[Message], messages: Sequence[Message]) -> None:
+    """The callers' messages get what their stored copies became (status, history, charge, what
+    was learned for the destination)."""
+    for m, w in zip(messages, work):
+        m.status, m.events, m.error, m.charged = w.status, w.events, w.error, w.charged
+        m.preferred, m.recent_failures = w.preferred, w.recent_failures
