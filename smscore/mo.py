@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from policies import text as sms_text
+from connectors.smpp import text as sms_text
 from policies.keywords import Keyword, KeywordRouter, Shortcode
 from smscore.model import Event, Message, MoMessage, MoRouting, PushJob, Status, new_message_id, rfc3339
 

@@ -15,8 +15,6 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from enum import Enum
 
-from connectors.api import MoFacts, ReceiptFacts, ReceiptOutcome  # noqa: F401 (re-exported)
-
 
 class Status(str, Enum):
     """The statuses of SPEC §5, with their wire names."""

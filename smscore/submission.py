@@ -11,7 +11,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from policies import numbers, text as sms_text
+from connectors.smpp import text as sms_text
+from policies import numbers
 from policies.approval import unapproved_links
 from policies.callbacks import parse_selection
 from smscore.errors import ApiError, invalid_request, unprocessable

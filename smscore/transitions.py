@@ -21,7 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from smscore.model import Event, Message, ReceiptFacts, ReceiptOutcome, Status
+from connectors.api import ReceiptFacts, ReceiptOutcome
+from smscore.model import Event, Message, Status
 
 # The state of each part, one character each so a message's parts store as one short string.
 PART_PENDING = "p"

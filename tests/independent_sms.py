@@ -1,4 +1,4 @@
-"""An SMS user-data reader written apart from ``policies/text.py``, for tests only.
+"""An SMS user-data reader written apart from ``connectors/smpp/text.py``, for tests only.
 
 Why it exists: a test that decodes what our encoder produced with our own decoder proves only that
 the two agree, not that a handset would read the right text. This module is the second opinion:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import threading
 from decimal import Decimal
 
-from smscore.model import Event, Message, ReceiptFacts, ReceiptOutcome, Status, new_message_id
+from connectors.api import ReceiptFacts, ReceiptOutcome
+from smscore.model import Event, Message, Status, new_message_id
 
 PROFILE = ("cheap", "dear")
 
@@ -268,7 +269,7 @@ async def check_no_receipt_within_the_timeout_is_unknown(store):
 
 
 async def check_mo_whole_and_reassembled_from_parts_in_any_order(store):
-    from smscore.model import MoFacts
+    from connectors.api import MoFacts
 
     whole = await store.store_mo(MoFacts("op", "46701234567", "72550", "PIZZA large"), 1000.0)
     assert (await store.get_mo(whole.id)).text == "PIZZA large"
@@ -305,7 +306,7 @@ def _routing(mo, spent, *, url="http://backend/mo", reply=None):
 
 
 async def check_mo_routing_is_stored_with_the_mo(store):
-    from smscore.model import MoFacts
+    from connectors.api import MoFacts
 
     mo = await store.store_mo(MoFacts("op", "46701234567", "72550", "PIZZA large"), 1000.0,
                               lambda m, spent: _routing(m, spent, reply="thanks"), "gw1", 1030.0)
@@ -331,7 +332,7 @@ async def check_mo_routing_is_stored_with_the_mo(store):
 
 
 async def check_push_jobs_retry_in_order_per_subject(store):
-    from smscore.model import MoFacts
+    from connectors.api import MoFacts
 
     a = await store.store_mo(MoFacts("op", "4670111", "72550", "A"), 1000.0, _routing, "gw1", 1030.0)
     b = await store.store_mo(MoFacts("op", "4670222", "72550", "B"), 1000.0, _routing, "gw1", 1030.0)

@@ -2,13 +2,13 @@
 
 Why a module of its own, with no reactor: the encoding and the cut into UDH-concatenated parts
 are what the gateway's MO decoding and reassembly are tested against, so they are kept pure; the
-encoding rules themselves are ``policies.text``'s, not repeated here.
+encoding rules themselves are ``connectors.smpp.text``'s, not repeated here.
 """
 
 from __future__ import annotations
 
 from connectors.sim.receipts import ESM_CLASS_UDHI
-from policies.text import Encoding, UnencodableText, choose_encoding, concat_udh, split
+from connectors.smpp.text import Encoding, UnencodableText, choose_encoding, concat_udh, split
 
 __all__ = ["InvalidMO", "MAX_ADDRESS", "mo_parts"]
 

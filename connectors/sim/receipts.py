@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import NamedTuple
 
-from policies.text import InvalidUDH, decode, parse_udh
+from connectors.smpp.text import InvalidUDH, decode, parse_udh
 
 __all__ = [
     "DELIVERED",

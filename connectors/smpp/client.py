@@ -18,7 +18,7 @@ bound and dropped reconnects after ``reconnect_min`` (+ jitter). Binding is not 
 ``prepareConnection``: with Twisted 26.10 a connection lost while it is pending, or closed after it
 failed, hits a missing transition of the service's state machine (``NoTransition``).
 
-Submitting. ``submit`` splits the text (``policies.text.split``) into parts; each part is one
+Submitting. ``submit`` splits the text (``connectors.smpp.text.split``) into parts; each part is one
 submit_sm (8-bit reference UDH and esm_class 0x40 when there are several; a per-link rolling
 reference). Parts wait in one queue per link and go out, oldest first, on the bound transmitting
 session with the most free window slots, each taking a token of the link's tps bucket (``tps``
@@ -100,7 +100,7 @@ from connectors.smpp.defs import ESME_ROK, ESME_RX_T_APPN, status_name
 from connectors.smpp.protocol import RequestFailed, SMPPProtocol
 from connectors.smpp.receipts import ID_FORMATS, keys_for_submit, receipt_facts
 from connectors.smpp.session import ESME
-from policies.text import (
+from connectors.smpp.text import (
     ConcatInfo,
     Encoding,
     InvalidUDH,

@@ -17,8 +17,9 @@ from collections.abc import Sequence
 
 from twisted.internet.defer import Deferred
 
+from connectors.api import MoFacts, ReceiptFacts  # noqa: F401 (types in docstrings)
 from policies.callbacks import ALL
-from smscore.model import Message, MoFacts, ReceiptFacts  # noqa: F401 (types in docstrings)
+from smscore.model import Message
 from smscore.transitions import UntriedOperators
 
 

@@ -27,8 +27,9 @@ from collections.abc import Iterable, Sequence
 
 from twisted.internet.defer import Deferred
 
+from connectors.api import ReceiptFacts, ReceiptOutcome
 from smscore import transitions as tr
-from smscore.model import Message, ReceiptFacts, ReceiptOutcome, Status
+from smscore.model import Message, Status
 from smscore.store.rows import MSG_COLS, in_lists, marks, row_to_message
 from smscore.store.writer import Merged
 

@@ -14,12 +14,12 @@ from decimal import Decimal
 
 from twisted.internet.defer import Deferred, fail, succeed
 
+from connectors.api import MoFacts, ReceiptFacts
 from policies.admission import Facts, Terms, refund
 from policies.callbacks import selects
 from policies.learning import Learned, failed_lately, learn
 from smscore import transitions as tr
-from smscore.model import (Event, Message, MoEvent, MoFacts, MoMessage, PushJob, ReceiptFacts, Status, assemble_mo,
-                           new_message_id)
+from smscore.model import Event, Message, MoEvent, MoMessage, PushJob, Status, assemble_mo, new_message_id
 from smscore.store.base import Store, own_status_callbacks
 from smscore.store.rules import (DO_NOT_CALL, IDEMPOTENCY_TTL, Conflict, NotFound, admit_messages,
                                  balance_notice_jobs, day_of, hold_back, lessons, needs_hold_back_check, settle,

@@ -21,9 +21,10 @@ from decimal import Decimal
 import orjson
 from twisted.internet.defer import Deferred
 
+from connectors.api import MoFacts
 from policies.callbacks import selects
 from smscore import transitions as tr
-from smscore.model import (Event, Message, MoEvent, MoFacts, MoMessage, MoRouting, PushJob, Status, assemble_mo,
+from smscore.model import (Event, Message, MoEvent, MoMessage, MoRouting, PushJob, Status, assemble_mo,
                            new_message_id, rfc3339)
 from smscore.store.base import Store, own_status_callbacks
 from smscore.store.changes import MessageChanges

@@ -13,7 +13,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 
-from policies.text import gsm_decode
+from connectors.smpp.text import gsm_decode
 from smscore.app import Gateway
 from smscore.config import parse_config
 from tests.backend import PushBackend

@@ -25,7 +25,7 @@ from connectors.smpp.defs import ESME_ROK
 from connectors.smpp.protocol import SMPPProtocol
 from connectors.smpp.session import ESME
 from connectors.smsc_sim import SimSettings, SimulatedSMSC, control_site
-from policies.text import gsm_decode, parse_udh
+from connectors.smpp.text import gsm_decode, parse_udh
 
 SETTINGS = SimSettings(system_id="gw", password="secret", receipt_delay=0.05)
 

@@ -13,7 +13,8 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import DeferredList, ensureDeferred, gatherResults
 
-from smscore.model import MoFacts, ReceiptOutcome, Status
+from connectors.api import MoFacts, ReceiptOutcome
+from smscore.model import Status
 from smscore.store import pg_schema
 from smscore.store import sqlite as sq
 from smscore.store.postgres import PostgresStore

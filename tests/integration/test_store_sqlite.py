@@ -93,7 +93,7 @@ def test_upgrade_is_idempotent(tmp_path):
 
 @pytest_twisted.ensureDeferred
 async def test_mo_parts_survive_a_restart(tmp_path):
-    from smscore.model import MoFacts
+    from connectors.api import MoFacts
 
     store = await _open("sqlite", tmp_path)
     assert await store.store_mo(MoFacts("op", "46701234567", "72550", "before ", (5, 2, 1)), 1000.0) is None

@@ -13,7 +13,7 @@ strict); one 8-bit reference, total = number of parts, sequence numbers 1..total
 exactly when there are several parts; at most 140 octets of user data over the air; and the split
 is greedy: a part of a multipart message is full (153 septets, 67 UCS-2 units, 134 octets) unless
 the next part starts with the character that would not fit (an extension character, an emoji),
-which fixes the number of parts without asking ``policies.text``.
+which fixes the number of parts without asking ``connectors.smpp.text``.
 
 "Over the air" for GSM sent one septet per octet (``packed_gsm = false``, SPEC §7) is the size
 once packed: such a short_message is up to 160 octets (159 with a UDH), within SMPP's 254.
@@ -423,7 +423,7 @@ def test_independent_reader_on_known_vectors():
 
 def test_the_two_gsm_tables_agree():
     """Typed apart, from the same standard: any difference is a typo in one of them."""
-    from policies.text import gsm_encode
+    from connectors.smpp.text import gsm_encode
 
     for code, char in GSM_BASIC.items():
         assert gsm_encode(char) == bytes([code]), (hex(code), char)

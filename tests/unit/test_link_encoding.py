@@ -8,7 +8,7 @@ import pytest
 
 from connectors.api import SubmitError
 from connectors.smpp.client import wire_encoding
-from policies.text import Encoding, concat_udh
+from connectors.smpp.text import Encoding, concat_udh
 from tests.unit.test_smpp_client import Net, error_of
 
 G, L, U = Encoding.GSM7, Encoding.LATIN1, Encoding.UCS2

@@ -13,12 +13,13 @@ from prometheus_client import CollectorRegistry
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
+from connectors.api import ReceiptOutcome
 from connectors.http_push import Pusher
 from policies.callbacks import next_batches, parse_selection, selects
 from smscore.callbacks import PushWorker
 from smscore.config import parse_config
 from smscore.metrics import Metrics
-from smscore.model import STATUS_NAMES, ReceiptOutcome
+from smscore.model import STATUS_NAMES
 from smscore.store.memory import MemoryStore
 from tests.backend import BackendResource, MemoryNetwork
 from tests.store_contract import make_message, receipt

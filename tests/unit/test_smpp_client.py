@@ -32,7 +32,7 @@ from connectors.smpp.defs import (
 )
 from connectors.smpp.protocol import SMPPProtocol
 from connectors.smpp.session import SMSC
-from policies.text import concat_udh, gsm_encode, gsm_pack
+from connectors.smpp.text import concat_udh, gsm_encode, gsm_pack
 
 PORT = 2775
 

@@ -33,7 +33,7 @@ from connectors.smpp.defs import (
 from connectors.smpp.protocol import RequestFailed, SMPPProtocol
 from connectors.smpp.session import ESME, UnexpectedResponse
 from connectors.smsc_sim import SimSettings, SimulatedSMSC
-from policies.text import gsm_decode, gsm_encode, parse_udh
+from connectors.smpp.text import gsm_decode, gsm_encode, parse_udh
 
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 SETTINGS = SimSettings(system_id="gw", password="secret", receipt_delay=60.0)

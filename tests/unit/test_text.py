@@ -1,4 +1,4 @@
-"""policies.text: GSM 03.38 / Latin-1 / UCS-2, 7-bit packing, parts and UDH."""
+"""connectors.smpp.text: GSM 03.38 / Latin-1 / UCS-2, 7-bit packing, parts and UDH."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policies.text import (
+from connectors.smpp.text import (
     GSM_BASIC,
     GSM_EXTENSION,
     ConcatInfo,
@@ -488,7 +488,7 @@ def test_parse_udh_refuses_lengths_past_the_end(data):
 
 def test_a_full_gsm_part_never_ends_in_cr():
     # Packed, a full part ending in CR needs a second CR (23.038 6.1.2.3.1) and a 141st octet.
-    from policies.text import count_parts, split
+    from connectors.smpp.text import count_parts, split
 
     assert [len(p.payload) for p in split("a" * 159 + "\r", "gsm7")] == [153, 7]
     assert count_parts("a" * 159 + "\r", "gsm7") == 2
