@@ -29,19 +29,19 @@ from smscore.logs import get_logger
 from smscore.metrics import Metrics
 from smscore.mo import MoRouter
 from smscore.pipeline import Pipeline, Routing
-from smscore.store.base import Store
+from smscore.store.base import Store, StoreRules
 
 
-def open_store(config: Config, reactor) -> Store:
-    """The store named by ``[store] url``."""
+def open_store(config: Config, reactor, rules: StoreRules | None = None) -> Store:
+    """The store named by ``[store] url`` (``rules``: what it needs to know from the node)."""
     url = config.store.url
     if config.store.sqlite_path is not None:
         from smscore.store.sqlite import SQLiteStore
 
-        return SQLiteStore(config.store.sqlite_path, reactor, auto_upgrade=config.store.auto_upgrade)
+        return SQLiteStore(config.store.sqlite_path, reactor, auto_upgrade=config.store.auto_upgrade, rules=rules)
     from smscore.store.postgres import PostgresStore
 
-    return PostgresStore(url, reactor, auto_upgrade=config.store.auto_upgrade)
+    return PostgresStore(url, reactor, auto_upgrade=config.store.auto_upgrade, rules=rules)
 
 
 def routing_for(config: Config) -> Routing:
@@ -82,27 +82,26 @@ class Gateway:
         self.pushes = worker is None or not worker.is_main
         owner = config.gateway.node if self.delivers else f"{config.gateway.node}/{worker.index}"
         self.metrics = Metrics(registry or CollectorRegistry())
-        self.store = open_store(config, reactor)
+        routing = self._routing()  # reloaded in place (reload)
+        self.store = open_store(config, reactor, StoreRules(
+            untried=routing.untried, status_callbacks_for=self._status_callbacks, cost_of=self._cost_of,
+            config_source=lambda: self.config))
         self.kicks: Kicks | None = None
         if worker is not None:
             self.kicks = Kicks(reactor, worker.kick_ports, {
                 b"claim": lambda: self.pipeline.link_ready(""), b"push": lambda: self.push_worker.kick()})
+        self.mo_router = MoRouter(config)
         self.pipeline = Pipeline(store=self.store, clock=reactor, node=owner,
-                                 lease=config.gateway.lease, routing=self._routing(), metrics=self.metrics,
+                                 lease=config.gateway.lease, routing=routing, metrics=self.metrics,
                                  receipt_timeout=config.gateway.receipt_timeout, delivers=self.delivers,
                                  on_unclaimed=lambda: self.kicks.kick(0, b"claim"),
-                                 claim_interval=2.0 if worker is None else 0.5)
-        self.store.status_callbacks_for = self._status_callbacks
-        self.store.cost_of = lambda operator, number: (
-            self.config.operators[operator].cost.lookup(number) if operator in self.config.operators else None)
-        self.store.config_source = lambda: self.config
-        self.mo_router = MoRouter(config)
-        self.pipeline.mo_route = lambda mo, spent: self.mo_router.route(mo, spent)
+                                 claim_interval=2.0 if worker is None else 0.5,
+                                 mo_route=lambda mo, spent: self.mo_router.route(mo, spent),
+                                 on_push_queued=self._push_queued)
         self.pusher = Pusher(reactor, timeout=config.push.timeout)
         self.push_worker = PushWorker(store=self.store, pusher=self.pusher, clock=reactor, node=owner,
                                       config_source=lambda: self.config, mo_router_source=lambda: self.mo_router,
                                       pipeline=self.pipeline, metrics=self.metrics)
-        self.pipeline.on_push_queued = self.push_worker.kick if self.pushes else self._kick_pushers
         self.links: dict[str, OperatorLink] = {}
         self.sims: dict[str, SimulatedSMSC] = {}
         self.ports: list = []
@@ -160,6 +159,17 @@ class Gateway:
             metrics.putChild(b"reload", ReloadResource(self))
             mon_family = socket.AF_INET
         self.metrics_port = r.adoptStreamPort(w.metrics_fd, mon_family, Site(metrics))
+
+    def _cost_of(self, operator: str, number: str) -> Decimal | None:
+        op = self.config.operators.get(operator)
+        return op.cost.lookup(number) if op is not None else None
+
+    def _push_queued(self) -> None:
+        """A stored change queued push jobs: this process delivers them, or the API workers do."""
+        if self.pushes:
+            self.push_worker.kick()
+        else:
+            self._kick_pushers()
 
     def _kick_pushers(self) -> None:
         """Status changes queued callbacks: the API workers deliver them."""

@@ -56,7 +56,10 @@ class Pipeline:
                  metrics: Metrics | None = None, max_in_memory: int = 20000, claim_batch: int = 1000,
                  claim_interval: float = 2.0, receipt_timeout: float = 72 * 3600.0,
                  mo_reassembly_timeout: float = 300.0, delivers: bool = True,
-                 on_unclaimed: Callable[[], object] = lambda: None) -> None:
+                 on_unclaimed: Callable[[], object] = lambda: None, mo_route=None,
+                 on_push_queued: Callable[[], object] | None = None,
+                 on_mo: Callable[[MoMessage], object] | None = None) -> None:
+        """``store`` must have been built with this ``routing``'s ``untried`` (StoreRules)."""
         self.store = store
         self.clock = clock
         self.node = node
@@ -73,11 +76,11 @@ class Pipeline:
         self.delivers = delivers
         self.on_unclaimed = on_unclaimed
         #: called with every MoMessage once it is stored whole (after routing, when there is one)
-        self.on_mo: Callable[[MoMessage], object] = self._log_mo
+        self.on_mo: Callable[[MoMessage], object] = on_mo or self._log_mo
         #: ``route(mo, spent) -> MoRouting``, run in the transaction that stores a whole MO
-        self.mo_route = None
+        self.mo_route = mo_route
         #: called when a stored change queued a push job (the push worker claims it at once)
-        self.on_push_queued: Callable[[], object] = lambda: None
+        self.on_push_queued: Callable[[], object] = on_push_queued or (lambda: None)
         self.links: dict = {}
         self.queues: dict[str, deque[Message]] = {}
         self.inflight: dict[str, int] = {}
@@ -86,7 +89,6 @@ class Pipeline:
         self._loops: list[LoopingCall] = []
         self._claiming = False
         self._running = False
-        store.untried = routing.untried
         self.metrics.watch_queues(self._sample_queues)
 
     # -- wiring ------------------------------------------------------------------------------

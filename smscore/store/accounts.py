@@ -15,8 +15,8 @@ outcome, in the transaction that stores the change:
 - ops actions (approve, refuse, cancel, pause, resume, top-up), stop-list edits, idempotency keys,
   the CSV export and the retention purge.
 
-The config is read through ``config_source`` (set by the gateway); without one (unit tests of the
-bare store) the account rules are off.
+The config is read through ``config_source`` (``StoreRules``, given when the store is built);
+without one (unit tests of the bare store) the account rules are off.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from smscore.store.rules import (DO_NOT_CALL, IDEMPOTENCY_TTL, Conflict, NotFoun
 class AccountRules:
     """Mixed into SqlStore subclasses (before SqlStore in the bases)."""
 
-    config_source = None  # () -> Config, set by the gateway
+    config_source = None  # () -> Config (StoreRules)
 
     # -- accounts -------------------------------------------------------------------------------
     def ensure_accounts(self, balances: dict[str, Decimal]) -> Deferred:

@@ -13,7 +13,9 @@ leases it holds while it lives; ``claim()`` takes unowned messages and those who
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
 
 from twisted.internet.defer import Deferred
 
@@ -31,6 +33,33 @@ def own_status_callbacks(message: Message) -> tuple[str, str] | None:
     return message.callback_url, ALL if message.callback_statuses is None else message.callback_statuses
 
 
+def _no_operator_left(message: Message) -> Sequence[str]:
+    return ()
+
+
+def _no_cost(operator: str, number: str) -> Decimal | None:
+    return None
+
+
+@dataclass(frozen=True)
+class StoreRules:
+    """What a store needs to know from the node that runs it, given when the store is built:
+
+    - ``untried(message)``: the operators of its profile still to try (failover; none: final);
+    - ``status_callbacks_for(message)``: ``(URL, selection)`` for its status callbacks (its own URL,
+      else its account's; its own ``callback_statuses``, else its account's, read when the event
+      happens), or None; only selected events get a push job;
+    - ``cost_of(operator, number)``: what one part costs through an operator (None: unknown, 0);
+    - ``config_source()``: the node's current config, for the account rules (None: rules off,
+      as for a bare store in tests).
+    """
+
+    untried: Callable[[Message], Sequence[str]] = _no_operator_left
+    status_callbacks_for: Callable[[Message], tuple[str, str] | None] = own_status_callbacks
+    cost_of: Callable[[str, str], Decimal | None] = _no_cost
+    config_source: Callable[[], object] | None = None
+
+
 class StoreError(Exception):
     """The store could not do what was asked (not found is not an error: it returns None)."""
 
@@ -38,12 +67,16 @@ class StoreError(Exception):
 class Store(ABC):
     """What the pipeline and the HTTP API need from a status store."""
 
-    #: set by the owner before ``open``: which operators of a message's profile are still untried.
+    #: see StoreRules (each store takes them in its constructor)
     untried: UntriedOperators
-    #: set by the owner: ``(URL, selection)`` for a message's status callbacks (its own URL, else
-    #: its account's; its own ``callback_statuses``, else its account's, read when the event
-    #: happens), or None for no status callbacks. Only selected events get a push job.
     status_callbacks_for = staticmethod(own_status_callbacks)
+
+    def _take_rules(self, rules: StoreRules | None) -> None:
+        rules = rules or StoreRules()
+        self.untried = rules.untried
+        self.status_callbacks_for = rules.status_callbacks_for
+        self.cost_of = rules.cost_of
+        self.config_source = rules.config_source
 
     @abstractmethod
     def open(self) -> Deferred:

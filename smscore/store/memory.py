@@ -20,7 +20,7 @@ from policies.callbacks import selects
 from policies.learning import Learned, failed_lately, learn
 from smscore import transitions as tr
 from smscore.model import Event, Message, MoEvent, MoMessage, PushJob, Status, assemble_mo, new_message_id
-from smscore.store.base import Store, own_status_callbacks
+from smscore.store.base import Store, StoreRules
 from smscore.store.rules import (DO_NOT_CALL, IDEMPOTENCY_TTL, Conflict, NotFound, admit_messages,
                                  balance_notice_jobs, day_of, hold_back, lessons, needs_hold_back_check, settle,
                                  working)
@@ -30,13 +30,12 @@ from smscore.store.sql import status_callback_body
 class MemoryStore(Store):
     """Messages, parts, SMSC ids and orphan receipts in dicts."""
 
-    def __init__(self) -> None:
+    def __init__(self, rules: StoreRules | None = None) -> None:
         self.messages: dict[str, Message] = {}
         self.parts: dict[str, list[str]] = {}
         self.leases: dict[str, tuple[str | None, float | None]] = {}
         self.smsc_ids: dict[tuple[str, str], tuple[str, int]] = {}
         self.orphans: list[ReceiptFacts] = []
-        self.untried = lambda message: ()
         self.closed = False
         self.mo: dict[str, MoMessage] = {}
         self.mo_parts: dict[tuple, dict[int, tuple[str, float]]] = {}
@@ -45,9 +44,7 @@ class MemoryStore(Store):
         self.stoplist: set[tuple[str, str]] = set()
         self.spend: dict[tuple[str, str, str], object] = {}
         self._counter = 0
-        self.status_callbacks_for = own_status_callbacks
-        self.cost_of = lambda operator, number: None
-        self.config_source = None  # () -> Config: the account rules (off without one)
+        self._take_rules(rules)
         self.accounts: dict[str, list] = {}  # account -> [balance, paused]
         self.daily: dict[tuple[str, str], int] = {}  # (account, day) -> messages counted
         self.consent: set[tuple[str, str]] = set()

@@ -34,6 +34,7 @@ import itertools
 from twisted.internet.defer import Deferred
 
 from smscore.store.accounts import AccountRules
+from smscore.store.base import StoreRules
 from smscore.store.pg_schema import LATEST, connect, lock_key, upgrade, version_of
 from smscore.store.sql import SqlStore
 from smscore.store.writer import BatchWriter
@@ -106,7 +107,8 @@ class PostgresStore(AccountRules, SqlStore):
 
     placeholder = "%s"
 
-    def __init__(self, url: str, reactor, *, auto_upgrade: bool = True, writers: int = 1) -> None:
+    def __init__(self, url: str, reactor, *, auto_upgrade: bool = True, writers: int = 1,
+                 rules: StoreRules | None = None) -> None:
         if writers < 1:
             raise ValueError("writers must be at least 1")
         self.url = url
@@ -122,7 +124,7 @@ class PostgresStore(AccountRules, SqlStore):
         self._reachable = True
         #: operations run again after losing a deadlock or a unique-key race (tests, diagnosis)
         self.retried = 0
-        super().__init__(self._writers[0], self._reader)
+        super().__init__(self._writers[0], self._reader, rules)
 
     # -- dialect -----------------------------------------------------------------------------
     def q(self, sql: str) -> str:

@@ -15,7 +15,7 @@ selected costs no job at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 
 import orjson
@@ -26,7 +26,7 @@ from policies.callbacks import selects
 from smscore import transitions as tr
 from smscore.model import (Event, Message, MoEvent, MoMessage, MoRouting, PushJob, Status, assemble_mo,
                            new_message_id, rfc3339)
-from smscore.store.base import Store, own_status_callbacks
+from smscore.store.base import Store, StoreRules
 from smscore.store.changes import MessageChanges
 from smscore.store.rows import (JOB_COLS, MO_COLS, MSG_COLS, chunks, marks, row_to_job,  # noqa: F401 (re-exported)
                                 row_to_message, row_to_mo)
@@ -48,17 +48,13 @@ class SqlStore(MessageChanges, Store):
     #: how the driver writes a placeholder ("?" for sqlite3, "%s" for psycopg2)
     placeholder = "?"
 
-    def __init__(self, writer: BatchWriter, reader: BatchWriter | None = None) -> None:
+    def __init__(self, writer: BatchWriter, reader: BatchWriter | None = None, rules: StoreRules | None = None) -> None:
         self._writer = writer
         #: reads run on a connection of their own: they wait for no write batch and take no lock
         self._reader = reader
         self._sql_cache: dict[str, str] = {}
         self._seqs: dict[str, int] = {}
-        self.untried = lambda message: ()
-        #: where a message's status callbacks go and which: (URL, selection) or None (see Store)
-        self.status_callbacks_for: Callable[[Message], tuple[str, str] | None] = own_status_callbacks
-        #: what one part costs through an operator for a number (None: unknown, counted as 0)
-        self.cost_of: Callable[[str, str], Decimal | None] = lambda operator, number: None
+        self._take_rules(rules)
 
     def q(self, sql: str) -> str:
         """The statement in the driver's placeholder style (cached)."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from twisted.internet.defer import Deferred
 
 from smscore.store.accounts import AccountRules
+from smscore.store.base import StoreRules
 from smscore.store.sql import SqlStore
 from smscore.store.writer import BatchWriter
 
@@ -263,7 +264,7 @@ def upgrade(path: str | Path) -> tuple[int, int]:
 class SQLiteStore(AccountRules, SqlStore):
     """SqlStore (with the account rules) on an SQLite file."""
 
-    def __init__(self, path: str | Path, reactor, *, auto_upgrade: bool = True) -> None:
+    def __init__(self, path: str | Path, reactor, *, auto_upgrade: bool = True, rules: StoreRules | None = None) -> None:
         self.path = Path(path)
         self.auto_upgrade = auto_upgrade
         self._reactor = reactor
@@ -271,7 +272,8 @@ class SQLiteStore(AccountRules, SqlStore):
         super().__init__(BatchWriter(reactor, lambda: connect(self.path), name="sqlite-writer",
                                      lock_path=f"{self.path}.lock", on_begin=lambda cur: self._counters_begin(cur),
                                      before_commit=lambda cur: self._counters_flush(cur)),
-                         BatchWriter(reactor, lambda: connect(self.path), name="sqlite-reader", begin="BEGIN"))
+                         BatchWriter(reactor, lambda: connect(self.path), name="sqlite-reader", begin="BEGIN"),
+                         rules)
 
     #: rows per statement at most (the driver keeps each size's statement compiled: ``connect``)
     _CHUNK = 256

@@ -19,6 +19,7 @@ from smscore.api import api_factory
 from smscore.config import parse_config
 from smscore.metrics import Metrics
 from smscore.pipeline import Pipeline, Routing
+from smscore.store.base import StoreRules
 from smscore.store.memory import MemoryStore
 from tests.fakes import FakeLink
 
@@ -53,11 +54,11 @@ class Harness:
     def __init__(self, tmp_path):
         self.config = parse_config(CONFIG, path=tmp_path / "gw.toml")
         self.clock = reactor
-        self.store = MemoryStore()
         self.links = {name: FakeLink(name) for name in ("cheap", "dear")}
         self.sims = {}
         routing = Routing({n: p.operators for n, p in self.config.profiles.items()},
                           lambda op, to: self.config.operators[op].cost.lookup(to))
+        self.store = MemoryStore(StoreRules(untried=routing.untried))
         self.pipeline = Pipeline(store=self.store, clock=reactor, node="gw1", lease=30, routing=routing,
                                  metrics=Metrics(CollectorRegistry()))
         for link in self.links.values():

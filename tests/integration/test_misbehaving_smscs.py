@@ -48,6 +48,7 @@ from connectors.smsc_sim import SimSettings
 from smscore.metrics import Metrics
 from smscore.model import Event, Message, Status, new_message_id
 from smscore.pipeline import Pipeline, Routing
+from smscore.store.base import StoreRules
 from smscore.store.sqlite import SQLiteStore
 
 OPERATOR = "op"
@@ -96,9 +97,9 @@ class Gateway:
         self.logs = self._capture.__enter__()
         try:
             port = await self.sim.listen("127.0.0.1", 0)
-            self.store = SQLiteStore(self.db, reactor)
-            await self.store.open()
             routing = Routing({"standard": (OPERATOR,)}, lambda op, number: Decimal("0.10"))
+            self.store = SQLiteStore(self.db, reactor, rules=StoreRules(untried=routing.untried))
+            await self.store.open()
             self.pipeline = Pipeline(store=self.store, clock=reactor, node="gw1", lease=30.0,
                                      routing=routing, metrics=Metrics(self.registry))
             self.link = OperatorLink(OPERATOR, LinkSettings("127.0.0.1", port, **self.link_settings),

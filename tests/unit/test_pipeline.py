@@ -11,6 +11,7 @@ from connectors.api import ReceiptOutcome, SubmitError
 from smscore.metrics import Metrics
 from smscore.model import Event, Message, Status, new_message_id
 from smscore.pipeline import Pipeline, Routing
+from smscore.store.base import StoreRules
 from smscore.store.memory import MemoryStore
 from tests.fakes import FakeLink
 
@@ -18,9 +19,9 @@ COSTS = {"cheap": Decimal("0.10"), "dear": Decimal("0.20")}
 
 
 def make(clock, links=("cheap", "dear"), max_in_memory=1000, window=10, store=None):
-    store = store or MemoryStore()
     metrics = Metrics(CollectorRegistry())
     routing = Routing({"standard": ("dear", "cheap")}, lambda op, to: COSTS[op])
+    store = store or MemoryStore(StoreRules(untried=routing.untried))
     p = Pipeline(store=store, clock=clock, node="gw1", lease=30.0, routing=routing, metrics=metrics,
                  max_in_memory=max_in_memory)
     fakes = {}
@@ -202,10 +203,11 @@ def test_an_unanswered_submit_is_sent_again_and_counted_as_a_possible_duplicate(
 def test_no_receipt_within_receipt_timeout_makes_the_message_unknown():
     clock = Clock()
     clock.advance(1000)
-    store = MemoryStore()
     metrics = Metrics(CollectorRegistry())
+    routing = Routing({"standard": ("cheap",)}, lambda op, to: COSTS[op])
+    store = MemoryStore(StoreRules(untried=routing.untried))
     p = Pipeline(store=store, clock=clock, node="gw1", lease=30.0, metrics=metrics, receipt_timeout=600.0,
-                 routing=Routing({"standard": ("cheap",)}, lambda op, to: COSTS[op]))
+                 routing=routing)
     link = FakeLink("cheap")
     p.add_link(link)
     run(p.start())
@@ -249,10 +251,9 @@ def test_mo_parts_are_stored_then_handed_on_whole_and_a_stuck_one_after_the_time
     clock = Clock()
     clock.advance(1000)
     store = MemoryStore()
-    p = Pipeline(store=store, clock=clock, node="gw1", lease=30.0, mo_reassembly_timeout=60.0,
-                 routing=Routing({"standard": ("cheap",)}, lambda op, to: COSTS[op]))
     got = []
-    p.on_mo = got.append
+    p = Pipeline(store=store, clock=clock, node="gw1", lease=30.0, mo_reassembly_timeout=60.0,
+                 routing=Routing({"standard": ("cheap",)}, lambda op, to: COSTS[op]), on_mo=got.append)
     run(p.start())
     part = lambda seq, text, ref=1: MoFacts("cheap", "46701234567", "72550", text, (ref, 2, seq))  # noqa: E731
     assert run(p.mo_received(part(2, "world"))) is None
