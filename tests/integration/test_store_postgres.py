@@ -18,9 +18,10 @@ from smscore.model import Status
 from smscore.store import pg_schema
 from smscore.store import sqlite as sq
 from smscore.store.postgres import PostgresStore
-from tests import store_contract
+from tests import store_contract, store_contract_accounts, store_sql
 from tests.store_contract import make_message, receipt
 
+CHECKS = store_contract.CHECKS + store_contract_accounts.CHECKS + store_sql.CHECKS
 pytestmark = pytest.mark.postgres
 
 
@@ -31,7 +32,7 @@ async def _open(url, **kw) -> PostgresStore:
 
 
 @pytest.mark.parametrize("writers", [1, 3])
-@pytest.mark.parametrize("check", store_contract.CHECKS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
 @pytest_twisted.ensureDeferred
 async def test_contract(check, writers, pg_url):
     store = await _open(pg_url, writers=writers)
@@ -442,8 +443,8 @@ async def test_submits_and_receipts_queued_together_run_merged(pg_url):
 
     store._changes = counting
     try:
-        await store_contract.check_submits_and_receipts_sent_together_apply_as_one_at_a_time(
-            store, hold=lambda: store_contract.hold_writers(store))
+        await store_sql.check_submits_and_receipts_sent_together_apply_as_one_at_a_time(
+            store, hold=lambda: store_sql.hold_writers(store))
     finally:
         await store.close()
     assert runs[0] == 11
@@ -465,7 +466,7 @@ async def test_statements_per_message_at_load(pg_url, monkeypatch):
     monkeypatch.setattr(postgres._Cursor, "execute", counting)
     store = await _open(pg_url)
     try:
-        per_message = await store_contract.statements_per_message(store, lambda: len(executed))
+        per_message = await store_sql.statements_per_message(store, lambda: len(executed))
     finally:
         await store.close()
     assert per_message <= 1.0, per_message  # 0.64 measured; the bar is 6
@@ -475,6 +476,6 @@ async def test_statements_per_message_at_load(pg_url, monkeypatch):
 async def test_reads_wait_for_no_write(pg_url):
     store = await _open(pg_url, writers=2)
     try:
-        await store_contract.reads_wait_for_no_write(store)
+        await store_sql.reads_wait_for_no_write(store)
     finally:
         await store.close()

@@ -10,8 +10,9 @@ from twisted.internet import reactor
 
 from smscore.store import sqlite as sq
 from smscore.store.memory import MemoryStore
-from tests import store_contract
+from tests import store_contract, store_contract_accounts, store_sql
 
+CHECKS = store_contract.CHECKS + store_contract_accounts.CHECKS + store_sql.CHECKS
 IMPLEMENTATIONS = ["memory", "sqlite"]
 
 
@@ -25,7 +26,7 @@ async def _open(kind, tmp_path):
 
 
 @pytest.mark.parametrize("kind", IMPLEMENTATIONS)
-@pytest.mark.parametrize("check", store_contract.CHECKS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
 @pytest_twisted.ensureDeferred
 async def test_contract(kind, check, tmp_path):
     store = await _open(kind, tmp_path)
@@ -142,8 +143,8 @@ async def test_submits_and_receipts_queued_together_run_merged(tmp_path):
 
     store._changes = counting
     try:
-        await store_contract.check_submits_and_receipts_sent_together_apply_as_one_at_a_time(
-            store, hold=lambda: store_contract.hold_writers(store))
+        await store_sql.check_submits_and_receipts_sent_together_apply_as_one_at_a_time(
+            store, hold=lambda: store_sql.hold_writers(store))
     finally:
         await store.close()
     assert runs[0] == 11
@@ -182,7 +183,7 @@ async def test_requests_accepted_together_meet_the_account_rules_as_one_after_an
     first = [store_contract.make_message(to=f"4670100000{i}", at=1000.0 + i) for i in range(2)]
     refused = [store_contract.make_message(to=f"479000000{i}", at=1002.0 + i) for i in range(3)]
     third = [store_contract.make_message(to=f"4670200000{i}", at=1005.0 + i) for i in range(2)]
-    release = store_contract.hold_writers(store)
+    release = store_sql.hold_writers(store)
     ds = [store.accept(ms, "gw1", 1030.0) for ms in (first, refused, third)]
     release()
     await ds[0]
@@ -222,7 +223,7 @@ async def test_statements_per_message_at_load(tmp_path):
     store._writer._connect = counting
     await store.open()
     try:
-        per_message = await store_contract.statements_per_message(store, lambda: len(executed))
+        per_message = await store_sql.statements_per_message(store, lambda: len(executed))
     finally:
         await store.close()
     assert per_message <= 1.0, per_message  # 0.64 measured
@@ -232,6 +233,6 @@ async def test_statements_per_message_at_load(tmp_path):
 async def test_reads_wait_for_no_write(tmp_path):
     store = await _open("sqlite", tmp_path)
     try:
-        await store_contract.reads_wait_for_no_write(store)
+        await store_sql.reads_wait_for_no_write(store)
     finally:
         await store.close()

@@ -1,0 +1,160 @@
+"""The store contract, continued: the account rules and the operations of ops and customers,
+checked on every store (see ``tests.store_contract``)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from connectors.api import ReceiptOutcome
+from smscore.model import Status
+from tests.store_contract import make_message, receipt, untried
+
+
+RULES = """
+[operators.cheap]
+type = "simulated"
+[operators.dear]
+type = "simulated"
+[profiles.standard]
+operators = ["cheap", "dear"]
+[accounts.acme]
+api_keys = ["acme-key"]
+senders = ["ACME"]
+billing = "prepaid"
+balance = "10"
+prices = { "46" = "1" }
+daily_volume_limit = 4
+callback_url = "http://acme/status"
+secret = "acme-secret"
+"""
+
+
+def with_rules(store):
+    from smscore.config import parse_config
+
+    config = parse_config(RULES, path="/nonexistent/gateway.toml")
+    store.config_source = lambda: config
+    store.untried = untried
+    return config
+
+
+async def _refused(d, kind):
+    try:
+        await d
+    except kind as exc:
+        return exc
+    raise AssertionError(f"expected {kind.__name__}")
+
+
+async def check_account_rules_at_acceptance_and_ops_actions(store):
+    from smscore.store.rules import Conflict, NotFound
+    from policies.admission import InsufficientBalance, NoPrice
+
+    with_rules(store)
+    await store.ensure_accounts({"acme": Decimal(10)})
+    await store.ensure_accounts({"acme": Decimal(99)})  # once only
+    assert await store.account_state("acme") == (Decimal(10), False)
+    assert await store.stoplist_change(["46700000001"], account="acme", at=1.0) == 1
+    assert await store.stoplist_change(["46700000001"], account="acme", at=1.0) == 0
+    assert await store.stoplist_change(["46700000002", "46700000003"], at=1.0) == 2  # do-not-call
+    assert await store.stoplist_change(["46700000003"], account="acme", consent=True, at=1.0) == 1
+    assert await store.is_stopped("acme", "46700000001")
+    first = [make_message(to=f"4670000000{i}", at=1000.0 + i) for i in (1, 2, 3, 4)]
+    await store.accept(first, None, 0.0)
+    assert [(m.status, m.error) for m in first] == [
+        (Status.STOPPED, "stop list"), (Status.STOPPED, "do-not-call"), (Status.QUEUED, None), (Status.QUEUED, None)]
+    assert [m.charged for m in first] == [0, 0, 1, 1]
+    assert (await store.get(first[0].id)).events[0].detail == "the number is on the account's stop list"
+    assert (await store.account_state("acme"))[0] == Decimal(8)
+    # Refused whole, nothing kept: no price, or more than the balance.
+    await _refused(store.accept([make_message(to="4790000001", at=1010.0)], None, 0.0), NoPrice)
+    over = make_message(to="46700000005", parts=9, at=1011.0)
+    assert (await _refused(store.accept([over], None, 0.0), InsufficientBalance)).needed == Decimal(9)
+    assert await store.get(over.id) is None and (await store.account_state("acme"))[0] == Decimal(8)
+    # The daily volume: two counted so far, two more go, the last waits for ops.
+    second = [make_message(to=f"4670000001{i}", at=1020.0 + i) for i in range(3)]
+    await store.accept(second, None, 0.0)
+    assert [m.status for m in second] == [Status.QUEUED, Status.QUEUED, Status.PENDING_APPROVAL]
+    assert (await store.account_state("acme"))[0] == Decimal(5)
+    assert (await store.act(second[2].id, "approve", 1030.0, "approved by ops")).status is Status.QUEUED
+    await _refused(store.act(second[2].id, "refuse", 1031.0, "refused"), Conflict)
+    await _refused(store.act("nope", "cancel", 1031.0, "cancelled"), NotFound)
+    await _refused(store.act(second[2].id, "cancel", 1031.0, "cancelled", account="other"), NotFound)
+    cancelled = await store.act(second[1].id, "cancel", 1032.0, "cancelled by the customer", account="acme")
+    assert cancelled.status is Status.STOPPED and [e.status for e in cancelled.events] == [
+        Status.QUEUED, Status.STOPPED]
+    assert (await store.account_state("acme"))[0] == Decimal(6)  # refunded: it was never sent
+    # Pause and resume.
+    paused = await store.set_paused("acme", True, 1040.0)
+    assert sorted(m.id for m in paused) == sorted([first[2].id, first[3].id, second[0].id, second[2].id])
+    assert await store.account_state("acme") == (Decimal(6), True)
+    assert await store.claim("gw1", 1041.0, 1100.0, 10) == []
+    await store.stoplist_change(["46700000010"], account="acme", at=1042.0)  # stopped meanwhile
+    resumed = await store.set_paused("acme", False, 1043.0)
+    assert {m.id: m.status for m in resumed}[second[0].id] is Status.STOPPED
+    assert sorted(m.id for m in await store.claim("gw1", 1044.0, 1100.0, 10)) == sorted(
+        [first[2].id, first[3].id, second[2].id])
+    # A top-up that crosses 1000 tells the account.
+    assert await store.topup("acme", Decimal(1000), 1050.0) == Decimal(1007)
+    notices = [j.body for j in await store.pending_push_jobs() if j.kind == "balance"]
+    assert [(n["threshold"], n["balance"]) for n in notices] == [(1000.0, 1007.0)]
+
+
+async def check_idempotency_keys_answer_repeats_for_a_day(store):
+    from smscore.store.rules import Conflict
+
+    def render(ms):
+        return {"messages": [m.id for m in ms]}
+
+    first = [make_message(at=1000.0)]
+    assert await store.accept_once(first, None, 0.0, account="acme", key="k1", body_hash="h1", render=render,
+                                   at=1000.0) is None
+    again = [make_message(at=1001.0)]
+    assert await store.accept_once(again, None, 0.0, account="acme", key="k1", body_hash="h1", render=render,
+                                   at=1001.0) == {"messages": [first[0].id]}
+    assert await store.get(again[0].id) is None
+    await _refused(store.accept_once([make_message(at=1002.0)], None, 0.0, account="acme", key="k1",
+                                     body_hash="other", render=render, at=1002.0), Conflict)
+    later = [make_message(at=1000.0 + 86400)]
+    assert await store.accept_once(later, None, 0.0, account="acme", key="k1", body_hash="h1", render=render,
+                                   at=1000.0 + 86400) is None
+    assert (await store.get(later[0].id)).status is Status.QUEUED
+
+
+async def check_export_by_creation_time_and_purge_by_age(store):
+    store.untried = untried
+    old, new = make_message(at=1000.0), make_message(at=5000.0)
+    await store.accept([old, new], "gw1", 1e9)
+    assert [m.id for m in await store.export("acme", 0.0, 2000.0)] == [old.id]
+    assert [m.id for m in await store.export("acme", 0.0, 9000.0)] == [old.id, new.id]
+    for m, at in ((old, 1001.0), (new, 5001.0)):
+        await store.record_submit(m.id, "cheap", [m.id + "-k"], at)
+        await store.apply_receipt(receipt(m.id + "-k"), at + 1)
+    assert await store.apply_receipt(receipt("orphan"), 1500.0) is None
+    assert await store.purge(6000.0, 3000.0, 100.0) == 1  # final and older than 3000 s
+    assert await store.get(old.id) is None and (await store.get(new.id)).status is Status.DELIVERED
+    # The orphan receipt is gone too: a submit with its id now applies nothing.
+    late = make_message(at=5500.0)
+    await store.accept([late], "gw1", 1e9)
+    assert [t.message.status for t in await store.record_submit(late.id, "cheap", ["orphan"], 5501.0)] == [
+        Status.SUBMITTED]
+
+
+async def check_what_deliveries_teach_is_attached_when_claimed(store):
+    with_rules(store)
+    await store.ensure_accounts({"acme": Decimal(100)})
+    m = make_message(to="46709999999")
+    await store.accept([m], "gw1", 1e9)
+    await store.record_submit(m.id, "cheap", ["t1"], 1001.0)
+    await store.apply_receipt(receipt("t1", ReceiptOutcome.FAILED, stat="UNDELIV"), 1002.0, "gw1", 1e9)
+    await store.record_submit(m.id, "dear", ["t2"], 1003.0)
+    await store.apply_receipt(receipt("t2", operator="dear"), 1004.0)
+    nxt = make_message(to="46709999999", at=1005.0)
+    await store.accept([nxt], None, 0.0)
+    [claimed] = await store.claim("gw1", 1006.0, 1e9, 10)
+    assert claimed.id == nxt.id and claimed.preferred == "dear" and claimed.recent_failures == ("cheap",)
+
+
+
+
+CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]
