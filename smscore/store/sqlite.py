@@ -284,7 +284,7 @@ class SQLiteStore(AccountRules, SqlStore):
             if rows:
                 cur.execute(sql, rows[0])
             return
-        if sql == self._UPDATE_MESSAGE:
+        if sql == self._UPDATE_MESSAGE and sqlite3.sqlite_version_info >= (3, 33):  # UPDATE … FROM
             head, one = self._UPDATE_MESSAGES
         elif sql.startswith("INSERT") and sql.endswith(")") and " VALUES (" in sql:
             head, _, values = sql.rpartition(" VALUES ")
