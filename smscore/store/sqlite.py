@@ -31,9 +31,9 @@ LATEST = max(MIGRATIONS)
 
 def connect(path: str | Path) -> sqlite3.Connection:
     """A connection set up for durability: WAL, synchronous=FULL, explicit transactions."""
-    # Multi-row statements come in many sizes (SQLiteStore._many): keep them all compiled.
+    # Multi-row statements come in nine sizes per kind (SQLiteStore._many): keep them compiled.
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30,
-                           cached_statements=4096)
+                           cached_statements=512)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=30000")
@@ -81,7 +81,9 @@ class SQLiteStore(AccountRules, SqlStore):
                          BatchWriter(reactor, lambda: connect(self.path), name="sqlite-reader", begin="BEGIN"),
                          rules)
 
-    #: rows per statement at most (the driver keeps each size's statement compiled: ``connect``)
+    #: rows per statement at most; a call's rows go in chunks of 256, 128, … 1 rows, so that a few
+    #: statement texts per kind serve every number of rows and stay compiled in the driver's cache
+    #: (one text per exact size grew the cache, and the memory, with every new batch size)
     _CHUNK = 256
 
     def _many(self, cur, sql: str, rows) -> None:
@@ -98,7 +100,7 @@ class SQLiteStore(AccountRules, SqlStore):
         else:
             cur.executemany(sql, rows)
             return
-        for chunk in (rows[i:i + self._CHUNK] for i in range(0, len(rows), self._CHUNK)):
+        for chunk in _binary_chunks(rows, self._CHUNK):
             cur.execute(head.format(values=",".join([one] * len(chunk))) if "{values}" in head
                         else head + ",".join([one] * len(chunk)), [v for row in chunk for v in row])
 
@@ -130,3 +132,12 @@ class SQLiteStore(AccountRules, SqlStore):
         d.addCallback(lambda _: (self._writer.start(), self._reader.start()))
         return d
 
+
+def _binary_chunks(rows: list, largest: int):
+    """``rows`` in chunks whose sizes are powers of two, largest first (23 rows: 16, 4, 2, 1)."""
+    i, size = 0, largest
+    while i < len(rows):
+        while size > len(rows) - i:
+            size //= 2
+        yield rows[i:i + size]
+        i += size
