@@ -2,7 +2,10 @@
 
 One ``Metrics`` object per gateway; tests make their own registry and read samples with
 ``registry.get_sample_value``. Queue depth and in-flight counts are read at scrape time through a
-custom collector, so the hot path does no bookkeeping for them.
+custom collector, so the hot path does no bookkeeping for them. The counters that move several
+times a message (PDUs, status changes, submit attempts) are ``Tally`` objects: plain numbers read
+at scrape time, where prometheus_client's Counter takes a lock on every increment (measured: a
+tenth of the main worker's reactor time in lists of 100).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 # The *_created series (one timestamp per label set) double every scrape and nobody graphs them.
@@ -38,6 +41,28 @@ class _LiveGauges(Collector):
         yield inflight
 
 
+class Tally(Collector):
+    """A labelled counter kept as plain numbers on the reactor thread and exported at scrape time
+    (as ``<name>_total``, like a Counter)."""
+
+    def __init__(self, name: str, documentation: str, labels: list[str], registry: CollectorRegistry) -> None:
+        self.name, self.documentation, self.labels = name, documentation, labels
+        self.values: dict[tuple[str, ...], float] = {}
+        registry.register(self)
+
+    def inc(self, labels: tuple[str, ...], n: float = 1) -> None:
+        self.values[labels] = self.values.get(labels, 0) + n
+
+    def collect(self):
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+        for labels, value in list(self.values.items()):
+            family.add_metric(labels, value)
+        yield family
+
+    def describe(self):
+        yield CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+
+
 class Metrics:
     """Every metric the gateway exports, prefixed ``smsgw_``."""
 
@@ -46,15 +71,14 @@ class Metrics:
         r = self.registry
         self.bind_up = Gauge("smsgw_bind_up", "1 while the SMPP session is bound", ["operator", "session"],
                              registry=r)
-        self.pdus = Counter("smsgw_pdus", "SMPP PDUs sent and received", ["operator", "command", "direction"],
-                            registry=r)
-        self.messages = Counter("smsgw_messages", "Message status changes", ["status"], registry=r)
+        self.pdus = Tally("smsgw_pdus", "SMPP PDUs sent and received", ["operator", "command", "direction"], r)
+        self.messages = Tally("smsgw_messages", "Message status changes", ["status"], r)
         self.submit_seconds = Histogram("smsgw_submit_seconds", "Time from submit_sm to its response",
                                         buckets=SUBMIT_BUCKETS, registry=r)
         self.delivery_seconds = Histogram("smsgw_delivery_seconds", "Time from acceptance to delivered",
                                           buckets=DELIVERY_BUCKETS, registry=r)
-        self.operator_attempts = Counter("smsgw_operator_attempts", "Submit attempts per operator and outcome",
-                                         ["operator", "outcome"], registry=r)
+        self.operator_attempts = Tally("smsgw_operator_attempts", "Submit attempts per operator and outcome",
+                                       ["operator", "outcome"], r)
         self.mo = Counter("smsgw_mo", "MO messages by shortcode, keyword and outcome",
                           ["shortcode", "keyword", "outcome"], registry=r)
         self.submit_unanswered = Counter(
@@ -75,7 +99,7 @@ class Metrics:
 
     def status_changed(self, status: str, n: int = 1) -> None:
         """``smsgw_messages_total{status}`` += n."""
-        self.child(self.messages, status).inc(n)
+        self.messages.inc((status,), n)
 
     def watch_queues(self, sample: Callable[[], Iterable[tuple[str, int, int]]]) -> None:
         """Register the scrape-time sampler of (operator, queue depth, in flight)."""

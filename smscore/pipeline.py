@@ -329,7 +329,7 @@ class Pipeline:
     def _submitted(self, keys: list[str], operator: str, m: Message, started: float) -> Deferred:
         now = self.clock.seconds()
         self.metrics.submit_seconds.observe(now - started)
-        self.metrics.child(self.metrics.operator_attempts, operator, "accepted").inc()
+        self.metrics.operator_attempts.inc((operator, "accepted"))
         d = self.store.record_submit(m.id, operator, keys, now, self.node, self.lease_until())
         d.addBoth(self._stored_attempt, operator)
         d.addCallback(self._after, held=True)
@@ -340,7 +340,7 @@ class Pipeline:
         if not isinstance(err, SubmitError):
             self.log.error("submit raised", message_id=m.id, operator=operator, error=repr(err))
             err = SubmitError(SubmitError.TRANSIENT, repr(err))
-        self.metrics.child(self.metrics.operator_attempts, operator, err.kind).inc()
+        self.metrics.operator_attempts.inc((operator, err.kind))
         if getattr(err, "maybe_sent", False):
             self.metrics.child(self.metrics.submit_unanswered, operator).inc()
         if err.kind != SubmitError.PERMANENT:
@@ -428,7 +428,7 @@ class Pipeline:
             self.pump(name)
 
     def pdu(self, operator: str, command: str, direction: str) -> None:
-        self.metrics.child(self.metrics.pdus, operator, command, direction).inc()
+        self.metrics.pdus.inc((operator, command, direction))
 
     # -- after a store change ------------------------------------------------------------------
     def _after(self, transitions: list[Transition], held: bool = False) -> None:
