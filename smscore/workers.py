@@ -15,18 +15,17 @@
 from __future__ import annotations
 
 import json
+from io import BytesIO
 
 from prometheus_client import generate_latest
 from prometheus_client.utils import floatToGoString
 from prometheus_client.parser import text_string_to_metric_families
-from twisted.internet.defer import DeferredList, succeed
+from twisted.internet.defer import DeferredList
 from twisted.internet.protocol import DatagramProtocol
-from twisted.web.client import Agent, HTTPConnectionPool, readBody
+from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, readBody
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IBodyProducer
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
-from zope.interface import implementer
 
 from smscore.logs import get_logger
 
@@ -63,26 +62,6 @@ class Kicks(DatagramProtocol):
                 pass
 
 
-@implementer(IBodyProducer)
-class _Bytes:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self.length = len(data)
-
-    def startProducing(self, consumer):
-        consumer.write(self._data)
-        return succeed(None)
-
-    def stopProducing(self) -> None:
-        pass
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-
 class Relayed:
     """An answer that came from the main worker: written back as it is."""
 
@@ -106,7 +85,7 @@ class Forwarder:
         headers = Headers({name: [value] for name, value in request.headers.items() if name not in _HOP})
         body = request.content.read()
         d = self._agent.request(request.method, self._base + request.uri, headers,
-                                _Bytes(body) if body or request.method in (b"POST", b"PUT") else None)
+                                FileBodyProducer(BytesIO(body)) if body or request.method in (b"POST", b"PUT") else None)
 
         def answered(response):
             kept = [(name, value) for name, values in response.headers.getAllRawHeaders()

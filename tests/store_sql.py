@@ -160,5 +160,20 @@ async def check_submits_and_receipts_sent_together_apply_as_one_at_a_time(store,
     assert len({j.body["event_id"] for j in jobs}) == 4
 
 
+
+async def merged_run_sizes(store) -> list[int]:
+    """The contract's batch check with everything queued before the writer starts on it: the
+    sizes of the merged runs that applied its submits and receipts (one run of 11 expected)."""
+    runs = []
+    merged = store._changes
+
+    def counting(cur, items):
+        runs.append(len(items))
+        return merged(cur, items)
+
+    store._changes = counting
+    await check_submits_and_receipts_sent_together_apply_as_one_at_a_time(store, hold=lambda: hold_writers(store))
+    return runs
+
 #: Contract checks kept here for what they are about (run on every store with the others)
 CHECKS = [check_submits_and_receipts_sent_together_apply_as_one_at_a_time]
