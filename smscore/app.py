@@ -1,8 +1,9 @@
 """The gateway process: builds every part from the config, starts them in order, stops them cleanly.
 
-Order of start: store (schema) → simulated SMSCs (in-process operators listen on loopback) →
-pipeline (resumes stored work) → operator links (bind) → HTTP API → metrics. Stop runs the other
-way: stop taking requests, give back queued work, unbind every session, close the store.
+Order of start: store (schema) → the first heartbeat (this node's share of the cluster's binds and
+tps, ``smscore.cluster``) → simulated SMSCs (in-process operators listen on loopback) → pipeline
+(resumes stored work) → operator links (bind) → HTTP API → metrics. Stop runs the other way: stop
+taking requests, give back queued work, leave the cluster, unbind every session, close the store.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from smscore.api import api_factory
 from smscore.supervisor import WorkerSpec
 from smscore.workers import Forwarder, Kicks, NodeMetrics, ReloadResource, WorkersControl
 from smscore.callbacks import PushWorker
+from smscore.cluster import Cluster
 from smscore.config import Config, OperatorConfig
 from smscore.logs import get_logger
 from smscore.metrics import Metrics
 from smscore.mo import MoRouter
 from smscore.pipeline import Pipeline, Routing
+from smscore.ratelimit import LocalBuckets, NodeBuckets
 from smscore.store.base import Store, StoreRules
 
 
@@ -60,10 +63,12 @@ def sim_settings(op: OperatorConfig) -> SimSettings:
         throttle_tps=op.throttle_tps)
 
 
-def link_settings(op: OperatorConfig, host: str, port: int) -> LinkSettings:
+def link_settings(op: OperatorConfig, host: str, port: int, share=None) -> LinkSettings:
+    """``share``: this node's part of the operator's binds and tps (``policies.cluster``), else all."""
+    binds, tps = (op.binds, op.tps) if share is None else (share.binds, share.tps)
     return LinkSettings(
         host=host, port=port, tls=op.tls, system_id=op.system_id or op.name, password=op.password,
-        system_type=op.system_type, bind=op.bind, binds=op.binds, window=op.window, tps=op.tps,
+        system_type=op.system_type, bind=op.bind, binds=binds, window=op.window, tps=tps,
         enquire_link=op.enquire_link, receipt_id_format=op.receipt_id_format, latin1=op.latin1,
         packed_gsm=op.packed_gsm)
 
@@ -87,6 +92,12 @@ class Gateway:
             untried=routing.untried, status_callbacks_for=self._status_callbacks, cost_of=self._cost_of,
             config_source=lambda: self.config))
         self.kicks: Kicks | None = None
+        #: account tps buckets: shared by the node's processes (the supervisor's shared file)
+        self.rate_buckets = (NodeBuckets(worker.rates_fd) if worker is not None and worker.rates_fd >= 0
+                             else LocalBuckets())
+        #: the main worker (or a node of one process) heartbeats and holds the node's binds
+        self.cluster = Cluster(store=self.store, clock=reactor, node=config.gateway.node, ttl=config.gateway.lease,
+                               operators=self._operator_limits, on_change=self._apply_shares) if self.delivers else None
         if worker is not None:
             self.kicks = Kicks(reactor, worker.kick_ports, {
                 b"claim": lambda: self.pipeline.link_ready(""), b"push": lambda: self.push_worker.kick()})
@@ -97,7 +108,7 @@ class Gateway:
                                  on_unclaimed=lambda: self.kicks.kick(0, b"claim"),
                                  claim_interval=2.0 if worker is None else 0.5,
                                  mo_route=lambda mo, spent: self.mo_router.route(mo, spent),
-                                 on_push_queued=self._push_queued)
+                                 on_push_queued=self._push_queued, held_elsewhere=self._held_elsewhere)
         self.pusher = Pusher(reactor, timeout=config.push.timeout)
         self.push_worker = PushWorker(store=self.store, pusher=self.pusher, clock=reactor, node=owner,
                                       config_source=lambda: self.config, mo_router_source=lambda: self.mo_router,
@@ -117,6 +128,8 @@ class Gateway:
         await self.store.open()
         if self.delivers:
             await self.store.ensure_accounts({name: a.balance for name, a in self.config.accounts.items()})
+            await self.cluster.start()
+            self.rate_buckets.set_share(1.0 / len(self.cluster.shares.nodes))
             for name, op in self.config.operators.items():
                 await self._operator(name, op, start=False)
             await self.pipeline.start()
@@ -164,6 +177,27 @@ class Gateway:
         op = self.config.operators.get(operator)
         return op.cost.lookup(number) if op is not None else None
 
+    def _operator_limits(self) -> dict[str, tuple[int, float]]:
+        return {name: (op.binds, op.tps) for name, op in self.config.operators.items()}
+
+    def _held_elsewhere(self) -> frozenset[str]:
+        return self.cluster.shares.held_elsewhere if self.cluster is not None else frozenset()
+
+    def _apply_shares(self, shares) -> None:
+        """The live nodes changed: take this node's new part of every operator's binds and tps
+        (a link whose part changed is bound again with it) and of the accounts' tps."""
+        self.rate_buckets.set_share(1.0 / len(shares.nodes))
+        for name, link in list(self.links.items()):
+            share = shares.operators.get(name)
+            if share is None or (link.settings.binds, link.settings.tps) == (share.binds, share.tps):
+                continue
+            self.log.info("cluster share changed", operator=name, binds=share.binds, tps=share.tps,
+                          nodes=list(shares.nodes))
+            self.links.pop(name).stop()
+            self._link(name, self.config.operators[name], link.settings.host, link.settings.port)
+            if share.binds == 0:  # what waits here for it is left in the store for its holders
+                self.pipeline.bind_changed(name, f"{name}/*", False)
+
     def _push_queued(self) -> None:
         """A stored change queued push jobs: this process delivers them, or the API workers do."""
         if self.pushes:
@@ -190,6 +224,8 @@ class Gateway:
         await self.push_worker.stop()
         await self.pusher.close()
         await self.pipeline.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()
         await DeferredList([link.stop() for link in self.links.values()], consumeErrors=True)
         await DeferredList([sim.stop() for sim in self.sims.values()], consumeErrors=True)
         await self.store.close()
@@ -236,6 +272,8 @@ class Gateway:
             ("metrics.listen", old.metrics.listen, new.metrics.listen)) if a != b]
         self.config = new
         self.pipeline.routing.profiles = {name: tuple(p.operators) for name, p in new.profiles.items()}
+        if self.cluster is not None:
+            self.cluster.refresh()
         self.mo_router = MoRouter(new)
         changed, added, removed = [], [], []
         for name, op in new.operators.items():
@@ -258,6 +296,7 @@ class Gateway:
                 sim.stop()
         for name in changed + added:
             self._start_operator(name, new.operators[name])
+        self._apply_shares(self.cluster.shares)  # an operator's binds or tps changed in the file
         self.log.info("config reloaded", reconnected=changed, added=added, removed=removed,
                       needs_restart=restart or None)
         return {"reloaded": True, "reconnected": changed, "added": added, "removed": removed,
@@ -274,9 +313,12 @@ class Gateway:
             sim = SimulatedSMSC(sim_settings(op), self.reactor, name=name)
             port = await sim.listen("127.0.0.1", 0)
             self.sims[name] = sim
-            settings = link_settings(op, "127.0.0.1", port)
+            self._link(name, op, "127.0.0.1", port, start)
         else:
-            settings = link_settings(op, op.host, op.port)
+            self._link(name, op, op.host, op.port, start)
+
+    def _link(self, name: str, op: OperatorConfig, host: str, port: int, start: bool = True) -> None:
+        settings = link_settings(op, host, port, self.cluster.shares.operators.get(name))
         link = OperatorLink(name, settings, self.pipeline, self.reactor)
         self.links[name] = link
         self.pipeline.add_link(link)
@@ -307,6 +349,7 @@ class Gateway:
         if not self.store.is_ready():
             problems.append("store unreachable")
         for name, profile in self.config.profiles.items():
-            if not any(self.links[op].is_up() for op in profile.operators if op in self.links):
+            elsewhere = self._held_elsewhere()
+            if not any(self.links[op].is_up() or op in elsewhere for op in profile.operators if op in self.links):
                 problems.append(f"profile {name}: no bound operator")
         return not problems, problems

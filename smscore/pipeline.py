@@ -58,8 +58,10 @@ class Pipeline:
                  mo_reassembly_timeout: float = 300.0, delivers: bool = True,
                  on_unclaimed: Callable[[], object] = lambda: None, mo_route=None,
                  on_push_queued: Callable[[], object] | None = None,
-                 on_mo: Callable[[MoMessage], object] | None = None) -> None:
-        """``store`` must have been built with this ``routing``'s ``untried`` (StoreRules)."""
+                 on_mo: Callable[[MoMessage], object] | None = None,
+                 held_elsewhere: Callable[[], frozenset[str]] = frozenset) -> None:
+        """``store`` must have been built with this ``routing``'s ``untried`` (StoreRules).
+        ``held_elsewhere()``: the operators whose binds only other nodes hold now (``smscore.cluster``)."""
         self.store = store
         self.clock = clock
         self.node = node
@@ -81,6 +83,9 @@ class Pipeline:
         self.mo_route = mo_route
         #: called when a stored change queued a push job (the push worker claims it at once)
         self.on_push_queued: Callable[[], object] = on_push_queued or (lambda: None)
+        self.held_elsewhere = held_elsewhere
+        self._parking: list[tuple[str, str]] = []  # (message id, operator) to leave in the store
+        self._park_call = None
         self.links: dict = {}
         self.queues: dict[str, deque[Message]] = {}
         self.inflight: dict[str, int] = {}
@@ -144,9 +149,13 @@ class Pipeline:
         for loop in self._loops:
             if loop.running:
                 loop.stop()
-        ids = [m.id for q in self.queues.values() for m in q]
+        ids = [m.id for q in self.queues.values() for m in q] + [mid for mid, _ in self._parking]
         for q in self.queues.values():
             q.clear()
+        self._parking = []
+        if self._park_call is not None and self._park_call.active():
+            self._park_call.cancel()
+        self._park_call = None
         if not ids:
             return succeed(None)
         return self.store.release(self.node, ids)
@@ -171,13 +180,16 @@ class Pipeline:
         if room <= 0:
             return succeed(None)
         self._claiming = True
+        if self._parking and self._park_call is None:
+            self._flush_parked()
         now = self.clock.seconds()
         d = self.store.release_due(now, self.claim_batch)
 
         def released(n):
             if n:
                 self.metrics.status_changed("queued", n)
-            return self.store.claim(self.node, now, now + self.lease, min(room, self.claim_batch), include_own)
+            return self.store.claim(self.node, now, now + self.lease, min(room, self.claim_batch), include_own,
+                                    skip=sorted(self.held_elsewhere()))
 
         d.addCallback(released)
 
@@ -262,23 +274,28 @@ class Pipeline:
             self.on_unclaimed()
 
     # -- sending -----------------------------------------------------------------------------
-    def choose(self, message: Message) -> str | None:
+    def choose(self, message: Message, elsewhere: frozenset[str] = frozenset()) -> str | None:
+        """The operator for ``message``; one held by another node (``elsewhere``) counts as up."""
         options = []
         for name in self.routing.profiles.get(message.profile, ()):
             link = self.links.get(name)
             cost = self.routing.cost(name, message.to)
             if link is None or cost is None:
                 continue
-            options.append(OperatorOption(name, cost, link.is_up()))
+            options.append(OperatorOption(name, cost, link.is_up() or name in elsewhere))
         return choose_operator(options, message.tried, message.preferred, message.recent_failures)
 
     def enqueue(self, message: Message, front: bool = False) -> None:
-        operator = self.choose(message)
+        elsewhere = self.held_elsewhere()
+        operator = self.choose(message, elsewhere)
         if operator is None:
             # Every operator of the profile was tried (or the profile has none): the store's rules
             # have already made it final; nothing to send.
             self.log.warning("no operator left", message_id=message.id, profile=message.profile)
             self.held -= 1
+            return
+        if operator in elsewhere:
+            self._park(message, operator)
             return
         queue = self.queues[operator]
         if front:
@@ -303,6 +320,28 @@ class Pipeline:
         while room > 0 and queue:
             room -= 1
             self._submit(link, queue.popleft())
+
+    def _park(self, message: Message, operator: str) -> None:
+        """Leave ``message`` in the store for the nodes that hold ``operator``'s binds."""
+        self.held -= 1
+        self._parking.append((message.id, operator))
+        if self._park_call is None:
+            self._park_call = self.clock.callLater(0, self._flush_parked)
+
+    def _flush_parked(self) -> Deferred:
+        self._park_call = None
+        batch, self._parking = self._parking, []
+        if not batch:
+            return succeed(None)
+        d = self.store.park(self.node, batch)
+
+        def failed(failure):
+            # Kept (this node's lease on them is renewed meanwhile): tried again with the next claim.
+            self._parking[:0] = batch
+            self._log_failure(failure, "parking messages for another node failed", messages=len(batch))
+
+        d.addErrback(failed)
+        return d
 
     def link_ready(self, operator: str) -> None:
         if operator in self.links:
@@ -417,8 +456,12 @@ class Pipeline:
         waiting = list(queue)
         queue.clear()
         targets = set()
+        elsewhere = self.held_elsewhere()
         for m in waiting:
-            target = self.choose(m) or operator
+            target = self.choose(m, elsewhere) or operator
+            if target in elsewhere:
+                self._park(m, target)
+                continue
             self.queues.setdefault(target, deque()).append(m)
             targets.add(target)
         moved = sum(1 for name in targets if name != operator)

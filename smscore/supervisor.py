@@ -36,6 +36,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from smscore.ratelimit import NodeBuckets
+
 WORKER_ENV = "SMSGW_WORKER"
 
 
@@ -52,6 +54,7 @@ class WorkerSpec:
     metrics_fd: int  # main: the public metrics listener; API worker: its own, on loopback
     internal_fd: int = -1  # main only
     worker_metrics_ports: list[int] = field(default_factory=list)  # main only: the API workers'
+    rates_fd: int = -1  # the node's shared account rate buckets (smscore.ratelimit.NodeBuckets)
 
     @property
     def is_main(self) -> bool:
@@ -119,17 +122,21 @@ class Supervisor:
         for s in self._sockets:
             os.set_inheritable(s.fileno(), True)
         kick_ports = [k.getsockname()[1] for k in kicks]
+        self._rates_fd = NodeBuckets.create()
+        os.set_inheritable(self._rates_fd, True)
         self.specs = [WorkerSpec(
             index=0, count=self.count, api_fd=api[0].fileno(), kick_fd=kicks[0].fileno(), kick_ports=kick_ports,
             internal_port=internal.getsockname()[1], metrics_fd=public_metrics.fileno(),
-            internal_fd=internal.fileno(), worker_metrics_ports=[m.getsockname()[1] for m in worker_metrics])]
+            internal_fd=internal.fileno(), worker_metrics_ports=[m.getsockname()[1] for m in worker_metrics],
+            rates_fd=self._rates_fd)]
         for i in range(1, self.count):
             self.specs.append(WorkerSpec(
                 index=i, count=self.count, api_fd=api[i].fileno(), kick_fd=kicks[i].fileno(), kick_ports=kick_ports,
-                internal_port=internal.getsockname()[1], metrics_fd=worker_metrics[i - 1].fileno()))
+                internal_port=internal.getsockname()[1], metrics_fd=worker_metrics[i - 1].fileno(),
+                rates_fd=self._rates_fd))
 
     def _fds(self, spec: WorkerSpec) -> list[int]:
-        return [fd for fd in (spec.api_fd, spec.kick_fd, spec.metrics_fd, spec.internal_fd) if fd >= 0]
+        return [fd for fd in (spec.api_fd, spec.kick_fd, spec.metrics_fd, spec.internal_fd, spec.rates_fd) if fd >= 0]
 
     def spawn(self, index: int) -> None:
         spec = self.specs[index]

@@ -136,6 +136,35 @@ async def check_claim_and_leases(store):
     assert ms[2].id in [m.id for m in got]
 
 
+async def check_parked_messages_wait_for_a_node_holding_their_operator(store):
+    ms = [make_message(at=1000.0 + i) for i in range(3)]
+    await store.accept(ms, "gw1", 1030.0)
+    # gw1 holds no bind of "dear": it parks the first two for it, keeps the third.
+    await store.park("gw1", [(ms[0].id, "dear"), (ms[1].id, "cheap")])
+    await store.park("gw2", [(ms[2].id, "dear")])  # not gw2's to park: nothing happens
+    # gw1 passes "dear" by; gw2 (which holds it) takes it; anyone takes "cheap".
+    got = await store.claim("gw1", 1010.0, 1100.0, 10, skip=["dear"])
+    assert [m.id for m in got] == [ms[1].id]
+    got = await store.claim("gw2", 1010.0, 1100.0, 10, skip=["cheap"])
+    assert [m.id for m in got] == [ms[0].id]
+    # The third stayed gw1's (its lease holds).
+    assert await store.claim("gw3", 1010.0, 1100.0, 10) == []
+    # A parked message that failed over is parked again for its next operator.
+    await store.park("gw2", [(ms[0].id, "cheap")])
+    assert await store.claim("gw2", 1011.0, 1100.0, 10, skip=["cheap"]) == []
+    assert [m.id for m in await store.claim("gw1", 1011.0, 1100.0, 10, skip=["dear"])] == [ms[0].id]
+
+
+async def check_heartbeats_tell_the_live_nodes(store):
+    assert await store.heartbeat("gw2", 1000.0, 30.0) == ["gw2"]
+    assert await store.heartbeat("gw1", 1010.0, 30.0) == ["gw1", "gw2"]
+    # gw2 is silent for longer than the ttl: gone from the list; it comes back with its next beat.
+    assert await store.heartbeat("gw1", 1031.0, 30.0) == ["gw1"]
+    assert await store.heartbeat("gw2", 1032.0, 30.0) == ["gw1", "gw2"]
+    await store.leave("gw2")
+    assert await store.heartbeat("gw1", 1033.0, 30.0) == ["gw1"]
+
+
 async def check_submitted_messages_are_not_claimed(store):
     m = make_message()
     await store.accept([m], "gw1", 1030.0)

@@ -38,22 +38,18 @@ def require_admin(config, request) -> None:
 
 
 class AccountRateLimit:
-    """``tps`` API submissions per second per account (a bucket holding one second's worth)."""
+    """``tps`` API submissions per second per account, for the whole cluster: this node's share,
+    in buckets every process of the node shares (``smscore.ratelimit``)."""
 
-    def __init__(self, clock) -> None:
+    def __init__(self, clock, buckets) -> None:
         self.clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self.buckets = buckets
 
     def take(self, account) -> None:
         """Spend one of ``account``'s requests now, else 429 with ``Retry-After``."""
         if not account.tps:
             return
-        now = self.clock.seconds()
-        tokens, last = self._buckets.get(account.name, (float(account.tps), now))
-        tokens = min(float(account.tps), tokens + (now - last) * account.tps)
-        if tokens < 1.0:
-            self._buckets[account.name] = (tokens, now)
-            wait = max(1, int((1.0 - tokens) / account.tps + 0.999))
+        spent = self.buckets.take(account.name, self.clock.seconds(), account.tps * self.buckets.share())
+        if not spent.allowed:
             raise ApiError(429, "rate_limited", f"At most {account.tps} requests per second for this account.",
-                           headers={"Retry-After": str(wait)})
-        self._buckets[account.name] = (tokens - 1.0, now)
+                           headers={"Retry-After": str(spent.retry_after)})

@@ -59,7 +59,7 @@ class ApiResource(Resource):
         super().__init__()
         self.gateway = gateway
         self.forwarder = forwarder
-        self.rate_limit = AccountRateLimit(gateway.clock)
+        self.rate_limit = AccountRateLimit(gateway.clock, gateway.rate_buckets)
         self.log = get_logger(component="api")
 
     def render(self, request):

@@ -93,9 +93,10 @@ class Store(ABC):
 
     @abstractmethod
     def claim(self, owner: str, now: float, lease_until: float, limit: int,
-              include_own: bool = False) -> Deferred:
+              include_own: bool = False, skip: Sequence[str] = ()) -> Deferred:
         """Claim up to ``limit`` sendable messages (``queued``, ``send_at`` due) that nobody holds or
-        whose lease expired (and, with ``include_own``, those ``owner`` held before a restart).
+        whose lease expired (and, with ``include_own``, those ``owner`` held before a restart),
+        except those parked for an operator in ``skip`` (``park``).
         Fires with a list of Message (without events), oldest first."""
 
     @abstractmethod
@@ -110,6 +111,20 @@ class Store(ABC):
     @abstractmethod
     def release(self, owner: str, message_ids: Sequence[str]) -> Deferred:
         """Give claimed messages back (unowned), e.g. when a node cannot send them now."""
+
+    @abstractmethod
+    def park(self, owner: str, parked: Sequence[tuple[str, str]]) -> Deferred:
+        """Give claimed messages back, each ``(message id, operator)`` left for the nodes holding
+        that operator's binds: a ``claim`` that skips the operator passes it by."""
+
+    @abstractmethod
+    def heartbeat(self, node: str, now: float, ttl: float) -> Deferred:
+        """Record that ``node`` is alive at ``now``; fires with the names of the nodes seen within
+        ``ttl`` seconds (this one included), sorted."""
+
+    @abstractmethod
+    def leave(self, node: str) -> Deferred:
+        """``node`` stops: the others stop counting it at once."""
 
     @abstractmethod
     def release_all(self, owner: str) -> Deferred:

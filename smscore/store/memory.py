@@ -33,6 +33,8 @@ class MemoryStore(MemoryAccountOps, Store):
         self.messages: dict[str, Message] = {}
         self.parts: dict[str, list[str]] = {}
         self.leases: dict[str, tuple[str | None, float | None]] = {}
+        self.via: dict[str, str] = {}  # message id -> the operator it was parked for
+        self.nodes: dict[str, float] = {}  # node -> last heartbeat
         self.smsc_ids: dict[tuple[str, str], tuple[str, int]] = {}
         self.orphans: list[ReceiptFacts] = []
         self.closed = False
@@ -116,13 +118,15 @@ class MemoryStore(MemoryAccountOps, Store):
         return out
 
     def claim(self, owner: str, now: float, lease_until: float, limit: int,
-              include_own: bool = False) -> Deferred:
+              include_own: bool = False, skip: Sequence[str] = ()) -> Deferred:
         out = []
         for mid in sorted(self.messages):
             if len(out) >= limit:
                 break
             m = self.messages[mid]
             if m.status is not Status.QUEUED or (m.send_at is not None and m.send_at > now):
+                continue
+            if self.via.get(mid) in skip:
                 continue
             holder, until = self.leases[mid]
             if holder is None or (until is not None and until < now) or (include_own and holder == owner):
@@ -156,6 +160,21 @@ class MemoryStore(MemoryAccountOps, Store):
                 self.leases[mid] = (None, None)
                 n += 1
         return succeed(n)
+
+    def park(self, owner: str, parked: Sequence[tuple[str, str]]) -> Deferred:
+        for mid, operator in parked:
+            if self.leases.get(mid, (None,))[0] == owner and self.messages[mid].status is Status.QUEUED:
+                self.leases[mid] = (None, None)
+                self.via[mid] = operator
+        return succeed(None)
+
+    def heartbeat(self, node: str, now: float, ttl: float) -> Deferred:
+        self.nodes[node] = now
+        return succeed(sorted(name for name, seen in self.nodes.items() if seen >= now - ttl))
+
+    def leave(self, node: str) -> Deferred:
+        self.nodes.pop(node, None)
+        return succeed(None)
 
     def release(self, owner: str, message_ids: Sequence[str]) -> Deferred:
         for mid in message_ids:

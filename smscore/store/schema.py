@@ -206,6 +206,12 @@ COMMON: dict[int, list[str]] = {
         # Ordering counters inside each write transaction (several processes on one SQLite file).
         "CREATE TABLE counters (name TEXT PRIMARY KEY, value {bigint} NOT NULL)",
     ],
+    8: [
+        # The live nodes of a cluster, which split its limits (SPEC §10), and the operator a node
+        # holding none of its binds left a message in the store for.
+        "CREATE TABLE nodes (node TEXT PRIMARY KEY, seen_at {time} NOT NULL)",
+        "ALTER TABLE messages ADD COLUMN via TEXT",
+    ],
 }
 
 #: dialect -> version -> statements only that dialect has (run after the common ones)

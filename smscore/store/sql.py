@@ -26,6 +26,7 @@ from smscore.model import Event, Message, PushJob, Status, rfc3339
 from smscore.store.base import Store, StoreRules
 from smscore.store.changes import MessageChanges
 from smscore.store.inbound import MoOperations
+from smscore.store.nodes import NodeOperations
 from smscore.store.rows import JOB_COLS, MSG_COLS, chunks, marks, row_to_job, row_to_message
 from smscore.store.rules import settle, working
 from smscore.store.writer import BatchWriter, Merged
@@ -39,7 +40,7 @@ def status_callback_body(event_id, m: Message, e: Event) -> dict:
             e.status is Status.FAILED else None, "at": rfc3339(e.at), "final": e.final}
 
 
-class SqlStore(MessageChanges, MoOperations, Store):
+class SqlStore(MessageChanges, MoOperations, NodeOperations, Store):
     """A Store whose operations run as SQL through a BatchWriter (group commit)."""
 
     #: how the driver writes a placeholder ("?" for sqlite3, "%s" for psycopg2)
@@ -222,11 +223,15 @@ class SqlStore(MessageChanges, MoOperations, Store):
         return works
 
     def claim(self, owner: str, now: float, lease_until: float, limit: int,
-              include_own: bool = False) -> Deferred:
+              include_own: bool = False, skip: Sequence[str] = ()) -> Deferred:
         who = "(owner IS NULL OR lease_until < ? OR owner = ?)" if include_own else "(owner IS NULL OR lease_until < ?)"
         params: list = [owner, lease_until, now, now]
         if include_own:
             params.append(owner)
+        skip = sorted(skip)
+        if skip:
+            who += f" AND (via IS NULL OR via NOT IN ({marks(skip)}))"
+            params.extend(skip)
         params.append(limit)
         sql = self.q(
             f"UPDATE messages SET owner = ?, lease_until = ? WHERE id IN ("

@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import signal
+import time
 
 import pytest
 
@@ -158,3 +159,23 @@ def test_a_worker_that_dies_is_started_again(node):
     for i in range(10):
         assert post(node.http_port, {"to": f"467012399{i:02d}", "text": "after"})[0] == 202
     assert main in children(node.proc.pid)
+
+
+def test_an_accounts_tps_holds_for_the_node_not_for_each_process(gateways):
+    # tps = 3 for the demo account; 40 connections spread over both processes, one request each,
+    # as fast as they go: the node lets 3 through (plus what refills meanwhile), not 3 a process.
+    ports = {"http": free_port(), "metrics": free_port()}
+    config = CONFIG.format(**ports).replace("[accounts.demo]\n", "[accounts.demo]\ntps = 3\n", 1)
+    node = gateways(config, ports["http"]).start()
+    wait_for(lambda: len(children(node.proc.pid)) == 2, 10, what="two worker processes")
+    conns = [http.client.HTTPConnection("127.0.0.1", node.http_port, timeout=10) for _ in range(40)]
+    for conn in conns:
+        conn.connect()
+    wait_for(lambda: all(connections_served(pid, node.http_port) for pid in children(node.proc.pid)), 10,
+             what="connections on both processes")
+    started = time.monotonic()
+    codes = [post(node.http_port, {"to": f"467012345{i:02d}", "text": "hi"}, conn)[0] for i, conn in enumerate(conns)]
+    elapsed = time.monotonic() - started
+    accepted = codes.count(202)
+    assert set(codes) == {202, 429}, codes
+    assert 3 <= accepted <= 3 + int(3 * elapsed) + 1, (accepted, elapsed)

@@ -19,6 +19,7 @@ from smscore.api import api_factory
 from smscore.config import parse_config
 from smscore.metrics import Metrics
 from smscore.pipeline import Pipeline, Routing
+from smscore.ratelimit import LocalBuckets
 from smscore.store.base import StoreRules
 from smscore.store.memory import MemoryStore
 from tests.fakes import FakeLink
@@ -56,6 +57,7 @@ class Harness:
         self.clock = reactor
         self.links = {name: FakeLink(name) for name in ("cheap", "dear")}
         self.sims = {}
+        self.rate_buckets = LocalBuckets()
         routing = Routing({n: p.operators for n, p in self.config.profiles.items()},
                           lambda op, to: self.config.operators[op].cost.lookup(to))
         self.store = MemoryStore(StoreRules(untried=routing.untried))

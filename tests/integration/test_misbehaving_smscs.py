@@ -20,7 +20,6 @@ from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 from twisted.internet import reactor
 from twisted.internet.defer import DeferredList
-from twisted.internet.task import deferLater
 
 from connectors.sim.scenarios import (
     BindRefused,
@@ -50,12 +49,12 @@ from smscore.model import Event, Message, Status, new_message_id
 from smscore.pipeline import Pipeline, Routing
 from smscore.store.base import StoreRules
 from smscore.store.sqlite import SQLiteStore
+from tests.waiting import eventually
 
 OPERATOR = "op"
 SIM = SimSettings(system_id="gw", password="secret", receipt_delay=0.0)
 FIRST_ID = 0xA00000  # hex ids have a letter, decimal ones 8 digits: no accidental cross-match
 WAIT = 10.0
-POLL = 0.02
 LINK = dict(system_id="gw", password="secret", window=10, response_timeout=0.5,
             reconnect_min=0.1, reconnect_max=0.4)
 HISTORY = [Status.QUEUED, Status.SUBMITTED, Status.DELIVERED]
@@ -63,22 +62,6 @@ HISTORY = [Status.QUEUED, Status.SUBMITTED, Status.DELIVERED]
 
 def to(i: int) -> str:
     return f"4670100{i:04d}"
-
-
-async def eventually(check, what: str, timeout: float = WAIT, state=None) -> None:
-    """Poll ``check()`` (maybe async) every POLL seconds until it is true; fail after ``timeout``
-    saying what was awaited and, with ``state()``, what was seen last."""
-    deadline = reactor.seconds() + timeout
-    while True:
-        ok = check()
-        if hasattr(ok, "__await__"):
-            ok = await ok
-        if ok:
-            return
-        if reactor.seconds() > deadline:
-            seen = f"; last seen: {await state()}" if state is not None else ""
-            pytest.fail(f"waited {timeout} s for {what}{seen}")
-        await deferLater(reactor, POLL, lambda: None)
 
 
 class Gateway:

@@ -18,12 +18,12 @@ from tests.fakes import FakeLink
 COSTS = {"cheap": Decimal("0.10"), "dear": Decimal("0.20")}
 
 
-def make(clock, links=("cheap", "dear"), max_in_memory=1000, window=10, store=None):
+def make(clock, links=("cheap", "dear"), max_in_memory=1000, window=10, store=None, elsewhere=frozenset()):
     metrics = Metrics(CollectorRegistry())
     routing = Routing({"standard": ("dear", "cheap")}, lambda op, to: COSTS[op])
     store = store or MemoryStore(StoreRules(untried=routing.untried))
     p = Pipeline(store=store, clock=clock, node="gw1", lease=30.0, routing=routing, metrics=metrics,
-                 max_in_memory=max_in_memory)
+                 max_in_memory=max_in_memory, held_elsewhere=lambda: elsewhere)
     fakes = {}
     for name in links:
         fakes[name] = FakeLink(name, window=window)
@@ -281,3 +281,23 @@ def test_routing_policy_prefers_the_learned_operator_and_puts_recent_failures_la
     assert choose_operator(opts, tried=("a", "b", "c")) is None
     down = [OperatorOption("a", Decimal("0.1"), available=False), OperatorOption("b", Decimal("0.2"))]
     assert choose_operator(down) == "b"
+
+
+def test_a_message_for_an_operator_bound_by_another_node_is_left_in_the_store_for_it():
+    # "cheap" is held by another node of the cluster (this one has no bind of it, SPEC §10):
+    # the message still goes the cheapest way, through that node, not through "dear" from here.
+    clock = Clock()
+    clock.advance(1000)
+    p, store, links, _ = make(clock, elsewhere=frozenset({"cheap"}))
+    links["cheap"].up = False
+    run(p.start())
+    m = message(clock)
+    run(p.accept([m]))
+    clock.advance(0)
+    assert links["cheap"].submits == [] and links["dear"].submits == []
+    assert store.leases[m.id] == (None, None) and store.via[m.id] == "cheap"
+    assert p.held == 0
+    # This node's claims pass it by; the node holding "cheap" takes it.
+    clock.advance(2.0)
+    assert store.leases[m.id] == (None, None)
+    assert [x.id for x in run(store.claim("gw2", clock.seconds(), clock.seconds() + 30, 10))] == [m.id]

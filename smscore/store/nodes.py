@@ -1,0 +1,53 @@
+"""The cluster in the SQL stores: which nodes are alive, and messages left for the node that holds
+an operator's binds (SPEC §10). Mixed into ``SqlStore``.
+
+The store only records: a node's heartbeat, its leaving, and the messages it parks. Who holds
+which share of a limit is ``policies.cluster``'s decision, computed on every node from the list
+``heartbeat`` returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from twisted.internet.defer import Deferred
+
+#: A node not seen for this many lease lengths is forgotten (it is long dead; its name may come back).
+FORGET_AFTER = 100
+
+
+class NodeOperations:
+    """Mixed into SqlStore (before Store in the bases)."""
+
+    def heartbeat(self, node: str, now: float, ttl: float) -> Deferred:
+        upsert = self.q("INSERT INTO nodes (node, seen_at) VALUES (?, ?) "
+                        "ON CONFLICT (node) DO UPDATE SET seen_at = excluded.seen_at")
+        forget = self.q("DELETE FROM nodes WHERE seen_at < ?")
+        live = self.q("SELECT node FROM nodes WHERE seen_at >= ? ORDER BY node")
+
+        def op(cur):
+            cur.execute(upsert, (node, now))
+            cur.execute(forget, (now - FORGET_AFTER * ttl,))
+            cur.execute(live, (now - ttl,))
+            return [row[0] for row in cur.fetchall()]
+
+        return self.run(op)
+
+    def leave(self, node: str) -> Deferred:
+        sql = self.q("DELETE FROM nodes WHERE node = ?")
+
+        def op(cur):
+            cur.execute(sql, (node,))
+
+        return self.run(op)
+
+    def park(self, owner: str, parked: Sequence[tuple[str, str]]) -> Deferred:
+        sql = self.q("UPDATE messages SET owner = NULL, lease_until = NULL, via = ? "
+                     "WHERE owner = ? AND id = ? AND status = 'queued'")
+        rows = [(operator, owner, message_id) for message_id, operator in parked]
+
+        def op(cur):
+            if rows:
+                cur.executemany(sql, rows)
+
+        return self.run(op)
