@@ -19,10 +19,13 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from functools import lru_cache
 
-__all__ = ["ALL", "FINAL", "next_batches", "parse_selection", "selects"]
+__all__ = ["ALL", "FINAL", "FINAL_FAILURES", "next_batches", "parse_selection", "selects"]
 
 ALL = "all"
 FINAL = "final"
+#: final events other than ``delivered``: the receipts an ESME asks for with registered_delivery 2
+#: (SPEC §13); not a value of ``callback_statuses``
+FINAL_FAILURES = "final-failures"
 
 
 def parse_selection(value: object, statuses: Sequence[str]) -> str:
@@ -53,6 +56,8 @@ def selects(selection: str, status: str, final: bool) -> bool:
         return True
     if selection == FINAL:
         return final
+    if selection == FINAL_FAILURES:
+        return final and status != "delivered"
     return status in _names(selection)
 
 

@@ -20,13 +20,17 @@ from twisted.web.server import Site
 
 from connectors.http_push import Pusher
 from connectors.smpp.client import LinkSettings, OperatorLink
+from connectors.smpp.server import CustomerSMPPServer
+from connectors.smpp.server import listen as smpp_listen
 from connectors.smsc_sim import SimSettings, SimulatedSMSC
 from smscore.api import api_factory
+from smscore.api.auth import AccountRateLimit
 from smscore.supervisor import WorkerSpec
 from smscore.workers import Forwarder, Kicks, NodeMetrics, ReloadResource, WorkersControl
 from smscore.callbacks import PushWorker
 from smscore.cluster import Cluster
 from smscore.config import Config, OperatorConfig
+from smscore.customer_smpp import CustomerSmpp, SmppDeliveries
 from smscore.logs import get_logger
 from smscore.metrics import Metrics
 from smscore.mo import MoRouter
@@ -115,6 +119,20 @@ class Gateway:
                                       pipeline=self.pipeline, metrics=self.metrics)
         self.links: dict[str, OperatorLink] = {}
         self.sims: dict[str, SimulatedSMSC] = {}
+        #: customers' ESMEs (SPEC §13): the main process's, when [smpp_server] is configured
+        self.smpp_server: CustomerSMPPServer | None = None
+        self.smpp_deliveries: SmppDeliveries | None = None
+        self.smpp_ports: list = []
+        if self.delivers and config.smpp_server is not None:
+            customers = CustomerSmpp(config_source=lambda: self.config, pipeline=self.pipeline, store=self.store,
+                                     clock=reactor, rate_limit=AccountRateLimit(reactor, self.rate_buckets),
+                                     metrics=self.metrics, on_receiver_bound=lambda account: self.smpp_deliveries.kick())
+            self.smpp_server = CustomerSMPPServer(
+                reactor, authenticate=customers.authenticate, max_binds=customers.max_binds, handler=customers,
+                enquire_link=config.smpp_server.enquire_link, window=config.smpp_server.window)
+            self.smpp_deliveries = SmppDeliveries(store=self.store, server=self.smpp_server, clock=reactor,
+                                                  node=config.gateway.node, lease=config.gateway.lease)
+            self.metrics.watch_smpp_sessions(self.smpp_server.session_counts)
         self.ports: list = []
         self.http_port = None
         self._purge = None
@@ -138,6 +156,9 @@ class Gateway:
             self._purge = LoopingCall(self._purge_old)
             self._purge.clock = self.reactor
             self._purge.start(3600, now=True)
+            if self.smpp_server is not None:
+                await self._listen_smpp()
+                self.smpp_deliveries.start()
         if self.pushes:
             self.push_worker.start()
         self._listen()
@@ -146,6 +167,17 @@ class Gateway:
                       metrics=f"{mon.host}:{mon.port}" if self.delivers else None,
                       operators=list(self.links), store=self.config.store.redacted_url,
                       worker=None if self.worker is None else self.worker.index)
+
+    async def _listen_smpp(self) -> None:
+        """The SMPP listeners for customers' ESMEs: plain, TLS, or both."""
+        s = self.config.smpp_server
+        if s.listen is not None:
+            self.smpp_ports.append(await smpp_listen(self.reactor, self.smpp_server.factory, s.listen))
+        if s.tls_listen is not None:
+            self.smpp_ports.append(await smpp_listen(self.reactor, self.smpp_server.factory, s.tls_listen,
+                                                     s.tls_cert, s.tls_key))
+        self.log.info("smpp server listening", addresses=[f"{p.getHost().host}:{p.getHost().port}"
+                                                          for p in self.smpp_ports])
 
     def _listen(self) -> None:
         """The API and metrics listeners: opened here, or adopted from the supervisor."""
@@ -199,7 +231,10 @@ class Gateway:
                 self.pipeline.bind_changed(name, f"{name}/*", False)
 
     def _push_queued(self) -> None:
-        """A stored change queued push jobs: this process delivers them, or the API workers do."""
+        """A stored change queued push jobs: this process delivers them, or the API workers do
+        (receipts for customers' ESMEs: this process, which holds their sessions)."""
+        if self.smpp_deliveries is not None:
+            self.smpp_deliveries.kick()
         if self.pushes:
             self.push_worker.kick()
         else:
@@ -221,6 +256,11 @@ class Gateway:
                 await port.stopListening()
         if self._purge is not None and self._purge.running:
             self._purge.stop()
+        for port in self.smpp_ports:
+            await port.stopListening()
+        if self.smpp_server is not None:
+            self.smpp_deliveries.stop()
+            await self.smpp_server.stop()
         await self.push_worker.stop()
         await self.pusher.close()
         await self.pipeline.stop()
@@ -269,7 +309,8 @@ class Gateway:
             ("gateway.node", old.gateway.node, new.gateway.node), ("gateway.lease", old.gateway.lease, new.gateway.lease),
             ("gateway.processes", old.gateway.processes, new.gateway.processes),
             ("store", old.store, new.store), ("http.listen", old.http.listen, new.http.listen),
-            ("metrics.listen", old.metrics.listen, new.metrics.listen)) if a != b]
+            ("metrics.listen", old.metrics.listen, new.metrics.listen),
+            ("smpp_server", old.smpp_server, new.smpp_server)) if a != b]
         self.config = new
         self.pipeline.routing.profiles = {name: tuple(p.operators) for name, p in new.profiles.items()}
         if self.cluster is not None:

@@ -41,6 +41,20 @@ class _LiveGauges(Collector):
         yield inflight
 
 
+class _SessionGauges(Collector):
+    """Scrape-time ``smsgw_smpp_server_sessions{account,bind}``: customers' bound ESME sessions."""
+
+    def __init__(self, sample: Callable[[], dict[tuple[str, str], int]]) -> None:
+        self._sample = sample
+
+    def collect(self):
+        family = GaugeMetricFamily("smsgw_smpp_server_sessions", "Bound sessions of customers' ESMEs",
+                                   labels=["account", "bind"])
+        for (account, bind), count in sorted(self._sample().items()):
+            family.add_metric([account, bind], count)
+        yield family
+
+
 class Tally(Collector):
     """A labelled counter kept as plain numbers on the reactor thread and exported at scrape time
     (as ``<name>_total``, like a Counter)."""
@@ -100,6 +114,10 @@ class Metrics:
     def status_changed(self, status: str, n: int = 1) -> None:
         """``smsgw_messages_total{status}`` += n."""
         self.messages.inc((status,), n)
+
+    def watch_smpp_sessions(self, sample: Callable[[], dict[tuple[str, str], int]]) -> None:
+        """Register the scrape-time sampler of {(account, bind): bound sessions} (SPEC §13)."""
+        self.registry.register(_SessionGauges(sample))
 
     def watch_queues(self, sample: Callable[[], Iterable[tuple[str, int, int]]]) -> None:
         """Register the scrape-time sampler of (operator, queue depth, in flight)."""

@@ -30,6 +30,7 @@ from smscore.config.reader import ConfigError, load_config, parse_config
 from smscore.config.sections import MAX_SENDERS, MO_PLACEHOLDERS, SMPP_PORT  # noqa: F401
 from smscore.config.values import (
     AccountConfig,
+    AccountSmppConfig,
     AdminConfig,
     Config,
     GatewayConfig,
@@ -43,12 +44,14 @@ from smscore.config.values import (
     ProfileConfig,
     PushConfig,
     ShortcodeConfig,
+    SmppServerConfig,
     StoreConfig,
     hash_api_key,
 )
 
 __all__ = [
     "AccountConfig",
+    "AccountSmppConfig",
     "AdminConfig",
     "Config",
     "ConfigError",
@@ -63,6 +66,7 @@ __all__ = [
     "ProfileConfig",
     "PushConfig",
     "ShortcodeConfig",
+    "SmppServerConfig",
     "StoreConfig",
     "hash_api_key",
     "load_config",

@@ -11,7 +11,7 @@ from typing import Mapping
 
 from smscore.config.convert import _api_key
 from smscore.config.table import _Invalid, _quote, _Table
-from smscore.config.values import AccountConfig, KeywordConfig, ShortcodeConfig
+from smscore.config.values import AccountConfig, KeywordConfig, ShortcodeConfig, SmppServerConfig
 
 
 def check_keywords(keywords: list[KeywordConfig], tables: list[_Table],
@@ -81,3 +81,22 @@ def _digests(table: _Table) -> list[tuple[int, str]]:
         except _Invalid:
             pass
     return result
+
+
+def check_smpp_accounts(accounts: Mapping[str, AccountConfig], tables: Mapping[str, _Table],
+                        server: SmppServerConfig | None) -> None:
+    """An ESME's system_id names one account; credentials need a listener to bind to (SPEC §13)."""
+    seen: dict[str, str] = {}
+    for name, account in accounts.items():
+        if account.smpp is None:
+            continue
+        t = tables[name]
+        if server is None:
+            t.error("smpp", "needs an [smpp_server] section to bind to")
+        system_id = account.smpp.system_id
+        if not system_id:
+            continue
+        if system_id in seen:
+            t.error("smpp.system_id", f"{_quote(system_id)} is already the system_id of account {seen[system_id]}")
+        else:
+            seen[system_id] = name

@@ -45,6 +45,21 @@ def _string(*, choices: tuple[str, ...] = (), pattern: str | None = None, what: 
     return convert
 
 
+def _password(max_length: int) -> Callable[[Any], str]:
+    """A password: checked like a string, but never shown in an error."""
+
+    def convert(value: Any) -> str:
+        if not isinstance(value, str):
+            raise _Invalid("must be a string")
+        if not value:
+            raise _Invalid("must not be empty")
+        if len(value) > max_length:
+            raise _Invalid(f"must be at most {max_length} characters (SMPP 3.4), got {len(value)}")
+        return value
+
+    return convert
+
+
 def _integer(minimum: int = 0, maximum: int | None = None) -> Callable[[Any], int]:
     bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
 

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from smscore.config.checks import check_accounts, check_keys, check_keywords
+from smscore.config.checks import check_accounts, check_keys, check_keywords, check_smpp_accounts
 from smscore.config.convert import _NAME, _api_key, _list, _listen
 from smscore.config.sections import (
     read_account,
@@ -24,6 +24,7 @@ from smscore.config.sections import (
     read_profile,
     read_push,
     read_shortcodes,
+    read_smpp_server,
     read_store,
 )
 from smscore.config.table import _quote, _show, _Table
@@ -135,6 +136,10 @@ class _Parser:
         )))
         admin_t.finish()
         push = read_push(self._table("push", root.get("push", lambda v: v, {})))
+        smpp_server = None
+        if "smpp_server" in data:
+            smpp_server = read_smpp_server(self._table("smpp_server", root.get("smpp_server", lambda v: v)),
+                                           self.path.parent)
 
         operators = {n: read_operator(n, t)
                      for n, t in self._named_tables(root, "operators").items()}
@@ -160,6 +165,7 @@ class _Parser:
         check_keywords(keywords, keyword_tables, accounts, shortcodes)
         check_accounts(accounts, account_tables, keywords, shortcodes)
         check_keys(account_tables, admin_t)
+        check_smpp_accounts(accounts, account_tables, smpp_server)
         root.finish()
         return Config(
             path=self.path,
@@ -169,6 +175,7 @@ class _Parser:
             metrics=metrics,
             admin=admin,
             push=push,
+            smpp_server=smpp_server,
             operators=operators,
             profiles=profiles,
             accounts=accounts,

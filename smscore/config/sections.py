@@ -26,7 +26,9 @@ from smscore.config.convert import (
     _duration,
     _integer,
     _list,
+    _listen,
     _money,
+    _password,
     _prefix_table,
     _processes,
     _sender,
@@ -37,6 +39,7 @@ from smscore.config.convert import (
 from smscore.config.table import _REQUIRED, _quote, _show, _Table
 from smscore.config.values import (
     AccountConfig,
+    AccountSmppConfig,
     GatewayConfig,
     KeySet,
     KeywordConfig,
@@ -44,6 +47,7 @@ from smscore.config.values import (
     ProfileConfig,
     PushConfig,
     ShortcodeConfig,
+    SmppServerConfig,
     StoreConfig,
 )
 
@@ -101,6 +105,46 @@ def read_store(t: _Table, folder: Path) -> StoreConfig:
     )
     t.finish()
     return store
+
+
+def read_smpp_server(t: _Table, folder: Path) -> SmppServerConfig:
+    """[smpp_server] (SPEC §13): at least one listener; TLS needs its certificate and key files."""
+    d = _defaults(SmppServerConfig)
+    listen = t.get("listen", _listen, None)
+    tls_listen = t.get("tls_listen", _listen, None)
+    paths = {}
+    for key in ("tls_cert", "tls_key"):
+        written = t.get(key, _string(allow_empty=False), None)
+        if written is None:
+            paths[key] = None
+            continue
+        path = Path(os.path.normpath(folder / written))
+        if not os.access(path, os.R_OK):
+            t.error(key, f"cannot read {_quote(str(path))}")
+        paths[key] = path
+    if "listen" not in t.data and "tls_listen" not in t.data:
+        t.error("listen", "is required (or tls_listen): the address ESMEs bind to")
+    if tls_listen is not None and (paths["tls_cert"] is None or paths["tls_key"] is None):
+        t.error("tls_listen", "needs tls_cert and tls_key (PEM files)")
+    server = SmppServerConfig(
+        listen=listen, tls_listen=tls_listen, tls_cert=paths["tls_cert"], tls_key=paths["tls_key"],
+        enquire_link=t.get("enquire_link", _duration(), d["enquire_link"]),
+        window=t.get("window", _integer(1, 10000), d["window"]),
+    )
+    t.finish()
+    return server
+
+
+def read_account_smpp(t: _Table) -> AccountSmppConfig:
+    """[accounts.NAME.smpp]: an ESME's credentials (SMPP 3.4 sizes: system_id 15, password 8)."""
+    d = _defaults(AccountSmppConfig)
+    smpp = AccountSmppConfig(
+        system_id=t.get("system_id", _string(allow_empty=False, max_length=15)) or "",
+        password=t.get("password", _password(8)) or "",
+        max_binds=t.get("max_binds", _integer(1, 1000), d["max_binds"]),
+    )
+    t.finish()
+    return smpp
 
 
 def read_push(t: _Table) -> PushConfig:
@@ -253,7 +297,19 @@ def read_account(name: str, t: _Table, gateway: GatewayConfig,
         ),
         daily_volume_limit=t.get("daily_volume_limit", _integer(1), None),
         tps=t.get("tps", _integer(0), d["tps"]),
+        smpp=_nested(t, "smpp", read_account_smpp),
     )
     t.finish()
     return account
+
+
+def _nested(t: _Table, key: str, read):
+    """A table inside a table (``[accounts.NAME.smpp]``) through ``read``, or None when absent."""
+    value = t.get(key, lambda v: v, None)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        t.error(key, f"must be a table, got {_show(value)}")
+        return None
+    return read(_Table(t.errors, t.key_path(key), value))
 

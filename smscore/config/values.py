@@ -138,6 +138,27 @@ class HttpConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SmppServerConfig:
+    """[smpp_server]: the SMPP listener for customers' own ESMEs (SPEC §13); absent: none."""
+
+    listen: ListenAddress | None = None
+    tls_listen: ListenAddress | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    enquire_link: float = 30.0  # the gateway's own enquire_link to an idle session
+    window: int = 100  # outstanding deliver_sm per session
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountSmppConfig:
+    """[accounts.NAME.smpp]: how the account's ESMEs bind (SPEC §13)."""
+
+    system_id: str
+    password: str = field(repr=False)
+    max_binds: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MetricsConfig:
     """[metrics]: the Prometheus exposition."""
 
@@ -228,6 +249,7 @@ class AccountConfig:
     approved_domains: tuple[str, ...] = ()
     daily_volume_limit: int | None = None
     tps: int = 0
+    smpp: AccountSmppConfig | None = None  # binds over SMPP (SPEC §13); None: HTTP only
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -269,6 +291,7 @@ class Config:
     metrics: MetricsConfig = MetricsConfig()
     admin: AdminConfig = AdminConfig()
     push: PushConfig = PushConfig()
+    smpp_server: SmppServerConfig | None = None
     operators: Mapping[str, OperatorConfig] = field(default_factory=dict)
     profiles: Mapping[str, ProfileConfig] = field(default_factory=dict)
     accounts: Mapping[str, AccountConfig] = field(default_factory=dict)

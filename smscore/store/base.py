@@ -191,12 +191,16 @@ class Store(ABC):
 
     @abstractmethod
     def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int,
-                        include_own: bool = False) -> Deferred:
+                        include_own: bool = False, *, smpp: bool = False,
+                        accounts: Sequence[str] | None = None) -> Deferred:
         """Claim up to ``limit`` due push jobs that nobody holds (or whose lease expired; with
         ``include_own``, also those ``owner`` held before a restart), in id order. A job is claimed
         only with every earlier job of its subject, which must be claimable now too: a job waiting
         for its retry or held by another node holds the later jobs of its subject back, so jobs
-        of one subject go out in order. Fires with PushJobs, oldest first."""
+        of one subject go out in order. Fires with PushJobs, oldest first.
+
+        HTTP pushes, or with ``smpp`` the deliveries to customers' ESMEs (url ``"smpp"``, SPEC §13),
+        of every account or only of ``accounts``."""
 
     @abstractmethod
     def finish_pushes(self, at: float, *, done=(), retry=(), retry_at: float | None = None, error: str = "",

@@ -375,14 +375,17 @@ class MemoryStore(MemoryAccountOps, Store):
         return succeed(rows[:limit])
 
     def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int,
-                        include_own: bool = False) -> Deferred:
+                        include_own: bool = False, *, smpp: bool = False, accounts=None) -> Deferred:
         out = []
         held_back: set[str] = set()  # subjects with an earlier job that is not claimable now
         for jid in sorted(self.jobs):
             if len(out) >= limit:
                 break
             row = self.jobs[jid]
-            subject = row["job"].subject
+            job = row["job"]
+            if (job.url == "smpp") != smpp or (accounts is not None and job.account not in accounts):
+                continue
+            subject = job.subject
             free = (row["owner"] is None or row["lease_until"] < now or (include_own and row["owner"] == owner))
             if subject in held_back or not (row["next_at"] <= now and free):
                 held_back.add(subject)

@@ -372,20 +372,26 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, Store):
 
     # -- push jobs ------------------------------------------------------------------------------
     def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int,
-                        include_own: bool = False) -> Deferred:
+                        include_own: bool = False, *, smpp: bool = False,
+                        accounts: Sequence[str] | None = None) -> Deferred:
         """Due jobs nobody holds, oldest first, each only with every earlier job of its subject: those
         must be claimable now too, and ``ORDER BY id`` with ``LIMIT`` keeps them in the same claim.
         An earlier job waiting for its retry, or held by another node, holds the later ones back."""
         free = "(j.owner IS NULL OR j.lease_until < ?" + (" OR j.owner = ?)" if include_own else ")")
         held = "(e.owner IS NOT NULL AND e.lease_until >= ?" + (" AND e.owner <> ?)" if include_own else ")")
         mine = (owner,) if include_own else ()
+        which = "j.url = 'smpp'" if smpp else "j.url <> 'smpp'"
+        named: tuple = ()
+        if accounts is not None:
+            named = tuple(sorted(accounts)) or ("",)
+            which += f" AND j.account IN ({marks(named)})"
         sql = self.q(
             "UPDATE push_jobs SET owner = ?, lease_until = ? WHERE id IN ("
-            f"SELECT j.id FROM push_jobs j WHERE j.next_at <= ? AND {free} "
+            f"SELECT j.id FROM push_jobs j WHERE j.next_at <= ? AND {free} AND {which} "
             "AND NOT EXISTS (SELECT 1 FROM push_jobs e WHERE e.subject = j.subject AND e.id < j.id "
             f"AND (e.next_at > ? OR {held})) "
             f"ORDER BY j.id LIMIT ?{self._skip_locked()}) RETURNING {JOB_COLS}")
-        params = (owner, lease_until, now, now, *mine, now, now, *mine, limit)
+        params = (owner, lease_until, now, now, *mine, *named, now, now, *mine, limit)
 
         def op(cur):
             self._lock(cur, "push-claim")  # several nodes: one claim at a time sees the others' claims

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smscore.config import (
+    SmppServerConfig,
     Config,
     ConfigError,
     KeySet,
@@ -96,6 +97,10 @@ def test_shipped_gateway_toml_loads() -> None:
 
 def test_shipped_example_loads_with_every_spec_value() -> None:
     config = load_config(REPO / "etc" / "gateway.example.toml")
+    assert config.smpp_server == SmppServerConfig(listen=ListenAddress("127.0.0.1", 2775), enquire_link=30.0,
+                                                  window=100)
+    acme_smpp = config.accounts["acme"].smpp
+    assert (acme_smpp.system_id, acme_smpp.password, acme_smpp.max_binds) == ("acme", "s3cret", 4)
 
     g = config.gateway
     assert (g.node, g.default_sender, g.max_parts_cap, g.retention_days) == ("gw1", "SMSGW", 3, 60)
@@ -803,3 +808,75 @@ def test_callback_statuses_are_kept_as_one_selection(written: str, kept: str) ->
                    'callback_batch = 1000\ncallback_linger = "0ms"\n')
     acme = config.accounts["acme"]
     assert (acme.callback_statuses, acme.callback_batch, acme.callback_linger) == (kept, 1000, 0.0)
+
+
+# --- the SMPP server for customers' ESMEs (SPEC §13) ---------------------------------------------
+
+SMPP_SERVER = BASE + """
+[smpp_server]
+listen = "0.0.0.0:2775"
+enquire_link = "20s"
+window = 50
+
+[accounts.acme]
+api_keys = ["acme-key"]
+
+[accounts.acme.smpp]
+system_id = "acme"
+password = "s3cret"
+max_binds = 2
+"""
+
+
+def test_smpp_server_and_an_accounts_esme_credentials() -> None:
+    config = parse(SMPP_SERVER)
+    server = config.smpp_server
+    assert (server.listen, server.tls_listen, server.enquire_link, server.window) == (
+        ListenAddress("0.0.0.0", 2775), None, 20.0, 50)
+    smpp = config.accounts["acme"].smpp
+    assert (smpp.system_id, smpp.password, smpp.max_binds) == ("acme", "s3cret", 2)
+    assert "s3cret" not in repr(smpp)
+
+
+def test_no_smpp_server_section_means_none() -> None:
+    config = parse(BASE)
+    assert config.smpp_server is None
+    assert parse(BASE + MO).accounts["acme"].smpp is None
+
+
+def test_smpp_credentials_are_checked_without_showing_the_password() -> None:
+    text = SMPP_SERVER.replace('password = "s3cret"', 'password = "much-too-long"')
+    errors = errors_of(text.replace('system_id = "acme"', 'system_id = "a-system-id-of-20-chr"'))
+    assert errors == [
+        'accounts.acme.smpp.system_id: must be at most 15 characters, got "a-system-id-of-20-chr"',
+        "accounts.acme.smpp.password: must be at most 8 characters (SMPP 3.4), got 13",
+    ]
+    assert errors_of(SMPP_SERVER.replace('password = "s3cret"\n', "")) == [
+        "accounts.acme.smpp.password: is required"]
+
+
+def test_a_system_id_names_one_account_and_credentials_need_a_listener() -> None:
+    twice = SMPP_SERVER + """
+[accounts.globex]
+api_keys = ["globex-key"]
+[accounts.globex.smpp]
+system_id = "acme"
+password = "pw"
+"""
+    assert errors_of(twice) == ['accounts.globex.smpp.system_id: "acme" is already the system_id of account acme']
+    without = SMPP_SERVER.replace('[smpp_server]\nlisten = "0.0.0.0:2775"\nenquire_link = "20s"\nwindow = 50\n', "")
+    assert errors_of(without) == ["accounts.acme.smpp: needs an [smpp_server] section to bind to"]
+
+
+def test_tls_listener_needs_readable_certificate_and_key(tmp_path) -> None:
+    text = BASE + '[smpp_server]\ntls_listen = "127.0.0.1:3550"\n'
+    assert errors_of(text) == ["smpp_server.tls_listen: needs tls_cert and tls_key (PEM files)"]
+    (tmp_path / "cert.pem").write_text("x")
+    with pytest.raises(ConfigError) as caught:
+        parse(text + 'tls_cert = "cert.pem"\ntls_key = "key.pem"\n', folder=tmp_path)
+    assert caught.value.errors == [f'smpp_server.tls_key: cannot read "{tmp_path / "key.pem"}"']
+    (tmp_path / "key.pem").write_text("x")
+    config = parse(text + 'tls_cert = "cert.pem"\ntls_key = "key.pem"\n', folder=tmp_path)
+    assert config.smpp_server.tls_cert == tmp_path / "cert.pem" and config.smpp_server.listen is None
+    assert errors_of(BASE + "[smpp_server]\nwindow = 5\n") == [
+        "smpp_server.listen: is required (or tls_listen): the address ESMEs bind to"]

@@ -1,0 +1,253 @@
+"""Customers' ESMEs in the gateway (SPEC §13): what a bind, a submit, a query and a cancel mean
+here, and how receipts and MO reach the ESMEs durably.
+
+Why: ``connectors.smpp.server`` lets ESMEs in and speaks SMPP; it knows nothing of accounts,
+messages or the store. This module is the application it calls, and it only reuses what the HTTP
+API does: a submit is ``POST /v1/messages`` for one number (``submission.build_messages``, the
+account's rate limit, ``Pipeline.accept``: the answer comes once the message is stored); a query
+is ``GET /v1/messages/{id}``; a cancel is ``DELETE``. Refusals keep the HTTP API's error codes,
+which the server turns into SMPP statuses.
+
+Theory of operation
+-------------------
+- A message submitted over SMPP carries ``callback_url = "smpp"`` and, as ``callback_statuses``,
+  the receipts its ``registered_delivery`` asked for (every final outcome, failures only, or
+  none). So its receipts are push jobs like any status callback, stored in the transaction that
+  changes the status, in order per message; they are not HTTP callbacks.
+- ``SmppDeliveries`` claims those jobs (``claim_push_jobs(smpp=True)``) for the accounts that have
+  a receiver bound on this node, builds each receipt from the stored message
+  (``connectors.smpp.deliver_fields``) and hands it to the server. The ESME's ``deliver_sm_resp``
+  ends the job; no answer (30 s), a lost connection or no receiver gives it back at once, to go
+  on the next receiver (or after a rebind); another status tries again after 30 s.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime, timezone
+
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.task import LoopingCall
+
+from connectors.smpp import deliver_fields
+from connectors.smpp.outbox import NO_RECEIVER
+from connectors.smpp.server import ClientSession, Refused
+from connectors.smpp.submit_fields import CustomerSubmit, ReceiptRequest
+from policies.callbacks import FINAL, FINAL_FAILURES
+from smscore.api.render import store_errors
+from smscore.errors import ApiError
+from smscore.logs import get_logger
+from smscore.model import Status
+from smscore.submission import build_messages
+
+#: the ``callback_url`` of messages whose receipts go to the account's ESMEs
+SMPP_TARGET = "smpp"
+#: registered_delivery → which status events become receipts (a ``policies.callbacks`` selection)
+RECEIPTS = {ReceiptRequest.ALL: FINAL, ReceiptRequest.FAILURES: FINAL_FAILURES, ReceiptRequest.NONE: ""}
+#: seconds before a receipt the ESME answered with an error status is sent again (SPEC §13)
+RESEND_AFTER = 30.0
+#: deliveries that did not reach an ESME's answer: sent again at once to a receiver (the 30 s of
+#: SPEC §13 were the response timeout)
+AT_ONCE = frozenset({"timeout", "connection lost", NO_RECEIVER})
+
+
+class CustomerSmpp:
+    """The application behind the SMPP server: one per gateway node (its main process)."""
+
+    def __init__(self, *, config_source, pipeline, store, clock, rate_limit, metrics=None,
+                 on_receiver_bound=lambda account: None) -> None:
+        self.config_source = config_source
+        self.pipeline = pipeline
+        self.store = store
+        self.clock = clock
+        self.rate_limit = rate_limit
+        self.metrics = metrics
+        #: a receiver or transceiver of ``account`` bound: what waited for one can go now
+        self.on_receiver_bound = on_receiver_bound
+        self.log = get_logger(component="smpp-customers")
+
+    # -- binds ---------------------------------------------------------------------------------
+    def authenticate(self, system_id: str, password: str) -> str | None:
+        """The account whose ESME credentials these are, else None (which one failed is not said)."""
+        for name, account in self.config_source().accounts.items():
+            smpp = account.smpp
+            if smpp is not None and smpp.system_id == system_id:
+                ok = hmac.compare_digest(smpp.password.encode("utf-8"), password.encode("utf-8"))
+                return name if ok else None
+        return None
+
+    def max_binds(self, account: str) -> int:
+        found = self.config_source().accounts.get(account)
+        return found.smpp.max_binds if found is not None and found.smpp is not None else 0
+
+    def receiver_bound(self, session: ClientSession) -> None:
+        self.on_receiver_bound(session.account)
+
+    def pdu_seen(self, session: ClientSession, command: str, direction: str) -> None:
+        if self.metrics is not None:
+            self.metrics.pdus.inc((f"client:{session.account}", command, direction))
+
+    # -- requests --------------------------------------------------------------------------------
+    def submit(self, session: ClientSession, submit: CustomerSubmit) -> Deferred:
+        """Store the message as ``POST /v1/messages`` would; fires with its id once stored."""
+        config = self.config_source()
+        account = config.accounts.get(session.account)
+        if account is None:  # removed by a reload while bound
+            raise Refused("unavailable", "the account is gone")
+        if submit.udh:
+            raise Refused("unsupported", "parts the ESME concatenated itself are not passed on yet")
+        now = self.clock.seconds()
+        body = {"to": submit.destination, "text": submit.text, "encoding": submit.encoding.value}
+        if submit.source:
+            body["from"] = submit.source
+        if submit.send_at is not None:
+            body["send_at"] = datetime.fromtimestamp(submit.send_at, timezone.utc).isoformat()
+        try:
+            self.rate_limit.take(account)
+            messages = build_messages(body, account, config, now)
+        except ApiError as exc:
+            raise Refused(exc.code, exc.message) from None
+        for m in messages:
+            m.callback_url = SMPP_TARGET
+            m.callback_statuses = RECEIPTS[submit.receipts]
+        d = self.pipeline.accept(messages)
+        d.addCallbacks(lambda stored: stored[0].id, _refusal)
+        return d
+
+    def query(self, session: ClientSession, message_id: str) -> Deferred:
+        d = self.store.get(message_id)
+
+        def found(m):
+            if m is None or m.account != session.account:
+                raise Refused("not_found", "no such message of this account")
+            final = next((e for e in reversed(m.events) if e.final), None)
+            return deliver_fields.QueryAnswer(status=m.status.value, final_at=final.at if final else None,
+                                              err=_error_code(m.error), cancelled=_cancelled(m))
+
+        d.addCallback(found)
+        return d
+
+    def cancel(self, session: ClientSession, message_id: str) -> Deferred:
+        d = maybeDeferred(self.store.act, message_id, "cancel", self.clock.seconds(),
+                          "cancelled by the customer", account=session.account)
+
+        def done(m):
+            self.pipeline.forget([m.id])
+            return m.id
+
+        d.addCallbacks(done, _refusal)
+        return d
+
+
+def _refusal(failure):
+    """The store's refusals as the server's (``Refused``); anything else stays a failure."""
+    try:
+        store_errors(failure)
+    except ApiError as exc:
+        raise Refused(exc.code, exc.message) from None
+    if failure.check(Refused):
+        return failure
+    raise Refused("unavailable", failure.getErrorMessage())
+
+
+def _error_code(error: str | None) -> str:
+    """The operator's error code in a message's error text (``err=NNN``), else ""."""
+    if not error:
+        return ""
+    for word in error.replace(",", " ").split():
+        if word.startswith("err=") and word[4:].isdigit():
+            return word[4:]
+    return ""
+
+
+def _cancelled(m) -> bool:
+    return m.status is Status.STOPPED and any(e.detail.startswith("cancelled") for e in m.events)
+
+
+class SmppDeliveries:
+    """Receipts for customers' ESMEs: durable push jobs handed to the SMPP server (see the module
+    docstring). Polls every ``interval`` and whenever kicked (a receipt stored, a receiver bound)."""
+
+    def __init__(self, *, store, server, clock, node: str, lease: float, interval: float = 1.0) -> None:
+        self.store = store
+        self.server = server
+        self.clock = clock
+        self.node = node
+        self.lease = lease
+        self.interval = interval
+        self._claiming = False
+        self._again = False
+        self._loop: LoopingCall | None = None
+        self._inflight = 0
+        self.log = get_logger(component="smpp-deliveries", node=node)
+
+    def start(self) -> None:
+        self._loop = LoopingCall(self.kick)
+        self._loop.clock = self.clock
+        self._loop.start(self.interval, now=True)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+
+    def kick(self, *_args) -> Deferred:
+        if self._claiming:
+            self._again = True
+            return succeed(None)
+        room = {account: self.server.capacity(account) for account in self._receiving()}
+        room = {account: n for account, n in room.items() if n > 0}
+        if not room:
+            return succeed(None)
+        self._claiming = True
+        now = self.clock.seconds()
+        d = self.store.claim_push_jobs(self.node, now, now + self.lease, sum(room.values()),
+                                       smpp=True, accounts=sorted(room))
+        d.addCallbacks(self._claimed, self._failed)
+        return d
+
+    def _receiving(self) -> set[str]:
+        return {s.account for s in self.server.sessions() if s.receives}
+
+    def _failed(self, failure) -> None:
+        self._claiming = False
+        self.log.error("claiming receipts for ESMEs failed", error=failure.getErrorMessage())
+
+    def _claimed(self, jobs) -> None:
+        self._claiming = False
+        for job in jobs:
+            d = self._deliver(job)
+            d.addErrback(lambda f, job=job: self.log.error("receipt for an ESME failed", job=job.id,
+                                                           error=f.getErrorMessage()))
+        if self._again:
+            self._again = False
+            self.kick()
+
+    def _deliver(self, job) -> Deferred:
+        d = self.store.get(job.subject)
+
+        def build(m):
+            if m is None:  # purged meanwhile: nothing to tell
+                return None
+            item = deliver_fields.receipt(
+                m.id, job.body["status"], to=m.to, sender=m.sender, submitted_at=m.created_at,
+                done_at=_at(job.body["at"]), text=m.text, err=_error_code(m.error), cancelled=_cancelled(m))
+            return self.server.deliver(m.account, item)
+
+        d.addCallback(build)
+        d.addCallback(self._finish, job)
+        return d
+
+    def _finish(self, result, job) -> Deferred:
+        now = self.clock.seconds()
+        if result is None or result.done:
+            d = self.store.finish_pushes(now, done=[job.id])
+        elif result.reason in AT_ONCE:  # on the next receiver, or the next one to bind
+            d = self.store.finish_pushes(now, release=[job.id])
+        else:  # the ESME said no (an error status, a generic_nack): again in 30 s
+            d = self.store.finish_pushes(now, retry=[job.id], retry_at=now + RESEND_AFTER, error=result.reason)
+        d.addCallback(lambda _: self.kick())
+        return d
+
+
+def _at(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

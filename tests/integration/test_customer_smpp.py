@@ -1,0 +1,250 @@
+"""A customer's ESME through the whole gateway (SPEC §13): smpplib binds to a ``Gateway`` with
+``[smpp_server]`` (real SQLite store, a simulated operator, loopback sockets), submits as
+``POST /v1/messages`` would, and gets its receipts as deliver_sm, durably.
+
+smpplib runs in a thread (``deferToThread``) while the reactor runs the gateway.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import pytest_twisted
+import smpplib.exceptions
+from prometheus_client import CollectorRegistry
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThread
+
+from connectors.smpp.defs import (
+    ESME_RBINDFAIL,
+    ESME_RCANCELFAIL,
+    ESME_RINVDSTADR,
+    ESME_RINVSRCADR,
+    ESME_ROK,
+    ESME_RQUERYFAIL,
+    ESME_RTHROTTLED,
+)
+from smscore.app import Gateway
+from smscore.config import parse_config
+from smscore.model import Status
+from tests.esme import Esme, cancel_over
+from tests.waiting import eventually
+
+CONFIG = """
+[gateway]
+node = "gw1"
+[store]
+url = "sqlite:///gw.db"
+[http]
+listen = "127.0.0.1:0"
+[metrics]
+listen = "127.0.0.1:0"
+[smpp_server]
+listen = "127.0.0.1:0"
+[operators.sim]
+type = "simulated"
+receipt_delay = "10ms"
+[profiles.standard]
+operators = ["sim"]
+[accounts.acme]
+api_keys = ["acme-key"]
+senders = ["Acme"]
+tps = {tps}
+[accounts.acme.smpp]
+system_id = "acme"
+password = "s3cret"
+max_binds = 2
+"""
+
+
+async def _gateway(tmp_path, tps: int = 0) -> Gateway:
+    config = parse_config(CONFIG.format(tps=tps), path=tmp_path / "gw.toml")
+    gw = Gateway(config, reactor, CollectorRegistry())
+    await gw.start()
+    await eventually(lambda: gw.links["sim"].is_up(), "the simulated operator bound")
+    return gw
+
+
+@pytest.fixture
+def gateway(tmp_path):
+    gw = pytest_twisted.blockon(Deferred.fromCoroutine(_gateway(tmp_path)))
+    yield gw, gw.smpp_ports[0].getHost().port
+    pytest_twisted.blockon(gw.stop())
+
+
+def submit_receipt_query_cancel(port: int) -> dict:
+    """Bind as transceiver; a submit with a receipt, read the receipt; query it; a refused one;
+    a scheduled one, cancelled; cancel and query what cannot be; unbind."""
+    esme = Esme(port)
+    esme.client.connect()
+    out = {}
+    try:
+        out["bind"] = esme.client.bind_transceiver(system_id="acme", password="s3cret")
+        out["id"] = esme.submit("+46701234567", b"Hello over SMPP")
+        out["receipt"] = esme.wait_for("deliver")
+        esme.client.query_message(message_id=out["id"], source_addr_ton=5, source_addr_npi=0, source_addr="Acme")
+        out["query"] = esme.wait_for("query")
+        for key, to, source in (("bad_number", "12", "Acme"), ("bad_sender", "46701234567", "Globex")):
+            try:
+                esme.submit(to, b"no", source=source)
+            except smpplib.exceptions.PDUError as exc:
+                out[key] = exc.args[1]
+        out["later"] = esme.submit("46701234568", b"Tomorrow", registered_delivery=0,
+                                   schedule_delivery_time="000001000000000R")  # in one day
+        out["cancel_later"] = cancel_over(esme.client, out["later"], 900)
+        out["cancel_delivered"] = cancel_over(esme.client, out["id"], 901)
+        out["cancel_unknown"] = cancel_over(esme.client, "nope", 902)
+        esme.client.query_message(message_id="nope", source_addr_ton=5, source_addr_npi=0, source_addr="Acme")
+        try:
+            esme.wait_for("query")
+        except smpplib.exceptions.PDUError as exc:
+            out["query_unknown"] = exc.args[1]
+        esme.client.unbind()
+    finally:
+        esme.client.disconnect()
+    return out
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_esme_submits_gets_its_receipt_queries_and_cancels(gateway):
+    gw, port = gateway
+    out = await deferToThread(submit_receipt_query_cancel, port)
+    assert out["bind"].status == ESME_ROK
+    m = await gw.store.get(out["id"])
+    assert (m.account, m.to, m.sender, m.text, m.status) == ("acme", "46701234567", "Acme", "Hello over SMPP",
+                                                             Status.DELIVERED)
+    rcpt = out["receipt"]
+    assert (rcpt.esm_class, rcpt.source_addr, rcpt.destination_addr) == (0x04, b"46701234567", b"Acme")
+    assert rcpt.receipted_message_id == out["id"].encode() and rcpt.message_state == 2
+    assert rcpt.short_message.startswith(f"id:{out['id']} sub:001 dlvrd:001 ".encode())
+    assert b" stat:DELIVRD err:000 text:Hello over SMPP" in rcpt.short_message
+    assert (out["query"].message_state, len(out["query"].final_date)) == (2, 16)
+    assert (out["bad_number"], out["bad_sender"]) == (ESME_RINVDSTADR, ESME_RINVSRCADR)
+    assert out["cancel_later"].status == ESME_ROK
+    later = await gw.store.get(out["later"])
+    assert later.status is Status.STOPPED and later.callback_url == "smpp"
+    assert out["cancel_delivered"].status == out["cancel_unknown"].status == ESME_RCANCELFAIL
+    assert out["query_unknown"] == ESME_RQUERYFAIL
+    # Nothing of the refused submits was kept: the delivered one and the cancelled one only.
+    assert await gw.store.count_by_status() == {"delivered": 1, "stopped": 1}
+    # The receipt was acknowledged: no job left for it.
+    assert await gw.store.pending_push_jobs() == []
+
+
+def bind_with(port: int, password: str, as_: str = "transmitter"):
+    esme = Esme(port)
+    esme.client.connect()
+    try:
+        getattr(esme.client, f"bind_{as_}")(system_id="acme", password=password)
+        return ESME_ROK
+    except smpplib.exceptions.PDUError as exc:
+        return exc.args[1]
+    finally:
+        esme.client.disconnect()
+
+
+def hold_receiver(port: int, release: threading.Event) -> None:
+    esme = Esme(port)
+    esme.client.connect()
+    try:
+        esme.client.bind_receiver(system_id="acme", password="s3cret")
+        release.wait(10)
+    finally:
+        esme.client.disconnect()
+
+
+@pytest_twisted.ensureDeferred
+async def test_wrong_passwords_and_unknown_ids_get_the_same_refusal(gateway):
+    gw, port = gateway
+    assert await deferToThread(bind_with, port, "wrong") == ESME_RBINDFAIL
+    assert await deferToThread(bind_with, port, "s3cret") == ESME_ROK
+
+
+@pytest_twisted.ensureDeferred
+async def test_bound_sessions_are_a_metric_and_max_binds_holds(gateway):
+    gw, port = gateway
+    release = threading.Event()
+    held = [deferToThread(hold_receiver, port, release) for _ in range(2)]
+    try:
+        def sessions():
+            return gw.metrics.registry.get_sample_value("smsgw_smpp_server_sessions",
+                                                        {"account": "acme", "bind": "receiver"})
+        await eventually(lambda: sessions() == 2, "two receivers in the metric", state=sessions)
+        assert await deferToThread(bind_with, port, "s3cret") == ESME_RBINDFAIL  # max_binds = 2
+    finally:
+        release.set()
+        for d in held:
+            await d
+
+
+def submit_as_transmitter(port: int) -> str:
+    esme = Esme(port)
+    esme.client.connect()
+    try:
+        esme.client.bind_transmitter(system_id="acme", password="s3cret")
+        return esme.submit("46701234567", b"Receipt waits for a receiver")
+    finally:
+        esme.client.disconnect()
+
+
+def receive_one(port: int):
+    esme = Esme(port)
+    esme.client.connect()
+    try:
+        esme.client.bind_receiver(system_id="acme", password="s3cret")
+        return esme.wait_for("deliver")
+    finally:
+        esme.client.disconnect()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_receipt_waits_durably_until_a_receiver_binds(gateway):
+    gw, port = gateway
+    message_id = await deferToThread(submit_as_transmitter, port)
+    await eventually(_delivered(gw, message_id), "the message delivered")
+    assert len(await gw.store.pending_push_jobs()) == 1  # the receipt, kept for a receiver
+    rcpt = await deferToThread(receive_one, port)
+    assert rcpt.receipted_message_id == message_id.encode()
+    await eventually(_no_jobs(gw), "the receipt acknowledged")
+
+
+def _delivered(gw, message_id):
+    async def check():
+        m = await gw.store.get(message_id)
+        return m is not None and m.status is Status.DELIVERED
+    return check
+
+
+def _no_jobs(gw):
+    async def check():
+        return await gw.store.pending_push_jobs() == []
+    return check
+
+
+def burst(port: int, count: int) -> list[int]:
+    esme = Esme(port)
+    esme.client.connect()
+    statuses = []
+    try:
+        esme.client.bind_transmitter(system_id="acme", password="s3cret")
+        for i in range(count):
+            try:
+                esme.submit(f"4670123450{i}", b"burst", registered_delivery=0)
+                statuses.append(ESME_ROK)
+            except smpplib.exceptions.PDUError as exc:
+                statuses.append(exc.args[1])
+    finally:
+        esme.client.disconnect()
+    return statuses
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_accounts_tps_throttles_submits(tmp_path):
+    gw = await _gateway(tmp_path, tps=2)
+    try:
+        statuses = await deferToThread(burst, gw.smpp_ports[0].getHost().port, 6)
+        assert statuses[:2] == [ESME_ROK, ESME_ROK] and ESME_RTHROTTLED in statuses, statuses
+    finally:
+        await gw.stop()
