@@ -14,9 +14,10 @@ Theory of operation
   the receipts its ``registered_delivery`` asked for (every final outcome, failures only, or
   none). So its receipts are push jobs like any status callback, stored in the transaction that
   changes the status, in order per message; they are not HTTP callbacks.
+- MO for a keyword with ``url = "smpp"`` are push jobs to the same target (``smscore.mo``).
 - ``SmppDeliveries`` claims those jobs (``claim_push_jobs(smpp=True)``) for the accounts that have
-  a receiver bound on this node, builds each receipt from the stored message
-  (``connectors.smpp.deliver_fields``) and hands it to the server. The ESME's ``deliver_sm_resp``
+  a receiver bound on this node, builds each receipt from the stored message, or the MO's
+  deliver_sm from its push body (``connectors.smpp.deliver_fields``), and hands it to the server. The ESME's ``deliver_sm_resp``
   ends the job; no answer (30 s), a lost connection or no receiver gives it back at once, to go
   on the next receiver (or after a rebind); another status tries again after 30 s.
 """
@@ -223,6 +224,17 @@ class SmppDeliveries:
             self.kick()
 
     def _deliver(self, job) -> Deferred:
+        if job.kind == "mo":
+            body = job.body
+            try:
+                item = deliver_fields.mo(body["from"], body["to"], body["text"])
+            except ValueError as exc:  # an address that does not fit SMPP: nothing will change it
+                self.log.error("MO cannot go to an ESME", mo_id=job.subject, error=str(exc))
+                return self.store.finish_pushes(self.clock.seconds(), done=[job.id], mo_events=[
+                    (job.subject, "push abandoned", f"not deliverable over SMPP: {exc}")])
+            d = self.server.deliver(job.account, item)
+            d.addCallback(self._finish, job)
+            return d
         d = self.store.get(job.subject)
 
         def build(m):
@@ -240,7 +252,8 @@ class SmppDeliveries:
     def _finish(self, result, job) -> Deferred:
         now = self.clock.seconds()
         if result is None or result.done:
-            d = self.store.finish_pushes(now, done=[job.id])
+            events = [(job.subject, "pushed", "to the account's ESME over SMPP")] if job.kind == "mo" else []
+            d = self.store.finish_pushes(now, done=[job.id], mo_events=events)
         elif result.reason in AT_ONCE:  # on the next receiver, or the next one to bind
             d = self.store.finish_pushes(now, release=[job.id])
         else:  # the ESME said no (an error status, a generic_nack): again in 30 s

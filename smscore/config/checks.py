@@ -22,6 +22,8 @@ def check_keywords(keywords: list[KeywordConfig], tables: list[_Table],
     for index, (keyword, t) in enumerate(zip(keywords, tables)):
         if keyword.account and keyword.account not in accounts:
             t.error("account", f"unknown account {_quote(keyword.account)}")
+        elif keyword.url == "smpp" and keyword.account and accounts[keyword.account].smpp is None:
+            t.error("url", f'"smpp" needs [accounts.{keyword.account}.smpp]: the account\'s ESMEs get the MO')
         shortcode = by_number.get(keyword.shortcode)
         if keyword.shortcode and shortcode is None:
             t.error("shortcode", f"unknown shortcode {_quote(keyword.shortcode)}")
@@ -51,7 +53,7 @@ def check_accounts(accounts: Mapping[str, AccountConfig], tables: Mapping[str, _
             if sender in numbers and not any(k.shortcode == sender for k in own):
                 t.error(f"senders[{index}]",
                         f"shortcode {sender} has no keyword of this account")
-        if account.secret is None and (account.callback_url or any(k.url for k in own)):
+        if account.secret is None and (account.callback_url or any(k.url and k.url != "smpp" for k in own)):
             t.error("secret", "is required: pushes to this account (callback_url or a "
                               "keyword url) are signed with it")
 

@@ -242,6 +242,11 @@ def read_shortcodes(tables: list[_Table]) -> list[ShortcodeConfig]:
     return result
 
 
+def _keyword_url(value: Any) -> str:
+    """A push target: an http(s) URL, or "smpp" (the account's bound ESMEs, SPEC §13)."""
+    return "smpp" if value == "smpp" else _url(value)
+
+
 def read_keyword(t: _Table) -> KeywordConfig:
     template = _template(MO_PLACEHOLDERS)
     keyword = KeywordConfig(
@@ -249,7 +254,7 @@ def read_keyword(t: _Table) -> KeywordConfig:
         keyword=t.get("keyword", _WORD) or "",
         aliases=t.get("aliases", _list(_WORD, unique=True, casefold=True), ()),
         account=t.get("account", _NONEMPTY) or "",
-        url=t.get("url", _url, None),
+        url=t.get("url", _keyword_url, None),
         price=t.get("price", _money, Decimal(0)),
         unavailable_reply=t.get("unavailable_reply", template, None),
         reply=t.get("reply", template, None),

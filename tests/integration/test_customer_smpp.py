@@ -56,6 +56,13 @@ tps = {tps}
 system_id = "acme"
 password = "s3cret"
 max_binds = 2
+[[shortcodes]]
+number = "72550"
+[[keywords]]
+shortcode = "72550"
+keyword = "ACME"
+account = "acme"
+url = "smpp"
 """
 
 
@@ -248,3 +255,18 @@ async def test_the_accounts_tps_throttles_submits(tmp_path):
         assert statuses[:2] == [ESME_ROK, ESME_ROK] and ESME_RTHROTTLED in statuses, statuses
     finally:
         await gw.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_mo_for_a_keyword_with_url_smpp_reaches_the_esme_and_stays_pullable(gateway):
+    gw, port = gateway
+    assert await gw.sims["sim"].inject_mo("46709876543", "72550", "ACME hello there") == "delivered"
+    deliver = await deferToThread(receive_one, port)
+    assert (deliver.source_addr, deliver.destination_addr, deliver.short_message) == (
+        b"46709876543", b"72550", b"ACME hello there")
+    assert deliver.esm_class == 0
+    await eventually(_no_jobs(gw), "the MO acknowledged")
+    [mo] = (await gw.store.inbox("acme", 0, 10))
+    assert (mo.text, mo.keyword) == ("ACME hello there", "ACME")
+    got = await gw.store.get_mo(mo.id)
+    assert "pushed" in [e.status for e in got.events]

@@ -880,3 +880,14 @@ def test_tls_listener_needs_readable_certificate_and_key(tmp_path) -> None:
     assert config.smpp_server.tls_cert == tmp_path / "cert.pem" and config.smpp_server.listen is None
     assert errors_of(BASE + "[smpp_server]\nwindow = 5\n") == [
         "smpp_server.listen: is required (or tls_listen): the address ESMEs bind to"]
+
+
+def test_a_keyword_may_push_to_the_accounts_esmes_when_it_has_credentials() -> None:
+    keyword = '\n[[shortcodes]]\nnumber = "72550"\n[[keywords]]\nshortcode = "72550"\nkeyword = "ACME"\naccount = "acme"\nurl = "smpp"\n'
+    config = parse(SMPP_SERVER + keyword)  # no secret needed: nothing is signed over SMPP
+    assert config.keywords[0].url == "smpp"
+    without = SMPP_SERVER.replace('[accounts.acme.smpp]\nsystem_id = "acme"\npassword = "s3cret"\nmax_binds = 2\n', "")
+    assert errors_of(without + keyword) == [
+        'keywords[0].url: "smpp" needs [accounts.acme.smpp]: the account\'s ESMEs get the MO']
+    assert errors_of(SMPP_SERVER + keyword.replace('url = "smpp"', 'url = "smtp"')) == [
+        'keywords[0].url: must be an http:// or https:// URL, got "smtp"']
