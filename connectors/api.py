@@ -90,6 +90,10 @@ class SubmitRequest:
     sender: str
     text: str
     encoding: str  # "gsm7" | "latin1" | "ucs2"
+    #: a part concatenated by the customer: sent as one SMS with this UDH (esm_class UDHI)
+    udh: bytes = b""
+    #: the validity the operator gets (epoch seconds), or None for its default
+    expires_at: float | None = None
 
 
 class SubmitError(Exception):

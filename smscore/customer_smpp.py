@@ -14,6 +14,9 @@ Theory of operation
   the receipts its ``registered_delivery`` asked for (every final outcome, failures only, or
   none). So its receipts are push jobs like any status callback, stored in the transaction that
   changes the status, in order per message; they are not HTTP callbacks.
+- A part the ESME concatenated itself (UDH, or SAR made into a UDH by the server) is a message
+  of one part that keeps its UDH to the operator; ``validity_period`` is the message's
+  ``expires_at``: the operator gets it, and the pipeline expires a message still unsent by then.
 - MO for a keyword with ``url = "smpp"`` are push jobs to the same target (``smscore.mo``).
 - ``SmppDeliveries`` claims those jobs (``claim_push_jobs(smpp=True)``) for the accounts that have
   a receiver bound on this node, builds each receipt from the stored message, or the MO's
@@ -95,8 +98,6 @@ class CustomerSmpp:
         account = config.accounts.get(session.account)
         if account is None:  # removed by a reload while bound
             raise Refused("unavailable", "the account is gone")
-        if submit.udh:
-            raise Refused("unsupported", "parts the ESME concatenated itself are not passed on yet")
         now = self.clock.seconds()
         body = {"to": submit.destination, "text": submit.text, "encoding": submit.encoding.value}
         if submit.source:
@@ -111,6 +112,9 @@ class CustomerSmpp:
         for m in messages:
             m.callback_url = SMPP_TARGET
             m.callback_statuses = RECEIPTS[submit.receipts]
+            m.expires_at = submit.expires_at
+            if submit.udh:  # a part the ESME concatenated: one SMS, sent on with its own UDH
+                m.udh, m.parts = submit.udh, 1
         d = self.pipeline.accept(messages)
         d.addCallbacks(lambda stored: stored[0].id, _refusal)
         return d

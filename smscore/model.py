@@ -94,6 +94,10 @@ class Message:
     #: which status events are pushed (a ``policies.callbacks`` selection the request chose), or
     #: None: the account's ``callback_statuses`` at the time of each event
     callback_statuses: str | None = None
+    #: a part a customer's ESME concatenated itself: its UDH, sent with it as it came (SPEC §13)
+    udh: bytes = b""
+    #: not sent after this moment (a submit's validity_period): ``expired`` instead
+    expires_at: float | None = None
     #: learned for the destination (not stored with the message): the operator that last delivered
     #: to it, and operators that failed for it lately
     preferred: str | None = None

@@ -351,12 +351,22 @@ class Pipeline:
 
     def _submit(self, link, m: Message) -> None:
         name = link.name
-        self.inflight[name] += 1
         started = self.clock.seconds()
-        d = link.submit(SubmitRequest(m.id, m.to, m.sender, m.text, m.encoding))
+        if m.expires_at is not None and started >= m.expires_at:
+            self._expire(m, started)
+            return
+        self.inflight[name] += 1
+        d = link.submit(SubmitRequest(m.id, m.to, m.sender, m.text, m.encoding, m.udh, m.expires_at))
         d.addCallbacks(self._submitted, self._submit_failed, callbackArgs=(name, m, started),
                        errbackArgs=(name, m))
         d.addErrback(self._log_failure, "submit bookkeeping failed", message_id=m.id)
+
+    def _expire(self, m: Message, now: float) -> None:
+        """Its validity ended before it could go: ``expired`` (final), not sent."""
+        self.held -= 1
+        d = self.store.act(m.id, "expire", now, "validity period ended before submission")
+        d.addCallbacks(lambda _: self.metrics.status_changed(Status.EXPIRED.value), self._log_failure,
+                       errbackArgs=("expiring a message failed",), errbackKeywords={"message_id": m.id})
 
     def _stored_attempt(self, result, operator: str):
         """The outcome of a submit is stored: its in-flight slot is free."""

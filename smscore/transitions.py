@@ -107,6 +107,8 @@ OPS_ACTIONS = {
     "cancel": (frozenset({Status.SCHEDULED, Status.QUEUED, Status.PAUSED, Status.PENDING_APPROVAL}), Status.STOPPED),
     "pause": (frozenset({Status.QUEUED}), Status.PAUSED),
     "resume": (frozenset({Status.PAUSED}), Status.QUEUED),
+    # the gateway's own: a message whose validity ended before it could be submitted
+    "expire": (frozenset({Status.SCHEDULED, Status.QUEUED, Status.PAUSED, Status.PENDING_APPROVAL}), Status.EXPIRED),
 }
 
 

@@ -110,9 +110,11 @@ from connectors.smpp.text import (
     gsm_fill_bits,
     gsm_pack,
     gsm_unpack,
+    one_part_with_udh,
     parse_udh,
     split,
 )
+from connectors.smpp.times import format_absolute
 
 __all__ = [
     "ESME_RINVDCS",
@@ -619,7 +621,10 @@ class OperatorLink:
             raise SubmitError(PERMANENT, f"unknown encoding {request.encoding!r}") from None
         encoding = wire_encoding(encoding, request.text, s.latin1)
         try:
-            pieces = split(request.text, encoding)
+            if request.udh:  # a part its sender concatenated: it stays one SMS with its UDH
+                pieces = [one_part_with_udh(request.text, encoding, request.udh)]
+            else:
+                pieces = split(request.text, encoding)
         except (UnencodableText, ValueError) as e:
             raise SubmitError(PERMANENT, str(e)) from None
         total = len(pieces)
@@ -629,9 +634,10 @@ class OperatorLink:
             self._ref = (self._ref + 1) & 0xFF
         ton, npi, source = source_address(request.sender)
         message = _Message(request, total)
+        validity = format_absolute(request.expires_at) if request.expires_at is not None else ""
         parts = []
         for i, piece in enumerate(pieces):
-            udh = concat_udh(self._ref, total, i + 1) if total > 1 else b""
+            udh = request.udh or (concat_udh(self._ref, total, i + 1) if total > 1 else b"")
             if encoding is Encoding.GSM7 and s.packed_gsm:
                 body = gsm_pack(piece.payload, gsm_fill_bits(len(udh)) if udh else 0)
             else:
@@ -640,7 +646,7 @@ class OperatorLink:
                 "source_addr_ton": ton, "source_addr_npi": npi, "source_addr": source,
                 "dest_addr_ton": 1, "dest_addr_npi": 1,
                 "destination_addr": request.to.removeprefix("+"),
-                "esm_class": _UDHI if udh else 0, "registered_delivery": 1,
+                "esm_class": _UDHI if udh else 0, "registered_delivery": 1, "validity_period": validity,
                 "data_coding": _DATA_CODING[encoding], "short_message": udh + body,
             }))
         self._queue.extend(parts)

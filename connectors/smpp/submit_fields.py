@@ -56,7 +56,7 @@ from .defs import (
     ESME_RSUBMITFAIL,
     status_name,
 )
-from .text import ConcatInfo, Encoding, InvalidUDH, concat_udh, decode, parse_udh
+from .text import ConcatInfo, Encoding, InvalidUDH, concat_udh, decode, parse_udh, udh_room
 from .times import InvalidTime, parse_time
 
 __all__ = [
@@ -79,9 +79,6 @@ SAR_TLVS = ("sar_msg_ref_num", "sar_total_segments", "sar_segment_seqnum")
 _CODINGS: dict[int, Encoding] = {0: Encoding.GSM7, 1: Encoding.LATIN1, 3: Encoding.LATIN1,
                                  8: Encoding.UCS2}
 _SEVEN_BIT = frozenset({0, 1})  # data codings whose octets must be below 0x80
-#: What one SMS carries, UDH included: 160 septets, or 140 octets.
-_GSM_SEPTETS = 160
-_OCTETS = 140
 
 
 class SubmitRefused(Exception):
@@ -218,12 +215,7 @@ def decode_text(payload: bytes, data_coding: int) -> tuple[str, Encoding]:
 
 
 def _check_one_sms(payload: bytes, encoding: Encoding, udh: bytes) -> None:
-    if encoding is Encoding.GSM7:
-        used, room = len(payload) + -(-len(udh) * 8 // 7), _GSM_SEPTETS
-        unit = "septets"
-    else:
-        used, room = len(payload) + len(udh), _OCTETS
-        unit = "octets"
+    used, room, unit = udh_room(payload, encoding, udh)
     if used > room:
         raise SubmitRefused(ESME_RINVMSGLEN,
                             f"a concatenated part with its UDH needs {used} {unit}, over {room}")

@@ -51,8 +51,10 @@ __all__ = [
     "gsm_fill_bits",
     "gsm_pack",
     "gsm_unpack",
+    "one_part_with_udh",
     "parse_udh",
     "split",
+    "udh_room",
 ]
 
 
@@ -310,6 +312,25 @@ class Part:
 #: Payload octets in a single SMS and in one part of a concatenated SMS (8-bit reference UDH).
 SINGLE_PART_OCTETS = {Encoding.GSM7: 160, Encoding.UCS2: 140, Encoding.LATIN1: 140}
 MULTI_PART_OCTETS = {Encoding.GSM7: 153, Encoding.UCS2: 134, Encoding.LATIN1: 134}
+
+
+def udh_room(payload: bytes, encoding: Encoding | str, udh: bytes) -> tuple[int, int, str]:
+    """(used, room, unit) of one SMS carrying ``payload`` after ``udh``: GSM counts septets (the
+    UDH padded to a septet boundary) out of 160, other encodings octets out of 140."""
+    if _encoding(encoding) is Encoding.GSM7:
+        return len(payload) + -(-len(udh) * 8 // 7), 160, "septets"
+    return len(payload) + len(udh), 140, "octets"
+
+
+def one_part_with_udh(text: str, encoding: Encoding | str, udh: bytes) -> Part:
+    """``text`` as the one SMS it must stay (a part its sender concatenated itself, with ``udh``).
+    Raises UnencodableText, or ValueError when it does not fit one SMS with the UDH."""
+    encoding = _encoding(encoding)
+    payload = _encode(text, encoding)
+    used, room, unit = udh_room(payload, encoding, udh)
+    if used > room:
+        raise ValueError(f"the part needs {used} {unit} with its UDH, over {room}, as {encoding.value}")
+    return Part(text, payload)
 
 
 def split(text: str, encoding: Encoding | str) -> list[Part]:

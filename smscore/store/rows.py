@@ -12,7 +12,7 @@ from smscore.model import Message, MoMessage, PushJob, Status
 
 MSG_COLS = ("id, account, to_number, sender, body, encoding, parts, profile, status, reference, "
             "callback_url, operator, cost, error, created_at, updated_at, send_at, tried, origin, charged, "
-            "callback_statuses, part_state")
+            "callback_statuses, udh, expires_at, part_state")
 MO_COLS = "id, operator, sender, to_number, body, received_at, parts, note, account, keyword, payload, outcome, seq"
 JOB_COLS = "id, kind, account, subject, url, body, attempts, first_at"
 
@@ -20,13 +20,14 @@ JOB_COLS = "id, kind, account, subject, url, body, attempts, first_at"
 def row_to_message(row) -> Message:
     (mid, account, to, sender, body, encoding, parts, profile, status, reference, callback_url,
      operator, cost, error, created_at, updated_at, send_at, tried, origin, charged, callback_statuses,
-     _part_state) = row
+     udh, expires_at, _part_state) = row
     return Message(
         id=mid, account=account, to=to, sender=sender, text=body, encoding=encoding, parts=parts,
         profile=profile, status=Status(status), reference=reference, callback_url=callback_url,
         operator=operator, cost=Decimal(cost), error=error, created_at=created_at,
         updated_at=updated_at, send_at=send_at, tried=tuple(tried.split(",")) if tried else (), origin=origin,
         charged=Decimal(charged), callback_statuses=callback_statuses,
+        udh=bytes.fromhex(udh) if udh else b"", expires_at=expires_at,
     )
 
 

@@ -212,6 +212,12 @@ COMMON: dict[int, list[str]] = {
         "CREATE TABLE nodes (node TEXT PRIMARY KEY, seen_at {time} NOT NULL)",
         "ALTER TABLE messages ADD COLUMN via TEXT",
     ],
+    9: [
+        # Parts a customer's ESME concatenated itself keep their UDH (hex), and a submit's
+        # validity_period becomes a time after which the message is not sent (SPEC §13).
+        "ALTER TABLE messages ADD COLUMN udh TEXT",
+        "ALTER TABLE messages ADD COLUMN expires_at {time}",
+    ],
 }
 
 #: dialect -> version -> statements only that dialect has (run after the common ones)

@@ -193,10 +193,11 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, Store):
                 m.id, m.account, m.to, m.sender, m.text, m.encoding, m.parts, m.profile, m.status.value,
                 m.reference, m.callback_url, m.operator, str(m.cost), m.error, m.created_at, m.updated_at,
                 m.send_at, ",".join(m.tried), m.origin, str(m.charged), m.callback_statuses,
+                m.udh.hex() if m.udh else None, m.expires_at,
                 tr.PART_PENDING * m.parts, owner if queued else None, lease_until if owner and queued else None,
                 next(seqs)))
         self._many(cur, f"INSERT INTO messages ({MSG_COLS}, owner, lease_until, update_seq) VALUES "
-                        "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", values)
+                        "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", values)
         events = [(m.id, e.at, e.status.value, e.operator, e.detail, e.final) for m, _, _ in rows for e in m.events]
         if events:
             # The first status is reported in the 202 answer: no callback for it (SPEC §11).

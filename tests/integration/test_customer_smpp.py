@@ -270,3 +270,48 @@ async def test_an_mo_for_a_keyword_with_url_smpp_reaches_the_esme_and_stays_pull
     assert (mo.text, mo.keyword) == ("ACME hello there", "ACME")
     got = await gw.store.get_mo(mo.id)
     assert "pushed" in [e.status for e in got.events]
+
+
+def submit_parts_and_expired(port: int) -> dict:
+    """Two parts concatenated by the ESME with a UDH, one with SAR TLVs, and one whose validity
+    ended before it could go (scheduled past it)."""
+    esme = Esme(port)
+    esme.client.connect()
+    out = {}
+    try:
+        esme.client.bind_transmitter(system_id="acme", password="s3cret")
+        udh = bytes.fromhex("0500033702")
+        out["udh"] = [esme.submit("46701234567", udh + part + b"x" * 10, esm_class=0x40, registered_delivery=0)
+                      for part in (b"\x01", b"\x02")]  # ref 0x37, 2 parts, seq 1 and 2 (UDH ends in seq)
+        out["sar"] = esme.submit("46701234567", b"second half", registered_delivery=0,
+                                 sar_msg_ref_num=300, sar_total_segments=2, sar_segment_seqnum=2)
+        out["expired"] = esme.submit("46701234568", b"too late", registered_delivery=0,
+                                     schedule_delivery_time="000000000002000R",  # in 2 s
+                                     validity_period="000000000001000R")  # valid for 1 s
+    finally:
+        esme.client.disconnect()
+    return out
+
+
+@pytest_twisted.ensureDeferred
+async def test_parts_the_esme_concatenated_go_on_as_they_came_and_validity_expires(gateway):
+    gw, port = gateway
+    out = await deferToThread(submit_parts_and_expired, port)
+    ids = out["udh"] + [out["sar"]]
+    assert len(set(ids)) == 3
+    for message_id in ids:
+        await eventually(_delivered(gw, message_id), f"{message_id} delivered")
+    sent = [s.short_message for s in gw.sims["sim"].submits]
+    assert bytes.fromhex("050003370201") + b"x" * 10 in sent
+    assert bytes.fromhex("050003370202") + b"x" * 10 in sent
+    sar = next(s for s in gw.sims["sim"].submits if s.short_message.endswith(b"second half"))
+    assert sar.esm_class & 0x40 and sar.short_message[:1] in (b"\x05", b"\x06")  # a UDH from the TLVs
+    assert all(s.tlvs.get("sar_msg_ref_num") is None for s in gw.sims["sim"].submits)
+    first = await gw.store.get(out["udh"][0])
+    assert (first.parts, first.udh, first.text) == (1, bytes.fromhex("050003370201"), "x" * 10)
+
+    async def expired():
+        m = await gw.store.get(out["expired"])
+        return m.status is Status.EXPIRED
+    await eventually(expired, "the message past its validity expired", timeout=15)
+    assert not any(s.destination_addr == "46701234568" for s in gw.sims["sim"].submits)

@@ -495,3 +495,16 @@ def test_a_full_gsm_part_never_ends_in_cr():
     assert count_parts("a" * 158 + "\r" + "b", "gsm7") == 1
     parts = split("a" * 152 + "\r" + "b" * 10, "gsm7")
     assert [p.text for p in parts] == ["a" * 152, "\r" + "b" * 10]
+
+
+def test_a_part_with_its_own_udh_stays_one_sms_or_is_refused():
+    from connectors.smpp.text import one_part_with_udh, udh_room
+
+    udh = bytes.fromhex("050003370201")  # 6 octets: 7 septets in GSM
+    assert udh_room(b"a" * 153, Encoding.GSM7, udh) == (160, 160, "septets")
+    assert one_part_with_udh("a" * 153, Encoding.GSM7, udh).payload == b"a" * 153
+    with pytest.raises(ValueError):
+        one_part_with_udh("a" * 154, Encoding.GSM7, udh)
+    assert udh_room("é".encode("utf-16-be") * 67, Encoding.UCS2, udh) == (140, 140, "octets")
+    with pytest.raises(ValueError):
+        one_part_with_udh("é" * 68, Encoding.UCS2, udh)
