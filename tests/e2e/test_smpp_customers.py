@@ -1,0 +1,89 @@
+"""A customer's ESME against `smsgw run` as a user runs it (SPEC §13), with smpplib: submits over
+SMPP on a node of several processes, then 1,000 receipts waiting for a receiver survive a
+SIGKILL of the gateway and all arrive once a receiver binds after the restart."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+import smpplib.client
+
+from tests.e2e.conftest import SIM_CONFIG, free_port, wait_for
+from tests.esme import Esme
+
+pytestmark = pytest.mark.slow
+
+COUNT = 1000
+
+CONFIG = SIM_CONFIG.replace("[gateway]\n", "[gateway]\nprocesses = 2\n", 1) + """
+[smpp_server]
+listen = "127.0.0.1:{smpp}"
+[accounts.demo.smpp]
+system_id = "demo"
+password = "pw"
+max_binds = 2
+"""
+
+
+def submit_many(port: int, count: int) -> list[str]:
+    esme = Esme(port, timeout=30)
+    esme.client.connect()
+    try:
+        esme.client.bind_transmitter(system_id="demo", password="pw")
+        return [esme.submit(f"46701{i:06d}", b"receipt later", source="DEMO") for i in range(count)]
+    finally:
+        esme.client.unbind()
+        esme.client.disconnect()
+
+
+def receive(port: int, count: int) -> list:
+    esme = Esme(port, timeout=30)
+    esme.client.connect()
+    try:
+        esme.client.bind_receiver(system_id="demo", password="pw")
+        while len(esme.delivered) < count:
+            esme.client.read_once(auto_send_enquire_link=False)
+        return esme.delivered
+    finally:
+        esme.client.disconnect()
+
+
+def counts(db) -> tuple[int, int]:
+    """(delivered messages, receipts waiting for an ESME)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        delivered = conn.execute("SELECT COUNT(*) FROM messages WHERE status = 'delivered'").fetchone()[0]
+        waiting = conn.execute("SELECT COUNT(*) FROM push_jobs WHERE url = 'smpp'").fetchone()[0]
+        return delivered, waiting
+    finally:
+        conn.close()
+
+
+def test_receipts_for_an_unbound_esme_survive_a_sigkill_and_arrive_after_the_restart(gateways, tmp_path):
+    ports = {"http": free_port(), "metrics": free_port(), "smpp": free_port()}
+    gw = gateways(CONFIG.format(**ports), ports["http"]).start()
+    ids = submit_many(ports["smpp"], COUNT)
+    assert len(set(ids)) == COUNT
+    db = tmp_path / "e2e.db"
+    wait_for(lambda: counts(db) == (COUNT, COUNT), 60, what=f"{COUNT} delivered, their receipts waiting")
+    gw.kill()
+    gw.start()
+    got = receive(ports["smpp"], COUNT)
+    receipted = [pdu.receipted_message_id.decode() for pdu in got]
+    assert set(receipted) == set(ids)
+    assert all(b"stat:DELIVRD" in pdu.short_message for pdu in got)
+    wait_for(lambda: counts(db)[1] == 0, 30, what="every receipt acknowledged")
+
+
+def test_a_bind_with_a_wrong_password_is_refused_by_the_running_gateway(gateways):
+    ports = {"http": free_port(), "metrics": free_port(), "smpp": free_port()}
+    gateways(CONFIG.format(**ports), ports["http"]).start()
+    client = smpplib.client.Client("127.0.0.1", ports["smpp"], timeout=10)
+    client.connect()
+    try:
+        with pytest.raises(smpplib.exceptions.PDUError) as refused:
+            client.bind_transceiver(system_id="demo", password="nope")
+        assert refused.value.args[1] == 0x0D  # ESME_RBINDFAIL
+    finally:
+        client.disconnect()
