@@ -44,6 +44,22 @@ class RequestFailed(Exception):
         self.pdu = pdu
 
 
+class _ReadingPaused:
+    """The transport's own reading as the producer of its writes (see ``connectionMade``)."""
+
+    def __init__(self, transport) -> None:
+        self.transport = transport
+
+    def pauseProducing(self) -> None:
+        self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self.transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        pass
+
+
 class SMPPProtocol(Protocol):
     """One TCP connection speaking SMPP through a Session."""
 
@@ -64,6 +80,10 @@ class SMPPProtocol(Protocol):
 
     # -- connection -------------------------------------------------------------------------
     def connectionMade(self) -> None:
+        # Backpressure: while the peer does not read what we write (the kernel's buffer and
+        # Twisted's are full), we stop reading its requests, so a peer that sends and never
+        # reads cannot make us hold an unbounded pile of answers.
+        self.transport.registerProducer(_ReadingPaused(self.transport), True)
         self._timer = LoopingCall(self._on_tick)
         self._timer.clock = self.clock
         self._timer.start(self._tick, now=False)

@@ -14,6 +14,7 @@ import ipaddress
 import itertools
 import socket
 import ssl
+import threading
 
 import pytest
 import pytest_twisted
@@ -309,3 +310,47 @@ def smpplib_bind_expecting_failure(port: int) -> bool:
     finally:
         client.disconnect()
     return False
+
+
+def flood_without_reading(port: int, pdus: int, go: threading.Event, seconds: float) -> int:
+    """Connect and bind; once ``go`` is set, send ``pdus`` enquire_links as fast as the socket
+    takes them, reading nothing. Returns how many bytes went out before it stopped taking them."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
+    sock.connect(("127.0.0.1", port))
+    try:
+        sock.sendall(encode(PDU("bind_transceiver", 1, params={"system_id": SYSTEM_ID, "password": PASSWORD})))
+        data = b"".join(encode(PDU("enquire_link", 2 + i)) for i in range(pdus))
+        go.wait(10)
+        sock.settimeout(seconds)
+        sent = 0
+        try:
+            while sent < len(data):
+                sent += sock.send(data[sent:sent + 65536])
+        except (socket.timeout, OSError):
+            pass
+        return sent
+    finally:
+        sock.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_that_never_reads_its_answers_is_paused_not_buffered(gateway):
+    # 100,000 enquire_links (1.6 MB) whose answers are never read: the server stops reading once
+    # its own writes back up, instead of holding every answer in memory. The kernel's buffers are
+    # made small on both sides so that "backed up" comes soon.
+    server, app, port = gateway
+    go = threading.Event()
+    flood = deferToThread(flood_without_reading, port, 100_000, go, 3.0)
+    await eventually(lambda: server.sessions(), "the flooding client bound")
+    proto = list(server._connections)[0]
+    proto.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    go.set()
+    await eventually(lambda: proto.transport.producerPaused, "the server to stop reading the flooding client")
+    def buffered():
+        return len(proto.transport.dataBuffer) + sum(len(b) for b in proto.transport._tempDataBuffer)
+
+    assert buffered() < 200_000, buffered()
+    await flood  # every request is out (the kernel holds what the server did not read)
+    assert proto.transport.producerPaused and buffered() < 200_000, buffered()
+    await eventually(lambda: server.connection_count == 0, "the flooding client gone")
