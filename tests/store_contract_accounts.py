@@ -157,4 +157,23 @@ async def check_what_deliveries_teach_is_attached_when_claimed(store):
 
 
 
+
+
+async def check_receipts_waiting_for_an_esme_are_kept_for_the_retention_only(store):
+    store.untried = untried
+    old, new = (make_message(at=at, callback_url="smpp", callback_statuses="final") for at in (1000.0, 5000.0))
+    await store.accept([old, new], "gw1", 1e9)
+    for m, at in ((old, 1001.0), (new, 5001.0)):
+        await store.record_submit(m.id, "cheap", [m.id + "-k"], at)
+        await store.apply_receipt(receipt(m.id + "-k"), at + 1)
+    assert [j.subject for j in await store.pending_push_jobs()] == [old.id, new.id]
+    assert all(j.url == "smpp" for j in await store.pending_push_jobs())
+    # Only ESME deliveries are claimed with smpp=True, and HTTP pushes never take them.
+    assert await store.claim_push_jobs("gw1", 5100.0, 5200.0, 10) == []
+    assert [j.subject for j in await store.claim_push_jobs("gw1", 5100.0, 5200.0, 10, smpp=True,
+                                                           accounts=["globex"])] == []
+    await store.purge(6000.0, 3000.0, 100.0)
+    assert [j.subject for j in await store.pending_push_jobs()] == [new.id]
+
+
 CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]

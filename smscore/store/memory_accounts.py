@@ -101,6 +101,9 @@ class MemoryAccountOps:
             del self.smsc_ids[ref]
         self.idempotency = {k: v for k, v in self.idempotency.items() if v[2] >= now - IDEMPOTENCY_TTL}
         self.orphans = [o for o in self.orphans if self.orphan_at.get(id(o), now) >= now - orphan_age]
+        for jid in [jid for jid, row in self.jobs.items()
+                    if row["job"].url == "smpp" and row["job"].first_at < now - retention]:
+            del self.jobs[jid]
         for mo_id in [mo_id for mo_id, mo in self.mo.items() if mo.received_at < now - retention][:5000]:
             del self.mo[mo_id]
         return succeed(len(old))
