@@ -59,7 +59,7 @@ from connectors.smpp.defs import (
     ESME_RREPLACEFAIL,
     ESME_RTHROTTLED,
 )
-from connectors.smpp.protocol import RequestFailed, SMPPProtocol
+from connectors.smpp.protocol import RequestFailed, SMPPProtocol, close_politely
 
 __all__ = ["Binding", "PendingReceipt", "SimulatedSMSC", "SubmitRecord"]
 
@@ -465,21 +465,5 @@ class SimulatedSMSC:
             return
         closed: Deferred = Deferred()
         self._closed_waiters.setdefault(proto, []).append(closed)
-        if self._connections.get(proto) is not None:
-            try:
-                unbound = proto.request("unbind")
-            except LocalProtocolError:
-                pass
-            else:
-                unbound.addTimeout(self.unbind_timeout, self.reactor)
-                try:
-                    await unbound
-                except Exception:  # no answer, an error, or the ESME closed first: close anyway
-                    pass
-        proto.close("simulated SMSC stopping")
-        closed.addTimeout(self.unbind_timeout, self.reactor)
-        try:
-            await closed
-        except Exception:
-            if proto.transport is not None and hasattr(proto.transport, "abortConnection"):
-                proto.transport.abortConnection()
+        await close_politely(proto, closed, unbind=self._connections.get(proto) is not None,
+                             timeout=self.unbind_timeout, clock=self.reactor, reason="simulated SMSC stopping")

@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
 
-from connectors.smpp.codec import NEED_DATA, PDU
+from connectors.smpp.codec import NEED_DATA, PDU, LocalProtocolError
 from connectors.smpp.defs import ESME_ROK, RESPONSE_OF, status_name
 from connectors.smpp.session import (
     EnquireLinkAnswered,
@@ -42,6 +42,31 @@ class RequestFailed(Exception):
         self.reason = reason
         self.status = status
         self.pdu = pdu
+
+
+async def close_politely(proto: SMPPProtocol, closed: Deferred, *, unbind: bool, timeout: float, clock,
+                         reason: str) -> None:
+    """Unbind first (when ``unbind``, waiting ``timeout`` for the unbind_resp), then close; abort the
+    connection when it is not gone ``timeout`` later. ``closed`` is a Deferred the caller fires
+    from its handler's ``connection_closed`` for this protocol."""
+    if unbind:
+        try:
+            unbound = proto.request("unbind")
+        except LocalProtocolError:
+            pass
+        else:
+            unbound.addTimeout(timeout, clock)
+            try:
+                await unbound
+            except Exception:  # no answer, an error, or the peer closed first: close anyway
+                pass
+    proto.close(reason)
+    closed.addTimeout(timeout, clock)
+    try:
+        await closed
+    except Exception:
+        if proto.transport is not None and hasattr(proto.transport, "abortConnection"):
+            proto.transport.abortConnection()
 
 
 class _ReadingPaused:

@@ -68,7 +68,7 @@ from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.internet.protocol import ServerFactory
 from twisted.internet.task import LoopingCall
 
-from .codec import PDU, EncodeError, LocalProtocolError
+from .codec import PDU, EncodeError
 from .defs import (
     ESME_RBINDFAIL,
     ESME_RCANCELFAIL,
@@ -88,7 +88,7 @@ from .defs import (
 )
 from .deliver_fields import DeliverSm, query_sm_resp_params
 from .outbox import DeliveryResult, Outbox
-from .protocol import SMPPProtocol
+from .protocol import SMPPProtocol, close_politely
 from .session import SMSC, State
 from .submit_fields import CustomerSubmit, SubmitRefused, read_submit
 
@@ -515,24 +515,8 @@ class CustomerSMPPServer:
             return
         closed: Deferred = Deferred()
         conn.closed.append(closed)
-        if conn.live:
-            try:
-                unbound = proto.request("unbind")
-            except LocalProtocolError:
-                pass
-            else:
-                unbound.addTimeout(self.unbind_timeout, self.reactor)
-                try:
-                    await unbound
-                except Exception:  # no answer, an error, or the ESME closed first: close anyway
-                    pass
-        proto.close("server stopping")
-        closed.addTimeout(self.unbind_timeout, self.reactor)
-        try:
-            await closed
-        except Exception:
-            if proto.transport is not None and hasattr(proto.transport, "abortConnection"):
-                proto.transport.abortConnection()
+        await close_politely(proto, closed, unbind=conn.live, timeout=self.unbind_timeout, clock=self.reactor,
+                             reason="server stopping")
 
 
 #: The requests passed to the handler, by command.
