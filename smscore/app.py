@@ -34,7 +34,8 @@ from smscore.customer_smpp import CustomerSmpp, SmppDeliveries
 from smscore.logs import get_logger
 from smscore.metrics import Metrics
 from smscore.mo import MoRouter
-from smscore.pipeline import Pipeline, Routing
+from smscore.pipeline import Pipeline
+from smscore.routing import Routing
 from smscore.ratelimit import LocalBuckets, NodeBuckets
 from smscore.store.base import Store, StoreRules
 

@@ -16,37 +16,18 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from decimal import Decimal
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import LoopingCall
 
 from connectors.api import MoFacts, ReceiptFacts, SubmitError, SubmitRequest
-from policies.routing import OperatorOption, choose_operator, untried_operators
+from policies.routing import OperatorOption, choose_operator
 from smscore.logs import get_logger
 from smscore.metrics import Metrics
 from smscore.model import Message, MoMessage, Status
+from smscore.routing import Routing
 from smscore.store.base import Store
 from smscore.transitions import Transition
-
-
-class Routing:
-    """What the pipeline needs to know of the config to route: profiles and costs (reloadable).
-
-    ``cost(operator, number)`` is None when the operator's cost table has no entry for the number:
-    that operator is not offered for it.
-    """
-
-    def __init__(self, profiles: dict[str, Sequence[str]],
-                 cost: Callable[[str, str], Decimal | None]) -> None:
-        self.profiles = {name: tuple(ops) for name, ops in profiles.items()}
-        self.cost = cost
-
-    def offered(self, message: Message) -> list[str]:
-        return [op for op in self.profiles.get(message.profile, ()) if self.cost(op, message.to) is not None]
-
-    def untried(self, message: Message) -> list[str]:
-        return untried_operators(self.offered(message), message.tried)
 
 
 class Pipeline:

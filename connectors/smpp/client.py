@@ -45,18 +45,8 @@ TLV and "submit failed" errors listed, and for every status not in the table (ve
 the core then tries the next operator instead of retrying one that keeps refusing forever. Text the
 link cannot encode, or that needs more than 255 parts, is PERMANENT as well.
 
-Encoding per operator (``wire_encoding``). SPEC §7 allows Latin-1 only for operators with
-``latin1 = true``, but a message's encoding is chosen at acceptance, before its operator is, so
-the link adapts it. A ``latin1`` message to an operator without Latin-1 goes as UCS-2: the same
-text (a Latin-1 character is one UTF-16 unit), but 67 characters a part instead of 134, so it may
-need more parts than were counted at acceptance (twice as many; three for one part of 71 to 140
-characters); only more than 255 parts fails (PERMANENT). A ``ucs2`` message whose every character
-is Latin-1 goes to an operator with Latin-1 as Latin-1 (never more parts). GSM stays GSM. So the
-number of keys ``submit`` fires with can differ from the part count the core stored.
-
-Addresses: destination TON 1 / NPI 1 (a leading ``+`` is dropped). Source: letters → alphanumeric
-(TON 5 / NPI 0); up to 6 digits → a short code (TON 3 network specific / NPI 0); more digits →
-international (TON 1 / NPI 1); empty → TON 0 / NPI 0 (the SMSC's default sender).
+Encoding per operator and addresses: ``connectors.smpp.addressing``; the tps bucket:
+``connectors.smpp.pacing``.
 
 Receiving. A deliver_sm or data_sm whose esm_class message type (bits 2–5) is 0x04 (SMSC delivery
 receipt) or 0x20 (intermediate notification) is a receipt (``receipts.receipt_facts``); it is
@@ -95,23 +85,27 @@ from twisted.internet.task import LoopingCall
 
 from connectors.api import MoFacts, SubmitError, SubmitRequest
 from connectors.smpp import defs
+from connectors.smpp.addressing import (
+    DATA_CODING,
+    decode_mo_text,
+    mo_concat,
+    mo_encoding,
+    source_address,
+    wire_encoding,
+)
 from connectors.smpp.codec import PDU, EncodeError, SMPPError
 from connectors.smpp.defs import ESME_ROK, ESME_RX_T_APPN, status_name
 from connectors.smpp.protocol import RequestFailed, SMPPProtocol
+from connectors.smpp.pacing import EPS, TokenBucket
 from connectors.smpp.receipts import ID_FORMATS, keys_for_submit, receipt_facts
 from connectors.smpp.session import ESME
 from connectors.smpp.text import (
-    ConcatInfo,
     Encoding,
-    InvalidUDH,
     UnencodableText,
     concat_udh,
-    decode,
     gsm_fill_bits,
     gsm_pack,
-    gsm_unpack,
     one_part_with_udh,
-    parse_udh,
     split,
 )
 from connectors.smpp.times import format_absolute
@@ -121,9 +115,6 @@ __all__ = [
     "LinkSettings",
     "OperatorLink",
     "SUBMIT_STATUS_KINDS",
-    "decode_mo_text",
-    "source_address",
-    "wire_encoding",
 ]
 
 THROTTLED = SubmitError.THROTTLED
@@ -176,15 +167,11 @@ RECONNECT_FACTOR = 2.0
 UNBIND_TIMEOUT = 5.0
 #: How often bound sessions are checked for a silent SMSC (seconds).
 LIVENESS_CHECK = 1.0
-#: The tps bucket holds this many seconds' worth of tokens: a short burst, then an even pace.
-TPS_BURST_SECONDS = 0.1
-_EPS = 1e-9
 
 #: esm_class message type (bits 2–5) values that carry a delivery receipt.
 _RECEIPT_TYPES = frozenset({0x04, 0x20})
 _MESSAGE_TYPE_MASK = 0x3C
 _UDHI = 0x40
-_DATA_CODING = {Encoding.GSM7: 0, Encoding.LATIN1: 3, Encoding.UCS2: 8}
 
 
 @dataclass(frozen=True)
@@ -208,88 +195,6 @@ class LinkSettings:
     packed_gsm: bool = False
     reconnect_min: float = 1.0
     reconnect_max: float = 60.0
-
-
-# --- pure helpers ------------------------------------------------------------------------------------
-def source_address(sender: str) -> tuple[int, int, str]:
-    """(TON, NPI, address) for a sender ID; see the module docstring."""
-    if sender.startswith("+") and sender[1:].isdigit():
-        sender = sender[1:]
-    if not sender:
-        return 0, 0, ""
-    if sender.isascii() and sender.isdigit():
-        return (3, 0, sender) if len(sender) <= 6 else (1, 1, sender)
-    return 5, 0, sender
-
-
-def wire_encoding(encoding: Encoding, text: str, latin1: bool) -> Encoding:
-    """The encoding a message goes in to an operator with (``latin1``) or without Latin-1;
-    see "Encoding per operator" in the module docstring."""
-    if encoding is Encoding.LATIN1 and not latin1:
-        return Encoding.UCS2
-    if encoding is Encoding.UCS2 and latin1 and (text.isascii() or max(text) <= "\xff"):
-        return Encoding.LATIN1
-    return encoding
-
-
-def _mo_encoding(data_coding: int) -> Encoding | None:
-    if data_coding == 0 or data_coding & 0xFC == 0xF0:
-        return Encoding.GSM7
-    if data_coding == 8:
-        return Encoding.UCS2
-    if data_coding in (1, 3):
-        return Encoding.LATIN1
-    return None
-
-
-def decode_mo_text(short_message: bytes, data_coding: int, udhi: bool = False,
-                   packed_gsm: bool = False) -> tuple[str, ConcatInfo | None]:
-    """The text of an MO and its concatenation info (from the UDH when ``udhi``).
-
-    Never raises: a UDH that runs past the data is read as text, unknown data codings as Latin-1.
-    """
-    concat = None
-    body = short_message
-    if udhi:
-        try:
-            concat, body = parse_udh(short_message)
-        except InvalidUDH:
-            udhi = False
-    encoding = _mo_encoding(data_coding) or Encoding.LATIN1
-    if encoding is Encoding.GSM7 and packed_gsm:
-        udh_octets = len(short_message) - len(body)
-        body = gsm_unpack(body, fill_bits=gsm_fill_bits(udh_octets) if udhi else 0)
-    return decode(body, encoding), concat
-
-
-def _token_bucket_size(tps: int) -> float:
-    return max(1.0, tps * TPS_BURST_SECONDS)
-
-
-class _TokenBucket:
-    """The tps budget of one operator, shared by all its sessions: ``tps`` tokens a second."""
-
-    def __init__(self, tps: int, now: float) -> None:
-        self.rate = float(tps)
-        self.size = _token_bucket_size(tps)
-        self.tokens = self.size
-        self.stamp = now
-
-    def available(self, now: float) -> float:
-        if now > self.stamp:
-            self.tokens = min(self.size, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
-        return self.tokens
-
-    def take(self, now: float) -> bool:
-        if self.available(now) >= 1 - _EPS:
-            self.tokens = max(0.0, self.tokens - 1)
-            return True
-        return False
-
-    def wait(self, now: float) -> float:
-        """Seconds until one whole token is there."""
-        return max(0.0, (1 - self.available(now)) / self.rate)
 
 
 # --- messages in flight ------------------------------------------------------------------------------
@@ -407,20 +312,6 @@ class _Session:
                          detail=getattr(event, "reason", "") or getattr(event, "pdu", ""))
 
 
-def _mo_concat(udh_concat, tlvs) -> tuple[int, int, int] | None:
-    """(reference, total, sequence) of a part of a concatenated MO, from its UDH or its SAR TLVs;
-    None for a whole SMS (or nonsense such as a total of 1 or a sequence past the total)."""
-    if udh_concat is not None:
-        ref, total, seq = udh_concat.ref, udh_concat.total, udh_concat.seq
-    elif all(isinstance(tlvs.get(k), int) for k in ("sar_msg_ref_num", "sar_total_segments", "sar_segment_seqnum")):
-        ref, total, seq = tlvs["sar_msg_ref_num"], tlvs["sar_total_segments"], tlvs["sar_segment_seqnum"]
-    else:
-        return None
-    if total < 2 or not 1 <= seq <= total:
-        return None
-    return ref, total, seq
-
-
 #: Consecutive submit response timeouts on one session before it is closed and bound again.
 TIMEOUTS_BEFORE_REBIND = 3
 
@@ -476,7 +367,7 @@ class OperatorLink:
                 self._sessions.append(_Session(self, f"{name}/{i}-tx", "bind_transmitter", True))
                 self._sessions.append(_Session(self, f"{name}/{i}-rx", "bind_receiver", False))
         self._queue: deque[_Part] = deque()
-        self._bucket = _TokenBucket(settings.tps, reactor.seconds()) if settings.tps > 0 else None
+        self._bucket = TokenBucket(settings.tps, reactor.seconds()) if settings.tps > 0 else None
         self._refill_call = None
         self._throttle_until = 0.0
         self._throttle_started = float("-inf")
@@ -585,7 +476,7 @@ class OperatorLink:
         if now < self._throttle_until:
             return 0
         if self._bucket is not None:
-            tokens = int(self._bucket.available(now) + _EPS)
+            tokens = int(self._bucket.available(now) + EPS)
             if tokens < 1:
                 # Whoever asked will wait for link_ready: make sure one comes when a token does
                 # (a refill timer can fire a hair early and find 0.99999 tokens).
@@ -647,7 +538,7 @@ class OperatorLink:
                 "dest_addr_ton": 1, "dest_addr_npi": 1,
                 "destination_addr": request.to.removeprefix("+"),
                 "esm_class": _UDHI if udh else 0, "registered_delivery": 1, "validity_period": validity,
-                "data_coding": _DATA_CODING[encoding], "short_message": udh + body,
+                "data_coding": DATA_CODING[encoding], "short_message": udh + body,
             }))
         self._queue.extend(parts)
         return message
@@ -664,7 +555,7 @@ class OperatorLink:
     def _take_token(self, now: float) -> bool:
         bucket = self._bucket
         ok = bucket.take(now)
-        if bucket.available(now) < 1 - _EPS:
+        if bucket.available(now) < 1 - EPS:
             self._schedule_refill(now)
         return ok
 
@@ -840,13 +731,13 @@ class OperatorLink:
         params = pdu.params
         data_coding = int(params.get("data_coding") or 0)
         esm_class = int(params.get("esm_class") or 0)
-        if _mo_encoding(data_coding) is None:
+        if mo_encoding(data_coding) is None:
             self.log.info("MO data_coding not known: decoded as Latin-1", data_coding=data_coding)
         text, concat = decode_mo_text(self._user_data(pdu), data_coding, bool(esm_class & _UDHI),
                                       self.settings.packed_gsm)
         mo = MoFacts(operator=self.name, sender=str(params.get("source_addr", "")),
                      to=str(params.get("destination_addr", "")), text=text,
-                     concat=_mo_concat(concat, pdu.tlvs))
+                     concat=mo_concat(concat, pdu.tlvs))
         self._answer_when_stored(proto, pdu, self.listener.mo_received, mo, "MO")
 
     def _answer_when_stored(self, proto: SMPPProtocol, pdu: PDU, store, facts, what: str) -> None:

@@ -15,7 +15,7 @@ Theory of operation
   DELETED / 4, stopped otherwise REJECTD / 8); ``message_state`` answers ENROUTE (1) for a status
   that is not final, as query_sm does.
 * ``receipt(...)``: esm_class 0x04, source = the message's destination, destination = its sender
-  (TON/NPI chosen by ``client.source_address``, as for operators), ``short_message`` = ``id:<id>
+  (TON/NPI chosen by ``addressing.source_address``, as for operators), ``short_message`` = ``id:<id>
   sub:001 dlvrd:<001|000> submit date:YYMMDDhhmm done date:YYMMDDhhmm stat:<stat> err:<3 digits>
   text:<first 20 characters>`` (UTC), TLVs ``receipted_message_id`` and ``message_state``. The
   text goes with data_coding 0 using only characters that have the same code in ASCII and in
@@ -34,7 +34,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from .client import source_address
+from .addressing import source_address
 from .codec import PDU, encode
 from .defs import BODIES
 from .text import GSM_BASIC, Encoding, choose_encoding, gsm_encode

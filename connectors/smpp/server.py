@@ -51,7 +51,8 @@ the connection closed; enquire_link and unbind are answered by the session. The 
 
 ``sessions()``, ``session_counts()`` (for ``smsgw_smpp_server_sessions{account,bind}``),
 ``connection_count``, ``queued()`` and ``capacity()`` read the state; ``stop()`` unbinds everyone.
-``listen(reactor, factory, "host:port", tls_cert, tls_key)`` opens the listener, plain or TLS.
+``listen(reactor, factory, "host:port", tls_cert, tls_key)`` (``listener.py``) opens the listener,
+plain or TLS; the refusal reasons and their statuses are ``refusals.py``.
 """
 
 from __future__ import annotations
@@ -64,31 +65,16 @@ from typing import Protocol
 
 import structlog
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, maybeDeferred, succeed
-from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.internet.protocol import ServerFactory
 from twisted.internet.task import LoopingCall
 
 from .codec import PDU, EncodeError
-from .defs import (
-    ESME_RBINDFAIL,
-    ESME_RCANCELFAIL,
-    ESME_RINVBNDSTS,
-    ESME_RINVCMDID,
-    ESME_RINVDSTADR,
-    ESME_RINVMSGLEN,
-    ESME_RINVSCHED,
-    ESME_RINVSRCADR,
-    ESME_RMSGQFUL,
-    ESME_ROK,
-    ESME_RQUERYFAIL,
-    ESME_RSUBMITFAIL,
-    ESME_RSYSERR,
-    ESME_RTHROTTLED,
-    status_name,
-)
+from .defs import ESME_RBINDFAIL, ESME_RINVBNDSTS, ESME_RINVCMDID, ESME_RMSGQFUL, ESME_ROK, ESME_RSYSERR, status_name
 from .deliver_fields import DeliverSm, query_sm_resp_params
+from .listener import listen
 from .outbox import DeliveryResult, Outbox
 from .protocol import SMPPProtocol, close_politely
+from .refusals import REFUSALS, Refused, refusal_status
 from .session import SMSC, State
 from .submit_fields import CustomerSubmit, SubmitRefused, read_submit
 
@@ -106,40 +92,6 @@ __all__ = [
 BIND_KINDS = {"bind_transmitter": "transmitter", "bind_receiver": "receiver",
               "bind_transceiver": "transceiver"}
 _RECEIVING = frozenset({"receiver", "transceiver"})
-
-#: ``Refused.reason`` (the HTTP API's error codes, SPEC §4) → the status answering a submit.
-REFUSALS: dict[str, int] = {
-    "invalid_number": ESME_RINVDSTADR,
-    "invalid_sender": ESME_RINVSRCADR,
-    "text_too_long": ESME_RINVMSGLEN,
-    "insufficient_balance": ESME_RSUBMITFAIL,
-    "send_at_out_of_range": ESME_RINVSCHED,
-    "rate_limited": ESME_RTHROTTLED,
-    "unavailable": ESME_RMSGQFUL,
-}
-#: Refusals that keep their own status whatever the command (the others say "failed").
-_ANY_COMMAND = frozenset({"rate_limited", "unavailable"})
-#: Each request's status for a refusal without one of its own.
-_FAILED = {"submit_sm": ESME_RSUBMITFAIL, "data_sm": ESME_RSUBMITFAIL,
-           "query_sm": ESME_RQUERYFAIL, "cancel_sm": ESME_RCANCELFAIL}
-
-
-class Refused(Exception):
-    """The application refuses a request: ``reason`` is an HTTP API error code (``REFUSALS``),
-    ``detail`` a sentence for the logs."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
-
-
-def refusal_status(command: str, reason: str) -> int:
-    """The status answering ``command`` refused for ``reason``."""
-    if command in ("submit_sm", "data_sm") or reason in _ANY_COMMAND:
-        return REFUSALS.get(reason, _FAILED[command])
-    return _FAILED[command]
-
 
 @dataclass(frozen=True, slots=True)
 class ClientSession:
@@ -522,28 +474,3 @@ class CustomerSMPPServer:
 #: The requests passed to the handler, by command.
 _CALLS = {"submit_sm": CustomerSMPPServer._submit, "data_sm": CustomerSMPPServer._submit,
           "query_sm": CustomerSMPPServer._query, "cancel_sm": CustomerSMPPServer._cancel}
-
-
-def _host_port(address) -> tuple[str, int]:
-    """("host", port) of "host:port", "[v6]:port" or anything with ``host`` and ``port``."""
-    if not isinstance(address, str):
-        return address.host, int(address.port)
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"listen address must be HOST:PORT, not {address!r}")
-    return host.removeprefix("[").removesuffix("]"), int(port)
-
-
-def listen(reactor, factory, listen: str, tls_cert=None, tls_key=None) -> Deferred:
-    """Listen on ``listen`` ("host:port", port 0 = any free one, or a config ``ListenAddress``)
-    with ``factory``; TLS when ``tls_cert`` and ``tls_key`` (PEM file paths) are given. Fires
-    with the listening port (``getHost().port`` is the actual port)."""
-    host, port = _host_port(listen)
-    if (tls_cert is None) != (tls_key is None):
-        raise ValueError("TLS needs both tls_cert and tls_key")
-    description = f"tcp:port={port}:interface={quoteStringArgument(host)}"
-    if tls_cert is not None:
-        description = (f"ssl:port={port}:interface={quoteStringArgument(host)}"
-                       f":privateKey={quoteStringArgument(str(tls_key))}"
-                       f":certKey={quoteStringArgument(str(tls_cert))}")
-    return serverFromString(reactor, description).listen(factory)

@@ -18,8 +18,9 @@ from twisted.internet.defer import Deferred
 from smscore.api import api_factory
 from smscore.config import parse_config
 from smscore.metrics import Metrics
-from smscore.pipeline import Pipeline, Routing
+from smscore.pipeline import Pipeline
 from smscore.ratelimit import LocalBuckets
+from smscore.routing import Routing
 from smscore.store.base import StoreRules
 from smscore.store.memory import MemoryStore
 from tests.fakes import FakeLink

@@ -46,7 +46,8 @@ from connectors.smpp.defs import (
 from connectors.smsc_sim import SimSettings
 from smscore.metrics import Metrics
 from smscore.model import Event, Message, Status, new_message_id
-from smscore.pipeline import Pipeline, Routing
+from smscore.pipeline import Pipeline
+from smscore.routing import Routing
 from smscore.store.base import StoreRules
 from smscore.store.sqlite import SQLiteStore
 from tests.waiting import eventually

@@ -312,9 +312,11 @@ def smpplib_bind_expecting_failure(port: int) -> bool:
     return False
 
 
-def flood_without_reading(port: int, pdus: int, go: threading.Event, seconds: float) -> int:
+def flood_without_reading(port: int, pdus: int, go: threading.Event, sent: threading.Event,
+                          close: threading.Event, seconds: float) -> int:
     """Connect and bind; once ``go`` is set, send ``pdus`` enquire_links as fast as the socket
-    takes them, reading nothing. Returns how many bytes went out before it stopped taking them."""
+    takes them, reading nothing; set ``sent`` and keep the connection until ``close`` is set.
+    Returns how many bytes went out."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
     sock.connect(("127.0.0.1", port))
@@ -323,13 +325,15 @@ def flood_without_reading(port: int, pdus: int, go: threading.Event, seconds: fl
         data = b"".join(encode(PDU("enquire_link", 2 + i)) for i in range(pdus))
         go.wait(10)
         sock.settimeout(seconds)
-        sent = 0
+        done = 0
         try:
-            while sent < len(data):
-                sent += sock.send(data[sent:sent + 65536])
+            while done < len(data):
+                done += sock.send(data[done:done + 65536])
         except (socket.timeout, OSError):
             pass
-        return sent
+        sent.set()
+        close.wait(10)
+        return done
     finally:
         sock.close()
 
@@ -340,17 +344,22 @@ async def test_a_client_that_never_reads_its_answers_is_paused_not_buffered(gate
     # its own writes back up, instead of holding every answer in memory. The kernel's buffers are
     # made small on both sides so that "backed up" comes soon.
     server, app, port = gateway
-    go = threading.Event()
-    flood = deferToThread(flood_without_reading, port, 100_000, go, 3.0)
-    await eventually(lambda: server.sessions(), "the flooding client bound")
-    proto = list(server._connections)[0]
-    proto.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-    go.set()
-    await eventually(lambda: proto.transport.producerPaused, "the server to stop reading the flooding client")
-    def buffered():
-        return len(proto.transport.dataBuffer) + sum(len(b) for b in proto.transport._tempDataBuffer)
+    go, sent, close = threading.Event(), threading.Event(), threading.Event()
+    flood = deferToThread(flood_without_reading, port, 100_000, go, sent, close, 3.0)
+    try:
+        await eventually(lambda: server.sessions(), "the flooding client bound")
+        proto = list(server._connections)[0]
+        proto.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        go.set()
+        await eventually(lambda: proto.transport.producerPaused, "the server to stop reading the flooding client")
 
-    assert buffered() < 200_000, buffered()
-    await flood  # every request is out (the kernel holds what the server did not read)
-    assert proto.transport.producerPaused and buffered() < 200_000, buffered()
+        def buffered():
+            return len(proto.transport.dataBuffer) + sum(len(b) for b in proto.transport._tempDataBuffer)
+
+        assert buffered() < 200_000, buffered()
+        await eventually(sent.is_set, "every request out (the kernel holds what the server did not read)")
+        assert proto.transport.producerPaused and buffered() < 200_000, buffered()
+    finally:
+        close.set()
+        await flood
     await eventually(lambda: server.connection_count == 0, "the flooding client gone")

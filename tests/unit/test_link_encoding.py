@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.api import SubmitError
-from connectors.smpp.client import wire_encoding
+from connectors.smpp.addressing import wire_encoding
 from connectors.smpp.text import Encoding, concat_udh
 from tests.unit.test_smpp_client import Net, error_of
 

@@ -10,7 +10,8 @@ from twisted.internet.task import Clock
 from connectors.api import ReceiptOutcome, SubmitError
 from smscore.metrics import Metrics
 from smscore.model import Event, Message, Status, new_message_id
-from smscore.pipeline import Pipeline, Routing
+from smscore.pipeline import Pipeline
+from smscore.routing import Routing
 from smscore.store.base import StoreRules
 from smscore.store.memory import MemoryStore
 from tests.fakes import FakeLink

@@ -12,12 +12,11 @@ from twisted.test.iosim import ConnectionCompleter
 
 from connectors.api import MoFacts, ReceiptOutcome, SubmitError, SubmitRequest
 from connectors.smpp import defs
+from connectors.smpp.addressing import decode_mo_text, source_address
 from connectors.smpp.client import (
     SUBMIT_STATUS_KINDS,
     LinkSettings,
     OperatorLink,
-    decode_mo_text,
-    source_address,
 )
 from connectors.smpp.codec import PDU, encode
 from connectors.smpp.defs import (
