@@ -108,9 +108,11 @@ class AccountRules:
         now = messages[0].created_at if messages else 0.0
         for account, facts, outcome in admit_messages(config, messages, lambda *a: self._facts(cur, *a)):
             if outcome.counted:
+                # Added, not written over: another writer (a process, a node) may have counted
+                # its own messages since the count was read, and its count must stay.
                 cur.execute(self.q("INSERT INTO daily_volume (account, day, count) VALUES (?,?,?) "
-                                   "ON CONFLICT (account, day) DO UPDATE SET count = excluded.count"),
-                            (account, day_of(now), outcome.sent_today))
+                                   "ON CONFLICT (account, day) DO UPDATE SET count = daily_volume.count + excluded.count"),
+                            (account, day_of(now), outcome.sent_today - facts.sent_today))
             if outcome.balance != facts.balance:
                 self._set_balance(cur, account, facts.balance, outcome.balance, now)
         if claimed:  # unclaimed messages learn it when claimed (SqlStore.claim)

@@ -469,3 +469,44 @@ async def test_reads_wait_for_no_write(pg_url):
         await store_sql.reads_wait_for_no_write(store)
     finally:
         await store.close()
+
+
+DAILY = """
+[operators.cheap]
+type = "simulated"
+[profiles.standard]
+operators = ["cheap"]
+[accounts.acme]
+api_keys = ["acme-key"]
+senders = ["ACME"]
+daily_volume_limit = 100000
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_daily_count_loses_nothing_when_nodes_accept_at_once(pg_url):
+    # Two nodes (two stores, three writers each) accept 40 requests of 5 at once for one postpaid
+    # account with a daily limit: every message is counted, none overwritten by a concurrent batch.
+    from smscore.config import parse_config
+
+    config = parse_config(DAILY, path="/nonexistent/gateway.toml")
+    stores = [await _open(pg_url, writers=3) for _ in range(2)]
+    try:
+        for store in stores:
+            store.config_source = lambda: config
+            store.untried = store_contract.untried
+        await stores[0].ensure_accounts({"acme": 0})
+        batches = [[make_message(to=f"467012{i:03d}{j}", at=1000.0) for j in range(5)] for i in range(40)]
+        await gatherResults([stores[i % 2].accept(batch, None, 0.0) for i, batch in enumerate(batches)])
+        import psycopg2
+
+        conn = psycopg2.connect(pg_url)
+        try:
+            cur = conn.cursor()
+            cur.execute("SELECT SUM(count) FROM daily_volume WHERE account = 'acme'")
+            assert cur.fetchone()[0] == 200
+        finally:
+            conn.close()
+    finally:
+        for store in stores:
+            await store.close()
