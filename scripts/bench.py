@@ -22,7 +22,7 @@ one event per POST), for a gateway that does not know them yet.
 Phases (`--phases`, default single,batch,throttled): "single" and "batch" run the scenarios
 (without --scenarios: single,single-cb for "single" and list,list-cb for "batch"); "throttled" is
 one message per request against an SMSC that answers ESME_RTHROTTLED above --throttle-tps. Other
-names (ported, pg, restart, crash) belong to scripts/bench and are ignored here.
+names (ported, pg, restart, crash, smpp, nodes) belong to scripts/bench and are ignored here.
 
 Printed per scenario: the old figures (accepted msg/s, end-to-end msg/s, accept latency, CPU per
 message per process and per thread, lost) and at the end one table in the columns of the peers'

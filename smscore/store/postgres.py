@@ -135,8 +135,8 @@ class PostgresStore(AccountRules, SqlStore):
             self._sql_cache[sql] = out
         return out
 
-    def _skip_locked(self) -> str:
-        return " FOR UPDATE SKIP LOCKED"
+    def _skip_locked(self, of: str = "") -> str:
+        return f" FOR UPDATE OF {of} SKIP LOCKED" if of else " FOR UPDATE SKIP LOCKED"
 
     def _for_update(self) -> str:
         return " FOR UPDATE"
