@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import smpplib.client
 import smpplib.consts
+import smpplib.exceptions
 
 from connectors.smpp.codec import PDU, decode, encode
 
@@ -28,6 +29,19 @@ def cancel_over(client, message_id: str, sequence: int) -> PDU:
     client._socket.sendall(encode(PDU("cancel_sm", sequence, params={"message_id": message_id})))
     length = int.from_bytes(client._recv_exact(4), "big")
     return decode(length.to_bytes(4, "big") + client._recv_exact(length - 4))
+
+
+def bind_status(port: int, system_id: str, password: str, as_: str = "transmitter") -> int:
+    """Bind with smpplib and unbind: ESME_ROK (0), or the status the bind was refused with."""
+    client = smpplib_client(port)
+    client.connect()
+    try:
+        getattr(client, f"bind_{as_}")(system_id=system_id, password=password)
+        return 0
+    except smpplib.exceptions.PDUError as exc:
+        return exc.args[1]
+    finally:
+        client.disconnect()
 
 
 class Esme:

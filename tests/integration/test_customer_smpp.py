@@ -29,7 +29,7 @@ from connectors.smpp.defs import (
 from smscore.app import Gateway
 from smscore.config import parse_config
 from smscore.model import Status
-from tests.esme import Esme, cancel_over
+from tests.esme import Esme, bind_status, cancel_over
 from tests.waiting import eventually
 
 CONFIG = """
@@ -140,18 +140,6 @@ async def test_an_esme_submits_gets_its_receipt_queries_and_cancels(gateway):
     assert await gw.store.pending_push_jobs() == []
 
 
-def bind_with(port: int, password: str, as_: str = "transmitter"):
-    esme = Esme(port)
-    esme.client.connect()
-    try:
-        getattr(esme.client, f"bind_{as_}")(system_id="acme", password=password)
-        return ESME_ROK
-    except smpplib.exceptions.PDUError as exc:
-        return exc.args[1]
-    finally:
-        esme.client.disconnect()
-
-
 def hold_receiver(port: int, release: threading.Event) -> None:
     esme = Esme(port)
     esme.client.connect()
@@ -165,8 +153,8 @@ def hold_receiver(port: int, release: threading.Event) -> None:
 @pytest_twisted.ensureDeferred
 async def test_wrong_passwords_and_unknown_ids_get_the_same_refusal(gateway):
     gw, port = gateway
-    assert await deferToThread(bind_with, port, "wrong") == ESME_RBINDFAIL
-    assert await deferToThread(bind_with, port, "s3cret") == ESME_ROK
+    assert await deferToThread(bind_status, port, "acme", "wrong") == ESME_RBINDFAIL
+    assert await deferToThread(bind_status, port, "acme", "s3cret") == ESME_ROK
 
 
 @pytest_twisted.ensureDeferred
@@ -179,7 +167,7 @@ async def test_bound_sessions_are_a_metric_and_max_binds_holds(gateway):
             return gw.metrics.registry.get_sample_value("smsgw_smpp_server_sessions",
                                                         {"account": "acme", "bind": "receiver"})
         await eventually(lambda: sessions() == 2, "two receivers in the metric", state=sessions)
-        assert await deferToThread(bind_with, port, "s3cret") == ESME_RBINDFAIL  # max_binds = 2
+        assert await deferToThread(bind_status, port, "acme", "s3cret") == ESME_RBINDFAIL  # max_binds = 2
     finally:
         release.set()
         for d in held:

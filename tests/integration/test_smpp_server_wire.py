@@ -29,7 +29,6 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
-from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 
 from connectors.smpp.codec import PDU, decode, encode
@@ -37,7 +36,7 @@ from connectors.smpp.defs import ESME_RBINDFAIL, ESME_RCANCELFAIL, ESME_RINVCMDL
 from connectors.smpp.deliver_fields import QueryAnswer, receipt
 from connectors.smpp.server import CustomerSMPPServer, DeliveryResult, Refused, listen
 from connectors.smpp.submit_fields import ReceiptRequest
-from tests.esme import cancel_over, read_until, smpplib_client
+from tests.esme import bind_status, cancel_over, read_until, smpplib_client
 from tests.waiting import eventually
 
 PASSWORD = "s3cret"
@@ -63,7 +62,8 @@ class FakeApp:
     def submit(self, session, message):
         message_id = f"gw-{next(self._ids)}" + ("-c" if message.text.endswith("cancel me") else "")
         self.submits.append((session, message, message_id))
-        stored = deferLater(reactor, 0, lambda: message_id)
+        stored = Deferred()
+        reactor.callLater(0, stored.callback, message_id)  # one reactor turn later, as after a write
         if message.receipts is ReceiptRequest.ALL:
             stored.addCallback(self._receipt_later, session.account, message)
         return stored
@@ -184,22 +184,10 @@ async def test_smpplib_binds_submits_gets_its_receipt_queries_cancels_and_unbind
     await eventually(lambda: server.connection_count == 0, "the unbound connection to close")
 
 
-def smpplib_bind(port: int, password: str) -> int:
-    client = smpplib_client(port)
-    client.connect()
-    try:
-        client.bind_transmitter(system_id=SYSTEM_ID, password=password)
-        return ESME_ROK
-    except smpplib.exceptions.PDUError as exc:
-        return exc.args[1]
-    finally:
-        client.disconnect()
-
-
 @pytest_twisted.ensureDeferred
 async def test_smpplib_bind_with_a_wrong_password_is_refused(gateway):
     server, app, port = gateway
-    assert await deferToThread(smpplib_bind, port, "wrong") == ESME_RBINDFAIL
+    assert await deferToThread(bind_status, port, SYSTEM_ID, "wrong") == ESME_RBINDFAIL
     assert server.sessions() == []
 
 
@@ -231,7 +219,7 @@ async def test_a_pdu_of_length_0xffffffff_is_cut_off_and_others_are_served(gatew
     await peer.closed
     nack = decode(peer.received)
     assert (nack.command, nack.status) == ("generic_nack", ESME_RINVCMDLEN)
-    assert await deferToThread(smpplib_bind, port, PASSWORD) == ESME_ROK
+    assert await deferToThread(bind_status, port, SYSTEM_ID, PASSWORD) == ESME_ROK
     await eventually(lambda: server.connection_count == 0, "every connection to be gone")
 
 

@@ -26,6 +26,7 @@ from connectors.smpp.protocol import SMPPProtocol
 from connectors.smpp.session import ESME
 from connectors.smsc_sim import SimSettings, SimulatedSMSC, control_site
 from connectors.smpp.text import gsm_decode, parse_udh
+from tests.esme import bind_status
 
 SETTINGS = SimSettings(system_id="gw", password="secret", receipt_delay=0.05)
 
@@ -93,21 +94,9 @@ async def test_smpplib_transceiver_gets_a_receipt_for_its_submit(sim):
     assert record.short_message == b"Hello from smpplib"
 
 
-def smpplib_bind(port: int, password: str) -> int:
-    client = smpplib.client.Client("127.0.0.1", port, timeout=5, allow_unknown_opt_params=True)
-    client.connect()
-    try:
-        client.bind_transmitter(system_id="gw", password=password)
-        return ESME_ROK
-    except smpplib.exceptions.PDUError as exc:
-        return exc.args[1]
-    finally:
-        client.disconnect()
-
-
 @pytest_twisted.ensureDeferred
 async def test_smpplib_bind_with_a_wrong_password_is_refused(sim):
-    status = await deferToThread(smpplib_bind, sim.port, "wrong")
+    status = await deferToThread(bind_status, sim.port, "gw", "wrong")
     assert status == smpplib.consts.SMPP_ESME_RINVPASWD
 
 
