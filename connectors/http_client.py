@@ -8,7 +8,8 @@ Theory of operation
 - ``Pool`` keeps connections per (scheme, host, port): ``take(key)`` an idle one (most recent
   first), ``connect(key)`` a new one through ``endpoint_for(scheme, host, port)`` (a Twisted client
   endpoint: TCP to an IP literal without a name lookup, HostnameEndpoint for names, TLS with host
-  verification for https; tests pass one that connects in memory).
+  verification for https; tests pass one that connects in memory). Given an address check, the
+  endpoint resolves names itself and connects only to an address the check allows (SPEC §15).
 - ``Connection`` carries one exchange at a time (no pipelining): ``send(request_bytes, limit,
   done)``; httptools (llhttp, C) parses the answer; ``done(answer, failure)`` is called once, when the
   answer is complete or the connection ended first. A body over ``limit`` is cut and the connection
@@ -24,12 +25,15 @@ from functools import lru_cache
 from urllib.parse import quote, urlsplit
 
 import httptools
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, succeed
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
+from twisted.internet.error import ConnectError, DNSLookupError
+from twisted.internet.interfaces import IResolutionReceiver
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
-__all__ = ["Answer", "Connection", "Pool", "Target", "default_endpoint_for", "target"]
+__all__ = ["Answer", "Connection", "Pool", "RefusedAddress", "Target", "default_endpoint_for", "target"]
 
 
 # --- where a request goes ------------------------------------------------------------------------
@@ -77,24 +81,96 @@ def target(url: str) -> Target | None:
         return None
 
 
-def default_endpoint_for(reactor, timeout: float) -> Callable[[str, str, int], object]:
+class RefusedAddress(ConnectError):
+    """The push's target address is one the gateway may not connect to (SPEC §15)."""
+
+
+#: ``check(address, port)``: why the gateway must not connect there, or None when it may
+AddressCheck = Callable[[str, int], "str | None"]
+
+
+def default_endpoint_for(reactor, timeout: float, check: AddressCheck | None = None
+                         ) -> Callable[[str, str, int], object]:
     """Client endpoints on ``reactor``: TCP to IP literals without a name lookup, names through
-    HostnameEndpoint, TLS (with hostname verification) for https."""
+    HostnameEndpoint, TLS (with hostname verification) for https. With ``check``, every address is
+    checked before it is connected to, names included (``_CheckedEndpoint``)."""
     from twisted.internet.ssl import optionsForClientTLS
 
     def endpoint_for(scheme: str, host: str, port: int):
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            ep = HostnameEndpoint(reactor, host.encode("ascii"), port, timeout=timeout)
+        if check is not None:
+            ep = _CheckedEndpoint(reactor, host, port, timeout, check)
         else:
-            cls = TCP4ClientEndpoint if ip.version == 4 else TCP6ClientEndpoint
-            ep = cls(reactor, host, port, timeout=timeout)
+            try:
+                ip = ipaddress.ip_address(host)
+            except ValueError:
+                ep = HostnameEndpoint(reactor, host.encode("ascii"), port, timeout=timeout)
+            else:
+                ep = _tcp(reactor, ip, port, timeout)
         if scheme == "https":
             ep = wrapClientTLS(optionsForClientTLS(host), ep)
         return ep
 
     return endpoint_for
+
+
+def _tcp(reactor, ip, port: int, timeout: float):
+    cls = TCP4ClientEndpoint if ip.version == 4 else TCP6ClientEndpoint
+    return cls(reactor, str(ip), port, timeout=timeout)
+
+
+class _CheckedEndpoint:
+    """Connects only to addresses ``check`` allows: the name is resolved here, every address it gives
+    is checked, and the connection goes to the first allowed one by its address (so what was checked
+    is what is connected to; a name that resolves again to another address cannot slip past). The
+    next allowed address is tried when a connect fails."""
+
+    def __init__(self, reactor, host: str, port: int, timeout: float, check: AddressCheck) -> None:
+        self.reactor, self.host, self.port, self.timeout, self.check = reactor, host, port, timeout, check
+
+    def connect(self, factory) -> Deferred:
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            d = self._resolve()
+        else:
+            d = succeed([self.host])
+        d.addCallback(self._allowed)
+        d.addCallback(self._connect_first, factory)
+        return d
+
+    def _resolve(self) -> Deferred:
+        addresses: list[str] = []
+        done: Deferred = Deferred()
+
+        @implementer(IResolutionReceiver)
+        class _Receiver:
+            def resolutionBegan(self, resolution) -> None:
+                pass
+
+            def addressResolved(self, address) -> None:
+                addresses.append(address.host)
+
+            def resolutionComplete(self) -> None:
+                done.callback(addresses)
+
+        self.reactor.nameResolver.resolveHostName(_Receiver(), self.host, portNumber=self.port)
+        return done
+
+    def _allowed(self, addresses: list[str]) -> list[str]:
+        if not addresses:
+            raise DNSLookupError(f"{self.host} has no address")
+        problems = [self.check(a, self.port) for a in addresses]
+        allowed = [a for a, problem in zip(addresses, problems) if problem is None]
+        if not allowed:
+            raise RefusedAddress(self.host, problems[0])
+        return allowed
+
+    def _connect_first(self, addresses: list[str], factory) -> Deferred:
+        d = _tcp(self.reactor, ipaddress.ip_address(addresses[0].split("%", 1)[0]), self.port,
+                 self.timeout).connect(factory)
+        if len(addresses) > 1:
+            d.addErrback(lambda f: f if f.check(CancelledError) else self._connect_first(addresses[1:], factory))
+        return d
 
 
 # --- the connection -------------------------------------------------------------------------------

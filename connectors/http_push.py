@@ -52,7 +52,7 @@ from twisted.internet import error as net_error
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.python.failure import Failure
 
-from connectors.http_client import Answer, Connection, Pool, default_endpoint_for
+from connectors.http_client import Answer, Connection, Pool, RefusedAddress, default_endpoint_for
 from connectors.http_client import target as parse_target
 
 __all__ = ["PushResult", "Pusher", "encode_body", "parse_reply", "sign", "USER_AGENT"]
@@ -165,6 +165,8 @@ _TLS_MODULES = ("OpenSSL", "service_identity", "twisted.protocols.tls", "ssl")
 
 def _describe(failure: Failure) -> str:
     """A short, stable name for why no status arrived."""
+    if failure.check(RefusedAddress):
+        return f"refused address: {failure.value.args[-1]}"
     for kind, name in _NETWORK_ERRORS:
         if failure.check(kind):
             return name
@@ -194,15 +196,17 @@ class Pusher:
 
     Connections are kept alive and reused across pushes (one backend usually receives many).
     ``reactor`` gives time (the timestamp header, the timeout) and, unless ``endpoint_for`` is
-    given, the network. Call ``close()`` on shutdown to drop idle connections.
+    given, the network; ``address_check(address, port)`` then names why an address may not be
+    connected to (SPEC §15), and such a push fails as "refused address: ..." without connecting.
+    Call ``close()`` on shutdown to drop idle connections.
     """
 
-    def __init__(self, reactor, *, timeout: float = 10.0, endpoint_for=None,
+    def __init__(self, reactor, *, timeout: float = 10.0, endpoint_for=None, address_check=None,
                  max_reply_bytes: int = 64 * 1024) -> None:
         self._reactor = reactor
         self.timeout = timeout
         self.max_reply_bytes = max_reply_bytes
-        self._pool = Pool(endpoint_for or default_endpoint_for(reactor, timeout))
+        self._pool = Pool(endpoint_for or default_endpoint_for(reactor, timeout, address_check))
         # Lazy: configured by whoever configures structlog, even after this object is built.
         self.log = structlog.get_logger(component="push")
 

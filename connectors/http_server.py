@@ -92,7 +92,7 @@ class Request:
         """Query parameters, as twisted.web gives them (bytes keys, lists of bytes values)."""
         if self._args is None:
             _, _, query = self.uri.partition(b"?")
-            self._args = parse_qs(query, keep_blank_values=True) if query else {}
+            self._args = _parse_query(query) if query else {}
         return self._args
 
     def getHeader(self, name: bytes) -> bytes | None:
@@ -116,6 +116,15 @@ class Request:
         self.finished = True
         if not self._disconnected:
             self.channel._answer(self)
+
+
+def _parse_query(query: bytes) -> dict[bytes, list[bytes]]:
+    """``parse_qs`` for any bytes: percent-escapes of non-UTF-8 or non-ASCII bytes come back as the
+    bytes they name (``parse_qs`` on bytes raises UnicodeEncodeError for them)."""
+    pairs = parse_qs(query.decode("utf-8", "surrogateescape"), keep_blank_values=True,
+                     encoding="utf-8", errors="surrogateescape")
+    return {k.encode("utf-8", "surrogateescape"): [v.encode("utf-8", "surrogateescape") for v in vs]
+            for k, vs in pairs.items()}
 
 
 class HTTPServerProtocol(Protocol):

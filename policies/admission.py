@@ -158,3 +158,9 @@ def refund(charged: Decimal, tried: Iterable[str], statuses: Iterable[str]) -> D
     if charged and not tuple(tried) and any(s in (STOPPED, REJECTED) for s in statuses):
         return charged
     return Decimal(0)
+
+
+def over_backlog(queued: int, incoming: int, max_backlog: int) -> bool:
+    """SPEC §15 load shedding: a request whose ``incoming`` queued messages would take the cluster's
+    ``queued`` backlog past ``max_backlog`` is refused whole (one that queues nothing never is)."""
+    return incoming > 0 and queued + incoming > max_backlog

@@ -179,6 +179,7 @@ class Scenario:
         lines = [f'callback_url = "http://127.0.0.1:{callback_port}/callbacks"', f'secret = "{SECRET}"']
         if not legacy:
             lines += [f"{key} = {value}" for key, value in self.spec12]
+            lines += ["[push]", 'allow_networks = ["127.0.0.0/8"]  # the receiver is on loopback (SPEC §15)']
         return "\n".join(lines) + "\n"
 
     def callbacks_said(self, legacy: bool) -> str:

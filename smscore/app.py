@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.twisted import MetricsResource
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, succeed
 from twisted.internet.task import LoopingCall
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
@@ -23,8 +24,11 @@ from connectors.smpp.client import LinkSettings, OperatorLink
 from connectors.smpp.server import CustomerSMPPServer
 from connectors.smpp.server import listen as smpp_listen
 from connectors.smsc_sim import SimSettings, SimulatedSMSC
+from connectors.tls import server_options
+from policies.callback_urls import address_problem
 from smscore.api import api_factory
 from smscore.api.auth import AccountRateLimit
+from smscore.backlog import Backlog
 from smscore.supervisor import WorkerSpec
 from smscore.workers import Forwarder, Kicks, NodeMetrics, ReloadResource, WorkersControl
 from smscore.callbacks import PushWorker
@@ -69,13 +73,17 @@ def sim_settings(op: OperatorConfig) -> SimSettings:
 
 
 def link_settings(op: OperatorConfig, host: str, port: int, share=None) -> LinkSettings:
-    """``share``: this node's part of the operator's binds and tps (``policies.cluster``), else all."""
+    """``share``: this node's part of the operator's binds and tps (``policies.cluster``), else all.
+    ``host``:``port`` is where the link connects first; the operator's other ``hosts`` follow."""
     binds, tps = (op.binds, op.tps) if share is None else (share.binds, share.tps)
     return LinkSettings(
         host=host, port=port, tls=op.tls, system_id=op.system_id or op.name, password=op.password,
         system_type=op.system_type, bind=op.bind, binds=binds, window=op.window, tps=tps,
         enquire_link=op.enquire_link, receipt_id_format=op.receipt_id_format, latin1=op.latin1,
-        packed_gsm=op.packed_gsm)
+        packed_gsm=op.packed_gsm, alternates=op.hosts[1:],
+        tls_ca=op.tls_ca, tls_cert=op.tls_cert, tls_key=op.tls_key,
+        address_range=op.address_range, service_type=op.service_type, source_ton=op.source_ton,
+        source_npi=op.source_npi, dest_ton=op.dest_ton, dest_npi=op.dest_npi, validity=op.validity)
 
 
 class Gateway:
@@ -107,14 +115,16 @@ class Gateway:
             self.kicks = Kicks(reactor, worker.kick_ports, {
                 b"claim": lambda: self.pipeline.link_ready(""), b"push": lambda: self.push_worker.kick()})
         self.mo_router = MoRouter(config)
+        self.backlog = Backlog(store=self.store, clock=reactor, limit=lambda: self.config.gateway.max_backlog)
         self.pipeline = Pipeline(store=self.store, clock=reactor, node=owner,
                                  lease=config.gateway.lease, routing=routing, metrics=self.metrics,
                                  receipt_timeout=config.gateway.receipt_timeout, delivers=self.delivers,
                                  on_unclaimed=lambda: self.kicks.kick(0, b"claim"),
                                  claim_interval=2.0 if worker is None else 0.5,
                                  mo_route=lambda mo, spent: self.mo_router.route(mo, spent),
-                                 on_push_queued=self._push_queued, held_elsewhere=self._held_elsewhere)
-        self.pusher = Pusher(reactor, timeout=config.push.timeout)
+                                 on_push_queued=self._push_queued, held_elsewhere=self._held_elsewhere,
+                                 backlog=self.backlog)
+        self.pusher = Pusher(reactor, timeout=config.push.timeout, address_check=self._push_address_problem)
         self.push_worker = PushWorker(store=self.store, pusher=self.pusher, clock=reactor, node=owner,
                                       config_source=lambda: self.config, mo_router_source=lambda: self.mo_router,
                                       pipeline=self.pipeline, metrics=self.metrics)
@@ -162,6 +172,7 @@ class Gateway:
                 self.smpp_deliveries.start()
         if self.pushes:
             self.push_worker.start()
+        self.backlog.start()
         self._listen()
         http, mon = self.config.http.listen, self.config.metrics.listen
         self.log.info("gateway started", http=f"{http.host}:{self.http_port.getHost().port}",
@@ -186,25 +197,52 @@ class Gateway:
         metrics = Resource()
         if w is None:
             http, mon = self.config.http.listen, self.config.metrics.listen
-            self.http_port = r.listenTCP(http.port, api_factory(self, r), interface=http.host)
+            self.http_port = r.listenTCP(http.port, self._public(api_factory(self, r)), interface=http.host)
             metrics.putChild(b"metrics", MetricsResource(registry=self.metrics.registry))
             self.metrics_port = r.listenTCP(mon.port, Site(metrics), interface=mon.host)
             return
         family = socket.AF_INET6 if ":" in self.config.http.listen.host else socket.AF_INET
         self.kick_port = r.adoptDatagramPort(w.kick_fd, socket.AF_INET, self.kicks)
         if w.is_main:
-            self.http_port = r.adoptStreamPort(w.api_fd, family, api_factory(self, r))
+            self.http_port = r.adoptStreamPort(w.api_fd, family, self._public(api_factory(self, r)))
             self.internal_port = r.adoptStreamPort(w.internal_fd, socket.AF_INET, api_factory(self, r))
             metrics.putChild(b"metrics", NodeMetrics(r, self.metrics.registry, w.worker_metrics_ports))
             self.workers_control = WorkersControl(r, w.worker_metrics_ports)
             mon_family = socket.AF_INET6 if ":" in self.config.metrics.listen.host else socket.AF_INET
         else:
             forwarder = Forwarder(r, w.internal_port)
-            self.http_port = r.adoptStreamPort(w.api_fd, family, api_factory(self, r, forwarder))
+            self.http_port = r.adoptStreamPort(w.api_fd, family, self._public(api_factory(self, r, forwarder)))
             metrics.putChild(b"metrics", MetricsResource(registry=self.metrics.registry))
             metrics.putChild(b"reload", ReloadResource(self))
             mon_family = socket.AF_INET
         self.metrics_port = r.adoptStreamPort(w.metrics_fd, mon_family, Site(metrics))
+
+    def _public(self, factory):
+        """The API's public listener: behind TLS when ``[http]`` names a certificate (SPEC §15). The
+        workers' loopback listeners stay plain."""
+        http = self.config.http
+        if http.tls_cert is None:
+            return factory
+        return TLSMemoryBIOFactory(server_options(http.tls_cert, http.tls_key), False, factory)
+
+    def _push_address_problem(self, address: str, port: int) -> str | None:
+        """Why a push may not connect to ``address``:``port`` (SPEC §15), with today's config."""
+        return address_problem(address, port, self.config.push.allow_networks, self._own_listeners())
+
+    def _own_listeners(self) -> list[tuple[str, int]]:
+        """The (host, port) of every listener of this node that this process knows: configured and
+        bound (port 0 in the config becomes the port the system chose)."""
+        c, w = self.config, self.worker
+        out = [tuple(c.http.listen), tuple(c.metrics.listen)]
+        if c.smpp_server is not None:
+            out += [tuple(a) for a in (c.smpp_server.listen, c.smpp_server.tls_listen) if a is not None]
+        ports = [getattr(self, name, None) for name in ("http_port", "metrics_port", "internal_port")]
+        for port in [p for p in ports if p is not None] + self.smpp_ports:
+            host = port.getHost()
+            out.append((host.host, host.port))
+        if w is not None:
+            out += [("127.0.0.1", p) for p in (w.internal_port, *w.worker_metrics_ports)]
+        return out
 
     def _cost_of(self, operator: str, number: str) -> Decimal | None:
         op = self.config.operators.get(operator)
@@ -257,6 +295,7 @@ class Gateway:
                 await port.stopListening()
         if self._purge is not None and self._purge.running:
             self._purge.stop()
+        self.backlog.stop()
         for port in self.smpp_ports:
             await port.stopListening()
         if self.smpp_server is not None:
@@ -386,7 +425,10 @@ class Gateway:
             return url, message.callback_statuses
         return url, account.callback_statuses if account is not None else "all"
 
-    def readiness(self) -> tuple[bool, list[str]]:
+    def readiness(self) -> tuple[bool, list[str], dict]:
+        """(ready, problems, more): ``more`` names load shedding, which does not make the node unready
+        (reads and status updates still work, SPEC §15)."""
+        more = {"shedding": "backlog"} if self.backlog.shedding else {}
         problems = []
         if not self.store.is_ready():
             problems.append("store unreachable")
@@ -394,4 +436,4 @@ class Gateway:
             elsewhere = self._held_elsewhere()
             if not any(self.links[op].is_up() or op in elsewhere for op in profile.operators if op in self.links):
                 problems.append(f"profile {name}: no bound operator")
-        return not problems, problems
+        return not problems, problems, more

@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import LoopingCall
 
 from connectors.api import MoFacts, ReceiptFacts, SubmitError, SubmitRequest
 from policies.routing import OperatorOption, choose_operator
+from smscore.backlog import Backlog, Backlogged
 from smscore.logs import get_logger
 from smscore.metrics import Metrics
 from smscore.model import Message, MoMessage, Status
@@ -40,9 +41,11 @@ class Pipeline:
                  on_unclaimed: Callable[[], object] = lambda: None, mo_route=None,
                  on_push_queued: Callable[[], object] | None = None,
                  on_mo: Callable[[MoMessage], object] | None = None,
-                 held_elsewhere: Callable[[], frozenset[str]] = frozenset) -> None:
+                 held_elsewhere: Callable[[], frozenset[str]] = frozenset, backlog: Backlog | None = None) -> None:
         """``store`` must have been built with this ``routing``'s ``untried`` (StoreRules).
-        ``held_elsewhere()``: the operators whose binds only other nodes hold now (``smscore.cluster``)."""
+        ``held_elsewhere()``: the operators whose binds only other nodes hold now (``smscore.cluster``).
+        ``backlog``: refuses new messages past ``max_backlog`` (``smscore.backlog``); None: never."""
+        self.backlog = backlog
         self.store = store
         self.clock = clock
         self.node = node
@@ -197,6 +200,11 @@ class Pipeline:
         With ``once`` (account, key, body_hash, render: an idempotency key), fires with the first
         answer (a dict) instead when the key was used before, and nothing is stored.
         """
+        if self.backlog is not None:
+            try:
+                self.backlog.check(messages)
+            except Backlogged:
+                return fail()
         claim_now = self.delivers and self.held + len(messages) <= self.max_in_memory
         owner = self.node if claim_now else None
         if claim_now:
@@ -211,6 +219,8 @@ class Pipeline:
                 if claim_now:
                     self.held -= len(messages)
                 return replayed
+            if self.backlog is not None:
+                self.backlog.accepted(messages)
             sendable = [m for m in messages if m.status is Status.QUEUED
                         and (m.send_at is None or m.send_at <= self.clock.seconds())]
             for m in messages:

@@ -14,6 +14,7 @@ from typing import Any
 from connectors.smpp import text as sms_text
 from policies import numbers
 from policies.approval import unapproved_links
+from policies.callback_urls import host_allowed, host_of, url_problem
 from policies.callbacks import parse_selection
 from smscore.errors import ApiError, invalid_request, unprocessable
 from smscore.model import STATUS_NAMES, Event, Message, Status, new_message_id
@@ -27,14 +28,33 @@ KNOWN_FIELDS = frozenset({"to", "text", "from", "profile", "max_parts", "encodin
 
 
 def parse_rfc3339(value: str) -> float:
-    """RFC 3339 date-time to POSIX seconds; a value without an offset is refused."""
+    """RFC 3339 date-time to POSIX seconds; ValueError for a value without an offset, and for one
+    the offset moves out of the years 1-9999 (e.g. 0001-01-01T00:00:00+05:00), which Python's
+    datetime cannot represent in UTC: callers answer both as a client error."""
     v = value.strip()
     if v.endswith(("Z", "z")):
         v = v[:-1] + "+00:00"
     dt = datetime.fromisoformat(v)
     if dt.tzinfo is None or "T" not in value.upper():
         raise ValueError("an RFC 3339 date-time with a time zone offset is needed")
-    return dt.astimezone(timezone.utc).timestamp()
+    try:
+        return dt.astimezone(timezone.utc).timestamp()
+    except OverflowError:
+        raise ValueError("the date-time is outside the years 1-9999 in UTC") from None
+
+
+def check_callback_url(url: Any, account) -> None:
+    """A request's ``callback_url`` (SPEC §15): 400 when not a string, 422 ``invalid_callback_url``
+    when its shape is wrong or its host is not one of the account's ``callback_hosts``."""
+    if not isinstance(url, str):
+        raise invalid_request("callback_url", "Field 'callback_url' must be a string.")
+    problem = url_problem(url)
+    if problem is not None:
+        raise unprocessable("invalid_callback_url", "callback_url", f"callback_url {problem}.")
+    if not host_allowed(host_of(url), account.callback_hosts or ()):
+        allowed = ", ".join(account.callback_hosts or ()) or "none: the account has no callback_url or keyword url"
+        raise unprocessable("invalid_callback_url", "callback_url",
+                            f"callback_url must name one of the account's callback_hosts ({allowed}).")
 
 
 def default_sender(account, gateway) -> str:
@@ -150,9 +170,8 @@ def build_messages(body: Any, account, config, now: float) -> list[Message]:
     if not encoding_ok:
         raise invalid_request("encoding", "Field 'encoding' must be one of auto, gsm7, latin1, ucs2.")
     callback_url = body.get("callback_url")
-    if callback_url is not None and not (isinstance(callback_url, str)
-                                         and callback_url.startswith(("http://", "https://"))):
-        raise invalid_request("callback_url", "Field 'callback_url' must be an http(s) URL.")
+    if callback_url is not None:
+        check_callback_url(callback_url, account)
     reference = body.get("reference")
     if reference is not None and not (isinstance(reference, str) and len(reference) <= MAX_REFERENCE):
         raise invalid_request("reference", f"Field 'reference' must be a string of at most {MAX_REFERENCE} characters.")

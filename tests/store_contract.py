@@ -172,6 +172,17 @@ async def check_submitted_messages_are_not_claimed(store):
     assert await store.claim("gw2", 5000.0, 5030.0, 10, include_own=True) == []
     counts = await store.count_by_status()
     assert counts == {Status.SUBMITTED: 1}
+    assert await store.count_queued() == 0
+
+
+async def check_count_queued_counts_only_queued_messages_of_every_node(store):
+    assert await store.count_queued() == 0
+    await store.accept([make_message(), make_message()], "gw1", 1030.0)
+    await store.accept([make_message()], None, 0.0)
+    later = make_message(status=Status.SCHEDULED, send_at=2000.0)
+    later.events[0] = Event(at=1000.0, status=Status.SCHEDULED)
+    await store.accept([later], None, 0.0)
+    assert await store.count_queued() == 3
 
 
 async def check_scheduled_messages_are_released_when_due(store):

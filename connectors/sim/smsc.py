@@ -73,7 +73,8 @@ _UNSUPPORTED = {"query_sm": ESME_RQUERYFAIL, "cancel_sm": ESME_RCANCELFAIL,
 
 
 class SubmitRecord(NamedTuple):
-    """One accepted submit_sm or data_sm (one part), as tests read it from ``submits``."""
+    """One accepted submit_sm or data_sm (one part), as tests read it from ``submits``: what
+    an operator's SMSC would judge it by (data_sm has no validity_period: empty)."""
 
     system_id: str
     session: str
@@ -84,14 +85,23 @@ class SubmitRecord(NamedTuple):
     short_message: bytes
     tlvs: dict
     message_id: str
+    service_type: str = ""
+    source_addr_ton: int = 0
+    source_addr_npi: int = 0
+    dest_addr_ton: int = 0
+    dest_addr_npi: int = 0
+    validity_period: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Binding:
-    """How one connection is bound: as which ``system_id``, with which bind command."""
+    """How one connection is bound: as which ``system_id``, with which bind command, and the
+    bind's ``system_type`` and ``address_range`` (kept for tests, in ``binds``)."""
 
     system_id: str
     command: str
+    system_type: str = ""
+    address_range: str = ""
 
     @property
     def receives(self) -> bool:
@@ -148,6 +158,8 @@ class SimulatedSMSC:
         self.factory = _Factory(self)
         #: Every accepted submit, in order (tests read it).
         self.submits: list[SubmitRecord] = []
+        #: Every accepted bind, in order (tests read it).
+        self.binds: list[Binding] = []
         self.receipts_acked = 0
         self.receipts_dropped = 0
         self.mo_acked = 0
@@ -326,8 +338,10 @@ class SimulatedSMSC:
             return
         # bind_resp.system_id is a C-string of 16 octets with its NUL.
         proto.respond(pdu, ESME_ROK, {"system_id": self.name[:15]})
-        binding = Binding(system_id, pdu.command)
+        binding = Binding(system_id, pdu.command, str(pdu.params.get("system_type", "")),
+                          str(pdu.params.get("address_range", "")))
         self._connections[proto] = binding
+        self.binds.append(binding)
         self.log.info("esme bound", session=proto.label, system_id=system_id, bind=pdu.command)
         if binding.receives:
             self._flush(system_id)
@@ -348,7 +362,10 @@ class SimulatedSMSC:
         record = SubmitRecord(
             binding.system_id, proto.label, str(params.get("source_addr", "")),
             str(params.get("destination_addr", "")), int(params.get("data_coding", 0)),
-            int(params.get("esm_class", 0)), bytes(payload), dict(pdu.tlvs), message_id)
+            int(params.get("esm_class", 0)), bytes(payload), dict(pdu.tlvs), message_id,
+            str(params.get("service_type", "")), int(params.get("source_addr_ton", 0)),
+            int(params.get("source_addr_npi", 0)), int(params.get("dest_addr_ton", 0)),
+            int(params.get("dest_addr_npi", 0)), str(params.get("validity_period", "")))
         self.submits.append(record)
         self.log.info(f"{pdu.command} accepted", session=proto.label, system_id=record.system_id,
                       message_id=message_id, source_addr=record.source_addr,

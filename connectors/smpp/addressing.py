@@ -12,7 +12,9 @@ number of keys ``submit`` fires with can differ from the part count the core sto
 
 Addresses: destination TON 1 / NPI 1 (a leading ``+`` is dropped). Source: letters → alphanumeric
 (TON 5 / NPI 0); up to 6 digits → a short code (TON 3 network specific / NPI 0); more digits →
-international (TON 1 / NPI 1); empty → TON 0 / NPI 0 (the SMSC's default sender).
+international (TON 1 / NPI 1); empty → TON 0 / NPI 0 (the SMSC's default sender). An operator
+that wants other values says so (``source_ton``/``source_npi``, ``dest_ton``/``dest_npi``, SPEC
+§15): each one it sets replaces the automatic choice for every message it gets, the others stay.
 
 MO: the text by data_coding (0 and 0xF0–0xF3 GSM, 8 UCS-2, 1 and 3 Latin-1, anything else read as
 Latin-1), after a UDH when esm_class says there is one; a concatenated MO's reference, total and
@@ -31,21 +33,35 @@ from connectors.smpp.text import (
     parse_udh,
 )
 
-__all__ = ["DATA_CODING", "decode_mo_text", "mo_concat", "mo_encoding", "source_address", "wire_encoding"]
+__all__ = ["DATA_CODING", "decode_mo_text", "destination_address", "mo_concat", "mo_encoding",
+           "source_address", "wire_encoding"]
 
 #: The data_coding an operator gets for each encoding.
 DATA_CODING = {Encoding.GSM7: 0, Encoding.LATIN1: 3, Encoding.UCS2: 8}
 
 
-def source_address(sender: str) -> tuple[int, int, str]:
-    """(TON, NPI, address) for a sender ID; see the module docstring."""
+def source_address(sender: str, ton: int | None = None, npi: int | None = None) -> tuple[int, int, str]:
+    """(TON, NPI, address) for a sender ID; ``ton``/``npi``: an operator's own values, which
+    replace the automatic choice (see the module docstring)."""
     if sender.startswith("+") and sender[1:].isdigit():
         sender = sender[1:]
     if not sender:
-        return 0, 0, ""
-    if sender.isascii() and sender.isdigit():
-        return (3, 0, sender) if len(sender) <= 6 else (1, 1, sender)
-    return 5, 0, sender
+        chosen = (0, 0)
+    elif sender.isascii() and sender.isdigit():
+        chosen = (3, 0) if len(sender) <= 6 else (1, 1)
+    else:
+        chosen = (5, 0)
+    return _either(ton, chosen[0]), _either(npi, chosen[1]), sender
+
+
+def destination_address(to: str, ton: int | None = None, npi: int | None = None) -> tuple[int, int, str]:
+    """(TON, NPI, address) for a recipient: international (1/1) without its ``+`` unless the
+    operator set its own ``ton``/``npi``."""
+    return _either(ton, 1), _either(npi, 1), to.removeprefix("+")
+
+
+def _either(configured: int | None, chosen: int) -> int:
+    return chosen if configured is None else configured
 
 
 def wire_encoding(encoding: Encoding, text: str, latin1: bool) -> Encoding:

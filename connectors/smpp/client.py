@@ -8,24 +8,30 @@ Theory of operation
 -------------------
 Sessions. ``binds`` sessions, each a bind_transceiver (label ``telia/1``) or a pair of
 bind_transmitter + bind_receiver (``telia/1-tx``, ``telia/1-rx``). Each session is a Twisted
-``ClientService`` around an ``SMPPProtocol`` (role ESME): the bind is sent as soon as TCP is up; a
-refused bind (or one that times out) closes the connection and the service reconnects. The retry
-policy is ``backoffPolicy(reconnect_min, reconnect_max, factor 2, jitter)`` indexed by the number of
-consecutive attempts that did not end bound (TCP refused, bind refused, connection lost before the
-bind) — counted by the policy itself, because ``ClientService`` resets its own counter whenever TCP
-connects, which would make a refused bind retry at the shortest delay forever. A session that was
-bound and dropped reconnects after ``reconnect_min`` (+ jitter). Binding is not done in
-``prepareConnection``: with Twisted 26.10 a connection lost while it is pending, or closed after it
-failed, hits a missing transition of the service's state machine (``NoTransition``).
+``ClientService`` around an ``SMPPProtocol`` (role ESME): the bind (with the operator's
+``address_range``) is sent as soon as TCP is up; a refused bind (or one that times out) closes the
+connection and the service reconnects. An SMSC with ``alternates`` is reached at ``host:port`` first
+and at the next address on each reconnect, in turn; TLS checks its certificate against ``tls_ca``
+(else the platform's CAs) and shows ``tls_cert`` when given (``connectors.smpp.endpoints``). The
+retry policy is ``backoffPolicy(reconnect_min, reconnect_max, factor 2, jitter)`` indexed by the
+number of consecutive attempts that did not end bound (TCP refused, bind refused, connection lost
+before the bind) — counted by the policy itself, because ``ClientService`` resets its own counter
+whenever TCP connects, which would make a refused bind retry at the shortest delay forever. A
+session that was bound and dropped reconnects after ``reconnect_min`` (+ jitter). Binding is not
+done in ``prepareConnection``: with Twisted 26.10 a connection lost while it is pending, or closed
+after it failed, hits a missing transition of the service's state machine (``NoTransition``).
 
 Submitting. ``submit`` splits the text (``connectors.smpp.text.split``) into parts; each part is one
 submit_sm (8-bit reference UDH and esm_class 0x40 when there are several; a per-link rolling
-reference). Parts wait in one queue per link and go out, oldest first, on the bound transmitting
-session with the most free window slots, each taking a token of the link's tps bucket (``tps``
-tokens a second, holding at most 0.1 s worth: a short burst, then an even pace; tps 0: no bucket).
-A submit while no transmitting session is bound fails TRANSIENT at once. The Deferred fires with one key per part (``receipts.keys_for_submit``) when every part was answered ESME_ROK. The
-first error fails the whole message and drops its unsent parts; parts already accepted by the SMSC
-stay accepted, and the core sends the message again whole (the handset may see those parts twice).
+reference), with the operator's ``service_type`` and a ``validity_period`` that is the message's own
+expiry or the operator's ``validity``, whichever ends first (``times.validity_period``). Parts wait
+in one queue per link and go out, oldest first, on the bound transmitting session with the most free
+window slots, each taking a token of the link's tps bucket (``tps`` tokens a second, holding at most
+0.1 s worth: a short burst, then an even pace; tps 0: no bucket). A submit while no transmitting
+session is bound fails TRANSIENT at once. The Deferred fires with one key per part
+(``receipts.keys_for_submit``) when every part was answered ESME_ROK. The first error fails the
+whole message and drops its unsent parts; parts already accepted by the SMSC stay accepted, and the
+core sends the message again whole (the handset may see those parts twice).
 
 ``capacity()`` counts messages the core may hand over now: free window slots of bound transmitting
 sessions, at most the whole tps tokens available, minus parts already queued; 0 while no session is
@@ -45,8 +51,8 @@ TLV and "submit failed" errors listed, and for every status not in the table (ve
 the core then tries the next operator instead of retrying one that keeps refusing forever. Text the
 link cannot encode, or that needs more than 255 parts, is PERMANENT as well.
 
-Encoding per operator and addresses: ``connectors.smpp.addressing``; the tps bucket:
-``connectors.smpp.pacing``.
+Encoding per operator and addresses (TON/NPI chosen per message unless the operator sets its own):
+``connectors.smpp.addressing``; the tps bucket: ``connectors.smpp.pacing``.
 
 Receiving. A deliver_sm or data_sm whose esm_class message type (bits 2–5) is 0x04 (SMSC delivery
 receipt) or 0x20 (intermediate notification) is a receipt (``receipts.receipt_facts``); it is
@@ -64,8 +70,8 @@ the link closes a bound session that has received nothing for enquire_link + res
 (+ 1 s), so a silently dead SMSC is reconnected instead of timing every submit out.
 
 Stopping. ``stop()`` fails queued parts (TRANSIENT), sends unbind on every bound session, waits for
-unbind_resp (at most ``min(5 s, response_timeout)``), then stops the services, which close the
-connections. Window entries of a session that drops fail at once with TRANSIENT "connection lost"
+unbind_resp (at most ``min(5 s, response_timeout)``), then closes the connections (``proto.close``:
+a TLS one would not end on the service's own close) and stops the services. Window entries of a session that drops fail at once with TRANSIENT "connection lost"
 (``SMPPProtocol`` fails them; the message accounting here takes the first failure of a message).
 """
 
@@ -75,11 +81,12 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from os import PathLike
 
 import structlog
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred, succeed
-from twisted.internet.endpoints import clientFromString, quoteStringArgument
+from twisted.internet.endpoints import clientFromString, quoteStringArgument, wrapClientTLS
 from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
 
@@ -88,12 +95,14 @@ from connectors.smpp import defs
 from connectors.smpp.addressing import (
     DATA_CODING,
     decode_mo_text,
+    destination_address,
     mo_concat,
     mo_encoding,
     source_address,
     wire_encoding,
 )
 from connectors.smpp.codec import PDU, EncodeError, SMPPError
+from connectors.smpp.endpoints import Alternates, ClientTls
 from connectors.smpp.defs import ESME_ROK, ESME_RX_T_APPN, status_name
 from connectors.smpp.protocol import RequestFailed, SMPPProtocol
 from connectors.smpp.pacing import EPS, TokenBucket
@@ -108,7 +117,7 @@ from connectors.smpp.text import (
     one_part_with_udh,
     split,
 )
-from connectors.smpp.times import format_absolute
+from connectors.smpp.times import validity_period
 
 __all__ = [
     "ESME_RINVDCS",
@@ -195,6 +204,25 @@ class LinkSettings:
     packed_gsm: bool = False
     reconnect_min: float = 1.0
     reconnect_max: float = 60.0
+    #: more (host, port) of the same SMSC, tried after host:port, in turn, one per (re)connect
+    alternates: tuple[tuple[str, int], ...] = ()
+    #: PEM paths: the CAs the SMSC's certificate must chain to (None: the platform's), and the
+    #: client certificate and its key (both or neither); only with tls
+    tls_ca: str | PathLike[str] | None = None
+    tls_cert: str | PathLike[str] | None = None
+    tls_key: str | PathLike[str] | None = None
+    address_range: str = ""  # bind's address_range
+    service_type: str = ""  # every submit_sm's service_type
+    #: TON/NPI of every submit_sm's addresses; None: chosen per message (connectors.smpp.addressing)
+    source_ton: int | None = None
+    source_npi: int | None = None
+    dest_ton: int | None = None
+    dest_npi: int | None = None
+    validity: float | None = None  # seconds; None: a message's own expiry only
+
+    def addresses(self) -> tuple[tuple[str, int], ...]:
+        """Every address of the SMSC, in the order they are tried."""
+        return ((self.host, self.port), *self.alternates)
 
 
 # --- messages in flight ------------------------------------------------------------------------------
@@ -266,7 +294,8 @@ class _Session:
         self.proto = proto
         s = self.link.settings
         params = {"system_id": s.system_id, "password": s.password, "system_type": s.system_type,
-                  "interface_version": 0x34, "addr_ton": 0, "addr_npi": 0, "address_range": ""}
+                  "interface_version": 0x34, "addr_ton": 0, "addr_npi": 0,
+                  "address_range": s.address_range}
         try:
             d = proto.request(self.command, params)
         except SMPPError as e:
@@ -381,19 +410,34 @@ class OperatorLink:
         self._liveness.clock = reactor
 
     # -- life cycle ---------------------------------------------------------------------------
-    def endpoint_description(self) -> str:
-        s = self.settings
-        return f"{'tls' if s.tls else 'tcp'}:host={quoteStringArgument(s.host)}:port={s.port}"
+    @staticmethod
+    def endpoint_description(host: str, port: int) -> str:
+        """The TCP endpoint of one SMSC address (TLS, when on, is layered over it)."""
+        return f"tcp:host={quoteStringArgument(host)}:port={port}"
+
+    def _endpoint(self, tls: ClientTls | None):
+        """One session's endpoint: the SMSC's addresses in turn, each over TLS when on."""
+        endpoints = []
+        for host, port in self.settings.addresses():
+            endpoint = self._endpoint_factory(self.reactor, self.endpoint_description(host, port))
+            endpoints.append(endpoint if tls is None else wrapClientTLS(tls.creator(host), endpoint))
+        return Alternates(endpoints)
 
     def start(self) -> None:
-        """Connect and bind every session (reconnecting with backoff for as long as it runs)."""
+        """Connect and bind every session (reconnecting with backoff for as long as it runs).
+        TLS files that cannot be loaded any more (the config check read them) leave the link
+        down, logged, rather than raise at the caller."""
         if self._started or self._stopped:
             return
+        s = self.settings
+        try:
+            tls = ClientTls(s.tls_ca, s.tls_cert, s.tls_key) if s.tls else None
+        except ValueError as e:
+            self.log.error("TLS files cannot be loaded: the link stays down", error=str(e))
+            return
         self._started = True
-        description = self.endpoint_description()
         for session in self._sessions:
-            endpoint = self._endpoint_factory(self.reactor, description)
-            session.service = ClientService(endpoint, _SessionFactory(session),
+            session.service = ClientService(self._endpoint(tls), _SessionFactory(session),
                                             retryPolicy=session.retry_delay, clock=self.reactor)
             session.service.startService()
         self._liveness.start(LIVENESS_CHECK, now=False)
@@ -420,15 +464,23 @@ class OperatorLink:
         service = session.service
         proto = session.proto
         if proto is None or proto.closed or not proto.session.is_bound:
-            return service.stopService()
+            return self._close_and_stop(service, proto)
         try:
             d = proto.request("unbind")
         except SMPPError:
-            return service.stopService()
+            return self._close_and_stop(service, proto)
         d.addTimeout(min(UNBIND_TIMEOUT, self.settings.response_timeout), self.reactor)
         d.addErrback(lambda f: session.log.info("no unbind_resp", error=f.getErrorMessage()))
-        d.addCallback(lambda _: service.stopService())
+        d.addCallback(lambda _: self._close_and_stop(service, proto))
         return d
+
+    @staticmethod
+    def _close_and_stop(service: ClientService, proto: SMPPProtocol | None) -> Deferred:
+        """Close the session's connection the SMPP way (``SMPPProtocol.close``, which a TLS
+        connection needs to end), then stop reconnecting; fires once it is closed."""
+        if proto is not None and not proto.closed:
+            proto.close("link stopping")
+        return service.stopService()
 
     def _check_liveness(self) -> None:
         """Close a bound session that has heard nothing for longer than an enquire_link and its
@@ -523,9 +575,10 @@ class OperatorLink:
             raise SubmitError(PERMANENT, f"{total} parts: a concatenated SMS has at most 255")
         if total > 1:
             self._ref = (self._ref + 1) & 0xFF
-        ton, npi, source = source_address(request.sender)
+        ton, npi, source = source_address(request.sender, s.source_ton, s.source_npi)
+        dest_ton, dest_npi, destination = destination_address(request.to, s.dest_ton, s.dest_npi)
         message = _Message(request, total)
-        validity = format_absolute(request.expires_at) if request.expires_at is not None else ""
+        validity = validity_period(request.expires_at, s.validity, self.reactor.seconds())
         parts = []
         for i, piece in enumerate(pieces):
             udh = request.udh or (concat_udh(self._ref, total, i + 1) if total > 1 else b"")
@@ -534,9 +587,9 @@ class OperatorLink:
             else:
                 body = piece.payload
             parts.append(_Part(message, i, {
+                "service_type": s.service_type,
                 "source_addr_ton": ton, "source_addr_npi": npi, "source_addr": source,
-                "dest_addr_ton": 1, "dest_addr_npi": 1,
-                "destination_addr": request.to.removeprefix("+"),
+                "dest_addr_ton": dest_ton, "dest_addr_npi": dest_npi, "destination_addr": destination,
                 "esm_class": _UDHI if udh else 0, "registered_delivery": 1, "validity_period": validity,
                 "data_coding": DATA_CODING[encoding], "short_message": udh + body,
             }))

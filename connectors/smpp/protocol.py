@@ -14,8 +14,11 @@ its ``handler`` what to do with requests from the peer:
 from __future__ import annotations
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
+from twisted.protocols.tls import TLSMemoryBIOProtocol
+from zope.interface import implementer
 
 from connectors.smpp.codec import NEED_DATA, PDU, LocalProtocolError
 from connectors.smpp.defs import ESME_ROK, RESPONSE_OF, status_name
@@ -85,6 +88,7 @@ class _ReadingPaused:
         pass
 
 
+@implementer(IHandshakeListener)
 class SMPPProtocol(Protocol):
     """One TCP connection speaking SMPP through a Session."""
 
@@ -102,19 +106,28 @@ class SMPPProtocol(Protocol):
         self._seen = getattr(handler, "pdu_seen", None)
         self.closed = False
         self.close_reason = ""
+        self._producing = False  # the backpressure producer is registered (connectionMade)
 
     # -- connection -------------------------------------------------------------------------
     def connectionMade(self) -> None:
         # Backpressure: while the peer does not read what we write (the kernel's buffer and
         # Twisted's are full), we stop reading its requests, so a peer that sends and never
-        # reads cannot make us hold an unbounded pile of answers.
-        self.transport.registerProducer(_ReadingPaused(self.transport), True)
+        # reads cannot make us hold an unbounded pile of answers. Over TLS only once the
+        # handshake is done: TLS holds what is written before (an ESME's bind) and pauses the
+        # producer meanwhile, which would stop the very reading the handshake waits on.
+        if not isinstance(self.transport, TLSMemoryBIOProtocol):
+            self.handshakeCompleted()
         self._timer = LoopingCall(self._on_tick)
         self._timer.clock = self.clock
         self._timer.start(self._tick, now=False)
         made = getattr(self.handler, "connection_made", None)
         if made is not None:
             made(self)
+
+    def handshakeCompleted(self) -> None:
+        """The connection may carry SMPP both ways now (at once over plain TCP)."""
+        self.transport.registerProducer(_ReadingPaused(self.transport), True)
+        self._producing = True
 
     def connectionLost(self, reason) -> None:
         self.closed = True
@@ -127,18 +140,27 @@ class SMPPProtocol(Protocol):
         self.handler.connection_closed(self, self.close_reason or reason.getErrorMessage())
 
     def close(self, reason: str) -> None:
-        """Close the connection after writing what is queued."""
+        """Close the connection after writing what is queued (a TLS transport waits for its
+        producer to go before it closes: the backpressure producer goes first)."""
         if not self.close_reason:
             self.close_reason = reason
         if self.transport is not None:
+            if self._producing:
+                self._producing = False
+                self.transport.unregisterProducer()
             self.transport.loseConnection()
 
     # -- bytes in ----------------------------------------------------------------------------
     def dataReceived(self, data: bytes) -> None:
+        # Once closing, nothing more is read, as the transport itself stops reading: else what
+        # followed a refused bind in the same segment would be served (one more password guess
+        # per PDU), and a peer's PDUs would be answered or not depending on how TCP cut them.
+        if self.close_reason:
+            return
         session = self.session
         session.receive_data(data, self.clock.seconds())
         seen = self._seen
-        while True:
+        while not self.close_reason:
             event = session.next_event()
             if event is NEED_DATA:
                 return

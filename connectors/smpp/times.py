@@ -20,7 +20,10 @@ Theory of operation
   31 April, raises ``InvalidTime``; the caller turns it into the field's own status.
 
 ``format_absolute`` writes an instant back in the absolute form, in UTC (``nn`` = 00, ``+``),
-as ``query_sm_resp.final_date`` wants it.
+as ``query_sm_resp.final_date`` wants it. ``format_relative`` writes a span in the relative form,
+in days, hours, minutes and whole seconds (never years or months, whose length varies), so it
+holds less than ``MAX_RELATIVE`` (100 days). ``validity_period`` is what a submit_sm to an operator
+carries: the earlier of the message's own expiry and the operator's ``validity`` (SPEC §15).
 """
 
 from __future__ import annotations
@@ -28,10 +31,13 @@ from __future__ import annotations
 import calendar
 from datetime import UTC, datetime, timedelta, timezone
 
-__all__ = ["InvalidTime", "MAX_QUARTER_HOURS", "format_absolute", "parse_time"]
+__all__ = ["InvalidTime", "MAX_QUARTER_HOURS", "MAX_RELATIVE", "format_absolute", "format_relative",
+           "parse_time", "validity_period"]
 
 #: The largest UTC offset SMPP 3.4 allows in an absolute time: 48 quarter hours (12 h).
 MAX_QUARTER_HOURS = 48
+#: Relative times are written in days of two digits: they must be shorter than this (seconds).
+MAX_RELATIVE = 100 * 86400.0
 _LENGTH = 16
 
 
@@ -88,3 +94,23 @@ def format_absolute(epoch: float) -> str:
     """``epoch`` as an absolute SMPP time in UTC: ``YYMMDDhhmmsst00+`` (tenths truncated)."""
     moment = datetime.fromtimestamp(epoch, UTC)
     return moment.strftime("%y%m%d%H%M%S") + f"{moment.microsecond // 100_000}00+"
+
+
+def format_relative(seconds: float) -> str:
+    """``seconds`` (less than ``MAX_RELATIVE``, fractions dropped) as a relative SMPP time:
+    ``0000DDhhmmss000R``."""
+    if not 0 <= seconds < MAX_RELATIVE:
+        raise ValueError(f"{seconds} s is not a relative SMPP time (0 to 100 days)")
+    minutes, second = divmod(int(seconds), 60)
+    hours, minute = divmod(minutes, 60)
+    day, hour = divmod(hours, 24)
+    return f"0000{day:02d}{hour:02d}{minute:02d}{second:02d}000R"
+
+
+def validity_period(expires_at: float | None, validity: float | None, now: float) -> str:
+    """A submit_sm's ``validity_period``: the message's own expiry (absolute) or the operator's
+    ``validity`` from ``now`` (relative), whichever ends first; empty when there is neither (the
+    SMSC's default applies)."""
+    if validity is not None and (expires_at is None or now + validity < expires_at):
+        return format_relative(validity)
+    return format_absolute(expires_at) if expires_at is not None else ""

@@ -68,8 +68,12 @@ class CsvAnswer:
 
 def store_errors(failure):
     """The store's refusals as API errors (anything else stays a failure: 503)."""
+    from smscore.backlog import Backlogged
     from smscore.store.accounts import Conflict, InsufficientBalance, NoPrice, NotFound
 
+    if failure.check(Backlogged):
+        raise ApiError(503, "unavailable", "The gateway's backlog is full (max_backlog); nothing was stored. "
+                       "Send again later.", headers={"Retry-After": str(failure.value.retry_after)})
     if failure.check(InsufficientBalance):
         e = failure.value
         raise ApiError(402, "insufficient_balance",

@@ -115,8 +115,8 @@ class ApiResource(Resource):
         if path == "/healthz" and method == "GET":
             return 200, {"status": "ok"}
         if path == "/readyz" and method == "GET":
-            ready, reasons = gw.readiness()
-            return (200 if ready else 503), {"ready": ready, "problems": reasons}
+            ready, reasons, more = gw.readiness()
+            return (200 if ready else 503), {"ready": ready, "problems": reasons, **more}
         raise ApiError(404, "not_found", "No such resource.")
 
     def _admin_route(self, request, method: str, path: str):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from smscore.config.convert import _api_key
+from smscore.config.convert import _api_key, _secret
 from smscore.config.table import _Invalid, _quote, _Table
 from smscore.config.values import AccountConfig, KeywordConfig, ShortcodeConfig, SmppServerConfig
 
@@ -73,13 +73,14 @@ def check_keys(accounts: Mapping[str, _Table], admin: _Table) -> None:
 
 
 def _digests(table: _Table) -> list[tuple[int, str]]:
-    """(index, digest) of each valid entry of the table's api_keys (the rest are reported
-    where the keys are read)."""
+    """(index, digest) of each valid entry of the table's api_keys, secrets resolved (the rest
+    are reported where the keys are read)."""
     raw = table.data.get("api_keys")
+    key = _secret(_api_key, table.sources)
     result = []
     for index, value in enumerate(raw if isinstance(raw, list) else []):
         try:
-            result.append((index, _api_key(value)))
+            result.append((index, key(value)))
         except _Invalid:
             pass
     return result

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
 import re
 import string
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable
-from urllib.parse import urlsplit
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
+from connectors.smpp.times import MAX_RELATIVE
+from policies.callback_urls import host_pattern_problem, url_problem
 from policies.callbacks import ALL, FINAL, parse_selection
 from policies.numbers import InvalidSender, normalize_sender
-from smscore.config.table import _Invalid, _quote, _show
+from smscore.config.table import _Invalid, _quote, _show, _Sources
 from smscore.config.values import ListenAddress, PrefixTable, _digest
 from smscore.durations import DurationError, parse_duration
 from smscore.model import STATUS_NAMES
@@ -45,15 +48,15 @@ def _string(*, choices: tuple[str, ...] = (), pattern: str | None = None, what: 
     return convert
 
 
-def _password(max_length: int) -> Callable[[Any], str]:
-    """A password: checked like a string, but never shown in an error."""
+def _password(max_length: int | None = None, *, allow_empty: bool = False) -> Callable[[Any], str]:
+    """A password or other secret text: checked like a string, but never shown in an error."""
 
     def convert(value: Any) -> str:
         if not isinstance(value, str):
             raise _Invalid("must be a string")
-        if not value:
+        if not value and not allow_empty:
             raise _Invalid("must not be empty")
-        if len(value) > max_length:
+        if max_length is not None and len(value) > max_length:
             raise _Invalid(f"must be at most {max_length} characters (SMPP 3.4), got {len(value)}")
         return value
 
@@ -165,13 +168,28 @@ def _is_host(text: str) -> bool:
 
 
 def _url(value: Any) -> str:
-    problem = f"must be an http:// or https:// URL, got {_show(value)}"
-    if not isinstance(value, str):
-        raise _Invalid(problem)
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _Invalid(problem)
+    """A push target (SPEC §15): the rules of ``policies.callback_urls.url_problem``."""
+    problem = url_problem(value)
+    if problem is not None:
+        long = isinstance(value, str) and len(value) > 200  # its length is the problem: not shown
+        raise _Invalid(problem if long else f"{problem}, got {_show(value)}")
     return value
+
+
+def _host_pattern(value: Any) -> str:
+    """A ``callback_hosts`` entry: a host name, an IP address or ``*.domain``; kept lower-case."""
+    problem = host_pattern_problem(value)
+    if problem is not None:
+        raise _Invalid(f"{problem}, got {_show(value)}")
+    return value.lower()
+
+
+def _network(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A CIDR network ("127.0.0.0/8", "fd00::/8"); host bits must be zero."""
+    try:
+        return ipaddress.ip_network(value, strict=True)
+    except (TypeError, ValueError):
+        raise _Invalid(f'must be a network in CIDR form such as "10.0.0.0/8", got {_show(value)}') from None
 
 
 def _template(allowed: tuple[str, ...]) -> Callable[[Any], str]:
@@ -193,7 +211,11 @@ def _template(allowed: tuple[str, ...]) -> Callable[[Any], str]:
 
 
 def _list(item: Callable[[Any], Any], *, unique: bool = False, casefold: bool = False,
-          max_items: int | None = None, non_empty: bool = False) -> Callable[[Any], tuple]:
+          max_items: int | None = None, non_empty: bool = False,
+          conceal: bool = False) -> Callable[[Any], tuple]:
+    """An array of `item`s; `conceal`: the entries are secrets, so a duplicate is named by the
+    index of the entry it repeats, never shown."""
+
     def convert(value: Any) -> tuple:
         if not isinstance(value, list):
             raise _Invalid(f"must be an array, got {_show(value)}")
@@ -201,7 +223,7 @@ def _list(item: Callable[[Any], Any], *, unique: bool = False, casefold: bool = 
             raise _Invalid("must not be empty")
         if max_items is not None and len(value) > max_items:
             raise _Invalid(f"must have at most {max_items} entries, got {len(value)}")
-        problems, items, seen = [], [], set()
+        problems, items, seen = [], [], {}
         for index, raw in enumerate(value):
             try:
                 parsed = item(raw)
@@ -210,9 +232,10 @@ def _list(item: Callable[[Any], Any], *, unique: bool = False, casefold: bool = 
                 continue
             token = parsed.casefold() if casefold else parsed
             if unique and token in seen:
-                problems.append((f"[{index}]", f"duplicate {_show(raw)}"))
+                shown = f"of [{seen[token]}]" if conceal else _show(raw)
+                problems.append((f"[{index}]", f"duplicate {shown}"))
                 continue
-            seen.add(token)
+            seen[token] = index
             items.append(parsed)
         if problems:
             raise _Invalid(problems=problems)
@@ -249,12 +272,94 @@ def _sender(value: Any) -> str:
 
 
 def _api_key(value: Any) -> str:
-    """A configured key -> its SHA-256 hex digest."""
+    """A configured key -> its SHA-256 hex digest. The key is never shown in an error."""
     if not isinstance(value, str) or not value:
-        raise _Invalid(f"must be a non-empty string, got {_show(value)}")
+        raise _Invalid("must be a non-empty string")
     if value.startswith("sha256:"):
         digest = value[len("sha256:"):]
         if not re.fullmatch(r"[0-9A-Fa-f]{64}", digest):
             raise _Invalid('must be "sha256:" and 64 hex digits, or a plain key')
         return digest.lower()
     return _digest(value)
+
+
+def _api_keys(sources: _Sources) -> Callable[[Any], tuple[str, ...]]:
+    """An ``api_keys`` array: each entry a secret (SPEC §15) kept as its digest, none repeated."""
+    return _list(_secret(_api_key, sources), unique=True, conceal=True)
+
+
+def _secret(inner: Callable[[Any], Any], sources: _Sources) -> Callable[[Any], Any]:
+    """A secret (SPEC §15): "env:NAME", "file:PATH" or "raw:TEXT" resolved first, then `inner`.
+
+    Why here: `run`, `check-config` and `reload` all read the file through this package, so each
+    of them reads a secret the same way and at the same moment. `inner` must never show the value
+    in its errors (`_password`, `_api_key` do not; the store URL is shown redacted)."""
+
+    def convert(value: Any) -> Any:
+        return inner(_resolve(value, sources))
+
+    return convert
+
+
+def _resolve(value: Any, sources: _Sources) -> Any:
+    """The value a written secret stands for; a value without a known prefix stands for itself."""
+    if not isinstance(value, str):
+        return value
+    kind, _, rest = value.partition(":")
+    if kind == "raw":
+        return rest
+    if kind == "env":
+        return _from_environment(rest, sources.environ)
+    if kind == "file":
+        return _from_file(rest, sources.folder)
+    return value
+
+
+def _from_environment(name: str, environ: Mapping[str, str]) -> str:
+    if not name:
+        raise _Invalid('"env:" must be followed by the name of an environment variable')
+    text = environ.get(name)
+    if text is None:
+        raise _Invalid(f"environment variable {name} is not set")
+    if not text:
+        raise _Invalid(f"environment variable {name} is empty")
+    return text
+
+
+def _from_file(written: str, folder: Path) -> str:
+    """The file's text without its last newline (as `echo` or an editor leaves it); a relative
+    path starts at the config file's folder, like a relative sqlite path."""
+    if not written:
+        raise _Invalid('"file:" must be followed by the path of a file')
+    path = Path(os.path.normpath(folder / written))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _Invalid(f"cannot read {_quote(str(path))}: {exc.strerror or type(exc).__name__}") from None
+    except UnicodeDecodeError:
+        raise _Invalid(f"cannot read {_quote(str(path))}: not UTF-8 text") from None
+    text = text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
+    if not text:
+        raise _Invalid(f"file {_quote(str(path))} is empty")
+    return text
+
+
+def _smsc_address(value: Any) -> tuple[str, int]:
+    """One address of an operator's SMSC in ``hosts``: "host:port" ("[v6]:port"), port 1-65535."""
+    problem = f'must be "host:port" with a port from 1 to 65535, such as "smsc.example:2775", got {_show(value)}'
+    try:
+        host, port = _listen(value)
+    except _Invalid:
+        raise _Invalid(problem) from None
+    if port == 0:
+        raise _Invalid(problem)
+    return host, port
+
+
+def _validity(value: Any) -> float:
+    """An operator's ``validity``: a duration from 1 s to under 100 days, what an SMPP relative
+    validity_period can say (days in two digits, whole seconds)."""
+    seconds = _duration()(value)
+    if not 1 <= seconds < MAX_RELATIVE:
+        raise _Invalid(f"must be from 1s to less than 100d (an SMPP relative time), got {_show(value)}")
+    return seconds

@@ -12,13 +12,15 @@ import re
 import tomllib
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
+from policies.callback_urls import default_hosts
 from smscore.config.checks import check_accounts, check_keys, check_keywords, check_smpp_accounts
-from smscore.config.convert import _NAME, _api_key, _list, _listen
+from smscore.config.convert import _NAME, _api_keys, _listen
 from smscore.config.sections import (
     read_account,
     read_gateway,
+    read_http,
     read_keyword,
     read_operator,
     read_profile,
@@ -27,12 +29,14 @@ from smscore.config.sections import (
     read_smpp_server,
     read_store,
 )
-from smscore.config.table import _quote, _show, _Table
+from smscore.config.table import _quote, _show, _Sources, _Table
 from smscore.config.values import (
+    AccountConfig,
     AdminConfig,
     Config,
     HttpConfig,
     KeySet,
+    KeywordConfig,
     ListenAddress,
     MetricsConfig,
 )
@@ -47,25 +51,29 @@ class ConfigError(Exception):
         self.errors = list(errors)
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and validate the config file at `path`; raise ConfigError listing every problem."""
+def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the config file at `path`; raise ConfigError listing every problem.
+    `environ` is where "env:NAME" secrets are read (default: this process's environment)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError([f"{path}: cannot read the file: {reason}"]) from None
-    return parse_config(text, path=path)
+    return parse_config(text, path=path, environ=environ)
 
 
-def parse_config(text: str, *, path: str | os.PathLike[str]) -> Config:
-    """Validate TOML `text` as if read from `path` (relative sqlite paths start at its folder)."""
+def parse_config(text: str, *, path: str | os.PathLike[str],
+                 environ: Mapping[str, str] | None = None) -> Config:
+    """Validate TOML `text` as if read from `path` (relative sqlite and "file:" paths start at its
+    folder), reading "env:NAME" secrets from `environ` (default: this process's environment)."""
     path = Path(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
-    parser = _Parser(path.absolute())
+    path = path.absolute()
+    parser = _Parser(path, _Sources(os.environ if environ is None else environ, path.parent))
     config = parser.parse(data)
     if parser.errors:
         raise ConfigError(parser.errors)
@@ -75,8 +83,8 @@ def parse_config(text: str, *, path: str | os.PathLike[str]) -> Config:
 class _Parser:
     """Walks the TOML dict, building sections and collecting errors (see the package docstring)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, sources: _Sources) -> None:
+        self.path, self.sources = path, sources
         self.errors: list[str] = []
 
     # -- structure
@@ -85,7 +93,7 @@ class _Parser:
         if not isinstance(value, dict):
             self.errors.append(f"{path}: must be a table, got {_show(value)}")
             value = {}
-        return _Table(self.errors, path, value)
+        return _Table(self.errors, path, value, self.sources)
 
     def _named_tables(self, root: _Table, section: str) -> dict[str, _Table]:
         """[section.NAME] tables, by name."""
@@ -120,26 +128,25 @@ class _Parser:
     # -- the whole file
 
     def parse(self, data: dict[str, Any]) -> Config:
-        root = _Table(self.errors, "", data)
+        root = _Table(self.errors, "", data, self.sources)
         gateway_t = self._table("gateway", root.get("gateway", lambda v: v, {}))
         gateway = read_gateway(gateway_t)
         store = read_store(
             self._table("store", root.get("store", lambda v: v, {})), self.path.parent
         )
-        http = HttpConfig(listen=self._listen_section(root, "http", HttpConfig().listen))
+        http = read_http(self._table("http", root.get("http", lambda v: v, {})))
         metrics = MetricsConfig(
             listen=self._listen_section(root, "metrics", MetricsConfig().listen)
         )
         admin_t = self._table("admin", root.get("admin", lambda v: v, {}))
         admin = AdminConfig(api_keys=KeySet(frozenset(
-            admin_t.get("api_keys", _list(_api_key, unique=True), ())
+            admin_t.get("api_keys", _api_keys(admin_t.sources), ())
         )))
         admin_t.finish()
         push = read_push(self._table("push", root.get("push", lambda v: v, {})))
         smpp_server = None
         if "smpp_server" in data:
-            smpp_server = read_smpp_server(self._table("smpp_server", root.get("smpp_server", lambda v: v)),
-                                           self.path.parent)
+            smpp_server = read_smpp_server(self._table("smpp_server", root.get("smpp_server", lambda v: v)))
 
         operators = {n: read_operator(n, t)
                      for n, t in self._named_tables(root, "operators").items()}
@@ -166,6 +173,7 @@ class _Parser:
         check_accounts(accounts, account_tables, keywords, shortcodes)
         check_keys(account_tables, admin_t)
         check_smpp_accounts(accounts, account_tables, smpp_server)
+        accounts = {n: _with_callback_hosts(a, keywords) for n, a in accounts.items()}
         root.finish()
         return Config(
             path=self.path,
@@ -182,3 +190,11 @@ class _Parser:
             shortcodes={s.number: s for s in shortcodes},
             keywords=tuple(keywords),
         )
+
+
+def _with_callback_hosts(account: AccountConfig, keywords: list[KeywordConfig]) -> AccountConfig:
+    """The account with its ``callback_hosts`` settled: as written, else SPEC §15's default."""
+    if account.callback_hosts is not None:
+        return account
+    urls = [k.url for k in keywords if k.account == account.name]
+    return replace(account, callback_hosts=default_hosts(account.callback_url, urls))

@@ -15,32 +15,39 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Mapping
 
+from connectors.tls import PemError, load_ca_bundle, load_certificate
 from smscore.config.convert import (
     _DIGITS,
     _DOMAIN,
     _NONEMPTY,
     _WORD,
-    _api_key,
+    _api_keys,
     _boolean,
     _callback_statuses,
     _duration,
+    _host_pattern,
     _integer,
     _list,
     _listen,
     _money,
+    _network,
     _password,
     _prefix_table,
     _processes,
+    _secret,
     _sender,
+    _smsc_address,
     _string,
     _template,
     _url,
+    _validity,
 )
 from smscore.config.table import _REQUIRED, _quote, _show, _Table
 from smscore.config.values import (
     AccountConfig,
     AccountSmppConfig,
     GatewayConfig,
+    HttpConfig,
     KeySet,
     KeywordConfig,
     OperatorConfig,
@@ -55,7 +62,10 @@ SMPP_PORT = 2775
 MAX_SENDERS = 5
 #: Placeholders a reply template may use ({account} only in a shortcode's stop_reply).
 MO_PLACEHOLDERS = ("text", "payload", "from", "keyword")
-_SMPP_ONLY = ("host", "port", "tls")
+#: Keys of a real SMSC: where it is, how to reach it and the SMPP fields it asks for (SPEC §15).
+_SMPP_ONLY = ("host", "port", "hosts", "tls", "tls_ca", "tls_cert", "tls_key", "address_range",
+              "service_type", "source_ton", "source_npi", "dest_ton", "dest_npi", "validity")
+_TON_NPI = ("source_ton", "source_npi", "dest_ton", "dest_npi")
 _SIMULATOR_ONLY = ("unreachable_prefixes", "receipt_delay", "message_id_format", "throttle_tps")
 
 
@@ -80,6 +90,7 @@ def read_gateway(t: _Table) -> GatewayConfig:
         reply_profile=t.get("reply_profile", _NONEMPTY, d["reply_profile"]),
         lease=t.get("lease", _duration(), d["lease"]),
         processes=t.get("processes", _processes, d["processes"]),
+        max_backlog=t.get("max_backlog", _integer(1), d["max_backlog"]),
     )
     t.finish()
     return gateway
@@ -87,17 +98,18 @@ def read_gateway(t: _Table) -> GatewayConfig:
 
 def read_store(t: _Table, folder: Path) -> StoreConfig:
     d = _defaults(StoreConfig)
-    url = t.get("url", _string(), d["url"])
+    url = t.get("url", _secret(_string(), t.sources), d["url"])
+    shown = _show(StoreConfig(url=url).redacted_url)  # the password never (SPEC §15)
     sqlite_path = None
     if url.startswith("sqlite:"):
         if not url.startswith("sqlite:///") or url == "sqlite:///":
             t.error("url", f'must be "sqlite:///relative/path" or "sqlite:////absolute/path", '
-                           f"got {_show(url)}")
+                           f"got {shown}")
         else:
             written = Path(url[len("sqlite:///"):])
             sqlite_path = Path(os.path.normpath(folder / written))
     elif not url.startswith(("postgresql://", "postgres://")):
-        t.error("url", f'must start with "sqlite:///" or "postgresql://", got {_show(url)}')
+        t.error("url", f'must start with "sqlite:///" or "postgresql://", got {shown}')
     store = StoreConfig(
         url=url,
         sqlite_path=sqlite_path,
@@ -107,27 +119,18 @@ def read_store(t: _Table, folder: Path) -> StoreConfig:
     return store
 
 
-def read_smpp_server(t: _Table, folder: Path) -> SmppServerConfig:
+def read_smpp_server(t: _Table) -> SmppServerConfig:
     """[smpp_server] (SPEC §13): at least one listener; TLS needs its certificate and key files."""
     d = _defaults(SmppServerConfig)
     listen = t.get("listen", _listen, None)
     tls_listen = t.get("tls_listen", _listen, None)
-    paths = {}
-    for key in ("tls_cert", "tls_key"):
-        written = t.get(key, _string(allow_empty=False), None)
-        if written is None:
-            paths[key] = None
-            continue
-        path = Path(os.path.normpath(folder / written))
-        if not os.access(path, os.R_OK):
-            t.error(key, f"cannot read {_quote(str(path))}")
-        paths[key] = path
+    cert, key = _key_pair(t, "TLS")
     if "listen" not in t.data and "tls_listen" not in t.data:
         t.error("listen", "is required (or tls_listen): the address ESMEs bind to")
-    if tls_listen is not None and (paths["tls_cert"] is None or paths["tls_key"] is None):
+    if tls_listen is not None and cert is None:
         t.error("tls_listen", "needs tls_cert and tls_key (PEM files)")
     server = SmppServerConfig(
-        listen=listen, tls_listen=tls_listen, tls_cert=paths["tls_cert"], tls_key=paths["tls_key"],
+        listen=listen, tls_listen=tls_listen, tls_cert=cert, tls_key=key,
         enquire_link=t.get("enquire_link", _duration(), d["enquire_link"]),
         window=t.get("window", _integer(1, 10000), d["window"]),
     )
@@ -140,7 +143,7 @@ def read_account_smpp(t: _Table) -> AccountSmppConfig:
     d = _defaults(AccountSmppConfig)
     smpp = AccountSmppConfig(
         system_id=t.get("system_id", _string(allow_empty=False, max_length=15)) or "",
-        password=t.get("password", _password(8)) or "",
+        password=t.get("password", _secret(_password(8), t.sources)) or "",
         max_binds=t.get("max_binds", _integer(1, 1000), d["max_binds"]),
     )
     t.finish()
@@ -152,6 +155,7 @@ def read_push(t: _Table) -> PushConfig:
     push = PushConfig(
         timeout=t.get("timeout", _duration(), d["timeout"]),
         retry_for=t.get("retry_for", _duration(allow_zero=True), d["retry_for"]),
+        allow_networks=t.get("allow_networks", _list(_network, unique=True), d["allow_networks"]),
     )
     t.finish()
     return push
@@ -168,16 +172,17 @@ def read_operator(name: str, t: _Table) -> OperatorConfig:
     smpp = kind == "smpp"
     if smpp:
         t.reject(_SIMULATOR_ONLY, 'only for type = "simulated"')
-        host = t.get("host", _string(pattern=r"\S+", what="a host name or address"))
-        port = t.get("port", _integer(1, 65535), SMPP_PORT)
+        hosts = _smsc_addresses(t)
         tls = t.get("tls", _boolean, d["tls"])
+        carrier = _carrier_fields(t, d) | _tls_files(t, tls)
         credential = _REQUIRED
     else:
         t.reject(_SMPP_ONLY, 'only for type = "smpp"')
-        host, port, tls, credential = None, None, False, ""
+        hosts, tls, carrier, credential = (), False, {}, ""
+    host, port = hosts[0] if hosts else (None, None)
     session = dict(
         system_id=t.get("system_id", _string(max_length=15), credential),
-        password=t.get("password", _string(max_length=8), credential),
+        password=t.get("password", _secret(_password(8, allow_empty=True), t.sources), credential),
         system_type=t.get("system_type", _string(max_length=12), d["system_type"]),
         bind=t.get("bind", _string(choices=("transceiver", "transmitter+receiver")), d["bind"]),
         binds=t.get("binds", _integer(1), d["binds"]),
@@ -205,8 +210,86 @@ def read_operator(name: str, t: _Table) -> OperatorConfig:
             throttle_tps=t.get("throttle_tps", _integer(0), d["throttle_tps"]),
         )
     t.finish()
-    return OperatorConfig(name=name, type=kind, host=host, port=port, tls=tls,
-                          **session, **simulator)
+    return OperatorConfig(name=name, type=kind, host=host, port=port, hosts=hosts, tls=tls,
+                          **session, **simulator, **carrier)
+
+
+def _smsc_addresses(t: _Table) -> tuple[tuple[str, int], ...]:
+    """Where the SMSC is: host and port, or ``hosts``, every address tried in turn; not both,
+    so no reader has to guess where host:port would go among the alternates."""
+    if "hosts" not in t.data:
+        host = t.get("host", _string(pattern=r"\S+", what="a host name or address"))
+        port = t.get("port", _integer(1, 65535), SMPP_PORT)
+        t.known.append("hosts")
+        return ((host, port),) if host is not None else ()
+    for key in ("host", "port"):
+        t.known.append(key)
+        if key in t.data:
+            t.error(key, "cannot be combined with hosts: list every address in hosts")
+    return t.get("hosts", _list(_smsc_address, unique=True, non_empty=True)) or ()
+
+
+def _carrier_fields(t: _Table, d: dict[str, Any]) -> dict[str, Any]:
+    """The SMPP fields an operator asks for (SPEC §15), sizes as SMPP 3.4 allows them; a TON or
+    NPI left out is chosen per message, as without it."""
+    asked = dict(
+        address_range=t.get("address_range", _string(max_length=40), d["address_range"]),
+        service_type=t.get("service_type", _string(max_length=5), d["service_type"]),
+        validity=t.get("validity", _validity, d["validity"]),
+    )
+    return asked | {key: t.get(key, _integer(0, 255), d[key]) for key in _TON_NPI}
+
+
+def _tls_files(t: _Table, tls: bool) -> dict[str, Path | None]:
+    """tls_ca, tls_cert and tls_key of an operator (SPEC §15): only with tls = true, a certificate
+    with its key (``_key_pair``); the CA bundle loaded as the link will load it."""
+    written = t.get("tls_ca", _string(allow_empty=False), None)
+    ca = None if written is None else Path(os.path.normpath(t.sources.folder / written))
+    if not tls:
+        cert, key = (t.get(k, _string(allow_empty=False), None) for k in ("tls_cert", "tls_key"))
+        for name, path in (("tls_ca", ca), ("tls_cert", cert), ("tls_key", key)):
+            if path is not None:
+                t.error(name, "needs tls = true")
+        return {"tls_ca": None, "tls_cert": None, "tls_key": None}
+    if ca is not None:
+        _loads(t, load_ca_bundle, ca)
+    cert, key = _key_pair(t, "a client certificate")
+    return {"tls_ca": ca, "tls_cert": cert, "tls_key": key}
+
+
+def _key_pair(t: _Table, what: str) -> tuple[Path | None, Path | None]:
+    """``tls_cert`` and ``tls_key`` (SPEC §13, §15): paths from the file's folder, both or neither,
+    loaded as the listener or link will load them (so a pair the check passes is one they can
+    use), the key readable by the gateway only."""
+    cert, key = (None if w is None else Path(os.path.normpath(t.sources.folder / w))
+                 for w in (t.get(k, _string(allow_empty=False), None) for k in ("tls_cert", "tls_key")))
+    if (cert is None) != (key is None):
+        missing, given = ("tls_key", "tls_cert") if key is None else ("tls_cert", "tls_key")
+        t.error(missing, f"is required with {given}: {what} needs both")
+        return None, None
+    if key is not None:
+        mode = key.stat().st_mode & 0o777 if key.exists() else 0
+        if mode & 0o077:
+            t.error("tls_key", f"{_quote(str(key))} may be read by group or others (mode {mode:o}): "
+                               "it must be readable by the gateway only, chmod 600 it")
+        _loads(t, load_certificate, cert, key)
+    return cert, key
+
+
+def read_http(t: _Table) -> HttpConfig:
+    """[http]: the API's listener, HTTPS with ``tls_cert`` and ``tls_key`` (SPEC §15)."""
+    listen = t.get("listen", _listen, HttpConfig().listen)
+    cert, key = _key_pair(t, "HTTPS")
+    t.finish()
+    return HttpConfig(listen=listen, tls_cert=cert, tls_key=key)
+
+
+def _loads(t: _Table, load, *paths: Path) -> None:
+    """Load TLS files as the link does; what fails is reported on the key of the file at fault."""
+    try:
+        load(*paths)
+    except PemError as exc:
+        t.error(f"tls_{exc.which}", str(exc))
 
 
 def read_profile(name: str, t: _Table, operators: Mapping[str, OperatorConfig]
@@ -268,7 +351,7 @@ def read_keyword(t: _Table) -> KeywordConfig:
 def read_account(name: str, t: _Table, gateway: GatewayConfig,
                  profiles: Mapping[str, ProfileConfig], first_profile: str) -> AccountConfig:
     d = _defaults(AccountConfig)
-    keys = t.get("api_keys", _list(_api_key, unique=True), ())
+    keys = t.get("api_keys", _api_keys(t.sources), ())
     senders = t.get("senders", _list(_sender, unique=True, max_items=MAX_SENDERS), ())
     default_sender = t.get("default_sender", _sender, None)
     if default_sender is not None and senders and default_sender not in senders:
@@ -292,10 +375,11 @@ def read_account(name: str, t: _Table, gateway: GatewayConfig,
         balance=t.get("balance", _money, d["balance"]),
         prices=t.get("prices", _prefix_table, d["prices"]),
         callback_url=t.get("callback_url", _url, None),
+        callback_hosts=t.get("callback_hosts", _list(_host_pattern, unique=True, casefold=True), None),
         callback_statuses=t.get("callback_statuses", _callback_statuses, d["callback_statuses"]),
         callback_batch=t.get("callback_batch", _integer(1, 1000), d["callback_batch"]),
         callback_linger=t.get("callback_linger", _duration(allow_zero=True), d["callback_linger"]),
-        secret=t.get("secret", _string(allow_empty=False), None),
+        secret=t.get("secret", _secret(_password(), t.sources), None),
         approved_domains=tuple(
             domain.lower() for domain in
             t.get("approved_domains", _list(_DOMAIN, unique=True, casefold=True), ())
@@ -316,5 +400,5 @@ def _nested(t: _Table, key: str, read):
     if not isinstance(value, dict):
         t.error(key, f"must be a table, got {_show(value)}")
         return None
-    return read(_Table(t.errors, t.key_path(key), value))
+    return read(t.child(key, value))
 

@@ -2,13 +2,17 @@
 
 Why: every section is read through a `_Table`, so every error names its key path the same way,
 a key nobody asked for is reported as "unknown key" (that is how typos are caught), and a bad value
-is recorded and replaced by its default so the walk goes on and reports every problem.
+is recorded and replaced by its default so the walk goes on and reports every problem. A table
+also carries the file's `_Sources`, so a secret written "env:NAME" or "file:PATH" is read from
+the environment or the file the same way by `run`, `check-config` and `reload` (SPEC §15).
 """
 
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 class _Invalid(Exception):
     """A value is wrong: `problems` are (key path suffix, message) pairs."""
@@ -38,12 +42,27 @@ def _quote(text: str) -> str:
     return f'"{text}"'
 
 
-class _Table:
-    """One TOML table being read: knows its key path and which keys were asked for."""
+@dataclass(frozen=True, slots=True)
+class _Sources:
+    """What a secret in the file may be read from (SPEC §15): `environ` for "env:NAME" and the
+    file's `folder`, where a relative "file:PATH" starts. Passed in, so tests need no real
+    environment and the reader touches no global state."""
 
-    def __init__(self, errors: list[str], path: str, data: dict[str, Any]) -> None:
-        self.errors, self.path, self.data = errors, path, data
+    environ: Mapping[str, str]
+    folder: Path
+
+
+class _Table:
+    """One TOML table being read: knows its key path, which keys were asked for, and where its
+    secrets come from."""
+
+    def __init__(self, errors: list[str], path: str, data: dict[str, Any], sources: _Sources) -> None:
+        self.errors, self.path, self.data, self.sources = errors, path, data, sources
         self.known: list[str] = []
+
+    def child(self, key: str, data: dict[str, Any]) -> _Table:
+        """The table at `key` inside this one (``[accounts.NAME.smpp]``): same errors and sources."""
+        return _Table(self.errors, self.key_path(key), data, self.sources)
 
     def key_path(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key

@@ -8,6 +8,8 @@ readers (`sections.py`) take them from here.
 
 from __future__ import annotations
 
+import ipaddress
+
 import hashlib
 import hmac
 import re
@@ -110,6 +112,7 @@ class GatewayConfig:
     reply_profile: str = ""  # resolved at load: the first profile of the file when not set
     lease: float = 30.0
     processes: int | None = None  # None = "auto": one per core (smscore.supervisor)
+    max_backlog: int = 1_000_000  # queued messages of the cluster above which requests are refused (SPEC §15)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,8 +129,15 @@ class StoreConfig:
 
     @property
     def redacted_url(self) -> str:
-        """`url` with any password replaced by "***", for logs."""
-        return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", self.url)
+        """`url` with any password replaced by "***", for logs and errors (SPEC §15). Errs on the side
+        of hiding: everything between the user's ":" and the last "@" goes, so a password with an
+        unescaped "/" or "@" is hidden whole, and so is a libpq ``password=`` parameter."""
+        scheme, sep, rest = self.url.partition("://")
+        at = rest.rfind("@")
+        colon = rest.find(":", 0, at) if sep and at >= 0 else -1
+        if colon >= 0:
+            rest = f"{rest[:colon + 1]}***{rest[at:]}"
+        return re.sub(r"([?&]password=)[^&#]*", r"\1***", f"{scheme}{sep}{rest}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,6 +145,8 @@ class HttpConfig:
     """[http]: the customer and admin API."""
 
     listen: ListenAddress = ListenAddress("127.0.0.1", 8080)
+    tls_cert: Path | None = None  # HTTPS with tls_key (SPEC §15); None: plain HTTP
+    tls_key: Path | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -178,6 +190,8 @@ class PushConfig:
 
     timeout: float = 10.0
     retry_for: float = 24 * 3600.0
+    #: networks a push may reach although they are not globally routable (SPEC §15)
+    allow_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,6 +201,10 @@ class OperatorConfig:
     host/port/tls are None/None/False for a simulated operator; the simulator knobs
     (unreachable_prefixes, receipt_delay, message_id_format, throttle_tps) mean nothing for smpp.
     Durations are seconds; tps and throttle_tps 0 mean no limit.
+
+    The carrier parameters (SPEC §15) are for smpp only: `hosts` holds every address of the SMSC
+    in the order they are tried (from `hosts`, or host/port alone), host/port are its first; the
+    TLS files are absolute paths; a TON/NPI of None is chosen per message as without them.
     """
 
     name: str
@@ -210,6 +228,17 @@ class OperatorConfig:
     receipt_delay: float = 1.0
     message_id_format: str = "hex"
     throttle_tps: int = 0
+    hosts: tuple[tuple[str, int], ...] = ()
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    address_range: str = ""
+    service_type: str = ""
+    source_ton: int | None = None
+    source_npi: int | None = None
+    dest_ton: int | None = None
+    dest_npi: int | None = None
+    validity: float | None = None
 
     def bind_settings(self) -> tuple[Any, ...]:
         """Everything that shapes this operator's sessions: on reload, reconnect only when this
@@ -240,6 +269,9 @@ class AccountConfig:
     balance: Decimal = Decimal(0)
     prices: PrefixTable = PrefixTable.flat(Decimal(0))
     callback_url: str | None = None
+    #: hosts a request's callback_url may name (SPEC §15); the reader fills in the default (the
+    #: hosts of callback_url and of the account's keywords' urls) when the file names none
+    callback_hosts: tuple[str, ...] | None = None
     #: which status events are pushed: a ``policies.callbacks`` selection ("all", "final" or
     #: status names joined by ",")
     callback_statuses: str = ALL

@@ -228,6 +228,11 @@ class Store(ABC):
     def count_by_status(self) -> Deferred:
         """Fires with {status: count} (for tests, the bench and readiness)."""
 
+    @abstractmethod
+    def count_queued(self) -> Deferred:
+        """Fires with the number of ``queued`` messages of every node (SPEC §15 ``max_backlog``):
+        one cheap read, made every second by each process that accepts messages."""
+
     # -- accounts, ops actions, stop lists, idempotency, export, retention ---------------------
     # With a ``config_source`` (``() -> Config``, set by the gateway) ``accept`` applies the account
     # rules of ``policies.admission`` (stop list, do-not-call, daily volume, pause, prepaid charge,

@@ -435,3 +435,6 @@ class MemoryStore(MemoryAccountOps, Store):
         for m in self.messages.values():
             counts[m.status] = counts.get(m.status, 0) + 1
         return succeed(counts)
+
+    def count_queued(self) -> Deferred:
+        return succeed(sum(1 for m in self.messages.values() if m.status is Status.QUEUED))

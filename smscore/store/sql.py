@@ -476,3 +476,10 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, Store):
 
         return self.read(op)
 
+    def count_queued(self) -> Deferred:
+        def op(cur):
+            cur.execute("SELECT COUNT(*) FROM messages WHERE status = 'queued'")  # the messages_sendable index
+            return cur.fetchone()[0]
+
+        return self.read(op)
+

@@ -154,3 +154,64 @@ def gateways(tmp_path):
         if gw.proc is not None and gw.proc.poll() is None:
             os.kill(gw.proc.pid, signal.SIGKILL)
             gw.proc.wait()
+
+
+class CallbackSink:
+    """A customer's callback receiver on 127.0.0.1, in threads (stdlib ``http.server``).
+
+    ``received`` lists (path, parsed JSON body) of every request answered 200. While ``stall`` is
+    set, a request is held unanswered (until ``stall`` is cleared or 60 s pass) and not recorded:
+    the gateway holds its push job meanwhile. ``close()`` stops it.
+    """
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        sink = self
+        self.received: list[tuple[str, object]] = []
+        self.held = 0
+        self.stall = threading.Event()
+        self._released = threading.Event()
+        self._lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if sink.stall.is_set():
+                    with sink._lock:
+                        sink.held += 1
+                    sink._released.wait(60)
+                    self.close_connection = True
+                    return
+                with sink._lock:
+                    sink.received.append((self.path, json.loads(body)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def release(self) -> None:
+        """Answer from now on; the held requests end without an answer."""
+        self.stall.clear()
+        self._released.set()
+
+    def close(self) -> None:
+        self.release()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def callback_sink():
+    sink = CallbackSink()
+    yield sink
+    sink.close()

@@ -46,6 +46,7 @@ api_keys = ["ops-key"]
 [push]
 timeout = "1s"
 retry_for = "1h"
+allow_networks = ["127.0.0.0/8"]
 [operators.cheap]
 type = "simulated"
 cost = 0.10
@@ -74,6 +75,7 @@ prices = {{ "46" = "0.50", "4790" = 250, "4791" = 150, "default" = "0.80" }}
 callback_url = "{callback}"
 secret = "{secret}"
 approved_domains = ["acme.example"]
+callback_hosts = ["127.0.0.1", "evil.example", "*.example"]
 [accounts.beta]
 api_keys = ["beta-key"]
 senders = ["BETA"]

@@ -166,12 +166,21 @@ CASES = [
     ({"to": "46701234567", "text": "hi", "from": "TOO_LONG_SENDER!"}, 422, "invalid_sender", "from"),
     ({"to": "46701234567", "text": "hi", "profile": "nope"}, 422, "unknown_profile", "profile"),
     ({"to": "46701234567", "text": "hi", "send_at": "tomorrow"}, 400, "invalid_request", "send_at"),
+    ({"to": "46701234567", "text": "hi", "send_at": "0001-01-01T00:00:00+05:00"}, 400, "invalid_request", "send_at"),
+    ({"to": "46701234567", "text": "hi", "send_at": "9999-12-31T23:59:59-05:00"}, 400, "invalid_request", "send_at"),
     ({"to": "46701234567", "text": "hi", "send_at": "2040-01-01T00:00:00Z"}, 422, "send_at_out_of_range", "send_at"),
     ({"to": "46701234567", "text": "hi", "encoding": "ebcdic"}, 400, "invalid_request", "encoding"),
     ({"to": "46701234567", "text": "😀", "encoding": "gsm7"}, 400, "invalid_request", "encoding"),
     ({"to": "46701234567", "text": "hi", "max_parts": 0}, 400, "invalid_request", "max_parts"),
     ({"to": "46701234567", "text": "hi", "reference": "r" * 65}, 400, "invalid_request", "reference"),
-    ({"to": "46701234567", "text": "hi", "callback_url": "ftp://x"}, 400, "invalid_request", "callback_url"),
+    ({"to": "46701234567", "text": "hi", "callback_url": 7}, 400, "invalid_request", "callback_url"),
+    ({"to": "46701234567", "text": "hi", "callback_url": "ftp://x"}, 422, "invalid_callback_url", "callback_url"),
+    ({"to": "46701234567", "text": "hi", "callback_url": "http://u:p@x.example/"}, 422, "invalid_callback_url",
+     "callback_url"),
+    ({"to": "46701234567", "text": "hi", "callback_url": "http://x.example/" + "a" * 2048}, 422,
+     "invalid_callback_url", "callback_url"),
+    ({"to": "46701234567", "text": "hi", "callback_url": "http://127.0.0.1:8080/v1/admin/reload"}, 422,
+     "invalid_callback_url", "callback_url"),  # not one of the account's callback_hosts
     ({"to": "46701234567", "text": "hi", "colour": "red"}, 400, "invalid_request", "colour"),
     # Several errors: the first of to, text, from, profile, send_at wins.
     ({"to": "bad", "text": "", "from": "NOTMINE"}, 422, "invalid_number", "to"),
@@ -256,7 +265,11 @@ async def test_pulls_are_per_account_and_paged_by_cursor(api):
     code, other = await call(api, "GET", "/v1/inbound", key="beta-key")
     assert (code, other["messages"]) == (200, [])
     for query, field in (("cursor=abc", "cursor"), ("limit=0", "limit"), ("limit=1001", "limit"),
-                         ("status=sent", "status"), ("updated_since=yesterday", "updated_since"), ("x=1", "x")):
+                         ("status=sent", "status"), ("updated_since=yesterday", "updated_since"), ("x=1", "x"),
+                         # SPEC §15: what the parser or the clock cannot hold is a 400, never a 500
+                         ("cursor=%C3%A9", "cursor"), ("status=%FF", "status"),
+                         ("updated_since=0001-01-01T00:00:00%2B05:00", "updated_since"),
+                         ("updated_since=9999-12-31T23:59:59-05:00", "updated_since")):
         code, err = await call(api, "GET", f"/v1/messages?{query}")
         assert (code, err["error"]["code"], err["error"]["field"]) == (400, "invalid_request", field), query
     code, err = await call(api, "GET", "/v1/messages?to=123")

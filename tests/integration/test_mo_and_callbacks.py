@@ -32,6 +32,7 @@ listen = "127.0.0.1:0"
 [push]
 timeout = "1s"
 retry_for = "1h"
+allow_networks = ["127.0.0.0/8"]
 [operators.sim_a]
 type = "simulated"
 receipt_delay = "10ms"

@@ -23,6 +23,7 @@ from smscore.config import (
     parse_config,
 )
 from smscore.durations import DurationError, parse_duration
+from tests.certs import TestCA
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -412,7 +413,7 @@ ERROR_CASES = {
     ),
     "password longer than SMPP allows": (
         "[operators.telia]\nhost = \"h\"\nsystem_id = \"a\"\npassword = \"123456789\"",
-        'operators.telia.password: must be at most 8 characters, got "123456789"',
+        "operators.telia.password: must be at most 8 characters (SMPP 3.4), got 9",
     ),
     "bad operator name": (
         '[operators."tel ia"]\ntype = "simulated"',
@@ -437,7 +438,7 @@ ERROR_CASES = {
     ),
     "same key twice in one account": (
         '[accounts.a]\napi_keys = ["k", "k"]',
-        'accounts.a.api_keys[1]: duplicate "k"',
+        "accounts.a.api_keys[1]: duplicate of [0]",
     ),
     "malformed hashed key": (
         '[accounts.a]\napi_keys = ["sha256:abc"]',
@@ -477,7 +478,53 @@ ERROR_CASES = {
         '[accounts.acme]\ncallback_linger = "200"',
         'accounts.acme.callback_linger: a duration needs a unit (ms, s, m, h, d), e.g. "200s", got "200"',
     ),
+    "callback url with user-info": (
+        '[accounts.acme]\nsecret = "s"\ncallback_url = "https://u:pw@hooks.example/cb"',
+        'accounts.acme.callback_url: must not contain user-info (user:password@), got "https://u:pw@hooks.example/cb"',
+    ),
+    "callback url without a host": (
+        '[accounts.acme]\nsecret = "s"\ncallback_url = "http:///cb"',
+        'accounts.acme.callback_url: must name a valid host (a DNS name or an IP address), got "http:///cb"',
+    ),
+    "callback url over 2048 characters": (
+        '[accounts.acme]\nsecret = "s"\ncallback_url = "https://hooks.example/' + "a" * 2048 + '"',
+        "accounts.acme.callback_url: must be at most 2048 characters, got 2070",
+    ),
+    "callback host that is a URL": (
+        '[accounts.acme]\ncallback_hosts = ["https://hooks.example"]',
+        'accounts.acme.callback_hosts[0]: must be a host name, an IP address or *.domain, got "https://hooks.example"',
+    ),
+    "allow_networks with host bits": (
+        '[push]\nallow_networks = ["10.0.0.1/8"]',
+        'push.allow_networks[0]: must be a network in CIDR form such as "10.0.0.0/8", got "10.0.0.1/8"',
+    ),
+    "max_backlog of 0": (
+        "[gateway]\nmax_backlog = 0",
+        "gateway.max_backlog: must be an integer >= 1, got 0",
+    ),
 }
+
+
+def test_callback_hosts_default_to_the_accounts_own_urls_hosts() -> None:
+    config = parse(BASE + """
+[accounts.acme]
+secret = "s"
+callback_url = "https://Hooks.Example.com:8443/status"
+[[shortcodes]]
+number = "72550"
+[accounts.beta]
+callback_hosts = ["*.beta.example", "10.1.2.3"]
+[accounts.gamma]
+[[keywords]]
+shortcode = "72550"
+keyword = "PIZZA"
+account = "acme"
+url = "https://mo.example.net/in"
+""")
+    assert config.accounts["acme"].callback_hosts == ("hooks.example.com", "mo.example.net")
+    assert config.accounts["beta"].callback_hosts == ("*.beta.example", "10.1.2.3")
+    assert config.accounts["gamma"].callback_hosts == ()
+    assert config.gateway.max_backlog == 1_000_000 and config.push.allow_networks == ()
 
 
 @pytest.mark.parametrize("case", ERROR_CASES, ids=list(ERROR_CASES))
@@ -871,15 +918,30 @@ password = "pw"
 def test_tls_listener_needs_readable_certificate_and_key(tmp_path) -> None:
     text = BASE + '[smpp_server]\ntls_listen = "127.0.0.1:3550"\n'
     assert errors_of(text) == ["smpp_server.tls_listen: needs tls_cert and tls_key (PEM files)"]
-    (tmp_path / "cert.pem").write_text("x")
+    cert, key = TestCA(tmp_path).issue("gateway", ip="127.0.0.1")
+    with_files = text + f'tls_cert = "{cert.name}"\ntls_key = "missing.key"\n'
     with pytest.raises(ConfigError) as caught:
-        parse(text + 'tls_cert = "cert.pem"\ntls_key = "key.pem"\n', folder=tmp_path)
-    assert caught.value.errors == [f'smpp_server.tls_key: cannot read "{tmp_path / "key.pem"}"']
-    (tmp_path / "key.pem").write_text("x")
-    config = parse(text + 'tls_cert = "cert.pem"\ntls_key = "key.pem"\n', folder=tmp_path)
-    assert config.smpp_server.tls_cert == tmp_path / "cert.pem" and config.smpp_server.listen is None
+        parse(with_files, folder=tmp_path)
+    assert caught.value.errors[0].startswith(f'smpp_server.tls_key: cannot read "{tmp_path / "missing.key"}"')
+    config = parse(text + f'tls_cert = "{cert.name}"\ntls_key = "{key.name}"\n', folder=tmp_path)
+    assert config.smpp_server.tls_cert == cert and config.smpp_server.listen is None
     assert errors_of(BASE + "[smpp_server]\nwindow = 5\n") == [
         "smpp_server.listen: is required (or tls_listen): the address ESMEs bind to"]
+
+
+@pytest.mark.parametrize("section", ["http", "smpp_server"])
+def test_a_tls_key_others_may_read_or_without_its_certificate_is_refused(tmp_path, section) -> None:
+    cert, key = TestCA(tmp_path).issue("gateway", ip="127.0.0.1")
+    head = BASE + f'[{section}]\nlisten = "127.0.0.1:0"\n'
+    assert parse(head + f'tls_cert = "{cert.name}"\ntls_key = "{key.name}"\n', folder=tmp_path)
+    key.chmod(0o644)
+    with pytest.raises(ConfigError) as caught:
+        parse(head + f'tls_cert = "{cert.name}"\ntls_key = "{key.name}"\n', folder=tmp_path)
+    assert caught.value.errors == [f'{section}.tls_key: "{key}" may be read by group or others (mode 644): '
+                                   "it must be readable by the gateway only, chmod 600 it"]
+    with pytest.raises(ConfigError) as caught:
+        parse(head + f'tls_cert = "{cert.name}"\n', folder=tmp_path)
+    assert caught.value.errors[0].startswith(f"{section}.tls_key: is required with tls_cert")
 
 
 def test_a_keyword_may_push_to_the_accounts_esmes_when_it_has_credentials() -> None:

@@ -8,6 +8,7 @@ import pytest
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.protocol import Factory
 from twisted.internet.testing import MemoryReactorClock
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.test.iosim import ConnectionCompleter
 
 from connectors.api import MoFacts, ReceiptOutcome, SubmitError, SubmitRequest
@@ -276,7 +277,7 @@ def test_refused_tcp_connections_back_off_too():
     assert net.link.is_up()
 
 
-def test_endpoint_description_quotes_the_host_and_picks_tls():
+def test_endpoint_description_quotes_the_host_and_tls_is_layered_over_it():
     seen = []
 
     def endpoint_factory(reactor, description):
@@ -288,10 +289,10 @@ def test_endpoint_description_quotes_the_host_and_picks_tls():
     link = OperatorLink("telia", LinkSettings(host="smsc.test", port=2776, tls=True), Listener(),
                         reactor, endpoint_factory=endpoint_factory)
     link.start()
-    assert seen == ["tls:host=smsc.test:port=2776"]
+    assert seen == ["tcp:host=smsc.test:port=2776"]
     assert len(reactor.tcpClients) == 1 and reactor.tcpClients[0][1] == 2776
-    plain = OperatorLink("x", LinkSettings(host="::1", port=2775), Listener(), reactor)
-    assert plain.endpoint_description() == "tcp:host=\\:\\:1:port=2775"
+    assert isinstance(reactor.tcpClients[0][2]._wrappedFactory, TLSMemoryBIOFactory)
+    assert OperatorLink.endpoint_description("::1", 2775) == "tcp:host=\\:\\:1:port=2775"
 
 
 # --- submitting ----------------------------------------------------------------------------------------

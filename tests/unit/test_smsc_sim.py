@@ -200,7 +200,8 @@ def test_submit_answers_lowercase_hex_ids_from_a_counter():
     assert result(conn.submit()).params["message_id"] == "1a2b3c"
     assert result(conn.submit()).params["message_id"] == "1a2b3d"
     rec = h.sim.submits[0]
-    assert rec == ("gw", "opsim#1", "Acme", "46701234567", 0, 0, b"Hello world", {}, "1a2b3c")
+    assert rec == ("gw", "opsim#1", "Acme", "46701234567", 0, 0, b"Hello world", {}, "1a2b3c",
+                   "", 5, 0, 1, 1, "")
 
 
 def test_each_accepted_submit_is_logged_without_the_password():

@@ -1,0 +1,80 @@
+"""smscore.backlog and policies.admission.over_backlog: SPEC §15 load shedding, Clock-driven."""
+
+import pytest
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import Clock
+
+from policies.admission import over_backlog
+from smscore.backlog import Backlog, Backlogged
+from smscore.model import Message, Status
+
+
+def msg(status=Status.QUEUED) -> Message:
+    return Message(id="x", account="a", to="46701234567", sender="S", text="t", encoding="gsm7", parts=1,
+                   profile="p", created_at=0.0, updated_at=0.0, status=status)
+
+
+class CountingStore:
+    """Answers count_queued with what the test sets; ``pending`` holds a read that has not answered."""
+
+    def __init__(self) -> None:
+        self.queued = 0
+        self.pending: Deferred | None = None
+        self.broken = False
+
+    def count_queued(self) -> Deferred:
+        if self.broken:
+            return fail(RuntimeError("store down"))
+        if self.pending is not None:
+            return self.pending
+        return succeed(self.queued)
+
+
+@pytest.mark.parametrize("queued, incoming, limit, refused", [
+    (0, 5, 5, False), (0, 6, 5, True), (4, 1, 5, False), (5, 1, 5, True), (9, 0, 5, False), (5, 0, 5, False),
+])
+def test_over_backlog(queued, incoming, limit, refused):
+    assert over_backlog(queued, incoming, limit) is refused
+
+
+def test_the_store_figure_plus_what_this_process_accepted_since_is_checked():
+    store, clock, limit = CountingStore(), Clock(), [10]
+    backlog = Backlog(store=store, clock=clock, limit=lambda: limit[0])
+    store.queued = 7
+    backlog.start()
+    backlog.check([msg(), msg(), msg()])  # 7 + 3 = 10: taken
+    backlog.accepted([msg(), msg(), msg()])
+    assert backlog.shedding
+    with pytest.raises(Backlogged) as refused:
+        backlog.check([msg()])
+    assert (refused.value.queued, refused.value.limit, refused.value.retry_after) == (10, 10, 1)
+    backlog.check([msg(Status.SCHEDULED), msg(Status.PAUSED)])  # queues nothing: never shed
+    limit[0] = 11  # a reload raised it
+    backlog.check([msg()])
+    backlog.stop()
+
+
+def test_a_read_counts_only_what_was_accepted_after_it_began():
+    store, clock = CountingStore(), Clock()
+    backlog = Backlog(store=store, clock=clock, limit=lambda: 100)
+    backlog.start()
+    backlog.accepted([msg()] * 4)
+    store.pending = Deferred()
+    clock.advance(1.0)  # a read begins, 4 accepted before it
+    backlog.accepted([msg()] * 2)  # accepted while it runs: the read may not see them
+    store.pending.callback(30)
+    assert (backlog.queued, backlog.added) == (30, 2)
+    backlog.stop()
+
+
+def test_a_store_that_cannot_be_read_leaves_the_last_figure():
+    store, clock = CountingStore(), Clock()
+    backlog = Backlog(store=store, clock=clock, limit=lambda: 10)
+    store.queued = 9
+    backlog.start()
+    store.broken = True
+    clock.advance(1.0)
+    assert backlog.queued == 9
+    with pytest.raises(Backlogged):
+        backlog.check([msg(), msg()])
+    backlog.stop()

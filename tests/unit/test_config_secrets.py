@@ -1,0 +1,239 @@
+"""Secrets in the config (SPEC §15): "env:NAME", "file:PATH" and "raw:..." resolved at load, and
+no secret value in any error, whether it was written in the file or read from elsewhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from smscore.config import Config, ConfigError, load_config, parse_config
+
+FOLDER = Path("/etc/smsgw")
+
+BASE = """
+[operators.sim]
+type = "simulated"
+
+[profiles.standard]
+operators = ["sim"]
+"""
+
+#: one file with every secret key, each a placeholder for what a test writes there
+EVERY_SECRET = """
+[store]
+url = "{url}"
+
+[admin]
+api_keys = ["{admin_key}"]
+
+[operators.telia]
+host = "smsc.example"
+system_id = "acme"
+password = "{operator_password}"
+
+[operators.sim]
+type = "simulated"
+
+[profiles.standard]
+operators = ["sim"]
+
+[smpp_server]
+listen = "127.0.0.1:0"
+
+[accounts.acme]
+api_keys = ["{account_key}"]
+secret = "{account_secret}"
+
+[accounts.acme.smpp]
+system_id = "acme"
+password = "{esme_password}"
+"""
+
+PLAIN = dict(url="postgresql://gw:dbpass@db/smsgw", admin_key="ops-key", operator_password="smscpw",
+             account_key="acme-key", account_secret="hmac-key", esme_password="esmepw")
+
+
+def parse(text: str, environ: dict[str, str] | None = None, folder: Path = FOLDER) -> Config:
+    return parse_config(text, path=folder / "gateway.toml", environ=environ or {})
+
+
+def errors_of(text: str, environ: dict[str, str] | None = None, folder: Path = FOLDER) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse(text, environ, folder)
+    return caught.value.errors
+
+
+def secrets_of(config: Config) -> dict[str, object]:
+    """What each secret key of EVERY_SECRET became (API keys as the account/admin they open)."""
+    acme = config.accounts["acme"]
+    return dict(
+        url=config.store.url,
+        admin_key=config.is_admin_key(PLAIN["admin_key"]),
+        operator_password=config.operators["telia"].password,
+        account_key=config.account_for_key(PLAIN["account_key"]) is acme,
+        account_secret=acme.secret,
+        esme_password=acme.smpp.password,
+    )
+
+
+EXPECTED = dict(PLAIN, admin_key=True, account_key=True)
+
+
+# --- where a secret comes from ------------------------------------------------------------------
+
+
+def test_plain_values_are_used_as_written() -> None:
+    assert secrets_of(parse(EVERY_SECRET.format(**PLAIN))) == EXPECTED
+
+
+def test_every_secret_key_reads_env() -> None:
+    environ = {f"SMSGW_{key.upper()}": value for key, value in PLAIN.items()}
+    written = {key: f"env:SMSGW_{key.upper()}" for key in PLAIN}
+
+    assert secrets_of(parse(EVERY_SECRET.format(**written), environ)) == EXPECTED
+
+
+def test_every_secret_key_reads_a_file_relative_to_the_config_folder(tmp_path: Path) -> None:
+    (tmp_path / "secrets").mkdir()
+    for key, value in PLAIN.items():
+        (tmp_path / "secrets" / key).write_text(value + "\n", encoding="utf-8")
+    written = {key: f"file:secrets/{key}" for key in PLAIN}
+
+    assert secrets_of(parse(EVERY_SECRET.format(**written), folder=tmp_path)) == EXPECTED
+
+
+def test_file_paths_may_be_absolute_and_lose_one_trailing_newline_only(tmp_path: Path) -> None:
+    (tmp_path / "lf").write_text("pw\n\n", encoding="utf-8")
+    (tmp_path / "crlf").write_bytes(b"pw\r\n")
+    text = BASE + f'[accounts.a]\nsecret = "file:{tmp_path}/lf"\n[accounts.b]\nsecret = "file:{tmp_path}/crlf"\n'
+
+    config = parse(text, folder=Path("/elsewhere"))
+
+    assert (config.accounts["a"].secret, config.accounts["b"].secret) == ("pw\n", "pw")
+
+
+def test_raw_keeps_a_value_that_starts_like_a_prefix() -> None:
+    text = BASE + '[accounts.a]\nsecret = "raw:env:NOT_READ"\napi_keys = ["raw:file:k"]\n'
+
+    config = parse(text)
+
+    assert config.accounts["a"].secret == "env:NOT_READ"
+    assert config.account_for_key("file:k") is config.accounts["a"]
+
+
+def test_keys_that_hold_no_secret_keep_a_prefix_as_text() -> None:
+    config = parse(BASE + '[[shortcodes]]\nnumber = "72550"\nunknown_keyword_reply = "env:HOME"\n',
+                   {"HOME": "/root"})
+
+    assert config.shortcodes["72550"].unknown_keyword_reply == "env:HOME"
+
+
+def test_load_config_reads_this_process_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMSGW_TEST_SECRET", "from-env")
+    path = tmp_path / "gateway.toml"
+    path.write_text(BASE + '[accounts.a]\nsecret = "env:SMSGW_TEST_SECRET"\n', encoding="utf-8")
+
+    assert load_config(path).accounts["a"].secret == "from-env"
+
+
+# --- when it cannot be read: the key, the variable or the path, never a value ------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "environ", "expected"),
+    [
+        ("env:SMSGW_PW", {}, "operators.telia.password: environment variable SMSGW_PW is not set"),
+        ("env:SMSGW_PW", {"SMSGW_PW": ""}, "operators.telia.password: environment variable SMSGW_PW is empty"),
+        ("env:", {}, 'operators.telia.password: "env:" must be followed by the name of an environment variable'),
+        ("file:missing", {}, 'operators.telia.password: cannot read "/etc/smsgw/missing": No such file or directory'),
+        ("file:", {}, 'operators.telia.password: "file:" must be followed by the path of a file'),
+    ],
+    ids=["unset", "empty", "no name", "missing file", "no path"],
+)
+def test_a_secret_that_cannot_be_read_is_one_error_naming_key_and_source(
+    written: str, environ: dict[str, str], expected: str
+) -> None:
+    text = f'[operators.telia]\nhost = "h"\nsystem_id = "a"\npassword = "{written}"\n' + BASE
+
+    assert errors_of(text, environ) == [expected]
+
+
+def test_an_empty_or_unreadable_file_is_named_by_its_path(tmp_path: Path) -> None:
+    (tmp_path / "empty").write_text("\n", encoding="utf-8")
+    (tmp_path / "binary").write_bytes(b"\xff\xfe")
+    text = BASE + '[accounts.a]\nsecret = "file:empty"\n[accounts.b]\nsecret = "file:binary"\n'
+
+    assert errors_of(text, folder=tmp_path) == [
+        f'accounts.a.secret: file "{tmp_path}/empty" is empty',
+        f'accounts.b.secret: cannot read "{tmp_path}/binary": not UTF-8 text',
+    ]
+
+
+def test_an_api_key_that_cannot_be_read_is_named_by_its_entry() -> None:
+    text = BASE + '[admin]\napi_keys = ["ok", "env:SMSGW_MISSING"]\n'
+
+    assert errors_of(text) == ["admin.api_keys[1]: environment variable SMSGW_MISSING is not set"]
+
+
+# --- a wrong secret: the error says what is wrong, never the value ------------------------------
+
+SECRET = "Hunter2Secret9"
+URL = f"mysql://gw:{SECRET}@db/smsgw"
+
+
+@pytest.mark.parametrize("source", ["plain", "env"])
+@pytest.mark.parametrize(
+    ("section", "value", "expected"),
+    [
+        ('[operators.telia]\nhost = "h"\nsystem_id = "a"\npassword = "{}"\n', SECRET,
+         "operators.telia.password: must be at most 8 characters (SMPP 3.4), got 14"),
+        ('[smpp_server]\nlisten = "127.0.0.1:0"\n[accounts.a.smpp]\nsystem_id = "a"\npassword = "{}"\n', SECRET,
+         "accounts.a.smpp.password: must be at most 8 characters (SMPP 3.4), got 14"),
+        ('[accounts.a]\napi_keys = ["{0}", "{0}"]\n', SECRET, "accounts.a.api_keys[1]: duplicate of [0]"),
+        ('[admin]\napi_keys = ["x", "{0}", "{0}"]\n', SECRET, "admin.api_keys[2]: duplicate of [1]"),
+        ('[admin]\napi_keys = ["{0}"]\n[accounts.a]\napi_keys = ["{0}"]\n', SECRET,
+         'admin.api_keys[0]: is also an API key of account "a"'),
+        ('[accounts.a]\napi_keys = ["{0}"]\n[accounts.b]\napi_keys = ["{0}"]\n', SECRET,
+         'accounts.b.api_keys[0]: is also an API key of account "a"'),
+        ('[store]\nurl = "{}"\n', URL,
+         'store.url: must start with "sqlite:///" or "postgresql://", got "mysql://gw:***@db/smsgw"'),
+        ('[store]\nurl = "{}"\n', f"sqlite://gw:{SECRET}@db/smsgw",
+         'store.url: must be "sqlite:///relative/path" or "sqlite:////absolute/path", '
+         'got "sqlite://gw:***@db/smsgw"'),
+    ],
+    ids=["operator password", "esme password", "account key twice", "admin key twice",
+         "admin key of an account", "key of two accounts", "store url scheme", "sqlite url"],
+)
+def test_a_wrong_secret_is_reported_without_its_value(section: str, value: str, expected: str,
+                                                      source: str) -> None:
+    written, environ = (value, {}) if source == "plain" else ("env:SMSGW_SECRET", {"SMSGW_SECRET": value})
+
+    with pytest.raises(ConfigError) as caught:
+        parse(section.format(written) + BASE, environ)
+
+    assert caught.value.errors == [expected]
+    assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize("section", [
+    '[accounts.a]\nsecret = 1234567890\n',
+    '[accounts.a]\napi_keys = [1234567890]\n',
+    '[operators.telia]\nhost = "h"\nsystem_id = "a"\npassword = 1234567890\n',
+])
+def test_a_secret_of_the_wrong_type_is_not_shown_either(section: str) -> None:
+    errors = errors_of(section + BASE)
+
+    assert len(errors) == 1 and "must be a" in errors[0]
+    assert "1234567890" not in errors[0]
+
+
+@pytest.mark.parametrize("url, secret", [
+    ("postgresql://u:pa/ss@db/x", "pa/ss"), ("postgresql://u:p@ss@db:5432/x?sslmode=require", "p@ss"),
+    ("postgresql://db/x?user=u&password=sec3t&x=1", "sec3t"), ("postgresql://u:plain@db/x", "plain"),
+])
+def test_the_redacted_store_url_hides_any_password(url, secret):
+    from smscore.config.values import StoreConfig
+
+    shown = StoreConfig(url=url).redacted_url
+    assert secret not in shown and "***" in shown and shown.startswith("postgresql://")
