@@ -128,6 +128,40 @@ def cmd_check_config(args) -> int:
     return 0
 
 
+# -- init ----------------------------------------------------------------------------------------
+#: The example `init` writes: etc/gateway.example.toml, which the package carries (pyproject.toml's
+#: package-data). The full example rather than the demo's etc/gateway.toml: a file written outside
+#: the checkout is a start for a real node, and this one has every key, keeps its SQLite store
+#: beside itself (the demo's sits in the checkout's var/), and still runs as it is (its simulated
+#: operator delivers; its SMPP operator waits for a real host).
+EXAMPLE_CONFIG = ("smscore", "examples/gateway.example.toml")
+
+
+def cmd_init(args) -> int:
+    from importlib.resources import files
+
+    target = Path(args.path)
+    if target.is_dir():
+        raise CliError(f"{target}: is a folder; name the file to write, e.g. {target / 'gateway.toml'}", 2)
+    package, resource = EXAMPLE_CONFIG
+    text = files(package).joinpath(resource).read_text(encoding="utf-8")
+    try:
+        with open(target, "w" if args.force else "x", encoding="utf-8") as out:  # "x": never overwrite
+            out.write(text)
+    except FileExistsError:
+        raise CliError(f"{target}: already exists; --force overwrites it", 2) from None
+    except OSError as exc:
+        raise CliError(f"{target}: cannot write: {exc.strerror or exc}") from None
+    print(f"""wrote {target}: the full example config, with every key.
+Next:
+  1. edit it: [operators.*] (your SMSC accounts), [accounts.*] and their api_keys, [admin] api_keys;
+     a secret may be written "env:NAME" or "file:/path" instead of its value
+  2. smsgw check-config -c {target}
+  3. smsgw run -c {target}
+Every key is explained in docs/configuration.md; deployment in docs/deployment.md.""")
+    return 0
+
+
 # -- db ------------------------------------------------------------------------------------------
 def cmd_db_upgrade(args) -> int:
     config = _load(args.config)
@@ -362,6 +396,14 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Report every configuration error with its key path.")
     with_config(sp)
     sp.set_defaults(func=cmd_check_config)
+
+    sp = sub.add_parser("init", help="write an example config file",
+                        description="Write the full example config (every key) to PATH, to edit "
+                                    "and check with check-config. An existing file is kept unless --force.")
+    sp.add_argument("path", nargs="?", default="gateway.toml", metavar="PATH",
+                    help="the file to write (default ./gateway.toml)")
+    sp.add_argument("--force", action="store_true", help="overwrite PATH when it exists")
+    sp.set_defaults(func=cmd_init)
 
     sp = sub.add_parser("db", help="database maintenance", description="Database maintenance.")
     dbsub = sp.add_subparsers(dest="db_command", metavar="ACTION")

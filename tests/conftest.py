@@ -3,7 +3,8 @@
 ``SMSGW_TEST_PG_URL`` names a server (scripts/test starts a throwaway one and sets it; or point it
 at your own, see docs/postgresql.md). Without it the PostgreSQL tests are skipped, but only on a
 developer's machine: under CI, or when scripts/test ran pytest, a missing URL is a failure, and
-so is a URL whose server does not answer.
+so is a URL whose server does not answer. When scripts/test finds no PostgreSQL and may not install
+it, it sets ``SMSGW_TEST_PG_SKIP`` to the reason, with the command that installs it.
 """
 
 from __future__ import annotations
@@ -41,9 +42,12 @@ def _admin(url: str):
 def pg_server_url() -> str:
     url = os.environ.get(PG_ENV)
     if not url:
+        # scripts/test found no PostgreSQL and could not install it: it says why and how.
+        why = (os.environ.get("SMSGW_TEST_PG_SKIP")
+               or f"{PG_ENV} is not set (scripts/test sets it up; see docs/postgresql.md)")
         if pg_required():
-            pytest.fail(f"{PG_ENV} is not set, and this run must test PostgreSQL (CI or scripts/test)")
-        pytest.skip(f"{PG_ENV} is not set (scripts/test sets it up; see docs/postgresql.md)")
+            pytest.fail(f"{why}, and this run must test PostgreSQL (CI or scripts/test)")
+        pytest.skip(why)
     return url
 
 
