@@ -162,6 +162,35 @@ Every key is explained in docs/configuration.md; deployment in docs/deployment.m
     return 0
 
 
+def cmd_hash_key(args) -> int:
+    """Print the "sha256:<hex>" form of an API key, to write in the config instead of the key.
+    The key comes from stdin (a prompt on a terminal) unless given, so it stays out of the shell's
+    history and the process list."""
+    from smscore.config.values import hash_api_key
+
+    key = args.key
+    if key is None:
+        if sys.stdin.isatty():
+            import getpass
+
+            key = getpass.getpass("API key: ")
+        else:
+            key = sys.stdin.readline().rstrip("\r\n")
+    if not key:
+        raise CliError("no key given (an argument, or one line on stdin)", 2)
+    print(hash_api_key(key))
+    return 0
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("smsgw")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
 # -- db ------------------------------------------------------------------------------------------
 def cmd_db_upgrade(args) -> int:
     config = _load(args.config)
@@ -371,6 +400,7 @@ def cmd_stoplist(args) -> int:
 # -- the parser -------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="smsgw", description="smsgw: an SMPP 3.4 SMS gateway.")
+    p.add_argument("--version", action="version", version=f"smsgw {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -404,6 +434,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the file to write (default ./gateway.toml)")
     sp.add_argument("--force", action="store_true", help="overwrite PATH when it exists")
     sp.set_defaults(func=cmd_init)
+
+    sp = sub.add_parser("hash-key", help='print an API key as "sha256:<hex>" for the config',
+                        description='Print the "sha256:<hex>" form of an API key: the config may hold it instead '
+                                    "of the key. Reads the key from stdin when not given.")
+    sp.add_argument("key", nargs="?", help="the key (default: read from stdin, so it stays out of the history)")
+    sp.set_defaults(func=cmd_hash_key)
 
     sp = sub.add_parser("db", help="database maintenance", description="Database maintenance.")
     dbsub = sp.add_subparsers(dest="db_command", metavar="ACTION")

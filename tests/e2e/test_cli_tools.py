@@ -1,0 +1,32 @@
+"""`smsgw --version` and `smsgw hash-key` (SPEC §14), as an operator runs them."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from importlib.metadata import version
+
+from smscore.config import parse_config
+from tests.e2e.conftest import ROOT, SMSGW, smsgw
+
+
+def test_version_names_the_installed_package():
+    out = smsgw("--version", check=True)
+    assert out.stdout.strip() == f"smsgw {version('smsgw')}"
+
+
+def test_hash_key_reads_stdin_and_the_config_takes_what_it_prints(tmp_path):
+    done = subprocess.run([*SMSGW, "hash-key"], input="s3cret-key\n", capture_output=True, text=True, cwd=ROOT,
+                          timeout=30)
+    assert done.returncode == 0, done.stderr
+    hashed = done.stdout.strip()
+    assert hashed == "sha256:" + hashlib.sha256(b"s3cret-key").hexdigest()
+    assert "s3cret-key" not in done.stdout + done.stderr
+    config = parse_config(f'[operators.sim]\ntype = "simulated"\n[profiles.p]\noperators = ["sim"]\n'
+                          f'[accounts.acme]\napi_keys = ["{hashed}"]\n', path=tmp_path / "gw.toml")
+    assert config.account_for_key("s3cret-key").name == "acme"
+
+
+def test_hash_key_without_a_key_is_a_usage_error():
+    done = subprocess.run([*SMSGW, "hash-key"], input="", capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert done.returncode == 2 and "no key given" in done.stderr
