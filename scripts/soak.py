@@ -1,0 +1,729 @@
+"""Soak: a real gateway under mixed load for a bounded time, SIGKILLed and restarted now and then,
+watched for lost messages, duplicates and growth (issue 13 item 3; SPEC §4, §6, §10, §15).
+
+Theory of operation. One asyncio loop in this process runs everything the gateway talks to, and
+watches it:
+
+- Two standalone simulated SMSCs (``smsgw smsc-sim`` as scripts/crash.py starts them, info log:
+  one line per accepted submit), the gateway's ``smpp`` operators ``sim_a`` (cost 0.10, cannot
+  reach ``4670999…``: it accepts, then sends an UNDELIV receipt, so those messages fail over) and
+  ``sim_b`` (0.20). They are processes of their own on purpose: an SMSC outlives the gateway's
+  crash, keeps the receipts it owes and sends them once the gateway binds again. In-process
+  simulators would die with the gateway and take those receipts along, leaving messages
+  ``submitted`` until ``receipt_timeout``.
+- An in-process ``type = "simulated"`` operator ``sim_mo`` in no profile: MO is injected through it
+  with ``POST /v1/admin/operators/sim_mo/mo`` (see scripts/run), from a new phone each time, as
+  ``SOAK m<k>`` to shortcode 72550. The keyword ``SOAK`` pushes to the MO receiver here, which
+  answers ``{"reply": "re m<k>"}``: that becomes the reply SMS (SPEC §4, §6), sent through the
+  ``standard`` profile.
+- ``smsgw run`` (crash.py's Gateway: SQLite file by default, ``--pg-url`` for a database of its own
+  on a PostgreSQL server, dropped afterwards) with the account ``soak``: ``callback_url`` to the
+  signed-callback receiver of scripts/bench_receiver.py (checks signatures, counts repeated
+  ``event_id``s), ``callback_statuses = "final"``, ``[push] allow_networks = ["127.0.0.0/8"]``.
+
+Tasks, for ``--minutes``: the MT load (one message per request at ``--rate`` over keep-alive
+connections, at most ``MAX_IN_FLIGHT`` requests at once: a tick with no room is skipped, not
+queued; every 10th destination is unreachable at sim_a); MO every ``--mo-every`` (jittered); the
+killer (every ``--kill-every`` ±30 %, seeded, never before ``--warmup``: SIGKILL to every PID of the
+``smsgw run`` tree, supervisor first, then start it again at once and wait for /readyz); receiver
+outages (every ``--outage-every`` ±30 %: the callback receiver stops listening for 10–30 s); and the
+sampler (every ``--sample-every``: RSS and open fds summed over the gateway's process tree from
+/proc, ``smsgw_queue_depth`` and ``smsgw_inflight`` from /metrics, and from the store the messages
+not final yet, the push jobs waiting and the counts by status). Kills and outages are planned only
+to end inside the load time, so each run of the killer finishes by itself.
+
+Then the drain (bounded by ``--drain``): until every message answered 202 is final in the store and
+its final status reached the receiver, and every MO the gateway acknowledged is stored, pushed and
+answered by a final reply. The gateway is stopped with SIGTERM, the simulators too, and their logs
+counted: a destination the same SMSC accepted more than once is a duplicate submit (SPEC §11
+allows at most window × binds per operator per crash; more is a problem).
+
+Figures: accepted, lost (no final status in the store; no final callback), duplicate submits and
+callbacks (``event_id`` seen again: at least once is allowed, counted), MO acknowledged / pushed /
+replied, RSS slope in MB/hour by least squares over the load's samples after ``--warmup`` (across
+restarts, which reset RSS) and within each run between kills (after the run's first
+``RUN_SETTLE`` seconds), fd min/max, the largest backlogs. Printed as a table; written to
+``--out`` (default a new temp folder, named at the start) as soak.json and soak.png (RSS and backlog
+over time, kills as red lines, receiver outages shaded; needs matplotlib, the extra ``bench``),
+beside the processes' logs. Exit status 1 when anything was lost, a duplicate exceeded the bound, a
+signature was bad, or the gateway did not stop cleanly.
+
+Usage::
+
+    .venv/bin/python scripts/soak.py [--minutes 30] [--rate 100] [--kill-every 3m] [--out DIR]
+    .venv/bin/python scripts/soak.py --minutes 2                       # a quick run
+    .venv/bin/python scripts/soak.py --pg-url postgresql://…/postgres   # on PostgreSQL
+
+Loopback only; bounded in time and count; only processes started here are signalled, by PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench import Http, tree  # noqa: E402
+from bench_receiver import FINAL_STATUSES, CallbackReceiver  # noqa: E402
+from crash import Gateway, Sim, StoreReader, create_database, drop_database, free_port  # noqa: E402
+from restart_scale import submits  # noqa: E402
+from smscore.durations import parse_duration  # noqa: E402
+
+API_KEY = "soak-key"
+ADMIN_KEY = "soak-admin"
+SECRET = "soak-secret"
+SHORTCODE = "72550"
+UNREACHABLE = "4670999"  # sim_a accepts these and answers UNDELIV: the message fails over to sim_b
+MAX_IN_FLIGHT = 32  # MT requests at once; the load never queues beyond this
+REQUEST_TIMEOUT = 15.0
+RUN_SETTLE = 15.0  # seconds of each run (after a start) left out of its own RSS slope
+OUTAGE_SECONDS = (10.0, 30.0)
+
+CONFIG = """
+[gateway]
+node = "soak"
+[store]
+url = "{store_url}"
+[http]
+listen = "127.0.0.1:{http}"
+[metrics]
+listen = "127.0.0.1:{metrics}"
+[admin]
+api_keys = ["{admin_key}"]
+[push]
+allow_networks = ["127.0.0.0/8"]  # both receivers listen on loopback (SPEC §15)
+[operators.sim_a]
+type = "smpp"
+host = "127.0.0.1"
+port = {sim_a}
+system_id = "soak"
+password = "pw"
+window = {window}
+cost = 0.10
+[operators.sim_b]
+type = "smpp"
+host = "127.0.0.1"
+port = {sim_b}
+system_id = "soak"
+password = "pw"
+window = {window}
+cost = 0.20
+[operators.sim_mo]
+type = "simulated"  # in-process, in no profile: only carries the MO injected by the admin endpoint
+cost = 1.0
+[profiles.standard]
+operators = ["sim_a", "sim_b"]
+[accounts.soak]
+api_keys = ["{api_key}"]
+senders = ["SOAK"]
+billing = "postpaid"
+callback_url = "http://127.0.0.1:{callback}/status"
+secret = "{secret}"
+callback_statuses = "final"
+[[shortcodes]]
+number = "{shortcode}"
+[[keywords]]
+shortcode = "{shortcode}"
+keyword = "SOAK"
+account = "soak"
+url = "http://127.0.0.1:{mo}/mo"
+"""
+
+
+# -- the processes ----------------------------------------------------------------------------------
+class SoakGateway(Gateway):
+    """crash.py's ``smsgw run`` process with this soak's config (warning log), killed as a tree."""
+
+    def __init__(self, workdir: Path, store_url: str, sims: dict[str, Sim], window: int, callback_port: int,
+                 mo_port: int) -> None:
+        super().__init__(workdir, store_url, 0, window=window, log_level="warning", node="soak")
+        self.config.write_text(CONFIG.format(
+            store_url=store_url, http=self.http_port, metrics=self.metrics_port, admin_key=ADMIN_KEY,
+            sim_a=sims["sim_a"].smpp_port, sim_b=sims["sim_b"].smpp_port, window=window, api_key=API_KEY,
+            callback=callback_port, secret=SECRET, shortcode=SHORTCODE, mo=mo_port))
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL ``smsgw run`` and every process under it, by their PIDs (the supervisor first)."""
+        for pid in tree(self.proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(timeout=10)
+
+
+def start_sims(workdir: Path, window: int, receipt_delay: str) -> dict[str, Sim]:
+    sims = {}
+    for name in ("sim_a", "sim_b"):
+        (workdir / name).mkdir(parents=True)
+        sims[name] = Sim(workdir / name, window=window, receipt_delay=receipt_delay, system_id="soak", password="pw")
+    sims["sim_a"].args += ["--unreachable-prefix", UNREACHABLE]
+    for sim in sims.values():
+        sim.start()
+    return sims
+
+
+class SoakStore(StoreReader):
+    """crash.py's read-only store queries plus what the soak samples and checks."""
+
+    def push_backlog(self) -> int:
+        return self._query("SELECT COUNT(*) FROM push_jobs")[0][0]
+
+    def replies(self) -> list[tuple[str, str]]:
+        """(text, status) of every reply the gateway sent from a shortcode."""
+        return self._query("SELECT body, status FROM messages WHERE origin = 'reply'")
+
+
+# -- the MO receiver --------------------------------------------------------------------------------
+class MoReceiver:
+    """The keyword's ``url``: checks the signature, notes the MO, answers ``{"reply": "re <payload>"}``."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret.encode()
+        self.pushes: Counter[str] = Counter()  # MO text -> pushes received
+        self.bad_signatures = 0
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+
+    def answer(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+        timestamp = headers.get("x-smsgw-timestamp", "")
+        want = "sha256=" + hmac.new(self.secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(want, headers.get("x-smsgw-signature", "")):
+            self.bad_signatures += 1
+            return 401, b"{}"
+        mo = json.loads(body)
+        self.pushes[mo["text"]] += 1
+        return 200, json.dumps({"reply": f"re {mo['payload']}"}).encode()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+                headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in head[1:]) if k}
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                status, reply = self.answer(headers, body)
+                writer.write(f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+                             f"Content-Length: {len(reply)}\r\n\r\n".encode() + reply)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+
+# -- what is sampled ----------------------------------------------------------------------------------
+@dataclass
+class Sample:
+    t: float  # seconds since the load started
+    run: int  # 0 before the first kill, then one more per kill
+    rss_mb: float
+    fds: int
+    processes: int
+    queue_depth: float | None  # smsgw_queue_depth summed over operators (None: /metrics did not answer)
+    inflight: float | None
+    not_final: int  # messages in the store not final yet
+    push_backlog: int  # push jobs waiting (status callbacks, MO pushes)
+    statuses: dict[str, int]
+    accepted: int  # 202 answers so far
+    loading: bool
+    took_s: float  # how long the sample took (a slow store or /metrics shows here)
+
+
+def proc_figures(pids: list[int]) -> tuple[float, int]:
+    """(RSS in MB, open file descriptors) summed over ``pids``; a process gone meanwhile counts 0."""
+    kb, fds = 0, 0
+    for pid in pids:
+        try:
+            kb += next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                       if line.startswith("VmRSS:"))
+            fds += len(os.listdir(f"/proc/{pid}/fd"))
+        except (OSError, StopIteration):
+            pass
+    return kb / 1024, fds
+
+
+def scrape(port: int) -> dict[str, float] | None:
+    """Every sample of GET /metrics, summed per metric name (labels dropped); None without an answer."""
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3).read().decode()
+    except OSError:
+        return None
+    sums: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.split("{", 1)[0].split(" ", 1)[0], line.rsplit(" ", 1)[1]
+            sums[name] = sums.get(name, 0.0) + float(value)
+    return sums
+
+
+def slope_mb_per_hour(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of (seconds, MB) in MB/hour; None for fewer than 3 points."""
+    if len(points) < 3:
+        return None
+    n = len(points)
+    mx, my = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
+    var = sum((x - mx) ** 2 for x, _ in points)
+    if var == 0:
+        return None
+    return sum((x - mx) * (y - my) for x, y in points) / var * 3600
+
+
+# -- the soak ---------------------------------------------------------------------------------------
+@dataclass
+class Events:
+    """What the chaos tasks did, in seconds since the load started."""
+
+    kills: list[dict] = field(default_factory=list)  # {"t", "restart_s"}
+    outages: list[dict] = field(default_factory=list)  # {"t", "seconds"}
+
+
+class Soak:
+    """Drives the load and the chaos, samples, drains, and judges (see the module docstring)."""
+
+    def __init__(self, args, workdir: Path, store: SoakStore, gw: SoakGateway, receiver: CallbackReceiver,
+                 callback_port: int, mo_receiver: MoReceiver) -> None:
+        self.args, self.workdir, self.store, self.gw = args, workdir, store, gw
+        self.receiver, self.callback_port, self.mo_receiver = receiver, callback_port, mo_receiver
+        self.rng = random.Random(args.seed)
+        self.accepted: dict[str, str] = {}  # message id -> destination
+        self.unanswered = 0  # requests without an answer (the gateway was down or went down)
+        self.refused: Counter[int] = Counter()
+        self.skipped = 0  # load ticks with MAX_IN_FLIGHT requests outstanding
+        self.mo_outcomes: Counter[str] = Counter()
+        self.mo_acked: list[str] = []  # texts of the MO the gateway acknowledged
+        self.samples: list[Sample] = []
+        self.events = Events()
+        self._idle: list[Http] = []
+        self._loading = True
+        self.restarting = False  # between a kill and /readyz: no samples (a process half started)
+        self.t0 = 0.0
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    # -- load ---------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        self.t0 = time.monotonic()
+        until = self.args.minutes * 60
+        sampler = asyncio.create_task(self.sample_forever())
+        await asyncio.gather(self.mt_load(until), self.mo_load(until), self.kill_now_and_then(until),
+                             self.outage_now_and_then(until))
+        self._loading = False
+        self.drained = await self.drain()
+        sampler.cancel()
+        await asyncio.gather(sampler, return_exceptions=True)
+        await self.sample()
+        for conn in self._idle:
+            conn.writer.close()
+
+    async def mt_load(self, until: float) -> None:
+        interval, n, due = 1 / self.args.rate, 0, self.now()
+        in_flight: set[asyncio.Task] = set()
+        while due < until:
+            if len(in_flight) >= MAX_IN_FLIGHT:
+                self.skipped += 1
+            else:
+                task = asyncio.create_task(self.send_one(n))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+                n += 1
+            due += interval
+            await asyncio.sleep(max(0.0, due - self.now()))
+        await asyncio.gather(*in_flight)
+
+    @staticmethod
+    def destination(n: int) -> str:
+        return f"{UNREACHABLE}{n:08d}" if n % 10 == 9 else f"4671{n:08d}"
+
+    async def send_one(self, n: int) -> None:
+        to = self.destination(n)
+        body = json.dumps({"to": to, "text": f"soak {n}"}).encode()
+        conn = self._idle.pop() if self._idle else None
+        try:
+            if conn is None:
+                conn = Http("127.0.0.1", self.gw.http_port)
+                await asyncio.wait_for(conn.connect(), REQUEST_TIMEOUT)
+            status, data = await asyncio.wait_for(conn.post("/v1/messages", body, API_KEY), REQUEST_TIMEOUT)
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            self.unanswered += 1  # no answer, no promise: this destination is not used again
+            if conn is not None and hasattr(conn, "writer"):
+                conn.writer.close()
+            return
+        self._idle.append(conn)
+        if status == 202:
+            for m in json.loads(data)["messages"]:
+                self.accepted[m["id"]] = to
+        else:
+            self.refused[status] += 1
+
+    async def mo_load(self, until: float) -> None:
+        k = 0
+        while True:
+            pause = self.rng.uniform(0.5, 1.5) * self.args.mo_every
+            if self.now() + pause >= until:
+                return
+            await asyncio.sleep(pause)
+            await self.inject_mo(k)
+            k += 1
+
+    async def inject_mo(self, k: int) -> None:
+        text = f"SOAK m{k}"
+        body = json.dumps({"from": f"4673{k:08d}", "to": SHORTCODE, "text": text}).encode()
+        conn = Http("127.0.0.1", self.gw.http_port)
+        try:
+            await asyncio.wait_for(conn.connect(), REQUEST_TIMEOUT)
+            status, data = await asyncio.wait_for(conn.post("/v1/admin/operators/sim_mo/mo", body, ADMIN_KEY),
+                                                  REQUEST_TIMEOUT)
+            outcome = json.loads(data)["outcome"] if status == 202 else f"http {status}"
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, KeyError):
+            outcome = "no answer"
+        finally:
+            if hasattr(conn, "writer"):
+                conn.writer.close()
+        self.mo_outcomes[outcome.split(":")[0]] += 1
+        if outcome == "delivered":  # the deliver_sm_resp came: the gateway stored it (SPEC §6)
+            self.mo_acked.append(text)
+
+    # -- chaos --------------------------------------------------------------------------------------
+    def _next_after(self, every: float, earliest: float = 0.0) -> float:
+        return max(earliest, self.now() + self.rng.uniform(0.7, 1.3) * every)
+
+    async def kill_now_and_then(self, until: float) -> None:
+        every = self.args.kill_every
+        while True:
+            at = self._next_after(every, earliest=self.args.warmup)
+            if at >= until - 5:  # the restart should come inside the load time
+                return
+            await asyncio.sleep(at - self.now())
+            started = time.monotonic()
+            self.restarting = True
+            self.gw.kill()
+            kill = {"t": round(self.now(), 1)}
+            self.events.kills.append(kill)  # samples of the new process belong to the next run
+            await asyncio.to_thread(self.gw.start)
+            self.restarting = False
+            kill["restart_s"] = round(time.monotonic() - started, 2)
+            print(f"  {kill['t']:7.1f}s  gateway SIGKILLed, ready again after {kill['restart_s']:.1f}s", flush=True)
+
+    async def outage_now_and_then(self, until: float) -> None:
+        every = self.args.outage_every
+        while True:
+            at, seconds = self._next_after(every), self.rng.uniform(*OUTAGE_SECONDS)
+            if at + seconds >= until:
+                return
+            await asyncio.sleep(at - self.now())
+            await self.receiver.stop()
+            self.events.outages.append({"t": round(self.now(), 1), "seconds": round(seconds, 1)})
+            print(f"  {self.now():7.1f}s  callback receiver down for {seconds:.0f}s", flush=True)
+            await asyncio.sleep(seconds)
+            await self.receiver.start(self.callback_port)
+
+    # -- sampling -----------------------------------------------------------------------------------
+    async def sample_forever(self) -> None:
+        every = self.args.sample_every
+        while True:
+            await self.sample()
+            await asyncio.sleep(every)
+
+    async def sample(self) -> None:
+        if self.restarting or not self.gw.running:
+            return
+        pids = tree(self.gw.proc.pid)
+        rss, fds = proc_figures(pids)
+        t, run, started = self.now(), len(self.events.kills), time.monotonic()
+        metrics = await asyncio.to_thread(scrape, self.gw.metrics_port)
+        statuses = await asyncio.to_thread(self.store.count_by_status)
+        backlog = await asyncio.to_thread(self.store.push_backlog)
+        self.samples.append(Sample(
+            t=round(t, 1), run=run, rss_mb=round(rss, 1), fds=fds, processes=len(pids),
+            queue_depth=metrics.get("smsgw_queue_depth") if metrics else None,
+            inflight=metrics.get("smsgw_inflight") if metrics else None,
+            not_final=sum(n for s, n in statuses.items() if s not in FINAL_STATUSES), push_backlog=backlog,
+            statuses=statuses, accepted=len(self.accepted), loading=self._loading,
+            took_s=round(time.monotonic() - started, 2)))
+
+    # -- the end ------------------------------------------------------------------------------------
+    async def drain(self) -> bool:
+        """Until every accepted message and acknowledged MO has come all the way (bounded)."""
+        deadline = time.monotonic() + self.args.drain
+        self.receiver.expect(self.accepted)
+        while time.monotonic() < deadline:
+            if not self.receiver.missing and not self.mo_missing() and not await asyncio.to_thread(self.store_missing):
+                return True
+            await asyncio.sleep(2)
+        return False
+
+    def mo_missing(self) -> list[str]:
+        return [text for text in self.mo_acked if not self.mo_receiver.pushes[text]]
+
+    def store_missing(self) -> int:
+        """Accepted messages not final in the store, plus acknowledged MO without a final reply."""
+        stored = self.store.messages()
+        final = {mid for mid, (_, status) in stored.items() if status in FINAL_STATUSES}
+        replied = {body for body, status in self.store.replies() if status in FINAL_STATUSES}
+        return len(self.accepted.keys() - final) + sum(1 for t in self.mo_acked if f"re {t.split()[1]}" not in replied)
+
+
+# -- the verdict ----------------------------------------------------------------------------------
+def duplicate_submits(sims: dict[str, Sim]) -> tuple[int, int]:
+    """(duplicates, failovers): extra submits of one MT destination to one SMSC, and unreachable
+    destinations that sim_a and then sim_b accepted. MO replies (4673…) go to a phone twice when
+    the first push failed (the unavailable reply), so they are left out."""
+    seen = {name: Counter(to for _, to in submits(sim.log) if not to.startswith("4673")) for name, sim in sims.items()}
+    dups = sum(n - 1 for counts in seen.values() for n in counts.values() if n > 1)
+    failovers = sum(1 for to in seen["sim_a"] if to.startswith(UNREACHABLE) and to in seen["sim_b"])
+    return dups, failovers
+
+
+def rss_slopes(samples: list[Sample], warmup: float, kills: list[dict]) -> tuple[float | None, list[float | None]]:
+    """(slope over the load's samples after the warm-up, the slope of each run after RUN_SETTLE)."""
+    load = [s for s in samples if s.loading]
+    overall = slope_mb_per_hour([(s.t, s.rss_mb) for s in load if s.t >= warmup])
+    starts = [0.0] + [k["t"] + k["restart_s"] for k in kills]
+    per_run = [slope_mb_per_hour([(s.t, s.rss_mb) for s in load if s.run == i and s.t >= start + RUN_SETTLE])
+               for i, start in enumerate(starts)]
+    return overall, per_run
+
+
+def verdict(soak: Soak, sims: dict[str, Sim], stopped_cleanly: bool, window: int) -> dict:
+    stored = soak.store.messages()
+    accepted = soak.accepted
+    statuses = Counter(stored.get(mid, ("", "missing"))[1] for mid in accepted)
+    lost_store = sum(1 for mid in accepted if stored.get(mid, ("", ""))[1] not in FINAL_STATUSES)
+    lost_callbacks = len(accepted.keys() - soak.receiver.final_at.keys())
+    mo_stored = soak.store.mo_bodies()
+    replies = Counter(body for body, status in soak.store.replies() if status in FINAL_STATUSES)
+    mo_replied = sum(1 for t in soak.mo_acked if replies[f"re {t.split()[1]}"])
+    mo_lost = sum(1 for t in soak.mo_acked if t not in mo_stored or not soak.mo_receiver.pushes[t])
+    dups, failovers = duplicate_submits(sims)
+    kills = soak.events.kills
+    bound = len(kills) * window * len(sims)  # one bind per operator (SPEC §11)
+    warmup = soak.args.warmup
+    overall, per_run = rss_slopes(soak.samples, warmup, kills)
+    runs = [s for s in per_run if s is not None]
+    samples = soak.samples
+    record = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(soak.args).items() if k != "pg_url"},
+        "store": "postgresql" if soak.args.pg_url else "sqlite",
+        "accepted": len(accepted), "unanswered": soak.unanswered, "refused": dict(soak.refused),
+        "skipped_ticks": soak.skipped, "statuses": dict(statuses), "drained": soak.drained,
+        "lost_store": lost_store, "lost_callbacks": lost_callbacks,
+        "duplicate_submits": dups, "duplicate_bound": bound, "failovers": failovers,
+        "callbacks": dict(soak.receiver.counts), "duplicate_callbacks": soak.receiver.counts["repeats"],
+        "mo": {"outcomes": dict(soak.mo_outcomes), "acked": len(soak.mo_acked),
+               "stored": sum(1 for t in soak.mo_acked if t in mo_stored),
+               "pushed": sum(1 for t in soak.mo_acked if soak.mo_receiver.pushes[t]),
+               "push_repeats": sum(n - 1 for n in soak.mo_receiver.pushes.values() if n > 1),
+               "replied": mo_replied, "replies_repeated": sum(n - 1 for n in replies.values() if n > 1),
+               "lost": mo_lost, "bad_signatures": soak.mo_receiver.bad_signatures},
+        "kills": kills, "receiver_outages": soak.events.outages, "stopped_cleanly": stopped_cleanly,
+        "rss_mb": {"min": min((s.rss_mb for s in samples), default=None),
+                   "max": max((s.rss_mb for s in samples), default=None),
+                   "slope_mb_per_hour": overall, "slope_per_run_mb_per_hour": per_run,
+                   "slope_per_run_median": sorted(runs)[len(runs) // 2] if runs else None},
+        "fds": {"min": min((s.fds for s in samples), default=None), "max": max((s.fds for s in samples), default=None)},
+        "backlog_max": {"queue_depth": max((s.queue_depth or 0 for s in samples), default=0),
+                        "not_final": max((s.not_final for s in samples), default=0),
+                        "push_backlog": max((s.push_backlog for s in samples), default=0)},
+        "samples": [asdict(s) for s in samples],
+    }
+    record["problems"] = problems(record)
+    return record
+
+
+def problems(r: dict) -> list[str]:
+    found = []
+    if r["lost_store"] or r["lost_callbacks"]:
+        found.append(f"lost: {r['lost_store']} without a final status in the store, "
+                     f"{r['lost_callbacks']} without a final callback")
+    if r["mo"]["lost"] or r["mo"]["replied"] < r["mo"]["acked"]:
+        found.append(f"MO: {r['mo']['lost']} acknowledged but not stored or pushed, "
+                     f"{r['mo']['acked'] - r['mo']['replied']} without a final reply")
+    if r["duplicate_submits"] > r["duplicate_bound"]:
+        found.append(f"{r['duplicate_submits']} duplicate submits, over window x binds x operators x kills "
+                     f"= {r['duplicate_bound']} (SPEC §11)")
+    if r["callbacks"].get("bad_signatures") or r["mo"]["bad_signatures"]:
+        found.append("bad signatures on pushes")
+    if not r["stopped_cleanly"]:
+        found.append("the gateway did not stop cleanly on SIGTERM")
+    return found
+
+
+def fmt(value, unit: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.1f}{unit}" if isinstance(value, float) else f"{value}{unit}"
+
+
+def table(r: dict) -> str:
+    mo, rss = r["mo"], r["rss_mb"]
+    runs = ", ".join(fmt(s) for s in rss["slope_per_run_mb_per_hour"])
+    rows = [
+        ("MT accepted", f"{r['accepted']} (+{r['unanswered']} unanswered, refused {r['refused'] or 0}, "
+                        f"{r['skipped_ticks']} ticks skipped)"),
+        ("final statuses", ", ".join(f"{k} {v}" for k, v in sorted(r["statuses"].items()))),
+        ("lost", f"{r['lost_store']} in the store, {r['lost_callbacks']} callbacks"),
+        ("failovers sim_a -> sim_b", r["failovers"]),
+        ("duplicate submits", f"{r['duplicate_submits']} (bound {r['duplicate_bound']})"),
+        ("duplicate callbacks", f"{r['duplicate_callbacks']} of {r['callbacks'].get('posts', 0)} posts (allowed)"),
+        ("MO acked / pushed / replied", f"{mo['acked']} / {mo['pushed']} / {mo['replied']} (lost {mo['lost']}, "
+                                        f"outcomes {mo['outcomes']})"),
+        ("kills / receiver outages", f"{len(r['kills'])} / {len(r['receiver_outages'])}"),
+        ("RSS MB min / max", f"{fmt(rss['min'])} / {fmt(rss['max'])}"),
+        ("RSS slope MB/h (after warm-up)", fmt(rss["slope_mb_per_hour"])),
+        ("RSS slope MB/h per run", f"median {fmt(rss['slope_per_run_median'])}; {runs}"),
+        ("fds min / max", f"{r['fds']['min']} / {r['fds']['max']}"),
+        ("max backlog", f"queue_depth {fmt(r['backlog_max']['queue_depth'])}, not final "
+                        f"{r['backlog_max']['not_final']}, push jobs {r['backlog_max']['push_backlog']}"),
+        ("drained / stopped cleanly", f"{r['drained']} / {r['stopped_cleanly']}"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"  {name:<{width}}  {value}" for name, value in rows)
+
+
+def write_plot(r: dict, path: Path) -> str | None:
+    """soak.png: RSS (top) and backlogs (bottom) over time, kills as red lines, outages shaded.
+    Returns why nothing was drawn, or None."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        return f"matplotlib cannot be imported ({exc}); install the extra: pip install -e '.[bench]'"
+    samples = r["samples"]
+    t = [s["t"] / 60 for s in samples]
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(9, 5.5))
+    top.plot(t, [s["rss_mb"] for s in samples], ".-", ms=3, label="RSS of the smsgw run tree (MB)")
+    bottom.plot(t, [s["queue_depth"] or 0 for s in samples], label="smsgw_queue_depth")
+    bottom.plot(t, [s["not_final"] for s in samples], label="messages not final (store)")
+    bottom.plot(t, [s["push_backlog"] for s in samples], label="push jobs waiting (store)")
+    for ax in (top, bottom):
+        for k in r["kills"]:
+            ax.axvline(k["t"] / 60, color="red", lw=0.8, alpha=0.7)
+        for o in r["receiver_outages"]:
+            ax.axvspan(o["t"] / 60, (o["t"] + o["seconds"]) / 60, color="grey", alpha=0.2)
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8)
+    top.set_title(f"soak: {r['accepted']} MT at {r['settings']['rate']:g}/s, {len(r['kills'])} SIGKILLs (red), "
+                  f"receiver outages (grey); lost {r['lost_store']}", fontsize=10)
+    top.set_ylabel("MB")
+    bottom.set_ylabel("messages / jobs")
+    bottom.set_xlabel("minutes since the load started")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return None
+
+
+# -- CLI ----------------------------------------------------------------------------------------------
+async def soak(args, workdir: Path, store_url: str, store: SoakStore) -> dict:
+    sims = start_sims(workdir, args.window, args.receipt_delay)
+    receiver, mo_receiver = CallbackReceiver(SECRET), MoReceiver(SECRET)
+    callback_port = await receiver.start(free_port())
+    gw = SoakGateway(workdir, store_url, sims, args.window, callback_port, await mo_receiver.start())
+    stopped_cleanly = False
+    try:
+        await asyncio.to_thread(gw.start)
+        print(f"soak: gateway up on {gw.url} (metrics :{gw.metrics_port}); {args.minutes:g} min of load", flush=True)
+        run = Soak(args, workdir, store, gw, receiver, callback_port, mo_receiver)
+        await run.run()
+        stopped_cleanly = await asyncio.to_thread(gw.stop) == 0
+    finally:
+        if gw.running:
+            gw.kill()
+        for sim in sims.values():
+            sim.stop()
+        await receiver.stop()
+        await mo_receiver.stop()
+    return verdict(run, sims, stopped_cleanly, args.window)
+
+
+def parse_args(argv: list[str] | None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--minutes", type=float, default=30.0, help="minutes of load (default 30; 0.5..1440)")
+    p.add_argument("--rate", type=float, default=100.0, help="MT messages per second (default 100; 1..1000)")
+    p.add_argument("--kill-every", default="3m", help="SIGKILL the gateway about this often (default 3m, ±30%%)")
+    p.add_argument("--outage-every", default="4m",
+                   help="stop the callback receiver for 10-30 s about this often (default 4m, ±30%%)")
+    p.add_argument("--mo-every", default="2s", help="inject an MO about this often (default 2s)")
+    p.add_argument("--warmup", default="60s", help="no kill before this; the overall RSS slope starts here (60s)")
+    p.add_argument("--sample-every", default="5s", help="sampling interval (default 5s)")
+    p.add_argument("--drain", default="10m", help="at most this long for everything to come through (10m)")
+    p.add_argument("--receipt-delay", default="200ms", help="the simulators' receipt delay (default 200ms)")
+    p.add_argument("--window", type=int, default=10, help="SMPP window per operator (default 10)")
+    p.add_argument("--seed", type=int, default=20261204, help="seed of the kill, outage and MO times")
+    p.add_argument("--pg-url", default=None, help="a PostgreSQL server: the store is a new database there, dropped "
+                                                  "afterwards (default: a SQLite file in --out)")
+    p.add_argument("--keep", action="store_true", help="keep the logs and the SQLite file after a run that passed")
+    p.add_argument("--out", type=Path, default=None, help="folder for soak.json, soak.png and the logs "
+                                                          "(default: a new temp folder)")
+    args = p.parse_args(argv)
+    if not 0.5 <= args.minutes <= 1440 or not 1 <= args.rate <= 1000:
+        p.error("--minutes must be 0.5..1440 and --rate 1..1000")
+    for name in ("kill_every", "outage_every", "mo_every", "warmup", "sample_every", "drain"):
+        try:  # durations in seconds from here on
+            setattr(args, name, parse_duration(getattr(args, name)))
+        except ValueError as exc:
+            p.error(f"--{name.replace('_', '-')}: {exc}")
+        if getattr(args, name) <= 0 and name != "warmup":
+            p.error(f"--{name.replace('_', '-')} must be above zero")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = args.out or Path(tempfile.mkdtemp(prefix="smsgw-soak-"))
+    out.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="run-", dir=out))
+    print(f"soak: output in {out}", flush=True)
+    db_url = create_database(args.pg_url) if args.pg_url else None
+    try:
+        store = SoakStore(sqlite_path=None if db_url else workdir / "soak.db", pg_url=db_url)
+        record = asyncio.run(soak(args, workdir, db_url or "sqlite:///soak.db", store))
+    finally:
+        if db_url:
+            drop_database(args.pg_url, db_url)
+    (out / "soak.json").write_text(json.dumps(record, indent=1))
+    why = write_plot(record, out / "soak.png")
+    print(table(record))
+    print(f"soak: {out / 'soak.json'}" + (f"; plot skipped: {why}" if why else f", {out / 'soak.png'}"))
+    for problem in record["problems"]:
+        print(f"soak: PROBLEM: {problem}")
+    if record["problems"] or args.keep:
+        print(f"soak: logs and store in {workdir}")
+    else:
+        shutil.rmtree(workdir)
+    return 1 if record["problems"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
