@@ -165,6 +165,10 @@ class HTTPServerProtocol(Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
+            # The parser completed the request that asks for the upgrade before saying so: the
+            # refusal is its answer, not a second one after it.
+            if self.queue and not self.queue[-1].finished:
+                self.queue.pop()
             self._refuse(_Refused(400, "invalid_request", "Protocol upgrades are not supported."))
         except httptools.HttpParserError as exc:
             refused = exc.__context__  # what a callback raised travels as the parser's error's context

@@ -69,7 +69,7 @@ from twisted.internet.protocol import ServerFactory
 from twisted.internet.task import LoopingCall
 
 from .codec import PDU, EncodeError
-from .defs import ESME_RBINDFAIL, ESME_RINVBNDSTS, ESME_RINVCMDID, ESME_RMSGQFUL, ESME_ROK, ESME_RSYSERR, status_name
+from .defs import BODIES, ESME_RBINDFAIL, ESME_RINVBNDSTS, ESME_RINVCMDID, ESME_RMSGQFUL, ESME_ROK, ESME_RSYSERR, status_name
 from .deliver_fields import DeliverSm, query_sm_resp_params
 from .listener import listen
 from .outbox import DeliveryResult, Outbox
@@ -92,6 +92,8 @@ __all__ = [
 BIND_KINDS = {"bind_transmitter": "transmitter", "bind_receiver": "receiver",
               "bind_transceiver": "transceiver"}
 _RECEIVING = frozenset({"receiver", "transceiver"})
+#: The longest message_id a query_sm_resp carries (its C-string size less the NUL).
+MAX_MESSAGE_ID = next(f.size for f in BODIES["query_sm_resp"] if f.name == "message_id") - 1
 
 @dataclass(frozen=True, slots=True)
 class ClientSession:
@@ -391,16 +393,12 @@ class CustomerSMPPServer:
         return d.addCallback(lambda message_id: {"message_id": str(message_id)})
 
     def _query(self, session: ClientSession, pdu: PDU) -> Deferred:
-        message_id = str(pdu.params.get("message_id", ""))
-        if not message_id:
-            raise Refused("not_found", "query_sm without a message_id")
+        message_id = _message_id(pdu)
         d = maybeDeferred(self.handler.query, session, message_id)
         return d.addCallback(lambda answer: query_sm_resp_params(message_id, answer))
 
     def _cancel(self, session: ClientSession, pdu: PDU) -> Deferred:
-        message_id = str(pdu.params.get("message_id", ""))
-        if not message_id:
-            raise Refused("not_found", "cancel_sm without a message_id (cancel by address)")
+        message_id = _message_id(pdu)
         d = maybeDeferred(self.handler.cancel, session, message_id)
         return d.addCallback(lambda _: {})
 
@@ -469,6 +467,18 @@ class CustomerSMPPServer:
         conn.closed.append(closed)
         await close_politely(proto, closed, unbind=conn.live, timeout=self.unbind_timeout, clock=self.reactor,
                              reason="server stopping")
+
+
+def _message_id(pdu: PDU) -> str:
+    """The message_id a query_sm or cancel_sm names; ``Refused("not_found")`` when it names
+    none, or one longer than any id we give: the codec accepts a NUL-terminated id of any length,
+    and echoing it in the query_sm_resp would not fit its field."""
+    message_id = str(pdu.params.get("message_id", ""))
+    if not message_id:
+        raise Refused("not_found", f"{pdu.command} without a message_id")
+    if len(message_id) > MAX_MESSAGE_ID:
+        raise Refused("not_found", f"{pdu.command} message_id over {MAX_MESSAGE_ID} characters")
+    return message_id
 
 
 #: The requests passed to the handler, by command.

@@ -10,10 +10,17 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from connectors.smsc_sim import InvalidMO
 from smscore.api.auth import require_admin
 from smscore.api.inputs import read_json
 from smscore.api.render import render_message, store_errors
 from smscore.errors import ApiError
+
+
+#: The largest top-up (or correction) in one call. A balance notice goes for each multiple of 1000
+#: crossed (SPEC §4), in the same transaction: without a bound, one call with 1e185 kept the store's
+#: writer computing notices forever.
+MAX_TOPUP = Decimal(1_000_000)
 
 
 def act_on_message(gw, request, message_id: str, action: str):
@@ -40,8 +47,9 @@ def topup(gw, request, name: str):
         value = Decimal(str(amount))
     except ArithmeticError:
         raise ApiError(400, "invalid_request", "Field 'amount' must be a number.", "amount") from None
-    if not value.is_finite():
-        raise ApiError(400, "invalid_request", "Field 'amount' must be a number.", "amount")
+    if not value.is_finite() or abs(value) > MAX_TOPUP:
+        raise ApiError(400, "invalid_request", f"Field 'amount' must be a number from -{MAX_TOPUP} to {MAX_TOPUP}.",
+                       "amount")
     d = gw.store.topup(name, value, now)
     d.addCallback(lambda balance: (200, {"balance": balance}))
     return d
@@ -73,6 +81,8 @@ def stoplist(gw, request):
     if not isinstance(body, dict) or not isinstance(body.get("numbers"), list) or not body["numbers"]:
         raise ApiError(400, "invalid_request", "Field 'numbers' must be a non-empty list.", "numbers")
     account = body.get("account")
+    if account is not None and not isinstance(account, str):
+        raise ApiError(400, "invalid_request", "Field 'account' must be an account name.", "account")
     if account is not None and account not in gw.config.accounts:
         raise ApiError(404, "not_found", f"There is no account {account!r}.")
     consent = body.get("consent", False) is True
@@ -112,6 +122,9 @@ def inject_mo(gw, request, operator: str):
     for field in ("from", "to", "text"):
         if not isinstance(body.get(field), str) or not body[field]:
             raise ApiError(400, "invalid_request", f"Field {field!r} is required and must be a string.", field)
-    d = sim.inject_mo(body["from"], body["to"], body["text"])
+    try:
+        d = sim.inject_mo(body["from"], body["to"], body["text"])
+    except InvalidMO as exc:
+        raise ApiError(400, "invalid_request", str(exc), exc.field) from None
     d.addCallback(lambda outcome: (202, {"operator": operator, "outcome": outcome}))
     return d

@@ -43,12 +43,17 @@ def page(params: dict[str, str], allowed: set[str]) -> tuple[int, int]:
         if name not in allowed:
             raise ApiError(400, "invalid_request", f"Unknown parameter {name!r}.", name)
     cursor = params.get("cursor", "") or "0"
-    if not cursor.isdigit() or len(cursor) > 18:
+    if not _digits(cursor) or len(cursor) > 18:
         raise ApiError(400, "invalid_request", "cursor must be a value from next_cursor.", "cursor")
     limit = params.get("limit", str(DEFAULT_PAGE))
-    if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
+    if not _digits(limit) or not 1 <= int(limit) <= MAX_PAGE:
         raise ApiError(400, "invalid_request", f"limit must be an integer from 1 to {MAX_PAGE}.", "limit")
     return int(cursor), int(limit)
+
+
+def _digits(value: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes "²", which ``int`` then refuses."""
+    return value.isascii() and value.isdigit()
 
 
 def time_param(params: dict[str, str], name: str, default: float) -> float:
