@@ -437,13 +437,13 @@ class Rig:
             self.pg_name = None
 
     def metric(self, name: str, **labels) -> float:
-        """A sample from the gateway's /metrics (0 when absent)."""
-        want = "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else ""
+        """The sum of the samples of ``name`` from the gateway's /metrics that have ``labels``
+        (others may differ: ``smsgw_messages_total{status}`` adds up every operator); 0 when absent."""
+        from prometheus_client.parser import text_string_to_metric_families
+
         text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).read().decode()
-        for line in text.splitlines():
-            if line.startswith(name + want + " "):
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
+        return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+                   if s.name == name and labels.items() <= s.labels.items())
 
 
 def request_bodies(n: int, per_request: int, prefix: str) -> list[bytes]:

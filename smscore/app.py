@@ -100,10 +100,17 @@ class Gateway:
         self.pushes = worker is None or not worker.is_main
         owner = config.gateway.node if self.delivers else f"{config.gateway.node}/{worker.index}"
         self.metrics = Metrics(registry or CollectorRegistry())
+        self.metrics.describe_process("0" if worker is None else str(worker.index), node=self.delivers)
         routing = self._routing()  # reloaded in place (reload)
         self.store = open_store(config, reactor, StoreRules(
             untried=routing.untried, status_callbacks_for=self._status_callbacks, cost_of=self._cost_of,
             config_source=lambda: self.config))
+        #: smsgw_push_backlog, smsgw_ready, smsgw_backlog: figures of the node or the cluster, so
+        #: exported by one process of the node (the main worker's /metrics adds up the others')
+        self.push_backlog = None
+        if self.delivers:
+            self.push_backlog = self.metrics.watch_push_backlog(self.store.count_push_jobs, reactor)
+            self.metrics.watch_node(self._node_figures)
         self.kicks: Kicks | None = None
         #: account tps buckets: shared by the node's processes (the supervisor's shared file)
         self.rate_buckets = (NodeBuckets(worker.rates_fd) if worker is not None and worker.rates_fd >= 0
@@ -173,6 +180,8 @@ class Gateway:
         if self.pushes:
             self.push_worker.start()
         self.backlog.start()
+        if self.push_backlog is not None:
+            self.push_backlog.start()
         self._listen()
         http, mon = self.config.http.listen, self.config.metrics.listen
         self.log.info("gateway started", http=f"{http.host}:{self.http_port.getHost().port}",
@@ -296,6 +305,8 @@ class Gateway:
         if self._purge is not None and self._purge.running:
             self._purge.stop()
         self.backlog.stop()
+        if self.push_backlog is not None:
+            self.push_backlog.stop()
         for port in self.smpp_ports:
             await port.stopListening()
         if self.smpp_server is not None:
@@ -424,6 +435,10 @@ class Gateway:
         if message.callback_statuses is not None:
             return url, message.callback_statuses
         return url, account.callback_statuses if account is not None else "all"
+
+    def _node_figures(self) -> tuple[bool, int, int]:
+        """(ready, the cluster's queued messages, max_backlog) for /metrics (``Metrics.watch_node``)."""
+        return self.readiness()[0], self.backlog.queued + self.backlog.added, self.config.gateway.max_backlog
 
     def readiness(self) -> tuple[bool, list[str], dict]:
         """(ready, problems, more): ``more`` names load shedding, which does not make the node unready

@@ -183,12 +183,9 @@ def cmd_hash_key(args) -> int:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from smscore import version
 
-    try:
-        return version("smsgw")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        return "unknown"
+    return version()
 
 
 # -- db ------------------------------------------------------------------------------------------

@@ -6,15 +6,24 @@ custom collector, so the hot path does no bookkeeping for them. The counters tha
 times a message (PDUs, status changes, submit attempts) are ``Tally`` objects: plain numbers read
 at scrape time, where prometheus_client's Counter takes a lock on every increment (measured: a
 tenth of the main worker's reactor time in lists of 100).
+
+In a node of several processes the main worker's ``/metrics`` adds up every process's samples
+(``smscore.workers.merge_exposition``). So a figure of the node or of the cluster rather than of a
+process (``smsgw_build_info``, ``smsgw_ready``, the backlogs) is exported by the main worker alone,
+and the ``process_*`` metrics carry a ``worker`` label: summed, they would mean nothing.
+docs/monitoring.md lists every metric.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, disable_created_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from twisted.internet.task import LoopingCall
+
+from smscore.logs import get_logger
 
 # The *_created series (one timestamp per label set) double every scrape and nobody graphs them.
 disable_created_metrics()
@@ -41,6 +50,24 @@ class _LiveGauges(Collector):
         yield inflight
 
 
+class _NodeGauges(Collector):
+    """Scrape-time figures of the node the main worker answers for: ``smsgw_ready`` (``/readyz``'s
+    answer, so that an alert needs no HTTP probe), and the cluster's ``smsgw_backlog`` against
+    ``smsgw_backlog_limit`` (``[gateway] max_backlog``: at the limit, requests are refused)."""
+
+    def __init__(self, sample: Callable[[], tuple[bool, int, int]]) -> None:
+        self._sample = sample  # () -> (ready, queued messages of the cluster, max_backlog)
+
+    def collect(self):
+        ready, queued, limit = self._sample()
+        yield GaugeMetricFamily("smsgw_ready", "1 while the node is ready (GET /readyz answers 200)",
+                                value=1 if ready else 0)
+        yield GaugeMetricFamily("smsgw_backlog", "Queued messages of the whole cluster (read every second)",
+                                value=queued)
+        yield GaugeMetricFamily("smsgw_backlog_limit", "[gateway] max_backlog: at this backlog new messages "
+                                "are refused (503, ESME_RMSGQFUL)", value=limit)
+
+
 class _SessionGauges(Collector):
     """Scrape-time ``smsgw_smpp_server_sessions{account,bind}``: customers' bound ESME sessions."""
 
@@ -55,13 +82,77 @@ class _SessionGauges(Collector):
         yield family
 
 
+class _WorkerProcess(Collector):
+    """prometheus_client's ``process_*`` (CPU, memory, file descriptors, start time) with a
+    ``worker`` label, so that the main worker's sum over the node keeps one series per process."""
+
+    def __init__(self, worker: str) -> None:
+        self.worker = worker
+        self._inner = ProcessCollector(registry=None)
+
+    def collect(self):
+        for family in self._inner.collect():
+            out = Metric(family.name, family.documentation, family.type)
+            for sample in family.samples:
+                out.add_sample(sample.name, {**sample.labels, "worker": self.worker}, sample.value)
+            yield out
+
+
+class PushBacklog(Collector):
+    """``smsgw_push_backlog{kind}``: HTTP push jobs still to deliver (due, or waiting for a retry).
+
+    Why a store count: jobs waiting for a retry sit in the store, not in any push worker's memory,
+    and they are the backlog that grows while a customer's backend is down. The count is read every
+    ``interval`` seconds (one grouped COUNT), never at scrape time, so a scrape costs nothing and
+    a slow store cannot hold one up; until the first read there is no sample."""
+
+    KINDS = ("status", "mo", "balance")
+
+    def __init__(self, count, clock, interval: float = 5.0) -> None:
+        self._count = count  # () -> Deferred({kind: jobs})
+        self.clock = clock
+        self.interval = interval
+        self.counts: dict[str, int] | None = None
+        self._loop: LoopingCall | None = None
+        self.log = get_logger(component="metrics")
+
+    def start(self) -> None:
+        self._loop = LoopingCall(self.refresh)
+        self._loop.clock = self.clock
+        self._loop.start(self.interval, now=True)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+
+    def refresh(self):
+        def read(counts: dict) -> None:
+            self.counts = counts
+
+        def failed(failure) -> None:  # the last figure stays
+            self.log.warning("push backlog not read", error=failure.getErrorMessage())
+
+        return self._count().addCallbacks(read, failed)
+
+    def collect(self):
+        family = GaugeMetricFamily("smsgw_push_backlog", "HTTP push jobs still to deliver (due or waiting "
+                                   "for a retry), of the whole cluster", labels=["kind"])
+        if self.counts is not None:
+            for kind in sorted({*self.KINDS, *self.counts}):
+                family.add_metric([kind], self.counts.get(kind, 0))
+        yield family
+
+    def describe(self):
+        yield GaugeMetricFamily("smsgw_push_backlog", "", labels=["kind"])
+
+
 class Tally(Collector):
     """A labelled counter kept as plain numbers on the reactor thread and exported at scrape time
     (as ``<name>_total``, like a Counter)."""
 
     def __init__(self, name: str, documentation: str, labels: list[str], registry: CollectorRegistry) -> None:
         self.name, self.documentation, self.labels = name, documentation, labels
-        self.values: dict[tuple[str, ...], float] = {}
+        self.values: dict[tuple[str, ...], float] = {} if labels else {(): 0}  # unlabelled: 0 from the start
         registry.register(self)
 
     def inc(self, labels: tuple[str, ...], n: float = 1) -> None:
@@ -86,11 +177,15 @@ class Metrics:
         self.bind_up = Gauge("smsgw_bind_up", "1 while the SMPP session is bound", ["operator", "session"],
                              registry=r)
         self.pdus = Tally("smsgw_pdus", "SMPP PDUs sent and received", ["operator", "command", "direction"], r)
-        self.messages = Tally("smsgw_messages", "Message status changes", ["status"], r)
+        self.accepted = Tally("smsgw_accepted", "Messages stored (API, SMPP server, replies), whatever "
+                              "their first status", [], r)
+        self.messages = Tally("smsgw_messages", "Message status changes (operator: the event's; \"\" before "
+                              "any operator was tried)", ["status", "operator"], r)
         self.submit_seconds = Histogram("smsgw_submit_seconds", "Time from submit_sm to its response",
                                         buckets=SUBMIT_BUCKETS, registry=r)
-        self.delivery_seconds = Histogram("smsgw_delivery_seconds", "Time from acceptance to delivered",
-                                          buckets=DELIVERY_BUCKETS, registry=r)
+        self.delivery_seconds = Histogram("smsgw_delivery_seconds", "Time from acceptance to delivered, by "
+                                          "the operator that delivered", ["operator"], buckets=DELIVERY_BUCKETS,
+                                          registry=r)
         self.operator_attempts = Tally("smsgw_operator_attempts", "Submit attempts per operator and outcome",
                                        ["operator", "outcome"], r)
         self.mo = Counter("smsgw_mo", "MO messages by shortcode, keyword and outcome",
@@ -111,9 +206,31 @@ class Metrics:
             found = self._children[key] = metric.labels(*labels)
         return found
 
-    def status_changed(self, status: str, n: int = 1) -> None:
-        """``smsgw_messages_total{status}`` += n."""
-        self.messages.inc((status,), n)
+    def status_changed(self, status: str, operator: str = "", n: int = 1) -> None:
+        """``smsgw_messages_total{status,operator}`` += n; operator "" for a change before any operator
+        was tried (accepted, refused, scheduled, held for approval)."""
+        self.messages.inc((status, operator), n)
+
+    def describe_process(self, worker: str, node: bool) -> None:
+        """``process_*{worker}`` of this process; with ``node`` (the process whose ``/metrics`` is
+        the node's), ``smsgw_build_info{version}`` too: once per node, not summed over workers."""
+        self.registry.register(_WorkerProcess(worker))
+        if node:
+            from smscore import version
+
+            Gauge("smsgw_build_info", "1, labelled with the running package's version", ["version"],
+                  registry=self.registry).labels(version()).set(1)
+
+    def watch_push_backlog(self, count, clock, interval: float = 5.0) -> PushBacklog:
+        """Register ``smsgw_push_backlog``, read through ``count()`` (the caller starts and stops it)."""
+        backlog = PushBacklog(count, clock, interval)
+        self.registry.register(backlog)
+        return backlog
+
+    def watch_node(self, sample: Callable[[], tuple[bool, int, int]]) -> None:
+        """Register ``smsgw_ready``, ``smsgw_backlog`` and ``smsgw_backlog_limit``, read at scrape time
+        through ``sample() -> (ready, queued, max_backlog)`` (the main worker's only: not summed)."""
+        self.registry.register(_NodeGauges(sample))
 
     def watch_smpp_sessions(self, sample: Callable[[], dict[tuple[str, str], int]]) -> None:
         """Register the scrape-time sampler of {(account, bind): bound sessions} (SPEC §13)."""

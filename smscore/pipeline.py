@@ -171,7 +171,7 @@ class Pipeline:
 
         def released(n):
             if n:
-                self.metrics.status_changed("queued", n)
+                self.metrics.status_changed("queued", n=n)
             return self.store.claim(self.node, now, now + self.lease, min(room, self.claim_batch), include_own,
                                     skip=sorted(self.held_elsewhere()))
 
@@ -221,6 +221,7 @@ class Pipeline:
                 return replayed
             if self.backlog is not None:
                 self.backlog.accepted(messages)
+            self.metrics.accepted.inc((), len(messages))
             sendable = [m for m in messages if m.status is Status.QUEUED
                         and (m.send_at is None or m.send_at <= self.clock.seconds())]
             for m in messages:
@@ -256,6 +257,8 @@ class Pipeline:
     def accepted_elsewhere(self, messages) -> None:
         """Messages another path stored claimed by this node (replies from shortcodes): count
         them and send them."""
+        if messages:
+            self.metrics.accepted.inc((), len(messages))
         for m in messages:
             self.metrics.status_changed(m.status.value)
             if m.status is Status.QUEUED and self.delivers:
@@ -415,7 +418,8 @@ class Pipeline:
             return  # a part of a concatenated MO; kept until its message is whole
         routing = mo.routing
         if routing is not None:
-            self.metrics.child(self.metrics.mo, mo.to, mo.keyword, routing.outcome).inc()
+            shortcode = mo.to if routing.outcome != "no_shortcode" else ""  # configured numbers only: bounded
+            self.metrics.child(self.metrics.mo, shortcode, mo.keyword, routing.outcome).inc()
             self.accepted_elsewhere(routing.replies)
             if routing.push is not None:
                 self.on_push_queued()
@@ -484,9 +488,10 @@ class Pipeline:
             m = t.message
             pushes = pushes or t.pushes > 0
             for e in t.events:
-                self.metrics.status_changed(e.status.value)
+                self.metrics.status_changed(e.status.value, e.operator or "")
                 if e.status is Status.DELIVERED:
-                    self.metrics.delivery_seconds.observe(max(0.0, now - m.created_at))
+                    self.metrics.child(self.metrics.delivery_seconds, e.operator or "").observe(
+                        max(0.0, now - m.created_at))
                 if e.status is Status.DELIVERED:  # the common outcome: its history is in the store
                     self.log.debug("message delivered", message_id=m.id, operator=e.operator, detail=e.detail)
                 elif e.final or e.status is Status.FAILED:

@@ -310,6 +310,27 @@ async def check_push_jobs_retry_in_order_per_subject(store):
     assert [e.status for e in (await store.get_mo(b.id)).events][-1] == "pushed"
 
 
+async def check_count_push_jobs_counts_http_pushes_by_kind_due_or_waiting_for_a_retry(store):
+    from connectors.api import MoFacts
+
+    store.untried = untried
+    assert await store.count_push_jobs() == {}
+    a = await store.store_mo(MoFacts("op", "4670111", "72550", "A"), 1000.0, _routing, "gw1", 1030.0)
+    b = await store.store_mo(MoFacts("op", "4670222", "72550", "B"), 1000.0, _routing, "gw1", 1030.0)
+    ja, jb = await store.claim_push_jobs("gw1", 1000.0, 1060.0, 10)
+    assert (ja.subject, jb.subject) == (a.id, b.id)
+    await store.finish_pushes(1001.0, retry=[ja.id], retry_at=1006.0, error="http 500")
+    await store.finish_pushes(1001.0, done=[jb.id])
+    # a status callback over HTTP counts; a receipt waiting for a customer's ESME (smpp) does not
+    http, esme = (make_message(to=to, callback_url=url, callback_statuses="final")
+                  for to, url in (("4670333", "http://backend/status"), ("4670444", "smpp")))
+    await store.accept([http, esme], "gw1", 1e9)
+    for m in (http, esme):
+        await store.record_submit(m.id, "cheap", [m.id + "-k"], 1002.0)
+        await store.apply_receipt(receipt(m.id + "-k"), 1003.0)
+    assert await store.count_push_jobs() == {"mo": 1, "status": 1}
+
+
 async def check_status_changes_queue_callbacks_in_order_and_feed_pulls(store):
     store.status_callbacks_for = lambda m: ("http://acme/status", "all") if m.account == "acme" else None
     m = make_message()

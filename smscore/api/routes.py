@@ -20,7 +20,7 @@ from smscore.api.auth import AccountRateLimit, require_admin
 from smscore.api.inputs import MAX_BODY
 from smscore.api.render import error, error_body, fail, finish, json_body
 from smscore.errors import ApiError
-from smscore.logs import get_logger
+from smscore.logs import AccessLog, get_logger
 
 _MESSAGE_PATH = re.compile(r"^/v1/messages/([0-9a-f]{1,64})$")
 _SIM_MO_PATH = re.compile(r"^/v1/admin/operators/([A-Za-z0-9_.-]{1,64})/mo$")
@@ -29,8 +29,8 @@ _ADMIN_ACCOUNT = re.compile(r"^/v1/admin/accounts/([A-Za-z0-9_-]{1,64})/(pause|r
 
 
 def api_factory(gateway, clock, forwarder=None) -> HTTPServerFactory:
-    """The API on the lean HTTP/1.1 server (connectors.http_server): no access log (structlog lines
-    about each message are the log), JSON errors for the server's own refusals (SPEC §15 limits).
+    """The API on the lean HTTP/1.1 server (connectors.http_server): an access log line per request
+    (``ApiResource.render``), JSON errors for the server's own refusals (SPEC §15 limits).
     With a ``forwarder`` (an API worker, smscore.supervisor), requests other than the customers'
     busy ones go to the main worker."""
     return HTTPServerFactory(ApiResource(gateway, forwarder), clock=clock, error_body=error_body,
@@ -61,8 +61,17 @@ class ApiResource(Resource):
         self.forwarder = forwarder
         self.rate_limit = AccountRateLimit(gateway.clock, gateway.rate_buckets)
         self.log = get_logger(component="api")
+        self.access = AccessLog(lambda: gateway.config, gateway.clock)
 
     def render(self, request):
+        """Answer, and write the request's access log line once it is answered (``AccessLog``)."""
+        started = self.access.start()
+        out = self._answer(request, started)
+        if out is not NOT_DONE_YET:
+            self.access.answered(request, started)
+        return out
+
+    def _answer(self, request, started):
         try:
             path = request.path.decode("ascii")
         except UnicodeDecodeError:
@@ -77,6 +86,8 @@ class ApiResource(Resource):
             return error(request, ApiError(500, "internal_error", "The gateway failed to answer."))
         if isinstance(result, Deferred):
             result.addCallbacks(finish, fail, callbackArgs=(request,), errbackArgs=(request, self.log))
+            if self.forwarder is None or _served_by_any(method, path):  # else the main worker logs it
+                result.addBoth(self.access.after, request, started)
             return NOT_DONE_YET
         status, body = result
         return json_body(request, status, body)

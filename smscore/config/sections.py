@@ -277,11 +277,12 @@ def _key_pair(t: _Table, what: str) -> tuple[Path | None, Path | None]:
 
 
 def read_http(t: _Table) -> HttpConfig:
-    """[http]: the API's listener, HTTPS with ``tls_cert`` and ``tls_key`` (SPEC §15)."""
+    """[http]: the API's listener, HTTPS with ``tls_cert`` and ``tls_key`` (SPEC §15), its access log."""
     listen = t.get("listen", _listen, HttpConfig().listen)
     cert, key = _key_pair(t, "HTTPS")
+    access_log = t.get("access_log", _boolean, HttpConfig().access_log)
     t.finish()
-    return HttpConfig(listen=listen, tls_cert=cert, tls_key=key)
+    return HttpConfig(listen=listen, tls_cert=cert, tls_key=key, access_log=access_log)
 
 
 def _loads(t: _Table, load, *paths: Path) -> None:

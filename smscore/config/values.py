@@ -147,6 +147,7 @@ class HttpConfig:
     listen: ListenAddress = ListenAddress("127.0.0.1", 8080)
     tls_cert: Path | None = None  # HTTPS with tls_key (SPEC §15); None: plain HTTP
     tls_key: Path | None = None
+    access_log: bool = True  # one info line per API request (component "access"); applies at reload
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

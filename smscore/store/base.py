@@ -217,6 +217,12 @@ class Store(ABC):
         """Every push job still to deliver (tests, ops)."""
 
     @abstractmethod
+    def count_push_jobs(self) -> Deferred:
+        """Fires with {kind: HTTP push jobs still to deliver, due or waiting for a retry} of every
+        node (``smsgw_push_backlog``): one read every few seconds by one process per node.
+        Deliveries to customers' ESMEs (url ``"smpp"``) wait for a bind, not a backend: not counted."""
+
+    @abstractmethod
     def is_stopped(self, account: str, number: str) -> Deferred:
         """Whether ``number`` is on ``account``'s stop list."""
 

@@ -423,6 +423,13 @@ class MemoryStore(MemoryAccountOps, Store):
     def pending_push_jobs(self) -> Deferred:
         return succeed([self.jobs[j]["job"] for j in sorted(self.jobs)])
 
+    def count_push_jobs(self) -> Deferred:
+        counts: dict[str, int] = {}
+        for row in self.jobs.values():
+            if row["job"].url != "smpp":
+                counts[row["job"].kind] = counts.get(row["job"].kind, 0) + 1
+        return succeed(counts)
+
     def is_stopped(self, account: str, number: str) -> Deferred:
         return succeed((account, number) in self.stoplist)
 

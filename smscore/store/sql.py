@@ -446,6 +446,13 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, Store):
 
         return self.read(op)
 
+    def count_push_jobs(self) -> Deferred:
+        def op(cur):
+            cur.execute("SELECT kind, COUNT(*) FROM push_jobs WHERE url <> 'smpp' GROUP BY kind")
+            return dict(cur.fetchall())
+
+        return self.read(op)
+
     # -- stop list ------------------------------------------------------------------------------
     def is_stopped(self, account: str, number: str) -> Deferred:
         def op(cur):

@@ -108,14 +108,21 @@ def test_both_processes_serve_and_the_node_answers_as_one(node):
         assert status == 200 and {o["operator"] for o in binds["operators"]} == {"sim_a", "sim_b"}
         assert call("GET", node.url + "/v1/admin/binds", key="demo-key")[0] == 403
     # /metrics adds up every process: each message was counted queued once, wherever it came in.
-    def metric(text, name):
-        return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+    def metric(text, name, **labels):
+        return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+                   if s.name == name and labels.items() <= s.labels.items())
 
     import urllib.request
 
+    from prometheus_client.parser import text_string_to_metric_families
+
     text = urllib.request.urlopen(f"http://127.0.0.1:{node.metrics_port}/metrics", timeout=5).read().decode()
-    assert metric(text, 'smsgw_messages_total{status="queued"}') == 40
-    assert metric(text, 'smsgw_messages_total{status="delivered"}') == 40
+    assert metric(text, "smsgw_messages_total", status="queued", operator="") == 40
+    assert metric(text, "smsgw_messages_total", status="delivered") == 40
+    # Figures of the node, not of a process, are not added up; process_* keep one series per worker.
+    assert metric(text, "smsgw_build_info") == 1
+    assert {s.labels["worker"] for f in text_string_to_metric_families(text) for s in f.samples
+            if s.name == "process_start_time_seconds"} == {"0", "1"}
 
 
 def test_an_mo_injected_through_any_process_gets_its_static_reply(node):

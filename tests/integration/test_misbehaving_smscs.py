@@ -191,8 +191,8 @@ class Gateway:
         expected = Counter({m.to: 1 for m in messages})
         expected.update(twice)
         assert self.submits_per_destination() == expected
-        assert self.sample("smsgw_messages_total", status="delivered") == n
-        assert self.sample("smsgw_messages_total", status="failed") == 0
+        assert self.sample("smsgw_messages_total", status="delivered", operator=OPERATOR) == n
+        assert self.sample("smsgw_messages_total", status="failed", operator=OPERATOR) == 0
         assert self.attempts("accepted") == n
         assert self.attempts("permanent") == 0
         assert self.unanswered == len(twice)

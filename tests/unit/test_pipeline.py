@@ -65,11 +65,13 @@ def test_accepted_message_goes_to_the_cheapest_operator_and_is_delivered():
     run(p.receipt_received(links["cheap"].receipt(key)))
     assert store.messages[m.id].status is Status.DELIVERED
     r = metrics.registry
-    assert r.get_sample_value("smsgw_messages_total", {"status": "delivered"}) == 1
-    assert r.get_sample_value("smsgw_messages_total", {"status": "submitted"}) == 1
+    # operator: the event's; "" while no operator was tried (SPEC §14)
+    assert r.get_sample_value("smsgw_messages_total", {"status": "queued", "operator": ""}) == 1
+    assert r.get_sample_value("smsgw_messages_total", {"status": "delivered", "operator": "cheap"}) == 1
+    assert r.get_sample_value("smsgw_messages_total", {"status": "submitted", "operator": "cheap"}) == 1
     assert r.get_sample_value("smsgw_submit_seconds_count") == 1
     assert r.get_sample_value("smsgw_submit_seconds_sum") == 0.5
-    assert r.get_sample_value("smsgw_delivery_seconds_sum") == 2.5
+    assert r.get_sample_value("smsgw_delivery_seconds_sum", {"operator": "cheap"}) == 2.5
     assert p.held == 0
 
 
@@ -98,7 +100,7 @@ def test_throttled_submit_is_requeued_without_failure():
     assert store.messages[m.id].tried == ()
     p.link_ready("cheap")
     assert [r.message_id for r, _ in links["cheap"].submits] == [m.id]
-    assert metrics.registry.get_sample_value("smsgw_messages_total", {"status": "failed"}) is None
+    assert metrics.registry.get_sample_value("smsgw_messages_total", {"status": "failed", "operator": "cheap"}) is None
 
 
 def test_permanent_submit_error_fails_over_to_the_next_operator():
@@ -219,7 +221,7 @@ def test_no_receipt_within_receipt_timeout_makes_the_message_unknown():
     assert store.messages[m.id].status is Status.SUBMITTED
     clock.advance(61)  # the sweep runs every minute (a tenth of the timeout, at most 60 s)
     assert store.messages[m.id].status is Status.UNKNOWN
-    assert metrics.registry.get_sample_value("smsgw_messages_total", {"status": "unknown"}) == 1
+    assert metrics.registry.get_sample_value("smsgw_messages_total", {"status": "unknown", "operator": "cheap"}) == 1
 
 
 def test_messages_waiting_for_an_operator_that_goes_down_move_to_one_that_is_up():

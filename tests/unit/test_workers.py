@@ -59,3 +59,27 @@ def test_metrics_of_every_process_add_up_sample_by_sample():
     assert samples[("smsgw_delivery_seconds_count", ())] == 2
     assert abs(samples[("smsgw_delivery_seconds_sum", ())] - 0.55) < 1e-9
     assert "# TYPE smsgw_messages counter" in merged
+
+
+def test_figures_of_the_node_are_not_added_up_and_each_process_keeps_its_process_series():
+    """The main worker exports build info once; process_* carry the worker's index, so the merged
+    /metrics has one series per process, never a sum of two start times."""
+    from smscore import version
+    from smscore.metrics import Metrics
+
+    texts = []
+    for index in range(3):
+        metrics = Metrics(CollectorRegistry())
+        metrics.describe_process(str(index), node=index == 0)
+        metrics.status_changed("queued")
+        texts.append(generate_latest(metrics.registry).decode())
+    merged = merge_exposition(texts)
+    samples = [(s.name, tuple(sorted(s.labels.items())), s.value)
+               for family in text_string_to_metric_families(merged) for s in family.samples]
+    keys = [(name, labels) for name, labels, _ in samples]
+    assert len(keys) == len(set(keys))
+    assert [v for name, labels, v in samples if name == "smsgw_build_info"] == [1]
+    assert ("smsgw_build_info", (("version", version()),)) in keys
+    assert sorted(dict(labels)["worker"] for name, labels, _ in samples if name == "process_start_time_seconds") == [
+        "0", "1", "2"]
+    assert [v for name, labels, v in samples if name == "smsgw_messages_total"] == [3]
