@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -394,6 +395,30 @@ def cmd_stoplist(args) -> int:
     return code
 
 
+# -- admin look-ups (SPEC §14): JSON as the API answers it ------------------------------------------
+def cmd_messages(args) -> int:
+    """Messages of every account, newest first; ``--cursor`` takes the answer's ``next_cursor``."""
+    params = {name: getattr(args, name) for name in ("account", "status", "to", "operator", "since", "until",
+                                                       "cursor", "limit")}
+    return _admin_call(args, "GET", "/v1/admin/messages" + _query(params))
+
+
+def cmd_number(args) -> int:
+    """One number: its MT and MO, what was learned, stop list, do-not-call and consents."""
+    params = {"limit": args.limit, "cursor": args.cursor}
+    return _admin_call(args, "GET", f"/v1/admin/numbers/{urllib.parse.quote(args.number, safe='')}" + _query(params))
+
+
+def cmd_accounts(args) -> int:
+    """Every account, or one: balance, paused, billing, profile, tps, today's volume, senders."""
+    return _admin_call(args, "GET", "/v1/admin/accounts" + (f"/{urllib.parse.quote(args.name)}" if args.name else ""))
+
+
+def _query(params: dict) -> str:
+    given = {k: v for k, v in params.items() if v is not None}
+    return "?" + urllib.parse.urlencode(given) if given else ""
+
+
 # -- the parser -------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="smsgw", description="smsgw: an SMPP 3.4 SMS gateway.")
@@ -522,6 +547,34 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             ap.add_argument("numbers", nargs="+")
         ap.set_defaults(func=cmd_stoplist)
+
+    sp = sub.add_parser("messages", help="find messages of every account (admin look-up)",
+                        description="Messages of every account, newest first, filtered; JSON with next_cursor "
+                                    "(give it to --cursor for the next page).")
+    with_admin(sp)
+    sp.add_argument("--account")
+    sp.add_argument("--status")
+    sp.add_argument("--to", help="destination number")
+    sp.add_argument("--operator")
+    sp.add_argument("--since", help="created at or after (RFC 3339 or YYYY-MM-DD)")
+    sp.add_argument("--until", help="created before (RFC 3339 or YYYY-MM-DD)")
+    sp.add_argument("--limit", type=int, help="at most this many (1-1000, default 100)")
+    sp.add_argument("--cursor", help="next_cursor of the page before")
+    sp.set_defaults(func=cmd_messages)
+    sp = sub.add_parser("number", help="everything about one number (admin look-up)",
+                        description="One number: its MT and MO (newest first), the operator learned for it and "
+                                    "its recent failures, stop-list entries, do-not-call and consents.")
+    with_admin(sp)
+    sp.add_argument("number")
+    sp.add_argument("--limit", type=int, help="at most this many MT and MO (1-1000, default 100)")
+    sp.add_argument("--cursor", help="next_cursor of the MT page before")
+    sp.set_defaults(func=cmd_number)
+    sp = sub.add_parser("accounts", help="show accounts: balance, pause, limits (admin look-up)",
+                        description="Every account, or the one named: balance, paused, billing, profile, tps, "
+                                    "today's volume against its daily limit, senders.")
+    with_admin(sp)
+    sp.add_argument("name", nargs="?", help="one account (default: every one)")
+    sp.set_defaults(func=cmd_accounts)
 
     sp = sub.add_parser("mo", help="inject an MO into a simulated operator",
                         description="Inject a mobile-originated SMS into a simulated operator, as if a phone "

@@ -492,4 +492,124 @@ async def check_push_leases_are_taken_over_and_taken_back(store):
 
 
 
+# -- admin look-ups (SPEC §14): newest first, paged by the last id seen ---------------------------
+async def _pages(find, limit):
+    """Every id ``find(before, limit)`` gives, page after page, and how many pages it took."""
+    seen, before, pages = [], None, 0
+    while True:
+        page = await find(before, limit)
+        pages += 1
+        seen.extend(x.id for x in page)
+        if len(page) < limit:
+            return seen, pages
+        before = page[-1].id
+
+
+async def check_admin_message_look_ups_filter_and_page_newest_first(store):
+    from smscore.store.lookups import MessageQuery
+
+    made = []
+    for i in range(7):
+        m = make_message(to="46700000001" if i % 2 else "46700000002", at=1000.0 + i)
+        m.account = "acme" if i < 5 else "globex"
+        made.append(m)
+    await store.accept(made, "gw1", 1e9)
+    await store.record_submit(made[3].id, "cheap", ["k3"], 1010.0)
+    await store.record_submit(made[4].id, "dear", ["k4"], 1010.0)
+    newest_first = [m.id for m in reversed(made)]
+    every = lambda before, limit: store.find_messages(MessageQuery(), before, limit)  # noqa: E731
+    assert await _pages(every, 3) == (newest_first, 3)  # 3 + 3 + 1: no repeat, no gap
+    assert await _pages(every, 7) == (newest_first, 2)
+    find = lambda **kw: store.find_messages(MessageQuery(**kw), None, 100)  # noqa: E731
+    assert [m.id for m in await find(account="globex")] == newest_first[:2]
+    assert [m.id for m in await find(to="46700000001")] == [made[5].id, made[3].id, made[1].id]
+    assert [m.id for m in await find(status="submitted")] == [made[4].id, made[3].id]
+    assert [m.id for m in await find(operator="cheap")] == [made[3].id]
+    assert [m.id for m in await find(since=1002.0, until=1004.0)] == [made[3].id, made[2].id]
+    assert [m.id for m in await find(account="acme", to="46700000002", since=1001.0)] == [made[4].id, made[2].id]
+    assert await find(account="nobody") == []
+    # Lists carry no history unless asked; with it, each message has its own.
+    [plain] = await store.find_messages(MessageQuery(operator="dear"), None, 10)
+    [full] = await store.find_messages(MessageQuery(operator="dear"), None, 10, events=True)
+    assert plain.events == [] and plain.status is Status.SUBMITTED and plain.operator == "dear"
+    assert [(e.status, e.operator) for e in full.events] == [(Status.QUEUED, None), (Status.SUBMITTED, "dear")]
+
+
+async def check_admin_mo_look_ups_filter_and_page_newest_first(store):
+    from connectors.api import MoFacts
+
+    from smscore.store.lookups import MoQuery
+
+    routed = [await store.store_mo(MoFacts("op", sender, "72550", "PIZZA large"), at, _routing, "gw1", 1030.0)
+              for sender, at in (("46701111111", 1000.0), ("46702222222", 1001.0), ("46701111111", 1002.0))]
+    stray = await store.store_mo(MoFacts("op", "46701111111", "72550", "HELLO"), 1003.0)  # not routed
+    ids = [stray.id] + [mo.id for mo in reversed(routed)]
+    every = lambda before, limit: store.find_mo(MoQuery(), before, limit)  # noqa: E731
+    assert await _pages(every, 2) == (ids, 3)
+    find = lambda **kw: store.find_mo(MoQuery(**kw), None, 100)  # noqa: E731
+    assert [mo.id for mo in await find(sender="46701111111")] == [stray.id, routed[2].id, routed[0].id]
+    assert [mo.id for mo in await find(account="acme", keyword="PIZZA")] == ids[1:]
+    assert await find(account="acme", keyword="SALAD") == []
+    newest = (await find(account="acme", sender="46701111111"))[0]
+    assert (newest.text, newest.payload, newest.keyword, newest.events) == ("PIZZA large", "large", "PIZZA", [])
+
+
+async def check_number_facts_and_stop_list_entries_paged_by_account_and_number(store):
+    from smscore.store.lookups import StopEntry
+    from smscore.store.rules import DO_NOT_CALL
+    from tests.store_contract_accounts import with_rules
+
+    with_rules(store)
+    number = "46709999999"
+    empty = await store.number_facts(number)
+    assert (empty.learned, empty.stop, empty.consents) == (None, (), ())
+    # What failed and what delivered is learned (with the account rules on).
+    await store.ensure_accounts({"acme": Decimal(100)})
+    m = make_message(to=number)
+    await store.accept([m], "gw1", 1e9)
+    await store.record_submit(m.id, "cheap", ["n1"], 1001.0)
+    await store.apply_receipt(receipt("n1", ReceiptOutcome.FAILED, stat="UNDELIV"), 1002.0, "gw1", 1e9)
+    await store.record_submit(m.id, "dear", ["n2"], 1003.0)
+    await store.apply_receipt(receipt("n2", operator="dear"), 1004.0)
+    await store.stoplist_change([number, "46700000005"], account="acme", at=10.0)
+    await store.stoplist_change([number], account="beta", at=11.0, source="import")
+    await store.stoplist_change([number], at=12.0)  # do-not-call
+    await store.stoplist_change([number], account="beta", consent=True, at=13.0)
+    facts = await store.number_facts(number)
+    assert facts.learned.operator == "dear" and dict(facts.learned.failures) == {"cheap": 1002.0}
+    assert facts.stop == (StopEntry(DO_NOT_CALL, number, 12.0, "ops"), StopEntry("acme", number, 10.0, "ops"),
+                          StopEntry("beta", number, 11.0, "import"))
+    assert facts.consents == (("beta", 13.0),)
+    # Every entry once, page after page, in (account, number) order; filters by number and account.
+    seen, after = [], None
+    while True:
+        page = await store.stoplist_entries(after=after, limit=2)
+        seen.extend((e.account, e.number) for e in page)
+        if len(page) < 2:
+            break
+        after = (page[-1].account, page[-1].number)
+    assert seen == [(DO_NOT_CALL, number), ("acme", "46700000005"), ("acme", number), ("beta", number)]
+    assert [e.account for e in await store.stoplist_entries(number=number)] == [DO_NOT_CALL, "acme", "beta"]
+    assert [e.number for e in await store.stoplist_entries(account="acme", after=("acme", "46700000005"))] == [number]
+    await store.stoplist_change([number], account="acme", remove=True, at=20.0)
+    assert [e.account for e in (await store.number_facts(number)).stop] == [DO_NOT_CALL, "beta"]
+
+
+async def check_account_states_tell_balance_pause_and_todays_count(store):
+    from smscore.store.rules import day_of
+    from tests.store_contract_accounts import with_rules
+
+    with_rules(store)
+    assert await store.account_states(day_of(1000.0)) == {}
+    await store.ensure_accounts({"acme": Decimal(10), "beta": Decimal(0)})
+    await store.accept([make_message(at=1000.0), make_message(to="46701234568", at=1000.0)], "gw1", 1e9)
+    await store.set_paused("beta", True, 1001.0)
+    states = await store.account_states(day_of(1000.0))
+    assert sorted(states) == ["acme", "beta"]
+    acme, beta = states["acme"], states["beta"]
+    assert (acme.balance, acme.paused, acme.sent_today) == (Decimal(8), False, 2)  # prepaid at 1 a part
+    assert (beta.balance, beta.paused, beta.sent_today) == (Decimal(0), True, 0)
+    assert (await store.account_states(day_of(1000.0 + 86400)))["acme"].sent_today == 0
+
+
 CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]

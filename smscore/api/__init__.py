@@ -13,6 +13,7 @@ This package is the façade; the parts live by what they do:
 - ``auth``: bearer keys for customers and admins, the per-account request rate;
 - ``inputs``: the JSON body, query parameters, pages and times of a request;
 - ``customer`` and ``admin``: the endpoints, one function each;
+- ``lookups``: the admin look-ups of SPEC §14 (messages, numbers, accounts, approvals, MO, stop list);
 - ``render``: what goes back (JSON, CSV, error bodies, the store's refusals as API errors).
 """
 

@@ -39,16 +39,37 @@ def query(request) -> dict[str, str]:
 
 def page(params: dict[str, str], allowed: set[str]) -> tuple[int, int]:
     """(cursor position, limit) from the query; unknown parameters are refused."""
-    for name in params:
-        if name not in allowed:
-            raise ApiError(400, "invalid_request", f"Unknown parameter {name!r}.", name)
+    known(params, allowed)
     cursor = params.get("cursor", "") or "0"
     if not _digits(cursor) or len(cursor) > 18:
         raise ApiError(400, "invalid_request", "cursor must be a value from next_cursor.", "cursor")
+    return int(cursor), page_limit(params)
+
+
+def known(params: dict[str, str], allowed: set[str]) -> None:
+    """Refuse the first parameter not in ``allowed`` (a misspelt filter must not list everything)."""
+    for name in params:
+        if name not in allowed:
+            raise ApiError(400, "invalid_request", f"Unknown parameter {name!r}.", name)
+
+
+def page_limit(params: dict[str, str]) -> int:
+    """``limit``: 1 to ``MAX_PAGE``, ``DEFAULT_PAGE`` when absent."""
     limit = params.get("limit", str(DEFAULT_PAGE))
     if not _digits(limit) or not 1 <= int(limit) <= MAX_PAGE:
         raise ApiError(400, "invalid_request", f"limit must be an integer from 1 to {MAX_PAGE}.", "limit")
-    return int(cursor), int(limit)
+    return int(limit)
+
+
+def id_cursor(params: dict[str, str], name: str = "cursor") -> str | None:
+    """A cursor that is the last id of the page before (admin look-ups page newest first by id):
+    None when absent, 400 unless it looks like an id (1 to 64 lowercase hex digits)."""
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    if not (value.isascii() and 1 <= len(value) <= 64 and all(c in "0123456789abcdef" for c in value)):
+        raise ApiError(400, "invalid_request", f"{name} must be a value from next_cursor.", name)
+    return value
 
 
 def _digits(value: str) -> bool:

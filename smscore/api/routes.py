@@ -15,7 +15,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from connectors.http_server import HTTPServerFactory, Limits
-from smscore.api import admin, customer
+from smscore.api import admin, customer, lookups
 from smscore.api.auth import AccountRateLimit, require_admin
 from smscore.api.inputs import MAX_BODY
 from smscore.api.render import error, error_body, fail, finish, json_body
@@ -151,4 +151,8 @@ class ApiResource(Resource):
             return admin.binds(gw, request)
         if path == "/v1/admin/reload" and method == "POST":
             return admin.reload(gw, request)
+        if method == "GET":  # admin look-ups (SPEC §14)
+            found = lookups.route(gw, request, path)
+            if found is not None:
+                return found
         raise ApiError(404, "not_found", "No such resource.")

@@ -295,3 +295,32 @@ class Store(ABC):
         """True while the store answers."""
         return True
 
+
+    # -- admin look-ups (SPEC §14; the types: smscore.store.lookups) ----------------------------
+    # Reads only, newest first, paged by id: ``before`` is the last id the previous page ended
+    # with (None: from the newest). They run outside the write queue, like ``get``.
+
+    @abstractmethod
+    def find_messages(self, query, before: str | None, limit: int, events: bool = False) -> Deferred:
+        """Messages of every account passing ``query`` (a MessageQuery) with id < ``before``,
+        newest first, at most ``limit``; with ``events``, each with its history (else none)."""
+
+    @abstractmethod
+    def find_mo(self, query, before: str | None, limit: int) -> Deferred:
+        """MO passing ``query`` (a MoQuery) with id < ``before``, newest first, without history."""
+
+    @abstractmethod
+    def number_facts(self, number: str) -> Deferred:
+        """Fires with the NumberFacts of ``number``: what was learned, stop-list and do-not-call
+        entries, consents."""
+
+    @abstractmethod
+    def stoplist_entries(self, *, number: str | None = None, account: str | None = None,
+                         after: tuple[str, str] | None = None, limit: int = 100) -> Deferred:
+        """StopEntries (of ``number``, of ``account``; ``DO_NOT_CALL`` names the do-not-call list)
+        in (account, number) order after ``after`` = (account, number), at most ``limit``."""
+
+    @abstractmethod
+    def account_states(self, day: str) -> Deferred:
+        """Fires with {account: AccountState} of every account the store knows, with the messages
+        counted on ``day`` (``YYYY-MM-DD``, UTC)."""

@@ -21,12 +21,13 @@ from smscore import transitions as tr
 from smscore.model import Event, Message, MoEvent, MoMessage, PushJob, Status, assemble_mo, new_message_id
 from smscore.store.base import Store, StoreRules
 from smscore.store.memory_accounts import MemoryAccountOps
+from smscore.store.memory_lookups import MemoryLookups
 from smscore.store.rules import (DO_NOT_CALL, admit_messages, balance_notice_jobs, day_of, hold_back, lessons,
                                  needs_hold_back_check, settle, working)
 from smscore.store.sql import status_callback_body
 
 
-class MemoryStore(MemoryAccountOps, Store):
+class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
     """Messages, parts, SMSC ids and orphan receipts in dicts."""
 
     def __init__(self, rules: StoreRules | None = None) -> None:
@@ -52,6 +53,7 @@ class MemoryStore(MemoryAccountOps, Store):
         self.learned: dict[str, Learned] = {}
         self.idempotency: dict[tuple[str, str], tuple[str, str, float]] = {}  # -> (body hash, answer, at)
         self.orphan_at: dict[int, float] = {}  # id(orphan) -> when it came
+        self.list_added: dict[tuple[str, str, str], tuple[float, str]] = {}  # see MemoryLookups
 
     def _next(self) -> int:
         self._counter += 1
@@ -317,6 +319,8 @@ class MemoryStore(MemoryAccountOps, Store):
         if routing.stop is not None:
             accounts, number = routing.stop
             self.stoplist.update((a, number) for a in accounts)
+            self.list_added.update((("stoplist", a, number), (at, f"stop word from {number} to {mo.to}"))
+                                   for a in accounts)
         if routing.push is not None:
             self._add_job(routing.push, at)
         if routing.replies:

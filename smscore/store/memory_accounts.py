@@ -67,9 +67,11 @@ class MemoryAccountOps:
             existed = (owner, number) in entries
             if remove:
                 entries.discard((owner, number))
+                self.list_added.pop(("consent" if consent else "stoplist", owner, number), None)
                 changed += existed
             else:
                 entries.add((owner, number))
+                self.list_added[("consent" if consent else "stoplist", owner, number)] = (at, source)
                 changed += not existed
         return succeed(changed)
 

@@ -37,6 +37,7 @@ from smscore.store.accounts import AccountRules
 from smscore.store.base import StoreRules
 from smscore.store.pg_schema import LATEST, connect, lock_key, upgrade, version_of
 from smscore.store.sql import SqlStore
+from smscore.store.sql_lookups import SqlLookups
 from smscore.store.writer import BatchWriter
 
 #: How many times an operation that lost a race is run again before its caller hears of it.
@@ -102,7 +103,7 @@ class _Cursor:
         return getattr(self._cur, name)
 
 
-class PostgresStore(AccountRules, SqlStore):
+class PostgresStore(SqlLookups, AccountRules, SqlStore):
     """SqlStore (with the account rules) on a PostgreSQL database, safe for several nodes."""
 
     placeholder = "%s"

@@ -218,6 +218,15 @@ COMMON: dict[int, list[str]] = {
         "ALTER TABLE messages ADD COLUMN udh TEXT",
         "ALTER TABLE messages ADD COLUMN expires_at {time}",
     ],
+    10: [
+        # Admin look-ups (SPEC §14): a number's MT and MO, newest first, its stop-list entries and
+        # consents across accounts, and the approval queue, without reading every row.
+        "CREATE INDEX messages_to ON messages (to_number, id)",
+        "CREATE INDEX messages_pending ON messages (id) WHERE status = 'pending_approval'",
+        "CREATE INDEX mo_messages_sender ON mo_messages (sender, id)",
+        "CREATE INDEX stoplist_number ON stoplist (number)",
+        "CREATE INDEX consent_number ON consent (number)",
+    ],
 }
 
 #: dialect -> version -> statements only that dialect has (run after the common ones)

@@ -21,6 +21,7 @@ from smscore.store.accounts import AccountRules
 from smscore.store.base import StoreRules
 from smscore.store.schema import migrations
 from smscore.store.sql import SqlStore
+from smscore.store.sql_lookups import SqlLookups
 from smscore.store.writer import BatchWriter
 
 #: Versioned migrations for SQLite, from the one schema of both dialects (smscore.store.schema).
@@ -67,7 +68,7 @@ def upgrade(path: str | Path) -> tuple[int, int]:
         conn.close()
 
 
-class SQLiteStore(AccountRules, SqlStore):
+class SQLiteStore(SqlLookups, AccountRules, SqlStore):
     """SqlStore (with the account rules) on an SQLite file."""
 
     def __init__(self, path: str | Path, reactor, *, auto_upgrade: bool = True, rules: StoreRules | None = None) -> None:

@@ -222,3 +222,46 @@ def test_reload_and_sighup_apply_a_new_account_and_refuse_a_broken_file(gateways
     assert send(gw, "46701260007", key="hup-key")[0]["status"] == "queued"
     one_line_error(smsgw("reload", "--url", gw.url, "--admin-key", "ops-key"), 1, "invalid TOML")
     assert gw.stop() == 0
+
+
+def test_look_up_messages_a_number_and_accounts(gateways):
+    """`smsgw messages`, `smsgw number` and `smsgw accounts` as ops type them (SPEC §14): JSON out,
+    paged with --cursor, the admin key required, one-line errors."""
+    gw = start(gateways)
+    first = send(gw, ["46701240001", "46701240002"])
+    later = send(gw, "46701240001", text="again")
+    for m in first + later:
+        until(gw, m["id"], "delivered")
+
+    proc = ops(gw, "messages", "--account", "demo", "--limit", "2")
+    assert proc.returncode == 0, proc.stderr
+    page = json.loads(proc.stdout)
+    assert [m["id"] for m in page["messages"]] == [later[0]["id"], first[1]["id"]]
+    assert page["messages"][0]["account"] == "demo" and page["next_cursor"] == first[1]["id"]
+    proc = ops(gw, "messages", "--account", "demo", "--limit", "2", "--cursor", page["next_cursor"])
+    assert [m["id"] for m in json.loads(proc.stdout)["messages"]] == [first[0]["id"]], proc.stderr
+    proc = ops(gw, "messages", "--to", "+46701240001", "--status", "delivered", "--operator", "sim_a",
+               "--since", "2000-01-01")
+    assert [m["id"] for m in json.loads(proc.stdout)["messages"]] == [later[0]["id"], first[0]["id"]], proc.stderr
+
+    assert ops(gw, "stoplist", "add", "--account", "demo", "46701240001").returncode == 0
+    proc = ops(gw, "number", "+46701240001")
+    assert proc.returncode == 0, proc.stderr
+    number = json.loads(proc.stdout)
+    assert number["number"] == "46701240001" and len(number["messages"]) == 2
+    assert number["learned"]["operator"] == "sim_a"
+    assert [e["account"] for e in number["stop_list"]] == ["demo"] and number["do_not_call"] is None
+
+    proc = ops(gw, "accounts")
+    assert proc.returncode == 0, proc.stderr
+    [demo] = json.loads(proc.stdout)["accounts"]
+    assert demo["account"] == "demo" and demo["paused"] is False and demo["senders"] == ["DEMO"]
+    proc = ops(gw, "accounts", "demo")
+    assert json.loads(proc.stdout) == demo, proc.stderr
+
+    one_line_error(ops(gw, "accounts", "nobody"), 1, "404 not_found")
+    one_line_error(ops(gw, "messages", "--since", "yesterday"), 1, "400 invalid_request", "since")
+    one_line_error(ops(gw, "number", "0701"), 1, "422 invalid_number")
+    one_line_error(smsgw("messages", "-c", str(gw.config)), 2, "admin key")
+    one_line_error(smsgw("accounts", "-c", str(gw.config), "--admin-key", "demo-key"), 1, "403 forbidden")
+    assert gw.stop() == 0
