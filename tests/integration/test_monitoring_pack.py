@@ -17,12 +17,12 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 from twisted.internet import reactor
-from twisted.internet.task import deferLater
 
 from smscore import version
 from smscore.app import Gateway
 from smscore.config import parse_config
 from tests.backend import PushBackend
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "etc" / "grafana" / "smsgw.json"
@@ -114,15 +114,6 @@ def test_the_dashboard_and_the_rules_query_the_metrics_of_spec_14():
             "smsgw_callbacks_total", "smsgw_ready"} <= rules
 
 
-async def wait(predicate, timeout=10.0, what="a condition"):
-    for _ in range(int(timeout / 0.02)):
-        value = await predicate()
-        if value:
-            return value
-        await deferLater(reactor, 0.02, lambda: None)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def backend():
     b = PushBackend.listening(reactor, secret=SECRET)
@@ -160,7 +151,7 @@ async def scrape(gw) -> str:
 @pytest_twisted.ensureDeferred
 async def test_every_metric_the_dashboard_and_the_rules_query_is_exposed(gateway, backend):
     gw = gateway
-    await wait(lambda: bound(gw), what="the bind")
+    await eventually(lambda: bound(gw), "the bind")
     code, body = await call(gw, "POST", "/v1/messages", {"to": "46701234567", "text": "hello"}, key="acme-key")
     assert code == 202
     message_id = json.loads(body)["messages"][0]["id"]
@@ -170,7 +161,7 @@ async def test_every_metric_the_dashboard_and_the_rules_query_is_exposed(gateway
         m = await gw.store.get(message_id)
         return m.status.value == "delivered" and await gw.store.pending_push_jobs() == [] and backend.requests
 
-    await wait(delivered_and_pushed, what="delivery and its status callback")
+    await eventually(delivered_and_pushed, "delivery and its status callback")
     families, samples = exposed(await scrape(gw))
 
     assert missing(queried_names(dashboard_expressions()), families) == set()
@@ -186,7 +177,7 @@ async def test_every_metric_the_dashboard_and_the_rules_query_is_exposed(gateway
 
     async def both_delivered():
         return sample("smsgw_delivery_seconds_count", {"operator": "sim_a"}) == 2
-    await wait(both_delivered, what="the reply delivered")
+    await eventually(both_delivered, "the reply delivered")
     assert sample("smsgw_messages_total", {"status": "delivered", "operator": "sim_a"}) == 2
     assert sample("smsgw_build_info", {"version": version()}) == 1
     assert sample("smsgw_ready") == 1
@@ -198,21 +189,22 @@ async def test_every_metric_the_dashboard_and_the_rules_query_is_exposed(gateway
 
     async def backlog_read():  # the push backlog is read every interval: after the pushes, 0
         return sample("smsgw_push_backlog", {"kind": "status"}) == 0
-    await wait(backlog_read, what="the push backlog figure")
+    await eventually(backlog_read, "the push backlog figure")
 
 
 @pytest_twisted.ensureDeferred
 async def test_push_backlog_counts_waiting_http_pushes_by_kind(gateway, backend):
     gw = gateway
     backend.failing(500)
-    await wait(lambda: bound(gw), what="the bind")
+    await eventually(lambda: bound(gw), "the bind")
     code, _ = await call(gw, "POST", "/v1/messages", {"to": "46701234567", "text": "hello"}, key="acme-key")
     assert code == 202
 
     async def waiting():
         return gw.metrics.registry.get_sample_value("smsgw_push_backlog", {"kind": "status"}) or None
 
-    assert await wait(waiting, what="status pushes waiting for a retry") >= 1
+    await eventually(waiting, "status pushes waiting for a retry")
+    assert await waiting() >= 1
     assert gw.metrics.registry.get_sample_value("smsgw_push_backlog", {"kind": "mo"}) == 0
 
 
