@@ -197,21 +197,31 @@ class Sim:
 
     def __init__(self, workdir: Path, *, window: int = 10, receipt_delay: str = "100ms",
                  system_id: str = "crash", password: str = "pw", log_level: str = "info") -> None:
-        self.smpp_port, self.control_port = free_port(), free_port()
+        self.smpp_port, self.control_port = free_port(), free_port()  # the gateway's config names smpp_port
         self.log = workdir / "sim.log"
-        self.args = ["smsc-sim", "--listen", f"127.0.0.1:{self.smpp_port}", "--control",
-                     f"127.0.0.1:{self.control_port}", "--system-id", system_id, "--password", password,
-                     "--receipt-delay", receipt_delay, "--window", str(window), "--log-level", log_level]
+        self.options = ["--system-id", system_id, "--password", password, "--receipt-delay", receipt_delay,
+                        "--window", str(window), "--log-level", log_level]
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> Sim:
-        self.proc = subprocess.Popen([PYTHON, "-c", SIM_BOOT, *self.args], stdout=open(self.log, "w"),
-                                     stderr=subprocess.STDOUT, cwd=ROOT)
-        wait_until(lambda: self.proc.poll() is not None or b"simulated SMSC listening" in self.log.read_bytes(),
-                   30, what="the simulated SMSC")
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"smsc-sim exited: {self.log.read_text()[-2000:]}")
-        return self
+    @property
+    def args(self) -> list[str]:
+        return ["smsc-sim", "--listen", f"127.0.0.1:{self.smpp_port}", "--control",
+                f"127.0.0.1:{self.control_port}", *self.options]
+
+    def start(self, tries: int = 3) -> Sim:
+        """Start it; when another process took the control port between ``free_port`` and the
+        simulator's listen (it then exits saying so), again on another one."""
+        for attempt in range(tries):
+            self.proc = subprocess.Popen([PYTHON, "-c", SIM_BOOT, *self.args], stdout=open(self.log, "w"),
+                                         stderr=subprocess.STDOUT, cwd=ROOT)
+            wait_until(lambda: self.proc.poll() is not None or b"simulated SMSC listening" in self.log.read_bytes(),
+                       30, what="the simulated SMSC")
+            if self.proc.poll() is None:
+                return self
+            if f"{self.control_port}: [Errno 98]".encode() not in self.log.read_bytes():
+                break
+            self.control_port = free_port()
+        raise RuntimeError(f"smsc-sim exited: {self.log.read_text()[-2000:]}")
 
     def inject_mo(self, sender: str, text: str, timeout: float = 15.0) -> str:
         body = json.dumps({"from": sender, "to": MO_TO, "text": text}).encode()

@@ -177,7 +177,7 @@ def start_sims(workdir: Path, window: int, receipt_delay: str) -> dict[str, Sim]
     for name in ("sim_a", "sim_b"):
         (workdir / name).mkdir(parents=True)
         sims[name] = Sim(workdir / name, window=window, receipt_delay=receipt_delay, system_id="soak", password="pw")
-    sims["sim_a"].args += ["--unreachable-prefix", UNREACHABLE]
+    sims["sim_a"].options += ["--unreachable-prefix", UNREACHABLE]
     for sim in sims.values():
         sim.start()
     return sims

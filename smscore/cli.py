@@ -235,6 +235,8 @@ def cmd_smsc_sim(args) -> int:
     sim.window = args.window
     log = logs.get_logger(component="smsc-sim")
 
+    exit_code = [0]
+
     def start():
         d = sim.listen(host, port)
 
@@ -247,10 +249,14 @@ def cmd_smsc_sim(args) -> int:
             log.info("simulated SMSC listening", **info)
 
         def failed(f):
-            print(f"smsgw: cannot listen on {args.listen}: {f.getErrorMessage()}", file=sys.stderr)
-            reactor.stop()
+            # either listener (SMPP or --control): a port in use is a clear error and exit 1, not a
+            # simulator that runs on without the port it was asked for
+            print(f"smsgw: cannot listen: {f.getErrorMessage()}", file=sys.stderr)
+            exit_code[0] = 1
+            sim.stop().addBoth(lambda _: reactor.stop())
 
-        d.addCallbacks(listening, failed)
+        d.addCallback(listening)
+        d.addErrback(failed)
 
     def on_signal(signum, _frame):
         reactor.callFromThread(lambda: sim.stop().addBoth(lambda _: reactor.stop()))
@@ -259,7 +265,7 @@ def cmd_smsc_sim(args) -> int:
     signal.signal(signal.SIGINT, on_signal)
     reactor.callWhenRunning(start)
     reactor.run(installSignalHandlers=False)
-    return 0
+    return exit_code[0]
 
 
 def _host_port(value: str, what: str) -> tuple[str, int]:

@@ -30,3 +30,16 @@ def test_hash_key_reads_stdin_and_the_config_takes_what_it_prints(tmp_path):
 def test_hash_key_without_a_key_is_a_usage_error():
     done = subprocess.run([*SMSGW, "hash-key"], input="", capture_output=True, text=True, cwd=ROOT, timeout=30)
     assert done.returncode == 2 and "no key given" in done.stderr
+
+
+def test_smsc_sim_exits_with_a_clear_error_when_a_port_is_taken():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for args in (["--listen", f"127.0.0.1:{port}"], ["--listen", "127.0.0.1:0", "--control", f"127.0.0.1:{port}"]):
+            done = smsgw("smsc-sim", *args, timeout=30)
+            assert done.returncode == 1, done.stderr
+            assert f"cannot listen: Couldn't listen on 127.0.0.1:{port}" in done.stderr
