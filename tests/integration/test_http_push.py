@@ -9,20 +9,13 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from connectors.http_push import Pusher, encode_body
-from tests.backend import Answer, PushBackend
+from tests.backend import Answer
 
 SECRET = "change-me"
 TIMEOUT = 1.0
 MO = {"id": "mo-1", "from": "46701234567", "to": "72550", "keyword": "PIZZA",
       "text": "PIZZA margherita åäö", "payload": "margherita åäö",
       "received_at": "2026-01-01T12:00:00Z"}
-
-
-@pytest.fixture
-def backend():
-    backend = PushBackend.listening(reactor, secret=SECRET)
-    yield backend
-    pytest_twisted.blockon(backend.stop())
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from twisted.internet.task import deferLater
 from connectors.smpp.text import gsm_decode
 from smscore.app import Gateway
 from smscore.config import parse_config
-from tests.backend import PushBackend
 
 SECRET = "s3cret-of-acme"
 
@@ -110,13 +109,6 @@ class Rig:
         resp = await treq.request(method, self.url + path, data=json.dumps(body).encode() if body else None,
                                   headers={"Authorization": [f"Bearer {key}"]})
         return resp.code, json.loads(await resp.content())
-
-
-@pytest.fixture
-def backend():
-    b = PushBackend.listening(reactor, secret=SECRET)
-    yield b
-    pytest_twisted.blockon(b.stop())
 
 
 @pytest.fixture

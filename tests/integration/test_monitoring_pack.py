@@ -21,7 +21,6 @@ from twisted.internet import reactor
 from smscore import version
 from smscore.app import Gateway
 from smscore.config import parse_config
-from tests.backend import PushBackend
 from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,13 +111,6 @@ def test_the_dashboard_and_the_rules_query_the_metrics_of_spec_14():
             "smsgw_callbacks_total", "smsgw_mo_total", "smsgw_build_info", "process_cpu_seconds_total"} <= board
     assert {"smsgw_bind_up", "smsgw_messages_total", "smsgw_backlog", "smsgw_push_backlog",
             "smsgw_callbacks_total", "smsgw_ready"} <= rules
-
-
-@pytest.fixture
-def backend():
-    b = PushBackend.listening(reactor, secret=SECRET)
-    yield b
-    pytest_twisted.blockon(b.stop())
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from connectors.http_push import Pusher
 from policies.callback_urls import address_problem
 from smscore.app import Gateway
 from smscore.config import parse_config
-from tests.backend import PushBackend
 from tests.waiting import eventually
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
@@ -46,13 +45,6 @@ secret = "s3cret"
 callback_url = "{callback}"
 callback_hosts = ["localhost", "127.0.0.1"]
 """
-
-
-@pytest.fixture
-def backend():
-    b = PushBackend.listening(reactor)
-    yield b
-    pytest_twisted.blockon(b.stop())
 
 
 def pusher(allow=(), listeners=()):
