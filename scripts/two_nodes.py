@@ -114,13 +114,13 @@ RUNS = {r.key: r for r in (
 
 
 class Node(Gateway):
-    """One node: crash.py's ``smsgw run`` process (default processes, warning log) with its config
+    """One node: crash.py's ``smsgw run`` process (default processes, warning log unless --log-level) with its config
     plus a lease, the load's API key, status callbacks to the receiver and an admin key."""
 
     def __init__(self, workdir: Path, name: str, store_url: str, smpp_port: int, *, window: int, binds: int,
-                 lease: str, account_lines: str) -> None:
+                 lease: str, account_lines: str, log_level: str = "warning") -> None:
         workdir.mkdir(parents=True, exist_ok=True)
-        super().__init__(workdir, store_url, smpp_port, window=window, binds=binds, log_level="warning", node=name)
+        super().__init__(workdir, store_url, smpp_port, window=window, binds=binds, log_level=log_level, node=name)
         self.name = name
         text = self.config.read_text().replace("[gateway]\n", f'[gateway]\nlease = "{lease}"\n', 1)
         text = text.replace(f'["{API_KEY}"]', f'["{API_KEY}", "{LOAD_KEY}"]', 1)
@@ -343,7 +343,7 @@ def run(spec: RunSpec, args, base: Path) -> dict:
         lines = spec.scenario.account_lines(cb_port, legacy=False)
         for name in spec.names:
             node = Node(workdir / name, name, db_url, sim.smpp_port, window=args.window, binds=args.binds,
-                        lease=args.lease, account_lines=lines)
+                        lease=args.lease, account_lines=lines, log_level=args.log_level)
             nodes.append(node)
             node.start()
         extra["binds_by_node"] = wait_for_binds(sim, nodes, args.binds)
@@ -474,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
                         "$SMSGW_TEST_PG_URL); each run creates a database there and drops it")
     p.add_argument("--out", metavar="FILE",
                    help="JSON lines appended here (default var/bench/two-nodes-<timestamp>.jsonl)")
+    p.add_argument("--log-level", default="warning", help="the nodes' log level (default warning; info to diagnose)")
     p.add_argument("--keep", action="store_true", help="keep the logs even when every run passed")
     args = p.parse_args(argv)
     if not args.pg_url:

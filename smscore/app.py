@@ -134,7 +134,7 @@ class Gateway:
         self.pusher = Pusher(reactor, timeout=config.push.timeout, address_check=self._push_address_problem)
         self.push_worker = PushWorker(store=self.store, pusher=self.pusher, clock=reactor, node=owner,
                                       config_source=lambda: self.config, mo_router_source=lambda: self.mo_router,
-                                      pipeline=self.pipeline, metrics=self.metrics)
+                                      pipeline=self.pipeline, metrics=self.metrics, lease=config.gateway.lease)
         self.links: dict[str, OperatorLink] = {}
         self.sims: dict[str, SimulatedSMSC] = {}
         #: customers' ESMEs (SPEC §13): the main process's, when [smpp_server] is configured

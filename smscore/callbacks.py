@@ -27,10 +27,12 @@ Theory of operation
     has passed since it was queued. Jobs of the same messages still waiting here are given back to
     the store, where the retried ones hold them back. The first failure of an MO push sends the
     keyword's ``unavailable_reply`` to the phone, once. The MO stays in the inbox for pull either way.
-- Leases. A claim's lease covers the longest linger too. Jobs that could not go out in time (all
-  POST slots busy for long) are given back before their lease ends, and on ``stop()`` every job
-  still waiting here is given back, so another node, or this one restarted, takes them at once.
-  The first claim after a start takes back what this node held before.
+- Leases. A claim's lease is ``[gateway] lease`` plus ``[push] timeout`` (a POST may take that
+  long) plus the longest linger: a dead node's jobs go out from another node that much later.
+  Jobs that could not go out in time (all POST slots busy for long) are given back before their
+  lease ends, and on ``stop()`` every job still waiting here is given back, so another node, or
+  this one restarted, takes them at once. The first claim after a start takes back what this node
+  held before.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ class PushWorker:
     ``concurrency`` POSTs at a time and at most ``max_waiting`` jobs claimed and waiting."""
 
     def __init__(self, *, store, pusher, clock, node: str, config_source, mo_router_source, pipeline,
-                 metrics: Metrics, concurrency: int = 50, lease: float = 120.0, interval: float = 1.0,
+                 metrics: Metrics, concurrency: int = 50, lease: float = 30.0, interval: float = 1.0,
                  max_waiting: int = 1000, jitter=random.random) -> None:
         self.store = store
         self.pusher = pusher
@@ -139,7 +141,8 @@ class PushWorker:
             return
         now = self.clock.seconds()
         config = self.config_source()
-        lease_until = now + self.lease + max((a.callback_linger for a in config.accounts.values()), default=0.0)
+        lease_until = (now + self.lease + config.push.timeout
+                       + max((a.callback_linger for a in config.accounts.values()), default=0.0))
         self.claims += 1
         self._claiming = True
 

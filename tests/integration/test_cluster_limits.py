@@ -99,6 +99,8 @@ async def test_two_nodes_hold_the_operators_binds_once_and_the_survivor_takes_th
         await eventually(lambda: _binds(cheap) == 1 and _binds(dear) == 3, "gw1 alone binding everything")
         two = await _node(tmp_path, "gw2", cheap, dear)
         gws = [one, two]
+        # a dead node's push jobs are another's after the node lease (+ the POST timeout), as its messages
+        assert [gw.push_worker.lease for gw in gws] == [gw.config.gateway.lease for gw in gws]
 
         def state():
             return (f"cheap {_binds(cheap)} bound, dear {_binds(dear)}; held cheap {_held(gws, 'cheap')}, "

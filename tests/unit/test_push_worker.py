@@ -91,7 +91,7 @@ callback_linger = "200ms"
 class Rig:
     """A worker on an in-memory store, pushing to a backend resource over an in-memory network."""
 
-    def __init__(self, batch: int = 3, store=None) -> None:
+    def __init__(self, batch: int = 3, store=None, lease: float = 30.0) -> None:
         self.clock = Clock()
         self.clock.advance(NOW)
         self.config = parse_config(CONFIG.format(secret=SECRET, url=URL, batch=batch),
@@ -105,7 +105,7 @@ class Rig:
         self.worker = PushWorker(store=self.store, pusher=self.pusher, clock=self.clock, node="gw1",
                                  config_source=lambda: self.config, mo_router_source=lambda: None,
                                  pipeline=SimpleNamespace(lease=30.0, owner="gw1", accepted_elsewhere=lambda replies: None),
-                                 metrics=Metrics(self.registry), jitter=lambda: 0.0)
+                                 metrics=Metrics(self.registry), jitter=lambda: 0.0, lease=lease)
 
     def messages(self, n: int):
         ms = [make_message(at=NOW) for _ in range(n)]
@@ -288,6 +288,21 @@ def test_stop_gives_back_what_waits_here_and_another_node_takes_it_at_once():
     stopped = rig.worker.stop()
     assert stopped.called
     assert len(rig.store.claim_push_jobs("gw2", NOW + 0.1, NOW + 60, 10).result) == 2
+
+
+def test_a_dead_nodes_jobs_go_to_another_node_after_the_lease_the_push_timeout_and_the_linger():
+    """SPEC §10: another node takes over a dead node's work after ``[gateway] lease``; a push job's
+    lease adds the POST's ``[push] timeout`` (2 s) and the longest linger (200 ms) to it. It was a
+    fixed 120 s, so a node killed with claimed callbacks delayed them two minutes."""
+    rig = Rig(batch=10, lease=3.0)
+    ms = rig.messages(2)
+    for m in ms:
+        rig.submitted(m)
+    rig.kick()  # gw1 claims both and lingers; it dies before the linger is over (the clock stays)
+    assert rig.posts() == [] and rig.worker.claims == 1
+    assert rig.store.claim_push_jobs("gw2", NOW + 5.19, NOW + 60, 10).result == []
+    taken = rig.store.claim_push_jobs("gw2", NOW + 5.21, NOW + 60, 10).result
+    assert sorted(job.subject for job in taken) == sorted(m.id for m in ms)
 
 
 def test_a_failover_under_final_costs_no_post():
