@@ -39,9 +39,9 @@ order (``expected_cost`` and the tests check it against every permutation). Equa
 likelier operator first (same cost, fewer attempts), then the profile's order. With no prefix that
 has enough evidence, cheapest first, profile order on ties: exactly ``routing.rank``.
 
-*Combined with the number's own history* (``ranked``, the hook for ``routing.rank``): the operator
-that last delivered to the number first (its own history always wins), operators that failed for it
-lately last, the rest in the block's order. So a learned operator that fails is tried no more for the
+*Combined with the number's own history* (``routing.rank`` with the block's ``order``): the
+operator that last delivered to the number first (its own history always wins), operators that
+failed for it lately last, the rest in the block's order. So a learned operator that fails is tried no more for the
 message (``tried``) and the next try follows the block. The block's evidence is needed only when the
 number has no operator of its own, or its own failed.
 
@@ -173,15 +173,3 @@ def block_order(options: Sequence[OperatorOption], evidence: Evidence, number: s
         p = delivery_chances(evidence, prefix, (o.name for o in options), now)
         keyed = [((float(o.cost) / p[o.name], -p[o.name], i), o.name) for i, o in enumerate(options)]
     return [name for _, name in sorted(keyed)]
-
-
-def ranked(options: Sequence[OperatorOption], tried: Sequence[str] = (), preferred: str | None = None,
-           failed_lately: Sequence[str] = (), order: Sequence[str] = ()) -> list[OperatorOption]:
-    """``routing.rank`` with the block's ``order`` (from ``block_order``) in place of price: the
-    untried options, the number's own operator first, those that failed for it lately last, the rest
-    in ``order``. Without an order (or for names it lacks), cheapest first as ``routing.rank``."""
-    position = {name: i for i, name in enumerate(order)}
-    untried = [(i, o) for i, o in enumerate(options) if o.name not in tried]
-    untried.sort(key=lambda io: (io[1].name != preferred, io[1].name in failed_lately,
-                                 position.get(io[1].name, len(position)), io[1].cost, io[0]))
-    return [o for _, o in untried]

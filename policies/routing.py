@@ -7,7 +7,8 @@ number, return the operator to send through next:
 1. never one already tried for this message;
 2. the operator that last delivered to this number, if it is in the profile and untried;
 3. otherwise the cheapest, operators that failed for this number lately last; equal costs keep
-   the profile's order (how long a failure counts is the caller's decay);
+   the profile's order (how long a failure counts is the caller's decay). With an ``order`` from
+   the number's block (``policies.blocks.block_order``), that order in place of price;
 4. operators that are down (or saturated) are skipped without losing the order: if every untried
    operator is down, the cheapest untried one is still returned, so the message waits for it
    instead of failing.
@@ -32,17 +33,21 @@ class OperatorOption:
 
 
 def rank(options: Sequence[OperatorOption], tried: Sequence[str] = (), preferred: str | None = None,
-         failed_lately: Sequence[str] = ()) -> list[OperatorOption]:
-    """The untried options in the order they should be tried."""
+         failed_lately: Sequence[str] = (), order: Sequence[str] = ()) -> list[OperatorOption]:
+    """The untried options in the order they should be tried: the number's own operator first,
+    those that failed for it lately last, the rest in ``order`` (names it lacks after it), then
+    cheapest first, then the profile's order."""
+    position = {name: i for i, name in enumerate(order)}
     untried = [(i, o) for i, o in enumerate(options) if o.name not in tried]
-    untried.sort(key=lambda io: (io[1].name != preferred, io[1].name in failed_lately, io[1].cost, io[0]))
+    untried.sort(key=lambda io: (io[1].name != preferred, io[1].name in failed_lately,
+                                 position.get(io[1].name, len(position)), io[1].cost, io[0]))
     return [o for _, o in untried]
 
 
 def choose_operator(options: Sequence[OperatorOption], tried: Sequence[str] = (), preferred: str | None = None,
-                    failed_lately: Sequence[str] = ()) -> str | None:
+                    failed_lately: Sequence[str] = (), order: Sequence[str] = ()) -> str | None:
     """The operator to try next, or None when every one was tried."""
-    ranked = rank(options, tried, preferred, failed_lately)
+    ranked = rank(options, tried, preferred, failed_lately, order)
     if not ranked:
         return None
     for option in ranked:

@@ -102,6 +102,9 @@ class Message:
     #: to it, and operators that failed for it lately
     preferred: str | None = None
     recent_failures: tuple[str, ...] = ()
+    #: what the numbers around the destination taught (``policies.blocks.Tally`` rows of its
+    #: prefixes; not stored with the message), loaded only when it has no operator of its own to use
+    block: tuple = ()
 
 
 @dataclass(slots=True)

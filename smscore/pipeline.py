@@ -21,6 +21,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import LoopingCall
 
 from connectors.api import MoFacts, ReceiptFacts, SubmitError, SubmitRequest
+from policies.blocks import block_order, index
 from policies.routing import OperatorOption, choose_operator
 from smscore.backlog import Backlog, Backlogged
 from smscore.logs import get_logger
@@ -269,7 +270,8 @@ class Pipeline:
 
     # -- sending -----------------------------------------------------------------------------
     def choose(self, message: Message, elsewhere: frozenset[str] = frozenset()) -> str | None:
-        """The operator for ``message``; one held by another node (``elsewhere``) counts as up."""
+        """The operator for ``message``; one held by another node (``elsewhere``) counts as up. A
+        message the store gave block evidence (``Message.block``) follows its block's order."""
         options = []
         for name in self.routing.profiles.get(message.profile, ()):
             link = self.links.get(name)
@@ -277,7 +279,8 @@ class Pipeline:
             if link is None or cost is None:
                 continue
             options.append(OperatorOption(name, cost, link.is_up() or name in elsewhere))
-        return choose_operator(options, message.tried, message.preferred, message.recent_failures)
+        order = block_order(options, index(message.block), message.to, self.clock.seconds()) if message.block else ()
+        return choose_operator(options, message.tried, message.preferred, message.recent_failures, order)
 
     def enqueue(self, message: Message, front: bool = False) -> None:
         elsewhere = self.held_elsewhere()

@@ -19,7 +19,7 @@ the 1,080 known numbers; then 10 % of them move to another operator and every kn
 more message ("re-ported").
 
 Decisions (``Gateway``): ``old`` is today's: ``routing.rank`` with what ``learning`` knows of the
-number; ``new`` adds ``policies.blocks``: ``blocks.ranked`` with ``block_order`` over the evidence
+number; ``new`` adds ``policies.blocks``: ``routing.rank`` with ``block_order`` over the evidence
 ``blocks.lesson`` gathered, taught when a message gave the number a new operator (its first, or
 another after its own failed). Block evidence is loaded only when the number has no operator of its
 own, or its own failed.
@@ -157,10 +157,7 @@ class Gateway:
             if self.use_blocks and loaded is None and (preferred is None or preferred in tried):
                 loaded = self.load(number)
                 order = blocks.block_order(options, loaded, number, now)
-            if self.use_blocks:
-                ranking = blocks.ranked(options, tried, preferred, lately, order)
-            else:
-                ranking = rank(options, tried, preferred, lately)
+            ranking = rank(options, tried, preferred, lately, order)
             if not ranking:
                 break
             tried.append(ranking[0].name)

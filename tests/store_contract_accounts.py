@@ -176,4 +176,43 @@ async def check_receipts_waiting_for_an_esme_are_kept_for_the_retention_only(sto
     assert [j.subject for j in await store.pending_push_jobs()] == [new.id]
 
 
+async def check_block_evidence_is_taught_by_new_operators_and_loaded_for_numbers_without_one(store):
+    """SPEC §7 (policies.blocks): a delivery that gives a number a new operator teaches every
+    tracked prefix of it, in the same transaction; a message to a number without an operator of its
+    own to use carries the evidence of its prefixes (at acceptance, at claim, and when it is sent on
+    after a failure); one whose number has its own does not."""
+    from policies.blocks import prefixes
+
+    with_rules(store)
+    await store.ensure_accounts({"acme": Decimal(10)})
+
+    def tallies(m):
+        return {(t.prefix, t.operator): (t.delivered, t.failed) for t in m.block}
+
+    a = make_message(to="46761200001")
+    await store.accept([a], "gw1", 1e9)
+    assert a.preferred is None and a.block == ()  # nothing learned anywhere yet
+    await store.record_submit(a.id, "cheap", ["b1"], 1001.0)
+    t = await store.apply_receipt(receipt("b1", ReceiptOutcome.FAILED, stat="UNDELIV"), 1002.0, "gw1", 1e9)
+    assert t.requeue and list(t.message.tried) == ["cheap"] and t.message.block == ()
+    await store.record_submit(a.id, "dear", ["b2"], 1003.0)
+    await store.apply_receipt(receipt("b2", operator="dear"), 1004.0)
+
+    b = make_message(to="46761200002", at=1005.0)  # same block, never sent to
+    await store.accept([b], "gw1", 1e9)
+    taught = {(p, op): counts for p in prefixes("46761200001") for op, counts in
+              (("dear", (1.0, 0.0)), ("cheap", (0.0, 1.0)))}
+    assert b.preferred is None and tallies(b) == taught
+    c = make_message(to="46761200001", at=1006.0)  # the number itself: its own operator decides
+    await store.accept([c], None, 0.0)  # (the daily limit is 4: a, b, c and d)
+    [claimed] = await store.claim("gw1", 1007.0, 1e9, 10)
+    assert claimed.id == c.id and claimed.preferred == "dear" and claimed.block == ()
+    # Delivered again by its own operator: nothing new for the block.
+    await store.record_submit(c.id, "dear", ["b3"], 1008.0)
+    await store.apply_receipt(receipt("b3", operator="dear"), 1009.0)
+    d = make_message(to="46761200003", at=1010.0)
+    await store.accept([d], "gw1", 1e9)
+    assert tallies(d) == taught
+
+
 CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]

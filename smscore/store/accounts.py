@@ -10,7 +10,9 @@ outcome, in the transaction that stores the change:
   as pushes; what was learned about each destination is attached (SmartConfirm);
 - a message accepted earlier that becomes ``queued`` is checked again (``held_back``);
 - after changes are saved (``_after_save``): what they teach about their numbers
-  (``policies.learning``), and the refund of a message that ended before it was ever submitted
+  (``policies.learning``) and, when a delivery gave a number a new operator, about its blocks
+  (``policies.blocks``, table ``block_evidence``); what was learned is attached again to messages
+  sent on to their next operator; and the refund of a message that ended before it was ever submitted
   (``policies.admission.refund``);
 - ops actions (approve, refuse, cancel, pause, resume, top-up), stop-list edits, idempotency keys,
   the CSV export and the retention purge.
@@ -28,13 +30,14 @@ from decimal import Decimal
 from twisted.internet.defer import Deferred
 
 from policies.admission import Facts, InsufficientBalance, NoPrice, Terms, refund  # noqa: F401 (re-exported)
+from policies import blocks
 from policies.learning import Learned, failed_lately, learn
 from smscore import transitions as tr
 from smscore.model import Event, Message, Status
 from smscore.store.rows import MSG_COLS, chunks, in_lists, marks, row_to_message
 from smscore.store.rules import (DO_NOT_CALL, IDEMPOTENCY_TTL, Conflict, NotFound,  # noqa: F401 (re-exported)
-                                 admit_messages, balance_notice_jobs, day_of, hold_back, lessons,
-                                 needs_hold_back_check)
+                                 admit_messages, balance_notice_jobs, block_lessons, day_of, hold_back,
+                                 lessons, needs_hold_back_check, wants_block)
 
 class AccountRules:
     """Mixed into SqlStore subclasses (before SqlStore in the bases)."""
@@ -152,12 +155,52 @@ class AccountRules:
         return found
 
     def _learned_for(self, cur, messages: Sequence[Message], now: float) -> None:
+        """Attach to messages about to be sent what was learned about their numbers and, for those
+        without an operator of their own to use (``rules.wants_block``), their blocks' evidence."""
         learned = self._learned(cur, (m.to for m in messages))
+        blind = []
         for m in messages:
             known = learned.get(m.to)
             if known is not None:
                 m.preferred = known.operator
                 m.recent_failures = failed_lately(known, now)
+            if wants_block(m, self.untried):
+                blind.append(m)
+        if blind:
+            by_prefix: dict[str, list[blocks.Tally]] = {}
+            for t in self._block_rows(cur, (m.to for m in blind)).values():
+                by_prefix.setdefault(t.prefix, []).append(t)
+            for m in blind:
+                m.block = tuple(t for p in blocks.prefixes(m.to) for t in by_prefix.get(p, ()))
+
+    def _block_rows(self, cur, numbers: Iterable[str], lock: bool = False) -> dict[tuple[str, str], blocks.Tally]:
+        """The block evidence of every prefix of ``numbers`` (locked, in key order, to be updated)."""
+        found = {}
+        wanted = sorted({p for n in numbers for p in blocks.prefixes(n)})
+        for chunk in in_lists(wanted):
+            cur.execute(self.q("SELECT prefix, operator, delivered, failed, updated_at FROM block_evidence "
+                               f"WHERE prefix IN ({marks(chunk)}) ORDER BY prefix, operator"
+                               f"{self._for_update() if lock else ''}"), chunk)
+            for prefix, operator, delivered, failed, at in cur.fetchall():
+                found[(prefix, operator)] = blocks.Tally(prefix, operator, delivered, failed, at)
+        return found
+
+    def _teach_blocks(self, cur, taught: Sequence[tuple[str, str, list[str], float]]) -> None:
+        """Apply ``rules.block_lessons`` (``policies.blocks.lesson``) and upsert the rows they
+        changed, in key order. Two nodes creating the same row at once keep one's count (ON
+        CONFLICT): evidence is a statistic, and the next deliveries correct it."""
+        rows = self._block_rows(cur, (number for number, *_ in taught), lock=True)
+        changed: set[tuple[str, str]] = set()
+        for number, delivered_by, failed, at in taught:
+            for t in blocks.lesson(rows, number, delivered_by, failed, at):
+                rows[(t.prefix, t.operator)] = t
+                changed.add((t.prefix, t.operator))
+        for chunk in chunks(sorted(changed), 100):  # one statement for many rows
+            cur.execute(self.q("INSERT INTO block_evidence (prefix, operator, delivered, failed, updated_at) VALUES "
+                               + ",".join(["(?,?,?,?,?)"] * len(chunk))
+                               + " ON CONFLICT (prefix, operator) DO UPDATE SET delivered = excluded.delivered, "
+                                 "failed = excluded.failed, updated_at = excluded.updated_at"),
+                        [v for k in chunk for v in (k[0], k[1], rows[k].delivered, rows[k].failed, rows[k].at)])
 
     def _after_save(self, cur, transitions: Sequence[tr.Transition]) -> None:
         """What the changes teach about their numbers (read once, written once for all of them),
@@ -171,11 +214,20 @@ class AccountRules:
                 cur.execute(self.q("UPDATE messages SET charged = '0' WHERE id = ?"), (m.id,))
         taught = lessons(transitions)
         if taught:
-            self._learn(cur, taught)
+            renumbered = self._learn(cur, taught)
+            if renumbered:
+                for_blocks = block_lessons(transitions, self.untried, renumbered)
+                if for_blocks:
+                    self._teach_blocks(cur, for_blocks)
+        again = [t for t in transitions if t.requeue]
+        if again:  # sent on to the next operator: what this change taught decides which
+            self._learned_for(cur, [t.message for t in again], max((t.events[-1].at for t in again if t.events), default=0.0))
 
-    def _learn(self, cur, lessons: Sequence[tuple[str, str | None, list[tuple[str, float]], float]]) -> None:
-        """Apply lessons ``(number, delivered by, failed, at)`` in order and store what changed."""
+    def _learn(self, cur, lessons: Sequence[tuple[str, str | None, list[tuple[str, float]], float]]) -> set[str]:
+        """Apply lessons ``(number, delivered by, failed, at)`` in order and store what changed.
+        Returns the numbers a delivery gave a new operator (their first, or another than before)."""
         known = self._learned(cur, (number for number, *_ in lessons), lock=True)
+        before = {number: learned.operator for number, learned in known.items()}
         stored = set(known)
         changed: dict[str, tuple[Learned, float]] = {}
         for number, delivered_by, failed, at in lessons:
@@ -191,6 +243,8 @@ class AccountRules:
             self._many(cur, "UPDATE learned SET operator = ?, updated_at = ?, failures = ? WHERE number = ?", updates)
         if inserts:
             self._many(cur, "INSERT INTO learned (number, operator, updated_at, failures) VALUES (?,?,?,?)", inserts)
+        return {number for number, (learned, _) in changed.items()
+                if learned.operator is not None and learned.operator != before.get(number)}
 
     def _prepare(self, cur, t: tr.Transition) -> None:
         """A message never submitted that becomes ``queued`` is checked again (rules.hold_back)."""

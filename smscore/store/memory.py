@@ -14,6 +14,7 @@ from decimal import Decimal
 from twisted.internet.defer import Deferred, fail, succeed
 
 from connectors.api import MoFacts, ReceiptFacts
+from policies import blocks
 from policies.admission import Facts, Terms, refund
 from policies.callbacks import selects
 from policies.learning import Learned, failed_lately, learn
@@ -22,8 +23,8 @@ from smscore.model import Event, Message, MoEvent, MoMessage, PushJob, Status, a
 from smscore.store.base import Store, StoreRules
 from smscore.store.memory_accounts import MemoryAccountOps
 from smscore.store.memory_lookups import MemoryLookups
-from smscore.store.rules import (DO_NOT_CALL, admit_messages, balance_notice_jobs, day_of, hold_back, lessons,
-                                 needs_hold_back_check, settle, working)
+from smscore.store.rules import (DO_NOT_CALL, admit_messages, balance_notice_jobs, block_lessons, day_of,
+                                 hold_back, lessons, needs_hold_back_check, settle, wants_block, working)
 from smscore.store.sql import status_callback_body
 
 
@@ -51,6 +52,7 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
         self.daily: dict[tuple[str, str], int] = {}  # (account, day) -> messages counted
         self.consent: set[tuple[str, str]] = set()
         self.learned: dict[str, Learned] = {}
+        self.block_evidence: dict[tuple[str, str], blocks.Tally] = {}  # (prefix, operator) -> tally
         self.idempotency: dict[tuple[str, str], tuple[str, str, float]] = {}  # -> (body hash, answer, at)
         self.orphan_at: dict[int, float] = {}  # id(orphan) -> when it came
         self.list_added: dict[tuple[str, str, str], tuple[float, str]] = {}  # see MemoryLookups
@@ -111,8 +113,13 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
     def _learned_for(self, messages: Sequence[Message], now: float) -> None:
         for m in messages:
             known = self.learned.get(m.to)
-            if known is not None:
-                m.preferred, m.recent_failures = known.operator, failed_lately(known, now)
+            m.preferred, m.recent_failures = (known.operator, failed_lately(known, now)) if known else (None, ())
+            if wants_block(m, self.untried):
+                m.block = tuple(self._block_rows(m.to).values())
+
+    def _block_rows(self, number: str) -> dict[tuple[str, str], blocks.Tally]:
+        wanted = set(blocks.prefixes(number))
+        return {key: t for key, t in self.block_evidence.items() if key[0] in wanted}
 
     def _snapshot(self, m: Message) -> Message:
         out = copy.copy(m)
@@ -214,10 +221,19 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
     def _after(self, t: tr.Transition) -> None:
         """What the change teaches about the number, and the refund of a message that ended
         before it was ever submitted (as AccountRules._after_save)."""
+        renumbered = set()
         for number, delivered_by, failed, _ in lessons([t]):
-            after = learn(self.learned.get(number), delivered_by, failed)
+            before = self.learned.get(number)
+            after = learn(before, delivered_by, failed)
             if after is not None:
                 self.learned[number] = after
+                if after.operator is not None and after.operator != (before.operator if before else None):
+                    renumbered.add(number)
+        for number, delivered_by, failed, at in block_lessons([t], self.untried, renumbered):
+            self.block_evidence.update(blocks.index(
+                blocks.lesson(self._block_rows(number), number, delivered_by, failed, at)))
+        if t.requeue:  # sent on to the next operator: what this change taught decides which
+            self._learned_for([t.message], t.events[-1].at)
         m = self.messages[t.message.id]
         back = refund(m.charged, m.tried, (e.status.value for e in t.events))
         if back:

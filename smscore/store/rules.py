@@ -7,7 +7,7 @@ comes back (the daily count, the balance, the jobs), inside its own transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from copy import copy
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -103,6 +103,28 @@ def lessons(transitions: Iterable[tr.Transition]) -> list[tuple[str, str | None,
     return out
 
 
+def wants_block(m: Message, untried: Callable[[Message], Sequence[str]]) -> bool:
+    """Whether the store loads block evidence for ``m``: it has no operator of its own to use (none
+    learned, or that one was tried for it) and its profile leaves a choice (two operators or more
+    untried). One operator, or the number's own: the numbers around it cannot change the order."""
+    return (m.preferred is None or m.preferred in m.tried) and len(untried(m)) > 1
+
+
+def block_lessons(transitions: Iterable[tr.Transition], untried: Callable[[Message], Sequence[str]],
+                  numbers: Container[str]) -> list[tuple[str, str, list[str], float]]:
+    """What deliveries teach the numbers' blocks, for ``policies.blocks.lesson``: ``(number,
+    delivered by, operators tried before it, at)``, only for ``numbers`` (those the delivery gave a
+    new operator: the block counts numbers, not messages) and messages whose profile had a choice."""
+    out = []
+    for t in transitions:
+        m = t.message
+        by = next((e.operator for e in t.events if e.status is Status.DELIVERED and e.operator), None)
+        if by is None or m.to not in numbers or len(m.tried) + len(untried(m)) < 2:
+            continue
+        out.append((m.to, by, [op for op in m.tried if op != by], t.events[-1].at))
+    return out
+
+
 def balance_notice_jobs(config, account: str, before: Decimal, after: Decimal, at: float) -> list[PushJob]:
     """The balance notices (``policies.billing.notices``) a change of balance sends the account."""
     acc = config.accounts.get(account) if config else None
@@ -126,4 +148,4 @@ def settle(work: list[Message], messages: Sequence[Message]) -> None:
     was learned for the destination)."""
     for m, w in zip(messages, work):
         m.status, m.events, m.error, m.charged = w.status, w.events, w.error, w.charged
-        m.preferred, m.recent_failures = w.preferred, w.recent_failures
+        m.preferred, m.recent_failures, m.block = w.preferred, w.recent_failures, w.block

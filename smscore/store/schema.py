@@ -227,6 +227,18 @@ COMMON: dict[int, list[str]] = {
         "CREATE INDEX stoplist_number ON stoplist (number)",
         "CREATE INDEX consent_number ON consent (number)",
     ],
+    11: [
+        # What the numbers under each prefix taught about each operator (SPEC §7, policies.blocks):
+        # deliveries and failures, decayed from updated_at when read.
+        """CREATE TABLE block_evidence (
+            prefix TEXT NOT NULL,
+            operator TEXT NOT NULL,
+            delivered {time} NOT NULL,
+            failed {time} NOT NULL,
+            updated_at {time} NOT NULL,
+            PRIMARY KEY (prefix, operator)
+        ){keyed}""",
+    ],
 }
 
 #: dialect -> version -> statements only that dialect has (run after the common ones)

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 from twisted.internet.task import Clock
 
 from connectors.api import ReceiptOutcome, SubmitError
+from smscore.config import parse_config
 from smscore.metrics import Metrics
 from smscore.model import Event, Message, Status, new_message_id
 from smscore.pipeline import Pipeline
@@ -304,3 +305,51 @@ def test_a_message_for_an_operator_bound_by_another_node_is_left_in_the_store_fo
     clock.advance(2.0)
     assert store.leases[m.id] == (None, None)
     assert [x.id for x in run(store.claim("gw2", clock.seconds(), clock.seconds() + 30, 10))] == [m.id]
+
+
+BLOCK_CONFIG = """
+[operators.cheap]
+type = "simulated"
+[operators.dear]
+type = "simulated"
+[profiles.standard]
+operators = ["dear", "cheap"]
+[accounts.acme]
+api_keys = ["acme-key"]
+senders = ["ACME"]
+"""
+
+
+def test_a_new_number_follows_what_its_block_taught_and_its_own_history_wins_after():
+    """SPEC §7 (issue 14): numbers of a block that cheap never reaches teach the block; the next
+    new number in it goes to dear first, a number elsewhere still to cheap first, and a number of
+    the block that cheap did deliver to keeps cheap."""
+    clock = Clock()
+    clock.advance(1000)
+    routing = Routing({"standard": ("dear", "cheap")}, lambda op, to: COSTS[op])
+    config = parse_config(BLOCK_CONFIG, path="/nonexistent/gateway.toml")  # the account rules on, as in a gateway
+    store = MemoryStore(StoreRules(untried=routing.untried, config_source=lambda: config))
+    p, store, links, _ = make(clock, store=store)
+    run(p.start())
+
+    def send(to, reached_by):
+        m = message(clock, to)
+        run(p.accept([m]))
+        tried = []
+        while store.messages[m.id].status is Status.QUEUED:
+            name = next(n for n, link in links.items() if link.submits and link.submits[-1][0].message_id == m.id
+                        and n not in tried)
+            tried.append(name)
+            key = links[name].accept()
+            outcome = ReceiptOutcome.DELIVERED if name == reached_by else ReceiptOutcome.FAILED
+            run(p.receipt_received(links[name].receipt(key, outcome, "DELIVRD" if name == reached_by else "UNDELIV")))
+            clock.advance(1)
+        return tried
+
+    assert send("46761200100", "dear") == ["cheap", "dear"]  # no evidence: cheapest first
+    for i in range(1, 12):  # 12 numbers: 24 outcomes under 46761200, over ENOUGH (20) as they age
+        send(f"467612001{i:02d}", "dear")
+    assert send("46761200999", "dear") == ["dear"]  # the block's order: cheap almost never delivers here
+    assert send("44791200999", "cheap") == ["cheap"]  # another plan: no evidence there
+    assert send("46761200555", "cheap") == ["dear", "cheap"]  # ported in: found, then ...
+    assert send("46761200555", "cheap") == ["cheap"]  # ... its own history wins over its block
