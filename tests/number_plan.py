@@ -205,8 +205,10 @@ def figures(world: World, name: str, sent: Sequence[tuple[str, list[str]]],
     }
 
 
-def run(world_of: Callable[[int], World], use_blocks: bool, seed: int = 14) -> list[dict]:
-    """The four rounds in one world with one decision; the figures of each."""
+def run(world_of: Callable[[int], World], use_blocks: bool, seed: int = 14, first: int = 720,
+        new: int = 360) -> list[dict]:
+    """The four rounds in one world with one decision; the figures of each (``scripts/ported_world.py
+    --plan`` runs the same rounds through a real gateway)."""
     world = world_of(seed)
     gw = Gateway(world.prices, use_blocks)
     clock = [0.0]
@@ -219,9 +221,9 @@ def run(world_of: Callable[[int], World], use_blocks: bool, seed: int = 14) -> l
             out.append((number, gw.send(number, world.reach[number], clock[0])))
         return out
 
-    first = world.new_numbers(720)
+    first = world.new_numbers(first)
     rounds = [figures(world, "first numbers", send_round(first))]
-    second = world.new_numbers(360)
+    second = world.new_numbers(new)
     rounds.append(figures(world, "new numbers, known blocks", send_round(second)))
     known = first + second
     rounds.append(figures(world, "second messages", send_round(known)))

@@ -149,6 +149,26 @@ def _number_body(msisdn: str, mts, mos, facts, limit: int, now: float) -> dict:
         "stop_list": [_stop_entry(e) for e in facts.stop if e.account != DO_NOT_CALL],
         "do_not_call": _stop_entry(dnc[0]) if dnc else None,
         "consents": [{"account": account, "added_at": rfc3339(at)} for account, at in facts.consents],
+        "block": _block(msisdn, facts.block, now),
+    }
+
+
+def _block(msisdn: str, rows, now: float) -> dict:
+    """What the numbers around it taught (SPEC §7, policies.blocks), for "why this operator": the
+    prefix the order comes from (None: not enough evidence, price decides), each operator's chance
+    to deliver there, and the aged counts at every prefix, longest first."""
+    from policies import blocks
+
+    evidence = blocks.index(rows)
+    basis = blocks.basis(evidence, msisdn, now)
+    aged = sorted((t.aged(now) for t in rows), key=lambda t: (-len(t.prefix), t.operator))
+    return {
+        "basis": basis,
+        "chances": ({} if basis is None else
+                    {op: round(p, 4) for op, p in blocks.delivery_chances(
+                        evidence, basis, sorted({t.operator for t in rows if t.prefix == basis}), now).items()}),
+        "evidence": [{"prefix": t.prefix, "operator": t.operator, "delivered": round(t.delivered, 3),
+                      "failed": round(t.failed, 3)} for t in aged],
     }
 
 

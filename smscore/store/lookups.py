@@ -54,6 +54,7 @@ class NumberFacts:
     learned: Learned | None
     stop: tuple[StopEntry, ...]  # the do-not-call entry included
     consents: tuple[tuple[str, float | None], ...]  # (account, added_at)
+    block: tuple = ()  # the block evidence of its prefixes (policies.blocks.Tally rows)
 
 
 @dataclass(frozen=True)

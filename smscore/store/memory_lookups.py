@@ -39,7 +39,7 @@ class MemoryLookups:
         stop = tuple(self._stop_entry(a, n) for a, n in sorted(self.stoplist) if n == number)
         consents = tuple((a, self.list_added.get(("consent", a, n), (None, ""))[0])
                          for a, n in sorted(self.consent) if n == number)
-        return succeed(NumberFacts(self.learned.get(number), stop, consents))
+        return succeed(NumberFacts(self.learned.get(number), stop, consents, tuple(self._block_rows(number).values())))
 
     def stoplist_entries(self, *, number: str | None = None, account: str | None = None,
                          after: tuple[str, str] | None = None, limit: int = 100) -> Deferred:

@@ -114,13 +114,15 @@ def block_lessons(transitions: Iterable[tr.Transition], untried: Callable[[Messa
                   numbers: Container[str]) -> list[tuple[str, str, list[str], float]]:
     """What deliveries teach the numbers' blocks, for ``policies.blocks.lesson``: ``(number,
     delivered by, operators tried before it, at)``, only for ``numbers`` (those the delivery gave a
-    new operator: the block counts numbers, not messages) and messages whose profile had a choice."""
-    out = []
+    new operator: the block counts numbers, not messages, so one lesson a number: the first delivery
+    of a batch, which gave it the operator) and messages whose profile had a choice."""
+    out, taught = [], set()
     for t in transitions:
         m = t.message
         by = next((e.operator for e in t.events if e.status is Status.DELIVERED and e.operator), None)
-        if by is None or m.to not in numbers or len(m.tried) + len(untried(m)) < 2:
+        if by is None or m.to not in numbers or m.to in taught or len(m.tried) + len(untried(m)) < 2:
             continue
+        taught.add(m.to)
         out.append((m.to, by, [op for op in m.tried if op != by], t.events[-1].at))
     return out
 

@@ -98,7 +98,8 @@ class SqlLookups:
                                "ORDER BY account"), (number,))
             stop = tuple(StopEntry(*r) for r in cur.fetchall())
             cur.execute(self.q("SELECT account, added_at FROM consent WHERE number = ? ORDER BY account"), (number,))
-            return NumberFacts(learned, stop, tuple((a, at) for a, at in cur.fetchall()))
+            consents = tuple((a, at) for a, at in cur.fetchall())
+            return NumberFacts(learned, stop, consents, tuple(self._block_rows(cur, [number]).values()))
 
         return self.read(op)
 

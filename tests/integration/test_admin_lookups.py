@@ -119,6 +119,12 @@ async def test_a_numbers_mt_mo_learned_operator_stop_list_and_consent(rig):
     assert [(e["account"], e["list"], e["source"]) for e in body["stop_list"]] == [("beta", "stop", "ops")]
     assert body["do_not_call"]["list"] == "do_not_call" and body["do_not_call"]["account"] is None
     assert [c["account"] for c in body["consents"]] == ["acme"]
+    # "why this operator": its first delivery taught its block (SPEC §7); too little to decide on yet
+    block = body["block"]
+    assert block["basis"] is None and block["chances"] == {}
+    assert {(e["prefix"], e["operator"]): (e["delivered"], e["failed"]) for e in block["evidence"]
+            if e["prefix"] == PORTED[:-2]} == {(PORTED[:-2], "mid"): (1.0, 0.0), (PORTED[:-2], "cheap"): (0.0, 1.0)}
+    assert [len(e["prefix"]) for e in block["evidence"]][::2] == [9, 8, 7, 6, 5, 4]  # longest first
     unknown = await ok(rig, "/numbers/46700000000")
     assert (unknown["messages"], unknown["mo"], unknown["learned"], unknown["stop_list"], unknown["do_not_call"],
             unknown["consents"]) == ([], [], None, [], None, [])

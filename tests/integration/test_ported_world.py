@@ -57,3 +57,24 @@ async def test_ported_numbers_world_delivers_everything_and_learns_the_cheapest_
             f"{r['round']}: cost per delivered {r['cost_per_delivered']:.4f} ({r['cost_source']}) is "
             f"{r['cost_over_oracle']:+.2%} against the oracle's {r['oracle_cost_per_message']:.4f} (bar +2%)")
     assert not missed, "bars missed:\n  " + "\n  ".join(missed) + shown
+
+
+@pytest_twisted.ensureDeferred
+async def test_number_plan_world_through_the_gateway_decides_as_the_pure_model(tmp_path):
+    """Issue 14: the number-plan world (tests/number_plan.py) through a real gateway, one message at
+    a time, makes the decisions of the pure model with block evidence (policies.blocks), round by
+    round, and new numbers in known blocks cost fewer attempts than cheapest first."""
+    from tests import number_plan as plan
+
+    figures = await world.run_plan(reactor, tmp_path, seed=14, first=120, new=60, timeout=20, log=None)
+    gateway = figures["rounds"]
+    model = plan.run(plan.plan_world, True, 14, 120, 60)
+    cheapest_first = plan.run(plan.plan_world, False, 14, 120, 60)
+    shown = "\n" + plan.table(model, gateway)
+    assert [r["round"] for r in gateway] == ["first numbers", "new numbers, known blocks", "second messages",
+                                             "re-ported"]
+    for g, m in zip(gateway, model):
+        assert g["delivered"] == 1.0 and g["dead_failed"] == g["dead"], shown
+        assert abs(g["attempts"] - m["attempts"]) <= 0.02, shown
+        assert abs(g["cost_per_delivered"] - m["cost_per_delivered"]) <= 0.005, shown
+    assert gateway[1]["attempts"] < cheapest_first[1]["attempts"] - 0.2, shown
