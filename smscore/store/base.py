@@ -93,11 +93,12 @@ class Store(ABC):
 
     @abstractmethod
     def claim(self, owner: str, now: float, lease_until: float, limit: int,
-              include_own: bool = False, skip: Sequence[str] = ()) -> Deferred:
+              include_own: bool = False, skip: Sequence[str] = (), after: str = "") -> Deferred:
         """Claim up to ``limit`` sendable messages (``queued``, ``send_at`` due) that nobody holds or
         whose lease expired (and, with ``include_own``, those ``owner`` held before a restart),
-        except those parked for an operator in ``skip`` (``park``).
-        Fires with a list of Message (without events), oldest first."""
+        except those parked for an operator in ``skip`` (``park``), with ids above ``after`` (a
+        claimer walking a backlog goes on where its last claim ended instead of walking past what
+        it holds again). Fires with a list of Message (without events), oldest first."""
 
     @abstractmethod
     def release_due(self, now: float, limit: int = 1000) -> Deferred:

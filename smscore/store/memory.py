@@ -127,9 +127,9 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
         return out
 
     def claim(self, owner: str, now: float, lease_until: float, limit: int,
-              include_own: bool = False, skip: Sequence[str] = ()) -> Deferred:
+              include_own: bool = False, skip: Sequence[str] = (), after: str = "") -> Deferred:
         out = []
-        for mid in sorted(self.messages):
+        for mid in sorted(m for m in self.messages if m > after):
             if len(out) >= limit:
                 break
             m = self.messages[mid]

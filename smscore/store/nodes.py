@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 from twisted.internet.defer import Deferred
 
+from smscore.store.rows import in_lists, marks
+
 #: A node not seen for this many lease lengths is forgotten (it is long dead; its name may come back).
 FORGET_AFTER = 100
 
@@ -42,12 +44,15 @@ class NodeOperations:
         return self.run(op)
 
     def park(self, owner: str, parked: Sequence[tuple[str, str]]) -> Deferred:
-        sql = self.q("UPDATE messages SET owner = NULL, lease_until = NULL, via = ? "
-                     "WHERE owner = ? AND id = ? AND status = 'queued'")
-        rows = [(operator, owner, message_id) for message_id, operator in parked]
+        by_operator: dict[str, list[str]] = {}
+        for message_id, operator in parked:
+            by_operator.setdefault(operator, []).append(message_id)
 
         def op(cur):
-            if rows:
-                cur.executemany(sql, rows)
+            for operator, ids in sorted(by_operator.items()):  # one statement per operator and chunk
+                for chunk in in_lists(sorted(ids)):
+                    cur.execute(self.q("UPDATE messages SET owner = NULL, lease_until = NULL, via = ? WHERE owner = ? "
+                                       f"AND status = 'queued' AND id IN ({marks(chunk)})"),
+                                (operator, owner, *chunk))
 
         return self.run(op)

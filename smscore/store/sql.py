@@ -27,7 +27,7 @@ from smscore.store.base import Store, StoreRules
 from smscore.store.changes import MessageChanges
 from smscore.store.inbound import MoOperations
 from smscore.store.nodes import NodeOperations
-from smscore.store.rows import JOB_COLS, MSG_COLS, chunks, marks, row_to_job, row_to_message
+from smscore.store.rows import JOB_COLS, MSG_COLS, chunks, in_lists, marks, row_to_job, row_to_message
 from smscore.store.rules import settle, working
 from smscore.store.writer import BatchWriter, Merged
 
@@ -224,11 +224,14 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, Store):
         return works
 
     def claim(self, owner: str, now: float, lease_until: float, limit: int,
-              include_own: bool = False, skip: Sequence[str] = ()) -> Deferred:
+              include_own: bool = False, skip: Sequence[str] = (), after: str = "") -> Deferred:
         who = "(owner IS NULL OR lease_until < ? OR owner = ?)" if include_own else "(owner IS NULL OR lease_until < ?)"
         params: list = [owner, lease_until, now, now]
         if include_own:
             params.append(owner)
+        if after:
+            who += " AND id > ?"
+            params.append(after)
         skip = sorted(skip)
         if skip:
             who += f" AND (via IS NULL OR via NOT IN ({marks(skip)}))"
@@ -297,11 +300,10 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, Store):
         return self.run(op)
 
     def release(self, owner: str, message_ids: Sequence[str]) -> Deferred:
-        sql = self.q("UPDATE messages SET owner = NULL, lease_until = NULL WHERE owner = ? AND id = ?")
-        rows = [(owner, mid) for mid in message_ids]
-
         def op(cur):
-            cur.executemany(sql, rows)
+            for chunk in in_lists(sorted(message_ids)):  # a stop gives back up to max_in_memory at once
+                cur.execute(self.q(f"UPDATE messages SET owner = NULL, lease_until = NULL WHERE owner = ? "
+                                   f"AND id IN ({marks(chunk)})"), (owner, *chunk))
 
         return self.run(op)
 

@@ -78,3 +78,28 @@ def test_a_store_that_cannot_be_read_leaves_the_last_figure():
     with pytest.raises(Backlogged):
         backlog.check([msg(), msg()])
     backlog.stop()
+
+
+def test_a_slow_count_is_read_less_often():
+    """A count that takes t seconds (a big backlog) is read again READ_SHARE_INVERSE x t after it
+    began, not every second: counting takes at most a twentieth of the store's time."""
+    from smscore.backlog import READ_SHARE_INVERSE
+
+    store, clock = CountingStore(), Clock()
+    backlog = Backlog(store=store, clock=clock, limit=lambda: 100)
+    store.pending = Deferred()
+    backlog.start()  # the first read begins at 0 and takes 0.5 s
+    clock.advance(0.5)
+    store.pending, pending = None, store.pending
+    store.queued = 40
+    pending.callback(30)
+    assert backlog.queued == 30
+    clock.advance(READ_SHARE_INVERSE * 0.5 - 0.5 - 0.01)
+    assert backlog.queued == 30  # not read again yet
+    clock.advance(0.02)
+    assert backlog.queued == 40
+    store.queued = 41
+    clock.advance(1.0)  # that read took no time: back to every second
+    assert backlog.queued == 41
+    backlog.stop()
+    assert not clock.getDelayedCalls()
