@@ -15,6 +15,9 @@ _PATH = Path(__file__).resolve().parents[2] / "scripts" / "ported_world.py"
 _spec = importlib.util.spec_from_file_location("ported_world", _PATH)
 world = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(world)
+_plan_spec = importlib.util.spec_from_file_location("ported_world_plan", _PATH.with_name("ported_world_plan.py"))
+plan_world = importlib.util.module_from_spec(_plan_spec)
+_plan_spec.loader.exec_module(plan_world)
 
 
 def test_the_population_covers_every_kind_of_number_and_the_oracle_follows_the_prefix_rules():
@@ -61,12 +64,13 @@ async def test_ported_numbers_world_delivers_everything_and_learns_the_cheapest_
 
 @pytest_twisted.ensureDeferred
 async def test_number_plan_world_through_the_gateway_decides_as_the_pure_model(tmp_path):
-    """Issue 14: the number-plan world (tests/number_plan.py) through a real gateway, one message at
+    """Issue 14: the number-plan world (tests/number_plan.py) through a real gateway
+    (scripts/ported_world_plan.py), one message at
     a time, makes the decisions of the pure model with block evidence (policies.blocks), round by
     round, and new numbers in known blocks cost fewer attempts than cheapest first."""
     from tests import number_plan as plan
 
-    figures = await world.run_plan(reactor, tmp_path, seed=14, first=120, new=60, timeout=20, log=None)
+    figures = await plan_world.run_plan(reactor, tmp_path, seed=14, first=120, new=60, timeout=20, log=None)
     gateway = figures["rounds"]
     model = plan.run(plan.plan_world, True, 14, 120, 60)
     cheapest_first = plan.run(plan.plan_world, False, 14, 120, 60)
