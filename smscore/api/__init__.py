@@ -14,6 +14,7 @@ This package is the façade; the parts live by what they do:
 - ``inputs``: the JSON body, query parameters, pages and times of a request;
 - ``customer`` and ``admin``: the endpoints, one function each;
 - ``lookups``: the admin look-ups of SPEC §14 (messages, numbers, accounts, approvals, MO, stop list);
+- ``openapi``: the OpenAPI 3.1 document of all of it (``GET /v1/openapi.json``);
 - ``render``: what goes back (JSON, CSV, error bodies, the store's refusals as API errors).
 """
 

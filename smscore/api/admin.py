@@ -85,16 +85,21 @@ def stoplist(gw, request):
         raise ApiError(400, "invalid_request", "Field 'account' must be an account name.", "account")
     if account is not None and account not in gw.config.accounts:
         raise ApiError(404, "not_found", f"There is no account {account!r}.")
-    consent = body.get("consent", False) is True
+    for flag in ("remove", "consent"):  # a wrong type is a 400 (SPEC §4), never read as false
+        if body.get(flag) is not None and not isinstance(body[flag], bool):
+            raise ApiError(400, "invalid_request", f"Field {flag!r} must be true or false.", flag)
+    consent = body.get("consent") is True
     if consent and account is None:
         raise ApiError(400, "invalid_request", "A consent belongs to an account.", "account")
     numbers = []
     for i, value in enumerate(body["numbers"]):
+        if not isinstance(value, str):
+            raise ApiError(400, "invalid_request", f"numbers[{i}] must be a string of digits.", "numbers")
         try:
-            numbers.append(normalize_msisdn(value if isinstance(value, str) else ""))
+            numbers.append(normalize_msisdn(value))
         except InvalidNumber as exc:
             raise ApiError(422, "invalid_number", f"numbers[{i}]: {exc}", "numbers") from None
-    d = gw.store.stoplist_change(numbers, account=account, remove=body.get("remove", False) is True,
+    d = gw.store.stoplist_change(numbers, account=account, remove=body.get("remove") is True,
                                  consent=consent, at=gw.clock.seconds())
     d.addCallback(lambda n: (200, {"changed": n, "numbers": len(numbers)}))
     return d

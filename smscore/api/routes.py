@@ -15,7 +15,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from connectors.http_server import HTTPServerFactory, Limits
-from smscore.api import admin, customer, lookups
+from smscore.api import admin, customer, lookups, openapi
 from smscore.api.auth import AccountRateLimit, require_admin
 from smscore.api.inputs import MAX_BODY
 from smscore.api.render import error, error_body, fail, finish, json_body
@@ -39,7 +39,8 @@ def api_factory(gateway, clock, forwarder=None) -> HTTPServerFactory:
 
 #: what an API worker answers itself (the rest is the main worker's: admin, cancel, readiness)
 _SERVED_BY_ANY = {("POST", "/v1/messages"), ("GET", "/v1/messages"), ("GET", "/v1/inbound"),
-                  ("GET", "/v1/account"), ("GET", "/v1/messages/export"), ("GET", "/healthz")}
+                  ("GET", "/v1/account"), ("GET", "/v1/messages/export"), ("GET", "/healthz"),
+                  ("GET", "/v1/openapi.json")}
 
 
 def _served_by_any(method: str, path: str) -> bool:
@@ -125,6 +126,8 @@ class ApiResource(Resource):
             return self._admin_route(request, method, path)
         if path == "/healthz" and method == "GET":
             return 200, {"status": "ok"}
+        if path == "/v1/openapi.json" and method == "GET":  # the API's own description (SPEC §14)
+            return openapi.answer()
         if path == "/readyz" and method == "GET":
             ready, reasons, more = gw.readiness()
             return (200 if ready else 503), {"ready": ready, "problems": reasons, **more}

@@ -111,3 +111,19 @@ async def test_admin_fields_of_the_wrong_shape_are_a_400(gateway, path, body, fi
     simulated operator cannot send (``InvalidMO``) were 500s."""
     status, _, answered = await answer(gateway, _post(path, body))
     assert status == 400 and f'"field":"{field}"'.encode() in answered, answered
+
+
+@pytest.mark.parametrize("body, field", [
+    (b'{"numbers": ["46701234567"], "remove": "true"}', "remove"),
+    (b'{"numbers": ["46701234567"], "account": "demo", "consent": 1}', "consent"),
+    (b'{"numbers": [46701234567]}', "numbers"),
+])
+@pytest_twisted.ensureDeferred
+async def test_stoplist_fields_of_the_wrong_type_are_a_400_and_change_nothing(gateway, body, field):
+    """Found by schemathesis against the OpenAPI document (SPEC §4: a field of the wrong type is
+    400 ``invalid_request``): ``"remove": "true"`` was read as false and *added* the number to the
+    do-not-call list; a number given as a JSON number was 422 ``invalid_number``."""
+    status, _, answered = await answer(gateway, _post("/v1/admin/stoplist", body))
+    assert status == 400 and f'"field":"{field}"'.encode() in answered, answered
+    status, _, listed = await answer(gateway, _get("/v1/admin/stoplist?number=46701234567", "ops-key"))
+    assert status == 200 and b'"entries":[]' in listed, listed
