@@ -47,8 +47,10 @@ def _served_by_any(method: str, path: str) -> bool:
     return (method, path) in _SERVED_BY_ANY or (method == "GET" and _MESSAGE_PATH.match(path) is not None)
 
 
-def _not_allowed(method: str, path: str) -> ApiError:
-    return ApiError(405, "method_not_allowed", f"{method} is not allowed on {path}.")
+def _not_allowed(method: str, path: str, *allowed: str) -> ApiError:
+    """405 with the ``Allow`` header RFC 9110 asks for."""
+    return ApiError(405, "method_not_allowed", f"{method} is not allowed on {path}.",
+                    headers={"Allow": ", ".join(allowed)})
 
 
 class ApiResource(Resource):
@@ -102,26 +104,26 @@ class ApiResource(Resource):
                 return customer.post_messages(gw, self.rate_limit, request)
             if method == "GET":
                 return customer.list_messages(gw, request)
-            raise _not_allowed(method, path)
+            raise _not_allowed(method, path, "GET", "POST")
         if path == "/v1/inbound":
             if method == "GET":
                 return customer.inbound(gw, request)
-            raise _not_allowed(method, path)
+            raise _not_allowed(method, path, "GET")
         if path == "/v1/messages/export":
             if method == "GET":
                 return customer.export(gw, request)
-            raise _not_allowed(method, path)
+            raise _not_allowed(method, path, "GET")
         match = _MESSAGE_PATH.match(path)
         if match:
             if method == "GET":
                 return customer.get_message(gw, request, match.group(1))
             if method == "DELETE":
                 return customer.cancel(gw, request, match.group(1))
-            raise _not_allowed(method, path)
+            raise _not_allowed(method, path, "GET", "DELETE")
         if path == "/v1/account":
             if method == "GET":
                 return customer.account_info(gw, request)
-            raise _not_allowed(method, path)
+            raise _not_allowed(method, path, "GET")
         if path.startswith("/v1/admin/"):
             return self._admin_route(request, method, path)
         if path == "/healthz" and method == "GET":

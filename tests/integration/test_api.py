@@ -274,3 +274,14 @@ async def test_pulls_are_per_account_and_paged_by_cursor(api):
         assert (code, err["error"]["code"], err["error"]["field"]) == (400, "invalid_request", field), query
     code, err = await call(api, "GET", "/v1/messages?to=123")
     assert (code, err["error"]["code"]) == (422, "invalid_number")
+
+
+@pytest_twisted.ensureDeferred
+async def test_another_method_on_a_known_path_is_405_with_allow(api):
+    """RFC 9110: a 405 names the methods the path takes."""
+    for method, path, allow in [("PUT", "/v1/messages", "GET, POST"), ("POST", "/v1/account", "GET"),
+                                ("PATCH", "/v1/messages/0123abcd", "GET, DELETE")]:
+        resp = await treq.request(method, api.url + path, headers={"Authorization": ["Bearer acme-key"]})
+        body = json.loads(await resp.content())
+        assert (resp.code, body["error"]["code"]) == (405, "method_not_allowed"), (method, path)
+        assert resp.headers.getRawHeaders("Allow") == [allow], (method, path)
