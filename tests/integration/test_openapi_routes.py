@@ -118,7 +118,7 @@ async def test_every_route_is_in_the_document_and_every_operation_is_routed(gate
                 routed.add((method, path))
     undocumented = sorted(f"{m} {p}" for m, p in routed
                           if (t := _template(doc, p)) is None or m.lower() not in doc["paths"][t])
-    assert not undocumented, f"routes the OpenAPI document (smscore/api/openapi.py) lacks: {undocumented}"
+    assert not undocumented, f"routes the OpenAPI document (smscore/api/openapi/) lacks: {undocumented}"
     # and the other way: each documented operation is answered by a route, not by the 404 of none
     operations = {(m.upper(), t) for t, item in doc["paths"].items() for m in item}
     reached = {(m, _template(doc, p)) for m, p in routed}

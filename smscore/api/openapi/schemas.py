@@ -1,0 +1,230 @@
+"""The component schemas of the OpenAPI document (``SCHEMAS``, ``#/components/schemas/``).
+
+Why a module of its own: these are the shapes of every request body, answer and push, named once
+and referred to by ``$ref`` from the operations (``paths``) and the pushes (``webhooks``); the
+limits and vocabularies in them are read from the modules that enforce them.
+"""
+
+from __future__ import annotations
+
+from policies.callbacks import ALL, FINAL
+from smscore.api.openapi._common import (
+    _ADDRESS,
+    _ERROR,
+    _ID,
+    _MONEY,
+    _MSISDN_PATTERN,
+    _NUMBER,
+    _STATUS,
+    _TIME,
+    _array,
+    _nullable,
+    _obj,
+    _ref,
+    _string,
+)
+from smscore.submission import ENCODINGS, MAX_RECIPIENTS, MAX_REFERENCE, MAX_SEND_AHEAD
+
+# -- schemas ----------------------------------------------------------------------------------------
+
+_EVENT = _obj({
+    "at": _TIME,
+    "status": _STATUS,
+    "operator": _nullable(_string("The operator of this attempt; null before any was tried.")),
+    "detail": _string("What happened, e.g. the receipt's `stat=DELIVRD err=000 id=…`, a submit's SMSC ids "
+                      "and cost, why a message is held."),
+    "final": {"type": "boolean", "description": "False for a failed attempt that goes on through another "
+                                                "operator (SPEC §5)."},
+}, description="One change in a message's history (SPEC §5).")
+
+_SUMMARY_FIELDS = {
+    "id": _ID,
+    "to": _string("International digits; a reply to an MO goes to the MO's sender as the operator gave it."),
+    "from": _string("The sender: alphanumeric, numeric or a shortcode."),
+    "text": {"type": "string"},
+    "status": _STATUS,
+    "parts": {"type": "integer", "minimum": 1},
+    "profile": {"type": "string"},
+    "reference": _nullable(_string(maxLength=MAX_REFERENCE)),
+    "operator": _nullable(_string("The operator of the last attempt.")),
+    "cost": {**_MONEY, "description": "The operators' cost of every attempt, summed."},
+    "error": _nullable(_string("Why it failed, for failed and final statuses.")),
+    "created_at": _TIME,
+    "updated_at": _TIME,
+    "send_at": _nullable({**_TIME, "description": "When a scheduled message is due."}),
+}
+_HISTORY = {"events": _array(_ref("Event"), description="The full history, oldest first.")}
+_ACCOUNT_FIELD = {"account": _string("The account the message belongs to (\"\" for a reply to an MO routed to "
+                                      "no account).")}
+
+_MO_FIELDS = {
+    "id": _ID,
+    "from": _string("The phone that sent it."),
+    "to": _string("The shortcode (or number) it was sent to."),
+    "keyword": _string("The keyword it matched, as the config spells it."),
+    "text": _string("The whole SMS."),
+    "payload": _string("What follows the keyword."),
+    "received_at": _TIME,
+}
+
+_STOP_ENTRY = _obj({
+    "number": {"type": "string"},
+    "account": _nullable(_string("The account whose stop list it is; null on the do-not-call list.")),
+    "list": {"type": "string", "enum": ["stop", "do_not_call"]},
+    "added_at": _nullable(_TIME),
+    "source": _string("`ops`, `import`, or the stop word that put it there."),
+})
+
+_BIND_SESSION = _obj({
+    "session": {"type": "string"}, "bound": {"type": "boolean"}, "transmits": {"type": "boolean"},
+    "in_flight": {"type": "integer", "minimum": 0}, "reconnect_failures": {"type": "integer", "minimum": 0},
+})
+
+SCHEMAS = {
+    "Error": _ERROR,
+    "SendRequest": _obj({
+        "to": {"oneOf": [_NUMBER, _array(_NUMBER, minItems=1, maxItems=MAX_RECIPIENTS)],
+               "description": f"One number, or a list of 1 to {MAX_RECIPIENTS}: one message each."},
+        "text": _string("The text; never truncated: over `max_parts` parts is 422 `text_too_long`.", minLength=1),
+        "from": _nullable(_string("A sender of the account's `senders`: alphanumeric (1-11 letters and digits) or "
+                                  "numeric (1-15 digits, + allowed). Default: the account's default sender.",
+                                  pattern=r"^(\+?[0-9]{1,15}|[A-Za-z0-9]{1,11})$")),
+        "profile": _string("An operator profile of the config (default: the account's)."),
+        "max_parts": _nullable({"type": "integer", "minimum": 1,
+                                "description": "At most this many SMS parts (capped by the account's)."}),
+        "encoding": {"type": "string", "enum": list(ENCODINGS), "default": "auto",
+                     "description": "auto: GSM 03.38 when every character fits, else UCS-2."},
+        "send_at": _nullable(_string(f"When to send (an RFC 3339 date-time with an offset); in the past means "
+                                     f"now; at most {MAX_SEND_AHEAD // 86400} days (5 years) ahead.",
+                                     format="date-time")),
+        "callback_url": _nullable(_string("Where this message's status callbacks go (http or https, a host of the "
+                                          "account's callback_hosts).", format="uri", maxLength=2048)),
+        "callback_statuses": _nullable({
+            "description": "Which status events are pushed for these messages (SPEC §12); replaces the "
+                           "account's setting.",
+            "oneOf": [{"type": "string", "enum": [ALL, FINAL]}, _array(_STATUS)]}),
+        "reference": _nullable(_string("Yours, echoed in answers and callbacks.", maxLength=MAX_REFERENCE)),
+    }, required=["to", "text"]),
+    "Accepted": _obj({"messages": _array(_obj({
+        "id": _ID, "to": _NUMBER, "status": _STATUS, "parts": {"type": "integer", "minimum": 1}}))}),
+    "Event": _EVENT,
+    "MessageSummary": _obj(_SUMMARY_FIELDS, description="A message without its history."),
+    "Message": _obj({**_SUMMARY_FIELDS, **_HISTORY}, description="A message with its full history."),
+    "MessagePage": _obj({"messages": _array(_ref("MessageSummary")),
+                         "next_cursor": _string("Give it back as `cursor`; the cursor you sent when nothing "
+                                                "changed since: poll with it forever.", pattern="^[0-9]+$")}),
+    "Inbound": _obj(_MO_FIELDS, description="An MO for one of the account's keywords."),
+    "InboundPage": _obj({"messages": _array(_ref("Inbound")), "next_cursor": _string(pattern="^[0-9]+$")}),
+    "Account": _obj({
+        "account": {"type": "string"}, "balance": _MONEY,
+        "billing": {"type": "string", "enum": ["prepaid", "postpaid"]}, "paused": {"type": "boolean"},
+        "senders": _array({"type": "string"}), "default_sender": _nullable({"type": "string"}),
+        "profile": {"type": "string"}, "max_parts": {"type": "integer", "minimum": 1},
+        "tps": _nullable({"type": "integer", "description": "API requests per second; null: no limit."}),
+        "daily_volume_limit": _nullable({"type": "integer"}),
+        "approved_domains": _array({"type": "string"}), "callback_url": _nullable({"type": "string"}),
+    }),
+    "AdminMessage": _obj({**_SUMMARY_FIELDS, **_ACCOUNT_FIELD}),
+    "AdminMessageWithHistory": _obj({**_SUMMARY_FIELDS, **_HISTORY, **_ACCOUNT_FIELD}),
+    "AdminMessagePage": _obj({"messages": _array(_ref("AdminMessage")),
+                              "next_cursor": _nullable(_string("The last id of a full page; null after the last "
+                                                               "page.", pattern="^[0-9a-f]+$"))}),
+    "HeldMessage": _obj({**_SUMMARY_FIELDS, **_ACCOUNT_FIELD,
+                         "held_at": _nullable(_TIME), "held_because": _nullable({"type": "string"})}),
+    "HeldPage": _obj({"messages": _array(_ref("HeldMessage")),
+                      "next_cursor": _nullable(_string(pattern="^[0-9a-f]+$"))}),
+    "AdminInbound": _obj({**_MO_FIELDS,
+                          "account": _nullable(_string("null for MO routed to no account.")),
+                          "outcome": _string("What routing did: keyword, stop, unknown_keyword, over_cap, "
+                                             "no_shortcode."),
+                          "operator": _string("The operator it came through."),
+                          "note": _string("What is odd about it, e.g. parts missing.")}),
+    "AdminInboundPage": _obj({"messages": _array(_ref("AdminInbound")),
+                              "next_cursor": _nullable(_string(pattern="^[0-9a-f]+$"))}),
+    "AdminAccount": _obj({
+        "account": {"type": "string"}, "balance": _MONEY, "paused": {"type": "boolean"},
+        "billing": {"type": "string", "enum": ["prepaid", "postpaid"]}, "profile": {"type": "string"},
+        "tps": _nullable({"type": "integer"}), "daily_volume_limit": _nullable({"type": "integer"}),
+        "sent_today": _nullable({"type": "integer", "description": "Kept only for accounts with a daily limit."}),
+        "senders": _array({"type": "string"}), "default_sender": _nullable({"type": "string"}),
+    }),
+    "AdminAccounts": _obj({"accounts": _array(_ref("AdminAccount"))}),
+    "Number": _obj({
+        "number": {"type": "string"},
+        "messages": _array(_ref("AdminMessage")), "next_cursor": _nullable({"type": "string"}),
+        "mo": _array(_ref("AdminInbound")), "mo_next_cursor": _nullable({"type": "string"}),
+        "learned": _nullable(_obj({"operator": _nullable({"type": "string"}), "failures": _array(_obj({
+            "operator": {"type": "string"}, "at": _TIME,
+            "counts": {"type": "boolean", "description": "False once older than 30 days."}}))})),
+        "stop_list": _array(_ref("StopEntry")),
+        "do_not_call": _nullable(_ref("StopEntry")),
+        "consents": _array(_obj({"account": {"type": "string"}, "added_at": _nullable(_TIME)})),
+        "block": _obj({
+            "basis": _nullable(_string("The prefix whose evidence orders the operators; null: price decides.")),
+            "chances": {"type": "object", "additionalProperties": {"type": "number"},
+                        "description": "Each operator's chance to deliver at the basis prefix."},
+            "evidence": _array(_obj({"prefix": {"type": "string"}, "operator": {"type": "string"},
+                                     "delivered": {"type": "number"}, "failed": {"type": "number"}})),
+        }),
+    }),
+    "StopEntry": _STOP_ENTRY,
+    "StopPage": _obj({"entries": _array(_ref("StopEntry")),
+                      "next_cursor": _nullable(_string("`account:number` of the last entry of a full page."))}),
+    "StopListChange": _obj({
+        "numbers": _array(_string(pattern=_MSISDN_PATTERN), minItems=1),
+        "account": _nullable(_string("This account's stop list (or consents); absent or null: the do-not-call "
+                                     "list of every account.")),
+        "remove": {"type": ["boolean", "null"], "default": False, "description": "Remove instead of add."},
+        "consent": {"type": ["boolean", "null"], "default": False,
+                    "description": "The account's consents (numbers it may send to despite the do-not-call list)."},
+    }, required=["numbers"], closed=False),
+    "Topup": _obj({"amount": {
+        "description": "Added to the balance; negative corrects it; -1,000,000 to 1,000,000 per call. A decimal "
+                       "string keeps every digit.",
+        "oneOf": [{"type": "number", "minimum": -1_000_000, "maximum": 1_000_000},
+                  _string("A decimal, e.g. \"12.50\" (anything else is 400).")]}},
+        closed=False),
+    "Balance": _obj({"balance": _MONEY}),
+    "StopListChanged": _obj({"changed": {"type": "integer", "minimum": 0}, "numbers": {"type": "integer", "minimum": 1}}),
+    "Paused": _obj({"account": {"type": "string"}, "paused": {"type": "boolean"},
+                    "messages": {"type": "integer", "minimum": 0, "description": "Messages paused or resumed."}}),
+    "Bind": _obj({
+        "operator": {"type": "string"}, "up": {"type": "boolean"}, "host": {"type": "string"},
+        "port": {"type": "integer"}, "tls": {"type": "boolean"}, "bind": {"type": "string"},
+        "window": {"type": "integer"}, "tps": _nullable({"type": "number"}),
+        "throttled_for": {"type": "number", "description": "Seconds the operator's throttling still slows it."},
+        "queued_parts": {"type": "integer", "minimum": 0}, "sessions": _array(_BIND_SESSION),
+    }),
+    "Reload": {"oneOf": [
+        _obj({"reloaded": {"const": True}, "reconnected": _array({"type": "string"}),
+              "added": _array({"type": "string"}), "removed": _array({"type": "string"}),
+              "needs_restart": _array(_string("A setting that changed and needs a restart."))}),
+        _obj({"reloaded": {"const": False},
+              "errors": _array(_string("One problem of the file, starting with its key path."))}),
+    ]},
+    "InjectMo": _obj({"from": _string("The phone's number.", pattern=_ADDRESS),
+                      "to": _string("The shortcode (or number).", pattern=_ADDRESS),
+                      "text": _string(minLength=1)}, closed=False),
+    "Readiness": _obj({
+        "ready": {"type": "boolean"},
+        "problems": _array(_string("e.g. `store unreachable`, `profile standard: no bound operator`.")),
+        "shedding": {"const": "backlog", "description": "Present while new messages are refused (SPEC §15)."},
+    }, required=["ready", "problems"]),
+    # pushes (webhooks)
+    "StatusEvent": _obj({
+        "event_id": _string("Unique per event, digits, increasing along a message's history: drop repeats by it.",
+                            pattern="^[0-9]+$"),
+        "id": _ID, "reference": _nullable({"type": "string"}), "to": {"type": "string"}, "status": _STATUS,
+        "operator": _nullable({"type": "string"}), "error": _nullable({"type": "string"}), "at": _TIME,
+        "final": {"type": "boolean"},
+    }, description="One status change of a message (SPEC §4, §12)."),
+    "StatusBatch": _obj({"events": _array(_ref("StatusEvent"), minItems=1)},
+                        description="Several status events in one POST (`callback_batch` above 1)."),
+    "MoPush": _obj(_MO_FIELDS, description="An MO for a keyword with a `url`."),
+    "MoReply": _obj({"reply": _string("The reply SMS to the phone, from the shortcode.")}, closed=False),
+    "BalanceNotice": _obj({
+        "type": {"const": "balance"}, "account": {"type": "string"}, "balance": _MONEY,
+        "threshold": {**_MONEY, "description": "The level crossed: a multiple of 1000, or 500, or 100."},
+        "at": _TIME,
+    }),
+}
