@@ -81,12 +81,14 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from os import PathLike
 
 import structlog
 from twisted.application.internet import ClientService, backoffPolicy
-from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, fail, maybeDeferred, succeed
 from twisted.internet.endpoints import clientFromString, quoteStringArgument, wrapClientTLS
+from twisted.internet.error import ConnectingCancelledError
 from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
 
@@ -102,10 +104,10 @@ from connectors.smpp.addressing import (
     wire_encoding,
 )
 from connectors.smpp.codec import PDU, EncodeError, SMPPError
-from connectors.smpp.endpoints import Alternates, ClientTls
+from connectors.smpp.endpoints import Alternates, ClientTls, NotingFailures
 from connectors.smpp.defs import ESME_ROK, ESME_RX_T_APPN, status_name
 from connectors.smpp.protocol import RequestFailed, SMPPProtocol
-from connectors.smpp.pacing import EPS, TokenBucket
+from connectors.smpp.pacing import EPS, RecentCount, TokenBucket
 from connectors.smpp.receipts import ID_FORMATS, keys_for_submit, receipt_facts
 from connectors.smpp.session import ESME
 from connectors.smpp.text import (
@@ -263,7 +265,10 @@ class _Session:
     """One session of a link: its ClientService, its current connection and whether it is bound.
 
     It is the ``SMPPProtocol`` handler of each connection the service makes, and the service's
-    retry policy (see the module docstring for why it counts failures itself).
+    retry policy (see the module docstring for why it counts failures itself). For ops (``describe``)
+    it keeps when its bound state last changed (``since``) and the last thing that went wrong
+    (``last_error``: a connect that failed, a bind refused or unanswered, a bound connection lost),
+    as (reactor time, reason); what the gateway does itself while stopping is not an error.
     """
 
     def __init__(self, link: OperatorLink, label: str, command: str, transmits: bool) -> None:
@@ -273,6 +278,8 @@ class _Session:
         self.transmits = transmits
         self.proto: SMPPProtocol | None = None
         self.bound = False
+        self.since: float | None = None
+        self.last_error: tuple[float, str] | None = None
         self.failures = 0
         self.service: ClientService | None = None
         self.log = link.log.bind(session=label)
@@ -289,6 +296,15 @@ class _Session:
         self.failures += 1
         return self.link._backoff(self.failures - 1)
 
+    def _went_wrong(self, reason: str) -> None:
+        if not self.link._stopped:
+            self.last_error = (self.link.reactor.seconds(), reason)
+
+    def connect_failed(self, failure) -> None:
+        """The service's connect failed (it retries, keeping the reason to itself)."""
+        if not failure.check(CancelledError, ConnectingCancelledError):  # stopped while connecting
+            self._went_wrong(f"connect failed: {failure.getErrorMessage()}")
+
     # -- SMPPProtocol handler --
     def connection_made(self, proto: SMPPProtocol) -> None:
         self.proto = proto
@@ -300,6 +316,7 @@ class _Session:
             d = proto.request(self.command, params)
         except SMPPError as e:
             self.log.error("bind not sent", error=str(e))
+            self._went_wrong(f"bind not sent: {e}")
             proto.close(f"bind not sent: {e}")
             return
         d.addCallbacks(self._bound, self._bind_failed, callbackArgs=(proto,), errbackArgs=(proto,))
@@ -308,6 +325,7 @@ class _Session:
         if proto is not self.proto or proto.closed:
             return
         self.bound = True
+        self.since = self.link.reactor.seconds()
         self.failures = 0
         self.log.info("bound", smsc=resp.params.get("system_id", ""))
         self.link._session_up(self)
@@ -315,6 +333,7 @@ class _Session:
     def _bind_failed(self, failure, proto: SMPPProtocol) -> None:
         reason = str(failure.value) or repr(failure.value)  # "status ESME_RBINDFAIL", "timeout"
         self.log.warning("bind refused", reason=reason)
+        self._went_wrong(f"bind refused: {reason}")
         proto.close(f"bind refused: {reason}")
 
     def connection_closed(self, proto: SMPPProtocol, reason: str) -> None:
@@ -322,6 +341,8 @@ class _Session:
             return
         was_bound, self.bound, self.proto = self.bound, False, None
         if was_bound:
+            self.since = self.link.reactor.seconds()
+            self._went_wrong(f"connection lost: {reason}")
             self.log.info("unbound", reason=reason)
             self.link._session_down(self)
         else:
@@ -358,6 +379,14 @@ class _SessionFactory(Factory):
                          label=self.session.label)
         p.factory = self
         return p
+
+
+def _rfc3339(ts: float | None) -> str | None:
+    """Epoch seconds as the API writes times (RFC 3339 UTC, milliseconds; connectors do not import
+    smscore, whose ``model.rfc3339`` this matches)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # --- the link ----------------------------------------------------------------------------------------
@@ -403,6 +432,7 @@ class OperatorLink:
         self._throttle_repeats = 0
         self._throttle_call = None
         self._ref = 0
+        self._sent = RecentCount()  # submit_sm written, for submits_per_second
         self._draining = False
         self._started = False
         self._stopped = False
@@ -437,8 +467,9 @@ class OperatorLink:
             return
         self._started = True
         for session in self._sessions:
-            session.service = ClientService(self._endpoint(tls), _SessionFactory(session),
-                                            retryPolicy=session.retry_delay, clock=self.reactor)
+            session.service = ClientService(NotingFailures(self._endpoint(tls), session.connect_failed),
+                                            _SessionFactory(session), retryPolicy=session.retry_delay,
+                                            clock=self.reactor)
             session.service.startService()
         self._liveness.start(LIVENESS_CHECK, now=False)
 
@@ -499,16 +530,22 @@ class OperatorLink:
 
     # -- what the core asks -------------------------------------------------------------------
     def describe(self) -> dict:
-        """The binds as ops see them (``GET /v1/admin/binds``): no credentials."""
+        """The binds as ops see them (``GET /v1/admin/binds``): no credentials. Times are RFC 3339
+        UTC strings of the reactor's clock; ``submits_per_second`` is the submit_sm written over
+        the last ``RATE_WINDOW`` seconds, per second."""
         now = self.reactor.seconds()
+        sessions = [{"session": s.label, "bound": s.bound, "transmits": s.transmits,
+                     "in_flight": len(s.proto.session.window) if s.proto is not None and s.bound else 0,
+                     "reconnect_failures": s.failures, "since": _rfc3339(s.since),
+                     "last_error": None if s.last_error is None else {"at": _rfc3339(s.last_error[0]),
+                                                                      "reason": s.last_error[1]}}
+                    for s in self._sessions]
         return {
             "operator": self.name, "up": self.is_up(), "host": self.settings.host, "port": self.settings.port,
             "tls": self.settings.tls, "bind": self.settings.bind, "window": self.settings.window,
             "tps": self.settings.tps or None, "throttled_for": round(max(0.0, self._throttle_until - now), 3),
-            "queued_parts": len(self._queue),
-            "sessions": [{"session": s.label, "bound": s.bound, "transmits": s.transmits,
-                          "in_flight": len(s.proto.session.window) if s.proto is not None and s.bound else 0,
-                          "reconnect_failures": s.failures} for s in self._sessions],
+            "queued_parts": len(self._queue), "in_flight": sum(s["in_flight"] for s in sessions),
+            "submits_per_second": round(self._sent.rate(now), 3), "sessions": sessions,
         }
 
     def max_in_flight(self) -> int:
@@ -644,6 +681,7 @@ class OperatorLink:
             self._message_failed(part.message, SubmitError(TRANSIENT, str(e)))
             return
         part.sent_at = now
+        self._sent.add(now)
         d.addCallbacks(self._part_accepted, self._part_refused, callbackArgs=(part, proto),
                        errbackArgs=(part, proto))
         d.addErrback(lambda f: self.log.error("submit bookkeeping failed", error=f.getTraceback()))

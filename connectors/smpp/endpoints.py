@@ -26,7 +26,7 @@ from zope.interface import implementer
 
 from connectors.tls import load_ca_bundle, load_certificate
 
-__all__ = ["Alternates", "ClientTls"]
+__all__ = ["Alternates", "ClientTls", "NotingFailures"]
 
 
 @implementer(IStreamClientEndpoint)
@@ -41,6 +41,25 @@ class Alternates:
         endpoint = self._endpoints[self._next]
         self._next = (self._next + 1) % len(self._endpoints)
         return endpoint.connect(factory)
+
+
+@implementer(IStreamClientEndpoint)
+class NotingFailures:
+    """An endpoint that tells ``failed(failure)`` of each connect that fails, then fails as before.
+
+    Why: ``ClientService`` retries a failed connect but keeps the reason to itself; ops want the
+    last one (``GET /v1/admin/binds``, ``last_error``)."""
+
+    def __init__(self, endpoint: IStreamClientEndpoint, failed) -> None:
+        self._endpoint = endpoint
+        self._failed = failed
+
+    def connect(self, factory) -> Deferred:
+        return self._endpoint.connect(factory).addErrback(self._note)
+
+    def _note(self, failure):
+        self._failed(failure)
+        return failure
 
 
 class ClientTls:

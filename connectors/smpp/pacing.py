@@ -1,9 +1,13 @@
-"""An operator's tps as a token bucket, shared by all its sessions: ``tps`` tokens a second,
-holding at most ``TPS_BURST_SECONDS`` worth (a short burst, then an even pace)."""
+"""An operator's pace: its tps as a token bucket, shared by all its sessions (``tps`` tokens a
+second, holding at most ``TPS_BURST_SECONDS`` worth: a short burst, then an even pace), and the
+pace it really went at (``RecentCount``: submits over the last seconds, for ``GET /v1/admin/binds``).
+Both are pure: the caller passes the time in (its reactor's clock)."""
 
 from __future__ import annotations
 
-__all__ = ["EPS", "TPS_BURST_SECONDS", "TokenBucket", "bucket_size"]
+from collections import deque
+
+__all__ = ["EPS", "RATE_WINDOW", "TPS_BURST_SECONDS", "RecentCount", "TokenBucket", "bucket_size"]
 
 #: The bucket holds this many seconds' worth of tokens.
 TPS_BURST_SECONDS = 0.1
@@ -39,3 +43,45 @@ class TokenBucket:
     def wait(self, now: float) -> float:
         """Seconds until one whole token is there."""
         return max(0.0, (1 - self.available(now)) / self.rate)
+
+
+#: The span (seconds) a link's measured submit rate is taken over.
+RATE_WINDOW = 10.0
+
+
+class RecentCount:
+    """How many events happened in the last ``window`` seconds, to ``resolution`` seconds.
+
+    Why slots rather than one timestamp per event: a link sending thousands of submits a second
+    would keep tens of thousands of floats for a figure ops read now and then; counting per slot
+    keeps at most ``window / resolution`` pairs whatever the rate. An event counts while its slot
+    overlaps the window (so up to one slot longer than ``window``); ``rate`` is that count over
+    ``window``.
+    """
+
+    def __init__(self, window: float = RATE_WINDOW, resolution: float = 0.1) -> None:
+        self.window = window
+        self.resolution = resolution
+        self._slots: deque[list] = deque()  # [slot number, events in it], oldest first
+
+    def add(self, now: float, n: int = 1) -> None:
+        slot = int(now // self.resolution)
+        if self._slots and self._slots[-1][0] == slot:
+            self._slots[-1][1] += n
+        else:
+            self._slots.append([slot, n])
+        self._expire(now)
+
+    def count(self, now: float) -> int:
+        self._expire(now)
+        return sum(n for _, n in self._slots)
+
+    def rate(self, now: float) -> float:
+        """Events per second over the last ``window`` seconds."""
+        return self.count(now) / self.window
+
+    def _expire(self, now: float) -> None:
+        # slot s covers [s * resolution, (s + 1) * resolution): gone once that ends before the window
+        oldest = (now - self.window) / self.resolution - 1
+        while self._slots and self._slots[0][0] <= oldest:
+            self._slots.popleft()

@@ -6,6 +6,10 @@ customer's key). Lists are newest first and paged by id: ``next_cursor`` is the 
 page (null when the page was the last), given back as ``cursor``; ids sort by creation time, so
 pages never repeat nor skip a message, whatever arrives meanwhile. Each handler reads and checks
 every parameter first (400 naming it), then asks the store once or a few times in parallel.
+
+The parameter readers and renderers without a leading underscore (``msisdn_param``,
+``status_param``, ``time_filter``, ``next_cursor``, ``stop_entry``) are shared with the customers'
+own look-ups (``customer_lookups``), so both read and page the same way.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ _STOP_CURSOR = re.compile(r"^([A-Za-z0-9_*-]{1,64}):([0-9A-Za-z+]{1,64})$")
 
 
 # -- reading parameters -----------------------------------------------------------------------------
-def _number(value: str, field: str) -> str:
+def msisdn_param(value: str, field: str) -> str:
     """A number normalized as ``POST /v1/messages`` does (422 ``invalid_number`` otherwise)."""
     from policies.numbers import InvalidNumber, normalize_msisdn
 
@@ -46,18 +50,20 @@ def _name(params: dict[str, str], field: str) -> str | None:
     return value
 
 
-def _status(params: dict[str, str]) -> str | None:
+def status_param(params: dict[str, str]) -> str | None:
+    """``status``: a message status of SPEC §5, else 400 naming it."""
     status = params.get("status")
     if status is not None and status not in {s.value for s in Status}:
         raise ApiError(400, "invalid_request", f"Unknown status {status!r}.", "status")
     return status
 
 
-def _time(params: dict[str, str], field: str) -> float | None:
+def time_filter(params: dict[str, str], field: str) -> float | None:
+    """An optional time bound (RFC 3339 or a date) as epoch seconds; None when absent."""
     return time_param(params, field, None) if field in params else None
 
 
-def _next(items, limit: int) -> str | None:
+def next_cursor(items, limit: int) -> str | None:
     """The cursor after a page: its last id when full (there may be more), else None."""
     return items[-1].id if len(items) == limit else None
 
@@ -83,10 +89,15 @@ def _held(m) -> dict:
             "held_because": held[-1].detail if held else None}
 
 
-def _stop_entry(e) -> dict:
+def stop_entry(e, with_account: bool = True) -> dict:
+    """A stop-list entry as ops see it; ``with_account=False`` for a customer, who only ever sees
+    its own list (so the account says nothing) and never the do-not-call list."""
     do_not_call = e.account == DO_NOT_CALL
-    return {"number": e.number, "account": None if do_not_call else e.account,
-            "list": "do_not_call" if do_not_call else "stop", "added_at": rfc3339(e.added_at), "source": e.source}
+    out = {"number": e.number, "account": None if do_not_call else e.account,
+           "list": "do_not_call" if do_not_call else "stop", "added_at": rfc3339(e.added_at), "source": e.source}
+    if not with_account:
+        del out["account"]
+    return out
 
 
 # -- endpoints --------------------------------------------------------------------------------------
@@ -95,12 +106,12 @@ def messages(gw, request):
     params = query(request)
     known(params, {"account", "status", "to", "operator", "since", "until", "cursor", "limit"})
     to = params.get("to")
-    q = MessageQuery(account=_name(params, "account"), status=_status(params),
-                     to=_number(to, "to") if to is not None else None, operator=_name(params, "operator"),
-                     since=_time(params, "since"), until=_time(params, "until"))
+    q = MessageQuery(account=_name(params, "account"), status=status_param(params),
+                     to=msisdn_param(to, "to") if to is not None else None, operator=_name(params, "operator"),
+                     since=time_filter(params, "since"), until=time_filter(params, "until"))
     before, limit = id_cursor(params), page_limit(params)
     d = gw.store.find_messages(q, before, limit)
-    d.addCallback(lambda ms: (200, {"messages": [_message(m) for m in ms], "next_cursor": _next(ms, limit)}))
+    d.addCallback(lambda ms: (200, {"messages": [_message(m) for m in ms], "next_cursor": next_cursor(ms, limit)}))
     return d
 
 
@@ -123,7 +134,7 @@ def number(gw, request, raw: str):
     stop-list entries, do-not-call entry and consents."""
     params = query(request)
     known(params, {"cursor", "mo_cursor", "limit"})
-    msisdn = _number(unquote(raw), "number")
+    msisdn = msisdn_param(unquote(raw), "number")
     before, mo_before, limit = id_cursor(params), id_cursor(params, "mo_cursor"), page_limit(params)
     d = gatherResults([gw.store.find_messages(MessageQuery(to=msisdn), before, limit),
                        gw.store.find_mo(MoQuery(sender=msisdn), mo_before, limit),
@@ -140,14 +151,14 @@ def _number_body(msisdn: str, mts, mos, facts, limit: int, now: float) -> dict:
     dnc = [e for e in facts.stop if e.account == DO_NOT_CALL]
     return {
         "number": msisdn,
-        "messages": [_message(m) for m in mts], "next_cursor": _next(mts, limit),
-        "mo": [_mo(mo) for mo in mos], "mo_next_cursor": _next(mos, limit),
+        "messages": [_message(m) for m in mts], "next_cursor": next_cursor(mts, limit),
+        "mo": [_mo(mo) for mo in mos], "mo_next_cursor": next_cursor(mos, limit),
         "learned": None if learned is None else {
             "operator": learned.operator,
             "failures": [{"operator": op, "at": rfc3339(at), "counts": now - at < DECAY}
                          for op, at in sorted(learned.failures.items(), key=lambda kv: -kv[1])]},
-        "stop_list": [_stop_entry(e) for e in facts.stop if e.account != DO_NOT_CALL],
-        "do_not_call": _stop_entry(dnc[0]) if dnc else None,
+        "stop_list": [stop_entry(e) for e in facts.stop if e.account != DO_NOT_CALL],
+        "do_not_call": stop_entry(dnc[0]) if dnc else None,
         "consents": [{"account": account, "added_at": rfc3339(at)} for account, at in facts.consents],
         "block": _block(msisdn, facts.block, now),
     }
@@ -213,7 +224,7 @@ def approvals(gw, request):
     q = MessageQuery(account=_name(params, "account"), status=Status.PENDING_APPROVAL.value)
     before, limit = id_cursor(params), page_limit(params)
     d = gw.store.find_messages(q, before, limit, events=True)
-    d.addCallback(lambda ms: (200, {"messages": [_held(m) for m in ms], "next_cursor": _next(ms, limit)}))
+    d.addCallback(lambda ms: (200, {"messages": [_held(m) for m in ms], "next_cursor": next_cursor(ms, limit)}))
     return d
 
 
@@ -224,10 +235,10 @@ def inbound(gw, request):
     known(params, {"account", "keyword", "from", "cursor", "limit"})
     sender = params.get("from")
     q = MoQuery(account=_name(params, "account"), keyword=_name(params, "keyword"),
-                sender=_number(sender, "from") if sender is not None else None)
+                sender=msisdn_param(sender, "from") if sender is not None else None)
     before, limit = id_cursor(params), page_limit(params)
     d = gw.store.find_mo(q, before, limit)
-    d.addCallback(lambda mos: (200, {"messages": [_mo(mo) for mo in mos], "next_cursor": _next(mos, limit)}))
+    d.addCallback(lambda mos: (200, {"messages": [_mo(mo) for mo in mos], "next_cursor": next_cursor(mos, limit)}))
     return d
 
 
@@ -240,7 +251,7 @@ def stoplist(gw, request):
     if account is not None and account != DO_NOT_CALL:
         account = _name(params, "account")
     msisdn = params.get("number")
-    msisdn = _number(msisdn, "number") if msisdn is not None else None
+    msisdn = msisdn_param(msisdn, "number") if msisdn is not None else None
     after = None
     if params.get("cursor"):
         match = _STOP_CURSOR.match(params["cursor"])
@@ -250,7 +261,7 @@ def stoplist(gw, request):
     limit = page_limit(params)
     d = gw.store.stoplist_entries(number=msisdn, account=account, after=after, limit=limit)
     d.addCallback(lambda es: (200, {
-        "entries": [_stop_entry(e) for e in es],
+        "entries": [stop_entry(e) for e in es],
         "next_cursor": f"{es[-1].account}:{es[-1].number}" if len(es) == limit else None}))
     return d
 

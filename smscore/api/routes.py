@@ -15,7 +15,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from connectors.http_server import HTTPServerFactory, Limits
-from smscore.api import admin, customer, lookups, openapi
+from smscore import console
+from smscore.api import admin, customer, customer_lookups, lookups, openapi
 from smscore.api.auth import AccountRateLimit, require_admin
 from smscore.api.inputs import MAX_BODY
 from smscore.api.render import error, error_body, fail, finish, json_body
@@ -44,7 +45,8 @@ _SERVED_BY_ANY = {("POST", "/v1/messages"), ("GET", "/v1/messages"), ("GET", "/v
 
 
 def _served_by_any(method: str, path: str) -> bool:
-    return (method, path) in _SERVED_BY_ANY or (method == "GET" and _MESSAGE_PATH.match(path) is not None)
+    return ((method, path) in _SERVED_BY_ANY or (method == "GET" and _MESSAGE_PATH.match(path) is not None)
+            or console.is_console(path))
 
 
 def _not_allowed(method: str, path: str, *allowed: str) -> ApiError:
@@ -87,6 +89,8 @@ class ApiResource(Resource):
         except Exception:  # noqa: BLE001 - a bug must answer 500 JSON, never hang the client
             self.log.exception("request failed", path=path, method=method)
             return error(request, ApiError(500, "internal_error", "The gateway failed to answer."))
+        if isinstance(result, bytes):  # a console file (smscore.console), headers already set
+            return result
         if isinstance(result, Deferred):
             result.addCallbacks(finish, fail, callbackArgs=(request,), errbackArgs=(request, self.log))
             if self.forwarder is None or _served_by_any(method, path):  # else the main worker logs it
@@ -99,6 +103,8 @@ class ApiResource(Resource):
         gw = self.gateway
         if self.forwarder is not None and not _served_by_any(method, path):
             return self.forwarder.forward(request)
+        if console.is_console(path):  # the web console's files (SPEC §14)
+            return console.answer(request, method, path)
         if path == "/v1/messages":
             if method == "POST":
                 return customer.post_messages(gw, self.rate_limit, request)
@@ -112,6 +118,11 @@ class ApiResource(Resource):
         if path == "/v1/messages/export":
             if method == "GET":
                 return customer.export(gw, request)
+            raise _not_allowed(method, path, "GET")
+        lookup = customer_lookups.handler_for(path)  # before _MESSAGE_PATH: /v1/messages/search
+        if lookup is not None:
+            if method == "GET":
+                return lookup(gw, request)
             raise _not_allowed(method, path, "GET")
         match = _MESSAGE_PATH.match(path)
         if match:

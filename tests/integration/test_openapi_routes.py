@@ -4,7 +4,7 @@ operation in it is routed, it is served without a key, and the pushes the gatewa
 (status callbacks single and batched, MO, balance notices) match its ``webhooks``.
 
 Routes are found the way a reader of routes.py would: the path literals and path patterns of
-``smscore.api.routes`` and ``smscore.api.lookups`` give candidate paths (a pattern's alternatives
+``smscore.api.routes``, ``lookups`` and ``customer_lookups`` give candidate paths (a pattern's alternatives
 each, e.g. ``(pause|resume|topup)``), and each is asked with every method. Whatever the gateway
 answers other than the router's own "No such resource." 404 or a 405 is a route, and must be in the
 document under that method.
@@ -28,7 +28,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 
-from smscore.api import lookups, openapi, routes
+from smscore.api import customer_lookups, lookups, openapi, routes
 from smscore.app import Gateway
 from smscore.config import parse_config
 from tests.fuzzing import http as http_fuzz
@@ -61,7 +61,7 @@ def _ask(gw, method: str, path: str, key: str | None = None, body: bytes = b"") 
 # -- what routes.py routes -----------------------------------------------------------------------------
 def _literal_paths() -> set[str]:
     out = set()
-    for module in (routes, lookups):
+    for module in (routes, lookups, customer_lookups):
         tree = ast.parse(Path(module.__file__).read_text())
         out |= {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
                 and isinstance(node.value, str) and re.fullmatch(r"/[A-Za-z0-9_./-]+", node.value)}
@@ -71,7 +71,7 @@ def _literal_paths() -> set[str]:
 def _pattern_paths() -> set[str]:
     """A sample path for each alternative of each path pattern of the route modules."""
     out = set()
-    patterns = [value.pattern for module in (routes, lookups) for value in vars(module).values()
+    patterns = [value.pattern for module in (routes, lookups, customer_lookups) for value in vars(module).values()
                 if isinstance(value, re.Pattern) and value.pattern.startswith("^/")]
     assert len(patterns) >= 7  # routes' four, lookups' three
     for pattern in patterns:

@@ -925,3 +925,70 @@ def test_capacity_zero_for_want_of_a_token_always_leads_to_a_link_ready():
     assert net.link.capacity() == 0
     net.advance(0.01)
     assert net.listener.ready == ready + 1 and net.link.capacity() == 1
+
+
+# --- what ops see (GET /v1/admin/binds) ------------------------------------------------------------------
+def at(seconds: float) -> str:
+    """The reactor time ``seconds`` as describe writes it (the Net's clock starts at 1,000,000 s)."""
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def session_of(net: Net, index: int = 0) -> dict:
+    return net.link.describe()["sessions"][index]
+
+
+def test_describe_says_since_when_a_session_is_bound_or_not_and_its_last_error():
+    net = Net(connect=False, reconnect_min=1.0)
+    assert (session_of(net)["since"], session_of(net)["last_error"]) == (None, None)  # never bound, nothing wrong
+    net.refuse()  # TCP refused at 1,000,000
+    error = session_of(net)["last_error"]
+    assert error["at"] == at(1_000_000) and error["reason"].startswith("connect failed: ")
+    assert session_of(net)["since"] is None
+    net.advance(1.0)
+    net.connect()
+    assert session_of(net)["bound"] and session_of(net)["since"] == at(1_000_001)
+    assert session_of(net)["last_error"] == error  # binding clears nothing: the last error stays
+    net.advance(2.5)
+    net.drop()  # lost while bound
+    s = session_of(net)
+    assert not s["bound"] and s["since"] == at(1_000_003.5)
+    assert s["last_error"]["at"] == at(1_000_003.5) and s["last_error"]["reason"].startswith("connection lost: ")
+    net.smsc.bind_status = ESME_RBINDFAIL
+    net.advance(1.0)
+    net.connect()  # connected, bind refused
+    s = session_of(net)
+    assert s["since"] == at(1_000_003.5)  # was unbound, still is
+    assert s["last_error"] == {"at": at(1_000_004.5), "reason": "bind refused: status ESME_RBINDFAIL"}
+
+
+def test_stopping_the_link_changes_since_but_is_no_error():
+    net = Net()
+    net.advance(3.0)
+    done: list = []
+    net.link.stop().addBoth(done.append)
+    net.flush()
+    assert done == [None]
+    s = session_of(net)
+    assert not s["bound"] and s["since"] == at(1_000_003) and s["last_error"] is None
+
+
+def test_describe_counts_submits_per_second_over_ten_seconds_and_in_flight():
+    net = Net(binds=2, window=5)
+    net.smsc.auto = False
+    for _ in range(4):
+        net.submit()
+    net.advance(5.0)
+    net.submit("z" * 400)  # three parts: three submit_sm
+    d = net.link.describe()
+    assert d["submits_per_second"] == 0.7  # 7 submit_sm in the last 10 s
+    assert d["in_flight"] == 7 == sum(s["in_flight"] for s in d["sessions"])
+    while net.smsc.held:
+        net.smsc.answer()
+    net.flush()
+    net.advance(5.5)  # the first four are over 10 s old
+    d = net.link.describe()
+    assert (d["submits_per_second"], d["in_flight"]) == (0.3, 0)
+    net.advance(5.0)
+    assert net.link.describe()["submits_per_second"] == 0.0

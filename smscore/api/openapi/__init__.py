@@ -86,6 +86,8 @@ def _build() -> dict:
             {"name": "messages", "description": "Send MT messages and follow them (customer key)."},
             {"name": "inbound", "description": "MO for your keywords, by pull (customer key)."},
             {"name": "account", "description": "Your account (customer key)."},
+            {"name": "own look-ups", "description": "Your account's messages, numbers and stop list, as the "
+                                                    "web console shows them (customer key, SPEC §14)."},
             {"name": "admin", "description": "Operations (admin key)."},
             {"name": "look-ups", "description": "Any account's data, for ops (admin key, SPEC §14)."},
             {"name": "node", "description": "Health, readiness and this document (no key)."},

@@ -148,6 +148,37 @@ def _paths() -> dict:
                    _answers(_ok("InboundPage", "A page of MO."), auth="customer", errors={400: _RESPONSES["BadQuery"]}),
                    security=_CUSTOMER, parameters=[_SEQ_CURSOR, _LIMIT]),
     }
+    # -- the customers' own look-ups (SPEC §14) ---------------------------------------------------------
+    own_errors = {400: _RESPONSES["BadQuery"]}
+    p["/v1/messages/search"] = {"get": _op(
+        "searchMessages", "Your messages, newest first, by status, number and creation time", "own look-ups",
+        _answers(_linked(_ok("OwnMessagePage", "A page of your messages, without their history."),
+                         getMessage=("getMessage", "id", "/messages/0/id")),
+                 auth="customer", errors={**own_errors, **_422_NUMBER}),
+        security=_CUSTOMER, parameters=[
+            _query("status", _STATUS, "Only messages in this status."),
+            _query("to", _string(pattern=_MSISDN_PATTERN), "Only messages to this number (URL-encode a + as %2B)."),
+            _query("since", _DAY_OR_TIME, "Created at or after (RFC 3339 time or YYYY-MM-DD)."),
+            _query("until", _DAY_OR_TIME, "Created before (RFC 3339 time or YYYY-MM-DD)."),
+            _ID_CURSOR, _LIMIT])}
+    p["/v1/numbers/{number}"] = {"get": _op(
+        "getNumber", "One number: your messages to it, its MO to you, your stop list and consent", "own look-ups",
+        _answers(_ok("OwnNumber", "What your account has to do with the number; nothing of other accounts."),
+                 auth="customer", errors={**own_errors, 404: _shared("NotFound"),
+                                          **{422: _error(("invalid_number",), "Not an international number.")}}),
+        security=_CUSTOMER, parameters=[
+            _path("number", _string(pattern=_MSISDN_PATTERN), "The number (a + may be given, as + or %2B)."),
+            _ID_CURSOR, _query("mo_cursor", _string(pattern="^[0-9a-f]{0,64}$"), "`mo_next_cursor` of the page "
+                                                                                "before."), _LIMIT])}
+    p["/v1/stoplist"] = {"get": _op(
+        "getStopList", "Your stop list, by number", "own look-ups",
+        _answers(_ok("OwnStopPage", "Entries of your stop list, by number."),
+                 auth="customer", errors={**own_errors, **_422_NUMBER}),
+        security=_CUSTOMER, parameters=[
+            _query("number", _string(pattern=_MSISDN_PATTERN), "Only this number's entry."),
+            _query("cursor", _string(pattern="^([0-9A-Za-z+]{1,64})?$"),
+                   "`next_cursor` of the page before (the last number)."),
+            _LIMIT])}
     p["/v1/account"] = {
         "get": _op("getAccount", "Your balance, limits and senders", "account",
                    _answers(_ok("Account", "The account."), auth="customer"), security=_CUSTOMER),

@@ -78,7 +78,21 @@ _STOP_ENTRY = _obj({
 _BIND_SESSION = _obj({
     "session": {"type": "string"}, "bound": {"type": "boolean"}, "transmits": {"type": "boolean"},
     "in_flight": {"type": "integer", "minimum": 0}, "reconnect_failures": {"type": "integer", "minimum": 0},
+    "since": _nullable({**_TIME, "description": "When the session last became bound or unbound; null: never "
+                                                "bound since the gateway started."}),
+    "last_error": _nullable(_obj({
+        "at": _TIME,
+        "reason": _string("`connect failed: …`, `bind refused: …`, `bind not sent: …` or "
+                          "`connection lost: …`."),
+    }, description="The last thing that went wrong with the session; null: nothing yet (stopping is no error).")),
 })
+
+_OWN_STOP_ENTRY = _obj({
+    "number": {"type": "string"},
+    "list": {"const": "stop"},
+    "added_at": _nullable(_TIME),
+    "source": _string("`ops`, `import`, or the stop word that put it there."),
+}, description="An entry of your account's stop list.")
 
 SCHEMAS = {
     "Error": _ERROR,
@@ -168,6 +182,24 @@ SCHEMAS = {
         }),
     }),
     "StopEntry": _STOP_ENTRY,
+    # the customers' own look-ups (SPEC §14): their account's data only
+    "OwnMessagePage": _obj({"messages": _array(_ref("MessageSummary")),
+                            "next_cursor": _nullable(_string("The last id of a full page; null after the last "
+                                                             "page.", pattern="^[0-9a-f]+$"))}),
+    "OwnNumber": _obj({
+        "number": {"type": "string"},
+        "messages": _array(_ref("MessageSummary"), description="Your messages to the number, newest first."),
+        "next_cursor": _nullable(_string(pattern="^[0-9a-f]+$")),
+        "mo": _array(_ref("Inbound"), description="MO from the number for your keywords, newest first."),
+        "mo_next_cursor": _nullable(_string(pattern="^[0-9a-f]+$")),
+        "stop_list": _array(_ref("OwnStopEntry"), description="The number on your stop list (at most one entry)."),
+        "consent": _nullable(_obj({"added_at": _nullable(_TIME)},
+                                  description="Your consent to send to the number despite the do-not-call list.")),
+    }, description="What your account has to do with one number."),
+    "OwnStopEntry": _OWN_STOP_ENTRY,
+    "OwnStopPage": _obj({"entries": _array(_ref("OwnStopEntry")),
+                         "next_cursor": _nullable(_string("The number of the last entry of a full page.",
+                                                          pattern="^[0-9A-Za-z+]{1,64}$"))}),
     "StopPage": _obj({"entries": _array(_ref("StopEntry")),
                       "next_cursor": _nullable(_string("`account:number` of the last entry of a full page."))}),
     "StopListChange": _obj({
@@ -193,7 +225,11 @@ SCHEMAS = {
         "port": {"type": "integer"}, "tls": {"type": "boolean"}, "bind": {"type": "string"},
         "window": {"type": "integer"}, "tps": _nullable({"type": "number"}),
         "throttled_for": {"type": "number", "description": "Seconds the operator's throttling still slows it."},
-        "queued_parts": {"type": "integer", "minimum": 0}, "sessions": _array(_BIND_SESSION),
+        "queued_parts": {"type": "integer", "minimum": 0},
+        "in_flight": {"type": "integer", "minimum": 0, "description": "Submits awaiting their answer, all sessions."},
+        "submits_per_second": {"type": "number", "minimum": 0,
+                               "description": "submit_sm sent over the last 10 seconds, per second."},
+        "sessions": _array(_BIND_SESSION),
     }),
     "Reload": {"oneOf": [
         _obj({"reloaded": {"const": True}, "reconnected": _array({"type": "string"}),

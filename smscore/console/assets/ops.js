@@ -1,0 +1,179 @@
+// The operator's pages: the approval queue, binds, accounts (balance, top-up, pause/resume), the
+// stop list and MO. Actions call the admin API and say what happened in the live region; the
+// page is then read again, so what it shows is what the gateway stored.
+
+import { get, post, qs } from "./api.js";
+import { failure, facts, field, h, messageLink, money, notify, numberLink, replace, table, time } from "./dom.js";
+
+const REFRESH_MS = 3000;
+
+async function act(what, call, redraw) {
+  try {
+    await call();
+    notify(what);
+  } catch (e) {
+    notify(`${what}: refused. ${e.message}`, "bad");
+  }
+  await redraw();
+}
+
+export async function approvals(main) {
+  const list = h("div");
+  const draw = async () => {
+    const page = await get("/v1/admin/approvals?limit=100");
+    replace(list, table(`${page.messages.length} held for approval, newest first`, [
+      ["Held since", (m) => time(m.held_at)],
+      ["Message", (m) => messageLink(m.id)],
+      ["Account", (m) => m.account],
+      ["To", (m) => numberLink(m.to)],
+      ["Why", (m) => m.held_because || ""],
+      ["Text", (m) => h("span", { class: "text" }, m.text)],
+      ["Decide", (m) => h("div", { class: "row-actions" },
+        h("button", { type: "button", "aria-label": `Approve ${m.id}`, onclick: () =>
+          act(`Approved ${m.id}`, () => post(`/v1/admin/messages/${m.id}/approve`), draw) }, "Approve"),
+        h("button", { type: "button", class: "danger", "aria-label": `Refuse ${m.id}`, onclick: () =>
+          act(`Refused ${m.id}`, () => post(`/v1/admin/messages/${m.id}/refuse`), draw) }, "Refuse"))],
+    ], page.messages, "No message is waiting for approval."));
+  };
+  replace(main, h("h1", {}, "Approvals"),
+    h("p", {}, "Messages over an account's daily volume wait here. Approve sends them; refuse ends them as rejected."), list);
+  await draw();
+}
+
+export async function binds(main) {
+  const list = h("div");
+  const draw = async () => {
+    const { operators } = await get("/v1/admin/binds");
+    const since = (o) => o.sessions.map((s) => s.since).filter(Boolean).sort()[0];
+    const lastError = (o) => o.sessions.map((s) => s.last_error).filter(Boolean).sort((a, b) => (a.at < b.at ? 1 : -1))[0];
+    replace(list,
+      table("Operators", [
+        ["Operator", (o) => o.operator],
+        ["State", (o) => h("span", { class: "status " + (o.up ? "s-delivered" : "s-failed") }, o.up ? "up" : "down")],
+        ["Since", (o) => time(since(o))],
+        ["Last error", (o) => { const e = lastError(o); return e ? [time(e.at), " ", e.reason] : ""; }],
+        ["Window in use", (o) => `${o.in_flight ?? 0} / ${o.window * o.sessions.filter((s) => s.transmits).length}`],
+        ["Submits/s", (o) => (o.submits_per_second ?? 0).toFixed(1)],
+        ["Queued parts", (o) => o.queued_parts],
+        ["Address", (o) => `${o.host}:${o.port}${o.tls ? " (TLS)" : ""}`],
+      ], operators, "No operator is configured."),
+      table("Sessions", [
+        ["Operator", (r) => r.o.operator],
+        ["Session", (r) => `${r.s.session} (${r.o.bind})`],
+        ["Bound", (r) => (r.s.bound ? "yes" : "no")],
+        ["Since", (r) => time(r.s.since)],
+        ["In flight", (r) => r.s.in_flight],
+        ["Reconnect failures", (r) => r.s.reconnect_failures],
+        ["Last error", (r) => (r.s.last_error ? [time(r.s.last_error.at), " ", r.s.last_error.reason] : "")],
+      ], operators.flatMap((o) => o.sessions.map((s) => ({ o, s }))), "No session."));
+  };
+  replace(main, h("h1", {}, "Binds"), h("p", {}, "Each operator's SMPP sessions, read again every few seconds."), list);
+  await draw();
+  const timer = setInterval(() => { if (!document.hidden) draw().catch(() => {}); }, REFRESH_MS);
+  return () => clearInterval(timer);
+}
+
+function topupForm(name, redraw) {
+  const amount = h("input", { name: "amount", inputmode: "decimal", size: 8, required: true, "aria-label": `Top-up amount for ${name}` });
+  return h("form", { class: "inline", onsubmit: (ev) => {
+    ev.preventDefault();
+    act(`Topped up ${name} by ${amount.value}`, () => post(`/v1/admin/accounts/${name}/topup`, { amount: amount.value.trim() }), redraw);
+  } }, amount, h("button", { type: "submit" }, "Top up"));
+}
+
+export async function accountsPage(main, route, who) {
+  if (!who.admin) {
+    const a = await get("/v1/account");
+    replace(main, h("h1", {}, "Account ", h("code", {}, a.account)), facts([
+      ["Balance", money(a.balance)], ["Billing", a.billing], ["Paused", a.paused ? "yes" : "no"],
+      ["Profile", a.profile], ["Senders", a.senders.join(", ")], ["Default sender", a.default_sender],
+      ["Requests per second", a.tps ?? "no limit"], ["Daily volume limit", a.daily_volume_limit ?? "none"],
+      ["Status callbacks to", a.callback_url],
+    ]));
+    return;
+  }
+  const list = h("div");
+  const draw = async () => {
+    const { accounts } = await get("/v1/admin/accounts");
+    replace(list, table("Accounts", [
+      ["Account", (a) => a.account],
+      ["Billing", (a) => a.billing],
+      ["Balance", (a) => money(a.balance)],
+      ["State", (a) => h("span", { class: "status " + (a.paused ? "s-paused" : "s-delivered") }, a.paused ? "paused" : "sending")],
+      ["Today", (a) => (a.daily_volume_limit === null ? "" : `${a.sent_today} / ${a.daily_volume_limit}`)],
+      ["Pause", (a) => h("button", { type: "button", class: a.paused ? "" : "danger",
+        "aria-label": `${a.paused ? "Resume" : "Pause"} ${a.account}`, onclick: () =>
+          act(`${a.paused ? "Resumed" : "Paused"} ${a.account}`,
+            () => post(`/v1/admin/accounts/${a.account}/${a.paused ? "resume" : "pause"}`), draw) },
+      a.paused ? "Resume" : "Pause")],
+      ["Top up", (a) => (a.billing === "prepaid" ? topupForm(a.account, draw) : "postpaid")],
+    ], accounts, "No account is configured."));
+  };
+  replace(main, h("h1", {}, "Accounts"),
+    h("p", {}, "A paused account's messages wait (status paused) and go when it is resumed."), list);
+  await draw();
+}
+
+export async function stopList(main, route, who) {
+  const p = route.params;
+  const number = h("input", { name: "number", inputmode: "numeric", value: p.get("number") || "" });
+  const account = h("input", { name: "account", value: p.get("account") || "" });
+  const filters = h("form", { class: "filters", role: "search", onsubmit: (ev) => {
+    ev.preventDefault();
+    location.hash = "#/stoplist" + qs({ number: number.value.trim(), account: who.admin ? account.value.trim() : "" });
+  } }, field("Number", number), who.admin ? field("Account (* for do-not-call)", account) : "",
+  h("div", { class: "actions" }, h("button", { type: "submit" }, "Filter")));
+  const path = who.admin ? "/v1/admin/stoplist" + qs({ number: p.get("number"), account: p.get("account"), limit: 100 })
+    : "/v1/stoplist" + qs({ number: p.get("number"), limit: 100 });
+  const page = await get(path);
+  replace(main, h("h1", {}, "Stop list"), filters,
+    table(`${page.entries.length} entr${page.entries.length === 1 ? "y" : "ies"}`, [
+      ["Number", (e) => numberLink(e.number)],
+      ...(who.admin ? [["List", (e) => (e.list === "do_not_call" ? "do not call" : "stop: " + e.account)]] : []),
+      ["Added", (e) => time(e.added_at)],
+      ["Source", (e) => e.source],
+    ], page.entries, "No entry."),
+    page.next_cursor ? h("p", { class: "empty" }, "More entries exist: filter by number or account.") : "",
+    who.admin ? changeForm(() => stopList(main, route, who)) : "");
+}
+
+function changeForm(redraw) {
+  const numbers = h("input", { name: "numbers", required: true, placeholder: "46701234567, 46707654321" });
+  const account = h("input", { name: "account", placeholder: "empty: the do-not-call list" });
+  const what = h("select", { name: "what" }, h("option", { value: "add" }, "add to the list"),
+    h("option", { value: "remove" }, "remove from the list"), h("option", { value: "consent" }, "record consent (account)"),
+    h("option", { value: "unconsent" }, "withdraw consent (account)"));
+  return h("form", { class: "filters change", onsubmit: (ev) => {
+    ev.preventDefault();
+    const body = { numbers: numbers.value.split(/[\s,;]+/).filter(Boolean) };
+    if (account.value.trim()) body.account = account.value.trim();
+    if (what.value === "remove" || what.value === "unconsent") body.remove = true;
+    if (what.value === "consent" || what.value === "unconsent") body.consent = true;
+    act(`Stop list: ${what.value} ${body.numbers.join(", ")}`, () => post("/v1/admin/stoplist", body), redraw);
+  } }, h("h2", {}, "Change"), field("Numbers", numbers), field("Account", account), field("Change", what),
+  h("div", { class: "actions" }, h("button", { type: "submit" }, "Apply")));
+}
+
+export async function inbound(main, route, who) {
+  let rows = [];
+  let next = null;
+  const list = h("div");
+  const path = (cursor) => (who.admin ? "/v1/admin/inbound" + qs({ cursor, limit: 50 }) : "/v1/inbound" + qs({ cursor, limit: 50 }));
+  const more = h("button", { type: "button", class: "quiet", hidden: true, onclick: () => load(next).catch((e) => replace(list, failure(e))) }, "Load more");
+  const load = async (cursor) => {
+    const page = await get(path(cursor));
+    rows = rows.concat(page.messages);
+    next = who.admin ? page.next_cursor : page.messages.length ? page.next_cursor : null;
+    replace(list, table(who.admin ? "MO, newest first" : "MO for this account's keywords, oldest first", [
+      ["Received", (m) => time(m.received_at)],
+      ["From", (m) => numberLink(m.from)],
+      ["To", (m) => m.to],
+      ["Keyword", (m) => m.keyword || ""],
+      ...(who.admin ? [["Account", (m) => m.account || "none"], ["Outcome", (m) => m.outcome || ""], ["Operator", (m) => m.operator || ""]] : []),
+      ["Text", (m) => h("span", { class: "text" }, m.text)],
+    ], rows, "No MO yet."));
+    more.hidden = !next;
+  };
+  replace(main, h("h1", {}, "MO"), list, more);
+  await load(null);
+}

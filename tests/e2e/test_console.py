@@ -1,0 +1,234 @@
+"""The web console (SPEC §14) in headless Chromium, through a real `smsgw run`.
+
+A person's path through it: sign in with the admin key; find a message by number; open its
+timeline and see each attempt (a failover number: sim_a, then sim_b); see the number's timeline;
+approve a held message; pause and resume an account; top one up; add to the stop list; see binds and
+MO. Then a customer's key: only its own account, whatever the page asks for. Every page is saved as
+a PNG (tests/e2e/browser.SHOTS), at 1280x800 and some on a phone's 390x844, and every page is
+checked for unlabelled controls and JavaScript errors.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.browser import PHONE, Browser
+from tests.e2e.conftest import SIM_CONFIG, GatewayProcess, free_port, http, wait_for
+
+CONFIG = SIM_CONFIG + """
+[accounts.shop]
+api_keys = ["shop-key"]
+senders = ["SHOP"]
+billing = "prepaid"
+balance = 100
+prices = {{ "default" = 0.5 }}
+daily_volume_limit = 2
+[accounts.other]
+api_keys = ["other-key"]
+senders = ["OTHER"]
+[[shortcodes]]
+number = "72550"
+[[keywords]]
+shortcode = "72550"
+keyword = "DEMO"
+account = "demo"
+reply = "You said: {{payload}}"
+"""
+
+ADMIN = "ops-key"
+FAILOVER = "46709990001"   # sim_a cannot reach 4670999…: delivered by sim_b on the second attempt
+SHARED = "46701234567"     # demo and other both send here
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("console")
+    http_port = free_port()
+    (folder / "gw.toml").write_text(CONFIG.format(http=http_port, metrics=free_port()))
+    gw = GatewayProcess(folder / "gw.toml", http_port, folder / "gw.log").start()
+    yield gw
+    gw.stop()
+
+
+def send(gw, key, to, text):
+    status, body = http("POST", gw.url + "/v1/messages", {"to": to, "text": text}, key=key)
+    assert status == 202, body
+    return body["messages"][0]["id"]
+
+
+def admin_get(gw, path):
+    status, body = http("GET", gw.url + path, key=ADMIN)
+    assert status == 200, body
+    return body
+
+
+@pytest.fixture(scope="module")
+def seeded(gateway):
+    """Messages of three accounts: demo's delivered and failed-over ones, shop's third message held
+    for approval (daily limit 2), other's to the number demo sends to too; and one MO for demo."""
+    ids = {"plain": send(gateway, "demo-key", SHARED, "Hello from demo"),
+           "failover": send(gateway, "demo-key", FAILOVER, "Ported number test"),
+           "other": send(gateway, "other-key", SHARED, "Other's private text")}
+    shop = [send(gateway, "shop-key", "4670555000" + str(i), f"Shop offer {i}") for i in range(3)]
+    ids["held"] = shop[2]
+    status, body = http("POST", gateway.url + "/v1/admin/operators/sim_a/mo",
+                        {"from": SHARED, "to": "72550", "text": "DEMO hello console"}, key=ADMIN)
+    assert status == 202, body
+    wait_for(lambda: admin_get(gateway, f"/v1/admin/messages/{ids['failover']}")["status"] == "delivered",
+             30, what="the failover message delivered through sim_b")
+    assert admin_get(gateway, f"/v1/admin/messages/{ids['held']}")["status"] == "pending_approval"
+    return ids
+
+
+@pytest.fixture
+def admin(gateway, seeded):
+    b = Browser(gateway.url)
+    b.sign_in(ADMIN)
+    yield b
+    assert b.errors() == []
+    b.close()
+
+
+def checked(b, name):
+    """Save the page as ``name``.png; it must have no unlabelled control."""
+    assert b.unlabelled() == [], name
+    return b.shot(name)
+
+
+def test_an_operator_finds_a_message_by_number_and_sees_each_attempt(gateway, seeded, admin):
+    b = admin
+    b.wait_text("Ported number test")  # the log, newest first, every account
+    assert "Other's private text" in b.text() and "Shop offer 2" in b.text()
+    checked(b, "messages")
+    b.one("#f-number").send_keys(FAILOVER)
+    b.button("Filter").click()
+    b.wait(lambda: "Hello from demo" not in b.text(), what="the filter applied")
+    assert "Ported number test" in b.text()
+    b.one(f'a[href="#/message/{seeded["failover"]}"]').click()
+    b.wait_text("Attempts")
+    page = b.text()
+    assert "2: sim_a → sim_b" in page, page
+    assert "delivered" in page and "0.30" in page  # both attempts cost: 0.10 + 0.20
+    checked(b, "message-timeline")
+    b.one(f'a[href="#/number/{FAILOVER}"]').click()
+    b.wait_text("Learned operator")
+    assert "sim_b" in b.one("dl.facts").text  # learned: sim_b delivers this number
+    checked(b, "number")
+
+
+def test_the_log_is_live(gateway, seeded, admin):
+    b = admin
+    b.wait_text("Ported number test")
+    send(gateway, "demo-key", "46701111222", "Arrived while watching")
+    b.wait_text("Arrived while watching", timeout=20)  # no reload: the page polls
+
+
+def test_an_operator_approves_a_held_message(gateway, seeded, admin):
+    b = admin
+    b.go("#/approvals")
+    b.wait_text("Shop offer 2")
+    checked(b, "approvals")
+    b.button(f"Approve {seeded['held']}").click()
+    b.wait_text(f"Approved {seeded['held']}")
+    b.wait(lambda: "Shop offer 2" not in b.text(), what="the approved message leaves the queue")
+    assert admin_get(gateway, f"/v1/admin/messages/{seeded['held']}")["status"] != "pending_approval"
+
+
+def test_an_operator_pauses_resumes_and_tops_up_an_account(gateway, seeded, admin):
+    b = admin
+    b.go("#/accounts")
+    b.button("Pause demo").click()
+    b.wait_text("Paused demo")
+    b.button("Resume demo")  # the row now offers to resume
+    assert admin_get(gateway, "/v1/admin/accounts/demo")["paused"] is True
+    checked(b, "accounts")
+    b.button("Resume demo").click()
+    b.wait_text("Resumed demo")
+    b.button("Pause demo")
+    assert admin_get(gateway, "/v1/admin/accounts/demo")["paused"] is False
+    before = admin_get(gateway, "/v1/admin/accounts/shop")["balance"]
+    b.one('input[aria-label="Top-up amount for shop"]').send_keys("25")
+    b.button("Top up").click()
+    b.wait_text("Topped up shop by 25")
+    assert admin_get(gateway, "/v1/admin/accounts/shop")["balance"] == pytest.approx(before + 25)
+
+
+def test_binds_stop_list_and_mo(gateway, seeded, admin):
+    b = admin
+    b.go("#/binds")
+    b.wait(lambda: b.text().count("up") >= 2 and "sim_b" in b.text(), what="both operators")
+    checked(b, "binds")
+    b.go("#/stoplist")
+    b.one("#f-numbers").send_keys("46700000099")
+    b.one("#f-account").send_keys("demo")
+    b.button("Apply").click()
+    b.wait_text("46700000099")
+    assert any(e["number"] == "46700000099" and e["account"] == "demo"
+               for e in admin_get(gateway, "/v1/admin/stoplist?number=46700000099")["entries"])
+    checked(b, "stoplist")
+    b.go("#/inbound")
+    b.wait_text("DEMO hello console")
+    checked(b, "mo")
+
+
+def test_a_customer_sees_its_own_account_only(gateway, seeded):
+    b = Browser(gateway.url)
+    try:
+        b.sign_in("demo-key")
+        b.wait_text("Hello from demo")
+        page = b.text()
+        assert "account demo" in page
+        assert "Other's private text" not in page and "Shop offer" not in page
+        nav = b.one("#nav").text
+        assert "Approvals" not in nav and "Binds" not in nav
+        checked(b, "customer-messages")
+        b.go(f"#/number/{SHARED}")
+        b.wait_text("Stop list")
+        page = b.text()
+        assert "Hello from demo" in page and "DEMO hello console" in page
+        assert "Other's private text" not in page and "Learned operator" not in page
+        checked(b, "customer-number")
+        b.go(f"#/message/{seeded['other']}")  # another account's id: as if it did not exist
+        b.wait_text("No such message")
+        b.go("#/binds")
+        b.wait_text("This page does not exist for this key")
+        b.go("#/accounts")
+        b.wait_text("Balance")
+        assert "shop" not in b.text()
+        checked(b, "customer-account")
+        assert b.errors() == []
+    finally:
+        b.close()
+
+
+def test_a_wrong_key_is_refused_and_the_keyboard_signs_in(gateway, seeded):
+    from selenium.webdriver.common.keys import Keys
+
+    b = Browser(gateway.url)
+    try:
+        b.open()
+        b.one("input[name=key]").send_keys("not-a-key", Keys.ENTER)
+        b.wait_text("This key is not accepted")
+        checked(b, "sign-in-refused")
+        key = b.one("input[name=key]")
+        key.clear()
+        key.send_keys(ADMIN, Keys.ENTER)  # no mouse: type and press Enter
+        b.wait_text("Ported number test")
+    finally:
+        b.close()
+
+
+def test_on_a_phone(gateway, seeded):
+    b = Browser(gateway.url, size=PHONE)
+    try:
+        b.sign_in(ADMIN)
+        b.wait_text("Ported number test")
+        assert not b.overflows()
+        checked(b, "phone-messages")
+        b.go(f"#/message/{seeded['failover']}")
+        b.wait_text("sim_a → sim_b")
+        assert not b.overflows()
+        checked(b, "phone-message-timeline")
+        assert b.errors() == []
+    finally:
+        b.close()
