@@ -38,7 +38,8 @@ from twisted.web.server import NOT_DONE_YET
 __all__ = ["HTTPServerFactory", "Limits", "Request", "NOT_DONE_YET"]
 
 _REASONS = {
-    100: b"Continue", 200: b"OK", 201: b"Created", 202: b"Accepted", 204: b"No Content", 400: b"Bad Request",
+    100: b"Continue", 200: b"OK", 201: b"Created", 202: b"Accepted", 204: b"No Content", 302: b"Found",
+    304: b"Not Modified", 400: b"Bad Request",
     401: b"Unauthorized", 402: b"Payment Required", 403: b"Forbidden", 404: b"Not Found",
     405: b"Method Not Allowed", 409: b"Conflict", 413: b"Content Too Large", 414: b"URI Too Long",
     422: b"Unprocessable Content", 429: b"Too Many Requests", 431: b"Request Header Fields Too Large",

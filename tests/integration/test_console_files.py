@@ -90,3 +90,22 @@ async def test_a_browser_that_has_the_file_gets_304(gateway):
     assert (status, body) == (304, b"")
     status, headers, body = await ask(gateway, "HEAD", "/console/app.js")
     assert status == 200 and body == b"" and headers[b"content-length"] == str(len((ASSETS / "app.js").read_bytes())).encode()
+
+
+def _status_line(port: int, request: bytes) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request)
+        return s.recv(4096).split(b"\r\n", 1)[0]
+
+
+@pytest_twisted.ensureDeferred
+async def test_redirect_and_not_modified_have_their_reason_phrases(gateway):
+    port = gateway.http_port.getHost().port
+    line = await deferToThread(_status_line, port, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert line == b"HTTP/1.1 302 Found"
+    etag = console.FILES["/console/app.js"].etag.decode()
+    line = await deferToThread(_status_line, port, f"GET /console/app.js HTTP/1.1\r\nHost: t\r\nIf-None-Match: {etag}\r\n"
+                               "Connection: close\r\n\r\n".encode())
+    assert line == b"HTTP/1.1 304 Not Modified"
