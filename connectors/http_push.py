@@ -45,14 +45,12 @@ from decimal import Decimal
 from importlib import metadata
 from urllib.parse import urlsplit
 
-import httptools
 import orjson
 import structlog
-from twisted.internet import error as net_error
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.python.failure import Failure
 
-from connectors.http_client import Answer, Connection, Pool, RefusedAddress, default_endpoint_for
+from connectors.http_client import Answer, Connection, Pool, default_endpoint_for, describe_failure
 from connectors.http_client import target as parse_target
 
 __all__ = ["PushResult", "Pusher", "encode_body", "parse_reply", "sign", "USER_AGENT"]
@@ -150,33 +148,6 @@ def parse_reply(content_type: str | None, body: bytes) -> tuple[str | None, str 
 
 
 # --- naming what went wrong -----------------------------------------------------------------------
-_NETWORK_ERRORS: list[tuple[type[BaseException], str]] = [
-    (net_error.ConnectionRefusedError, "connection refused"),
-    (net_error.DNSLookupError, "dns lookup failed"),
-    (net_error.NoRouteError, "no route to host"),
-    (net_error.TCPTimedOutError, "timeout"),
-    (net_error.TimeoutError, "timeout"),
-    (net_error.ConnectionLost, "connection lost"),
-    (net_error.ConnectionDone, "connection lost"),
-]
-
-_TLS_MODULES = ("OpenSSL", "service_identity", "twisted.protocols.tls", "ssl")
-
-
-def _describe(failure: Failure) -> str:
-    """A short, stable name for why no status arrived."""
-    if failure.check(RefusedAddress):
-        return f"refused address: {failure.value.args[-1]}"
-    for kind, name in _NETWORK_ERRORS:
-        if failure.check(kind):
-            return name
-    if type(failure.value).__module__.startswith(_TLS_MODULES):
-        return "tls error"
-    if failure.check(httptools.HttpParserError):
-        return "invalid http answer"
-    return f"error: {type(failure.value).__name__}"
-
-
 def _loggable(url: str) -> str:
     """scheme://host[:port]/path: no query, fragment or credentials in logs."""
     try:
@@ -312,7 +283,7 @@ class _Attempt:
         self.finish(self._outcome(answer))
 
     def _failed(self, failure: Failure) -> None:
-        self.finish(PushResult(False, None, None, _describe(failure), self._elapsed()))
+        self.finish(PushResult(False, None, None, describe_failure(failure), self._elapsed()))
 
     def _stop(self, why: str) -> None:
         """The timeout struck, or the caller cancelled: abort whatever is in flight."""

@@ -393,6 +393,9 @@ def main(argv=None) -> int:
                         "defaults to 14), one message at a time, against the pure model's cheapest-first")
     p.add_argument("--first", type=int, default=720, help="--plan: numbers of the learning round (default 720)")
     p.add_argument("--new", type=int, default=360, help="--plan: new numbers in known blocks (default 360)")
+    p.add_argument("--lookup-cost", default=None,
+                   help="--plan: with [lookup] at this price per look-up, a simulated HLR/MNP service answering "
+                        "from the world (e.g. 0.002)")
     args = p.parse_args(argv)
     if args.plan:
         from ported_world_plan import plan_main

@@ -7,6 +7,12 @@ operators, so the store's block evidence, the claim and the pipeline's choice ar
 The simulated operators reach what the world says: each gets every number it does not reach as an
 ``unreachable_prefixes`` entry. Messages go one at a time, each final before the next, as in the
 model, so the figures can be compared with it round by round.
+
+With ``--lookup-cost`` the gateway also has ``[lookup]``: a simulated HLR/MNP service
+(tests/lookup_service.py) answers each number's network from the world (the operator whose subscriber
+it is now, or null for a dead number), and the operators' ``networks`` say who reaches which: the
+cheap one its own subscribers, the middle one its own and the cheap one's, the aggregator every
+network. The look-ups the gateway asked are paid in the figures.
 """
 
 from __future__ import annotations
@@ -26,10 +32,22 @@ for path in (HERE, HERE.parent):
 from ported_world import API_KEY, FINAL, _Client, _sleep, _start_gateway, attempts_of  # noqa: E402
 
 
+#: who reaches which network with look-ups: tests/number_plan.py's REACHED_BY, by operator
+NETWORKS = {"cheap": ["cheap"], "mid": ["cheap", "mid"], "dear": ["*"]}
+
+
+def network_of(reached: frozenset[str]) -> str | None:
+    """The look-up's answer for a number ``reached`` by these operators: whose subscriber it is."""
+    from tests import number_plan as plan
+
+    return next((home for home, r in plan.REACHED_BY.items() if r == reached), None)
+
+
 def plan_config_text(db: Path, reach: dict[str, frozenset[str]], prices: dict[str, Decimal],
-                     receipt_delay: str = "0ms") -> str:
+                     receipt_delay: str = "0ms", lookup: tuple[str, Decimal] | None = None) -> str:
     """The gateway's config for the number-plan world: one simulated operator per price, each unable
-    to deliver the numbers of ``reach`` it does not reach (whole numbers as its unreachable prefixes)."""
+    to deliver the numbers of ``reach`` it does not reach (whole numbers as its unreachable prefixes).
+    ``lookup``: ``(url, cost)`` of a look-up service, and each operator's ``networks``."""
     lines = [
         "[gateway]", 'node = "plan"', 'reply_profile = "standard"',
         "[store]", f'url = "sqlite:///{db.name}"',
@@ -40,6 +58,10 @@ def plan_config_text(db: Path, reach: dict[str, frozenset[str]], prices: dict[st
         unreached = sorted(n for n, able in reach.items() if op not in able)
         lines += [f"[operators.{op}]", 'type = "simulated"', f"cost = {cost}",
                   f"unreachable_prefixes = {json.dumps(unreached)}", f'receipt_delay = "{receipt_delay}"']
+        if lookup is not None:
+            lines.append(f"networks = {json.dumps(NETWORKS[op])}")
+    if lookup is not None:
+        lines += ["[lookup]", f"url = {json.dumps(lookup[0])}", f'cost = "{lookup[1]}"']
     lines += ["[profiles.standard]", f"operators = {json.dumps(list(prices))}",
               "[accounts.world]", f'api_keys = ["{API_KEY}"]', 'senders = ["WORLD"]', 'default_sender = "WORLD"',
               'profile = "standard"', 'billing = "postpaid"']
@@ -66,15 +88,18 @@ async def _send_each(reactor, client: _Client, numbers: list[str], text: str, ti
 
 
 async def run_plan(reactor, workdir: Path, seed: int = 14, first: int = 720, new: int = 360,
-                   timeout: float = 30.0, log=print) -> dict:
+                   timeout: float = 30.0, log=print, lookup_cost: Decimal | None = None) -> dict:
     """tests/number_plan.py's number-plan world (24 blocks, 15 % ported, 2 % dead) through a real
     gateway: ``first`` numbers (learning), ``new`` numbers in the same blocks, a second message to
     every known number, then 10 % of them move to another operator (the gateway restarts with the
     simulated operators' new reach; what it learned stays in the store) and every known number gets
     one more. Returns ``{"seed", "first", "new", "rounds": [tests.number_plan.figures...]}``;
-    ``tests.number_plan.run`` gives the same rounds of the same world through the pure decisions."""
+    ``tests.number_plan.run`` gives the same rounds of the same world through the pure decisions
+    (with ``forget_lookups_at_move``: the gateway's look-up answers are memory only, and it restarts).
+    ``lookup_cost``: with ``[lookup]`` at that price, a simulated service answering from the world."""
     from smscore.config import parse_config
     from tests import number_plan as plan
+    from tests.lookup_service import LookupService
 
     workdir = Path(workdir)
     world = plan.plan_world(seed)
@@ -82,8 +107,12 @@ async def run_plan(reactor, workdir: Path, seed: int = 14, first: int = 720, new
     known = first_numbers + new_numbers
     prices = dict(world.prices)
 
+    service = LookupService(lambda number: network_of(world.reach.get(number, frozenset()))) \
+        if lookup_cost is not None else None
+    lookup = (service.url, lookup_cost) if service is not None else None
+
     async def start(reach):
-        text = plan_config_text(workdir / "plan.db", reach, prices)
+        text = plan_config_text(workdir / "plan.db", reach, prices, lookup=lookup)
         (workdir / "plan.toml").write_text(text)
         gw = await _start_gateway(reactor, parse_config(text, path=workdir / "plan.toml"))
         return gw, _Client(reactor, gw.http_port.getHost().port)
@@ -95,9 +124,11 @@ async def run_plan(reactor, workdir: Path, seed: int = 14, first: int = 720, new
         for name, numbers in (("first numbers", first_numbers), ("new numbers, known blocks", new_numbers),
                               ("second messages", known)):
             t0 = time.monotonic()
+            asked = service.count if service is not None else 0
             sent = await _send_each(reactor, client, numbers, name, timeout)
             last.update((n, t[-1]) for n, t in sent if t and t[-1] in world.reach[n])
-            rounds.append(plan.figures(world, name, sent))
+            rounds.append(plan.figures(world, name, sent, lookups=(service.count - asked) if service else 0,
+                                       lookup_cost=lookup_cost or Decimal(0)))
             if log:
                 log(f"number-plan world: {name}: {rounds[-1]['attempts']:.3f} attempts, "
                     f"{rounds[-1]['over_oracle']:+.1%} over the oracle, {time.monotonic() - t0:.1f} s")
@@ -110,8 +141,10 @@ async def run_plan(reactor, workdir: Path, seed: int = 14, first: int = 720, new
         gw = None
         gw, client = await start(world.reach)  # the operators' new reach; the store keeps what was learned
         t0 = time.monotonic()
-        rounds.append(plan.figures(world, "re-ported", await _send_each(reactor, client, known, "re-ported", timeout),
-                                   moved, lost))
+        asked = service.count if service is not None else 0
+        sent = await _send_each(reactor, client, known, "re-ported", timeout)
+        rounds.append(plan.figures(world, "re-ported", sent, moved, lost,
+                                   (service.count - asked) if service else 0, lookup_cost or Decimal(0)))
         if log:
             log(f"number-plan world: re-ported: {rounds[-1]['attempts']:.3f} attempts, "
                 f"{time.monotonic() - t0:.1f} s")
@@ -119,7 +152,10 @@ async def run_plan(reactor, workdir: Path, seed: int = 14, first: int = 720, new
         await client.close()
         if gw is not None:
             await gw.stop()
-    return {"seed": seed, "first": first, "new": new, "rounds": rounds}
+        if service is not None:
+            service.close()
+    return {"seed": seed, "first": first, "new": new, "lookup_cost": None if lookup_cost is None else str(lookup_cost),
+            "rounds": rounds}
 
 
 def plan_main(args) -> int:
@@ -132,13 +168,14 @@ def plan_main(args) -> int:
     from tests import number_plan as plan
 
     configure(args.log_level, stream=sys.stderr)
+    lookup_cost = Decimal(args.lookup_cost) if args.lookup_cost is not None else None
     seed = 14 if args.seed == 20261122 else args.seed
     workdir = Path(tempfile.mkdtemp(prefix="smsgw-number-plan-"))
     result: dict = {}
 
     async def go(reactor):
         result.update(await run_plan(reactor, workdir, seed, args.first, args.new, timeout=args.timeout,
-                                     log=lambda line: print(line, file=sys.stderr)))
+                                     log=lambda line: print(line, file=sys.stderr), lookup_cost=lookup_cost))
 
     try:
         task.react(lambda reactor: Deferred.fromCoroutine(go(reactor)))
@@ -147,8 +184,9 @@ def plan_main(args) -> int:
             print(f"number-plan world: failed to run (exit {exc.code}); work folder {workdir}", file=sys.stderr)
             raise
     old = plan.run(plan.plan_world, False, seed, args.first, args.new)
+    with_ = "" if lookup_cost is None else f", look-ups at {lookup_cost}"
     print(f"\n== number-plan world (seed {seed}; {args.first} + {args.new} numbers; cheap 0.10, mid 0.20, "
-          "dear 0.40): cheapest first (the pure model) -> the gateway\n" + plan.table(old, result["rounds"]))
+          f"dear 0.40): cheapest first (the pure model) -> the gateway{with_}\n" + plan.table(old, result["rounds"]))
     if args.json:
         print(json.dumps(result, indent=2))
     if not args.keep:

@@ -20,6 +20,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from connectors.http_push import Pusher
+from connectors.number_lookup import HttpNumberLookup
 from connectors.smpp.client import LinkSettings, OperatorLink
 from connectors.smpp.server import CustomerSMPPServer
 from connectors.smpp.server import listen as smpp_listen
@@ -38,6 +39,7 @@ from smscore.customer_smpp import CustomerSmpp, SmppDeliveries
 from smscore.logs import get_logger
 from smscore.metrics import Metrics
 from smscore.mo import MoRouter
+from smscore.number_lookup import LookupSettings, NumberLookup
 from smscore.pipeline import Pipeline
 from smscore.routing import Routing
 from smscore.ratelimit import LocalBuckets, NodeBuckets
@@ -123,6 +125,13 @@ class Gateway:
                 b"claim": lambda: self.pipeline.link_ready(""), b"push": lambda: self.push_worker.kick()})
         self.mo_router = MoRouter(config)
         self.backlog = Backlog(store=self.store, clock=reactor, limit=lambda: self.config.gateway.max_backlog)
+        #: HLR/MNP look-ups before choosing an operator ([lookup]): the main worker's, which chooses
+        self.lookup_client = None
+        number_lookup = None
+        if self.delivers and config.lookup is not None:
+            self.lookup_client = HttpNumberLookup(reactor, config.lookup.url, config.lookup.timeout)
+            number_lookup = NumberLookup(self.lookup_client, reactor, lambda: LookupSettings.of(self.config),
+                                         self.metrics)
         self.pipeline = Pipeline(store=self.store, clock=reactor, node=owner,
                                  lease=config.gateway.lease, routing=routing, metrics=self.metrics,
                                  receipt_timeout=config.gateway.receipt_timeout, delivers=self.delivers,
@@ -130,7 +139,7 @@ class Gateway:
                                  claim_interval=2.0 if worker is None else 0.5,
                                  mo_route=lambda mo, spent: self.mo_router.route(mo, spent),
                                  on_push_queued=self._push_queued, held_elsewhere=self._held_elsewhere,
-                                 backlog=self.backlog)
+                                 backlog=self.backlog, number_lookup=number_lookup)
         self.pusher = Pusher(reactor, timeout=config.push.timeout, address_check=self._push_address_problem)
         self.push_worker = PushWorker(store=self.store, pusher=self.pusher, clock=reactor, node=owner,
                                       config_source=lambda: self.config, mo_router_source=lambda: self.mo_router,
@@ -314,6 +323,8 @@ class Gateway:
             await self.smpp_server.stop()
         await self.push_worker.stop()
         await self.pusher.close()
+        if self.lookup_client is not None:
+            await self.lookup_client.close()
         await self.pipeline.stop()
         if self.cluster is not None:
             await self.cluster.stop()
@@ -361,7 +372,9 @@ class Gateway:
             ("gateway.processes", old.gateway.processes, new.gateway.processes),
             ("store", old.store, new.store), ("http.listen", old.http.listen, new.http.listen),
             ("metrics.listen", old.metrics.listen, new.metrics.listen),
-            ("smpp_server", old.smpp_server, new.smpp_server)) if a != b]
+            ("smpp_server", old.smpp_server, new.smpp_server),
+            ("lookup", (old.lookup is None, old.lookup and (old.lookup.url, old.lookup.timeout)),
+             (new.lookup is None, new.lookup and (new.lookup.url, new.lookup.timeout)))) if a != b]
         self.config = new
         self.pipeline.routing.profiles = {name: tuple(p.operators) for name, p in new.profiles.items()}
         if self.cluster is not None:

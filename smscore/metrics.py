@@ -195,6 +195,9 @@ class Metrics:
             "sent again, they may reach the phone twice", ["operator"], registry=r)
         self.callbacks = Counter("smsgw_callbacks", "HTTP pushes to customers by kind and outcome",
                                  ["kind", "outcome"], registry=r)
+        self.number_lookups = Tally("smsgw_number_lookups", "HLR/MNP look-ups by outcome: answered (a "
+                                    "network), unknown (the service does not know the number), failed, "
+                                    "cached (answered from the cache, not asked)", ["outcome"], r)
         self._live: _LiveGauges | None = None
         self._children: dict[tuple, object] = {}
 

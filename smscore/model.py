@@ -105,6 +105,9 @@ class Message:
     #: what the numbers around the destination taught (``policies.blocks.Tally`` rows of its
     #: prefixes; not stored with the message), loaded only when it has no operator of its own to use
     block: tuple = ()
+    #: the operators an HLR/MNP look-up says reach the destination (``smscore.number_lookup``; not
+    #: stored): None when none was asked for this message, empty when the answer named none
+    reach: frozenset | None = None
 
 
 @dataclass(slots=True)

@@ -21,13 +21,13 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import LoopingCall
 
 from connectors.api import MoFacts, ReceiptFacts, SubmitError, SubmitRequest
-from policies.blocks import block_order, index
 from policies.claims import Sweep, after_claim, next_claim
-from policies.routing import OperatorOption, choose_operator
 from smscore.backlog import Backlog, Backlogged
 from smscore.logs import get_logger
 from smscore.metrics import Metrics
 from smscore.model import Message, MoMessage, Status
+from smscore.mo_intake import MoIntake
+from smscore.parking import Parking
 from smscore.routing import Routing
 from smscore.store.base import Store
 from smscore.transitions import Transition
@@ -43,11 +43,14 @@ class Pipeline:
                  on_unclaimed: Callable[[], object] = lambda: None, mo_route=None,
                  on_push_queued: Callable[[], object] | None = None,
                  on_mo: Callable[[MoMessage], object] | None = None,
-                 held_elsewhere: Callable[[], frozenset[str]] = frozenset, backlog: Backlog | None = None) -> None:
+                 held_elsewhere: Callable[[], frozenset[str]] = frozenset, backlog: Backlog | None = None,
+                 number_lookup=None) -> None:
         """``store`` must have been built with this ``routing``'s ``untried`` (StoreRules).
         ``held_elsewhere()``: the operators whose binds only other nodes hold now (``smscore.cluster``).
-        ``backlog``: refuses new messages past ``max_backlog`` (``smscore.backlog``); None: never."""
+        ``backlog``: refuses new messages past ``max_backlog`` (``smscore.backlog``); None: never.
+        ``number_lookup``: HLR/MNP look-ups before choosing (``smscore.number_lookup``); None: never."""
         self.backlog = backlog
+        self.number_lookup = number_lookup
         self.store = store
         self.clock = clock
         self.node = node
@@ -58,25 +61,25 @@ class Pipeline:
         self.claim_batch = claim_batch
         self.claim_interval = claim_interval
         self.receipt_timeout = receipt_timeout
-        self.mo_reassembly_timeout = mo_reassembly_timeout
         #: False in an API worker (smscore.supervisor): messages are stored unclaimed for the main
         #: worker, which ``on_unclaimed`` nudges; nothing is claimed or sent from here
         self.delivers = delivers
         self.on_unclaimed = on_unclaimed
-        #: called with every MoMessage once it is stored whole (after routing, when there is one)
-        self.on_mo: Callable[[MoMessage], object] = on_mo or self._log_mo
-        #: ``route(mo, spent) -> MoRouting``, run in the transaction that stores a whole MO
-        self.mo_route = mo_route
         #: called when a stored change queued a push job (the push worker claims it at once)
         self.on_push_queued: Callable[[], object] = on_push_queued or (lambda: None)
         self.held_elsewhere = held_elsewhere
-        self._parking: list[tuple[str, str]] = []  # (message id, operator) to leave in the store
-        self._park_call = None
+        self.parking = Parking(store, clock, node, self._log_failure)  # for operators other nodes hold
+        self._looking: dict[str, Message] = {}  # waiting for a number look-up's answer
         self.links: dict = {}
         self.queues: dict[str, deque[Message]] = {}
         self.inflight: dict[str, int] = {}
         self.held = 0  # messages of this node in memory: queued here or being submitted
         self.log = get_logger(component="pipeline", node=node)
+        #: MO in from the links: stored, routed, counted, handed to ``on_mo`` (after routing)
+        self.mo_intake = MoIntake(store=store, clock=clock, node=node, lease=lease, route=mo_route,
+                                  reassembly_timeout=mo_reassembly_timeout, metrics=self.metrics,
+                                  on_replies=self.accepted_elsewhere, on_push_queued=self.on_push_queued,
+                                  on_mo=on_mo, log=self.log)
         self._loops: list[LoopingCall] = []
         self._claiming = False
         self._sweep = Sweep()  # where the next claim starts (policies.claims)
@@ -112,11 +115,11 @@ class Pipeline:
         claim.clock = self.clock
         sweep = LoopingCall(self._expire_unanswered)
         sweep.clock = self.clock
-        mo_sweep = LoopingCall(self._expire_mo_parts)
+        mo_sweep = LoopingCall(self.mo_intake.expire_parts)
         mo_sweep.clock = self.clock
         self._loops = [renew, claim, sweep, mo_sweep]
         renew.start(self.lease / 3, now=False)
-        mo_sweep.start(min(10.0, max(0.5, self.mo_reassembly_timeout / 10)), now=True)
+        mo_sweep.start(min(10.0, max(0.5, self.mo_intake.reassembly_timeout / 10)), now=True)
         sweep.start(min(60.0, max(1.0, self.receipt_timeout / 10)), now=True)
         # A restarted node takes its own work back at once: what it held before is released (to
         # itself or any node), then claimed like any unowned work, batch by batch as room frees.
@@ -136,13 +139,10 @@ class Pipeline:
         for loop in self._loops:
             if loop.running:
                 loop.stop()
-        ids = [m.id for q in self.queues.values() for m in q] + [mid for mid, _ in self._parking]
+        ids = [m.id for q in self.queues.values() for m in q] + self.parking.drop() + list(self._looking)
+        self._looking.clear()
         for q in self.queues.values():
             q.clear()
-        self._parking = []
-        if self._park_call is not None and self._park_call.active():
-            self._park_call.cancel()
-        self._park_call = None
         if not ids:
             return succeed(None)
         return self.store.release(self.node, ids)
@@ -167,8 +167,7 @@ class Pipeline:
         if room <= 0:
             return succeed(None)
         self._claiming = True
-        if self._parking and self._park_call is None:
-            self._flush_parked()
+        self.parking.retry()
         now = self.clock.seconds()
         sweep = self._sweep = next_claim(self._sweep, now, self.lease)  # policies.claims
         asked = min(room, self.claim_batch)
@@ -275,20 +274,22 @@ class Pipeline:
 
     # -- sending -----------------------------------------------------------------------------
     def choose(self, message: Message, elsewhere: frozenset[str] = frozenset()) -> str | None:
-        """The operator for ``message``; one held by another node (``elsewhere``) counts as up. A
-        message the store gave block evidence (``Message.block``) follows its block's order."""
-        options = []
-        for name in self.routing.profiles.get(message.profile, ()):
-            link = self.links.get(name)
-            cost = self.routing.cost(name, message.to)
-            if link is None or cost is None:
-                continue
-            options.append(OperatorOption(name, cost, link.is_up() or name in elsewhere))
-        order = block_order(options, index(message.block), message.to, self.clock.seconds()) if message.block else ()
-        return choose_operator(options, message.tried, message.preferred, message.recent_failures, order)
+        """The operator for ``message`` (``Routing.choose``); one held by another node (``elsewhere``)
+        counts as up."""
+        return self.routing.choose(message, self.routing.options(message, self.links, elsewhere),
+                                   self.clock.seconds())
 
     def enqueue(self, message: Message, front: bool = False) -> None:
         elsewhere = self.held_elsewhere()
+        if self.number_lookup is not None and (message.reach is None or message.reach.intersection(message.tried)):
+            # an HLR/MNP look-up first, when it is worth its price (smscore.number_lookup)
+            reach = self.number_lookup.reach(message, self.routing.options(message, self.links, elsewhere))
+            if isinstance(reach, Deferred):
+                self._looking[message.id] = message
+                reach.addCallback(self._looked_up, message, front)
+                reach.addErrback(self._log_failure, "routing after a number look-up failed", message_id=message.id)
+                return
+            message.reach = reach
         operator = self.choose(message, elsewhere)
         if operator is None:
             # Every operator of the profile was tried (or the profile has none): the store's rules
@@ -305,6 +306,12 @@ class Pipeline:
         else:
             queue.append(message)
         self.pump(operator)
+
+    def _looked_up(self, reach: frozenset[str], message: Message, front: bool) -> None:
+        if self._looking.pop(message.id, None) is None:
+            return  # stopped meanwhile: given back to the store with the rest
+        message.reach = reach
+        self.enqueue(message, front)
 
     def pump(self, operator: str) -> None:
         link = self.links.get(operator)
@@ -326,24 +333,7 @@ class Pipeline:
     def _park(self, message: Message, operator: str) -> None:
         """Leave ``message`` in the store for the nodes that hold ``operator``'s binds."""
         self.held -= 1
-        self._parking.append((message.id, operator))
-        if self._park_call is None:
-            self._park_call = self.clock.callLater(0, self._flush_parked)
-
-    def _flush_parked(self) -> Deferred:
-        self._park_call = None
-        batch, self._parking = self._parking, []
-        if not batch:
-            return succeed(None)
-        d = self.store.park(self.node, batch)
-
-        def failed(failure):
-            # Kept (this node's lease on them is renewed meanwhile): tried again with the next claim.
-            self._parking[:0] = batch
-            self._log_failure(failure, "parking messages for another node failed", messages=len(batch))
-
-        d.addErrback(failed)
-        return d
+        self.parking.add(message.id, operator)
 
     def link_ready(self, operator: str) -> None:
         if operator in self.links:
@@ -414,43 +404,8 @@ class Pipeline:
         return d
 
     def mo_received(self, mo: MoFacts) -> Deferred:
-        """Store an MO (or a part of one) durably; the link answers the SMSC when this fires.
-        A whole MO goes on to ``on_mo`` after it is stored."""
-        now = self.clock.seconds()
-        d = self.store.store_mo(mo, now, self.mo_route, self.node, now + self.lease)
-        d.addCallback(self._mo_stored)
-        return d
-
-    def _mo_stored(self, mo: MoMessage | None) -> None:
-        if mo is None:
-            return  # a part of a concatenated MO; kept until its message is whole
-        routing = mo.routing
-        if routing is not None:
-            shortcode = mo.to if routing.outcome != "no_shortcode" else ""  # configured numbers only: bounded
-            self.metrics.child(self.metrics.mo, shortcode, mo.keyword, routing.outcome).inc()
-            self.accepted_elsewhere(routing.replies)
-            if routing.push is not None:
-                self.on_push_queued()
-        try:
-            self.on_mo(mo)
-        except Exception as exc:  # noqa: BLE001 - the MO is stored; routing trouble must not refuse it
-            self.log.error("MO handling failed", mo_id=mo.id, error=repr(exc))
-
-    def _log_mo(self, mo: MoMessage) -> None:
-        self.log.info("mo received", mo_id=mo.id, operator=mo.operator, to=mo.to, parts=mo.parts,
-                      keyword=mo.keyword or None, account=mo.account, outcome=mo.outcome, note=mo.note or None)
-
-    def _expire_mo_parts(self) -> Deferred:
-        now = self.clock.seconds()
-        d = self.store.expire_mo_parts(now - self.mo_reassembly_timeout, now, self.mo_route, self.node,
-                                       now + self.lease)
-
-        def done(mos):
-            for mo in mos:
-                self._mo_stored(mo)
-
-        d.addCallbacks(done, self._log_failure, errbackArgs=("MO reassembly sweep failed",))
-        return d
+        """Store an MO (or a part of one) durably (``MoIntake``); the link answers the SMSC when this fires."""
+        return self.mo_intake.received(mo)
 
     def bind_changed(self, operator: str, session: str, up: bool) -> None:
         self.metrics.bind_up.labels(operator, session).set(1 if up else 0)

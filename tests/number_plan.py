@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from policies import blocks  # noqa: E402
+from policies import blocks, number_lookup  # noqa: E402
 from policies.learning import Learned, failed_lately, learn  # noqa: E402
 from policies.routing import OperatorOption, rank  # noqa: E402
 
@@ -134,15 +134,25 @@ def interleaved_world(seed: int = 14) -> World:
     return World(dict(pw.OPERATORS), draw, move, rng)
 
 
+#: How long the gateway keeps a look-up's answer in the model (``[lookup] cache``; the rounds are a
+#: day apart, so every answer of the run is kept unless an operator it named fails).
+LOOKUP_CACHE = 30 * DAY
+
+
 @dataclass
 class Gateway:
     """One decision (``use_blocks`` False: today's) with what it has learned, sending as the pipeline
-    does: the next operator from the ranking, until one delivers or all were tried."""
+    does: the next operator from the ranking, until one delivers or all were tried. With a
+    ``lookup_cost``, HLR/MNP look-ups as ``smscore.number_lookup`` asks them (the answer: who
+    reaches the number now, as ``number_lookup.reaching`` turns a network into operators)."""
 
     prices: Mapping[str, Decimal]
     use_blocks: bool
+    lookup_cost: Decimal | None = None
     learned: dict[str, Learned] = field(default_factory=dict)
     evidence: dict[tuple[str, str], blocks.Tally] = field(default_factory=dict)
+    answers: dict[str, tuple[frozenset[str], float]] = field(default_factory=dict)
+    lookups: int = 0
 
     def send(self, number: str, reached: frozenset[str], now: float) -> list[str]:
         """The operators tried for one message, in order (the last delivered if any reached)."""
@@ -153,11 +163,15 @@ class Gateway:
         loaded: dict | None = None  # block evidence, loaded only when the number's own operator is not enough
         order: list[str] = []
         tried: list[str] = []
+        reach: frozenset[str] | None = None
         while True:
             if self.use_blocks and loaded is None and (preferred is None or preferred in tried):
                 loaded = self.load(number)
                 order = blocks.block_order(options, loaded, number, now)
-            ranking = rank(options, tried, preferred, lately, order)
+            if self.lookup_cost is not None and (reach is None or reach & set(tried)):
+                reach = self.look_up(number, reached, options, loaded, preferred, tried, now)
+            first = number_lookup.lookup_choice(options, reach, tried) if reach else None
+            ranking = rank(options, tried, first or preferred, lately, order)
             if not ranking:
                 break
             tried.append(ranking[0].name)
@@ -173,6 +187,23 @@ class Gateway:
                 self.evidence.update(blocks.index(rows))
         return tried
 
+    def look_up(self, number, reached, options, loaded, preferred, tried, now) -> frozenset[str] | None:
+        """``NumberLookup.reach``: a kept answer, a new one when worth its price, else None."""
+        kept = self.answers.get(number)
+        if kept is not None:
+            if now - kept[1] <= LOOKUP_CACHE and not kept[0] & set(tried):
+                return kept[0]
+            del self.answers[number]
+        if len(options) < 2:
+            return None
+        rows = (loaded or {}).values()
+        chance = number_lookup.chances(rows, number, [o.name for o in options], now)
+        if not number_lookup.worth_asking(number_lookup.saving(options, chance, preferred, tried), self.lookup_cost):
+            return None
+        self.lookups += 1
+        self.answers[number] = (reached, now)
+        return reached
+
     def load(self, number: str) -> dict[tuple[str, str], blocks.Tally]:
         """What the store would load for the number: the tallies of its prefixes."""
         return {k: t for k in ((p, op) for p in blocks.prefixes(number) for op in self.prices)
@@ -180,12 +211,14 @@ class Gateway:
 
 
 def figures(world: World, name: str, sent: Sequence[tuple[str, list[str]]],
-            moved: frozenset[str] = frozenset(), lost: frozenset[str] = frozenset()) -> dict:
-    """One round's figures from ``(number, operators tried)``."""
+            moved: frozenset[str] = frozenset(), lost: frozenset[str] = frozenset(), lookups: int = 0,
+            lookup_cost: Decimal = Decimal(0)) -> dict:
+    """One round's figures from ``(number, operators tried)``; ``lookups`` look-ups at ``lookup_cost``
+    were paid too."""
     reachable = [(n, t) for n, t in sent if world.reach[n]]
     dead = [(n, t) for n, t in sent if not world.reach[n]]
     delivered = [(n, t) for n, t in reachable if t and t[-1] in world.reach[n]]
-    paid = sum((world.prices[op] for _, t in reachable for op in t), Decimal(0))
+    paid = sum((world.prices[op] for _, t in reachable for op in t), Decimal(0)) + lookups * lookup_cost
     oracle = sum((world.oracle(n) for n, _ in reachable), Decimal(0))
 
     def mean_attempts(rows):
@@ -202,15 +235,18 @@ def figures(world: World, name: str, sent: Sequence[tuple[str, list[str]]],
         "moved": len(moved), "lost": len(lost),
         "lost_attempts": mean_attempts([(n, t) for n, t in sent if n in lost]),
         "stayed_attempts": mean_attempts([(n, t) for n, t in reachable if n not in moved]),
+        "lookups": lookups / len(sent),
     }
 
 
 def run(world_of: Callable[[int], World], use_blocks: bool, seed: int = 14, first: int = 720,
-        new: int = 360) -> list[dict]:
+        new: int = 360, lookup_cost: Decimal | None = None, forget_lookups_at_move: bool = False) -> list[dict]:
     """The four rounds in one world with one decision; the figures of each (``scripts/ported_world.py
-    --plan`` runs the same rounds through a real gateway)."""
+    --plan`` runs the same rounds through a real gateway). ``lookup_cost``: with look-ups at that price;
+    ``forget_lookups_at_move``: the look-up answers are lost when the numbers move (the script restarts
+    its gateway there, and a gateway keeps them in memory only)."""
     world = world_of(seed)
-    gw = Gateway(world.prices, use_blocks)
+    gw = Gateway(world.prices, use_blocks, lookup_cost)
     clock = [0.0]
 
     def send_round(numbers):
@@ -221,20 +257,27 @@ def run(world_of: Callable[[int], World], use_blocks: bool, seed: int = 14, firs
             out.append((number, gw.send(number, world.reach[number], clock[0])))
         return out
 
+    def round_figures(name, numbers, moved=frozenset(), lost=frozenset()):
+        before = gw.lookups
+        sent = send_round(numbers)
+        return figures(world, name, sent, moved, lost, gw.lookups - before, lookup_cost or Decimal(0))
+
     first = world.new_numbers(first)
-    rounds = [figures(world, "first numbers", send_round(first))]
+    rounds = [round_figures("first numbers", first)]
     second = world.new_numbers(new)
-    rounds.append(figures(world, "new numbers, known blocks", send_round(second)))
+    rounds.append(round_figures("new numbers, known blocks", second))
     known = first + second
-    rounds.append(figures(world, "second messages", send_round(known)))
+    rounds.append(round_figures("second messages", known))
     moved = frozenset(world.rng.sample(known, round(MOVED * len(known))))
     lost = set()
+    if forget_lookups_at_move:
+        gw.answers.clear()
     for number in sorted(moved):
         world.reach[number] = world.move(world.rng, number, world.reach[number])
         operator = gw.learned[number].operator if number in gw.learned else None
         if operator is not None and operator not in world.reach[number] and world.reach[number]:
             lost.add(number)
-    rounds.append(figures(world, "re-ported", send_round(known), moved, frozenset(lost)))
+    rounds.append(round_figures("re-ported", known, moved, frozenset(lost)))
     return rounds
 
 
@@ -243,10 +286,11 @@ SEEDS = range(14, 19)
 _COUNTS = frozenset({"messages", "reachable", "dead", "dead_failed", "moved", "lost"})
 
 
-def averaged(world_of: Callable[[int], World], use_blocks: bool, seeds: Sequence[int] = SEEDS) -> list[dict]:
+def averaged(world_of: Callable[[int], World], use_blocks: bool, seeds: Sequence[int] = SEEDS,
+             lookup_cost: Decimal | None = None) -> list[dict]:
     """``run`` over several seeds: counts summed, ratios and means averaged (every seed weighs the
     same: the rounds have the same sizes)."""
-    runs = [run(world_of, use_blocks, seed) for seed in seeds]
+    runs = [run(world_of, use_blocks, seed, lookup_cost=lookup_cost) for seed in seeds]
     out = []
     for rounds in zip(*runs):
         out.append({k: rounds[0][k] if k == "round" else
@@ -265,7 +309,12 @@ ROWS = [
     ("moved: lost their operator", lambda r: f"{r['lost']:.0f}/{r['moved']:.0f}" if r["moved"] else "-"),
     ("  attempts to find them again", lambda r: f"{r['lost_attempts']:.3f}" if r["lost"] else "-"),
     ("  attempts, numbers that stayed", lambda r: f"{r['stayed_attempts']:.3f}" if r["moved"] else "-"),
+    ("look-ups per message (paid above)", lambda r: f"{r['lookups']:.2f}"),
 ]
+
+#: A look-up's price in the reports: HLR/MNP look-ups cost a fraction of a cent, about 1-2 % of the
+#: cheapest SMS here (the decision asks only where it expects to save more; see docs/routing.md).
+LOOKUP_PRICE = Decimal("0.002")
 
 
 def table(old: list[dict], new: list[dict]) -> str:
@@ -280,17 +329,26 @@ def table(old: list[dict], new: list[dict]) -> str:
     return "\n".join(out)
 
 
-def report(seeds: Sequence[int] = SEEDS) -> str:
-    """Both worlds' tables, old -> new, summed and averaged over ``seeds``."""
+def report(seeds: Sequence[int] = SEEDS, lookup_cost: Decimal = LOOKUP_PRICE) -> str:
+    """Both worlds' tables, summed and averaged over ``seeds``: per number only -> with blocks, then
+    with blocks -> with blocks and look-ups at ``lookup_cost``."""
     parts = []
     for title, world_of in [("number-plan world (24 blocks; cheap 0.10, mid 0.20, dear 0.40)", plan_world),
                             ("interleaved world, no blocks (ported_world's groups; 0.10, 0.15, 0.25)",
                              interleaved_world)]:
+        old, blocked = averaged(world_of, False, seeds), averaged(world_of, True, seeds)
+        looked = averaged(world_of, True, seeds, lookup_cost)
         parts.append(f"{title}; seeds {seeds[0]}-{seeds[-1]}: counts summed, figures averaged; "
-                     "each cell old -> new where they differ\n"
-                     + table(averaged(world_of, False, seeds), averaged(world_of, True, seeds)))
+                     "each cell per number only -> with blocks where they differ\n" + table(old, blocked))
+        parts.append(f"the same, with blocks -> with blocks and look-ups at {lookup_cost}\n" + table(blocked, looked))
     return "\n\n".join(parts)
 
 
 if __name__ == "__main__":
-    print(report([int(a) for a in sys.argv[1:]] or SEEDS))
+    args = sys.argv[1:]
+    price = LOOKUP_PRICE
+    if "--lookup-cost" in args:
+        i = args.index("--lookup-cost")
+        price = Decimal(args[i + 1])
+        del args[i:i + 2]
+    print(report([int(a) for a in args] or SEEDS, price))

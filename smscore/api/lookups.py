@@ -140,8 +140,32 @@ def number(gw, request, raw: str):
                        gw.store.find_mo(MoQuery(sender=msisdn), mo_before, limit),
                        gw.store.number_facts(msisdn)], consumeErrors=True)
     d.addErrback(lambda f: f.value.subFailure)
-    d.addCallback(lambda got: (200, _number_body(msisdn, *got, limit, gw.clock.seconds())))
+    d.addCallback(lambda got: (200, {**_number_body(msisdn, *got, limit, gw.clock.seconds()),
+                                     "choice": _choice(gw, msisdn, got[2])}))
     return d
+
+
+def _choice(gw, msisdn: str, facts) -> list[dict]:
+    """Per profile, where a message to the number would go now and why (``Routing.explain``): a
+    look-up's kept answer, the number's own history, its block, or price; with ``lookup``, that
+    answer (the operators that reach it, when it came) when one is kept."""
+    from policies.learning import failed_lately
+    from smscore.model import Message
+
+    now = gw.clock.seconds()
+    learned = facts.learned
+    looked = gw.pipeline.number_lookup.kept(msisdn) if gw.pipeline.number_lookup is not None else None
+    out = []
+    for profile in sorted(gw.pipeline.routing.profiles):
+        probe = Message(id="", account="", to=msisdn, sender="", text="", encoding="gsm7", parts=1,
+                        profile=profile, created_at=now, updated_at=now,
+                        preferred=learned.operator if learned else None,
+                        recent_failures=failed_lately(learned, now) if learned else (),
+                        block=tuple(facts.block), reach=looked[0] if looked else None)
+        options = gw.pipeline.routing.options(probe, gw.pipeline.links)
+        out.append({"profile": profile, **gw.pipeline.routing.explain(probe, options, now),
+                    "lookup": None if looked is None else {"reach": sorted(looked[0]), "at": rfc3339(looked[1])}})
+    return out
 
 
 def _number_body(msisdn: str, mts, mos, facts, limit: int, now: float) -> dict:

@@ -11,7 +11,15 @@ from typing import Mapping
 
 from smscore.config.convert import _api_key, _secret
 from smscore.config.table import _Invalid, _quote, _Table
-from smscore.config.values import AccountConfig, KeywordConfig, ShortcodeConfig, SmppServerConfig
+from smscore.config.values import (
+    AccountConfig,
+    KeywordConfig,
+    LookupConfig,
+    OperatorConfig,
+    ProfileConfig,
+    ShortcodeConfig,
+    SmppServerConfig,
+)
 
 
 def check_keywords(keywords: list[KeywordConfig], tables: list[_Table],
@@ -103,3 +111,22 @@ def check_smpp_accounts(accounts: Mapping[str, AccountConfig], tables: Mapping[s
             t.error("smpp.system_id", f"{_quote(system_id)} is already the system_id of account {seen[system_id]}")
         else:
             seen[system_id] = name
+
+
+def check_lookup_networks(lookup: LookupConfig | None, operators: Mapping[str, OperatorConfig],
+                          tables: Mapping[str, _Table], profiles: Mapping[str, ProfileConfig]) -> None:
+    """With [lookup], every operator a profile offers names the networks it reaches: an answer
+    (a network) means nothing for an operator that names none (issue 14)."""
+    if lookup is None:
+        return
+    used = {name for profile in profiles.values() for name in profile.operators}
+    why = 'look-ups need the networks each operator reaches ("*" for every network)'
+    for name, operator in operators.items():
+        if name not in used or operator.networks:
+            continue
+        written = tables[name].data.get("networks")
+        if written is None:
+            tables[name].error("networks", f"is required with [lookup]: {why}")
+        elif written == []:
+            tables[name].error("networks", f"must not be empty with [lookup]: {why}")
+        # else: an invalid value, already reported where it was read

@@ -15,13 +15,20 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from policies.callback_urls import default_hosts
-from smscore.config.checks import check_accounts, check_keys, check_keywords, check_smpp_accounts
+from smscore.config.checks import (
+    check_accounts,
+    check_keys,
+    check_keywords,
+    check_lookup_networks,
+    check_smpp_accounts,
+)
 from smscore.config.convert import _NAME, _api_keys, _listen
 from smscore.config.sections import (
     read_account,
     read_gateway,
     read_http,
     read_keyword,
+    read_lookup,
     read_operator,
     read_profile,
     read_push,
@@ -147,9 +154,14 @@ class _Parser:
         smpp_server = None
         if "smpp_server" in data:
             smpp_server = read_smpp_server(self._table("smpp_server", root.get("smpp_server", lambda v: v)))
+        lookup = None
+        if "lookup" in data:
+            written = root.get("lookup", lambda v: v)
+            lookup_t = self._table("lookup", written)  # not a table: that one error, not also "url is required"
+            lookup = read_lookup(lookup_t) if isinstance(written, dict) else None
 
-        operators = {n: read_operator(n, t)
-                     for n, t in self._named_tables(root, "operators").items()}
+        operator_tables = self._named_tables(root, "operators")
+        operators = {n: read_operator(n, t) for n, t in operator_tables.items()}
         if not operators and isinstance(data.get("operators", {}), dict):
             self.errors.append("operators: at least one [operators.NAME] is required")
         profiles = {n: read_profile(n, t, operators)
@@ -173,6 +185,7 @@ class _Parser:
         check_accounts(accounts, account_tables, keywords, shortcodes)
         check_keys(account_tables, admin_t)
         check_smpp_accounts(accounts, account_tables, smpp_server)
+        check_lookup_networks(lookup, operators, operator_tables, profiles)
         accounts = {n: _with_callback_hosts(a, keywords) for n, a in accounts.items()}
         root.finish()
         return Config(
@@ -184,6 +197,7 @@ class _Parser:
             admin=admin,
             push=push,
             smpp_server=smpp_server,
+            lookup=lookup,
             operators=operators,
             profiles=profiles,
             accounts=accounts,

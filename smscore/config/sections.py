@@ -14,7 +14,9 @@ from dataclasses import MISSING, fields
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
+from connectors.http_client import target as http_target
 from connectors.tls import PemError, load_ca_bundle, load_certificate
 from smscore.config.convert import (
     _DIGITS,
@@ -42,7 +44,7 @@ from smscore.config.convert import (
     _url,
     _validity,
 )
-from smscore.config.table import _REQUIRED, _quote, _show, _Table
+from smscore.config.table import _REQUIRED, _Invalid, _quote, _show, _Table
 from smscore.config.values import (
     AccountConfig,
     AccountSmppConfig,
@@ -50,6 +52,7 @@ from smscore.config.values import (
     HttpConfig,
     KeySet,
     KeywordConfig,
+    LookupConfig,
     OperatorConfig,
     ProfileConfig,
     PushConfig,
@@ -67,6 +70,10 @@ _SMPP_ONLY = ("host", "port", "hosts", "tls", "tls_ca", "tls_cert", "tls_key", "
               "service_type", "source_ton", "source_npi", "dest_ton", "dest_npi", "validity")
 _TON_NPI = ("source_ton", "source_npi", "dest_ton", "dest_npi")
 _SIMULATOR_ONLY = ("unreachable_prefixes", "receipt_delay", "message_id_format", "throttle_tps")
+#: Where a look-up URL takes the number ([lookup] url).
+LOOKUP_PLACEHOLDER = "{number}"
+#: The longest a look-up may wait for its answer ([lookup] timeout): a message waits with it.
+MAX_LOOKUP_TIMEOUT = 60.0
 
 
 def _defaults(cls: type) -> dict[str, Any]:
@@ -161,6 +168,51 @@ def read_push(t: _Table) -> PushConfig:
     return push
 
 
+def _lookup_url(value: Any) -> str:
+    """[lookup] url: an http(s) URL (``_url``'s rules) with ``{number}`` exactly once, in its path or
+    query, that the look-up connector can request (``connectors.http_client.target``)."""
+    url = _url(value)
+    count = url.count(LOOKUP_PLACEHOLDER)
+    if count != 1:
+        found = "none" if count == 0 else f"{count}"
+        raise _Invalid(f"must contain {LOOKUP_PLACEHOLDER} exactly once (where the number goes), "
+                       f"found {found} in {_show(url)}")
+    parts = urlsplit(url)
+    if LOOKUP_PLACEHOLDER not in parts.path + parts.query:
+        raise _Invalid(f"must have {LOOKUP_PLACEHOLDER} in its path or query, got {_show(url)}")
+    if http_target(url.replace(LOOKUP_PLACEHOLDER, "0")) is None:
+        raise _Invalid(f"is not a URL the look-up can request, got {_show(url)}")
+    return url
+
+
+def _lookup_timeout(value: Any) -> float:
+    """[lookup] timeout: a duration above zero and at most ``MAX_LOOKUP_TIMEOUT``."""
+    seconds = _duration()(value)
+    if seconds > MAX_LOOKUP_TIMEOUT:
+        raise _Invalid(f"must be at most {MAX_LOOKUP_TIMEOUT:g}s (a message waits for the answer), "
+                       f"got {_show(value)}")
+    return seconds
+
+
+def read_lookup(t: _Table) -> LookupConfig:
+    """[lookup] (issue 14): the HLR/MNP look-up service, its price and how long answers are kept."""
+    d = _defaults(LookupConfig)
+    lookup = LookupConfig(
+        url=t.get("url", _lookup_url) or "",
+        cost=t.get("cost", _money, d["cost"]),
+        cache=t.get("cache", _duration(allow_zero=True), d["cache"]),
+        cache_size=t.get("cache_size", _integer(1, 10_000_000), d["cache_size"]),
+        timeout=t.get("timeout", _lookup_timeout, d["timeout"]),
+    )
+    t.finish()
+    return lookup
+
+
+#: An operator's ``networks`` entry: a network as the look-up service names it, or "*" (every one).
+_NETWORK_NAME = _string(pattern=r"[A-Za-z0-9._-]{1,32}|\*",
+                        what='1-32 letters, digits, ".", "_" or "-" (a network such as "24001"), or "*"')
+
+
 def read_operator(name: str, t: _Table) -> OperatorConfig:
     d = _defaults(OperatorConfig)
     kinds = ("smpp", "simulated")
@@ -196,6 +248,7 @@ def read_operator(name: str, t: _Table) -> OperatorConfig:
         latin1=t.get("latin1", _boolean, d["latin1"]),
         packed_gsm=t.get("packed_gsm", _boolean, d["packed_gsm"]),
         cost=t.get("cost", _prefix_table, d["cost"]),
+        networks=t.get("networks", _list(_NETWORK_NAME, unique=True), d["networks"]),
     )
     simulator = {}
     if not smpp:

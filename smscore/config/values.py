@@ -196,6 +196,23 @@ class PushConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LookupConfig:
+    """[lookup]: an HLR/MNP look-up service (issue 14), asked who serves a number when the saving
+    it is expected to bring is above its `cost`; absent: no look-ups.
+
+    `url` is http(s) with the placeholder ``{number}`` once, in its path or query (the number is
+    URL-quoted into it). `cost` is in the currency of the operators' `cost`; `cache` and `timeout`
+    are seconds; an answer is kept `cache` seconds for at most `cache_size` numbers.
+    """
+
+    url: str = field(repr=False)  # a service's URL may carry its API key
+    cost: Decimal = Decimal(0)
+    cache: float = 7 * 86400.0
+    cache_size: int = 100_000
+    timeout: float = 2.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OperatorConfig:
     """[operators.NAME]: one SMSC account, real (type "smpp") or in-process ("simulated").
 
@@ -206,6 +223,9 @@ class OperatorConfig:
     The carrier parameters (SPEC §15) are for smpp only: `hosts` holds every address of the SMSC
     in the order they are tried (from `hosts`, or host/port alone), host/port are its first; the
     TLS files are absolute paths; a TON/NPI of None is chosen per message as without them.
+
+    `networks` names the networks this operator reaches, as the look-up service ([lookup]) names
+    them (e.g. MCC-MNC "24001"); "*" is every network. Read only when [lookup] is configured.
     """
 
     name: str
@@ -240,11 +260,16 @@ class OperatorConfig:
     dest_ton: int | None = None
     dest_npi: int | None = None
     validity: float | None = None
+    networks: tuple[str, ...] = ()
 
     def bind_settings(self) -> tuple[Any, ...]:
         """Everything that shapes this operator's sessions: on reload, reconnect only when this
-        changed (a change of `cost` alone applies at once, without reconnecting)."""
-        return tuple(getattr(self, f.name) for f in fields(self) if f.name != "cost")
+        changed (a change of `cost` or `networks` alone applies at once, without reconnecting)."""
+        return tuple(getattr(self, f.name) for f in fields(self) if f.name not in _NOT_BIND_SETTINGS)
+
+
+#: OperatorConfig fields that choose operators, not how their sessions bind
+_NOT_BIND_SETTINGS = frozenset({"cost", "networks"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -325,6 +350,7 @@ class Config:
     admin: AdminConfig = AdminConfig()
     push: PushConfig = PushConfig()
     smpp_server: SmppServerConfig | None = None
+    lookup: LookupConfig | None = None
     operators: Mapping[str, OperatorConfig] = field(default_factory=dict)
     profiles: Mapping[str, ProfileConfig] = field(default_factory=dict)
     accounts: Mapping[str, AccountConfig] = field(default_factory=dict)

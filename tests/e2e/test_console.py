@@ -113,6 +113,7 @@ def test_an_operator_finds_a_message_by_number_and_sees_each_attempt(gateway, se
     b.one(f'a[href="#/number/{FAILOVER}"]').click()
     b.wait_text("Learned operator")
     assert "sim_b" in b.one("dl.facts").text  # learned: sim_b delivers this number
+    assert "standard: sim_b → sim_a (its own history)" in b.text()  # why the next one goes there
     checked(b, "number")
 
 

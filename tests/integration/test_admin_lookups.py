@@ -125,7 +125,12 @@ async def test_a_numbers_mt_mo_learned_operator_stop_list_and_consent(rig):
     assert {(e["prefix"], e["operator"]): (e["delivered"], e["failed"]) for e in block["evidence"]
             if e["prefix"] == PORTED[:-2]} == {(PORTED[:-2], "mid"): (1.0, 0.0), (PORTED[:-2], "cheap"): (0.0, 1.0)}
     assert [len(e["prefix"]) for e in block["evidence"]][::2] == [9, 8, 7, 6, 5, 4]  # longest first
+    # ... and where the next message would go: its own history (mid) first, cheap (failed lately) last
+    choice = {c["profile"]: c for c in body["choice"]}
+    assert all(c["because"] == "number" and c["order"][0] == "mid" and c["lookup"] is None for c in choice.values())
+    assert all(c["order"][-1] == "cheap" for c in choice.values() if len(c["order"]) > 1)
     unknown = await ok(rig, "/numbers/46700000000")
+    assert {c["because"] for c in unknown["choice"]} == {"price"}
     assert (unknown["messages"], unknown["mo"], unknown["learned"], unknown["stop_list"], unknown["do_not_call"],
             unknown["consents"]) == ([], [], None, [], None, [])
     refusal(*await look(rig, "/numbers/0701234567"), 422, "invalid_number", "number")

@@ -36,7 +36,7 @@ async def test_a_long_mo_is_reassembled_and_stored(tmp_path):
     await gw.start()
     try:
         got: Deferred = Deferred()
-        gw.pipeline.on_mo = got.callback
+        gw.pipeline.mo_intake.on_mo = got.callback
         # wait until the link is bound (the receiver the MO goes to)
         for _ in range(200):
             if gw.links["sim_a"].is_up():

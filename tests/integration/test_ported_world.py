@@ -82,3 +82,29 @@ async def test_number_plan_world_through_the_gateway_decides_as_the_pure_model(t
         assert abs(g["attempts"] - m["attempts"]) <= 0.02, shown
         assert abs(g["cost_per_delivered"] - m["cost_per_delivered"]) <= 0.005, shown
     assert gateway[1]["attempts"] < cheapest_first[1]["attempts"] - 0.2, shown
+
+
+@pytest_twisted.ensureDeferred
+async def test_number_plan_world_with_look_ups_decides_as_the_pure_model(tmp_path):
+    """Issue 14 item 3: the same world with [lookup] (a simulated HLR/MNP service on loopback,
+    tests/lookup_service.py): the gateway asks and follows the answers as the pure model does
+    (policies.number_lookup), round by round with the look-ups paid, and meets the bars the blocks
+    alone cannot: second messages at the oracle's cost, moved numbers found again in two attempts."""
+    from decimal import Decimal
+
+    from tests import number_plan as plan
+
+    cost = Decimal("0.002")
+    figures = await plan_world.run_plan(reactor, tmp_path, seed=14, first=120, new=60, timeout=20, log=None,
+                                        lookup_cost=cost)
+    gateway = figures["rounds"]
+    model = plan.run(plan.plan_world, True, 14, 120, 60, lookup_cost=cost, forget_lookups_at_move=True)
+    shown = "\n" + plan.table(model, gateway)
+    for g, m in zip(gateway, model):
+        assert g["delivered"] == 1.0 and g["dead_failed"] == g["dead"], shown
+        assert abs(g["attempts"] - m["attempts"]) <= 0.02, shown
+        assert abs(g["cost_per_delivered"] - m["cost_per_delivered"]) <= 0.005, shown
+        assert abs(g["lookups"] - m["lookups"]) <= 0.03, shown
+    assert gateway[0]["lookups"] > 0.9, shown  # asked for new numbers
+    assert gateway[2]["lookups"] == 0 and gateway[2]["over_oracle"] <= 0.02, shown  # answers kept
+    assert gateway[3]["lost"] > 0 and gateway[3]["lost_attempts"] <= 2.0, shown

@@ -195,9 +195,10 @@ def test_second_messages_cost_in_the_interleaved_world_stays_within_two_percent(
     assert worlds["interleaved", "new"][SECOND]["over_oracle"] <= 0.02
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14's bars conflict: a first message sent by the block's order "
-                   "to a dearer operator that reaches the number teaches the number that operator, and its own "
-                   "history wins on the second message (about +11 %: ported-in numbers of dear and mid blocks)")
+@pytest.mark.xfail(strict=True, reason="without look-ups, issue 14's bars conflict: a first message sent by the "
+                   "block's order to a dearer operator that reaches the number teaches the number that operator, and "
+                   "its own history wins on the second message (about +11 %: ported-in numbers of dear and mid "
+                   "blocks); with look-ups the bar is met (tests/unit/test_lookup_worlds.py)")
 def test_second_messages_in_the_number_plan_world_within_two_percent(worlds):
     assert worlds["plan", "new"][SECOND]["over_oracle"] <= 0.02
 
@@ -208,9 +209,10 @@ def test_reported_numbers_are_found_again_no_slower_while_the_others_cost_one_at
     assert new["lost_attempts"] <= old["lost_attempts"]
 
 
-@pytest.mark.xfail(strict=True, reason="a number that leaves the cheap operator in a cheap block goes to mid or "
-                   "dear with equal odds here: mid then dear and dear alone both cost 0.50, so an order by "
-                   "expected cost cannot prefer the 2 attempts of the aggregator to the 2.5 of mid first")
+@pytest.mark.xfail(strict=True, reason="without look-ups, a number that leaves the cheap operator in a cheap "
+                   "block goes to mid or dear with equal odds here: mid then dear and dear alone both cost 0.50, so "
+                   "an order by expected cost cannot prefer the 2 attempts of the aggregator to the 2.5 of mid "
+                   "first; with look-ups the bar is met (tests/unit/test_lookup_worlds.py)")
 def test_reported_numbers_found_again_within_two_attempts(worlds):
     assert worlds["plan", "new"][REPORTED]["lost_attempts"] <= 2.0
 

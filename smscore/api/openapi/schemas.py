@@ -180,6 +180,17 @@ SCHEMAS = {
             "evidence": _array(_obj({"prefix": {"type": "string"}, "operator": {"type": "string"},
                                      "delivered": {"type": "number"}, "failed": {"type": "number"}})),
         }),
+        "choice": _array(_obj({
+            "profile": {"type": "string"},
+            "order": _array({"type": "string"}, description="The operators a message of this profile would be "
+                            "tried through now, first first."),
+            "because": {"type": "string", "enum": ["lookup", "number", "block", "price"],
+                        "description": "What put the first there: a look-up's kept answer, the number's own "
+                                       "history, its number block's evidence, or price."},
+            "prefix": _nullable(_string("The block's prefix when its evidence orders the operators.")),
+            "lookup": _nullable(_obj({"reach": _array({"type": "string"}), "at": _TIME},
+                                     description="The look-up answer this node keeps for the number.")),
+        }), description="Why this operator (SPEC §7), per profile."),
     }),
     "StopEntry": _STOP_ENTRY,
     # the customers' own look-ups (SPEC §14): their account's data only

@@ -17,6 +17,9 @@ function entries(list) {
   return list.map((e) => `${e.account ? e.account + ": " : ""}since ${e.added_at.slice(0, 10)} (${e.source})`).join("; ");
 }
 
+// What put an operator first (GET /v1/admin/numbers/{n} "choice", SPEC §7)
+const WHY = { lookup: "a look-up's answer", number: "its own history", block: "its number block", price: "price" };
+
 function knowledge(n, who) {
   if (!who.admin) {
     return facts([
@@ -32,6 +35,8 @@ function knowledge(n, who) {
     ["Recent failures", learned && learned.failures.length
       ? learned.failures.map((f) => `${f.operator} at ${f.at.slice(0, 19).replace("T", " ")}${f.counts ? "" : " (aged out)"}`).join("; ") : ""],
     ["Number block", block.basis ? `prefix ${block.basis}: ${chances}` : "not enough evidence: cheapest first"],
+    ["Next message goes", (n.choice || []).map((c) => h("div", {},
+      `${c.profile}: ${c.order.join(" → ")} (${WHY[c.because] || c.because}${c.prefix ? " " + c.prefix : ""})`))],
     ["Stop list", n.stop_list.length ? entries(n.stop_list) : "on no account's stop list"],
     ["Do not call", n.do_not_call ? entries([n.do_not_call]) : "no"],
     ["Consents", n.consents.length ? n.consents.map((c) => `${c.account} (${c.added_at.slice(0, 10)})`).join(", ") : "none"],
