@@ -42,9 +42,10 @@ USER 10001:10001
 # HTTP API, Prometheus metrics, the SMPP server for customers' ESMEs ([smpp_server]).
 EXPOSE 8080 9100 2775
 
-# No curl in a slim image: Python asks. Set SMSGW_HEALTHZ when [http] listens elsewhere, or speaks
-# HTTPS (https://127.0.0.1:8080/healthz): the probe stays on loopback, so it asks whether the
-# gateway answers, not whom its certificate names.
+# No curl in a slim image: Python asks. The image's config (etc/production.toml) speaks HTTPS; set
+# SMSGW_HEALTHZ when [http] listens elsewhere or plain HTTP (http://127.0.0.1:8080/healthz): the
+# probe stays on loopback, so it asks whether the gateway answers, not whom its certificate names.
+ENV SMSGW_HEALTHZ=https://127.0.0.1:8080/healthz
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import os, ssl, urllib.request; c = ssl.create_default_context(); c.check_hostname = False; c.verify_mode = ssl.CERT_NONE; urllib.request.urlopen(os.environ.get('SMSGW_HEALTHZ', 'http://127.0.0.1:8080/healthz'), timeout=4, context=c)"]
 

@@ -226,13 +226,27 @@ SECRETS = {"SMSGW_STORE_URL": "postgresql://smsgw:Pg-Secret-1@db.example:5432/sm
            "SMSGW_ACME_SECRET": "hmac-secret-4"}
 
 
-def check_production(secrets: dict[str, str]) -> subprocess.CompletedProcess:
+@pytest.fixture
+def production(tmp_path) -> Path:
+    """etc/production.toml as installed: /etc/smsgw/gateway.toml with the API's certificate and key
+    in tls/ beside it (a test CA's)."""
+    from tests.certs import TestCA
+
+    (tmp_path / "tls").mkdir()
+    cert, key = TestCA(tmp_path / "tls").issue("api", ip="127.0.0.1")
+    cert.rename(tmp_path / "tls" / "api.pem")
+    key.rename(tmp_path / "tls" / "api.key")
+    shutil.copy(PRODUCTION, tmp_path / "gateway.toml")
+    return tmp_path / "gateway.toml"
+
+
+def check_production(config: Path, secrets: dict[str, str]) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMSGW_")} | secrets
-    return subprocess.run([*SMSGW, "check-config", "-c", str(PRODUCTION)], capture_output=True,
+    return subprocess.run([*SMSGW, "check-config", "-c", str(config)], capture_output=True,
                           text=True, timeout=60, cwd=ROOT, env=env)
 
 
-def test_production_reads_every_secret_from_the_environment_it_documents():
+def test_production_reads_every_secret_from_the_environment_it_documents(production):
     text = PRODUCTION.read_text(encoding="utf-8")
     written = set(re.findall(r'"env:([A-Z0-9_]+)"', text))
     assert written == set(SECRETS)
@@ -240,21 +254,29 @@ def test_production_reads_every_secret_from_the_environment_it_documents():
     for name in written:
         assert f"#   {name}=" in header, f"{name} is not in the file's list of variables"
 
-    proc = check_production(SECRETS)
+    proc = check_production(production, SECRETS)
     assert proc.returncode == 0, proc.stderr
     assert "OK" in proc.stdout
 
 
-def test_production_without_a_secret_names_the_variable_and_prints_no_secret():
+def test_production_serves_the_api_over_https_and_names_a_missing_certificate(production):
+    text = PRODUCTION.read_text(encoding="utf-8")
+    assert re.search(r'^tls_cert = "tls/api.pem"$', text, re.M) and re.search(r'^tls_key = "tls/api.key"$', text, re.M)
+    (production.parent / "tls" / "api.pem").unlink()
+    proc = check_production(production, SECRETS)
+    assert proc.returncode == 2 and "http.tls_cert" in proc.stderr, proc.stderr
+
+
+def test_production_without_a_secret_names_the_variable_and_prints_no_secret(production):
     given = {k: v for k, v in SECRETS.items() if k != "SMSGW_TELIA_PASSWORD"}
-    proc = check_production(given)
+    proc = check_production(production, given)
     assert proc.returncode == 2
     assert "operators.telia.password: environment variable SMSGW_TELIA_PASSWORD is not set" in proc.stderr
     out = proc.stdout + proc.stderr
     for value in (*given.values(), "Pg-Secret-1"):
         assert value not in out
 
-    nothing = check_production({})
+    nothing = check_production(production, {})
     assert nothing.returncode == 2
     for name in SECRETS:
         assert f"environment variable {name} is not set" in nothing.stderr

@@ -327,6 +327,10 @@ async def test_failover_then_learning_goes_straight_to_the_operator_that_deliver
     assert code == 200 and text.splitlines()[1:] == []
     code, body = await rig.api("GET", "/v1/messages/export?from=yesterday")
     refusal(code, body, 400, "invalid_request", "from")
+    # SPEC §15: dates the clock cannot hold are a 400 naming the field, never a 500 (OverflowError)
+    for query, field in (("to=9999-12-31T23:59:59-05:00", "to"), ("from=0001-01-01T00:00:00%2B05:00", "from")):
+        code, body = await rig.api("GET", f"/v1/messages/export?{query}")
+        refusal(code, body, 400, "invalid_request", field)
 
 
 # -- sender IDs, max_parts --------------------------------------------------------------------------

@@ -218,6 +218,15 @@ async def test_bad_json_auth_and_isolation(api):
     assert (code, body["error"]["code"]) == (400, "invalid_json")
     code, body = await call(api, "POST", "/v1/messages", raw=b"[1, 2]")
     assert (code, body["error"]["code"]) == (400, "invalid_json")
+    # SPEC §15: deep nesting is a 400, never a 500 (RecursionError): a body 1,000 deep, or too deep to
+    # parse at all, is not a message; 1,000 deep in a field is that field's wrong type
+    for raw in (b"[" * 1000 + b"]" * 1000, b"[" * 100_000 + b"]" * 100_000,
+                b'{"to": "46701234567", "text": "hi", "reference": ' + b"[" * 5000 + b"]" * 5000 + b"}"):
+        code, body = await call(api, "POST", "/v1/messages", raw=raw)
+        assert (code, body["error"]["code"]) == (400, "invalid_json"), raw[:40]
+    code, body = await call(api, "POST", "/v1/messages",
+                            raw=b'{"to": "46701234567", "text": "hi", "reference": ' + b"[" * 1000 + b"]" * 1000 + b"}")
+    assert (code, body["error"]["code"], body["error"]["field"]) == (400, "invalid_request", "reference")
     code, body = await call(api, "POST", "/v1/messages", {"to": "46701234567", "text": "hi"}, key=None)
     assert (code, body["error"]["code"]) == (401, "unauthorized")
     code, body = await call(api, "POST", "/v1/messages", {"to": "46701234567", "text": "hi"}, key="wrong")
