@@ -25,7 +25,6 @@ from functools import lru_cache
 from urllib.parse import quote, urlsplit
 
 import httptools
-from twisted.internet import error as net_error
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, succeed
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectError, DNSLookupError
@@ -34,8 +33,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-__all__ = ["Answer", "Connection", "Pool", "RefusedAddress", "Target", "default_endpoint_for", "describe_failure",
-           "target"]
+__all__ = ["Answer", "Connection", "Pool", "RefusedAddress", "Target", "default_endpoint_for", "target"]
 
 
 # --- where a request goes ------------------------------------------------------------------------
@@ -372,30 +370,3 @@ class _Closing:
 
     def idle(self, conn) -> None:
         conn.transport.loseConnection()
-
-
-_NETWORK_ERRORS: list[tuple[type[BaseException], str]] = [
-    (net_error.ConnectionRefusedError, "connection refused"),
-    (net_error.DNSLookupError, "dns lookup failed"),
-    (net_error.NoRouteError, "no route to host"),
-    (net_error.TCPTimedOutError, "timeout"),
-    (net_error.TimeoutError, "timeout"),
-    (net_error.ConnectionLost, "connection lost"),
-    (net_error.ConnectionDone, "connection lost"),
-]
-
-_TLS_MODULES = ("OpenSSL", "service_identity", "twisted.protocols.tls", "ssl")
-
-
-def describe_failure(failure: Failure) -> str:
-    """A short, stable name for why an HTTP exchange got no answer (pushes and look-ups name them alike)."""
-    if failure.check(RefusedAddress):
-        return f"refused address: {failure.value.args[-1]}"
-    for kind, name in _NETWORK_ERRORS:
-        if failure.check(kind):
-            return name
-    if type(failure.value).__module__.startswith(_TLS_MODULES):
-        return "tls error"
-    if failure.check(httptools.HttpParserError):
-        return "invalid http answer"
-    return f"error: {type(failure.value).__name__}"

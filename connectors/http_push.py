@@ -47,11 +47,11 @@ from urllib.parse import urlsplit
 
 import orjson
 import structlog
-from twisted.internet.defer import CancelledError, Deferred
-from twisted.python.failure import Failure
+from twisted.internet.defer import Deferred
 
-from connectors.http_client import Answer, Connection, Pool, default_endpoint_for, describe_failure
+from connectors.http_client import Answer, Pool, default_endpoint_for
 from connectors.http_client import target as parse_target
+from connectors.http_exchange import Exchange
 
 __all__ = ["PushResult", "Pusher", "encode_body", "parse_reply", "sign", "USER_AGENT"]
 
@@ -217,90 +217,23 @@ class Pusher:
         return attempt.result
 
 
-class _Attempt:
-    """One push in flight: the timer, the connection, and the one result it ends with."""
+class _Attempt(Exchange):
+    """One push in flight (``Exchange``), ending in one ``PushResult``."""
 
     def __init__(self, pusher: Pusher, url: str) -> None:
+        super().__init__(pusher._reactor, pusher._pool, pusher.timeout, pusher.max_reply_bytes)
         self.pusher = pusher
-        self.reactor = pusher._reactor
         self.url = url
         self.started = self.reactor.seconds()
-        self.result: Deferred = Deferred(lambda _: self._stop("cancelled"))
-        self.connecting: Deferred | None = None
-        self.conn: Connection | None = None
-        self.timer = None
-        self.request = b""
-        self.key = None
-        self.status: int | None = None  # once the status line arrived
 
-    def run(self, key, request: bytes) -> None:
-        self.key, self.request = key, request
-        self.timer = self.reactor.callLater(self.pusher.timeout, self._stop, "timeout")
-        conn = self.pusher._pool.take(key)
-        if conn is not None:
-            self._send(conn)
-        else:
-            self._connect()
-
-    def _connect(self) -> None:
-        try:
-            self.connecting = self.pusher._pool.connect(self.key)
-        except Exception:  # noqa: BLE001 - an endpoint that raises is a failed connect
-            self._failed(Failure())
-            return
-        self.connecting.addCallbacks(self._connected, self._connect_failed)
-
-    def _connected(self, conn: Connection) -> None:
-        self.connecting = None
-        if self.result.called:  # stopped meanwhile
-            conn.transport.loseConnection()
-            return
-        self._send(conn)
-
-    def _connect_failed(self, failure: Failure) -> None:
-        self.connecting = None
-        if not self.result.called and not failure.check(CancelledError):
-            self._failed(failure)
-
-    def _send(self, conn: Connection) -> None:
-        self.conn = conn
-        conn.send(self.request, self.pusher.max_reply_bytes, self._answered)
-
-    def _answered(self, answer: Answer | None, failure: Failure | None) -> None:
-        conn, self.conn = self.conn, None
-        if self.result.called:
-            return
-        if failure is not None:
-            if answer is not None and answer.status is not None:
-                self.status = answer.status
-                self.finish(self._cut(answer.status, "reply lost"))
-            elif conn is not None and conn.reused and answer is not None and answer.size == 0:
-                self._connect()  # a kept-alive connection the backend had closed: once more, fresh
-            else:
-                self._failed(failure)
-            return
-        self.status = answer.status
+    def answered(self, answer: Answer) -> None:
         self.finish(self._outcome(answer))
 
-    def _failed(self, failure: Failure) -> None:
-        self.finish(PushResult(False, None, None, describe_failure(failure), self._elapsed()))
+    def cut(self, status: int, why: str) -> None:
+        self.finish(self._cut(status, f"reply {why}"))
 
-    def _stop(self, why: str) -> None:
-        """The timeout struck, or the caller cancelled: abort whatever is in flight."""
-        if self.result.called:
-            return
-        conn, self.conn = self.conn, None
-        status = None
-        if conn is not None:
-            status = conn.answer.status if conn.answer is not None else None
-            conn.abort()
-        if self.connecting is not None:
-            connecting, self.connecting = self.connecting, None
-            connecting.cancel()
-        if status is None:
-            self.finish(PushResult(False, None, None, why, self._elapsed()))
-        else:
-            self.finish(self._cut(status, f"reply {why}"))
+    def failed(self, reason: str) -> None:
+        self.finish(PushResult(False, None, None, reason, self._elapsed()))
 
     def _cut(self, status: int, why: str) -> PushResult:
         """An answer whose status came but whose body did not."""
@@ -322,8 +255,7 @@ class _Attempt:
         return self.reactor.seconds() - self.started
 
     def finish(self, pushed: PushResult) -> None:
-        if self.timer is not None and self.timer.active():
-            self.timer.cancel()
+        self.cancel_timer()
         self.pusher.log.debug("push", target=_loggable(self.url), ok=pushed.ok, status=pushed.status,
                               error=pushed.error, elapsed=round(pushed.elapsed, 3))
         self.result.callback(pushed)

@@ -19,7 +19,7 @@ Theory of operation
 - Anything else fails the Deferred with ``LookupFailed(reason)``: another status (``"http 404"``),
   a body that is not a JSON object, ``"network"`` missing or of another type, a body over
   ``max_answer_bytes``, and every network failure (``"connection refused"``, ``"timeout"``, ...,
-  named as the push connector names them). One timer covers the whole look-up: connecting, waiting,
+  named as pushes name them: ``connectors.http_exchange``). One timer covers the whole look-up: connecting, waiting,
   reading; when it fires the connection is aborted.
 - Cancelling the Deferred aborts the look-up (the usual ``CancelledError``).
 
@@ -36,7 +36,8 @@ import orjson
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.python.failure import Failure
 
-from connectors.http_client import Answer, Connection, Pool, default_endpoint_for, describe_failure, target
+from connectors.http_client import Answer, Pool, default_endpoint_for, target
+from connectors.http_exchange import Exchange
 from connectors.http_push import USER_AGENT
 
 __all__ = ["HttpNumberLookup", "LookupFailed", "PLACEHOLDER", "parse_answer"]
@@ -85,7 +86,7 @@ class HttpNumberLookup:
     def look_up(self, number: str) -> Deferred:
         """Deferred[str | None]: the network serving ``number``; fails with ``LookupFailed``."""
         ask = _Ask(self)
-        ask.run(self.request(number))
+        ask.run(self._key, self.request(number))
         return ask.result
 
     def close(self) -> Deferred:
@@ -93,101 +94,36 @@ class HttpNumberLookup:
         return self._pool.close()
 
 
-class _Ask:
-    """One look-up in flight: its timer, its connection, and the one result it ends with."""
+class _Ask(Exchange):
+    """One look-up in flight (``Exchange``), ending with the network or ``LookupFailed``."""
 
     def __init__(self, client: HttpNumberLookup) -> None:
-        self.client = client
-        self.pool = client._pool
-        self.result: Deferred = Deferred(lambda _: self._abort())
-        self.connecting: Deferred | None = None
-        self.conn: Connection | None = None
-        self.timer = None
-        self.request = b""
+        super().__init__(client._reactor, client._pool, client.timeout, client.max_answer_bytes)
 
-    def run(self, request: bytes) -> None:
-        self.request = request
-        self.timer = self.client._reactor.callLater(self.client.timeout, self._timed_out)
-        conn = self.pool.take(self.client._key)
-        if conn is not None:
-            self._send(conn)
-        else:
-            self._connect()
-
-    def _connect(self) -> None:
-        try:
-            self.connecting = self.pool.connect(self.client._key)
-        except Exception:  # noqa: BLE001 - an endpoint that raises is a failed connect
-            self._fail(describe_failure(Failure()))
-            return
-        self.connecting.addCallbacks(self._connected, self._connect_failed)
-
-    def _connected(self, conn: Connection) -> None:
-        self.connecting = None
-        if self.result.called:  # timed out or cancelled meanwhile
-            conn.transport.loseConnection()
-            return
-        self._send(conn)
-
-    def _connect_failed(self, failure: Failure) -> None:
-        self.connecting = None
-        if not self.result.called and not failure.check(CancelledError):
-            self._fail(describe_failure(failure))
-
-    def _send(self, conn: Connection) -> None:
-        self.conn = conn
-        conn.send(self.request, self.client.max_answer_bytes, self._answered)
-
-    def _answered(self, answer: Answer | None, failure: Failure | None) -> None:
-        conn, self.conn = self.conn, None
-        if self.result.called:
-            return
-        if failure is None:
-            self._finish(answer)
-        elif answer is not None and answer.status is not None:
-            self._fail("answer cut short" if answer.status == 200 else f"http {answer.status}")
-        elif conn is not None and conn.reused and answer is not None and answer.size == 0:
-            self._connect()  # a kept-alive connection the service had closed: once more, fresh
-        else:
-            self._fail(describe_failure(failure))
-
-    def _finish(self, answer: Answer) -> None:
+    def answered(self, answer: Answer) -> None:
         if answer.status != 200:
-            self._fail(f"http {answer.status}")
+            self.failed(f"http {answer.status}")
         elif answer.too_large:
-            self._fail(f"answer over {self.client.max_answer_bytes} bytes")
+            self.failed(f"answer over {self.max_answer_bytes} bytes")
         else:
             try:
                 network = parse_answer(b"".join(answer.chunks))
             except LookupFailed as exc:
-                self._fail(exc.reason)
+                self.failed(exc.reason)
             else:
-                self._cancel_timer()
+                self.cancel_timer()
                 self.result.callback(network)
 
-    def _timed_out(self) -> None:
+    def cut(self, status: int, why: str) -> None:
+        if why != "lost":
+            self.failed(why)
+        else:
+            self.failed("answer cut short" if status == 200 else f"http {status}")
+
+    def failed(self, reason: str) -> None:
+        self.cancel_timer()
         if not self.result.called:
-            self._abort()
-            self._fail("timeout")
-
-    def _abort(self) -> None:
-        """Stop whatever is in flight (the timeout, or the caller cancelled)."""
-        self._cancel_timer()
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            conn.abort()
-        if self.connecting is not None:
-            connecting, self.connecting = self.connecting, None
-            connecting.cancel()
-
-    def _cancel_timer(self) -> None:
-        if self.timer is not None and self.timer.active():
-            self.timer.cancel()
-
-    def _fail(self, reason: str) -> None:
-        self._cancel_timer()
-        if not self.result.called:
-            self.result.errback(Failure(LookupFailed(reason)))
+            self.result.errback(Failure(CancelledError() if reason == "cancelled" else LookupFailed(reason)))
 
 
 def parse_answer(body: bytes) -> str | None:
