@@ -13,9 +13,9 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.browser import PHONE, Browser
-from tests.e2e.conftest import SIM_CONFIG, GatewayProcess, free_port, http, wait_for
+from tests.e2e.conftest import DEMO_CONFIG, GatewayProcess, free_port, http, wait_for
 
-CONFIG = SIM_CONFIG + """
+CONFIG = DEMO_CONFIG + """
 [accounts.shop]
 api_keys = ["shop-key"]
 senders = ["SHOP"]
@@ -26,13 +26,6 @@ daily_volume_limit = 2
 [accounts.other]
 api_keys = ["other-key"]
 senders = ["OTHER"]
-[[shortcodes]]
-number = "72550"
-[[keywords]]
-shortcode = "72550"
-keyword = "DEMO"
-account = "demo"
-reply = "You said: {{payload}}"
 """
 
 ADMIN = "ops-key"

@@ -18,6 +18,7 @@ import pytest_twisted
 from twisted.internet.defer import Deferred
 
 from tests.integration.test_account_rules import Rig, backend, refusal  # noqa: F401 (backend: a fixture)
+from tests.paging import every_page
 
 PORTED = "46709990001"  # cheap cannot reach it: mid delivers (test_account_rules' operators)
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -39,19 +40,6 @@ async def ok(rig, path, key="acme-key") -> dict:
     return body
 
 
-async def every_page(rig, path, limit, key="acme-key", items="messages"):
-    """Every item of a list, page after page by ``next_cursor``: (items, pages)."""
-    seen, cursor, pages = [], None, 0
-    while True:
-        sep = "&" if "?" in path else "?"
-        body = await ok(rig, f"{path}{sep}limit={limit}" + (f"&cursor={quote(cursor)}" if cursor else ""), key)
-        pages += 1
-        seen.extend(body[items])
-        cursor = body["next_cursor"]
-        if cursor is None:
-            return seen, pages
-
-
 @pytest_twisted.ensureDeferred
 async def test_search_lists_the_accounts_own_messages_newest_first_paged_and_filtered(rig):
     sent = [(await rig.send({"to": to, "text": f"acme {i}"}))["id"]
@@ -60,7 +48,7 @@ async def test_search_lists_the_accounts_own_messages_newest_first_paged_and_fil
     for mid in sent[:2]:
         await rig.until(mid, "delivered")
     for limit in (1, 3, 100):
-        items, pages = await every_page(rig, "/v1/messages/search", limit)
+        items, pages = await every_page(lambda p: ok(rig, p), "/v1/messages/search", limit)
         assert [m["id"] for m in items] == sent[::-1], limit  # beta's is not there; no repeat, no gap
         assert pages == len(sent) // limit + 1
     [first, *_] = (await ok(rig, "/v1/messages/search?limit=1"))["messages"]
@@ -127,7 +115,7 @@ async def test_the_stop_list_is_the_accounts_own_paged_by_number(rig):
     assert (await rig.admin("/stoplist", {"numbers": numbers[:2] + ["46703000009"], "account": "beta"}))[0] == 200
     assert (await rig.admin("/stoplist", {"numbers": ["46703000008"]}))[0] == 200  # do-not-call: nobody's list
     for limit in (1, 2, 5, 100):
-        items, pages = await every_page(rig, "/v1/stoplist", limit, items="entries")
+        items, pages = await every_page(lambda p: ok(rig, p), "/v1/stoplist", limit, items="entries")
         assert [e["number"] for e in items] == numbers, limit
         assert pages == len(numbers) // limit + 1
     assert all(set(e) == {"number", "list", "added_at", "source"} and e["list"] == "stop" for e in items)
@@ -135,7 +123,7 @@ async def test_the_stop_list_is_the_accounts_own_paged_by_number(rig):
     assert body["next_cursor"] == numbers[1]
     assert [e["number"] for e in (await ok(rig, "/v1/stoplist?number=%2B46703000001"))["entries"]] == [numbers[1]]
     assert (await ok(rig, "/v1/stoplist?number=46703000009"))["entries"] == []  # beta's only
-    theirs, _ = await every_page(rig, "/v1/stoplist", 100, key="beta-key", items="entries")
+    theirs, _ = await every_page(lambda p: ok(rig, p, "beta-key"), "/v1/stoplist", 100, items="entries")
     assert [e["number"] for e in theirs] == numbers[:2] + ["46703000009"]
 
 
