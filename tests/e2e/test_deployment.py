@@ -177,7 +177,8 @@ def docker_context(tmp_path: Path) -> Path:
 @pytest.mark.slow
 def test_the_wheel_built_as_the_image_builds_it_carries_the_example_config(tmp_path):
     """The image's first stage, `pip wheel --no-deps .` on the Docker build context: the wheel has
-    etc/gateway.example.toml as a file, and `smsgw init` from the unpacked wheel writes it."""
+    etc/gateway.example.toml as a file and the console's files, and `smsgw init` from the unpacked
+    wheel writes the example."""
     context = docker_context(tmp_path)
     assert (context / "etc" / "production.toml").is_file()  # the Dockerfile COPYs it
     assert not (context / ".venv").exists() and not (context / "var").exists()
@@ -189,6 +190,9 @@ def test_the_wheel_built_as_the_image_builds_it_carries_the_example_config(tmp_p
     example = (ROOT / "etc" / "gateway.example.toml").read_text(encoding="utf-8")
     with zipfile.ZipFile(wheel) as zf:
         assert zf.read("smscore/examples/gateway.example.toml").decode("utf-8") == example
+        # the web console's files (SPEC §14: served by the gateway, nothing fetched from elsewhere)
+        for asset in (ROOT / "smscore" / "console" / "assets").iterdir():
+            assert zf.read(f"smscore/console/assets/{asset.name}") == asset.read_bytes(), asset.name
         zf.extractall(tmp_path / "site")
 
     # The unpacked wheel first on the path (the checkout's editable install comes after it).
