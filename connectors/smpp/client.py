@@ -52,7 +52,8 @@ the core then tries the next operator instead of retrying one that keeps refusin
 link cannot encode, or that needs more than 255 parts, is PERMANENT as well.
 
 Encoding per operator and addresses (TON/NPI chosen per message unless the operator sets its own):
-``connectors.smpp.addressing``; the tps bucket: ``connectors.smpp.pacing``.
+``connectors.smpp.addressing``; the tps bucket: ``connectors.smpp.pacing``; one session and its
+bind: ``connectors.smpp.binds``; the settings and the error table: ``connectors.smpp.link_settings``.
 
 Receiving. A deliver_sm or data_sm whose esm_class message type (bits 2–5) is 0x04 (SMSC delivery
 receipt) or 0x20 (intermediate notification) is a receipt (``receipts.receipt_facts``); it is
@@ -71,8 +72,9 @@ the link closes a bound session that has received nothing for enquire_link + res
 
 Stopping. ``stop()`` fails queued parts (TRANSIENT), sends unbind on every bound session, waits for
 unbind_resp (at most ``min(5 s, response_timeout)``), then closes the connections (``proto.close``:
-a TLS one would not end on the service's own close) and stops the services. Window entries of a session that drops fail at once with TRANSIENT "connection lost"
-(``SMPPProtocol`` fails them; the message accounting here takes the first failure of a message).
+a TLS one would not end on the service's own close) and stops the services. Window entries of a
+session that drops fail at once with TRANSIENT "connection lost" (``SMPPProtocol`` fails them; the
+message accounting here takes the first failure of a message).
 """
 
 from __future__ import annotations
@@ -80,16 +82,11 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from os import PathLike
 
 import structlog
 from twisted.application.internet import ClientService, backoffPolicy
-from twisted.internet.defer import CancelledError, Deferred, DeferredList, fail, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred, succeed
 from twisted.internet.endpoints import clientFromString, quoteStringArgument, wrapClientTLS
-from twisted.internet.error import ConnectingCancelledError
-from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
 
 from connectors.api import MoFacts, SubmitError, SubmitRequest
@@ -103,13 +100,22 @@ from connectors.smpp.addressing import (
     source_address,
     wire_encoding,
 )
+from connectors.smpp.binds import TIMEOUTS_BEFORE_REBIND, BindSession, SessionFactory, rfc3339
 from connectors.smpp.codec import PDU, EncodeError, SMPPError
 from connectors.smpp.endpoints import Alternates, ClientTls, NotingFailures
+from connectors.smpp.link_settings import (
+    DEFAULT_STATUS_KIND,
+    ESME_RINVDCS,
+    PERMANENT,
+    SUBMIT_STATUS_KINDS,
+    THROTTLED,
+    TRANSIENT,
+    LinkSettings,
+)
 from connectors.smpp.defs import ESME_ROK, ESME_RX_T_APPN, status_name
 from connectors.smpp.protocol import RequestFailed, SMPPProtocol
 from connectors.smpp.pacing import EPS, RecentCount, TokenBucket
 from connectors.smpp.receipts import ID_FORMATS, keys_for_submit, receipt_facts
-from connectors.smpp.session import ESME
 from connectors.smpp.text import (
     Encoding,
     UnencodableText,
@@ -128,50 +134,6 @@ __all__ = [
     "SUBMIT_STATUS_KINDS",
 ]
 
-THROTTLED = SubmitError.THROTTLED
-TRANSIENT = SubmitError.TRANSIENT
-PERMANENT = SubmitError.PERMANENT
-
-#: "Invalid data coding scheme": an SMPP 5.0 code that 3.4 SMSCs send too (not in 3.4's table).
-ESME_RINVDCS = 0x00000104
-
-#: submit_sm_resp command_status → what the core should do. Absent codes are PERMANENT.
-SUBMIT_STATUS_KINDS: dict[int, str] = {
-    defs.ESME_RTHROTTLED: THROTTLED,
-    defs.ESME_RMSGQFUL: THROTTLED,
-    defs.ESME_RSYSERR: TRANSIENT,
-    defs.ESME_RX_T_APPN: TRANSIENT,
-    defs.ESME_RINVBNDSTS: TRANSIENT,
-    defs.ESME_RINVMSGLEN: PERMANENT,
-    defs.ESME_RINVCMDLEN: PERMANENT,
-    defs.ESME_RINVCMDID: PERMANENT,
-    defs.ESME_RINVPRTFLG: PERMANENT,
-    defs.ESME_RINVREGDLVFLG: PERMANENT,
-    defs.ESME_RINVSRCADR: PERMANENT,
-    defs.ESME_RINVDSTADR: PERMANENT,
-    defs.ESME_RINVSERTYP: PERMANENT,
-    defs.ESME_RINVESMCLASS: PERMANENT,
-    defs.ESME_RSUBMITFAIL: PERMANENT,
-    defs.ESME_RINVSRCTON: PERMANENT,
-    defs.ESME_RINVSRCNPI: PERMANENT,
-    defs.ESME_RINVDSTTON: PERMANENT,
-    defs.ESME_RINVDSTNPI: PERMANENT,
-    defs.ESME_RINVSCHED: PERMANENT,
-    defs.ESME_RINVEXPIRY: PERMANENT,
-    defs.ESME_RINVDFTMSGID: PERMANENT,
-    defs.ESME_RX_P_APPN: PERMANENT,
-    defs.ESME_RX_R_APPN: PERMANENT,
-    defs.ESME_RINVOPTPARSTREAM: PERMANENT,
-    defs.ESME_ROPTPARNOTALLWD: PERMANENT,
-    defs.ESME_RINVPARLEN: PERMANENT,
-    defs.ESME_RMISSINGOPTPARAM: PERMANENT,
-    defs.ESME_RINVOPTPARAMVAL: PERMANENT,
-    defs.ESME_RDELIVERYFAILURE: PERMANENT,
-    defs.ESME_RUNKNOWNERR: PERMANENT,
-    ESME_RINVDCS: PERMANENT,
-}
-DEFAULT_STATUS_KIND = PERMANENT
-
 THROTTLE_BACKOFF_MIN = 1.0
 THROTTLE_BACKOFF_MAX = 30.0
 RECONNECT_FACTOR = 2.0
@@ -183,48 +145,6 @@ LIVENESS_CHECK = 1.0
 _RECEIPT_TYPES = frozenset({0x04, 0x20})
 _MESSAGE_TYPE_MASK = 0x3C
 _UDHI = 0x40
-
-
-@dataclass(frozen=True)
-class LinkSettings:
-    """How to reach and use one operator's SMSC (from ``[operators.<name>]``)."""
-
-    host: str
-    port: int
-    tls: bool = False
-    system_id: str = ""
-    password: str = ""
-    system_type: str = ""
-    bind: str = "transceiver"  # or "transmitter+receiver"
-    binds: int = 1
-    window: int = 10
-    tps: int = 0  # 0 = unlimited
-    enquire_link: float = 30.0
-    response_timeout: float = 30.0
-    receipt_id_format: str = "auto"  # auto | hex | dec | as-is
-    latin1: bool = False
-    packed_gsm: bool = False
-    reconnect_min: float = 1.0
-    reconnect_max: float = 60.0
-    #: more (host, port) of the same SMSC, tried after host:port, in turn, one per (re)connect
-    alternates: tuple[tuple[str, int], ...] = ()
-    #: PEM paths: the CAs the SMSC's certificate must chain to (None: the platform's), and the
-    #: client certificate and its key (both or neither); only with tls
-    tls_ca: str | PathLike[str] | None = None
-    tls_cert: str | PathLike[str] | None = None
-    tls_key: str | PathLike[str] | None = None
-    address_range: str = ""  # bind's address_range
-    service_type: str = ""  # every submit_sm's service_type
-    #: TON/NPI of every submit_sm's addresses; None: chosen per message (connectors.smpp.addressing)
-    source_ton: int | None = None
-    source_npi: int | None = None
-    dest_ton: int | None = None
-    dest_npi: int | None = None
-    validity: float | None = None  # seconds; None: a message's own expiry only
-
-    def addresses(self) -> tuple[tuple[str, int], ...]:
-        """Every address of the SMSC, in the order they are tried."""
-        return ((self.host, self.port), *self.alternates)
 
 
 # --- messages in flight ------------------------------------------------------------------------------
@@ -260,135 +180,6 @@ class _Part:
         self.sent_at = 0.0
 
 
-# --- sessions ----------------------------------------------------------------------------------------
-class _Session:
-    """One session of a link: its ClientService, its current connection and whether it is bound.
-
-    It is the ``SMPPProtocol`` handler of each connection the service makes, and the service's
-    retry policy (see the module docstring for why it counts failures itself). For ops (``describe``)
-    it keeps when its bound state last changed (``since``) and the last thing that went wrong
-    (``last_error``: a connect that failed, a bind refused or unanswered, a bound connection lost),
-    as (reactor time, reason); what the gateway does itself while stopping is not an error.
-    """
-
-    def __init__(self, link: OperatorLink, label: str, command: str, transmits: bool) -> None:
-        self.link = link
-        self.label = label
-        self.command = command
-        self.transmits = transmits
-        self.proto: SMPPProtocol | None = None
-        self.bound = False
-        self.since: float | None = None
-        self.last_error: tuple[float, str] | None = None
-        self.failures = 0
-        self.service: ClientService | None = None
-        self.log = link.log.bind(session=label)
-
-    # -- state --
-    def can_submit(self) -> bool:
-        p = self.proto
-        return self.transmits and self.bound and p is not None and not p.closed and not p.close_reason
-
-    def free(self) -> int:
-        return self.proto.can_send() if self.can_submit() else 0
-
-    def retry_delay(self, attempt: int) -> float:
-        self.failures += 1
-        return self.link._backoff(self.failures - 1)
-
-    def _went_wrong(self, reason: str) -> None:
-        if not self.link._stopped:
-            self.last_error = (self.link.reactor.seconds(), reason)
-
-    def connect_failed(self, failure) -> None:
-        """The service's connect failed (it retries, keeping the reason to itself)."""
-        if not failure.check(CancelledError, ConnectingCancelledError):  # stopped while connecting
-            self._went_wrong(f"connect failed: {failure.getErrorMessage()}")
-
-    # -- SMPPProtocol handler --
-    def connection_made(self, proto: SMPPProtocol) -> None:
-        self.proto = proto
-        s = self.link.settings
-        params = {"system_id": s.system_id, "password": s.password, "system_type": s.system_type,
-                  "interface_version": 0x34, "addr_ton": 0, "addr_npi": 0,
-                  "address_range": s.address_range}
-        try:
-            d = proto.request(self.command, params)
-        except SMPPError as e:
-            self.log.error("bind not sent", error=str(e))
-            self._went_wrong(f"bind not sent: {e}")
-            proto.close(f"bind not sent: {e}")
-            return
-        d.addCallbacks(self._bound, self._bind_failed, callbackArgs=(proto,), errbackArgs=(proto,))
-
-    def _bound(self, resp: PDU, proto: SMPPProtocol) -> None:
-        if proto is not self.proto or proto.closed:
-            return
-        self.bound = True
-        self.since = self.link.reactor.seconds()
-        self.failures = 0
-        self.log.info("bound", smsc=resp.params.get("system_id", ""))
-        self.link._session_up(self)
-
-    def _bind_failed(self, failure, proto: SMPPProtocol) -> None:
-        reason = str(failure.value) or repr(failure.value)  # "status ESME_RBINDFAIL", "timeout"
-        self.log.warning("bind refused", reason=reason)
-        self._went_wrong(f"bind refused: {reason}")
-        proto.close(f"bind refused: {reason}")
-
-    def connection_closed(self, proto: SMPPProtocol, reason: str) -> None:
-        if proto is not self.proto:
-            return
-        was_bound, self.bound, self.proto = self.bound, False, None
-        if was_bound:
-            self.since = self.link.reactor.seconds()
-            self._went_wrong(f"connection lost: {reason}")
-            self.log.info("unbound", reason=reason)
-            self.link._session_down(self)
-        else:
-            self.log.debug("connection closed before bind", reason=reason)
-
-    def request_received(self, proto: SMPPProtocol, pdu: PDU) -> None:
-        self.link._request_received(proto, pdu)
-
-    def pdu_seen(self, proto: SMPPProtocol, command: str, direction: str) -> None:
-        self.link.listener.pdu(self.link.name, command, direction)
-
-    def peer_unbound(self, proto: SMPPProtocol) -> None:
-        self.log.info("the SMSC unbound")
-
-    def protocol_error(self, proto: SMPPProtocol, event) -> None:
-        self.log.warning("SMPP protocol error from the SMSC", kind=type(event).__name__,
-                         detail=getattr(event, "reason", "") or getattr(event, "pdu", ""))
-
-
-#: Consecutive submit response timeouts on one session before it is closed and bound again.
-TIMEOUTS_BEFORE_REBIND = 3
-
-
-class _SessionFactory(Factory):
-    noisy = False
-
-    def __init__(self, session: _Session) -> None:
-        self.session = session
-
-    def buildProtocol(self, addr):
-        s = self.session.link.settings
-        p = SMPPProtocol(ESME, self.session, self.session.link.reactor, window=s.window,
-                         response_timeout=s.response_timeout, enquire_link=s.enquire_link,
-                         label=self.session.label)
-        p.factory = self
-        return p
-
-
-def _rfc3339(ts: float | None) -> str | None:
-    """Epoch seconds as the API writes times (RFC 3339 UTC, milliseconds; connectors do not import
-    smscore, whose ``model.rfc3339`` this matches)."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 # --- the link ----------------------------------------------------------------------------------------
 class OperatorLink:
     """All the sessions with one operator, offered to the core as one link (``connectors.api``).
@@ -417,13 +208,13 @@ class OperatorLink:
         self._backoff = backoffPolicy(initialDelay=settings.reconnect_min,
                                       maxDelay=settings.reconnect_max, factor=RECONNECT_FACTOR,
                                       jitter=jitter)
-        self._sessions: list[_Session] = []
+        self._sessions: list[BindSession] = []
         for i in range(1, settings.binds + 1):
             if settings.bind == "transceiver":
-                self._sessions.append(_Session(self, f"{name}/{i}", "bind_transceiver", True))
+                self._sessions.append(BindSession(self, f"{name}/{i}", "bind_transceiver", True))
             else:
-                self._sessions.append(_Session(self, f"{name}/{i}-tx", "bind_transmitter", True))
-                self._sessions.append(_Session(self, f"{name}/{i}-rx", "bind_receiver", False))
+                self._sessions.append(BindSession(self, f"{name}/{i}-tx", "bind_transmitter", True))
+                self._sessions.append(BindSession(self, f"{name}/{i}-rx", "bind_receiver", False))
         self._queue: deque[_Part] = deque()
         self._bucket = TokenBucket(settings.tps, reactor.seconds()) if settings.tps > 0 else None
         self._refill_call = None
@@ -468,7 +259,7 @@ class OperatorLink:
         self._started = True
         for session in self._sessions:
             session.service = ClientService(NotingFailures(self._endpoint(tls), session.connect_failed),
-                                            _SessionFactory(session), retryPolicy=session.retry_delay,
+                                            SessionFactory(session), retryPolicy=session.retry_delay,
                                             clock=self.reactor)
             session.service.startService()
         self._liveness.start(LIVENESS_CHECK, now=False)
@@ -491,7 +282,7 @@ class OperatorLink:
         d.addCallback(lambda _: None)
         return d
 
-    def _stop_session(self, session: _Session) -> Deferred:
+    def _stop_session(self, session: BindSession) -> Deferred:
         service = session.service
         proto = session.proto
         if proto is None or proto.closed or not proto.session.is_bound:
@@ -536,8 +327,8 @@ class OperatorLink:
         now = self.reactor.seconds()
         sessions = [{"session": s.label, "bound": s.bound, "transmits": s.transmits,
                      "in_flight": len(s.proto.session.window) if s.proto is not None and s.bound else 0,
-                     "reconnect_failures": s.failures, "since": _rfc3339(s.since),
-                     "last_error": None if s.last_error is None else {"at": _rfc3339(s.last_error[0]),
+                     "reconnect_failures": s.failures, "since": rfc3339(s.since),
+                     "last_error": None if s.last_error is None else {"at": rfc3339(s.last_error[0]),
                                                                       "reason": s.last_error[1]}}
                     for s in self._sessions]
         return {
@@ -634,7 +425,7 @@ class OperatorLink:
         return message
 
     # -- sending ------------------------------------------------------------------------------
-    def _least_loaded(self) -> _Session | None:
+    def _least_loaded(self) -> BindSession | None:
         best, most = None, 0
         for s in self._sessions:
             free = s.free()
@@ -670,7 +461,7 @@ class OperatorLink:
         finally:
             self._draining = False
 
-    def _send(self, session: _Session, part: _Part, now: float) -> None:
+    def _send(self, session: BindSession, part: _Part, now: float) -> None:
         proto = session.proto
         try:
             d = proto.request("submit_sm", part.params)
@@ -771,12 +562,12 @@ class OperatorLink:
         self._capacity_may_have_grown()
 
     # -- sessions up and down -------------------------------------------------------------------
-    def _session_up(self, session: _Session) -> None:
+    def _session_up(self, session: BindSession) -> None:
         self.listener.bind_changed(self.name, session.label, True)
         if session.transmits:
             self._capacity_may_have_grown()
 
-    def _session_down(self, session: _Session) -> None:
+    def _session_down(self, session: BindSession) -> None:
         self.listener.bind_changed(self.name, session.label, False)
         if session.transmits and not any(s.can_submit() for s in self._sessions):
             self._fail_queued("connection lost")
