@@ -142,6 +142,22 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
     def _for_update(self) -> str:
         return " FOR UPDATE"
 
+    # A queue table is often analysed while nearly empty and filled again before the next ANALYZE;
+    # the planner then expects one row where there are thousands. Planned on that, ``id IN (pick)``
+    # ran the pick again for every row of the table, and the push claim's self-join ran its
+    # subquery for every waiting job: claims that took minutes and held the claim lock meanwhile
+    # (tests/integration/test_store_postgres.py, "stale statistics"). Neither shape depends on
+    # estimates any more: the pick is an InitPlan, run once, and the push claim's join is hashed.
+    def _among(self, pick: str) -> str:
+        return f"id = ANY(ARRAY({pick}))"
+
+    def _fetch_hashed(self, cur, sql: str, params) -> list:
+        cur.execute("SET LOCAL enable_nestloop = off")
+        cur.execute(sql, params)
+        rows = cur.fetchall()
+        cur.execute("RESET enable_nestloop")  # the rest of the batch is planned as usual
+        return rows
+
     def _upsert_smsc_id(self) -> str:
         return ("INSERT INTO smsc_ids (operator, key, message_id, part) VALUES (?,?,?,?) "
                 "ON CONFLICT (operator, key) DO UPDATE SET message_id = EXCLUDED.message_id, part = EXCLUDED.part")

@@ -3,6 +3,7 @@ migrations, and two stores (two nodes) working on the same rows at once."""
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
 from types import SimpleNamespace
@@ -510,3 +511,79 @@ async def test_the_daily_count_loses_nothing_when_nodes_accept_at_once(pg_url):
     finally:
         for store in stores:
             await store.close()
+
+
+# -- claims whatever the statistics say -------------------------------------------------------------
+def _stale_statistics(url: str, table: str, fill: str, refill: str) -> None:
+    """Leave ``table`` as a queue table often is: analysed while nearly empty in a file that once
+    held many rows (so PostgreSQL expects one row), then filled again without a new ANALYZE."""
+    conn = pg_schema.connect(url)
+    cur = conn.cursor()
+    cur.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+    cur.execute(fill.format(n=40000))
+    cur.execute(f"DELETE FROM {table} WHERE ctid <> (SELECT MAX(ctid) FROM {table})")  # the file keeps its length
+    cur.execute(f"VACUUM ANALYZE {table}")
+    cur.execute(f"DELETE FROM {table}")
+    cur.execute(refill)
+    cur.execute("SELECT reltuples FROM pg_class WHERE relname = %s", (table,))
+    assert cur.fetchone()[0] <= 1  # what the planner believes
+    # A claim planned as nested loops over the whole table ran for minutes: stop it well before.
+    cur.execute("SELECT current_database()")
+    cur.execute(f'ALTER DATABASE "{cur.fetchone()[0]}" SET statement_timeout = \'20s\'')
+    conn.close()
+
+
+@pytest.mark.parametrize("held", [5, 30000])
+@pytest_twisted.ensureDeferred
+async def test_a_push_claim_does_not_crawl_on_stale_statistics(pg_url, held):
+    """Seen in a load run: 9,500 callbacks waiting, statistics from when push_jobs was nearly
+    empty, and the claim re-ran its subqueries for every row (two minutes, the callbacks stalled
+    and the claim's lock held the other processes' claims). With many jobs held elsewhere, the
+    join of the waiting jobs with the held ones must not be a loop either."""
+    pg_schema.upgrade(pg_url)
+    job = ("INSERT INTO push_jobs (kind, account, subject, url, body, attempts, first_at, next_at, owner, "
+           "lease_until) SELECT 'status', 'a', md5((g % {subjects})::text), 'http://127.0.0.1:9/cb', '[]', 0, 100, "
+           "100, {owner}, {lease} FROM generate_series(1, {n}) g")
+    subjects = held + 4750  # the first `held` jobs are held by "b"; the 9,500 after them wait, and the
+    # last half of those are later jobs of the held subjects' (g and g + subjects share a subject)
+    _stale_statistics(pg_url, "push_jobs", job.format(owner="NULL", lease="NULL", subjects=10 ** 9, n="{n}"),
+                      job.format(owner=f"CASE WHEN g <= {held} THEN 'b' END",
+                                 lease=f"CASE WHEN g <= {held} THEN 500 END", subjects=subjects, n=9500 + held))
+    store = await _open(pg_url)
+    try:
+        jobs = await store.claim_push_jobs("a", 200.0, 300.0, 1000)
+        assert len(jobs) == 1000 and [j.id for j in jobs] == sorted(j.id for j in jobs)
+        held_subjects = {hashlib.md5(str(g).encode()).hexdigest() for g in range(1, held + 1)}
+        assert not {j.subject for j in jobs} & held_subjects
+    finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_message_claim_does_not_crawl_on_stale_statistics(pg_url):
+    pg_schema.upgrade(pg_url)
+    message = ("INSERT INTO messages (id, account, to_number, sender, body, encoding, parts, profile, status, "
+               "created_at, updated_at) SELECT lpad(g::text, 24, '0'), 'a', '46700000000', 'S', 'hi', 'gsm', 1, "
+               "'p', 'queued', 100, 100 FROM generate_series(1, {n}) g")
+    _stale_statistics(pg_url, "messages", message, message.format(n=20000))
+    store = await _open(pg_url)
+    try:
+        claimed = await store.claim("a", 200.0, 300.0, 1000)
+        assert [m.id for m in claimed] == [f"{i:024d}" for i in range(1, 1001)]
+    finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_server_stops_a_statement_whose_process_died(pg_url):
+    """client_connection_check_interval on every connection of the store (PostgreSQL 14 and newer)."""
+    store = await _open(pg_url)
+    try:
+        def show(cur):
+            cur.execute("SHOW client_connection_check_interval")
+            return cur.fetchone()[0]
+
+        assert await store.run(show) == "2s"
+        assert await store.read(show) == "2s"
+    finally:
+        await store.close()
