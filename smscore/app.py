@@ -106,7 +106,7 @@ class Gateway:
         routing = self._routing()  # reloaded in place (reload)
         self.store = open_store(config, reactor, StoreRules(
             untried=routing.untried, status_callbacks_for=self._status_callbacks, cost_of=self._cost_of,
-            config_source=lambda: self.config))
+            config_source=lambda: self.config, writer=owner))
         #: smsgw_push_backlog, smsgw_ready, smsgw_backlog: figures of the node or the cluster, so
         #: exported by one process of the node (the main worker's /metrics adds up the others')
         self.push_backlog = None

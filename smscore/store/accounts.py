@@ -111,11 +111,12 @@ class AccountRules:
         now = messages[0].created_at if messages else 0.0
         for account, facts, outcome in admit_messages(config, messages, lambda *a: self._facts(cur, *a)):
             if outcome.counted:
-                # Added, not written over: another writer (a process, a node) may have counted
-                # its own messages since the count was read, and its count must stay.
-                cur.execute(self.q("INSERT INTO daily_volume (account, day, count) VALUES (?,?,?) "
-                                   "ON CONFLICT (account, day) DO UPDATE SET count = daily_volume.count + excluded.count"),
-                            (account, day_of(now), outcome.sent_today - facts.sent_today))
+                # Added to this writer's own row: other writers (processes, nodes) count in theirs,
+                # so nobody waits for another's row lock, and the day's count is their sum.
+                cur.execute(self.q("INSERT INTO daily_volume (account, day, writer, count) VALUES (?,?,?,?) "
+                                   "ON CONFLICT (account, day, writer) DO UPDATE "
+                                   "SET count = daily_volume.count + excluded.count"),
+                            (account, day_of(now), self.writer, outcome.sent_today - facts.sent_today))
             if outcome.balance != facts.balance:
                 self._set_balance(cur, account, facts.balance, outcome.balance, now)
         if claimed:  # unclaimed messages learn it when claimed (SqlStore.claim)
@@ -128,9 +129,9 @@ class AccountRules:
         balance, paused = self._state(cur, account, lock=terms.prepaid)
         sent = 0
         if terms.daily_volume_limit is not None:
-            cur.execute(self.q("SELECT count FROM daily_volume WHERE account = ? AND day = ?"), (account, day_of(now)))
-            row = cur.fetchone()
-            sent = row[0] if row else 0
+            cur.execute(self.q("SELECT SUM(count) FROM daily_volume WHERE account = ? AND day = ?"),
+                        (account, day_of(now)))
+            sent = cur.fetchone()[0] or 0
         stopped, dnc, consent = set(), set(), set()
         for chunk in chunks(sorted(set(numbers))):
             cur.execute(self.q("SELECT account, number FROM stoplist WHERE account IN (?, ?) "

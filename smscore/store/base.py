@@ -51,13 +51,17 @@ class StoreRules:
       happens), or None; only selected events get a push job;
     - ``cost_of(operator, number)``: what one part costs through an operator (None: unknown, 0);
     - ``config_source()``: the node's current config, for the account rules (None: rules off,
-      as for a bare store in tests).
+      as for a bare store in tests);
+    - ``writer``: the name under which this store keeps its own share of counters that several
+      writers add to at once (an account's daily count): the node's lease owner, stable across
+      restarts.
     """
 
     untried: Callable[[Message], Sequence[str]] = _no_operator_left
     status_callbacks_for: Callable[[Message], tuple[str, str] | None] = own_status_callbacks
     cost_of: Callable[[str, str], Decimal | None] = _no_cost
     config_source: Callable[[], object] | None = None
+    writer: str = ""
 
 
 class StoreError(Exception):
@@ -70,6 +74,7 @@ class Store(ABC):
     #: see StoreRules (each store takes them in its constructor)
     untried: UntriedOperators
     status_callbacks_for = staticmethod(own_status_callbacks)
+    writer = ""
 
     def _take_rules(self, rules: StoreRules | None) -> None:
         rules = rules or StoreRules()
@@ -77,6 +82,7 @@ class Store(ABC):
         self.status_callbacks_for = rules.status_callbacks_for
         self.cost_of = rules.cost_of
         self.config_source = rules.config_source
+        self.writer = rules.writer
 
     @abstractmethod
     def open(self) -> Deferred:

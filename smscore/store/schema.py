@@ -239,6 +239,22 @@ COMMON: dict[int, list[str]] = {
             PRIMARY KEY (prefix, operator)
         ){keyed}""",
     ],
+    12: [
+        # An account's count for the day, one row per writer (a node's process, StoreRules.writer),
+        # summed when read: writers accepting at once no longer wait for each other's row lock
+        # until their whole transaction commits (PostgreSQL; several nodes, several processes).
+        """CREATE TABLE daily_volume_by_writer (
+            account TEXT NOT NULL,
+            day TEXT NOT NULL,
+            writer TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (account, day, writer)
+        )""",
+        "INSERT INTO daily_volume_by_writer (account, day, writer, count) SELECT account, day, '', count "
+        "FROM daily_volume",
+        "DROP TABLE daily_volume",
+        "ALTER TABLE daily_volume_by_writer RENAME TO daily_volume",
+    ],
 }
 
 #: dialect -> version -> statements only that dialect has (run after the common ones)

@@ -127,7 +127,8 @@ class SqlLookups:
     def account_states(self, day: str) -> Deferred:
         def op(cur):
             cur.execute(self.q("SELECT a.account, a.balance, a.paused, d.count FROM accounts_state a "
-                               "LEFT JOIN daily_volume d ON d.account = a.account AND d.day = ? ORDER BY a.account"),
+                               "LEFT JOIN (SELECT account, SUM(count) AS count FROM daily_volume WHERE day = ? "
+                               "GROUP BY account) d ON d.account = a.account ORDER BY a.account"),
                         (day,))
             return {name: AccountState(Decimal(balance), bool(paused), count or 0)
                     for name, balance, paused, count in cur.fetchall()}

@@ -18,7 +18,9 @@ from connectors.api import MoFacts, ReceiptOutcome
 from smscore.model import Status
 from smscore.store import pg_schema
 from smscore.store import sqlite as sq
+from smscore.store.base import StoreRules
 from smscore.store.postgres import PostgresStore
+from smscore.store.rules import day_of
 from tests import store_contract, store_contract_accounts, store_sql
 from tests.store_contract import make_message, receipt
 
@@ -491,11 +493,10 @@ async def test_the_daily_count_loses_nothing_when_nodes_accept_at_once(pg_url):
     from smscore.config import parse_config
 
     config = parse_config(DAILY, path="/nonexistent/gateway.toml")
-    stores = [await _open(pg_url, writers=3) for _ in range(2)]
+    stores = [await _open(pg_url, writers=3, rules=StoreRules(config_source=lambda: config,
+                                                              untried=store_contract.untried, writer=f"node{i}"))
+              for i in range(2)]
     try:
-        for store in stores:
-            store.config_source = lambda: config
-            store.untried = store_contract.untried
         await stores[0].ensure_accounts({"acme": 0})
         batches = [[make_message(to=f"467012{i:03d}{j}", at=1000.0) for j in range(5)] for i in range(40)]
         await gatherResults([stores[i % 2].accept(batch, None, 0.0) for i, batch in enumerate(batches)])
@@ -504,13 +505,49 @@ async def test_the_daily_count_loses_nothing_when_nodes_accept_at_once(pg_url):
         conn = psycopg2.connect(pg_url)
         try:
             cur = conn.cursor()
-            cur.execute("SELECT SUM(count) FROM daily_volume WHERE account = 'acme'")
-            assert cur.fetchone()[0] == 200
+            cur.execute("SELECT writer, count FROM daily_volume WHERE account = 'acme' ORDER BY writer")
+            assert cur.fetchall() == [("node0", 100), ("node1", 100)]  # each node its own row
         finally:
             conn.close()
+        states = await stores[1].account_states(day_of(1000.0))
+        assert states["acme"].sent_today == 200
     finally:
         for store in stores:
             await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_writer_counts_the_day_without_waiting_for_another_writers_transaction(pg_url):
+    """One row per writer: an accept does not wait for the transaction of another node that counted
+    the same account (before, both wrote one row, and each waited for the other's commit)."""
+    import psycopg2
+
+    from smscore.config import parse_config
+
+    config = parse_config(DAILY.replace("100000", "9"), path="/nonexistent/gateway.toml")
+    other = psycopg2.connect(pg_url)
+    cur = other.cursor()
+    cur.execute("SELECT current_database()")  # waiting at all fails the test (the store connects later)
+    cur.execute(f'ALTER DATABASE "{cur.fetchone()[0]}" SET lock_timeout = \'5s\'')
+    other.commit()
+    store = await _open(pg_url, rules=StoreRules(config_source=lambda: config, untried=store_contract.untried,
+                                                 writer="node-b"))
+    try:
+        await store.ensure_accounts({"acme": 0})
+        # node-a counted 7 and has not committed yet
+        cur.execute("INSERT INTO daily_volume (account, day, writer, count) VALUES ('acme', %s, 'node-a', 7)",
+                    (day_of(1000.0),))
+        first = [make_message(to="46701200001", at=1000.0)]
+        await store.accept(first, None, 0.0)  # settles the messages it is given
+        assert first[0].status is Status.QUEUED  # 7 is not committed: this node saw 0
+        other.commit()
+        held = [make_message(to=f"4670120000{i}", at=1000.0) for i in (2, 3)]
+        await store.accept(held, None, 0.0)
+        assert [m.status for m in held] == [Status.QUEUED, Status.PENDING_APPROVAL]  # 7 + 1 + 2 > 9
+        assert (await store.account_states(day_of(1000.0)))["acme"].sent_today == 10
+    finally:
+        other.close()
+        await store.close()
 
 
 # -- claims whatever the statistics say -------------------------------------------------------------
