@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from connectors.api import ReceiptOutcome
 from smscore.model import Status
+from smscore.store.rules import day_of
 from tests.store_contract import make_message, receipt, untried
 
 
@@ -213,6 +214,19 @@ async def check_block_evidence_is_taught_by_new_operators_and_loaded_for_numbers
     d = make_message(to="46761200003", at=1010.0)
     await store.accept([d], "gw1", 1e9)
     assert tallies(d) == taught
+
+
+
+
+async def check_daily_counts_of_days_before_the_retention_are_purged(store):
+    with_rules(store)
+    await store.ensure_accounts({"acme": Decimal(100)})
+    day = 86400.0
+    for at in (10 * day, 12 * day):
+        await store.accept([make_message(to="46701234567", at=at)], None, 0.0)
+    assert [(await store.account_states(day_of(d)))["acme"].sent_today for d in (10 * day, 12 * day)] == [1, 1]
+    await store.purge(12 * day + 60.0, day, 100.0)  # keeps the days with a moment in the last day: 11 and 12
+    assert [(await store.account_states(day_of(d)))["acme"].sent_today for d in (10 * day, 12 * day)] == [0, 1]
 
 
 CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]

@@ -337,7 +337,8 @@ class AccountRules:
     def purge(self, now: float, retention: float, orphan_age: float) -> Deferred:
         """Delete final messages older than ``retention`` (with their history and ids), idempotency
         keys past 24 h, orphan receipts older than ``orphan_age``, receipts and MO waiting for a
-        customer's ESME longer than ``retention`` (SPEC §13). Fires with the messages deleted."""
+        customer's ESME longer than ``retention`` (SPEC §13), daily counts of days before it. Fires
+        with the messages deleted."""
         finals = tuple(s.value for s in Status if s.final)
 
         def op(cur):
@@ -351,6 +352,7 @@ class AccountRules:
             cur.execute(self.q("DELETE FROM idempotency WHERE created_at < ?"), (now - IDEMPOTENCY_TTL,))
             cur.execute(self.q("DELETE FROM orphan_receipts WHERE received_at < ?"), (now - orphan_age,))
             cur.execute(self.q("DELETE FROM push_jobs WHERE url = 'smpp' AND first_at < ?"), (now - retention,))
+            cur.execute(self.q("DELETE FROM daily_volume WHERE day < ?"), (day_of(now - retention),))
             cur.execute(self.q("SELECT id FROM mo_messages WHERE received_at < ? LIMIT 5000"), (now - retention,))
             for (mo_id,) in cur.fetchall():
                 cur.execute(self.q("DELETE FROM mo_events WHERE mo_id = ?"), (mo_id,))

@@ -13,7 +13,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 
 from smscore import transitions as tr
 from smscore.model import Message, Status
-from smscore.store.rules import DO_NOT_CALL, IDEMPOTENCY_TTL, Conflict, NotFound
+from smscore.store.rules import DO_NOT_CALL, IDEMPOTENCY_TTL, Conflict, NotFound, day_of
 
 
 class MemoryAccountOps:
@@ -108,4 +108,6 @@ class MemoryAccountOps:
             del self.jobs[jid]
         for mo_id in [mo_id for mo_id, mo in self.mo.items() if mo.received_at < now - retention][:5000]:
             del self.mo[mo_id]
+        first_day = day_of(now - retention)
+        self.daily = {key: count for key, count in self.daily.items() if key[1] >= first_day}
         return succeed(len(old))
