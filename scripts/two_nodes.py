@@ -11,7 +11,9 @@ traffic should lose nothing, sending again at most what it had in its SMPP windo
 How: three runs, each with a fresh database on the PostgreSQL server of ``--pg-url`` (else
 $SMSGW_BENCH_PG_URL, then $SMSGW_TEST_PG_URL; dropped afterwards), a fresh standalone simulated
 SMSC (``smsgw smsc-sim`` as scripts/crash.py starts it: info log, one line per submit) and fresh
-``smsgw run`` nodes (default processes; each node crash.py's gateway config plus ``lease``
+``smsgw run`` nodes (``--processes``, default "auto": one per core for every node, so on one
+machine two nodes run twice the processes of one; "split" shares the cores out between a run's
+nodes; each node crash.py's gateway config plus ``lease``
 (``--lease``, default 3s, the same in every run), an admin key, and the account's
 ``callback_url`` to this process's signed-callback receiver (scripts/bench_receiver.py) with
 ``callback_statuses = "final"``). The operator has ``binds = --binds`` (2) and ``window = --window``
@@ -114,15 +116,17 @@ RUNS = {r.key: r for r in (
 
 
 class Node(Gateway):
-    """One node: crash.py's ``smsgw run`` process (default processes, warning log unless --log-level) with its config
+    """One node: crash.py's ``smsgw run`` process (``[gateway] processes`` as --processes says, warning log unless --log-level) with its config
     plus a lease, the load's API key, status callbacks to the receiver and an admin key."""
 
     def __init__(self, workdir: Path, name: str, store_url: str, smpp_port: int, *, window: int, binds: int,
-                 lease: str, account_lines: str, log_level: str = "warning") -> None:
+                 lease: str, account_lines: str, log_level: str = "warning", processes: str = "auto") -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         super().__init__(workdir, store_url, smpp_port, window=window, binds=binds, log_level=log_level, node=name)
         self.name = name
         text = self.config.read_text().replace("[gateway]\n", f'[gateway]\nlease = "{lease}"\n', 1)
+        if processes != "auto":
+            text = text.replace('processes = "auto"', f"processes = {processes}", 1)
         text = text.replace(f'["{API_KEY}"]', f'["{API_KEY}", "{LOAD_KEY}"]', 1)
         self.config.write_text(text + account_lines + f'\n[admin]\napi_keys = ["{ADMIN_KEY}"]\n')
         self.killed = False
@@ -322,6 +326,14 @@ def duplicates(sim: Sim, kill: dict, bound: int) -> tuple[int, list[str]]:
     return count, problems
 
 
+def node_processes(choice: str, nodes: int) -> str:
+    """``[gateway] processes`` of each node: "auto" (the default: one per core, every node), "split"
+    (the cores shared out: every run has as many processes in all), or a number."""
+    if choice == "split":
+        return str(max(1, min(4, os.cpu_count() or 1) // nodes))
+    return choice
+
+
 def run(spec: RunSpec, args, base: Path) -> dict:
     """One run (see the module docstring): its record, with ``problems`` (empty when it passed)."""
     print(f"\n== run {spec.key}: {spec.scenario.title}; {args.messages} messages, one per request, "
@@ -335,7 +347,8 @@ def run(spec: RunSpec, args, base: Path) -> dict:
     nodes: list[Node] = []
     problems: list[str] = []
     extra: dict = {"run": spec.key, "nodes": spec.nodes, "node_names": spec.names, "binds": args.binds,
-                   "window": args.window, "lease": args.lease, "receipt_delay": args.receipt_delay}
+                   "window": args.window, "lease": args.lease, "receipt_delay": args.receipt_delay,
+                   "processes_per_node": node_processes(args.processes, spec.nodes)}
     measured = None
     try:
         sim.start()
@@ -343,7 +356,8 @@ def run(spec: RunSpec, args, base: Path) -> dict:
         lines = spec.scenario.account_lines(cb_port, legacy=False)
         for name in spec.names:
             node = Node(workdir / name, name, db_url, sim.smpp_port, window=args.window, binds=args.binds,
-                        lease=args.lease, account_lines=lines, log_level=args.log_level)
+                        lease=args.lease, account_lines=lines, log_level=args.log_level,
+                        processes=node_processes(args.processes, spec.nodes))
             nodes.append(node)
             node.start()
         extra["binds_by_node"] = wait_for_binds(sim, nodes, args.binds)
@@ -433,8 +447,8 @@ def run(spec: RunSpec, args, base: Path) -> dict:
 
 
 def table(records: list[dict], ratio: float | None) -> str:
-    head = ("| run | nodes | accepted | lost (receiver/db) | end-to-end msg/s | gateway CPU s | CPU ms/msg | vs A "
-            "| PostgreSQL CPU ms/msg | binds held | duplicates (bound) | ok |\n" + "|---" * 12 + "|")
+    head = ("| run | nodes × processes | accepted | lost (receiver/db) | end-to-end msg/s | gateway CPU s | CPU ms/msg "
+            "| vs A | PostgreSQL CPU ms/msg | binds held | duplicates (bound) | ok |\n" + "|---" * 12 + "|")
     a = next((r.get("cpu_ms_per_message") for r in records if r["run"] == "A"), None)
     rows = []
     for r in records:
@@ -444,7 +458,7 @@ def table(records: list[dict], ratio: float | None) -> str:
         cpu = r["cpu_ms_per_message"]
         vs = f"{cpu / a:.2f}x" if a and r["run"] != "C" else "-"
         pg = r["postgres_cpu_ms_per_message"]
-        rows.append(f"| {r['run']} | {r['nodes']} | {r['accepted']} | {r['lost']}/{r['lost_in_store']} | "
+        rows.append(f"| {r['run']} | {r['nodes']} × {r.get('processes_per_node', 'auto')} | {r['accepted']} | {r['lost']}/{r['lost_in_store']} | "
                     f"{r['end_to_end_per_s']:.0f} | {r['cpu_seconds']['smsgw']:.2f} | {cpu:.3f} | {vs} | "
                     f"{'-' if pg is None else f'{pg:.3f}'} | "
                     f"{' '.join(f'{k}={v}' for k, v in r.get('binds_by_node', {}).items())} | "
@@ -476,6 +490,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="JSON lines appended here (default var/bench/two-nodes-<timestamp>.jsonl)")
     p.add_argument("--log-level", default="warning", help="the nodes' log level (default warning; info to diagnose)")
     p.add_argument("--keep", action="store_true", help="keep the logs even when every run passed")
+    p.add_argument("--processes", default="auto",
+                   help='[gateway] processes of each node: "auto" (default; one per core each, so two nodes '
+                        'on one machine run twice as many processes as one node), "split" (the cores shared '
+                        'out between the nodes of a run: as many processes in every run), or a number')
     args = p.parse_args(argv)
     if not args.pg_url:
         p.error("needs --pg-url (or SMSGW_BENCH_PG_URL): a PostgreSQL server")

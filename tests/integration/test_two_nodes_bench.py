@@ -13,6 +13,7 @@ it says little (the lead measures it at 10,000).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,7 @@ def test_two_nodes_bench_loses_nothing_and_splits_the_binds(pg_server_url, tmp_p
     out = tmp_path / "two-nodes.jsonl"
     proc = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "two_nodes.py"), "--pg-url", pg_server_url, "-n", str(N), "-c", "8",
-         "--timeout", "60", "--idle", "0.5", "--out", str(out)],
+         "--timeout", "60", "--idle", "0.5", "--processes", "split", "--out", str(out)],
         capture_output=True, text=True, timeout=240, cwd=ROOT)
     print(proc.stdout[-8000:], proc.stderr[-3000:])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -45,6 +46,8 @@ def test_two_nodes_bench_loses_nothing_and_splits_the_binds(pg_server_url, tmp_p
         assert r["cpu_seconds"]["smsgw"] > 0 and r["cpu_ms_per_message"] > 0, r
         assert all(v > 0 for v in r["cpu_by_node"].values()), r
         assert r["postgres_cpu_seconds"] is None or r["postgres_cpu_seconds"] > 0, r
+    cores = min(4, os.cpu_count() or 1)  # "split": every run has as many processes in all
+    assert (runs["A"]["processes_per_node"], runs["B"]["processes_per_node"]) == (str(cores), str(max(1, cores // 2)))
     assert runs["A"]["binds_by_node"] == {"gw1": 2} and runs["A"]["sim_sessions"] == 2
     assert runs["B"]["binds_by_node"] == {"gw1": 1, "gw2": 1} and runs["B"]["sim_sessions"] == 2
     assert sorted(runs["B"]["cpu_by_node"]) == ["gw1", "gw2"]
