@@ -11,6 +11,17 @@ from connectors.api import ReceiptOutcome
 from tests.store_contract import URL, make_message, receipt, untried
 
 
+async def open_postgres(url, **kw):
+    """A PostgresStore on ``url``, opened (its schema created or upgraded)."""
+    from twisted.internet import reactor
+
+    from smscore.store.postgres import PostgresStore
+
+    store = PostgresStore(url, reactor, **kw)
+    await store.open()
+    return store
+
+
 def hold_writers(store):
     """For the SQL stores (a look inside, for tests): keep every writer busy until the returned
     release is called, so that what is queued meanwhile runs as one batch per writer."""

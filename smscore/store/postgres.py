@@ -146,7 +146,7 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
     # the planner then expects one row where there are thousands. Planned on that, ``id IN (pick)``
     # ran the pick again for every row of the table, and the push claim's self-join ran its
     # subquery for every waiting job: claims that took minutes and held the claim lock meanwhile
-    # (tests/integration/test_store_postgres.py, "stale statistics"). Neither shape depends on
+    # (tests/integration/test_store_postgres_load.py, "stale statistics"). Neither shape depends on
     # estimates any more: the pick is an InitPlan, run once, and the push claim's join is hashed.
     def _among(self, pick: str) -> str:
         return f"id = ANY(ARRAY({pick}))"

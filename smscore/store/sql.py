@@ -27,7 +27,8 @@ from smscore.store.base import Store, StoreRules
 from smscore.store.changes import MessageChanges
 from smscore.store.inbound import MoOperations
 from smscore.store.nodes import NodeOperations
-from smscore.store.rows import JOB_COLS, MSG_COLS, chunks, in_lists, marks, row_to_job, row_to_message
+from smscore.store.push_jobs import PushJobOperations
+from smscore.store.rows import MSG_COLS, in_lists, marks, row_to_message
 from smscore.store.rules import settle, working
 from smscore.store.writer import BatchWriter, Merged
 
@@ -40,7 +41,7 @@ def status_callback_body(event_id, m: Message, e: Event) -> dict:
             e.status is Status.FAILED else None, "at": rfc3339(e.at), "final": e.final}
 
 
-class SqlStore(MessageChanges, MoOperations, NodeOperations, Store):
+class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, Store):
     """A Store whose operations run as SQL through a BatchWriter (group commit)."""
 
     #: how the driver writes a placeholder ("?" for sqlite3, "%s" for psycopg2)
@@ -382,86 +383,6 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, Store):
         def op(cur):
             cur.execute(sql, (*params, limit))
             return [(r[-1], row_to_message(r[:-1])) for r in cur.fetchall()]
-
-        return self.read(op)
-
-    # -- push jobs ------------------------------------------------------------------------------
-    def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int,
-                        include_own: bool = False, *, smpp: bool = False,
-                        accounts: Sequence[str] | None = None) -> Deferred:
-        """Due jobs nobody holds, oldest first, each only with every earlier job of its subject: those
-        must be claimable now too, and ``ORDER BY id`` with ``LIMIT`` keeps them in the same claim.
-        An earlier job waiting for its retry, or held by another node, holds the later ones back:
-        the first such job of each subject (``b``, few: the jobs in flight or waiting) bounds what
-        may go. A join, not a correlated NOT EXISTS, and on PostgreSQL a hashed one
-        (``_fetch_hashed``): planned as nested loops on statistics that said the table was nearly
-        empty, a claim of 7,000 or 9,500 waiting jobs ran for minutes."""
-        free = "(j.owner IS NULL OR j.lease_until < ?" + (" OR j.owner = ?)" if include_own else ")")
-        held = "(e.owner IS NOT NULL AND e.lease_until >= ?" + (" AND e.owner <> ?)" if include_own else ")")
-        mine = (owner,) if include_own else ()
-        which = "j.url = 'smpp'" if smpp else "j.url <> 'smpp'"
-        named: tuple = ()
-        if accounts is not None:
-            named = tuple(sorted(accounts)) or ("",)
-            which += f" AND j.account IN ({marks(named)})"
-        sql = self.q(
-            "UPDATE push_jobs SET owner = ?, lease_until = ? WHERE " + self._among(
-                "SELECT j.id FROM push_jobs j LEFT JOIN (SELECT e.subject, MIN(e.id) AS first FROM push_jobs e "
-                f"WHERE e.next_at > ? OR {held} GROUP BY e.subject) b ON b.subject = j.subject "
-                f"WHERE j.next_at <= ? AND {free} AND {which} AND (b.first IS NULL OR j.id < b.first) "
-                f"ORDER BY j.id LIMIT ?{self._skip_locked('j')}") + f" RETURNING {JOB_COLS}")
-        params = (owner, lease_until, now, now, *mine, now, now, *mine, *named, limit)
-
-        def op(cur):
-            self._lock(cur, "push-claim")  # several nodes: one claim at a time sees the others' claims
-            return sorted((row_to_job(r) for r in self._fetch_hashed(cur, sql, params)), key=lambda j: j.id)
-
-        return self.run(op)
-
-    def finish_pushes(self, at: float, *, done: Sequence[int] = (), retry: Sequence[int] = (),
-                      retry_at: float | None = None, error: str = "", release: Sequence[int] = (),
-                      mo_events: Sequence[tuple[str, str, str]] = (), replies: Sequence[Message] = (),
-                      owner: str | None = None, lease_until: float = 0.0,
-                      replies_owner: str | None = None) -> Deferred:
-        """Record what came of a push (one job, or a batch): ``done`` jobs go, ``retry`` jobs are due
-        again at ``retry_at``, ``release`` jobs (claimed, not tried) are given back; ``mo_events``
-        (mo id, status, detail) and reply messages are stored with it. One statement per list."""
-        if retry and retry_at is None:
-            raise ValueError("retry needs retry_at")
-        return self.run(Merged(self._finish_many, (at, done, retry, retry_at, error, release, mo_events, replies,
-                                                   owner, lease_until, replies_owner)))
-
-    def _finish_many(self, cur, items: list[tuple]) -> list[None]:
-        """Every push finished in one batch: the jobs done go in one statement."""
-        for chunk in chunks([job for item in items for job in item[1]]):
-            cur.execute(self.q(f"DELETE FROM push_jobs WHERE id IN ({marks(chunk)})"), chunk)
-        events = []
-        for at, _, retry, retry_at, error, release, mo_events, replies, owner, lease_until, replies_owner in items:
-            for chunk in chunks(retry):
-                cur.execute(self.q("UPDATE push_jobs SET attempts = attempts + 1, next_at = ?, last_error = ?, "
-                                   f"owner = NULL, lease_until = NULL WHERE id IN ({marks(chunk)})"),
-                            (retry_at, error, *chunk))
-            for chunk in chunks(release):
-                cur.execute(self.q("UPDATE push_jobs SET owner = NULL, lease_until = NULL "
-                                   f"WHERE owner = ? AND id IN ({marks(chunk)})"), (owner, *chunk))
-            events.extend((mo_id, at, status, detail) for mo_id, status, detail in mo_events)
-            if replies:
-                self._insert_messages(cur, replies, replies_owner, lease_until)
-        if events:
-            self._many(cur, "INSERT INTO mo_events (mo_id, at, status, detail) VALUES (?,?,?,?)", events)
-        return [None] * len(items)
-
-    def pending_push_jobs(self) -> Deferred:
-        def op(cur):
-            cur.execute(f"SELECT {JOB_COLS} FROM push_jobs ORDER BY id")
-            return [row_to_job(r) for r in cur.fetchall()]
-
-        return self.read(op)
-
-    def count_push_jobs(self) -> Deferred:
-        def op(cur):
-            cur.execute("SELECT kind, COUNT(*) FROM push_jobs WHERE url <> 'smpp' GROUP BY kind")
-            return dict(cur.fetchall())
 
         return self.read(op)
 

@@ -3,7 +3,6 @@ migrations, and two stores (two nodes) working on the same rows at once."""
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import threading
 from types import SimpleNamespace
@@ -18,20 +17,15 @@ from connectors.api import MoFacts, ReceiptOutcome
 from smscore.model import Status
 from smscore.store import pg_schema
 from smscore.store import sqlite as sq
-from smscore.store.base import StoreRules
 from smscore.store.postgres import PostgresStore
-from smscore.store.rules import day_of
 from tests import store_contract, store_contract_accounts, store_sql
+from tests.store_sql import open_postgres as _open
 from tests.store_contract import make_message, receipt
 
 CHECKS = store_contract.CHECKS + store_contract_accounts.CHECKS + store_sql.CHECKS
 pytestmark = pytest.mark.postgres
 
 
-async def _open(url, **kw) -> PostgresStore:
-    store = PostgresStore(url, reactor, **kw)
-    await store.open()
-    return store
 
 
 @pytest.mark.parametrize("writers", [1, 3])
@@ -102,36 +96,6 @@ async def test_refuses_a_missing_schema_without_auto_upgrade(pg_url):
     store = PostgresStore(pg_url, reactor, auto_upgrade=False)
     with pytest.raises(RuntimeError, match="smsgw db upgrade"):
         await store.open()
-
-
-def test_indexes_serve_the_hot_queries(pg_url):
-    """The claim, the receipt lookup, pulls, the inbox, due pushes and a message's history use an
-    index (checked on the plan with sequential scans off, as on a table of millions)."""
-    pg_schema.upgrade(pg_url)
-    conn = pg_schema.connect(pg_url)
-    cur = conn.cursor()
-    cur.execute("SET enable_seqscan = off")
-    queries = {
-        "messages_sendable": "SELECT id FROM messages WHERE status = 'queued' AND (send_at IS NULL OR send_at <= 1) "
-                             "AND (owner IS NULL OR lease_until < 1) ORDER BY id LIMIT 100",
-        "smsc_ids_pkey": "SELECT message_id, part FROM smsc_ids WHERE operator = 'a' AND key = 'b'",
-        "messages_updates": "SELECT id FROM messages WHERE account = 'a' AND update_seq > 5 ORDER BY update_seq "
-                            "LIMIT 100",
-        "mo_inbox": "SELECT id FROM mo_messages WHERE account = 'a' AND seq > 5 ORDER BY seq LIMIT 100",
-        "push_jobs_due": "SELECT j.id FROM push_jobs j WHERE j.next_at <= 5 AND (j.owner IS NULL OR j.lease_until < 5) "
-                         "AND NOT EXISTS (SELECT 1 FROM push_jobs e WHERE e.subject = j.subject AND e.id < j.id "
-                         "AND (e.next_at > 5 OR (e.owner IS NOT NULL AND e.lease_until >= 5))) ORDER BY j.id LIMIT 100",
-        "push_jobs_subject": "SELECT 1 FROM push_jobs WHERE subject = 'm' AND id < 7 AND next_at > 5",
-        "events_message": "SELECT at FROM events WHERE message_id = 'x' ORDER BY id",
-        "messages_owner": "UPDATE messages SET lease_until = 1 WHERE owner = 'gw1' AND status = 'queued'",
-        "messages_awaiting_receipt": "SELECT id FROM messages WHERE status IN ('submitted', 'buffered') "
-                                     "AND updated_at < 5 ORDER BY updated_at LIMIT 100",
-    }
-    for index, sql in queries.items():
-        cur.execute("EXPLAIN " + sql)
-        plan = "\n".join(r[0] for r in cur.fetchall())
-        assert index in plan, f"{index} not used:\n{plan}"
-    conn.close()
 
 
 # -- one store ----------------------------------------------------------------------------------
@@ -430,197 +394,3 @@ async def test_an_idempotency_key_holds_across_nodes(two_nodes):
             assert answers == [first, first]
     assert sum((await nodes.a.count_by_status()).values()) == 1
     assert (await nodes.a.get(first["id"])) is not None
-
-
-@pytest_twisted.ensureDeferred
-async def test_submits_and_receipts_queued_together_run_merged(pg_url):
-    """The contract's batch check with everything queued before the writer starts: one merged run
-    (advisory locks, rows read FOR UPDATE, event ids from the sequence, statements in pages)."""
-    store = await _open(pg_url)
-    try:
-        assert (await store_sql.merged_run_sizes(store))[0] == 11
-    finally:
-        await store.close()
-
-
-@pytest_twisted.ensureDeferred
-async def test_statements_per_message_at_load(pg_url, monkeypatch):
-    """Accept, submit, receipt and callback of a message, 50 of each at a time: counted at the
-    cursor (each execute is one statement and one round trip), well under the bar of 6."""
-    from smscore.store import postgres
-
-    executed = []
-    execute = postgres._Cursor.execute
-
-    def counting(self, sql, params=None):
-        executed.append(sql)
-        return execute(self, sql, params)
-
-    monkeypatch.setattr(postgres._Cursor, "execute", counting)
-    store = await _open(pg_url)
-    try:
-        per_message = await store_sql.statements_per_message(store, lambda: len(executed))
-    finally:
-        await store.close()
-    assert per_message <= 1.0, per_message  # 0.64 measured; the bar is 6
-
-
-@pytest_twisted.ensureDeferred
-async def test_reads_wait_for_no_write(pg_url):
-    store = await _open(pg_url, writers=2)
-    try:
-        await store_sql.reads_wait_for_no_write(store)
-    finally:
-        await store.close()
-
-
-DAILY = """
-[operators.cheap]
-type = "simulated"
-[profiles.standard]
-operators = ["cheap"]
-[accounts.acme]
-api_keys = ["acme-key"]
-senders = ["ACME"]
-daily_volume_limit = 100000
-"""
-
-
-@pytest_twisted.ensureDeferred
-async def test_the_daily_count_loses_nothing_when_nodes_accept_at_once(pg_url):
-    # Two nodes (two stores, three writers each) accept 40 requests of 5 at once for one postpaid
-    # account with a daily limit: every message is counted, none overwritten by a concurrent batch.
-    from smscore.config import parse_config
-
-    config = parse_config(DAILY, path="/nonexistent/gateway.toml")
-    stores = [await _open(pg_url, writers=3, rules=StoreRules(config_source=lambda: config,
-                                                              untried=store_contract.untried, writer=f"node{i}"))
-              for i in range(2)]
-    try:
-        await stores[0].ensure_accounts({"acme": 0})
-        batches = [[make_message(to=f"467012{i:03d}{j}", at=1000.0) for j in range(5)] for i in range(40)]
-        await gatherResults([stores[i % 2].accept(batch, None, 0.0) for i, batch in enumerate(batches)])
-        import psycopg2
-
-        conn = psycopg2.connect(pg_url)
-        try:
-            cur = conn.cursor()
-            cur.execute("SELECT writer, count FROM daily_volume WHERE account = 'acme' ORDER BY writer")
-            assert cur.fetchall() == [("node0", 100), ("node1", 100)]  # each node its own row
-        finally:
-            conn.close()
-        states = await stores[1].account_states(day_of(1000.0))
-        assert states["acme"].sent_today == 200
-    finally:
-        for store in stores:
-            await store.close()
-
-
-@pytest_twisted.ensureDeferred
-async def test_a_writer_counts_the_day_without_waiting_for_another_writers_transaction(pg_url):
-    """One row per writer: an accept does not wait for the transaction of another node that counted
-    the same account (before, both wrote one row, and each waited for the other's commit)."""
-    import psycopg2
-
-    from smscore.config import parse_config
-
-    config = parse_config(DAILY.replace("100000", "9"), path="/nonexistent/gateway.toml")
-    other = psycopg2.connect(pg_url)
-    cur = other.cursor()
-    cur.execute("SELECT current_database()")  # waiting at all fails the test (the store connects later)
-    cur.execute(f'ALTER DATABASE "{cur.fetchone()[0]}" SET lock_timeout = \'5s\'')
-    other.commit()
-    store = await _open(pg_url, rules=StoreRules(config_source=lambda: config, untried=store_contract.untried,
-                                                 writer="node-b"))
-    try:
-        await store.ensure_accounts({"acme": 0})
-        # node-a counted 7 and has not committed yet
-        cur.execute("INSERT INTO daily_volume (account, day, writer, count) VALUES ('acme', %s, 'node-a', 7)",
-                    (day_of(1000.0),))
-        first = [make_message(to="46701200001", at=1000.0)]
-        await store.accept(first, None, 0.0)  # settles the messages it is given
-        assert first[0].status is Status.QUEUED  # 7 is not committed: this node saw 0
-        other.commit()
-        held = [make_message(to=f"4670120000{i}", at=1000.0) for i in (2, 3)]
-        await store.accept(held, None, 0.0)
-        assert [m.status for m in held] == [Status.QUEUED, Status.PENDING_APPROVAL]  # 7 + 1 + 2 > 9
-        assert (await store.account_states(day_of(1000.0)))["acme"].sent_today == 10
-    finally:
-        other.close()
-        await store.close()
-
-
-# -- claims whatever the statistics say -------------------------------------------------------------
-def _stale_statistics(url: str, table: str, fill: str, refill: str) -> None:
-    """Leave ``table`` as a queue table often is: analysed while nearly empty in a file that once
-    held many rows (so PostgreSQL expects one row), then filled again without a new ANALYZE."""
-    conn = pg_schema.connect(url)
-    cur = conn.cursor()
-    cur.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
-    cur.execute(fill.format(n=40000))
-    cur.execute(f"DELETE FROM {table} WHERE ctid <> (SELECT MAX(ctid) FROM {table})")  # the file keeps its length
-    cur.execute(f"VACUUM ANALYZE {table}")
-    cur.execute(f"DELETE FROM {table}")
-    cur.execute(refill)
-    cur.execute("SELECT reltuples FROM pg_class WHERE relname = %s", (table,))
-    assert cur.fetchone()[0] <= 1  # what the planner believes
-    # A claim planned as nested loops over the whole table ran for minutes: stop it well before.
-    cur.execute("SELECT current_database()")
-    cur.execute(f'ALTER DATABASE "{cur.fetchone()[0]}" SET statement_timeout = \'20s\'')
-    conn.close()
-
-
-@pytest.mark.parametrize("held", [5, 30000])
-@pytest_twisted.ensureDeferred
-async def test_a_push_claim_does_not_crawl_on_stale_statistics(pg_url, held):
-    """Seen in a load run: 9,500 callbacks waiting, statistics from when push_jobs was nearly
-    empty, and the claim re-ran its subqueries for every row (two minutes, the callbacks stalled
-    and the claim's lock held the other processes' claims). With many jobs held elsewhere, the
-    join of the waiting jobs with the held ones must not be a loop either."""
-    pg_schema.upgrade(pg_url)
-    job = ("INSERT INTO push_jobs (kind, account, subject, url, body, attempts, first_at, next_at, owner, "
-           "lease_until) SELECT 'status', 'a', md5((g % {subjects})::text), 'http://127.0.0.1:9/cb', '[]', 0, 100, "
-           "100, {owner}, {lease} FROM generate_series(1, {n}) g")
-    subjects = held + 4750  # the first `held` jobs are held by "b"; the 9,500 after them wait, and the
-    # last half of those are later jobs of the held subjects' (g and g + subjects share a subject)
-    _stale_statistics(pg_url, "push_jobs", job.format(owner="NULL", lease="NULL", subjects=10 ** 9, n="{n}"),
-                      job.format(owner=f"CASE WHEN g <= {held} THEN 'b' END",
-                                 lease=f"CASE WHEN g <= {held} THEN 500 END", subjects=subjects, n=9500 + held))
-    store = await _open(pg_url)
-    try:
-        jobs = await store.claim_push_jobs("a", 200.0, 300.0, 1000)
-        assert len(jobs) == 1000 and [j.id for j in jobs] == sorted(j.id for j in jobs)
-        held_subjects = {hashlib.md5(str(g).encode()).hexdigest() for g in range(1, held + 1)}
-        assert not {j.subject for j in jobs} & held_subjects
-    finally:
-        await store.close()
-
-
-@pytest_twisted.ensureDeferred
-async def test_a_message_claim_does_not_crawl_on_stale_statistics(pg_url):
-    pg_schema.upgrade(pg_url)
-    message = ("INSERT INTO messages (id, account, to_number, sender, body, encoding, parts, profile, status, "
-               "created_at, updated_at) SELECT lpad(g::text, 24, '0'), 'a', '46700000000', 'S', 'hi', 'gsm', 1, "
-               "'p', 'queued', 100, 100 FROM generate_series(1, {n}) g")
-    _stale_statistics(pg_url, "messages", message, message.format(n=20000))
-    store = await _open(pg_url)
-    try:
-        claimed = await store.claim("a", 200.0, 300.0, 1000)
-        assert [m.id for m in claimed] == [f"{i:024d}" for i in range(1, 1001)]
-    finally:
-        await store.close()
-
-
-@pytest_twisted.ensureDeferred
-async def test_the_server_stops_a_statement_whose_process_died(pg_url):
-    """client_connection_check_interval on every connection of the store (PostgreSQL 14 and newer)."""
-    store = await _open(pg_url)
-    try:
-        def show(cur):
-            cur.execute("SHOW client_connection_check_interval")
-            return cur.fetchone()[0]
-
-        assert await store.run(show) == "2s"
-        assert await store.read(show) == "2s"
-    finally:
-        await store.close()
