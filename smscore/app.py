@@ -100,6 +100,9 @@ class Gateway:
         self.worker = worker
         self.delivers = worker is None or worker.is_main
         self.pushes = worker is None or not worker.is_main
+        #: customers' ESMEs (SPEC §13): the first API worker's, so that their submits and receipts
+        #: do not share a core with the operator binds (or the only process's)
+        self.serves_smpp = worker is None or worker.index == min(1, worker.count - 1)
         owner = config.gateway.node if self.delivers else f"{config.gateway.node}/{worker.index}"
         self.metrics = Metrics(registry or CollectorRegistry())
         self.metrics.describe_process("0" if worker is None else str(worker.index), node=self.delivers)
@@ -122,7 +125,8 @@ class Gateway:
                                operators=self._operator_limits, on_change=self._apply_shares) if self.delivers else None
         if worker is not None:
             self.kicks = Kicks(reactor, worker.kick_ports, {
-                b"claim": lambda: self.pipeline.link_ready(""), b"push": lambda: self.push_worker.kick()})
+                b"claim": lambda: self.pipeline.link_ready(""), b"push": self._push_queued_elsewhere,
+                b"forget": lambda message_id: self.pipeline.forget([message_id])})
         self.mo_router = MoRouter(config)
         self.backlog = Backlog(store=self.store, clock=reactor, limit=lambda: self.config.gateway.max_backlog)
         #: HLR/MNP look-ups before choosing an operator ([lookup]): the main worker's, which chooses
@@ -146,19 +150,20 @@ class Gateway:
                                       pipeline=self.pipeline, metrics=self.metrics, lease=config.gateway.lease)
         self.links: dict[str, OperatorLink] = {}
         self.sims: dict[str, SimulatedSMSC] = {}
-        #: customers' ESMEs (SPEC §13): the main process's, when [smpp_server] is configured
+        #: customers' ESMEs (SPEC §13), when [smpp_server] is configured (see serves_smpp)
         self.smpp_server: CustomerSMPPServer | None = None
         self.smpp_deliveries: SmppDeliveries | None = None
         self.smpp_ports: list = []
-        if self.delivers and config.smpp_server is not None:
+        if self.serves_smpp and config.smpp_server is not None:
             customers = CustomerSmpp(config_source=lambda: self.config, pipeline=self.pipeline, store=self.store,
                                      clock=reactor, rate_limit=AccountRateLimit(reactor, self.rate_buckets),
-                                     metrics=self.metrics, on_receiver_bound=lambda account: self.smpp_deliveries.kick())
+                                     metrics=self.metrics, on_receiver_bound=lambda account: self.smpp_deliveries.kick(),
+                                     forget=None if self.delivers else self._forget_at_main)
             self.smpp_server = CustomerSMPPServer(
                 reactor, authenticate=customers.authenticate, max_binds=customers.max_binds, handler=customers,
                 enquire_link=config.smpp_server.enquire_link, window=config.smpp_server.window)
             self.smpp_deliveries = SmppDeliveries(store=self.store, server=self.smpp_server, clock=reactor,
-                                                  node=config.gateway.node, lease=config.gateway.lease)
+                                                  node=owner, lease=config.gateway.lease)
             self.metrics.watch_smpp_sessions(self.smpp_server.session_counts)
         self.ports: list = []
         self.http_port = None
@@ -183,9 +188,9 @@ class Gateway:
             self._purge = LoopingCall(self._purge_old)
             self._purge.clock = self.reactor
             self._purge.start(3600, now=True)
-            if self.smpp_server is not None:
-                await self._listen_smpp()
-                self.smpp_deliveries.start()
+        if self.smpp_server is not None:
+            await self._listen_smpp()
+            self.smpp_deliveries.start()
         if self.pushes:
             self.push_worker.start()
         self.backlog.start()
@@ -289,13 +294,26 @@ class Gateway:
 
     def _push_queued(self) -> None:
         """A stored change queued push jobs: this process delivers them, or the API workers do
-        (receipts for customers' ESMEs: this process, which holds their sessions)."""
+        (receipts for customers' ESMEs too: the process that holds their sessions)."""
         if self.smpp_deliveries is not None:
             self.smpp_deliveries.kick()
         if self.pushes:
             self.push_worker.kick()
         else:
             self._kick_pushers()
+
+    def _push_queued_elsewhere(self) -> None:
+        """An API worker: the main worker stored changes that queued push jobs."""
+        self.push_worker.kick()
+        if self.smpp_deliveries is not None:
+            self.smpp_deliveries.kick()
+
+    def _forget_at_main(self, message_ids) -> int:
+        """Cancelled by an ESME here, in the store: the main worker drops them if they wait in its
+        queues (a lost datagram leaves one to be sent, as a cancel that came a moment too late)."""
+        for message_id in message_ids:
+            self.kicks.tell(0, b"forget", message_id)
+        return 0
 
     def _kick_pushers(self) -> None:
         """Status changes queued callbacks: the API workers deliver them."""

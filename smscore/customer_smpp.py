@@ -56,12 +56,16 @@ AT_ONCE = frozenset({"timeout", "connection lost", NO_RECEIVER})
 
 
 class CustomerSmpp:
-    """The application behind the SMPP server: one per gateway node (its main process)."""
+    """The application behind the SMPP server: one per gateway node (its first API worker, or the
+    node's only process)."""
 
     def __init__(self, *, config_source, pipeline, store, clock, rate_limit, metrics=None,
-                 on_receiver_bound=lambda account: None) -> None:
+                 on_receiver_bound=lambda account: None, forget=None) -> None:
         self.config_source = config_source
         self.pipeline = pipeline
+        #: drop cancelled messages from the memory of the process that sends them (the pipeline's
+        #: own, or the main worker's when the ESMEs are served by an API worker)
+        self.forget = forget or pipeline.forget
         self.store = store
         self.clock = clock
         self.rate_limit = rate_limit
@@ -137,7 +141,7 @@ class CustomerSmpp:
                           "cancelled by the customer", account=session.account)
 
         def done(m):
-            self.pipeline.forget([m.id])
+            self.forget([m.id])
             return m.id
 
         d.addCallbacks(done, _refusal)

@@ -2,7 +2,9 @@
 
 - ``Kicks``: one-word UDP datagrams on loopback ("claim", "push", "reload"), coalesced so that a
   burst of stored messages costs one datagram per few milliseconds. A lost kick costs only time: the
-  main worker also claims every ``claim_interval`` and push workers poll every second.
+  main worker also claims every ``claim_interval`` and push workers poll every second. "forget ID"
+  tells the main worker that an ESME cancelled a message (the API worker serving the ESMEs
+  changed it in the store): it is dropped from the main worker's queues if it waits there.
 - ``Forwarder``: an API worker hands every request it does not serve itself to the main worker's
   internal API listener and relays the answer as it came.
 - ``NodeMetrics``: ``/metrics`` of the main worker, the samples of every process added up, so that
@@ -42,9 +44,21 @@ class Kicks(DatagramProtocol):
         self._due: dict[tuple[int, bytes], object] = {}
 
     def datagramReceived(self, data: bytes, addr) -> None:
-        handler = self.handlers.get(data)
+        word, _, argument = data.partition(b" ")
+        handler = self.handlers.get(word)
         if handler is not None:
-            handler()
+            if argument:
+                handler(argument.decode("ascii", "replace"))
+            else:
+                handler()
+
+    def tell(self, index: int, word: bytes, argument: str) -> None:
+        """Send ``word argument`` to worker ``index`` now (not coalesced: each argument counts)."""
+        if self.transport is not None:
+            try:
+                self.transport.write(word + b" " + argument.encode("ascii"), ("127.0.0.1", self.ports[index]))
+            except OSError:  # the worker is being restarted: what it held in memory is gone anyway
+                pass
 
     def kick(self, index: int, word: bytes) -> None:
         """Send ``word`` to worker ``index`` within ``delay`` (once, however often asked meanwhile)."""

@@ -1,6 +1,8 @@
 """A customer's ESME against `smsgw run` as a user runs it (SPEC §13), with smpplib: submits over
 SMPP on a node of several processes, then 1,000 receipts waiting for a receiver survive a
-SIGKILL of the gateway and all arrive once a receiver binds after the restart."""
+SIGKILL of the gateway and all arrive once a receiver binds after the restart; a cancel_sm
+served by the API worker that holds the ESMEs keeps a message waiting in the main worker's queue
+from being sent."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import pytest
 import smpplib.client
 
 from tests.e2e.conftest import SIM_CONFIG, free_port, wait_for
-from tests.esme import Esme
+from tests.esme import Esme, cancel_over
 
 pytestmark = pytest.mark.slow
 
@@ -87,3 +89,50 @@ def test_a_bind_with_a_wrong_password_is_refused_by_the_running_gateway(gateways
         assert refused.value.args[1] == 0x0D  # ESME_RBINDFAIL
     finally:
         client.disconnect()
+
+
+def metric(port: int, name: str, **labels) -> float:
+    """The sum of ``name``'s samples with these labels on the node's /metrics."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+def test_a_cancel_sm_keeps_a_message_waiting_in_the_main_workers_queue_from_going(gateways, tmp_path):
+    """The ESMEs are served by an API worker, the operator binds by the main worker. With the
+    operator at one submit a second, the fourth message waits in the main worker's queue; a
+    cancel_sm for it is answered by the API worker and must reach that queue (a "forget" kick)."""
+    ports = {"http": free_port(), "metrics": free_port(), "smpp": free_port()}
+    config = CONFIG.format(**ports).replace('[operators.sim_a]\ntype = "simulated"\n',
+                                            '[operators.sim_a]\ntype = "simulated"\ntps = 1\n', 1)
+    config = config.replace('operators = ["sim_a", "sim_b"]', 'operators = ["sim_a"]', 1)
+    gateways(config, ports["http"]).start()
+    esme = Esme(ports["smpp"], timeout=30)
+    esme.client.connect()
+    try:
+        esme.client.bind_transceiver(system_id="demo", password="pw")
+        ids = [esme.submit(f"4670100000{i}", b"one a second", source="DEMO") for i in range(4)]
+        answer = cancel_over(esme.client, ids[3], 9000)
+    finally:
+        esme.client.disconnect()
+    assert (answer.command, answer.status) == ("cancel_sm_resp", 0)
+    db = tmp_path / "e2e.db"
+
+    def statuses():
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+        try:
+            return dict(conn.execute("SELECT id, status FROM messages").fetchall())
+        finally:
+            conn.close()
+
+    wait_for(lambda: [statuses().get(i) for i in ids[:3]] == ["delivered"] * 3, 30, what="three delivered")
+    # Nothing left in the main worker's queue, and only three submits ever went to the operator.
+    wait_for(lambda: metric(ports["metrics"], "smsgw_queue_depth", operator="sim_a") == 0, 10,
+             what="the main worker's queue empty")
+    assert metric(ports["metrics"], "smsgw_pdus_total", command="submit_sm", direction="out") == 3
+    assert statuses()[ids[3]] == "stopped"
