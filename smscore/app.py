@@ -30,7 +30,7 @@ from policies.callback_urls import address_problem
 from smscore.api import api_factory
 from smscore.api.auth import AccountRateLimit
 from smscore.backlog import Backlog
-from smscore.supervisor import WorkerSpec
+from smscore.supervisor import WorkerSpec, smpp_worker
 from smscore.workers import Forwarder, Kicks, NodeMetrics, ReloadResource, WorkersControl
 from smscore.callbacks import PushWorker
 from smscore.cluster import Cluster
@@ -102,7 +102,7 @@ class Gateway:
         self.pushes = worker is None or not worker.is_main
         #: customers' ESMEs (SPEC §13): the first API worker's, so that their submits and receipts
         #: do not share a core with the operator binds (or the only process's)
-        self.serves_smpp = worker is None or worker.index == min(1, worker.count - 1)
+        self.serves_smpp = worker is None or worker.index == smpp_worker(worker.count)
         owner = config.gateway.node if self.delivers else f"{config.gateway.node}/{worker.index}"
         self.metrics = Metrics(registry or CollectorRegistry())
         self.metrics.describe_process("0" if worker is None else str(worker.index), node=self.delivers)
@@ -204,13 +204,20 @@ class Gateway:
                       worker=None if self.worker is None else self.worker.index)
 
     async def _listen_smpp(self) -> None:
-        """The SMPP listeners for customers' ESMEs: plain, TLS, or both."""
-        s = self.config.smpp_server
-        if s.listen is not None:
-            self.smpp_ports.append(await smpp_listen(self.reactor, self.smpp_server.factory, s.listen))
-        if s.tls_listen is not None:
-            self.smpp_ports.append(await smpp_listen(self.reactor, self.smpp_server.factory, s.tls_listen,
-                                                     s.tls_cert, s.tls_key))
+        """The SMPP listeners for customers' ESMEs: plain, TLS, or both; adopted from the
+        supervisor in a node of several processes."""
+        s, w, factory = self.config.smpp_server, self.worker, self.smpp_server.factory
+        if w is not None:
+            for fd, address, tls in ((w.smpp_fd, s.listen, False), (w.smpp_tls_fd, s.tls_listen, True)):
+                if fd >= 0:
+                    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+                    served = TLSMemoryBIOFactory(server_options(s.tls_cert, s.tls_key), False, factory) if tls else factory
+                    self.smpp_ports.append(self.reactor.adoptStreamPort(fd, family, served))
+        else:
+            if s.listen is not None:
+                self.smpp_ports.append(await smpp_listen(self.reactor, factory, s.listen))
+            if s.tls_listen is not None:
+                self.smpp_ports.append(await smpp_listen(self.reactor, factory, s.tls_listen, s.tls_cert, s.tls_key))
         self.log.info("smpp server listening", addresses=[f"{p.getHost().host}:{p.getHost().port}"
                                                           for p in self.smpp_ports])
 

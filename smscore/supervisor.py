@@ -34,7 +34,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from smscore.ratelimit import NodeBuckets
 
@@ -55,6 +55,8 @@ class WorkerSpec:
     internal_fd: int = -1  # main only
     worker_metrics_ports: list[int] = field(default_factory=list)  # main only: the API workers'
     rates_fd: int = -1  # the node's shared account rate buckets (smscore.ratelimit.NodeBuckets)
+    smpp_fd: int = -1  # the worker serving customers' ESMEs only: [smpp_server] listen
+    smpp_tls_fd: int = -1  # ... and tls_listen
 
     @property
     def is_main(self) -> bool:
@@ -66,6 +68,12 @@ class WorkerSpec:
     @classmethod
     def from_env(cls, text: str) -> WorkerSpec:
         return cls(**json.loads(text))
+
+
+def smpp_worker(count: int) -> int:
+    """The worker that serves customers' ESMEs (SPEC §13): the first API worker, so that their
+    submits and receipts do not share a core with the operator binds; the main one when alone."""
+    return min(1, count - 1)
 
 
 def resolve_processes(configured: int | None) -> int:
@@ -118,7 +126,13 @@ class Supervisor:
         public_metrics = _tcp(mon.host, mon.port)
         worker_metrics = [_tcp("127.0.0.1", 0) for _ in range(self.count - 1)]
         kicks = [_udp() for _ in range(self.count)]
-        self._sockets = api + [internal, public_metrics] + worker_metrics + kicks
+        # The SMPP server's listeners, for the worker that serves customers' ESMEs (the first API
+        # worker): open before it runs, so that an ESME connecting early, or while that worker is
+        # restarted, waits in the kernel instead of being refused.
+        smpp_conf = self.config.smpp_server
+        smpp = [_tcp(a.host, a.port) if a is not None else None
+                for a in ((smpp_conf.listen, smpp_conf.tls_listen) if smpp_conf is not None else (None, None))]
+        self._sockets = api + [internal, public_metrics] + worker_metrics + kicks + [x for x in smpp if x is not None]
         for s in self._sockets:
             os.set_inheritable(s.fileno(), True)
         kick_ports = [k.getsockname()[1] for k in kicks]
@@ -134,9 +148,13 @@ class Supervisor:
                 index=i, count=self.count, api_fd=api[i].fileno(), kick_fd=kicks[i].fileno(), kick_ports=kick_ports,
                 internal_port=internal.getsockname()[1], metrics_fd=worker_metrics[i - 1].fileno(),
                 rates_fd=self._rates_fd))
+        serving = self.specs[smpp_worker(self.count)]
+        self.specs[serving.index] = replace(serving, smpp_fd=smpp[0].fileno() if smpp[0] is not None else -1,
+                                            smpp_tls_fd=smpp[1].fileno() if smpp[1] is not None else -1)
 
     def _fds(self, spec: WorkerSpec) -> list[int]:
-        return [fd for fd in (spec.api_fd, spec.kick_fd, spec.metrics_fd, spec.internal_fd, spec.rates_fd) if fd >= 0]
+        return [fd for fd in (spec.api_fd, spec.kick_fd, spec.metrics_fd, spec.internal_fd, spec.rates_fd,
+                              spec.smpp_fd, spec.smpp_tls_fd) if fd >= 0]
 
     def spawn(self, index: int) -> None:
         spec = self.specs[index]

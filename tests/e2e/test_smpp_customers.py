@@ -136,3 +136,32 @@ def test_a_cancel_sm_keeps_a_message_waiting_in_the_main_workers_queue_from_goin
              what="the main worker's queue empty")
     assert metric(ports["metrics"], "smsgw_pdus_total", command="submit_sm", direction="out") == 3
     assert statuses()[ids[3]] == "stopped"
+
+
+def test_esmes_bind_over_tls_to_the_worker_that_serves_them(gateways, tmp_path):
+    """[smpp_server] tls_listen on a node of several processes: the supervisor opens the listener,
+    the first API worker serves it with the configured certificate; a connection made as soon as
+    the node answers /healthz waits for that worker instead of being refused."""
+    import ssl
+
+    from tests.certs import TestCA
+
+    ca = TestCA(tmp_path)
+    cert, key = ca.issue("gateway", ip="127.0.0.1")
+    ports = {"http": free_port(), "metrics": free_port(), "smpp": free_port()}
+    tls_port = free_port()
+    config = CONFIG.format(**ports).replace(
+        "[smpp_server]\n", f'[smpp_server]\ntls_listen = "127.0.0.1:{tls_port}"\ntls_cert = "{cert}"\n'
+        f'tls_key = "{key}"\n', 1)
+    gateways(config, ports["http"]).start()
+    context = ssl.create_default_context(cafile=str(ca.path))
+    context.check_hostname = False  # smpplib gives no server name: the chain is checked
+    esme = Esme(tls_port, ssl_context=context, timeout=30)
+    esme.client.connect()
+    try:
+        esme.client.bind_transceiver(system_id="demo", password="pw")
+        message_id = esme.submit("46701000009", b"over TLS", source="DEMO")
+        receipt = esme.wait_for("deliver")
+    finally:
+        esme.client.disconnect()
+    assert receipt.receipted_message_id.decode() == message_id and b"stat:DELIVRD" in receipt.short_message
