@@ -39,6 +39,7 @@ from smscore.customer_smpp import CustomerSmpp, SmppDeliveries
 from smscore.logs import get_logger
 from smscore.metrics import Metrics
 from smscore.mo import MoRouter
+from smscore.model import Status
 from smscore.number_lookup import LookupSettings, NumberLookup
 from smscore.pipeline import Pipeline
 from smscore.routing import Routing
@@ -126,7 +127,7 @@ class Gateway:
         if worker is not None:
             self.kicks = Kicks(reactor, worker.kick_ports, {
                 b"claim": lambda: self.pipeline.link_ready(""), b"push": self._push_queued_elsewhere,
-                b"forget": lambda message_id: self.pipeline.forget([message_id])})
+                b"forget": self._forget_if_cancelled})
         self.mo_router = MoRouter(config)
         self.backlog = Backlog(store=self.store, clock=reactor, limit=lambda: self.config.gateway.max_backlog)
         #: HLR/MNP look-ups before choosing an operator ([lookup]): the main worker's, which chooses
@@ -321,6 +322,14 @@ class Gateway:
         for message_id in message_ids:
             self.kicks.tell(0, b"forget", message_id)
         return 0
+
+    def _forget_if_cancelled(self, message_id: str) -> None:
+        """The main worker, told "forget ID": a hint, checked against the store, so that a stray
+        datagram cannot make it drop a message that is still to be sent."""
+        d = self.store.get(message_id)
+        d.addCallback(lambda m: m is not None and m.status is not Status.QUEUED and self.pipeline.forget([m.id]))
+        d.addErrback(lambda f: self.log.error("checking a cancelled message failed", message_id=message_id,
+                                              error=f.getErrorMessage()))
 
     def _kick_pushers(self) -> None:
         """Status changes queued callbacks: the API workers deliver them."""

@@ -91,6 +91,25 @@ def test_a_bind_with_a_wrong_password_is_refused_by_the_running_gateway(gateways
         client.disconnect()
 
 
+def udp_ports_of(pid: int) -> list[int]:
+    """The loopback UDP ports of the sockets process ``pid`` holds (the supervisor holds every
+    worker's kick socket)."""
+    import os
+    from pathlib import Path
+
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd)
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    ports = []
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        cols = line.split()
+        if cols[9] in inodes and cols[1].startswith("0100007F:"):
+            ports.append(int(cols[1].split(":")[1], 16))
+    return ports
+
+
 def metric(port: int, name: str, **labels) -> float:
     """The sum of ``name``'s samples with these labels on the node's /metrics."""
     import urllib.request
@@ -111,7 +130,7 @@ def test_a_cancel_sm_keeps_a_message_waiting_in_the_main_workers_queue_from_goin
     config = CONFIG.format(**ports).replace('[operators.sim_a]\ntype = "simulated"\n',
                                             '[operators.sim_a]\ntype = "simulated"\ntps = 1\n', 1)
     config = config.replace('operators = ["sim_a", "sim_b"]', 'operators = ["sim_a"]', 1)
-    gateways(config, ports["http"]).start()
+    gw = gateways(config, ports["http"]).start()
     esme = Esme(ports["smpp"], timeout=30)
     esme.client.connect()
     try:
@@ -121,6 +140,16 @@ def test_a_cancel_sm_keeps_a_message_waiting_in_the_main_workers_queue_from_goin
     finally:
         esme.client.disconnect()
     assert (answer.command, answer.status) == ("cancel_sm_resp", 0)
+    # "forget ID" is a hint the main worker checks: a stray one for a message still to be sent
+    # (here the third, waiting behind the first two) leaves it in the queue.
+    import socket
+
+    stray = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    kick_ports = udp_ports_of(gw.proc.pid)
+    assert len(kick_ports) == 2  # one per worker
+    for port in kick_ports:
+        stray.sendto(f"forget {ids[2]}".encode(), ("127.0.0.1", port))
+    stray.close()
     db = tmp_path / "e2e.db"
 
     def statuses():
