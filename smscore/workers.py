@@ -4,7 +4,8 @@
   burst of stored messages costs one datagram per few milliseconds. A lost kick costs only time: the
   main worker also claims every ``claim_interval`` and push workers poll every second. "forget ID"
   tells the main worker that an ESME cancelled a message (the API worker serving the ESMEs
-  changed it in the store): it is dropped from the main worker's queues if it waits there.
+  changed it in the store): the main worker drops it from its queues if it waits there and the
+  store says it is no longer queued.
 - ``Forwarder``: an API worker hands every request it does not serve itself to the main worker's
   internal API listener and relays the answer as it came.
 - ``NodeMetrics``: ``/metrics`` of the main worker, the samples of every process added up, so that
