@@ -35,7 +35,7 @@ from smscore.workers import Forwarder, Kicks, NodeMetrics, ReloadResource, Worke
 from smscore.callbacks import PushWorker
 from smscore.cluster import Cluster
 from smscore.config import Config, OperatorConfig
-from smscore.customer_smpp import CustomerSmpp, SmppDeliveries
+from smscore.customer_smpp import SmppDeliveries, serve_esmes
 from smscore.logs import get_logger
 from smscore.metrics import Metrics
 from smscore.mo import MoRouter
@@ -156,16 +156,11 @@ class Gateway:
         self.smpp_deliveries: SmppDeliveries | None = None
         self.smpp_ports: list = []
         if self.serves_smpp and config.smpp_server is not None:
-            customers = CustomerSmpp(config_source=lambda: self.config, pipeline=self.pipeline, store=self.store,
-                                     clock=reactor, rate_limit=AccountRateLimit(reactor, self.rate_buckets),
-                                     metrics=self.metrics, on_receiver_bound=lambda account: self.smpp_deliveries.kick(),
-                                     forget=None if self.delivers else self._forget_at_main)
-            self.smpp_server = CustomerSMPPServer(
-                reactor, authenticate=customers.authenticate, max_binds=customers.max_binds, handler=customers,
-                enquire_link=config.smpp_server.enquire_link, window=config.smpp_server.window)
-            self.smpp_deliveries = SmppDeliveries(store=self.store, server=self.smpp_server, clock=reactor,
-                                                  node=owner, lease=config.gateway.lease)
-            self.metrics.watch_smpp_sessions(self.smpp_server.session_counts)
+            self.smpp_server, self.smpp_deliveries = serve_esmes(
+                config_source=lambda: self.config, settings=config.smpp_server, reactor=reactor,
+                pipeline=self.pipeline, store=self.store, rate_limit=AccountRateLimit(reactor, self.rate_buckets),
+                metrics=self.metrics, owner=owner, lease=config.gateway.lease,
+                forget=None if self.delivers else self._forget_at_main)
         self.ports: list = []
         self.http_port = None
         self._purge = None

@@ -35,7 +35,7 @@ from twisted.internet.task import LoopingCall
 
 from connectors.smpp import deliver_fields
 from connectors.smpp.outbox import NO_RECEIVER
-from connectors.smpp.server import ClientSession, Refused
+from connectors.smpp.server import ClientSession, CustomerSMPPServer, Refused
 from connectors.smpp.submit_fields import CustomerSubmit, ReceiptRequest
 from policies.callbacks import FINAL, FINAL_FAILURES
 from smscore.api.render import store_errors
@@ -53,6 +53,22 @@ RESEND_AFTER = 30.0
 #: deliveries that did not reach an ESME's answer: sent again at once to a receiver (the 30 s of
 #: SPEC §13 were the response timeout)
 AT_ONCE = frozenset({"timeout", "connection lost", NO_RECEIVER})
+
+
+def serve_esmes(*, config_source, settings, reactor, pipeline, store, rate_limit, metrics, owner: str,
+                lease: float, forget=None) -> tuple[CustomerSMPPServer, SmppDeliveries]:
+    """The SMPP server for customers' ESMEs (``settings``: the config's ``[smpp_server]``) and the
+    deliveries of their receipts and MO, wired to each other, in the process that serves them
+    (``owner``: its lease owner; ``forget``: see CustomerSmpp)."""
+    deliveries: SmppDeliveries | None = None
+    customers = CustomerSmpp(config_source=config_source, pipeline=pipeline, store=store, clock=reactor,
+                             rate_limit=rate_limit, metrics=metrics, forget=forget,
+                             on_receiver_bound=lambda account: deliveries.kick())
+    server = CustomerSMPPServer(reactor, authenticate=customers.authenticate, max_binds=customers.max_binds,
+                                handler=customers, enquire_link=settings.enquire_link, window=settings.window)
+    deliveries = SmppDeliveries(store=store, server=server, clock=reactor, node=owner, lease=lease)
+    metrics.watch_smpp_sessions(server.session_counts)
+    return server, deliveries
 
 
 class CustomerSmpp:
