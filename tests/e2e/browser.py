@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -78,17 +77,17 @@ class Browser:
         return self.driver.find_element("tag name", "body").text
 
     def wait(self, predicate, timeout: float = 15.0, what: str = "condition"):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                value = predicate()
-            except Exception:  # noqa: BLE001 - the page is changing under us: look again
-                value = None
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}; the page shows:\n{self.text()[:3000]}")
-            time.sleep(0.05)
+        """Until ``predicate()`` is true (selenium's WebDriverWait polls it; an exception while the
+        page changes under it counts as not yet); the page's text goes into the failure."""
+        from selenium.common.exceptions import TimeoutException
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        try:
+            return WebDriverWait(self.driver, timeout, poll_frequency=0.05,
+                                 ignored_exceptions=(Exception,)).until(lambda _driver: predicate())
+        except TimeoutException:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; the page shows:\n"
+                                 f"{self.text()[:3000]}") from None
 
     def wait_text(self, needle: str, timeout: float = 15.0) -> None:
         self.wait(lambda: needle in self.text(), timeout, f"the text {needle!r}")
