@@ -19,9 +19,10 @@ Theory of operation
   ``expires_at``: the operator gets it, and the pipeline expires a message still unsent by then.
 - MO for a keyword with ``url = "smpp"`` are push jobs to the same target (``smscore.mo``).
 - ``SmppDeliveries`` claims those jobs (``claim_push_jobs(smpp=True)``) for the accounts that have
-  a receiver bound on this node, builds each receipt from the stored message, or the MO's
-  deliver_sm from its push body (``connectors.smpp.deliver_fields``), and hands it to the server. The ESME's ``deliver_sm_resp``
-  ends the job; no answer (30 s), a lost connection or no receiver gives it back at once, to go
+  a receiver bound on this node, builds each receipt, or the MO's deliver_sm, from its push body
+  (``connectors.smpp.deliver_fields``; a receipt's body carries the message's sender, submit
+  time, text preview and whether it was cancelled: ``esme``, so sending it reads nothing), and
+  hands it to the server. The ESME's ``deliver_sm_resp`` ends the job; no answer (30 s), a lost connection or no receiver gives it back at once, to go
   on the next receiver (or after a rebind); another status tries again after 30 s.
 """
 
@@ -41,11 +42,9 @@ from policies.callbacks import FINAL, FINAL_FAILURES
 from smscore.api.render import store_errors
 from smscore.errors import ApiError
 from smscore.logs import get_logger
-from smscore.model import Status
+from smscore.model import SMPP_TARGET, Status
 from smscore.submission import build_messages
 
-#: the ``callback_url`` of messages whose receipts go to the account's ESMEs
-SMPP_TARGET = "smpp"
 #: registered_delivery → which status events become receipts (a ``policies.callbacks`` selection)
 RECEIPTS = {ReceiptRequest.ALL: FINAL, ReceiptRequest.FAILURES: FINAL_FAILURES, ReceiptRequest.NONE: ""}
 #: seconds before a receipt the ESME answered with an error status is sent again (SPEC §13)
@@ -189,6 +188,14 @@ def _cancelled(m) -> bool:
     return m.status is Status.STOPPED and any(e.detail.startswith("cancelled") for e in m.events)
 
 
+def _esme_body(m, body: dict) -> dict | None:
+    """A receipt job's body with the ``esme`` part read from the stored message ``m``."""
+    if m is None:
+        return None
+    return {**body, "id": m.id, "to": m.to, "error": m.error,
+            "esme": {"sender": m.sender, "submitted_at": m.created_at, "text": m.text, "cancelled": _cancelled(m)}}
+
+
 class SmppDeliveries:
     """Receipts for customers' ESMEs: durable push jobs handed to the SMPP server (see the module
     docstring). Polls every ``interval`` and whenever kicked (a receipt stored, a receiver bound)."""
@@ -259,15 +266,22 @@ class SmppDeliveries:
             d = self.server.deliver(job.account, item)
             d.addCallback(self._finish, job)
             return d
-        d = self.store.get(job.subject)
+        body = job.body
+        if "esme" in body:  # what the deliver_sm says came with the job
+            d = succeed(body)
+        else:  # a job stored before receipts carried it: read the message
+            d = self.store.get(job.subject)
+            d.addCallback(lambda m: _esme_body(m, body))
 
-        def build(m):
-            if m is None:  # purged meanwhile: nothing to tell
+        def build(receipt):
+            if receipt is None:  # purged meanwhile: nothing to tell
                 return None
+            esme = receipt["esme"]
             item = deliver_fields.receipt(
-                m.id, job.body["status"], to=m.to, sender=m.sender, submitted_at=m.created_at,
-                done_at=_at(job.body["at"]), text=m.text, err=_error_code(m.error), cancelled=_cancelled(m))
-            return self.server.deliver(m.account, item)
+                receipt["id"], receipt["status"], to=receipt["to"], sender=esme["sender"],
+                submitted_at=esme["submitted_at"], done_at=_at(receipt["at"]), text=esme["text"],
+                err=_error_code(receipt["error"]), cancelled=esme["cancelled"])
+            return self.server.deliver(job.account, item)
 
         d.addCallback(build)
         d.addCallback(self._finish, job)

@@ -144,6 +144,11 @@ class MoEvent:
     detail: str = ""
 
 
+#: the ``callback_url`` of messages whose receipts go to the account's ESMEs (SPEC §13), and the
+#: ``url`` of those push jobs
+SMPP_TARGET = "smpp"
+
+
 @dataclass(frozen=True, slots=True)
 class PushJob:
     """An HTTP push to a customer backend, kept durably until it succeeds or its time runs out.

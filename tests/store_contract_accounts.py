@@ -169,6 +169,9 @@ async def check_receipts_waiting_for_an_esme_are_kept_for_the_retention_only(sto
         await store.apply_receipt(receipt(m.id + "-k"), at + 1)
     assert [j.subject for j in await store.pending_push_jobs()] == [old.id, new.id]
     assert all(j.url == "smpp" for j in await store.pending_push_jobs())
+    # Each carries what its deliver_sm says of the message: sending it reads nothing.
+    assert [j.body["esme"] for j in await store.pending_push_jobs()] == [
+        {"sender": "ACME", "submitted_at": at, "text": "hi", "cancelled": False} for at in (1000.0, 5000.0)]
     # Only ESME deliveries are claimed with smpp=True, and HTTP pushes never take them.
     assert await store.claim_push_jobs("gw1", 5100.0, 5200.0, 10) == []
     assert [j.subject for j in await store.claim_push_jobs("gw1", 5100.0, 5200.0, 10, smpp=True,

@@ -20,9 +20,10 @@ from collections.abc import Sequence
 import orjson
 from twisted.internet.defer import Deferred
 
+from connectors.smpp.deliver_fields import PREVIEW_CHARS
 from policies.callbacks import selects
 from smscore import transitions as tr
-from smscore.model import Event, Message, PushJob, Status, rfc3339
+from smscore.model import SMPP_TARGET, Event, Message, PushJob, Status, rfc3339
 from smscore.store.base import Store, StoreRules
 from smscore.store.changes import MessageChanges
 from smscore.store.inbound import MoOperations
@@ -35,10 +36,16 @@ from smscore.store.writer import BatchWriter, Merged
 
 def status_callback_body(event_id, m: Message, e: Event) -> dict:
     """The status callback of SPEC §4 for event ``e`` of message ``m``, with its ``final`` flag
-    (SPEC §12: a failed attempt that is retried elsewhere is not final)."""
-    return {"event_id": str(event_id), "id": m.id, "reference": m.reference, "to": m.to,
+    (SPEC §12: a failed attempt that is retried elsewhere is not final). A receipt for the
+    account's ESMEs also carries what its deliver_sm says of the message (``esme``), so that
+    sending it reads nothing."""
+    body = {"event_id": str(event_id), "id": m.id, "reference": m.reference, "to": m.to,
             "status": e.status.value, "operator": e.operator, "error": m.error if e.status.final or
             e.status is Status.FAILED else None, "at": rfc3339(e.at), "final": e.final}
+    if m.callback_url == SMPP_TARGET:
+        body["esme"] = {"sender": m.sender, "submitted_at": m.created_at, "text": m.text[:PREVIEW_CHARS],
+                        "cancelled": e.status is Status.STOPPED and e.detail.startswith("cancelled")}
+    return body
 
 
 class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, Store):

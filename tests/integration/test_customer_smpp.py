@@ -7,6 +7,7 @@ smpplib runs in a thread (``deferToThread``) while the reactor runs the gateway.
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -202,6 +203,53 @@ async def test_a_receipt_waits_durably_until_a_receiver_binds(gateway):
     assert len(await gw.store.pending_push_jobs()) == 1  # the receipt, kept for a receiver
     rcpt = await deferToThread(receive_one, port)
     assert rcpt.receipted_message_id == message_id.encode()
+    await eventually(_no_jobs(gw), "the receipt acknowledged")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_receipt_job_stored_without_the_esme_part_is_sent_from_the_stored_message(gateway):
+    """A receipt job an earlier version stored has only the status callback's body: sending it
+    reads the message, and the deliver_sm says the same."""
+    gw, port = gateway
+    message_id = await deferToThread(submit_as_transmitter, port)
+    await eventually(_delivered(gw, message_id), "the message delivered")
+    [job] = await gw.store.pending_push_jobs()
+    assert job.body["esme"]["sender"] == "Acme" and job.body["esme"]["cancelled"] is False
+    older = {k: v for k, v in job.body.items() if k != "esme"}
+
+    def rewrite(cur):
+        cur.execute("UPDATE push_jobs SET body = ? WHERE id = ?", (json.dumps(older), job.id))
+
+    await gw.store.run(rewrite)
+    assert "esme" not in (await gw.store.pending_push_jobs())[0].body
+    rcpt = await deferToThread(receive_one, port)
+    assert (rcpt.receipted_message_id, rcpt.source_addr, rcpt.destination_addr) == (
+        message_id.encode(), b"46701234567", b"Acme")
+    assert b" stat:DELIVRD err:000 text:Receipt waits for a " in rcpt.short_message  # 20 characters
+    await eventually(_no_jobs(gw), "the receipt acknowledged")
+
+
+def submit_and_cancel(port: int) -> tuple[str, object]:
+    esme = Esme(port)
+    esme.client.connect()
+    try:
+        esme.client.bind_transceiver(system_id="acme", password="s3cret")
+        message_id = esme.submit("46701234568", "Tomorrow at nine, café".encode("latin-1"), data_coding=3,
+                                 schedule_delivery_time="000001000000000R")
+        assert cancel_over(esme.client, message_id, 900).status == ESME_ROK
+        return message_id, esme.wait_for("deliver")
+    finally:
+        esme.client.disconnect()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_cancelled_message_with_a_receipt_asked_gets_a_deleted_receipt(gateway):
+    gw, port = gateway
+    message_id, rcpt = await deferToThread(submit_and_cancel, port)
+    assert rcpt.receipted_message_id == message_id.encode() and rcpt.message_state == 4  # DELETED
+    assert (rcpt.source_addr, rcpt.destination_addr) == (b"46701234568", b"Acme")
+    assert rcpt.short_message.startswith(f"id:{message_id} sub:001 dlvrd:000 ".encode())
+    assert rcpt.short_message.endswith(b" stat:DELETED err:000 text:Tomorrow at nine, ca")
     await eventually(_no_jobs(gw), "the receipt acknowledged")
 
 
