@@ -31,7 +31,7 @@ from __future__ import annotations
 import hmac
 from datetime import datetime, timezone
 
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.task import LoopingCall
 
 from connectors.smpp import deliver_fields
@@ -266,26 +266,26 @@ class SmppDeliveries:
             d = self.server.deliver(job.account, item)
             d.addCallback(self._finish, job)
             return d
-        body = job.body
-        if "esme" in body:  # what the deliver_sm says came with the job
-            d = succeed(body)
+        if "esme" in job.body:  # what the deliver_sm says came with the job
+            try:
+                d = self._send_receipt(job.body, job)
+            except Exception:  # noqa: BLE001 - logged by the caller's errback, as below
+                return fail()
         else:  # a job stored before receipts carried it: read the message
             d = self.store.get(job.subject)
-            d.addCallback(lambda m: _esme_body(m, body))
-
-        def build(receipt):
-            if receipt is None:  # purged meanwhile: nothing to tell
-                return None
-            esme = receipt["esme"]
-            item = deliver_fields.receipt(
-                receipt["id"], receipt["status"], to=receipt["to"], sender=esme["sender"],
-                submitted_at=esme["submitted_at"], done_at=_at(receipt["at"]), text=esme["text"],
-                err=_error_code(receipt["error"]), cancelled=esme["cancelled"])
-            return self.server.deliver(job.account, item)
-
-        d.addCallback(build)
+            d.addCallback(lambda m: self._send_receipt(_esme_body(m, job.body), job))
         d.addCallback(self._finish, job)
         return d
+
+    def _send_receipt(self, receipt: dict | None, job) -> Deferred:
+        if receipt is None:  # purged meanwhile: nothing to tell
+            return succeed(None)
+        esme = receipt["esme"]
+        item = deliver_fields.receipt(
+            receipt["id"], receipt["status"], to=receipt["to"], sender=esme["sender"],
+            submitted_at=esme["submitted_at"], done_at=_at(receipt["at"]), text=esme["text"],
+            err=_error_code(receipt["error"]), cancelled=esme["cancelled"])
+        return self.server.deliver(job.account, item)
 
     def _finish(self, result, job) -> Deferred:
         now = self.clock.seconds()

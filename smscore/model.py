@@ -41,6 +41,9 @@ FINAL_STATUSES = frozenset(
     {Status.DELIVERED, Status.FAILED, Status.EXPIRED, Status.UNKNOWN, Status.STOPPED, Status.REJECTED}
 )
 
+#: A status by its wire name: ``Status(name)`` without the Enum call (rows read in the hot path).
+STATUS_BY_NAME = {s.value: s for s in Status}
+
 #: The wire names of the statuses, in SPEC §5 order (what ``callback_statuses`` may list).
 STATUS_NAMES = tuple(s.value for s in Status)
 
@@ -108,6 +111,17 @@ class Message:
     #: the operators an HLR/MNP look-up says reach the destination (``smscore.number_lookup``; not
     #: stored): None when none was asked for this message, empty when the answer named none
     reach: frozenset | None = None
+
+    def copy(self) -> Message:
+        """A shallow copy (the same ``events`` list), without ``copy.copy``'s generic machinery:
+        the stores copy every message they change."""
+        clone = object.__new__(Message)
+        for name in _MESSAGE_FIELDS:
+            setattr(clone, name, getattr(self, name))
+        return clone
+
+
+_MESSAGE_FIELDS = Message.__slots__
 
 
 @dataclass(slots=True)

@@ -29,7 +29,7 @@ from twisted.internet.defer import Deferred
 
 from connectors.api import ReceiptFacts, ReceiptOutcome
 from smscore import transitions as tr
-from smscore.model import Message, Status
+from smscore.model import Status
 from smscore.store.rows import MSG_COLS, in_lists, marks, row_to_message
 from smscore.store.writer import Merged
 
@@ -73,7 +73,7 @@ class _Unit:
         if entry is None:
             return None
         if message_id in self.touched:
-            entry[0], entry[1] = _copy(entry[0]), list(entry[1])
+            entry[0], entry[1] = entry[0].copy(), list(entry[1])
         else:
             self.touched.add(message_id)
         return entry
@@ -221,17 +221,6 @@ class MessageChanges:
                 out[row[0]] = [row_to_message(row), list(row[-1])]
         return out
 
-
-
-_FIELDS = Message.__slots__
-
-
-def _copy(m: Message) -> Message:
-    """A shallow copy of a message, without ``copy.copy``'s generic machinery (the hot path)."""
-    clone = object.__new__(Message)
-    for name in _FIELDS:
-        setattr(clone, name, getattr(m, name))
-    return clone
 
 
 def _by_operator(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:

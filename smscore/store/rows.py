@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import orjson
 
-from smscore.model import Message, MoMessage, PushJob, Status
+from smscore.model import STATUS_BY_NAME, Message, MoMessage, PushJob
 
 MSG_COLS = ("id, account, to_number, sender, body, encoding, parts, profile, status, reference, "
             "callback_url, operator, cost, error, created_at, updated_at, send_at, tried, origin, charged, "
@@ -23,7 +23,7 @@ def row_to_message(row) -> Message:
      udh, expires_at, _part_state) = row
     return Message(
         id=mid, account=account, to=to, sender=sender, text=body, encoding=encoding, parts=parts,
-        profile=profile, status=Status(status), reference=reference, callback_url=callback_url,
+        profile=profile, status=STATUS_BY_NAME[status], reference=reference, callback_url=callback_url,
         operator=operator, cost=Decimal(cost), error=error, created_at=created_at,
         updated_at=updated_at, send_at=send_at, tried=tuple(tried.split(",")) if tried else (), origin=origin,
         charged=Decimal(charged), callback_statuses=callback_statuses,

@@ -8,7 +8,6 @@ comes back (the daily count, the balance, the jobs), inside its own transaction.
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Iterable, Sequence
-from copy import copy
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -140,7 +139,7 @@ def balance_notice_jobs(config, account: str, before: Decimal, after: Decimal, a
 def working(m: Message) -> Message:
     """A copy of a message to decide on (its history list too), so that a decision that is not
     kept leaves the caller's message as it was."""
-    w = copy(m)
+    w = m.copy()
     w.events = list(m.events)
     return w
 

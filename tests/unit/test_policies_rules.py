@@ -15,6 +15,8 @@ from policies.billing import charge_for, notices
     ("no links here. Really.", []),
     ("mail me at bob@acme.example", []),
     ("version 1.5 costs 2.50", []),
+    ("no dot at all", []),
+    ("http://intranet/offer: a host without a dot", ["intranet"]),
 ])
 def test_link_hosts(text, hosts):
     assert link_hosts(text) == hosts
