@@ -1,0 +1,55 @@
+"""Rows of the SQL stores as model objects: every column lands in its own field."""
+
+from decimal import Decimal
+
+from smscore.model import Message, Status
+from smscore.store.rows import MSG_COLS, row_to_message
+
+#: a distinct value per column (MSG_COLS order), and the field and value each must give
+COLUMNS = {
+    "id": ("id", "m-1", "m-1"),
+    "account": ("account", "acme", "acme"),
+    "to_number": ("to", "46701234567", "46701234567"),
+    "sender": ("sender", "Acme", "Acme"),
+    "body": ("text", "Hello", "Hello"),
+    "encoding": ("encoding", "ucs2", "ucs2"),
+    "parts": ("parts", 3, 3),
+    "profile": ("profile", "premium", "premium"),
+    "status": ("status", "buffered", Status.BUFFERED),
+    "reference": ("reference", "ref-9", "ref-9"),
+    "callback_url": ("callback_url", "https://acme.example/cb", "https://acme.example/cb"),
+    "operator": ("operator", "cheap", "cheap"),
+    "cost": ("cost", "0.015", Decimal("0.015")),
+    "error": ("error", "err=042", "err=042"),
+    "created_at": ("created_at", 1000.5, 1000.5),
+    "updated_at": ("updated_at", 1001.5, 1001.5),
+    "send_at": ("send_at", 1002.5, 1002.5),
+    "tried": ("tried", "cheap,backup", ("cheap", "backup")),
+    "origin": ("origin", "reply", "reply"),
+    "charged": ("charged", "0.03", Decimal("0.03")),
+    "callback_statuses": ("callback_statuses", "final", "final"),
+    "udh": ("udh", "050003cc0201", bytes.fromhex("050003cc0201")),
+    "expires_at": ("expires_at", 1003.5, 1003.5),
+    "part_state": (None, "SSD", None),
+}
+
+
+def test_every_column_lands_in_its_field():
+    assert [c.strip() for c in MSG_COLS.split(",")] == list(COLUMNS)
+    m = row_to_message(tuple(value for _, value, _ in COLUMNS.values()))
+    assert {field: getattr(m, field) for field, _, _ in COLUMNS.values() if field} == {
+        field: expected for field, _, expected in COLUMNS.values() if field}
+    # what a row does not hold: the defaults, and a history of its own
+    fresh = Message(id="x", account="a", to="1", sender="s", text="t", encoding="gsm7", parts=1, profile="p")
+    assert (m.events, m.preferred, m.recent_failures, m.block, m.reach) == (
+        [], fresh.preferred, fresh.recent_failures, fresh.block, fresh.reach)
+    assert m.events is not row_to_message(tuple(value for _, value, _ in COLUMNS.values())).events
+
+
+def test_zero_amounts_and_empty_values():
+    values = [value for _, value, _ in COLUMNS.values()]
+    names = list(COLUMNS)
+    for name, value in (("cost", "0"), ("charged", "0"), ("tried", ""), ("udh", None)):
+        values[names.index(name)] = value
+    m = row_to_message(tuple(values))
+    assert (m.cost, m.charged, m.tried, m.udh) == (Decimal(0), Decimal(0), (), b"")
