@@ -25,11 +25,8 @@ class PushJobOperations:
                         accounts: Sequence[str] | None = None) -> Deferred:
         """Due jobs nobody holds, oldest first, each only with every earlier job of its subject: those
         must be claimable now too, and ``ORDER BY id`` with ``LIMIT`` keeps them in the same claim.
-        An earlier job waiting for its retry, or held by another node, holds the later ones back:
-        the first such job of each subject (``b``, few: the jobs in flight or waiting) bounds what
-        may go. A join, not a correlated NOT EXISTS, and on PostgreSQL a hashed one
-        (``_fetch_hashed``): planned as nested loops on statistics that said the table was nearly
-        empty, a claim of 7,000 or 9,500 waiting jobs ran for minutes."""
+        An earlier job waiting for its retry, or held by another node, holds the later ones back
+        (``_first_of_its_subject``: how each dialect finds it cheaply and safely)."""
         free = "(j.owner IS NULL OR j.lease_until < ?" + (" OR j.owner = ?)" if include_own else ")")
         held = "(e.owner IS NOT NULL AND e.lease_until >= ?" + (" AND e.owner <> ?)" if include_own else ")")
         mine = (owner,) if include_own else ()
@@ -38,11 +35,10 @@ class PushJobOperations:
         if accounts is not None:
             named = tuple(sorted(accounts)) or ("",)
             which += f" AND j.account IN ({marks(named)})"
+        join, first = self._first_of_its_subject(f"e.next_at > ? OR {held}")
         sql = self.q(
             "UPDATE push_jobs SET owner = ?, lease_until = ? WHERE " + self._among(
-                "SELECT j.id FROM push_jobs j LEFT JOIN (SELECT e.subject, MIN(e.id) AS first FROM push_jobs e "
-                f"WHERE e.next_at > ? OR {held} GROUP BY e.subject) b ON b.subject = j.subject "
-                f"WHERE j.next_at <= ? AND {free} AND {which} AND (b.first IS NULL OR j.id < b.first) "
+                f"SELECT j.id FROM push_jobs j {join}WHERE {first} AND j.next_at <= ? AND {free} AND {which} "
                 f"ORDER BY j.id LIMIT ?{self._skip_locked('j')}") + f" RETURNING {JOB_COLS}")
         params = (owner, lease_until, now, now, *mine, now, now, *mine, *named, limit)
 
@@ -51,6 +47,14 @@ class PushJobOperations:
             return sorted((row_to_job(r) for r in self._fetch_hashed(cur, sql, params)), key=lambda j: j.id)
 
         return self.run(op)
+
+    def _first_of_its_subject(self, blocking: str) -> tuple[str, str]:
+        """``(join, condition)`` for a claim of jobs ``j``: no earlier job ``e`` of ``j``'s subject
+        matches ``blocking`` (waits for its retry, or another node holds it). SQLite: a correlated
+        NOT EXISTS, one probe of ``push_jobs_subject`` per candidate (a join built and scanned the
+        whole ``GROUP BY`` of the table at every claim: 0.4-1 ms against 0.1 ms, measured with
+        1,000 jobs held). PostgreSQL overrides it."""
+        return "", f"NOT EXISTS (SELECT 1 FROM push_jobs e WHERE e.subject = j.subject AND e.id < j.id AND ({blocking}))"
 
     def finish_pushes(self, at: float, *, done: Sequence[int] = (), retry: Sequence[int] = (),
                       retry_at: float | None = None, error: str = "", release: Sequence[int] = (),
