@@ -287,7 +287,7 @@ class SmppDeliveries:
             err=_error_code(receipt["error"]), cancelled=esme["cancelled"])
         return self.server.deliver(job.account, item)
 
-    def _finish(self, result, job) -> Deferred:
+    def _finish(self, result, job) -> None:
         now = self.clock.seconds()
         if result is None or result.done:
             events = [(job.subject, "pushed", "to the account's ESME over SMPP")] if job.kind == "mo" else []
@@ -296,8 +296,10 @@ class SmppDeliveries:
             d = self.store.finish_pushes(now, release=[job.id])
         else:  # the ESME said no (an error status, a generic_nack): again in 30 s
             d = self.store.finish_pushes(now, retry=[job.id], retry_at=now + RESEND_AFTER, error=result.reason)
-        d.addCallback(lambda _: self.kick())
-        return d
+        d.addErrback(lambda f: self.log.error("finishing a delivery to an ESME failed", job=job.id,
+                                              error=f.getErrorMessage()))
+        # The next claim runs after this finish in the store's queue: it sees the job done or given back.
+        self.kick()
 
 
 def _at(text: str) -> float:

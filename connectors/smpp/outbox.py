@@ -49,6 +49,10 @@ class DeliveryResult:
     reason: str
 
 
+#: the ESME answered ESME_ROK
+ACKNOWLEDGED = DeliveryResult(True, "acknowledged")
+
+
 @dataclass(slots=True)
 class _Outgoing:
     item: DeliverSm
@@ -135,15 +139,18 @@ class Outbox:
         except LocalProtocolError as exc:  # not expected: can_send() said yes
             out.result.callback(DeliveryResult(False, f"not sent: {exc}"))
             return
-        d.addCallbacks(self._delivered, self._not_delivered, errbackArgs=(proto, item))
-        d.addCallback(self._settle, out.result, account)
+        d.addCallbacks(self._delivered, self._not_delivered, callbackArgs=(out.result, account),
+                       errbackArgs=(proto, item, out.result, account))
         d.addErrback(lambda f: self.log.error("outbox error", error=f.getTraceback()))
 
-    @staticmethod
-    def _delivered(_pdu: PDU) -> DeliveryResult:
-        return DeliveryResult(True, "acknowledged")
+    def _delivered(self, _pdu: PDU, result: Deferred, account: str) -> None:
+        self._settle(ACKNOWLEDGED, result, account)
 
-    def _not_delivered(self, failure, proto: SMPPProtocol, item: DeliverSm) -> DeliveryResult:
+    def _not_delivered(self, failure, proto: SMPPProtocol, item: DeliverSm, result: Deferred,
+                       account: str) -> None:
+        self._settle(self._outcome(failure, proto, item), result, account)
+
+    def _outcome(self, failure, proto: SMPPProtocol, item: DeliverSm) -> DeliveryResult:
         exc = failure.value
         if not isinstance(exc, RequestFailed):
             self.log.error("deliver_sm failed oddly", session=proto.label, kind=item.kind,

@@ -382,9 +382,8 @@ class CustomerSMPPServer:
             proto.respond(pdu, ESME_RSYSERR)
             return
         conn.waiting += 1
-        d.addCallbacks(self._answer, self._answer_failure, callbackArgs=(proto, pdu),
-                       errbackArgs=(proto, pdu, session))
-        d.addBoth(self._done_waiting, conn)
+        d.addCallbacks(self._answer, self._answer_failure, callbackArgs=(proto, pdu, conn),
+                       errbackArgs=(proto, pdu, session, conn))
         d.addErrback(self._bug, pdu.command)
 
     def _submit(self, session: ClientSession, pdu: PDU) -> Deferred:
@@ -402,7 +401,8 @@ class CustomerSMPPServer:
         d = maybeDeferred(self.handler.cancel, session, message_id)
         return d.addCallback(lambda _: {})
 
-    def _answer(self, params: dict, proto: SMPPProtocol, pdu: PDU) -> None:
+    def _answer(self, params: dict, proto: SMPPProtocol, pdu: PDU, conn: _Connection) -> None:
+        conn.waiting -= 1
         try:
             proto.respond(pdu, ESME_ROK, params)
         except EncodeError as exc:
@@ -411,7 +411,8 @@ class CustomerSMPPServer:
             proto.respond(pdu, ESME_RSYSERR)
 
     def _answer_failure(self, failure, proto: SMPPProtocol, pdu: PDU,
-                        session: ClientSession) -> None:
+                        session: ClientSession, conn: _Connection) -> None:
+        conn.waiting -= 1
         if failure.check(Refused):
             exc = failure.value
             self._refused(proto, pdu, session, refusal_status(pdu.command, exc.reason), str(exc))
@@ -425,11 +426,6 @@ class CustomerSMPPServer:
         self.log.info(f"{pdu.command} refused", session=session.label, status=status_name(status),
                       reason=reason)
         proto.respond(pdu, status)
-
-    @staticmethod
-    def _done_waiting(result, conn: _Connection):
-        conn.waiting -= 1
-        return result
 
     def _bug(self, failure, what: str) -> None:
         self.log.error("smpp server error", what=what, error=failure.getTraceback())
