@@ -35,8 +35,8 @@ import time
 from dataclasses import dataclass, field
 
 from .addressing import source_address
-from .codec import PDU, encode
-from .defs import BODIES
+from .codec import PDU, EncodeError, encode
+from .defs import BODIES, TLVS_BY_NAME
 from .text import GSM_BASIC, Encoding, choose_encoding, gsm_encode
 from .times import format_absolute
 
@@ -57,7 +57,8 @@ __all__ = [
 ESM_CLASS_RECEIPT = 0x04
 ENROUTE = 1
 PREVIEW_CHARS = 20
-_MAX_SHORT_MESSAGE = next(f.size for f in BODIES["deliver_sm"] if f.name == "short_message")
+_SIZES = {f.name: f.size for f in BODIES["deliver_sm"]}
+_MAX_SHORT_MESSAGE = _SIZES["short_message"]
 
 #: Final status (SPEC §5) → (stat word, message_state TLV value), SPEC §13.
 FINAL_STATES: dict[str, tuple[str, int]] = {
@@ -129,6 +130,27 @@ def _checked(item: DeliverSm) -> DeliverSm:
     return item
 
 
+#: the C-strings of a receipt that come from outside (the message's numbers, its id), with their
+#: sizes on the wire (the NUL included)
+_RECEIPT_CSTRINGS = {"source_addr": _SIZES["source_addr"], "destination_addr": _SIZES["destination_addr"],
+                     "receipted_message_id": TLVS_BY_NAME["receipted_message_id"].size}
+
+
+def _receipt_checked(item: DeliverSm) -> DeliverSm:
+    """``_checked`` for a receipt, without encoding it a first time: everything else in it is
+    built here and fits (an ASCII text well under ``short_message``'s 254 octets)."""
+    for name, size in _RECEIPT_CSTRINGS.items():
+        value = item.tlvs[name] if name == "receipted_message_id" else item.params[name]
+        try:
+            raw = value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise EncodeError(f"deliver_sm.{name}: {value!r} is not Latin-1") from None
+        if len(raw) >= size or 0 in raw:
+            raise EncodeError(f"deliver_sm.{name}: {value!r} holds a NUL or does not fit a C-string "
+                              f"of {size} octets with its NUL")
+    return item
+
+
 def receipt(message_id: str, status: str, *, to: str, sender: str, submitted_at: float,
             done_at: float, text: str, err: str | int = "", cancelled: bool = False) -> DeliverSm:
     """The receipt deliver_sm for a message from ``sender`` to ``to`` that ended in ``status``.
@@ -147,7 +169,7 @@ def receipt(message_id: str, status: str, *, to: str, sender: str, submitted_at:
         "esm_class": ESM_CLASS_RECEIPT, "data_coding": 0, "short_message": body.encode("ascii"),
     }
     tlvs = {"receipted_message_id": message_id, "message_state": state}
-    return _checked(DeliverSm(params, tlvs, "receipt", message_id))
+    return _receipt_checked(DeliverSm(params, tlvs, "receipt", message_id))
 
 
 def mo(sender: str, to: str, text: str) -> DeliverSm:

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.api import ReceiptOutcome
+from connectors.smpp.addressing import source_address
 from connectors.smpp.codec import PDU, EncodeError, decode, encode
 from connectors.smpp.deliver_fields import (
     QueryAnswer,
@@ -122,6 +123,32 @@ def test_any_text_gives_an_ascii_receipt_with_at_most_20_characters(text, status
                    done_at=DONE, text=text)
     shown = item.params["short_message"].decode("ascii").split(" text:", 1)[1]
     assert len(shown) == min(len(text), 20)
+
+
+@given(st.text(st.characters(max_codepoint=127), max_size=70), st.text(max_size=24), st.text(max_size=24),
+       st.sampled_from(["delivered", "failed", "stopped"]))
+def test_a_receipt_either_encodes_or_is_refused_when_built(message_id, to, sender, status):
+    """The receipt is checked without encoding it (the codec encodes it once, when it is sent):
+    what it lets through must encode, and what it refuses must not (message ids are ASCII: the
+    receipt's text carries them)."""
+    try:
+        item = receipt(message_id, status, to=to, sender=sender, submitted_at=SUBMITTED, done_at=DONE,
+                       text="t")
+    except EncodeError:
+        built = None
+    else:
+        built = item
+    try:
+        src, dst = source_address(to)[2], source_address(sender)[2]
+        encode(PDU("deliver_sm", 1, params={"source_addr": src, "destination_addr": dst},
+                   tlvs={"receipted_message_id": message_id, "message_state": 2}))
+    except EncodeError:
+        fits = False
+    else:
+        fits = True
+    assert (built is not None) == fits
+    if built is not None:
+        encode(PDU("deliver_sm", 1, params=built.params, tlvs=built.tlvs))
 
 
 # --- MO ---------------------------------------------------------------------------------------
