@@ -175,8 +175,8 @@ def build_messages(body: Any, account, config, now: float) -> list[Message]:
     reference = body.get("reference")
     if reference is not None and not (isinstance(reference, str) and len(reference) <= MAX_REFERENCE):
         raise invalid_request("reference", f"Field 'reference' must be a string of at most {MAX_REFERENCE} characters.")
-    unknown = sorted(set(body) - KNOWN_FIELDS)
-    if unknown:
+    if not KNOWN_FIELDS.issuperset(body):
+        unknown = sorted(set(body) - KNOWN_FIELDS)
         raise invalid_request(unknown[0], f"Unknown field {unknown[0]!r}.")
 
     status = Status.SCHEDULED if send_at is not None else Status.QUEUED
@@ -185,12 +185,13 @@ def build_messages(body: Any, account, config, now: float) -> list[Message]:
     if links:
         status = Status.PENDING_APPROVAL
         detail = f"link to {links[0]} is outside the approved domains"
+    first = Event(at=now, status=status, detail=detail)  # frozen: one for all of them
+    template = Message(id="", account=account.name, to="", sender=sender, text=text, encoding=encoding.value,
+                       parts=parts, profile=profile, status=status, reference=reference, callback_url=callback_url,
+                       created_at=now, updated_at=now, send_at=send_at, callback_statuses=callback_statuses)
     out = []
-    for number in numbers_out:
-        m = Message(id=new_message_id(now), account=account.name, to=number, sender=sender, text=text,
-                    encoding=encoding.value, parts=parts, profile=profile, status=status, reference=reference,
-                    callback_url=callback_url, created_at=now, updated_at=now, send_at=send_at,
-                    callback_statuses=callback_statuses)
-        m.events.append(Event(at=now, status=status, detail=detail))
+    for number in numbers_out:  # a list of 100 numbers is 100 copies, not 100 keyword calls
+        m = template.copy()
+        m.id, m.to, m.events = new_message_id(now), number, [first]
         out.append(m)
     return out

@@ -53,3 +53,12 @@ def test_zero_amounts_and_empty_values():
         values[names.index(name)] = value
     m = row_to_message(tuple(values))
     assert (m.cost, m.charged, m.tried, m.udh) == (Decimal(0), Decimal(0), (), b"")
+
+
+def test_a_messages_copy_has_every_field_and_is_its_own_object():
+    from dataclasses import fields
+
+    values = {f.name: object() for f in fields(Message)}
+    m = Message(**values)
+    c = m.copy()
+    assert c is not m and all(getattr(c, name) is value for name, value in values.items())
