@@ -21,9 +21,10 @@ Theory of operation
 - ``SmppDeliveries`` claims those jobs (``claim_push_jobs(smpp=True)``) for the accounts that have
   a receiver bound on this node, builds each receipt, or the MO's deliver_sm, from its push body
   (``connectors.smpp.deliver_fields``; a receipt's body carries the message's sender, submit
-  time, text preview and whether it was cancelled: ``esme``, so sending it reads nothing), and
-  hands it to the server. The ESME's ``deliver_sm_resp`` ends the job; no answer (30 s), a lost connection or no receiver gives it back at once, to go
-  on the next receiver (or after a rebind); another status tries again after 30 s.
+  and done times, text preview and whether it was cancelled: ``esme``, so sending it reads
+  nothing), and hands it to the server. The ESME's ``deliver_sm_resp`` ends the job; no answer
+  (30 s), a lost connection or no receiver gives it back at once, to go on the next receiver (or
+  after a rebind); another status tries again after 30 s.
 """
 
 from __future__ import annotations
@@ -193,7 +194,8 @@ def _esme_body(m, body: dict) -> dict | None:
     if m is None:
         return None
     return {**body, "id": m.id, "to": m.to, "error": m.error,
-            "esme": {"sender": m.sender, "submitted_at": m.created_at, "text": m.text, "cancelled": _cancelled(m)}}
+            "esme": {"sender": m.sender, "submitted_at": m.created_at, "done_at": _at(body["at"]), "text": m.text,
+                     "cancelled": _cancelled(m)}}
 
 
 class SmppDeliveries:
@@ -283,7 +285,7 @@ class SmppDeliveries:
         esme = receipt["esme"]
         item = deliver_fields.receipt(
             receipt["id"], receipt["status"], to=receipt["to"], sender=esme["sender"],
-            submitted_at=esme["submitted_at"], done_at=_at(receipt["at"]), text=esme["text"],
+            submitted_at=esme["submitted_at"], done_at=esme["done_at"], text=esme["text"],
             err=_error_code(receipt["error"]), cancelled=esme["cancelled"])
         return self.server.deliver(job.account, item)
 

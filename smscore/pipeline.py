@@ -374,10 +374,18 @@ class Pipeline:
         # Not returned to the submit's Deferred: chaining one Deferred to another costs more than
         # the callbacks themselves, on the hottest path there is.
         d = self.store.record_submit(m.id, operator, keys, now, self.node, self.lease_until())
-        d.addBoth(self._stored_attempt, operator)
-        d.addCallback(self._after, held=True)
+        d.addCallbacks(self._submit_stored, self._submit_not_stored, callbackArgs=(operator,),
+                       errbackArgs=(operator, m.id))
         d.addErrback(self._log_failure, "submit bookkeeping failed", message_id=m.id)
         return None
+
+    def _submit_stored(self, transitions: list[Transition], operator: str) -> None:
+        self._stored_attempt(None, operator)
+        self._after(transitions, held=True)
+
+    def _submit_not_stored(self, failure, operator: str, message_id: str) -> None:
+        self._stored_attempt(None, operator)
+        self._log_failure(failure, "submit bookkeeping failed", message_id=message_id)
 
     def _submit_failed(self, failure, operator: str, m: Message):
         err = failure.value

@@ -171,7 +171,8 @@ async def check_receipts_waiting_for_an_esme_are_kept_for_the_retention_only(sto
     assert all(j.url == "smpp" for j in await store.pending_push_jobs())
     # Each carries what its deliver_sm says of the message: sending it reads nothing.
     assert [j.body["esme"] for j in await store.pending_push_jobs()] == [
-        {"sender": "ACME", "submitted_at": at, "text": "hi", "cancelled": False} for at in (1000.0, 5000.0)]
+        {"sender": "ACME", "submitted_at": at, "done_at": at + 2, "text": "hi", "cancelled": False}
+        for at in (1000.0, 5000.0)]
     # Only ESME deliveries are claimed with smpp=True, and HTTP pushes never take them.
     assert await store.claim_push_jobs("gw1", 5100.0, 5200.0, 10) == []
     assert [j.subject for j in await store.claim_push_jobs("gw1", 5100.0, 5200.0, 10, smpp=True,

@@ -43,7 +43,8 @@ def status_callback_body(event_id, m: Message, e: Event) -> dict:
             "status": e.status.value, "operator": e.operator, "error": m.error if e.status.final or
             e.status is Status.FAILED else None, "at": rfc3339(e.at), "final": e.final}
     if m.callback_url == SMPP_TARGET:
-        body["esme"] = {"sender": m.sender, "submitted_at": m.created_at, "text": m.text[:PREVIEW_CHARS],
+        body["esme"] = {"sender": m.sender, "submitted_at": m.created_at, "done_at": e.at,
+                        "text": m.text[:PREVIEW_CHARS],
                         "cancelled": e.status is Status.STOPPED and e.detail.startswith("cancelled")}
     return body
 

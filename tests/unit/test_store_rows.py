@@ -1,6 +1,10 @@
-"""Rows of the SQL stores as model objects: every column lands in its own field."""
+"""What the stores build model objects and bodies with: a row's every column in its field, a message's copy,
+RFC 3339 times."""
 
 from decimal import Decimal
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from smscore.model import Message, Status
 from smscore.store.rows import MSG_COLS, row_to_message
@@ -62,3 +66,13 @@ def test_a_messages_copy_has_every_field_and_is_its_own_object():
     m = Message(**values)
     c = m.copy()
     assert c is not m and all(getattr(c, name) is value for name, value in values.items())
+
+
+@given(st.floats(min_value=0, max_value=4e9, allow_nan=False))
+def test_rfc3339_is_isoformat_in_milliseconds_with_z(ts):
+    from datetime import datetime, timezone
+
+    from smscore.model import rfc3339
+
+    assert rfc3339(ts) == datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
