@@ -387,8 +387,8 @@ class CustomerSMPPServer:
         d.addErrback(self._bug, pdu.command)
 
     def _submit(self, session: ClientSession, pdu: PDU) -> Deferred:
-        message = read_submit(pdu, self.reactor.seconds())
-        d = maybeDeferred(self.handler.submit, session, message)
+        # Called inside _on_call's try: what the handler raises is answered there, as its failures are.
+        d = self.handler.submit(session, read_submit(pdu, self.reactor.seconds()))
         return d.addCallback(lambda message_id: {"message_id": str(message_id)})
 
     def _query(self, session: ClientSession, pdu: PDU) -> Deferred:
