@@ -1,0 +1,163 @@
+"""The ``smsgw`` commands that ask a running gateway, through its HTTP API as any client would:
+send, status, mo, the admin actions and look-ups, reload and the stop list."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from smscore.cli.common import CliError, load
+
+
+# -- HTTP clients: send, status, mo ----------------------------------------------------------------
+def _base_url(args) -> str:
+    if args.url:
+        return args.url.rstrip("/")
+    if args.config and Path(args.config).exists():
+        listen = load(args.config).http.listen
+        return f"http://{listen.host}:{listen.port}"
+    return "http://127.0.0.1:8080"
+
+
+def _http(method: str, url: str, key: str | None, body: dict | None = None) -> tuple[int, object]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    if key:
+        req.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            return exc.code, json.loads(raw)
+        except ValueError:
+            return exc.code, {"error": {"code": "http_error", "message": raw.decode("utf-8", "replace")}}
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise CliError(f"cannot reach the gateway at {url}: {reason}") from None
+
+
+def _answer(status: int, body) -> int:
+    if 200 <= status < 300:
+        print(json.dumps(body, indent=2, ensure_ascii=False))
+        return 0
+    err = body.get("error", {}) if isinstance(body, dict) else {}
+    field = f" (field {err['field']})" if err.get("field") else ""
+    raise CliError(f"{status} {err.get('code', 'error')}: {err.get('message', body)}{field}")
+
+
+def _key(args) -> str:
+    key = args.key or os.environ.get("SMSGW_API_KEY")
+    if not key:
+        raise CliError("an API key is needed: --key KEY or SMSGW_API_KEY", 2)
+    return key
+
+
+def cmd_send(args) -> int:
+    body = {"to": args.to if len(args.to) > 1 else args.to[0], "text": args.text}
+    for name in ("profile", "encoding", "reference", "send_at", "callback_url"):
+        value = getattr(args, name)
+        if value is not None:
+            body[name] = value
+    if args.sender is not None:
+        body["from"] = args.sender
+    if args.max_parts is not None:
+        body["max_parts"] = args.max_parts
+    return _answer(*_http("POST", f"{_base_url(args)}/v1/messages", _key(args), body))
+
+
+def cmd_status(args) -> int:
+    return _answer(*_http("GET", f"{_base_url(args)}/v1/messages/{args.id}", _key(args)))
+
+
+def cmd_mo(args) -> int:
+    body = {"from": args.sender, "to": args.to, "text": args.text}
+    if args.sim:
+        return _answer(*_http("POST", f"http://{args.sim}/mo", None, body))
+    key = args.admin_key or os.environ.get("SMSGW_ADMIN_KEY")
+    if not key:
+        raise CliError("an admin key is needed: --admin-key KEY or SMSGW_ADMIN_KEY", 2)
+    url = f"{_base_url(args)}/v1/admin/operators/{args.operator}/mo"
+    return _answer(*_http("POST", url, key, body))
+
+
+def _admin_call(args, method: str, path: str, body: dict | None = None) -> int:
+    key = args.admin_key or os.environ.get("SMSGW_ADMIN_KEY")
+    if not key:
+        raise CliError("an admin key is needed: --admin-key KEY or SMSGW_ADMIN_KEY", 2)
+    return _answer(*_http(method, f"{_base_url(args)}{path}", key, body))
+
+
+def cmd_message_action(args) -> int:
+    return _admin_call(args, "POST", f"/v1/admin/messages/{args.id}/{args.command}")
+
+
+def cmd_account_action(args) -> int:
+    return _admin_call(args, "POST", f"/v1/admin/accounts/{args.account}/{args.command}")
+
+
+def cmd_reload(args) -> int:
+    key = args.admin_key or os.environ.get("SMSGW_ADMIN_KEY")
+    if not key:
+        raise CliError("an admin key is needed: --admin-key KEY or SMSGW_ADMIN_KEY", 2)
+    status, body = _http("POST", f"{_base_url(args)}/v1/admin/reload", key)
+    if 200 <= status < 300 and isinstance(body, dict) and body.get("reloaded") is False:
+        errors = body.get("errors") or ["the config has errors"]
+        more = f" (+{len(errors) - 1} more: smsgw check-config)" if len(errors) > 1 else ""
+        raise CliError(f"reload refused, the running config stays: {errors[0]}{more}")
+    return _answer(status, body)
+
+
+def cmd_stoplist(args) -> int:
+    if args.action == "import":
+        numbers = []
+        try:
+            lines = Path(args.file).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise CliError(f"{args.file}: {exc.strerror or exc}", 2) from None
+        for line in lines:
+            value = line.split("#", 1)[0].strip().split(",")[0].strip()
+            if value:
+                numbers.append(value)
+        if not numbers:
+            raise CliError(f"{args.file}: no numbers in the file", 2)
+    else:
+        numbers = args.numbers
+    body: dict = {"numbers": numbers, "remove": args.action == "remove", "consent": args.consent}
+    if args.account:
+        body["account"] = args.account
+    code = 0
+    for i in range(0, len(numbers), 10000):  # large files in chunks
+        body["numbers"] = numbers[i:i + 10000]
+        code = _admin_call(args, "POST", "/v1/admin/stoplist", body) or code
+    return code
+
+
+# -- admin look-ups (SPEC §14): JSON as the API answers it ------------------------------------------
+def cmd_messages(args) -> int:
+    """Messages of every account, newest first; ``--cursor`` takes the answer's ``next_cursor``."""
+    params = {name: getattr(args, name) for name in ("account", "status", "to", "operator", "since", "until",
+                                                       "cursor", "limit")}
+    return _admin_call(args, "GET", "/v1/admin/messages" + _query(params))
+
+
+def cmd_number(args) -> int:
+    """One number: its MT and MO, what was learned, stop list, do-not-call and consents."""
+    params = {"limit": args.limit, "cursor": args.cursor}
+    return _admin_call(args, "GET", f"/v1/admin/numbers/{urllib.parse.quote(args.number, safe='')}" + _query(params))
+
+
+def cmd_accounts(args) -> int:
+    """Every account, or one: balance, paused, billing, profile, tps, today's volume, senders."""
+    return _admin_call(args, "GET", "/v1/admin/accounts" + (f"/{urllib.parse.quote(args.name)}" if args.name else ""))
+
+
+def _query(params: dict) -> str:
+    given = {k: v for k, v in params.items() if v is not None}
+    return "?" + urllib.parse.urlencode(given) if given else ""

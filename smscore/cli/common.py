@@ -1,0 +1,27 @@
+"""What every ``smsgw`` command shares: its one-line error and reading a config file."""
+
+from __future__ import annotations
+
+import sys
+
+DEFAULT_CONFIG = "etc/gateway.toml"
+
+
+class CliError(Exception):
+    """A one-line error for the user; ``code`` is the exit status."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def load(path: str):
+    """The config at ``path``; its errors on stderr, one a line, and a ``CliError`` (exit status 2)."""
+    from smscore.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(f"smsgw: {line}", file=sys.stderr)
+        raise CliError(f"{path}: {len(exc.errors)} configuration error(s)", 2) from None
