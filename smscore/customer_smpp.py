@@ -43,7 +43,7 @@ from policies.callbacks import FINAL, FINAL_FAILURES
 from smscore.api.render import store_errors
 from smscore.errors import ApiError
 from smscore.logs import get_logger
-from smscore.model import SMPP_TARGET, Status
+from smscore.model import CANCELLED_BY_CUSTOMER, SMPP_TARGET, Status, is_cancel
 from smscore.submission import build_messages
 
 #: registered_delivery → which status events become receipts (a ``policies.callbacks`` selection)
@@ -154,7 +154,7 @@ class CustomerSmpp:
 
     def cancel(self, session: ClientSession, message_id: str) -> Deferred:
         d = maybeDeferred(self.store.act, message_id, "cancel", self.clock.seconds(),
-                          "cancelled by the customer", account=session.account)
+                          CANCELLED_BY_CUSTOMER, account=session.account)
 
         def done(m):
             self.forget([m.id])
@@ -186,7 +186,7 @@ def _error_code(error: str | None) -> str:
 
 
 def _cancelled(m) -> bool:
-    return m.status is Status.STOPPED and any(e.detail.startswith("cancelled") for e in m.events)
+    return m.status is Status.STOPPED and any(is_cancel(e) for e in m.events)
 
 
 def _esme_body(m, body: dict) -> dict | None:

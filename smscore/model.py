@@ -63,6 +63,16 @@ class Event:
     final: bool = False
 
 
+#: the detail of the event a customer's cancel writes (``DELETE /v1/messages/{id}``, ``cancel_sm``)
+CANCELLED_BY_CUSTOMER = "cancelled by the customer"
+
+
+def is_cancel(e: Event) -> bool:
+    """Whether ``e`` is a customer's cancel: the message stopped, and its detail says cancelled
+    (an ESME's receipt and ``query_sm`` then say DELETED, SPEC §13)."""
+    return e.status is Status.STOPPED and e.detail.startswith("cancelled")
+
+
 @dataclass(slots=True)
 class Message:
     """An MT message as the gateway keeps it.

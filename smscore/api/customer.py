@@ -16,6 +16,7 @@ from smscore.api.auth import customer_account
 from smscore.api.inputs import page, query, read_json, time_param
 from smscore.api.render import CsvAnswer, render_message, store_errors
 from smscore.errors import ApiError
+from smscore.model import CANCELLED_BY_CUSTOMER
 from smscore.submission import build_messages
 
 
@@ -46,7 +47,7 @@ def post_messages(gw, rate_limit, request):
 def cancel(gw, request, message_id: str):
     """``DELETE /v1/messages/{id}``."""
     account = customer_account(gw.config, request)
-    d = gw.store.act(message_id, "cancel", gw.clock.seconds(), "cancelled by the customer", account=account.name)
+    d = gw.store.act(message_id, "cancel", gw.clock.seconds(), CANCELLED_BY_CUSTOMER, account=account.name)
 
     def done(m):
         gw.pipeline.forget([m.id])

@@ -23,7 +23,7 @@ from twisted.internet.defer import Deferred
 from connectors.smpp.deliver_fields import PREVIEW_CHARS
 from policies.callbacks import selects
 from smscore import transitions as tr
-from smscore.model import SMPP_TARGET, Event, Message, PushJob, Status, rfc3339
+from smscore.model import SMPP_TARGET, Event, Message, PushJob, Status, is_cancel, rfc3339
 from smscore.store.base import Store, StoreRules
 from smscore.store.changes import MessageChanges
 from smscore.store.inbound import MoOperations
@@ -45,7 +45,7 @@ def status_callback_body(event_id, m: Message, e: Event) -> dict:
     if m.callback_url == SMPP_TARGET:
         body["esme"] = {"sender": m.sender, "submitted_at": m.created_at, "done_at": e.at,
                         "text": m.text[:PREVIEW_CHARS],
-                        "cancelled": e.status is Status.STOPPED and e.detail.startswith("cancelled")}
+                        "cancelled": is_cancel(e)}
     return body
 
 
