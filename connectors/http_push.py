@@ -41,6 +41,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from functools import lru_cache
 from decimal import Decimal
 from importlib import metadata
 from urllib.parse import urlsplit
@@ -148,8 +149,10 @@ def parse_reply(content_type: str | None, body: bytes) -> tuple[str | None, str 
 
 
 # --- naming what went wrong -----------------------------------------------------------------------
+@lru_cache(maxsize=256)
 def _loggable(url: str) -> str:
-    """scheme://host[:port]/path: no query, fragment or credentials in logs."""
+    """scheme://host[:port]/path: no query, fragment or credentials in logs (remembered: a push
+    target comes again and again, and its line is written for every push at debug)."""
     try:
         parts = urlsplit(url)
         if not parts.scheme or not parts.hostname:

@@ -9,6 +9,7 @@ HTTP layer stores what this returns.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 from connectors.smpp import text as sms_text
@@ -48,13 +49,23 @@ def check_callback_url(url: Any, account) -> None:
     when its shape is wrong or its host is not one of the account's ``callback_hosts``."""
     if not isinstance(url, str):
         raise invalid_request("callback_url", "Field 'callback_url' must be a string.")
+    problem = _callback_url_problem(url, account.callback_hosts or ())
+    if problem is not None:
+        raise unprocessable("invalid_callback_url", "callback_url", problem)
+
+
+@lru_cache(maxsize=1024)
+def _callback_url_problem(url: str, hosts: tuple[str, ...]) -> str | None:
+    """Why ``url`` may not be a callback of an account with ``hosts``, or None. Remembered: a
+    backend names the same URL (or a few) request after request, and parsing it is most of the
+    check's cost."""
     problem = url_problem(url)
     if problem is not None:
-        raise unprocessable("invalid_callback_url", "callback_url", f"callback_url {problem}.")
-    if not host_allowed(host_of(url), account.callback_hosts or ()):
-        allowed = ", ".join(account.callback_hosts or ()) or "none: the account has no callback_url or keyword url"
-        raise unprocessable("invalid_callback_url", "callback_url",
-                            f"callback_url must name one of the account's callback_hosts ({allowed}).")
+        return f"callback_url {problem}."
+    if not host_allowed(host_of(url), hosts):
+        allowed = ", ".join(hosts) or "none: the account has no callback_url or keyword url"
+        return f"callback_url must name one of the account's callback_hosts ({allowed})."
+    return None
 
 
 def default_sender(account, gateway) -> str:

@@ -80,3 +80,30 @@ ORDER = [
 @pytest.mark.parametrize("body, field", ORDER, ids=[f for _, f in ORDER])
 def test_callback_statuses_is_checked_right_after_send_at(body, field):
     assert refusal(body)[2] == field
+
+
+def test_a_callback_url_is_judged_against_the_accounts_hosts_of_the_moment():
+    """The verdict on a URL is remembered per URL and host list: the same URL is refused for an
+    account that does not name its host, and accepted once a reload names it."""
+    url = "https://hooks.example.com/status"
+    for _ in range(2):  # the second time from what was remembered
+        status, code, field = refusal({"to": "46701234567", "text": "hi", "callback_url": url})
+        assert (status, code, field) == (422, "invalid_callback_url", "callback_url")
+    reloaded = parse_config("""
+[operators.sim]
+type = "simulated"
+[profiles.standard]
+operators = ["sim"]
+[accounts.acme]
+senders = ["ACME"]
+callback_hosts = ["*.example.com"]
+""", path=Path("/etc/smsgw/gateway.toml"))
+    account = reloaded.accounts["acme"]
+    for _ in range(2):
+        [m] = build_messages({"to": "46701234567", "text": "hi", "callback_url": url}, account, reloaded, NOW)
+        assert m.callback_url == url
+    with pytest.raises(ApiError) as caught:
+        build_messages({"to": "46701234567", "text": "hi", "callback_url": "ftp://hooks.example.com/"},
+                       account, reloaded, NOW)
+    assert caught.value.code == "invalid_callback_url"
+    assert "http:// or https://" in caught.value.message
