@@ -45,6 +45,7 @@ from smscore.pipeline import Pipeline
 from smscore.routing import Routing
 from smscore.ratelimit import LocalBuckets, NodeBuckets
 from smscore.store.base import Store, StoreRules
+from smscore.store.rules import PURGE_CHUNK
 
 
 def open_store(config: Config, reactor, rules: StoreRules | None = None) -> Store:
@@ -459,13 +460,26 @@ class Gateway:
         if start:
             link.start()
 
-    def _purge_old(self):
-        """Retention: finished messages and MO older than retention_days go (hourly)."""
+    def _purge_old(self) -> Deferred:
+        """Retention (hourly): finished messages and MO older than retention_days go, a chunk of
+        them a transaction (other writes take their turns between), until none is left."""
+        return ensureDeferred(self._purge_all())
+
+    async def _purge_all(self) -> None:
         g = self.config.gateway
-        d = self.store.purge(self.reactor.seconds(), g.retention_days * 86400.0, g.receipt_timeout)
-        d.addCallbacks(lambda n: n and self.log.info("retention purge", messages=n),
-                       lambda f: self.log.error("retention purge failed", error=f.getErrorMessage()))
-        return d
+        removed = 0
+        try:
+            while True:
+                n = await self.store.purge(self.reactor.seconds(), g.retention_days * 86400.0, g.receipt_timeout,
+                                           limit=PURGE_CHUNK)
+                removed += n
+                if n < PURGE_CHUNK:
+                    break
+        except Exception as exc:  # noqa: BLE001 - logged; the next hour tries again
+            self.log.error("retention purge failed", error=str(exc), removed=removed)
+            return
+        if removed:
+            self.log.info("retention purge", removed=removed)
 
     def _status_callbacks(self, message) -> tuple[str, str] | None:
         """Status callbacks go to the message's callback_url, else its account's; they carry the

@@ -141,6 +141,22 @@ async def check_export_by_creation_time_and_purge_by_age(store):
         Status.SUBMITTED]
 
 
+async def check_the_purge_takes_a_chunk_a_call_until_nothing_old_is_left(store):
+    """Retention at volume: each call deletes at most ``limit`` messages (with their history and
+    ids) and says how many went; called again until it says fewer, every old message is gone."""
+    store.untried = untried
+    old = [make_message(to=f"4670000{i:04d}", at=1000.0 + i) for i in range(5)]
+    new = make_message(at=5000.0)
+    await store.accept([*old, new], "gw1", 1e9)
+    for m in [*old, new]:
+        await store.record_submit(m.id, "cheap", [m.id + "-k"], m.created_at + 1)
+        await store.apply_receipt(receipt(m.id + "-k"), m.created_at + 2)
+    assert [await store.purge(6000.0, 3000.0, 100.0, limit=2) for _ in range(4)] == [2, 2, 1, 0]
+    assert [await store.get(m.id) for m in old] == [None] * 5
+    assert (await store.get(new.id)).status is Status.DELIVERED
+    assert (await store.get(new.id)).events[-1].status is Status.DELIVERED
+
+
 async def check_what_deliveries_teach_is_attached_when_claimed(store):
     with_rules(store)
     await store.ensure_accounts({"acme": Decimal(100)})

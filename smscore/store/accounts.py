@@ -35,7 +35,7 @@ from policies.learning import Learned, failed_lately, learn
 from smscore import transitions as tr
 from smscore.model import Event, Message, Status
 from smscore.store.rows import MSG_COLS, chunks, in_lists, marks, row_to_message
-from smscore.store.rules import (DO_NOT_CALL, IDEMPOTENCY_TTL, Conflict, NotFound,  # noqa: F401 (re-exported)
+from smscore.store.rules import (DO_NOT_CALL, IDEMPOTENCY_TTL, PURGE_CHUNK, Conflict, NotFound,  # noqa: F401 (re-exported)
                                  admit_messages, balance_notice_jobs, block_lessons, day_of, hold_back,
                                  lessons, needs_hold_back_check, wants_block)
 
@@ -334,30 +334,31 @@ class AccountRules:
 
         return self.read(op)
 
-    def purge(self, now: float, retention: float, orphan_age: float) -> Deferred:
+    def purge(self, now: float, retention: float, orphan_age: float, limit: int = PURGE_CHUNK) -> Deferred:
         """Delete final messages older than ``retention`` (with their history and ids), idempotency
         keys past 24 h, orphan receipts older than ``orphan_age``, receipts and MO waiting for a
-        customer's ESME longer than ``retention`` (SPEC §13), daily counts of days before it. Fires
-        with the messages deleted."""
+        customer's ESME longer than ``retention`` (SPEC §13), daily counts of days before it. At
+        most ``limit`` messages and ``limit`` MO a call, each kind by a few statements: fires with
+        how many messages and MO went (the caller calls again while that reaches ``limit``)."""
         finals = tuple(s.value for s in Status if s.final)
 
         def op(cur):
-            cur.execute(self.q(f"SELECT id FROM messages WHERE status IN ({marks(finals)}) AND updated_at < ? LIMIT 5000"),
-                        (*finals, now - retention))
+            cur.execute(self.q(f"SELECT id FROM messages WHERE status IN ({marks(finals)}) AND updated_at < ? LIMIT ?"),
+                        (*finals, now - retention, limit))
             ids = [r[0] for r in cur.fetchall()]
-            for mid in ids:
-                cur.execute(self.q("DELETE FROM events WHERE message_id = ?"), (mid,))
-                cur.execute(self.q("DELETE FROM smsc_ids WHERE message_id = ?"), (mid,))
-                cur.execute(self.q("DELETE FROM messages WHERE id = ?"), (mid,))
+            for chunk in in_lists(ids):
+                for table, column in (("events", "message_id"), ("smsc_ids", "message_id"), ("messages", "id")):
+                    cur.execute(self.q(f"DELETE FROM {table} WHERE {column} IN ({marks(chunk)})"), chunk)
             cur.execute(self.q("DELETE FROM idempotency WHERE created_at < ?"), (now - IDEMPOTENCY_TTL,))
             cur.execute(self.q("DELETE FROM orphan_receipts WHERE received_at < ?"), (now - orphan_age,))
             cur.execute(self.q("DELETE FROM push_jobs WHERE url = 'smpp' AND first_at < ?"), (now - retention,))
             cur.execute(self.q("DELETE FROM daily_volume WHERE day < ?"), (day_of(now - retention),))
-            cur.execute(self.q("SELECT id FROM mo_messages WHERE received_at < ? LIMIT 5000"), (now - retention,))
-            for (mo_id,) in cur.fetchall():
-                cur.execute(self.q("DELETE FROM mo_events WHERE mo_id = ?"), (mo_id,))
-                cur.execute(self.q("DELETE FROM mo_messages WHERE id = ?"), (mo_id,))
-            return len(ids)
+            cur.execute(self.q("SELECT id FROM mo_messages WHERE received_at < ? LIMIT ?"), (now - retention, limit))
+            mo_ids = [r[0] for r in cur.fetchall()]
+            for chunk in in_lists(mo_ids):
+                cur.execute(self.q(f"DELETE FROM mo_events WHERE mo_id IN ({marks(chunk)})"), chunk)
+                cur.execute(self.q(f"DELETE FROM mo_messages WHERE id IN ({marks(chunk)})"), chunk)
+            return len(ids) + len(mo_ids)
 
         return self.run(op)
 

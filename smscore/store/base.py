@@ -22,6 +22,7 @@ from twisted.internet.defer import Deferred
 from connectors.api import MoFacts, ReceiptFacts  # noqa: F401 (types in docstrings)
 from policies.callbacks import ALL
 from smscore.model import Message
+from smscore.store.rules import PURGE_CHUNK
 from smscore.transitions import UntriedOperators
 
 
@@ -294,9 +295,11 @@ class Store(ABC):
         """The account's messages created in [start, end), oldest first (without history)."""
 
     @abstractmethod
-    def purge(self, now: float, retention: float, orphan_age: float) -> Deferred:
+    def purge(self, now: float, retention: float, orphan_age: float, limit: int = PURGE_CHUNK) -> Deferred:
         """Delete final messages (and MO) older than ``retention``, idempotency keys past 24 h and
-        orphan receipts older than ``orphan_age``. Fires with how many messages went."""
+        orphan receipts older than ``orphan_age``: at most ``limit`` messages and ``limit`` MO a
+        call. Fires with how many messages and MO went; the caller calls again while that
+        reaches ``limit``."""
 
     def is_ready(self) -> bool:
         """True while the store answers."""

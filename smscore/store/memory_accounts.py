@@ -13,7 +13,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 
 from smscore import transitions as tr
 from smscore.model import Message, Status
-from smscore.store.rules import DO_NOT_CALL, IDEMPOTENCY_TTL, Conflict, NotFound, day_of
+from smscore.store.rules import DO_NOT_CALL, IDEMPOTENCY_TTL, PURGE_CHUNK, Conflict, NotFound, day_of
 
 
 class MemoryAccountOps:
@@ -94,8 +94,8 @@ class MemoryAccountOps:
                        key=lambda m: m.created_at)
         return succeed([self._snapshot(m) for m in found[:limit]])
 
-    def purge(self, now: float, retention: float, orphan_age: float) -> Deferred:
-        old = [mid for mid, m in self.messages.items() if m.status.final and m.updated_at < now - retention][:5000]
+    def purge(self, now: float, retention: float, orphan_age: float, limit: int = PURGE_CHUNK) -> Deferred:
+        old = [mid for mid, m in self.messages.items() if m.status.final and m.updated_at < now - retention][:limit]
         for mid in old:
             for table in (self.messages, self.parts, self.leases, self.update_seq):
                 table.pop(mid, None)
@@ -106,8 +106,9 @@ class MemoryAccountOps:
         for jid in [jid for jid, row in self.jobs.items()
                     if row["job"].url == "smpp" and row["job"].first_at < now - retention]:
             del self.jobs[jid]
-        for mo_id in [mo_id for mo_id, mo in self.mo.items() if mo.received_at < now - retention][:5000]:
+        old_mo = [mo_id for mo_id, mo in self.mo.items() if mo.received_at < now - retention][:limit]
+        for mo_id in old_mo:
             del self.mo[mo_id]
         first_day = day_of(now - retention)
         self.daily = {key: count for key, count in self.daily.items() if key[1] >= first_day}
-        return succeed(len(old))
+        return succeed(len(old) + len(old_mo))

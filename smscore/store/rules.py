@@ -18,6 +18,9 @@ from smscore.model import Event, Message, PushJob, Status, rfc3339
 
 #: Idempotency keys are kept this long (SPEC §11).
 IDEMPOTENCY_TTL = 24 * 3600.0
+#: the retention purge takes at most this many messages (and MO) a transaction: a few statements,
+#: a short turn for the other writes, and called again until nothing old is left
+PURGE_CHUNK = 1000
 #: The account name of the do-not-call list (it holds numbers for every account).
 DO_NOT_CALL = "*"
 
