@@ -1,9 +1,9 @@
 """The store over SQL: operations shared by SQLite and PostgreSQL.
 
-Each public method turns into one operation ``op(cursor)`` run by the BatchWriter inside a
-transaction; the state rules come from ``smscore.transitions``. Submits and receipts, the hot path,
-run many to a statement (``smscore.store.changes``). Placeholders are written ``?`` and rewritten
-for drivers that use ``%s``.
+Each public method turns into one operation ``op(cursor)`` run by the store's writer
+(``smscore.store.writer``) inside a transaction; the state rules come from ``smscore.transitions``.
+Submits and receipts, the hot path, run many to a statement (``smscore.store.changes``).
+Placeholders are written ``?`` and rewritten for drivers that use ``%s``.
 
 Every status change of a message is saved by ``_save``, a few statements for any number of
 changes: it writes each message's row once with a new ``update_seq`` (the order of
@@ -31,7 +31,7 @@ from smscore.store.nodes import NodeOperations
 from smscore.store.push_jobs import PushJobOperations
 from smscore.store.rows import MSG_COLS, in_lists, marks, row_to_message
 from smscore.store.rules import settle, working
-from smscore.store.writer import BatchWriter, Merged
+from smscore.store.writer import BatchWriter, Merged, ReactorWriter
 
 
 def status_callback_body(event_id, m: Message, e: Event) -> dict:
@@ -50,12 +50,13 @@ def status_callback_body(event_id, m: Message, e: Event) -> dict:
 
 
 class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, Store):
-    """A Store whose operations run as SQL through a BatchWriter (group commit)."""
+    """A Store whose operations run as SQL through a group-commit writer (``smscore.store.writer``)."""
 
     #: how the driver writes a placeholder ("?" for sqlite3, "%s" for psycopg2)
     placeholder = "?"
 
-    def __init__(self, writer: BatchWriter, reader: BatchWriter | None = None, rules: StoreRules | None = None) -> None:
+    def __init__(self, writer: BatchWriter | ReactorWriter, reader: BatchWriter | None = None,
+                 rules: StoreRules | None = None) -> None:
         self._writer = writer
         #: reads run on a connection of their own: they wait for no write batch and take no lock
         self._reader = reader

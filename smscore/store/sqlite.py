@@ -1,13 +1,13 @@
 """The embedded default store: SQLite in WAL mode with ``synchronous=FULL`` and group commit.
 
-One writer thread owns the connection (see ``writer.py``); a 2xx is answered only after the
-transaction holding the message has been committed and fsynced. Schema versions are applied in
+Writes run on the reactor thread, a batch per reactor turn (``writer.ReactorWriter``: SQLite's
+work is CPU in this process, and a writer thread would wait for the GIL while holding the file
+lock); reads run on a thread of their own. A 2xx is answered only after the transaction holding
+the message has been committed and fsynced. Schema versions are applied in
 order by ``upgrade()`` (``smsgw db upgrade``, or at start with ``auto_upgrade``).
 
-Many rows go in one statement (``_many``): Python's sqlite3 gives up the GIL for every step of a
-statement, so ``executemany`` of a hundred rows is a hundred turns for the GIL, each one waited for
-while the reactor thread runs, all of it with the file lock held. One multi-row ``INSERT`` (or one
-``UPDATE … FROM`` a ``VALUES`` list) is one step.
+Many rows go in one statement (``_many``): one multi-row ``INSERT`` (or one ``UPDATE … FROM`` a
+``VALUES`` list) is one step of the driver where ``executemany`` of a hundred rows is a hundred.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from smscore.store.base import StoreRules
 from smscore.store.schema import migrations
 from smscore.store.sql import SqlStore
 from smscore.store.sql_lookups import SqlLookups
-from smscore.store.writer import BatchWriter
+from smscore.store.writer import BatchWriter, ReactorWriter
 
 #: Versioned migrations for SQLite, from the one schema of both dialects (smscore.store.schema).
 MIGRATIONS: dict[int, list[str]] = migrations("sqlite")
@@ -30,15 +30,21 @@ MIGRATIONS: dict[int, list[str]] = migrations("sqlite")
 LATEST = max(MIGRATIONS)
 
 
-def connect(path: str | Path) -> sqlite3.Connection:
-    """A connection set up for durability: WAL, synchronous=FULL, explicit transactions."""
+def connect(path: str | Path, *, wait: bool = True) -> sqlite3.Connection:
+    """A connection set up for durability: WAL, synchronous=FULL, explicit transactions. When the
+    database is locked it waits up to 30 s, or (``wait=False``, the reactor's writer) not at all."""
     # Multi-row statements come in nine sizes per kind (SQLiteStore._many): keep them compiled.
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30,
                            cached_statements=512)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute(f"PRAGMA busy_timeout={30000 if wait else 0}")
     return conn
+
+
+def is_busy(exc: BaseException) -> bool:
+    """SQLITE_BUSY (any of its extended codes): another connection holds the lock."""
+    return isinstance(exc, sqlite3.OperationalError) and (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
 
 
 def current_version(conn: sqlite3.Connection) -> int:
@@ -76,9 +82,9 @@ class SQLiteStore(SqlLookups, AccountRules, SqlStore):
         self.auto_upgrade = auto_upgrade
         self._reactor = reactor
         # Several processes of a node may write this file: they take turns on a lock file beside it.
-        super().__init__(BatchWriter(reactor, lambda: connect(self.path), name="sqlite-writer",
-                                     lock_path=f"{self.path}.lock", on_begin=lambda cur: self._counters_begin(cur),
-                                     before_commit=lambda cur: self._counters_flush(cur)),
+        super().__init__(ReactorWriter(reactor, lambda: connect(self.path, wait=False), name="sqlite-writer",
+                                       lock_path=f"{self.path}.lock", on_begin=lambda cur: self._counters_begin(cur),
+                                       before_commit=lambda cur: self._counters_flush(cur), busy=is_busy),
                          BatchWriter(reactor, lambda: connect(self.path), name="sqlite-reader", begin="BEGIN"),
                          rules)
 

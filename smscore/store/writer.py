@@ -1,12 +1,13 @@
-"""Group commit: one thread owns a database connection and runs queued operations in batches.
+"""Group commit: a writer owns a database connection and runs queued operations in batches.
 
 Callers (on the reactor thread) hand in a function ``op(cursor) -> result`` and get a Deferred. The
-writer thread takes everything queued, opens one transaction, runs the ops, commits once, and only
-then fires the Deferreds of the batch on the reactor thread, in submission order. When an op
-raises, the transaction is rolled back and the batch runs again with each op inside its own
-SAVEPOINT, so the failing op rolls back alone and fails alone (ops compute from what they read, so
-a second run is what the first would have been; the common case pays no SAVEPOINT per op). Under load a batch holds hundreds
-of operations and costs one fsync; when idle a single op commits at once, so latency stays low.
+writer takes everything queued, opens one transaction, runs the ops, commits once, and only then
+fires the Deferreds of the batch on the reactor thread, in submission order. When an op raises,
+the transaction is rolled back and the batch runs again with each op inside its own SAVEPOINT, so
+the failing op rolls back alone and fails alone (ops compute from what they read, so a second run
+is what the first would have been; the common case pays no SAVEPOINT per op). Under load a batch
+holds hundreds of operations and costs one fsync; when idle a single op commits at once, so
+latency stays low.
 
 If the commit itself fails, every op of the batch fails: nothing was stored, nobody is told otherwise.
 
@@ -20,6 +21,19 @@ Several processes may write one SQLite file (a node's workers, smscore.superviso
 ``lock_path``, each batch holds an exclusive ``flock`` on that file from BEGIN to COMMIT, so writers
 take turns at once instead of sleeping in SQLite's busy handler. ``on_begin(cursor)`` and
 ``before_commit(cursor)`` run inside every batch's transaction (the store keeps its counters there).
+
+Two writers run batches this way:
+
+- ``BatchWriter``: one thread owns the connection. For a database across a network (PostgreSQL):
+  the reactor goes on while the thread waits for the server's answers.
+- ``ReactorWriter``: the reactor thread runs the batch itself, once per reactor turn, after the
+  turn's events queued their operations. For an embedded database (SQLite), whose work is CPU in
+  this process: a writer thread gains little from running beside the reactor (the GIL lets one of
+  them run Python at a time) and loses much while it holds the file lock, because every statement
+  hands the GIL over and the thread may wait for the reactor to give it back before its next one.
+  Timed (docs/benchmarks.md, ninth session): with a thread, the main worker held the lock for
+  5.3 s of which 3.0 s were its CPU. When another process holds the lock, a small thread waits
+  for it (``_LockWaiter``) so the reactor never blocks on it.
 """
 
 from __future__ import annotations
@@ -52,7 +66,101 @@ class Merged:
         return self.run_many(cur, [self.item])[0]
 
 
-class BatchWriter:
+class _Transactions:
+    """Operations in one transaction: what both writers share. Subclasses set ``_begin``,
+    ``_on_begin`` and ``_before_commit``."""
+
+    _begin: str
+    _on_begin: Callable[[Any], None] | None
+    _before_commit: Callable[[Any], None] | None
+
+    def _attempt(self, cur, work) -> list | None:
+        """Run ``work`` (``(op, deferred)`` pairs) in one transaction and commit: the results to
+        fire, in queue order; None when the database is locked by another program and the batch
+        is to wait (``_wait_when``: nothing was done, it runs again later).
+
+        The common case, every operation succeeds, pays no SAVEPOINT per operation. When one
+        raises, the transaction is rolled back and the batch runs again with each operation in a
+        SAVEPOINT of its own, so that the failing one rolls back alone and fails alone (operations
+        compute from what they read, so running them again gives what they would have given
+        alone). If the commit fails, every operation of the batch fails."""
+        for alone in (False, True):
+            try:
+                cur.execute(self._begin)
+            except BaseException as exc:  # noqa: BLE001 - the batch waits, or fails as a whole
+                if self._wait_when(exc):
+                    return None
+                failure = Failure()
+                return [(d, False, failure) for _, d in work]
+            try:
+                if self._on_begin is not None:
+                    self._on_begin(cur)
+                results = self._each_alone(cur, work) if alone else self._each(cur, work)
+                if self._before_commit is not None:
+                    self._before_commit(cur)
+            except BaseException:  # noqa: BLE001 - again, each operation alone; or the batch failed
+                failure = Failure()
+                self._rollback(cur)
+                if alone:
+                    return [(d, False, failure) for _, d in work]
+                continue
+            try:
+                cur.execute("COMMIT")
+            except BaseException:  # noqa: BLE001 - the batch is lost as a whole: fail every op
+                failure = Failure()
+                self._rollback(cur)
+                return [(d, False, failure) for _, d in work]
+            return results
+        raise AssertionError("unreachable")
+
+    def _wait_when(self, exc: BaseException) -> bool:
+        """Whether a BEGIN that raised ``exc`` makes the batch wait (instead of failing)."""
+        return False
+
+    def _each(self, cur, work) -> list:
+        """Every operation, the Merged ones of a kind together; raises when one raises."""
+        results: list[tuple[Deferred, bool, Any]] = []
+        steps = _steps(work)
+        for run_many, items, ds in steps:
+            if run_many is None:
+                results.append((ds, True, items(cur)))
+            else:
+                values = run_many(cur, items)
+                if len(values) != len(items):
+                    raise RuntimeError(f"{run_many!r} gave {len(values)} results for {len(items)} items")
+                results.extend((d, True, v) for d, v in zip(ds, values))
+        if len(steps) < len(work):  # some ran merged, out of queue order
+            order = {id(d): i for i, (_, d) in enumerate(work)}
+            results.sort(key=lambda r: order[id(r[0])])  # fired in queue order all the same
+        return results
+
+    @staticmethod
+    def _each_alone(cur, work) -> list:
+        """Every operation in its own SAVEPOINT: the failures as results."""
+        results: list[tuple[Deferred, bool, Any]] = []
+        for op, d in work:
+            cur.execute("SAVEPOINT op")
+            try:
+                value = op(cur)
+            except BaseException:  # noqa: BLE001 - handed to the caller's errback
+                failure = Failure()
+                cur.execute("ROLLBACK TO SAVEPOINT op")
+                cur.execute("RELEASE SAVEPOINT op")
+                results.append((d, False, failure))
+            else:
+                cur.execute("RELEASE SAVEPOINT op")
+                results.append((d, True, value))
+        return results
+
+    @staticmethod
+    def _rollback(cur) -> None:
+        try:
+            cur.execute("ROLLBACK")
+        except Exception:  # noqa: BLE001 - already rolled back
+            pass
+
+
+class BatchWriter(_Transactions):
     """Runs operations on one connection in one thread, batched into transactions."""
 
     def __init__(self, reactor, connect: Callable[[], Any], *, name: str = "store-writer",
@@ -130,82 +238,173 @@ class BatchWriter:
             self._reactor.callFromThread(stopping.callback, None)
 
     def _run_batch(self, conn, cur, work) -> None:
-        results = self._all_or_nothing(cur, work)
-        if results is None:  # an operation failed: again, each in its own SAVEPOINT
-            results = self._one_by_one(cur, work)
+        results = self._attempt(cur, work)
         self.batches += 1
         self.ops += len(work)
         self._reactor.callFromThread(_fire_all, results)
 
-    def _all_or_nothing(self, cur, work) -> list | None:
-        """The common case, every operation succeeds: no SAVEPOINT per operation. None when one
-        raised; the transaction is rolled back and nothing of it is kept (operations compute from
-        what they read, so running them again gives what they would have given alone)."""
-        results: list[tuple[Deferred, bool, Any]] = []
-        try:
-            self._start(cur)
-            steps = _steps(work)
-            for run_many, items, ds in steps:
-                if run_many is None:
-                    results.append((ds, True, items(cur)))
-                else:
-                    values = run_many(cur, items)
-                    if len(values) != len(items):
-                        raise RuntimeError(f"{run_many!r} gave {len(values)} results for {len(items)} items")
-                    results.extend((d, True, v) for d, v in zip(ds, values))
-            if len(steps) < len(work):  # some ran merged, out of queue order
-                order = {id(d): i for i, (_, d) in enumerate(work)}
-                results.sort(key=lambda r: order[id(r[0])])  # fired in queue order all the same
-            if self._before_commit is not None:
-                self._before_commit(cur)
-        except BaseException:  # noqa: BLE001 - the slow path below sorts out which one failed
-            self._rollback(cur)
-            return None
-        try:
-            cur.execute("COMMIT")
-        except BaseException:  # noqa: BLE001 - the batch is lost as a whole: fail every op
-            failure = Failure()
-            self._rollback(cur)
-            return [(d, False, failure) for _, d in work]
-        return results
+class ReactorWriter(_Transactions):
+    """Runs operations on one connection on the reactor thread, batched into transactions: the
+    operations queued in one reactor turn (and those queued while the file lock was another
+    process's) run in one transaction at the next turn. Needs a ``lock_path``.
 
-    def _one_by_one(self, cur, work) -> list:
-        """Each operation in its own SAVEPOINT: one that fails rolls back alone and fails alone."""
-        results: list[tuple[Deferred, bool, Any]] = []
-        try:
-            self._start(cur)
-            for op, d in work:
-                cur.execute("SAVEPOINT op")
-                try:
-                    value = op(cur)
-                except BaseException:  # noqa: BLE001 - handed to the caller's errback
-                    failure = Failure()
-                    cur.execute("ROLLBACK TO SAVEPOINT op")
-                    cur.execute("RELEASE SAVEPOINT op")
-                    results.append((d, False, failure))
-                else:
-                    cur.execute("RELEASE SAVEPOINT op")
-                    results.append((d, True, value))
-            if self._before_commit is not None:
-                self._before_commit(cur)
-            cur.execute("COMMIT")
-        except BaseException:  # noqa: BLE001 - the batch is lost as a whole: fail every op
-            failure = Failure()
-            self._rollback(cur)
-            results = [(d, False, failure) for _, d in work]
-        return results
+    ``connect`` should give a connection that does not wait when the database is locked, and
+    ``busy(exc)`` tell that error: a program that writes the file without the lock (a sqlite3
+    shell, a backup tool) then makes the batch wait and try again, 2 ms to 100 ms later, instead
+    of blocking the reactor; after ``busy_for`` seconds of that it fails. An operation queued after
+    ``stop()`` fails (RuntimeError)."""
 
-    def _start(self, cur) -> None:
-        cur.execute(self._begin)
-        if self._on_begin is not None:
-            self._on_begin(cur)
+    busy_for = 30.0
 
-    @staticmethod
-    def _rollback(cur) -> None:
+    def __init__(self, reactor, connect: Callable[[], Any], *, lock_path: str, name: str = "store-writer",
+                 max_batch: int = 2000, begin: str = "BEGIN IMMEDIATE",
+                 on_begin: Callable[[Any], None] | None = None,
+                 before_commit: Callable[[Any], None] | None = None,
+                 busy: Callable[[BaseException], bool] = lambda exc: False) -> None:
+        self._reactor = reactor
+        self._connect = connect
+        self._lock_path = lock_path
+        self._busy = busy
+        self._backoff = 0.0  # while SQLite's lock is held by another program: the wait before trying again
+        self._busy_since: float | None = None
+        self._name = name
+        self._max_batch = max_batch
+        self._begin = begin
+        self._on_begin = on_begin
+        self._before_commit = before_commit
+        self._pending: list[tuple[Any, Deferred]] = []
+        self._conn = self._cur = None
+        self._lock: int | None = None
+        self._waiter: _LockWaiter | None = None
+        self._turn_call = None  # the reactor call of the next batch, while one is due
+        self._locking = False  # the lock is asked of the waiter thread
+        self._stopped: list[Deferred] | None = None  # stop() was called: fired once closed
+        self.batches = 0
+        self.ops = 0
+
+    def start(self) -> None:
+        if self._conn is None and self._stopped is None:
+            self._conn = self._connect()
+            self._cur = self._conn.cursor()
+            self._lock = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._schedule()
+
+    def submit(self, op: Callable[[Any], Any] | Merged) -> Deferred:
+        """Queue ``op(cursor)`` (or a Merged item); the Deferred fires with its result after the commit."""
+        d: Deferred = Deferred()
+        if self._stopped is not None:
+            d.errback(Failure(RuntimeError(f"{self._name} is stopped")))
+            return d
+        self._pending.append((op, d))
+        self._schedule()
+        return d
+
+    def stop(self) -> Deferred:
+        """Finish everything queued, then close the connection."""
+        d: Deferred = Deferred()
+        if self._stopped is None:
+            self._stopped = []
+        self._stopped.append(d)
+        if self._conn is None:
+            self._close()
+        elif self._turn_call is None and not self._locking:
+            self._schedule() if self._pending else self._close()
+        return d
+
+    # -- on the reactor thread -------------------------------------------------------------
+    def _schedule(self, delay: float = 0.0) -> None:
+        if self._conn is not None and self._turn_call is None and not self._locking:
+            self._turn_call = self._reactor.callLater(delay, self._turn)
+
+    def _turn(self) -> None:
+        self._turn_call = None
+        if not self._pending:
+            if self._stopped is not None:
+                self._close()
+            return
         try:
-            cur.execute("ROLLBACK")
-        except Exception:  # noqa: BLE001 - already rolled back
-            pass
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another process writes: wait for it off the reactor
+            self._locking = True
+            if self._waiter is None:
+                self._waiter = _LockWaiter(self._reactor, f"{self._name}-lock")
+            self._waiter.ask(self._lock, self._locked)
+            return
+        self._locked(None)
+
+    def _locked(self, error: BaseException | None) -> None:
+        """The file lock is held (or could not be taken: ``error``): run a batch, let go, fire."""
+        self._locking = False
+        work = self._pending[:self._max_batch]
+        del self._pending[:len(work)]
+        if error is not None:
+            results = [(d, False, Failure(error)) for _, d in work]
+        else:
+            try:
+                results = self._attempt(self._cur, work)
+            finally:
+                fcntl.flock(self._lock, fcntl.LOCK_UN)
+        if results is None:  # SQLite's lock is another program's: try again soon
+            self._pending[:0] = work
+            self._backoff = min(max(2 * self._backoff, 0.002), 0.1)
+        else:
+            self._busy_since, self._backoff = None, 0.0
+            self.batches += 1
+            self.ops += len(work)
+            _fire_all(results)
+        if self._pending:
+            self._schedule(self._backoff)
+        elif self._stopped is not None and self._turn_call is None:
+            self._close()
+
+    def _wait_when(self, exc: BaseException) -> bool:
+        if not self._busy(exc):
+            return False
+        now = self._reactor.seconds()
+        if self._busy_since is None:
+            self._busy_since = now
+        return now - self._busy_since < self.busy_for
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = self._cur = None
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+        if self._waiter is not None:
+            self._waiter.stop()
+            self._waiter = None
+        waiting, self._stopped = self._stopped or [], []
+        for d in waiting:
+            d.callback(None)
+
+
+class _LockWaiter:
+    """A thread that takes a file lock for the reactor: ``ask(fd, then)`` blocks here in ``flock``
+    and calls ``then(None)`` (or ``then(error)``) on the reactor thread once the lock is held."""
+
+    def __init__(self, reactor, name: str) -> None:
+        self._reactor = reactor
+        self._asks: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def ask(self, fd: int, then: Callable[[BaseException | None], None]) -> None:
+        self._asks.put((fd, then))
+
+    def stop(self) -> None:
+        self._asks.put(None)
+
+    def _run(self) -> None:
+        while (ask := self._asks.get()) is not None:
+            fd, then = ask
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as exc:
+                self._reactor.callFromThread(then, exc)
+            else:
+                self._reactor.callFromThread(then, None)
 
 
 def _steps(work):
