@@ -153,8 +153,8 @@ class CustomerSmpp:
         return d
 
     def cancel(self, session: ClientSession, message_id: str) -> Deferred:
-        d = maybeDeferred(self.store.act, message_id, "cancel", self.clock.seconds(),
-                          CANCELLED_BY_CUSTOMER, account=session.account)
+        d = maybeDeferred(self.pipeline.cancel, message_id, session.account, lambda: self.store.act(
+            message_id, "cancel", self.clock.seconds(), CANCELLED_BY_CUSTOMER, account=session.account))
 
         def done(m):
             self.forget([m.id])

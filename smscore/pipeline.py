@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
 
 from connectors.api import MoFacts, ReceiptFacts, SubmitError, SubmitRequest
 from policies.claims import Sweep, after_claim, next_claim
@@ -31,6 +32,10 @@ from smscore.parking import Parking
 from smscore.routing import Routing
 from smscore.store.base import Store
 from smscore.transitions import Transition
+
+
+class BeingSubmitted(Exception):
+    """A customer's cancel came while the message was on its way to an operator: too late."""
 
 
 class Pipeline:
@@ -74,6 +79,10 @@ class Pipeline:
         self.queues: dict[str, deque[Message]] = {}
         self.inflight: dict[str, int] = {}
         self.held = 0  # messages of this node in memory: queued here or being submitted
+        #: messages submitted to an operator whose outcome is not stored yet (too late to cancel)
+        self._sending: dict[str, Message] = {}
+        #: message id -> [its cancels being stored, the message set aside meanwhile, any stored]
+        self._cancelling: dict[str, list] = {}
         self.log = get_logger(component="pipeline", node=node)
         #: MO in from the links: stored, routed, counted, handed to ``on_mo`` (after routing)
         self.mo_intake = MoIntake(store=store, clock=clock, node=node, lease=lease, route=mo_route,
@@ -140,7 +149,9 @@ class Pipeline:
             if loop.running:
                 loop.stop()
         ids = [m.id for q in self.queues.values() for m in q] + self.parking.drop() + list(self._looking)
+        ids += [entry[1].id for entry in self._cancelling.values() if entry[1] is not None]
         self._looking.clear()
+        self._cancelling.clear()
         for q in self.queues.values():
             q.clear()
         if not ids:
@@ -259,6 +270,45 @@ class Pipeline:
         self.held -= dropped
         return dropped
 
+    def cancel(self, message_id: str, account: str, act: Callable[[], Deferred]) -> Deferred:
+        """A customer of ``account`` cancels ``message_id``: ``act()`` stores it (the store's rules
+        decide) while the message, if it waits here, is kept from going to an operator. Fails with
+        ``BeingSubmitted`` when it is on its way to one already (SPEC §4: 409 once submitted), so
+        that a cancel never succeeds for a message that goes out all the same. An API worker sends
+        nothing: its cancels are the store's alone."""
+        if not self.delivers:
+            return act()
+        sending = self._sending.get(message_id)
+        if sending is not None and sending.account == account:
+            return fail(BeingSubmitted(message_id))
+        entry = self._cancelling.setdefault(message_id, [0, None, False])  # cancels, set aside, any stored
+        entry[0] += 1
+        if entry[1] is None:
+            for queue in self.queues.values():
+                for message in queue:
+                    if message.id == message_id:
+                        queue.remove(message)
+                        entry[1] = message
+                        break
+        d = act()
+        d.addBoth(self._cancel_stored, message_id)
+        return d
+
+    def _cancel_stored(self, result, message_id: str):
+        """A cancel of ``message_id`` is stored (or refused): when none is left, the message set
+        aside is dropped (one was stored) or goes on (every one was refused)."""
+        entry = self._cancelling[message_id]
+        entry[0] -= 1
+        entry[2] = entry[2] or not isinstance(result, Failure)
+        if entry[0] == 0:
+            del self._cancelling[message_id]
+            if entry[1] is not None:
+                if entry[2]:
+                    self.held -= 1
+                else:
+                    self.enqueue(entry[1], front=True)
+        return result
+
     def accepted_elsewhere(self, messages) -> None:
         """Messages another path stored claimed by this node (replies from shortcodes): count
         them and send them."""
@@ -280,6 +330,10 @@ class Pipeline:
                                    self.clock.seconds())
 
     def enqueue(self, message: Message, front: bool = False) -> None:
+        cancelling = self._cancelling.get(message.id)
+        if cancelling is not None:  # a customer's cancel is being stored: set aside until it is
+            cancelling[1] = message
+            return
         elsewhere = self.held_elsewhere()
         if self.number_lookup is not None and (message.reach is None or message.reach.intersection(message.tried)):
             # an HLR/MNP look-up first, when it is worth its price (smscore.number_lookup)
@@ -348,6 +402,7 @@ class Pipeline:
             self._expire(m, started)
             return
         self.inflight[name] += 1
+        self._sending[m.id] = m
         d = link.submit(SubmitRequest(m.id, m.to, m.sender, m.text, m.encoding, m.udh, m.expires_at))
         d.addCallbacks(self._submitted, self._submit_failed, callbackArgs=(name, m, started),
                        errbackArgs=(name, m))
@@ -359,6 +414,10 @@ class Pipeline:
         d = self.store.act(m.id, "expire", now, "validity period ended before submission")
         d.addCallbacks(lambda _: self.metrics.status_changed(Status.EXPIRED.value), self._log_failure,
                        errbackArgs=("expiring a message failed",), errbackKeywords={"message_id": m.id})
+
+    def _not_sending(self, result, message_id: str):
+        self._sending.pop(message_id, None)
+        return result
 
     def _stored_attempt(self, result, operator: str):
         """The outcome of a submit is stored: its in-flight slot is free."""
@@ -374,16 +433,18 @@ class Pipeline:
         # Not returned to the submit's Deferred: chaining one Deferred to another costs more than
         # the callbacks themselves, on the hottest path there is.
         d = self.store.record_submit(m.id, operator, keys, now, self.node, self.lease_until())
-        d.addCallbacks(self._submit_stored, self._submit_not_stored, callbackArgs=(operator,),
+        d.addCallbacks(self._submit_stored, self._submit_not_stored, callbackArgs=(operator, m.id),
                        errbackArgs=(operator, m.id))
         d.addErrback(self._log_failure, "submit bookkeeping failed", message_id=m.id)
         return None
 
-    def _submit_stored(self, transitions: list[Transition], operator: str) -> None:
+    def _submit_stored(self, transitions: list[Transition], operator: str, message_id: str) -> None:
+        self._sending.pop(message_id, None)
         self._stored_attempt(None, operator)
         self._after(transitions, held=True)
 
     def _submit_not_stored(self, failure, operator: str, message_id: str) -> None:
+        self._sending.pop(message_id, None)
         self._stored_attempt(None, operator)
         self._log_failure(failure, "submit bookkeeping failed", message_id=message_id)
 
@@ -400,10 +461,12 @@ class Pipeline:
             # reports capacity 0 while it backs off, so this does not spin.
             self.log.debug("submit requeued", message_id=m.id, operator=operator, reason=err.detail)
             self.inflight[operator] -= 1
+            self._sending.pop(m.id, None)
             self.queues.setdefault(operator, deque()).appendleft(m)
             return None
         d = self.store.record_submit_failed(m.id, operator, err.detail, self.clock.seconds())
         d.addBoth(self._stored_attempt, operator)
+        d.addBoth(self._not_sending, m.id)
         d.addCallback(lambda t: self._after([t] if t is not None else [], held=True))
         return d
 

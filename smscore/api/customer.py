@@ -47,7 +47,8 @@ def post_messages(gw, rate_limit, request):
 def cancel(gw, request, message_id: str):
     """``DELETE /v1/messages/{id}``."""
     account = customer_account(gw.config, request)
-    d = gw.store.act(message_id, "cancel", gw.clock.seconds(), CANCELLED_BY_CUSTOMER, account=account.name)
+    d = gw.pipeline.cancel(message_id, account.name, lambda: gw.store.act(
+        message_id, "cancel", gw.clock.seconds(), CANCELLED_BY_CUSTOMER, account=account.name))
 
     def done(m):
         gw.pipeline.forget([m.id])

@@ -69,6 +69,7 @@ class CsvAnswer:
 def store_errors(failure):
     """The store's refusals as API errors (anything else stays a failure: 503)."""
     from smscore.backlog import Backlogged
+    from smscore.pipeline import BeingSubmitted
     from smscore.store.accounts import Conflict, InsufficientBalance, NoPrice, NotFound
 
     if failure.check(Backlogged):
@@ -82,6 +83,8 @@ def store_errors(failure):
         raise ApiError(422, "invalid_number", f"This account has no price for {failure.value.number}.", "to")
     if failure.check(NotFound):
         raise ApiError(404, "not_found", "No such message.")
+    if failure.check(BeingSubmitted):
+        raise ApiError(409, "conflict", "The message is being submitted to an operator: it can no longer be changed.")
     if failure.check(Conflict):
         status = failure.value.status
         if status is None:

@@ -28,6 +28,7 @@ from twisted.internet.task import deferLater
 from smscore.app import Gateway
 from smscore.config import parse_config
 from tests.backend import PushBackend
+from tests.waiting import eventually
 
 SECRET = "acme-push-secret"
 
@@ -477,6 +478,27 @@ async def test_delete_is_409_once_submitted_and_404_for_another_accounts_id(rig)
     refusal(code, body, 404, "not_found")
     assert (await rig.get(beta["id"], key="beta-key"))["status"] == "scheduled"
     assert m["status"] == "submitted"
+
+
+@pytest_twisted.ensureDeferred
+async def test_delete_is_409_while_the_submit_sm_is_out_and_the_message_goes_as_sent(rig):
+    """The SMSC has the submit_sm but its response is not in (nor stored): the message is on its
+    way, so a cancel is refused then, not answered 200 for an SMS that goes out all the same."""
+    sim = rig.gw.sims["cheap"]
+    held = []
+    answer = sim.answer_submit
+    sim.answer_submit = lambda proto, pdu, record: held.append((proto, pdu, record))
+    sent = await rig.send({"to": "46705000003", "text": "in the window"})
+    await eventually(lambda: held, "the SMSC to hold the submit_sm")
+    code, body = await rig.api("DELETE", f"/v1/messages/{sent['id']}")
+    refusal(code, body, 409, "conflict")
+    assert "being submitted" in body["error"]["message"]
+    sim.answer_submit = answer
+    for args in held:
+        answer(*args)
+    m = await rig.until(sent["id"], "delivered")
+    assert [h[0] for h in history(m)] == ["queued", "submitted", "delivered"]
+    assert await rig.balance() == Decimal("999.80")
 
 
 # -- stop list, do-not-call, consent -----------------------------------------------------------------

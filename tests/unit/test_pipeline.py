@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from prometheus_client import CollectorRegistry
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
 from connectors.api import ReceiptOutcome, SubmitError
@@ -383,3 +384,61 @@ def test_claims_walk_the_backlog_from_where_the_last_one_ended_then_start_over()
     clock.advance(5.0)  # gw9's lease ran out; the next claim starts over and finds its message
     run(p._claim_more())
     assert afters[-1] == "" and p.held == 7
+
+
+def test_a_cancel_while_the_message_is_being_submitted_is_refused_and_changes_nothing():
+    """SPEC §4: 409 once submitted. A message whose submit_sm is out (its outcome not stored) is
+    past cancelling: the cancel fails at once and the store is not asked."""
+    from smscore.pipeline import BeingSubmitted
+
+    clock = Clock()
+    clock.advance(1000)
+    p, store, links, _ = make(clock)
+    run(p.start())
+    m = message(clock)
+    run(p.accept([m]))
+    assert [r.message_id for r, _ in links["cheap"].submits] == [m.id]  # on its way
+    asked = []
+    refused = p.cancel(m.id, "acme", lambda: asked.append(m.id))
+    failures = []
+    refused.addErrback(failures.append)
+    assert failures[0].check(BeingSubmitted) and asked == []
+    key = links["cheap"].accept()
+    run(p.receipt_received(links["cheap"].receipt(key)))
+    assert store.messages[m.id].status is Status.DELIVERED and p.held == 0
+    # Another account's cancel of it learns nothing: the store answers (not found) as for any id.
+    run(p.cancel(m.id, "globex", lambda: succeed("asked the store")))
+
+
+def test_a_message_waiting_in_memory_is_kept_from_going_while_its_cancel_is_stored():
+    clock = Clock()
+    clock.advance(1000)
+    p, store, links, _ = make(clock, window=1)
+    run(p.start())
+    first, waiting = message(clock), message(clock, to="46707654321")
+    run(p.accept([first, waiting]))
+    assert [r.message_id for r, _ in links["cheap"].submits] == [first.id]  # the window is full
+    stored: Deferred = Deferred()
+    cancelled = p.cancel(waiting.id, "acme", lambda: stored)
+    links["cheap"].accept()  # the window frees while the cancel is being stored
+    assert [r.message_id for r, _ in links["cheap"].submits] == []  # the waiting one did not go
+    stored.callback("cancelled")
+    assert run(cancelled) == "cancelled"
+    assert links["cheap"].submits == [] and p.held == 0 and all(not q for q in p.queues.values())
+
+
+def test_a_message_whose_cancel_is_refused_goes_on():
+    clock = Clock()
+    clock.advance(1000)
+    p, store, links, _ = make(clock, window=1)
+    run(p.start())
+    first, waiting = message(clock), message(clock, to="46707654321")
+    run(p.accept([first, waiting]))
+    stored: Deferred = Deferred()
+    refused = p.cancel(waiting.id, "acme", lambda: stored)
+    links["cheap"].accept()
+    assert links["cheap"].submits == []
+    stored.errback(RuntimeError("the store is down"))
+    refused.addErrback(lambda f: None)
+    assert [r.message_id for r, _ in links["cheap"].submits] == [waiting.id]
+    assert p.held == 1
