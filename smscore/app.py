@@ -28,6 +28,7 @@ from connectors.smsc_sim import SimSettings, SimulatedSMSC
 from connectors.tls import server_options
 from policies.callback_urls import address_problem
 from smscore.api import api_factory
+from smscore.api.routes import INTERNAL_CANCEL, TOKEN_HEADER
 from smscore.api.auth import AccountRateLimit
 from smscore.backlog import Backlog
 from smscore.supervisor import WorkerSpec, smpp_worker
@@ -127,8 +128,9 @@ class Gateway:
                                operators=self._operator_limits, on_change=self._apply_shares) if self.delivers else None
         if worker is not None:
             self.kicks = Kicks(reactor, worker.kick_ports, {
-                b"claim": lambda: self.pipeline.link_ready(""), b"push": self._push_queued_elsewhere,
-                b"forget": self._forget_if_cancelled})
+                b"claim": lambda: self.pipeline.link_ready(""), b"push": self._push_queued_elsewhere})
+        #: an API worker's way to the main worker: the requests it relays, the calls it makes
+        self.forwarder = Forwarder(reactor, worker.internal_port) if worker is not None and not worker.is_main else None
         self.mo_router = MoRouter(config)
         self.backlog = Backlog(store=self.store, clock=reactor, limit=lambda: self.config.gateway.max_backlog)
         #: HLR/MNP look-ups before choosing an operator ([lookup]): the main worker's, which chooses
@@ -161,7 +163,7 @@ class Gateway:
                 config_source=lambda: self.config, settings=config.smpp_server, reactor=reactor,
                 pipeline=self.pipeline, store=self.store, rate_limit=AccountRateLimit(reactor, self.rate_buckets),
                 metrics=self.metrics, owner=owner, lease=config.gateway.lease,
-                forget=None if self.delivers else self._forget_at_main)
+                cancel_at_main=None if self.delivers else self._cancel_at_main)
         self.ports: list = []
         self.http_port = None
         self._purge = None
@@ -232,13 +234,13 @@ class Gateway:
         self.kick_port = r.adoptDatagramPort(w.kick_fd, socket.AF_INET, self.kicks)
         if w.is_main:
             self.http_port = r.adoptStreamPort(w.api_fd, family, self._public(api_factory(self, r)))
-            self.internal_port = r.adoptStreamPort(w.internal_fd, socket.AF_INET, api_factory(self, r))
+            self.internal_port = r.adoptStreamPort(w.internal_fd, socket.AF_INET,
+                                                   api_factory(self, r, internal_token=w.token))
             metrics.putChild(b"metrics", NodeMetrics(r, self.metrics.registry, w.worker_metrics_ports))
             self.workers_control = WorkersControl(r, w.worker_metrics_ports)
             mon_family = socket.AF_INET6 if ":" in self.config.metrics.listen.host else socket.AF_INET
         else:
-            forwarder = Forwarder(r, w.internal_port)
-            self.http_port = r.adoptStreamPort(w.api_fd, family, self._public(api_factory(self, r, forwarder)))
+            self.http_port = r.adoptStreamPort(w.api_fd, family, self._public(api_factory(self, r, self.forwarder)))
             metrics.putChild(b"metrics", MetricsResource(registry=self.metrics.registry))
             metrics.putChild(b"reload", ReloadResource(self))
             mon_family = socket.AF_INET
@@ -312,20 +314,12 @@ class Gateway:
         if self.smpp_deliveries is not None:
             self.smpp_deliveries.kick()
 
-    def _forget_at_main(self, message_ids) -> int:
-        """Cancelled by an ESME here, in the store: the main worker drops them if they wait in its
-        queues (a lost datagram leaves one to be sent, as a cancel that came a moment too late)."""
-        for message_id in message_ids:
-            self.kicks.tell(0, b"forget", message_id)
-        return 0
-
-    def _forget_if_cancelled(self, message_id: str) -> None:
-        """The main worker, told "forget ID": a hint, checked against the store, so that a stray
-        datagram cannot make it drop a message that is still to be sent."""
-        d = self.store.get(message_id)
-        d.addCallback(lambda m: m is not None and m.status is not Status.QUEUED and self.pipeline.forget([m.id]))
-        d.addErrback(lambda f: self.log.error("checking a cancelled message failed", message_id=message_id,
-                                              error=f.getErrorMessage()))
+    def _cancel_at_main(self, message_id: str, account: str) -> Deferred:
+        """An ESME served here cancels: the main worker, which sends the messages, does it
+        (``Pipeline.cancel``), so that no cancel succeeds for a message on its way to an operator.
+        Deferred[(HTTP status, answer)] as ``DELETE /v1/messages/{id}`` answers."""
+        return self.forwarder.call(INTERNAL_CANCEL, {"id": message_id, "account": account},
+                                   {TOKEN_HEADER: self.worker.token.encode("ascii")})
 
     def _kick_pushers(self) -> None:
         """Status changes queued callbacks: the API workers deliver them."""

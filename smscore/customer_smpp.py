@@ -56,13 +56,13 @@ AT_ONCE = frozenset({"timeout", "connection lost", NO_RECEIVER})
 
 
 def serve_esmes(*, config_source, settings, reactor, pipeline, store, rate_limit, metrics, owner: str,
-                lease: float, forget=None) -> tuple[CustomerSMPPServer, SmppDeliveries]:
+                lease: float, cancel_at_main=None) -> tuple[CustomerSMPPServer, SmppDeliveries]:
     """The SMPP server for customers' ESMEs (``settings``: the config's ``[smpp_server]``) and the
     deliveries of their receipts and MO, wired to each other, in the process that serves them
-    (``owner``: its lease owner; ``forget``: see CustomerSmpp)."""
+    (``owner``: its lease owner; ``cancel_at_main``: see CustomerSmpp)."""
     deliveries: SmppDeliveries | None = None
     customers = CustomerSmpp(config_source=config_source, pipeline=pipeline, store=store, clock=reactor,
-                             rate_limit=rate_limit, metrics=metrics, forget=forget,
+                             rate_limit=rate_limit, metrics=metrics, cancel_at_main=cancel_at_main,
                              on_receiver_bound=lambda account: deliveries.kick())
     server = CustomerSMPPServer(reactor, authenticate=customers.authenticate, max_binds=customers.max_binds,
                                 handler=customers, enquire_link=settings.enquire_link, window=settings.window)
@@ -76,12 +76,12 @@ class CustomerSmpp:
     node's only process)."""
 
     def __init__(self, *, config_source, pipeline, store, clock, rate_limit, metrics=None,
-                 on_receiver_bound=lambda account: None, forget=None) -> None:
+                 on_receiver_bound=lambda account: None, cancel_at_main=None) -> None:
         self.config_source = config_source
         self.pipeline = pipeline
-        #: drop cancelled messages from the memory of the process that sends them (the pipeline's
-        #: own, or the main worker's when the ESMEs are served by an API worker)
-        self.forget = forget or pipeline.forget
+        #: when the ESMEs are served by an API worker: ``(message id, account)`` -> Deferred[(HTTP
+        #: status, answer)], the cancel done by the main worker, which sends the messages
+        self.cancel_at_main = cancel_at_main
         self.store = store
         self.clock = clock
         self.rate_limit = rate_limit
@@ -153,15 +153,31 @@ class CustomerSmpp:
         return d
 
     def cancel(self, session: ClientSession, message_id: str) -> Deferred:
+        if self.cancel_at_main is not None:
+            d = self.cancel_at_main(message_id, session.account)
+            d.addCallback(_cancelled_at_main)
+            d.addErrback(_refusal)
+            return d
         d = maybeDeferred(self.pipeline.cancel, message_id, session.account, lambda: self.store.act(
             message_id, "cancel", self.clock.seconds(), CANCELLED_BY_CUSTOMER, account=session.account))
 
         def done(m):
-            self.forget([m.id])
+            self.pipeline.forget([m.id])
             return m.id
 
         d.addCallbacks(done, _refusal)
         return d
+
+
+def _cancelled_at_main(answer: tuple[int, dict]) -> str:
+    """The main worker's answer to a cancel, as ``DELETE`` gives it: the id, or ``Refused``."""
+    status, body = answer
+    if status == 200:
+        return body["id"]
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or status >= 500:
+        raise Refused("unavailable", f"the main worker answered {status}")
+    raise Refused(error.get("code", "unavailable"), error.get("message", ""))
 
 
 def _refusal(failure):

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -57,6 +58,9 @@ class WorkerSpec:
     rates_fd: int = -1  # the node's shared account rate buckets (smscore.ratelimit.NodeBuckets)
     smpp_fd: int = -1  # the worker serving customers' ESMEs only: [smpp_server] listen
     smpp_tls_fd: int = -1  # ... and tls_listen
+    #: shared by the workers of one ``smsgw run``: what the main worker's internal routes ask of
+    #: the API workers (a loopback port is open to every local user; the token is not)
+    token: str = ""
 
     @property
     def is_main(self) -> bool:
@@ -138,16 +142,17 @@ class Supervisor:
         kick_ports = [k.getsockname()[1] for k in kicks]
         self._rates_fd = NodeBuckets.create()
         os.set_inheritable(self._rates_fd, True)
+        token = secrets.token_hex(16)
         self.specs = [WorkerSpec(
             index=0, count=self.count, api_fd=api[0].fileno(), kick_fd=kicks[0].fileno(), kick_ports=kick_ports,
             internal_port=internal.getsockname()[1], metrics_fd=public_metrics.fileno(),
             internal_fd=internal.fileno(), worker_metrics_ports=[m.getsockname()[1] for m in worker_metrics],
-            rates_fd=self._rates_fd)]
+            rates_fd=self._rates_fd, token=token)]
         for i in range(1, self.count):
             self.specs.append(WorkerSpec(
                 index=i, count=self.count, api_fd=api[i].fileno(), kick_fd=kicks[i].fileno(), kick_ports=kick_ports,
                 internal_port=internal.getsockname()[1], metrics_fd=worker_metrics[i - 1].fileno(),
-                rates_fd=self._rates_fd))
+                rates_fd=self._rates_fd, token=token))
         serving = self.specs[smpp_worker(self.count)]
         self.specs[serving.index] = replace(serving, smpp_fd=smpp[0].fileno() if smpp[0] is not None else -1,
                                             smpp_tls_fd=smpp[1].fileno() if smpp[1] is not None else -1)

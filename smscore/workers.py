@@ -2,12 +2,10 @@
 
 - ``Kicks``: one-word UDP datagrams on loopback ("claim", "push", "reload"), coalesced so that a
   burst of stored messages costs one datagram per few milliseconds. A lost kick costs only time: the
-  main worker also claims every ``claim_interval`` and push workers poll every second. "forget ID"
-  tells the main worker that an ESME cancelled a message (the API worker serving the ESMEs
-  changed it in the store): the main worker drops it from its queues if it waits there and the
-  store says it is no longer queued.
+  main worker also claims every ``claim_interval`` and push workers poll every second.
 - ``Forwarder``: an API worker hands every request it does not serve itself to the main worker's
-  internal API listener and relays the answer as it came.
+  internal API listener and relays the answer as it came; and calls the routes the main worker
+  keeps for its API workers there (a customer's ``cancel_sm``, done where the messages are sent).
 - ``NodeMetrics``: ``/metrics`` of the main worker, the samples of every process added up, so that
   Prometheus sees one node.
 - ``WorkersControl`` / ``ReloadResource``: the main worker reloads the API workers through their
@@ -45,21 +43,9 @@ class Kicks(DatagramProtocol):
         self._due: dict[tuple[int, bytes], object] = {}
 
     def datagramReceived(self, data: bytes, addr) -> None:
-        word, _, argument = data.partition(b" ")
-        handler = self.handlers.get(word)
-        if handler is not None:
-            if argument:
-                handler(argument.decode("ascii", "replace"))
-            else:
-                handler()
-
-    def tell(self, index: int, word: bytes, argument: str) -> None:
-        """Send ``word argument`` to worker ``index`` now (not coalesced: each argument counts)."""
-        if self.transport is not None:
-            try:
-                self.transport.write(word + b" " + argument.encode("ascii"), ("127.0.0.1", self.ports[index]))
-            except OSError:  # the worker is being restarted: what it held in memory is gone anyway
-                pass
+        handler = self.handlers.get(data)
+        if handler is not None:  # anything else (a stray or forged datagram) changes nothing
+            handler()
 
     def kick(self, index: int, word: bytes) -> None:
         """Send ``word`` to worker ``index`` within ``delay`` (once, however often asked meanwhile)."""
@@ -108,6 +94,16 @@ class Forwarder:
             return readBody(response).addCallback(lambda data: Relayed(response.code, kept, data))
 
         return d.addCallback(answered)
+
+    def call(self, path: str, body: dict, headers: dict[bytes, bytes]):
+        """POST ``body`` as JSON to the main worker's ``path``: Deferred[(status, JSON answer)]."""
+        d = self._agent.request(b"POST", self._base + path.encode("ascii"),
+                                Headers({b"content-type": [b"application/json"],
+                                         **{name: [value] for name, value in headers.items()}}),
+                                FileBodyProducer(BytesIO(json.dumps(body).encode())))
+        d.addCallback(lambda response: readBody(response).addCallback(
+            lambda data: (response.code, json.loads(data) if data else {})))
+        return d
 
 
 class NodeMetrics(Resource):

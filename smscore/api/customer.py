@@ -46,9 +46,22 @@ def post_messages(gw, rate_limit, request):
 
 def cancel(gw, request, message_id: str):
     """``DELETE /v1/messages/{id}``."""
-    account = customer_account(gw.config, request)
-    d = gw.pipeline.cancel(message_id, account.name, lambda: gw.store.act(
-        message_id, "cancel", gw.clock.seconds(), CANCELLED_BY_CUSTOMER, account=account.name))
+    return _cancel(gw, customer_account(gw.config, request).name, message_id)
+
+
+def cancel_for_worker(gw, request):
+    """``POST /internal/v1/cancel {"id", "account"}`` on the main worker's loopback listener: a
+    cancel an API worker's ESME asked for (``cancel_sm``), done here where the messages are sent
+    (``Pipeline.cancel``); answered as ``DELETE``."""
+    body = read_json(request)
+    if not (isinstance(body, dict) and isinstance(body.get("id"), str) and isinstance(body.get("account"), str)):
+        raise ApiError(400, "invalid_request", "The body must be {\"id\": ..., \"account\": ...}.")
+    return _cancel(gw, body["account"], body["id"])
+
+
+def _cancel(gw, account: str, message_id: str):
+    d = gw.pipeline.cancel(message_id, account, lambda: gw.store.act(
+        message_id, "cancel", gw.clock.seconds(), CANCELLED_BY_CUSTOMER, account=account))
 
     def done(m):
         gw.pipeline.forget([m.id])

@@ -8,6 +8,7 @@ back (through ``render``).
 
 from __future__ import annotations
 
+import hmac
 import re
 
 from twisted.internet.defer import Deferred
@@ -29,13 +30,20 @@ _ADMIN_MESSAGE = re.compile(r"^/v1/admin/messages/([0-9a-f]{1,64})/(approve|refu
 _ADMIN_ACCOUNT = re.compile(r"^/v1/admin/accounts/([A-Za-z0-9_-]{1,64})/(pause|resume|topup)$")
 
 
-def api_factory(gateway, clock, forwarder=None) -> HTTPServerFactory:
+def api_factory(gateway, clock, forwarder=None, internal_token: str | None = None) -> HTTPServerFactory:
     """The API on the lean HTTP/1.1 server (connectors.http_server): an access log line per request
     (``ApiResource.render``), JSON errors for the server's own refusals (SPEC §15 limits).
     With a ``forwarder`` (an API worker, smscore.supervisor), requests other than the customers'
-    busy ones go to the main worker."""
-    return HTTPServerFactory(ApiResource(gateway, forwarder), clock=clock, error_body=error_body,
+    busy ones go to the main worker. With an ``internal_token`` (the main worker's loopback
+    listener), the routes the API workers call are there too (``INTERNAL_CANCEL``), for requests
+    that bear the token."""
+    return HTTPServerFactory(ApiResource(gateway, forwarder, internal_token), clock=clock, error_body=error_body,
                              limits=Limits(max_body=MAX_BODY))
+
+
+#: the main worker's loopback listener only: a cancel an API worker's ESME asked for (SPEC §13)
+INTERNAL_CANCEL = "/internal/v1/cancel"
+TOKEN_HEADER = b"x-smsgw-node-token"
 
 
 #: what an API worker answers itself (the rest is the main worker's: admin, cancel, readiness)
@@ -60,10 +68,11 @@ class ApiResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, gateway, forwarder=None) -> None:
+    def __init__(self, gateway, forwarder=None, internal_token: str | None = None) -> None:
         super().__init__()
         self.gateway = gateway
         self.forwarder = forwarder
+        self.internal_token = internal_token
         self.rate_limit = AccountRateLimit(gateway.clock, gateway.rate_buckets)
         self.log = get_logger(component="api")
         self.access = AccessLog(lambda: gateway.config, gateway.clock)
@@ -75,6 +84,16 @@ class ApiResource(Resource):
         if out is not NOT_DONE_YET:
             self.access.answered(request, started)
         return out
+
+    def _internal_route(self, request, method: str, path: str):
+        """What the main worker does for the API workers; nowhere else, and only with the token."""
+        token = request.getHeader(TOKEN_HEADER) or b""
+        if (not self.internal_token or path != INTERNAL_CANCEL
+                or not hmac.compare_digest(token, self.internal_token.encode("ascii"))):
+            raise ApiError(404, "not_found", "No such resource.")
+        if method != "POST":
+            raise _not_allowed(method, path, "POST")
+        return customer.cancel_for_worker(self.gateway, request)
 
     def _answer(self, request, started):
         try:
@@ -101,6 +120,8 @@ class ApiResource(Resource):
 
     def _route(self, request, method: str, path: str):
         gw = self.gateway
+        if path.startswith("/internal/"):
+            return self._internal_route(request, method, path)
         if self.forwarder is not None and not _served_by_any(method, path):
             return self.forwarder.forward(request)
         if console.is_console(path):  # the web console's files (SPEC §14)

@@ -125,7 +125,8 @@ def metric(port: int, name: str, **labels) -> float:
 def test_a_cancel_sm_keeps_a_message_waiting_in_the_main_workers_queue_from_going(gateways, tmp_path):
     """The ESMEs are served by an API worker, the operator binds by the main worker. With the
     operator at one submit a second, the fourth message waits in the main worker's queue; a
-    cancel_sm for it is answered by the API worker and must reach that queue (a "forget" kick)."""
+    cancel_sm for it, taken by the API worker, is done by the main worker (its internal cancel),
+    which drops it from that queue."""
     ports = {"http": free_port(), "metrics": free_port(), "smpp": free_port()}
     config = CONFIG.format(**ports).replace('[operators.sim_a]\ntype = "simulated"\n',
                                             '[operators.sim_a]\ntype = "simulated"\ntps = 1\n', 1)
@@ -140,8 +141,8 @@ def test_a_cancel_sm_keeps_a_message_waiting_in_the_main_workers_queue_from_goin
     finally:
         esme.client.disconnect()
     assert (answer.command, answer.status) == ("cancel_sm_resp", 0)
-    # "forget ID" is a hint the main worker checks: a stray one for a message still to be sent
-    # (here the third, waiting behind the first two) leaves it in the queue.
+    # A stray datagram naming a message still to be sent (here the third, waiting behind the first
+    # two) on the workers' kick ports changes nothing: kicks carry no ids.
     import socket
 
     stray = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -501,6 +501,50 @@ async def test_delete_is_409_while_the_submit_sm_is_out_and_the_message_goes_as_
     assert await rig.balance() == Decimal("999.80")
 
 
+@pytest_twisted.ensureDeferred
+async def test_the_main_workers_internal_cancel_asks_its_token_and_answers_as_delete(rig):
+    """``POST /internal/v1/cancel``: how an API worker that serves ESMEs has the main worker cancel
+    (``cancel_sm``). Only on the listener built with the node's token, only with that token."""
+    import treq
+    from twisted.internet import reactor
+
+    from smscore.api import api_factory
+
+    internal = reactor.listenTCP(0, api_factory(rig.gw, reactor, internal_token="n0de-t0ken"), interface="127.0.0.1")
+    base = f"http://127.0.0.1:{internal.getHost().port}/internal/v1/cancel"
+
+    async def post(url, body, token):
+        resp = await treq.post(url, json=body, headers={"X-Smsgw-Node-Token": [token]} if token else {})
+        return resp.code, await resp.json()
+
+    try:
+        sim = rig.gw.sims["cheap"]
+        held = []
+        answer = sim.answer_submit
+        sim.answer_submit = lambda proto, pdu, record: held.append((proto, pdu, record))
+        sent = await rig.send({"to": "46705000004", "text": "on the wire"})
+        later = await rig.send({"to": "46705000005", "text": "later", "send_at": rfc3339(time.time() + 600)})
+        await eventually(lambda: held, "the SMSC to hold the submit_sm")
+        body = {"id": later["id"], "account": "acme"}
+        for token in (None, "wrong", "n0de-t0ken"[:-1]):
+            assert (await post(base, body, token))[0] == 404
+        public = f"http://127.0.0.1:{rig.gw.http_port.getHost().port}/internal/v1/cancel"
+        assert (await post(public, body, "n0de-t0ken"))[0] == 404  # never on the public listener
+        assert (await rig.get(later["id"]))["status"] == "scheduled"
+        code, cancelled = await post(base, body, "n0de-t0ken")
+        assert code == 200 and cancelled["id"] == later["id"] and cancelled["status"] == "stopped"
+        code, refused = await post(base, {"id": sent["id"], "account": "acme"}, "n0de-t0ken")
+        assert code == 409 and refused["error"]["code"] == "conflict"
+        code, refused = await post(base, {"id": sent["id"], "account": "beta"}, "n0de-t0ken")
+        assert code == 404
+        sim.answer_submit = answer
+        for args in held:
+            answer(*args)
+        await rig.until(sent["id"], "delivered")
+    finally:
+        await internal.stopListening()
+
+
 # -- stop list, do-not-call, consent -----------------------------------------------------------------
 @pytest_twisted.ensureDeferred
 async def test_stop_list_and_do_not_call_stop_messages_unless_the_account_holds_consent(rig):

@@ -36,20 +36,6 @@ def test_kicks_coalesce_per_worker_and_word_and_run_handlers():
     assert ran == ["claim"]
 
 
-def test_a_word_with_an_argument_goes_at_once_and_reaches_its_handler_with_it():
-    """"forget ID": an ESME cancelled a message in the API worker that serves it; the main worker
-    drops it from its queues. Each one is sent (no coalescing: every id counts)."""
-    forgotten = []
-    kicks = Kicks(Clock(), [7000, 7001], {b"forget": forgotten.append})
-    kicks.transport = Sent()
-    kicks.tell(0, b"forget", "01a2")
-    kicks.tell(0, b"forget", "01a3")
-    assert kicks.transport.datagrams == [(b"forget 01a2", ("127.0.0.1", 7000)), (b"forget 01a3", ("127.0.0.1", 7000))]
-    for data, _ in kicks.transport.datagrams:
-        kicks.datagramReceived(data, ("127.0.0.1", 1))
-    assert forgotten == ["01a2", "01a3"]
-
-
 def registry(queued: int, delivered: int, inflight: int, latency: float) -> str:
     r = CollectorRegistry()
     c = Counter("smsgw_messages", "Message status changes", ["status"], registry=r)
