@@ -410,7 +410,9 @@ def test_a_cancel_while_the_message_is_being_submitted_is_refused_and_changes_no
     run(p.cancel(m.id, "globex", lambda: succeed("asked the store")))
 
 
-def test_a_message_waiting_in_memory_is_kept_from_going_while_its_cancel_is_stored():
+def _a_cancel_being_stored_while_the_window_frees():
+    """Two messages at window 1: the second waits; its cancel is being stored (the returned
+    Deferred ``stored`` says how it ends) when the first one's response frees the window."""
     clock = Clock()
     clock.advance(1000)
     p, store, links, _ = make(clock, window=1)
@@ -419,26 +421,22 @@ def test_a_message_waiting_in_memory_is_kept_from_going_while_its_cancel_is_stor
     run(p.accept([first, waiting]))
     assert [r.message_id for r, _ in links["cheap"].submits] == [first.id]  # the window is full
     stored: Deferred = Deferred()
-    cancelled = p.cancel(waiting.id, "acme", lambda: stored)
-    links["cheap"].accept()  # the window frees while the cancel is being stored
-    assert [r.message_id for r, _ in links["cheap"].submits] == []  # the waiting one did not go
+    cancel = p.cancel(waiting.id, "acme", lambda: stored)
+    links["cheap"].accept()
+    assert links["cheap"].submits == []  # the waiting one did not go
+    return p, links["cheap"], waiting, stored, cancel
+
+
+def test_a_message_waiting_in_memory_is_kept_from_going_while_its_cancel_is_stored():
+    p, link, _, stored, cancelled = _a_cancel_being_stored_while_the_window_frees()
     stored.callback("cancelled")
     assert run(cancelled) == "cancelled"
-    assert links["cheap"].submits == [] and p.held == 0 and all(not q for q in p.queues.values())
+    assert link.submits == [] and p.held == 0 and all(not q for q in p.queues.values())
 
 
 def test_a_message_whose_cancel_is_refused_goes_on():
-    clock = Clock()
-    clock.advance(1000)
-    p, store, links, _ = make(clock, window=1)
-    run(p.start())
-    first, waiting = message(clock), message(clock, to="46707654321")
-    run(p.accept([first, waiting]))
-    stored: Deferred = Deferred()
-    refused = p.cancel(waiting.id, "acme", lambda: stored)
-    links["cheap"].accept()
-    assert links["cheap"].submits == []
+    p, link, waiting, stored, refused = _a_cancel_being_stored_while_the_window_frees()
     stored.errback(RuntimeError("the store is down"))
     refused.addErrback(lambda f: None)
-    assert [r.message_id for r, _ in links["cheap"].submits] == [waiting.id]
+    assert [r.message_id for r, _ in link.submits] == [waiting.id]
     assert p.held == 1

@@ -13,15 +13,19 @@ from smscore.submission import build_messages
 
 NOW = 1_700_000_000.0
 
-CONFIG = parse_config("""
+def config(account_lines: str):
+    return parse_config(f"""
 [operators.sim]
 type = "simulated"
 [profiles.standard]
 operators = ["sim"]
 [accounts.acme]
 senders = ["ACME"]
-callback_statuses = "final"
+{account_lines}
 """, path=Path("/etc/smsgw/gateway.toml"))
+
+
+CONFIG = config('callback_statuses = "final"')
 ACME = CONFIG.accounts["acme"]
 
 
@@ -89,15 +93,7 @@ def test_a_callback_url_is_judged_against_the_accounts_hosts_of_the_moment():
     for _ in range(2):  # the second time from what was remembered
         status, code, field = refusal({"to": "46701234567", "text": "hi", "callback_url": url})
         assert (status, code, field) == (422, "invalid_callback_url", "callback_url")
-    reloaded = parse_config("""
-[operators.sim]
-type = "simulated"
-[profiles.standard]
-operators = ["sim"]
-[accounts.acme]
-senders = ["ACME"]
-callback_hosts = ["*.example.com"]
-""", path=Path("/etc/smsgw/gateway.toml"))
+    reloaded = config('callback_hosts = ["*.example.com"]')
     account = reloaded.accounts["acme"]
     for _ in range(2):
         [m] = build_messages({"to": "46701234567", "text": "hi", "callback_url": url}, account, reloaded, NOW)
