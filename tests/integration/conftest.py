@@ -6,6 +6,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
+from tests import account_rig
 from tests.backend import PushBackend
 
 
@@ -16,3 +17,11 @@ def backend(request):
     b = PushBackend.listening(reactor, secret=getattr(request.module, "SECRET", None))
     yield b
     pytest_twisted.blockon(b.stop())
+
+
+@pytest.fixture
+def rig(tmp_path):
+    """The account-rule tests' gateway (``tests.account_rig.Rig``), its push backend ``rig.backend``."""
+    r = account_rig.open_rig(tmp_path)
+    yield r
+    account_rig.close_rig(r)
