@@ -40,7 +40,6 @@ from smscore.customer_smpp import SmppDeliveries, serve_esmes
 from smscore.logs import get_logger
 from smscore.metrics import Metrics
 from smscore.mo import MoRouter
-from smscore.model import Status
 from smscore.number_lookup import LookupSettings, NumberLookup
 from smscore.pipeline import Pipeline
 from smscore.routing import Routing

@@ -43,7 +43,7 @@ from policies.callbacks import FINAL, FINAL_FAILURES
 from smscore.api.render import store_errors
 from smscore.errors import ApiError
 from smscore.logs import get_logger
-from smscore.model import CANCELLED_BY_CUSTOMER, SMPP_TARGET, Status, is_cancel
+from smscore.model import SMPP_TARGET, Status, is_cancel
 from smscore.submission import build_messages
 
 #: registered_delivery → which status events become receipts (a ``policies.callbacks`` selection)
@@ -158,14 +158,8 @@ class CustomerSmpp:
             d.addCallback(_cancelled_at_main)
             d.addErrback(_refusal)
             return d
-        d = maybeDeferred(self.pipeline.cancel, message_id, session.account, lambda: self.store.act(
-            message_id, "cancel", self.clock.seconds(), CANCELLED_BY_CUSTOMER, account=session.account))
-
-        def done(m):
-            self.pipeline.forget([m.id])
-            return m.id
-
-        d.addCallbacks(done, _refusal)
+        d = maybeDeferred(self.pipeline.cancel, message_id, session.account)
+        d.addCallbacks(lambda m: m.id, _refusal)
         return d
 
 

@@ -26,16 +26,13 @@ from policies.claims import Sweep, after_claim, next_claim
 from smscore.backlog import Backlog, Backlogged
 from smscore.logs import get_logger
 from smscore.metrics import Metrics
-from smscore.model import Message, MoMessage, Status
+from smscore.model import CANCELLED_BY_CUSTOMER, Message, MoMessage, Status
 from smscore.mo_intake import MoIntake
 from smscore.parking import Parking
 from smscore.routing import Routing
 from smscore.store.base import Store
+from smscore.store.rules import BeingSubmitted
 from smscore.transitions import Transition
-
-
-class BeingSubmitted(Exception):
-    """A customer's cancel came while the message was on its way to an operator: too late."""
 
 
 class Pipeline:
@@ -270,13 +267,18 @@ class Pipeline:
         self.held -= dropped
         return dropped
 
-    def cancel(self, message_id: str, account: str, act: Callable[[], Deferred]) -> Deferred:
-        """A customer of ``account`` cancels ``message_id``: ``act()`` stores it (the store's rules
-        decide) while the message, if it waits here, is kept from going to an operator. Fails with
-        ``BeingSubmitted`` when it is on its way to one already (SPEC §4: 409 once submitted), so
-        that a cancel never succeeds for a message that goes out all the same. An API worker sends
-        nothing: its cancels are the store's alone."""
-        if not self.delivers:
+    def cancel(self, message_id: str, account: str) -> Deferred:
+        """A customer of ``account`` cancels ``message_id`` (``DELETE``, ``cancel_sm``): the store
+        records it (its rules decide) while the message, if it waits here, is kept from going to an
+        operator. Fires with the message as stored, history included. Fails with NotFound, Conflict,
+        or ``BeingSubmitted`` when it is on its way to an operator already: its submit is out from
+        here, or another live process holds it (``Store.act``'s ``holder``), so that a cancel never
+        succeeds for a message that goes out all the same (SPEC §4: 409 once submitted)."""
+        def act() -> Deferred:
+            return self.store.act(message_id, "cancel", self.clock.seconds(), CANCELLED_BY_CUSTOMER,
+                                  account=account, holder=self.node)
+
+        if not self.delivers:  # an API worker sends nothing: the store's answer is the whole story
             return act()
         sending = self._sending.get(message_id)
         if sending is not None and sending.account == account:
@@ -292,7 +294,12 @@ class Pipeline:
                         break
         d = act()
         d.addBoth(self._cancel_stored, message_id)
+        d.addCallback(self._cancelled)
         return d
+
+    def _cancelled(self, message: Message) -> Message:
+        self.forget([message.id])  # one that reached a queue another way meanwhile (a number look-up)
+        return message
 
     def _cancel_stored(self, result, message_id: str):
         """A cancel of ``message_id`` is stored (or refused): when none is left, the message set

@@ -16,7 +16,6 @@ from smscore.api.auth import customer_account
 from smscore.api.inputs import page, query, read_json, time_param
 from smscore.api.render import CsvAnswer, render_message, store_errors
 from smscore.errors import ApiError
-from smscore.model import CANCELLED_BY_CUSTOMER
 from smscore.submission import build_messages
 
 
@@ -60,14 +59,8 @@ def cancel_for_worker(gw, request):
 
 
 def _cancel(gw, account: str, message_id: str):
-    d = gw.pipeline.cancel(message_id, account, lambda: gw.store.act(
-        message_id, "cancel", gw.clock.seconds(), CANCELLED_BY_CUSTOMER, account=account))
-
-    def done(m):
-        gw.pipeline.forget([m.id])
-        return 200, render_message(m)
-
-    d.addCallbacks(done, store_errors)
+    d = gw.pipeline.cancel(message_id, account)
+    d.addCallbacks(lambda m: (200, render_message(m)), store_errors)
     return d
 
 

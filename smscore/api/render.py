@@ -69,8 +69,8 @@ class CsvAnswer:
 def store_errors(failure):
     """The store's refusals as API errors (anything else stays a failure: 503)."""
     from smscore.backlog import Backlogged
-    from smscore.pipeline import BeingSubmitted
     from smscore.store.accounts import Conflict, InsufficientBalance, NoPrice, NotFound
+    from smscore.store.rules import BeingSubmitted
 
     if failure.check(Backlogged):
         raise ApiError(503, "unavailable", "The gateway's backlog is full (max_backlog); nothing was stored. "
@@ -84,6 +84,10 @@ def store_errors(failure):
     if failure.check(NotFound):
         raise ApiError(404, "not_found", "No such message.")
     if failure.check(BeingSubmitted):
+        holder = failure.value.holder
+        if holder is not None:
+            raise ApiError(409, "conflict", f"The message is being sent by another gateway process ({holder}): "
+                           "it can no longer be cancelled.")
         raise ApiError(409, "conflict", "The message is being submitted to an operator: it can no longer be changed.")
     if failure.check(Conflict):
         status = failure.value.status

@@ -29,6 +29,15 @@ class NotFound(Exception):
     """No such message (or not the account's)."""
 
 
+class BeingSubmitted(Exception):
+    """A customer's cancel came while the message was on its way to an operator: too late.
+    ``holder``: the other gateway process (node) that holds it for sending; None: this one."""
+
+    def __init__(self, message_id: str, holder: str | None = None) -> None:
+        super().__init__(message_id if holder is None else f"{message_id} (held by {holder})")
+        self.message_id, self.holder = message_id, holder
+
+
 class Conflict(Exception):
     """The message's status does not allow the action."""
 

@@ -42,6 +42,7 @@ system_id = "pair"
 password = "pw"
 binds = {binds}
 window = {window}
+tps = {tps}
 cost = 0.1
 [profiles.standard]
 operators = ["smsc"]
@@ -79,12 +80,13 @@ def processes(tmp_path):
             proc.wait(timeout=10)
 
 
-def test_two_nodes_share_the_work_and_one_finishes_what_the_killed_one_held(pg_url, tmp_path, processes):
+def start_pair(pg_url, tmp_path, processes, *sim_args, tps=100000):
+    """The simulator, then nodes a and b bound to it: ({name: GatewayProcess}, the simulator's
+    log, the sessions node a bound)."""
     smpp = free_port()
     sim_log = tmp_path / "sim.log"
     sim = subprocess.Popen([*SMSGW, "smsc-sim", "--listen", f"127.0.0.1:{smpp}", "--system-id", "pair",
-                            "--password", "pw", "--receipt-delay", "100ms", "--throttle-tps", "150",
-                            "--log-level", "info"],
+                            "--password", "pw", *sim_args, "--log-level", "info"],
                            stdout=open(sim_log, "w"), stderr=subprocess.STDOUT, cwd=ROOT)
     processes.append(sim)
     wait_for(lambda: "simulated SMSC listening" in sim_log.read_text(), 30, what="the simulator")
@@ -94,15 +96,29 @@ def test_two_nodes_share_the_work_and_one_finishes_what_the_killed_one_held(pg_u
         hp = free_port()
         path = tmp_path / f"{name}.toml"
         path.write_text(CONFIG.format(node=name, url=pg_url, http=hp, metrics=free_port(), smpp=smpp,
-                                      binds=BINDS, window=WINDOW))
+                                      binds=BINDS, window=WINDOW, tps=tps))
         nodes[name] = GatewayProcess(path, hp, tmp_path / f"{name}.log")
     nodes["a"].start()
     processes.append(nodes["a"].proc)
-    bound = [e["session"] for e in sim_log_entries(sim_log) if e.get("event") == "esme bound"]
-    a_sessions = set(bound)
+    a_sessions = {e["session"] for e in sim_log_entries(sim_log) if e.get("event") == "esme bound"}
     assert len(a_sessions) == BINDS
     nodes["b"].start()
     processes.append(nodes["b"].proc)
+    return nodes, sim_log, a_sessions
+
+
+def submitted_to(sim_log) -> dict[str, list[str]]:
+    """destination -> the sessions its submit_sm came on, in order."""
+    submits: dict[str, list[str]] = {}
+    for e in sim_log_entries(sim_log):
+        if e.get("event") == "submit_sm accepted":
+            submits.setdefault(e["destination_addr"], []).append(e["session"])
+    return submits
+
+
+def test_two_nodes_share_the_work_and_one_finishes_what_the_killed_one_held(pg_url, tmp_path, processes):
+    nodes, sim_log, a_sessions = start_pair(pg_url, tmp_path, processes, "--receipt-delay", "100ms",
+                                            "--throttle-tps", "150")
 
     # Traffic to both nodes at once; node a is killed while it holds a backlog (the SMSC takes
     # 150 submits a second from both and throttles the rest).
@@ -158,10 +174,7 @@ def test_two_nodes_share_the_work_and_one_finishes_what_the_killed_one_held(pg_u
 
     # Each destination submitted once, except what node a had in a window without a response.
     time.sleep(0.3)
-    submits: dict[str, list[str]] = {}
-    for e in sim_log_entries(sim_log):
-        if e.get("event") == "submit_sm accepted":
-            submits.setdefault(e["destination_addr"], []).append(e["session"])
+    submits = submitted_to(sim_log)
     assert set(accepted.values()) <= set(submits)
     twice = {to: sessions for to, sessions in submits.items() if len(sessions) > 1}
     assert all(len(s) == 2 and s[0] in a_sessions and s[1] not in a_sessions for s in twice.values()), twice
@@ -169,3 +182,51 @@ def test_two_nodes_share_the_work_and_one_finishes_what_the_killed_one_held(pg_u
     # and node b really took over queued work of node a (not only its receipts)
     assert any(to.startswith("4670") and sessions[-1] not in a_sessions for to, sessions in submits.items())
     assert b.stop() == 0
+
+
+def held_by(url: str, owner: str) -> list[str]:
+    """The queued messages ``owner`` holds (its live lease), oldest first."""
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT id FROM messages WHERE status = 'queued' AND owner = %s "
+                    "AND lease_until > extract(epoch FROM now()) ORDER BY id", (owner,))
+        return [row[0] for row in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def test_a_cancel_on_one_node_of_a_message_the_other_node_holds_is_refused_and_it_goes(pg_url, tmp_path,
+                                                                                      processes):
+    """SPEC §4 and §10: only the node holding a queued message can keep it from going (it may be
+    submitting it at that instant), so a DELETE on another node is 409 while the holder's lease
+    lives, and the message is delivered; the holder's own DELETE of one it holds stops it."""
+    nodes, sim_log, _ = start_pair(pg_url, tmp_path, processes, tps=2)  # one a second for each node
+    a, b = nodes["a"], nodes["b"]
+    sent = {}
+    for i in range(6):
+        code, body = http("POST", f"{a.url}/v1/messages", {"to": f"46702{i:06d}", "text": f"m{i}"}, key="demo-key")
+        assert code == 202, body
+        sent[body["messages"][0]["id"]] = f"46702{i:06d}"
+    wait_for(lambda: len(held_by(pg_url, "a")) >= 3, 10, what="node a holding queued messages")
+    refused_id, cancelled_id = held_by(pg_url, "a")[-2:]
+
+    code, body = http("DELETE", f"{b.url}/v1/messages/{refused_id}", key="demo-key")
+    assert code == 409 and body["error"]["code"] == "conflict", body
+    assert "another gateway process (a)" in body["error"]["message"]
+    code, body = http("DELETE", f"{a.url}/v1/messages/{cancelled_id}", key="demo-key")
+    assert code == 200 and body["status"] == "stopped", body
+
+    def final():
+        return {mid: http("GET", f"{b.url}/v1/messages/{mid}", key="demo-key")[1]["status"] for mid in sent}
+
+    wait_for(lambda: all(s in ("delivered", "stopped") for s in final().values()), 30, step=0.5,
+             what="every message delivered or stopped")
+    statuses = final()
+    assert statuses[refused_id] == "delivered" and statuses[cancelled_id] == "stopped"
+    assert [mid for mid, s in statuses.items() if s == "stopped"] == [cancelled_id]
+    submits = submitted_to(sim_log)
+    assert sent[cancelled_id] not in submits and sent[refused_id] in submits
+    assert a.stop() == 0 and b.stop() == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from prometheus_client import CollectorRegistry
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from connectors.api import ReceiptOutcome, SubmitError
@@ -388,8 +388,8 @@ def test_claims_walk_the_backlog_from_where_the_last_one_ended_then_start_over()
 
 def test_a_cancel_while_the_message_is_being_submitted_is_refused_and_changes_nothing():
     """SPEC §4: 409 once submitted. A message whose submit_sm is out (its outcome not stored) is
-    past cancelling: the cancel fails at once and the store is not asked."""
-    from smscore.pipeline import BeingSubmitted
+    past cancelling: the cancel fails at once and the store is not changed."""
+    from smscore.store.rules import BeingSubmitted, NotFound
 
     clock = Clock()
     clock.advance(1000)
@@ -398,16 +398,18 @@ def test_a_cancel_while_the_message_is_being_submitted_is_refused_and_changes_no
     m = message(clock)
     run(p.accept([m]))
     assert [r.message_id for r, _ in links["cheap"].submits] == [m.id]  # on its way
-    asked = []
-    refused = p.cancel(m.id, "acme", lambda: asked.append(m.id))
+    refused = p.cancel(m.id, "acme")
     failures = []
     refused.addErrback(failures.append)
-    assert failures[0].check(BeingSubmitted) and asked == []
+    assert failures[0].check(BeingSubmitted) and failures[0].value.holder is None
+    assert store.messages[m.id].status is Status.QUEUED
     key = links["cheap"].accept()
     run(p.receipt_received(links["cheap"].receipt(key)))
     assert store.messages[m.id].status is Status.DELIVERED and p.held == 0
     # Another account's cancel of it learns nothing: the store answers (not found) as for any id.
-    run(p.cancel(m.id, "globex", lambda: succeed("asked the store")))
+    failures.clear()
+    p.cancel(m.id, "globex").addErrback(failures.append)
+    assert failures[0].check(NotFound)
 
 
 def _a_cancel_being_stored_while_the_window_frees():
@@ -421,16 +423,17 @@ def _a_cancel_being_stored_while_the_window_frees():
     run(p.accept([first, waiting]))
     assert [r.message_id for r, _ in links["cheap"].submits] == [first.id]  # the window is full
     stored: Deferred = Deferred()
-    cancel = p.cancel(waiting.id, "acme", lambda: stored)
+    store.act = lambda *args, **kwargs: stored  # the store's answer comes when the test says
+    cancel = p.cancel(waiting.id, "acme")
     links["cheap"].accept()
     assert links["cheap"].submits == []  # the waiting one did not go
     return p, links["cheap"], waiting, stored, cancel
 
 
 def test_a_message_waiting_in_memory_is_kept_from_going_while_its_cancel_is_stored():
-    p, link, _, stored, cancelled = _a_cancel_being_stored_while_the_window_frees()
-    stored.callback("cancelled")
-    assert run(cancelled) == "cancelled"
+    p, link, waiting, stored, cancelled = _a_cancel_being_stored_while_the_window_frees()
+    stored.callback(waiting)
+    assert run(cancelled) is waiting
     assert link.submits == [] and p.held == 0 and all(not q for q in p.queues.values())
 
 
