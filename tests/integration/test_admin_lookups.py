@@ -1,4 +1,4 @@
-"""The admin look-ups of SPEC §14 through a real in-process gateway (the Rig of test_account_rules:
+"""The admin look-ups of SPEC §14 through a real in-process gateway (the Rig of tests/account_rig.py, the ``rig`` fixture:
 SQLite in tmp_path, three simulated operators over loopback SMPP): every endpoint, paging by
 cursor without repeats or gaps, filters, and the refusals (no admin key, a customer's key, bad
 parameters, unknown ids and accounts)."""
@@ -7,23 +7,12 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-import pytest
 import pytest_twisted
 
-from twisted.internet.defer import Deferred
-
-from tests.integration.test_account_rules import Rig, backend, refusal  # noqa: F401 (backend: a fixture)
+from tests.account_rig import refusal
 from tests.paging import every_page
 
-PORTED = "46709990001"  # cheap cannot reach it: mid delivers (test_account_rules' operators)
-
-
-@pytest.fixture
-def rig(tmp_path, backend):  # noqa: F811
-    r = Rig(tmp_path, backend)
-    pytest_twisted.blockon(Deferred.fromCoroutine(r.start()))
-    yield r
-    pytest_twisted.blockon(Deferred.fromCoroutine(r.stop()))
+PORTED = "46709990001"  # cheap cannot reach it: mid delivers (tests/account_rig.py's operators)
 
 
 async def look(rig, path, key="ops-key"):

@@ -1,6 +1,6 @@
 """The customers' own look-ups of SPEC §14 (``GET /v1/messages/search``, ``/v1/numbers/{n}``,
 ``/v1/stoplist``) and the binds detail the console shows ops, through a real in-process gateway
-(the Rig of test_account_rules: SQLite in tmp_path, three simulated operators over loopback SMPP).
+(the Rig of tests/account_rig.py, the ``rig`` fixture: SQLite in tmp_path, three simulated operators over loopback SMPP).
 
 What matters most is the account boundary: two accounts (acme, beta) write to the same numbers,
 and each key sees its own account's data and nothing of the other's — not its messages to the
@@ -12,26 +12,15 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-import pytest
 import pytest_twisted
 
-from twisted.internet.defer import Deferred
-
-from tests.integration.test_account_rules import Rig, backend, refusal  # noqa: F401 (backend: a fixture)
+from tests.account_rig import refusal
 from tests.paging import every_page
 
-PORTED = "46709990001"  # cheap cannot reach it: mid delivers (test_account_rules' operators)
+PORTED = "46709990001"  # cheap cannot reach it: mid delivers (tests/account_rig.py's operators)
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 SUMMARY_KEYS = {"id", "to", "from", "text", "status", "parts", "profile", "reference", "operator", "cost", "error",
                 "created_at", "updated_at", "send_at"}
-
-
-@pytest.fixture
-def rig(tmp_path, backend):  # noqa: F811
-    r = Rig(tmp_path, backend)
-    pytest_twisted.blockon(Deferred.fromCoroutine(r.start()))
-    yield r
-    pytest_twisted.blockon(Deferred.fromCoroutine(r.stop()))
 
 
 async def ok(rig, path, key="acme-key") -> dict:
