@@ -21,11 +21,8 @@ session that was bound and dropped reconnects after ``reconnect_min`` (+ jitter)
 done in ``prepareConnection``: with Twisted 26.10 a connection lost while it is pending, or closed
 after it failed, hits a missing transition of the service's state machine (``NoTransition``).
 
-Submitting. ``submit`` splits the text (``connectors.smpp.text.split``) into parts; each part is one
-submit_sm (8-bit reference UDH and esm_class 0x40 when there are several; a per-link rolling
-reference), with the operator's ``service_type`` and a ``validity_period`` that is the message's own
-expiry or the operator's ``validity``, whichever ends first (``times.validity_period``). Parts wait
-in one queue per link and go out, oldest first, on the bound transmitting session with the most free
+Submitting. ``submit`` makes the message's parts, one submit_sm each (``connectors.smpp.outgoing``:
+encoding, concatenation, addresses, validity). Parts wait in one queue per link and go out, oldest first, on the bound transmitting session with the most free
 window slots, each taking a token of the link's tps bucket (``tps`` tokens a second, holding at most
 0.1 s worth: a short burst, then an even pace; tps 0: no bucket). A submit while no transmitting
 session is bound fails TRANSIENT at once. The Deferred fires with one key per part
@@ -55,16 +52,8 @@ Encoding per operator and addresses (TON/NPI chosen per message unless the opera
 ``connectors.smpp.addressing``; the tps bucket: ``connectors.smpp.pacing``; one session and its
 bind: ``connectors.smpp.binds``; the settings and the error table: ``connectors.smpp.link_settings``.
 
-Receiving. A deliver_sm or data_sm whose esm_class message type (bits 2–5) is 0x04 (SMSC delivery
-receipt) or 0x20 (intermediate notification) is a receipt (``receipts.receipt_facts``); it is
-answered ESME_ROK only when ``listener.receipt_received``'s Deferred fires, ESME_RX_T_APPN when it
-fails (the SMSC delivers it again). A receipt without any id can never be matched: it is answered
-ESME_ROK and logged as a warning with its text. Other message types (SME acknowledgements) are
-answered ESME_ROK and ignored. Without those bits it is an MO: data_coding 0 (and 0xF0–0xF3) GSM
-03.38 unpacked (packed when ``packed_gsm``), decoded leniently; 3 and 1 Latin-1; 8 UCS-2; any other
-value Latin-1 (logged). Answered like a receipt, through ``listener.mo_received``. A part of a
-concatenated MO (UDH, 8- or 16-bit reference, or SAR TLVs) is passed on with its place
-(reference, total, sequence) in ``MoFacts.concat``; the core stores the parts and reassembles them.
+Receiving. What the SMSC sends on a bound session (receipts, MO), each answered once the core
+stored it: ``connectors.smpp.inbound``.
 
 Keep-alive. ``SMPPProtocol`` sends enquire_link when the line is idle but ignores an unanswered one;
 the link closes a bound session that has received nothing for enquire_link + response_timeout
@@ -85,21 +74,12 @@ from collections.abc import Callable
 
 import structlog
 from twisted.application.internet import ClientService, backoffPolicy
-from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from twisted.internet.endpoints import clientFromString, quoteStringArgument, wrapClientTLS
 from twisted.internet.task import LoopingCall
 
-from connectors.api import MoFacts, SubmitError, SubmitRequest
+from connectors.api import SubmitError, SubmitRequest
 from connectors.smpp import defs
-from connectors.smpp.addressing import (
-    DATA_CODING,
-    decode_mo_text,
-    destination_address,
-    mo_concat,
-    mo_encoding,
-    source_address,
-    wire_encoding,
-)
 from connectors.smpp.binds import TIMEOUTS_BEFORE_REBIND, BindSession, SessionFactory, rfc3339
 from connectors.smpp.codec import PDU, EncodeError, SMPPError
 from connectors.smpp.endpoints import Alternates, ClientTls, NotingFailures
@@ -112,20 +92,12 @@ from connectors.smpp.link_settings import (
     TRANSIENT,
     LinkSettings,
 )
-from connectors.smpp.defs import ESME_ROK, ESME_RX_T_APPN, status_name
+from connectors.smpp.defs import status_name
+from connectors.smpp.inbound import InboundRequests
+from connectors.smpp.outgoing import OutgoingMessage, OutgoingPart, PartBuilder
 from connectors.smpp.protocol import RequestFailed, SMPPProtocol
 from connectors.smpp.pacing import EPS, RecentCount, TokenBucket
-from connectors.smpp.receipts import ID_FORMATS, keys_for_submit, receipt_facts
-from connectors.smpp.text import (
-    Encoding,
-    UnencodableText,
-    concat_udh,
-    gsm_fill_bits,
-    gsm_pack,
-    one_part_with_udh,
-    split,
-)
-from connectors.smpp.times import validity_period
+from connectors.smpp.receipts import ID_FORMATS, keys_for_submit
 
 __all__ = [
     "ESME_RINVDCS",
@@ -141,46 +113,7 @@ UNBIND_TIMEOUT = 5.0
 #: How often bound sessions are checked for a silent SMSC (seconds).
 LIVENESS_CHECK = 1.0
 
-#: esm_class message type (bits 2–5) values that carry a delivery receipt.
-_RECEIPT_TYPES = frozenset({0x04, 0x20})
-_MESSAGE_TYPE_MASK = 0x3C
-_UDHI = 0x40
 
-
-# --- messages in flight ------------------------------------------------------------------------------
-class _Message:
-    """One SubmitRequest being sent: the keys of its parts and the Deferred the core waits on."""
-
-    __slots__ = ("request", "deferred", "keys", "waiting", "done")
-
-    def __init__(self, request: SubmitRequest, parts: int) -> None:
-        self.request = request
-        self.deferred: Deferred = Deferred()
-        self.keys: list[str] = [""] * parts
-        self.waiting = parts
-        self.done = False
-
-    def part_ok(self, index: int, key: str) -> None:
-        if self.done:
-            return
-        self.keys[index] = key
-        self.waiting -= 1
-        if self.waiting == 0:
-            self.done = True
-            self.deferred.callback(list(self.keys))
-
-
-class _Part:
-    __slots__ = ("message", "index", "params", "sent_at")
-
-    def __init__(self, message: _Message, index: int, params: dict) -> None:
-        self.message = message
-        self.index = index
-        self.params = params
-        self.sent_at = 0.0
-
-
-# --- the link ----------------------------------------------------------------------------------------
 class OperatorLink:
     """All the sessions with one operator, offered to the core as one link (``connectors.api``).
 
@@ -215,20 +148,21 @@ class OperatorLink:
             else:
                 self._sessions.append(BindSession(self, f"{name}/{i}-tx", "bind_transmitter", True))
                 self._sessions.append(BindSession(self, f"{name}/{i}-rx", "bind_receiver", False))
-        self._queue: deque[_Part] = deque()
+        self._queue: deque[OutgoingPart] = deque()
         self._bucket = TokenBucket(settings.tps, reactor.seconds()) if settings.tps > 0 else None
         self._refill_call = None
         self._throttle_until = 0.0
         self._throttle_started = float("-inf")
         self._throttle_repeats = 0
         self._throttle_call = None
-        self._ref = 0
+        self._parts = PartBuilder(settings)
         self._sent = RecentCount()  # submit_sm written, for submits_per_second
         self._draining = False
         self._started = False
         self._stopped = False
         self._liveness = LoopingCall(self._check_liveness)
         self._liveness.clock = reactor
+        self._inbound = InboundRequests(name, settings, listener, self.log)
 
     # -- life cycle ---------------------------------------------------------------------------
     @staticmethod
@@ -375,54 +309,15 @@ class OperatorLink:
                 raise SubmitError(TRANSIENT, "link stopped")
             if not self.is_up():
                 raise SubmitError(TRANSIENT, "no bound session")
-            message = self._build(request)
+            message, parts = self._parts.build(request, self.reactor.seconds())
         except SubmitError as e:
             return fail(e)
         except Exception as e:  # a bug: never raise at the core
             self.log.error("submit could not be built", message_id=request.message_id, error=repr(e))
             return fail(SubmitError(PERMANENT, f"cannot build submit_sm: {e!r}"))
+        self._queue.extend(parts)
         self._drain()
         return message.deferred
-
-    def _build(self, request: SubmitRequest) -> _Message:
-        s = self.settings
-        try:
-            encoding = Encoding(request.encoding)
-        except ValueError:
-            raise SubmitError(PERMANENT, f"unknown encoding {request.encoding!r}") from None
-        encoding = wire_encoding(encoding, request.text, s.latin1)
-        try:
-            if request.udh:  # a part its sender concatenated: it stays one SMS with its UDH
-                pieces = [one_part_with_udh(request.text, encoding, request.udh)]
-            else:
-                pieces = split(request.text, encoding)
-        except (UnencodableText, ValueError) as e:
-            raise SubmitError(PERMANENT, str(e)) from None
-        total = len(pieces)
-        if total > 255:
-            raise SubmitError(PERMANENT, f"{total} parts: a concatenated SMS has at most 255")
-        if total > 1:
-            self._ref = (self._ref + 1) & 0xFF
-        ton, npi, source = source_address(request.sender, s.source_ton, s.source_npi)
-        dest_ton, dest_npi, destination = destination_address(request.to, s.dest_ton, s.dest_npi)
-        message = _Message(request, total)
-        validity = validity_period(request.expires_at, s.validity, self.reactor.seconds())
-        parts = []
-        for i, piece in enumerate(pieces):
-            udh = request.udh or (concat_udh(self._ref, total, i + 1) if total > 1 else b"")
-            if encoding is Encoding.GSM7 and s.packed_gsm:
-                body = gsm_pack(piece.payload, gsm_fill_bits(len(udh)) if udh else 0)
-            else:
-                body = piece.payload
-            parts.append(_Part(message, i, {
-                "service_type": s.service_type,
-                "source_addr_ton": ton, "source_addr_npi": npi, "source_addr": source,
-                "dest_addr_ton": dest_ton, "dest_addr_npi": dest_npi, "destination_addr": destination,
-                "esm_class": _UDHI if udh else 0, "registered_delivery": 1, "validity_period": validity,
-                "data_coding": DATA_CODING[encoding], "short_message": udh + body,
-            }))
-        self._queue.extend(parts)
-        return message
 
     # -- sending ------------------------------------------------------------------------------
     def _least_loaded(self) -> BindSession | None:
@@ -461,7 +356,7 @@ class OperatorLink:
         finally:
             self._draining = False
 
-    def _send(self, session: BindSession, part: _Part, now: float) -> None:
+    def _send(self, session: BindSession, part: OutgoingPart, now: float) -> None:
         proto = session.proto
         try:
             d = proto.request("submit_sm", part.params)
@@ -477,7 +372,7 @@ class OperatorLink:
                        errbackArgs=(part, proto))
         d.addErrback(lambda f: self.log.error("submit bookkeeping failed", error=f.getTraceback()))
 
-    def _part_accepted(self, resp: PDU, part: _Part, proto: SMPPProtocol | None = None) -> None:
+    def _part_accepted(self, resp: PDU, part: OutgoingPart, proto: SMPPProtocol | None = None) -> None:
         if proto is not None:
             proto.timeouts_in_a_row = 0
         if part.sent_at > self._throttle_started:
@@ -489,7 +384,7 @@ class OperatorLink:
         part.message.part_ok(part.index, key)
         self._capacity_may_have_grown()
 
-    def _part_refused(self, failure, part: _Part, proto: SMPPProtocol) -> None:
+    def _part_refused(self, failure, part: OutgoingPart, proto: SMPPProtocol) -> None:
         exc = failure.value
         answered = True
         if not isinstance(exc, RequestFailed):
@@ -519,7 +414,7 @@ class OperatorLink:
         if answered:
             self._capacity_may_have_grown()
 
-    def _message_failed(self, message: _Message, error: SubmitError) -> None:
+    def _message_failed(self, message: OutgoingMessage, error: SubmitError) -> None:
         if message.done:
             return
         message.done = True
@@ -574,63 +469,4 @@ class OperatorLink:
 
     # -- requests from the SMSC -------------------------------------------------------------------
     def _request_received(self, proto: SMPPProtocol, pdu: PDU) -> None:
-        if pdu.command in ("deliver_sm", "data_sm"):
-            message_type = int(pdu.params.get("esm_class") or 0) & _MESSAGE_TYPE_MASK
-            if message_type in _RECEIPT_TYPES:
-                self._receipt(proto, pdu)
-            elif message_type:
-                self.log.info("SME acknowledgement ignored", esm_class=pdu.params.get("esm_class"))
-                proto.respond(pdu, ESME_ROK)
-            else:
-                self._mo(proto, pdu)
-        elif pdu.command in defs.RESPONSE_OF:
-            proto.respond(pdu, defs.ESME_RINVCMDID)
-
-    @staticmethod
-    def _user_data(pdu: PDU) -> bytes:
-        data = pdu.params.get("short_message") or b""
-        if not data:
-            payload = pdu.tlvs.get("message_payload")
-            if isinstance(payload, (bytes, bytearray)):
-                data = bytes(payload)
-        return data
-
-    def _receipt(self, proto: SMPPProtocol, pdu: PDU) -> None:
-        data = self._user_data(pdu)
-        if pdu.params.get("data_coding") == 8:
-            text = data.decode("utf-16-be", "replace")
-        else:
-            text = data.decode("latin-1")
-        facts = receipt_facts(self.name, text, pdu.tlvs, self.settings.receipt_id_format)
-        if facts is None:
-            self.log.warning("receipt without an id: acknowledged and dropped", text=text,
-                             tlvs={str(k): repr(v) for k, v in pdu.tlvs.items()})
-            proto.respond(pdu, ESME_ROK)
-            return
-        self._answer_when_stored(proto, pdu, self.listener.receipt_received, facts, "receipt")
-
-    def _mo(self, proto: SMPPProtocol, pdu: PDU) -> None:
-        params = pdu.params
-        data_coding = int(params.get("data_coding") or 0)
-        esm_class = int(params.get("esm_class") or 0)
-        if mo_encoding(data_coding) is None:
-            self.log.info("MO data_coding not known: decoded as Latin-1", data_coding=data_coding)
-        text, concat = decode_mo_text(self._user_data(pdu), data_coding, bool(esm_class & _UDHI),
-                                      self.settings.packed_gsm)
-        mo = MoFacts(operator=self.name, sender=str(params.get("source_addr", "")),
-                     to=str(params.get("destination_addr", "")), text=text,
-                     concat=mo_concat(concat, pdu.tlvs))
-        self._answer_when_stored(proto, pdu, self.listener.mo_received, mo, "MO")
-
-    def _answer_when_stored(self, proto: SMPPProtocol, pdu: PDU, store, facts, what: str) -> None:
-        def stored(_):
-            proto.respond(pdu, ESME_ROK)
-
-        def not_stored(failure):
-            self.log.warning(f"{what} not stored: answered ESME_RX_T_APPN",
-                             error=failure.getErrorMessage())
-            proto.respond(pdu, ESME_RX_T_APPN)
-
-        d = maybeDeferred(store, facts)
-        d.addCallbacks(stored, not_stored)
-        d.addErrback(lambda f: self.log.error(f"{what} answer failed", error=f.getTraceback()))
+        self._inbound.received(proto, pdu)

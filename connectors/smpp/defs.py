@@ -111,6 +111,14 @@ RESPONSE_OF: dict[str, str] = {
     k: k + "_resp" for k in COMMAND_IDS if k not in RESPONSES and k + "_resp" in COMMAND_IDS
 }
 
+# --- esm_class (SMPP 3.4 §5.2.12) ----------------------------------------------------------------
+#: The user data starts with a User Data Header (a concatenated part, mostly).
+ESM_CLASS_UDHI = 0x40
+#: The message type bits (2–5), and their values that carry a delivery receipt (an SMSC delivery
+#: receipt, an intermediate notification).
+ESM_CLASS_MESSAGE_TYPE = 0x3C
+ESM_CLASS_RECEIPT_TYPES: frozenset[int] = frozenset({0x04, 0x20})
+
 # --- command_status (SMPP 3.4 §5.1.3) -------------------------------------------------------------
 ESME_ROK = 0x00000000  # No error
 ESME_RINVMSGLEN = 0x00000001  # Message length is invalid

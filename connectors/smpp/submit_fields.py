@@ -46,6 +46,7 @@ from dataclasses import dataclass
 
 from .codec import PDU
 from .defs import (
+    ESM_CLASS_UDHI,
     ESME_RINVESMCLASS,
     ESME_RINVEXPIRY,
     ESME_RINVMSGLEN,
@@ -72,7 +73,6 @@ __all__ = [
     "read_user_data",
 ]
 
-ESM_CLASS_UDHI = 0x40
 SAR_TLVS = ("sar_msg_ref_num", "sar_total_segments", "sar_segment_seqnum")
 
 #: data_coding → how its octets are read. IA5 is ASCII, a subset of Latin-1 octet for octet.

@@ -1,6 +1,6 @@
 """The encoding a link puts on the wire for each operator (SPEC §7: Latin-1 only for operators with
 ``latin1 = true``): ``wire_encoding`` as a table, then through ``OperatorLink`` on the in-memory
-network of ``test_smpp_client`` (MemoryReactorClock, iosim, no sockets, no real time)."""
+network of ``tests.smpp_link_rig`` (MemoryReactorClock, iosim, no sockets, no real time)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from connectors.api import SubmitError
 from connectors.smpp.addressing import wire_encoding
 from connectors.smpp.text import Encoding, concat_udh
-from tests.unit.test_smpp_client import Net, error_of
+from tests.smpp_link_rig import Net, error_of
 
 G, L, U = Encoding.GSM7, Encoding.LATIN1, Encoding.UCS2
 

@@ -1,0 +1,328 @@
+"""OperatorLink submitting (``tests.smpp_link_rig``): the parts and their fields, the error table,
+windows, the least loaded session, throttling back-off and the tps bucket."""
+
+from __future__ import annotations
+
+import pytest
+
+from connectors.api import SubmitError
+from connectors.smpp import defs
+from connectors.smpp.addressing import source_address
+from connectors.smpp.client import SUBMIT_STATUS_KINDS
+from connectors.smpp.defs import ESME_RINVDSTADR, ESME_RMSGQFUL, ESME_RSYSERR, ESME_RTHROTTLED
+from connectors.smpp.text import concat_udh, gsm_pack
+from tests.smpp_link_rig import Net, error_of
+
+
+# --- submitting ----------------------------------------------------------------------------------------
+def test_single_gsm_part_fields_and_key():
+    net = Net()
+    got = net.submit("Hello @ £ {x}", sender="ACME", to="+46701234567")
+    [pdu] = net.smsc.submits
+    p = pdu.params
+    assert (p["source_addr_ton"], p["source_addr_npi"], p["source_addr"]) == (5, 0, "ACME")
+    assert (p["dest_addr_ton"], p["dest_addr_npi"], p["destination_addr"]) == (1, 1, "46701234567")
+    assert (p["esm_class"], p["data_coding"], p["registered_delivery"]) == (0, 0, 1)
+    # one septet per octet; '{' is ESC + 0x28
+    assert p["short_message"] == b"Hello \x00 \x01 \x1b\x28x\x1b\x29"
+    assert got == [["1"]]  # "0001" normalised
+
+
+def test_multipart_gsm_has_udh_esm_class_and_a_rolling_reference():
+    net = Net()
+    net.smsc.auto = False
+    text = "a" * 153 + "b" * 100
+    got = net.submit(text)
+    first, second = net.smsc.submits
+    for n, pdu in enumerate((first, second), start=1):
+        assert pdu.params["esm_class"] == 0x40
+        assert pdu.params["data_coding"] == 0
+        assert pdu.params["short_message"][:6] == bytes([5, 0, 3, 1, 2, n])
+    assert first.params["short_message"][6:] == b"a" * 153
+    assert second.params["short_message"][6:] == b"b" * 100
+    # answered out of order: the keys still come back in part order
+    net.smsc.answer(1, message_id="00BB")
+    net.flush()
+    assert got == []
+    net.smsc.answer(0, message_id="00AA")
+    net.flush()
+    assert got == [["aa", "bb"]]
+    net.smsc.auto = True
+    net.submit(text)
+    assert net.smsc.submits[2].params["short_message"][:6] == bytes([5, 0, 3, 2, 2, 1])
+    net.submit("short")
+    assert net.smsc.submits[4].params["esm_class"] == 0  # a single part takes no reference
+
+
+def test_ucs2_and_latin1_data_coding():
+    net = Net(latin1=True)
+    net.submit("Привет", encoding="ucs2")
+    net.submit("Café", encoding="latin1")
+    ucs2, latin1 = net.smsc.submits
+    assert (ucs2.params["data_coding"], ucs2.params["short_message"]) == (
+        8, "Привет".encode("utf-16-be"))
+    assert (latin1.params["data_coding"], latin1.params["short_message"]) == (3, b"Caf\xe9")
+
+
+def test_multipart_ucs2_udh():
+    net = Net()
+    text = "Ж" * 100
+    net.submit(text, encoding="ucs2")
+    first, second = net.smsc.submits
+    assert first.params["short_message"] == concat_udh(1, 2, 1) + ("Ж" * 67).encode("utf-16-be")
+    assert second.params["short_message"] == concat_udh(1, 2, 2) + ("Ж" * 33).encode("utf-16-be")
+    assert first.params["data_coding"] == 8 and first.params["esm_class"] == 0x40
+
+
+def test_packed_gsm_single_and_multipart():
+    net = Net(packed_gsm=True)
+    net.submit("hello")
+    text = "x" * 160 + "y"
+    net.submit(text)
+    single, first, second = net.smsc.submits
+    assert single.params["short_message"] == gsm_pack(b"hello") == bytes.fromhex("e8329bfd06")
+    assert first.params["short_message"] == concat_udh(1, 2, 1) + gsm_pack(b"x" * 153, 1)
+    assert second.params["short_message"] == concat_udh(1, 2, 2) + gsm_pack(b"x" * 7 + b"y", 1)
+    assert single.params["data_coding"] == 0
+
+
+@pytest.mark.parametrize("request_kwargs, detail", [
+    ({"text": "Привет", "encoding": "gsm7"}, "cannot be encoded"),
+    ({"text": "hi", "encoding": "klingon"}, "unknown encoding"),
+    ({"text": "hi", "to": "4" * 25}, "cannot encode"),
+])
+def test_what_the_link_cannot_send_fails_permanent_never_raises(request_kwargs, detail):
+    net = Net()
+    got = net.submit(**request_kwargs)
+    err = error_of(got)
+    assert err.kind == SubmitError.PERMANENT and detail in err.detail
+
+
+@pytest.mark.parametrize("sender, expected", [
+    ("ACME", (5, 0, "ACME")),
+    ("Acme2024", (5, 0, "Acme2024")),
+    ("72550", (3, 0, "72550")),
+    ("123456", (3, 0, "123456")),
+    ("4670111111", (1, 1, "4670111111")),
+    ("+4670111111", (1, 1, "4670111111")),
+    ("", (0, 0, "")),
+])
+def test_source_address_ton_npi(sender, expected):
+    assert source_address(sender) == expected
+
+
+@pytest.mark.parametrize("status, kind", [
+    (ESME_RTHROTTLED, SubmitError.THROTTLED),
+    (ESME_RMSGQFUL, SubmitError.THROTTLED),
+    (ESME_RSYSERR, SubmitError.TRANSIENT),
+    (defs.ESME_RX_T_APPN, SubmitError.TRANSIENT),
+    (ESME_RINVDSTADR, SubmitError.PERMANENT),
+    (defs.ESME_RINVSRCADR, SubmitError.PERMANENT),
+    (0x104, SubmitError.PERMANENT),  # ESME_RINVDCS
+    (defs.ESME_RINVESMCLASS, SubmitError.PERMANENT),
+    (defs.ESME_RSUBMITFAIL, SubmitError.PERMANENT),
+    (defs.ESME_RX_P_APPN, SubmitError.PERMANENT),
+    (defs.ESME_RINVMSGLEN, SubmitError.PERMANENT),
+    (0x400, SubmitError.PERMANENT),  # a vendor code
+])
+def test_submit_status_maps_to_an_error_kind(status, kind):
+    net = Net()
+    net.smsc.auto = False
+    got = net.submit()
+    net.smsc.answer(status=status)
+    net.flush()
+    err = error_of(got)
+    assert err.kind == kind
+    assert err.detail == defs.status_name(status)
+
+
+def test_the_status_table_is_data():
+    assert SUBMIT_STATUS_KINDS[ESME_RTHROTTLED] == SubmitError.THROTTLED
+    assert all(k in (SubmitError.THROTTLED, SubmitError.TRANSIENT, SubmitError.PERMANENT)
+               for k in SUBMIT_STATUS_KINDS.values())
+
+
+def test_generic_nack_and_response_timeout_are_transient():
+    net = Net(response_timeout=10.0)
+    net.smsc.auto = False
+    nacked = net.submit()
+    net.smsc.nack()
+    net.flush()
+    assert error_of(nacked).kind == SubmitError.TRANSIENT
+    assert "generic_nack" in error_of(nacked).detail
+    waiting = net.submit()
+    net.advance(9.0)
+    assert waiting == []
+    ready = net.listener.ready
+    net.advance(2.0)
+    err = error_of(waiting)
+    assert (err.kind, err.detail) == (SubmitError.TRANSIENT, "response timeout")
+    assert net.listener.ready > ready  # the window slot is free again
+
+
+def test_multipart_failing_part_way_fails_whole_with_the_first_error():
+    net = Net()
+    net.smsc.auto = False
+    got = net.submit("z" * 400)  # 3 parts
+    assert len(net.smsc.held) == 3
+    net.smsc.answer(0)
+    net.smsc.answer(0, status=ESME_RINVDSTADR)
+    net.flush()
+    err = error_of(got)
+    assert (err.kind, err.detail) == (SubmitError.PERMANENT, "ESME_RINVDSTADR")
+    net.smsc.answer(0, status=ESME_RSYSERR)  # a later answer changes nothing
+    net.flush()
+    assert len(got) == 1
+
+
+def test_unsent_parts_of_a_failed_message_are_dropped():
+    net = Net(window=1)
+    net.smsc.auto = False
+    got = net.submit("z" * 400)  # 3 parts, window of 1: one on the wire, two queued
+    assert len(net.smsc.held) == 1
+    net.smsc.answer(status=ESME_RINVDSTADR)
+    net.flush()
+    assert error_of(got).kind == SubmitError.PERMANENT
+    assert len(net.smsc.submits) == 1
+    assert net.link.capacity() == 1
+
+
+def test_parts_wait_for_window_room_and_capacity_counts_them():
+    net = Net(window=2)
+    net.smsc.auto = False
+    got = net.submit("z" * 400)  # 3 parts
+    assert len(net.smsc.held) == 2
+    assert net.link.capacity() == 0
+    net.smsc.answer(0)
+    net.flush()
+    assert len(net.smsc.held) == 2  # the third part went out in the freed slot
+    assert net.link.capacity() == 0
+    net.smsc.answer(0)
+    net.smsc.answer(0)
+    net.flush()
+    assert got == [["1", "2", "3"]]
+    assert net.link.capacity() == 2
+
+
+def test_window_full_gives_capacity_zero_and_a_response_makes_room():
+    net = Net(window=2)
+    net.smsc.auto = False
+    net.submit()
+    assert net.link.capacity() == 1
+    net.submit()
+    assert net.link.capacity() == 0
+    ready = net.listener.ready
+    net.smsc.answer()
+    net.flush()
+    assert net.link.capacity() == 1
+    assert net.listener.ready == ready + 1
+
+
+def test_parts_go_to_the_least_loaded_session():
+    net = Net(binds=2, window=5)
+    net.smsc.auto = False
+    for _ in range(4):
+        net.submit()
+    per_session = {}
+    for proto, _ in net.smsc.held:
+        per_session[proto] = per_session.get(proto, 0) + 1
+    assert sorted(per_session.values()) == [2, 2]
+    assert net.link.capacity() == 6
+
+
+# --- throttling and tps ---------------------------------------------------------------------------------
+def test_throttled_backs_off_then_recovers_with_link_ready_and_grows_on_repeats():
+    net = Net()
+    net.smsc.auto = False
+    got = net.submit()
+    net.smsc.answer(status=ESME_RTHROTTLED)
+    net.flush()
+    assert error_of(got).kind == SubmitError.THROTTLED
+    assert net.link.capacity() == 0 and net.link.is_up()
+    ready = net.listener.ready
+    net.advance(0.99)
+    assert net.link.capacity() == 0
+    assert net.listener.ready == ready
+    net.advance(0.01)
+    assert net.link.capacity() == 10
+    assert net.listener.ready == ready + 1
+    # throttled again right away: the back-off doubles
+    net.submit()
+    net.smsc.answer(status=ESME_RMSGQFUL)
+    net.flush()
+    net.advance(1.99)
+    assert net.link.capacity() == 0
+    net.advance(0.01)
+    assert net.link.capacity() == 10
+    # an accepted part resets it
+    net.submit()
+    net.smsc.answer()
+    net.submit()
+    net.smsc.answer(status=ESME_RTHROTTLED)
+    net.flush()
+    net.advance(1.0)
+    assert net.link.capacity() == 10
+
+
+def test_many_throttled_responses_of_one_window_are_one_back_off():
+    net = Net()
+    net.smsc.auto = False
+    for _ in range(5):
+        net.submit()
+    for _ in range(5):
+        net.smsc.answer(status=ESME_RTHROTTLED)
+    net.flush()
+    net.advance(1.0)
+    assert net.link.capacity() == 10  # 1 s, not 1+2+4+8+16
+
+
+def test_parts_queued_during_a_back_off_go_out_when_it_ends():
+    net = Net(window=1)
+    net.smsc.auto = False
+    first = net.submit()
+    second = net.submit()  # queued behind the first in the window
+    net.smsc.answer(status=ESME_RTHROTTLED)
+    net.flush()
+    assert error_of(first).kind == SubmitError.THROTTLED
+    assert len(net.smsc.submits) == 1  # the queued part waits out the back-off
+    net.advance(1.0)
+    assert len(net.smsc.submits) == 2
+    net.smsc.answer()
+    net.flush()
+    assert second == [["1"]]
+
+
+def test_tps_bucket_limits_capacity_and_refills_with_link_ready():
+    net = Net(tps=20)  # a bucket of 2 tokens (0.1 s worth), one token every 0.05 s
+    assert net.link.capacity() == 2
+    assert net.reactor.getDelayedCalls()  # the protocols' timers
+    timers = len(net.reactor.getDelayedCalls())
+    net.submit()
+    assert len(net.reactor.getDelayedCalls()) == timers  # not dry yet: no refill timer
+    net.submit()
+    assert net.link.capacity() == 0
+    assert len(net.reactor.getDelayedCalls()) == timers + 1  # ran dry: one refill timer
+    ready = net.listener.ready
+    net.advance(0.049)
+    assert net.link.capacity() == 0 and net.listener.ready == ready
+    net.advance(0.001)
+    assert net.listener.ready == ready + 1
+    assert net.link.capacity() == 1
+
+
+def test_tps_holds_back_parts_of_a_multipart_message():
+    net = Net(tps=10)  # one token, refilled every 0.1 s
+    got = net.submit("q" * 400)  # 3 parts
+    assert len(net.smsc.submits) == 1
+    net.advance(0.1)
+    assert len(net.smsc.submits) == 2
+    net.advance(0.1)
+    assert len(net.smsc.submits) == 3
+    assert got == [["1", "2", "3"]]
+
+
+def test_tps_shared_across_sessions():
+    net = Net(tps=10, binds=3)
+    assert net.link.capacity() == 1
+    net.submit()
+    assert net.link.capacity() == 0
