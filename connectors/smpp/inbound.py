@@ -16,7 +16,7 @@ answered ESME_ROK and ignored. Without those bits it is an MO: data_coding 0 (an
 value Latin-1 (logged). Answered like a receipt, through ``listener.mo_received``. A part of a
 concatenated MO (UDH, 8- or 16-bit reference, or SAR TLVs) is passed on with its place
 (reference, total, sequence) in ``MoFacts.concat``; the core stores the parts and reassembles them.
-Any other request (a response command sent as a request) is answered ESME_RINVCMDID.
+Any other request the SMSC sends (a submit_sm, say) is answered ESME_RINVCMDID.
 """
 
 from __future__ import annotations
