@@ -60,15 +60,6 @@ def open_store(config: Config, reactor, rules: StoreRules | None = None) -> Stor
     return PostgresStore(url, reactor, auto_upgrade=config.store.auto_upgrade, rules=rules)
 
 
-def routing_for(config: Config) -> Routing:
-    operators = config.operators
-
-    def cost(operator: str, to: str) -> Decimal | None:
-        return operators[operator].cost.lookup(to)
-
-    return Routing({name: p.operators for name, p in config.profiles.items()}, cost)
-
-
 def sim_settings(op: OperatorConfig) -> SimSettings:
     return SimSettings(
         system_id=op.system_id or op.name, password=op.password or None, receipt_delay=op.receipt_delay,
