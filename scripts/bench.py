@@ -429,12 +429,17 @@ class Rig:
         return self
 
     def __exit__(self, *exc) -> None:
+        """Stop the processes and drop the store: the PostgreSQL database, or the SQLite files (tens
+        of MB a run, which piled up in /tmp run after run). The config and logs stay in ``tmp``."""
         for proc in reversed(self.procs):
             stop_process(proc)
         self.procs.clear()
         if self.pg_name:
             pg_database(self.args.pg_url, self.pg_name, drop=True)
             self.pg_name = None
+        elif isinstance(self.db, Path):  # the database, its WAL, shared memory and lock files
+            for path in self.tmp.glob(self.db.name + "*"):
+                path.unlink(missing_ok=True)
 
     def metric(self, name: str, **labels) -> float:
         """The sum of the samples of ``name`` from the gateway's /metrics that have ``labels``

@@ -5,8 +5,8 @@ bench with its signed-callback receiver), with 200 messages in the scenarios "si
 callbacks), "single-cb" (callback_statuses = "final", one event per POST) and "list-cb" (lists of
 100, callback_batch = 100, SPEC §12). Then reads the results it wrote: every accepted message's
 final status arrived (at the receiver for the -cb scenarios), only final events were pushed, the
-list's came in batches, no bad signature, and the plots are there when matplotlib is installed
-(else the bench says it skipped them).
+list's came in batches, no bad signature, the plots are there when matplotlib is installed
+(else the bench says it skipped them), and each rig's folder kept its logs but not its database.
 """
 
 from __future__ import annotations
@@ -46,6 +46,12 @@ def test_bench_measures_the_callbacks_and_loses_nothing(tmp_path):
     assert results["single-cb"]["receiver"].get("batched_posts", 0) == 0
     assert 2 <= results["list-cb"]["receiver"].get("batched_posts", 0) < N / 10
     assert "| sqlite | smsgw single-cb | 200 |" in proc.stdout
+    # each rig's folder keeps its config and logs, not its database (tens of MB a run)
+    rigs = [Path(line.split("(logs in ", 1)[1].rstrip(")")) for line in proc.stdout.splitlines() if "(logs in " in line]
+    assert len(rigs) == 3
+    for rig in rigs:
+        assert (rig / "gw.log").is_file() and (rig / "gw.toml").is_file(), sorted(rig.iterdir())
+        assert not list(rig.glob("bench.db*")), sorted(rig.iterdir())
     if importlib.util.find_spec("matplotlib") is not None:
         assert sorted(p.name for p in out.glob("*.png")) == ["latency-cdf-sqlite.png", "throughput-sqlite.png"]
     else:  # without the extra `bench` the bench says so and goes on
