@@ -7,7 +7,7 @@ encoding rules themselves are ``connectors.smpp.text``'s, not repeated here.
 
 from __future__ import annotations
 
-from connectors.sim.receipts import ESM_CLASS_UDHI
+from connectors.smpp.defs import ESM_CLASS_UDHI
 from connectors.smpp.text import Encoding, UnencodableText, choose_encoding, concat_udh, split
 
 __all__ = ["InvalidMO", "MAX_ADDRESS", "mo_parts"]

@@ -11,12 +11,11 @@ from __future__ import annotations
 import time
 from typing import NamedTuple
 
+from connectors.smpp.defs import ESM_CLASS_RECEIPT, ESM_CLASS_UDHI
 from connectors.smpp.text import InvalidUDH, decode, parse_udh
 
 __all__ = [
     "DELIVERED",
-    "ESM_CLASS_RECEIPT",
-    "ESM_CLASS_UDHI",
     "Outcome",
     "UNDELIVERABLE",
     "message_text",
@@ -26,8 +25,6 @@ __all__ = [
     "wants_receipt",
 ]
 
-ESM_CLASS_RECEIPT = 0x04  # SMSC delivery receipt (SMPP 3.4 §5.2.12)
-ESM_CLASS_UDHI = 0x40  # short_message starts with a User Data Header
 PREVIEW_CHARS = 20
 
 

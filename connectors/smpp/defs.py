@@ -114,6 +114,8 @@ RESPONSE_OF: dict[str, str] = {
 # --- esm_class (SMPP 3.4 §5.2.12) ----------------------------------------------------------------
 #: The user data starts with a User Data Header (a concatenated part, mostly).
 ESM_CLASS_UDHI = 0x40
+#: The message type of an SMSC delivery receipt, as a deliver_sm that carries one sets it.
+ESM_CLASS_RECEIPT = 0x04
 #: The message type bits (2–5), and their values that carry a delivery receipt (an SMSC delivery
 #: receipt, an intermediate notification).
 ESM_CLASS_MESSAGE_TYPE = 0x3C

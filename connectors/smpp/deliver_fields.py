@@ -36,14 +36,13 @@ from dataclasses import dataclass, field
 
 from .addressing import source_address
 from .codec import PDU, EncodeError, encode
-from .defs import BODIES, TLVS_BY_NAME
+from .defs import BODIES, ESM_CLASS_RECEIPT, TLVS_BY_NAME
 from .text import GSM_BASIC, Encoding, choose_encoding, gsm_encode
 from .times import format_absolute
 
 __all__ = [
     "DeliverSm",
     "ENROUTE",
-    "ESM_CLASS_RECEIPT",
     "FINAL_STATES",
     "QueryAnswer",
     "final_state",
@@ -54,7 +53,6 @@ __all__ = [
     "receipt_text",
 ]
 
-ESM_CLASS_RECEIPT = 0x04
 ENROUTE = 1
 PREVIEW_CHARS = 20
 _SIZES = {f.name: f.size for f in BODIES["deliver_sm"]}
