@@ -45,7 +45,6 @@ import json
 import os
 import resource
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -57,24 +56,23 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 from bench_plot import Series, write_plots  # noqa: E402
 from bench_receiver import FINAL_STATUSES, CallbackReceiver  # noqa: E402
+from tests.harness.net import free_port, http_status, listening  # noqa: E402
+from tests.harness.pg import create_database, drop_database, pg_query  # noqa: E402
+from tests.harness.waiting import wait_until  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 SMSGW = str(ROOT / ".venv" / "bin" / "smsgw")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SECRET = "bench-secret"
 # Account keys of SPEC §12, which a gateway from before it refuses as unknown keys.
 SPEC12_KEYS = ("callback_statuses", "callback_batch", "callback_linger")
 REQUEST_TIMEOUT = 60.0  # seconds for one HTTP request of the load generator
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tree(pid: int) -> list[int]:
@@ -274,15 +272,6 @@ async def drive(port: int, requests: list[bytes], concurrency: int) -> Sent:
     return sent
 
 
-def wait_until(predicate, timeout: float, step: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
-
-
 class GatewayExited(Exception):
     """A process of the rig exited while starting; the text is the end of its log."""
 
@@ -291,36 +280,12 @@ def wait_port(port: int, timeout: float = 60.0, proc: subprocess.Popen | None = 
     def up():
         if proc is not None and proc.poll() is not None:
             raise GatewayExited(log.read_text()[-3000:] if log else f"exit status {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            return False
+        return listening(port)
 
-    if not wait_until(up, timeout):
-        raise SystemExit(f"bench: nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
-
-
-def http_status(url: str) -> int:
     try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
-
-
-def pg_query(url: str, sql: str, params=()) -> list[tuple]:
-    import psycopg2
-
-    conn = psycopg2.connect(url, connect_timeout=10)
-    try:
-        cur = conn.cursor()
-        cur.execute(sql, params)
-        return cur.fetchall()
-    finally:
-        conn.close()
+        wait_until(up, timeout, 0.2, what=f"a listener on 127.0.0.1:{port}")
+    except TimeoutError:
+        raise SystemExit(f"bench: nothing listens on 127.0.0.1:{port} after {timeout:.0f}s") from None
 
 
 def _store_query(db: Path | str, sql: str) -> list[tuple]:
@@ -346,22 +311,6 @@ def final_stats(db: Path | str) -> tuple[dict[str, tuple[str, float | None]], in
                             "AND e.final) FROM messages m WHERE m.status IN ({final})")
     total = _store_query(db, "SELECT COUNT(*) FROM messages")[0][0]
     return {r[0]: (r[1], r[2]) for r in rows}, total
-
-
-def pg_database(server_url: str, name: str, drop: bool = False) -> str:
-    """Create (or drop) database ``name`` on the server of ``server_url``; returns its URL."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    import psycopg2
-
-    conn = psycopg2.connect(server_url, connect_timeout=10)
-    conn.autocommit = True
-    try:
-        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' if drop else f'CREATE DATABASE "{name}"')
-    finally:
-        conn.close()
-    parts = urlsplit(server_url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 20) -> None:
@@ -392,7 +341,7 @@ class Rig:
         self.pg_name = None
         if args.store == "postgresql":
             self.pg_name = f"smsgw_bench_{self.tmp.name.rsplit('-', 1)[-1].lower()}"
-            self.db = self.store_url = pg_database(args.pg_url, self.pg_name)
+            self.db = self.store_url = create_database(args.pg_url, self.pg_name)
         self.http_port, self.metrics_port, self.smpp_port = free_port(), free_port(), free_port()
         self.callback_port = free_port() if scenario.callbacks else 0
         self.procs: list[subprocess.Popen] = []
@@ -423,8 +372,11 @@ class Rig:
         self.procs.append(gw)
         wait_port(self.http_port, proc=gw, log=self.tmp / "gw.log")
         # ready = the binds are up (/readyz: every profile has a bound operator)
-        if not wait_until(lambda: http_status(f"http://127.0.0.1:{self.http_port}/readyz") == 200, 60, 0.1):
-            raise SystemExit(f"bench: the gateway was not ready within 60 s (log: {self.tmp / 'gw.log'})")
+        try:
+            wait_until(lambda: http_status(f"http://127.0.0.1:{self.http_port}/readyz", 2) == 200, 60, 0.1,
+                       what="/readyz")
+        except TimeoutError:
+            raise SystemExit(f"bench: the gateway was not ready within 60 s (log: {self.tmp / 'gw.log'})") from None
         self.pids = {"smsgw": gw.pid, "smsc_sim": sim.pid}
         return self
 
@@ -435,7 +387,7 @@ class Rig:
             stop_process(proc)
         self.procs.clear()
         if self.pg_name:
-            pg_database(self.args.pg_url, self.pg_name, drop=True)
+            drop_database(self.args.pg_url, self.pg_name)
             self.pg_name = None
         elif isinstance(self.db, Path):  # the database, its WAL, shared memory and lock files
             for path in self.tmp.glob(self.db.name + "*"):

@@ -29,7 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import Rig, Scenario, cpu_seconds, free_port, pct, peak_rss_mb, table_row  # noqa: E402
+from bench import Rig, Scenario, cpu_seconds, pct, peak_rss_mb, table_row  # noqa: E402
+from tests.harness.net import free_port  # noqa: E402
 from twisted.internet import defer, task  # noqa: E402
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol  # noqa: E402
 

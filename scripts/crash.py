@@ -52,7 +52,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -61,16 +60,17 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from connectors.smpp.receipts import keys_for_receipt  # noqa: E402
+from tests.harness.net import free_port, http_status  # noqa: E402
+from tests.harness.pg import create_database, drop_database  # noqa: E402
+from tests.harness.waiting import wait_until  # noqa: E402
 
 PYTHON = sys.executable
 SMSGW = [PYTHON, "-m", "smscore.cli"]
@@ -120,64 +120,6 @@ senders = ["CRASH"]
 
 
 # -- small helpers ------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate, timeout: float, step: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(step)
-
-
-def get_status(url: str, timeout: float = 1.0) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
-def create_database(server_url: str) -> str:
-    """A new empty database on the server of ``server_url``; returns its URL."""
-    import psycopg2
-
-    name = f"smsgw_crash_{uuid.uuid4().hex[:12]}"
-    conn = psycopg2.connect(server_url, connect_timeout=10)
-    conn.autocommit = True
-    try:
-        conn.cursor().execute(f'CREATE DATABASE "{name}"')
-    finally:
-        conn.close()
-    return with_database(server_url, name)
-
-
-def drop_database(server_url: str, url: str) -> None:
-    import psycopg2
-
-    name = urlsplit(url).path.lstrip("/")
-    conn = psycopg2.connect(server_url, connect_timeout=10)
-    conn.autocommit = True
-    try:
-        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        conn.close()
-
-
 def log_entries(path: Path) -> list[dict]:
     """The JSON lines of a log written by structlog (a partial last line is skipped)."""
     out = []
@@ -270,11 +212,11 @@ class Gateway:
         def healthy():
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gateway exited with {self.proc.returncode}: {self.log.read_text()[-3000:]}")
-            return get_status(self.url + "/healthz") == 200
+            return http_status(self.url + "/healthz") == 200
 
         wait_until(healthy, timeout, 0.05, what="the gateway's /healthz")
         if ready:
-            wait_until(lambda: get_status(self.url + "/readyz") == 200, 30, 0.05, what="the gateway's /readyz")
+            wait_until(lambda: http_status(self.url + "/readyz") == 200, 30, 0.05, what="the gateway's /readyz")
         return self
 
     def kill(self) -> None:
@@ -879,7 +821,7 @@ def main(argv: list[str] | None = None) -> int:
     for store in stores:
         for i in range(args.trials):
             workdir = base / f"{store}-{i}"
-            url = create_database(args.pg_url) if store == "postgresql" else None
+            url = create_database(args.pg_url, prefix="smsgw_crash") if store == "postgresql" else None
             try:
                 r = run_trial(store, i, args.seed + i, workdir, pg_url=url, messages=args.messages,
                               rate=args.rate, window=args.window, binds=args.binds)
@@ -897,7 +839,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cases:
         for store in stores:
             for name, case in (("slow-commit", run_slow_commit), ("backlog", run_restart_backlog)):
-                url = create_database(args.pg_url) if store == "postgresql" else None
+                url = create_database(args.pg_url, prefix="smsgw_crash") if store == "postgresql" else None
                 try:
                     c = case(store, base / f"{store}-{name}", pg_url=url)
                 finally:

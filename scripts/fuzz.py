@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.fuzzing import http as http_fuzz  # noqa: E402
 from tests.fuzzing import smpp as smpp_fuzz  # noqa: E402
+from tests.harness.net import free_port  # noqa: E402
 
 SMSGW = str(ROOT / ".venv" / "bin" / "smsgw")
 PROBE_EVERY = 0.05
@@ -125,7 +126,7 @@ def _probe(port: int, stop, out) -> None:
 
 def fuzz_http(requests: int, seed: int, minutes: float) -> int:
     with tempfile.TemporaryDirectory(prefix="smsgw-fuzz-") as tmp:
-        port, metrics = http_fuzz.free_port(), http_fuzz.free_port()
+        port, metrics = free_port(), free_port()
         gw = _gateway(Path(tmp), port, metrics)
         stop = multiprocessing.Event()
         ours, theirs = multiprocessing.Pipe()

@@ -7,8 +7,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bench import cpu_seconds, peak_rss_mb, pg_query, thread_cpu, tree
-from crash import wait_until
+from bench import cpu_seconds, peak_rss_mb, thread_cpu, tree
+from tests.harness.pg import pg_query
+from tests.harness.waiting import wait_until
 
 
 def sessions_at(port: int) -> int:

@@ -53,7 +53,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from crash import create_database, drop_database, free_port, get_status, wait_until  # noqa: E402
+from tests.harness.net import free_port, http_status  # noqa: E402
+from tests.harness.pg import create_database, drop_database  # noqa: E402
+from tests.harness.waiting import wait_until  # noqa: E402
 
 PYTHON = sys.executable
 SMSGW = [PYTHON, "-m", "smscore.cli"]
@@ -245,7 +247,7 @@ def run(store: str, n: int, *, pg_url: str | None, owner: str, observe: float = 
     else:
         if not pg_url:
             raise SystemExit("restart_scale: --store postgresql needs --pg-url (or SMSGW_BENCH_PG_URL)")
-        target = db_url = create_database(pg_url)
+        target = db_url = create_database(pg_url, prefix="smsgw_restart")
         store_url = db_url
     sim = gw = None
     try:
@@ -273,7 +275,7 @@ def run(store: str, n: int, *, pg_url: str | None, owner: str, observe: float = 
         while time.time() - started < observe:
             if gw.poll() is not None:
                 raise SystemExit(f"restart_scale: the gateway exited: {(workdir / 'gw.log').read_text()[-2000:]}")
-            if healthz is None and get_status(f"http://127.0.0.1:{http}/healthz", 0.5) == 200:
+            if healthz is None and http_status(f"http://127.0.0.1:{http}/healthz", 0.5) == 200:
                 healthz = time.time() - started
             time.sleep(0.1)
         sampler.stop.set()

@@ -81,7 +81,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench import Http, tree  # noqa: E402
 from bench_receiver import FINAL_STATUSES, CallbackReceiver  # noqa: E402
-from crash import Gateway, Sim, StoreReader, create_database, drop_database, free_port  # noqa: E402
+from crash import Gateway, Sim, StoreReader  # noqa: E402
+from tests.harness.net import free_port  # noqa: E402
+from tests.harness.pg import create_database, drop_database  # noqa: E402
 from restart_scale import submits  # noqa: E402
 from smscore.durations import parse_duration  # noqa: E402
 
@@ -705,7 +707,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="run-", dir=out))
     print(f"soak: output in {out}", flush=True)
-    db_url = create_database(args.pg_url) if args.pg_url else None
+    db_url = create_database(args.pg_url, prefix="smsgw_soak") if args.pg_url else None
     try:
         store = SoakStore(sqlite_path=None if db_url else workdir / "soak.db", pg_url=db_url)
         record = asyncio.run(soak(args, workdir, db_url or "sqlite:///soak.db", store))

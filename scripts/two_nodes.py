@@ -77,13 +77,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench import (  # noqa: E402
-    SECRET, Result, Scenario, Sent, cpu_seconds, drive, final_stats, pg_database, pg_query, report,
-    request_bodies, tree)
+    SECRET, Result, Scenario, Sent, cpu_seconds, drive, final_stats, report, request_bodies, tree)
 from bench_receiver import CallbackReceiver  # noqa: E402
-from crash import API_KEY, Gateway, Sim, free_port, log_entries, wait_until  # noqa: E402
+from crash import API_KEY, Gateway, Sim, log_entries  # noqa: E402
 from node_probes import postmaster, sessions_at, snapshot, wait_for_binds  # noqa: E402
 from restart_scale import submits  # noqa: E402
 from smscore.durations import parse_duration  # noqa: E402
+from tests.harness.net import free_port  # noqa: E402
+from tests.harness.pg import create_database, drop_database, pg_query  # noqa: E402
+from tests.harness.waiting import wait_until  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LOAD_KEY = "bench-key"  # the key bench.drive sends
@@ -276,7 +278,7 @@ def run(spec: RunSpec, args, base: Path) -> dict:
     workdir = base / spec.key
     workdir.mkdir(parents=True)
     db_name = f"smsgw_nodes_{uuid.uuid4().hex[:12]}"
-    db_url = pg_database(args.pg_url, db_name)
+    db_url = create_database(args.pg_url, db_name)
     sim = Sim(workdir, window=args.window, receipt_delay=args.receipt_delay, log_level="info")
     nodes: list[Node] = []
     problems: list[str] = []
@@ -331,7 +333,7 @@ def run(spec: RunSpec, args, base: Path) -> dict:
             if not node.killed and status != 0:
                 problems.append(f"{node.name} ended with status {status} on SIGTERM")
         sim.stop()
-        pg_database(args.pg_url, db_name, drop=True)
+        drop_database(args.pg_url, db_name)
     if measured is None:
         print(f"  FAILED: {'; '.join(problems)}")
         return {**extra, "label": spec.scenario.name, "problems": problems, "ok": False}

@@ -10,10 +10,10 @@ it, it sets ``SMSGW_TEST_PG_SKIP`` to the reason, with the command that installs
 from __future__ import annotations
 
 import os
-import uuid
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+
+from tests.harness.pg import create_database, drop_database
 
 PG_ENV = "SMSGW_TEST_PG_URL"
 
@@ -22,20 +22,6 @@ def pg_required() -> bool:
     """True when the PostgreSQL tests must run (CI, or scripts/test)."""
     return (os.environ.get("CI", "").lower() in ("1", "true", "yes")
             or os.environ.get("SMSGW_TEST_PG_REQUIRED") == "1")
-
-
-def with_database(url: str, name: str) -> str:
-    """``url`` pointing at database ``name`` instead (host, port, user, options kept)."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
-def _admin(url: str):
-    import psycopg2
-
-    conn = psycopg2.connect(url, connect_timeout=10)
-    conn.autocommit = True
-    return conn
 
 
 @pytest.fixture(scope="session")
@@ -54,15 +40,6 @@ def pg_server_url() -> str:
 @pytest.fixture
 def pg_url(pg_server_url):
     """The URL of a new, empty database on the test server; dropped after the test."""
-    name = f"smsgw_t_{uuid.uuid4().hex[:12]}"
-    admin = _admin(pg_server_url)
-    try:
-        admin.cursor().execute(f'CREATE DATABASE "{name}"')
-    finally:
-        admin.close()
-    yield with_database(pg_server_url, name)
-    admin = _admin(pg_server_url)
-    try:
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.close()
+    url = create_database(pg_server_url)
+    yield url
+    drop_database(pg_server_url, url)

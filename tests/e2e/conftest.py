@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.harness.net import http
+from tests.harness.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SMSGW = [sys.executable, "-m", "smscore.cli"]
@@ -58,40 +57,11 @@ reply = "You said: {{payload}}"
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def smsgw(*args, timeout=60, check=False) -> subprocess.CompletedProcess:
     proc = subprocess.run([*SMSGW, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     if check and proc.returncode != 0:
         raise AssertionError(f"smsgw {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
     return proc
-
-
-def http(method, url, body=None, key=None, timeout=10):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method)
-    if key:
-        req.add_header("Authorization", f"Bearer {key}")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            raw = resp.read()
-            return resp.status, (json.loads(raw) if raw[:1] in (b"{", b"[") else raw.decode())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-
-
-def wait_for(predicate, timeout=30.0, step=0.1, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class GatewayProcess:
@@ -117,9 +87,9 @@ class GatewayProcess:
             except OSError:
                 return False
 
-        wait_for(healthy, 60, what="the gateway's /healthz")
+        wait_until(healthy, 60, what="the gateway's /healthz")
         if ready:
-            wait_for(lambda: http("GET", self.url + "/readyz", timeout=1)[0] == 200, 30, what="/readyz")
+            wait_until(lambda: http("GET", self.url + "/readyz", timeout=1)[0] == 200, 30, what="/readyz")
         return self
 
     def kill(self) -> None:

@@ -8,7 +8,9 @@ import os
 import signal
 import time
 
-from tests.e2e.conftest import free_port, http, smsgw, wait_for
+from tests.e2e.conftest import smsgw
+from tests.harness.net import free_port, http
+from tests.harness.waiting import wait_until
 
 CONFIG = """
 [gateway]
@@ -72,7 +74,7 @@ def status_of(gw, mid, key="demo-key"):
 
 
 def until(gw, mid, status, key="demo-key", timeout=15):
-    return wait_for(lambda: (lambda m: m if m["status"] == status else None)(status_of(gw, mid, key)), timeout,
+    return wait_until(lambda: (lambda m: m if m["status"] == status else None)(status_of(gw, mid, key)), timeout,
                     step=0.05, what=f"{mid} {status}")
 
 
@@ -209,14 +211,14 @@ def test_reload_and_sighup_apply_a_new_account_and_refuse_a_broken_file(gateways
     # SIGHUP has no answer to wait for: the main worker reloads, then tells the API workers, and
     # a connection may land on either until all have; so wait until every one has the edit.
     # (each request is a new connection: three of each reach every process of the node, likely)
-    wait_for(lambda: [http("GET", f"{gw.url}/v1/account", key=k)[0] for k in ("hup-key", "new-key") * 3]
+    wait_until(lambda: [http("GET", f"{gw.url}/v1/account", key=k)[0] for k in ("hup-key", "new-key") * 3]
              == [200, 401] * 3, 10, step=0.05, what="the key added by SIGHUP, and the old one gone with the edit")
     [m] = send(gw, "46701260006", key="hup-key")
     until(gw, m["id"], "delivered", key="hup-key")
     # ... and a broken file is refused, the gateway runs on with what it had
     gw.config.write_text(base + "[accounts.newco\napi_keys = [\"broken-key\"]\n")
     os.kill(gw.proc.pid, signal.SIGHUP)
-    wait_for(lambda: "reload refused" in gw.log.read_text(), 10, step=0.05, what="the refused reload in the log")
+    wait_until(lambda: "reload refused" in gw.log.read_text(), 10, step=0.05, what="the refused reload in the log")
     assert gw.proc.poll() is None
     assert http("GET", f"{gw.url}/v1/account", key="hup-key")[0] == 200
     assert send(gw, "46701260007", key="hup-key")[0]["status"] == "queued"

@@ -13,7 +13,9 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.browser import PHONE, Browser
-from tests.e2e.conftest import DEMO_CONFIG, GatewayProcess, free_port, http, wait_for
+from tests.e2e.conftest import DEMO_CONFIG, GatewayProcess
+from tests.harness.net import free_port, http
+from tests.harness.waiting import wait_until
 
 CONFIG = DEMO_CONFIG + """
 [accounts.shop]
@@ -67,7 +69,7 @@ def seeded(gateway):
     status, body = http("POST", gateway.url + "/v1/admin/operators/sim_a/mo",
                         {"from": SHARED, "to": "72550", "text": "DEMO hello console"}, key=ADMIN)
     assert status == 202, body
-    wait_for(lambda: admin_get(gateway, f"/v1/admin/messages/{ids['failover']}")["status"] == "delivered",
+    wait_until(lambda: admin_get(gateway, f"/v1/admin/messages/{ids['failover']}")["status"] == "delivered",
              30, what="the failover message delivered through sim_b")
     assert admin_get(gateway, f"/v1/admin/messages/{ids['held']}")["status"] == "pending_approval"
     return ids

@@ -7,7 +7,9 @@ import signal
 import subprocess
 import time
 
-from tests.e2e.conftest import ROOT, SMSGW, free_port, http, wait_for
+from tests.e2e.conftest import ROOT, SMSGW
+from tests.harness.net import free_port, http
+from tests.harness.waiting import wait_until
 
 CONFIG = """
 [gateway]
@@ -66,7 +68,7 @@ def test_sigkill_before_submit_then_restart_delivers_once(gateways, tmp_path):
             code, body = http("GET", f"{gw.url}/v1/messages/{mid}", key="demo-key")
             return body if body.get("status") == "delivered" else None
 
-        body = wait_for(delivered, 30, what="delivery after restart")
+        body = wait_until(delivered, 30, what="delivery after restart")
         assert [e["status"] for e in body["events"]] == ["queued", "submitted", "delivered"]
         time.sleep(0.5)  # a duplicate submit would show in the simulator's log by now
         assert submits_to(sim_log, "46701234567") == 1

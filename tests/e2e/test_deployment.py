@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ROOT, SMSGW, free_port, http, smsgw, wait_for
+from tests.e2e.conftest import ROOT, SMSGW, smsgw
+from tests.harness.net import free_port, http
+from tests.harness.waiting import wait_until
 
 UNIT = ROOT / "etc" / "systemd" / "smsgw.service"
 VENV_BIN = Path(sys.executable).parent
@@ -86,7 +88,7 @@ def test_the_units_commands_start_reload_and_stop_the_gateway(tmp_path):
             except OSError:
                 return False
 
-        wait_for(healthy, 60, what="/healthz")
+        wait_until(healthy, 60, what="/healthz")
         assert http("GET", url + "/v1/account", key="reload-key")[0] == 401
         assert docker_healthcheck(url).returncode == 0  # the image's probe, on the same gateway
 
@@ -95,9 +97,9 @@ def test_the_units_commands_start_reload_and_stop_the_gateway(tmp_path):
             f.write('\n[accounts.reloaded]\napi_keys = ["reload-key"]\nsenders = ["DEMO"]\n')
         reload = shlex.split(service["ExecReload"].replace("$MAINPID", str(proc.pid)))
         subprocess.run(reload, check=True, timeout=10)
-        wait_for(lambda: "config reloaded" in log.read_text(), 30, what="a reload in the log")
+        wait_until(lambda: "config reloaded" in log.read_text(), 30, what="a reload in the log")
         # Every process of the node takes it: any of them may answer.
-        wait_for(lambda: all(http("GET", url + "/v1/account", key="reload-key")[0] == 200 for _ in range(8)),
+        wait_until(lambda: all(http("GET", url + "/v1/account", key="reload-key")[0] == 200 for _ in range(8)),
                  30, what="the reloaded account's key")
         assert proc.poll() is None
         assert http("GET", url + "/healthz")[0] == 200

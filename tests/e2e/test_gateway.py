@@ -7,7 +7,9 @@ import re
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import DEMO_CONFIG, SIM_CONFIG, free_port, http, smsgw, wait_for
+from tests.e2e.conftest import DEMO_CONFIG, SIM_CONFIG, smsgw
+from tests.harness.net import free_port, http
+from tests.harness.waiting import wait_until
 
 
 def test_check_config_accepts_the_shipped_files_and_names_key_paths(tmp_path):
@@ -51,7 +53,7 @@ def test_send_status_metrics_failover_and_clean_stop(gateways, tmp_path):
         code, body = http("GET", f"{url}/v1/messages/{mid}", key="demo-key")
         return body if code == 200 and body["status"] == "delivered" else None
 
-    body = wait_for(lambda: delivered(msg["id"]), 20, what="delivered")
+    body = wait_until(lambda: delivered(msg["id"]), 20, what="delivered")
     assert body["operator"] == "sim_a"
     assert [e["status"] for e in body["events"]] == ["queued", "submitted", "delivered"]
     assert "stat=DELIVRD" in body["events"][-1]["detail"]
@@ -61,7 +63,7 @@ def test_send_status_metrics_failover_and_clean_stop(gateways, tmp_path):
     # A number the cheap operator cannot reach: failed there, delivered through the next one.
     code, answer = http("POST", f"{url}/v1/messages", {"to": "46709991234", "text": "ported"}, key="demo-key")
     assert code == 202
-    ported = wait_for(lambda: delivered(answer["messages"][0]["id"]), 20, what="failover delivery")
+    ported = wait_until(lambda: delivered(answer["messages"][0]["id"]), 20, what="failover delivery")
     assert ported["operator"] == "sim_b"
     assert [(e["status"], e["operator"], e["final"]) for e in ported["events"]] == [
         ("queued", None, False), ("submitted", "sim_a", False), ("failed", "sim_a", False),
@@ -72,7 +74,7 @@ def test_send_status_metrics_failover_and_clean_stop(gateways, tmp_path):
     code, answer = http("POST", f"{url}/v1/messages", {"to": "46701234568", "text": "Привет мир! " * 10},
                         key="demo-key")
     assert code == 202 and answer["messages"][0]["parts"] == 2
-    wait_for(lambda: delivered(answer["messages"][0]["id"]), 20, what="multipart delivery")
+    wait_until(lambda: delivered(answer["messages"][0]["id"]), 20, what="multipart delivery")
 
     # Metrics, as Prometheus scrapes them.
     code, text = http("GET", f"http://127.0.0.1:{mp}/metrics")
@@ -115,6 +117,6 @@ def test_an_mo_from_the_cli_gets_its_static_reply_and_is_in_the_inbox(gateways):
         code, page = http("GET", f"{gw.url}/v1/messages?to=46701234567&status=delivered", key="demo-key")
         return page["messages"] if page["messages"] else None
 
-    [reply] = wait_for(reply_delivered, 20, what="the reply delivered")
+    [reply] = wait_until(reply_delivered, 20, what="the reply delivered")
     assert (reply["from"], reply["text"]) == ("72550", "You said: hello there")
     assert gw.stop() == 0

@@ -12,7 +12,9 @@ import urllib.request
 import pytest
 
 from tests.certs import TestCA
-from tests.e2e.conftest import SIM_CONFIG, SMSGW, ROOT, free_port, wait_for
+from tests.e2e.conftest import SIM_CONFIG, SMSGW, ROOT
+from tests.harness.net import free_port
+from tests.harness.waiting import wait_until
 
 
 def https(url: str, context: ssl.SSLContext, body=None, key="demo-key"):
@@ -47,13 +49,13 @@ def test_the_api_answers_over_https_only(tmp_path):
             except OSError:
                 return False
 
-        wait_for(ready, 60, what="/readyz over HTTPS")
+        wait_until(ready, 60, what="/readyz over HTTPS")
         ids = []
         for i in range(6):  # new connections: the kernel spreads them over both processes' listeners
             code, answer = https(base + "/v1/messages", trusted, {"to": f"467012345{i:02d}", "text": "over TLS"})
             assert code == 202, answer
             ids.append(answer["messages"][0]["id"])
-        wait_for(lambda: all(https(f"{base}/v1/messages/{i}", trusted)[1]["status"] == "delivered" for i in ids),
+        wait_until(lambda: all(https(f"{base}/v1/messages/{i}", trusted)[1]["status"] == "delivered" for i in ids),
                  30, what="delivery")
         with pytest.raises(urllib.error.URLError) as refused:
             https(base + "/healthz", ssl.create_default_context())  # not signed by a CA the system trusts

@@ -5,7 +5,8 @@ attempt; ops see why in the admin API and the metric."""
 
 from __future__ import annotations
 
-from tests.e2e.conftest import free_port, http, wait_for
+from tests.harness.net import free_port, http
+from tests.harness.waiting import wait_until
 from tests.lookup_service import LookupService
 
 CONFIG = """
@@ -57,7 +58,7 @@ def test_a_ported_number_goes_straight_to_the_operator_the_look_up_names(gateway
             code, body = http("POST", f"{gw.url}/v1/messages", {"to": to, "text": "hi"}, key="demo-key")
             assert code == 202, body
             ids[to] = body["messages"][0]["id"]
-        done = {to: wait_for(lambda mid=mid: (m := http("GET", f"{gw.url}/v1/messages/{mid}", key="demo-key")[1])
+        done = {to: wait_until(lambda mid=mid: (m := http("GET", f"{gw.url}/v1/messages/{mid}", key="demo-key")[1])
                              ["status"] == "delivered" and m, 30, what=f"{to} delivered") for to, mid in ids.items()}
         attempts = {to: [e["operator"] for e in m["events"] if e["status"] == "submitted"] for to, m in done.items()}
         assert attempts == {"46709990001": ["sim_b"], "46701234567": ["sim_a"]}  # no failed attempt on sim_a

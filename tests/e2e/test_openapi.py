@@ -38,7 +38,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from smscore.api import openapi
-from tests.e2e.conftest import GatewayProcess, free_port, http, wait_for
+from tests.e2e.conftest import GatewayProcess
+from tests.harness.net import free_port, http
+from tests.harness.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -152,7 +154,7 @@ def _seed(url: str) -> None:
     for body in ({"numbers": ["46701234572"]}, {"numbers": ["46701234572"], "account": "acme", "consent": True}):
         assert http("POST", url + "/v1/admin/stoplist", body, ADMIN_KEY)[0] == 200
     assert http("POST", url + "/v1/messages", {"to": "46701234572", "text": "consented"}, CUSTOMER_KEY)[0] == 202
-    wait_for(lambda: http("GET", url + "/v1/messages?status=delivered&to=46709991234", key=CUSTOMER_KEY)[1]["messages"],
+    wait_until(lambda: http("GET", url + "/v1/messages?status=delivered&to=46709991234", key=CUSTOMER_KEY)[1]["messages"],
              what="the failed-over message delivered")
 
 

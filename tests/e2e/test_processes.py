@@ -11,7 +11,9 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import DEMO_CONFIG, free_port, http as call, wait_for
+from tests.e2e.conftest import DEMO_CONFIG
+from tests.harness.net import free_port, http as call
+from tests.harness.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +71,7 @@ def node(gateways, tmp_path):
     gw = gateways(CONFIG.format(**ports), ports["http"])
     gw.metrics_port = ports["metrics"]
     gw.start()
-    wait_for(lambda: len(children(gw.proc.pid)) == 2, 10, what="two worker processes")
+    wait_until(lambda: len(children(gw.proc.pid)) == 2, 10, what="two worker processes")
     return gw
 
 
@@ -88,7 +90,7 @@ def test_both_processes_serve_and_the_node_answers_as_one(node):
     def delivered():
         return all(call("GET", f"{node.url}/v1/messages/{i}", key="demo-key")[1]["status"] == "delivered" for i in ids)
 
-    wait_for(delivered, 30, what="every message delivered")
+    wait_until(delivered, 30, what="every message delivered")
     # Both processes wrote status changes: the pull order (update_seq) stays one sequence, so a
     # paged pull sees each message once, at its last change.
     seen, cursor = [], "0"
@@ -134,13 +136,13 @@ def test_an_mo_injected_through_any_process_gets_its_static_reply(node):
         _, page = call("GET", node.url + "/v1/messages?to=46701234567", key="demo-key")
         return [m for m in page["messages"] if m["text"] == "You said: hi" and m["status"] == "delivered"]
 
-    wait_for(replied, 20, what="the static reply delivered")
+    wait_until(replied, 20, what="the static reply delivered")
 
 
 def test_sigterm_stops_every_process(node):
     workers = children(node.proc.pid)
     assert node.stop() == 0
-    wait_for(lambda: not any(alive(p) for p in workers), 10, what="the workers gone")
+    wait_until(lambda: not any(alive(p) for p in workers), 10, what="the workers gone")
 
 
 def test_sigkill_of_smsgw_run_leaves_no_process_and_the_node_starts_again(node):
@@ -148,19 +150,19 @@ def test_sigkill_of_smsgw_run_leaves_no_process_and_the_node_starts_again(node):
     test_crash_trials.py, with an SMSC that outlives the gateway); here: no worker outlives it."""
     workers = children(node.proc.pid)
     node.kill()
-    wait_for(lambda: not any(alive(p) for p in workers), 10, what="the workers killed with smsgw run")
+    wait_until(lambda: not any(alive(p) for p in workers), 10, what="the workers killed with smsgw run")
     node.start()
     status, body = post(node.http_port, {"to": "46701230000", "text": "after the restart"})
     assert status == 202
     mid = body["messages"][0]["id"]
-    wait_for(lambda: call("GET", f"{node.url}/v1/messages/{mid}", key="demo-key")[1]["status"] == "delivered",
+    wait_until(lambda: call("GET", f"{node.url}/v1/messages/{mid}", key="demo-key")[1]["status"] == "delivered",
              30, what="a message delivered after the restart")
 
 
 def test_a_worker_that_dies_is_started_again(node):
     main, api = children(node.proc.pid)
     os.kill(api, signal.SIGKILL)
-    wait_for(lambda: api not in children(node.proc.pid) and len(children(node.proc.pid)) == 2, 15,
+    wait_until(lambda: api not in children(node.proc.pid) and len(children(node.proc.pid)) == 2, 15,
              what="a new API worker")
     # every connection is served again (the listening socket stayed open meanwhile)
     for i in range(10):
@@ -174,11 +176,11 @@ def test_an_accounts_tps_holds_for_the_node_not_for_each_process(gateways):
     ports = {"http": free_port(), "metrics": free_port()}
     config = CONFIG.format(**ports).replace("[accounts.demo]\n", "[accounts.demo]\ntps = 3\n", 1)
     node = gateways(config, ports["http"]).start()
-    wait_for(lambda: len(children(node.proc.pid)) == 2, 10, what="two worker processes")
+    wait_until(lambda: len(children(node.proc.pid)) == 2, 10, what="two worker processes")
     conns = [http.client.HTTPConnection("127.0.0.1", node.http_port, timeout=10) for _ in range(40)]
     for conn in conns:
         conn.connect()
-    wait_for(lambda: all(connections_served(pid, node.http_port) for pid in children(node.proc.pid)), 10,
+    wait_until(lambda: all(connections_served(pid, node.http_port) for pid in children(node.proc.pid)), 10,
              what="connections on both processes")
     started = time.monotonic()
     codes = [post(node.http_port, {"to": f"467012345{i:02d}", "text": "hi"}, conn)[0] for i, conn in enumerate(conns)]

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import time
 
-from tests.e2e.conftest import free_port, http, wait_for
+from tests.harness.net import free_port, http
+from tests.harness.waiting import wait_until
 
 CONFIG = """
 [gateway]
@@ -46,19 +47,19 @@ def test_push_jobs_held_by_a_killed_node_go_out_at_once_after_its_restart(gatewa
         code, answer = http("POST", f"{gw.url}/v1/messages", {"to": f"4670100{i:04d}", "text": "x"}, key="demo-key")
         assert code == 202, answer
         ids.append(answer["messages"][0]["id"])
-    wait_for(lambda: callback_sink.held >= 1, 30, what="a callback held by the stalled receiver")
+    wait_until(lambda: callback_sink.held >= 1, 30, what="a callback held by the stalled receiver")
     gw.kill()
     callback_sink.release()
 
     restarted = time.monotonic()
     gw.start()
-    wait_for(lambda: callback_sink.received, PUSH_LEASE / 4, what="the first callback after the restart")
+    wait_until(lambda: callback_sink.received, PUSH_LEASE / 4, what="the first callback after the restart")
     first = time.monotonic() - restarted
     # The in-process simulated operator died with the node: a receipt it had not sent yet is lost
     # with it, so a message may stay "submitted". Every message that is final gets its callback.
     final = {i for i in ids if http("GET", f"{gw.url}/v1/messages/{i}", key="demo-key")[1]["status"] == "delivered"}
     assert len(final) >= len(ids) // 2
-    wait_for(lambda: {body["id"] for _, body in callback_sink.received} >= final, 30,
+    wait_until(lambda: {body["id"] for _, body in callback_sink.received} >= final, 30,
              what="a final callback for every delivered message")
     print(f"first callback {first:.2f} s after the restart (incl. the start until /readyz)")
     assert first < PUSH_LEASE / 4, f"first callback {first:.1f} s after the restart"

@@ -11,7 +11,9 @@ import sqlite3
 import pytest
 import smpplib.client
 
-from tests.e2e.conftest import SIM_CONFIG, free_port, wait_for
+from tests.e2e.conftest import SIM_CONFIG
+from tests.harness.net import free_port
+from tests.harness.waiting import wait_until
 from tests.esme import Esme, cancel_over
 
 pytestmark = pytest.mark.slow
@@ -68,14 +70,14 @@ def test_receipts_for_an_unbound_esme_survive_a_sigkill_and_arrive_after_the_res
     ids = submit_many(ports["smpp"], COUNT)
     assert len(set(ids)) == COUNT
     db = tmp_path / "e2e.db"
-    wait_for(lambda: counts(db) == (COUNT, COUNT), 60, what=f"{COUNT} delivered, their receipts waiting")
+    wait_until(lambda: counts(db) == (COUNT, COUNT), 60, what=f"{COUNT} delivered, their receipts waiting")
     gw.kill()
     gw.start()
     got = receive(ports["smpp"], COUNT)
     receipted = [pdu.receipted_message_id.decode() for pdu in got]
     assert set(receipted) == set(ids)
     assert all(b"stat:DELIVRD" in pdu.short_message for pdu in got)
-    wait_for(lambda: counts(db)[1] == 0, 30, what="every receipt acknowledged")
+    wait_until(lambda: counts(db)[1] == 0, 30, what="every receipt acknowledged")
 
 
 def test_a_bind_with_a_wrong_password_is_refused_by_the_running_gateway(gateways):
@@ -160,9 +162,9 @@ def test_a_cancel_sm_keeps_a_message_waiting_in_the_main_workers_queue_from_goin
         finally:
             conn.close()
 
-    wait_for(lambda: [statuses().get(i) for i in ids[:3]] == ["delivered"] * 3, 30, what="three delivered")
+    wait_until(lambda: [statuses().get(i) for i in ids[:3]] == ["delivered"] * 3, 30, what="three delivered")
     # Nothing left in the main worker's queue, and only three submits ever went to the operator.
-    wait_for(lambda: metric(ports["metrics"], "smsgw_queue_depth", operator="sim_a") == 0, 10,
+    wait_until(lambda: metric(ports["metrics"], "smsgw_queue_depth", operator="sim_a") == 0, 10,
              what="the main worker's queue empty")
     assert metric(ports["metrics"], "smsgw_pdus_total", command="submit_sm", direction="out") == 3
     assert statuses()[ids[3]] == "stopped"

@@ -88,12 +88,6 @@ KEYS = ("demo-key", "ops-key", "prepaid-key")
 ERROR_KEYS = {"code", "message", "field"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass(frozen=True, slots=True)
 class Request:
     """What was sent: the bytes, and the method and path they name (for the judge)."""

@@ -14,7 +14,7 @@ from twisted.internet import reactor
 
 from smscore.api import api_factory
 from tests.account_rig import history, refusal, rfc3339
-from tests.waiting import eventually
+from tests.harness.waiting import eventually
 
 
 # -- scheduling and cancelling -----------------------------------------------------------------------

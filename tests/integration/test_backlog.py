@@ -24,7 +24,7 @@ from smscore.app import Gateway
 from smscore.config import parse_config
 from smscore.model import Status
 from tests.esme import Esme
-from tests.waiting import eventually
+from tests.harness.waiting import eventually
 
 CONFIG = """
 [gateway]

@@ -21,7 +21,7 @@ from connectors.smsc_sim import SimSettings, SimulatedSMSC
 from smscore.app import Gateway
 from smscore.config import parse_config
 from smscore.model import Status
-from tests.waiting import eventually
+from tests.harness.waiting import eventually
 
 CONFIG = """
 [gateway]

@@ -31,7 +31,7 @@ from smscore.app import Gateway
 from smscore.config import parse_config
 from smscore.model import Status
 from tests.esme import Esme, bind_status, cancel_over
-from tests.waiting import eventually
+from tests.harness.waiting import eventually
 
 CONFIG = """
 [gateway]

@@ -22,7 +22,7 @@ from twisted.internet.threads import deferToThread
 from smscore.app import Gateway
 from smscore.config import parse_config
 from tests.fuzzing import http as http_fuzz
-from tests.waiting import eventually
+from tests.harness.waiting import eventually
 
 TIMEOUT = 10.0
 

@@ -50,7 +50,7 @@ from smscore.pipeline import Pipeline
 from smscore.routing import Routing
 from smscore.store.base import StoreRules
 from smscore.store.sqlite import SQLiteStore
-from tests.waiting import eventually
+from tests.harness.waiting import eventually
 
 OPERATOR = "op"
 SIM = SimSettings(system_id="gw", password="secret", receipt_delay=0.0)

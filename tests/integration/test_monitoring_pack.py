@@ -21,7 +21,7 @@ from twisted.internet import reactor
 from smscore import version
 from smscore.app import Gateway
 from smscore.config import parse_config
-from tests.waiting import eventually
+from tests.harness.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "etc" / "grafana" / "smsgw.json"

@@ -32,7 +32,7 @@ from smscore.api import customer_lookups, lookups, openapi, routes
 from smscore.app import Gateway
 from smscore.config import parse_config
 from tests.fuzzing import http as http_fuzz
-from tests.waiting import eventually
+from tests.harness.waiting import eventually
 
 SECRET = "openapi-secret"  # the backend fixture checks signatures with it
 METHODS = ("GET", "POST", "DELETE", "PUT", "PATCH")

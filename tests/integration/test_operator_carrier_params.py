@@ -28,7 +28,7 @@ from connectors.smsc_sim import SimSettings, SimulatedSMSC
 from smscore.app import link_settings
 from smscore.config import parse_config
 from tests.certs import TestCA
-from tests.waiting import eventually
+from tests.harness.waiting import eventually
 
 SIM = SimSettings(system_id="gw", password="secret", receipt_delay=60.0)
 CREDENTIALS = 'system_id = "gw"\npassword = "secret"\n'

@@ -17,7 +17,7 @@ from connectors.http_push import Pusher
 from policies.callback_urls import address_problem
 from smscore.app import Gateway
 from smscore.config import parse_config
-from tests.waiting import eventually
+from tests.harness.waiting import eventually
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 

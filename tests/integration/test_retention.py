@@ -16,7 +16,7 @@ from smscore.config import parse_config
 from smscore.store.rules import PURGE_CHUNK
 from smscore.store.sqlite import SQLiteStore
 from tests.store_contract import make_message, receipt
-from tests.waiting import eventually
+from tests.harness.waiting import eventually
 
 CONFIG = """
 [gateway]

@@ -37,7 +37,7 @@ from connectors.smpp.deliver_fields import QueryAnswer, receipt
 from connectors.smpp.server import CustomerSMPPServer, DeliveryResult, Refused, listen
 from connectors.smpp.submit_fields import ReceiptRequest
 from tests.esme import bind_status, cancel_over, read_until, smpplib_client
-from tests.waiting import eventually
+from tests.harness.waiting import eventually
 
 PASSWORD = "s3cret"
 SYSTEM_ID = "acme-esme"

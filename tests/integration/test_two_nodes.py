@@ -18,7 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.e2e.conftest import ROOT, SMSGW, GatewayProcess, free_port, http, wait_for
+from tests.e2e.conftest import ROOT, SMSGW, GatewayProcess
+from tests.harness.net import free_port, http
+from tests.harness.waiting import wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -89,7 +91,7 @@ def start_pair(pg_url, tmp_path, processes, *sim_args, tps=100000):
                             "--password", "pw", *sim_args, "--log-level", "info"],
                            stdout=open(sim_log, "w"), stderr=subprocess.STDOUT, cwd=ROOT)
     processes.append(sim)
-    wait_for(lambda: "simulated SMSC listening" in sim_log.read_text(), 30, what="the simulator")
+    wait_until(lambda: "simulated SMSC listening" in sim_log.read_text(), 30, what="the simulator")
 
     nodes = {}
     for name in ("a", "b"):
@@ -142,7 +144,7 @@ def test_two_nodes_share_the_work_and_one_finishes_what_the_killed_one_held(pg_u
             return sum(1 for to in accepted.values() if to.startswith("4670"))
 
     def kill_a_midway() -> None:
-        wait_for(lambda: accepted_by_a() >= 150, 30, step=0.01, what="node a's backlog")
+        wait_until(lambda: accepted_by_a() >= 150, 30, step=0.01, what="node a's backlog")
         nodes["a"].kill()
         killed.set()
 
@@ -168,8 +170,8 @@ def test_two_nodes_share_the_work_and_one_finishes_what_the_killed_one_held(pg_u
         return left
 
     try:
-        wait_for(lambda: not undelivered(), 45, step=0.5, what="every accepted message delivered by node b")
-    except AssertionError:
+        wait_until(lambda: not undelivered(), 45, step=0.5, what="every accepted message delivered by node b")
+    except TimeoutError:
         raise AssertionError(f"not delivered: {undelivered()[:5]}; store: {store_summary(pg_url)}") from None
 
     # Each destination submitted once, except what node a had in a window without a response.
@@ -210,7 +212,7 @@ def test_a_cancel_on_one_node_of_a_message_the_other_node_holds_is_refused_and_i
         code, body = http("POST", f"{a.url}/v1/messages", {"to": f"46702{i:06d}", "text": f"m{i}"}, key="demo-key")
         assert code == 202, body
         sent[body["messages"][0]["id"]] = f"46702{i:06d}"
-    wait_for(lambda: len(held_by(pg_url, "a")) >= 3, 10, what="node a holding queued messages")
+    wait_until(lambda: len(held_by(pg_url, "a")) >= 3, 10, what="node a holding queued messages")
     refused_id, cancelled_id = held_by(pg_url, "a")[-2:]
 
     code, body = http("DELETE", f"{b.url}/v1/messages/{refused_id}", key="demo-key")
@@ -222,7 +224,7 @@ def test_a_cancel_on_one_node_of_a_message_the_other_node_holds_is_refused_and_i
     def final():
         return {mid: http("GET", f"{b.url}/v1/messages/{mid}", key="demo-key")[1]["status"] for mid in sent}
 
-    wait_for(lambda: all(s in ("delivered", "stopped") for s in final().values()), 30, step=0.5,
+    wait_until(lambda: all(s in ("delivered", "stopped") for s in final().values()), 30, step=0.5,
              what="every message delivered or stopped")
     statuses = final()
     assert statuses[refused_id] == "delivered" and statuses[cancelled_id] == "stopped"
