@@ -44,7 +44,6 @@ import asyncio
 import json
 import os
 import resource
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -65,65 +64,14 @@ from bench_plot import Series, write_plots  # noqa: E402
 from bench_receiver import FINAL_STATUSES, CallbackReceiver  # noqa: E402
 from tests.harness.net import free_port, http_status, listening  # noqa: E402
 from tests.harness.pg import create_database, drop_database, pg_query  # noqa: E402
+from tests.harness.processes import cpu_seconds, peak_rss_mb, stop_process, thread_cpu, tree  # noqa: E402
 from tests.harness.waiting import wait_until  # noqa: E402
 
 SMSGW = str(ROOT / ".venv" / "bin" / "smsgw")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 SECRET = "bench-secret"
 # Account keys of SPEC §12, which a gateway from before it refuses as unknown keys.
 SPEC12_KEYS = ("callback_statuses", "callback_batch", "callback_linger")
 REQUEST_TIMEOUT = 60.0  # seconds for one HTTP request of the load generator
-
-
-def tree(pid: int) -> list[int]:
-    """``pid`` and all its descendants (as the peers' loadgen.py walks them)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            todo.extend(int(x) for x in Path(f"/proc/{p}/task/{p}/children").read_text().split())
-        except OSError:
-            pass
-    return out
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) of ``pid`` and every descendant, reaped children included."""
-    total = 0
-    for p in tree(pid):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += sum(int(x) for x in fields[11:15])
-    return total / CLK_TCK
-
-
-def peak_rss_mb(pid: int) -> float:
-    """The peak resident set (VmHWM) of ``pid`` and its descendants, added up, in MB."""
-    kb = 0
-    for p in tree(pid):
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    kb += int(line.split()[1])
-        except OSError:
-            continue
-    return kb / 1024
-
-
-def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds of the main thread and of all other threads together (the store writer)."""
-    out = {"main": 0.0, "threads": 0.0}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        used = (int(fields[11]) + int(fields[12])) / CLK_TCK
-        out["main" if int(task.name) == pid else "threads"] += used
-    return out
 
 
 def pct(values, q) -> float:
@@ -311,23 +259,6 @@ def final_stats(db: Path | str) -> tuple[dict[str, tuple[str, float | None]], in
                             "AND e.final) FROM messages m WHERE m.status IN ({final})")
     total = _store_query(db, "SELECT COUNT(*) FROM messages")[0][0]
     return {r[0]: (r[1], r[2]) for r in rows}, total
-
-
-def stop_process(proc: subprocess.Popen, timeout: float = 20) -> None:
-    """SIGTERM ``proc`` by its PID (SIGKILL after ``timeout``), then whatever it started and left."""
-    children = tree(proc.pid)[1:] if proc.poll() is None else []
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    for pid in children:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 class Rig:

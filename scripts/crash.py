@@ -51,9 +51,7 @@ import json
 import os
 import random
 import shutil
-import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -68,12 +66,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from connectors.smpp.receipts import keys_for_receipt  # noqa: E402
-from tests.harness.net import free_port, http_status  # noqa: E402
+from tests.harness.net import free_port  # noqa: E402
 from tests.harness.pg import create_database, drop_database  # noqa: E402
+from tests.harness.processes import GatewayProcess, SimProcess  # noqa: E402
 from tests.harness.waiting import wait_until  # noqa: E402
 
-PYTHON = sys.executable
-SMSGW = [PYTHON, "-m", "smscore.cli"]
 
 #: ``smsgw smsc-sim`` with one more log line: every receipt the ESME acknowledged ESME_ROK.
 SIM_BOOT = """
@@ -134,36 +131,13 @@ def log_entries(path: Path) -> list[dict]:
 
 
 # -- processes ---------------------------------------------------------------------------------
-class Sim:
+class Sim(SimProcess):
     """A standalone ``smsgw smsc-sim`` (with the receipt-acknowledged log line) in its own process."""
 
     def __init__(self, workdir: Path, *, window: int = 10, receipt_delay: str = "100ms",
                  system_id: str = "crash", password: str = "pw", log_level: str = "info") -> None:
-        self.smpp_port, self.control_port = free_port(), free_port()  # the gateway's config names smpp_port
-        self.log = workdir / "sim.log"
-        self.options = ["--system-id", system_id, "--password", password, "--receipt-delay", receipt_delay,
-                        "--window", str(window), "--log-level", log_level]
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def args(self) -> list[str]:
-        return ["smsc-sim", "--listen", f"127.0.0.1:{self.smpp_port}", "--control",
-                f"127.0.0.1:{self.control_port}", *self.options]
-
-    def start(self, tries: int = 3) -> Sim:
-        """Start it; when another process took the control port between ``free_port`` and the
-        simulator's listen (it then exits saying so), again on another one."""
-        for attempt in range(tries):
-            self.proc = subprocess.Popen([PYTHON, "-c", SIM_BOOT, *self.args], stdout=open(self.log, "w"),
-                                         stderr=subprocess.STDOUT, cwd=ROOT)
-            wait_until(lambda: self.proc.poll() is not None or b"simulated SMSC listening" in self.log.read_bytes(),
-                       30, what="the simulated SMSC")
-            if self.proc.poll() is None:
-                return self
-            if f"{self.control_port}: [Errno 98]".encode() not in self.log.read_bytes():
-                break
-            self.control_port = free_port()
-        raise RuntimeError(f"smsc-sim exited: {self.log.read_text()[-2000:]}")
+        super().__init__(workdir / "sim.log", system_id=system_id, password=password, boot=SIM_BOOT,
+                         options=["--receipt-delay", receipt_delay, "--window", str(window), "--log-level", log_level])
 
     def inject_mo(self, sender: str, text: str, timeout: float = 15.0) -> str:
         body = json.dumps({"from": sender, "to": MO_TO, "text": text}).encode()
@@ -171,79 +145,18 @@ class Sim:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read())["outcome"]
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
-
-class Gateway:
-    """``smsgw run -c FILE`` in a child process, ended by its PID only."""
+class Gateway(GatewayProcess):
+    """``smsgw run`` with this script's config (``CONFIG``) in ``workdir``, on fresh ports."""
 
     def __init__(self, workdir: Path, store_url: str, smpp_port: int, *, window: int = 10, binds: int = 1,
                  log_level: str = "info", node: str = NODE, processes: str = '"auto"') -> None:
-        self.http_port, self.metrics_port = free_port(), free_port()
-        self.config = workdir / "gw.toml"
-        self.config.write_text(CONFIG.format(node=node, processes=processes, store_url=store_url, http=self.http_port,
-                                             metrics=self.metrics_port, smpp=smpp_port, binds=binds,
-                                             window=window, key=API_KEY))
-        self.log = workdir / "gw.log"
-        self.log_level = log_level
-        self.proc: subprocess.Popen | None = None
-        self.started_at = 0.0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    def spawn(self) -> subprocess.Popen:
-        self.started_at = time.time()
-        self.proc = subprocess.Popen([*SMSGW, "run", "-c", str(self.config), "--log-level", self.log_level],
-                                     stdout=open(self.log, "a"), stderr=subprocess.STDOUT, cwd=ROOT)
-        return self.proc
-
-    def start(self, ready: bool = True, timeout: float = 60) -> Gateway:
-        self.spawn()
-
-        def healthy():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited with {self.proc.returncode}: {self.log.read_text()[-3000:]}")
-            return http_status(self.url + "/healthz") == 200
-
-        wait_until(healthy, timeout, 0.05, what="the gateway's /healthz")
-        if ready:
-            wait_until(lambda: http_status(self.url + "/readyz") == 200, 30, 0.05, what="the gateway's /readyz")
-        return self
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return -9
-
-    def metric(self, name: str, **labels) -> float:
-        want = "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else ""
-        try:
-            text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
-        except OSError:
-            return float("nan")
-        for line in text.splitlines():
-            if line.startswith(name + want + " "):
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
+        http_port, metrics_port = free_port(), free_port()
+        config = workdir / "gw.toml"
+        config.write_text(CONFIG.format(node=node, processes=processes, store_url=store_url, http=http_port,
+                                        metrics=metrics_port, smpp=smpp_port, binds=binds, window=window,
+                                        key=API_KEY))
+        super().__init__(config, http_port, workdir / "gw.log", metrics_port=metrics_port, log_level=log_level)
 
 
 # -- reading the store directly -----------------------------------------------------------------

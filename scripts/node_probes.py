@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bench import cpu_seconds, peak_rss_mb, thread_cpu, tree
 from tests.harness.pg import pg_query
+from tests.harness.processes import cpu_seconds, peak_rss_mb, thread_cpu, tree
 from tests.harness.waiting import wait_until
 
 

@@ -77,7 +77,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench import (  # noqa: E402
-    SECRET, Result, Scenario, Sent, cpu_seconds, drive, final_stats, report, request_bodies, tree)
+    SECRET, Result, Scenario, Sent, drive, final_stats, report, request_bodies)
 from bench_receiver import CallbackReceiver  # noqa: E402
 from crash import API_KEY, Gateway, Sim, log_entries  # noqa: E402
 from node_probes import postmaster, sessions_at, snapshot, wait_for_binds  # noqa: E402
@@ -85,6 +85,7 @@ from restart_scale import submits  # noqa: E402
 from smscore.durations import parse_duration  # noqa: E402
 from tests.harness.net import free_port  # noqa: E402
 from tests.harness.pg import create_database, drop_database, pg_query  # noqa: E402
+from tests.harness.processes import cpu_seconds, tree  # noqa: E402
 from tests.harness.waiting import wait_until  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,5 @@
-"""End-to-end helpers: the `smsgw` command run as a user runs it, in its own process."""
+"""End-to-end fixtures: the demo configs, `smsgw` commands run as a user runs them, gateways in their
+own processes (``tests.harness.processes``) killed at the end of a test, and a callback receiver."""
 
 from __future__ import annotations
 
@@ -6,16 +7,10 @@ import json
 import os
 import signal
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.harness.net import http
-from tests.harness.waiting import wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
-SMSGW = [sys.executable, "-m", "smscore.cli"]
+from tests.harness.processes import ROOT, SMSGW, GatewayProcess
 
 #: a node with two simulated operators (sim_a cannot reach 4670999…) and the demo account
 SIM_CONFIG = """
@@ -62,50 +57,6 @@ def smsgw(*args, timeout=60, check=False) -> subprocess.CompletedProcess:
     if check and proc.returncode != 0:
         raise AssertionError(f"smsgw {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
     return proc
-
-
-class GatewayProcess:
-    """`smsgw run -c FILE` in a child process, ended by PID only."""
-
-    def __init__(self, config: Path, http_port: int, log: Path) -> None:
-        self.config, self.http_port, self.log = config, http_port, log
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    def start(self, ready=True) -> GatewayProcess:
-        self.proc = subprocess.Popen([*SMSGW, "run", "-c", str(self.config), "--log-level", "debug"],
-                                     stdout=open(self.log, "a"), stderr=subprocess.STDOUT, cwd=ROOT)
-
-        def healthy():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"gateway exited with {self.proc.returncode}: {self.log.read_text()[-3000:]}")
-            try:
-                return http("GET", self.url + "/healthz", timeout=1)[0] == 200
-            except OSError:
-                return False
-
-        wait_until(healthy, 60, what="the gateway's /healthz")
-        if ready:
-            wait_until(lambda: http("GET", self.url + "/readyz", timeout=1)[0] == 200, 30, what="/readyz")
-        return self
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError("the gateway did not stop within 30 s of SIGTERM") from None
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ import subprocess
 from importlib.metadata import version
 
 from smscore.config import parse_config
-from tests.e2e.conftest import ROOT, SMSGW, smsgw
+from tests.e2e.conftest import smsgw
+from tests.harness.processes import ROOT, SMSGW
 
 
 def test_version_names_the_installed_package():

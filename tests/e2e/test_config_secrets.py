@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from tests.e2e.conftest import ROOT, SMSGW
+from tests.harness.processes import ROOT, SMSGW
 
 #: an SMPP operator whose password is read from the environment, added to the shipped file
 OPERATOR = """

@@ -13,8 +13,9 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.browser import PHONE, Browser
-from tests.e2e.conftest import DEMO_CONFIG, GatewayProcess
+from tests.e2e.conftest import DEMO_CONFIG
 from tests.harness.net import free_port, http
+from tests.harness.processes import GatewayProcess
 from tests.harness.waiting import wait_until
 
 CONFIG = DEMO_CONFIG + """

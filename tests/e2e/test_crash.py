@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import time
 
-from tests.e2e.conftest import ROOT, SMSGW
 from tests.harness.net import free_port, http
+from tests.harness.processes import SimProcess
 from tests.harness.waiting import wait_until
 
 CONFIG = """
@@ -46,8 +44,10 @@ def submits_to(log_path, number) -> int:
 
 
 def test_sigkill_before_submit_then_restart_delivers_once(gateways, tmp_path):
-    hp, mp, sp = free_port(), free_port(), free_port()
-    gw = gateways(CONFIG.format(http=hp, metrics=mp, smpp=sp), hp)
+    sim_log = tmp_path / "sim.log"
+    sim = SimProcess(sim_log, system_id="crash", password="pw", options=["--receipt-delay", "10ms", "--log-level", "info"])
+    hp, mp = free_port(), free_port()
+    gw = gateways(CONFIG.format(http=hp, metrics=mp, smpp=sim.smpp_port), hp)
     # The SMSC is not there yet: the gateway accepts and stores, but cannot submit.
     gw.start(ready=False)
     code, answer = http("POST", f"{gw.url}/v1/messages", {"to": "46701234567", "text": "survive"}, key="demo-key")
@@ -57,10 +57,7 @@ def test_sigkill_before_submit_then_restart_delivers_once(gateways, tmp_path):
     assert before["status"] == "queued"
     gw.kill()
 
-    sim_log = tmp_path / "sim.log"
-    sim = subprocess.Popen([*SMSGW, "smsc-sim", "--listen", f"127.0.0.1:{sp}", "--system-id", "crash",
-                            "--password", "pw", "--receipt-delay", "10ms", "--log-level", "info"],
-                           stdout=open(sim_log, "w"), stderr=subprocess.STDOUT, cwd=ROOT)
+    sim.start()
     try:
         gw.start()
 
@@ -74,5 +71,4 @@ def test_sigkill_before_submit_then_restart_delivers_once(gateways, tmp_path):
         assert submits_to(sim_log, "46701234567") == 1
         assert gw.stop() == 0
     finally:
-        sim.send_signal(signal.SIGTERM)
-        sim.wait(timeout=20)
+        sim.stop()

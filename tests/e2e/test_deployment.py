@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ROOT, SMSGW, smsgw
+from tests.e2e.conftest import smsgw
 from tests.harness.net import free_port, http
+from tests.harness.processes import ROOT, SMSGW
 from tests.harness.waiting import wait_until
 
 UNIT = ROOT / "etc" / "systemd" / "smsgw.service"

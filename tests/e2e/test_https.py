@@ -12,8 +12,9 @@ import urllib.request
 import pytest
 
 from tests.certs import TestCA
-from tests.e2e.conftest import SIM_CONFIG, SMSGW, ROOT
+from tests.e2e.conftest import SIM_CONFIG
 from tests.harness.net import free_port
+from tests.harness.processes import ROOT, SMSGW
 from tests.harness.waiting import wait_until
 
 

@@ -38,8 +38,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from smscore.api import openapi
-from tests.e2e.conftest import GatewayProcess
 from tests.harness.net import free_port, http
+from tests.harness.processes import GatewayProcess
 from tests.harness.waiting import wait_until
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from tests.e2e.conftest import ROOT
+from tests.harness.processes import ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.e2e.conftest import ROOT, SMSGW, GatewayProcess
 from tests.harness.net import free_port, http
+from tests.harness.processes import GatewayProcess, SimProcess
 from tests.harness.waiting import wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -85,13 +85,10 @@ def processes(tmp_path):
 def start_pair(pg_url, tmp_path, processes, *sim_args, tps=100000):
     """The simulator, then nodes a and b bound to it: ({name: GatewayProcess}, the simulator's
     log, the sessions node a bound)."""
-    smpp = free_port()
     sim_log = tmp_path / "sim.log"
-    sim = subprocess.Popen([*SMSGW, "smsc-sim", "--listen", f"127.0.0.1:{smpp}", "--system-id", "pair",
-                            "--password", "pw", *sim_args, "--log-level", "info"],
-                           stdout=open(sim_log, "w"), stderr=subprocess.STDOUT, cwd=ROOT)
-    processes.append(sim)
-    wait_until(lambda: "simulated SMSC listening" in sim_log.read_text(), 30, what="the simulator")
+    sim = SimProcess(sim_log, system_id="pair", password="pw", options=[*sim_args, "--log-level", "info"])
+    smpp = sim.smpp_port
+    processes.append(sim.start().proc)
 
     nodes = {}
     for name in ("a", "b"):
