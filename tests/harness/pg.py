@@ -46,7 +46,7 @@ def pg_query(url: str, sql: str, params=()) -> list[tuple]:
     conn = psycopg2.connect(url, connect_timeout=10)
     try:
         cur = conn.cursor()
-        cur.execute(sql, params)
+        cur.execute(sql, params or None)  # no parameters: a % in the SQL is a %
         return cur.fetchall()
     finally:
         conn.close()
