@@ -25,6 +25,9 @@ States::
     CLOSED ◀──unbind_resp received── UNBINDING;  peer unbind (auto-answered), framing lost or
     ``connection_lost()`` → CLOSED from any state.
 
+``_MOVES`` is this diagram as a table (h11's way), and ``Session._move`` the one place that
+changes the state by it.
+
 ``REQUEST_RULES`` is the one table of who may send which request in which state (SMPP 3.4 §2.3,
 table 2-1). When *we* break it, ``send_request`` raises ``LocalProtocolError`` and nothing is sent.
 When the *peer* breaks it, the session answers for the application: the command's response (or a
@@ -118,6 +121,18 @@ _OPEN = frozenset({State.OPEN})
 _UNBIND = _BOUND | {State.UNBINDING}  # both sides may unbind at once
 _LIVE = frozenset(State) - {State.CLOSED}
 _BINDING_OR_BOUND = _BOUND | {State.BINDING}
+
+#: Every change of a session's state, as h11 keeps them: (state, what happened) → the state after.
+#: ``Session._move`` is the one place the state changes; what may be *sent* in each state is
+#: ``REQUEST_RULES``'s, below, so no move here is reached by a request out of turn.
+_MOVES: dict[tuple[State, str], State] = {
+    (State.OPEN, "bind"): State.BINDING,  # a bind sent, or one received
+    **{(State.BINDING, f"{command} accepted"): bound for command, bound in _BIND_STATE.items()},
+    (State.BINDING, "bind refused"): State.OPEN,
+    **{(state, "unbind sent"): State.UNBINDING for state in _UNBIND},  # both sides may unbind at once
+    # unbind received or answered, framing lost, the connection gone
+    **{(state, "closed"): State.CLOSED for state in State},
+}
 
 #: (role of the sender, request) → states of the session in which it may be sent.
 REQUEST_RULES: dict[tuple[str, str], frozenset[State]] = {
@@ -328,6 +343,10 @@ class Session:
     def is_bound(self) -> bool:
         return self.state in _BOUND
 
+    def _move(self, what: str) -> None:
+        """Change the state by ``_MOVES``: a move the table lacks is a bug of this module (KeyError)."""
+        self.state = _MOVES[(self.state, what)]
+
     @property
     def last_received(self) -> float:
         """When bytes last arrived from the peer (the keep-alive clock)."""
@@ -352,7 +371,7 @@ class Session:
             return GenericNackSent(exc.reason, exc.sequence, exc.status, reply)
         except FatalDecodeError as exc:
             self._dead = True
-            self.state = State.CLOSED
+            self._move("closed")
             return MustClose(exc.reason, encode(PDU("generic_nack", 0, ESME_RINVCMDLEN)))
         if pdu is NEED_DATA:
             return NEED_DATA
@@ -367,12 +386,12 @@ class Session:
         command = entry.request.command
         if command in _BIND_STATE and self.state is State.BINDING:
             if pdu.status == ESME_ROK and pdu.command != "generic_nack":
-                self.state = _BIND_STATE[command]
+                self._move(f"{command} accepted")
                 self.peer_system_id = str(pdu.params.get("system_id", ""))
             else:
-                self.state = State.OPEN
+                self._move("bind refused")
         elif command == "unbind":
-            self.state = State.CLOSED
+            self._move("closed")
         elif command == "enquire_link" and entry.sequence == self._enquire_sequence:
             self._enquire_sequence = None
         return ResponseReceived(pdu, entry.request, self._now - entry.sent_at)
@@ -388,10 +407,10 @@ class Session:
         if command == "enquire_link":
             return EnquireLinkAnswered(pdu, encode(PDU("enquire_link_resp", pdu.sequence)))
         if command == "unbind":
-            self.state = State.CLOSED
+            self._move("closed")
             return PeerUnbound(pdu, encode(PDU("unbind_resp", pdu.sequence)))
         if command in _BIND_STATE:
-            self.state = State.BINDING
+            self._move("bind")
         return RequestReceived(pdu)
 
     def _reject(self, pdu: PDU, status: int) -> RequestRejected:
@@ -427,9 +446,9 @@ class Session:
             self.window.offer(sequence, pdu, now,
                               self.response_timeout if timeout is None else timeout, force=force)
         if command in _BIND_STATE:
-            self.state = State.BINDING
+            self._move("bind")
         elif command == "unbind":
-            self.state = State.UNBINDING
+            self._move("unbind sent")
         elif command == "enquire_link":
             self._enquire_sequence = sequence
         return sequence, data
@@ -444,10 +463,10 @@ class Session:
         data = encode(PDU(response, request.sequence, status, params or {}, tlvs or {}))
         if request.command in _BIND_STATE and self.state is State.BINDING:
             if status == ESME_ROK:
-                self.state = _BIND_STATE[request.command]
+                self._move(f"{request.command} accepted")
                 self.peer_system_id = str(request.params.get("system_id", ""))
             else:
-                self.state = State.OPEN
+                self._move("bind refused")
         return data
 
     # -- time and teardown --
@@ -460,6 +479,6 @@ class Session:
 
     def connection_lost(self) -> list[WindowEntry]:
         """The TCP connection is gone: CLOSED, and every outstanding request, to requeue."""
-        self.state = State.CLOSED
+        self._move("closed")
         self._dead = True
         return self.window.drain()
