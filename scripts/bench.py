@@ -7,7 +7,8 @@ new database on the PostgreSQL server of `--pg-url` / SMSGW_BENCH_PG_URL, droppe
 This process drives the HTTP API with keep-alive connections (asyncio, raw HTTP/1.1, so the load
 generator stays cheap) and, for the scenarios with callbacks, is the customer's backend too: a
 signed-callback receiver on 127.0.0.1 (scripts/bench_receiver.py) that checks every signature,
-drops repeated events and notes when each message's final status arrived.
+drops repeated events and notes when each message's final status arrived. The load generator is
+scripts/bench_load.py; what a scenario measured and how it is printed, scripts/bench_results.py.
 
 Scenarios (`--scenarios`, default all four; each needs -n messages):
   single     one message per request, no callbacks (end = the store has every final status)
@@ -52,7 +53,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,8 +61,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench_plot import Series, write_plots  # noqa: E402
+from bench_load import drive, request_bodies  # noqa: E402
+from bench_plot import write_plots  # noqa: E402
 from bench_receiver import FINAL_STATUSES, CallbackReceiver  # noqa: E402
+from bench_results import TABLE_HEAD, Result, report, table_row  # noqa: E402
 from tests.harness.net import free_port, http_status, listening  # noqa: E402
 from tests.harness.pg import create_database, drop_database, pg_query  # noqa: E402
 from tests.harness.processes import cpu_seconds, peak_rss_mb, stop_process, thread_cpu, tree  # noqa: E402
@@ -71,14 +74,6 @@ SMSGW = str(ROOT / ".venv" / "bin" / "smsgw")
 SECRET = "bench-secret"
 # Account keys of SPEC §12, which a gateway from before it refuses as unknown keys.
 SPEC12_KEYS = ("callback_statuses", "callback_batch", "callback_linger")
-REQUEST_TIMEOUT = 60.0  # seconds for one HTTP request of the load generator
-
-
-def pct(values, q) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 CONFIG = """
@@ -144,80 +139,6 @@ SCENARIOS = {s.name: s for s in (
     Scenario("list-cb", "lists of 100 per request, status callbacks", per_request=100, callbacks=True,
              spec12=(("callback_statuses", '"final"'), ("callback_batch", "100")), prefix="4671"),
 )}
-
-
-class Http:
-    """A minimal keep-alive HTTP/1.1 client connection."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-
-    async def connect(self):
-        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-
-    async def post(self, path: str, body: bytes, key: str) -> tuple[int, bytes]:
-        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {key}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
-        self.writer.write(head + body)
-        status_line = await self.reader.readuntil(b"\r\n")
-        status = int(status_line.split()[1])
-        length = 0
-        while True:
-            line = await self.reader.readuntil(b"\r\n")
-            if line == b"\r\n":
-                break
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        return status, await self.reader.readexactly(length)
-
-
-@dataclass
-class Sent:
-    """What the load generator did: per request (start, end, accepted ids), all in Unix seconds."""
-
-    requests: list[tuple[float, float, list[str]]] = field(default_factory=list)
-    errors: int = 0
-    samples: list[str] = field(default_factory=list)  # the first few refusals, for the report
-
-    @property
-    def ids(self) -> list[str]:
-        return [i for _, _, ids in self.requests for i in ids]
-
-
-async def drive(port: int, requests: list[bytes], concurrency: int) -> Sent:
-    """Send every request body over ``concurrency`` keep-alive connections."""
-    sent = Sent()
-    queue = list(reversed(requests))
-
-    async def worker():
-        conn = Http("127.0.0.1", port)
-        await conn.connect()
-        try:
-            while queue:
-                body = queue.pop()
-                t0 = time.time()
-                try:
-                    status, data = await asyncio.wait_for(conn.post("/v1/messages", body, "bench-key"),
-                                                          REQUEST_TIMEOUT)
-                except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
-                    sent.errors += 1
-                    if len(sent.samples) < 5:
-                        sent.samples.append(repr(exc)[:200])
-                    conn.writer.close()
-                    await conn.connect()
-                    continue
-                if status == 202:
-                    sent.requests.append((t0, time.time(), [m["id"] for m in json.loads(data)["messages"]]))
-                else:
-                    sent.errors += 1
-                    if len(sent.samples) < 5:
-                        sent.samples.append(f"{status} {data[:200].decode(errors='replace')}")
-        finally:
-            conn.writer.close()
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return sent
 
 
 class GatewayExited(Exception):
@@ -334,91 +255,6 @@ class Rig:
                    if s.name == name and labels.items() <= s.labels.items())
 
 
-def request_bodies(n: int, per_request: int, prefix: str) -> list[bytes]:
-    if per_request == 1:
-        return [json.dumps({"to": f"{prefix}{i:07d}", "text": f"bench message {i}"}).encode() for i in range(n)]
-    return [json.dumps({"to": [f"{prefix}{j:07d}" for j in range(i, min(n, i + per_request))],
-                        "text": f"bench batch {i // per_request}"}).encode() for i in range(0, n, per_request)]
-
-
-@dataclass
-class Result:
-    """What one scenario measured; times in Unix seconds."""
-
-    scenario: Scenario
-    messages: int
-    store: str
-    concurrency: int
-    t0: float
-    submit_end: float
-    sent: Sent
-    final_at: dict[str, float]  # accepted message id -> when its final status arrived
-    statuses: Counter
-    done: bool
-    cpu: dict[str, float]  # "smsgw" (its process tree), "smsc_sim"
-    threads: dict[str, float]
-    processes: int
-    bench_cpu: float
-    peak_rss_mb: float
-    store_final: int
-    store_total: int
-    receiver: CallbackReceiver | None = None
-
-    @property
-    def accepted(self) -> int:
-        return sum(len(ids) for _, _, ids in self.sent.requests)
-
-    @property
-    def lost(self) -> int:
-        return self.accepted - len(self.final_at)
-
-    @property
-    def latencies_ms(self) -> list[float]:
-        return sorted((self.final_at[i] - start) * 1000 for start, _, ids in self.sent.requests
-                      for i in ids if i in self.final_at)
-
-    @property
-    def last_final(self) -> float | None:
-        return max(self.final_at.values()) - self.t0 if self.final_at else None
-
-    def record(self, legacy: bool) -> dict:
-        """The result line, in the fields of the peers' loadgen.py (summarize.py reads it)."""
-        lat, accepted = self.latencies_ms, self.accepted
-        request_ms = [(end - start) * 1000 for start, end, _ in self.sent.requests]
-        submit = max(self.submit_end - self.t0, 1e-9)
-        last = self.last_final
-        out = {
-            "gateway": f"smsgw {self.scenario.name}", "label": self.scenario.name, "store": self.store,
-            "callbacks": self.scenario.callbacks_said(legacy),
-            "n": self.messages, "concurrency": self.concurrency, "list_size": self.scenario.per_request,
-            "accepted": accepted, "rejected_requests": self.sent.errors, "reject_samples": self.sent.samples,
-            "submit_seconds": round(submit, 3), "accepted_per_s": round(accepted / submit, 1),
-            "dlrs_final": len(self.final_at), "dlr_status": dict(self.statuses), "lost": self.lost,
-            "all_dlrs_seconds": round(last, 3) if last is not None and self.lost == 0 else None,
-            "last_dlr_seconds": round(last, 3) if last is not None else None,
-            "end_to_end_per_s": round(len(self.final_at) / last, 1) if last else 0.0,
-            "latency_ms": {str(p): round(pct(lat, p / 100), 1) if lat else None for p in (50, 90, 95, 99)},
-            "latency_ms_max": round(lat[-1], 1) if lat else None,
-            "http_accept_ms": {str(p): round(pct(request_ms, p / 100), 1) if request_ms else None for p in (50, 99)},
-            "cpu_seconds": {k: round(v, 2) for k, v in self.cpu.items()},
-            "cpu_ms_per_message": round(self.cpu["smsgw"] / max(1, accepted) * 1000, 3),
-            "gateway_processes": self.processes, "peak_rss_mb": round(self.peak_rss_mb, 1),
-            "loadgen_cpu_seconds": round(self.bench_cpu, 2),
-            "store_final": self.store_final, "store_messages": self.store_total, "timed_out": not self.done,
-        }
-        if self.receiver is not None:
-            counts = self.receiver.counts
-            out.update(bad_signatures=counts["bad_signatures"], event_repeats=counts["repeats"],
-                       no_event_id=counts["no_event_id"], bad_callback_bodies=counts["bad_bodies"],
-                       other_callbacks=counts["other_callbacks"], receiver=dict(counts))
-        return out
-
-    def series(self) -> Series:
-        return Series(self.scenario.name,
-                      [end - self.t0 for _, end, ids in self.sent.requests for _ in ids],
-                      sorted(t - self.t0 for t in self.final_at.values()), self.latencies_ms)
-
-
 async def _measure(scenario: Scenario, args, rig: Rig, bodies: list[bytes], messages: int) -> Result:
     receiver = None
     if scenario.callbacks:
@@ -462,60 +298,6 @@ async def _measure(scenario: Scenario, args, rig: Rig, bodies: list[bytes], mess
         bench_cpu=(self1.ru_utime - self0.ru_utime) + (self1.ru_stime - self0.ru_stime),
         peak_rss_mb=peak_rss_mb(rig.pids["smsgw"]),
         store_final=sum(1 for i in in_store if i in wanted), store_total=total, receiver=receiver)
-
-
-def report(result: Result, legacy: bool) -> None:
-    """The per-scenario figures, as the bench printed them before the table existed."""
-    r, s = result.record(legacy), result.scenario
-    n, requests = result.accepted, len(result.sent.requests) + result.sent.errors
-    where = "at the receiver" if s.callbacks else "in the store"
-    lat = r["latency_ms"]
-    print(f"  accepted             {r['accepted_per_s']:10.0f} msg/s   ({requests / r['submit_seconds']:.0f} requests/s, "
-          f"{result.sent.errors} refused{': ' + result.sent.samples[0] if result.sent.samples else ''})")
-    last = r["last_dlr_seconds"]
-    print(f"  end-to-end           {r['end_to_end_per_s']:10.0f} msg/s   ({len(result.final_at)} final statuses {where}, "
-          f"the last {last if last is not None else '-'} s after the first request"
-          f"{'' if result.done else ', TIMED OUT'})")
-    print(f"  accept latency       p50 {r['http_accept_ms']['50'] or 0:7.1f} ms   "
-          f"p99 {r['http_accept_ms']['99'] or 0:7.1f} ms   (per request)")
-    if lat["50"] is not None:
-        print(f"  request->final       p50 {lat['50']:7.1f} ms   p95 {lat['95']:7.1f} ms   p99 {lat['99']:7.1f} ms   "
-              f"max {r['latency_ms_max']:.1f} ms")
-    print(f"  final statuses       {', '.join(f'{k} {v}' for k, v in sorted(result.statuses.items())) or '-'}")
-    for k, used in result.cpu.items():
-        extra = f", {result.processes} process(es), peak RSS {result.peak_rss_mb:.0f} MB" if k == "smsgw" else ""
-        print(f"  CPU {k:<16} {used / max(1, n) * 1000:10.3f} ms per message  ({used:.2f} s{extra})")
-    print(f"    of which: reactor thread {result.threads['main']:.2f} s, "
-          f"store and other threads {result.threads['threads']:.2f} s")
-    print(f"  CPU bench process    {result.bench_cpu:10.2f} s   (load generator{' and receiver' if s.callbacks else ''})")
-    if result.receiver is not None:
-        c = result.receiver.counts
-        print(f"  callbacks            {c['posts']:10d} POSTs   ({c['batched_posts']} batched; {c['events']} events: "
-              f"{c['final_events']} final, {c['nonfinal_events']} not; {c['repeats']} repeats dropped, "
-              f"{c['final_again']} second finals, {c['other_callbacks']} other)")
-        print(f"  bad signatures       {c['bad_signatures']:10d}   ({c['bad_bodies']} bad bodies, "
-              f"{c['no_event_id']} events without event_id)")
-    print(f"  lost messages        {result.lost:10d}   (store: {result.store_final} final of {n} accepted, "
-          f"{n - result.store_final} not final or not in it)")
-
-
-TABLE_HEAD = ("| result set | gateway | N | C | runs | accepted/s | all DLRs after s | end-to-end msg/s | lat p50 ms "
-              "| p95 ms | p99 ms | max ms | lost | gateway CPU s (sum) | CPU s per process | CPU ms/msg | peak RSS MB |\n"
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-
-
-def table_row(r: dict) -> str:
-    """One row in the columns of /work/shared/peers/load/summarize.py, plus CPU ms/msg and peak RSS."""
-    gateway = r["gateway"] + (f" list={r['list_size']}" if r.get("list_size", 1) > 1 else "")
-    lat = r["latency_ms"]
-    cpu = r["cpu_seconds"]
-    gateway_cpu = sum(v for k, v in cpu.items() if k != "smsc_sim")
-    last = r["last_dlr_seconds"]
-    cells = [r["store"], gateway, r["n"], r["concurrency"], 1, r["accepted_per_s"], None if last is None else f"{last:.2f}",
-             r["end_to_end_per_s"], lat["50"], lat["95"], lat["99"], r["latency_ms_max"], r["lost"],
-             f"{gateway_cpu:.2f}", " ".join(f"{k}={v:.2f}" for k, v in cpu.items()), f"{r['cpu_ms_per_message']:.3f}",
-             r["peak_rss_mb"]]
-    return "| " + " | ".join("-" if c is None else str(c) for c in cells) + " |"
 
 
 def scenarios_to_run(args, parser) -> list[Scenario]:

@@ -29,7 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import Rig, Scenario, pct, table_row  # noqa: E402
+from bench import Rig, Scenario  # noqa: E402
+from bench_results import pct, table_row  # noqa: E402
 from tests.harness.net import free_port  # noqa: E402
 from tests.harness.processes import cpu_seconds, peak_rss_mb  # noqa: E402
 from twisted.internet import defer, task  # noqa: E402

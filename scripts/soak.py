@@ -79,7 +79,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import Http  # noqa: E402
+from bench_load import Http  # noqa: E402
 from bench_receiver import FINAL_STATUSES, CallbackReceiver  # noqa: E402
 from crash import Gateway, Sim, StoreReader  # noqa: E402
 from tests.harness.net import free_port  # noqa: E402

@@ -76,9 +76,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import (  # noqa: E402
-    SECRET, Result, Scenario, Sent, drive, final_stats, report, request_bodies)
+from bench import SECRET, Scenario, final_stats  # noqa: E402
+from bench_load import Sent, drive, request_bodies  # noqa: E402
 from bench_receiver import CallbackReceiver  # noqa: E402
+from bench_results import Result, report  # noqa: E402
 from crash import API_KEY, Gateway, Sim, log_entries  # noqa: E402
 from node_probes import postmaster, sessions_at, snapshot, wait_for_binds  # noqa: E402
 from restart_scale import submits  # noqa: E402
@@ -89,7 +90,7 @@ from tests.harness.processes import cpu_seconds, tree  # noqa: E402
 from tests.harness.waiting import wait_until  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-LOAD_KEY = "bench-key"  # the key bench.drive sends
+LOAD_KEY = "bench-key"  # the key bench_load.drive sends
 ADMIN_KEY = "nodes-admin"
 OPERATOR = "smsc"  # crash.py's operator name
 BAR = 1.1
