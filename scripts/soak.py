@@ -81,7 +81,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_load import Http  # noqa: E402
 from bench_receiver import FINAL_STATUSES, CallbackReceiver  # noqa: E402
-from crash import Gateway, Sim, StoreReader  # noqa: E402
+from crash_rig import Gateway, Sim, StoreReader  # noqa: E402
 from tests.harness.net import free_port  # noqa: E402
 from tests.harness.pg import create_database, drop_database  # noqa: E402
 from tests.harness.processes import tree  # noqa: E402

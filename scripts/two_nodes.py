@@ -80,7 +80,7 @@ from bench import SECRET, Scenario, final_stats  # noqa: E402
 from bench_load import Sent, drive, request_bodies  # noqa: E402
 from bench_receiver import CallbackReceiver  # noqa: E402
 from bench_results import Result, report  # noqa: E402
-from crash import API_KEY, Gateway, Sim, log_entries  # noqa: E402
+from crash_rig import API_KEY, Gateway, Sim, log_entries  # noqa: E402
 from node_probes import postmaster, sessions_at, snapshot, wait_for_binds  # noqa: E402
 from restart_scale import submits  # noqa: E402
 from smscore.durations import parse_duration  # noqa: E402
