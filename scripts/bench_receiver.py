@@ -18,6 +18,9 @@ receiver stands in for that backend, in the bench process, on 127.0.0.1:
 
 `expect(ids)` then `wait(deadline)` waits until every one of those ids has its final status here.
 Anything that is not a status event (a balance notice) is counted and ignored.
+
+``MoReceiver`` stands in for a keyword's backend (scripts/soak.py): it checks the signature of each
+MO push, counts it, and answers with a reply.
 """
 
 from __future__ import annotations
@@ -205,3 +208,46 @@ class CallbackReceiver:
         if not 0 <= length <= _MAX_BODY:
             raise ValueError(f"Content-Length {length}")
         return await reader.readexactly(length) if length else b""
+
+
+class MoReceiver:
+    """The keyword's ``url``: checks the signature, notes the MO, answers ``{"reply": "re <payload>"}``."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret.encode()
+        self.pushes: Counter[str] = Counter()  # MO text -> pushes received
+        self.bad_signatures = 0
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+
+    def answer(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+        timestamp = headers.get("x-smsgw-timestamp", "")
+        want = "sha256=" + hmac.new(self.secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(want, headers.get("x-smsgw-signature", "")):
+            self.bad_signatures += 1
+            return 401, b"{}"
+        mo = json.loads(body)
+        self.pushes[mo["text"]] += 1
+        return 200, json.dumps({"reply": f"re {mo['payload']}"}).encode()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+                headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in head[1:]) if k}
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                status, reply = self.answer(headers, body)
+                writer.write(f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+                             f"Content-Length: {len(reply)}\r\n\r\n".encode() + reply)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError):
+            pass
+        finally:
+            writer.close()

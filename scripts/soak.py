@@ -61,10 +61,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import hmac
 import json
-import math
 import os
 import random
 import shutil
@@ -72,30 +69,27 @@ import signal
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_load import Http  # noqa: E402
-from bench_receiver import FINAL_STATUSES, CallbackReceiver  # noqa: E402
+from bench_receiver import FINAL_STATUSES, CallbackReceiver, MoReceiver  # noqa: E402
 from crash_rig import Gateway, Sim, StoreReader  # noqa: E402
+from soak_verdict import UNREACHABLE, Sample, proc_figures, scrape, table, verdict, write_plot  # noqa: E402
+from smscore.durations import parse_duration  # noqa: E402
 from tests.harness.net import free_port  # noqa: E402
 from tests.harness.pg import create_database, drop_database  # noqa: E402
 from tests.harness.processes import tree  # noqa: E402
-from restart_scale import submits  # noqa: E402
-from smscore.durations import parse_duration  # noqa: E402
 
 API_KEY = "soak-key"
 ADMIN_KEY = "soak-admin"
 SECRET = "soak-secret"
 SHORTCODE = "72550"
-UNREACHABLE = "4670999"  # sim_a accepts these and answers UNDELIV: the message fails over to sim_b
 MAX_IN_FLIGHT = 32  # MT requests at once; the load never queues beyond this
 REQUEST_TIMEOUT = 15.0
-RUN_SETTLE = 15.0  # seconds of each run (after a start) left out of its own RSS slope
 OUTAGE_SECONDS = (10.0, 30.0)
 
 CONFIG = """
@@ -195,107 +189,6 @@ class SoakStore(StoreReader):
     def replies(self) -> list[tuple[str, str]]:
         """(text, status) of every reply the gateway sent from a shortcode."""
         return self._query("SELECT body, status FROM messages WHERE origin = 'reply'")
-
-
-# -- the MO receiver --------------------------------------------------------------------------------
-class MoReceiver:
-    """The keyword's ``url``: checks the signature, notes the MO, answers ``{"reply": "re <payload>"}``."""
-
-    def __init__(self, secret: str) -> None:
-        self.secret = secret.encode()
-        self.pushes: Counter[str] = Counter()  # MO text -> pushes received
-        self.bad_signatures = 0
-        self._server: asyncio.AbstractServer | None = None
-
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        self._server.close()
-        await self._server.wait_closed()
-
-    def answer(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
-        timestamp = headers.get("x-smsgw-timestamp", "")
-        want = "sha256=" + hmac.new(self.secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(want, headers.get("x-smsgw-signature", "")):
-            self.bad_signatures += 1
-            return 401, b"{}"
-        mo = json.loads(body)
-        self.pushes[mo["text"]] += 1
-        return 200, json.dumps({"reply": f"re {mo['payload']}"}).encode()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-                headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in head[1:]) if k}
-                body = await reader.readexactly(int(headers.get("content-length", "0")))
-                status, reply = self.answer(headers, body)
-                writer.write(f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
-                             f"Content-Length: {len(reply)}\r\n\r\n".encode() + reply)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError):
-            pass
-        finally:
-            writer.close()
-
-
-# -- what is sampled ----------------------------------------------------------------------------------
-@dataclass
-class Sample:
-    t: float  # seconds since the load started
-    run: int  # 0 before the first kill, then one more per kill
-    rss_mb: float
-    fds: int
-    processes: int
-    queue_depth: float | None  # smsgw_queue_depth summed over operators (None: /metrics did not answer)
-    inflight: float | None
-    not_final: int  # messages in the store not final yet
-    push_backlog: int  # push jobs waiting (status callbacks, MO pushes)
-    statuses: dict[str, int]
-    accepted: int  # 202 answers so far
-    loading: bool
-    took_s: float  # how long the sample took (a slow store or /metrics shows here)
-
-
-def proc_figures(pids: list[int]) -> tuple[float, int]:
-    """(RSS in MB, open file descriptors) summed over ``pids``; a process gone meanwhile counts 0."""
-    kb, fds = 0, 0
-    for pid in pids:
-        try:
-            kb += next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                       if line.startswith("VmRSS:"))
-            fds += len(os.listdir(f"/proc/{pid}/fd"))
-        except (OSError, StopIteration):
-            pass
-    return kb / 1024, fds
-
-
-def scrape(port: int) -> dict[str, float] | None:
-    """Every sample of GET /metrics, summed per metric name (labels dropped); None without an answer."""
-    try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3).read().decode()
-    except OSError:
-        return None
-    sums: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.split("{", 1)[0].split(" ", 1)[0], line.rsplit(" ", 1)[1]
-            sums[name] = sums.get(name, 0.0) + float(value)
-    return sums
-
-
-def slope_mb_per_hour(points: list[tuple[float, float]]) -> float | None:
-    """Least-squares slope of (seconds, MB) in MB/hour; None for fewer than 3 points."""
-    if len(points) < 3:
-        return None
-    n = len(points)
-    mx, my = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
-    var = sum((x - mx) ** 2 for x, _ in points)
-    if var == 0:
-        return None
-    return sum((x - mx) * (y - my) for x, y in points) / var * 3600
 
 
 # -- the soak ---------------------------------------------------------------------------------------
@@ -494,160 +387,6 @@ class Soak:
         return len(self.accepted.keys() - final) + sum(1 for t in self.mo_acked if f"re {t.split()[1]}" not in replied)
 
 
-# -- the verdict ----------------------------------------------------------------------------------
-def duplicate_submits(sims: dict[str, Sim]) -> tuple[int, int]:
-    """(duplicates, failovers): extra submits of one MT destination to one SMSC, and unreachable
-    destinations that sim_a and then sim_b accepted. MO replies (4673…) go to a phone twice when
-    the first push failed (the unavailable reply), so they are left out."""
-    seen = {name: Counter(to for _, to in submits(sim.log) if not to.startswith("4673")) for name, sim in sims.items()}
-    dups = sum(n - 1 for counts in seen.values() for n in counts.values() if n > 1)
-    failovers = sum(1 for to in seen["sim_a"] if to.startswith(UNREACHABLE) and to in seen["sim_b"])
-    return dups, failovers
-
-
-def rss_slopes(samples: list[Sample], warmup: float, kills: list[dict]) -> tuple[float | None, list[float | None]]:
-    """(slope over the load's samples after the warm-up, the slope of each run after RUN_SETTLE)."""
-    load = [s for s in samples if s.loading]
-    overall = slope_mb_per_hour([(s.t, s.rss_mb) for s in load if s.t >= warmup])
-    starts = [0.0] + [k["t"] + k["restart_s"] for k in kills]
-    per_run = [slope_mb_per_hour([(s.t, s.rss_mb) for s in load if s.run == i and s.t >= start + RUN_SETTLE])
-               for i, start in enumerate(starts)]
-    return overall, per_run
-
-
-def verdict(soak: Soak, sims: dict[str, Sim], stopped_cleanly: bool, window: int) -> dict:
-    stored = soak.store.messages()
-    accepted = soak.accepted
-    statuses = Counter(stored.get(mid, ("", "missing"))[1] for mid in accepted)
-    lost_store = sum(1 for mid in accepted if stored.get(mid, ("", ""))[1] not in FINAL_STATUSES)
-    lost_callbacks = len(accepted.keys() - soak.receiver.final_at.keys())
-    mo_stored = soak.store.mo_bodies()
-    replies = Counter(body for body, status in soak.store.replies() if status in FINAL_STATUSES)
-    mo_replied = sum(1 for t in soak.mo_acked if replies[f"re {t.split()[1]}"])
-    mo_lost = sum(1 for t in soak.mo_acked if t not in mo_stored or not soak.mo_receiver.pushes[t])
-    dups, failovers = duplicate_submits(sims)
-    kills = soak.events.kills
-    bound = len(kills) * window * len(sims)  # one bind per operator (SPEC §11)
-    warmup = soak.args.warmup
-    overall, per_run = rss_slopes(soak.samples, warmup, kills)
-    runs = [s for s in per_run if s is not None]
-    samples = soak.samples
-    record = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(soak.args).items() if k != "pg_url"},
-        "store": "postgresql" if soak.args.pg_url else "sqlite",
-        "accepted": len(accepted), "unanswered": soak.unanswered, "refused": dict(soak.refused),
-        "skipped_ticks": soak.skipped, "statuses": dict(statuses), "drained": soak.drained,
-        "lost_store": lost_store, "lost_callbacks": lost_callbacks,
-        "duplicate_submits": dups, "duplicate_bound": bound, "failovers": failovers,
-        "callbacks": dict(soak.receiver.counts), "duplicate_callbacks": soak.receiver.counts["repeats"],
-        "mo": {"outcomes": dict(soak.mo_outcomes), "acked": len(soak.mo_acked),
-               "stored": sum(1 for t in soak.mo_acked if t in mo_stored),
-               "pushed": sum(1 for t in soak.mo_acked if soak.mo_receiver.pushes[t]),
-               "push_repeats": sum(n - 1 for n in soak.mo_receiver.pushes.values() if n > 1),
-               "replied": mo_replied, "replies_repeated": sum(n - 1 for n in replies.values() if n > 1),
-               "lost": mo_lost, "bad_signatures": soak.mo_receiver.bad_signatures},
-        "kills": kills, "receiver_outages": soak.events.outages, "stopped_cleanly": stopped_cleanly,
-        "rss_mb": {"min": min((s.rss_mb for s in samples), default=None),
-                   "max": max((s.rss_mb for s in samples), default=None),
-                   "slope_mb_per_hour": overall, "slope_per_run_mb_per_hour": per_run,
-                   "slope_per_run_median": sorted(runs)[len(runs) // 2] if runs else None},
-        "fds": {"min": min((s.fds for s in samples), default=None), "max": max((s.fds for s in samples), default=None)},
-        "backlog_max": {"queue_depth": max((s.queue_depth or 0 for s in samples), default=0),
-                        "not_final": max((s.not_final for s in samples), default=0),
-                        "push_backlog": max((s.push_backlog for s in samples), default=0)},
-        "samples": [asdict(s) for s in samples],
-    }
-    record["problems"] = problems(record)
-    return record
-
-
-def problems(r: dict) -> list[str]:
-    found = []
-    if r["lost_store"] or r["lost_callbacks"]:
-        found.append(f"lost: {r['lost_store']} without a final status in the store, "
-                     f"{r['lost_callbacks']} without a final callback")
-    if r["mo"]["lost"] or r["mo"]["replied"] < r["mo"]["acked"]:
-        found.append(f"MO: {r['mo']['lost']} acknowledged but not stored or pushed, "
-                     f"{r['mo']['acked'] - r['mo']['replied']} without a final reply")
-    if r["duplicate_submits"] > r["duplicate_bound"]:
-        found.append(f"{r['duplicate_submits']} duplicate submits, over window x binds x operators x kills "
-                     f"= {r['duplicate_bound']} (SPEC §11)")
-    if r["callbacks"].get("bad_signatures") or r["mo"]["bad_signatures"]:
-        found.append("bad signatures on pushes")
-    if not r["stopped_cleanly"]:
-        found.append("the gateway did not stop cleanly on SIGTERM")
-    return found
-
-
-def fmt(value, unit: str = "") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.1f}{unit}" if isinstance(value, float) else f"{value}{unit}"
-
-
-def table(r: dict) -> str:
-    mo, rss = r["mo"], r["rss_mb"]
-    runs = ", ".join(fmt(s) for s in rss["slope_per_run_mb_per_hour"])
-    rows = [
-        ("MT accepted", f"{r['accepted']} (+{r['unanswered']} unanswered, refused {r['refused'] or 0}, "
-                        f"{r['skipped_ticks']} ticks skipped)"),
-        ("final statuses", ", ".join(f"{k} {v}" for k, v in sorted(r["statuses"].items()))),
-        ("lost", f"{r['lost_store']} in the store, {r['lost_callbacks']} callbacks"),
-        ("failovers sim_a -> sim_b", r["failovers"]),
-        ("duplicate submits", f"{r['duplicate_submits']} (bound {r['duplicate_bound']})"),
-        ("duplicate callbacks", f"{r['duplicate_callbacks']} of {r['callbacks'].get('posts', 0)} posts (allowed)"),
-        ("MO acked / pushed / replied", f"{mo['acked']} / {mo['pushed']} / {mo['replied']} (lost {mo['lost']}, "
-                                        f"outcomes {mo['outcomes']})"),
-        ("kills / receiver outages", f"{len(r['kills'])} / {len(r['receiver_outages'])}"),
-        ("RSS MB min / max", f"{fmt(rss['min'])} / {fmt(rss['max'])}"),
-        ("RSS slope MB/h (after warm-up)", fmt(rss["slope_mb_per_hour"])),
-        ("RSS slope MB/h per run", f"median {fmt(rss['slope_per_run_median'])}; {runs}"),
-        ("fds min / max", f"{r['fds']['min']} / {r['fds']['max']}"),
-        ("max backlog", f"queue_depth {fmt(r['backlog_max']['queue_depth'])}, not final "
-                        f"{r['backlog_max']['not_final']}, push jobs {r['backlog_max']['push_backlog']}"),
-        ("drained / stopped cleanly", f"{r['drained']} / {r['stopped_cleanly']}"),
-    ]
-    width = max(len(name) for name, _ in rows)
-    return "\n".join(f"  {name:<{width}}  {value}" for name, value in rows)
-
-
-def write_plot(r: dict, path: Path) -> str | None:
-    """soak.png: RSS (top) and backlogs (bottom) over time, kills as red lines, outages shaded.
-    Returns why nothing was drawn, or None."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        return f"matplotlib cannot be imported ({exc}); install the extra: pip install -e '.[bench]'"
-    samples = r["samples"]
-    t = [s["t"] / 60 for s in samples]
-    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(9, 5.5))
-    top.plot(t, [s["rss_mb"] for s in samples], ".-", ms=3, label="RSS of the smsgw run tree (MB)")
-    bottom.plot(t, [s["queue_depth"] or 0 for s in samples], label="smsgw_queue_depth")
-    bottom.plot(t, [s["not_final"] for s in samples], label="messages not final (store)")
-    bottom.plot(t, [s["push_backlog"] for s in samples], label="push jobs waiting (store)")
-    for ax in (top, bottom):
-        for k in r["kills"]:
-            ax.axvline(k["t"] / 60, color="red", lw=0.8, alpha=0.7)
-        for o in r["receiver_outages"]:
-            ax.axvspan(o["t"] / 60, (o["t"] + o["seconds"]) / 60, color="grey", alpha=0.2)
-        ax.grid(True, alpha=0.3)
-        ax.legend(loc="upper left", fontsize=8)
-    top.set_title(f"soak: {r['accepted']} MT at {r['settings']['rate']:g}/s, {len(r['kills'])} SIGKILLs (red), "
-                  f"receiver outages (grey); lost {r['lost_store']}", fontsize=10)
-    top.set_ylabel("MB")
-    bottom.set_ylabel("messages / jobs")
-    bottom.set_xlabel("minutes since the load started")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return None
-
-
-# -- CLI ----------------------------------------------------------------------------------------------
 async def soak(args, workdir: Path, store_url: str, store: SoakStore) -> dict:
     sims = start_sims(workdir, args.window, args.receipt_delay)
     receiver, mo_receiver = CallbackReceiver(SECRET), MoReceiver(SECRET)
