@@ -7,9 +7,8 @@ accept → store (``queued``, claimed by this node) → in-memory queue of the c
 The pipeline decides nothing itself: operator choice comes from ``policies.routing``, status rules
 from ``smscore.transitions`` (applied inside the store). It keeps only what is being sent now in
 memory: at most ``max_in_memory`` messages; beyond that, accepted messages are stored unclaimed and
-claimed in batches when the queues drain, so a backlog of millions does not fill memory. Leases
-are renewed every third of the lease; a restarted node takes its own leases back at once, and every
-node claims messages whose lease expired (another node died).
+claimed in batches when the queues drain (``smscore.claiming``: leases, restarts, expired leases of
+dead nodes), so a backlog of millions does not fill memory.
 """
 
 from __future__ import annotations
@@ -22,8 +21,8 @@ from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 from connectors.api import MoFacts, ReceiptFacts, SubmitError, SubmitRequest
-from policies.claims import Sweep, after_claim, next_claim
 from smscore.backlog import Backlog, Backlogged
+from smscore.claiming import Claims
 from smscore.logs import get_logger
 from smscore.metrics import Metrics
 from smscore.model import CANCELLED_BY_CUSTOMER, Message, MoMessage, Status
@@ -60,8 +59,6 @@ class Pipeline:
         self.routing = routing
         self.metrics = metrics or Metrics()
         self.max_in_memory = max_in_memory
-        self.claim_batch = claim_batch
-        self.claim_interval = claim_interval
         self.receipt_timeout = receipt_timeout
         #: False in an API worker (smscore.supervisor): messages are stored unclaimed for the main
         #: worker, which ``on_unclaimed`` nudges; nothing is claimed or sent from here
@@ -86,10 +83,13 @@ class Pipeline:
                                   reassembly_timeout=mo_reassembly_timeout, metrics=self.metrics,
                                   on_replies=self.accepted_elsewhere, on_push_queued=self.on_push_queued,
                                   on_mo=on_mo, log=self.log)
-        self._loops: list[LoopingCall] = []
-        self._claiming = False
-        self._sweep = Sweep()  # where the next claim starts (policies.claims)
-        self._running = False
+        #: stored work into memory: claims while there is room, and this node's lease
+        self.claims = Claims(store=store, clock=clock, node=node, lease=lease, batch=claim_batch,
+                             interval=claim_interval, room=lambda: self.max_in_memory - self.held,
+                             take=self._claimed, skip=lambda: self.held_elsewhere(), before=self.parking.retry,
+                             released=lambda n: self.metrics.status_changed("queued", n=n),
+                             log_failure=self._log_failure)
+        self._loops: list[LoopingCall] = []  # the sweeps
         self.metrics.watch_queues(self._sample_queues)
 
     # -- wiring ------------------------------------------------------------------------------
@@ -113,35 +113,19 @@ class Pipeline:
 
     # -- life cycle --------------------------------------------------------------------------
     def start(self) -> Deferred:
-        """Take back this node's own work (a restart), then keep leases and claims going."""
-        self._running = True
-        renew = LoopingCall(self._renew)
-        renew.clock = self.clock
-        claim = LoopingCall(self._claim_more)
-        claim.clock = self.clock
+        """Keep the sweeps going, and the claims and lease (``Claims``, a restart included)."""
         sweep = LoopingCall(self._expire_unanswered)
         sweep.clock = self.clock
         mo_sweep = LoopingCall(self.mo_intake.expire_parts)
         mo_sweep.clock = self.clock
-        self._loops = [renew, claim, sweep, mo_sweep]
-        renew.start(self.lease / 3, now=False)
+        self._loops = [sweep, mo_sweep]
         mo_sweep.start(min(10.0, max(0.5, self.mo_intake.reassembly_timeout / 10)), now=True)
         sweep.start(min(60.0, max(1.0, self.receipt_timeout / 10)), now=True)
-        # A restarted node takes its own work back at once: what it held before is released (to
-        # itself or any node), then claimed like any unowned work, batch by batch as room frees.
-        d = self.store.release_all(self.node)
-        d.addCallback(lambda _: self._claim_more())
-
-        def keep_claiming(_):
-            if self._running:
-                claim.start(self.claim_interval, now=False)  # its Deferred fires when stopped
-
-        d.addCallback(keep_claiming)
-        return d
+        return self.claims.start()
 
     def stop(self) -> Deferred:
         """Stop claiming; give back what is queued in memory so another node need not wait."""
-        self._running = False
+        self.claims.stop()
         for loop in self._loops:
             if loop.running:
                 loop.stop()
@@ -155,11 +139,6 @@ class Pipeline:
             return succeed(None)
         return self.store.release(self.node, ids)
 
-    def _renew(self) -> Deferred:
-        d = self.store.renew(self.node, self.lease_until())
-        d.addErrback(self._log_failure, "lease renewal failed")
-        return d
-
     def _expire_unanswered(self) -> Deferred:
         """Messages with no final receipt within receipt_timeout become ``unknown``."""
         now = self.clock.seconds()
@@ -167,44 +146,10 @@ class Pipeline:
         d.addCallbacks(self._after, self._log_failure, errbackArgs=("receipt timeout sweep failed",))
         return d
 
-    def _claim_more(self, include_own: bool = False) -> Deferred:
-        """Claim stored work while there is room in memory (runs until the room or the work ends)."""
-        if self._claiming or not self._running:
-            return succeed(None)
-        room = self.max_in_memory - self.held
-        if room <= 0:
-            return succeed(None)
-        self._claiming = True
-        self.parking.retry()
-        now = self.clock.seconds()
-        sweep = self._sweep = next_claim(self._sweep, now, self.lease)  # policies.claims
-        asked = min(room, self.claim_batch)
-        d = self.store.release_due(now, self.claim_batch)
-
-        def released(n):
-            if n:
-                self.metrics.status_changed("queued", n=n)
-            return self.store.claim(self.node, now, now + self.lease, asked, include_own,
-                                    skip=sorted(self.held_elsewhere()), after=sweep.after)
-
-        d.addCallback(released)
-
-        def claimed(messages: list[Message]):
-            self._claiming = False
-            for m in messages:
-                self.held += 1
-                self.enqueue(m)
-            self._sweep, again = after_claim(sweep, [m.id for m in messages], asked)
-            if again and self._running:
-                return self._claim_more(include_own)
-            return None
-
-        def failed(failure):
-            self._claiming = False
-            self._log_failure(failure, "claim failed")
-
-        d.addCallbacks(claimed, failed)
-        return d
+    def _claimed(self, message: Message) -> None:
+        """A message claimed from the store: this node's now, to send."""
+        self.held += 1
+        self.enqueue(message)
 
     # -- accepting ---------------------------------------------------------------------------
     def accept(self, messages: Sequence[Message], once: dict | None = None) -> Deferred:
@@ -400,7 +345,7 @@ class Pipeline:
         if operator in self.links:
             self.pump(operator)
         if self.held < self.max_in_memory // 2:
-            self._claim_more()
+            self.claims.more()
 
     def _submit(self, link, m: Message) -> None:
         name = link.name

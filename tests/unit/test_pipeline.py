@@ -21,12 +21,13 @@ from tests.fakes import FakeLink
 COSTS = {"cheap": Decimal("0.10"), "dear": Decimal("0.20")}
 
 
-def make(clock, links=("cheap", "dear"), max_in_memory=1000, window=10, store=None, elsewhere=frozenset()):
+def make(clock, links=("cheap", "dear"), max_in_memory=1000, window=10, store=None, elsewhere=frozenset(),
+         claim_batch=1000):
     metrics = Metrics(CollectorRegistry())
     routing = Routing({"standard": ("dear", "cheap")}, lambda op, to: COSTS[op])
     store = store or MemoryStore(StoreRules(untried=routing.untried))
     p = Pipeline(store=store, clock=clock, node="gw1", lease=30.0, routing=routing, metrics=metrics,
-                 max_in_memory=max_in_memory, held_elsewhere=lambda: elsewhere)
+                 max_in_memory=max_in_memory, claim_batch=claim_batch, held_elsewhere=lambda: elsewhere)
     fakes = {}
     for name in links:
         fakes[name] = FakeLink(name, window=window)
@@ -370,8 +371,7 @@ def test_claims_walk_the_backlog_from_where_the_last_one_ended_then_start_over()
             return super().claim(*args, after=after, **kw)
 
     store = Recording()
-    p, _, links, _ = make(clock, store=store, window=1)
-    p.claim_batch = 2
+    p, _, links, _ = make(clock, store=store, window=1, claim_batch=2)
     ms = [message(clock) for _ in range(6)]
     for i, m in enumerate(ms):
         m.id = f"{(i + 1) * 16:024x}"
@@ -382,7 +382,7 @@ def test_claims_walk_the_backlog_from_where_the_last_one_ended_then_start_over()
     run(p.start())
     assert afters == ["", ms[1].id, ms[3].id, ms[5].id, ""] and p.held == 6
     clock.advance(5.0)  # gw9's lease ran out; the next claim starts over and finds its message
-    run(p._claim_more())
+    run(p.claims.more())
     assert afters[-1] == "" and p.held == 7
 
 

@@ -1,0 +1,118 @@
+"""How stored work reaches a node's memory: claims in batches while there is room, leases renewed,
+and a restarted node taking its own work back at once (the pipeline's intake, SPEC §10).
+
+Why a module of its own: the pipeline sends what it holds in memory; how work gets there is a loop
+with timers of its own. A claim first releases the scheduled messages that are due, then asks the
+store for queued ones, starting where the sweep of ``policies.claims`` says (so that the claims do
+not walk past what this node holds already), passing by the operators whose binds only other
+nodes hold. A claim that comes back full claims again at once, until the room or the work ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import LoopingCall
+
+from policies.claims import Sweep, after_claim, next_claim
+from smscore.model import Message
+
+
+class Claims:
+    """This node's claims of stored messages and its lease on them.
+
+    ``room()``: how many more messages memory may hold; ``take(message)``: one claimed, now this
+    node's; ``skip()``: the operators whose messages are left for other nodes; ``before()``: called
+    before each claim (the parked messages tried again); ``released(n)``: ``n`` scheduled messages
+    became queued; ``log_failure(failure, what)``: a store call that failed."""
+
+    def __init__(self, *, store, clock, node: str, lease: float, batch: int, interval: float,
+                 room: Callable[[], int], take: Callable[[Message], None], skip: Callable[[], frozenset[str]],
+                 before: Callable[[], object], released: Callable[[int], object],
+                 log_failure: Callable[..., object]) -> None:
+        self.store = store
+        self.clock = clock
+        self.node = node
+        self.lease = lease
+        self.batch = batch
+        self.interval = interval
+        self.room = room
+        self.take = take
+        self.skip = skip
+        self.before = before
+        self.released = released
+        self.log_failure = log_failure
+        self._claiming = False
+        self._sweep = Sweep()  # where the next claim starts (policies.claims)
+        self._running = False
+        self._loops: list[LoopingCall] = []
+
+    def start(self) -> Deferred:
+        """Renew the lease every third of it; give back what this node held before (a restart) and
+        claim it again like any unowned work; then claim every ``interval``."""
+        self._running = True
+        renew = LoopingCall(self._renew)
+        renew.clock = self.clock
+        claim = LoopingCall(self.more)
+        claim.clock = self.clock
+        self._loops = [renew, claim]
+        renew.start(self.lease / 3, now=False)
+        d = self.store.release_all(self.node)
+        d.addCallback(lambda _: self.more())
+
+        def keep_claiming(_):
+            if self._running:
+                claim.start(self.interval, now=False)  # its Deferred fires when stopped
+
+        d.addCallback(keep_claiming)
+        return d
+
+    def stop(self) -> None:
+        self._running = False
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+
+    def _renew(self) -> Deferred:
+        d = self.store.renew(self.node, self.clock.seconds() + self.lease)
+        d.addErrback(self.log_failure, "lease renewal failed")
+        return d
+
+    def more(self, include_own: bool = False) -> Deferred:
+        """Claim stored work while there is room in memory (runs until the room or the work ends)."""
+        if self._claiming or not self._running:
+            return succeed(None)
+        room = self.room()
+        if room <= 0:
+            return succeed(None)
+        self._claiming = True
+        self.before()
+        now = self.clock.seconds()
+        sweep = self._sweep = next_claim(self._sweep, now, self.lease)
+        asked = min(room, self.batch)
+        d = self.store.release_due(now, self.batch)
+
+        def released(n):
+            if n:
+                self.released(n)
+            return self.store.claim(self.node, now, now + self.lease, asked, include_own,
+                                    skip=sorted(self.skip()), after=sweep.after)
+
+        d.addCallback(released)
+
+        def claimed(messages: list[Message]):
+            self._claiming = False
+            for m in messages:
+                self.take(m)
+            self._sweep, again = after_claim(sweep, [m.id for m in messages], asked)
+            if again and self._running:
+                return self.more(include_own)
+            return None
+
+        def failed(failure):
+            self._claiming = False
+            self.log_failure(failure, "claim failed")
+
+        d.addCallbacks(claimed, failed)
+        return d
