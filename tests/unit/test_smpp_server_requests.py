@@ -1,0 +1,166 @@
+"""The SMPP server for customers' ESMEs: submits, queries and cancels handed to the application, and
+its answers (in any order, refusals, failures).
+
+Without sockets: our ESME-side ``SMPPProtocol`` plays the customer, wired through iosim, time is
+a ``Clock``, the application a fake (tests/smpp_server_rig.py). Nothing sleeps."""
+
+from __future__ import annotations
+
+import pytest
+from structlog.testing import capture_logs
+from twisted.internet.defer import fail, succeed
+
+from connectors.smpp.defs import (
+    ESME_RCANCELFAIL,
+    ESME_RINVDSTADR,
+    ESME_RINVEXPIRY,
+    ESME_RINVMSGLEN,
+    ESME_RINVSCHED,
+    ESME_RINVSRCADR,
+    ESME_RMSGQFUL,
+    ESME_RQUERYFAIL,
+    ESME_RSUBMITFAIL,
+    ESME_RSYSERR,
+    ESME_RTHROTTLED,
+)
+from connectors.smpp.deliver_fields import QueryAnswer
+from connectors.smpp.server import Refused
+from connectors.smpp.submit_fields import CustomerSubmit, ReceiptRequest
+from tests.smpp_server_rig import T0, Harness, result, status_of
+
+
+# --- requests to the application ------------------------------------------------------------------
+def test_submit_is_answered_when_the_application_answers():
+    h = Harness()
+    conn = h.bound("bind_transmitter")
+    d = conn.submit(b"Hello", schedule_delivery_time="000000010000000R")
+    [call] = h.app.calls
+    message = call.arg
+    assert isinstance(message, CustomerSubmit)
+    assert (message.source, message.destination, message.text) == ("Acme", "46701234567",
+                                                                    "Hello")
+    assert (message.send_at, message.receipts) == (T0 + 3600, ReceiptRequest.ALL)
+    assert call.session.account == "acme"
+    assert not d.called  # nothing before the application stored it
+    call.deferred.callback("msg-1")
+    conn.pump.flush()
+    resp = result(d)
+    assert (resp.command, resp.params["message_id"]) == ("submit_sm_resp", "msg-1")
+
+
+def test_answers_may_come_out_of_order_and_data_sm_is_a_submit():
+    h = Harness()
+    conn = h.bound()
+    first, second = conn.submit(b"one"), conn.submit(b"two", command="data_sm", data_coding=1)
+    h.app.calls[1].deferred.callback("id-2")
+    conn.pump.flush()
+    assert result(second).params["message_id"] == "id-2" and not first.called
+    assert result(second).command == "data_sm_resp"
+    h.app.calls[0].deferred.callback("id-1")
+    conn.pump.flush()
+    assert result(first).params["message_id"] == "id-1"
+
+
+@pytest.mark.parametrize("reason, status", [
+    ("invalid_number", ESME_RINVDSTADR), ("invalid_sender", ESME_RINVSRCADR),
+    ("text_too_long", ESME_RINVMSGLEN), ("insufficient_balance", ESME_RSUBMITFAIL),
+    ("rate_limited", ESME_RTHROTTLED), ("unavailable", ESME_RMSGQFUL),
+    ("send_at_out_of_range", ESME_RINVSCHED), ("invalid_request", ESME_RSUBMITFAIL),
+])
+def test_refusals_are_answered_with_their_status(reason, status):
+    h = Harness()
+    conn = h.bound()
+    d = conn.submit()
+    h.app.calls[0].deferred.errback(Refused(reason, "because"))
+    conn.pump.flush()
+    assert status_of(d) == status
+
+
+def test_a_handler_failure_answers_rsyserr_and_the_session_carries_on():
+    h = Harness()
+    conn = h.bound()
+    d = conn.submit()
+    with capture_logs() as logs:
+        h.app.calls[0].deferred.errback(RuntimeError("disk on fire"))
+        conn.pump.flush()
+    assert status_of(d) == ESME_RSYSERR
+    assert any("disk on fire" in e.get("error", "") for e in logs)
+    h.app.submit = lambda session, message: fail(ZeroDivisionError())  # fails at once
+    assert status_of(conn.submit()) == ESME_RSYSERR
+
+    def raises(session, message):
+        raise KeyError("sync")
+    h.app.submit = raises
+    assert status_of(conn.submit()) == ESME_RSYSERR
+    h.app.submit = lambda session, message: succeed("ok-1")
+    assert result(conn.submit()).params["message_id"] == "ok-1"
+
+
+def test_a_submit_refused_by_its_fields_never_reaches_the_application():
+    h = Harness()
+    conn = h.bound()
+    assert status_of(conn.submit(b"abc", data_coding=4)) == ESME_RSUBMITFAIL
+    assert status_of(conn.submit(b"abc", validity_period="x")) == ESME_RINVEXPIRY
+    assert h.app.calls == []
+
+
+def test_a_session_with_too_many_requests_waiting_gets_rmsgqful():
+    h = Harness(max_pending=2)
+    conn = h.bound()
+    waiting = [conn.submit(), conn.submit()]
+    assert status_of(conn.submit()) == ESME_RMSGQFUL
+    h.app.calls[0].deferred.callback("a")
+    conn.pump.flush()
+    assert result(waiting[0]).params["message_id"] == "a"
+    third = conn.submit()
+    assert not third.called and len(h.app.calls) == 3
+
+
+def test_query_sm():
+    h = Harness()
+    conn = h.bound()
+    d = conn.send("query_sm", {"message_id": "m-7", "source_addr": "Acme"})
+    call = h.app.calls[0]
+    assert (call.name, call.arg) == ("query", "m-7")
+    call.deferred.callback(QueryAnswer("delivered", final_at=T0 + 60))
+    conn.pump.flush()
+    assert result(d).params == {"message_id": "m-7", "final_date": "231114221420000+",
+                                "message_state": 2, "error_code": 0}
+    unknown = conn.send("query_sm", {"message_id": "nope"})
+    h.app.calls[1].deferred.errback(Refused("not_found"))
+    conn.pump.flush()
+    assert status_of(unknown) == ESME_RQUERYFAIL
+    assert status_of(conn.send("query_sm", {"message_id": ""})) == ESME_RQUERYFAIL
+
+
+def test_cancel_sm():
+    h = Harness()
+    conn = h.bound()
+    d = conn.send("cancel_sm", {"message_id": "m-8"})
+    assert (h.app.calls[0].name, h.app.calls[0].arg) == ("cancel", "m-8")
+    h.app.calls[0].deferred.callback(None)
+    conn.pump.flush()
+    assert result(d).command == "cancel_sm_resp"
+    late = conn.send("cancel_sm", {"message_id": "m-9"})
+    h.app.calls[1].deferred.errback(Refused("conflict", "already submitted"))
+    conn.pump.flush()
+    assert status_of(late) == ESME_RCANCELFAIL
+    assert status_of(conn.send("cancel_sm", {"destination_addr": "467"})) == ESME_RCANCELFAIL
+
+
+def test_an_answer_after_the_esme_left_is_dropped():
+    h = Harness()
+    conn = h.bound()
+    conn.submit()
+    conn.client.transport.loseConnection()
+    h.flush()
+    h.app.calls[0].deferred.callback("stored anyway")  # must not raise
+    assert h.server.connection_count == 0
+
+
+def test_pdus_of_bound_sessions_are_reported():
+    h = Harness()
+    conn = h.bound()
+    conn.send("enquire_link")
+    assert ("acme", "bind_transceiver_resp", "out") in h.app.pdus
+    assert ("acme", "enquire_link", "in") in h.app.pdus
