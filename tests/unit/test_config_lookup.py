@@ -4,12 +4,12 @@ key path, the networks a look-up needs from every operator a profile offers."""
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
-from smscore.config import Config, ConfigError, parse_config
 from smscore.config.values import LookupConfig
+from tests.config_rig import errors_of, parse
+
 
 URL = "http://127.0.0.1:9000/lookup?msisdn={number}"
 
@@ -28,16 +28,6 @@ type = "simulated"
 [profiles.standard]
 operators = ["cheap", "dear"]
 """
-
-
-def parse(text: str) -> Config:
-    return parse_config(text, path=Path("/etc/smsgw/gateway.toml"))
-
-
-def errors_of(text: str) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        parse(text)
-    return caught.value.errors
 
 
 def lookup(**keys: str) -> str:

@@ -8,16 +8,10 @@ from pathlib import Path
 import pytest
 
 from smscore.config import Config, ConfigError, load_config, parse_config
+from tests.config_rig import BASE
+
 
 FOLDER = Path("/etc/smsgw")
-
-BASE = """
-[operators.sim]
-type = "simulated"
-
-[profiles.standard]
-operators = ["sim"]
-"""
 
 #: one file with every secret key, each a placeholder for what a test writes there
 EVERY_SECRET = """
