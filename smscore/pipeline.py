@@ -86,7 +86,7 @@ class Pipeline:
         #: stored work into memory: claims while there is room, and this node's lease
         self.claims = Claims(store=store, clock=clock, node=node, lease=lease, batch=claim_batch,
                              interval=claim_interval, room=lambda: self.max_in_memory - self.held,
-                             take=self._claimed, skip=lambda: self.held_elsewhere(), before=self.parking.retry,
+                             take=self._claimed, skip=held_elsewhere, before=self.parking.retry,
                              released=lambda n: self.metrics.status_changed("queued", n=n),
                              log_failure=self._log_failure)
         self._loops: list[LoopingCall] = []  # the sweeps
