@@ -38,7 +38,6 @@ client endpoint. Tests pass one that connects in memory to a twisted.web resourc
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from dataclasses import dataclass
 from functools import lru_cache
@@ -69,8 +68,8 @@ USER_AGENT = f"smsgw/{_version()}"
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
     """The ``X-Smsgw-Signature`` value: ``sha256=`` + hex HMAC-SHA256(secret, timestamp "." body)."""
-    mac = hmac.new(secret.encode("utf-8"), timestamp.encode("ascii") + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
+    mac = hmac.digest(secret.encode("utf-8"), timestamp.encode("ascii") + b"." + body, "sha256")
+    return "sha256=" + mac.hex()
 
 
 def _json_default(value):

@@ -190,7 +190,8 @@ class Gateway:
         self.log.info("gateway started", http=f"{http.host}:{self.http_port.getHost().port}",
                       metrics=f"{mon.host}:{mon.port}" if self.delivers else None,
                       operators=list(self.links), store=self.config.store.redacted_url,
-                      worker=None if self.worker is None else self.worker.index)
+                      worker=None if self.worker is None else self.worker.index,
+                      reactor=type(self.reactor).__name__)
 
     async def _listen_smpp(self) -> None:
         """The SMPP listeners for customers' ESMEs: plain, TLS, or both; adopted from the

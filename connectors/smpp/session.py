@@ -108,6 +108,10 @@ class State(enum.Enum):
     UNBINDING = "unbinding"
     CLOSED = "closed"
 
+    # Members are singletons compared by identity: hashing them by identity, in C, spares the
+    # Python-level ``Enum.__hash__`` on every ``state in _BOUND`` (several a message at load).
+    __hash__ = object.__hash__
+
 
 _BIND_STATE = {
     "bind_transmitter": State.BOUND_TX,

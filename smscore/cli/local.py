@@ -107,8 +107,9 @@ def upgrade_store(config) -> tuple[str, int, int]:
 
 # -- smsc-sim ------------------------------------------------------------------------------------
 def cmd_smsc_sim(args) -> int:
-    from twisted.internet import reactor
+    from connectors.reactor import install
 
+    reactor = install()  # before anything imports twisted.internet.reactor
     from connectors.smsc_sim import SimSettings, SimulatedSMSC, control_site
     from smscore import logs
     from smscore.config import ListenAddress  # noqa: F401 (same parsing rules as the config)

@@ -43,8 +43,9 @@ def cmd_run(args) -> int:
 
 def _run_gateway(config, worker) -> int:
     """One process of the gateway: the whole node (``worker`` None) or its part of it."""
-    from twisted.internet import reactor
+    from connectors.reactor import install
 
+    reactor = install()  # before anything imports twisted.internet.reactor
     from smscore import logs
     from smscore.app import Gateway
 

@@ -188,3 +188,13 @@ def test_an_accounts_tps_holds_for_the_node_not_for_each_process(gateways):
     accepted = codes.count(202)
     assert set(codes) == {202, 429}, codes
     assert 3 <= accepted <= 3 + int(3 * elapsed) + 1, (accepted, elapsed)
+
+
+def test_every_worker_runs_on_the_lean_reactor(node):
+    # connectors.reactor: installed by `smsgw run` in each worker before anything else takes the
+    # default reactor; the start line of each says which event loop it runs.
+    wait_until(lambda: node.log.read_text().count('"gateway started"') == 2, 20, what="both workers started")
+    lines = [json.loads(line) for line in node.log.read_text().splitlines()
+             if line.startswith("{") and '"gateway started"' in line]
+    assert sorted(line["worker"] for line in lines) == [0, 1]
+    assert {line["reactor"] for line in lines} == {"LeanEPollReactor"}
