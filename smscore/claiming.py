@@ -79,6 +79,11 @@ class Claims:
         d.addErrback(self.log_failure, "lease renewal failed")
         return d
 
+    @property
+    def busy(self) -> bool:
+        """A claim is under way: ``more`` would only return."""
+        return self._claiming
+
     def more(self, include_own: bool = False) -> Deferred:
         """Claim stored work while there is room in memory (runs until the room or the work ends)."""
         if self._claiming or not self._running:

@@ -234,14 +234,16 @@ class SmppDeliveries:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
 
-    def kick(self, *_args) -> Deferred:
+    def kick(self, *_args) -> Deferred | None:
+        """Claim what the bound receivers have room for; None when no claim starts (one is under
+        way, or no receiver has room): called for every receipt stored, it makes no Deferred then."""
         if self._claiming:
             self._again = True
-            return succeed(None)
+            return None
         room = {account: self.server.capacity(account) for account in self._receiving()}
         room = {account: n for account, n in room.items() if n > 0}
         if not room:
-            return succeed(None)
+            return None
         self._claiming = True
         now = self.clock.seconds()
         d = self.store.claim_push_jobs(self.node, now, now + self.lease, sum(room.values()),

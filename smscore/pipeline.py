@@ -344,7 +344,7 @@ class Pipeline:
     def link_ready(self, operator: str) -> None:
         if operator in self.links:
             self.pump(operator)
-        if self.held < self.max_in_memory // 2:
+        if self.held < self.max_in_memory // 2 and not self.claims.busy:
             self.claims.more()
 
     def _submit(self, link, m: Message) -> None:

@@ -359,7 +359,7 @@ class OperatorLink:
     def _send(self, session: BindSession, part: OutgoingPart, now: float) -> None:
         proto = session.proto
         try:
-            d = proto.request("submit_sm", part.params)
+            proto.request_to(_PartAnswer(self, part, proto), "submit_sm", part.params)
         except EncodeError as e:
             self._message_failed(part.message, SubmitError(PERMANENT, f"cannot encode: {e}"))
             return
@@ -368,9 +368,6 @@ class OperatorLink:
             return
         part.sent_at = now
         self._sent.add(now)
-        d.addCallbacks(self._part_accepted, self._part_refused, callbackArgs=(part, proto),
-                       errbackArgs=(part, proto))
-        d.addErrback(lambda f: self.log.error("submit bookkeeping failed", error=f.getTraceback()))
 
     def _part_accepted(self, resp: PDU, part: OutgoingPart, proto: SMPPProtocol | None = None) -> None:
         if proto is not None:
@@ -384,8 +381,7 @@ class OperatorLink:
         part.message.part_ok(part.index, key)
         self._capacity_may_have_grown()
 
-    def _part_refused(self, failure, part: OutgoingPart, proto: SMPPProtocol) -> None:
-        exc = failure.value
+    def _part_refused(self, exc: Exception, part: OutgoingPart, proto: SMPPProtocol) -> None:
         answered = True
         if not isinstance(exc, RequestFailed):
             self.log.error("submit failed oddly", error=repr(exc))
@@ -470,3 +466,26 @@ class OperatorLink:
     # -- requests from the SMSC -------------------------------------------------------------------
     def _request_received(self, proto: SMPPProtocol, pdu: PDU) -> None:
         self._inbound.received(proto, pdu)
+
+
+class _PartAnswer:
+    """Where a part's submit_sm_resp goes (``SMPPProtocol.request_to``): straight to its link,
+    without a Deferred per PDU. What the bookkeeping raises is logged, never raised into the
+    connection that carried the answer."""
+
+    __slots__ = ("link", "part", "proto")
+
+    def __init__(self, link: OperatorLink, part: OutgoingPart, proto: SMPPProtocol) -> None:
+        self.link, self.part, self.proto = link, part, proto
+
+    def callback(self, resp: PDU) -> None:
+        try:
+            self.link._part_accepted(resp, self.part, self.proto)
+        except Exception:  # noqa: BLE001 - a bug: logged, the connection goes on
+            self.link.log.exception("submit bookkeeping failed", message_id=self.part.message.request.message_id)
+
+    def errback(self, failed: Exception) -> None:
+        try:
+            self.link._part_refused(failed, self.part, self.proto)
+        except Exception:  # noqa: BLE001 - a bug: logged, the connection goes on
+            self.link.log.exception("submit bookkeeping failed", message_id=self.part.message.request.message_id)

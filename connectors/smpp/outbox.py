@@ -130,7 +130,7 @@ class Outbox:
     def _send(self, account: str, proto: SMPPProtocol, out: _Outgoing) -> None:
         item = out.item
         try:
-            d = proto.request("deliver_sm", item.params, item.tlvs)
+            proto.request_to(_Answer(self, proto, out, account), "deliver_sm", item.params, item.tlvs)
         except EncodeError as exc:
             self.log.error("deliver_sm cannot be encoded", kind=item.kind, ref=item.ref,
                            error=str(exc))
@@ -139,22 +139,11 @@ class Outbox:
         except LocalProtocolError as exc:  # not expected: can_send() said yes
             out.result.callback(DeliveryResult(False, f"not sent: {exc}"))
             return
-        d.addCallbacks(self._delivered, self._not_delivered, callbackArgs=(out.result, account),
-                       errbackArgs=(proto, item, out.result, account))
-        d.addErrback(lambda f: self.log.error("outbox error", error=f.getTraceback()))
 
-    def _delivered(self, _pdu: PDU, result: Deferred, account: str) -> None:
-        self._settle(ACKNOWLEDGED, result, account)
-
-    def _not_delivered(self, failure, proto: SMPPProtocol, item: DeliverSm, result: Deferred,
-                       account: str) -> None:
-        self._settle(self._outcome(failure, proto, item), result, account)
-
-    def _outcome(self, failure, proto: SMPPProtocol, item: DeliverSm) -> DeliveryResult:
-        exc = failure.value
+    def _outcome(self, exc: Exception, proto: SMPPProtocol, item: DeliverSm) -> DeliveryResult:
         if not isinstance(exc, RequestFailed):
             self.log.error("deliver_sm failed oddly", session=proto.label, kind=item.kind,
-                           ref=item.ref, error=failure.getTraceback())
+                           ref=item.ref, error=repr(exc))
             return DeliveryResult(False, f"error: {exc!r}")
         if exc.reason == "status" and exc.status == ESME_RX_P_APPN:
             return DeliveryResult(True, "refused for good: ESME_RX_P_APPN")
@@ -165,3 +154,31 @@ class Outbox:
     def _settle(self, outcome: DeliveryResult, result: Deferred, account: str) -> None:
         result.callback(outcome)
         self.flush(account)
+
+
+class _Answer:
+    """Where the deliver_sm_resp of one delivery goes (``SMPPProtocol.request_to``): to the outbox,
+    without a Deferred per PDU. What settling raises (a result's callback) is logged, never raised
+    into the connection that carried the answer."""
+
+    __slots__ = ("outbox", "proto", "out", "account")
+
+    def __init__(self, outbox: Outbox, proto: SMPPProtocol, out: _Outgoing, account: str) -> None:
+        self.outbox, self.proto, self.out, self.account = outbox, proto, out, account
+
+    def callback(self, _resp: PDU) -> None:
+        self._settle(ACKNOWLEDGED)
+
+    def errback(self, failed: Exception) -> None:
+        try:
+            outcome = self.outbox._outcome(failed, self.proto, self.out.item)
+        except Exception:  # noqa: BLE001 - a bug: logged, the delivery is not done
+            self.outbox.log.exception("outbox error")
+            outcome = DeliveryResult(False, "error")
+        self._settle(outcome)
+
+    def _settle(self, outcome: DeliveryResult) -> None:
+        try:
+            self.outbox._settle(outcome, self.out.result, self.account)
+        except Exception:  # noqa: BLE001 - a bug: logged, the connection goes on
+            self.outbox.log.exception("outbox error")

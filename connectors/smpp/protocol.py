@@ -13,6 +13,8 @@ its ``handler`` what to do with requests from the peer:
 
 from __future__ import annotations
 
+from typing import Protocol as TypingProtocol
+
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol
@@ -45,6 +47,16 @@ class RequestFailed(Exception):
         self.reason = reason
         self.status = status
         self.pdu = pdu
+
+
+class Waiter(TypingProtocol):
+    """Where the answer to one request goes (``SMPPProtocol.request_to``), once: ``callback`` with
+    the response PDU (status ESME_ROK), or ``errback`` with a ``RequestFailed``. A Deferred is one;
+    a plain object must not raise (what it raises would reach the connection's dataReceived)."""
+
+    def callback(self, pdu: PDU) -> object: ...
+
+    def errback(self, failed: RequestFailed) -> object: ...
 
 
 async def close_politely(proto: SMPPProtocol, closed: Deferred, *, unbind: bool, timeout: float, clock,
@@ -100,7 +112,7 @@ class SMPPProtocol(Protocol):
         self.session = Session(role, now=clock.seconds(), window_size=window,
                                response_timeout=response_timeout, enquire_link_interval=enquire_link)
         self.label = label
-        self._pending: dict[int, Deferred] = {}
+        self._pending: dict[int, Waiter] = {}
         self._tick = tick
         self._timer: LoopingCall | None = None
         self._seen = getattr(handler, "pdu_seen", None)
@@ -226,13 +238,19 @@ class SMPPProtocol(Protocol):
     def request(self, command: str, params: dict | None = None, tlvs: dict | None = None) -> Deferred:
         """Send a request; the Deferred fires with the response PDU (status ROK) or fails with
         RequestFailed. Raises the session's LocalProtocolError/WindowFull/EncodeError at once."""
-        sequence, data = self.session.send_request(command, params, tlvs, now=self.clock.seconds())
         d: Deferred = Deferred()
-        self._pending[sequence] = d
+        self.request_to(d, command, params, tlvs)
+        return d
+
+    def request_to(self, waiter: Waiter, command: str, params: dict | None = None,
+                   tlvs: dict | None = None) -> None:
+        """``request`` with the answer going to ``waiter`` (a Deferred is one): for the paths that
+        send a PDU per message and would otherwise make and fire a Deferred for each."""
+        sequence, data = self.session.send_request(command, params, tlvs, now=self.clock.seconds())
+        self._pending[sequence] = waiter
         self.transport.write(data)
         if self._seen:
             self._seen(self, command, "out")
-        return d
 
     def respond(self, request: PDU, status: int = ESME_ROK, params: dict | None = None,
                 tlvs: dict | None = None) -> None:

@@ -326,3 +326,25 @@ def test_tps_shared_across_sessions():
     assert net.link.capacity() == 1
     net.submit()
     assert net.link.capacity() == 0
+
+
+def test_a_bug_in_the_bookkeeping_of_an_answer_is_logged_and_the_connection_goes_on():
+    # Answers reach the link without a Deferred (SMPPProtocol.request_to): what its bookkeeping
+    # raises must be logged there, not raised into the protocol that read the answer.
+    from structlog.testing import capture_logs
+
+    net = Net()
+    [proto] = net.smsc.protos
+
+    def broken(operator):
+        raise ZeroDivisionError("a listener bug")
+
+    net.listener.link_ready = broken
+    with capture_logs() as logs:
+        got = net.submit()
+    assert got == [["1"]]  # the message was answered before the bug struck
+    [entry] = [e for e in logs if e["event"] == "submit bookkeeping failed"]
+    assert entry["log_level"] == "error" and entry["message_id"] == "m1"
+    assert entry["exc_info"] is True  # the traceback goes with the line
+    net.listener.link_ready = lambda operator: None
+    assert net.submit() == [["2"]] and net.smsc.protos == [proto]  # the same connection goes on
