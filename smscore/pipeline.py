@@ -326,12 +326,17 @@ class Pipeline:
         queue = self.queues[operator]
         if not queue:
             return
-        room = link.capacity()
         limit = getattr(link, "max_in_flight", None)
-        if limit is not None:
+        if limit is None:
+            room = link.capacity()
+        else:
             # A submit counts until its outcome is stored, not only until its response: after a
             # crash, only what is in flight can go out twice, and that stays within window x binds.
-            room = min(room, limit() - self.inflight[operator])
+            # Asked first: at load, a response frees a window slot before its outcome is stored,
+            # and the link's capacity need not be counted for a pump that cannot send.
+            room = limit() - self.inflight[operator]
+            if room > 0:
+                room = min(room, link.capacity())
         while room > 0 and queue:
             room -= 1
             self._submit(link, queue.popleft())

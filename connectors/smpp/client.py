@@ -148,6 +148,7 @@ class OperatorLink:
             else:
                 self._sessions.append(BindSession(self, f"{name}/{i}-tx", "bind_transmitter", True))
                 self._sessions.append(BindSession(self, f"{name}/{i}-rx", "bind_receiver", False))
+        self._max_in_flight = settings.window * sum(1 for s in self._sessions if s.transmits)
         self._queue: deque[OutgoingPart] = deque()
         self._bucket = TokenBucket(settings.tps, reactor.seconds()) if settings.tps > 0 else None
         self._refill_call = None
@@ -275,7 +276,7 @@ class OperatorLink:
 
     def max_in_flight(self) -> int:
         """Submits that may be outstanding at once: window x transmitting sessions."""
-        return self.settings.window * sum(1 for s in self._sessions if s.transmits)
+        return self._max_in_flight
 
     def is_up(self) -> bool:
         return not self._stopped and any(s.can_submit() for s in self._sessions)
