@@ -11,6 +11,14 @@ worker's 474 calls a message; docs/benchmarks.md, twelfth session).
 ``LeanEPollReactor`` dispatches each event straight to ``_doReadOrWrite``, which, as in Twisted,
 logs what a connection's ``doRead`` or ``doWrite`` raised and closes that connection. Whatever
 escapes it (a ``connectionLost`` that raised) is logged as Twisted logs it, and the loop goes on.
+It also writes without asking epoll first. Twisted's reactor registers a connection for write
+readiness on every write to an idle socket (``epoll_ctl``), waits for the poll to say what is
+always true of an idle socket (it can take more), writes, and unregisters (``epoll_ctl`` again):
+two system calls and one more event for every answer, submit_sm or push. Here a connection that
+starts writing waits in ``_wanting`` until the start of the next poll, where its ``doWrite`` runs at
+once, after everything the current turn wrote to it; only a connection whose socket did not take it
+all is registered with epoll, as Twisted would, and is written by the poll from then on.
+
 Everything else is Twisted's reactor as it is.
 """
 
@@ -28,9 +36,55 @@ _log = Logger(namespace="smsgw.reactor")
 
 
 class LeanEPollReactor(EPollReactor):
-    """``EPollReactor`` whose poll dispatches without ``callWithLogger`` (see the module doc)."""
+    """``EPollReactor`` whose poll dispatches without ``callWithLogger`` and that writes before it
+    asks epoll (see the module doc)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._wanting: dict = {}  # writers to try at the next poll, in order (a dict as an ordered set)
+        self._trying = None  # the writer being tried now
+
+    # -- writers: tried first, registered with epoll only when the socket is full ---------------
+    def addWriter(self, writer) -> None:
+        if writer is self._trying or writer in self._wanting:
+            return
+        if writer.fileno() in self._writes:  # already waiting for epoll
+            return
+        self._wanting[writer] = None
+
+    def removeWriter(self, writer) -> None:
+        if writer is self._trying:
+            self._trying = None
+        elif writer in self._wanting:
+            del self._wanting[writer]
+        else:  # registered with epoll, or not writing at all
+            super().removeWriter(writer)
+
+    def getWriters(self):
+        return super().getWriters() + [w for w in self._wanting if w is not self._trying]
+
+    def removeAll(self):
+        wanting = list(self._wanting)
+        self._wanting.clear()
+        removed = super().removeAll()
+        return removed + [w for w in wanting if w not in removed]
+
+    def _write_wanting(self) -> None:
+        wanting, self._wanting = self._wanting, {}
+        for writer in wanting:
+            self._trying = writer
+            try:
+                self._doReadOrWrite(writer, writer.fileno(), self._POLL_OUT)
+            except Exception:  # noqa: BLE001 - as in the poll below
+                _log.failure("unhandled error from {selectable!r}", selectable=writer)
+            if self._trying is writer:  # it did not finish (and did not stop): epoll tells when it can
+                self._trying = None
+                super().addWriter(writer)
+        self._trying = None
 
     def doPoll(self, timeout):
+        if self._wanting:
+            self._write_wanting()
         try:
             ready = self._poller.poll(-1 if timeout is None else timeout, len(self._selectables))
         except OSError as exc:

@@ -1,14 +1,17 @@
 """connectors.reactor: the lean epoll reactor dispatches what is ready, keeps going past a handler's
-bug (and logs it), and refuses to be installed over another reactor. Driven poll by poll on real
-socket pairs, beside the test suite's own running reactor."""
+bug (and logs it), writes to a socket without registering it for writing unless the socket is full,
+and refuses to be installed over another reactor. Driven poll by poll on real socket pairs and TCP
+connections on loopback, beside the test suite's own running reactor."""
 
 from __future__ import annotations
 
 import socket
+from select import EPOLLOUT
 
 import pytest
 from twisted.internet import main as net_main
 from twisted.internet.abstract import FileDescriptor
+from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import globalLogPublisher
 
 from connectors.reactor import LeanEPollReactor, install
@@ -102,3 +105,104 @@ def test_install_refuses_to_replace_another_reactor():
     # the test suite runs on Twisted's default reactor, installed before this test
     with pytest.raises(RuntimeError, match="already installed"):
         install()
+
+
+# -- writing: tried at the next poll, registered with epoll only when the socket is full ----------
+class CountingPoller:
+    """The reactor's epoll object, counting registrations for write readiness."""
+
+    def __init__(self, poller) -> None:
+        self.poller = poller
+        self.for_writing = 0
+
+    def register(self, fd, flags):
+        self.for_writing += bool(flags & EPOLLOUT)
+        return self.poller.register(fd, flags)
+
+    def modify(self, fd, flags):
+        self.for_writing += bool(flags & EPOLLOUT)
+        return self.poller.modify(fd, flags)
+
+    def __getattr__(self, name):
+        return getattr(self.poller, name)
+
+
+class Served(Protocol):
+    """Answers each read with ``answer(data)``; ``then_close``: closes after the first answer."""
+
+    answer = staticmethod(lambda data: data)
+    then_close = False
+
+    def connectionMade(self) -> None:
+        self.factory.connections.append(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(self.answer(data))
+        if self.then_close:
+            self.transport.loseConnection()
+
+
+@pytest.fixture
+def served(lean):
+    """A TCP listener on the lean reactor (driven poll by poll) and a blocking client socket."""
+    factory = Factory.forProtocol(Served)
+    factory.connections = []
+    port = lean.listenTCP(0, factory, interface="127.0.0.1")
+    lean._poller = CountingPoller(lean._poller)
+    client = socket.create_connection(("127.0.0.1", port.getHost().port), timeout=10)
+    poll_until(lean, lambda: factory.connections)
+    yield factory, client
+    client.close()
+    port.stopListening()
+    for _ in range(3):
+        lean.doPoll(0)
+
+
+def received(lean, client: socket.socket, size: int) -> bytes:
+    """Read ``size`` octets (or up to EOF), polling the reactor meanwhile."""
+    client.setblocking(False)
+    got = b""
+    for _ in range(2000):
+        lean.runUntilCurrent()
+        lean.doPoll(0.01)
+        try:
+            chunk = client.recv(1 << 20)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            break
+        got += chunk
+        if len(got) >= size:
+            break
+    return got
+
+
+def test_an_answer_to_an_idle_socket_goes_out_without_registering_it_for_writing(lean, served):
+    factory, client = served
+    for i in range(5):
+        client.sendall(b"ping %d" % i)
+        assert received(lean, client, 6) == b"ping %d" % i
+    assert lean._poller.for_writing == 0
+    assert lean.getWriters() == []
+
+
+def test_what_a_full_socket_did_not_take_is_written_when_epoll_says_it_can(lean, served):
+    factory, client = served
+    big = bytes(range(256)) * (32 * 1024)  # 8 MiB: more than the kernel takes at once
+    factory.connections[0].answer = lambda data: big
+    client.sendall(b"go")
+    for _ in range(5):  # the client reads nothing meanwhile
+        lean.doPoll(0.01)
+    assert lean._poller.for_writing == 1  # registered once, when the socket was full
+    assert factory.connections[0].transport in lean.getWriters()
+    assert received(lean, client, len(big)) == big  # every octet, in order
+    assert lean.getWriters() == []
+
+
+def test_a_connection_closed_after_its_answer_delivers_the_answer_then_closes(lean, served):
+    factory, client = served
+    factory.connections[0].then_close = True
+    client.sendall(b"bye")
+    assert received(lean, client, 1 << 20) == b"bye"  # then EOF: received stops at it
+    poll_until(lean, lambda: not factory.connections[0].transport.connected)
+    assert lean._poller.for_writing == 0
