@@ -290,7 +290,7 @@ class PushWorker:
         now = self.clock.seconds()
         config = self.config_source()
         first = jobs[0]
-        self.metrics.child(self.metrics.callbacks, first.kind, "ok" if result.ok else "failed").inc(len(jobs))
+        self.metrics.callbacks.inc((first.kind, "ok" if result.ok else "failed"), len(jobs))
         about = _subjects(jobs)
         mo_events: list[tuple[str, str, str]] = []
         replies: list = []

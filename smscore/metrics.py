@@ -5,7 +5,8 @@ One ``Metrics`` object per gateway; tests make their own registry and read sampl
 custom collector, so the hot path does no bookkeeping for them. The counters that move several
 times a message (PDUs, status changes, submit attempts) are ``Tally`` objects: plain numbers read
 at scrape time, where prometheus_client's Counter takes a lock on every increment (measured: a
-tenth of the main worker's reactor time in lists of 100).
+tenth of the main worker's reactor time in lists of 100); the two histograms observed for every
+message (submit and delivery times) are ``Spread`` objects for the same reason.
 
 In a node of several processes the main worker's ``/metrics`` adds up every process's samples
 (``smscore.workers.merge_exposition``). So a figure of the node or of the cluster rather than of a
@@ -18,8 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, disable_created_metrics
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from bisect import bisect_left
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector, disable_created_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 from prometheus_client.registry import Collector
 from twisted.internet.task import LoopingCall
 
@@ -168,6 +172,45 @@ class Tally(Collector):
         yield CounterMetricFamily(self.name, self.documentation, labels=self.labels)
 
 
+class Spread(Collector):
+    """A labelled histogram kept as plain numbers on the reactor thread and exported at scrape time
+    (as ``<name>_bucket``, ``_sum`` and ``_count``, like a Histogram). ``observe`` is a bisect and
+    two additions; prometheus_client's Histogram walks its buckets and takes a lock per increment,
+    and the main worker observes two a message."""
+
+    def __init__(self, name: str, documentation: str, labels: list[str], buckets: Iterable[float],
+                 registry: CollectorRegistry) -> None:
+        self.name, self.documentation, self.labels = name, documentation, labels
+        self.bounds = tuple(float(b) for b in buckets)
+        self._les = [floatToGoString(b) for b in self.bounds] + ["+Inf"]
+        # labels → [observations per bucket (not cumulative; the last one past every bound), sum]
+        self.values: dict[tuple[str, ...], list] = {} if labels else {(): self._row()}
+        registry.register(self)
+
+    def _row(self) -> list:
+        return [0] * (len(self.bounds) + 1) + [0.0]
+
+    def observe(self, labels: tuple[str, ...], amount: float) -> None:
+        row = self.values.get(labels)
+        if row is None:
+            row = self.values[labels] = self._row()
+        row[bisect_left(self.bounds, amount)] += 1  # the first bucket whose bound is >= amount
+        row[-1] += amount
+
+    def collect(self):
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
+        for labels, row in list(self.values.items()):
+            buckets, total = [], 0
+            for le, n in zip(self._les, row):
+                total += n
+                buckets.append((le, total))
+            family.add_metric(list(labels), buckets, row[-1])
+        yield family
+
+    def describe(self):
+        yield HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
+
+
 class Metrics:
     """Every metric the gateway exports, prefixed ``smsgw_``."""
 
@@ -181,11 +224,10 @@ class Metrics:
                               "their first status", [], r)
         self.messages = Tally("smsgw_messages", "Message status changes (operator: the event's; \"\" before "
                               "any operator was tried)", ["status", "operator"], r)
-        self.submit_seconds = Histogram("smsgw_submit_seconds", "Time from submit_sm to its response",
-                                        buckets=SUBMIT_BUCKETS, registry=r)
-        self.delivery_seconds = Histogram("smsgw_delivery_seconds", "Time from acceptance to delivered, by "
-                                          "the operator that delivered", ["operator"], buckets=DELIVERY_BUCKETS,
-                                          registry=r)
+        self.submit_seconds = Spread("smsgw_submit_seconds", "Time from submit_sm to its response", [],
+                                     SUBMIT_BUCKETS, r)
+        self.delivery_seconds = Spread("smsgw_delivery_seconds", "Time from acceptance to delivered, by "
+                                       "the operator that delivered", ["operator"], DELIVERY_BUCKETS, r)
         self.operator_attempts = Tally("smsgw_operator_attempts", "Submit attempts per operator and outcome",
                                        ["operator", "outcome"], r)
         self.mo = Counter("smsgw_mo", "MO messages by shortcode, keyword and outcome",
@@ -193,8 +235,8 @@ class Metrics:
         self.submit_unanswered = Counter(
             "smsgw_submit_unanswered", "Submits written that got no response (timeout, connection lost): "
             "sent again, they may reach the phone twice", ["operator"], registry=r)
-        self.callbacks = Counter("smsgw_callbacks", "HTTP pushes to customers by kind and outcome",
-                                 ["kind", "outcome"], registry=r)
+        self.callbacks = Tally("smsgw_callbacks", "HTTP pushes to customers by kind and outcome",
+                               ["kind", "outcome"], r)
         self.number_lookups = Tally("smsgw_number_lookups", "HLR/MNP look-ups by outcome: answered (a "
                                     "network), unknown (the service does not know the number), failed, "
                                     "cached (answered from the cache, not asked)", ["outcome"], r)

@@ -385,7 +385,7 @@ class Pipeline:
 
     def _submitted(self, keys: list[str], operator: str, m: Message, started: float) -> None:
         now = self.clock.seconds()
-        self.metrics.submit_seconds.observe(now - started)
+        self.metrics.submit_seconds.observe((), now - started)
         self.metrics.operator_attempts.inc((operator, "accepted"))
         # Not returned to the submit's Deferred: chaining one Deferred to another costs more than
         # the callbacks themselves, on the hottest path there is.
@@ -484,8 +484,7 @@ class Pipeline:
             for e in t.events:
                 self.metrics.status_changed(e.status.value, e.operator or "")
                 if e.status is Status.DELIVERED:
-                    self.metrics.child(self.metrics.delivery_seconds, e.operator or "").observe(
-                        max(0.0, now - m.created_at))
+                    self.metrics.delivery_seconds.observe((e.operator or "",), max(0.0, now - m.created_at))
                 if e.status is Status.DELIVERED:  # the common outcome: its history is in the store
                     self.log.debug("message delivered", message_id=m.id, operator=e.operator, detail=e.detail)
                 elif e.final or e.status is Status.FAILED:

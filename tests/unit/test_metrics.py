@@ -1,0 +1,49 @@
+"""smscore.metrics: ``Spread`` and ``Tally``, the plain-number metrics of the hot path, export what
+prometheus_client's Histogram and Counter export for the same observations."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from smscore.metrics import Spread, Tally
+
+BUCKETS = (0.05, 0.1, 1, 30)
+AMOUNTS = [0.0, 0.05, 0.050001, 0.1, 0.7, 1.0, 29.9, 30.0, 31.0, 1e9, -1.0]
+
+
+def exposition(registry: CollectorRegistry) -> list[str]:
+    return sorted(line for line in generate_latest(registry).decode().splitlines() if not line.startswith("#"))
+
+
+@pytest.mark.parametrize("labels", [[], ["operator"]])
+def test_a_spread_exports_what_a_histogram_exports(labels):
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    spread = Spread("smsgw_x_seconds", "x", labels, BUCKETS, ours)
+    histogram = Histogram("smsgw_x_seconds", "x", labels, buckets=BUCKETS, registry=theirs)
+    for i, amount in enumerate(AMOUNTS):
+        values = (("a", "b")[i % 2],) if labels else ()
+        spread.observe(values, amount)
+        (histogram.labels(*values) if labels else histogram).observe(amount)
+    assert exposition(ours) == exposition(theirs)
+    if labels:
+        assert ours.get_sample_value("smsgw_x_seconds_bucket", {"operator": "a", "le": "1.0"}) == 4
+    else:
+        assert ours.get_sample_value("smsgw_x_seconds_bucket", {"le": "0.05"}) == 3  # le: at most the bound
+
+
+def test_an_unlabelled_spread_is_exported_before_any_observation():
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    Spread("smsgw_x_seconds", "x", [], BUCKETS, ours)
+    Histogram("smsgw_x_seconds", "x", buckets=BUCKETS, registry=theirs)
+    assert exposition(ours) == exposition(theirs)
+
+
+def test_a_tally_exports_what_a_counter_exports():
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    tally = Tally("smsgw_y", "y", ["kind", "outcome"], ours)
+    counter = Counter("smsgw_y", "y", ["kind", "outcome"], registry=theirs)
+    for kind, outcome, n in [("status", "ok", 1), ("status", "ok", 100), ("mo", "failed", 1)]:
+        tally.inc((kind, outcome), n)
+        counter.labels(kind, outcome).inc(n)
+    assert exposition(ours) == exposition(theirs)
