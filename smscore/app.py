@@ -187,7 +187,8 @@ class Gateway:
             self.push_backlog.start()
         self._listen()
         http, mon = self.config.http.listen, self.config.metrics.listen
-        self.log.info("gateway started", http=f"{http.host}:{self.http_port.getHost().port}",
+        self.log.info("gateway started",
+                      http=None if self.http_port is None else f"{http.host}:{self.http_port.getHost().port}",
                       metrics=f"{mon.host}:{mon.port}" if self.delivers else None,
                       operators=list(self.links), store=self.config.store.redacted_url,
                       worker=None if self.worker is None else self.worker.index,
@@ -223,8 +224,7 @@ class Gateway:
             return
         family = socket.AF_INET6 if ":" in self.config.http.listen.host else socket.AF_INET
         self.kick_port = r.adoptDatagramPort(w.kick_fd, socket.AF_INET, self.kicks)
-        if w.is_main:
-            self.http_port = r.adoptStreamPort(w.api_fd, family, self._public(api_factory(self, r)))
+        if w.is_main:  # no customer connection: the API workers take them all, and relay it the rest
             self.internal_port = r.adoptStreamPort(w.internal_fd, socket.AF_INET,
                                                    api_factory(self, r, internal_token=w.token))
             metrics.putChild(b"metrics", NodeMetrics(r, self.metrics.registry, w.worker_metrics_ports))

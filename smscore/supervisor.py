@@ -12,8 +12,8 @@ Theory of operation
   (status callbacks, MO pushes). Every other request an API worker receives it hands to the main
   worker over loopback, so an answer never depends on which process took the connection.
 - The supervisor opens every listening socket before any worker starts (so a port in use is one
-  clear error) and hands them down: the API port once per process with SO_REUSEPORT (the kernel
-  spreads connections over the processes), the main worker's internal API and the metrics ports,
+  clear error) and hands them down: the API port once per API worker with SO_REUSEPORT (the kernel
+  spreads connections over them; the main worker takes none), the main worker's internal API and the metrics ports,
   and one UDP "kick" port per process, on which workers nudge each other: an API worker tells the
   main worker "claim" after storing messages, the main worker tells the API workers "push" after
   storing status changes that queued callbacks, and "reload" after an admin reload.
@@ -48,7 +48,7 @@ class WorkerSpec:
 
     index: int
     count: int
-    api_fd: int
+    api_fd: int  # the customers' API listener (SO_REUSEPORT); -1 for the main worker, which has none
     kick_fd: int
     kick_ports: list[int]  # by worker index
     internal_port: int  # the main worker's internal API (loopback)
@@ -123,9 +123,11 @@ class Supervisor:
     def open_sockets(self) -> None:
         """Every listening socket, before any worker runs (raises OSError: a port in use)."""
         http, mon = self.config.http.listen, self.config.metrics.listen
+        # The customers' API is the API workers' alone: the main worker, the one busy core of a node
+        # (binds, submits, receipts), takes no customer connection (docs/architecture.md).
         first = _tcp(http.host, http.port, reuse_port=True)
         port = first.getsockname()[1]
-        api = [first] + [_tcp(http.host, port, reuse_port=True) for _ in range(self.count - 1)]
+        api = [first] + [_tcp(http.host, port, reuse_port=True) for _ in range(self.count - 2)]
         internal = _tcp("127.0.0.1", 0)
         public_metrics = _tcp(mon.host, mon.port)
         worker_metrics = [_tcp("127.0.0.1", 0) for _ in range(self.count - 1)]
@@ -144,13 +146,13 @@ class Supervisor:
         os.set_inheritable(self._rates_fd, True)
         token = secrets.token_hex(16)
         self.specs = [WorkerSpec(
-            index=0, count=self.count, api_fd=api[0].fileno(), kick_fd=kicks[0].fileno(), kick_ports=kick_ports,
+            index=0, count=self.count, api_fd=-1, kick_fd=kicks[0].fileno(), kick_ports=kick_ports,
             internal_port=internal.getsockname()[1], metrics_fd=public_metrics.fileno(),
             internal_fd=internal.fileno(), worker_metrics_ports=[m.getsockname()[1] for m in worker_metrics],
             rates_fd=self._rates_fd, token=token)]
         for i in range(1, self.count):
             self.specs.append(WorkerSpec(
-                index=i, count=self.count, api_fd=api[i].fileno(), kick_fd=kicks[i].fileno(), kick_ports=kick_ports,
+                index=i, count=self.count, api_fd=api[i - 1].fileno(), kick_fd=kicks[i].fileno(), kick_ports=kick_ports,
                 internal_port=internal.getsockname()[1], metrics_fd=worker_metrics[i - 1].fileno(),
                 rates_fd=self._rates_fd, token=token))
         serving = self.specs[smpp_worker(self.count)]
