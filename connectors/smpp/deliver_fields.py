@@ -112,6 +112,8 @@ def _err_digits(err: str | int) -> str:
 
 
 def _printable(text: str) -> str:
+    if _SAME_IN_ASCII_AND_GSM.issuperset(text):  # the common case, checked in one C call
+        return text
     return "".join(c if c in _SAME_IN_ASCII_AND_GSM else "?" for c in text)
 
 
