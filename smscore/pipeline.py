@@ -330,10 +330,8 @@ class Pipeline:
         if limit is None:
             room = link.capacity()
         else:
-            # A submit counts until its outcome is stored, not only until its response: after a
-            # crash, only what is in flight can go out twice, and that stays within window x binds.
-            # Asked first: at load, a response frees a window slot before its outcome is stored,
-            # and the link's capacity need not be counted for a pump that cannot send.
+            # A submit counts until its outcome is stored (after a crash only what is in flight can
+            # go out twice: within window x binds). Asked first: most pumps at load cannot send.
             room = limit() - self.inflight[operator]
             if room > 0:
                 room = min(room, link.capacity())
@@ -475,17 +473,15 @@ class Pipeline:
     # -- after a store change ------------------------------------------------------------------
     def _after(self, transitions: list[Transition], held: bool = False) -> None:
         """Count, log and act on what the store changed. ``held``: the message was this node's."""
-        requeued = False
-        pushes = False
+        requeued = pushes = False
         now = self.clock.seconds()
         for t in transitions:
             m = t.message
             pushes = pushes or t.pushes > 0
             for e in t.events:
                 self.metrics.status_changed(e.status.value, e.operator or "")
-                if e.status is Status.DELIVERED:
-                    self.metrics.delivery_seconds.observe((e.operator or "",), max(0.0, now - m.created_at))
                 if e.status is Status.DELIVERED:  # the common outcome: its history is in the store
+                    self.metrics.delivery_seconds.observe((e.operator or "",), max(0.0, now - m.created_at))
                     self.log.debug("message delivered", message_id=m.id, operator=e.operator, detail=e.detail)
                 elif e.final or e.status is Status.FAILED:
                     self.log.info("message " + e.status.value, message_id=m.id, operator=e.operator,
