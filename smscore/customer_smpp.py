@@ -307,7 +307,7 @@ class SmppDeliveries:
             events = [(job.subject, "pushed", "to the account's ESME over SMPP")] if job.kind == "mo" else []
             d = self.store.finish_pushes(now, done=[job.id], mo_events=events)
         elif result.reason in AT_ONCE:  # on the next receiver, or the next one to bind
-            d = self.store.finish_pushes(now, release=[job.id])
+            d = self.store.finish_pushes(now, release=[job.id], owner=self.node)
         else:  # the ESME said no (an error status, a generic_nack): again in 30 s
             d = self.store.finish_pushes(now, retry=[job.id], retry_at=now + RESEND_AFTER, error=result.reason)
         d.addErrback(lambda f: self.log.error("finishing a delivery to an ESME failed", job=job.id,

@@ -481,7 +481,13 @@ async def check_a_failed_batch_keeps_the_later_events_of_its_messages_waiting(st
 async def check_push_leases_are_taken_over_and_taken_back(store):
     a, b, jobs = await _interleaved(store)
     assert _ids(await store.claim_push_jobs("gw1", 1010.0, 1060.0, 10)) == _ids(jobs)
-    # only the holder gives a job back
+    # only the holder gives a job back, and a release must name it
+    try:
+        store.finish_pushes(1011.0, release=[jobs[0].id])
+    except ValueError as exc:
+        assert "owner" in str(exc)
+    else:
+        raise AssertionError("a release without its owner was taken")
     await store.finish_pushes(1011.0, release=[jobs[0].id], owner="gw2")
     assert await store.claim_push_jobs("gw2", 1012.0, 1100.0, 10) == []
     # gw1 restarted takes its own back at once; another node after the lease

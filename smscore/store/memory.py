@@ -419,6 +419,8 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
                       replies_owner=None) -> Deferred:
         if retry and retry_at is None:
             raise ValueError("retry needs retry_at")
+        if release and owner is None:
+            raise ValueError("release needs the owner that holds the jobs")
         for jid in done:
             self.jobs.pop(jid, None)
         for jid in retry:

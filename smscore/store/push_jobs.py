@@ -66,6 +66,8 @@ class PushJobOperations:
         (mo id, status, detail) and reply messages are stored with it. One statement per list."""
         if retry and retry_at is None:
             raise ValueError("retry needs retry_at")
+        if release and owner is None:
+            raise ValueError("release needs the owner that holds the jobs")
         return self.run(Merged(self._finish_many, (at, done, retry, retry_at, error, release, mo_events, replies,
                                                    owner, lease_until, replies_owner)))
 

@@ -206,6 +206,37 @@ async def test_a_receipt_waits_durably_until_a_receiver_binds(gateway):
     await eventually(_no_jobs(gw), "the receipt acknowledged")
 
 
+def receive_and_drop(port: int) -> bytes:
+    """Bind as receiver, read one deliver_sm without answering it, and drop the connection."""
+    esme = Esme(port)
+    esme.client.connect()
+    try:
+        esme.client.bind_receiver(system_id="acme", password="s3cret")
+        pdu = esme.client.read_pdu()  # read, not acted on: no deliver_sm_resp goes back
+        return pdu.receipted_message_id
+    finally:
+        esme.client.disconnect()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_receipt_whose_receiver_dropped_goes_at_once_to_the_next_receiver(gateway):
+    """A deliver_sm left unanswered by a receiver that went away is given back at once: the next
+    receiver to bind gets it now, not once the node's 30 s lease on the job runs out."""
+    gw, port = gateway
+    message_id = await deferToThread(submit_as_transmitter, port)
+    await eventually(_delivered(gw, message_id), "the message delivered")
+    assert await deferToThread(receive_and_drop, port) == message_id.encode()
+
+    async def released():
+        rows = await gw.store.read(lambda cur: cur.execute("SELECT owner FROM push_jobs").fetchall())
+        return rows == [(None,)]
+
+    await eventually(released, "the job given back", timeout=5)
+    rcpt = await deferToThread(receive_one, port)
+    assert rcpt.receipted_message_id == message_id.encode()
+    await eventually(_no_jobs(gw), "the receipt acknowledged")
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_receipt_job_stored_without_the_esme_part_is_sent_from_the_stored_message(gateway):
     """A receipt job an earlier version stored has only the status callback's body: sending it
