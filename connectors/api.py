@@ -41,7 +41,7 @@ class ReceiptOutcome(str, Enum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReceiptFacts:
     """A delivery receipt as a link hands it to the core.
 
@@ -81,7 +81,7 @@ class MoFacts:
     concat: tuple[int, int, int] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SubmitRequest:
     """One MT message to submit; the link splits it into parts with the given encoding."""
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 DECAY = 30 * 24 * 3600.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Learned:
     """What is known about one number."""
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OperatorOption:
     """One operator of a profile, as seen for one destination at one moment."""
 

@@ -52,7 +52,7 @@ STATUS_NAMES = tuple(s.value for s in Status)
 SENDABLE_STATUSES = frozenset({Status.QUEUED})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
     """One change in a message's history (SPEC §5)."""
 
@@ -171,7 +171,7 @@ class MoEvent:
 SMPP_TARGET = "smpp"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PushJob:
     """An HTTP push to a customer backend, kept durably until it succeeds or its time runs out.
 

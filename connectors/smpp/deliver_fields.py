@@ -91,7 +91,7 @@ def message_state(status: str, cancelled: bool = False) -> int:
     return ENROUTE
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DeliverSm:
     """A deliver_sm to send to an account's ESME: its fields, and for the logs what it is
     (``kind`` "receipt" or "mo") and about what (``ref``: the message id, or the sender)."""

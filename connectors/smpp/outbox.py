@@ -40,7 +40,7 @@ __all__ = ["DeliveryResult", "NO_RECEIVER", "Outbox"]
 NO_RECEIVER = "no receiver bound"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DeliveryResult:
     """How a delivery ended: ``done`` True when the ESME answered for good (ESME_ROK or
     ESME_RX_P_APPN), False when it should be sent again later; ``reason`` says which."""

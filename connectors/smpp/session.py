@@ -242,14 +242,14 @@ class Window:
 
 
 # --- events ---------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestReceived:
     """The peer sent a request the application must answer with ``send_response``."""
 
     pdu: PDU
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ResponseReceived:
     """A response to one of our requests (a generic_nack counts); ``elapsed`` in seconds.
     For a bind response, ``Session.state`` already tells whether we are bound."""

@@ -104,7 +104,7 @@ class ReceiptRequest(str, enum.Enum):
         return self is ReceiptRequest.FAILURES and status != "delivered"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CustomerSubmit:
     """One submit_sm or data_sm as the core takes it: no SMPP field left.
 
