@@ -52,7 +52,7 @@ STATUS_NAMES = tuple(s.value for s in Status)
 SENDABLE_STATUSES = frozenset({Status.QUEUED})
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Event:
     """One change in a message's history (SPEC §5)."""
 
