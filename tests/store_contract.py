@@ -1,7 +1,8 @@
 """The store contract: one set of checks that every Store implementation must pass.
 
 Test modules bind ``make_store`` to an implementation and import these checks; each check is an
-async function taking a freshly opened store.
+async function taking a freshly opened store. Continued in ``store_contract_accounts`` (account
+rules, ops and customers' operations) and ``store_contract_push`` (push jobs and callbacks).
 """
 
 from __future__ import annotations
@@ -249,7 +250,7 @@ async def check_mo_whole_and_reassembled_from_parts_in_any_order(store):
     assert await store.expire_mo_parts(older_than=5000.0, now=5000.0) == []
 
 
-def _routing(mo, spent, *, url="http://backend/mo", reply=None):
+def mo_routing(mo, spent, *, url="http://backend/mo", reply=None):
     """A routing decision as smscore.mo would make it (the store applies whatever it is given)."""
     from decimal import Decimal
 
@@ -270,7 +271,7 @@ async def check_mo_routing_is_stored_with_the_mo(store):
     from connectors.api import MoFacts
 
     mo = await store.store_mo(MoFacts("op", "46701234567", "72550", "PIZZA large"), 1000.0,
-                              lambda m, spent: _routing(m, spent, reply="thanks"), "gw1", 1030.0)
+                              lambda m, spent: mo_routing(m, spent, reply="thanks"), "gw1", 1030.0)
     assert (mo.account, mo.keyword, mo.payload, mo.outcome) == ("acme", "PIZZA", "large", "keyword")
     reply = mo.routing.replies[0]
     got = await store.get_mo(mo.id)
@@ -282,7 +283,7 @@ async def check_mo_routing_is_stored_with_the_mo(store):
     assert await store.claim("gw2", 1001.0, 1100.0, 10) == []
     # the spend is counted: a second MO sees it
     mo2 = await store.store_mo(MoFacts("op", "46701234567", "72550", "PIZZA small"), 1001.0,
-                               lambda m, spent: _routing(m, spent), "gw1", 1030.0)
+                               lambda m, spent: mo_routing(m, spent), "gw1", 1030.0)
     jobs = await store.pending_push_jobs()
     assert [(j.subject, j.body.get("spent_before")) for j in jobs] == [(mo.id, "0"), (mo2.id, "10")]
     # the inbox lists them oldest first, paged by position
@@ -290,211 +291,6 @@ async def check_mo_routing_is_stored_with_the_mo(store):
     assert [m.id for m in first] == [mo.id]
     assert [m.id for m in await store.inbox("acme", first[-1].seq, 10)] == [mo2.id]
     assert await store.inbox("other", 0, 10) == []
-
-
-async def check_push_jobs_retry_in_order_per_subject(store):
-    from connectors.api import MoFacts
-
-    a = await store.store_mo(MoFacts("op", "4670111", "72550", "A"), 1000.0, _routing, "gw1", 1030.0)
-    b = await store.store_mo(MoFacts("op", "4670222", "72550", "B"), 1000.0, _routing, "gw1", 1030.0)
-    jobs = await store.claim_push_jobs("gw1", 1000.0, 1060.0, 10)
-    assert [j.subject for j in jobs] == [a.id, b.id]
-    assert await store.claim_push_jobs("gw2", 1001.0, 1060.0, 10) == []  # leased
-    await store.finish_pushes(1001.0, retry=[jobs[0].id], retry_at=1006.0, error="http 500",
-                              mo_events=[(a.id, "push failed", "http 500")])
-    await store.finish_pushes(1001.0, done=[jobs[1].id], mo_events=[(b.id, "pushed", "HTTP 200")])
-    assert await store.claim_push_jobs("gw1", 1005.0, 1060.0, 10) == []
-    [again] = await store.claim_push_jobs("gw1", 1006.0, 1060.0, 10)
-    assert (again.subject, again.attempts) == (a.id, 1)
-    assert [e.status for e in (await store.get_mo(a.id)).events][-1] == "push failed"
-    assert [e.status for e in (await store.get_mo(b.id)).events][-1] == "pushed"
-
-
-async def check_count_push_jobs_counts_http_pushes_by_kind_due_or_waiting_for_a_retry(store):
-    from connectors.api import MoFacts
-
-    store.untried = untried
-    assert await store.count_push_jobs() == {}
-    a = await store.store_mo(MoFacts("op", "4670111", "72550", "A"), 1000.0, _routing, "gw1", 1030.0)
-    b = await store.store_mo(MoFacts("op", "4670222", "72550", "B"), 1000.0, _routing, "gw1", 1030.0)
-    ja, jb = await store.claim_push_jobs("gw1", 1000.0, 1060.0, 10)
-    assert (ja.subject, jb.subject) == (a.id, b.id)
-    await store.finish_pushes(1001.0, retry=[ja.id], retry_at=1006.0, error="http 500")
-    await store.finish_pushes(1001.0, done=[jb.id])
-    # a status callback over HTTP counts; a receipt waiting for a customer's ESME (smpp) does not
-    http, esme = (make_message(to=to, callback_url=url, callback_statuses="final")
-                  for to, url in (("4670333", "http://backend/status"), ("4670444", "smpp")))
-    await store.accept([http, esme], "gw1", 1e9)
-    for m in (http, esme):
-        await store.record_submit(m.id, "cheap", [m.id + "-k"], 1002.0)
-        await store.apply_receipt(receipt(m.id + "-k"), 1003.0)
-    assert await store.count_push_jobs() == {"mo": 1, "status": 1}
-
-
-async def check_status_changes_queue_callbacks_in_order_and_feed_pulls(store):
-    store.status_callbacks_for = lambda m: ("http://acme/status", "all") if m.account == "acme" else None
-    m = make_message()
-    await store.accept([m], "gw1", 1030.0)
-    assert await store.pending_push_jobs() == []  # the first status is in the 202 answer
-    await store.record_submit(m.id, "cheap", ["k1"], 1001.0)
-    await store.apply_receipt(receipt("k1"), 1002.0)
-    jobs = await store.pending_push_jobs()
-    assert [(j.kind, j.url, j.body["status"]) for j in jobs] == [
-        ("status", "http://acme/status", "submitted"), ("status", "http://acme/status", "delivered")]
-    assert len({j.body["event_id"] for j in jobs}) == 2 and all(isinstance(j.body["event_id"], str) for j in jobs)
-    assert jobs[1].body["id"] == m.id and jobs[1].body["to"] == m.to and jobs[1].body["operator"] == "cheap"
-    assert [j.body["final"] for j in jobs] == [False, True]
-    # a message's jobs are claimed together, oldest first: callbacks stay in order
-    assert [j.body["status"] for j in await store.claim_push_jobs("gw1", 1003.0, 1100.0, 10)] == [
-        "submitted", "delivered"]
-    # pulls: each message once, at its last change, in change order
-    other = make_message(at=1000.5)
-    await store.accept([other], "gw1", 1030.0)
-    rows = await store.updates("acme", 0, 10)
-    assert [r[1].id for r in rows] == [m.id, other.id]
-    assert [r[1].id for r in await store.updates("acme", rows[0][0], 10)] == [other.id]
-    assert [r[1].id for r in await store.updates("acme", 0, 10, status="delivered")] == [m.id]
-    assert await store.updates("beta", 0, 10) == []
-
-
-
-# -- status callbacks: which events get a job (SPEC §12) ---------------------------------------
-URL = "http://acme/status"
-
-
-def _failover(store, m, at):
-    """Drive ``m`` through a failed attempt on "cheap" (not final), then delivery through "dear"."""
-    async def run():
-        await store.record_submit(m.id, "cheap", [f"{m.id}-c"], at)
-        failed = await store.apply_receipt(receipt(f"{m.id}-c", ReceiptOutcome.FAILED, stat="UNDELIV"), at + 1)
-        [submitted] = await store.record_submit(m.id, "dear", [f"{m.id}-d"], at + 2)
-        delivered = await store.apply_receipt(receipt(f"{m.id}-d", operator="dear"), at + 3)
-        return [failed.pushes, submitted.pushes, delivered.pushes]
-
-    return run()
-
-
-async def _jobs_of(store, m):
-    return [(j.body["status"], j.body["final"]) for j in await store.pending_push_jobs() if j.subject == m.id]
-
-
-async def check_callback_statuses_choose_which_events_get_a_job(store):
-    store.untried = untried
-    account = {"acme": "final"}  # the account's setting, read when each event happens
-
-    def callbacks_for(m):
-        return URL, m.callback_statuses if m.callback_statuses is not None else account[m.account]
-
-    store.status_callbacks_for = callbacks_for
-    final, listed, everything, nothing = (make_message(at=1000.0 + i) for i in range(4))
-    listed.callback_statuses, everything.callback_statuses, nothing.callback_statuses = "submitted,failed", "all", ""
-    await store.accept([final, listed, everything, nothing], "gw1", 1030.0)
-    assert (await store.get(listed.id)).callback_statuses == "submitted,failed"
-    assert (await store.get(final.id)).callback_statuses is None
-    assert (await store.get(nothing.id)).callback_statuses == ""
-    # "final": the failed attempt that fails over is not final, so only the delivery is pushed
-    assert await _failover(store, final, 1001.0) == [0, 0, 1]
-    assert await _jobs_of(store, final) == [("delivered", True)]
-    # a list: exactly those statuses, the non-final failure included
-    assert await _failover(store, listed, 1001.0) == [1, 1, 0]
-    assert await _jobs_of(store, listed) == [("submitted", False), ("failed", False), ("submitted", False)]
-    # "all": every change after acceptance
-    assert await _failover(store, everything, 1001.0) == [2, 1, 1]
-    assert await _jobs_of(store, everything) == [
-        ("submitted", False), ("failed", False), ("queued", False), ("submitted", False), ("delivered", True)]
-    # none chosen: the history is complete, and no job at all
-    assert await _failover(store, nothing, 1001.0) == [0, 0, 0]
-    assert await _jobs_of(store, nothing) == []
-    assert len((await store.get(nothing.id)).events) == 6
-
-
-async def check_the_accounts_statuses_apply_as_they_are_when_the_event_happens(store):
-    account = {"acme": "all"}
-    store.status_callbacks_for = lambda m: (URL, m.callback_statuses if m.callback_statuses is not None
-                                            else account[m.account])
-    own, follows = make_message(at=1000.0), make_message(at=1000.1)
-    own.callback_statuses = "delivered"
-    await store.accept([own, follows], "gw1", 1030.0)
-    await store.record_submit(own.id, "cheap", ["o1"], 1001.0)
-    await store.record_submit(follows.id, "cheap", ["f1"], 1001.0)
-    account["acme"] = "final"  # a reload
-    await store.apply_receipt(receipt("o1", ReceiptOutcome.ACCEPTED, stat="ENROUTE"), 1002.0)
-    await store.apply_receipt(receipt("f1", ReceiptOutcome.ACCEPTED, stat="ENROUTE"), 1002.0)
-    await store.apply_receipt(receipt("o1"), 1003.0)
-    await store.apply_receipt(receipt("f1"), 1003.0)
-    assert await _jobs_of(store, own) == [("delivered", True)]
-    assert await _jobs_of(store, follows) == [("submitted", False), ("delivered", True)]
-
-
-# -- claiming and finishing push jobs, one or a batch at a time --------------------------------
-async def _interleaved(store):
-    """Two messages whose status jobs interleave: a1 b1 a2 b2 a3 (ids in that order)."""
-    store.status_callbacks_for = lambda m: (URL, "all")
-    a, b = make_message(at=1000.0), make_message(at=1000.1)
-    await store.accept([a, b], "gw1", 1030.0)
-    await store.record_submit(a.id, "cheap", ["a"], 1001.0)
-    await store.record_submit(b.id, "cheap", ["b"], 1001.0)
-    await store.apply_receipt(receipt("a", ReceiptOutcome.ACCEPTED, stat="ENROUTE"), 1002.0)
-    await store.apply_receipt(receipt("b"), 1002.0)
-    await store.apply_receipt(receipt("a"), 1003.0)
-    jobs = await store.pending_push_jobs()
-    assert [j.subject for j in jobs] == [a.id, b.id, a.id, b.id, a.id]
-    return a, b, jobs
-
-
-def _ids(jobs):
-    return [j.id for j in jobs]
-
-
-async def check_a_claim_takes_a_messages_jobs_only_with_every_earlier_one(store):
-    a, b, (a1, b1, a2, b2, a3) = await _interleaved(store)
-    # oldest first across messages; the limit cuts in id order, so a job comes only with its elders
-    assert _ids(await store.claim_push_jobs("gw1", 1010.0, 1060.0, 3)) == _ids([a1, b1, a2])
-    # what is left waits behind jobs another node (or this one) holds
-    assert await store.claim_push_jobs("gw2", 1011.0, 1060.0, 10) == []
-    assert await store.claim_push_jobs("gw1", 1011.0, 1060.0, 10) == []
-    # a2 is not due yet (retried later) but a1 done: a3 waits for a2, b2 for b1
-    await store.finish_pushes(1012.0, done=[a1.id], retry=[a2.id], retry_at=1020.0, error="http 503")
-    assert await store.claim_push_jobs("gw2", 1013.0, 1060.0, 10) == []
-    await store.finish_pushes(1014.0, done=[b1.id])
-    assert _ids(await store.claim_push_jobs("gw2", 1015.0, 1060.0, 10)) == [b2.id]
-    again = await store.claim_push_jobs("gw2", 1020.0, 1060.0, 10)
-    assert _ids(again) == _ids([a2, a3]) and [j.attempts for j in again] == [1, 0]
-
-
-async def check_a_failed_batch_keeps_the_later_events_of_its_messages_waiting(store):
-    a, b, (a1, b1, a2, b2, a3) = await _interleaved(store)
-    claimed = await store.claim_push_jobs("gw1", 1010.0, 1060.0, 10)
-    assert _ids(claimed) == _ids([a1, b1, a2, b2, a3])
-    # the POST of [a1, b1] failed: both retried whole; the waiting a2, b2, a3 are given back
-    await store.finish_pushes(1011.0, retry=[a1.id, b1.id], retry_at=1030.0, error="timeout",
-                              release=[a2.id, b2.id, a3.id], owner="gw1")
-    assert await store.claim_push_jobs("gw2", 1029.0, 1100.0, 10) == []
-    again = await store.claim_push_jobs("gw2", 1030.0, 1100.0, 10)
-    assert _ids(again) == _ids([a1, b1, a2, b2, a3])
-    assert [j.attempts for j in again] == [1, 1, 0, 0, 0]
-    # a 2xx for the retried batch acknowledges each of its events, in one operation
-    await store.finish_pushes(1031.0, done=_ids(again))
-    assert await store.pending_push_jobs() == []
-
-
-async def check_push_leases_are_taken_over_and_taken_back(store):
-    a, b, jobs = await _interleaved(store)
-    assert _ids(await store.claim_push_jobs("gw1", 1010.0, 1060.0, 10)) == _ids(jobs)
-    # only the holder gives a job back, and a release must name it
-    try:
-        store.finish_pushes(1011.0, release=[jobs[0].id])
-    except ValueError as exc:
-        assert "owner" in str(exc)
-    else:
-        raise AssertionError("a release without its owner was taken")
-    await store.finish_pushes(1011.0, release=[jobs[0].id], owner="gw2")
-    assert await store.claim_push_jobs("gw2", 1012.0, 1100.0, 10) == []
-    # gw1 restarted takes its own back at once; another node after the lease
-    assert _ids(await store.claim_push_jobs("gw1", 1013.0, 1070.0, 10, include_own=True)) == _ids(jobs)
-    assert await store.claim_push_jobs("gw2", 1070.0, 1100.0, 10) == []
-    assert _ids(await store.claim_push_jobs("gw2", 1071.0, 1100.0, 10)) == _ids(jobs)
-
 
 
 
@@ -546,7 +342,7 @@ async def check_admin_mo_look_ups_filter_and_page_newest_first(store):
 
     from smscore.store.lookups import MoQuery
 
-    routed = [await store.store_mo(MoFacts("op", sender, "72550", "PIZZA large"), at, _routing, "gw1", 1030.0)
+    routed = [await store.store_mo(MoFacts("op", sender, "72550", "PIZZA large"), at, mo_routing, "gw1", 1030.0)
               for sender, at in (("46701111111", 1000.0), ("46702222222", 1001.0), ("46701111111", 1002.0))]
     stray = await store.store_mo(MoFacts("op", "46701111111", "72550", "HELLO"), 1003.0)  # not routed
     ids = [stray.id] + [mo.id for mo in reversed(routed)]

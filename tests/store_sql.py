@@ -8,7 +8,8 @@ from decimal import Decimal
 
 from smscore.model import Status
 from connectors.api import ReceiptOutcome
-from tests.store_contract import URL, make_message, receipt, untried
+from tests.store_contract import make_message, receipt, untried
+from tests.store_contract_push import URL
 
 
 async def open_postgres(url, **kw):
