@@ -290,7 +290,7 @@ async def test_push_jobs_claimed_by_two_nodes_are_disjoint(two_nodes):
     nodes = await two_nodes()
     for i in range(120):
         await nodes.a.store_mo(MoFacts("op", f"4670{i:07d}", "72550", "PIZZA"), 1000.0,
-                               store_contract._routing, "a", 1030.0)
+                               store_contract.mo_routing, "a", 1030.0)
     got = await gatherResults([s.claim_push_jobs(name, 1001.0, 1100.0, 15)
                                for _ in range(6) for name, s in (("a", nodes.a), ("b", nodes.b))])
     ids = [j.id for batch in got for j in batch]
