@@ -216,10 +216,10 @@ class Store(ABC):
                       lease_until: float = 0.0, replies_owner: str | None = None) -> Deferred:
         """Record what came of one push (a job or a batch of jobs), in one transaction: job ids
         ``done`` are deleted, ``retry`` ids are due again at ``retry_at`` (one more attempt, the
-        lease given back), ``release`` ids held by ``owner`` are given back untried (a release without ``owner`` raises
-        ValueError: it would match no job); MO history
-        events (mo id, status, detail) and reply messages (claimed by ``replies_owner``, or stored
-        unclaimed when it is None) are stored too."""
+        lease given back), ``release`` ids held by ``owner`` are given back untried (a release
+        without ``owner`` raises ValueError: it would match no job); MO history events (mo id,
+        status, detail) and reply messages (claimed by ``replies_owner``, or stored unclaimed when
+        it is None) are stored too."""
 
     @abstractmethod
     def pending_push_jobs(self) -> Deferred:
