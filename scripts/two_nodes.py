@@ -13,7 +13,8 @@ $SMSGW_BENCH_PG_URL, then $SMSGW_TEST_PG_URL; dropped afterwards), a fresh stand
 SMSC (``smsgw smsc-sim`` as scripts/crash.py starts it: info log, one line per submit) and fresh
 ``smsgw run`` nodes (``--processes``, default "auto": one per core for every node, so on one
 machine two nodes run twice the processes of one; "split" shares the cores out between a run's
-nodes; each node crash.py's gateway config plus ``lease``
+nodes; a number gives every node that many, the same node in every run, so B/A is what clustering
+itself costs; each node crash.py's gateway config plus ``lease``
 (``--lease``, default 3s, the same in every run), an admin key, and the account's
 ``callback_url`` to this process's signed-callback receiver (scripts/bench_receiver.py) with
 ``callback_statuses = "final"``). The operator has ``binds = --binds`` (2) and ``window = --window``
@@ -431,7 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--processes", default="auto",
                    help='[gateway] processes of each node: "auto" (default; one per core each, so two nodes '
                         'on one machine run twice as many processes as one node), "split" (the cores shared '
-                        'out between the nodes of a run: as many processes in every run), or a number')
+                        'out between the nodes of a run: as many processes in every run), or a number '
+                        '(every node that many: the same node in every run)')
     args = p.parse_args(argv)
     if not args.pg_url:
         p.error("needs --pg-url (or SMSGW_BENCH_PG_URL): a PostgreSQL server")
