@@ -33,6 +33,8 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from connectors.tcp import no_delay
+
 __all__ = ["Answer", "Connection", "Pool", "RefusedAddress", "Target", "default_endpoint_for", "target"]
 
 
@@ -223,6 +225,7 @@ class Connection(Protocol):
 
     # -- Protocol
     def connectionMade(self) -> None:
+        no_delay(self.transport)  # a request waits for nothing (connectors/tcp.py)
         self.open = True
 
     def dataReceived(self, data: bytes) -> None:

@@ -35,6 +35,8 @@ import httptools
 from twisted.internet.protocol import Factory, Protocol
 from twisted.web.server import NOT_DONE_YET
 
+from connectors.tcp import no_delay
+
 __all__ = ["HTTPServerFactory", "Limits", "Request", "NOT_DONE_YET"]
 
 _REASONS = {
@@ -156,6 +158,7 @@ class HTTPServerProtocol(Protocol):
 
     # -- Protocol --------------------------------------------------------------------------------
     def connectionMade(self) -> None:
+        no_delay(self.transport)  # an answer waits for nothing (connectors/tcp.py)
         self._last = self.factory.clock.seconds()
         self._arm_idle(self.limits.idle_timeout)
 

@@ -35,6 +35,7 @@ from connectors.smpp.session import (
     Session,
     UnexpectedResponse,
 )
+from connectors.tcp import no_delay
 
 
 class RequestFailed(Exception):
@@ -122,6 +123,7 @@ class SMPPProtocol(Protocol):
 
     # -- connection -------------------------------------------------------------------------
     def connectionMade(self) -> None:
+        no_delay(self.transport)  # a PDU waits for nothing (connectors/tcp.py)
         # Backpressure: while the peer does not read what we write (the kernel's buffer and
         # Twisted's are full), we stop reading its requests, so a peer that sends and never
         # reads cannot make us hold an unbounded pile of answers. Over TLS only once the
