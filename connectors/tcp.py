@@ -12,6 +12,8 @@ reactor writes each connection once a poll anyway (connectors/reactor.py).
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 
 def no_delay(transport) -> None:
     """Send small writes at once on ``transport`` (over TLS, on the TCP connection beneath it,
@@ -20,7 +22,5 @@ def no_delay(transport) -> None:
     set_no_delay = getattr(transport, "setTcpNoDelay", None)
     if set_no_delay is None:
         return
-    try:
+    with suppress(OSError):
         set_no_delay(True)
-    except OSError:
-        pass

@@ -35,6 +35,7 @@ class Ends:
 
     def __init__(self) -> None:
         self.made: list[SMPPProtocol] = []
+        self.closed: list[str] = []
         self.waiting: list[Deferred] = []
 
     def connection_made(self, proto) -> None:
@@ -44,7 +45,7 @@ class Ends:
             d.callback(proto)
 
     def connection_closed(self, proto, reason) -> None:
-        pass
+        self.closed.append(reason)
 
     def next(self) -> Deferred:
         d: Deferred = Deferred()
@@ -115,16 +116,18 @@ async def test_the_http_api_and_the_push_client_send_at_once():
 
 
 def test_a_transport_without_tcp_options_is_left_as_it_is():
-    class Memory:  # a test's in-memory transport, a UNIX socket's: no setTcpNoDelay
-        pass
-
-    no_delay(Memory())  # no error
+    no_delay(object())  # like a test's in-memory transport, or a UNIX socket's: no setTcpNoDelay
 
     class Closed:
+        asked: list[bool] = []
+
         def setTcpNoDelay(self, enabled):
+            self.asked.append(enabled)
             raise OSError("Bad file descriptor")
 
-    no_delay(Closed())  # no error either: a socket that went away is nothing to set
+    closed = Closed()
+    no_delay(closed)  # no error: a socket that went away is nothing to set
+    assert closed.asked == [True]
 
 
 async def _until(check) -> None:
