@@ -1,13 +1,15 @@
 """What every TCP connection of the gateway sets on its socket: TCP_NODELAY.
 
-SMPP and HTTP are request and answer here, a small PDU or message each way. With Nagle's
-algorithm on (the kernel's default, and Twisted's) a small write waits while an earlier one is
-not yet acknowledged, and the peer acknowledges late (delayed ACK, tens of milliseconds on
-Linux): a submit_sm waited for its answer, a 202 or a status callback for its way out, each time
-the link was not busy. Measured with ``scripts/bench --scenarios single-cb --phases single -n 2000
---concurrency 4`` (docs/benchmarks.md, thirteenth session): end to end p50 43.6 → 9.3 ms and p99
-80.3 → 16.4 ms; a submit_sm's answer 19.6 → 0.9 ms (p50). Under load it changes nothing: the
-reactor writes each connection once a poll anyway (connectors/reactor.py).
+SMPP and HTTP are request and answer here, a small PDU or message each way, and the reactor
+already writes a connection once a poll (connectors/reactor.py). With Nagle's algorithm on (the
+kernel's default, and Twisted's) a small write also waits while an earlier one is not yet
+acknowledged, and the peer acknowledges late (delayed ACK): on an idle link a submit_sm waited
+~20 ms for its answer. Measured (docs/benchmarks.md, thirteenth session): ``scripts/bench
+--scenarios single-cb --phases single -n 2000 --concurrency 4``, end to end p50 43.6 → 9.3 ms, p99
+80.3 → 16.4 ms; at saturation in the peers harness p50 ~80 → ~34 ms, for ~6 % less rate and ~5 %
+more CPU a message against its simulator (smaller segments, each sent at once; no cost against
+ours). The SMPP connections carry both effects; the HTTP ones (keep-alive, one exchange at a time)
+showed neither, and set it so that no answer can wait on an ACK.
 """
 
 from __future__ import annotations
