@@ -1,6 +1,6 @@
 """Each misbehaving SMSC of ``connectors/sim/scenarios.py`` does what its docstring says, without
 sockets: our ESME-side ``SMPPProtocol`` wired to the scenario through ``twisted.test.iosim`` and
-driven by a ``Clock`` (the harness of ``test_smsc_sim.py``). What the *gateway* makes of each is
+driven by a ``Clock`` (the harness of ``tests.smsc_sim_rig``). What the *gateway* makes of each is
 ``tests/integration/test_misbehaving_smscs.py``."""
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from connectors.smpp.defs import (
 )
 from connectors.smpp.protocol import RequestFailed
 from connectors.smsc_sim import SimSettings, SimulatedSMSC
-from tests.unit.test_smsc_sim import Harness, failure_status, result
+from tests.smsc_sim_rig import Harness, failure_status, result
 
 NOW = SimSettings(system_id="gw", password="secret", receipt_delay=0.0)
 FIRST_ID = 0xA00000  # ids a00000, a00001 ... (10485760 ... in decimal)
