@@ -1,22 +1,12 @@
 """The SMPP session state machine and its Window: state rules, auto-answers, sequence numbers,
-keep-alive, and a property test that nothing the peer sends makes the session raise."""
+keep-alive. The property that nothing the peer sends makes it raise: test_smpp_session_property.py."""
 
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from connectors.smpp import defs
-from connectors.smpp.codec import (
-    NEED_DATA,
-    PDU,
-    Decoder,
-    EncodeError,
-    LocalProtocolError,
-    decode,
-    encode,
-)
+from connectors.smpp.codec import NEED_DATA, PDU, EncodeError, LocalProtocolError, decode, encode
 from connectors.smpp.defs import (
     ESME_RALYBND,
     ESME_RBINDFAIL,
@@ -44,38 +34,7 @@ from connectors.smpp.session import (
     Window,
     WindowFull,
 )
-
-SUBMIT = {"source_addr": "Acme", "destination_addr": "46701234567", "short_message": b"hi"}
-
-
-def events(session: Session, data: bytes, now: float = 0.0) -> list:
-    session.receive_data(data, now)
-    out = []
-    while (event := session.next_event()) is not NEED_DATA:
-        out.append(event)
-    return out
-
-
-def one_event(session: Session, data: bytes, now: float = 0.0):
-    got = events(session, data, now)
-    assert len(got) == 1, got
-    return got[0]
-
-
-def bound_esme(bind: str = "bind_transceiver", **kwargs) -> Session:
-    session = Session(ESME, now=0.0, **kwargs)
-    sequence, _ = session.send_request(bind, {"system_id": "user", "password": "pw"}, now=0.0)
-    one_event(session, encode(PDU(bind + "_resp", sequence, params={"system_id": "SMSC"})))
-    assert session.is_bound
-    return session
-
-
-def bound_smsc(bind: str = "bind_transceiver", **kwargs) -> Session:
-    session = Session(SMSC, now=0.0, **kwargs)
-    request = one_event(session, encode(PDU(bind, 1, params={"system_id": "user"}))).pdu
-    session.send_response(request, ESME_ROK, {"system_id": "SMSC"})
-    assert session.is_bound
-    return session
+from tests.smpp_session_rig import SUBMIT, bound_esme, bound_smsc, events, one_event
 
 
 # --- Window ---------------------------------------------------------------------------------------
@@ -429,93 +388,3 @@ def test_expired_enquire_link_allows_another():
 def test_constructor_validates_role():
     with pytest.raises(ValueError):
         Session("client", now=0.0)
-
-
-# --- property: nothing the peer sends makes the session raise ------------------------------------
-ALLOWED_EVENTS = (RequestReceived, ResponseReceived, UnexpectedResponse, EnquireLinkAnswered,
-                  PeerUnbound, RequestRejected, GenericNackSent, MustClose)
-
-
-def _sessions() -> list[Session]:
-    return [Session(ESME, now=0.0), Session(SMSC, now=0.0), bound_esme(), bound_smsc(),
-            bound_esme("bind_receiver")]
-
-
-def _feed_all(data: bytes, chunk: int) -> None:
-    for session in _sessions():
-        session.send_request("enquire_link", now=0.0)
-        for i in range(0, len(data), chunk):
-            for event in events(session, data[i:i + chunk], now=1.0):
-                assert isinstance(event, ALLOWED_EVENTS)
-                reply = getattr(event, "reply", b"")
-                if reply:
-                    decode(reply)  # every reply is one well-formed PDU
-        assert session.next_event() is NEED_DATA
-
-
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-@given(st.binary(max_size=300), st.integers(min_value=1, max_value=64))
-def test_arbitrary_bytes_never_raise(data, chunk):
-    _feed_all(data, chunk)
-
-
-_names = st.sampled_from(sorted(defs.BODIES))
-
-
-@st.composite
-def valid_pdus(draw) -> bytes:
-    command = draw(_names)
-    params = {}
-    for f in defs.BODIES[command]:
-        if f.kind == defs.CSTRING:
-            params[f.name] = draw(st.text(st.characters(min_codepoint=1, max_codepoint=255),
-                                          max_size=f.size - 1))
-        elif f.kind == defs.INT:
-            params[f.name] = draw(st.integers(0, (1 << (8 * f.size)) - 1))
-        else:
-            params[f.name] = draw(st.binary(max_size=f.size))
-    tlvs = draw(st.dictionaries(st.sampled_from(["message_state", "receipted_message_id",
-                                                 "sar_msg_ref_num", "message_payload"]),
-                                st.just(None), max_size=3))
-    values = {"message_state": 2, "receipted_message_id": "a1", "sar_msg_ref_num": 513,
-              "message_payload": b"\x00\x01"}
-    pdu = PDU(command, draw(st.integers(0, 0xFFFFFFFF)), draw(st.sampled_from([0, 0x58])),
-              params, {k: values[k] for k in tlvs})
-    return encode(pdu)
-
-
-@st.composite
-def mutated_streams(draw) -> bytes:
-    frames = draw(st.lists(valid_pdus(), min_size=1, max_size=4))
-    stream = bytearray(b"".join(frames))
-    for _ in range(draw(st.integers(0, 4))):
-        op = draw(st.sampled_from(["flip", "truncate", "insert", "delete"]))
-        at = draw(st.integers(0, max(0, len(stream) - 1)))
-        if op == "flip" and stream:
-            stream[at] ^= draw(st.integers(1, 255))
-        elif op == "truncate":
-            del stream[at:]
-        elif op == "insert":
-            stream[at:at] = draw(st.binary(min_size=1, max_size=8))
-        elif stream:
-            del stream[at:at + draw(st.integers(1, 8))]
-    return bytes(stream)
-
-
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-@given(mutated_streams(), st.integers(min_value=1, max_value=40))
-def test_mutated_valid_pdus_never_raise(data, chunk):
-    _feed_all(data, chunk)
-
-
-@settings(max_examples=200)
-@given(st.lists(valid_pdus(), min_size=1, max_size=5), st.integers(min_value=1, max_value=50))
-def test_valid_pdus_round_trip_whatever_the_chunking(frames, chunk):
-    decoder = Decoder()
-    stream = b"".join(frames)
-    got = []
-    for i in range(0, len(stream), chunk):
-        decoder.feed(stream[i:i + chunk])
-        while (pdu := decoder.next_pdu()) is not NEED_DATA:
-            got.append(pdu)
-    assert [encode(p) for p in got] == frames
