@@ -7,31 +7,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.smpp import defs
+from connectors.smpp import session as smpp
 from connectors.smpp.codec import NEED_DATA, PDU, Decoder, decode, encode
-from connectors.smpp.session import (
-    ESME,
-    SMSC,
-    EnquireLinkAnswered,
-    GenericNackSent,
-    MustClose,
-    PeerUnbound,
-    RequestReceived,
-    RequestRejected,
-    ResponseReceived,
-    Session,
-    UnexpectedResponse,
-)
 from tests.smpp_session_rig import bound_esme, bound_smsc, events
 
 
 # --- property: nothing the peer sends makes the session raise ------------------------------------
-ALLOWED_EVENTS = (RequestReceived, ResponseReceived, UnexpectedResponse, EnquireLinkAnswered,
-                  PeerUnbound, RequestRejected, GenericNackSent, MustClose)
+ALLOWED_EVENTS = (smpp.RequestReceived, smpp.ResponseReceived, smpp.UnexpectedResponse,
+                  smpp.EnquireLinkAnswered, smpp.PeerUnbound, smpp.RequestRejected, smpp.GenericNackSent,
+                  smpp.MustClose)
 
 
-def _sessions() -> list[Session]:
-    return [Session(ESME, now=0.0), Session(SMSC, now=0.0), bound_esme(), bound_smsc(),
-            bound_esme("bind_receiver")]
+def _sessions() -> list[smpp.Session]:
+    return [smpp.Session(smpp.ESME, now=0.0), smpp.Session(smpp.SMSC, now=0.0), bound_esme(),
+            bound_smsc(), bound_esme("bind_receiver")]
 
 
 def _feed_all(data: bytes, chunk: int) -> None:
