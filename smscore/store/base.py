@@ -65,6 +65,15 @@ class StoreRules:
     writer: str = ""
 
 
+def check_finish(retry, retry_at: float | None, release, owner: str | None) -> None:
+    """What every store's ``finish_pushes`` refuses before it does anything: a retry without its
+    time, a release without the owner that holds the jobs (it would match no job)."""
+    if retry and retry_at is None:
+        raise ValueError("retry needs retry_at")
+    if release and owner is None:
+        raise ValueError("release needs the owner that holds the jobs")
+
+
 class StoreError(Exception):
     """The store could not do what was asked (not found is not an error: it returns None)."""
 

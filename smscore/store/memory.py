@@ -20,7 +20,7 @@ from policies.callbacks import selects
 from policies.learning import Learned, failed_lately, learn
 from smscore import transitions as tr
 from smscore.model import Event, Message, MoEvent, MoMessage, PushJob, Status, assemble_mo, new_message_id
-from smscore.store.base import Store, StoreRules
+from smscore.store.base import Store, StoreRules, check_finish
 from smscore.store.memory_accounts import MemoryAccountOps
 from smscore.store.memory_lookups import MemoryLookups
 from smscore.store.rules import (DO_NOT_CALL, admit_messages, balance_notice_jobs, block_lessons, day_of,
@@ -417,10 +417,7 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
     def finish_pushes(self, at: float, *, done=(), retry=(), retry_at=None, error: str = "", release=(),
                       mo_events=(), replies=(), owner=None, lease_until: float = 0.0,
                       replies_owner=None) -> Deferred:
-        if retry and retry_at is None:
-            raise ValueError("retry needs retry_at")
-        if release and owner is None:
-            raise ValueError("release needs the owner that holds the jobs")
+        check_finish(retry, retry_at, release, owner)
         for jid in done:
             self.jobs.pop(jid, None)
         for jid in retry:

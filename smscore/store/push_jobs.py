@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from twisted.internet.defer import Deferred
 
 from smscore.model import Message
+from smscore.store.base import check_finish
 from smscore.store.rows import JOB_COLS, chunks, marks, row_to_job
 from smscore.store.writer import Merged
 
@@ -64,10 +65,7 @@ class PushJobOperations:
         """Record what came of a push (one job, or a batch): ``done`` jobs go, ``retry`` jobs are due
         again at ``retry_at``, ``release`` jobs (claimed, not tried) are given back; ``mo_events``
         (mo id, status, detail) and reply messages are stored with it. One statement per list."""
-        if retry and retry_at is None:
-            raise ValueError("retry needs retry_at")
-        if release and owner is None:
-            raise ValueError("release needs the owner that holds the jobs")
+        check_finish(retry, retry_at, release, owner)
         return self.run(Merged(self._finish_many, (at, done, retry, retry_at, error, release, mo_events, replies,
                                                    owner, lease_until, replies_owner)))
 
