@@ -21,6 +21,7 @@ from connectors.smpp.protocol import SMPPProtocol
 from connectors.smpp.session import ESME, SMSC
 from connectors.tcp import no_delay
 from tests.certs import TestCA
+from tests.harness.waiting import eventually
 
 
 def nagle_off(transport) -> bool:
@@ -107,7 +108,7 @@ async def test_the_http_api_and_the_push_client_send_at_once():
     pool = Pool(default_endpoint_for(reactor, 5.0))
     try:
         client = await pool.connect(("http", "127.0.0.1", port.getHost().port))
-        await _until(lambda: made)
+        await eventually(lambda: made, "the server's side of the connection", timeout=5)
         assert nagle_off(client.transport) and nagle_off(made[0].transport)
     finally:
         for proto in made:
@@ -128,9 +129,3 @@ def test_a_transport_without_tcp_options_is_left_as_it_is():
     closed = Closed()
     no_delay(closed)  # no error: a socket that went away is nothing to set
     assert closed.asked == [True]
-
-
-async def _until(check) -> None:
-    from tests.harness.waiting import eventually
-
-    await eventually(check, "the server's side of the connection", timeout=5)
