@@ -2,7 +2,7 @@
 HTTP API with random requests.
 
   scripts/fuzz.py smpp --inputs 1000000 --seed 1
-      Mutated valid PDUs (``tests/fuzzing/smpp.py``: bit flips, byte inserts and deletes, length
+      Mutated valid PDUs (``tests/fuzzing/smpp_pdus.py``: bit flips, byte inserts and deletes, length
       rewrites, TLV splices, truncation) from a seeded ``random.Random``, each fed whole and in
       random chunks to a fresh connection of the customer-facing SMPP server or the SMSC-facing
       operator link (alternately), through the decoder and the field parsers each role uses.
@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.fuzzing import http as http_fuzz  # noqa: E402
 from tests.fuzzing import smpp as smpp_fuzz  # noqa: E402
+from tests.fuzzing import smpp_pdus  # noqa: E402
 from tests.harness.net import free_port  # noqa: E402
 
 SMSGW = str(ROOT / ".venv" / "bin" / "smsgw")
@@ -59,7 +60,7 @@ def fuzz_smpp(inputs: int, seed: int) -> int:
     started = time.perf_counter()
     for i in range(inputs):
         rig = rigs[i % 2]
-        data = rig.prefix(rng) + smpp_fuzz.stream(rng)
+        data = rig.prefix(rng) + smpp_pdus.stream(rng)
         run, problems = smpp_fuzz.check(rig, data, rng)
         kinds.update(smpp_fuzz.outcome_kinds(run))
         if problems:

@@ -2,9 +2,9 @@
 
 The codec and the session have their own properties (``test_smpp_codec.py``,
 ``test_smpp_session.py``); here mutated valid PDUs go whole through the customer-facing
-``CustomerSMPPServer`` and the SMSC-facing ``OperatorLink`` (``tests/fuzzing/smpp.py``): nothing
-raises, nothing is logged as an error, every reply is whole PDUs, and bytes cut anyhow give the
-same replies and the same calls to the application. hypothesis drives the shared generator
+``CustomerSMPPServer`` and the SMSC-facing ``OperatorLink`` (``tests/fuzzing/smpp.py``, its input
+made by ``tests/fuzzing/smpp_pdus.py``): nothing raises, nothing is logged as an error, every reply
+is whole PDUs, and bytes cut anyhow give the same replies and the same calls to the application. hypothesis drives the shared generator
 through ``st.randoms()``, so ``scripts/fuzz.py smpp`` and these tests fuzz alike. At the end, one
 test per finding.
 """
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from connectors.smpp.codec import PDU, decode, encode
 from connectors.smpp.defs import ESME_RBINDFAIL, ESME_RQUERYFAIL
-from tests.fuzzing import smpp
+from tests.fuzzing import smpp, smpp_pdus
 
 RIGS = {"server": smpp.ServerRig(), "client": smpp.ClientRig()}
 ROLES = st.sampled_from(sorted(RIGS))
@@ -37,14 +37,14 @@ def assert_fine(rig, data: bytes, rng) -> None:
 @given(rng=st.randoms(use_true_random=False))
 def test_server_takes_mutated_pdus(rng):
     rig = RIGS["server"]
-    assert_fine(rig, rig.prefix(rng) + smpp.stream(rng), rng)
+    assert_fine(rig, rig.prefix(rng) + smpp_pdus.stream(rng), rng)
 
 
 @FUZZ
 @given(rng=st.randoms(use_true_random=False))
 def test_client_takes_mutated_pdus(rng):
     rig = RIGS["client"]
-    assert_fine(rig, rig.prefix(rng) + smpp.stream(rng), rng)
+    assert_fine(rig, rig.prefix(rng) + smpp_pdus.stream(rng), rng)
 
 
 @FUZZ
@@ -52,14 +52,14 @@ def test_client_takes_mutated_pdus(rng):
 def test_each_command_mutated(role, command, rng):
     """Each command the roles read, mutated, on each role (a floor under the weighted mix)."""
     rig = RIGS[role]
-    assert_fine(rig, rig.prefix(rng) + smpp.mutate(rng, smpp.valid_pdu(rng, command)), rng)
+    assert_fine(rig, rig.prefix(rng) + smpp_pdus.mutate(rng, smpp_pdus.valid_pdu(rng, command)), rng)
 
 
 @settings(max_examples=100, deadline=None)
 @given(role=ROLES, rng=st.randoms(use_true_random=False))
 def test_valid_pdus_unmutated(role, rng):
     rig = RIGS[role]
-    data = rig.prefix(rng) + b"".join(smpp.valid_pdu(rng).data for _ in range(rng.randint(1, 4)))
+    data = rig.prefix(rng) + b"".join(smpp_pdus.valid_pdu(rng).data for _ in range(rng.randint(1, 4)))
     assert_fine(rig, data, rng)
 
 
