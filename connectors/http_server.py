@@ -210,7 +210,8 @@ class HTTPServerProtocol(Protocol):
 
     def on_url(self, url: bytes) -> None:
         self._url_len += len(url)
-        if self._url_len > self.limits.max_line:
+        # the whole request line, CRLF aside: method, space, target, space, "HTTP/1.1"
+        if len(self.parser.get_method()) + self._url_len + 10 > self.limits.max_line:
             raise _Refused(414, "uri_too_long", f"The request line is over {self.limits.max_line} bytes.")
         self._url.append(url)
 

@@ -145,6 +145,23 @@ def test_limits_and_bad_http_are_refused_with_a_json_error_and_a_close(request_b
     assert c.handler.seen == []
 
 
+@pytest.mark.parametrize("method", [b"GET", b"DELETE"])
+def test_the_request_line_limit_counts_the_whole_line(method):
+    """SPEC §15: a request line over 8 KiB → 414; at 8 KiB it is read (CRLF not counted)."""
+    def line(length: int) -> bytes:
+        head = method + b" /"
+        tail = b" HTTP/1.1"
+        return head + b"a" * (length - len(head) - len(tail)) + tail
+
+    c = Conn()
+    c.send(line(8192) + b"\r\nHost: gw\r\n\r\n")
+    assert len(c.handler.seen) == 1 and [s for s, _, _ in c.answers()] == [200]
+    c = Conn()
+    c.send(line(8193) + b"\r\nHost: gw\r\n\r\n")
+    [(status, headers, body)] = c.answers()
+    assert (status, json.loads(body)["error"]["code"]) == (414, "uri_too_long") and c.handler.seen == []
+
+
 def test_a_refusal_waits_for_the_answer_in_progress():
     c = Conn()
     c.handler.hold = True
