@@ -56,7 +56,8 @@ def known(params: dict[str, str], allowed: set[str]) -> None:
 def page_limit(params: dict[str, str]) -> int:
     """``limit``: 1 to ``MAX_PAGE``, ``DEFAULT_PAGE`` when absent."""
     limit = params.get("limit", str(DEFAULT_PAGE))
-    if not _digits(limit) or not 1 <= int(limit) <= MAX_PAGE:
+    # the length first: int() refuses strings of over 4,300 digits with a ValueError of its own
+    if not _digits(limit) or len(limit) > 18 or not 1 <= int(limit) <= MAX_PAGE:
         raise ApiError(400, "invalid_request", f"limit must be an integer from 1 to {MAX_PAGE}.", "limit")
     return int(limit)
 

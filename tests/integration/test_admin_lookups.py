@@ -191,6 +191,7 @@ async def test_bad_parameters_are_refused_naming_them(rig):
     for path in PATHS:
         sep = "&" if "?" in path else "?"
         refusal(*await look(rig, f"{path}{sep}colour=red"), 400, "invalid_request", "colour")
+        refusal(*await look(rig, f"{path}{sep}limit={'9' * 4301}"), 400, "invalid_request", "limit")
     for path, field in (("/messages?since=yesterday", "since"), ("/messages?until=2026-13-01", "until"),
                         ("/messages?cursor=xyz", "cursor"), ("/messages?cursor=ABC", "cursor"),
                         ("/messages?limit=0", "limit"), ("/messages?limit=1001", "limit"),

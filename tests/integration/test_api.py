@@ -274,6 +274,7 @@ async def test_pulls_are_per_account_and_paged_by_cursor(api):
     code, other = await call(api, "GET", "/v1/inbound", key="beta-key")
     assert (code, other["messages"]) == (200, [])
     for query, field in (("cursor=abc", "cursor"), ("limit=0", "limit"), ("limit=1001", "limit"),
+                         ("limit=" + "9" * 4301, "limit"),  # more digits than int() takes
                          ("status=sent", "status"), ("updated_since=yesterday", "updated_since"), ("x=1", "x"),
                          # SPEC §15: what the parser or the clock cannot hold is a 400, never a 500
                          ("cursor=%C3%A9", "cursor"), ("status=%FF", "status"),

@@ -137,6 +137,7 @@ async def test_bad_parameters_are_refused_naming_them(rig):
     for path in PATHS:
         refusal(*await rig.api("GET", f"{path}?colour=red"), 400, "invalid_request", "colour")
         refusal(*await rig.api("GET", f"{path}?limit=0"), 400, "invalid_request", "limit")
+        refusal(*await rig.api("GET", f"{path}?limit={'9' * 4301}"), 400, "invalid_request", "limit")
         refusal(*await rig.api("GET", f"{path}?limit=1&limit=2"), 400, "invalid_request", "limit")
     for path, field in (("/v1/messages/search?since=yesterday", "since"),
                         ("/v1/messages/search?until=2026-13-01", "until"),
