@@ -36,18 +36,21 @@ def _known_account(gw, name: str) -> None:
 
 
 def topup(gw, request, name: str):
-    """``POST /v1/admin/accounts/{name}/topup`` with ``{"amount": number}``: the new balance."""
+    """``POST /v1/admin/accounts/{name}/topup`` with ``{"amount": number}`` (or a decimal string,
+    ``"0.10"``, which no binary float rounds): the new balance."""
     _known_account(gw, name)
     now = gw.clock.seconds()
     body = read_json(request)
     amount = body.get("amount") if isinstance(body, dict) else None
     if isinstance(amount, bool) or not isinstance(amount, (int, float, str)):
-        raise ApiError(400, "invalid_request", "Field 'amount' must be a number.", "amount")
+        raise ApiError(400, "invalid_request", "Field 'amount' must be a number or a decimal string.", "amount")
     try:
         value = Decimal(str(amount))
     except ArithmeticError:
-        raise ApiError(400, "invalid_request", "Field 'amount' must be a number.", "amount") from None
-    if not value.is_finite() or abs(value) > MAX_TOPUP:
+        raise ApiError(400, "invalid_request", "Field 'amount' must be a number or a decimal string.",
+                       "amount") from None
+    # compared, not abs(): abs() rounds to the context and raises Overflow on "1e999999999"
+    if not value.is_finite() or not -MAX_TOPUP <= value <= MAX_TOPUP:
         raise ApiError(400, "invalid_request", f"Field 'amount' must be a number from -{MAX_TOPUP} to {MAX_TOPUP}.",
                        "amount")
     d = gw.store.topup(name, value, now)
