@@ -116,13 +116,15 @@ def build_messages(body: Any, account, config, now: float) -> list[Message]:
     limit = min(account.max_parts, config.gateway.max_parts_cap)
     if max_parts_ok and max_parts_raw is not None:
         limit = min(limit, max_parts_raw)
+    encoding_problem = None  # an encoding the text does not fit: reported in encoding's turn
     try:
         encoding = sms_text.choose_encoding(text, requested if encoding_ok else "auto")
     except sms_text.UnencodableText as exc:
         if requested == "auto" or not encoding_ok:
             # Only a lone surrogate fits no encoding: the text itself is broken.
             raise invalid_request("text", f"The text cannot be encoded: {exc}") from None
-        raise invalid_request("encoding", f"The text cannot be sent as {requested}: {exc}") from None
+        encoding_problem = f"The text cannot be sent as {requested}: {exc}"
+        encoding = sms_text.choose_encoding(text, "auto")  # it fits auto: only a surrogate fits none
     parts = sms_text.count_parts(text, encoding)
     if parts > limit:
         raise unprocessable("text_too_long", "text",
@@ -180,6 +182,8 @@ def build_messages(body: Any, account, config, now: float) -> list[Message]:
         raise invalid_request("max_parts", "Field 'max_parts' must be an integer of at least 1.")
     if not encoding_ok:
         raise invalid_request("encoding", "Field 'encoding' must be one of auto, gsm7, latin1, ucs2.")
+    if encoding_problem is not None:
+        raise invalid_request("encoding", encoding_problem)
     callback_url = body.get("callback_url")
     if callback_url is not None:
         check_callback_url(callback_url, account)

@@ -1,5 +1,5 @@
-"""``build_messages`` without HTTP: the request field ``callback_statuses`` (SPEC §12) and where it
-stands in SPEC §11's order of fields (right after ``send_at``)."""
+"""``build_messages`` without HTTP: the request field ``callback_statuses`` (SPEC §12), where it
+stands in SPEC §11's order of fields (right after ``send_at``), and where ``encoding`` stands."""
 
 from __future__ import annotations
 
@@ -72,6 +72,14 @@ ORDER = [
     ({"to": "46701234567", "text": "hi", "from": "NOT_MINE", "callback_statuses": BAD}, "from"),
     ({"to": "46701234567", "text": "hi", "profile": "nope", "callback_statuses": BAD}, "profile"),
     ({"to": "46701234567", "text": "hi", "send_at": "tomorrow", "callback_statuses": BAD}, "send_at"),
+    # a text the requested encoding cannot carry is encoding's error, in encoding's turn
+    ({"to": "46701234567", "text": "привет", "encoding": "gsm7", "from": "NOT_MINE"}, "from"),
+    ({"to": "46701234567", "text": "привет", "encoding": "latin1", "profile": "nope"}, "profile"),
+    ({"to": "46701234567", "text": "привет", "encoding": "gsm7", "send_at": "2099-01-01T00:00:00Z"}, "send_at"),
+    ({"to": "46701234567", "text": "привет", "encoding": "gsm7", "callback_statuses": BAD}, "callback_statuses"),
+    ({"to": "46701234567", "text": "привет", "encoding": "gsm7", "max_parts": 0}, "max_parts"),
+    ({"to": "46701234567", "text": "привет", "encoding": "gsm7", "reference": "r" * 65}, "encoding"),
+    ({"to": "46701234567", "text": "привет" * 200, "encoding": "gsm7"}, "text"),  # too long as UCS-2 too
     # ... and callback_statuses' wins over the optional fields after it
     ({"to": "46701234567", "text": "hi", "callback_statuses": BAD, "max_parts": 0}, "callback_statuses"),
     ({"to": "46701234567", "text": "hi", "callback_statuses": BAD, "encoding": "ebcdic"}, "callback_statuses"),
