@@ -19,7 +19,7 @@ import json
 from io import BytesIO
 
 from prometheus_client import generate_latest
-from prometheus_client.utils import floatToGoString
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.defer import DeferredList
 from twisted.internet.protocol import DatagramProtocol
@@ -138,31 +138,34 @@ class NodeMetrics(Resource):
 
 
 def merge_exposition(texts: list[str]) -> str:
-    """Prometheus text expositions added up sample by sample (same name and labels)."""
-    families: dict[str, tuple[str, str, dict]] = {}
+    """Prometheus text expositions added up sample by sample (same name and labels; smscore.metrics
+    exports no ``_created`` times, which would not add up), written out again by prometheus_client:
+    a counter's HELP and TYPE name it ``…_total`` as its samples are, which the parser's family
+    name (``…`` alone) is not."""
+    families: dict[str, tuple[Metric, dict]] = {}
     for text in texts:
         for family in text_string_to_metric_families(text):
-            _, _, samples = families.setdefault(family.name, (family.type, family.documentation, {}))
+            _, samples = families.setdefault(family.name, (family, {}))
             for sample in family.samples:
                 key = (sample.name, tuple(sorted(sample.labels.items())))
                 samples[key] = samples.get(key, 0.0) + sample.value
-    out = []
-    for name, (kind, doc, samples) in families.items():
-        out.append(f"# HELP {name} {_escape_doc(doc)}")
-        out.append(f"# TYPE {name} {kind}")
+    merged = []
+    for name, (first, samples) in families.items():
+        metric = Metric(name, first.documentation, first.type, first.unit)
         for (sample, labels), value in samples.items():
-            shown = ",".join(f'{k}="{_escape_label(v)}"' for k, v in labels)
-            name = f"{sample}{{{shown}}}" if shown else sample
-            out.append(f"{name} {floatToGoString(value)}")
-    return "\n".join(out) + "\n"
+            metric.add_sample(sample, dict(labels), value)
+        merged.append(metric)
+    return generate_latest(_Families(merged)).decode()
 
 
-def _escape_doc(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
+class _Families:
+    """Metric families already made, as the collector ``generate_latest`` reads."""
 
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
 
-def _escape_label(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    def collect(self) -> list[Metric]:
+        return self.families
 
 
 class ReloadResource(Resource):

@@ -122,6 +122,7 @@ def test_the_api_worker_serves_and_the_node_answers_as_one(node):
     text = urllib.request.urlopen(f"http://127.0.0.1:{node.metrics_port}/metrics", timeout=5).read().decode()
     assert metric(text, "smsgw_messages_total", status="queued", operator="") == 40
     assert metric(text, "smsgw_messages_total", status="delivered") == 40
+    assert "# TYPE smsgw_messages_total counter" in text.splitlines()  # not untyped for Prometheus
     # Figures of the node, not of a process, are not added up; process_* keep one series per worker.
     assert metric(text, "smsgw_build_info") == 1
     assert {s.labels["worker"] for f in text_string_to_metric_families(text) for s in f.samples

@@ -58,7 +58,32 @@ def test_metrics_of_every_process_add_up_sample_by_sample():
     assert samples[("smsgw_delivery_seconds_bucket", (("le", "+Inf"),))] == 2
     assert samples[("smsgw_delivery_seconds_count", ())] == 2
     assert abs(samples[("smsgw_delivery_seconds_sum", ())] - 0.55) < 1e-9
-    assert "# TYPE smsgw_messages counter" in merged
+    assert "# TYPE smsgw_messages_total counter" in merged
+
+
+def test_the_merged_exposition_describes_each_family_as_one_process_does():
+    """HELP and TYPE lines as prometheus_client writes them for one process (a counter's under its
+    ``…_total`` name, or Prometheus takes its samples as untyped)."""
+    from smscore.metrics import Metrics
+
+    texts = []
+    for index in range(2):
+        metrics = Metrics(CollectorRegistry())
+        metrics.describe_process(str(index), node=index == 0)
+        metrics.status_changed("queued")
+        metrics.child(metrics.mo, "72550", "DEMO", "routed").inc()
+        metrics.delivery_seconds.observe(("sim_a",), 0.2)
+        texts.append(generate_latest(metrics.registry).decode())
+    merged = merge_exposition(texts)
+
+    def described(text):
+        return {line for line in text.splitlines() if line.startswith("# ")}
+
+    assert described(merged) == described(texts[0])
+    assert "# TYPE smsgw_messages_total counter" in merged and "# TYPE smsgw_mo_total counter" in merged
+    kinds = {f.name: f.type for f in text_string_to_metric_families(merged)}
+    assert kinds["smsgw_messages"] == kinds["smsgw_mo"] == "counter"
+    assert kinds["smsgw_delivery_seconds"] == "histogram" and kinds["smsgw_build_info"] == "gauge"
 
 
 def test_figures_of_the_node_are_not_added_up_and_each_process_keeps_its_process_series():
