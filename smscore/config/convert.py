@@ -213,12 +213,13 @@ def _template(allowed: tuple[str, ...]) -> Callable[[Any], str]:
 def _list(item: Callable[[Any], Any], *, unique: bool = False, casefold: bool = False,
           max_items: int | None = None, non_empty: bool = False,
           conceal: bool = False) -> Callable[[Any], tuple]:
-    """An array of `item`s; `conceal`: the entries are secrets, so a duplicate is named by the
-    index of the entry it repeats, never shown."""
+    """An array of `item`s; `conceal`: the entries are secrets, so a value written in place of
+    the array is named by its type and a duplicate by the index of the entry it repeats, never
+    shown."""
 
     def convert(value: Any) -> tuple:
         if not isinstance(value, list):
-            raise _Invalid(f"must be an array, got {_show(value)}")
+            raise _Invalid(f"must be an array, got {_kind(value) if conceal else _show(value)}")
         if non_empty and not value:
             raise _Invalid("must not be empty")
         if max_items is not None and len(value) > max_items:
@@ -242,6 +243,17 @@ def _list(item: Callable[[Any], Any], *, unique: bool = False, casefold: bool = 
         return tuple(items)
 
     return convert
+
+
+def _kind(value: Any) -> str:
+    """What a TOML value is, without what it says (for a secret written where it does not fit)."""
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return _show(value) if isinstance(value, (dict, list)) else "a date or time"
 
 
 _NAME = r"[A-Za-z0-9_-]{1,64}"

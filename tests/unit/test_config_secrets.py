@@ -213,6 +213,9 @@ def test_a_wrong_secret_is_reported_without_its_value(section: str, value: str, 
 @pytest.mark.parametrize("section", [
     '[accounts.a]\nsecret = 1234567890\n',
     '[accounts.a]\napi_keys = [1234567890]\n',
+    '[accounts.a]\napi_keys = "1234567890"\n',
+    '[admin]\napi_keys = "1234567890"\n',
+    '[admin]\napi_keys = 1234567890\n',
     '[operators.telia]\nhost = "h"\nsystem_id = "a"\npassword = 1234567890\n',
 ])
 def test_a_secret_of_the_wrong_type_is_not_shown_either(section: str) -> None:
