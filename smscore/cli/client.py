@@ -10,14 +10,24 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from smscore.cli.common import CliError, load
+from smscore.cli.common import DEFAULT_CONFIG, CliError, load
 
 
 # -- HTTP clients: send, status, mo ----------------------------------------------------------------
 def _base_url(args) -> str:
+    """``--url``, else the ``[http] listen`` of ``-c`` (the default config file only when it is
+    there: a file named with ``-c`` must be), else the SPEC's 127.0.0.1:8080."""
     if args.url:
+        try:
+            parts = urllib.parse.urlsplit(args.url)
+            parts.port  # noqa: B018 - raises on a port that is no number
+        except ValueError as exc:
+            raise CliError(f"--url {args.url!r} is not a URL: {exc}", 2) from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise CliError(f"--url must be http:// or https:// and a host, such as http://127.0.0.1:8080; "
+                           f"got {args.url!r}", 2)
         return args.url.rstrip("/")
-    if args.config and Path(args.config).exists():
+    if args.config != DEFAULT_CONFIG or Path(args.config).exists():
         listen = load(args.config).http.listen
         return f"http://{listen.host}:{listen.port}"
     return "http://127.0.0.1:8080"

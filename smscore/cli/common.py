@@ -22,6 +22,8 @@ def load(path: str):
     try:
         return load_config(path)
     except ConfigError as exc:
+        if len(exc.errors) == 1:  # one error, one line
+            raise CliError(exc.errors[0], 2) from None
         for line in exc.errors:
             print(f"smsgw: {line}", file=sys.stderr)
         raise CliError(f"{path}: {len(exc.errors)} configuration error(s)", 2) from None

@@ -117,10 +117,20 @@ def cmd_smsc_sim(args) -> int:
 
     logs.configure(args.log_level, args.log_format)
     host, port = _host_port(args.listen, "--listen")
-    settings = SimSettings(
-        system_id=args.system_id, password=args.password, receipt_delay=parse_duration(args.receipt_delay),
-        message_id_format=args.message_id_format, unreachable_prefixes=tuple(args.unreachable_prefix or ()),
-        throttle_tps=args.throttle_tps)
+    try:
+        delay = parse_duration(args.receipt_delay)
+    except ValueError as exc:
+        raise CliError(f"--receipt-delay: {exc}", 2) from None
+    if args.window < 1:
+        raise CliError(f"--window must be at least 1, got {args.window}", 2)
+    try:
+        settings = SimSettings(
+            system_id=args.system_id, password=args.password, receipt_delay=delay,
+            message_id_format=args.message_id_format, unreachable_prefixes=tuple(args.unreachable_prefix or ()),
+            throttle_tps=args.throttle_tps)
+    except ValueError as exc:  # the settings' own checks ("throttle_tps must be >= 0, ...") name the option
+        name, _, rest = str(exc).partition(" ")
+        raise CliError(f"--{name.replace('_', '-')} {rest}", 2) from None
     sim = SimulatedSMSC(settings, reactor, name=args.name)
     sim.window = args.window
     log = logs.get_logger(component="smsc-sim")
