@@ -11,7 +11,10 @@ Rules (SPEC §5, §7):
 - a failed receipt for any part (or a permanent submit error) is an attempt that failed on that
   operator: if the profile has an operator not tried yet, the history gets a non-final ``failed``
   event and the message goes back to ``queued`` for the next operator; otherwise it is ``failed``;
-- temporary conditions (phone off) make it ``buffered``; intermediate receipts only add history;
+- temporary conditions (phone off) make it ``buffered``;
+- an event is a change of the message's status (SPEC §4: one event, and one status callback, per
+  change): a receipt that changes only a part (one part of several delivered) or nothing (an
+  intermediate ENROUTE, a duplicate) adds no event; the part's state is still stored;
 - a receipt for a message already final changes nothing (duplicates, late receipts).
 """
 
@@ -142,9 +145,9 @@ def on_receipt(message: Message, parts: list[str], part_index: int, operator: st
     """A receipt for part ``part_index`` of ``message``; ``parts`` holds every part's status
     (updated in place).
 
-    Every receipt for a message still in flight becomes an event in its history; one that does not
-    change the message's status (a part of several delivered, an intermediate ENROUTE) is an event
-    with the status unchanged and says which part in its detail.
+    Only a receipt that changes the message's status is an event; the event that does (the last
+    part delivered, a part failed) says which part in its detail. ``part_status`` is set whenever
+    the part's own state moved, so the store keeps it.
     """
     t = Transition(message)
     if message.status.final or message.operator != operator:
@@ -152,7 +155,6 @@ def on_receipt(message: Message, parts: list[str], part_index: int, operator: st
         return t
     outcome = receipt.outcome
     detail = receipt.detail
-    before = parts[part_index]
     if message.parts > 1:
         detail = f"part {part_index + 1}/{message.parts} {detail}".rstrip()
     if outcome is ReceiptOutcome.DELIVERED:
@@ -178,10 +180,8 @@ def on_receipt(message: Message, parts: list[str], part_index: int, operator: st
         t.part_status = PART_BUFFERED
         if message.status is not Status.BUFFERED:
             _set(message, Status.BUFFERED, at, operator, detail, t.events)
-    # ReceiptOutcome.ACCEPTED (ENROUTE, ACCEPTD): the SMSC took it on; the status stays.
-    if not t.events and (parts[part_index] != before or outcome is ReceiptOutcome.ACCEPTED):
-        # A receipt that moves a part but not the message (a duplicate moves nothing: no event).
-        _set(message, message.status, at, operator, detail, t.events)
+    # ReceiptOutcome.ACCEPTED (ENROUTE without an error, ACCEPTD): the SMSC took it on; nothing
+    # changes, and a part delivered while another is not yet moves only the part.
     return t
 
 

@@ -134,8 +134,8 @@ async def check_the_accounts_statuses_apply_as_they_are_when_the_event_happens(s
     await store.record_submit(own.id, "cheap", ["o1"], 1001.0)
     await store.record_submit(follows.id, "cheap", ["f1"], 1001.0)
     account["acme"] = "final"  # a reload
-    await store.apply_receipt(receipt("o1", ReceiptOutcome.ACCEPTED, stat="ENROUTE"), 1002.0)
-    await store.apply_receipt(receipt("f1", ReceiptOutcome.ACCEPTED, stat="ENROUTE"), 1002.0)
+    await store.apply_receipt(receipt("o1", ReceiptOutcome.BUFFERED, stat="BUFFRED"), 1002.0)
+    await store.apply_receipt(receipt("f1", ReceiptOutcome.BUFFERED, stat="BUFFRED"), 1002.0)
     await store.apply_receipt(receipt("o1"), 1003.0)
     await store.apply_receipt(receipt("f1"), 1003.0)
     assert await _jobs_of(store, own) == [("delivered", True)]
@@ -150,7 +150,7 @@ async def _interleaved(store):
     await store.accept([a, b], "gw1", 1030.0)
     await store.record_submit(a.id, "cheap", ["a"], 1001.0)
     await store.record_submit(b.id, "cheap", ["b"], 1001.0)
-    await store.apply_receipt(receipt("a", ReceiptOutcome.ACCEPTED, stat="ENROUTE"), 1002.0)
+    await store.apply_receipt(receipt("a", ReceiptOutcome.BUFFERED, stat="BUFFRED"), 1002.0)
     await store.apply_receipt(receipt("b"), 1002.0)
     await store.apply_receipt(receipt("a"), 1003.0)
     jobs = await store.pending_push_jobs()

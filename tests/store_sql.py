@@ -149,8 +149,7 @@ async def check_submits_and_receipts_sent_together_apply_as_one_at_a_time(store,
                  for m in (early, plain, multi, ported)}
     delivered = [(Status.QUEUED, None), (Status.SUBMITTED, "cheap"), (Status.DELIVERED, "cheap")]
     assert histories[early.id] == delivered and histories[plain.id] == delivered
-    assert histories[multi.id] == [(Status.QUEUED, None), (Status.SUBMITTED, "cheap"), (Status.SUBMITTED, "cheap"),
-                                   (Status.DELIVERED, "cheap")]
+    assert histories[multi.id] == delivered  # the first part's receipt is no change of status
     assert histories[ported.id] == [(Status.QUEUED, None), (Status.SUBMITTED, "cheap"), (Status.FAILED, "cheap"),
                                     (Status.QUEUED, None)]
     def same(events):  # in the order of the calls, which several writers need not run in

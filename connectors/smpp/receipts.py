@@ -13,7 +13,9 @@ Theory of operation
   text:...``) by keyword, not by position: keys in any case, spaces around ``:``, ``submit_date`` for
   ``submit date``, missing fields, NULs and trailing junk are all accepted. ``text:`` takes the rest.
 * ``outcome_for(stat, message_state)``: the text's ``stat`` decides; the ``message_state`` TLV is
-  used when the text has no (recognised) ``stat``.
+  used when the text has no (recognised) ``stat``. ENROUTE is the SMSC still trying: with an error
+  named (``err`` not zero, or a ``network_error_code``: the phone is off, out of coverage) it is
+  ``buffered`` (SPEC §5), as Kannel reports it; without one it changes nothing.
 * ``keys_for_submit(id, fmt)`` is the one key stored for a part; ``keys_for_receipt(id, fmt)`` the
   candidates a receipt is looked up by, best first. ``fmt`` is the operator's ``receipt_id_format``:
 
@@ -147,6 +149,16 @@ def outcome_for(stat: str | None, message_state: int | None = None) -> ReceiptOu
     return ReceiptOutcome.UNKNOWN
 
 
+def _reports_an_error(fields: Mapping, network) -> bool:
+    """The receipt names an error: an ``err`` of the text other than zero, or a
+    ``network_error_code`` whose error code (its last two octets; the first is the network type)
+    is not zero."""
+    err = str(fields.get("err", "")).strip()
+    if err and err.strip("0"):
+        return True
+    return isinstance(network, (bytes, bytearray)) and len(network) == 3 and network[1:] != b"\0\0"
+
+
 def _check(fmt: str) -> None:
     if fmt not in ID_FORMATS:
         raise ValueError(f"receipt_id_format must be one of {', '.join(ID_FORMATS)}, not {fmt!r}")
@@ -198,7 +210,11 @@ def receipt_facts(operator: str, text: str, tlvs: Mapping, fmt: str = "auto") ->
     if state in MESSAGE_STATES and stat.upper() not in STAT_OUTCOMES:
         stat = stat or MESSAGE_STATES[state][0]
     err = fields.get("err", "")
-    if not err and isinstance(tlvs.get("network_error_code"), (bytes, bytearray)):
-        err = tlvs["network_error_code"].hex()
+    network = tlvs.get("network_error_code")
+    if not err and isinstance(network, (bytes, bytearray)):
+        err = network.hex()
+    if outcome is ReceiptOutcome.ACCEPTED and stat.upper() == "ENROUTE" and _reports_an_error(fields, network):
+        # still trying after an error (absent subscriber, no coverage): the SMSC buffers it
+        outcome = ReceiptOutcome.BUFFERED
     return ReceiptFacts(operator=operator, keys=keys, outcome=outcome, stat=stat, err=err,
                         raw_id=raw_id)

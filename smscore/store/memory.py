@@ -200,7 +200,8 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
         stored_copy = copy.copy(m)
         stored_copy.events = events + list(t.events)
         self.messages[m.id] = stored_copy
-        self.update_seq[m.id] = self._next()
+        if t.events:  # a change of status moves the message in the pull order; a part's alone does not
+            self.update_seq[m.id] = self._next()
         target = self.status_callbacks_for(m) if m.origin == "api" else None
         t.pushes = 0
         for e in t.events if target else ():

@@ -114,6 +114,7 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
     # -- saving changes: rows, history, pull order, status callbacks ---------------------------
     _UPDATE_MESSAGE = ("UPDATE messages SET status = ?, operator = ?, error = ?, updated_at = ?, tried = ?, parts = ?, "
                        "part_state = ?, cost = ?, owner = ?, lease_until = ?, update_seq = ? WHERE id = ?")
+    _UPDATE_PART_STATE = "UPDATE messages SET part_state = ? WHERE id = ?"
     _INSERT_EVENT = "INSERT INTO events (id, message_id, at, status, operator, detail, final) VALUES (?,?,?,?,?,?,?)"
 
     def _write(self, cur, t: tr.Transition, parts: list[str], owner: str | None = None,
@@ -131,15 +132,25 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
         for t, *_ in changes:
             self._prepare(cur, t)
         last = {change[0].message.id: change for change in changes}
-        rows = []
-        seqs = iter(self._next_seqs(cur, "messages", "update_seq", len(last)))
+        # a message whose status changed in this batch moves in the pull order (update_seq); one
+        # whose part alone moved (a part of several delivered) keeps its place
+        changed = {t.message.id for t, *_ in changes if t.events}
+        rows, part_rows = [], []
+        seqs = iter(self._next_seqs(cur, "messages", "update_seq", len(changed)) if changed else ())
         for t, parts, owner, lease_until in last.values():
             m = t.message
+            part_state = tr.PART_PENDING * m.parts if t.requeue else "".join(parts)
+            if m.id not in changed:
+                part_rows.append((part_state, m.id))
+                continue
             queued = m.status is Status.QUEUED
             rows.append((m.status.value, m.operator, m.error, m.updated_at, ",".join(m.tried), m.parts,
-                         tr.PART_PENDING * m.parts if t.requeue else "".join(parts), str(m.cost),
-                         owner if queued else None, lease_until if queued else None, next(seqs), m.id))
-        self._many(cur, self._UPDATE_MESSAGE, rows)
+                         part_state, str(m.cost), owner if queued else None, lease_until if queued else None,
+                         next(seqs), m.id))
+        if rows:
+            self._many(cur, self._UPDATE_MESSAGE, rows)
+        if part_rows:
+            self._many(cur, self._UPDATE_PART_STATE, part_rows)
         count = sum(len(t.events) for t, *_ in changes)
         ids = iter(self._event_ids(cur, count) if count else ())
         events, jobs = [], []

@@ -183,6 +183,22 @@ def test_receipt_facts_tlvs_win_and_fill_in():
     assert (facts.keys, facts.outcome, facts.stat, facts.err) == (("9",), E, "EXPIRED", "030001")
 
 
+@pytest.mark.parametrize("text, tlvs, outcome", [
+    ("id:7 stat:ENROUTE err:027", {}, B),             # absent subscriber: the SMSC keeps trying
+    ("id:7 stat:enroute err:1", {}, B),
+    ("id:7 stat:ENROUTE err:000", {}, A),             # en route, nothing wrong: no change
+    ("id:7 stat:ENROUTE", {}, A),
+    ("", {"receipted_message_id": "7", "message_state": 1, "network_error_code": b"\x03\x00\x1b"}, B),
+    ("", {"receipted_message_id": "7", "message_state": 1, "network_error_code": b"\x03\x00\x00"}, A),
+    ("", {"receipted_message_id": "7", "message_state": 1}, A),
+    ("id:7 stat:ACCEPTD err:027", {}, A),             # only ENROUTE says "still trying"
+    ("id:7 stat:DELIVRD err:027", {}, D),
+])
+def test_enroute_with_an_error_is_buffered(text, tlvs, outcome):
+    """SPEC §5: buffered is the SMSC reporting a temporary failure (phone off, no coverage)."""
+    assert receipt_facts("telia", text, tlvs).outcome is outcome
+
+
 def test_receipt_facts_without_any_id_is_none():
     assert receipt_facts("telia", "stat:DELIVRD err:000", {"message_state": 2}) is None
     assert receipt_facts("telia", "", {"receipted_message_id": ""}) is None
