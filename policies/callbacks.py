@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from functools import lru_cache
 
-__all__ = ["ALL", "FINAL", "FINAL_FAILURES", "next_batches", "parse_selection", "selects"]
+__all__ = ["ALL", "FINAL", "FINAL_FAILURES", "first_status_pushed", "next_batches", "parse_selection", "selects"]
 
 ALL = "all"
 FINAL = "final"
@@ -59,6 +59,14 @@ def selects(selection: str, status: str, final: bool) -> bool:
     if selection == FINAL_FAILURES:
         return final and status != "delivered"
     return status in _names(selection)
+
+
+def first_status_pushed(selection: str, status: str, final: bool, *, answered_with_it: bool) -> bool:
+    """Whether the status a message was stored with is pushed. Not when the answer to its
+    submission carried it (the HTTP API's 202, SPEC §11); otherwise (an SMPP ``submit_sm_resp``
+    carries only the id, SPEC §13) when it is final and ``selection`` selects it: an ESME that asked
+    for receipts hears of a message stopped at acceptance (stop list) as of any other end."""
+    return not answered_with_it and final and selects(selection, status, final)
 
 
 def next_batches(waiting: Sequence[tuple], *, size: int, linger: float, now: float, busy: Collection[str] = (),

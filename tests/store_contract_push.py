@@ -47,6 +47,32 @@ async def check_count_push_jobs_counts_http_pushes_by_kind_due_or_waiting_for_a_
     assert await store.count_push_jobs() == {"mo": 1, "status": 1}
 
 
+async def check_a_message_stopped_at_acceptance_over_smpp_gets_the_receipt_it_asked_for(store):
+    """SPEC §13: submit_sm_resp carries no status, so an ESME that asked for receipts of final
+    outcomes hears of a message the stop list ended at acceptance; the HTTP API's 202 says it."""
+    from policies.callbacks import FINAL, FINAL_FAILURES
+    from smscore.model import SMPP_TARGET, Event, Status
+
+    def stopped(to, url, statuses):
+        m = make_message(to=to, callback_url=url, callback_statuses=statuses)
+        m.status = Status.STOPPED  # as the admission rules leave it (smscore.store.rules)
+        m.events = [Event(at=1000.0, status=Status.STOPPED, detail="stop list", final=True)]
+        return m
+
+    every, failures, none = (stopped(f"467011100{i}", SMPP_TARGET, sel)
+                             for i, sel in enumerate((FINAL, FINAL_FAILURES, "")))
+    http = stopped("4670111009", "http://acme/status", "all")
+    queued = make_message(to="4670111008", callback_url=SMPP_TARGET, callback_statuses=FINAL)
+    await store.accept([every, failures, none, http, queued], "gw1", 1030.0)
+    jobs = await store.pending_push_jobs()
+    assert [(j.subject, j.url, j.body["status"], j.body["final"]) for j in jobs] == [
+        (every.id, SMPP_TARGET, "stopped", True), (failures.id, SMPP_TARGET, "stopped", True)]
+    assert jobs[0].body["esme"]["cancelled"] is False  # a REJECTD receipt, not DELETED
+    events = (await store.get(every.id)).events
+    assert [(e.status, e.detail) for e in events] == [(Status.STOPPED, "stop list")]
+    assert jobs[0].body["event_id"] != jobs[1].body["event_id"]
+
+
 async def check_status_changes_queue_callbacks_in_order_and_feed_pulls(store):
     store.status_callbacks_for = lambda m: ("http://acme/status", "all") if m.account == "acme" else None
     m = make_message()

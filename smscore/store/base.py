@@ -20,8 +20,8 @@ from decimal import Decimal
 from twisted.internet.defer import Deferred
 
 from connectors.api import MoFacts, ReceiptFacts  # noqa: F401 (types in docstrings)
-from policies.callbacks import ALL
-from smscore.model import Message
+from policies.callbacks import ALL, first_status_pushed
+from smscore.model import SMPP_TARGET, Message
 from smscore.store.rules import PURGE_CHUNK
 from smscore.transitions import UntriedOperators
 
@@ -32,6 +32,22 @@ def own_status_callbacks(message: Message) -> tuple[str, str] | None:
     if not message.callback_url:
         return None
     return message.callback_url, ALL if message.callback_statuses is None else message.callback_statuses
+
+
+def told_at_acceptance(messages: Sequence[Message], status_callbacks_for) -> list[tuple[Message, tuple[str, str]]]:
+    """The messages being stored whose first status is pushed (``policies.callbacks.
+    first_status_pushed``: over SMPP, whose ``submit_sm_resp`` does not say it), with the target
+    of the push. Every store queues those in the transaction that stores the messages."""
+    out = []
+    for m in messages:
+        if m.callback_url != SMPP_TARGET or not m.events:  # the HTTP API's 202 reports it
+            continue
+        first = m.events[0]
+        target = status_callbacks_for(m)
+        if target is not None and first_status_pushed(target[1], first.status.value, first.final,
+                                                      answered_with_it=False):
+            out.append((m, target))
+    return out
 
 
 def _no_operator_left(message: Message) -> Sequence[str]:

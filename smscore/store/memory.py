@@ -20,7 +20,7 @@ from policies.callbacks import selects
 from policies.learning import Learned, failed_lately, learn
 from smscore import transitions as tr
 from smscore.model import Event, Message, MoEvent, MoMessage, PushJob, Status, assemble_mo, new_message_id
-from smscore.store.base import Store, StoreRules, check_finish
+from smscore.store.base import Store, StoreRules, check_finish, told_at_acceptance
 from smscore.store.memory_accounts import MemoryAccountOps
 from smscore.store.memory_lookups import MemoryLookups
 from smscore.store.rules import (DO_NOT_CALL, admit_messages, balance_notice_jobs, block_lessons, day_of,
@@ -92,6 +92,10 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
             self.parts[m.id] = [tr.PART_PENDING] * m.parts
             self.leases[m.id] = (owner, lease_until if owner else None)
             self.update_seq[m.id] = self._next()
+        for m, (url, _) in told_at_acceptance(work, self.status_callbacks_for):  # see SqlStore._insert_rows
+            first = m.events[0]
+            self._add_job(PushJob("status", m.account, m.id, url, status_callback_body(self._next(), m, first)),
+                          first.at)
         settle(work, messages)
         return succeed(None)
 

@@ -24,7 +24,7 @@ from connectors.smpp.deliver_fields import PREVIEW_CHARS
 from policies.callbacks import selects
 from smscore import transitions as tr
 from smscore.model import SMPP_TARGET, Event, Message, PushJob, Status, is_cancel, rfc3339
-from smscore.store.base import Store, StoreRules
+from smscore.store.base import Store, StoreRules, told_at_acceptance
 from smscore.store.changes import MessageChanges
 from smscore.store.inbound import MoOperations
 from smscore.store.nodes import NodeOperations
@@ -219,11 +219,25 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
                 next(seqs)))
         self._many(cur, f"INSERT INTO messages ({MSG_COLS}, owner, lease_until, update_seq) VALUES "
                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", values)
-        events = [(m.id, e.at, e.status.value, e.operator, e.detail, e.final) for m, _, _ in rows for e in m.events]
+        # The first status is reported in the 202 answer: no callback for it (SPEC §11); over SMPP
+        # a final one is a receipt (told_at_acceptance), its event numbered here for the receipt.
+        told = told_at_acceptance([m for m, _, _ in rows], self.status_callbacks_for)
+        skip = {id(m.events[0]) for m, _ in told}
+        events = [(m.id, e.at, e.status.value, e.operator, e.detail, e.final) for m, _, _ in rows for e in m.events
+                  if id(e) not in skip]
         if events:
-            # The first status is reported in the 202 answer: no callback for it (SPEC §11).
             self._many(cur, "INSERT INTO events (message_id, at, status, operator, detail, final) VALUES (?,?,?,?,?,?)",
                        events)
+        if told:
+            ids = iter(self._event_ids(cur, len(told)))
+            numbered, jobs = [], []
+            for m, (url, _) in told:
+                e, event_id = m.events[0], next(ids)
+                numbered.append((event_id, m.id, e.at, e.status.value, e.operator, e.detail, e.final))
+                jobs.append(self._job_row(PushJob("status", m.account, m.id, url, status_callback_body(event_id, m, e)),
+                                          e.at))
+            self._many(cur, self._INSERT_EVENT, numbered)
+            self._many(cur, self._INSERT_JOB, jobs)
 
     def accept(self, messages: Sequence[Message], owner: str | None, lease_until: float) -> Deferred:
         d = self.run(Merged(self._accept_many, (messages, owner, lease_until)))
