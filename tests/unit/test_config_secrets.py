@@ -234,3 +234,94 @@ def test_the_redacted_store_url_hides_any_password(url, secret):
 
     shown = StoreConfig(url=url).redacted_url
     assert secret not in shown and "***" in shown and shown.startswith("postgresql://")
+
+
+# --- a PostgreSQL URL libpq would refuse: check-config says so, never with the password ---------
+
+PG_HINT = 'in a password, write "%" as %25, "/" as %2F and "@" as %40'
+
+
+def store_url_errors(url: str, source: str, folder: Path) -> list[str]:
+    """The errors of a config whose [store] url is `url`, written as it is, as "env:" or "file:"."""
+    if source == "env":
+        return errors_of(BASE + '[store]\nurl = "env:SMSGW_STORE_URL"\n', {"SMSGW_STORE_URL": url})
+    if source == "file":
+        (folder / "store_url").write_text(url + "\n", encoding="utf-8")
+        return errors_of(BASE + '[store]\nurl = "file:store_url"\n', folder=folder)
+    return errors_of(BASE + f'[store]\nurl = "{url}"\n')
+
+
+@pytest.mark.parametrize("source", ["plain", "env", "file"])
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (f"postgresql://pguser:{SECRET}@db.example:notaport/smsgw",
+         'store.url: port must be a number from 1 to 65535, got "notaport" in '
+         '"postgresql://pguser:***@db.example:notaport/smsgw"'),
+        (f"postgresql://pguser:{SECRET}@db.example:65536/smsgw",
+         'store.url: port must be a number from 1 to 65535, got "65536" in '
+         '"postgresql://pguser:***@db.example:65536/smsgw"'),
+        (f"postgresql://pguser:{SECRET}@db.example:0/smsgw",
+         'store.url: port must be a number from 1 to 65535, got "0" in '
+         '"postgresql://pguser:***@db.example:0/smsgw"'),
+        (f"postgresql://pguser:{SECRET}@db1:5432,db2:x/smsgw",
+         'store.url: port must be a number from 1 to 65535, got "x" in '
+         '"postgresql://pguser:***@db1:5432,db2:x/smsgw"'),
+        (f"postgresql://pguser:{SECRET}@db/smsgw?port=5_432",
+         'store.url: port must be a number from 1 to 65535, got "5_432" in '
+         '"postgresql://pguser:***@db/smsgw?port=5_432"'),
+        (f"postgresql://pguser:{SECRET}@db/smsgw?connect_timeout=ten",
+         'store.url: connect_timeout must be an integer, got "ten" in '
+         '"postgresql://pguser:***@db/smsgw?connect_timeout=ten"'),
+        (f"postgresql://pguser:{SECRET}@db/smsgw?sslmod=require",
+         'store.url: is not a URL libpq can read: invalid URI query parameter: "sslmod", got '
+         '"postgresql://pguser:***@db/smsgw?sslmod=require"'),
+        (f"postgresql://pguser:{SECRET}@db/smsgw?sslmode",
+         'store.url: is not a URL libpq can read: missing key/value separator "=" in URI query '
+         'parameter: "sslmode", got "postgresql://pguser:***@db/smsgw?sslmode"'),
+        (f"postgresql://pguser:{SECRET}@[::1/smsgw",
+         'store.url: is not a URL libpq can read: end of string reached when looking for matching "]" '
+         'in IPv6 host address in URI: "postgresql://pguser:***@[::1/smsgw"'),
+        # libpq quotes the token it cannot decode: here the password, so only the *** part is named
+        (f"postgresql://pguser:{SECRET}%zz@db/smsgw",
+         f'store.url: libpq cannot read the part shown as *** ({PG_HINT}), got "postgresql://pguser:***@db/smsgw"'),
+        (f"postgresql://db/smsgw?user=pguser&password={SECRET}%zz",
+         f'store.url: libpq cannot read the part shown as *** ({PG_HINT}), got '
+         '"postgresql://db/smsgw?user=pguser&password=***"'),
+        # an unescaped "/" ends the user-info for libpq: it reads host "pguser" and the password as port
+        (f"postgresql://pguser:{SECRET}/x@db/smsgw",
+         f"store.url: port must be a number from 1 to 65535, got a value from the part shown as *** "
+         f'({PG_HINT}) in "postgresql://pguser:***@db/smsgw"'),
+    ],
+    ids=["port not a number", "port above 65535", "port 0", "second host's port", "port with _",
+         "connect_timeout", "unknown query parameter", "parameter without =", "unclosed IPv6 host",
+         "bad % in password", "bad % in password parameter", "/ in password"],
+)
+def test_a_postgresql_url_libpq_would_refuse_is_one_error_without_the_password(
+    url: str, expected: str, source: str, tmp_path: Path
+) -> None:
+    errors = store_url_errors(url, source, tmp_path)
+
+    assert errors == [expected]
+    assert SECRET not in "\n".join(errors)
+
+
+@pytest.mark.parametrize("source", ["plain", "env", "file"])
+@pytest.mark.parametrize("url", [
+    "postgresql://u:p@127.0.0.1:5432/db?sslmode=require",
+    "postgresql://smsgw@/db?host=/tmp/pg",
+    "postgres://gw:pw@db1:5432,db2/smsgw?connect_timeout=10&target_session_attrs=read-write",
+    "postgresql://gw:p%40ss%2Fw@db:+05432/smsgw?keepalives=1&port=6432",
+    # the redacted form of this one would not parse ("@" in the query): only the URL itself counts
+    "postgresql://db:5432/smsgw?application_name=gw@node1",
+])
+def test_a_postgresql_url_libpq_reads_is_accepted(url: str, source: str, tmp_path: Path) -> None:
+    if source == "env":
+        config = parse(BASE + '[store]\nurl = "env:SMSGW_STORE_URL"\n', {"SMSGW_STORE_URL": url})
+    elif source == "file":
+        (tmp_path / "store_url").write_text(url + "\n", encoding="utf-8")
+        config = parse(BASE + '[store]\nurl = "file:store_url"\n', folder=tmp_path)
+    else:
+        config = parse(BASE + f'[store]\nurl = "{url}"\n')
+
+    assert (config.store.url, config.store.backend) == (url, "postgresql")
