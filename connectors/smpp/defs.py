@@ -42,6 +42,7 @@ __all__ = [
     "TLVS_BY_NAME",
     "TLVS_BY_TAG",
     "Tlv",
+    "response_to",
     "status_name",
 ]
 # ESME_* constants are exported too (added to __all__ below, after the table).
@@ -110,6 +111,13 @@ RESPONSES: frozenset[str] = frozenset(k for k, v in COMMAND_IDS.items() if v & 0
 RESPONSE_OF: dict[str, str] = {
     k: k + "_resp" for k in COMMAND_IDS if k not in RESPONSES and k + "_resp" in COMMAND_IDS
 }
+
+
+def response_to(command: str) -> str:
+    """The command a ``command`` request is answered with: its response, or generic_nack for a
+    request that has none (outbind, alert_notification) when it must be answered all the same."""
+    return RESPONSE_OF.get(command, "generic_nack")
+
 
 # --- esm_class (SMPP 3.4 §5.2.12) ----------------------------------------------------------------
 #: The user data starts with a User Data Header (a concatenated part, mostly).

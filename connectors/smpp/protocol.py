@@ -8,7 +8,10 @@ its ``handler`` what to do with requests from the peer:
 - ``handler.request_received(proto, pdu)``: answer it (now or later) with ``proto.respond``;
 - ``handler.connection_closed(proto, reason)``: the connection is gone (outstanding requests have
   already failed with ``ConnectionDone``-like ``RequestFailed``);
-- optional ``handler.pdu_seen(proto, command, direction)`` for metrics ("in" / "out").
+- optional ``handler.pdu_seen(proto, command, direction)`` for metrics: every PDU read ("in") and
+  every PDU written ("out"), by its command's name: the session's own answers (enquire_link_resp,
+  unbind_resp, a rejection, a generic_nack) are "out"; an undecodable PDU is "in" by its command's
+  name, or "unknown" when SMPP defines no such command_id (``GenericNackSent.command``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
 from connectors.smpp.codec import NEED_DATA, PDU, LocalProtocolError
-from connectors.smpp.defs import ESME_ROK, RESPONSE_OF, status_name
+from connectors.smpp.defs import ESME_ROK, response_to, status_name
 from connectors.smpp.session import (
     EnquireLinkAnswered,
     GenericNackSent,
@@ -213,7 +216,12 @@ class SMPPProtocol(Protocol):
                 return
             elif kind is RequestRejected or kind is GenericNackSent:
                 if seen:
-                    seen(self, "generic_nack" if kind is GenericNackSent else event.pdu.command, "in")
+                    if kind is GenericNackSent:
+                        seen(self, event.command, "in")
+                        seen(self, "generic_nack", "out")
+                    else:
+                        seen(self, event.pdu.command, "in")
+                        seen(self, response_to(event.pdu.command), "out")
                 self.transport.write(event.reply)
                 rejected = getattr(self.handler, "protocol_error", None)
                 if rejected is not None:
@@ -225,7 +233,9 @@ class SMPPProtocol(Protocol):
                 if unexpected is not None:
                     unexpected(self, event)
             elif kind is MustClose:
-                if event.reply:
+                if event.reply:  # no PDU was read: only the generic_nack is counted
+                    if seen:
+                        seen(self, "generic_nack", "out")
                     self.transport.write(event.reply)
                 self.close(f"framing lost: {event.reason}")
                 return
@@ -261,7 +271,7 @@ class SMPPProtocol(Protocol):
             return
         self.transport.write(self.session.send_response(request, status, params, tlvs))
         if self._seen:
-            self._seen(self, RESPONSE_OF.get(request.command, "generic_nack"), "out")
+            self._seen(self, response_to(request.command), "out")
 
     def send(self, command: str, params: dict | None = None, tlvs: dict | None = None) -> None:
         """Send a request whose response nobody waits for (its failure is only logged by the

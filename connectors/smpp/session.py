@@ -85,6 +85,7 @@ __all__ = [
     "ResponseReceived",
     "Session",
     "State",
+    "UNKNOWN_COMMAND",
     "UnexpectedResponse",
     "Window",
     "WindowEntry",
@@ -94,6 +95,8 @@ __all__ = [
 ESME = "esme"
 SMSC = "smsc"
 MAX_SEQUENCE = 0x7FFFFFFF
+#: ``GenericNackSent.command`` of a PDU whose command_id SMPP does not define.
+UNKNOWN_COMMAND = "unknown"
 
 
 class State(enum.Enum):
@@ -293,8 +296,11 @@ class RequestRejected:
 
 @dataclass(frozen=True, slots=True)
 class GenericNackSent:
-    """An undecodable PDU was consumed; ``reply`` is the generic_nack to write. Carry on."""
+    """An undecodable PDU was consumed; ``reply`` is the generic_nack to write. Carry on.
+    ``command`` names what was read: its command's name when SMPP defines its command_id,
+    else ``UNKNOWN_COMMAND`` (a name from a fixed set, never the peer's raw id: a metric label)."""
 
+    command: str
     reason: str
     sequence: int | None
     status: int
@@ -372,7 +378,8 @@ class Session:
             pdu = self._decoder.next_pdu()
         except RecoverableDecodeError as exc:
             reply = encode(PDU("generic_nack", exc.sequence or 0, exc.status))
-            return GenericNackSent(exc.reason, exc.sequence, exc.status, reply)
+            command = defs.COMMAND_NAMES.get(exc.command_id, UNKNOWN_COMMAND)
+            return GenericNackSent(command, exc.reason, exc.sequence, exc.status, reply)
         except FatalDecodeError as exc:
             self._dead = True
             self._move("closed")
@@ -418,8 +425,8 @@ class Session:
         return RequestReceived(pdu)
 
     def _reject(self, pdu: PDU, status: int) -> RequestRejected:
-        response = defs.RESPONSE_OF.get(pdu.command, "generic_nack")
-        return RequestRejected(pdu, status, encode(PDU(response, pdu.sequence, status)))
+        reply = encode(PDU(defs.response_to(pdu.command), pdu.sequence, status))
+        return RequestRejected(pdu, status, reply)
 
     # -- requests in, bytes out --
     def send_request(self, command: str, params: dict | None = None, tlvs: dict | None = None, *,

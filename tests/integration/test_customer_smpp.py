@@ -8,6 +8,8 @@ smpplib runs in a thread (``deferToThread``) while the reactor runs the gateway.
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 
 import pytest
@@ -18,6 +20,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 
+from connectors.smpp.codec import PDU, decode, encode
 from connectors.smpp.defs import (
     ESME_RBINDFAIL,
     ESME_RCANCELFAIL,
@@ -173,6 +176,57 @@ async def test_bound_sessions_are_a_metric_and_max_binds_holds(gateway):
         release.set()
         for d in held:
             await d
+
+
+def _raw(command_id: int, sequence: int, body: bytes = b"") -> bytes:
+    """A PDU as octets our codec would never write."""
+    return struct.pack(">IIII", 16 + len(body), command_id, 0, sequence) + body
+
+
+def _read_pdu(sock: socket.socket) -> PDU:
+    data = b""
+    while len(data) < 4 or len(data) < int.from_bytes(data[:4], "big"):
+        chunk = sock.recv(4096)
+        assert chunk, f"closed after {len(data)} octets of a PDU"
+        data += chunk
+    return decode(data)
+
+
+def nonsense_on_a_bound_session(port: int) -> list[tuple[str, int]]:
+    """As raw octets: bind_transceiver, a command_id SMPP does not define, enquire_link, a
+    submit_sm that cannot be decoded, unbind; the (command, sequence) of each answer."""
+    frames = [encode(PDU("bind_transceiver", 1, params={"system_id": "acme", "password": "s3cret"})),
+              _raw(0x00000999, 2),
+              encode(PDU("enquire_link", 3)),
+              _raw(0x00000004, 4, b"\x00\x05\x00OTH"),  # submit_sm whose source_addr lacks its NUL
+              encode(PDU("unbind", 5))]
+    answers = []
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for frame in frames:  # one at a time, so each answer is read whole and alone
+            sock.sendall(frame)
+            answer = _read_pdu(sock)
+            answers.append((answer.command, answer.sequence))
+        assert sock.recv(1) == b""  # closed after the unbind_resp
+    return answers
+
+
+@pytest_twisted.ensureDeferred
+async def test_pdus_total_counts_what_the_server_reads_in_and_what_it_writes_out(gateway):
+    """SPEC §9/§13: the generic_nacks the gateway answers with are "out", the unknown command
+    and the undecodable submit_sm it read are "in" (the unknown one as "unknown", never its
+    raw id), and so is the bind, counted once the session is the account's."""
+    gw, port = gateway
+    assert await deferToThread(nonsense_on_a_bound_session, port) == [
+        ("bind_transceiver_resp", 1), ("generic_nack", 2), ("enquire_link_resp", 3),
+        ("generic_nack", 4), ("unbind_resp", 5)]
+    counted = {(sample.labels["command"], sample.labels["direction"]): sample.value
+               for family in gw.metrics.registry.collect() if family.name == "smsgw_pdus"
+               for sample in family.samples if sample.labels.get("operator") == "client:acme"}
+    assert counted == {
+        ("bind_transceiver", "in"): 1, ("bind_transceiver_resp", "out"): 1,
+        ("unknown", "in"): 1, ("enquire_link", "in"): 1, ("enquire_link_resp", "out"): 1,
+        ("submit_sm", "in"): 1, ("generic_nack", "out"): 2,
+        ("unbind", "in"): 1, ("unbind_resp", "out"): 1}
 
 
 def submit_as_transmitter(port: int) -> str:

@@ -6,6 +6,9 @@ a ``Clock``, the application a fake (tests/smpp_server_rig.py). Nothing sleeps."
 
 from __future__ import annotations
 
+import struct
+from collections import Counter
+
 import pytest
 from structlog.testing import capture_logs
 from twisted.internet.defer import fail, succeed
@@ -158,9 +161,42 @@ def test_an_answer_after_the_esme_left_is_dropped():
     assert h.server.connection_count == 0
 
 
-def test_pdus_of_bound_sessions_are_reported():
+def _frame(command_id: int, sequence: int, body: bytes = b"") -> bytes:
+    """A PDU as raw octets: what our ESME-side codec would never write."""
+    return struct.pack(">IIII", 16 + len(body), command_id, 0, sequence) + body
+
+
+def test_every_pdu_read_is_counted_in_and_every_pdu_written_out_by_its_command():
+    """pdus_total (SPEC §9, §13): the generic_nack the server answers an unknown command id or
+    an undecodable PDU with is one it writes ("out"), and the PDU it answers is one it read, by
+    its command's name ("unknown" for an id SMPP does not define). What a connection did before
+    its bind succeeded, the bind included, is counted under the account once it has bound."""
     h = Harness()
-    conn = h.bound()
+    conn = h.connect()
+    conn.send("enquire_link")  # before the bind: no account to count it under yet
+    assert h.app.pdus == []
+    conn.bind()
+    conn.client.transport.write(_frame(0x00000999, 101))
     conn.send("enquire_link")
-    assert ("acme", "bind_transceiver_resp", "out") in h.app.pdus
-    assert ("acme", "enquire_link", "in") in h.app.pdus
+    conn.client.transport.write(_frame(0x00000004, 102, b"\x00\x05\x00OTH"))  # source_addr lacks its NUL
+    conn.pump.flush()
+    assert [(p.command, p.sequence) for p in conn.esme.unexpected] == [
+        ("generic_nack", 101), ("generic_nack", 102)]
+    conn.send("unbind")
+    assert Counter(h.app.pdus) == {
+        ("acme", "enquire_link", "in"): 2, ("acme", "enquire_link_resp", "out"): 2,
+        ("acme", "bind_transceiver", "in"): 1, ("acme", "bind_transceiver_resp", "out"): 1,
+        ("acme", "unknown", "in"): 1, ("acme", "submit_sm", "in"): 1,
+        ("acme", "generic_nack", "out"): 2,
+        ("acme", "unbind", "in"): 1, ("acme", "unbind_resp", "out"): 1}
+
+
+def test_a_connection_that_never_binds_counts_no_pdu():
+    h = Harness()
+    conn = h.connect()
+    conn.send("enquire_link")
+    conn.client.transport.write(_frame(0x00000999, 101))
+    conn.pump.flush()
+    conn.bind(password="wrong")
+    assert not conn.open
+    assert h.app.pdus == []
