@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from smscore.cli.common import DEFAULT_CONFIG, CliError, load
+from smscore.cli.common import DEFAULT_CONFIG, CliError
 
 
 # -- HTTP clients: send, status, mo ----------------------------------------------------------------
-def _base_url(args) -> str:
-    """``--url``, else the ``[http] listen`` of ``-c`` (the default config file only when it is
-    there: a file named with ``-c`` must be), else the SPEC's 127.0.0.1:8080."""
+def _api(args) -> tuple[str, ssl.SSLContext | None]:
+    """The API's base URL and, for HTTPS, how to trust it: ``--url``; else the ``[http]`` section
+    of ``-c`` (the default config file only when it is there: a file named with ``-c`` must be),
+    whose own ``tls_cert`` is trusted besides the system's authorities; else the SPEC's
+    127.0.0.1:8080."""
     if args.url:
         try:
             parts = urllib.parse.urlsplit(args.url)
@@ -26,21 +29,38 @@ def _base_url(args) -> str:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise CliError(f"--url must be http:// or https:// and a host, such as http://127.0.0.1:8080; "
                            f"got {args.url!r}", 2)
-        return args.url.rstrip("/")
-    if args.config != DEFAULT_CONFIG or Path(args.config).exists():
-        listen = load(args.config).http.listen
-        return f"http://{listen.host}:{listen.port}"
-    return "http://127.0.0.1:8080"
+        return args.url.rstrip("/"), None
+    if args.config == DEFAULT_CONFIG and not Path(args.config).exists():
+        return "http://127.0.0.1:8080", None
+    from smscore.config import ConfigError, api_address
+
+    try:
+        listen, cert = api_address(args.config)
+    except ConfigError as exc:
+        raise CliError(f"{args.config}: {exc.errors[0]}" if not exc.errors[0].startswith(str(args.config))
+                       else exc.errors[0], 2) from None
+    host = listen.host if listen.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    if cert is None:
+        return f"http://{host}:{listen.port}", None
+    trust = ssl.create_default_context()
+    trust.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # the gateway's own certificate is enough
+    try:
+        trust.load_verify_locations(cafile=str(cert))
+    except (OSError, ssl.SSLError) as exc:
+        raise CliError(f"{cert}: cannot read the API's certificate ([http] tls_cert): {exc}", 2) from None
+    return f"https://{host}:{listen.port}", trust
 
 
-def _http(method: str, url: str, key: str | None, body: dict | None = None) -> tuple[int, object]:
+def _http(method: str, url: str, key: str | None, body: dict | None = None,
+          tls: ssl.SSLContext | None = None) -> tuple[int, object]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)
     req.add_header("Content-Type", "application/json")
     if key:
         req.add_header("Authorization", f"Bearer {key}")
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with urllib.request.urlopen(req, timeout=30, context=tls) as resp:
             return resp.status, json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as exc:
         raw = exc.read()
@@ -51,6 +71,12 @@ def _http(method: str, url: str, key: str | None, body: dict | None = None) -> t
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise CliError(f"cannot reach the gateway at {url}: {reason}") from None
+
+
+def _call(args, method: str, path: str, key: str | None, body: dict | None = None) -> tuple[int, object]:
+    """``_http`` to the gateway ``args`` name (``_api``)."""
+    base, tls = _api(args)
+    return _http(method, base + path, key, body, tls)
 
 
 def _answer(status: int, body) -> int:
@@ -79,11 +105,11 @@ def cmd_send(args) -> int:
         body["from"] = args.sender
     if args.max_parts is not None:
         body["max_parts"] = args.max_parts
-    return _answer(*_http("POST", f"{_base_url(args)}/v1/messages", _key(args), body))
+    return _answer(*_call(args, "POST", "/v1/messages", _key(args), body))
 
 
 def cmd_status(args) -> int:
-    return _answer(*_http("GET", f"{_base_url(args)}/v1/messages/{args.id}", _key(args)))
+    return _answer(*_call(args, "GET", f"/v1/messages/{args.id}", _key(args)))
 
 
 def cmd_mo(args) -> int:
@@ -93,15 +119,14 @@ def cmd_mo(args) -> int:
     key = args.admin_key or os.environ.get("SMSGW_ADMIN_KEY")
     if not key:
         raise CliError("an admin key is needed: --admin-key KEY or SMSGW_ADMIN_KEY", 2)
-    url = f"{_base_url(args)}/v1/admin/operators/{args.operator}/mo"
-    return _answer(*_http("POST", url, key, body))
+    return _answer(*_call(args, "POST", f"/v1/admin/operators/{args.operator}/mo", key, body))
 
 
 def _admin_call(args, method: str, path: str, body: dict | None = None) -> int:
     key = args.admin_key or os.environ.get("SMSGW_ADMIN_KEY")
     if not key:
         raise CliError("an admin key is needed: --admin-key KEY or SMSGW_ADMIN_KEY", 2)
-    return _answer(*_http(method, f"{_base_url(args)}{path}", key, body))
+    return _answer(*_call(args, method, path, key, body))
 
 
 def cmd_message_action(args) -> int:
@@ -116,7 +141,7 @@ def cmd_reload(args) -> int:
     key = args.admin_key or os.environ.get("SMSGW_ADMIN_KEY")
     if not key:
         raise CliError("an admin key is needed: --admin-key KEY or SMSGW_ADMIN_KEY", 2)
-    status, body = _http("POST", f"{_base_url(args)}/v1/admin/reload", key)
+    status, body = _call(args, "POST", "/v1/admin/reload", key)
     if 200 <= status < 300 and isinstance(body, dict) and body.get("reloaded") is False:
         errors = body.get("errors") or ["the config has errors"]
         more = f" (+{len(errors) - 1} more: smsgw check-config)" if len(errors) > 1 else ""

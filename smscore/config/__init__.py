@@ -25,7 +25,7 @@ This package re-exports the public names, so callers import from `smscore.config
 
 from __future__ import annotations
 
-from smscore.config.reader import ConfigError, load_config, parse_config
+from smscore.config.reader import ConfigError, api_address, load_config, parse_config
 # Re-exported (not in __all__): limits the file is held to, importable from here as before.
 from smscore.config.sections import MAX_SENDERS, MO_PLACEHOLDERS, SMPP_PORT  # noqa: F401
 from smscore.config.values import (
@@ -50,6 +50,7 @@ from smscore.config.values import (
 )
 
 __all__ = [
+    "api_address",
     "AccountConfig",
     "AccountSmppConfig",
     "AdminConfig",

@@ -22,7 +22,7 @@ from smscore.config.checks import (
     check_lookup_networks,
     check_smpp_accounts,
 )
-from smscore.config.convert import _NAME, _api_keys, _listen
+from smscore.config.convert import _NAME, _api_keys, _listen, _string
 from smscore.config.sections import (
     read_account,
     read_gateway,
@@ -68,6 +68,31 @@ def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | No
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError([f"{path}: cannot read the file: {reason}"]) from None
     return parse_config(text, path=path, environ=environ)
+
+
+def api_address(path: str | os.PathLike[str]) -> tuple[ListenAddress, Path | None]:
+    """Where the API of the gateway run with the config at ``path`` listens, and the certificate
+    it serves (HTTPS) or None: its ``[http]`` section alone, for the ``smsgw`` commands that call a
+    running gateway. They read no more of the file, so they need none of its secrets (an
+    "env:NAME" the caller's shell does not have) nor the right to read its key file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError([f"{path}: cannot read the file: {reason}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+    errors: list[str] = []
+    http = data.get("http", {})
+    if not isinstance(http, dict):
+        raise ConfigError([f"http: must be a table, got {_show(http)}"])
+    t = _Table(errors, "http", http, _Sources(os.environ, path.absolute().parent))
+    listen = t.get("listen", _listen, HttpConfig().listen)
+    cert = t.get("tls_cert", _string(allow_empty=False), None)
+    if errors:
+        raise ConfigError(errors)
+    return listen, None if cert is None else Path(os.path.normpath(t.sources.folder / cert))
 
 
 def parse_config(text: str, *, path: str | os.PathLike[str],

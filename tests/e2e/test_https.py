@@ -58,6 +58,10 @@ def test_the_api_answers_over_https_only(tmp_path):
             ids.append(answer["messages"][0]["id"])
         wait_until(lambda: all(https(f"{base}/v1/messages/{i}", trusted)[1]["status"] == "delivered" for i in ids),
                  30, what="delivery")
+        # the CLI finds the API and trusts its certificate from the config's [http] section alone
+        done = subprocess.run([*SMSGW, "status", "-c", str(tmp_path / "gw.toml"), "--key", "demo-key", ids[0]],
+                              capture_output=True, text=True, timeout=30, cwd=ROOT)
+        assert done.returncode == 0 and json.loads(done.stdout)["status"] == "delivered", done.stderr
         with pytest.raises(urllib.error.URLError) as refused:
             https(base + "/healthz", ssl.create_default_context())  # not signed by a CA the system trusts
         assert isinstance(refused.value.reason, ssl.SSLCertVerificationError)

@@ -325,3 +325,20 @@ def test_a_postgresql_url_libpq_reads_is_accepted(url: str, source: str, tmp_pat
         config = parse(BASE + f'[store]\nurl = "{url}"\n')
 
     assert (config.store.url, config.store.backend) == (url, "postgresql")
+
+
+def test_the_api_address_is_read_from_the_http_section_alone(tmp_path: Path) -> None:
+    """The commands that call a running gateway read [http] only: a secret from an environment
+    variable the caller's shell lacks, or a key file it may not read, is the gateway's business."""
+    from smscore.config import ListenAddress, api_address
+
+    (tmp_path / "gw.toml").write_text(
+        '[http]\nlisten = "127.0.0.1:8443"\ntls_cert = "tls/api.pem"\ntls_key = "tls/api.key"\n'
+        '[accounts.a]\nsecret = "env:SMSGW_UNSET_FOR_THIS_TEST"\n[operators.x]\ntype = "bogus"\n')
+    assert api_address(tmp_path / "gw.toml") == (ListenAddress("127.0.0.1", 8443), tmp_path / "tls" / "api.pem")
+    (tmp_path / "plain.toml").write_text("[gateway]\nnode = 'x'\n")
+    assert api_address(tmp_path / "plain.toml") == (ListenAddress("127.0.0.1", 8080), None)
+    (tmp_path / "bad.toml").write_text('[http]\nlisten = "nowhere"\n')
+    with pytest.raises(ConfigError) as caught:
+        api_address(tmp_path / "bad.toml")
+    assert caught.value.errors[0].startswith("http.listen: must be")
