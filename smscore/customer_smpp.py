@@ -272,7 +272,7 @@ class SmppDeliveries:
         if job.kind == "mo":
             body = job.body
             try:
-                item = deliver_fields.mo(body["from"], body["to"], body["text"])
+                item = deliver_fields.mo(body["from"], body["to"], body["text"], job.subject)
             except ValueError as exc:  # an address that does not fit SMPP: nothing will change it
                 self.log.error("MO cannot go to an ESME", mo_id=job.subject, error=str(exc))
                 return self.store.finish_pushes(self.clock.seconds(), done=[job.id], mo_events=[

@@ -94,7 +94,7 @@ def message_state(status: str, cancelled: bool = False) -> int:
 @dataclass(slots=True)
 class DeliverSm:
     """A deliver_sm to send to an account's ESME: its fields, and for the logs what it is
-    (``kind`` "receipt" or "mo") and about what (``ref``: the message id, or the sender)."""
+    (``kind`` "receipt" or "mo") and about what (``ref``: the message's id, or the MO's)."""
 
     params: dict
     tlvs: dict = field(default_factory=dict)
@@ -172,8 +172,9 @@ def receipt(message_id: str, status: str, *, to: str, sender: str, submitted_at:
     return _receipt_checked(DeliverSm(params, tlvs, "receipt", message_id))
 
 
-def mo(sender: str, to: str, text: str) -> DeliverSm:
-    """The deliver_sm of an MO from the phone ``sender`` to the shortcode ``to``, whole.
+def mo(sender: str, to: str, text: str, mo_id: str = "") -> DeliverSm:
+    """The deliver_sm of an MO (``mo_id``, for the logs) from the phone ``sender`` to the shortcode
+    ``to``, whole.
 
     Raises ``UnencodableText`` for a text no encoding carries, ``EncodeError`` for an address that
     does not fit.
@@ -193,7 +194,7 @@ def mo(sender: str, to: str, text: str) -> DeliverSm:
         params["short_message"] = user_data
     else:
         tlvs["message_payload"] = user_data
-    return _checked(DeliverSm(params, tlvs, "mo", sender))
+    return _checked(DeliverSm(params, tlvs, "mo", mo_id))
 
 
 @dataclass(frozen=True, slots=True)

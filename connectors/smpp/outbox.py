@@ -59,6 +59,12 @@ class _Outgoing:
     result: Deferred
 
 
+def _about(item: DeliverSm) -> dict[str, str]:
+    """What a log line about ``item`` names it by: a receipt by its ``message_id`` (SPEC §9: on
+    every line about a message), an MO by its ``mo_id``."""
+    return {"message_id": item.ref} if item.kind == "receipt" else {"mo_id": item.ref}
+
+
 class Outbox:
     """The deliveries waiting for, or travelling to, every account's ESMEs.
 
@@ -132,8 +138,7 @@ class Outbox:
         try:
             proto.request_to(_Answer(self, proto, out, account), "deliver_sm", item.params, item.tlvs)
         except EncodeError as exc:
-            self.log.error("deliver_sm cannot be encoded", kind=item.kind, ref=item.ref,
-                           error=str(exc))
+            self.log.error("deliver_sm cannot be encoded", kind=item.kind, **_about(item), error=str(exc))
             out.result.callback(DeliveryResult(False, f"cannot encode: {exc}"))
             return
         except LocalProtocolError as exc:  # not expected: can_send() said yes
@@ -142,13 +147,13 @@ class Outbox:
 
     def _outcome(self, exc: Exception, proto: SMPPProtocol, item: DeliverSm) -> DeliveryResult:
         if not isinstance(exc, RequestFailed):
-            self.log.error("deliver_sm failed oddly", session=proto.label, kind=item.kind,
-                           ref=item.ref, error=repr(exc))
+            self.log.error("deliver_sm failed oddly", session=proto.label, kind=item.kind, **_about(item),
+                           error=repr(exc))
             return DeliveryResult(False, f"error: {exc!r}")
         if exc.reason == "status" and exc.status == ESME_RX_P_APPN:
             return DeliveryResult(True, "refused for good: ESME_RX_P_APPN")
-        self.log.info("deliver_sm not acknowledged", session=proto.label, kind=item.kind,
-                      ref=item.ref, error=str(exc))
+        self.log.info("deliver_sm not acknowledged", session=proto.label, kind=item.kind, **_about(item),
+                      error=str(exc))
         return DeliveryResult(False, str(exc))
 
     def _settle(self, outcome: DeliveryResult, result: Deferred, account: str) -> None:

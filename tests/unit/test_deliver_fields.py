@@ -153,14 +153,14 @@ def test_a_receipt_either_encodes_or_is_refused_when_built(message_id, to, sende
 
 # --- MO ---------------------------------------------------------------------------------------
 def test_mo_in_gsm():
-    item = mo("+46701234567", "72550", "STOP {all} €")
+    item = mo("+46701234567", "72550", "STOP {all} €", "mo-7")
     params = item.params
     assert (params["source_addr_ton"], params["source_addr_npi"], params["source_addr"]) == (
         1, 1, "46701234567")
     assert (params["destination_addr"], params["data_coding"], params["esm_class"]) == (
         "72550", 0, 0)
     assert gsm_decode(params["short_message"]) == "STOP {all} €"
-    assert (item.kind, item.ref, item.tlvs) == ("mo", "+46701234567", {})
+    assert (item.kind, item.ref, item.tlvs) == ("mo", "mo-7", {})  # the MO's id, for the logs
 
 
 def test_mo_in_ucs2_and_long_mo_in_message_payload():

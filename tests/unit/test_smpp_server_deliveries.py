@@ -83,6 +83,18 @@ def test_a_slow_reader_times_out_and_nothing_is_lost():
     assert h.server.queued("acme") == 0
 
 
+def test_a_receipt_not_acknowledged_is_logged_with_its_message_id():
+    """SPEC §9: ``message_id`` on every line about a message."""
+    from structlog.testing import capture_logs
+
+    h = Harness()
+    h.bound(esme=Esme(status=ESME_RSYSERR))
+    with capture_logs() as logs:
+        assert result(h.deliver(ref="m-7")).done is False
+    [line] = [e for e in logs if e["event"] == "deliver_sm not acknowledged"]
+    assert (line["kind"], line["message_id"]) == ("receipt", "m-7") and "ref" not in line
+
+
 def test_connection_lost_fails_what_was_sent_and_what_waited():
     h = Harness()
     a = h.bound("bind_receiver", esme=Esme(status=None))
