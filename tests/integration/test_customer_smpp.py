@@ -338,6 +338,30 @@ async def test_a_cancelled_message_with_a_receipt_asked_gets_a_deleted_receipt(g
     await eventually(_no_jobs(gw), "the receipt acknowledged")
 
 
+def submit_to_a_stopped_number(port: int) -> tuple[str, object]:
+    esme = Esme(port)
+    esme.client.connect()
+    try:
+        esme.client.bind_transceiver(system_id="acme", password="s3cret")
+        message_id = esme.submit("46701110000", b"You asked us to stop")
+        return message_id, esme.wait_for("deliver")
+    finally:
+        esme.client.disconnect()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_message_stopped_at_acceptance_gets_a_rejectd_receipt(gateway):
+    """The submit_sm_resp carries only the id: the ESME hears of the stop list by the receipt its
+    registered_delivery asked for."""
+    gw, port = gateway
+    await gw.store.stoplist_change(["46701110000"], account="acme", at=1000.0)
+    message_id, rcpt = await deferToThread(submit_to_a_stopped_number, port)
+    assert (await gw.store.get(message_id)).status is Status.STOPPED
+    assert rcpt.receipted_message_id == message_id.encode() and rcpt.message_state == 8  # REJECTD
+    assert b" stat:REJECTD " in rcpt.short_message
+    await eventually(_no_jobs(gw), "the receipt acknowledged")
+
+
 def _delivered(gw, message_id):
     async def check():
         m = await gw.store.get(message_id)
