@@ -19,7 +19,8 @@ in one place, the dataclass fields in `values`, and are the ones SPEC §11 names
 
 Layout, one module for each thing done: `values` (the frozen dataclasses and value types),
 `table` (reading one TOML table), `convert` (raw value -> typed value), `sections` (one reader
-per section), `checks` (references between sections) and `reader` (the whole file, `ConfigError`).
+per section), `store_url` (a PostgreSQL URL as libpq will read it), `checks` (references between
+sections) and `reader` (the whole file, `ConfigError`; `api_address`, its [http] alone).
 This package re-exports the public names, so callers import from `smscore.config` only.
 """
 
