@@ -8,6 +8,7 @@ HTTP layer stores what this returns.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
@@ -28,16 +29,22 @@ KNOWN_FIELDS = frozenset({"to", "text", "from", "profile", "max_parts", "encodin
                           "callback_url", "callback_statuses", "reference"})
 
 
+#: RFC 3339's date-time (§5.6): full date, "T", full time with seconds and an optional fraction, and
+#: "Z" or a numeric offset; not ISO 8601's other forms (no seconds, a dot with no digit, week dates)
+_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
+
+
 def parse_rfc3339(value: str) -> float:
     """RFC 3339 date-time to POSIX seconds; ValueError for a value without an offset, and for one
     the offset moves out of the years 1-9999 (e.g. 0001-01-01T00:00:00+05:00), which Python's
     datetime cannot represent in UTC: callers answer both as a client error."""
     v = value.strip()
+    if not _RFC3339.fullmatch(v):  # fromisoformat also reads ISO 8601 forms RFC 3339 does not have
+        raise ValueError("an RFC 3339 date-time such as 2026-12-04T17:36:36Z or 2026-12-04T18:36:36.5+01:00 "
+                         "is needed")
     if v.endswith(("Z", "z")):
         v = v[:-1] + "+00:00"
     dt = datetime.fromisoformat(v)
-    if dt.tzinfo is None or "T" not in value.upper():
-        raise ValueError("an RFC 3339 date-time with a time zone offset is needed")
     try:
         return dt.astimezone(timezone.utc).timestamp()
     except OverflowError:

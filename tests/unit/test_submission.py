@@ -111,3 +111,19 @@ def test_a_callback_url_is_judged_against_the_accounts_hosts_of_the_moment():
                        account, reloaded, NOW)
     assert caught.value.code == "invalid_callback_url"
     assert "http:// or https://" in caught.value.message
+
+
+@pytest.mark.parametrize("value", ["2026-12-05T12:00:00.Z", "2026-12-05T12:00Z", "2026-12-05 12:00:00Z",
+                                   "20261205T120000Z", "2026-W49-6T12:00:00Z", "2026-12-05T12:00:00",
+                                   "2026-12-05T12:00:00+0100", "2026-12-05T12:00:00 Z"])
+def test_send_at_is_rfc_3339_not_any_iso_8601(value):
+    assert refusal({"to": "46701234567", "text": "hi", "send_at": value}) == (400, "invalid_request", "send_at")
+
+
+@pytest.mark.parametrize("value, epoch", [("2026-12-05T12:00:00Z", 1_796_472_000.0),
+                                          ("2026-12-05t13:00:00.5+01:00", 1_796_472_000.5),
+                                          ("2026-12-05T12:00:00.123456789z", 1_796_472_000.123456)])
+def test_rfc_3339_date_times_are_read(value, epoch):
+    from smscore.submission import parse_rfc3339
+
+    assert parse_rfc3339(value) == epoch
