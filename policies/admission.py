@@ -160,6 +160,20 @@ def refund(charged: Decimal, tried: Iterable[str], statuses: Iterable[str]) -> D
     return Decimal(0)
 
 
+def account_cost(*, prepaid: bool, charged: Decimal, price: Decimal | None, parts: int,
+                 tried: Iterable[str], status: str) -> Decimal:
+    """What a message costs its account, the ``cost`` its customer sees (SPEC §14: never what the
+    operators cost the gateway). Prepaid: what it was charged (nothing once refunded). Postpaid:
+    its price for its parts, nothing when it ended as a refunded prepaid one would (``refund``)
+    or the account has no price for its destination."""
+    if prepaid:
+        return charged
+    due = charge_for(price, parts)
+    if due is None or refund(due, tried, (status,)):
+        return Decimal(0)
+    return due
+
+
 def over_backlog(queued: int, incoming: int, max_backlog: int) -> bool:
     """SPEC §15 load shedding: a request whose ``incoming`` queued messages would take the cluster's
     ``queued`` backlog past ``max_backlog`` is refused whole (one that queues nothing never is)."""

@@ -14,7 +14,7 @@ from twisted.internet.defer import maybeDeferred
 
 from smscore.api.auth import customer_account
 from smscore.api.inputs import page, query, read_json, time_param
-from smscore.api.render import CsvAnswer, render_message, store_errors
+from smscore.api.render import CsvAnswer, render_for_customer, store_errors
 from smscore.errors import ApiError
 from smscore.submission import build_messages
 
@@ -60,7 +60,7 @@ def cancel_for_worker(gw, request):
 
 def _cancel(gw, account: str, message_id: str):
     d = gw.pipeline.cancel(message_id, account)
-    d.addCallbacks(lambda m: (200, render_message(m)), store_errors)
+    d.addCallbacks(lambda m: (200, render_for_customer(m, gw.config.accounts.get(account))), store_errors)
     return d
 
 
@@ -88,7 +88,7 @@ def export(gw, request):
     start = time_param(params, "from", now - 86400.0)
     end = time_param(params, "to", now + 1.0)
     d = gw.store.export(account.name, start, end)
-    d.addCallback(lambda ms: CsvAnswer(ms))
+    d.addCallback(lambda ms: CsvAnswer(ms, account))
     return d
 
 
@@ -100,7 +100,7 @@ def get_message(gw, request, message_id: str):
     def found(m):
         if m is None or m.account != account.name:
             raise ApiError(404, "not_found", "No such message.")
-        return 200, render_message(m)
+        return 200, render_for_customer(m, account)
 
     d.addCallback(found)
     return d
@@ -134,7 +134,7 @@ def list_messages(gw, request):
                            "updated_since") from None
     d = gw.store.updates(account.name, after, limit, status=status, to=to, updated_since=since)
     d.addCallback(lambda rows: (200, {
-        "messages": [render_message(m, events=False) for _, m in rows],
+        "messages": [render_for_customer(m, account, events=False) for _, m in rows],
         "next_cursor": str(rows[-1][0] if rows else after)}))
     return d
 

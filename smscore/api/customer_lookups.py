@@ -21,7 +21,7 @@ from twisted.internet.defer import gatherResults
 from smscore.api.auth import customer_account
 from smscore.api.inputs import id_cursor, known, page_limit, query
 from smscore.api.lookups import msisdn_param, next_cursor, status_param, stop_entry, time_filter
-from smscore.api.render import render_message
+from smscore.api.render import render_for_customer
 from smscore.errors import ApiError
 from smscore.model import rfc3339
 from smscore.store.lookups import MessageQuery, MoQuery
@@ -42,7 +42,7 @@ def search_messages(gw, request):
                      since=time_filter(params, "since"), until=time_filter(params, "until"))
     before, limit = id_cursor(params), page_limit(params)
     d = gw.store.find_messages(q, before, limit)
-    d.addCallback(lambda ms: (200, {"messages": [render_message(m, events=False) for m in ms],
+    d.addCallback(lambda ms: (200, {"messages": [render_for_customer(m, account, events=False) for m in ms],
                                     "next_cursor": next_cursor(ms, limit)}))
     return d
 
@@ -68,7 +68,8 @@ def number(gw, request, raw: str):
         consents = [at for name, at in facts.consents if name == account.name]
         return 200, {
             "number": msisdn,
-            "messages": [render_message(m, events=False) for m in mts], "next_cursor": next_cursor(mts, limit),
+            "messages": [render_for_customer(m, account, events=False) for m in mts],
+            "next_cursor": next_cursor(mts, limit),
             "mo": [mo_push_body(mo) for mo in mos], "mo_next_cursor": next_cursor(mos, limit),
             "stop_list": [stop_entry(e, with_account=False) for e in facts.stop if e.account == account.name],
             "consent": {"added_at": rfc3339(consents[0])} if consents else None,

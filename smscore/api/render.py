@@ -7,12 +7,14 @@ one place. The functions write onto a twisted.web-style request and know nothing
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import orjson
 
 from twisted.python.failure import Failure
 
+from policies.admission import account_cost
 from smscore.errors import ApiError
 from smscore.model import Message, rfc3339
 from smscore.workers import Relayed
@@ -44,14 +46,41 @@ def render_message(m: Message, events: bool = True) -> dict:
     return out
 
 
+#: an attempt's operator cost in an event's detail ("ids=… cost=0.1", smscore.transitions.on_submitted)
+_OPERATOR_COST = re.compile(r" ?\bcost=\S+")
+
+
+def render_for_customer(m: Message, account, events: bool = True) -> dict:
+    """``render_message`` as the message's own account sees it (SPEC §14: a customer key sees no
+    operators' costs): ``cost`` is what the message costs the account (``customer_cost``), and the
+    events do not say what an attempt cost the gateway."""
+    out = render_message(m, events)
+    out["cost"] = customer_cost(m, account)
+    if events:
+        for e in out["events"]:
+            if "cost=" in e["detail"]:
+                e["detail"] = _OPERATOR_COST.sub("", e["detail"])
+    return out
+
+
+def customer_cost(m: Message, account) -> Decimal:
+    """What ``m`` costs ``account`` (``policies.admission.account_cost``); a reply the gateway
+    sent from a shortcode costs it nothing (SPEC §11)."""
+    if m.origin != "api" or account is None:
+        return Decimal(0)
+    return account_cost(prepaid=account.billing == "prepaid", charged=m.charged, price=account.prices.lookup(m.to),
+                        parts=m.parts, tried=m.tried, status=m.status.value)
+
+
 class CsvAnswer:
     """A CSV answer (the route's result when it is not JSON)."""
 
     COLUMNS = ("id", "created_at", "updated_at", "to", "from", "status", "parts", "profile", "operator", "cost",
                "charged", "reference", "error")
 
-    def __init__(self, messages) -> None:
+    def __init__(self, messages, account) -> None:
         self.messages = messages
+        self.account = account  # whose export: ``cost`` is what each message costs it
 
     def render(self) -> bytes:
         import csv
@@ -62,7 +91,8 @@ class CsvAnswer:
         w.writerow(self.COLUMNS)
         for m in self.messages:
             w.writerow([m.id, rfc3339(m.created_at), rfc3339(m.updated_at), m.to, m.sender, m.status.value, m.parts,
-                        m.profile, m.operator or "", m.cost, m.charged, m.reference or "", m.error or ""])
+                        m.profile, m.operator or "", customer_cost(m, self.account), m.charged,
+                        m.reference or "", m.error or ""])
         return out.getvalue().encode("utf-8")
 
 

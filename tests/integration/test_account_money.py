@@ -101,6 +101,33 @@ async def test_postpaid_accounts_are_not_checked_nor_charged(rig):
         "postpaid", ["BETA"], 3, None)
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_customer_sees_what_a_message_costs_its_account_never_what_the_operators_cost(rig):
+    """SPEC §14: a customer key sees no operators' costs; ops see them."""
+    ported = await rig.send({"to": "46709990001", "text": "fails over"})  # cheap 0.10 fails, mid 0.20
+    post = await rig.send({"to": "46701000009", "text": "c" * 200}, key="beta-key")  # postpaid, 2 x 0.40
+    later = await rig.send({"to": "46701000010", "text": "x", "send_at": rfc3339(time.time() + 3600)},
+                           key="beta-key")
+    code, _ = await rig.api("DELETE", f"/v1/messages/{later['id']}", key="beta-key")
+    assert code == 200
+    got = await rig.until(ported["id"], "delivered")
+    assert [e["operator"] for e in got["events"] if e["status"] == "submitted"] == ["cheap", "mid"]
+    assert D(got["cost"]) == Decimal("0.50") and not any("cost=" in e["detail"] for e in got["events"])
+    assert D((await rig.until(post["id"], "delivered", key="beta-key"))["cost"]) == Decimal("0.80")
+    code, cancelled = await rig.api("GET", f"/v1/messages/{later['id']}", key="beta-key")
+    assert (cancelled["status"], D(cancelled["cost"])) == ("stopped", Decimal(0))  # never sent: not billed
+    for path in ("/v1/messages?to=46709990001", "/v1/messages/search?to=46709990001", "/v1/numbers/46709990001"):
+        code, page = await rig.api("GET", path)
+        assert code == 200 and [D(m["cost"]) for m in page["messages"]] == [Decimal("0.50")], path
+    code, text, _ = await rig.call("GET", "/v1/messages/export")
+    assert {r["to"]: D(r["cost"]) for r in csv.DictReader(io.StringIO(text))} == {"46709990001": Decimal("0.50")}
+    # ops see what the attempts cost the gateway, attempt by attempt
+    code, seen = await rig.api("GET", f"/v1/admin/messages/{ported['id']}", key="ops-key")
+    assert code == 200 and D(seen["cost"]) == Decimal("0.30")
+    assert [e["detail"].split()[-1] for e in seen["events"] if e["status"] == "submitted"] == [
+        "cost=0.1", "cost=0.2"]
+
+
 # -- idempotency -------------------------------------------------------------------------------------
 @pytest_twisted.ensureDeferred
 async def test_idempotency_key_answers_a_retry_with_the_first_response_also_after_a_restart(rig):

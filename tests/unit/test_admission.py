@@ -89,3 +89,16 @@ def test_never_more_than_the_limit_go_without_approval(sent, limit, incoming):
     # The ones waiting are the last ones.
     waiting = [s == PENDING_APPROVAL for s in statuses(out, ms)]
     assert waiting == sorted(waiting)
+
+
+def test_what_a_message_costs_its_account():
+    """SPEC §14: the cost a customer sees is its own price, never the operators' cost."""
+    from policies.admission import account_cost
+
+    half = D("0.50")
+    assert account_cost(prepaid=True, charged=D("1.00"), price=half, parts=2, tried=(), status="queued") == 1
+    assert account_cost(prepaid=True, charged=D(0), price=half, parts=2, tried=(), status="stopped") == 0
+    assert account_cost(prepaid=False, charged=D(0), price=half, parts=3, tried=("a",), status="delivered") == D("1.50")
+    assert account_cost(prepaid=False, charged=D(0), price=half, parts=1, tried=(), status="stopped") == 0
+    assert account_cost(prepaid=False, charged=D(0), price=half, parts=1, tried=("a",), status="stopped") == half
+    assert account_cost(prepaid=False, charged=D(0), price=None, parts=1, tried=("a",), status="delivered") == 0

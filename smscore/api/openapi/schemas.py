@@ -32,7 +32,7 @@ _EVENT = _obj({
     "status": _STATUS,
     "operator": _nullable(_string("The operator of this attempt; null before any was tried.")),
     "detail": _string("What happened, e.g. the receipt's `stat=DELIVRD err=000 id=…`, a submit's SMSC ids "
-                      "and cost, why a message is held."),
+                      "(and, in the admin look-ups only, the attempt's cost), why a message is held."),
     "final": {"type": "boolean", "description": "False for a failed attempt that goes on through another "
                                                 "operator (SPEC §5)."},
 }, description="One change in a message's history (SPEC §5).")
@@ -47,7 +47,9 @@ _SUMMARY_FIELDS = {
     "profile": {"type": "string"},
     "reference": _nullable(_string(maxLength=MAX_REFERENCE)),
     "operator": _nullable(_string("The operator of the last attempt.")),
-    "cost": {**_MONEY, "description": "The operators' cost of every attempt, summed."},
+    "cost": {**_MONEY, "description": "To a customer key, what the message costs its account (prepaid: what it "
+                                      "was charged; postpaid: its price for its parts; 0 when never sent or a "
+                                      "reply). In the admin look-ups, the operators' cost of every attempt, summed."},
     "error": _nullable(_string("Why it failed, for failed and final statuses.")),
     "created_at": _TIME,
     "updated_at": _TIME,
