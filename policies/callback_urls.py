@@ -143,7 +143,10 @@ def address_problem(address: str, port: int, allow_networks: Iterable[Network],
 def _listener_covers(host: str, ip: Address) -> bool:
     """A listener on ``host`` is reached at ``ip``: the same address, or any loopback or unspecified
     one for a listener on every address (its other local addresses are private, refused anyway
-    unless ``allow_networks`` lists them)."""
+    unless ``allow_networks`` lists them). A connection to the unspecified address (0.0.0.0, ::)
+    goes to this host, so it reaches every listener on its port, whatever its address."""
+    if ip.is_unspecified:
+        return True
     try:
         listen = ipaddress.ip_address(host)
     except ValueError:

@@ -251,7 +251,8 @@ class Gateway:
 
     def _own_listeners(self) -> list[tuple[str, int]]:
         """The (host, port) of every listener of this node that this process knows: configured and
-        bound (port 0 in the config becomes the port the system chose)."""
+        bound (port 0 in the config becomes the port the system chose), the in-process simulated
+        operators' included."""
         c, w = self.config, self.worker
         out = [tuple(c.http.listen), tuple(c.metrics.listen)]
         if c.smpp_server is not None:
@@ -262,6 +263,7 @@ class Gateway:
             out.append((host.host, host.port))
         if w is not None:
             out += [("127.0.0.1", p) for p in (w.internal_port, *w.worker_metrics_ports)]
+        out += [a for a in (sim.address for sim in self.sims.values()) if a is not None]
         return out
 
     def _cost_of(self, operator: str, number: str) -> Decimal | None:

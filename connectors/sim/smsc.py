@@ -214,6 +214,14 @@ class SimulatedSMSC:
         return ensureDeferred(self._stop())
 
     @property
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) it listens on; None before ``listen`` and after ``stop``."""
+        if self._port is None:
+            return None
+        host = self._port.getHost()
+        return host.host, host.port
+
+    @property
     def bound(self) -> list[tuple[str, str, str]]:
         """(session label, system_id, bind command) of every bound connection."""
         return [(p.label, b.system_id, b.command) for p, b in self._connections.items() if b]

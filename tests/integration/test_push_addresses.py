@@ -127,3 +127,19 @@ async def test_a_request_callback_url_naming_the_gateways_own_api_is_never_pushe
         await eventually(lambda: backend.requests, "a callback to the allowed backend")
     finally:
         await rig.gw.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_in_process_simulated_operators_are_the_gateways_own_listeners_too(tmp_path, backend):
+    rig = Rig(tmp_path, callback=f"http://127.0.0.1:{backend.port}/status",
+              allow='allow_networks = ["127.0.0.0/8"]')
+    await rig.gw.start()
+    try:
+        host, port = rig.gw.sims["sim_a"].address
+        code, answer = await rig.send({"to": "46701234567", "text": "hi", "callback_url": f"http://{host}:{port}/x"})
+        assert code == 202, answer
+        await eventually(lambda: rig.push_errors(), "a push attempt", state=rig.push_errors)
+        assert all("own listeners" in e for e in rig.push_errors()), rig.push_errors()
+    finally:
+        await rig.gw.stop()
+

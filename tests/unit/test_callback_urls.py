@@ -111,6 +111,11 @@ def test_the_gateways_own_listeners_are_refused_even_in_an_allowed_network():
     assert "own listeners" in address_problem("127.0.0.1", 9100, NETS, listeners)
     assert "own listeners" in address_problem("::ffff:127.0.0.1", 8080, NETS, listeners)
     assert "own listeners" in address_problem("::1", 2775, (ipaddress.ip_network("::1/128"),), listeners)
+    # a connection to the unspecified address goes to this host: every listener on its port
+    unspecified = NETS + (ipaddress.ip_network("0.0.0.0/8"), ipaddress.ip_network("::/128"))
+    assert "own listeners" in address_problem("0.0.0.0", 8080, unspecified, listeners)
+    assert "own listeners" in address_problem("::", 8080, unspecified, listeners)
+    assert address_problem("0.0.0.0", 8081, unspecified, listeners) is None
     assert address_problem("127.0.0.1", 8081, NETS, listeners) is None
     assert address_problem("93.184.216.34", 8080, (), listeners) is None  # another machine's 8080
 
