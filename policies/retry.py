@@ -19,7 +19,7 @@ up: by the time the delays reach the cap they are spread over up to ~2 minutes, 
 
 from __future__ import annotations
 
-__all__ = ["FIRST_DELAY", "MAX_DELAY", "JITTER_SPREAD", "next_delay", "give_up"]
+__all__ = ["FIRST_DELAY", "MAX_DELAY", "JITTER_SPREAD", "next_delay", "give_up", "next_attempt_at"]
 
 FIRST_DELAY = 5.0
 """Seconds before the first retry (the delay after the first failed attempt)."""
@@ -56,3 +56,11 @@ def give_up(first_attempt_at: float, now: float, retry_for: float) -> bool:
     ``retry_for`` seconds have passed since its first attempt, exactly ``retry_for`` included.
     """
     return now - first_attempt_at >= retry_for
+
+
+def next_attempt_at(now: float, delay: float, deadlines) -> float:
+    """When to try again after a failure at ``now``: ``delay`` later (``next_delay``), but never
+    after the earliest of ``deadlines`` (each push's first attempt + ``retry_for``): the last try
+    falls at the end of the window, so no attempt comes after ``retry_for`` and none of the window
+    is lost. Asked only for pushes ``give_up`` keeps, whose deadlines are still ahead."""
+    return min(now + delay, min(deadlines, default=now + delay))

@@ -43,7 +43,7 @@ from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
 from twisted.internet.task import LoopingCall
 
 from policies.callbacks import next_batches
-from policies.retry import give_up, next_delay
+from policies.retry import give_up, next_attempt_at, next_delay
 from smscore.logs import get_logger
 from smscore.metrics import Metrics
 from smscore.model import MoMessage, PushJob
@@ -321,7 +321,8 @@ class PushWorker:
                 if first.kind == "mo":
                     mo_events.append((first.subject, "push abandoned", f"{result.error} after {attempts} attempts"))
             if retry:
-                retry_at = now + next_delay(attempts, first=self.retry_first, jitter=self.jitter())
+                retry_at = next_attempt_at(now, next_delay(attempts, first=self.retry_first, jitter=self.jitter()),
+                                           [job.first_at + config.push.retry_for for job in retried])
                 self.log.info("push failed", kind=first.kind, events=len(retry), error=result.error,
                               attempts=attempts, retry_in=round(retry_at - now, 1), **about)
                 if first.kind == "mo":

@@ -76,6 +76,7 @@ def test_a_batch_still_filling_goes_once_its_oldest_event_waited_the_linger():
 CONFIG = """
 [push]
 timeout = "2s"
+retry_for = "{retry_for}"
 [operators.sim]
 type = "simulated"
 [profiles.standard]
@@ -91,10 +92,10 @@ callback_linger = "200ms"
 class Rig:
     """A worker on an in-memory store, pushing to a backend resource over an in-memory network."""
 
-    def __init__(self, batch: int = 3, store=None, lease: float = 30.0) -> None:
+    def __init__(self, batch: int = 3, store=None, lease: float = 30.0, retry_for: str = "24h") -> None:
         self.clock = Clock()
         self.clock.advance(NOW)
-        self.config = parse_config(CONFIG.format(secret=SECRET, url=URL, batch=batch),
+        self.config = parse_config(CONFIG.format(secret=SECRET, url=URL, batch=batch, retry_for=retry_for),
                                    path=Path("/etc/smsgw/gateway.toml"))
         self.store = store or MemoryStore()
         self.store.status_callbacks_for = lambda m: (URL, "all")
@@ -222,6 +223,24 @@ def test_a_failed_batch_is_retried_whole_and_holds_back_its_messages_later_event
     assert sample("smsgw_callbacks_total", {"kind": "status", "outcome": "ok"}) == 3
 
 
+def test_the_last_retry_falls_at_the_end_of_retry_for_not_after_it():
+    """SPEC §3 [push] retry_for: backoff 5 s, 10 s ..., tried for this long: the retry 10 s after
+    the one at 5 s would come at 15 s, past a 12 s window; it comes at 12 s, and is the last."""
+    rig = Rig(batch=1, retry_for="12s")
+    [m] = rig.messages(1)
+    rig.submitted(m)
+    rig.backend.failing(503)
+    times = []
+    for _ in range(40):  # 20 s in steps of half a second
+        before = len(rig.backend.requests)
+        rig.kick()
+        if len(rig.backend.requests) > before:
+            times.append(rig.clock.seconds() - NOW)
+        rig.advance(0.5)
+    assert times == [0.0, 5.0, 12.0]
+    assert rig.pending() == []  # abandoned after the attempt at the end of the window
+
+
 def test_a_reload_changes_the_batch_size_of_the_next_batch():
     rig = Rig(batch=5)
     ms = rig.messages(2)
@@ -229,7 +248,8 @@ def test_a_reload_changes_the_batch_size_of_the_next_batch():
         rig.submitted(m)
     rig.kick()
     assert rig.posts() == []  # filling
-    rig.config = parse_config(CONFIG.format(secret=SECRET, url=URL, batch=1), path=Path("/etc/smsgw/gateway.toml"))
+    rig.config = parse_config(CONFIG.format(secret=SECRET, url=URL, batch=1, retry_for="24h"),
+                              path=Path("/etc/smsgw/gateway.toml"))
     rig.advance(0.2)
     assert [r.json()["status"] for r in rig.backend.requests] == ["submitted", "submitted"]
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from policies.retry import give_up, next_delay
+from policies.retry import give_up, next_attempt_at, next_delay
 
 SCHEDULE = [  # attempt that failed → seconds before the next one, no jitter
     (1, 5.0), (2, 10.0), (3, 20.0), (4, 40.0), (5, 80.0), (6, 160.0), (7, 320.0),
@@ -74,10 +74,23 @@ def test_give_up_once_retry_for_has_passed_since_the_first_attempt(first, now, r
 
 
 def test_a_day_of_retries_as_the_core_runs_them():
-    """Each attempt fails; after it the core asks give_up, else waits next_delay. The cap is
-    reached at 635 s, then one attempt per 10 minutes; the first attempt at or past 24 h is the last."""
-    now, attempt = 0.0, 1
+    """Each attempt fails; after it the core asks give_up, else waits next_delay, never past the
+    end of the window. The cap is reached at 635 s, then one attempt per 10 minutes; the last
+    attempt is at 24 h exactly, none after it."""
+    now, attempt, times = 0.0, 1, [0.0]
     while not give_up(0.0, now, DAY):
-        now += next_delay(attempt)
+        now = next_attempt_at(now, next_delay(attempt), [DAY])
         attempt += 1
-    assert (attempt, now) == (151, 635 + 143 * 600.0)
+        times.append(now)
+    assert (attempt, now) == (151, DAY) and times[-2] == 635 + 142 * 600.0
+    assert max(times) == DAY
+
+
+@pytest.mark.parametrize("now, delay, deadlines, at", [
+    (46.5, 22.0, [60.0], 60.0),             # the backoff would pass the window: its end instead
+    (16.6, 22.0, [60.0], 38.6),
+    (10.0, 5.0, [60.0, 12.0], 12.0),        # a batch: the earliest window of its pushes
+    (10.0, 5.0, [], 15.0),
+])
+def test_the_next_attempt_never_comes_after_retry_for(now, delay, deadlines, at):
+    assert next_attempt_at(now, delay, deadlines) == pytest.approx(at)
