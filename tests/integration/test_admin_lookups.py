@@ -62,7 +62,14 @@ async def test_one_message_of_any_account_with_its_history(rig):
     mid = (await rig.send({"to": PORTED, "text": "ported"}, key="beta-key"))["id"]
     await rig.until(mid, "delivered", key="beta-key")
     body = await ok(rig, f"/messages/{mid}")
-    assert body["account"] == "beta" and body == {**await rig.get(mid, key="beta-key"), "account": "beta"}
+    theirs = await rig.get(mid, key="beta-key")
+    # as the account sees it, plus the account; but the cost is the operators' (SPEC §14: a customer
+    # key sees what the message costs it), and so is each attempt's in its event's detail
+    assert body["account"] == "beta"
+    assert {k: v for k, v in body.items() if k not in ("account", "cost", "events")} == {
+        k: v for k, v in theirs.items() if k not in ("cost", "events")}
+    assert [{**e, "detail": None} for e in body["events"]] == [{**e, "detail": None} for e in theirs["events"]]
+    assert any("cost=" in e["detail"] for e in body["events"]) and body["cost"] != theirs["cost"]
     assert [(e["status"], e["operator"]) for e in body["events"]][-3:] == [
         ("queued", None), ("submitted", "mid"), ("delivered", "mid")]
     refusal(*await look(rig, "/messages/0123456789abcdef01234567"), 404, "not_found")
