@@ -109,6 +109,7 @@ class Gateway:
         if self.delivers:
             self.push_backlog = self.metrics.watch_push_backlog(self.store.count_push_jobs, reactor)
             self.metrics.watch_node(self._node_figures)
+            self.metrics.watch_binds(self._bind_states)  # the binds are this process's
         self.kicks: Kicks | None = None
         #: account tps buckets: shared by the node's processes (the supervisor's shared file)
         self.rate_buckets = (NodeBuckets(worker.rates_fd) if worker is not None and worker.rates_fd >= 0
@@ -478,6 +479,14 @@ class Gateway:
         if message.callback_statuses is not None:
             return url, message.callback_statuses
         return url, account.callback_statuses if account is not None else "all"
+
+    def _bind_states(self):
+        """(operator, session, bound) of every session of the links this node holds now, for
+        ``smsgw_bind_up``: a link a reload removed is gone, and an operator whose cluster share
+        here is 0 binds has no session (docs/monitoring.md)."""
+        for name, link in list(self.links.items()):
+            for session, up in link.bind_states():
+                yield name, session, up
 
     def _node_figures(self) -> tuple[bool, int, int]:
         """(ready, the cluster's queued messages, max_backlog) for /metrics (``Metrics.watch_node``)."""

@@ -12,6 +12,7 @@ In a node of several processes the main worker's ``/metrics`` adds up every proc
 (``smscore.workers.merge_exposition``). So a figure of the node or of the cluster rather than of a
 process (``smsgw_build_info``, ``smsgw_ready``, the backlogs) is exported by the main worker alone,
 and the ``process_*`` metrics carry a ``worker`` label: summed, they would mean nothing.
+``smsgw_bind_up`` too is the main worker's alone: it holds the operator binds.
 docs/monitoring.md lists every metric.
 """
 
@@ -52,6 +53,43 @@ class _LiveGauges(Collector):
             inflight.add_metric([operator], in_flight)
         yield depth
         yield inflight
+
+
+class _BindGauges(Collector):
+    """Scrape-time ``smsgw_bind_up{operator,session}``: 1 or 0 for every session the node's operator
+    links keep, read from the links themselves.
+
+    Why not a Gauge set on each bind and loss: a session that never bound had no series at all
+    (an operator refused from the start was invisible to the alert on ``== 0``), an operator or a
+    session a reload removed kept its last value for good (an alert firing forever), and a late
+    "down" from a replaced link could overwrite its successor's "up". Read from the links, the
+    series are exactly the sessions held now, each from the moment its link exists."""
+
+    def __init__(self, sample: Callable[[], Iterable[tuple[str, str, bool]]]) -> None:
+        self._sample = sample  # () -> (operator, session, bound) for every session held
+
+    def collect(self):
+        family = GaugeMetricFamily("smsgw_bind_up", "1 while the SMPP session is bound, 0 while it is not "
+                                   "(every session this node holds, from the start)",
+                                   labels=["operator", "session"])
+        for operator, session, up in self._sample():
+            family.add_metric([operator, session], 1 if up else 0)
+        yield family
+
+    def describe(self):
+        yield GaugeMetricFamily("smsgw_bind_up", "", labels=["operator", "session"])
+
+
+class _Unexported:
+    """``Metrics.bind_up`` for callers that still set it as the Gauge it was
+    (``Pipeline.bind_changed``): ``smsgw_bind_up`` is read from the links now (``watch_binds``),
+    so a value set here goes nowhere. Remove it with its last caller."""
+
+    def labels(self, *labels: str) -> "_Unexported":
+        return self
+
+    def set(self, value: float) -> None:
+        pass
 
 
 class _NodeGauges(Collector):
@@ -217,8 +255,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        self.bind_up = Gauge("smsgw_bind_up", "1 while the SMPP session is bound", ["operator", "session"],
-                             registry=r)
+        self.bind_up = _Unexported()  # smsgw_bind_up: watch_binds
         self.pdus = Tally("smsgw_pdus", "SMPP PDUs sent and received", ["operator", "command", "direction"], r)
         self.accepted = Tally("smsgw_accepted", "Messages stored (API, SMPP server, replies), whatever "
                               "their first status", [], r)
@@ -276,6 +313,12 @@ class Metrics:
         """Register ``smsgw_ready``, ``smsgw_backlog`` and ``smsgw_backlog_limit``, read at scrape time
         through ``sample() -> (ready, queued, max_backlog)`` (the main worker's only: not summed)."""
         self.registry.register(_NodeGauges(sample))
+
+    def watch_binds(self, sample: Callable[[], Iterable[tuple[str, str, bool]]]) -> None:
+        """Register ``smsgw_bind_up``, read at scrape time through ``sample() -> (operator, session,
+        bound)`` for every session of the operator links this process holds (the main worker's
+        only: the API workers hold none)."""
+        self.registry.register(_BindGauges(sample))
 
     def watch_smpp_sessions(self, sample: Callable[[], dict[tuple[str, str], int]]) -> None:
         """Register the scrape-time sampler of {(account, bind): bound sessions} (SPEC §13)."""

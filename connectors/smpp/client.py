@@ -20,6 +20,7 @@ whenever TCP connects, which would make a refused bind retry at the shortest del
 session that was bound and dropped reconnects after ``reconnect_min`` (+ jitter). Binding is not
 done in ``prepareConnection``: with Twisted 26.10 a connection lost while it is pending, or closed
 after it failed, hits a missing transition of the service's state machine (``NoTransition``).
+``bind_states()`` lists every session, bound or not, from the start (``smsgw_bind_up``).
 
 Submitting. ``submit`` makes the message's parts, one submit_sm each (``connectors.smpp.outgoing``:
 encoding, concatenation, addresses, validity). Parts wait in one queue per link and go out, oldest first, on the bound transmitting session with the most free
@@ -273,6 +274,12 @@ class OperatorLink:
             "queued_parts": len(self._queue), "in_flight": sum(s["in_flight"] for s in sessions),
             "submits_per_second": round(self._sent.rate(now), 3), "sessions": sessions,
         }
+
+    def bind_states(self) -> list[tuple[str, bool]]:
+        """(session label, bound) of every session this link keeps, bound or not, from the
+        start: what ``smsgw_bind_up`` exports (a session never bound is one ops must see)."""
+        up = not self._stopped
+        return [(s.label, up and s.bound) for s in self._sessions]
 
     def max_in_flight(self) -> int:
         """Submits that may be outstanding at once: window x transmitting sessions."""

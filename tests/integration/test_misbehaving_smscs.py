@@ -84,10 +84,12 @@ class Gateway:
             routing = Routing({"standard": (OPERATOR,)}, lambda op, number: Decimal("0.10"))
             self.store = SQLiteStore(self.db, reactor, rules=StoreRules(untried=routing.untried))
             await self.store.open()
+            metrics = Metrics(self.registry)
             self.pipeline = Pipeline(store=self.store, clock=reactor, node="gw1", lease=30.0,
-                                     routing=routing, metrics=Metrics(self.registry))
+                                     routing=routing, metrics=metrics)
             self.link = OperatorLink(OPERATOR, LinkSettings("127.0.0.1", port, **self.link_settings),
                                      self.pipeline, reactor, jitter=lambda: 0.0)
+            metrics.watch_binds(lambda: [(OPERATOR, s, up) for s, up in self.link.bind_states()])
             self.pipeline.add_link(self.link)
             await self.pipeline.start()
             self.link.start()
@@ -207,6 +209,8 @@ async def test_bind_refused_backs_off_and_binds_and_no_message_fails(tmp_path):
     async with Gateway(tmp_path, sim) as gw:
         messages = await gw.accept(5)  # before any bind: they wait
         assert await gw.statuses() == {"queued": 5} and not gw.link.is_up()
+        # not bound yet: 0, not absent (an alert on == 0 must see a link refused from the start)
+        assert gw.registry.get_sample_value("smsgw_bind_up", {"operator": OPERATOR, "session": f"{OPERATOR}/1"}) == 0
         await gw.settled(messages)
         await gw.check_outcome(messages)
         assert sim.bind_attempts == 4

@@ -18,9 +18,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 from twisted.internet import reactor
 
+from connectors.sim.scenarios import BindRefused
+from connectors.smsc_sim import SimSettings
 from smscore import version
 from smscore.app import Gateway
-from smscore.config import parse_config
+from smscore.config import load_config, parse_config
 from tests.harness.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -232,3 +234,70 @@ async def test_the_access_log_can_be_turned_off(gateway):
     with capture_logs() as logs:
         assert (await call(gw, "GET", "/healthz"))[0] == 200
     assert [line for line in logs if line.get("component") == "access"] == []
+
+
+# --- smsgw_bind_up for an operator that never binds ------------------------------------------------
+REFUSED = """
+[store]
+url = "sqlite:///gw.db"
+[http]
+listen = "127.0.0.1:0"
+[metrics]
+listen = "127.0.0.1:0"
+[operators.sim_a]
+type = "simulated"
+{refusing}
+[profiles.standard]
+operators = {profile}
+[accounts.acme]
+api_keys = ["acme-key"]
+senders = ["ACME"]
+"""
+
+
+def refusing_operator(port: int, bind: str, binds: int) -> str:
+    return (f'[operators.refusing]\nhost = "127.0.0.1"\nport = {port}\nsystem_id = "gw"\npassword = "secret"\n'
+            f'bind = "{bind}"\nbinds = {binds}\n')
+
+
+def bind_up(text: str) -> dict[tuple[str, str], float]:
+    """{(operator, session): value} of smsgw_bind_up in an exposition."""
+    return {(s.labels["operator"], s.labels["session"]): s.value
+            for family in text_string_to_metric_families(text) if family.name == "smsgw_bind_up"
+            for s in family.samples}
+
+
+@pytest_twisted.ensureDeferred
+async def test_bind_up_is_0_for_every_session_of_an_operator_refused_from_the_start_and_goes_with_it(tmp_path):
+    """SmsgwBindDown (max by operator of smsgw_bind_up == 0) must see an operator whose SMSC has
+    refused every bind since the gateway started; and not a session or an operator a reload took
+    away, which would keep it firing."""
+    smsc = BindRefused(SimSettings(system_id="gw", password="secret"), reactor, "refusing", refusals=10**9)
+    port = await smsc.listen("127.0.0.1", 0)
+    path = tmp_path / "gw.toml"
+
+    def write(refusing: str, profile: str) -> None:
+        path.write_text(REFUSED.format(refusing=refusing, profile=profile))
+
+    write(refusing_operator(port, "transmitter+receiver", 2), '["sim_a", "refusing"]')
+    gw = Gateway(load_config(path), reactor, CollectorRegistry())
+    await gw.start()
+    try:
+        await eventually(lambda: smsc.bind_attempts >= 4 and gw.links["sim_a"].is_up(),
+                         "every session of refusing refused once, sim_a bound",
+                         state=lambda: f"{smsc.bind_attempts} binds refused")
+        assert bind_up(await scrape(gw)) == {
+            ("sim_a", "sim_a/1"): 1,
+            ("refusing", "refusing/1-tx"): 0, ("refusing", "refusing/1-rx"): 0,
+            ("refusing", "refusing/2-tx"): 0, ("refusing", "refusing/2-rx"): 0}
+
+        write(refusing_operator(port, "transceiver", 1), '["sim_a", "refusing"]')  # its sessions change
+        assert gw.reload()["reconnected"] == ["refusing"]
+        assert bind_up(await scrape(gw)) == {("sim_a", "sim_a/1"): 1, ("refusing", "refusing/1"): 0}
+
+        write("", '["sim_a"]')  # the operator goes
+        assert gw.reload()["removed"] == ["refusing"]
+        assert bind_up(await scrape(gw)) == {("sim_a", "sim_a/1"): 1}
+    finally:
+        await gw.stop()
+        await smsc.stop()

@@ -47,3 +47,23 @@ def test_a_tally_exports_what_a_counter_exports():
         tally.inc((kind, outcome), n)
         counter.labels(kind, outcome).inc(n)
     assert exposition(ours) == exposition(theirs)
+
+
+def test_bind_up_is_read_from_the_links_every_session_held_and_no_other():
+    from smscore.metrics import Metrics
+
+    held = {("telia", "telia/1"): False, ("telia", "telia/2"): True}
+    metrics = Metrics(CollectorRegistry())
+    assert "smsgw_bind_up{" not in generate_latest(metrics.registry).decode()  # no links watched: none
+    metrics.watch_binds(lambda: [(op, session, up) for (op, session), up in held.items()])
+    sample = metrics.registry.get_sample_value
+    assert sample("smsgw_bind_up", {"operator": "telia", "session": "telia/1"}) == 0  # never bound: 0
+    assert sample("smsgw_bind_up", {"operator": "telia", "session": "telia/2"}) == 1
+    metrics.bind_up.labels("telia", "telia/1").set(1)  # as Pipeline.bind_changed still does: ignored
+    metrics.bind_up.labels("gone", "gone/*").set(0)
+    assert sample("smsgw_bind_up", {"operator": "telia", "session": "telia/1"}) == 0
+    assert sample("smsgw_bind_up", {"operator": "gone", "session": "gone/*"}) is None
+    del held[("telia", "telia/2")]  # a reload took the session away: its series goes with it
+    assert sample("smsgw_bind_up", {"operator": "telia", "session": "telia/2"}) is None
+    held.clear()
+    assert [line for line in exposition(metrics.registry) if line.startswith("smsgw_bind_up")] == []

@@ -345,3 +345,15 @@ def test_describe_counts_submits_per_second_over_ten_seconds_and_in_flight():
     assert (d["submits_per_second"], d["in_flight"]) == (0.3, 0)
     net.advance(5.0)
     assert net.link.describe()["submits_per_second"] == 0.0
+
+
+# --- smsgw_bind_up's source -----------------------------------------------------------------------------
+def test_bind_states_lists_every_session_from_the_start_bound_or_not():
+    net = Net(connect=False, bind="transmitter+receiver", binds=2)
+    assert net.link.bind_states() == [("telia/1-tx", False), ("telia/1-rx", False),
+                                      ("telia/2-tx", False), ("telia/2-rx", False)]
+    net.connect()
+    assert all(up for _, up in net.link.bind_states())
+    net.link.stop()
+    assert not any(up for _, up in net.link.bind_states())  # stopping: none counts as bound
+    assert Net(start=False).link.bind_states() == [("telia/1", False)]
