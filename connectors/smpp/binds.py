@@ -5,6 +5,15 @@ A session is the ``SMPPProtocol`` handler of each connection its service makes (
 service's retry policy: it counts the attempts that did not end bound itself (see the link's module
 docstring for why). It tells its link when it is bound or lost and hands it every request the SMSC
 sends; everything about messages stays with the link.
+
+Why an attempt failed is logged once per attempt, when the retry policy is asked for the next
+delay, so that the line has everything ops need at once: operator and session (bound context),
+the address tried, what went wrong and when the next attempt is (``retry_in``). The events:
+``connect failed`` (TCP: host down, refused, DNS), ``TLS handshake failed`` (certificate not
+trusted, or not for that host; the SMSC refused ours), ``bind refused`` (the SMSC's status),
+``no answer to the bind``, ``connection lost before the bind answer``, ``bind not sent`` (error).
+``ClientService``'s own "Scheduling retry N to connect <object at 0x…>" line, which names neither
+and restarts its N whenever TCP connects, is silenced (``QuietClientService``).
 """
 
 from __future__ import annotations
@@ -12,20 +21,32 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from twisted.application.internet import ClientService
 from twisted.internet.defer import CancelledError
 from twisted.internet.error import ConnectingCancelledError
 from twisted.internet.protocol import Factory
+from twisted.logger import Logger
 
 from connectors.smpp.codec import PDU, SMPPError
-from connectors.smpp.protocol import SMPPProtocol
+from connectors.smpp.endpoints import tls_failure
+from connectors.smpp.protocol import RequestFailed, SMPPProtocol
 from connectors.smpp.session import ESME
 
 if TYPE_CHECKING:
-    from twisted.application.internet import ClientService
-
     from connectors.smpp.client import OperatorLink
 
-__all__ = ["BindSession", "SessionFactory", "TIMEOUTS_BEFORE_REBIND", "rfc3339"]
+__all__ = ["BindSession", "QuietClientService", "SessionFactory", "TIMEOUTS_BEFORE_REBIND", "rfc3339"]
+
+
+class QuietClientService(ClientService):
+    """A ``ClientService`` that writes nothing to Twisted's log. Its one routine line, "Scheduling
+    retry N to connect <NotingFailures object at 0x…> in D seconds.", names neither the host nor
+    the error, and its N counts from 1 again whenever TCP connects (so a refused bind or a failed
+    TLS handshake is "retry 1" forever while the delays grow); ``BindSession.retry_delay`` logs
+    each failed attempt instead. ``ClientService`` passes its class's ``_log`` to its state
+    machine when built: an observer that drops every event silences both."""
+
+    _log = Logger(observer=lambda event: None)
 
 
 class BindSession:
@@ -49,6 +70,11 @@ class BindSession:
         self.last_error: tuple[float, str] | None = None
         self.failures = 0
         self.service: ClientService | None = None
+        #: the service's endpoint (``connectors.smpp.endpoints.Alternates``): the SMSC's addresses
+        #: in turn, ``tried`` the last one (set by the link when it starts)
+        self.addresses = None
+        #: why the attempt under way failed, for its log line: (level, event, error), first wins
+        self._failed: tuple[str, str, str] | None = None
         self.log = link.log.bind(session=label)
 
     # -- state --
@@ -60,17 +86,41 @@ class BindSession:
         return self.proto.can_send() if self.can_submit() else 0
 
     def retry_delay(self, attempt: int) -> float:
+        """The service's retry policy: the delay before the next attempt, from the attempts that
+        did not end bound in a row (``attempt``, the service's count, restarts at each TCP
+        connect). Logs why the attempt that just ended failed, with that delay."""
         self.failures += 1
-        return self.link._backoff(self.failures - 1)
+        delay = self.link._backoff(self.failures - 1)
+        failed, self._failed = self._failed, None
+        if failed is not None:
+            level, event, error = failed
+            getattr(self.log, level)(event, address=self.address(), error=error, failures=self.failures,
+                                     retry_in=round(delay, 3))
+        else:  # a bound session that was lost: "unbound" said why
+            self.log.debug("reconnecting", address=self.address(), retry_in=round(delay, 3))
+        return delay
+
+    def address(self) -> str | None:
+        """The address (host:port) of the attempt under way or last made."""
+        return None if self.addresses is None else self.addresses.tried
 
     def _went_wrong(self, reason: str) -> None:
         if not self.link._stopped:
             self.last_error = (self.link.reactor.seconds(), reason)
 
+    def _attempt_failed(self, event: str, error: str, last_error: str, level: str = "warning") -> None:
+        """The attempt under way failed: ``last_error`` for ops (``describe``) at once, the log
+        line once the next delay is known (``retry_delay``). What comes after the first cause (the
+        connection closing after a refused bind) adds nothing."""
+        if self._failed is None:
+            self._went_wrong(last_error)
+            self._failed = (level, event, error)
+
     def connect_failed(self, failure) -> None:
         """The service's connect failed (it retries, keeping the reason to itself)."""
         if not failure.check(CancelledError, ConnectingCancelledError):  # stopped while connecting
-            self._went_wrong(f"connect failed: {failure.getErrorMessage()}")
+            error = failure.getErrorMessage()
+            self._attempt_failed("connect failed", error, f"connect failed: {error}")
 
     # -- SMPPProtocol handler --
     def connection_made(self, proto: SMPPProtocol) -> None:
@@ -82,9 +132,10 @@ class BindSession:
         try:
             d = proto.request(self.command, params)
         except SMPPError as e:
-            self.log.error("bind not sent", error=str(e))
-            self._went_wrong(f"bind not sent: {e}")
-            proto.close(f"bind not sent: {e}")
+            # the codec's message quotes the value it refused: never the password's (SPEC §15)
+            error = f"{self.command}.password does not fit" if ".password" in str(e) else str(e)
+            self._attempt_failed("bind not sent", error, f"bind not sent: {error}", level="error")
+            proto.close(f"bind not sent: {error}")
             return
         d.addCallbacks(self._bound, self._bind_failed, callbackArgs=(proto,), errbackArgs=(proto,))
 
@@ -94,13 +145,19 @@ class BindSession:
         self.bound = True
         self.since = self.link.reactor.seconds()
         self.failures = 0
+        self._failed = None
         self.log.info("bound", smsc=resp.params.get("system_id", ""))
         self.link._session_up(self)
 
     def _bind_failed(self, failure, proto: SMPPProtocol) -> None:
+        if failure.check(RequestFailed) and failure.value.reason == "connection lost":
+            return  # connection_closed follows at once, with the why (a TLS handshake's error)
         reason = str(failure.value) or repr(failure.value)  # "status ESME_RBINDFAIL", "timeout"
-        self.log.warning("bind refused", reason=reason)
-        self._went_wrong(f"bind refused: {reason}")
+        if failure.check(RequestFailed) and failure.value.reason == "timeout":
+            self._attempt_failed("no answer to the bind", f"none in {self.link.settings.response_timeout:g} s",
+                                 f"bind refused: {reason}")
+        else:
+            self._attempt_failed("bind refused", reason, f"bind refused: {reason}")
         proto.close(f"bind refused: {reason}")
 
     def connection_closed(self, proto: SMPPProtocol, reason: str) -> None:
@@ -112,8 +169,13 @@ class BindSession:
             self._went_wrong(f"connection lost: {reason}")
             self.log.info("unbound", reason=reason)
             self.link._session_down(self)
+            return
+        tls = tls_failure(proto.lost) if proto.lost is not None else None
+        if tls is not None:
+            self._attempt_failed("TLS handshake failed", tls, f"connect failed: TLS handshake failed: {tls}")
         else:
-            self.log.debug("connection closed before bind", reason=reason)
+            self._attempt_failed("connection lost before the bind answer", reason,
+                                 f"bind refused: connection lost: {reason}")
 
     def request_received(self, proto: SMPPProtocol, pdu: PDU) -> None:
         self.link._request_received(proto, pdu)

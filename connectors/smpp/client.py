@@ -20,6 +20,8 @@ whenever TCP connects, which would make a refused bind retry at the shortest del
 session that was bound and dropped reconnects after ``reconnect_min`` (+ jitter). Binding is not
 done in ``prepareConnection``: with Twisted 26.10 a connection lost while it is pending, or closed
 after it failed, hits a missing transition of the service's state machine (``NoTransition``).
+Each failed attempt is one warning line naming the address tried, the error and the next delay
+(``connectors.smpp.binds``); the service itself logs nothing (``QuietClientService``).
 ``bind_states()`` lists every session, bound or not, from the start (``smsgw_bind_up``).
 
 Submitting. ``submit`` makes the message's parts, one submit_sm each (``connectors.smpp.outgoing``:
@@ -81,7 +83,7 @@ from twisted.internet.task import LoopingCall
 
 from connectors.api import SubmitError, SubmitRequest
 from connectors.smpp import defs
-from connectors.smpp.binds import TIMEOUTS_BEFORE_REBIND, BindSession, SessionFactory, rfc3339
+from connectors.smpp.binds import TIMEOUTS_BEFORE_REBIND, BindSession, QuietClientService, SessionFactory, rfc3339
 from connectors.smpp.codec import PDU, EncodeError, SMPPError
 from connectors.smpp.endpoints import Alternates, ClientTls, NotingFailures
 from connectors.smpp.link_settings import (
@@ -172,12 +174,13 @@ class OperatorLink:
         """The TCP endpoint of one SMSC address (TLS, when on, is layered over it)."""
         return f"tcp:host={quoteStringArgument(host)}:port={port}"
 
-    def _endpoint(self, tls: ClientTls | None):
+    def _endpoint(self, tls: ClientTls | None) -> Alternates:
         """One session's endpoint: the SMSC's addresses in turn, each over TLS when on."""
         endpoints = []
         for host, port in self.settings.addresses():
             endpoint = self._endpoint_factory(self.reactor, self.endpoint_description(host, port))
-            endpoints.append(endpoint if tls is None else wrapClientTLS(tls.creator(host), endpoint))
+            address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            endpoints.append((address, endpoint if tls is None else wrapClientTLS(tls.creator(host), endpoint)))
         return Alternates(endpoints)
 
     def start(self) -> None:
@@ -194,9 +197,10 @@ class OperatorLink:
             return
         self._started = True
         for session in self._sessions:
-            session.service = ClientService(NotingFailures(self._endpoint(tls), session.connect_failed),
-                                            SessionFactory(session), retryPolicy=session.retry_delay,
-                                            clock=self.reactor)
+            session.addresses = self._endpoint(tls)
+            session.service = QuietClientService(NotingFailures(session.addresses, session.connect_failed),
+                                                 SessionFactory(session), retryPolicy=session.retry_delay,
+                                                 clock=self.reactor)
             session.service.startService()
         self._liveness.start(LIVENESS_CHECK, now=False)
 

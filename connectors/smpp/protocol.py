@@ -7,7 +7,9 @@ its ``handler`` what to do with requests from the peer:
 
 - ``handler.request_received(proto, pdu)``: answer it (now or later) with ``proto.respond``;
 - ``handler.connection_closed(proto, reason)``: the connection is gone (outstanding requests have
-  already failed with ``ConnectionDone``-like ``RequestFailed``);
+  already failed with ``ConnectionDone``-like ``RequestFailed``); ``reason`` is our own reason for
+  closing, else the transport's message, and ``proto.lost`` the transport's Failure (a TLS
+  handshake's error, for one);
 - optional ``handler.pdu_seen(proto, command, direction)`` for metrics: every PDU read ("in") and
   every PDU written ("out"), by its command's name: the session's own answers (enquire_link_resp,
   unbind_resp, a rejection, a generic_nack) are "out"; an undecodable PDU is "in" by its command's
@@ -122,6 +124,8 @@ class SMPPProtocol(Protocol):
         self._seen = getattr(handler, "pdu_seen", None)
         self.closed = False
         self.close_reason = ""
+        #: the Failure the transport ended the connection with (set before the handler hears of it)
+        self.lost = None
         self._producing = False  # the backpressure producer is registered (connectionMade)
 
     # -- connection -------------------------------------------------------------------------
@@ -148,6 +152,7 @@ class SMPPProtocol(Protocol):
 
     def connectionLost(self, reason) -> None:
         self.closed = True
+        self.lost = reason
         if self._timer is not None and self._timer.running:
             self._timer.stop()
         self.session.connection_lost()

@@ -13,11 +13,13 @@ from dataclasses import replace
 
 import pytest
 import pytest_twisted
+from structlog.testing import capture_logs
 from twisted.internet import reactor
 from twisted.internet.endpoints import clientFromString
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.internet.ssl import Certificate, PrivateCertificate
+from twisted.logger import globalLogPublisher
 from zope.interface import implementer
 
 from connectors.api import SubmitRequest
@@ -192,16 +194,54 @@ async def test_tls_checks_the_smsc_against_tls_ca_and_shows_the_client_certifica
     assert [b.system_id for b in sim.binds] == ["gw"] and len(sim.submits) == 1
 
 
-@pytest.mark.parametrize("files", ["no client certificate", "an SMSC from another CA"])
+def failed_attempts(logs: list[dict]) -> list[dict]:
+    """The carrier session's log lines at warning or above."""
+    return [e for e in logs if e.get("session") == "carrier/1" and e["log_level"] in ("warning", "error")]
+
+
+@pytest.mark.parametrize("files, host, error", [
+    ("no client certificate", "127.0.0.1", "alert"),  # the SMSC's: "tlsv13 alert certificate required"
+    ("an SMSC from another CA", "127.0.0.1", "certificate verify failed"),
+    ("a certificate for another host", "localhost", "certificate verify failed: the certificate does not "
+                                                    "name the host connected to"),
+], ids=["no client certificate", "an SMSC from another CA", "a certificate for another host"])
 @pytest_twisted.ensureDeferred
-async def test_tls_without_the_right_certificates_never_binds(tmp_path, pki, stops, files):
+async def test_tls_without_the_right_certificates_never_binds_and_says_why(tmp_path, pki, stops, files, host, error):
     sim, port = await tls_sim(pki, stops)
     cert, key = pki["gateway"]
+    client = f'tls_cert = "{cert}"\ntls_key = "{key}"\n'
     tls = {"no client certificate": f'tls_ca = "{pki["smsc_ca"]}"\n',
-           "an SMSC from another CA": f'tls_ca = "{pki["stranger_ca"]}"\ntls_cert = "{cert}"\n'
-                                      f'tls_key = "{key}"\n'}[files]
-    link, _ = start_link(f'host = "127.0.0.1"\nport = {port}\n' + CREDENTIALS + "tls = true\n" + tls,
-                         tmp_path, stops)
-    await eventually(lambda: failures(link) >= 3, "three failed TLS connections",
-                     state=lambda: link.describe())
+           "an SMSC from another CA": f'tls_ca = "{pki["stranger_ca"]}"\n' + client,
+           "a certificate for another host": f'tls_ca = "{pki["smsc_ca"]}"\n' + client}[files]
+    with capture_logs() as logs:
+        link, _ = start_link(f'host = "{host}"\nport = {port}\n' + CREDENTIALS + "tls = true\n" + tls,
+                             tmp_path, stops)
+        await eventually(lambda: failures(link) >= 3, "three failed TLS connections",
+                         state=lambda: link.describe())
     assert not link.is_up() and sim.binds == []
+    lines = failed_attempts(logs)[:3]
+    assert [(e["event"], e["operator"], e["address"], e["failures"], e["retry_in"]) for e in lines] == [
+        ("TLS handshake failed", "carrier", f"{host}:{port}", n, delay) for n, delay in ((1, 0.05), (2, 0.1), (3, 0.2))]
+    assert all(error in e["error"] for e in lines), lines
+    last = link.describe()["sessions"][0]["last_error"]["reason"]
+    assert last == f"connect failed: TLS handshake failed: {lines[0]['error']}"  # GET /v1/admin/binds
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_host_down_is_one_line_per_attempt_naming_it_the_error_and_the_next_delay(tmp_path, stops):
+    nobody = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
+    closed = nobody.getHost().port
+    await nobody.stopListening()
+    twisted_said: list[dict] = []
+    globalLogPublisher.addObserver(twisted_said.append)
+    try:
+        with capture_logs() as logs:
+            link, _ = start_link(f'host = "127.0.0.1"\nport = {closed}\n' + CREDENTIALS, tmp_path, stops)
+            await eventually(lambda: failures(link) >= 3, "three refused connections")
+    finally:
+        globalLogPublisher.removeObserver(twisted_said.append)
+    lines = failed_attempts(logs)[:3]
+    assert [(e["event"], e["address"], e["failures"], e["retry_in"]) for e in lines] == [
+        ("connect failed", f"127.0.0.1:{closed}", n, delay) for n, delay in ((1, 0.05), (2, 0.1), (3, 0.2))]
+    assert all("Connection refused" in e["error"] for e in lines), lines
+    assert [e for e in twisted_said if "Scheduling retry" in e.get("log_format", "")] == []

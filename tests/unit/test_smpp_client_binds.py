@@ -3,7 +3,9 @@ silent SMSCs, stopping, and what ops see of the binds."""
 
 from __future__ import annotations
 
+from structlog.testing import capture_logs
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import globalLogPublisher
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from connectors.api import SubmitError
@@ -347,6 +349,81 @@ def test_describe_counts_submits_per_second_over_ten_seconds_and_in_flight():
     assert net.link.describe()["submits_per_second"] == 0.0
 
 
+# --- what the log says of each failed attempt ----------------------------------------------------------
+def attempts_logged(logs: list[dict]) -> list[tuple]:
+    """The warning (or error) lines about the session, as (event, address, error, failures, retry_in)."""
+    return [(e["event"], e.get("address"), e.get("error"), e.get("failures"), e.get("retry_in"))
+            for e in logs if e["log_level"] in ("warning", "error") and e.get("session") == "telia/1"]
+
+
+def test_each_refused_tcp_connect_is_one_line_with_the_address_the_error_and_the_next_delay():
+    twisted_said: list[dict] = []
+    globalLogPublisher.addObserver(twisted_said.append)
+    try:
+        with capture_logs() as logs:
+            net = Net(connect=False, reconnect_min=0.5, reconnect_max=1.5,
+                      alternates=(("smsc-b.test", 2776),))
+            for delay in (0.5, 1.0, 1.5):
+                net.refuse()
+                net.advance(delay)
+    finally:
+        globalLogPublisher.removeObserver(twisted_said.append)
+    lines = attempts_logged(logs)
+    assert [(event, address, failures, retry_in) for event, address, _, failures, retry_in in lines] == [
+        ("connect failed", "smsc.test:2775", 1, 0.5),
+        ("connect failed", "smsc-b.test:2776", 2, 1.0),  # the alternate, in turn
+        ("connect failed", "smsc.test:2775", 3, 1.5)]
+    assert all("refused" in error.lower() for _, _, error, _, _ in lines), lines
+    assert all(e["operator"] == "telia" and e["component"] == "smpp" for e in logs if e.get("session"))
+    # ClientService's own "Scheduling retry 1 to connect <object at 0x…>" is not written
+    assert [e for e in twisted_said if "Scheduling retry" in e.get("log_format", "")] == []
+
+
+def test_each_refused_bind_is_one_line_with_the_smscs_status_and_the_next_delay():
+    with capture_logs() as logs:
+        net = Net(connect=False, reconnect_min=1.0, reconnect_max=60.0)
+        net.smsc.bind_status = ESME_RBINDFAIL
+        net.connect()
+        for delay in (1.0, 2.0):
+            net.advance(delay)
+            net.connect()
+    assert attempts_logged(logs) == [("bind refused", "smsc.test:2775", "status ESME_RBINDFAIL", n, delay)
+                                     for n, delay in ((1, 1.0), (2, 2.0), (3, 4.0))]
+
+
+def test_an_unanswered_bind_is_said_so_not_refused():
+    with capture_logs() as logs:
+        net = Net(connect=False, response_timeout=5.0, reconnect_min=1.0)
+        net.smsc.answer_binds = False
+        net.connect()
+        net.advance(6.0)
+    assert attempts_logged(logs) == [("no answer to the bind", "smsc.test:2775", "none in 5 s", 1, 1.0)]
+    assert session_of(net)["last_error"]["reason"] == "bind refused: timeout"
+
+
+def test_a_connection_lost_before_the_bind_answer_says_why():
+    with capture_logs() as logs:
+        net = Net(connect=False, reconnect_min=1.0)
+        net.smsc.answer_binds = False
+        net.connect()
+        net.drop()  # the SMSC closes without answering
+    [(event, address, error, failures, retry_in)] = attempts_logged(logs)
+    assert (event, address, failures, retry_in) == ("connection lost before the bind answer", "smsc.test:2775", 1, 1.0)
+    assert "closed" in error.lower()
+    assert session_of(net)["last_error"]["reason"] == f"bind refused: connection lost: {error}"
+
+
+def test_a_bound_session_lost_is_no_failed_attempt():
+    with capture_logs() as logs:
+        net = Net(reconnect_min=1.0)
+        net.drop()
+        net.advance(1.0)
+        net.connect()
+    assert attempts_logged(logs) == []
+    assert [e["event"] for e in logs if e.get("session") == "telia/1" and e["log_level"] == "info"] == [
+        "bound", "unbound", "bound"]
+
+
 # --- smsgw_bind_up's source -----------------------------------------------------------------------------
 def test_bind_states_lists_every_session_from_the_start_bound_or_not():
     net = Net(connect=False, bind="transmitter+receiver", binds=2)
@@ -357,3 +434,13 @@ def test_bind_states_lists_every_session_from_the_start_bound_or_not():
     net.link.stop()
     assert not any(up for _, up in net.link.bind_states())  # stopping: none counts as bound
     assert Net(start=False).link.bind_states() == [("telia/1", False)]
+
+
+def test_a_bind_that_cannot_be_encoded_is_an_error_line_without_the_password():
+    with capture_logs() as logs:
+        net = Net(connect=False, reconnect_min=1.0, password="far-too-long-a-password")
+        net.connect()
+    assert attempts_logged(logs) == [("bind not sent", "smsc.test:2775",
+                                      "bind_transceiver.password does not fit", 1, 1.0)]
+    assert "far-too-long" not in repr(logs) + repr(net.link.describe())
+    assert net.smsc.binds == []
