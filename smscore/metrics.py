@@ -80,18 +80,6 @@ class _BindGauges(Collector):
         yield GaugeMetricFamily("smsgw_bind_up", "", labels=["operator", "session"])
 
 
-class _Unexported:
-    """``Metrics.bind_up`` for callers that still set it as the Gauge it was
-    (``Pipeline.bind_changed``): ``smsgw_bind_up`` is read from the links now (``watch_binds``),
-    so a value set here goes nowhere. Remove it with its last caller."""
-
-    def labels(self, *labels: str) -> "_Unexported":
-        return self
-
-    def set(self, value: float) -> None:
-        pass
-
-
 class _NodeGauges(Collector):
     """Scrape-time figures of the node the main worker answers for: ``smsgw_ready`` (``/readyz``'s
     answer, so that an alert needs no HTTP probe), and the cluster's ``smsgw_backlog`` against
@@ -255,7 +243,6 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        self.bind_up = _Unexported()  # smsgw_bind_up: watch_binds
         self.pdus = Tally("smsgw_pdus", "SMPP PDUs sent and received", ["operator", "command", "direction"], r)
         self.accepted = Tally("smsgw_accepted", "Messages stored (API, SMPP server, replies), whatever "
                               "their first status", [], r)

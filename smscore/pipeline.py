@@ -437,7 +437,7 @@ class Pipeline:
         return self.mo_intake.received(mo)
 
     def bind_changed(self, operator: str, session: str, up: bool) -> None:
-        self.metrics.bind_up.labels(operator, session).set(1 if up else 0)
+        # smsgw_bind_up is read from the links at each scrape (Metrics.watch_binds), not set here
         self.log.info("bind up" if up else "bind down", operator=operator, session=session)
         if up:
             self.pump(operator)

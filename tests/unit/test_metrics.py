@@ -59,9 +59,6 @@ def test_bind_up_is_read_from_the_links_every_session_held_and_no_other():
     sample = metrics.registry.get_sample_value
     assert sample("smsgw_bind_up", {"operator": "telia", "session": "telia/1"}) == 0  # never bound: 0
     assert sample("smsgw_bind_up", {"operator": "telia", "session": "telia/2"}) == 1
-    metrics.bind_up.labels("telia", "telia/1").set(1)  # as Pipeline.bind_changed still does: ignored
-    metrics.bind_up.labels("gone", "gone/*").set(0)
-    assert sample("smsgw_bind_up", {"operator": "telia", "session": "telia/1"}) == 0
     assert sample("smsgw_bind_up", {"operator": "gone", "session": "gone/*"}) is None
     del held[("telia", "telia/2")]  # a reload took the session away: its series goes with it
     assert sample("smsgw_bind_up", {"operator": "telia", "session": "telia/2"}) is None
