@@ -275,4 +275,33 @@ async def check_daily_counts_of_days_before_the_retention_are_purged(store):
     assert [(await store.account_states(day_of(d)))["acme"].sent_today for d in (10 * day, 12 * day)] == [0, 1]
 
 
+async def check_consents_paged_by_account_and_number_apart_from_the_stop_list(store):
+    from smscore.store.lookups import ConsentEntry
+
+    with_rules(store)
+    assert await store.consent_entries() == []
+    await store.stoplist_change(["46700000001", "46700000002"], account="acme", consent=True, at=10.0)
+    await store.stoplist_change(["46700000001"], account="beta", consent=True, at=11.0)
+    await store.stoplist_change(["46700000001"], account="acme", at=12.0)  # a stop entry: not a consent
+    await store.stoplist_change(["46700000003"], at=13.0)  # do-not-call: not a consent either
+    seen, after = [], None
+    while True:
+        page = await store.consent_entries(after=after, limit=2)
+        seen.extend(page)
+        if len(page) < 2:
+            break
+        after = (page[-1].account, page[-1].number)
+    assert seen == [ConsentEntry("acme", "46700000001", 10.0), ConsentEntry("acme", "46700000002", 10.0),
+                    ConsentEntry("beta", "46700000001", 11.0)]
+    assert [e.account for e in await store.consent_entries(number="46700000001")] == ["acme", "beta"]
+    assert [e.number for e in await store.consent_entries(account="acme", after=("acme", "46700000001"))] == [
+        "46700000002"]
+    assert await store.consent_entries(account="*") == []
+    assert [(e.account, e.number) for e in await store.stoplist_entries()] == [("*", "46700000003"),
+                                                                                ("acme", "46700000001")]
+    await store.stoplist_change(["46700000001"], account="acme", consent=True, remove=True, at=20.0)
+    assert [(e.account, e.number) for e in await store.consent_entries()] == [("acme", "46700000002"),
+                                                                               ("beta", "46700000001")]
+
+
 CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]

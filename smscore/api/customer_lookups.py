@@ -1,5 +1,5 @@
 """The customers' own look-ups (SPEC §14): what the web console shows a customer key — its
-messages found by status, number and time, one number's timeline, its stop list.
+messages found by status, number and time, one number's timeline, its stop list and consents.
 
 Why apart from ``lookups`` (the admin ones): the rule here is the account boundary, not the
 filters. Every handler starts with ``customer_account`` (401 without a valid key) and puts the
@@ -20,7 +20,8 @@ from twisted.internet.defer import gatherResults
 
 from smscore.api.auth import customer_account
 from smscore.api.inputs import id_cursor, known, page_limit, query
-from smscore.api.lookups import msisdn_param, next_cursor, status_param, stop_entry, time_filter
+from smscore.api.lookups import (both_lists, consent_entry, msisdn_param, next_cursor, status_param, stop_entry,
+                                 time_filter)
 from smscore.api.render import render_for_customer
 from smscore.errors import ApiError
 from smscore.model import rfc3339
@@ -79,24 +80,27 @@ def number(gw, request, raw: str):
 
 
 def stoplist(gw, request):
-    """``GET /v1/stoplist?number=&cursor=&limit=``: the account's stop list by number; the cursor
-    is the last number of a full page."""
+    """``GET /v1/stoplist?number=&cursor=&consents_cursor=&limit=``: the account's stop list by
+    number, and its consents likewise, each paged by its own cursor: the last number of a full page."""
     account = customer_account(gw.config, request)
     params = query(request)
-    known(params, {"number", "cursor", "limit"})
+    known(params, {"number", "cursor", "consents_cursor", "limit"})
     msisdn = params.get("number")
     msisdn = msisdn_param(msisdn, "number") if msisdn is not None else None
-    after = None
-    if params.get("cursor"):
-        if not _STOP_CURSOR.match(params["cursor"]):
-            raise ApiError(400, "invalid_request", "cursor must be a value from next_cursor.", "cursor")
-        after = (account.name, params["cursor"])
-    limit = page_limit(params)
-    d = gw.store.stoplist_entries(number=msisdn, account=account.name, after=after, limit=limit)
-    d.addCallback(lambda es: (200, {
-        "entries": [stop_entry(e, with_account=False) for e in es],
-        "next_cursor": es[-1].number if len(es) == limit else None}))
-    return d
+    return both_lists(gw, number=msisdn, account=account.name, after=_after(params, "cursor", account),
+                      consents_after=_after(params, "consents_cursor", account), limit=page_limit(params),
+                      entry=lambda e: stop_entry(e, with_account=False),
+                      consent=lambda c: consent_entry(c, with_account=False), cursor=lambda e: e.number)
+
+
+def _after(params: dict[str, str], field: str, account) -> tuple[str, str] | None:
+    """Where a page of the account's own list starts: after (account, the cursor's number)."""
+    if not params.get(field):
+        return None
+    if not _STOP_CURSOR.match(params[field]):
+        raise ApiError(400, "invalid_request",
+                       f"{field} must be a value from {field.replace('cursor', 'next_cursor')}.", field)
+    return account.name, params[field]
 
 
 # -- routes -----------------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ pages never repeat nor skip a message, whatever arrives meanwhile. Each handler 
 every parameter first (400 naming it), then asks the store once or a few times in parallel.
 
 The parameter readers and renderers without a leading underscore (``msisdn_param``,
-``status_param``, ``time_filter``, ``next_cursor``, ``stop_entry``) are shared with the customers'
-own look-ups (``customer_lookups``), so both read and page the same way.
+``status_param``, ``time_filter``, ``next_cursor``, ``stop_entry``, ``consent_entry``, ``both_lists``)
+are shared with the customers' own look-ups (``customer_lookups``), so both read and page the same way.
 """
 
 from __future__ import annotations
@@ -98,6 +98,31 @@ def stop_entry(e, with_account: bool = True) -> dict:
     if not with_account:
         del out["account"]
     return out
+
+
+def consent_entry(e, with_account: bool = True) -> dict:
+    """A consent (the account may send to the number despite the do-not-call list), apart from
+    the stop entries: it allows what they stop. ``with_account=False`` for the account itself."""
+    out = {"number": e.number, "account": e.account, "added_at": rfc3339(e.added_at)}
+    if not with_account:
+        del out["account"]
+    return out
+
+
+def both_lists(gw, *, number, account, after, consents_after, limit: int, entry, consent, cursor):
+    """A stop-list answer: a page of stop entries and a page of consents, each after its own
+    cursor (``after``, ``consents_after``), rendered by ``entry`` and ``consent``; each list's
+    next cursor is ``cursor(its last)`` when its page is full, else null."""
+    d = gatherResults([gw.store.stoplist_entries(number=number, account=account, after=after, limit=limit),
+                       gw.store.consent_entries(number=number, account=account, after=consents_after, limit=limit)],
+                      consumeErrors=True)
+    d.addErrback(lambda f: f.value.subFailure)
+    d.addCallback(lambda got: (200, {
+        "entries": [entry(e) for e in got[0]],
+        "next_cursor": cursor(got[0][-1]) if len(got[0]) == limit else None,
+        "consents": [consent(c) for c in got[1]],
+        "consents_next_cursor": cursor(got[1][-1]) if len(got[1]) == limit else None}))
+    return d
 
 
 # -- endpoints --------------------------------------------------------------------------------------
@@ -267,27 +292,31 @@ def inbound(gw, request):
 
 
 def stoplist(gw, request):
-    """``GET /v1/admin/stoplist?number=&account=&cursor=&limit=``: stop-list entries by account
-    then number (``account=*``: the do-not-call list); the cursor is ``account:number`` of the last."""
+    """``GET /v1/admin/stoplist?number=&account=&cursor=&consents_cursor=&limit=``: stop-list
+    entries by account then number (``account=*``: the do-not-call list), and every account's
+    consents likewise, each paged by its own cursor, ``account:number`` of its last."""
     params = query(request)
-    known(params, {"number", "account", "cursor", "limit"})
+    known(params, {"number", "account", "cursor", "consents_cursor", "limit"})
     account = params.get("account")
     if account is not None and account != DO_NOT_CALL:
         account = _name(params, "account")
     msisdn = params.get("number")
     msisdn = msisdn_param(msisdn, "number") if msisdn is not None else None
-    after = None
-    if params.get("cursor"):
-        match = _STOP_CURSOR.match(params["cursor"])
-        if match is None:
-            raise ApiError(400, "invalid_request", "cursor must be a value from next_cursor.", "cursor")
-        after = match.groups()
-    limit = page_limit(params)
-    d = gw.store.stoplist_entries(number=msisdn, account=account, after=after, limit=limit)
-    d.addCallback(lambda es: (200, {
-        "entries": [stop_entry(e) for e in es],
-        "next_cursor": f"{es[-1].account}:{es[-1].number}" if len(es) == limit else None}))
-    return d
+    after, consents_after = _stop_cursor(params, "cursor"), _stop_cursor(params, "consents_cursor")
+    return both_lists(gw, number=msisdn, account=account, after=after, consents_after=consents_after,
+                      limit=page_limit(params), entry=stop_entry, consent=consent_entry,
+                      cursor=lambda e: f"{e.account}:{e.number}")
+
+
+def _stop_cursor(params: dict[str, str], field: str) -> tuple[str, str] | None:
+    """``account:number`` of the last entry of the page before (None when absent), else 400."""
+    if not params.get(field):
+        return None
+    match = _STOP_CURSOR.match(params[field])
+    if match is None:
+        raise ApiError(400, "invalid_request",
+                       f"{field} must be a value from {field.replace('cursor', 'next_cursor')}.", field)
+    return match.groups()
 
 
 

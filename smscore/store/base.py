@@ -361,6 +361,12 @@ class Store(ABC):
         in (account, number) order after ``after`` = (account, number), at most ``limit``."""
 
     @abstractmethod
+    def consent_entries(self, *, number: str | None = None, account: str | None = None,
+                        after: tuple[str, str] | None = None, limit: int = 100) -> Deferred:
+        """ConsentEntries (of ``number``, of ``account``) in (account, number) order after ``after``
+        = (account, number), at most ``limit``."""
+
+    @abstractmethod
     def account_states(self, day: str) -> Deferred:
         """Fires with {account: AccountState} of every account the store knows, with the messages
         counted on ``day`` (``YYYY-MM-DD``, UTC)."""

@@ -48,6 +48,15 @@ class StopEntry:
 
 
 @dataclass(frozen=True)
+class ConsentEntry:
+    """One consent: ``account`` may send to ``number`` although it is on the do-not-call list."""
+
+    account: str
+    number: str
+    added_at: float | None
+
+
+@dataclass(frozen=True)
 class NumberFacts:
     """What the store keeps about one number besides its messages."""
 

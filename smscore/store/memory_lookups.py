@@ -8,7 +8,8 @@ import copy
 
 from twisted.internet.defer import Deferred, succeed
 
-from smscore.store.lookups import AccountState, MessageQuery, MoQuery, NumberFacts, StopEntry, matches, mo_matches
+from smscore.store.lookups import (AccountState, ConsentEntry, MessageQuery, MoQuery, NumberFacts, StopEntry, matches,
+                                   mo_matches)
 
 
 class MemoryLookups:
@@ -47,6 +48,14 @@ class MemoryLookups:
                 if (number is None or n == number) and (account is None or a == account)
                 and (after is None or (a, n) > after)]
         return succeed([self._stop_entry(a, n) for a, n in keys[:limit]])
+
+    def consent_entries(self, *, number: str | None = None, account: str | None = None,
+                        after: tuple[str, str] | None = None, limit: int = 100) -> Deferred:
+        keys = [(a, n) for a, n in sorted(self.consent)
+                if (number is None or n == number) and (account is None or a == account)
+                and (after is None or (a, n) > after)]
+        return succeed([ConsentEntry(a, n, self.list_added.get(("consent", a, n), (None, ""))[0])
+                        for a, n in keys[:limit]])
 
     def account_states(self, day: str) -> Deferred:
         return succeed({name: AccountState(balance, bool(paused), self.daily.get((name, day), 0))

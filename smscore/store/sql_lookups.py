@@ -3,9 +3,9 @@ reader's connection (``SqlStore.read``), so they wait for no write batch.
 
 Every list is keyset-paged on an index: messages and MO newest first by id (the primary key, or
 ``messages_to`` / ``mo_messages_sender`` for a number, ``messages_pending`` for the approval
-queue), stop-list entries by their primary key (account, number) or ``stoplist_number``. No page
-costs more than its rows and what its filters pass by. Mixed into the SQL stores before
-``SqlStore``; the types are in ``smscore.store.lookups``.
+queue), stop-list entries and consents by their primary key (account, number) or by number
+(``stoplist_number``, ``consent_number``). No page costs more than its rows and what its filters
+pass by. Mixed into the SQL stores before ``SqlStore``; the types are in ``smscore.store.lookups``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred
 from policies.learning import Learned
 from smscore.model import Event, Status
 from smscore.store.accounts import _failures  # the learned.failures column, as it is written
-from smscore.store.lookups import AccountState, MessageQuery, MoQuery, NumberFacts, StopEntry, id_floor
+from smscore.store.lookups import AccountState, ConsentEntry, MessageQuery, MoQuery, NumberFacts, StopEntry, id_floor
 from smscore.store.rows import MO_COLS, MSG_COLS, chunks, marks, row_to_message, row_to_mo
 
 
@@ -105,6 +105,17 @@ class SqlLookups:
 
     def stoplist_entries(self, *, number: str | None = None, account: str | None = None,
                          after: tuple[str, str] | None = None, limit: int = 100) -> Deferred:
+        return self._list_page("stoplist", "account, number, added_at, source", StopEntry,
+                               number, account, after, limit)
+
+    def consent_entries(self, *, number: str | None = None, account: str | None = None,
+                        after: tuple[str, str] | None = None, limit: int = 100) -> Deferred:
+        return self._list_page("consent", "account, number, added_at", ConsentEntry, number, account, after, limit)
+
+    def _list_page(self, table: str, columns: str, entry, number: str | None, account: str | None,
+                   after: tuple[str, str] | None, limit: int) -> Deferred:
+        """A page of the stop list or the consents, both keyed (account, number) with an index on
+        number: the rows after ``after`` in key order, as ``entry(*row)``."""
         where, params = [], []
         if number is not None:
             where.append("number = ?")
@@ -115,12 +126,11 @@ class SqlLookups:
         if after is not None:
             where.append("(account > ? OR (account = ? AND number > ?))")
             params.extend((after[0], after[0], after[1]))
-        sql = self.q(f"SELECT account, number, added_at, source FROM stoplist{_where(where)} "
-                     "ORDER BY account, number LIMIT ?")
+        sql = self.q(f"SELECT {columns} FROM {table}{_where(where)} ORDER BY account, number LIMIT ?")
 
         def op(cur):
             cur.execute(sql, (*params, limit))
-            return [StopEntry(*r) for r in cur.fetchall()]
+            return [entry(*r) for r in cur.fetchall()]
 
         return self.read(op)
 

@@ -181,6 +181,33 @@ async def test_stop_list_entries_paged_and_filtered(rig):
     assert [e["list"] for e in (await ok(rig, "/stoplist?account=*"))["entries"]] == ["do_not_call"]
 
 
+@pytest_twisted.ensureDeferred
+async def test_the_stop_list_answer_lists_every_accounts_consents_apart_from_the_entries(rig):
+    numbers = [f"4670400000{i}" for i in range(3)]
+    assert (await rig.admin("/stoplist", {"numbers": numbers[:2], "account": "acme", "consent": True}))[0] == 200
+    assert (await rig.admin("/stoplist", {"numbers": numbers[1:], "account": "beta", "consent": True}))[0] == 200
+    assert (await rig.admin("/stoplist", {"numbers": numbers[:1]}))[0] == 200  # do-not-call
+    assert (await rig.admin("/stoplist", {"numbers": numbers[:1], "account": "beta"}))[0] == 200
+    body = await ok(rig, "/stoplist")
+    assert set(body) == {"entries", "next_cursor", "consents", "consents_next_cursor"}
+    assert [(e["account"], e["list"]) for e in body["entries"]] == [(None, "do_not_call"), ("beta", "stop")]
+    everyone = [("acme", numbers[0]), ("acme", numbers[1]), ("beta", numbers[1]), ("beta", numbers[2])]
+    assert [(c["account"], c["number"]) for c in body["consents"]] == everyone
+    assert all(set(c) == {"number", "account", "added_at"} for c in body["consents"])
+    seen, cursor, pages = [], None, 0
+    while True:
+        page = await ok(rig, "/stoplist?limit=3" + (f"&consents_cursor={cursor}" if cursor else ""))
+        seen += [(c["account"], c["number"]) for c in page["consents"]]
+        pages += 1
+        cursor = page["consents_next_cursor"]
+        if cursor is None:
+            break
+    assert (seen, pages) == (everyone, 2)
+    assert [c["account"] for c in (await ok(rig, f"/stoplist?number={numbers[1]}"))["consents"]] == ["acme", "beta"]
+    assert [c["number"] for c in (await ok(rig, "/stoplist?account=beta"))["consents"]] == numbers[1:]
+    assert (await ok(rig, "/stoplist?account=*"))["consents"] == []  # the do-not-call list is nobody's consent
+
+
 PATHS = ["/messages", "/messages/0123456789abcdef01234567", "/numbers/46701000001", "/accounts", "/accounts/acme",
          "/approvals", "/inbound", "/stoplist"]
 
@@ -205,7 +232,8 @@ async def test_bad_parameters_are_refused_naming_them(rig):
                         ("/messages?status=lost", "status"), ("/messages?account=a%20b", "account"),
                         ("/messages?limit=1&limit=2", "limit"), ("/approvals?cursor=-1", "cursor"),
                         ("/inbound?cursor=zz", "cursor"), ("/numbers/46701000001?mo_cursor=q", "mo_cursor"),
-                        ("/stoplist?cursor=nocolon", "cursor"), ("/inbound?keyword=", "keyword")):
+                        ("/stoplist?cursor=nocolon", "cursor"), ("/stoplist?consents_cursor=nocolon", "consents_cursor"),
+                        ("/inbound?keyword=", "keyword")):
         refusal(*await look(rig, path), 400, "invalid_request", field)
     refusal(*await look(rig, "/messages?to=12"), 422, "invalid_number", "to")
     refusal(*await look(rig, "/inbound?from=abc"), 422, "invalid_number", "from")

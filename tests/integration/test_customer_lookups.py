@@ -1,5 +1,5 @@
 """The customers' own look-ups of SPEC §14 (``GET /v1/messages/search``, ``/v1/numbers/{n}``,
-``/v1/stoplist``) and the binds detail the console shows ops, through a real in-process gateway
+``/v1/stoplist`` with its consents) and the binds detail the console shows ops, through a real in-process gateway
 (the Rig of tests/account_rig.py, the ``rig`` fixture: SQLite in tmp_path, three simulated operators over loopback SMPP).
 
 What matters most is the account boundary: two accounts (acme, beta) write to the same numbers,
@@ -116,6 +116,38 @@ async def test_the_stop_list_is_the_accounts_own_paged_by_number(rig):
     assert [e["number"] for e in theirs] == numbers[:2] + ["46703000009"]
 
 
+@pytest_twisted.ensureDeferred
+async def test_the_stop_list_answer_lists_the_accounts_own_consents_apart_from_its_entries(rig):
+    numbers = [f"4670400000{i}" for i in range(3)]
+    assert (await rig.admin("/stoplist", {"numbers": numbers, "account": "acme", "consent": True}))[0] == 200
+    assert (await rig.admin("/stoplist", {"numbers": ["46704000009"], "account": "beta", "consent": True}))[0] == 200
+    assert (await rig.admin("/stoplist", {"numbers": ["46704000008"], "account": "acme"}))[0] == 200  # a stop entry
+    assert (await rig.admin("/stoplist", {"numbers": numbers[:1]}))[0] == 200  # do-not-call: not shown
+    body = await ok(rig, "/v1/stoplist")
+    assert set(body) == {"entries", "next_cursor", "consents", "consents_next_cursor"}
+    assert [e["number"] for e in body["entries"]] == ["46704000008"]  # a consent is no stop entry
+    assert [c["number"] for c in body["consents"]] == numbers  # not beta's
+    assert all(set(c) == {"number", "added_at"} and RFC3339.match(c["added_at"]) for c in body["consents"])
+    assert body["next_cursor"] is None and body["consents_next_cursor"] is None
+    # paged by their own cursor, which leaves the entries' paging as it was
+    seen, cursor, pages = [], None, 0
+    while True:
+        page = await ok(rig, "/v1/stoplist?limit=2" + (f"&consents_cursor={cursor}" if cursor else ""))
+        assert [e["number"] for e in page["entries"]] == ["46704000008"]
+        seen += [c["number"] for c in page["consents"]]
+        pages += 1
+        cursor = page["consents_next_cursor"]
+        if cursor is None:
+            break
+    assert (seen, pages) == (numbers, 2)
+    assert [c["number"] for c in (await ok(rig, f"/v1/stoplist?number={numbers[1]}"))["consents"]] == [numbers[1]]
+    assert (await ok(rig, "/v1/stoplist?number=46704000009"))["consents"] == []  # beta's
+    assert [c["number"] for c in (await ok(rig, "/v1/stoplist", key="beta-key"))["consents"]] == ["46704000009"]
+    assert (await rig.admin("/stoplist", {"numbers": numbers[:1], "account": "acme", "consent": True,
+                                          "remove": True}))[0] == 200
+    assert [c["number"] for c in (await ok(rig, "/v1/stoplist"))["consents"]] == numbers[1:]
+
+
 PATHS = ["/v1/messages/search", "/v1/numbers/46701000001", "/v1/stoplist"]
 
 
@@ -148,6 +180,7 @@ async def test_bad_parameters_are_refused_naming_them(rig):
                         ("/v1/numbers/46701000001?cursor=q", "cursor"),
                         ("/v1/numbers/46701000001?mo_cursor=q", "mo_cursor"),
                         ("/v1/stoplist?cursor=acme:46701000001", "cursor"), ("/v1/stoplist?cursor=a%20b", "cursor"),
+                        ("/v1/stoplist?consents_cursor=acme:46701000001", "consents_cursor"),
                         ("/v1/stoplist?account=beta", "account")):
         refusal(*await rig.api("GET", path), 400, "invalid_request", field)
     refusal(*await rig.api("GET", "/v1/messages/search?to=12"), 422, "invalid_number", "to")

@@ -171,13 +171,16 @@ def _paths() -> dict:
             _ID_CURSOR, _query("mo_cursor", _string(pattern="^[0-9a-f]{0,64}$"), "`mo_next_cursor` of the page "
                                                                                 "before."), _LIMIT])}
     p["/v1/stoplist"] = {"get": _op(
-        "getStopList", "Your stop list, by number", "own look-ups",
-        _answers(_ok("OwnStopPage", "Entries of your stop list, by number."),
+        "getStopList", "Your stop list and consents, by number", "own look-ups",
+        _answers(_ok("OwnStopPage", "Entries of your stop list and, apart, your consents, each by number and "
+                                    "paged by its own cursor."),
                  auth="customer", errors={**own_errors, **_422_NUMBER}),
         security=_CUSTOMER, parameters=[
-            _query("number", _string(pattern=_MSISDN_PATTERN), "Only this number's entry."),
+            _query("number", _string(pattern=_MSISDN_PATTERN), "Only this number's entry and consent."),
             _query("cursor", _string(pattern="^([0-9A-Za-z+]{1,64})?$"),
                    "`next_cursor` of the page before (the last number)."),
+            _query("consents_cursor", _string(pattern="^([0-9A-Za-z+]{1,64})?$"),
+                   "`consents_next_cursor` of the page before (the last consent's number)."),
             _LIMIT])}
     p["/v1/account"] = {
         "get": _op("getAccount", "Your balance, limits and senders", "account",
@@ -298,15 +301,18 @@ def _paths() -> dict:
             _query("from", _string(pattern=_MSISDN_PATTERN), "Only MO from this number."),
             _ID_CURSOR, _LIMIT])}
     p["/v1/admin/stoplist"]["get"] = _op(
-        "findStopList", "Stop-list and do-not-call entries", "look-ups",
-        _answers(_ok("StopPage", "Entries by account then number, the do-not-call list first."), auth="admin",
-                 errors={**lookup_errors, **_422_NUMBER}),
+        "findStopList", "Stop-list and do-not-call entries, and the accounts' consents", "look-ups",
+        _answers(_ok("StopPage", "Entries by account then number, the do-not-call list first; apart, the "
+                                 "accounts' consents by account then number; each paged by its own cursor."),
+                 auth="admin", errors={**lookup_errors, **_422_NUMBER}),
         security=_ADMIN, parameters=[
-            _query("number", _string(pattern=_MSISDN_PATTERN), "Only this number's entries."),
+            _query("number", _string(pattern=_MSISDN_PATTERN), "Only this number's entries and consents."),
             _query("account", _string(pattern=r"^([A-Za-z0-9_.-]{1,64}|\*)$"),
-                   "Only this account's stop list; `*`: only the do-not-call list."),
+                   "Only this account's stop list and consents; `*`: only the do-not-call list (no consent)."),
             _query("cursor", _string(pattern="^([A-Za-z0-9_*-]{1,64}:[0-9A-Za-z+]{1,64})?$"),
                    "`next_cursor` of the page before (`account:number`)."),
+            _query("consents_cursor", _string(pattern="^([A-Za-z0-9_-]{1,64}:[0-9A-Za-z+]{1,64})?$"),
+                   "`consents_next_cursor` of the page before (`account:number`)."),
             _LIMIT])
 
     # -- the node and this document -------------------------------------------------------------------

@@ -210,11 +210,25 @@ SCHEMAS = {
                                   description="Your consent to send to the number despite the do-not-call list.")),
     }, description="What your account has to do with one number."),
     "OwnStopEntry": _OWN_STOP_ENTRY,
-    "OwnStopPage": _obj({"entries": _array(_ref("OwnStopEntry")),
+    "OwnConsent": _obj({"number": {"type": "string"}, "added_at": _nullable(_TIME)},
+                       description="A consent of your account: it may send to the number although the number is "
+                                   "on the do-not-call list. Not a stop entry: it allows what the list stops."),
+    "OwnStopPage": _obj({"entries": _array(_ref("OwnStopEntry"), description="Your stop list, by number."),
                          "next_cursor": _nullable(_string("The number of the last entry of a full page.",
-                                                          pattern="^[0-9A-Za-z+]{1,64}$"))}),
-    "StopPage": _obj({"entries": _array(_ref("StopEntry")),
-                      "next_cursor": _nullable(_string("`account:number` of the last entry of a full page."))}),
+                                                          pattern="^[0-9A-Za-z+]{1,64}$")),
+                         "consents": _array(_ref("OwnConsent"), description="Your consents, by number."),
+                         "consents_next_cursor": _nullable(_string(
+                             "The number of the last consent of a full page (give it as `consents_cursor`).",
+                             pattern="^[0-9A-Za-z+]{1,64}$"))}),
+    "Consent": _obj({"number": {"type": "string"}, "account": {"type": "string"}, "added_at": _nullable(_TIME)},
+                    description="An account's consent: it may send to the number although the number is on the "
+                                "do-not-call list."),
+    "StopPage": _obj({"entries": _array(_ref("StopEntry"), description="Stop-list and do-not-call entries."),
+                      "next_cursor": _nullable(_string("`account:number` of the last entry of a full page.")),
+                      "consents": _array(_ref("Consent"), description="The accounts' consents, by account then "
+                                                                      "number."),
+                      "consents_next_cursor": _nullable(_string(
+                          "`account:number` of the last consent of a full page (give it as `consents_cursor`)."))}),
     "StopListChange": _obj({
         "numbers": _array(_string(pattern=_MSISDN_PATTERN), minItems=1),
         "account": _nullable(_string("This account's stop list (or consents); absent or null: the do-not-call "
