@@ -108,13 +108,16 @@ class SubmitError(Exception):
     TRANSIENT = "transient"
     PERMANENT = "permanent"
 
-    def __init__(self, kind: str, detail: str, *, maybe_sent: bool = False) -> None:
+    def __init__(self, kind: str, detail: str, *, maybe_sent: bool = False, answered: bool = False) -> None:
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail
         #: the submit_sm was written and no response came (timeout, connection lost): the SMSC
         #: may have taken it, so sending it again may deliver it twice.
         self.maybe_sent = maybe_sent
+        #: the SMSC answered the submit_sm with this error (its status, a generic_nack): it saw the
+        #: message and refused it for now, unlike a timeout or a lost connection
+        self.answered = answered
 
 
 class LinkListener(Protocol):

@@ -19,7 +19,8 @@ up: by the time the delays reach the cap they are spread over up to ~2 minutes, 
 
 from __future__ import annotations
 
-__all__ = ["FIRST_DELAY", "MAX_DELAY", "JITTER_SPREAD", "next_delay", "give_up", "next_attempt_at"]
+__all__ = ["FIRST_DELAY", "MAX_DELAY", "JITTER_SPREAD", "REFUSALS_BEFORE_FAILOVER", "next_delay", "give_up",
+           "next_attempt_at", "refused_too_often"]
 
 FIRST_DELAY = 5.0
 """Seconds before the first retry (the delay after the first failed attempt)."""
@@ -64,3 +65,15 @@ def next_attempt_at(now: float, delay: float, deadlines) -> float:
     falls at the end of the window, so no attempt comes after ``retry_for`` and none of the window
     is lost. Asked only for pushes ``give_up`` keeps, whose deadlines are still ahead."""
     return min(now + delay, min(deadlines, default=now + delay))
+
+
+REFUSALS_BEFORE_FAILOVER = 5
+"""Temporary refusals of one message in a row by one operator's SMSC that make it a failed attempt."""
+
+
+def refused_too_often(refusals: int) -> bool:
+    """A message the SMSC refused ``refusals`` times in a row with a temporary error (ESME_RSYSERR,
+    a generic_nack: not throttling, which only slows the bind) has failed on that operator: the
+    next operator is tried (SPEC §7), instead of sending it to one that keeps refusing forever. The
+    link backs off between the refusals, so the five take at least 1 + 2 + 4 + 8 s."""
+    return refusals >= REFUSALS_BEFORE_FAILOVER

@@ -122,6 +122,9 @@ class Message:
     #: the operators an HLR/MNP look-up says reach the destination (``smscore.number_lookup``; not
     #: stored): None when none was asked for this message, empty when the answer named none
     reach: frozenset | None = None
+    #: temporary refusals in a row by the SMSC of the operator it is sent to (``policies.retry.
+    #: refused_too_often``; not stored: a restart starts the count again)
+    refusals: int = 0
 
     def copy(self) -> Message:
         """A shallow copy (the same ``events`` list), without ``copy.copy``'s generic machinery:

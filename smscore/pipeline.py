@@ -21,6 +21,7 @@ from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 from connectors.api import MoFacts, ReceiptFacts, SubmitError, SubmitRequest
+from policies.retry import refused_too_often
 from smscore.backlog import Backlog, Backlogged
 from smscore.claiming import Claims
 from smscore.logs import get_logger
@@ -382,6 +383,7 @@ class Pipeline:
         return result
 
     def _submitted(self, keys: list[str], operator: str, m: Message, started: float) -> None:
+        m.refusals = 0
         now = self.clock.seconds()
         self.metrics.submit_seconds.observe((), now - started)
         self.metrics.operator_attempts.inc((operator, "accepted"))
@@ -411,15 +413,21 @@ class Pipeline:
         self.metrics.operator_attempts.inc((operator, err.kind))
         if getattr(err, "maybe_sent", False):
             self.metrics.child(self.metrics.submit_unanswered, operator).inc()
-        if err.kind != SubmitError.PERMANENT:
-            # Throttled or transient: never a failure. Back to the front of the queue; the link
+        detail = err.detail
+        if err.kind == SubmitError.TRANSIENT and getattr(err, "answered", False):
+            m.refusals += 1
+        if err.kind != SubmitError.PERMANENT and not refused_too_often(m.refusals):
+            # Throttled or transient: no failure yet. Back to the front of the queue; the link
             # reports capacity 0 while it backs off, so this does not spin.
-            self.log.debug("submit requeued", message_id=m.id, operator=operator, reason=err.detail)
+            self.log.debug("submit requeued", message_id=m.id, operator=operator, reason=detail)
             self.inflight[operator] -= 1
             self._sending.pop(m.id, None)
             self.queues.setdefault(operator, deque()).appendleft(m)
             return None
-        d = self.store.record_submit_failed(m.id, operator, err.detail, self.clock.seconds())
+        if err.kind != SubmitError.PERMANENT:
+            detail = f"{detail} ({m.refusals} times in a row)"
+        m.refusals = 0
+        d = self.store.record_submit_failed(m.id, operator, detail, self.clock.seconds())
         d.addBoth(self._stored_attempt, operator)
         d.addBoth(self._not_sending, m.id)
         d.addCallback(lambda t: self._after([t] if t is not None else [], held=True))

@@ -47,10 +47,10 @@ class FakeLink:
         d.callback([key])
         return key
 
-    def refuse(self, kind: str, detail: str, index: int = 0) -> None:
+    def refuse(self, kind: str, detail: str, index: int = 0, answered: bool = False) -> None:
         request, d = self.submits.pop(index)
         self._finish()
-        d.errback(SubmitError(kind, detail))
+        d.errback(SubmitError(kind, detail, answered=answered))
 
     def receipt(self, key: str, outcome=ReceiptOutcome.DELIVERED, stat="DELIVRD") -> ReceiptFacts:
         return ReceiptFacts(operator=self.name, keys=(key,), outcome=outcome, stat=stat, err="000", raw_id=key)

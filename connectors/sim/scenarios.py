@@ -26,7 +26,7 @@ from connectors.sim.receipts import Outcome
 from connectors.sim.settings import SimSettings
 from connectors.sim.smsc import PendingReceipt, SimulatedSMSC, SubmitRecord
 from connectors.smpp.codec import PDU, encode
-from connectors.smpp.defs import COMMAND_IDS, ESME_RBINDFAIL
+from connectors.smpp.defs import COMMAND_IDS, ESME_RBINDFAIL, ESME_RSYSERR
 from connectors.smpp.protocol import SMPPProtocol
 from connectors.smpp.session import UnexpectedResponse
 
@@ -41,6 +41,7 @@ __all__ = [
     "ReceiptsOnAnotherSession",
     "SCENARIOS",
     "SlowResponses",
+    "SystemErrors",
     "Throttling",
     "UnknownCommandId",
     "sm_length_past_end",
@@ -131,6 +132,29 @@ class Throttling(SimulatedSMSC):
     def __init__(self, settings: SimSettings, reactor, name: str = "sim", *, tps: int = 5,
                  **kw) -> None:
         super().__init__(replace(settings, throttle_tps=tps), reactor, name, **kw)
+
+
+class SystemErrors(SimulatedSMSC):
+    """Answers ESME_RSYSERR to the first ``errors`` submits, then takes them.
+
+    Imitates an SMSC with a passing internal fault (a database failover, a restarting worker):
+    a temporary error, not a throttle. The gateway must back off as for throttling (sent again at
+    once, the submits met the error again at once, thousands a second) and send them again; the
+    errors are ``transient`` attempts, never a failure while they are fewer than five in a row
+    for one message (``policies.retry.refused_too_often``).
+    """
+
+    def __init__(self, settings: SimSettings, reactor, name: str = "sim", *, errors: int = 3, **kw) -> None:
+        super().__init__(settings, reactor, name, **kw)
+        self.errors = errors
+        #: when each ESME_RSYSERR was answered
+        self.refused_at: list[float] = []
+
+    def submit_status(self, pdu: PDU) -> int:
+        if len(self.refused_at) < self.errors:
+            self.refused_at.append(self.reactor.seconds())
+            return ESME_RSYSERR
+        return super().submit_status(pdu)
 
 
 class DropMidWindow(SimulatedSMSC):

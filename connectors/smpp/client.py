@@ -42,7 +42,10 @@ back-off, a tps bucket refilled after it ran dry (a timer is scheduled only then
 Throttling (ESME_RTHROTTLED, ESME_RMSGQFUL): the message fails THROTTLED and the link sends nothing
 for 1 s, doubling (up to 30 s) each time a part sent after the previous back-off began is throttled
 again, back to 1 s after an accepted part. Responses to parts sent before a back-off began do not
-extend it (ten throttled responses in one window are one signal, not ten).
+extend it (ten throttled responses in one window are one signal, not ten). A TRANSIENT answer from
+the SMSC (ESME_RSYSERR, a generic_nack ...) backs the link off the same way: the SMSC's trouble of
+the moment, which a message sent again at once meets again at once (``SubmitError.answered`` lets
+the core count how often one message met it: ``policies.retry.refused_too_often``).
 
 Error table (``SUBMIT_STATUS_KINDS``, data): THROTTLED as above; TRANSIENT for ESME_RSYSERR,
 ESME_RX_T_APPN, ESME_RINVBNDSTS (the session is also closed so that it rebinds), a response timeout,
@@ -401,9 +404,11 @@ class OperatorLink:
         elif exc.reason == "status":
             proto.timeouts_in_a_row = 0
             kind = SUBMIT_STATUS_KINDS.get(exc.status, DEFAULT_STATUS_KIND)
-            error = SubmitError(kind, status_name(exc.status))
-            if kind == THROTTLED:
-                self._throttled(part.sent_at)
+            error = SubmitError(kind, status_name(exc.status), answered=True)
+            if kind in (THROTTLED, TRANSIENT):
+                # ESME_RSYSERR and the like are the SMSC's trouble of the moment too: sent again
+                # at once they came back at once, thousands of times a second
+                self._throttled(part.sent_at, status_name(exc.status))
             if exc.status == defs.ESME_RINVBNDSTS:
                 proto.close("the SMSC says we are not bound")
         elif exc.reason == "timeout":
@@ -414,7 +419,8 @@ class OperatorLink:
             if proto.timeouts_in_a_row >= TIMEOUTS_BEFORE_REBIND:
                 proto.close(f"{proto.timeouts_in_a_row} submit responses in a row timed out")
         elif exc.reason == "generic_nack":
-            error = SubmitError(TRANSIENT, f"generic_nack {status_name(exc.status or 0)}")
+            error = SubmitError(TRANSIENT, f"generic_nack {status_name(exc.status or 0)}", answered=True)
+            self._throttled(part.sent_at, error.detail)
         else:
             answered = False
             error = SubmitError(TRANSIENT, exc.reason, maybe_sent=True)  # written, unanswered
@@ -443,7 +449,7 @@ class OperatorLink:
         self.listener.link_ready(self.name)
 
     # -- throttling and tps -------------------------------------------------------------------
-    def _throttled(self, sent_at: float) -> None:
+    def _throttled(self, sent_at: float, why: str) -> None:
         if sent_at <= self._throttle_started:
             return  # sent before the running (or last) back-off began: the same signal again
         now = self.reactor.seconds()
@@ -454,7 +460,7 @@ class OperatorLink:
         if self._throttle_call is not None and self._throttle_call.active():
             self._throttle_call.cancel()
         self._throttle_call = self.reactor.callLater(delay, self._throttle_over)
-        self.log.warning("throttled by the SMSC: backing off", seconds=delay)
+        self.log.warning("the SMSC refuses for now: backing off", seconds=delay, status=why)
 
     def _throttle_over(self) -> None:
         self._throttle_call = None

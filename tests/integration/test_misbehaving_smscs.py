@@ -31,6 +31,7 @@ from connectors.sim.scenarios import (
     ReceiptBeforeResponse,
     ReceiptsOnAnotherSession,
     SlowResponses,
+    SystemErrors,
     Throttling,
     UnknownCommandId,
     unframeable,
@@ -257,6 +258,19 @@ async def test_throttling_slows_down_and_never_fails(tmp_path):
         assert sim.throttled > 0
         assert gw.attempts("throttled") == sim.throttled
         assert gw.attempts("transient") == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_passing_system_error_backs_off_and_never_fails(tmp_path):
+    """ESME_RSYSERR: sent again after a back-off (1 s, then 2 s), not at once in a loop."""
+    sim = SystemErrors(SIM, reactor, "syserr", errors=3, first_message_id=FIRST_ID)
+    async with Gateway(tmp_path, sim, window=1) as gw:  # one submit at a time: each refusal its own
+        messages = await gw.accept(2)
+        await gw.settled(messages, timeout=20.0)
+        await gw.check_outcome(messages)
+        assert len(sim.refused_at) == 3 and gw.attempts("transient") == 3
+        gaps = [b - a for a, b in zip(sim.refused_at, sim.refused_at[1:])]
+        assert gaps[0] >= 0.95 and gaps[1] >= 1.95, gaps  # 1 s, then 2 s
 
 
 @pytest_twisted.ensureDeferred

@@ -106,6 +106,39 @@ def test_throttled_submit_is_requeued_without_failure():
     assert metrics.registry.get_sample_value("smsgw_messages_total", {"status": "failed", "operator": "cheap"}) is None
 
 
+def test_an_smsc_that_keeps_refusing_a_message_for_now_fails_it_over_after_five_times():
+    """ESME_RSYSERR and the like: sent again (the link backs off meanwhile), but a message the
+    SMSC refuses five times in a row has failed there and goes to the next operator (SPEC §7);
+    refusals an accepted submit interrupts start again, and a lost connection is no refusal."""
+    clock = Clock()
+    p, store, links, _ = make(clock)
+    run(p.start())
+    m = message(clock)
+    run(p.accept([m]))
+    cheap = links["cheap"]
+    for _ in range(4):
+        cheap.refuse(SubmitError.TRANSIENT, "ESME_RSYSERR", answered=True)
+        p.link_ready("cheap")
+    cheap.refuse(SubmitError.TRANSIENT, "connection lost")  # the link's trouble, not the SMSC's answer
+    p.link_ready("cheap")
+    assert store.messages[m.id].status is Status.QUEUED and links["dear"].submits == []
+    cheap.refuse(SubmitError.TRANSIENT, "ESME_RSYSERR", answered=True)  # the fifth
+    assert [r.message_id for r, _ in links["dear"].submits] == [m.id]
+    stored = store.messages[m.id]
+    assert [(e.status, e.operator, e.detail) for e in stored.events][1:3] == [
+        (Status.FAILED, "cheap", "ESME_RSYSERR (5 times in a row)"), (Status.QUEUED, None, "next operator after cheap")]
+    # on the next operator the count starts again; an accepted submit ends a run of refusals
+    n = message(clock)
+    run(p.accept([n]))
+    for _ in range(4):
+        cheap.refuse(SubmitError.TRANSIENT, "ESME_RSYSERR", answered=True)
+        waiting = p.queues["cheap"][0]  # the pipeline's own copy, back at the front of the queue
+        p.link_ready("cheap")
+    assert waiting.id == n.id and waiting.refusals == 4
+    cheap.accept()
+    assert store.messages[n.id].status is Status.SUBMITTED and waiting.refusals == 0
+
+
 def test_permanent_submit_error_fails_over_to_the_next_operator():
     clock = Clock()
     p, store, links, _ = make(clock)

@@ -149,7 +149,9 @@ def test_generic_nack_and_response_timeout_are_transient():
     net.smsc.nack()
     net.flush()
     assert error_of(nacked).kind == SubmitError.TRANSIENT
-    assert "generic_nack" in error_of(nacked).detail
+    assert "generic_nack" in error_of(nacked).detail and error_of(nacked).answered
+    assert net.link.capacity() == 0  # the SMSC refused: the link backs off as for throttling
+    net.advance(1.0)
     waiting = net.submit()
     net.advance(9.0)
     assert waiting == []
@@ -260,6 +262,20 @@ def test_throttled_backs_off_then_recovers_with_link_ready_and_grows_on_repeats(
     net.submit()
     net.smsc.answer(status=ESME_RTHROTTLED)
     net.flush()
+    net.advance(1.0)
+    assert net.link.capacity() == 10
+
+
+def test_a_temporary_smsc_error_backs_the_link_off_as_throttling_does():
+    """ESME_RSYSERR sent again at once came back at once: thousands of submits a second."""
+    net = Net()
+    net.smsc.auto = False
+    got = net.submit()
+    net.smsc.answer(status=ESME_RSYSERR)
+    net.flush()
+    error = error_of(got)
+    assert (error.kind, error.detail, error.answered) == (SubmitError.TRANSIENT, "ESME_RSYSERR", True)
+    assert net.link.capacity() == 0 and net.link.is_up()
     net.advance(1.0)
     assert net.link.capacity() == 10
 
