@@ -168,6 +168,62 @@ def test_binds_stop_list_and_mo(gateway, seeded, admin):
     checked(b, "mo")
 
 
+def table_text(b, caption: str) -> str:
+    """The text of the table whose caption starts with ``caption`` ("" when there is none)."""
+    return next((t.text for t in b.css("table") if t.find_element("css selector", "caption").text.startswith(caption)),
+                "")
+
+
+def test_the_stop_list_shows_consents_apart_from_its_entries(gateway, seeded, admin):
+    from selenium.webdriver.support.ui import Select
+
+    b = admin
+    b.go("#/stoplist")
+    b.one("#f-numbers").send_keys("46700000077")
+    b.one("#f-account").send_keys("demo")
+    Select(b.one("#f-change")).select_by_visible_text("record consent (account)")
+    b.button("Apply").click()
+    b.wait_text("Stop list: consent 46700000077")
+    b.wait(lambda: "46700000077" in table_text(b, "1 consent"), what="the consent listed")
+    assert "demo" in table_text(b, "1 consent")
+    assert "46700000077" not in table_text(b, "Stop list")  # a consent is not a stop entry
+    checked(b, "stoplist")
+    status, _ = http("POST", gateway.url + "/v1/admin/stoplist",
+                     {"numbers": ["46700000078"], "account": "other", "consent": True}, key=ADMIN)
+    assert status == 200
+    customer = Browser(gateway.url)
+    try:
+        customer.sign_in("demo-key")
+        customer.go("#/stoplist")
+        customer.wait_text("46700000077")
+        assert "46700000078" not in customer.text()  # other's consent
+        assert customer.unlabelled() == []
+        customer.shot("customer-stoplist")
+        assert customer.errors() == []
+    finally:
+        customer.close()
+
+
+def test_an_invalid_number_keeps_the_form_to_try_again(gateway, seeded, admin):
+    b = admin
+    b.go("#/number/abc")
+    b.wait_text("invalid_number")
+    field = b.one("#f-number")
+    assert field.get_attribute("value") == "abc"
+    checked(b, "number-invalid")
+    field.clear()
+    field.send_keys(FAILOVER)
+    b.button("Look up").click()
+    b.wait_text("Learned operator")
+    b.go("#/stoplist?number=abc")
+    b.wait_text("invalid_number")
+    field = b.one("#f-number")
+    field.clear()
+    field.send_keys("46700000099")
+    b.button("Filter").click()
+    b.wait(lambda: "invalid_number" not in b.text() and b.css("#f-numbers"), what="the filtered stop list")
+
+
 def test_a_customer_sees_its_own_account_only(gateway, seeded):
     b = Browser(gateway.url)
     try:

@@ -2,8 +2,8 @@
 // gateway knows of it. An admin sees every account, the learned operator, the block's evidence,
 // the do-not-call list and consents; a customer's key (/v1/numbers/{n}) its own account's part.
 
-import { get } from "./api.js";
-import { facts, field, h, messageLink, money, replace, status, table, time } from "./dom.js";
+import { ApiFailure, get } from "./api.js";
+import { facts, failure, field, h, messageLink, money, replace, status, table, time } from "./dom.js";
 
 function searchForm(value) {
   const input = h("input", { name: "number", inputmode: "numeric", value: value || "", placeholder: "46701234567", required: true });
@@ -49,7 +49,15 @@ export async function numberTimeline(main, route, who) {
     replace(main, h("h1", {}, "Number"), h("p", {}, "Everything sent to and received from one number."), searchForm(""));
     return;
   }
-  const n = await get((who.admin ? "/v1/admin/numbers/" : "/v1/numbers/") + encodeURIComponent(number));
+  let n;
+  try {
+    n = await get((who.admin ? "/v1/admin/numbers/" : "/v1/numbers/") + encodeURIComponent(number));
+  } catch (e) {
+    if (e instanceof ApiFailure && e.status === 401) throw e;
+    // the form stays, with what was typed, to correct it and try again
+    replace(main, h("h1", {}, "Number"), searchForm(number), failure(e));
+    return;
+  }
   const rows = n.messages.map((m) => ({ at: m.created_at, kind: "MT", m }))
     .concat(n.mo.map((mo) => ({ at: mo.received_at, kind: "MO", mo })))
     .sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0));

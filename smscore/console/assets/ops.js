@@ -2,7 +2,7 @@
 // stop list and MO. Actions call the admin API and say what happened in the live region; the
 // page is then read again, so what it shows is what the gateway stored.
 
-import { get, post, qs } from "./api.js";
+import { ApiFailure, get, post, qs } from "./api.js";
 import { failure, facts, field, h, messageLink, money, notify, numberLink, replace, table, time } from "./dom.js";
 
 const REFRESH_MS = 3000;
@@ -125,16 +125,33 @@ export async function stopList(main, route, who) {
   h("div", { class: "actions" }, h("button", { type: "submit" }, "Filter")));
   const path = who.admin ? "/v1/admin/stoplist" + qs({ number: p.get("number"), account: p.get("account"), limit: 100 })
     : "/v1/stoplist" + qs({ number: p.get("number"), limit: 100 });
-  const page = await get(path);
+  const change = who.admin ? changeForm(() => stopList(main, route, who)) : "";
+  let page;
+  try {
+    page = await get(path);
+  } catch (e) {
+    if (e instanceof ApiFailure && e.status === 401) throw e;
+    replace(main, h("h1", {}, "Stop list"), filters, failure(e), change);  // the filters stay, to try again
+    return;
+  }
+  const more = (cursor, what) => (cursor ? h("p", { class: "empty" }, `More ${what} exist: filter by number${who.admin ? " or account" : ""}.`) : "");
   replace(main, h("h1", {}, "Stop list"), filters,
-    table(`${page.entries.length} entr${page.entries.length === 1 ? "y" : "ies"}`, [
+    table(`Stop list: ${page.entries.length} entr${page.entries.length === 1 ? "y" : "ies"} (messages to these numbers are stopped)`, [
       ["Number", (e) => numberLink(e.number)],
       ...(who.admin ? [["List", (e) => (e.list === "do_not_call" ? "do not call" : "stop: " + e.account)]] : []),
       ["Added", (e) => time(e.added_at)],
       ["Source", (e) => e.source],
-    ], page.entries, "No entry."),
-    page.next_cursor ? h("p", { class: "empty" }, "More entries exist: filter by number or account.") : "",
-    who.admin ? changeForm(() => stopList(main, route, who)) : "");
+    ], page.entries, "No stop-list entry."),
+    more(page.next_cursor, "entries"),
+    h("h2", {}, "Consents"),
+    table(`${page.consents.length} consent${page.consents.length === 1 ? "" : "s"}: ` +
+      `${who.admin ? "the account" : "this account"} may send to the number although it is on the do-not-call list`, [
+      ["Number", (c) => numberLink(c.number)],
+      ...(who.admin ? [["Account", (c) => c.account]] : []),
+      ["Added", (c) => time(c.added_at)],
+    ], page.consents, "No consent."),
+    more(page.consents_next_cursor, "consents"),
+    change);
 }
 
 function changeForm(redraw) {
