@@ -214,6 +214,7 @@ class AccountRules:
                 before, _ = self._state(cur, m.account, lock=True)
                 self._set_balance(cur, m.account, before, before + back, t.events[-1].at)
                 cur.execute(self.q("UPDATE messages SET charged = '0' WHERE id = ?"), (m.id,))
+                m.charged = Decimal(0)  # what the caller answers with (a DELETE's body) is what is stored
         taught = lessons(transitions)
         if taught:
             renumbered = self._learn(cur, taught)

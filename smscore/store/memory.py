@@ -244,7 +244,7 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
         if back:
             before = self.accounts.get(m.account, (Decimal(0), False))[0]
             self._set_balance(m.account, before, before + back, t.events[-1].at)
-            m.charged = Decimal(0)
+            m.charged = t.message.charged = Decimal(0)  # the caller's copy too (a DELETE's body)
 
     def record_submit(self, message_id: str, operator: str, keys: Sequence[str], at: float,
                       owner: str | None = None, lease_until: float | None = None) -> Deferred:

@@ -49,8 +49,10 @@ async def test_prepaid_charges_per_part_refuses_whole_refunds_and_notifies_the_b
     refusal(code, body, 402, "insufficient_balance")
     sched = await rig.send({"to": "46701000004", "text": "x", "send_at": rfc3339(time.time() + 3600)})
     assert await rig.balance() == Decimal("97.50")
-    code, _ = await rig.api("DELETE", f"/v1/messages/{sched['id']}")
+    code, cancelled = await rig.api("DELETE", f"/v1/messages/{sched['id']}")
     assert code == 200 and await rig.balance() == Decimal("98.00")                 # refunded
+    code, shown = await rig.api("GET", f"/v1/messages/{sched['id']}")
+    assert cancelled == shown and D(shown["cost"]) == 0  # SPEC §11: DELETE answers as GET shows it
 
     code, body = await rig.admin("/accounts/acme/topup", {"amount": 1000})
     assert code == 200 and body == {"balance": body["balance"]} and D(body["balance"]) == Decimal("1098.00")
