@@ -133,6 +133,29 @@ class Browser:
               return !(el.tagName === 'BUTTON' && el.textContent.trim());
             }).map((el) => el.outerHTML.slice(0, 120));""")
 
+    def sideways_boxes(self) -> list[str]:
+        """The boxes on the page that scroll sideways (their content wider than they are)."""
+        return self.driver.execute_script("""
+            return [...document.querySelectorAll('.scroll')].filter((el) => el.scrollWidth > el.clientWidth + 1)
+              .map((el) => el.outerHTML.slice(0, 120));""")
+
+    def cut_off(self) -> list[str]:
+        """Values in table cells that reach past their cell's right edge, or that are cut short
+        with no ellipsis to say so."""
+        return self.driver.execute_script("""
+            const out = [];
+            for (const td of document.querySelectorAll('td')) {
+              const edge = td.getBoundingClientRect().right + 1;
+              for (const el of td.querySelectorAll('*')) {
+                const style = getComputedStyle(el);
+                const clipped = el.scrollWidth > el.clientWidth + 1 && style.overflowX !== 'visible';
+                if (el.getBoundingClientRect().right > edge || (clipped && style.textOverflow !== 'ellipsis')) {
+                  out.push(el.outerHTML.slice(0, 120));
+                }
+              }
+            }
+            return out;""")
+
     def overflows(self) -> bool:
         """Whether the page is wider than the window (sideways scrolling of the whole page)."""
         return self.driver.execute_script(

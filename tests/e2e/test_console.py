@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.browser import PHONE, Browser
+from tests.e2e.browser import DESKTOP, PHONE, Browser
 from tests.e2e.conftest import DEMO_CONFIG
 from tests.harness.net import free_port, http
 from tests.harness.processes import GatewayProcess
@@ -271,12 +271,34 @@ def test_a_wrong_key_is_refused_and_the_keyboard_signs_in(gateway, seeded):
         b.close()
 
 
+def test_the_messages_of_one_request_show_ids_that_differ(gateway, seeded):
+    status, body = http("POST", gateway.url + "/v1/messages",
+                        {"to": ["46702000001", "46702000002", "46702000003"], "text": "One request, three numbers"},
+                        key="demo-key")
+    assert status == 202, body
+    ids = [m["id"] for m in body["messages"]]
+    for size in (DESKTOP, PHONE):
+        b = Browser(gateway.url, size=size)
+        try:
+            b.sign_in(ADMIN)
+            b.wait_text("One request, three numbers")
+            assert [b.one(f'a[href="#/message/{mid}"]').text for mid in ids] == ids, size  # each one whole
+            assert b.cut_off() == [], size
+        finally:
+            b.close()
+
+
 def test_on_a_phone(gateway, seeded):
+    long_text = "A long offer " + "with many words that go on and on " * 8 + "Supercalifragilistic" * 4
+    send(gateway, "demo-key", "46701111333", long_text)
     b = Browser(gateway.url, size=PHONE)
     try:
         b.sign_in(ADMIN)
         b.wait_text("Ported number test")
+        b.wait_text("A long offer")
         assert not b.overflows()
+        assert b.sideways_boxes() == []  # each row a card as wide as the screen
+        assert b.cut_off() == []  # the long text ends in an ellipsis inside its card
         checked(b, "phone-messages")
         b.go(f"#/message/{seeded['failover']}")
         b.wait_text("sim_a → sim_b")

@@ -46,7 +46,9 @@ export function money(value) {
 }
 
 export const link = (href, text) => h("a", { href }, text);
-export const messageLink = (id) => link("#/message/" + encodeURIComponent(id), id.slice(0, 12) + "…");
+// The whole id: the messages of one request share their first 12 characters (the time) and differ
+// after them, so any shortening would make them look alike.
+export const messageLink = (id) => link("#/message/" + encodeURIComponent(id), h("code", { class: "id" }, id));
 export const numberLink = (n) => (n ? link("#/number/" + encodeURIComponent(n), n) : "");
 
 // A table with a caption; columns are [heading, (row) => cell].
