@@ -23,7 +23,7 @@ from smscore.model import STATUS_NAMES, Event, Message, Status, new_message_id
 
 MAX_RECIPIENTS = 1000
 MAX_REFERENCE = 64
-MAX_SEND_AHEAD = 5 * 366 * 24 * 3600  # "up to 5 years ahead", leap days included
+SEND_AHEAD_YEARS = 5  # SPEC §7: "send_at up to 5 years ahead"
 ENCODINGS = ("auto", "gsm7", "latin1", "ucs2")
 KNOWN_FIELDS = frozenset({"to", "text", "from", "profile", "max_parts", "encoding", "send_at",
                           "callback_url", "callback_statuses", "reference"})
@@ -32,6 +32,17 @@ KNOWN_FIELDS = frozenset({"to", "text", "from", "profile", "max_parts", "encodin
 #: RFC 3339's date-time (§5.6): full date, "T", full time with seconds and an optional fraction, and
 #: "Z" or a numeric offset; not ISO 8601's other forms (no seconds, a dot with no digit, week dates)
 _RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
+
+
+def latest_send_at(now: float) -> float:
+    """The latest ``send_at`` accepted at ``now``: the same moment of the calendar 5 years later, in
+    UTC (29 February gives 1 March)."""
+    today = datetime.fromtimestamp(now, timezone.utc)
+    try:
+        later = today.replace(year=today.year + SEND_AHEAD_YEARS)
+    except ValueError:  # 29 February: no such day that year
+        later = today.replace(year=today.year + SEND_AHEAD_YEARS, month=3, day=1)
+    return later.timestamp()
 
 
 def parse_rfc3339(value: str) -> float:
@@ -170,7 +181,7 @@ def build_messages(body: Any, account, config, now: float) -> list[Message]:
             send_at = parse_rfc3339(raw_send_at)
         except ValueError:
             raise invalid_request("send_at", f"{raw_send_at!r} is not an RFC 3339 date-time.") from None
-        if send_at > now + MAX_SEND_AHEAD:
+        if send_at > latest_send_at(now):
             raise unprocessable("send_at_out_of_range", "send_at", "send_at may be at most 5 years ahead.")
         if send_at <= now:
             send_at = None  # in the past means now

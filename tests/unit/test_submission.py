@@ -127,3 +127,21 @@ def test_rfc_3339_date_times_are_read(value, epoch):
     from smscore.submission import parse_rfc3339
 
     assert parse_rfc3339(value) == epoch
+
+
+def test_send_at_is_up_to_5_calendar_years_ahead():
+    """SPEC §7: the same moment 5 years later, not 5 x 366 days (4 days more)."""
+    from datetime import datetime, timezone
+
+    from smscore.submission import latest_send_at
+
+    now = datetime(2026, 12, 5, 20, 3, tzinfo=timezone.utc).timestamp()
+    assert latest_send_at(now) == datetime(2031, 12, 5, 20, 3, tzinfo=timezone.utc).timestamp()
+    leap = datetime(2028, 2, 29, 12, 0, tzinfo=timezone.utc).timestamp()
+    assert latest_send_at(leap) == datetime(2033, 3, 1, 12, 0, tzinfo=timezone.utc).timestamp()
+    at = datetime(2031, 12, 5, 20, 3, tzinfo=timezone.utc)
+    assert build_messages({"to": "46701234567", "text": "hi", "send_at": at.isoformat()}, ACME, CONFIG, now)
+    later = "2031-12-05T20:04:00Z"  # a minute past: refused (it was taken up to 2031-12-09)
+    with pytest.raises(ApiError) as caught:
+        build_messages({"to": "46701234567", "text": "hi", "send_at": later}, ACME, CONFIG, now)
+    assert (caught.value.status, caught.value.code, caught.value.field) == (422, "send_at_out_of_range", "send_at")

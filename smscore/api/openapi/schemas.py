@@ -23,7 +23,7 @@ from smscore.api.openapi._common import (
     _ref,
     _string,
 )
-from smscore.submission import ENCODINGS, MAX_RECIPIENTS, MAX_REFERENCE, MAX_SEND_AHEAD
+from smscore.submission import ENCODINGS, MAX_RECIPIENTS, MAX_REFERENCE, SEND_AHEAD_YEARS
 
 # -- schemas ----------------------------------------------------------------------------------------
 
@@ -111,7 +111,8 @@ SCHEMAS = {
         "encoding": {"type": "string", "enum": list(ENCODINGS), "default": "auto",
                      "description": "auto: GSM 03.38 when every character fits, else UCS-2."},
         "send_at": _nullable(_string(f"When to send (an RFC 3339 date-time with an offset); in the past means "
-                                     f"now; at most {MAX_SEND_AHEAD // 86400} days (5 years) ahead.",
+                                     f"now; at most {SEND_AHEAD_YEARS} years ahead (the same day and time "
+                                     f"of the calendar, UTC).",
                                      format="date-time")),
         "callback_url": _nullable(_string("Where this message's status callbacks go (http or https, a host of the "
                                           "account's callback_hosts).", format="uri", maxLength=2048)),
