@@ -140,6 +140,17 @@ class Pipeline:
             return succeed(None)
         return self.store.release(self.node, ids)
 
+    def set_receipt_timeout(self, seconds: float) -> None:
+        """A reload's ``receipt_timeout``: the next sweep uses it, and the sweeps come as often as
+        it needs (a tenth of it, 1 to 60 s)."""
+        if seconds == self.receipt_timeout:
+            return
+        self.receipt_timeout = seconds
+        sweep = self._loops[0] if self._loops else None
+        if sweep is not None and sweep.running:
+            sweep.stop()
+            sweep.start(min(60.0, max(1.0, seconds / 10)), now=True)
+
     def _expire_unanswered(self) -> Deferred:
         """Messages with no final receipt within receipt_timeout become ``unknown``."""
         now = self.clock.seconds()

@@ -260,6 +260,27 @@ def test_no_receipt_within_receipt_timeout_makes_the_message_unknown():
     assert metrics.registry.get_sample_value("smsgw_messages_total", {"status": "unknown", "operator": "cheap"}) == 1
 
 
+def test_a_reloaded_receipt_timeout_applies_at_once():
+    """docs/configuration.md: receipt_timeout is applied at reload: the next sweep uses it, and the
+    sweeps come as often as it needs (72 h swept each minute; 5 s each second)."""
+    clock = Clock()
+    clock.advance(1000)
+    routing = Routing({"standard": ("cheap",)}, lambda op, to: COSTS[op])
+    store = MemoryStore(StoreRules(untried=routing.untried))
+    p = Pipeline(store=store, clock=clock, node="gw1", lease=30.0, receipt_timeout=72 * 3600.0, routing=routing)
+    link = FakeLink("cheap")
+    p.add_link(link)
+    run(p.start())
+    m = message(clock)
+    run(p.accept([m]))
+    link.accept()
+    p.set_receipt_timeout(5.0)
+    clock.advance(4.5)
+    assert store.messages[m.id].status is Status.SUBMITTED
+    clock.advance(1.0)
+    assert store.messages[m.id].status is Status.UNKNOWN
+
+
 def test_messages_waiting_for_an_operator_that_goes_down_move_to_one_that_is_up():
     clock = Clock()
     p, store, links, _ = make(clock, window=1)
