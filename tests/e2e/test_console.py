@@ -131,6 +131,21 @@ def test_an_operator_approves_a_held_message(gateway, seeded, admin):
     assert admin_get(gateway, f"/v1/admin/messages/{seeded['held']}")["status"] != "pending_approval"
 
 
+def test_the_approvals_page_says_why_messages_wait_and_what_refuse_does(gateway, seeded, admin):
+    held = send(gateway, "other-key", "46705550100", "Sale today at https://shop.example/sale")  # no approved domain
+    assert admin_get(gateway, f"/v1/admin/messages/{held}")["status"] == "pending_approval"
+    b = admin
+    b.go("#/approvals")
+    b.wait_text("Sale today")
+    assert "link to shop.example is outside the approved domains" in b.text()
+    intro = b.one("main h1 + p").text
+    assert "approved_domains" in intro and "daily volume limit" in intro, intro  # both reasons to wait
+    b.button(f"Refuse {held}").click()
+    b.wait_text(f"Refused {held}")
+    refused = admin_get(gateway, f"/v1/admin/messages/{held}")["status"]
+    assert refused == "stopped" and f"as {refused}" in intro and "rejected" not in intro, intro
+
+
 def test_an_operator_pauses_resumes_and_tops_up_an_account(gateway, seeded, admin):
     b = admin
     b.go("#/accounts")
@@ -148,6 +163,57 @@ def test_an_operator_pauses_resumes_and_tops_up_an_account(gateway, seeded, admi
     b.button("Top up").click()
     b.wait_text("Topped up shop by 25")
     assert admin_get(gateway, "/v1/admin/accounts/shop")["balance"] == pytest.approx(before + 25)
+
+
+def balance_cell(b, account):
+    row = b.wait(lambda: next((tr for tr in b.css("main tbody tr")
+                               if tr.find_element("css selector", 'td[data-label="Account"]').text == account), None),
+                 what=f"the row of {account}")
+    return row.find_element("css selector", 'td[data-label="Balance"]').text
+
+
+def test_a_balance_shows_every_decimal_the_api_holds(gateway, seeded, admin):
+    from decimal import Decimal
+
+    b = admin
+    b.go("#/accounts")
+    before = Decimal(str(admin_get(gateway, "/v1/admin/accounts/shop")["balance"]))
+    b.one('input[aria-label="Top-up amount for shop"]').send_keys("0.00001")
+    b.button("Top up").click()
+    b.wait_text("Topped up shop by 0.00001")
+    after = Decimal(str(admin_get(gateway, "/v1/admin/accounts/shop")["balance"]))
+    assert after == before + Decimal("0.00001")
+    b.wait(lambda: Decimal(balance_cell(b, "shop")) == after, what=f"the balance {after} shown")
+    assert str(after) in b.text()  # the notice's "now …" too
+    customer = Browser(gateway.url)
+    try:
+        customer.sign_in("shop-key")
+        customer.go("#/accounts")
+        customer.wait(lambda: Decimal(customer.one("dl.facts dd").text) == after, what=f"the balance {after}")
+    finally:
+        customer.close()
+
+
+def test_a_top_up_says_what_it_did_a_negative_one_corrects_and_0_is_not_sent(gateway, seeded, admin):
+    from decimal import Decimal
+
+    def balance():
+        return Decimal(str(admin_get(gateway, "/v1/admin/accounts/shop")["balance"]))
+
+    b = admin
+    b.go("#/accounts")
+    before = balance()
+    b.one('input[aria-label="Top-up amount for shop"]').send_keys("-5")
+    b.button("Top up").click()
+    b.wait_text("Balance of shop lowered by 5")
+    assert "Topped up" not in b.one("#notice").text
+    assert balance() == before - 5
+    field = b.one('input[aria-label="Top-up amount for shop"]')
+    field.clear()
+    field.send_keys("0")
+    b.button("Top up").click()
+    b.wait_text("Balance of shop not changed: the amount is 0")
+    assert balance() == before - 5
 
 
 def test_binds_stop_list_and_mo(gateway, seeded, admin):

@@ -40,9 +40,18 @@ export function status(value) {
   return value ? h("span", { class: "status s-" + value }, value.replace(/_/g, " ")) : "";
 }
 
+// An amount as the API gives it: every decimal it has (a balance of 102.00001 is not 102.00), and
+// at least two (102 shows as 102.00: zeros added, nothing rounded away).
 export function money(value) {
-  if (value === null || value === undefined) return "";
-  return Number(value).toFixed(4).replace(/0{1,2}$/, "");
+  if (value === null || value === undefined || value === "") return "";
+  const n = Number(value);
+  if (!Number.isFinite(n)) return String(value);
+  // the shortest decimal that reads back as this number (what the gateway's JSON wrote), without
+  // the exponent JavaScript uses for very small and very large numbers
+  let text = String(n);
+  if (/e/i.test(text)) text = Math.abs(n) < 1 ? n.toFixed(20).replace(/0+$/, "") : BigInt(Math.round(n)).toString();
+  const [whole, decimals = ""] = text.split(".");
+  return whole + "." + decimals.padEnd(2, "0");
 }
 
 export const link = (href, text) => h("a", { href }, text);

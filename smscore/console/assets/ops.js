@@ -7,12 +7,14 @@ import { failure, facts, field, h, messageLink, money, notify, numberLink, repla
 
 const REFRESH_MS = 3000;
 
+// Do an action, say what happened, and show the page again as the gateway now has it. ``what`` is
+// the notice, or a function of the API's answer that gives it (called with null when refused).
 async function act(what, call, redraw) {
+  const said = typeof what === "function" ? what : () => what;
   try {
-    await call();
-    notify(what);
+    notify(said(await call()));
   } catch (e) {
-    notify(`${what}: refused. ${e.message}`, "bad");
+    notify(`${said(null)}: refused. ${e.message}`, "bad");
   }
   await redraw();
 }
@@ -36,7 +38,10 @@ export async function approvals(main) {
     ], page.messages, "No message is waiting for approval."));
   };
   replace(main, h("h1", {}, "Approvals"),
-    h("p", {}, "Messages over an account's daily volume wait here. Approve sends them; refuse ends them as rejected."), list);
+    h("p", {}, "Messages wait here when their text links to a site outside the account's approved_domains, " +
+      "or when a request goes over the account's daily volume limit. Approve sends them (or schedules them, " +
+      "when their send time is still ahead); Refuse ends them as stopped, and a prepaid account gets their " +
+      "charge back."), list);
   await draw();
 }
 
@@ -73,11 +78,22 @@ export async function binds(main) {
   return () => clearInterval(timer);
 }
 
+// A top-up adds to a prepaid balance; a negative amount corrects it (the API takes -1,000,000 to
+// 1,000,000), and the notice says which it was; 0 would change nothing, so it is not sent.
 function topupForm(name, redraw) {
-  const amount = h("input", { name: "amount", inputmode: "decimal", size: 8, required: true, "aria-label": `Top-up amount for ${name}` });
+  const amount = h("input", { name: "amount", inputmode: "decimal", size: 8, required: true, placeholder: "±amount",
+    "aria-label": `Top-up amount for ${name}` });
   return h("form", { class: "inline", onsubmit: (ev) => {
     ev.preventDefault();
-    act(`Topped up ${name} by ${amount.value}`, () => post(`/v1/admin/accounts/${name}/topup`, { amount: amount.value.trim() }), redraw);
+    const value = amount.value.trim();
+    if (value !== "" && Number(value) === 0) {
+      notify(`Balance of ${name} not changed: the amount is 0.`, "bad");
+      amount.focus();
+      return;
+    }
+    const what = /^-/.test(value) ? `Balance of ${name} lowered by ${value.slice(1)}` : `Topped up ${name} by ${value}`;
+    act((answer) => (answer ? `${what}: the balance is now ${money(answer.balance)}` : `Changing the balance of ${name} by ${value}`),
+      () => post(`/v1/admin/accounts/${name}/topup`, { amount: value }), redraw);
   } }, amount, h("button", { type: "submit" }, "Top up"));
 }
 
