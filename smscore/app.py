@@ -17,6 +17,7 @@ from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, succe
 from twisted.internet.task import LoopingCall
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web.resource import Resource
+from twisted.internet.error import CannotListenError
 from twisted.web.server import Site
 
 from connectors.http_push import Pusher
@@ -219,9 +220,9 @@ class Gateway:
         metrics = Resource()
         if w is None:
             http, mon = self.config.http.listen, self.config.metrics.listen
-            self.http_port = r.listenTCP(http.port, self._public(api_factory(self, r)), interface=http.host)
+            self.http_port = _listen_tcp(r, http, self._public(api_factory(self, r)), "http.listen")
             metrics.putChild(b"metrics", MetricsResource(registry=self.metrics.registry))
-            self.metrics_port = r.listenTCP(mon.port, Site(metrics), interface=mon.host)
+            self.metrics_port = _listen_tcp(r, mon, QuietSite(metrics), "metrics.listen")
             return
         family = socket.AF_INET6 if ":" in self.config.http.listen.host else socket.AF_INET
         self.kick_port = r.adoptDatagramPort(w.kick_fd, socket.AF_INET, self.kicks)
@@ -236,7 +237,7 @@ class Gateway:
             metrics.putChild(b"metrics", MetricsResource(registry=self.metrics.registry))
             metrics.putChild(b"reload", ReloadResource(self))
             mon_family = socket.AF_INET
-        self.metrics_port = r.adoptStreamPort(w.metrics_fd, mon_family, Site(metrics))
+        self.metrics_port = r.adoptStreamPort(w.metrics_fd, mon_family, QuietSite(metrics))
 
     def _public(self, factory):
         """The API's public listener: behind TLS when ``[http]`` names a certificate (SPEC §15). The
@@ -505,3 +506,23 @@ class Gateway:
             if not any(self.links[op].is_up() or op in elsewhere for op in profile.operators if op in self.links):
                 problems.append(f"profile {name}: no bound operator")
         return not problems, problems, more
+
+
+class QuietSite(Site):
+    """The metrics listener's site: Prometheus scrapes it every few seconds, and the workers each
+    other; a log line per scrape (Twisted's access line) would bury the gateway's own lines."""
+
+    noisy = False
+
+    def log(self, request) -> None:
+        pass
+
+
+def _listen_tcp(reactor, address, factory, key: str):
+    """``listenTCP`` on ``address``; a port in use fails naming the address and the config ``key``
+    that asked for it (the metrics and the API listener otherwise fail alike)."""
+    try:
+        return reactor.listenTCP(address.port, factory, interface=address.host)
+    except CannotListenError as exc:
+        reason = getattr(exc.socketError, "strerror", None) or str(exc.socketError)
+        raise CannotListenError(address.host, address.port, f"{reason} ({key}): is another gateway running?") from None

@@ -28,6 +28,7 @@ Theory of operation
 from __future__ import annotations
 
 import json
+import errno
 import os
 import secrets
 import signal
@@ -87,13 +88,21 @@ def resolve_processes(configured: int | None) -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _tcp(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+def _tcp(host: str, port: int, reuse_port: bool = False, key: str = "") -> socket.socket:
+    """A listening socket on ``host:port``; an OSError names the address and the config ``key``
+    that asked for it (two listeners fail alike: "Address already in use" alone says neither)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     s = socket.socket(family, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    s.bind((host, port))
+    try:
+        s.bind((host, port))
+    except OSError as exc:
+        s.close()
+        where = f"{host}:{port}" + (f" ({key})" if key else "")
+        hint = ": is another gateway running?" if exc.errno == errno.EADDRINUSE else ""
+        raise OSError(exc.errno, f"{where}: {exc.strerror}{hint}") from None
     s.listen(1024)
     s.setblocking(False)
     return s
@@ -125,19 +134,20 @@ class Supervisor:
         http, mon = self.config.http.listen, self.config.metrics.listen
         # The customers' API is the API workers' alone: the main worker, the one busy core of a node
         # (binds, submits, receipts), takes no customer connection (docs/architecture.md).
-        first = _tcp(http.host, http.port, reuse_port=True)
+        first = _tcp(http.host, http.port, reuse_port=True, key="http.listen")
         port = first.getsockname()[1]
         api = [first] + [_tcp(http.host, port, reuse_port=True) for _ in range(self.count - 2)]
         internal = _tcp("127.0.0.1", 0)
-        public_metrics = _tcp(mon.host, mon.port)
+        public_metrics = _tcp(mon.host, mon.port, key="metrics.listen")
         worker_metrics = [_tcp("127.0.0.1", 0) for _ in range(self.count - 1)]
         kicks = [_udp() for _ in range(self.count)]
         # The SMPP server's listeners, for the worker that serves customers' ESMEs (the first API
         # worker): open before it runs, so that an ESME connecting early, or while that worker is
         # restarted, waits in the kernel instead of being refused.
         smpp_conf = self.config.smpp_server
-        smpp = [_tcp(a.host, a.port) if a is not None else None
-                for a in ((smpp_conf.listen, smpp_conf.tls_listen) if smpp_conf is not None else (None, None))]
+        wanted = ((smpp_conf.listen, smpp_conf.tls_listen) if smpp_conf is not None else (None, None))
+        smpp = [_tcp(a.host, a.port, key=f"smpp_server.{key}") if a is not None else None
+                for key, a in zip(("listen", "tls_listen"), wanted)]
         self._sockets = api + [internal, public_metrics] + worker_metrics + kicks + [x for x in smpp if x is not None]
         for s in self._sockets:
             os.set_inheritable(s.fileno(), True)

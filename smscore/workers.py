@@ -35,6 +35,8 @@ from smscore.logs import get_logger
 class Kicks(DatagramProtocol):
     """Sends and receives kicks; ``handlers[word]()`` runs for each one received."""
 
+    noisy = False  # no "Starting protocol <Kicks object at 0x…>" line at every start and stop
+
     def __init__(self, clock, ports: list[int], handlers: dict[bytes, object], delay: float = 0.002) -> None:
         self.clock = clock
         self.ports = ports  # by worker index

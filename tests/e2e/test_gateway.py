@@ -143,3 +143,25 @@ def test_an_mo_from_the_cli_gets_its_static_reply_and_is_in_the_inbox(gateways):
     [reply] = wait_until(reply_delivered, 20, what="the reply delivered")
     assert (reply["from"], reply["text"]) == ("72550", "You said: hello there")
     assert gw.stop() == 0
+
+
+def test_a_port_in_use_is_named_with_its_config_key(tmp_path):
+    """Two listeners fail alike ("Address already in use"): the error says which, one line."""
+    import socket
+
+    for processes in (1, 2):
+        for key in ("http.listen", "metrics.listen"):
+            with socket.socket() as taken:
+                taken.bind(("127.0.0.1", 0))
+                taken.listen()
+                busy = taken.getsockname()[1]
+                ports = {"http": free_port(), "metrics": free_port()}
+                ports[key.split(".")[0]] = busy
+                config = tmp_path / f"gw{processes}{key}.toml"
+                config.write_text(SIM_CONFIG.format(**ports).replace(
+                    "[gateway]\n", f"[gateway]\nprocesses = {processes}\n", 1))
+                done = smsgw("run", "-c", str(config), timeout=60)
+            assert done.returncode == 1, (processes, key, done.stderr)
+            line = done.stderr.strip().splitlines()[-1]
+            assert f"127.0.0.1:{busy}" in line and f"({key})" in line and "is another gateway running?" in line, line
+
