@@ -29,6 +29,10 @@ daily_volume_limit = 2
 [accounts.other]
 api_keys = ["other-key"]
 senders = ["OTHER"]
+[[keywords]]
+shortcode = "72550"
+keyword = "NEWS"
+account = "other"
 """
 
 ADMIN = "ops-key"
@@ -36,12 +40,23 @@ FAILOVER = "46709990001"   # sim_a cannot reach 4670999…: delivered by sim_b o
 SHARED = "46701234567"     # demo and other both send here
 
 
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("console")
+def start(folder):
     http_port = free_port()
     (folder / "gw.toml").write_text(CONFIG.format(http=http_port, metrics=free_port()))
-    gw = GatewayProcess(folder / "gw.toml", http_port, folder / "gw.log").start()
+    return GatewayProcess(folder / "gw.toml", http_port, folder / "gw.log").start()
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    gw = start(tmp_path_factory.mktemp("console"))
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+def own_gateway(tmp_path):
+    """A gateway of its own, for a test whose data would crowd the shared one's first pages."""
+    gw = start(tmp_path)
     yield gw
     gw.stop()
 
@@ -373,3 +388,53 @@ def test_on_a_phone(gateway, seeded):
         assert b.errors() == []
     finally:
         b.close()
+
+
+def test_the_mo_page_offers_more_only_when_there_is_more(own_gateway):
+    """A customer's /v1/inbound gives a cursor after every page, the last one too; the admin list
+    one after every full page: 1, 50 (one full page) and 51 MO, for both keys."""
+    def mo(i):
+        status, body = http("POST", own_gateway.url + "/v1/admin/operators/sim_a/mo",
+                            {"from": "46701234999", "to": "72550", "text": f"NEWS {i:02d}"}, key=ADMIN)
+        assert status == 202, body
+
+    def more_offered(b):
+        return any(e.is_displayed() for e in b.css("button") if e.text == "Load more")
+
+    def page(b, first, last):
+        """The MO page again, until it shows ``first`` (the top row) and ``last`` (the bottom)."""
+        b.driver.refresh()
+        def shown():
+            texts = [r.text for r in b.css('td[data-label="Text"]')]
+            return texts and (texts[0], texts[-1]) == (first, last)
+
+        b.wait(shown, what=f"MO {first} to {last}")
+
+    mo(0)
+    customer, admin = Browser(own_gateway.url), Browser(own_gateway.url)
+    try:
+        customer.sign_in("other-key")
+        customer.go("#/inbound")
+        admin.sign_in(ADMIN)
+        admin.go("#/inbound")
+        for b in (customer, admin):
+            page(b, "NEWS 00", "NEWS 00")
+            assert not more_offered(b)  # one MO: nothing more to load
+        for i in range(1, 50):
+            mo(i)
+        page(customer, "NEWS 00", "NEWS 49")  # oldest first
+        page(admin, "NEWS 49", "NEWS 00")  # newest first
+        for b in (customer, admin):
+            assert not more_offered(b)  # a full page of 50, and no 51st
+        mo(50)
+        for b, first, last, rest in ((customer, "NEWS 00", "NEWS 49", "NEWS 50"),
+                                     (admin, "NEWS 50", "NEWS 01", "NEWS 00")):
+            page(b, first, last)
+            assert more_offered(b), "Load more, for the 51st MO"
+            b.button("Load more").click()
+            b.wait_text(rest)
+            b.wait(lambda: not more_offered(b), what="Load more gone after the last MO")
+            assert b.errors() == []
+    finally:
+        customer.close()
+        admin.close()

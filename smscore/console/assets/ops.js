@@ -6,6 +6,7 @@ import { ApiFailure, get, post, qs } from "./api.js";
 import { failure, facts, field, h, messageLink, money, notify, numberLink, replace, table, time } from "./dom.js";
 
 const REFRESH_MS = 3000;
+const PAGE = 50;
 
 // Do an action, say what happened, and show the page again as the gateway now has it. ``what`` is
 // the notice, or a function of the API's answer that gives it (called with null when refused).
@@ -191,12 +192,19 @@ export async function inbound(main, route, who) {
   let rows = [];
   let next = null;
   const list = h("div");
-  const path = (cursor) => (who.admin ? "/v1/admin/inbound" + qs({ cursor, limit: 50 }) : "/v1/inbound" + qs({ cursor, limit: 50 }));
+  const path = (cursor, limit = PAGE) => (who.admin ? "/v1/admin/inbound" : "/v1/inbound") + qs({ cursor, limit });
   const more = h("button", { type: "button", class: "quiet", hidden: true, onclick: () => load(next).catch((e) => replace(list, failure(e))) }, "Load more");
+  // Is there more after this page? Only when the page was full and an MO follows it: a customer's
+  // /v1/inbound gives a cursor to poll from after every page, the last one too, and the admin
+  // list's next_cursor is set after every full page, so one MO more is asked for to know.
+  const after = async (page) => {
+    if (!page.next_cursor || page.messages.length < PAGE) return null;
+    return (await get(path(page.next_cursor, 1))).messages.length ? page.next_cursor : null;
+  };
   const load = async (cursor) => {
     const page = await get(path(cursor));
     rows = rows.concat(page.messages);
-    next = who.admin ? page.next_cursor : page.messages.length ? page.next_cursor : null;
+    next = await after(page);
     replace(list, table(who.admin ? "MO, newest first" : "MO for this account's keywords, oldest first", [
       ["Received", (m) => time(m.received_at)],
       ["From", (m) => numberLink(m.from)],
