@@ -204,6 +204,13 @@ class Rig:
     async def admin(self, path, body=None, key="ops-key"):
         return await self.api("POST", "/v1/admin" + path, body if body is not None else {}, key=key)
 
+    async def ops_view(self, message_id) -> dict:
+        """The message as ops see it (``/v1/admin/messages/{id}``): the operators' cost, attempt by
+        attempt (a customer sees what the message costs its account, SPEC §14)."""
+        code, seen = await self.api("GET", f"/v1/admin/messages/{message_id}", key="ops-key")
+        assert code == 200, seen
+        return seen
+
     def submits(self, operator, number) -> int:
         return sum(1 for s in self.gw.sims[operator].submits if s.destination_addr == number)
 

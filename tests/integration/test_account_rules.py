@@ -30,8 +30,10 @@ async def test_failover_then_learning_goes_straight_to_the_operator_that_deliver
     assert history(m) == [("queued", None, False), ("submitted", "cheap", False), ("failed", "cheap", False),
                           ("queued", None, False), ("submitted", "mid", False), ("delivered", "mid", True)]
     assert "UNDELIV" in m["events"][2]["detail"]
-    assert attempt_costs(m) == [Decimal("0.10"), Decimal("0.20")]
-    assert D(m["cost"]) == sum(attempt_costs(m)) == Decimal("0.30")
+    assert D(m["cost"]) == Decimal("0.50")  # what acme pays for it: its price
+    seen = await rig.ops_view(first["id"])  # what the operators cost the gateway
+    assert attempt_costs(seen) == [Decimal("0.10"), Decimal("0.20")]
+    assert D(seen["cost"]) == sum(attempt_costs(seen)) == Decimal("0.30")
     assert m["error"] is None and m["reference"] == "r1"
 
     m = await rig.until(second["id"])
@@ -39,13 +41,16 @@ async def test_failover_then_learning_goes_straight_to_the_operator_that_deliver
     assert [s for s, _, _ in history(m)] == ["queued", "submitted", "failed", "queued", "submitted", "failed",
                                              "queued", "submitted", "delivered"]
     assert [o for s, o, _ in history(m) if s == "submitted"] == ["cheap", "mid", "dear"]
-    assert D(m["cost"]) == sum(attempt_costs(m)) == Decimal("0.65")
+    seen = await rig.ops_view(second["id"])
+    assert D(seen["cost"]) == sum(attempt_costs(seen)) == Decimal("0.65")
 
     m = await rig.until(third["id"])
     assert m["status"] == "failed"
     assert history(m)[-1] == ("failed", "dear", True)
     assert [f for s, _, f in history(m) if s == "failed"] == [False, False, True]
-    assert D(m["cost"]) == sum(attempt_costs(m)) == Decimal("0.65")
+    assert D(m["cost"]) == Decimal("0.50")  # charged at acceptance, tried: not refunded
+    seen = await rig.ops_view(third["id"])
+    assert D(seen["cost"]) == sum(attempt_costs(seen)) == Decimal("0.65")
     assert m["error"] and "UNDELIV" in m["error"]
 
     assert rig.submit_counts(ported) == {"cheap": 1, "mid": 1, "dear": 0}
@@ -55,11 +60,12 @@ async def test_failover_then_learning_goes_straight_to_the_operator_that_deliver
     again = await rig.send({"to": ported, "text": "ported again"})
     m = await rig.until(again["id"])
     assert history(m) == [("queued", None, False), ("submitted", "mid", False), ("delivered", "mid", True)]
-    assert D(m["cost"]) == Decimal("0.20") and m["operator"] == "mid"
+    assert D((await rig.ops_view(again["id"]))["cost"]) == Decimal("0.20") and m["operator"] == "mid"
     assert rig.submit_counts(ported) == {"cheap": 1, "mid": 2, "dear": 0}
     again_far = await rig.send({"to": far, "text": "far again"})
     m = await rig.until(again_far["id"])
-    assert [o for s, o, _ in history(m) if s == "submitted"] == ["dear"] and D(m["cost"]) == Decimal("0.35")
+    assert [o for s, o, _ in history(m) if s == "submitted"] == ["dear"]
+    assert D((await rig.ops_view(again_far["id"]))["cost"]) == Decimal("0.35")
 
     # ... also after a restart (new simulated SMSCs: their counts start at zero).
     await rig.restart()
@@ -86,7 +92,7 @@ async def test_failover_then_learning_goes_straight_to_the_operator_that_deliver
     row = rows[0]
     assert (row["to"], row["from"], row["status"], row["parts"], row["profile"], row["operator"],
             row["reference"]) == (ported, "ACME", "delivered", "1", "standard", "mid", "r1")
-    assert D(row["cost"]) == Decimal("0.30") and D(row["charged"]) == Decimal("0.50")
+    assert D(row["cost"]) == D(row["charged"]) == Decimal("0.50")  # the account's cost, not the operators
     code, text, _ = await rig.call("GET", f"/v1/messages/export?from={today + timedelta(days=1)}")
     assert code == 200 and text.splitlines()[1:] == []
     code, body = await rig.api("GET", "/v1/messages/export?from=yesterday")
@@ -166,7 +172,8 @@ async def test_max_parts_refuses_a_text_that_needs_more_parts_whole(rig):
     code, body = await rig.api("POST", "/v1/messages", {"to": "46703000004", "text": "a" * 460}, key="beta-key")
     refusal(code, body, 422, "text_too_long", "text")
     m = await rig.until(ok["id"], "delivered")
-    assert m["parts"] == 2 and D(m["cost"]) == Decimal("0.20")  # 0.10 a part
+    assert m["parts"] == 2 and D(m["cost"]) == Decimal("1.00")  # acme's price: 0.50 a part
+    assert D((await rig.ops_view(ok["id"]))["cost"]) == Decimal("0.20")  # cheap's cost: 0.10 a part
     assert rig.submits("cheap", "46703000001") == 2 and rig.submits("cheap", "46703000003") == 0
     # refused whole: nothing of the two-number request was stored
     code, page = await rig.api("GET", "/v1/messages?to=46703000003")
