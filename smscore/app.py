@@ -17,8 +17,6 @@ from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, succe
 from twisted.internet.task import LoopingCall
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web.resource import Resource
-from twisted.internet.error import CannotListenError
-from twisted.web.server import Site
 
 from connectors.http_push import Pusher
 from connectors.number_lookup import HttpNumberLookup
@@ -38,6 +36,7 @@ from smscore.callbacks import PushWorker
 from smscore.cluster import Cluster
 from smscore.config import Config, OperatorConfig
 from smscore.customer_smpp import SmppDeliveries, serve_esmes
+from smscore.listeners import QuietSite, listen_tcp, own_listeners
 from smscore.logs import get_logger
 from smscore.metrics import Metrics
 from smscore.mo import MoRouter
@@ -220,9 +219,9 @@ class Gateway:
         metrics = Resource()
         if w is None:
             http, mon = self.config.http.listen, self.config.metrics.listen
-            self.http_port = _listen_tcp(r, http, self._public(api_factory(self, r)), "http.listen")
+            self.http_port = listen_tcp(r, http, self._public(api_factory(self, r)), "http.listen")
             metrics.putChild(b"metrics", MetricsResource(registry=self.metrics.registry))
-            self.metrics_port = _listen_tcp(r, mon, QuietSite(metrics), "metrics.listen")
+            self.metrics_port = listen_tcp(r, mon, QuietSite(metrics), "metrics.listen")
             return
         family = socket.AF_INET6 if ":" in self.config.http.listen.host else socket.AF_INET
         self.kick_port = r.adoptDatagramPort(w.kick_fd, socket.AF_INET, self.kicks)
@@ -252,21 +251,9 @@ class Gateway:
         return address_problem(address, port, self.config.push.allow_networks, self._own_listeners())
 
     def _own_listeners(self) -> list[tuple[str, int]]:
-        """The (host, port) of every listener of this node that this process knows: configured and
-        bound (port 0 in the config becomes the port the system chose), the in-process simulated
-        operators' included."""
-        c, w = self.config, self.worker
-        out = [tuple(c.http.listen), tuple(c.metrics.listen)]
-        if c.smpp_server is not None:
-            out += [tuple(a) for a in (c.smpp_server.listen, c.smpp_server.tls_listen) if a is not None]
         ports = [getattr(self, name, None) for name in ("http_port", "metrics_port", "internal_port")]
-        for port in [p for p in ports if p is not None] + self.smpp_ports:
-            host = port.getHost()
-            out.append((host.host, host.port))
-        if w is not None:
-            out += [("127.0.0.1", p) for p in (w.internal_port, *w.worker_metrics_ports)]
-        out += [a for a in (sim.address for sim in self.sims.values()) if a is not None]
-        return out
+        return own_listeners(self.config, self.worker, [p for p in ports if p is not None] + self.smpp_ports,
+                             [sim.address for sim in self.sims.values()])
 
     def _cost_of(self, operator: str, number: str) -> Decimal | None:
         op = self.config.operators.get(operator)
@@ -506,23 +493,3 @@ class Gateway:
             if not any(self.links[op].is_up() or op in elsewhere for op in profile.operators if op in self.links):
                 problems.append(f"profile {name}: no bound operator")
         return not problems, problems, more
-
-
-class QuietSite(Site):
-    """The metrics listener's site: Prometheus scrapes it every few seconds, and the workers each
-    other; a log line per scrape (Twisted's access line) would bury the gateway's own lines."""
-
-    noisy = False
-
-    def log(self, request) -> None:
-        pass
-
-
-def _listen_tcp(reactor, address, factory, key: str):
-    """``listenTCP`` on ``address``; a port in use fails naming the address and the config ``key``
-    that asked for it (the metrics and the API listener otherwise fail alike)."""
-    try:
-        return reactor.listenTCP(address.port, factory, interface=address.host)
-    except CannotListenError as exc:
-        reason = getattr(exc.socketError, "strerror", None) or str(exc.socketError)
-        raise CannotListenError(address.host, address.port, f"{reason} ({key}): is another gateway running?") from None
