@@ -383,7 +383,7 @@ class Gateway:
              (new.lookup is None, new.lookup and (new.lookup.url, new.lookup.timeout)))) if a != b]
         self.config = new
         self.pipeline.routing.profiles = {name: tuple(p.operators) for name, p in new.profiles.items()}
-        self.pipeline.set_receipt_timeout(new.gateway.receipt_timeout)
+        self.pipeline.receipt_timeouts.set_timeout(new.gateway.receipt_timeout)
         if self.cluster is not None:
             self.cluster.refresh()
         self.mo_router = MoRouter(new)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
 
 from connectors.api import MoFacts
 from smscore.model import MoMessage
@@ -36,6 +37,16 @@ class MoIntake:
         #: called with every MoMessage once it is stored whole (after routing, when there is one)
         self.on_mo: Callable[[MoMessage], object] = on_mo or self._log
         self.log = log
+        self._sweep = LoopingCall(self.expire_parts)
+        self._sweep.clock = clock
+
+    def start(self) -> None:
+        """Sweep every tenth of the reassembly timeout (0.5 to 10 s)."""
+        self._sweep.start(min(10.0, max(0.5, self.reassembly_timeout / 10)), now=True)
+
+    def stop(self) -> None:
+        if self._sweep.running:
+            self._sweep.stop()
 
     def received(self, mo: MoFacts) -> Deferred:
         """Store an MO (or a part of one) durably; the link answers the SMSC when this fires.

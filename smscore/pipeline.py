@@ -17,7 +17,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 from connectors.api import MoFacts, ReceiptFacts, SubmitError, SubmitRequest
@@ -29,6 +28,7 @@ from smscore.metrics import Metrics
 from smscore.model import CANCELLED_BY_CUSTOMER, Message, MoMessage, Status
 from smscore.mo_intake import MoIntake
 from smscore.parking import Parking
+from smscore.receipt_timeouts import ReceiptTimeouts
 from smscore.routing import Routing
 from smscore.store.base import Store
 from smscore.store.rules import BeingSubmitted
@@ -60,7 +60,6 @@ class Pipeline:
         self.routing = routing
         self.metrics = metrics or Metrics()
         self.max_in_memory = max_in_memory
-        self.receipt_timeout = receipt_timeout
         #: False in an API worker (smscore.supervisor): messages are stored unclaimed for the main
         #: worker, which ``on_unclaimed`` nudges; nothing is claimed or sent from here
         self.delivers = delivers
@@ -90,7 +89,9 @@ class Pipeline:
                              take=self._claimed, skip=held_elsewhere, before=self.parking.retry,
                              released=lambda n: self.metrics.status_changed("queued", n=n),
                              log_failure=self._log_failure)
-        self._loops: list[LoopingCall] = []  # the sweeps
+        #: no final receipt within receipt_timeout: unknown (a reload sets its timeout)
+        self.receipt_timeouts = ReceiptTimeouts(store=store, clock=clock, timeout=receipt_timeout,
+                                                after=self._after, log_failure=self._log_failure)
         self.metrics.watch_queues(self._sample_queues)
 
     # -- wiring ------------------------------------------------------------------------------
@@ -115,21 +116,15 @@ class Pipeline:
     # -- life cycle --------------------------------------------------------------------------
     def start(self) -> Deferred:
         """Keep the sweeps going, and the claims and lease (``Claims``, a restart included)."""
-        sweep = LoopingCall(self._expire_unanswered)
-        sweep.clock = self.clock
-        mo_sweep = LoopingCall(self.mo_intake.expire_parts)
-        mo_sweep.clock = self.clock
-        self._loops = [sweep, mo_sweep]
-        mo_sweep.start(min(10.0, max(0.5, self.mo_intake.reassembly_timeout / 10)), now=True)
-        sweep.start(min(60.0, max(1.0, self.receipt_timeout / 10)), now=True)
+        self.mo_intake.start()
+        self.receipt_timeouts.start()
         return self.claims.start()
 
     def stop(self) -> Deferred:
         """Stop claiming; give back what is queued in memory so another node need not wait."""
         self.claims.stop()
-        for loop in self._loops:
-            if loop.running:
-                loop.stop()
+        self.receipt_timeouts.stop()
+        self.mo_intake.stop()
         ids = [m.id for q in self.queues.values() for m in q] + self.parking.drop() + list(self._looking)
         ids += [entry[1].id for entry in self._cancelling.values() if entry[1] is not None]
         self._looking.clear()
@@ -139,24 +134,6 @@ class Pipeline:
         if not ids:
             return succeed(None)
         return self.store.release(self.node, ids)
-
-    def set_receipt_timeout(self, seconds: float) -> None:
-        """A reload's ``receipt_timeout``: the next sweep uses it, and the sweeps come as often as
-        it needs (a tenth of it, 1 to 60 s)."""
-        if seconds == self.receipt_timeout:
-            return
-        self.receipt_timeout = seconds
-        sweep = self._loops[0] if self._loops else None
-        if sweep is not None and sweep.running:
-            sweep.stop()
-            sweep.start(min(60.0, max(1.0, seconds / 10)), now=True)
-
-    def _expire_unanswered(self) -> Deferred:
-        """Messages with no final receipt within receipt_timeout become ``unknown``."""
-        now = self.clock.seconds()
-        d = self.store.expire_unanswered(now - self.receipt_timeout, now, self.receipt_timeout)
-        d.addCallbacks(self._after, self._log_failure, errbackArgs=("receipt timeout sweep failed",))
-        return d
 
     def _claimed(self, message: Message) -> None:
         """A message claimed from the store: this node's now, to send."""

@@ -274,7 +274,7 @@ def test_a_reloaded_receipt_timeout_applies_at_once():
     m = message(clock)
     run(p.accept([m]))
     link.accept()
-    p.set_receipt_timeout(5.0)
+    p.receipt_timeouts.set_timeout(5.0)
     clock.advance(4.5)
     assert store.messages[m.id].status is Status.SUBMITTED
     clock.advance(1.0)
