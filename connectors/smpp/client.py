@@ -40,9 +40,7 @@ whenever it may have grown: a response or a response timeout, a session bound, t
 back-off, a tps bucket refilled after it ran dry (a timer is scheduled only then).
 
 Throttling (ESME_RTHROTTLED, ESME_RMSGQFUL): the message fails THROTTLED and the link sends nothing
-for 1 s, doubling (up to 30 s) each time a part sent after the previous back-off began is throttled
-again, back to 1 s after an accepted part. Responses to parts sent before a back-off began do not
-extend it (ten throttled responses in one window are one signal, not ten). A TRANSIENT answer from
+for a while (``pacing.BackOff``: 1 s, doubling up to 30 s while it goes on). A TRANSIENT answer from
 the SMSC (ESME_RSYSERR, a generic_nack ...) backs the link off the same way: the SMSC's trouble of
 the moment, which a message sent again at once meets again at once (``SubmitError.answered`` lets
 the core count how often one message met it: ``policies.retry.refused_too_often``).
@@ -102,7 +100,7 @@ from connectors.smpp.defs import status_name
 from connectors.smpp.inbound import InboundRequests
 from connectors.smpp.outgoing import OutgoingMessage, OutgoingPart, PartBuilder
 from connectors.smpp.protocol import RequestFailed, SMPPProtocol
-from connectors.smpp.pacing import EPS, RecentCount, TokenBucket
+from connectors.smpp.pacing import EPS, BackOff, RecentCount, TokenBucket
 from connectors.smpp.receipts import ID_FORMATS, keys_for_submit
 
 __all__ = [
@@ -112,8 +110,6 @@ __all__ = [
     "SUBMIT_STATUS_KINDS",
 ]
 
-THROTTLE_BACKOFF_MIN = 1.0
-THROTTLE_BACKOFF_MAX = 30.0
 RECONNECT_FACTOR = 2.0
 UNBIND_TIMEOUT = 5.0
 #: How often bound sessions are checked for a silent SMSC (seconds).
@@ -158,9 +154,7 @@ class OperatorLink:
         self._queue: deque[OutgoingPart] = deque()
         self._bucket = TokenBucket(settings.tps, reactor.seconds()) if settings.tps > 0 else None
         self._refill_call = None
-        self._throttle_until = 0.0
-        self._throttle_started = float("-inf")
-        self._throttle_repeats = 0
+        self._backoff_pace = BackOff()
         self._throttle_call = None
         self._parts = PartBuilder(settings)
         self._sent = RecentCount()  # submit_sm written, for submits_per_second
@@ -277,7 +271,7 @@ class OperatorLink:
         return {
             "operator": self.name, "up": self.is_up(), "host": self.settings.host, "port": self.settings.port,
             "tls": self.settings.tls, "bind": self.settings.bind, "window": self.settings.window,
-            "tps": self.settings.tps or None, "throttled_for": round(max(0.0, self._throttle_until - now), 3),
+            "tps": self.settings.tps or None, "throttled_for": round(self._backoff_pace.remaining(now), 3),
             "queued_parts": len(self._queue), "in_flight": sum(s["in_flight"] for s in sessions),
             "submits_per_second": round(self._sent.rate(now), 3), "sessions": sessions,
         }
@@ -302,7 +296,7 @@ class OperatorLink:
         if room <= 0:
             return 0
         now = self.reactor.seconds()
-        if now < self._throttle_until:
+        if self._backoff_pace.remaining(now):
             return 0
         if self._bucket is not None:
             tokens = int(self._bucket.available(now) + EPS)
@@ -360,7 +354,7 @@ class OperatorLink:
         try:
             while self._queue and not self._stopped:
                 now = self.reactor.seconds()
-                if now < self._throttle_until:
+                if self._backoff_pace.remaining(now):
                     return
                 session = self._least_loaded()
                 if session is None:
@@ -387,8 +381,7 @@ class OperatorLink:
     def _part_accepted(self, resp: PDU, part: OutgoingPart, proto: SMPPProtocol | None = None) -> None:
         if proto is not None:
             proto.timeouts_in_a_row = 0
-        if part.sent_at > self._throttle_started:
-            self._throttle_repeats = 0
+        self._backoff_pace.accepted(part.sent_at)
         key = keys_for_submit(str(resp.params.get("message_id", "")), self.settings.receipt_id_format)
         if not key:
             self.log.warning("submit_sm_resp without message_id: its receipt cannot be matched",
@@ -450,13 +443,9 @@ class OperatorLink:
 
     # -- throttling and tps -------------------------------------------------------------------
     def _throttled(self, sent_at: float, why: str) -> None:
-        if sent_at <= self._throttle_started:
+        delay = self._backoff_pace.refused(sent_at, self.reactor.seconds())
+        if delay is None:
             return  # sent before the running (or last) back-off began: the same signal again
-        now = self.reactor.seconds()
-        delay = min(THROTTLE_BACKOFF_MAX, THROTTLE_BACKOFF_MIN * 2 ** min(self._throttle_repeats, 30))
-        self._throttle_repeats += 1
-        self._throttle_started = now
-        self._throttle_until = now + delay
         if self._throttle_call is not None and self._throttle_call.active():
             self._throttle_call.cancel()
         self._throttle_call = self.reactor.callLater(delay, self._throttle_over)

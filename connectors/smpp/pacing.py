@@ -1,13 +1,15 @@
 """An operator's pace: its tps as a token bucket, shared by all its sessions (``tps`` tokens a
-second, holding at most ``TPS_BURST_SECONDS`` worth: a short burst, then an even pace), and the
-pace it really went at (``RecentCount``: submits over the last seconds, for ``GET /v1/admin/binds``).
-Both are pure: the caller passes the time in (its reactor's clock)."""
+second, holding at most ``TPS_BURST_SECONDS`` worth: a short burst, then an even pace), the
+back-off after the SMSC refused for now (``BackOff``: throttling, a temporary error), and the pace
+it really went at (``RecentCount``: submits over the last seconds, for ``GET /v1/admin/binds``).
+All are pure: the caller passes the time in (its reactor's clock)."""
 
 from __future__ import annotations
 
 from collections import deque
 
-__all__ = ["EPS", "RATE_WINDOW", "TPS_BURST_SECONDS", "RecentCount", "TokenBucket", "bucket_size"]
+__all__ = ["BACKOFF_MAX", "BACKOFF_MIN", "EPS", "RATE_WINDOW", "TPS_BURST_SECONDS", "BackOff", "RecentCount",
+           "TokenBucket", "bucket_size"]
 
 #: The bucket holds this many seconds' worth of tokens.
 TPS_BURST_SECONDS = 0.1
@@ -43,6 +45,43 @@ class TokenBucket:
     def wait(self, now: float) -> float:
         """Seconds until one whole token is there."""
         return max(0.0, (1 - self.available(now)) / self.rate)
+
+
+#: The first back-off after the SMSC refused for now, and the longest (doubling in between).
+BACKOFF_MIN = 1.0
+BACKOFF_MAX = 30.0
+
+
+class BackOff:
+    """When the link may send again after the SMSC refused a submit for now (ESME_RTHROTTLED,
+    ESME_RSYSERR ...): nothing for ``BACKOFF_MIN``, doubling up to ``BACKOFF_MAX`` each time a part
+    sent after the previous back-off began is refused again, back to the minimum after an accepted
+    one. Refusals of parts sent before a back-off began do not extend it (ten refusals of one
+    window are one signal, not ten)."""
+
+    def __init__(self) -> None:
+        self.until = 0.0
+        self.started = float("-inf")
+        self.repeats = 0
+
+    def refused(self, sent_at: float, now: float) -> float | None:
+        """A part sent at ``sent_at`` was refused at ``now``: the seconds of a new back-off, or
+        None when it belongs to the running (or last) one."""
+        if sent_at <= self.started:
+            return None
+        delay = min(BACKOFF_MAX, BACKOFF_MIN * 2 ** min(self.repeats, 30))
+        self.repeats += 1
+        self.started = now
+        self.until = now + delay
+        return delay
+
+    def accepted(self, sent_at: float) -> None:
+        """A part sent at ``sent_at`` was accepted: the next back-off starts from the minimum."""
+        if sent_at > self.started:
+            self.repeats = 0
+
+    def remaining(self, now: float) -> float:
+        return max(0.0, self.until - now)
 
 
 #: The span (seconds) a link's measured submit rate is taken over.

@@ -46,3 +46,19 @@ def test_token_bucket_bursts_then_paces():
     assert abs(bucket.wait(clock.seconds()) - 0.05) < 1e-9
     clock.advance(0.05)
     assert bucket.take(clock.seconds())
+
+
+def test_back_off_doubles_while_refusals_go_on_and_a_window_is_one_signal():
+    from connectors.smpp.pacing import BackOff
+
+    b = BackOff()
+    assert b.remaining(0.0) == 0
+    assert b.refused(sent_at=0.0, now=0.1) == 1.0 and b.remaining(0.6) == 0.5
+    assert b.refused(sent_at=0.05, now=0.2) is None  # sent before it began: the same signal
+    assert b.refused(sent_at=1.2, now=1.3) == 2.0  # sent after: longer
+    assert b.refused(sent_at=3.4, now=3.5) == 4.0
+    b.accepted(sent_at=7.6)
+    assert b.refused(sent_at=7.7, now=7.8) == 1.0  # an accepted part: from the minimum again
+    for i in range(10):
+        last = b.refused(sent_at=10.0 + 100 * i, now=10.1 + 100 * i)
+    assert last == 30.0  # capped
