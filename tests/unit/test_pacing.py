@@ -1,8 +1,9 @@
 """The pace counters of connectors.smpp.pacing, on a twisted Clock: the token bucket's budget and
-the measured submit rate ``GET /v1/admin/binds`` shows."""
+the measured submit rate ``GET /v1/admin/binds`` shows, and the back-off after a refusal."""
 
 from __future__ import annotations
 
+import pytest
 from twisted.internet.task import Clock
 
 from connectors.smpp.pacing import RATE_WINDOW, RecentCount, TokenBucket
@@ -53,7 +54,7 @@ def test_back_off_doubles_while_refusals_go_on_and_a_window_is_one_signal():
 
     b = BackOff()
     assert b.remaining(0.0) == 0
-    assert b.refused(sent_at=0.0, now=0.1) == 1.0 and b.remaining(0.6) == 0.5
+    assert b.refused(sent_at=0.0, now=0.1) == 1.0 and b.remaining(0.6) == pytest.approx(0.5)
     assert b.refused(sent_at=0.05, now=0.2) is None  # sent before it began: the same signal
     assert b.refused(sent_at=1.2, now=1.3) == 2.0  # sent after: longer
     assert b.refused(sent_at=3.4, now=3.5) == 4.0
