@@ -36,7 +36,7 @@ class QuietSite(Site):
     noisy = False
 
     def log(self, request) -> None:
-        pass
+        """No access line: see the class."""
 
 
 def listen_tcp(reactor, address, factory, key: str):
