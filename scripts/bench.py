@@ -45,6 +45,7 @@ import asyncio
 import json
 import os
 import resource
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -195,7 +196,10 @@ class Rig:
             self.pg_name = f"smsgw_bench_{self.tmp.name.rsplit('-', 1)[-1].lower()}"
             self.db = self.store_url = create_database(args.pg_url, self.pg_name)
         self.http_port, self.metrics_port, self.smpp_port = free_port(), free_port(), free_port()
-        self.callback_port = free_port() if scenario.callbacks else 0
+        # The callback receiver's port is held from now on: the gateway starts first, and its own
+        # listeners on port 0 could otherwise be given a port merely picked here (it happened).
+        self.callback_socket = socket.create_server(("127.0.0.1", 0), backlog=1024) if scenario.callbacks else None
+        self.callback_port = self.callback_socket.getsockname()[1] if self.callback_socket else 0
         self.procs: list[subprocess.Popen] = []
 
     def __enter__(self) -> Rig:
@@ -238,6 +242,8 @@ class Rig:
         for proc in reversed(self.procs):
             stop_process(proc)
         self.procs.clear()
+        if self.callback_socket is not None:
+            self.callback_socket.close()
         if self.pg_name:
             drop_database(self.args.pg_url, self.pg_name)
             self.pg_name = None
@@ -259,7 +265,7 @@ async def _measure(scenario: Scenario, args, rig: Rig, bodies: list[bytes], mess
     receiver = None
     if scenario.callbacks:
         receiver = CallbackReceiver(SECRET)
-        await receiver.start(rig.callback_port)
+        await receiver.start(sock=rig.callback_socket)
     try:
         cpu0 = {k: cpu_seconds(p) for k, p in rig.pids.items()}
         threads0 = thread_cpu(rig.pids["smsgw"])

@@ -148,9 +148,14 @@ class CallbackReceiver:
 
     # -- the HTTP/1.1 server ----------------------------------------------------------------------
 
-    async def start(self, port: int = 0) -> int:
-        """Listen on 127.0.0.1:``port`` (0: any free port); returns the port."""
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", port, backlog=1024, limit=_MAX_HEAD)
+    async def start(self, port: int = 0, sock=None) -> int:
+        """Listen on 127.0.0.1:``port`` (0: any free port), or on ``sock``, a listening socket the
+        caller opened before (so that no other program takes its port meanwhile); returns the port."""
+        if sock is not None:
+            self._server = await asyncio.start_server(self._serve, sock=sock, backlog=1024, limit=_MAX_HEAD)
+        else:
+            self._server = await asyncio.start_server(self._serve, "127.0.0.1", port, backlog=1024,
+                                                      limit=_MAX_HEAD)
         return self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
