@@ -390,6 +390,33 @@ def test_on_a_phone(gateway, seeded):
         b.close()
 
 
+def test_the_message_log_offers_more_only_when_there_is_more(own_gateway):
+    """The look-ups' next_cursor follows every full page, an exactly full last one too: 50
+    messages (one full page) offer nothing more, 51 do."""
+    def more_offered(b):
+        return any(e.is_displayed() for e in b.css("button") if e.text == "Load more")
+
+    status, _ = http("POST", own_gateway.url + "/v1/messages",
+                     {"to": [f"467012{i:05d}" for i in range(50)], "text": "Bulk"}, key="demo-key")
+    assert status == 202
+    b = Browser(own_gateway.url)
+    try:
+        b.sign_in(ADMIN)
+        b.go("#/messages")
+        b.wait(lambda: len(b.css('td[data-label="Text"]')) == 50, what="a full page of 50")
+        assert not more_offered(b)  # exactly 50: nothing more to load
+        send(own_gateway, "demo-key", "46701299999", "The 51st")
+        b.driver.refresh()
+        b.wait(lambda: b.css('td[data-label="Text"]') and b.css('td[data-label="Text"]')[0].text == "The 51st",
+               what="the 51st on top")
+        assert more_offered(b), "Load more, for the 51st message"
+        b.button("Load more").click()
+        b.wait(lambda: len(b.css('td[data-label="Text"]')) == 51, what="all 51")
+        assert not more_offered(b) and b.errors() == []
+    finally:
+        b.close()
+
+
 def test_the_mo_page_offers_more_only_when_there_is_more(own_gateway):
     """A customer's /v1/inbound gives a cursor after every page, the last one too; the admin list
     one after every full page: 1, 50 (one full page) and 51 MO, for both keys."""

@@ -43,14 +43,23 @@ function filtersForm(route, who) {
     h("summary", {}, inUse ? "Filters (in use)" : "Filters"), form);
 }
 
-function query(route, who, cursor) {
+const PAGE = 50;
+
+function query(route, who, cursor, limit = PAGE) {
   const q = {};
   for (const k of who.admin ? ["account", "status", "to", "operator", "since", "until"] : ["status", "to", "since", "until"]) {
     q[k] = route.params.get(k);
   }
   q.cursor = cursor;
-  q.limit = 50;
+  q.limit = limit;
   return (who.admin ? "/v1/admin/messages" : "/v1/messages/search") + qs(q);
+}
+
+// Is there more after this page? next_cursor is set after every full page, the last one too when
+// it is exactly full: one message more is asked for to know.
+async function following(route, who, page) {
+  if (!page.next_cursor || page.messages.length < PAGE) return null;
+  return (await get(query(route, who, page.next_cursor, 1))).messages.length ? page.next_cursor : null;
 }
 
 export function messageColumns(who) {
@@ -76,7 +85,7 @@ export async function messageLog(main, route, who) {
     try {
       const page = await get(query(route, who, next));
       rows = rows.concat(page.messages);
-      next = page.next_cursor;
+      next = await following(route, who, page);
       draw();
     } catch (e) { replace(list, failure(e)); }
   } }, "Load more");
@@ -90,7 +99,7 @@ export async function messageLog(main, route, who) {
     list, more);
   const first = await get(query(route, who));
   rows = first.messages;
-  next = first.next_cursor;
+  next = await following(route, who, first);
   draw();
   // Live: the first page again; newer messages go on top, known ones take their new status.
   const timer = setInterval(async () => {
