@@ -92,6 +92,14 @@ class Rig:
                                headers={"Authorization": ["Bearer acme-key"]})
         return resp.code, await resp.json()
 
+    async def push_errors_for(self, callback_url):
+        """Send one message whose status callbacks go to ``callback_url``; the errors of the push
+        attempts once there are some."""
+        code, answer = await self.send({"to": "46701234567", "text": "hi", "callback_url": callback_url})
+        assert code == 202, answer  # the host is one of callback_hosts; the address is judged at connect
+        await eventually(lambda: self.push_errors(), "a push attempt", state=self.push_errors)
+        return self.push_errors()
+
     def push_errors(self):
         with sqlite3.connect(self.db) as conn:
             return [row[0] for row in conn.execute("SELECT last_error FROM push_jobs WHERE attempts > 0")]
@@ -118,11 +126,8 @@ async def test_a_request_callback_url_naming_the_gateways_own_api_is_never_pushe
     await rig.gw.start()
     try:
         api = rig.gw.http_port.getHost().port
-        code, answer = await rig.send({"to": "46701234567", "text": "hi",
-                                       "callback_url": f"http://127.0.0.1:{api}/v1/admin/reload"})
-        assert code == 202, answer  # the host is one of callback_hosts; the address is refused at connect
-        await eventually(lambda: rig.push_errors(), "a push attempt", state=rig.push_errors)
-        assert all("own listeners" in e for e in rig.push_errors()), rig.push_errors()
+        errors = await rig.push_errors_for(f"http://127.0.0.1:{api}/v1/admin/reload")
+        assert all("own listeners" in e for e in errors), errors
         code, answer = await rig.send({"to": "46701234567", "text": "hi"})  # the account's own URL: allowed
         await eventually(lambda: backend.requests, "a callback to the allowed backend")
     finally:
@@ -136,10 +141,8 @@ async def test_the_in_process_simulated_operators_are_the_gateways_own_listeners
     await rig.gw.start()
     try:
         host, port = rig.gw.sims["sim_a"].address
-        code, answer = await rig.send({"to": "46701234567", "text": "hi", "callback_url": f"http://{host}:{port}/x"})
-        assert code == 202, answer
-        await eventually(lambda: rig.push_errors(), "a push attempt", state=rig.push_errors)
-        assert all("own listeners" in e for e in rig.push_errors()), rig.push_errors()
+        errors = await rig.push_errors_for(f"http://{host}:{port}/x")
+        assert all("own listeners" in e for e in errors), errors
     finally:
         await rig.gw.stop()
 

@@ -239,20 +239,27 @@ def test_an_unanswered_submit_is_sent_again_and_counted_as_a_possible_duplicate(
     assert store.messages[m.id].status is Status.QUEUED and store.messages[m.id].tried == ()
 
 
-def test_no_receipt_within_receipt_timeout_makes_the_message_unknown():
+def submitted_on_one_operator(receipt_timeout: float):
+    """A pipeline on a clock at 1000 s with one operator, "cheap", and one message it submitted
+    there: (clock, pipeline, store, metrics, message)."""
     clock = Clock()
     clock.advance(1000)
     metrics = Metrics(CollectorRegistry())
     routing = Routing({"standard": ("cheap",)}, lambda op, to: COSTS[op])
     store = MemoryStore(StoreRules(untried=routing.untried))
-    p = Pipeline(store=store, clock=clock, node="gw1", lease=30.0, metrics=metrics, receipt_timeout=600.0,
-                 routing=routing)
+    p = Pipeline(store=store, clock=clock, node="gw1", lease=30.0, metrics=metrics,
+                 receipt_timeout=receipt_timeout, routing=routing)
     link = FakeLink("cheap")
     p.add_link(link)
     run(p.start())
     m = message(clock)
     run(p.accept([m]))
     link.accept()
+    return clock, p, store, metrics, m
+
+
+def test_no_receipt_within_receipt_timeout_makes_the_message_unknown():
+    clock, _, store, metrics, m = submitted_on_one_operator(600.0)
     clock.advance(599)
     assert store.messages[m.id].status is Status.SUBMITTED
     clock.advance(61)  # the sweep runs every minute (a tenth of the timeout, at most 60 s)
@@ -263,17 +270,7 @@ def test_no_receipt_within_receipt_timeout_makes_the_message_unknown():
 def test_a_reloaded_receipt_timeout_applies_at_once():
     """docs/configuration.md: receipt_timeout is applied at reload: the next sweep uses it, and the
     sweeps come as often as it needs (72 h swept each minute; 5 s each second)."""
-    clock = Clock()
-    clock.advance(1000)
-    routing = Routing({"standard": ("cheap",)}, lambda op, to: COSTS[op])
-    store = MemoryStore(StoreRules(untried=routing.untried))
-    p = Pipeline(store=store, clock=clock, node="gw1", lease=30.0, receipt_timeout=72 * 3600.0, routing=routing)
-    link = FakeLink("cheap")
-    p.add_link(link)
-    run(p.start())
-    m = message(clock)
-    run(p.accept([m]))
-    link.accept()
+    clock, p, store, _, m = submitted_on_one_operator(72 * 3600.0)
     p.receipt_timeouts.set_timeout(5.0)
     clock.advance(4.5)
     assert store.messages[m.id].status is Status.SUBMITTED
