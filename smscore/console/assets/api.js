@@ -76,3 +76,12 @@ export function qs(params) {
   const s = out.toString();
   return s ? "?" + s : "";
 }
+
+// The cursor to load more from, or null when nothing follows. A look-up's next_cursor follows every
+// full page, an exactly full last one too (and a customer's /v1/inbound gives one after every
+// page, to poll from), so after a full page one item more is asked for (probe(cursor): the
+// same look-up from that cursor, limit 1) to know.
+export async function cursorForMore(page, size, probe) {
+  if (!page.next_cursor || page.messages.length < size) return null;
+  return (await get(probe(page.next_cursor))).messages.length ? page.next_cursor : null;
+}

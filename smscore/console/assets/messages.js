@@ -2,7 +2,7 @@
 // cost and receipt text). An admin key reads /v1/admin/messages; a customer's key
 // /v1/messages/search and /v1/messages/{id}, which answer for its own account only.
 
-import { get, qs } from "./api.js";
+import { cursorForMore, get, qs } from "./api.js";
 import { failure, facts, field, h, messageLink, money, numberLink, replace, select, status, table, time } from "./dom.js";
 
 export const STATUSES = ["scheduled", "pending_approval", "paused", "queued", "submitted", "buffered",
@@ -55,12 +55,7 @@ function query(route, who, cursor, limit = PAGE) {
   return (who.admin ? "/v1/admin/messages" : "/v1/messages/search") + qs(q);
 }
 
-// Is there more after this page? next_cursor is set after every full page, the last one too when
-// it is exactly full: one message more is asked for to know.
-async function following(route, who, page) {
-  if (!page.next_cursor || page.messages.length < PAGE) return null;
-  return (await get(query(route, who, page.next_cursor, 1))).messages.length ? page.next_cursor : null;
-}
+const following = (route, who, page) => cursorForMore(page, PAGE, (cursor) => query(route, who, cursor, 1));
 
 export function messageColumns(who) {
   return [

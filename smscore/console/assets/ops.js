@@ -2,7 +2,7 @@
 // stop list and MO. Actions call the admin API and say what happened in the live region; the
 // page is then read again, so what it shows is what the gateway stored.
 
-import { ApiFailure, get, post, qs } from "./api.js";
+import { ApiFailure, cursorForMore, get, post, qs } from "./api.js";
 import { failure, facts, field, h, messageLink, money, notify, numberLink, replace, table, time } from "./dom.js";
 
 const REFRESH_MS = 3000;
@@ -194,13 +194,7 @@ export async function inbound(main, route, who) {
   const list = h("div");
   const path = (cursor, limit = PAGE) => (who.admin ? "/v1/admin/inbound" : "/v1/inbound") + qs({ cursor, limit });
   const more = h("button", { type: "button", class: "quiet", hidden: true, onclick: () => load(next).catch((e) => replace(list, failure(e))) }, "Load more");
-  // Is there more after this page? Only when the page was full and an MO follows it: a customer's
-  // /v1/inbound gives a cursor to poll from after every page, the last one too, and the admin
-  // list's next_cursor is set after every full page, so one MO more is asked for to know.
-  const after = async (page) => {
-    if (!page.next_cursor || page.messages.length < PAGE) return null;
-    return (await get(path(page.next_cursor, 1))).messages.length ? page.next_cursor : null;
-  };
+  const after = (page) => cursorForMore(page, PAGE, (cursor) => path(cursor, 1));
   const load = async (cursor) => {
     const page = await get(path(cursor));
     rows = rows.concat(page.messages);
