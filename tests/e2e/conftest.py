@@ -59,6 +59,18 @@ def smsgw(*args, timeout=60, check=False) -> subprocess.CompletedProcess:
     return proc
 
 
+def one_line_error(proc, code, *fragments, stdout=None) -> None:
+    """``proc`` (an ``smsgw`` command) failed with ``code`` and one line on stderr naming every
+    fragment (SPEC §2); with ``stdout``, its standard output was exactly that."""
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("smsgw: "), proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    if stdout is not None:
+        assert proc.stdout == stdout, proc.stdout
+
+
 @pytest.fixture
 def gateways(tmp_path):
     started: list[GatewayProcess] = []

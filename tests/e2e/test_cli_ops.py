@@ -8,7 +8,7 @@ import os
 import signal
 import time
 
-from tests.e2e.conftest import smsgw
+from tests.e2e.conftest import one_line_error, smsgw
 from tests.harness.net import free_port, http
 from tests.harness.waiting import wait_until
 
@@ -51,14 +51,6 @@ def start(gateways, extra=""):
 def ops(gw, *args):
     """An ops command against the gateway of ``gw``'s config file, with the admin key."""
     return smsgw(*args, "-c", str(gw.config), "--admin-key", "ops-key")
-
-
-def one_line_error(proc, code, *fragments):
-    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("smsgw: "), proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 def send(gw, to, text="hello", key="demo-key"):

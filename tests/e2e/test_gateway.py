@@ -7,7 +7,7 @@ import re
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import DEMO_CONFIG, SIM_CONFIG, smsgw
+from tests.e2e.conftest import DEMO_CONFIG, SIM_CONFIG, one_line_error, smsgw
 from tests.harness.net import free_port, http
 from tests.harness.waiting import wait_until
 
@@ -39,27 +39,25 @@ def test_errors_are_one_line_and_non_zero(tmp_path):
     assert proc.stderr.strip().count("\n") == 0 and "cannot reach the gateway" in proc.stderr
 
 
-def one_line(proc, code: int, says: str) -> None:
-    assert (proc.returncode, proc.stdout) == (code, ""), proc.stderr
-    assert proc.stderr.startswith("smsgw: ") and proc.stderr.count("\n") == 1 and says in proc.stderr, proc.stderr
-
-
 def test_bad_options_and_a_missing_file_are_one_line_not_a_traceback(tmp_path):
     missing = str(tmp_path / "missing.toml")
     for command in (["run", "-c", missing], ["status", "-c", missing, "--key", "k", "x"],
                     ["send", "-c", missing, "--key", "k", "--to", "46701234567", "--text", "x"],
                     ["reload", "-c", missing, "--admin-key", "k"]):
-        one_line(smsgw(*command), 2, f"{missing}: cannot read the file")  # not a fall back to 127.0.0.1:8080
+        # not a fall back to 127.0.0.1:8080
+        one_line_error(smsgw(*command), 2, f"{missing}: cannot read the file", stdout="")
     for url, says in (("notaurl", "--url must be http:// or https://"), ("http://[::1", "is not a URL"),
                       ("http://h:abc", "is not a URL")):
-        one_line(smsgw("send", "--url", url, "--key", "k", "--to", "46701234567", "--text", "x"), 2, says)
-        one_line(smsgw("messages", "--url", url, "--admin-key", "k"), 2, says)
-    one_line(smsgw("smsc-sim", "--listen", "127.0.0.1:0", "--receipt-delay", "xyz"), 2, "--receipt-delay: must be")
-    one_line(smsgw("smsc-sim", "--listen", "127.0.0.1:0", "--throttle-tps", "-5"), 2, "--throttle-tps must be >= 0")
-    one_line(smsgw("smsc-sim", "--listen", "127.0.0.1:0", "--window", "0"), 2, "--window must be at least 1")
+        send = ["send", "--url", url, "--key", "k", "--to", "46701234567", "--text", "x"]
+        one_line_error(smsgw(*send), 2, says, stdout="")
+        one_line_error(smsgw("messages", "--url", url, "--admin-key", "k"), 2, says, stdout="")
+    for option, value, says in (("--receipt-delay", "xyz", "--receipt-delay: must be"),
+                                ("--throttle-tps", "-5", "--throttle-tps must be >= 0"),
+                                ("--window", "0", "--window must be at least 1")):
+        one_line_error(smsgw("smsc-sim", "--listen", "127.0.0.1:0", option, value), 2, says, stdout="")
     bad = tmp_path / "bad.toml"
     bad.write_text("[gateway\n")  # one error: one line, not the error and a count of errors
-    one_line(smsgw("run", "-c", str(bad)), 2, str(bad))
+    one_line_error(smsgw("run", "-c", str(bad)), 2, str(bad), stdout="")
 
 
 def test_send_status_metrics_failover_and_clean_stop(gateways, tmp_path):
