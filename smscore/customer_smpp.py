@@ -44,7 +44,7 @@ from smscore.api.render import store_errors
 from smscore.errors import ApiError
 from smscore.logs import get_logger
 from smscore.model import SMPP_TARGET, Status, is_cancel
-from smscore.submission import build_messages
+from smscore.submission import build_messages, udh_part_problem
 
 #: registered_delivery → which status events become receipts (a ``policies.callbacks`` selection)
 RECEIPTS = {ReceiptRequest.ALL: FINAL, ReceiptRequest.FAILURES: FINAL_FAILURES, ReceiptRequest.NONE: ""}
@@ -129,6 +129,10 @@ class CustomerSmpp:
             messages = build_messages(body, account, config, now)
         except ApiError as exc:
             raise Refused(exc.code, exc.message) from None
+        if submit.udh:
+            problem = udh_part_problem(submit.text, submit.encoding, submit.udh, messages[0].profile, config)
+            if problem is not None:
+                raise Refused("text_too_long", problem)
         for m in messages:
             m.callback_url = SMPP_TARGET
             m.callback_statuses = RECEIPTS[submit.receipts]

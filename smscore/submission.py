@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from connectors.smpp import text as sms_text
+from connectors.smpp.addressing import wire_encodings
 from policies import numbers
 from policies.approval import unapproved_links
 from policies.callback_urls import host_allowed, host_of, url_problem
@@ -95,6 +96,35 @@ def default_sender(account, gateway) -> str:
     return gateway.default_sender
 
 
+def profile_latin1(profile: Any, config) -> list[bool]:
+    """The ``latin1`` setting of each operator of ``profile`` (none for a profile not configured)."""
+    found = config.profiles.get(profile) if isinstance(profile, str) else None
+    if found is None:
+        return []
+    return [config.operators[name].latin1 for name in found.operators if name in config.operators]
+
+
+def wire_parts(text: str, encoding: sms_text.Encoding, profile: Any, config) -> int:
+    """The parts ``text`` takes on the operator of ``profile`` that needs the most (an operator
+    without Latin-1 gets a ``latin1`` text as GSM or UCS-2: ``addressing.wire_encoding``): the count
+    held to max_parts, charged and stored, so that no link sends more (SPEC §7)."""
+    if encoding is not sms_text.Encoding.LATIN1:  # GSM stays GSM; UCS-2 never takes more parts
+        return sms_text.count_parts(text, encoding)
+    return max(sms_text.count_parts(text, each)
+               for each in wire_encodings(encoding, text, profile_latin1(profile, config)))
+
+
+def udh_part_problem(text: str, encoding: sms_text.Encoding, udh: bytes, profile: Any, config) -> str | None:
+    """Why a part its sender concatenated (``udh``) would not stay one SMS on some operator of
+    ``profile`` (a ``latin1`` part going as UCS-2 takes twice the octets), or None."""
+    for each in sorted(wire_encodings(encoding, text, profile_latin1(profile, config))):
+        try:
+            sms_text.one_part_with_udh(text, each, udh)
+        except ValueError as exc:  # UnencodableText too: the fallbacks carry every Latin-1 text
+            return str(exc)
+    return None
+
+
 def build_messages(body: Any, account, config, now: float) -> list[Message]:
     """Validate ``body`` for ``account`` and return the messages to store (not yet stored)."""
     if not isinstance(body, dict):
@@ -143,7 +173,7 @@ def build_messages(body: Any, account, config, now: float) -> list[Message]:
             raise invalid_request("text", f"The text cannot be encoded: {exc}") from None
         encoding_problem = f"The text cannot be sent as {requested}: {exc}"
         encoding = sms_text.choose_encoding(text, "auto")  # it fits auto: only a surrogate fits none
-    parts = sms_text.count_parts(text, encoding)
+    parts = wire_parts(text, encoding, body.get("profile", account.profile), config)
     if parts > limit:
         raise unprocessable("text_too_long", "text",
                             f"The text needs {parts} parts as {encoding.value}; at most {limit} are allowed.")

@@ -3,12 +3,13 @@ the operator links (``client.py``) and of the SMPP server's deliver_sm (``delive
 
 Encoding per operator (``wire_encoding``). SPEC §7 allows Latin-1 only for operators with
 ``latin1 = true``, but a message's encoding is chosen at acceptance, before its operator is, so
-the link adapts it. A ``latin1`` message to an operator without Latin-1 goes as UCS-2: the same
-text (a Latin-1 character is one UTF-16 unit), but 67 characters a part instead of 134, so it may
-need more parts than were counted at acceptance (twice as many; three for one part of 71 to 140
-characters); only more than 255 parts fails (PERMANENT). A ``ucs2`` message whose every character
-is Latin-1 goes to an operator with Latin-1 as Latin-1 (never more parts). GSM stays GSM. So the
-number of keys ``submit`` fires with can differ from the part count the core stored.
+the link adapts it. A ``latin1`` message (asked for by a request, or data_coding 1 or 3 from an
+ESME) to an operator without Latin-1 goes as ``auto`` would: GSM when every character fits, else
+UCS-2. A ``ucs2`` message whose every character is Latin-1 goes to an operator with Latin-1 as
+Latin-1 (never more parts). GSM stays GSM. Either fallback may need more parts than Latin-1 (UCS-2
+67 characters a part instead of 134; GSM's extension characters count two), so acceptance counts
+the most any operator of the message's profile needs (``wire_encodings``): that is the count
+held to ``max_parts``, charged and stored, and no link sends more.
 
 Addresses: destination TON 1 / NPI 1 (a leading ``+`` is dropped). Source: letters → alphanumeric
 (TON 5 / NPI 0); up to 6 digits → a short code (TON 3 network specific / NPI 0); more digits →
@@ -23,18 +24,21 @@ sequence from its UDH or its SAR TLVs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from connectors.smpp.text import (
     ConcatInfo,
     Encoding,
     InvalidUDH,
     decode,
+    fits_gsm,
     gsm_fill_bits,
     gsm_unpack,
     parse_udh,
 )
 
 __all__ = ["DATA_CODING", "decode_mo_text", "destination_address", "mo_concat", "mo_encoding",
-           "source_address", "wire_encoding"]
+           "source_address", "wire_encoding", "wire_encodings"]
 
 #: The data_coding an operator gets for each encoding.
 DATA_CODING = {Encoding.GSM7: 0, Encoding.LATIN1: 3, Encoding.UCS2: 8}
@@ -68,10 +72,16 @@ def wire_encoding(encoding: Encoding, text: str, latin1: bool) -> Encoding:
     """The encoding a message goes in to an operator with (``latin1``) or without Latin-1;
     see the module docstring."""
     if encoding is Encoding.LATIN1 and not latin1:
-        return Encoding.UCS2
+        return Encoding.GSM7 if fits_gsm(text) else Encoding.UCS2
     if encoding is Encoding.UCS2 and latin1 and (text.isascii() or max(text) <= "\xff"):
         return Encoding.LATIN1
     return encoding
+
+
+def wire_encodings(encoding: Encoding, text: str, latin1: Iterable[bool]) -> set[Encoding]:
+    """Every encoding the message may go in to operators with these ``latin1`` settings (those of
+    its profile); just ``encoding`` for none."""
+    return {wire_encoding(encoding, text, each) for each in set(latin1)} or {encoding}
 
 
 def mo_encoding(data_coding: int) -> Encoding | None:

@@ -25,6 +25,7 @@ from connectors.smpp.defs import (
     ESME_RBINDFAIL,
     ESME_RCANCELFAIL,
     ESME_RINVDSTADR,
+    ESME_RINVMSGLEN,
     ESME_RINVSRCADR,
     ESME_ROK,
     ESME_RQUERYFAIL,
@@ -460,3 +461,38 @@ async def test_parts_the_esme_concatenated_go_on_as_they_came_and_validity_expir
         return m.status is Status.EXPIRED
     await eventually(expired, "the message past its validity expired", timeout=15)
     assert not any(s.destination_addr == "46701234568" for s in gw.sims["sim"].submits)
+
+
+def submit_latin1_and_ia5(port: int) -> dict:
+    """IA5 (data_coding 1) text that GSM carries, and a Latin-1 (3) part concatenated by the ESME
+    that stays one SMS only as Latin-1 (the operator here takes no Latin-1)."""
+    esme = Esme(port)
+    esme.client.connect()
+    out = {}
+    try:
+        esme.client.bind_transmitter(system_id="acme", password="s3cret")
+        out["ia5"] = esme.submit("46701234567", b"x" * 250, data_coding=1, registered_delivery=0)
+        udh = bytes.fromhex("0500033802") + b"\x01"
+        try:
+            esme.submit("46701234567", udh + "þ".encode("latin-1") * 100, data_coding=3, esm_class=0x40,
+                        registered_delivery=0)
+        except smpplib.exceptions.PDUError as exc:
+            out["udh_part"] = exc.args[1]
+    finally:
+        esme.client.disconnect()
+    return out
+
+
+@pytest_twisted.ensureDeferred
+async def test_latin1_and_ia5_text_go_as_gsm_or_are_refused_when_a_part_would_not_fit(gateway):
+    """SPEC §7: Latin-1 only for operators with ``latin1 = true``; never more parts than counted.
+    Before, IA5 text went as UCS-2 (4 parts for 2 counted) and a Latin-1 part the ESME concatenated
+    was accepted and then failed (206 octets with its UDH as UCS-2)."""
+    gw, port = gateway
+    out = await deferToThread(submit_latin1_and_ia5, port)
+    assert out["udh_part"] == ESME_RINVMSGLEN
+    await eventually(_delivered(gw, out["ia5"]), "the IA5 text delivered")
+    m = await gw.store.get(out["ia5"])
+    sent = [s for s in gw.sims["sim"].submits if s.destination_addr == "46701234567"]
+    assert m.parts == len(sent) == 2
+    assert {s.data_coding for s in sent} == {0}

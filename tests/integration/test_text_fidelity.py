@@ -154,6 +154,10 @@ async def test_parts_on_the_wire_reassemble_to_the_text(loopback, text, encoding
     assert len(sim.submits) == parts
 
 
+def _all_gsm(text: str) -> bool:
+    return set(text) <= {*GSM_BASIC.values(), *GSM_EXTENSION.values()}
+
+
 def _random_text(rng: random.Random, kind: str, packed: bool) -> str:
     gsm = "".join(GSM_BASIC.values())
     alphabets = {
@@ -185,7 +189,8 @@ async def test_random_texts_of_every_kind_reassemble(loopback, settings):
     for p in submits_on_the_wire(sim):
         by_to.setdefault(p.destination_addr.decode(), []).append(p)
     for (to, (text, encoding)), count in zip(sent.items(), counts):
-        wire = {"gsm7": GSM, "latin1": LATIN1 if settings.get("latin1") else UCS2, "ucs2": UCS2}
+        wire = {"gsm7": GSM, "ucs2": UCS2,
+                "latin1": LATIN1 if settings.get("latin1") else GSM if _all_gsm(text) else UCS2}
         data_coding = wire[encoding]
         if encoding == "ucs2" and settings.get("latin1") and all(ord(c) <= 0xFF for c in text):
             data_coding = LATIN1

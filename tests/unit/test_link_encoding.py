@@ -18,7 +18,8 @@ G, L, U = Encoding.GSM7, Encoding.LATIN1, Encoding.UCS2
     (G, "Hello {world} €", False, G),
     (G, "Hello {world} €", True, G),  # GSM stays GSM even where Latin-1 is allowed
     (L, "Ça þýðir ÿ", True, L),
-    (L, "Ça þýðir ÿ", False, U),  # the operator takes no Latin-1
+    (L, "Ça þýðir ÿ", False, U),  # the operator takes no Latin-1, and þ is not GSM
+    (L, "Ça va? {ok} é", False, G),  # no Latin-1 there, but every character is GSM: as auto
     (U, "Ça þýðir ÿ", True, L),  # every character is Latin-1: fewer parts
     (U, "Ça þýðir ÿ", False, U),
     (U, "plain ascii `", True, L),
