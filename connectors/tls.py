@@ -76,8 +76,15 @@ def load_certificate(cert_path: str | PathLike[str], key_path: str | PathLike[st
     return certificate, [crypto.X509.from_cryptography(c) for c in chain]
 
 
-def server_options(cert_path: str | PathLike[str], key_path: str | PathLike[str]) -> CertificateOptions:
-    """A TLS server's options: the certificate, its key and the chain after it (PemError as above)."""
+def server_options(cert_path: str | PathLike[str], key_path: str | PathLike[str],
+                   protocols: list[bytes] | None = None) -> CertificateOptions:
+    """A TLS server's options: the certificate, its key and the chain after it (PemError as above).
+
+    ``protocols``: the ALPN protocols offered (``[b"http/1.1"]`` for the HTTP API). Without them a
+    client that sends the ALPN extension (curl, browsers, Python's default HTTPS context) gets the
+    handshake refused with an internal-error alert: Twisted's TLS wrapper answers ALPN only when it
+    has protocols to choose from."""
     certificate, chain = load_certificate(cert_path, key_path)
+    extra = {"acceptableProtocols": protocols} if protocols else {}
     return CertificateOptions(privateKey=certificate.privateKey.original, certificate=certificate.original,
-                              extraCertChain=chain)
+                              extraCertChain=chain, **extra)

@@ -244,7 +244,7 @@ class Gateway:
         http = self.config.http
         if http.tls_cert is None:
             return factory
-        return TLSMemoryBIOFactory(server_options(http.tls_cert, http.tls_key), False, factory)
+        return TLSMemoryBIOFactory(server_options(http.tls_cert, http.tls_key, [b"http/1.1"]), False, factory)
 
     def _push_address_problem(self, address: str, port: int) -> str | None:
         """Why a push may not connect to ``address``:``port`` (SPEC §15), with today's config."""

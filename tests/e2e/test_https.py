@@ -4,6 +4,7 @@ an API worker beside the main one, so both the worker's and the main process's l
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import subprocess
 import urllib.error
@@ -62,6 +63,13 @@ def test_the_api_answers_over_https_only(tmp_path):
         done = subprocess.run([*SMSGW, "status", "-c", str(tmp_path / "gw.toml"), "--key", "demo-key", ids[0]],
                               capture_output=True, text=True, timeout=30, cwd=ROOT)
         assert done.returncode == 0 and json.loads(done.stdout)["status"] == "delivered", done.stderr
+        # a client that offers ALPN, as curl, browsers and Python's own default context do
+        alpn = ssl.create_default_context(cafile=str(ca.path))
+        alpn.set_alpn_protocols(["h2", "http/1.1"])
+        with socket.create_connection(("127.0.0.1", hp), timeout=5) as raw, \
+                alpn.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            assert tls.selected_alpn_protocol() == "http/1.1"
+        assert https(base + "/healthz", alpn)[0] == 200
         with pytest.raises(urllib.error.URLError) as refused:
             https(base + "/healthz", ssl.create_default_context())  # not signed by a CA the system trusts
         assert isinstance(refused.value.reason, ssl.SSLCertVerificationError)
