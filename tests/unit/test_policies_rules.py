@@ -37,8 +37,16 @@ def test_over_daily_volume():
 
 @pytest.mark.parametrize("before, after, crossed", [
     (D(2500), D(1500), [D(2000)]),
-    (D(1000), D(999), []),  # 1000 was the balance before: not crossed again
+    (D(1000), D(999), []),  # 1000 was reached before: not crossed again
     (D(1001), D(999), [D(1000)]),
+    (D(1003), D(1000), [D(1000)]),  # landing on a multiple reaches it (as 501 -> 500 does)
+    (D(2001), D(2000), [D(2000)]),
+    (D(1999), D(2000), [D(2000)]),  # rising onto it too
+    (D(2000), D(2001), []),
+    (D(2599), D(-101), [D(2000), D(1000), D(500), D(100)]),  # 0 is no threshold
+    (D(-1500), D(1000), [D(1000)]),
+    (D("1000.5"), D("999.5"), [D(1000)]),
+    (D(3500), D(1000), [D(3000), D(2000), D(1000)]),
     (D(600), D(90), [D(500), D(100)]),
     (D(501), D(500), [D(500)]),
     (D(90), D(1100), [D(1000)]),
