@@ -107,8 +107,12 @@ def _smpp_date(epoch: float) -> str:
 
 
 def _err_digits(err: str | int) -> str:
+    """The operator's error code as the receipt's three digits: 000 when it has none or it is not
+    decimal, 999 when it needs more than three (a wider field breaks parsers that read it fixed)."""
     text = str(err).strip()
-    return text.zfill(3) if text.isascii() and text.isdigit() else "000"
+    if not (text.isascii() and text.isdigit()):
+        return "000"
+    return f"{min(int(text), 999):03d}"
 
 
 def _printable(text: str) -> str:

@@ -77,7 +77,8 @@ def test_receipt_goes_back_to_a_numeric_sender(sender, ton_npi):
 
 
 @pytest.mark.parametrize("err, shown", [("", "000"), (7, "007"), ("1", "001"), ("0x1a", "000"),
-                                        ("255", "255")])
+                                        ("255", "255"), ("999", "999"), ("1234", "999"), ("0042", "042"),
+                                        (10**6, "999")])
 def test_err_is_three_digits(err, shown):
     text = receipt_text("1", "UNDELIV", delivered=False, submitted_at=SUBMITTED, done_at=DONE,
                         err=err, text="")
