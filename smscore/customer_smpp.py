@@ -226,7 +226,7 @@ class SmppDeliveries:
         self._claiming = False
         self._again = False
         self._loop: LoopingCall | None = None
-        self._inflight = 0
+        self._sending: set[int] = set()  # jobs whose deliver_sm waits for its answer
         self.log = get_logger(component="smpp-deliveries", node=node)
 
     def start(self) -> None:
@@ -265,9 +265,15 @@ class SmppDeliveries:
     def _claimed(self, jobs) -> None:
         self._claiming = False
         for job in jobs:
+            if job.id in self._sending:
+                # Its lease ran out while its deliver_sm still waits for the answer (the lease and
+                # the response timeout are both 30 s by default): this claim renewed the lease; the
+                # answer, or its timeout, decides what comes next. Sent again now, the ESME got it
+                # twice within a second.
+                continue
+            self._sending.add(job.id)
             d = self._deliver(job)
-            d.addErrback(lambda f, job=job: self.log.error("receipt for an ESME failed", job=job.id,
-                                                           error=f.getErrorMessage()))
+            d.addErrback(self._not_delivered, job)
         if self._again:
             self._again = False
             self.kick()
@@ -279,6 +285,7 @@ class SmppDeliveries:
                 item = deliver_fields.mo(body["from"], body["to"], body["text"], job.subject)
             except ValueError as exc:  # an address that does not fit SMPP: nothing will change it
                 self.log.error("MO cannot go to an ESME", mo_id=job.subject, error=str(exc))
+                self._sending.discard(job.id)
                 return self.store.finish_pushes(self.clock.seconds(), done=[job.id], mo_events=[
                     (job.subject, "push abandoned", f"not deliverable over SMPP: {exc}")])
             d = self.server.deliver(job.account, item)
@@ -305,7 +312,12 @@ class SmppDeliveries:
             err=_error_code(receipt["error"]), cancelled=esme["cancelled"])
         return self.server.deliver(job.account, item)
 
+    def _not_delivered(self, failure, job) -> None:
+        self._sending.discard(job.id)  # taken again when its lease runs out
+        self.log.error("receipt for an ESME failed", job=job.id, error=failure.getErrorMessage())
+
     def _finish(self, result, job) -> None:
+        self._sending.discard(job.id)  # before the kick below: its claim may take the job again at once
         now = self.clock.seconds()
         if result is None or result.done:
             events = [(job.subject, "pushed", "to the account's ESME over SMPP")] if job.kind == "mo" else []

@@ -11,6 +11,7 @@ import json
 import socket
 import struct
 import threading
+import time
 
 import pytest
 import pytest_twisted
@@ -496,3 +497,48 @@ async def test_latin1_and_ia5_text_go_as_gsm_or_are_refused_when_a_part_would_no
     sent = [s for s in gw.sims["sim"].submits if s.destination_addr == "46701234567"]
     assert m.parts == len(sent) == 2
     assert {s.data_coding for s in sent} == {0}
+
+
+def deliver_sms_unanswered(port: int, seconds: float) -> list[str]:
+    """Bind as receiver and read for ``seconds`` without answering any deliver_sm (enquire_link is
+    answered, so the session stays up): the receipted ids of every deliver_sm, copies included."""
+    got, buf = [], b""
+    with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+        sock.sendall(encode(PDU("bind_receiver", 1, params={"system_id": "acme", "password": "s3cret"})))
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                buf += sock.recv(4096)
+            except TimeoutError:
+                continue
+            while len(buf) >= 4 and len(buf) >= int.from_bytes(buf[:4], "big"):
+                size = int.from_bytes(buf[:4], "big")
+                pdu, buf = decode(buf[:size]), buf[size:]
+                if pdu.command == "bind_receiver_resp":
+                    assert pdu.status == ESME_ROK
+                elif pdu.command == "deliver_sm":
+                    got.append(pdu.tlvs["receipted_message_id"])
+                elif pdu.command == "enquire_link":
+                    sock.sendall(encode(PDU("enquire_link_resp", pdu.sequence)))
+    return got
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_receipt_waiting_for_its_answer_is_not_sent_again_when_its_lease_runs_out(tmp_path):
+    """SPEC §13: a receipt is sent again after 30 s without deliver_sm_resp, not sooner. The job's
+    lease ([gateway] lease, 30 s by default, as long as the response timeout) ran out while the
+    deliver_sm waited and the next poll sent it again: twice within a second, every 30 s. With a
+    lease of 1 s the ESME got a copy a second."""
+    config = parse_config(CONFIG.format(tps=0).replace('node = "gw1"', 'node = "gw1"\nlease = "1s"'),
+                          path=tmp_path / "gw.toml")
+    gw = Gateway(config, reactor, CollectorRegistry())
+    await gw.start()
+    try:
+        await eventually(lambda: gw.links["sim"].is_up(), "the simulated operator bound")
+        port = gw.smpp_ports[0].getHost().port
+        message_id = await deferToThread(submit_as_transmitter, port)
+        await eventually(_delivered(gw, message_id), "the message delivered")
+        got = await deferToThread(deliver_sms_unanswered, port, 4.5)
+        assert got == [message_id]
+    finally:
+        await gw.stop()
