@@ -287,8 +287,13 @@ class Pipeline:
             message.reach = reach
         operator = self.choose(message, elsewhere)
         if operator is None:
-            # Every operator of the profile was tried (or the profile has none): the store's rules
-            # have already made it final; nothing to send.
+            why = None if message.status.final else self.routing.unroutable(message)
+            if why is not None:  # e.g. a reload removed its profile: failed, not left queued for ever
+                self.log.warning("message cannot be routed", message_id=message.id, detail=why)
+                self._end_unsent(message, "unroutable", Status.FAILED, why)
+                return
+            # Every operator of the profile was tried: the store's rules have already made it
+            # final; nothing to send.
             self.log.warning("no operator left", message_id=message.id, profile=message.profile)
             self.held -= 1
             return
@@ -343,7 +348,7 @@ class Pipeline:
         name = link.name
         started = self.clock.seconds()
         if m.expires_at is not None and started >= m.expires_at:
-            self._expire(m, started)
+            self._end_unsent(m, "expire", Status.EXPIRED, "validity period ended before submission")
             return
         self.inflight[name] += 1
         self._sending[m.id] = m
@@ -352,19 +357,17 @@ class Pipeline:
                        errbackArgs=(name, m))
         d.addErrback(self._log_failure, "submit bookkeeping failed", message_id=m.id)
 
-    def _expire(self, m: Message, now: float) -> None:
-        """Its validity ended before it could go: ``expired`` (final), not sent."""
+    def _end_unsent(self, m: Message, action: str, status: Status, detail: str) -> None:
+        """It will never be sent: ``expire`` (its validity ended first) or ``unroutable`` (no
+        operator can take it), a final ``status``."""
         self.held -= 1
-        d = self.store.act(m.id, "expire", now, "validity period ended before submission")
-        d.addCallbacks(lambda _: self.metrics.status_changed(Status.EXPIRED.value), self._log_failure,
-                       errbackArgs=("expiring a message failed",), errbackKeywords={"message_id": m.id})
+        d = self.store.act(m.id, action, self.clock.seconds(), detail)
+        d.addCallbacks(lambda _: self.metrics.status_changed(status.value), self._log_failure,
+                       errbackArgs=(f"{action}: storing it failed",), errbackKeywords={"message_id": m.id})
 
-    def _not_sending(self, result, message_id: str):
+    def _stored_attempt(self, result, operator: str, message_id: str):
+        """The outcome of a submit is stored: it is no longer being sent, its in-flight slot is free."""
         self._sending.pop(message_id, None)
-        return result
-
-    def _stored_attempt(self, result, operator: str):
-        """The outcome of a submit is stored: its in-flight slot is free."""
         self.inflight[operator] -= 1
         if operator in self.links:
             self.pump(operator)
@@ -384,13 +387,11 @@ class Pipeline:
         return None
 
     def _submit_stored(self, transitions: list[Transition], operator: str, message_id: str) -> None:
-        self._sending.pop(message_id, None)
-        self._stored_attempt(None, operator)
+        self._stored_attempt(None, operator, message_id)
         self._after(transitions, held=True)
 
     def _submit_not_stored(self, failure, operator: str, message_id: str) -> None:
-        self._sending.pop(message_id, None)
-        self._stored_attempt(None, operator)
+        self._stored_attempt(None, operator, message_id)
         self._log_failure(failure, "submit bookkeeping failed", message_id=message_id)
 
     def _submit_failed(self, failure, operator: str, m: Message):
@@ -416,8 +417,7 @@ class Pipeline:
             detail = f"{detail} ({m.refusals} times in a row)"
         m.refusals = 0
         d = self.store.record_submit_failed(m.id, operator, detail, self.clock.seconds())
-        d.addBoth(self._stored_attempt, operator)
-        d.addBoth(self._not_sending, m.id)
+        d.addBoth(self._stored_attempt, operator, m.id)
         d.addCallback(lambda t: self._after([t] if t is not None else [], held=True))
         return d
 

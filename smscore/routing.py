@@ -33,6 +33,15 @@ class Routing:
     def untried(self, message: Message) -> list[str]:
         return untried_operators(self.offered(message), message.tried)
 
+    def unroutable(self, message: Message) -> str | None:
+        """Why no operator can ever take ``message`` under this config, or None (it may wait for one,
+        or every operator was tried)."""
+        if message.profile not in self.profiles:
+            return f"profile {message.profile} is not configured"
+        if not self.offered(message):
+            return f"no operator of profile {message.profile} has a cost for {message.to}"
+        return None
+
     def options(self, message: Message, links: Mapping[str, object],
                 elsewhere: frozenset[str] = frozenset()) -> list[OperatorOption]:
         """The operators offered for ``message`` in profile order, with their cost for its

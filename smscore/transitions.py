@@ -112,6 +112,9 @@ OPS_ACTIONS = {
     "resume": (frozenset({Status.PAUSED}), Status.QUEUED),
     # the gateway's own: a message whose validity ended before it could be submitted
     "expire": (frozenset({Status.SCHEDULED, Status.QUEUED, Status.PAUSED, Status.PENDING_APPROVAL}), Status.EXPIRED),
+    # the gateway's own: no operator can ever take it (its profile was removed by a reload, or
+    # no operator of it has a cost for the number)
+    "unroutable": (frozenset({Status.SCHEDULED, Status.QUEUED}), Status.FAILED),
 }
 
 

@@ -494,3 +494,29 @@ def test_a_message_whose_cancel_is_refused_goes_on():
     refused.addErrback(lambda f: None)
     assert [r.message_id for r, _ in link.submits] == [waiting.id]
     assert p.held == 1
+
+
+def test_a_message_whose_profile_a_reload_removed_fails_instead_of_waiting_for_ever():
+    """A message of a profile that is gone (removed by a reload while it was scheduled) was logged
+    "no operator left" and left queued, owned by this node, for ever; now it fails and says why,
+    and so does one no operator of its profile has a cost for."""
+    clock = Clock()
+    clock.advance(1000)
+    p, store, links, metrics = make(clock)
+    run(p.start())
+    p.routing.profiles = {"other": ("cheap",)}  # as Gateway.reload sets it
+    m = message(clock)
+    run(p.accept([m]))
+    stored = store.messages[m.id]
+    assert stored.status is Status.FAILED
+    assert stored.events[-1].detail == "profile standard is not configured" and stored.events[-1].final
+    assert links["cheap"].submits == [] and p.held == 0
+    p.routing.profiles = {"standard": ("dear", "cheap")}
+    p.routing.cost = lambda op, to: None if to.startswith("4670") else COSTS[op]
+    m2 = message(clock)
+    run(p.accept([m2]))
+    assert store.messages[m2.id].status is Status.FAILED
+    assert store.messages[m2.id].events[-1].detail == "no operator of profile standard has a cost for 46701234567"
+    m3 = message(clock, to="4711111111")
+    run(p.accept([m3]))
+    assert [r.message_id for r, _ in links["cheap"].submits] == [m3.id]
