@@ -20,10 +20,10 @@ from twisted.web.resource import Resource
 
 from connectors.http_push import Pusher
 from connectors.number_lookup import HttpNumberLookup
-from connectors.smpp.client import LinkSettings, OperatorLink
+from connectors.smpp.client import OperatorLink
 from connectors.smpp.server import CustomerSMPPServer
 from connectors.smpp.server import listen as smpp_listen
-from connectors.smsc_sim import SimSettings, SimulatedSMSC
+from connectors.smsc_sim import SimulatedSMSC
 from connectors.tls import server_options
 from policies.callback_urls import address_problem
 from smscore.api import api_factory
@@ -41,44 +41,12 @@ from smscore.logs import get_logger
 from smscore.metrics import Metrics
 from smscore.mo import MoRouter
 from smscore.number_lookup import LookupSettings, NumberLookup
+from smscore.parts import link_settings, open_store, sim_settings
 from smscore.pipeline import Pipeline
 from smscore.routing import Routing
 from smscore.ratelimit import LocalBuckets, NodeBuckets
-from smscore.store.base import Store, StoreRules
+from smscore.store.base import StoreRules
 from smscore.store.rules import PURGE_CHUNK
-
-
-def open_store(config: Config, reactor, rules: StoreRules | None = None) -> Store:
-    """The store named by ``[store] url`` (``rules``: what it needs to know from the node)."""
-    url = config.store.url
-    if config.store.sqlite_path is not None:
-        from smscore.store.sqlite import SQLiteStore
-
-        return SQLiteStore(config.store.sqlite_path, reactor, auto_upgrade=config.store.auto_upgrade, rules=rules)
-    from smscore.store.postgres import PostgresStore
-
-    return PostgresStore(url, reactor, auto_upgrade=config.store.auto_upgrade, rules=rules)
-
-
-def sim_settings(op: OperatorConfig) -> SimSettings:
-    return SimSettings(
-        system_id=op.system_id or op.name, password=op.password or None, receipt_delay=op.receipt_delay,
-        message_id_format=op.message_id_format, unreachable_prefixes=tuple(op.unreachable_prefixes),
-        throttle_tps=op.throttle_tps)
-
-
-def link_settings(op: OperatorConfig, host: str, port: int, share=None) -> LinkSettings:
-    """``share``: this node's part of the operator's binds and tps (``policies.cluster``), else all.
-    ``host``:``port`` is where the link connects first; the operator's other ``hosts`` follow."""
-    binds, tps = (op.binds, op.tps) if share is None else (share.binds, share.tps)
-    return LinkSettings(
-        host=host, port=port, tls=op.tls, system_id=op.system_id or op.name, password=op.password,
-        system_type=op.system_type, bind=op.bind, binds=binds, window=op.window, tps=tps,
-        enquire_link=op.enquire_link, receipt_id_format=op.receipt_id_format, latin1=op.latin1,
-        packed_gsm=op.packed_gsm, alternates=op.hosts[1:],
-        tls_ca=op.tls_ca, tls_cert=op.tls_cert, tls_key=op.tls_key,
-        address_range=op.address_range, service_type=op.service_type, source_ton=op.source_ton,
-        source_npi=op.source_npi, dest_ton=op.dest_ton, dest_npi=op.dest_npi, validity=op.validity)
 
 
 class Gateway:
@@ -403,6 +371,8 @@ class Gateway:
             link = self.links.pop(name)
             link.stop()
             self.pipeline.bind_changed(name, f"{name}/*", False)
+            if name in changed and self._keep_simulator(name, new.operators[name]):
+                continue
             sim = self.sims.pop(name, None)
             if sim is not None:
                 sim.stop()
@@ -420,8 +390,19 @@ class Gateway:
         d.addErrback(lambda f: self.log.error("operator failed to start", operator=name, error=f.getErrorMessage()))
         return d
 
+    def _keep_simulator(self, name: str, op: OperatorConfig) -> bool:
+        """A simulated operator reloaded with other settings keeps its SMSC (its submits' pending
+        receipts go to the new bind, as a real SMSC's would) and takes the new settings in place."""
+        sim = self.sims.get(name)
+        if sim is None or op.type != "simulated":
+            return False
+        sim.settings = sim_settings(op)
+        return True
+
     async def _operator(self, name: str, op: OperatorConfig, start: bool = True) -> None:
-        if op.type == "simulated":
+        if op.type == "simulated" and name in self.sims:  # kept by a reload: bound again, same port
+            self._link(name, op, *self.sims[name].address, start)
+        elif op.type == "simulated":
             sim = SimulatedSMSC(sim_settings(op), self.reactor, name=name)
             port = await sim.listen("127.0.0.1", 0)
             self.sims[name] = sim
