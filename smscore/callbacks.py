@@ -24,9 +24,12 @@ Theory of operation
     (``{"reply": ...}`` or text/plain) becomes an SMS to the phone from the shortcode;
   - failure: the whole POST is tried again after ``policies.retry.next_delay`` (5 s doubling, at
     most 10 min; a batch as far along as its most tried job), each job until ``[push] retry_for``
-    has passed since it was queued. Jobs of the same messages still waiting here are given back to
-    the store, where the retried ones hold them back. The first failure of an MO push sends the
-    keyword's ``unavailable_reply`` to the phone, once. The MO stays in the inbox for pull either way.
+    has passed since its own first attempt (not since it was queued: a job held back behind an
+    earlier job of its message that kept failing would otherwise be dropped after one attempt);
+    the store keeps that moment as the job's ``first_at``. Jobs of the same messages still waiting
+    here are given back to the store, where the retried ones hold them back. The first failure of
+    an MO push sends the keyword's ``unavailable_reply`` to the phone, once. The MO stays in the
+    inbox for pull either way.
 - Leases. A claim's lease is ``[gateway] lease`` plus ``[push] timeout`` (a POST may take that
   long) plus the longest linger: a dead node's jobs go out from another node that much later.
   Jobs that could not go out in time (all POST slots busy for long) are given back before their
@@ -149,7 +152,8 @@ class PushWorker:
         def claimed(jobs):
             self._taken_back = True
             for job in jobs:
-                self._waiting.setdefault(_target(job), []).append((job.subject, job.first_at, job, lease_until))
+                self._waiting.setdefault(_target(job), []).append((job.subject, _waiting_since(job), job,
+                                                                    lease_until))
             self._count += len(jobs)
 
         def failed(failure):
@@ -267,8 +271,9 @@ class PushWorker:
         account = config.accounts.get(target[1])
         secret = account.secret if account is not None else None
         body = {"events": [job.body for job in jobs]} if batched else jobs[0].body
+        sent_at = self.clock.seconds()
         d = maybeDeferred(self.pusher.push, target[2], body, secret)  # a raise still frees the slot
-        d.addCallback(self._record, jobs)
+        d.addCallback(self._record, jobs, sent_at)
         d.addErrback(lambda f: self.log.error("push bookkeeping failed", jobs=[j.id for j in jobs],
                                               error=f.getTraceback()))
         d.addBoth(self._done, jobs)
@@ -286,7 +291,8 @@ class PushWorker:
         self._dispatch()
         self.kick()
 
-    def _record(self, result, jobs: list[PushJob]) -> Deferred:
+    def _record(self, result, jobs: list[PushJob], sent_at: float) -> Deferred:
+        """Store what came of the POST of ``jobs`` made at ``sent_at``."""
         now = self.clock.seconds()
         config = self.config_source()
         first = jobs[0]
@@ -311,7 +317,11 @@ class PushWorker:
                     self._reply(first, result.reply, mo_events, replies, now)
         else:
             attempts = max(job.attempts for job in jobs) + 1
-            retried = [job for job in jobs if not give_up(job.first_at, now, config.push.retry_for)]
+
+            def first_attempt(job: PushJob) -> float:  # this POST, for a job never tried before
+                return job.first_at if job.attempts else sent_at
+
+            retried = [job for job in jobs if not give_up(first_attempt(job), now, config.push.retry_for)]
             retry = [job.id for job in retried]
             kept = set(retry)
             done = [job.id for job in jobs if job.id not in kept]
@@ -322,7 +332,7 @@ class PushWorker:
                     mo_events.append((first.subject, "push abandoned", f"{result.error} after {attempts} attempts"))
             if retry:
                 retry_at = next_attempt_at(now, next_delay(attempts, first=self.retry_first, jitter=self.jitter()),
-                                           [job.first_at + config.push.retry_for for job in retried])
+                                           [first_attempt(job) + config.push.retry_for for job in retried])
                 self.log.info("push failed", kind=first.kind, events=len(retry), error=result.error,
                               attempts=attempts, retry_in=round(retry_at - now, 1), **about)
                 if first.kind == "mo":
@@ -332,7 +342,8 @@ class PushWorker:
                 self._unavailable(first, mo_events, replies, now)
         d = self.store.finish_pushes(now, done=done, retry=retry, retry_at=retry_at, error=result.error or "",
                                      release=release, mo_events=mo_events, replies=replies, owner=self.node,
-                                     lease_until=now + self.pipeline.lease, replies_owner=self.pipeline.owner)
+                                     lease_until=now + self.pipeline.lease, replies_owner=self.pipeline.owner,
+                                     tried_at=sent_at)
         d.addCallback(lambda _: self.pipeline.accepted_elsewhere(replies))
         return d
 
@@ -377,6 +388,13 @@ class PushWorker:
         else:
             replies.append(reply)
             mo_events.append((job.subject, "unavailable reply queued", f"message {reply.id}"))
+
+
+def _waiting_since(job: PushJob) -> float:
+    """When a job's linger counts from: when its event happened, for a job never tried. A job
+    tried before lingered then, and its retry is due now: it goes at once (its ``first_at`` is no
+    longer when it was queued but its first attempt, see ``Store.finish_pushes``)."""
+    return job.first_at if job.attempts == 0 else float("-inf")
 
 
 def _target(job: PushJob) -> tuple[str, str, str]:

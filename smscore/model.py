@@ -178,10 +178,12 @@ SMPP_TARGET = "smpp"
 class PushJob:
     """An HTTP push to a customer backend, kept durably until it succeeds or its time runs out.
 
-    ``subject`` is the message or MO id: jobs of one subject are delivered in order.
+    ``subject`` is the message or MO id: jobs of one subject are delivered in order. ``first_at``
+    is when the job was queued until its first attempt fails, and from then on when that attempt
+    was made: the start of its ``[push] retry_for`` window (``Store.finish_pushes`` ``tried_at``).
     """
 
-    kind: str  # "mo" | "status"
+    kind: str  # "mo" | "status" | "balance"
     account: str
     subject: str
     url: str

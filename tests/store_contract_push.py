@@ -220,6 +220,28 @@ async def check_a_failed_batch_keeps_the_later_events_of_its_messages_waiting(st
     assert await store.pending_push_jobs() == []
 
 
+async def check_a_jobs_retry_window_starts_at_its_first_attempt(store):
+    """``first_at`` is when a job was queued until its first attempt fails, then when that attempt
+    was made (``tried_at``): ``[push] retry_for`` counts from there, so a job held back behind an
+    earlier one of its message still gets its whole window. Later retries and releases keep it;
+    a retry without ``tried_at`` (deliveries to ESMEs) too."""
+    a, b, (a1, b1, a2, b2, a3) = await _interleaved(store)
+    assert [j.first_at for j in (a1, b1, a2, b2, a3)] == [1001.0, 1001.0, 1002.0, 1002.0, 1003.0]
+    await store.claim_push_jobs("gw1", 1010.0, 1060.0, 10)
+    await store.finish_pushes(1011.0, retry=[a1.id, b1.id], retry_at=1020.0, error="timeout", tried_at=1010.5,
+                              release=[a2.id, b2.id, a3.id], owner="gw1")
+    again = await store.claim_push_jobs("gw1", 1020.0, 1100.0, 10)
+    assert [(j.first_at, j.attempts) for j in again] == [
+        (1010.5, 1), (1010.5, 1), (1002.0, 0), (1002.0, 0), (1003.0, 0)]
+    # [a1, a2] failed again: a1 keeps its first attempt, a2's window starts now; b2 waited untried
+    await store.finish_pushes(1021.0, done=[b1.id], retry=[a1.id, a2.id], retry_at=1030.0, error="http 500",
+                              tried_at=1020.5, release=[b2.id, a3.id], owner="gw1")
+    await store.finish_pushes(1022.0, retry=[b2.id], retry_at=1030.0, error="smpp")  # no tried_at
+    again = await store.claim_push_jobs("gw1", 1030.0, 1100.0, 10)
+    assert [(j.id, j.first_at, j.attempts) for j in again] == [
+        (a1.id, 1010.5, 2), (a2.id, 1020.5, 1), (b2.id, 1002.0, 1), (a3.id, 1003.0, 0)]
+
+
 async def check_push_leases_are_taken_over_and_taken_back(store):
     a, b, jobs = await _interleaved(store)
     assert _ids(await store.claim_push_jobs("gw1", 1010.0, 1060.0, 10)) == _ids(jobs)

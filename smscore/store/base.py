@@ -238,13 +238,20 @@ class Store(ABC):
     @abstractmethod
     def finish_pushes(self, at: float, *, done=(), retry=(), retry_at: float | None = None, error: str = "",
                       release=(), mo_events=(), replies=(), owner: str | None = None,
-                      lease_until: float = 0.0, replies_owner: str | None = None) -> Deferred:
+                      lease_until: float = 0.0, replies_owner: str | None = None,
+                      tried_at: float | None = None) -> Deferred:
         """Record what came of one push (a job or a batch of jobs), in one transaction: job ids
         ``done`` are deleted, ``retry`` ids are due again at ``retry_at`` (one more attempt, the
         lease given back), ``release`` ids held by ``owner`` are given back untried (a release
         without ``owner`` raises ValueError: it would match no job); MO history events (mo id,
         status, detail) and reply messages (claimed by ``replies_owner``, or stored unclaimed when
-        it is None) are stored too."""
+        it is None) are stored too.
+
+        ``tried_at``: when the failed attempt of the ``retry`` jobs was made. A job that had no
+        attempt before keeps it as its ``first_at``, from then on the start of its retry window
+        (``[push] retry_for`` counts from the first attempt, not from when the job was queued: a
+        job held back behind an earlier one of its subject must not use up its window waiting).
+        Without it ``first_at`` stays as it is (deliveries to ESMEs, which count from queueing)."""
 
     @abstractmethod
     def pending_push_jobs(self) -> Deferred:

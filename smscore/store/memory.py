@@ -421,7 +421,7 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
 
     def finish_pushes(self, at: float, *, done=(), retry=(), retry_at=None, error: str = "", release=(),
                       mo_events=(), replies=(), owner=None, lease_until: float = 0.0,
-                      replies_owner=None) -> Deferred:
+                      replies_owner=None, tried_at: float | None = None) -> Deferred:
         check_finish(retry, retry_at, release, owner)
         for jid in done:
             self.jobs.pop(jid, None)
@@ -430,8 +430,9 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
             if row is None:
                 continue
             old = row["job"]
+            first_at = tried_at if tried_at is not None and old.attempts == 0 else old.first_at
             row["job"] = PushJob(old.kind, old.account, old.subject, old.url, old.body, id=old.id,
-                                 attempts=old.attempts + 1, first_at=old.first_at)
+                                 attempts=old.attempts + 1, first_at=first_at)
             row.update(next_at=retry_at, owner=None, lease_until=None, error=error)
         for jid in release:
             row = self.jobs.get(jid)

@@ -61,24 +61,29 @@ class PushJobOperations:
                       retry_at: float | None = None, error: str = "", release: Sequence[int] = (),
                       mo_events: Sequence[tuple[str, str, str]] = (), replies: Sequence[Message] = (),
                       owner: str | None = None, lease_until: float = 0.0,
-                      replies_owner: str | None = None) -> Deferred:
+                      replies_owner: str | None = None, tried_at: float | None = None) -> Deferred:
         """Record what came of a push (one job, or a batch): ``done`` jobs go, ``retry`` jobs are due
-        again at ``retry_at``, ``release`` jobs (claimed, not tried) are given back; ``mo_events``
+        again at ``retry_at`` (those never tried before start their retry window at ``tried_at``:
+        ``Store.finish_pushes``), ``release`` jobs (claimed, not tried) are given back; ``mo_events``
         (mo id, status, detail) and reply messages are stored with it. One statement per list."""
         check_finish(retry, retry_at, release, owner)
         return self.run(Merged(self._finish_many, (at, done, retry, retry_at, error, release, mo_events, replies,
-                                                   owner, lease_until, replies_owner)))
+                                                   owner, lease_until, replies_owner, tried_at)))
 
     def _finish_many(self, cur, items: list[tuple]) -> list[None]:
         """Every push finished in one batch: the jobs done go in one statement."""
         for chunk in chunks([job for item in items for job in item[1]]):
             cur.execute(self.q(f"DELETE FROM push_jobs WHERE id IN ({marks(chunk)})"), chunk)
         events = []
-        for at, _, retry, retry_at, error, release, mo_events, replies, owner, lease_until, replies_owner in items:
+        for (at, _, retry, retry_at, error, release, mo_events, replies, owner, lease_until, replies_owner,
+             tried_at) in items:
+            # SET reads the row as it was: "attempts = 0" picks the jobs tried now for the first time
+            first, tried = ("", ()) if tried_at is None else (
+                "first_at = CASE WHEN attempts = 0 THEN ? ELSE first_at END, ", (tried_at,))
             for chunk in chunks(retry):
-                cur.execute(self.q("UPDATE push_jobs SET attempts = attempts + 1, next_at = ?, last_error = ?, "
-                                   f"owner = NULL, lease_until = NULL WHERE id IN ({marks(chunk)})"),
-                            (retry_at, error, *chunk))
+                cur.execute(self.q(f"UPDATE push_jobs SET {first}attempts = attempts + 1, next_at = ?, "
+                                   f"last_error = ?, owner = NULL, lease_until = NULL WHERE id IN ({marks(chunk)})"),
+                            (*tried, retry_at, error, *chunk))
             for chunk in chunks(release):
                 cur.execute(self.q("UPDATE push_jobs SET owner = NULL, lease_until = NULL "
                                    f"WHERE owner = ? AND id IN ({marks(chunk)})"), (owner, *chunk))
