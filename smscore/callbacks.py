@@ -18,7 +18,10 @@ Theory of operation
   config each time a batch is formed, so a reload applies to the next batch. A message with a push
   on the way sends nothing more until that push is recorded: its events never overtake each other.
 - Send. At most ``concurrency`` POSTs at once, through ``connectors.http_push.Pusher`` (one signed
-  attempt per call, never a failure).
+  attempt per call, never a failure). A push is never sent unsigned: the jobs of an account a
+  reload removed (its secret went with it) are not POSTed but recorded as a failed attempt, so they
+  wait on the retry schedule for the account to come back, and are dropped at the end of
+  ``[push] retry_for`` like any push that keeps failing.
 - Record, in one store operation per POST (``Store.finish_pushes``):
   - success (2xx): every job of the POST is done; for an MO, a reply in the answer
     (``{"reply": ...}`` or text/plain) becomes an SMS to the phone from the shortcode;
@@ -42,9 +45,10 @@ from __future__ import annotations
 
 import random
 
-from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred, succeed
 from twisted.internet.task import LoopingCall
 
+from connectors.http_push import PushResult
 from policies.callbacks import next_batches
 from policies.retry import give_up, next_attempt_at, next_delay
 from smscore.logs import get_logger
@@ -269,10 +273,12 @@ class PushWorker:
     def _send(self, target, jobs: list[PushJob], batched: bool, config) -> None:
         """POST ``jobs`` (their slot and messages are already taken, see ``_due``)."""
         account = config.accounts.get(target[1])
-        secret = account.secret if account is not None else None
-        body = {"events": [job.body for job in jobs]} if batched else jobs[0].body
         sent_at = self.clock.seconds()
-        d = maybeDeferred(self.pusher.push, target[2], body, secret)  # a raise still frees the slot
+        if account is None:  # removed by a reload: nothing to sign with, and never unsigned
+            d = succeed(PushResult(False, None, None, f"not sent: account {target[1]} is not in the config", 0.0))
+        else:
+            body = {"events": [job.body for job in jobs]} if batched else jobs[0].body
+            d = maybeDeferred(self.pusher.push, target[2], body, account.secret)  # a raise still frees the slot
         d.addCallback(self._record, jobs, sent_at)
         d.addErrback(lambda f: self.log.error("push bookkeeping failed", jobs=[j.id for j in jobs],
                                               error=f.getTraceback()))

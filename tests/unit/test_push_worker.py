@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
@@ -334,3 +335,50 @@ def test_a_failover_under_final_costs_no_post():
     rig.store.apply_receipt(receipt("k1", ReceiptOutcome.FAILED, stat="UNDELIV"), NOW)
     rig.kick()
     assert rig.worker.claims == 1 and rig.backend.requests == [] and rig.pending() == []
+
+
+# --- an account a reload removed -------------------------------------------------------------------
+def _without_acme() -> object:
+    """The config after a reload that removed the account acme (and its secret)."""
+    text = CONFIG.format(secret=SECRET, url=URL, batch=1, retry_for="12s").split("[accounts.acme]")[0]
+    return parse_config(text + '[accounts.other]\nsenders = ["OTHER"]\n', path=Path("/etc/smsgw/gateway.toml"))
+
+
+def _run(rig: Rig, seconds: float) -> None:
+    for _ in range(round(seconds * 8)):  # steps of 1/8 s, exact in binary
+        rig.kick()
+        rig.advance(0.125)
+
+
+def test_the_pushes_of_an_account_a_reload_removed_are_never_sent_unsigned():
+    """SPEC §4: every push is signed. With the account gone there is no secret: its jobs are not
+    POSTed (they went out without X-Smsgw-Signature) but fail as an attempt, wait on the retry
+    schedule and are dropped at the end of ``retry_for``, each line saying which message and why."""
+    rig = Rig(batch=3, retry_for="12s")
+    [m] = rig.messages(1)
+    rig.submitted(m)
+    rig.delivered(m)
+    rig.config = _without_acme()
+    with capture_logs() as logs:
+        _run(rig, 40)
+    assert rig.backend.requests == []
+    assert rig.pending() == []
+    about = [(line["event"], line["error"]) for line in logs if line.get("message_id") == m.id]
+    gone = "not sent: account acme is not in the config"
+    assert about == [("push failed", gone)] * 2 + [("push abandoned", gone)] + [("push failed", gone)] * 2 + [
+        ("push abandoned", gone)]
+    assert rig.registry.get_sample_value("smsgw_callbacks_total", {"kind": "status", "outcome": "failed"}) == 6
+
+
+def test_an_account_back_within_retry_for_gets_its_pushes_signed():
+    rig = Rig(batch=1, retry_for="12s")
+    [m] = rig.messages(1)
+    rig.submitted(m)
+    rig.config = _without_acme()
+    _run(rig, 1)
+    assert rig.backend.requests == [] and [j.attempts for j in rig.pending()] == [1]
+    rig.config = parse_config(CONFIG.format(secret=SECRET, url=URL, batch=1, retry_for="12s"),
+                              path=Path("/etc/smsgw/gateway.toml"))  # a reload puts it back
+    _run(rig, 5)
+    assert rig.posts() == [[("submitted", m.id)]]  # posts() checks every signature
+    assert rig.pending() == []
