@@ -29,7 +29,10 @@ Theory of operation
   ``text/plain`` body; stripped, and None when empty.
 - The response body is read at most ``max_reply_bytes`` far, also for a non-2xx (read and dropped
   so the connection can be reused); beyond that the connection is dropped.
-- The secret is never logged; the log line names the target without its query or credentials.
+- No log line here: a push is about messages or an MO, which only the caller knows, and SPEC §9
+  wants ``message_id`` on every line about a message and one line per event. So the caller writes
+  the one line per push, from the ``PushResult`` and ``loggable_url(url)``: the target without its
+  query or credentials (the secret is never in a result).
 
 How connections are opened is injectable: ``endpoint_for(scheme, host, port)`` returns a Twisted
 client endpoint. Tests pass one that connects in memory to a twisted.web resource (``iosim``) and a
@@ -46,14 +49,13 @@ from importlib import metadata
 from urllib.parse import urlsplit
 
 import orjson
-import structlog
 from twisted.internet.defer import Deferred
 
 from connectors.http_client import Answer, Pool, default_endpoint_for
 from connectors.http_client import target as parse_target
 from connectors.http_exchange import Exchange
 
-__all__ = ["PushResult", "Pusher", "encode_body", "parse_reply", "sign", "USER_AGENT"]
+__all__ = ["PushResult", "Pusher", "encode_body", "loggable_url", "parse_reply", "sign", "USER_AGENT"]
 
 
 def _version() -> str:
@@ -149,9 +151,10 @@ def parse_reply(content_type: str | None, body: bytes) -> tuple[str | None, str 
 
 # --- naming what went wrong -----------------------------------------------------------------------
 @lru_cache(maxsize=256)
-def _loggable(url: str) -> str:
-    """scheme://host[:port]/path: no query, fragment or credentials in logs (remembered: a push
-    target comes again and again, and its line is written for every push at debug)."""
+def loggable_url(url: str) -> str:
+    """scheme://host[:port]/path: a push target as a log line may name it, without the query,
+    fragment or credentials it may carry (remembered: a push target comes again and again, and a
+    line is written for every push, at debug when it went well)."""
     try:
         parts = urlsplit(url)
         if not parts.scheme or not parts.hostname:
@@ -180,8 +183,6 @@ class Pusher:
         self.timeout = timeout
         self.max_reply_bytes = max_reply_bytes
         self._pool = Pool(endpoint_for or default_endpoint_for(reactor, timeout, address_check))
-        # Lazy: configured by whoever configures structlog, even after this object is built.
-        self.log = structlog.get_logger(component="push")
 
     def close(self) -> Deferred:
         """Close idle connections; fires when they are closed."""
@@ -205,7 +206,7 @@ class Pusher:
         ``TypeError`` at once, before anything is sent.
         """
         body = encode_body(payload)
-        attempt = _Attempt(self, url)
+        attempt = _Attempt(self)
         target = parse_target(url)
         if target is None:
             attempt.finish(PushResult(False, None, None, "invalid url", 0.0))
@@ -222,10 +223,8 @@ class Pusher:
 class _Attempt(Exchange):
     """One push in flight (``Exchange``), ending in one ``PushResult``."""
 
-    def __init__(self, pusher: Pusher, url: str) -> None:
+    def __init__(self, pusher: Pusher) -> None:
         super().__init__(pusher._reactor, pusher._pool, pusher.timeout, pusher.max_reply_bytes)
-        self.pusher = pusher
-        self.url = url
         self.started = self.reactor.seconds()
 
     def answered(self, answer: Answer) -> None:
@@ -258,6 +257,4 @@ class _Attempt(Exchange):
 
     def finish(self, pushed: PushResult) -> None:
         self.cancel_timer()
-        self.pusher.log.debug("push", target=_loggable(self.url), ok=pushed.ok, status=pushed.status,
-                              error=pushed.error, elapsed=round(pushed.elapsed, 3))
         self.result.callback(pushed)

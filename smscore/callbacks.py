@@ -22,7 +22,10 @@ Theory of operation
   reload removed (its secret went with it) are not POSTed but recorded as a failed attempt, so they
   wait on the retry schedule for the account to come back, and are dropped at the end of
   ``[push] retry_for`` like any push that keeps failing.
-- Record, in one store operation per POST (``Store.finish_pushes``):
+- Record, in one store operation per POST (``Store.finish_pushes``), and one log line per POST
+  naming the messages (or the MO, or the account of a balance notice) it was about: the pusher
+  writes none, it does not know what a push is about (SPEC §9: one event per line, ``message_id``
+  on every line about a message):
   - success (2xx): every job of the POST is done; for an MO, a reply in the answer
     (``{"reply": ...}`` or text/plain) becomes an SMS to the phone from the shortcode;
   - failure: the whole POST is tried again after ``policies.retry.next_delay`` (5 s doubling, at
@@ -44,11 +47,12 @@ Theory of operation
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred, succeed
 from twisted.internet.task import LoopingCall
 
-from connectors.http_push import PushResult
+from connectors.http_push import PushResult, loggable_url
 from policies.callbacks import next_batches
 from policies.retry import give_up, next_attempt_at, next_delay
 from smscore.logs import get_logger
@@ -303,7 +307,6 @@ class PushWorker:
         config = self.config_source()
         first = jobs[0]
         self.metrics.callbacks.inc((first.kind, "ok" if result.ok else "failed"), len(jobs))
-        about = _subjects(jobs)
         mo_events: list[tuple[str, str, str]] = []
         replies: list = []
         done: list[int] = []
@@ -312,10 +315,7 @@ class PushWorker:
         release: list[int] = []
         if result.ok:
             done = [job.id for job in jobs]
-            # A delivered status callback is routine (one per message at least): debug; MO pushes,
-            # balance notices and every failure stay at info and above.
-            log = self.log.debug if first.kind == "status" else self.log.info
-            log("pushed", kind=first.kind, events=len(jobs), status=result.status, **about)
+            self._log(result, jobs)
             if first.kind == "mo":
                 mo_events.append((first.subject, "pushed",
                                   f"HTTP {result.status} after {first.attempts + 1} attempt(s)"))
@@ -331,16 +331,14 @@ class PushWorker:
             retry = [job.id for job in retried]
             kept = set(retry)
             done = [job.id for job in jobs if job.id not in kept]
-            if done:
-                self.log.warning("push abandoned", kind=first.kind, events=len(done), attempts=attempts,
-                                 error=result.error, **about)
-                if first.kind == "mo":
-                    mo_events.append((first.subject, "push abandoned", f"{result.error} after {attempts} attempts"))
             if retry:
                 retry_at = next_attempt_at(now, next_delay(attempts, first=self.retry_first, jitter=self.jitter()),
                                            [first_attempt(job) + config.push.retry_for for job in retried])
-                self.log.info("push failed", kind=first.kind, events=len(retry), error=result.error,
-                              attempts=attempts, retry_in=round(retry_at - now, 1), **about)
+            self._log(result, jobs, attempts=attempts, retry_in=None if retry_at is None else retry_at - now,
+                      abandoned=[job for job in jobs if job.id not in kept])
+            if done and first.kind == "mo":
+                mo_events.append((first.subject, "push abandoned", f"{result.error} after {attempts} attempts"))
+            if retry:
                 if first.kind == "mo":
                     mo_events.append((first.subject, "push failed", f"{result.error}; retry {attempts + 1}"))
                 release = self._hold_back({job.subject for job in retried})
@@ -352,6 +350,29 @@ class PushWorker:
                                      tried_at=sent_at)
         d.addCallback(lambda _: self.pipeline.accepted_elsewhere(replies))
         return d
+
+    def _log(self, result, jobs: list[PushJob], *, attempts: int = 0, retry_in: float | None = None,
+             abandoned: Sequence[PushJob] = ()) -> None:
+        """The one line about a POST (SPEC §9: one event per line, with the ids it was about):
+        ``pushed``, ``push failed`` (retried; ``abandoned`` names the messages of a batch whose
+        events reached the end of their window) or ``push abandoned`` (nothing retried), with the
+        target, the answer and the time it took. A delivered status callback is routine (one per
+        message at least): debug; MO pushes, balance notices and every failure at info; anything
+        dropped at warning."""
+        first = jobs[0]
+        line = {"kind": first.kind, "events": len(jobs), **_subjects(jobs), "target": loggable_url(first.url),
+                "status": result.status, "error": result.error, "elapsed": round(result.elapsed, 3)}
+        if result.ok:
+            (self.log.debug if first.kind == "status" else self.log.info)("pushed", **line)
+            return
+        line["attempts"] = attempts
+        if retry_in is None:
+            self.log.warning("push abandoned", **line)
+            return
+        line["retry_in"] = round(retry_in, 1)
+        if abandoned:
+            line["abandoned"] = sorted({job.subject for job in abandoned})
+        (self.log.warning if abandoned else self.log.info)("push failed", **line)
 
     def _hold_back(self, subjects: set[str]) -> list[int]:
         """Take the waiting jobs of ``subjects`` out (to give back): their earlier jobs are retried."""
@@ -409,11 +430,11 @@ def _target(job: PushJob) -> tuple[str, str, str]:
 
 
 def _subjects(jobs: list[PushJob]) -> dict:
-    """Log context: the MO or message id(s) a POST was about."""
+    """Log context: the MO or message id(s) a POST was about (the account, for a balance notice)."""
     if jobs[0].kind == "mo":
         return {"mo_id": jobs[0].subject}
     if jobs[0].kind != "status":
-        return {}
+        return {"account": jobs[0].account}
     if len(jobs) == 1:
         return {"message_id": jobs[0].subject}
     return {"message_ids": sorted({job.subject for job in jobs})}

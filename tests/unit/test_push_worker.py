@@ -382,3 +382,68 @@ def test_an_account_back_within_retry_for_gets_its_pushes_signed():
     _run(rig, 5)
     assert rig.posts() == [[("submitted", m.id)]]  # posts() checks every signature
     assert rig.pending() == []
+
+
+# --- the log: one line per push ----------------------------------------------------------------------
+def _lines(logs) -> list[dict]:
+    return [{k: v for k, v in line.items() if k not in ("component", "node")} for line in logs]
+
+
+def test_one_line_per_push_names_its_message_the_target_and_what_came_of_it():
+    """SPEC §9: "message_id on every line about a message", "one event per line". The pusher wrote
+    a line of its own (target, status, elapsed, no message id), then the worker a second one."""
+    rig = Rig(batch=1)
+    rig.store.status_callbacks_for = lambda m: ("http://user:pw@acme.example/status?token=t0p", "all")
+    a, b = rig.messages(2)
+    rig.submitted(a)
+    rig.backend.slow(0.25)
+    with capture_logs() as logs:
+        rig.kick()
+        rig.advance(0.25)
+        rig.backend.failing(503)
+        rig.submitted(b)
+        rig.kick()
+    target = "http://acme.example/status"
+    assert _lines(logs) == [
+        {"event": "pushed", "log_level": "debug", "kind": "status", "events": 1, "message_id": a.id,
+         "target": target, "status": 200, "error": None, "elapsed": 0.25},
+        {"event": "push failed", "log_level": "info", "kind": "status", "events": 1, "message_id": b.id,
+         "target": target, "status": 503, "error": "http 503", "elapsed": 0.0, "attempts": 1, "retry_in": 5.0}]
+    assert all(word not in str(logs) for word in ("t0p", "pw@", SECRET))
+
+
+def test_a_batch_partly_abandoned_is_one_line_that_says_which_messages_were_dropped():
+    rig = Rig(batch=3, retry_for="12s")
+    [m] = rig.messages(1)
+    rig.submitted(m)
+    rig.backend.failing(503)
+    _run(rig, 1)  # submitted fails at 0.2; delivered, queued at 1, joins its retry at 5.2
+    rig.delivered(m)
+    with capture_logs() as logs:
+        _run(rig, 30)
+    assert [(line["event"], line["log_level"], line["events"], line.get("message_ids"), line.get("message_id"),
+             line.get("abandoned")) for line in logs] == [
+        ("push failed", "info", 2, [m.id], None, None),
+        ("push failed", "warning", 2, [m.id], None, [m.id]),  # submitted's window ended at 12.2
+        ("push abandoned", "warning", 1, None, m.id, None)]
+
+
+def test_an_mo_push_line_names_the_mo():
+    from connectors.api import MoFacts
+    from smscore.mo import mo_push_body
+    from tests.store_contract import mo_routing
+
+    def routing(mo, spent):
+        r = mo_routing(mo, spent, url="http://acme.example/mo?key=k3y")
+        r.push.body = mo_push_body(mo)
+        return r
+
+    rig = Rig(batch=1)
+    rig.worker.mo_router_source = lambda: None  # the backend's reply is not turned into an SMS here
+    rig.backend.no_content()
+    mo = rig.store.store_mo(MoFacts("sim", "46701111111", "72550", "PIZZA large"), NOW, routing, "gw1",
+                            NOW + 30).result
+    with capture_logs() as logs:
+        rig.kick()
+    assert _lines(logs) == [{"event": "pushed", "log_level": "info", "kind": "mo", "events": 1, "mo_id": mo.id,
+                             "target": "http://acme.example/mo", "status": 204, "error": None, "elapsed": 0.0}]
