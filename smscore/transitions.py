@@ -129,6 +129,8 @@ def on_ops(message: Message, action: str, at: float, detail: str, now: float) ->
     if target is Status.QUEUED and message.send_at is not None and message.send_at > now:
         target = Status.SCHEDULED
     t = Transition(message)
+    if target in (Status.FAILED, Status.EXPIRED):  # the gateway's own end: ``error`` says why, as for an attempt
+        message.error = detail
     _set(message, target, at, None, detail, t.events)
     return t
 

@@ -461,6 +461,7 @@ async def test_parts_the_esme_concatenated_go_on_as_they_came_and_validity_expir
         m = await gw.store.get(out["expired"])
         return m.status is Status.EXPIRED
     await eventually(expired, "the message past its validity expired", timeout=15)
+    assert (await gw.store.get(out["expired"])).error == "validity period ended before submission"
     assert not any(s.destination_addr == "46701234568" for s in gw.sims["sim"].submits)
 
 

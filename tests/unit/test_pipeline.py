@@ -510,6 +510,7 @@ def test_a_message_whose_profile_a_reload_removed_fails_instead_of_waiting_for_e
     stored = store.messages[m.id]
     assert stored.status is Status.FAILED
     assert stored.events[-1].detail == "profile standard is not configured" and stored.events[-1].final
+    assert stored.error == "profile standard is not configured"  # as GET, lists and callbacks show it
     assert links["cheap"].submits == [] and p.held == 0
     p.routing.profiles = {"standard": ("dear", "cheap")}
     p.routing.cost = lambda op, to: None if to.startswith("4670") else COSTS[op]
