@@ -157,7 +157,9 @@ def build_messages(body: Any, account, config, now: float) -> list[Message]:
         raise invalid_request("text", "Field 'text' is required and must be a string.")
     if text == "":
         raise invalid_request("text", "Field 'text' must not be empty.")
-    requested = body.get("encoding", "auto")
+    requested = body.get("encoding")
+    if requested is None:  # absent or null: null is the same as leaving an optional field out
+        requested = "auto"
     encoding_ok = isinstance(requested, str) and requested in ENCODINGS
     max_parts_raw = body.get("max_parts")
     max_parts_ok = max_parts_raw is None or (type(max_parts_raw) is int and max_parts_raw >= 1)
@@ -173,7 +175,8 @@ def build_messages(body: Any, account, config, now: float) -> list[Message]:
             raise invalid_request("text", f"The text cannot be encoded: {exc}") from None
         encoding_problem = f"The text cannot be sent as {requested}: {exc}"
         encoding = sms_text.choose_encoding(text, "auto")  # it fits auto: only a surrogate fits none
-    parts = wire_parts(text, encoding, body.get("profile", account.profile), config)
+    chosen_profile = account.profile if body.get("profile") is None else body["profile"]
+    parts = wire_parts(text, encoding, chosen_profile, config)
     if parts > limit:
         raise unprocessable("text_too_long", "text",
                             f"The text needs {parts} parts as {encoding.value}; at most {limit} are allowed.")
@@ -195,7 +198,7 @@ def build_messages(body: Any, account, config, now: float) -> list[Message]:
         sender = numbers.normalize_sender(sender)
 
     # profile
-    profile = body.get("profile", account.profile)
+    profile = chosen_profile
     if not isinstance(profile, str):
         raise invalid_request("profile", "Field 'profile' must be a string.")
     if profile not in config.profiles:

@@ -145,3 +145,10 @@ def test_send_at_is_up_to_5_calendar_years_ahead():
     with pytest.raises(ApiError) as caught:
         build_messages({"to": "46701234567", "text": "hi", "send_at": later}, ACME, CONFIG, now)
     assert (caught.value.status, caught.value.code, caught.value.field) == (422, "send_at_out_of_range", "send_at")
+
+
+def test_null_profile_and_encoding_are_the_same_as_leaving_them_out():
+    """docs/api.md: "null is the same as leaving an optional field out"; client generators send
+    unset optional fields as null. profile and encoding were refused (400) for it."""
+    [m] = build(profile=None, encoding=None)
+    assert (m.profile, m.encoding) == (ACME.profile, "gsm7")

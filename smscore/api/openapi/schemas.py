@@ -105,10 +105,10 @@ SCHEMAS = {
         "from": _nullable(_string("A sender of the account's `senders`: alphanumeric (1-11 letters and digits) or "
                                   "numeric (1-15 digits, + allowed). Default: the account's default sender.",
                                   pattern=r"^(\+?[0-9]{1,15}|[A-Za-z0-9]{1,11})$")),
-        "profile": _string("An operator profile of the config (default: the account's)."),
+        "profile": _nullable(_string("An operator profile of the config (default: the account's).")),
         "max_parts": _nullable({"type": "integer", "minimum": 1,
                                 "description": "At most this many SMS parts (capped by the account's)."}),
-        "encoding": {"type": "string", "enum": list(ENCODINGS), "default": "auto",
+        "encoding": {"type": ["string", "null"], "enum": [*ENCODINGS, None], "default": "auto",
                      "description": "auto: GSM 03.38 when every character fits, else UCS-2."},
         "send_at": _nullable(_string(f"When to send (an RFC 3339 date-time with an offset); in the past means "
                                      f"now; at most {SEND_AHEAD_YEARS} years ahead (the same day and time "
