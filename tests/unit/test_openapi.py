@@ -155,3 +155,14 @@ def test_the_answer_is_encoded_once_and_is_the_document():
     import orjson
 
     assert orjson.loads(orjson.dumps(body)) == openapi.document()
+
+
+def test_readyz_not_ready_is_documented_as_its_readiness_body():
+    """GET /readyz answers 503 {"ready": false, "problems": [...]} when not ready; the shared 503
+    (the error shape) overwrote the operation's own description of it."""
+    doc = openapi.document()
+    schema = doc["paths"]["/readyz"]["get"]["responses"]["503"]["content"]["application/json"]["schema"]
+    check = jsonschema_rs.validator_for({"$schema": "https://json-schema.org/draft/2020-12/schema",
+                                         "components": doc["components"], **schema})
+    check.validate({"ready": False, "problems": ["profile standard: no bound operator"]})
+    check.validate({"error": {"code": "unavailable", "message": "The main process did not answer."}})

@@ -149,12 +149,14 @@ def _answers(ok: dict, *, auth: str | None, errors: dict | None = None, store: b
         out["403"] = _shared("Forbidden")
     for status, response in (errors or {}).items():
         out[str(status)] = response
-    out["413"] = _shared("TooLarge")
-    out["414"] = _shared("UriTooLong")
-    out["431"] = _shared("HeadersTooLarge")
-    out["500"] = _shared("InternalError")
+    # The answers any request can meet, unless the operation describes its own (``/readyz``'s 503
+    # is its Readiness body, not the error shape).
+    out.setdefault("413", _shared("TooLarge"))
+    out.setdefault("414", _shared("UriTooLong"))
+    out.setdefault("431", _shared("HeadersTooLarge"))
+    out.setdefault("500", _shared("InternalError"))
     if store:
-        out["503"] = _shared("Unavailable")
+        out.setdefault("503", _shared("Unavailable"))
     return dict(sorted(out.items()))
 
 
