@@ -56,6 +56,16 @@ def normalize_msisdn(value: str) -> str:
     return match.group(1)
 
 
+def canonical_number(value: str) -> str:
+    """A number as the gateway keeps it: international digits when ``value`` is a valid MSISDN
+    (``+46701234567`` → ``46701234567``, as the API, the stop list and every look-up take it), else
+    ``value`` unchanged (an alphanumeric sender, a national number the gateway cannot place)."""
+    try:
+        return normalize_msisdn(value)
+    except InvalidNumber:
+        return value
+
+
 def _number_problem(value: str) -> str:
     shown = value if len(value) <= 40 else value[:40] + "..."
     digits = value[1:] if value.startswith("+") else value

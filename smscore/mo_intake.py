@@ -10,11 +10,13 @@ reply SMS (``accepted_elsewhere``) and its push job to the keyword's backend (``
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 
 from connectors.api import MoFacts
+from policies.numbers import canonical_number
 from smscore.model import MoMessage
 
 
@@ -52,6 +54,11 @@ class MoIntake:
         """Store an MO (or a part of one) durably; the link answers the SMSC when this fires.
         A whole MO goes on to ``on_mo`` after it is stored."""
         now = self.clock.seconds()
+        # "+46701234567" from one SMSC is the number "46701234567" everywhere else: its STOP must
+        # stop the MT to it, its look-ups find it, its parts reassemble with the others'
+        sender = canonical_number(mo.sender)
+        if sender != mo.sender:
+            mo = replace(mo, sender=sender)
         d = self.store.store_mo(mo, now, self.route, self.node, now + self.lease)
         d.addCallback(self._stored)
         return d

@@ -10,6 +10,7 @@ from urllib.parse import quote
 import pytest_twisted
 
 from tests.account_rig import refusal
+from tests.harness.waiting import eventually
 from tests.paging import every_page
 
 PORTED = "46709990001"  # cheap cannot reach it: mid delivers (tests/account_rig.py's operators)
@@ -239,3 +240,25 @@ async def test_bad_parameters_are_refused_naming_them(rig):
     refusal(*await look(rig, "/inbound?from=abc"), 422, "invalid_number", "from")
     refusal(*await look(rig, "/stoplist?number=1"), 422, "invalid_number", "number")
     refusal(*await look(rig, "/nothing"), 404, "not_found")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stop_from_a_sender_written_with_a_plus_stops_the_number_and_is_found_by_it(rig):
+    """SPEC §6/§7: a STOP adds the sender to the stop list and messages to listed numbers become
+    stopped. An SMSC that writes the sender "+46..." stored it so: the MT to "46..." went out, and
+    no look-up by the number found the MO or the entry."""
+    number = "46701237777"
+    code, _ = await rig.api("POST", "/v1/admin/operators/cheap/mo", {"from": "+" + number, "to": "72550", "text": "STOP"},
+                            key="ops-key")
+    assert code == 202
+
+    async def listed():
+        return (await ok(rig, f"/stoplist?number={number}"))["entries"] != []
+
+    await eventually(listed, "the STOP stored")
+    [entry] = (await ok(rig, f"/stoplist?number={number}"))["entries"]
+    assert entry["number"] == number
+    mid = (await rig.send({"to": "+" + number, "text": "after the STOP"}))["id"]
+    assert (await rig.get(mid))["status"] == "stopped"
+    [mo] = (await ok(rig, f"/numbers/{number}"))["mo"]
+    assert (mo["from"], mo["text"]) == (number, "STOP")
