@@ -106,7 +106,7 @@ class Gateway:
                                  claim_interval=2.0 if worker is None else 0.5,
                                  mo_route=lambda mo, spent: self.mo_router.route(mo, spent),
                                  on_push_queued=self._push_queued, held_elsewhere=self._held_elsewhere,
-                                 backlog=self.backlog, number_lookup=number_lookup)
+                                 others_alive=self._others_alive, backlog=self.backlog, number_lookup=number_lookup)
         self.pusher = Pusher(reactor, timeout=config.push.timeout, address_check=self._push_address_problem)
         self.push_worker = PushWorker(store=self.store, pusher=self.pusher, clock=reactor, node=owner,
                                       config_source=lambda: self.config, mo_router_source=lambda: self.mo_router,
@@ -232,6 +232,9 @@ class Gateway:
 
     def _held_elsewhere(self) -> frozenset[str]:
         return self.cluster.shares.held_elsewhere if self.cluster is not None else frozenset()
+
+    def _others_alive(self) -> bool:
+        return self.cluster is not None and len(self.cluster.shares.nodes) > 1
 
     def _apply_shares(self, shares) -> None:
         """The live nodes changed: take this node's new part of every operator's binds and tps

@@ -46,11 +46,12 @@ class Pipeline:
                  on_push_queued: Callable[[], object] | None = None,
                  on_mo: Callable[[MoMessage], object] | None = None,
                  held_elsewhere: Callable[[], frozenset[str]] = frozenset, backlog: Backlog | None = None,
-                 number_lookup=None) -> None:
+                 number_lookup=None, others_alive: Callable[[], bool] = lambda: False) -> None:
         """``store`` must have been built with this ``routing``'s ``untried`` (StoreRules).
         ``held_elsewhere()``: the operators whose binds only other nodes hold now (``smscore.cluster``).
         ``backlog``: refuses new messages past ``max_backlog`` (``smscore.backlog``); None: never.
-        ``number_lookup``: HLR/MNP look-ups before choosing (``smscore.number_lookup``); None: never."""
+        ``number_lookup``: HLR/MNP look-ups before choosing (``smscore.number_lookup``); None: never.
+        ``others_alive()``: whether other live nodes share the store (``_no_operator``)."""
         self.backlog = backlog
         self.number_lookup = number_lookup
         self.store = store
@@ -67,6 +68,7 @@ class Pipeline:
         #: called when a stored change queued a push job (the push worker claims it at once)
         self.on_push_queued: Callable[[], object] = on_push_queued or (lambda: None)
         self.held_elsewhere = held_elsewhere
+        self.others_alive = others_alive
         self.parking = Parking(store, clock, node, self._log_failure)  # for operators other nodes hold
         self._looking: dict[str, Message] = {}  # waiting for a number look-up's answer
         self.links: dict = {}
@@ -92,7 +94,7 @@ class Pipeline:
         #: no final receipt within receipt_timeout: unknown (a reload sets its timeout)
         self.receipt_timeouts = ReceiptTimeouts(store=store, clock=clock, timeout=receipt_timeout,
                                                 after=self._after, log_failure=self._log_failure)
-        self.metrics.watch_queues(self._sample_queues)
+        self.metrics.watch_queues(lambda: [(name, len(self.queues[name]), self.inflight[name]) for name in self.links])
 
     # -- wiring ------------------------------------------------------------------------------
     def add_link(self, link) -> None:
@@ -100,9 +102,6 @@ class Pipeline:
         self.links[link.name] = link
         self.queues.setdefault(link.name, deque())
         self.inflight.setdefault(link.name, 0)
-
-    def _sample_queues(self):
-        return [(name, len(self.queues[name]), self.inflight[name]) for name in self.links]
 
     @property
     def owner(self) -> str | None:
@@ -251,8 +250,7 @@ class Pipeline:
         return result
 
     def accepted_elsewhere(self, messages) -> None:
-        """Messages another path stored claimed by this node (replies from shortcodes): count
-        them and send them."""
+        """Messages another path stored claimed by this node (shortcode replies): count, send them."""
         if messages:
             self.metrics.accepted.inc((), len(messages))
         for m in messages:
@@ -287,16 +285,7 @@ class Pipeline:
             message.reach = reach
         operator = self.choose(message, elsewhere)
         if operator is None:
-            why = None if message.status.final else self.routing.unroutable(message)
-            if why is not None:  # e.g. a reload removed its profile: failed, not left queued for ever
-                self.log.warning("message cannot be routed", message_id=message.id, detail=why)
-                self._end_unsent(message, "unroutable", Status.FAILED, why)
-                return
-            # Every operator of the profile was tried: the store's rules have already made it
-            # final; nothing to send.
-            self.log.warning("no operator left", message_id=message.id, profile=message.profile)
-            self.held -= 1
-            return
+            return self._no_operator(message)
         if operator in elsewhere:
             self._park(message, operator)
             return
@@ -306,6 +295,20 @@ class Pipeline:
         else:
             queue.append(message)
         self.pump(operator)
+
+    def _no_operator(self, m: Message) -> None:
+        """Every operator was tried (the store made it final), or none can take it here (a reload
+        removed its profile: docs/configuration.md, "What reload changes")."""
+        why = None if m.status.final else self.routing.unroutable(m)
+        if why is not None and not self.others_alive():
+            self.log.warning("message cannot be routed", message_id=m.id, detail=why)
+            return self._end_unsent(m, "unroutable", Status.FAILED, why)
+        self.held -= 1
+        if why is None:
+            return self.log.warning("no operator left", message_id=m.id, profile=m.profile)
+        self.log.warning("message cannot be routed here: given back", message_id=m.id, detail=why)
+        self.clock.callLater(self.lease, lambda: self.store.release(self.node, [m.id]).addErrback(
+            self._log_failure, "giving back a message failed", message_id=m.id))
 
     def _looked_up(self, reach: frozenset[str], message: Message, front: bool) -> None:
         if self._looking.pop(message.id, None) is None:

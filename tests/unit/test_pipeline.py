@@ -22,12 +22,13 @@ COSTS = {"cheap": Decimal("0.10"), "dear": Decimal("0.20")}
 
 
 def make(clock, links=("cheap", "dear"), max_in_memory=1000, window=10, store=None, elsewhere=frozenset(),
-         claim_batch=1000):
+         claim_batch=1000, others_alive=False):
     metrics = Metrics(CollectorRegistry())
     routing = Routing({"standard": ("dear", "cheap")}, lambda op, to: COSTS[op])
     store = store or MemoryStore(StoreRules(untried=routing.untried))
     p = Pipeline(store=store, clock=clock, node="gw1", lease=30.0, routing=routing, metrics=metrics,
-                 max_in_memory=max_in_memory, claim_batch=claim_batch, held_elsewhere=lambda: elsewhere)
+                 max_in_memory=max_in_memory, claim_batch=claim_batch, held_elsewhere=lambda: elsewhere,
+                 others_alive=lambda: others_alive)
     fakes = {}
     for name in links:
         fakes[name] = FakeLink(name, window=window)
@@ -521,3 +522,21 @@ def test_a_message_whose_profile_a_reload_removed_fails_instead_of_waiting_for_e
     m3 = message(clock, to="4711111111")
     run(p.accept([m3]))
     assert [r.message_id for r, _ in links["cheap"].submits] == [m3.id]
+
+
+def test_with_other_live_nodes_a_message_of_a_profile_this_node_does_not_know_goes_back_after_a_lease():
+    """While a reload rolls over a cluster the nodes' configs differ: a node that does not know a
+    message's profile gives it back (after a lease, so that no node spins on it) for one that
+    does, instead of failing work another node can send (found by the multi-node audit)."""
+    clock = Clock()
+    clock.advance(1000)
+    p, store, links, metrics = make(clock, others_alive=True)
+    run(p.start())
+    p.routing.profiles = {"other": ("cheap",)}
+    m = message(clock)
+    run(p.accept([m]))
+    assert store.messages[m.id].status is Status.QUEUED and p.held == 0
+    assert store.leases[m.id][0] == "gw1"  # still this node's for a lease
+    clock.advance(30)
+    assert store.leases[m.id][0] is None  # then anyone's: a node that knows the profile claims it
+    assert store.messages[m.id].status is Status.QUEUED and links["cheap"].submits == []
