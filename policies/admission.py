@@ -29,6 +29,9 @@ from policies.billing import charge_for
 # Statuses as their SPEC names (policies do not import smscore).
 QUEUED, SCHEDULED, PAUSED, PENDING_APPROVAL, STOPPED, REJECTED = (
     "queued", "scheduled", "paused", "pending_approval", "stopped", "rejected")
+#: The final statuses a message can reach without any operator being tried (cancelled, refused,
+#: stop-listed; its validity ended first; no operator could take it).
+UNSENT_ENDS = (STOPPED, REJECTED, "expired", "failed")
 
 
 class InsufficientBalance(Exception):
@@ -154,8 +157,9 @@ def held_back(number: str, facts: Facts) -> Change | None:
 
 def refund(charged: Decimal, tried: Iterable[str], statuses: Iterable[str]) -> Decimal:
     """What a prepaid message is given back after a change: all it was charged when it ended
-    ``stopped`` or ``rejected`` before any operator was tried, else nothing."""
-    if charged and not tuple(tried) and any(s in (STOPPED, REJECTED) for s in statuses):
+    before any operator was tried (``UNSENT_ENDS``: nothing went out, nothing is owed), else
+    nothing."""
+    if charged and not tuple(tried) and any(s in UNSENT_ENDS for s in statuses):
         return charged
     return Decimal(0)
 

@@ -78,6 +78,9 @@ def test_refund_only_before_any_operator_was_tried():
     assert refund(D(2), ("cheap",), [STOPPED]) == 0
     assert refund(D(2), (), [QUEUED]) == 0
     assert refund(D(0), (), [STOPPED]) == 0
+    # expired before submission, or failed with no operator able to take it: nothing went out
+    assert refund(D(2), (), ["expired"]) == refund(D(2), (), ["failed"]) == D(2)
+    assert refund(D(2), ("cheap",), ["failed"]) == refund(D(2), ("cheap",), ["expired"]) == 0
 
 
 @given(st.integers(0, 20), st.integers(1, 20), st.lists(st.sampled_from([QUEUED, SCHEDULED]), max_size=15))
