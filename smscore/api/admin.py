@@ -8,6 +8,8 @@ Each handler takes the gateway and the request and returns ``(status, body)`` or
 
 from __future__ import annotations
 
+import re
+
 from decimal import Decimal
 
 from connectors.smsc_sim import InvalidMO
@@ -35,6 +37,9 @@ def _known_account(gw, name: str) -> None:
         raise ApiError(404, "not_found", f"There is no account {name!r}.")
 
 
+_DECIMAL = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
+
+
 def topup(gw, request, name: str):
     """``POST /v1/admin/accounts/{name}/topup`` with ``{"amount": number}`` (or a decimal string,
     ``"0.10"``, which no binary float rounds): the new balance."""
@@ -42,7 +47,10 @@ def topup(gw, request, name: str):
     now = gw.clock.seconds()
     body = read_json(request)
     amount = body.get("amount") if isinstance(body, dict) else None
-    if isinstance(amount, bool) or not isinstance(amount, (int, float, str)):
+    if (isinstance(amount, bool) or not isinstance(amount, (int, float, str))
+            or (isinstance(amount, str) and not _DECIMAL.fullmatch(amount))):
+        # a string is a plain decimal ("12.50", "-3", "+100"), as the OpenAPI document says: not "1_000",
+        # " 5 " or "1e3", which Python's Decimal would also read
         raise ApiError(400, "invalid_request", "Field 'amount' must be a number or a decimal string.", "amount")
     try:
         value = Decimal(str(amount))

@@ -61,7 +61,8 @@ async def test_prepaid_charges_per_part_refuses_whole_refunds_and_notifies_the_b
     assert await rig.balance() == Decimal("1098.25")
     now_ok = await rig.send({"to": "4790000006", "text": "x"})                     # 250 now fits
     assert now_ok["status"] == "queued" and await rig.balance() == Decimal("848.25")  # crossed 1000
-    for bad in ("abc", None, True, [1], "NaN", "Infinity", "1e999999999", "-1e999999999"):
+    for bad in ("abc", None, True, [1], "NaN", "Infinity", "1e999999999", "-1e999999999", "1_000", " 5 ", "1e3",
+                ".5", "5.", "++5"):
         code, body = await rig.admin("/accounts/acme/topup", {"amount": bad})
         refusal(code, body, 400, "invalid_request", "amount")
     code, body = await rig.admin("/accounts/nobody/topup", {"amount": 1})

@@ -242,7 +242,8 @@ SCHEMAS = {
         "description": "Added to the balance; negative corrects it; -1,000,000 to 1,000,000 per call. A decimal "
                        "string keeps every digit.",
         "oneOf": [{"type": "number", "minimum": -1_000_000, "maximum": 1_000_000},
-                  _string("A decimal, e.g. \"12.50\" (anything else is 400).")]}},
+                  _string("A decimal, e.g. \"12.50\", \"-3\" or \"+100\" (anything else is 400).",
+                          pattern=r"^[+-]?[0-9]+(\.[0-9]+)?$")]}},
         closed=False),
     "Balance": _obj({"balance": _MONEY}),
     "StopListChanged": _obj({"changed": {"type": "integer", "minimum": 0}, "numbers": {"type": "integer", "minimum": 1}}),
