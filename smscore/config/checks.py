@@ -7,6 +7,7 @@ it is checked once, here, after all of them are, with each error on the key path
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Mapping
 
 from smscore.config.convert import _api_key, _secret
@@ -14,6 +15,7 @@ from smscore.config.table import _Invalid, _quote, _Table
 from smscore.config.values import (
     AccountConfig,
     KeywordConfig,
+    ListenAddress,
     LookupConfig,
     OperatorConfig,
     ProfileConfig,
@@ -130,3 +132,47 @@ def check_lookup_networks(lookup: LookupConfig | None, operators: Mapping[str, O
         elif written == []:
             tables[name].error("networks", f"must not be empty with [lookup]: {why}")
         # else: an invalid value, already reported where it was read
+
+
+def check_listeners(listeners: list[tuple[str, ListenAddress | None]], errors: list[str]) -> None:
+    """No two listeners of the node on one address, each later one an error naming the earlier.
+
+    Why: ``run`` would fail on the second with "address in use", which reads as another gateway
+    holding the port; check-config must find it first, on its key (SPEC §3). The same port on the
+    same host collides, and so does a wildcard host (0.0.0.0, ::: every address of the machine)
+    with any host on its port; port 0 (any free port) never does. ``listeners`` are (key path,
+    address or None when not configured) in the file's order; a key already in ``errors`` is left
+    out, as its address is a stand-in for the one written."""
+    seen: list[tuple[str, ListenAddress]] = []
+    for key, address in listeners:
+        if address is None or address.port == 0 or any(e.startswith(f"{key}:") for e in errors):
+            continue
+        clash = next(((k, a) for k, a in seen if _same_port(a, address)), None)
+        if clash is None:
+            seen.append((key, address))
+            continue
+        other, earlier = clash
+        if _host(earlier.host) == _host(address.host):
+            errors.append(f"{key}: the same address as {other} ({earlier})")
+        else:
+            wildcard = earlier if _is_wildcard(earlier.host) else address
+            errors.append(f"{key}: {address} takes the port of {other} ({earlier}): {wildcard.host} "
+                          f"listens on every address of the machine")
+
+
+def _same_port(a: ListenAddress, b: ListenAddress) -> bool:
+    """Whether listeners at ``a`` and ``b`` want the same socket address (``check_listeners``)."""
+    return a.port == b.port and (_host(a.host) == _host(b.host) or _is_wildcard(a.host) or _is_wildcard(b.host))
+
+
+def _host(host: str) -> str:
+    """A host as one spelling: an IP address in its compressed form ("::0" is "::"), a name in
+    lower case (names are not resolved: "localhost" and "127.0.0.1" stay apart)."""
+    try:
+        return ipaddress.ip_address(host).compressed
+    except ValueError:
+        return host.lower()
+
+
+def _is_wildcard(host: str) -> bool:
+    return _host(host) in ("0.0.0.0", "::")

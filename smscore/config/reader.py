@@ -19,6 +19,7 @@ from smscore.config.checks import (
     check_accounts,
     check_keys,
     check_keywords,
+    check_listeners,
     check_lookup_networks,
     check_smpp_accounts,
 )
@@ -46,6 +47,7 @@ from smscore.config.values import (
     KeywordConfig,
     ListenAddress,
     MetricsConfig,
+    SmppServerConfig,
 )
 
 
@@ -211,6 +213,10 @@ class _Parser:
         check_keys(account_tables, admin_t)
         check_smpp_accounts(accounts, account_tables, smpp_server)
         check_lookup_networks(lookup, operators, operator_tables, profiles)
+        server = smpp_server or SmppServerConfig()
+        check_listeners([("http.listen", http.listen), ("metrics.listen", metrics.listen),
+                         ("smpp_server.listen", server.listen),
+                         ("smpp_server.tls_listen", server.tls_listen)], self.errors)
         accounts = {n: _with_callback_hosts(a, keywords) for n, a in accounts.items()}
         root.finish()
         return Config(

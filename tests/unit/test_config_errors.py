@@ -317,6 +317,38 @@ def test_each_error_names_its_key_path(case: str) -> None:
     assert errors_of(extra + "\n" + BASE) == [expected]
 
 
+@pytest.mark.parametrize("listeners, expected", [
+    ('[http]\nlisten = "127.0.0.1:8080"\n[metrics]\nlisten = "127.0.0.1:8080"',
+     ["metrics.listen: the same address as http.listen (127.0.0.1:8080)"]),
+    ('[metrics]\nlisten = "127.0.0.1:8080"',  # [http] listen's default
+     ["metrics.listen: the same address as http.listen (127.0.0.1:8080)"]),
+    ('[http]\nlisten = "[::1]:9000"\n[metrics]\nlisten = "[0:0::1]:9000"',
+     ["metrics.listen: the same address as http.listen ([::1]:9000)"]),
+    ('[http]\nlisten = "0.0.0.0:8080"\n[smpp_server]\nlisten = "127.0.0.1:8080"',
+     ["smpp_server.listen: 127.0.0.1:8080 takes the port of http.listen (0.0.0.0:8080): 0.0.0.0 listens on "
+      "every address of the machine"]),
+    ('[metrics]\nlisten = "[::]:8080"',
+     ["metrics.listen: [::]:8080 takes the port of http.listen (127.0.0.1:8080): :: listens on every address "
+      "of the machine"]),
+    ('[metrics]\nlisten = "127.0.0.1:2775"\n[smpp_server]\nlisten = "127.0.0.1:2775"\n[http]\nlisten = "0.0.0.0:2775"',
+     ["metrics.listen: 127.0.0.1:2775 takes the port of http.listen (0.0.0.0:2775): 0.0.0.0 listens on every "
+      "address of the machine",
+      "smpp_server.listen: 127.0.0.1:2775 takes the port of http.listen (0.0.0.0:2775): 0.0.0.0 listens on every "
+      "address of the machine"]),
+    ('[http]\nlisten = "127.0.0.1:70000"\n[metrics]\nlisten = "127.0.0.1:8080"',  # 8080: http's stand-in
+     ['http.listen: port must be from 0 to 65535, got "127.0.0.1:70000"']),
+])
+def test_two_listeners_on_one_address_are_an_error_on_the_later_key(listeners: str, expected: list[str]) -> None:
+    assert errors_of(listeners + "\n" + BASE) == expected
+
+
+def test_listeners_apart_or_on_port_0_are_accepted() -> None:
+    config = parse('[http]\nlisten = "127.0.0.1:0"\n[metrics]\nlisten = "0.0.0.0:0"\n'
+                   '[smpp_server]\nlisten = "127.0.0.2:8080"\n' + BASE)
+    assert (config.http.listen.port, config.metrics.listen.port) == (0, 0)
+    assert parse('[http]\nlisten = "127.0.0.1:8080"\n[metrics]\nlisten = "[::1]:8080"\n' + BASE)
+
+
 def test_every_error_is_reported_not_just_the_first() -> None:
     text = """
 [gateway]

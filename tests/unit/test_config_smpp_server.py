@@ -106,3 +106,15 @@ def test_a_keyword_may_push_to_the_accounts_esmes_when_it_has_credentials() -> N
         'keywords[0].url: "smpp" needs [accounts.acme.smpp]: the account\'s ESMEs get the MO']
     assert errors_of(SMPP_SERVER + keyword.replace('url = "smpp"', 'url = "smtp"')) == [
         'keywords[0].url: must be an http:// or https:// URL, got "smtp"']
+
+
+def test_the_tls_listener_on_the_apis_address_is_an_error_on_it(tmp_path) -> None:
+    cert, key = TestCA(tmp_path).issue("gateway", ip="127.0.0.1")
+    text = (BASE + '[http]\nlisten = "127.0.0.1:3550"\n[smpp_server]\nlisten = "127.0.0.1:2775"\n'
+            f'tls_listen = "127.0.0.1:3550"\ntls_cert = "{cert.name}"\ntls_key = "{key.name}"\n')
+    with pytest.raises(ConfigError) as caught:
+        parse(text, folder=tmp_path)
+    assert caught.value.errors == ["smpp_server.tls_listen: the same address as http.listen (127.0.0.1:3550)"]
+    with pytest.raises(ConfigError) as caught:
+        parse(text.replace('tls_listen = "127.0.0.1:3550"', 'tls_listen = "127.0.0.1:2775"'), folder=tmp_path)
+    assert caught.value.errors == ["smpp_server.tls_listen: the same address as smpp_server.listen (127.0.0.1:2775)"]
