@@ -55,6 +55,8 @@ class Gateway:
     def __init__(self, config: Config, reactor, registry: CollectorRegistry | None = None,
                  worker: WorkerSpec | None = None) -> None:
         self.config = config
+        #: the settings a reload cannot change, as this process started with them (``reload``)
+        self.started_with = config.restart_settings()
         self.reactor = reactor
         self.clock = reactor
         #: None: the node is this one process; else this process's part (smscore.supervisor)
@@ -344,14 +346,9 @@ class Gateway:
             self.log.error("reload refused: the config has errors", errors=exc.errors)
             return {"reloaded": False, "errors": exc.errors}
         old = self.config
-        restart = [key for key, a, b in (
-            ("gateway.node", old.gateway.node, new.gateway.node), ("gateway.lease", old.gateway.lease, new.gateway.lease),
-            ("gateway.processes", old.gateway.processes, new.gateway.processes),
-            ("store", old.store, new.store), ("http.listen", old.http.listen, new.http.listen),
-            ("metrics.listen", old.metrics.listen, new.metrics.listen),
-            ("smpp_server", old.smpp_server, new.smpp_server),
-            ("lookup", (old.lookup is None, old.lookup and (old.lookup.url, old.lookup.timeout)),
-             (new.lookup is None, new.lookup and (new.lookup.url, new.lookup.timeout)))) if a != b]
+        # against what runs, not the last file read: a second reload of a changed file still waits
+        # for a restart, and a file put back as it was waits for nothing
+        restart = [key for key, value in new.restart_settings().items() if value != self.started_with[key]]
         self.config = new
         self.pipeline.routing.profiles = {name: tuple(p.operators) for name, p in new.profiles.items()}
         self.pipeline.receipt_timeouts.set_timeout(new.gateway.receipt_timeout)

@@ -377,3 +377,14 @@ class Config:
 
     def is_admin_key(self, key: str) -> bool:
         return self.admin.api_keys.matches(key)
+
+    def restart_settings(self) -> dict[str, object]:
+        """The settings a reload does not apply, by key path (docs/configuration.md, "What reload
+        changes"): a process runs with those it started with until a restart, so a reload compares
+        the file's with these as they were at start, not with the file read before."""
+        lookup = self.lookup
+        return {"gateway.node": self.gateway.node, "gateway.lease": self.gateway.lease,
+                "gateway.processes": self.gateway.processes, "store": self.store,
+                "http.listen": self.http.listen, "metrics.listen": self.metrics.listen,
+                "smpp_server": self.smpp_server,
+                "lookup": None if lookup is None else (lookup.url, lookup.timeout)}
