@@ -25,6 +25,16 @@ from smscore.config.values import ListenAddress, PrefixTable, _digest
 from smscore.durations import DurationError, parse_duration
 from smscore.model import STATUS_NAMES
 
+#: The largest integer of a key that names no maximum of its own: the store keeps integers in 64
+#: bits and the API's JSON writes no more (a daily_volume_limit above it hung GET /v1/admin/accounts),
+#: and a rate past a float's range cannot be computed with at all (an account's tps of 10**400 made
+#: every POST /v1/messages fail, an operator's stopped `run` with a traceback).
+MAX_INTEGER = 2**63 - 1
+#: The longest duration, 100 years: nothing the gateway waits for is longer, and a longer one can
+#: leave the calendar once taken from now, or become infinite as a float (a number of 309 digits).
+MAX_DURATION_DAYS = 36500
+
+
 def _string(*, choices: tuple[str, ...] = (), pattern: str | None = None, what: str = "",
             allow_empty: bool = True, max_length: int | None = None) -> Callable[[Any], str]:
     compiled = re.compile(pattern) if pattern else None
@@ -70,6 +80,8 @@ def _integer(minimum: int = 0, maximum: int | None = None) -> Callable[[Any], in
         if (isinstance(value, bool) or not isinstance(value, int) or value < minimum
                 or (maximum is not None and value > maximum)):
             raise _Invalid(f"must be an integer {bound}, got {_show(value)}")
+        if value > MAX_INTEGER:
+            raise _Invalid(f"must be an integer from {minimum} to {MAX_INTEGER} (64 bits), got {_show(value)}")
         return value
 
     return convert
@@ -98,6 +110,8 @@ def _duration(*, allow_zero: bool = False) -> Callable[[Any], float]:
             raise _Invalid(f"{exc}, got {_show(value)}") from None
         if seconds == 0 and not allow_zero:
             raise _Invalid(f"must be longer than zero, got {_show(value)}")
+        if seconds > MAX_DURATION_DAYS * 86400:
+            raise _Invalid(f'must be at most "{MAX_DURATION_DAYS}d" (100 years), got {_show(value)}')
         return seconds
 
     return convert

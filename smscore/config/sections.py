@@ -75,6 +75,16 @@ _SIMULATOR_ONLY = ("unreachable_prefixes", "receipt_delay", "message_id_format",
 LOOKUP_PLACEHOLDER = "{number}"
 #: The longest a look-up may wait for its answer ([lookup] timeout): a message waits with it.
 MAX_LOOKUP_TIMEOUT = 60.0
+#: The longest retention ([gateway] retention_days), 100 years: the hourly purge counts back from
+#: now, and 999999 days went before year 1, so every purge failed and nothing was ever cleaned.
+MAX_RETENTION_DAYS = 36500
+#: The shortest lease ([gateway] lease): a node renews its leases and its heartbeat every third of
+#: it, so "1ms" kept it writing to the store without a pause, and a lease shorter than a store round
+#: trip runs out before it is renewed (another node takes the work over while this one sends it).
+MIN_LEASE = 1.0
+#: The most sessions of one operator ([operators.NAME] binds): a node opens them all at start, and a
+#: million never let it finish starting.
+MAX_BINDS = 1000
 
 
 def _defaults(cls: type) -> dict[str, Any]:
@@ -86,6 +96,15 @@ def _defaults(cls: type) -> dict[str, Any]:
     }
 
 
+def _lease(value: Any) -> float:
+    """[gateway] lease: a duration of at least ``MIN_LEASE``."""
+    seconds = _duration()(value)
+    if seconds < MIN_LEASE:
+        raise _Invalid(f'must be at least "{MIN_LEASE:g}s" (a node renews its leases every third of it), '
+                       f"got {_show(value)}")
+    return seconds
+
+
 def read_gateway(t: _Table) -> GatewayConfig:
     d = _defaults(GatewayConfig)
     gateway = GatewayConfig(
@@ -93,10 +112,10 @@ def read_gateway(t: _Table) -> GatewayConfig:
                                    what="1-64 letters, digits, '.', '_' or '-'"), d["node"]),
         default_sender=t.get("default_sender", _sender, d["default_sender"]),
         max_parts_cap=t.get("max_parts_cap", _integer(1, 255), d["max_parts_cap"]),
-        retention_days=t.get("retention_days", _integer(1), d["retention_days"]),
+        retention_days=t.get("retention_days", _integer(1, MAX_RETENTION_DAYS), d["retention_days"]),
         receipt_timeout=t.get("receipt_timeout", _duration(), d["receipt_timeout"]),
         reply_profile=t.get("reply_profile", _NONEMPTY, d["reply_profile"]),
-        lease=t.get("lease", _duration(), d["lease"]),
+        lease=t.get("lease", _lease, d["lease"]),
         processes=t.get("processes", _processes, d["processes"]),
         max_backlog=t.get("max_backlog", _integer(1), d["max_backlog"]),
     )
@@ -242,7 +261,7 @@ def read_operator(name: str, t: _Table) -> OperatorConfig:
         password=t.get("password", _secret(_password(8, allow_empty=True), t.sources), credential),
         system_type=t.get("system_type", _string(max_length=12), d["system_type"]),
         bind=t.get("bind", _string(choices=("transceiver", "transmitter+receiver")), d["bind"]),
-        binds=t.get("binds", _integer(1), d["binds"]),
+        binds=t.get("binds", _integer(1, MAX_BINDS), d["binds"]),
         window=t.get("window", _integer(1), d["window"]),
         tps=t.get("tps", _integer(0), d["tps"]),
         enquire_link=t.get("enquire_link", _duration(), d["enquire_link"]),

@@ -20,7 +20,7 @@ ERROR_CASES = {
     ),
     "bool is not an integer": (
         "[operators.telia]" + SMPP + "binds = true",
-        "operators.telia.binds: must be an integer >= 1, got true",
+        "operators.telia.binds: must be an integer from 1 to 1000, got true",
     ),
     "typo in a key": (
         "[operators.telia]" + SMPP + "prot = 2776",
@@ -286,7 +286,45 @@ ERROR_CASES = {
         "[gateway]\nmax_backlog = 0",
         "gateway.max_backlog: must be an integer >= 1, got 0",
     ),
+    # bounds where a value made the node misbehave (docs/configuration.md names each)
+    "retention past year 1 (every purge failed)": (
+        "[gateway]\nretention_days = 999999",
+        "gateway.retention_days: must be an integer from 1 to 36500, got 999999",
+    ),
+    "lease of 1ms (renewed without a pause)": (
+        '[gateway]\nlease = "1ms"',
+        'gateway.lease: must be at least "1s" (a node renews its leases every third of it), got "1ms"',
+    ),
+    "a million binds (the node never finished starting)": (
+        "[operators.telia]" + SMPP + "binds = 1000000",
+        "operators.telia.binds: must be an integer from 1 to 1000, got 1000000",
+    ),
+    "an integer past 64 bits (the API cannot write it)": (
+        "[accounts.acme]\ndaily_volume_limit = 9223372036854775808",
+        "accounts.acme.daily_volume_limit: must be an integer from 1 to 9223372036854775807 (64 bits), "
+        "got 9223372036854775808",
+    ),
+    "a rate past a float (every request failed)": (
+        "[accounts.acme]\ntps = 1" + "0" * 400,
+        "accounts.acme.tps: must be an integer from 0 to 9223372036854775807 (64 bits), got 1" + "0" * 400,
+    ),
+    "a duration past 100 years": (
+        '[push]\nretry_for = "36501d"',
+        'push.retry_for: must be at most "36500d" (100 years), got "36501d"',
+    ),
+    "a duration past a float": (
+        '[gateway]\nreceipt_timeout = "1' + "0" * 400 + 'd"',
+        'gateway.receipt_timeout: must be at most "36500d" (100 years), got "1' + "0" * 400 + 'd"',
+    ),
 }
+
+
+def test_the_bounds_themselves_are_accepted() -> None:
+    config = parse('[gateway]\nretention_days = 36500\nlease = "1s"\nreceipt_timeout = "36500d"\n'
+                   "max_backlog = 9223372036854775807\n[operators.telia]" + SMPP + "binds = 1000\n" + BASE)
+    assert (config.gateway.retention_days, config.gateway.lease) == (36500, 1.0)
+    assert config.gateway.receipt_timeout == 36500 * 86400 and config.gateway.max_backlog == 2**63 - 1
+    assert config.operators["telia"].binds == 1000
 
 
 def test_callback_hosts_default_to_the_accounts_own_urls_hosts() -> None:
