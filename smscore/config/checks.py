@@ -63,7 +63,10 @@ def check_accounts(accounts: Mapping[str, AccountConfig], tables: Mapping[str, _
             if sender in numbers and not any(k.shortcode == sender for k in own):
                 t.error(f"senders[{index}]",
                         f"shortcode {sender} has no keyword of this account")
-        if account.secret is None and (account.callback_url or any(k.url and k.url != "smpp" for k in own)):
+        # a secret written but unreadable ("env:NAME" unset, a bad "file:") is reported where it is
+        # read: "is required" besides would send the reader to add a key that is there
+        if (account.secret is None and "secret" not in t.data
+                and (account.callback_url or any(k.url and k.url != "smpp" for k in own))):
             t.error("secret", "is required: pushes to this account (callback_url or a "
                               "keyword url) are signed with it")
 

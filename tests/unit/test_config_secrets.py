@@ -153,6 +153,16 @@ def test_a_secret_that_cannot_be_read_is_one_error_naming_key_and_source(
     assert errors_of(text, environ) == [expected]
 
 
+@pytest.mark.parametrize("written", ["env:AUDIT_SECRET_X", "file:missing", ""])
+def test_a_push_secret_written_but_unreadable_is_one_error_not_also_required(written: str) -> None:
+    text = BASE + f'[accounts.demo]\ncallback_url = "https://demo.example/status"\nsecret = "{written}"\n'
+
+    (error,) = errors_of(text)
+    assert error.startswith("accounts.demo.secret: ") and "is required" not in error
+    assert errors_of(BASE + '[accounts.demo]\ncallback_url = "https://demo.example/status"\n') == [
+        "accounts.demo.secret: is required: pushes to this account (callback_url or a keyword url) are signed with it"]
+
+
 def test_an_empty_or_unreadable_file_is_named_by_its_path(tmp_path: Path) -> None:
     (tmp_path / "empty").write_text("\n", encoding="utf-8")
     (tmp_path / "binary").write_bytes(b"\xff\xfe")
