@@ -156,6 +156,8 @@ def cmd_stoplist(args) -> int:
             lines = Path(args.file).read_text(encoding="utf-8").splitlines()
         except OSError as exc:
             raise CliError(f"{args.file}: {exc.strerror or exc}", 2) from None
+        except UnicodeDecodeError:
+            raise CliError(f"{args.file}: not UTF-8 text", 2) from None
         for line in lines:
             value = line.split("#", 1)[0].strip().split(",")[0].strip()
             if value:

@@ -7,6 +7,13 @@ import sys
 DEFAULT_CONFIG = "etc/gateway.toml"
 
 
+def one_line(text: str) -> str:
+    """``text`` with its line breaks and runs of blanks made single spaces: an error from below (a
+    driver's, such as libpq's "...refused" and a tab-indented hint under it) as the one line an
+    ``smsgw`` error is (SPEC §2), saying all it said."""
+    return " ".join(text.split())
+
+
 class CliError(Exception):
     """A one-line error for the user; ``code`` is the exit status."""
 

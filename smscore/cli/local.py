@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from smscore.cli.common import CliError, load
+from smscore.cli.common import CliError, load, one_line
 
 
 # -- check-config ----------------------------------------------------------------------------------
@@ -151,7 +151,7 @@ def cmd_smsc_sim(args) -> int:
         def failed(f):
             # either listener (SMPP or --control): a port in use is a clear error and exit 1, not a
             # simulator that runs on without the port it was asked for
-            print(f"smsgw: cannot listen: {f.getErrorMessage()}", file=sys.stderr)
+            print(f"smsgw: cannot listen: {one_line(f.getErrorMessage())}", file=sys.stderr)
             exit_code[0] = 1
             sim.stop().addBoth(lambda _: reactor.stop())
 

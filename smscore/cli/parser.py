@@ -7,7 +7,7 @@ import sys
 
 from smscore.cli.client import (cmd_account_action, cmd_accounts, cmd_message_action, cmd_messages, cmd_mo,
                                 cmd_number, cmd_reload, cmd_send, cmd_status, cmd_stoplist)
-from smscore.cli.common import DEFAULT_CONFIG, CliError
+from smscore.cli.common import DEFAULT_CONFIG, CliError, one_line
 from smscore.cli.local import cmd_check_config, cmd_db_upgrade, cmd_hash_key, cmd_init, cmd_smsc_sim, version
 from smscore.cli.run import cmd_run
 
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except CliError as exc:
-        print(f"smsgw: {exc}", file=sys.stderr)
+        print(f"smsgw: {one_line(str(exc))}", file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
         return 130

@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 
-from smscore.cli.common import CliError, load
+from smscore.cli.common import CliError, load, one_line
 from smscore.cli.local import upgrade_store
 
 
@@ -61,7 +61,7 @@ def _run_gateway(config, worker) -> int:
 
     def started_failed(failure):
         log.error("gateway failed to start", error=failure.getErrorMessage())
-        print(f"smsgw: cannot start: {failure.getErrorMessage()}", file=sys.stderr)
+        print(f"smsgw: cannot start: {one_line(failure.getErrorMessage())}", file=sys.stderr)
         outcome["code"] = 1
         if reactor.running:
             reactor.stop()

@@ -58,6 +58,20 @@ def test_bad_options_and_a_missing_file_are_one_line_not_a_traceback(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[gateway\n")  # one error: one line, not the error and a count of errors
     one_line_error(smsgw("run", "-c", str(bad)), 2, str(bad), stdout="")
+    binary = tmp_path / "numbers.csv"
+    binary.write_bytes(b"\xff\xfe46701234567\n")  # read before any gateway is asked
+    one_line_error(smsgw("stoplist", "import", str(binary), "--url", "http://127.0.0.1:9", "--admin-key", "k"),
+                   2, f"{binary}: not UTF-8 text", stdout="")
+
+
+def test_a_store_that_cannot_be_reached_is_one_line(tmp_path):
+    """libpq's "Connection refused" comes with a tab-indented hint on a line of its own: one line."""
+    config = tmp_path / "pg.toml"
+    config.write_text(SIM_CONFIG.format(http=free_port(), metrics=free_port())
+                      .replace('url = "sqlite:///e2e.db"', f'url = "postgresql://smsgw@127.0.0.1:{free_port()}/smsgw"')
+                      .replace("[gateway]\n", "[gateway]\nprocesses = 1\n", 1))
+    one_line_error(smsgw("run", "-c", str(config), "--log-level", "error"), 1, "smsgw: cannot start: ",
+                   "Connection refused")
 
 
 def test_send_status_metrics_failover_and_clean_stop(gateways, tmp_path):
