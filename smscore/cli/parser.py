@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 from smscore.cli.client import (cmd_account_action, cmd_accounts, cmd_message_action, cmd_messages, cmd_mo,
                                 cmd_number, cmd_reload, cmd_send, cmd_status, cmd_stoplist)
@@ -12,8 +13,30 @@ from smscore.cli.local import cmd_check_config, cmd_db_upgrade, cmd_hash_key, cm
 from smscore.cli.run import cmd_run
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a wrong argument is one line and exit 2 like every ``smsgw`` error (SPEC §2):
+    argparse's own is its usage (2-6 lines starting "usage:") above the message, which buries the
+    message and is not what a script reading stderr expects. The line names the command and where
+    its usage is (``smsgw: send: argument --max-parts: invalid int value: 'x' (see smsgw send
+    --help)``); subcommands are parsers of this class too (``add_subparsers`` makes them so).
+    ``--help`` prints argparse's usage and help as before."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        """As argparse's, but an argument nobody knows is an error of the command it was given to
+        (argparse passes it up to ``smsgw``, whose help does not list the command's options).
+        Nothing here parses only the arguments it knows, so none is ever left for later."""
+        parsed, extra = super().parse_known_args(args, namespace)
+        if extra:
+            self.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed, extra
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("smsgw").strip()
+        self.exit(2, f"smsgw: {command + ': ' if command else ''}{one_line(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="smsgw", description="smsgw: an SMPP 3.4 SMS gateway.")
+    p = _Parser(prog="smsgw", description="smsgw: an SMPP 3.4 SMS gateway.")
     p.add_argument("--version", action="version", version=f"smsgw {version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

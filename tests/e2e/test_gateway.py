@@ -30,6 +30,21 @@ def test_every_command_has_help():
         assert proc.returncode == 0 and "usage: smsgw" in proc.stdout, command
 
 
+def test_argument_errors_are_one_line_naming_the_command_and_its_help():
+    """Not argparse's usage block (2-6 lines starting "usage:") above the message (SPEC §2)."""
+    for command, says in (
+            ([], "smsgw: the following arguments are required: COMMAND (see smsgw --help)"),
+            (["frobnicate"], "smsgw: argument COMMAND: invalid choice: 'frobnicate'"),
+            (["status"], "smsgw: status: the following arguments are required: id (see smsgw status --help)"),
+            (["send", "--to", "46701234567", "--text", "x", "--max-parts", "x"],
+             "smsgw: send: argument --max-parts: invalid int value: 'x' (see smsgw send --help)"),
+            (["run", "--log-level", "loud"], "smsgw: run: argument --log-level: invalid choice: 'loud'"),
+            (["db"], "smsgw: db: the following arguments are required: ACTION (see smsgw db --help)"),
+            (["db", "upgrade", "--bogus"],
+             "smsgw: db upgrade: unrecognized arguments: --bogus (see smsgw db upgrade --help)")):
+        one_line_error(smsgw(*command), 2, says, stdout="")
+
+
 def test_errors_are_one_line_and_non_zero(tmp_path):
     proc = smsgw("check-config", "-c", str(tmp_path / "missing.toml"))
     assert proc.returncode == 2 and "cannot read the file" in proc.stderr
