@@ -30,7 +30,7 @@ the bound above is what is checked.
 
 The simulator needs one log line it does not have: which receipt was acknowledged. It runs here as
 ``smsgw smsc-sim`` through a small boot (``SIM_BOOT``) that fills the scenario hook
-``SimulatedSMSC.receipt_acknowledged`` with a log line "receipt acknowledged" (``message_id``,
+``SimulatedSMSC.receipt_acknowledged`` with a log line "receipt acknowledged" (``smsc_message_id``,
 ``session``); everything else is the standalone simulator as shipped.
 
 CLI::
@@ -201,9 +201,9 @@ def check(result: TrialResult, reader: StoreReader, accepted: dict[str, str], mo
     for e in sim_log:
         if e.get("event") == "submit_sm accepted":
             submits.setdefault(e["destination_addr"], []).append(e["session"])
-            destination_of[e["message_id"]] = e["destination_addr"]
+            destination_of[e["smsc_message_id"]] = e["destination_addr"]
         elif e.get("event") == "receipt acknowledged":
-            acked_receipts.append(e["message_id"])
+            acked_receipts.append(e["smsc_message_id"])
     result.submits = sum(len(s) for s in submits.values())
     result.receipts_acked = len(acked_receipts)
     not_submitted = [to for to in accepted.values() if to not in submits]

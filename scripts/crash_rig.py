@@ -31,7 +31,7 @@ import sys
 from connectors.sim.smsc import SimulatedSMSC
 
 def receipt_acknowledged(self, proto, receipt):
-    self.log.info("receipt acknowledged", session=proto.label, message_id=receipt.message_id)
+    self.log.info("receipt acknowledged", session=proto.label, smsc_message_id=receipt.message_id)
 
 SimulatedSMSC.receipt_acknowledged = receipt_acknowledged
 from smscore.cli import main

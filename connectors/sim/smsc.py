@@ -376,7 +376,7 @@ class SimulatedSMSC:
             int(params.get("dest_addr_npi", 0)), str(params.get("validity_period", "")))
         self.submits.append(record)
         self.log.info(f"{pdu.command} accepted", session=proto.label, system_id=record.system_id,
-                      message_id=message_id, source_addr=record.source_addr,
+                      smsc_message_id=message_id, source_addr=record.source_addr,
                       destination_addr=record.destination_addr, esm_class=record.esm_class,
                       registered_delivery=params.get("registered_delivery", 0))
         self.answer_submit(proto, pdu, record)
@@ -415,7 +415,7 @@ class SimulatedSMSC:
             d = proto.request("deliver_sm", receipt.params, receipt.tlvs)
         except EncodeError as exc:  # e.g. a data_sm address too long for deliver_sm
             self.receipts_dropped += 1
-            self.log.warning("receipt cannot be encoded, dropped", message_id=receipt.message_id,
+            self.log.warning("receipt cannot be encoded, dropped", smsc_message_id=receipt.message_id,
                              error=str(exc))
             return
         except LocalProtocolError:  # lost the race for the window slot: hold it again
@@ -438,10 +438,10 @@ class SimulatedSMSC:
             self._outbox[receipt.system_id].appendleft(receipt)
         elif receipt.attempts >= self.receipt_max_attempts:
             self.receipts_dropped += 1
-            self.log.warning("receipt dropped", message_id=receipt.message_id, session=session,
+            self.log.warning("receipt dropped", smsc_message_id=receipt.message_id, session=session,
                              attempts=receipt.attempts, error=str(exc))
         else:
-            self.log.info("receipt not acknowledged, will retry", message_id=receipt.message_id,
+            self.log.info("receipt not acknowledged, will retry", smsc_message_id=receipt.message_id,
                           session=session, attempts=receipt.attempts, error=str(exc),
                           retry_in=self.receipt_retry_delay)
             self._later(self.receipt_retry_delay, self.queue_receipt, receipt)

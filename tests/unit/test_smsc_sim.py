@@ -99,8 +99,10 @@ def test_each_accepted_submit_is_logged_without_the_password():
         conn = h.bound()
         result(conn.submit())
     [entry] = [e for e in logs if e["event"] == "submit_sm accepted"]
-    assert (entry["destination_addr"], entry["message_id"], entry["system_id"]) == (
+    assert (entry["destination_addr"], entry["smsc_message_id"], entry["system_id"]) == (
         "46701234567", "1a2b3c", "gw")
+    # ``message_id`` is the gateway's id on its lines: the SMSC's id under that key mixed the two
+    assert "message_id" not in entry
     assert not any("secret" in repr(e) for e in logs)
 
 
@@ -233,12 +235,16 @@ def test_refused_receipt_is_retried_later_until_acknowledged():
 def test_refused_receipt_is_dropped_after_the_bounded_attempts():
     h = Harness(SimSettings(receipt_delay=1.0))
     conn = h.bound(esme=Esme(status=ESME_RX_T_APPN))
-    result(conn.submit())
-    h.advance(1, conn)
-    for _ in range(10):
-        h.advance(h.sim.receipt_retry_delay, conn)
+    with capture_logs() as logs:
+        result(conn.submit())
+        h.advance(1, conn)
+        for _ in range(10):
+            h.advance(h.sim.receipt_retry_delay, conn)
     assert len(conn.esme.receipts) == h.sim.receipt_max_attempts == 5
     assert (h.sim.receipts_acked, h.sim.receipts_dropped, h.sim.receipts_pending) == (0, 1, 0)
+    receipts = [e for e in logs if e["event"] in ("receipt not acknowledged, will retry", "receipt dropped")]
+    assert [e["event"] for e in receipts] == ["receipt not acknowledged, will retry"] * 4 + ["receipt dropped"]
+    assert all(e["smsc_message_id"] == "1a2b3c" and "message_id" not in e for e in receipts)
 
 
 def test_unanswered_receipt_times_out_and_is_sent_again():
