@@ -68,7 +68,11 @@ class BindSession:
         self.bound = False
         self.since: float | None = None
         self.last_error: tuple[float, str] | None = None
+        #: attempts in a row that did not end bound, this one included (the log's ``failures``)
         self.failures = 0
+        #: delays asked since the session was last bound: the back-off's step. Not ``failures``: a
+        #: bound session that was lost waits before its first attempt, which is no failed attempt
+        self._retries = 0
         self.service: ClientService | None = None
         #: the service's endpoint (``connectors.smpp.endpoints.Alternates``): the SMSC's addresses
         #: in turn, ``tried`` the last one (set by the link when it starts)
@@ -86,13 +90,15 @@ class BindSession:
         return self.proto.can_send() if self.can_submit() else 0
 
     def retry_delay(self, attempt: int) -> float:
-        """The service's retry policy: the delay before the next attempt, from the attempts that
-        did not end bound in a row (``attempt``, the service's count, restarts at each TCP
-        connect). Logs why the attempt that just ended failed, with that delay."""
-        self.failures += 1
-        delay = self.link._backoff(self.failures - 1)
+        """The service's retry policy: the delay before the next attempt, growing with each delay
+        asked since the session was last bound (``attempt``, the service's count, restarts at each
+        TCP connect). Logs why the attempt that just ended failed, with that delay; the loss of a
+        bound session is no failed attempt ("unbound" said why), so ``failures`` does not count it."""
+        delay = self.link._backoff(self._retries)
+        self._retries += 1
         failed, self._failed = self._failed, None
         if failed is not None:
+            self.failures += 1
             level, event, error = failed
             getattr(self.log, level)(event, address=self.address(), error=error, failures=self.failures,
                                      retry_in=round(delay, 3))
@@ -144,7 +150,7 @@ class BindSession:
             return
         self.bound = True
         self.since = self.link.reactor.seconds()
-        self.failures = 0
+        self.failures = self._retries = 0
         self._failed = None
         self.log.info("bound", smsc=resp.params.get("system_id", ""))
         self.link._session_up(self)

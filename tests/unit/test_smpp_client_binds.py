@@ -424,6 +424,32 @@ def test_a_bound_session_lost_is_no_failed_attempt():
         "bound", "unbound", "bound"]
 
 
+def test_failed_attempts_after_a_bound_session_was_lost_count_from_one():
+    """``failures`` counts attempts that did not bind, this one included (docs/monitoring.md): the
+    loss itself is none, so the first failed reconnect says 1 (it said 2). The delays still grow
+    from the loss on: 1 s to the first attempt, then 2 s, 4 s."""
+    with capture_logs() as logs:
+        net = Net(reconnect_min=1.0, reconnect_max=60.0)
+        net.drop()
+        for delay in (1.0, 2.0):
+            net.advance(delay)
+            net.refuse()
+    assert [(event, failures, retry_in) for event, _, _, failures, retry_in in attempts_logged(logs)] == [
+        ("connect failed", 1, 2.0), ("connect failed", 2, 4.0)]
+    assert session_of(net)["reconnect_failures"] == 2
+    net.advance(4.0)
+    net.connect()
+    assert net.link.is_up() and session_of(net)["reconnect_failures"] == 0
+    with capture_logs() as logs:
+        net.drop()  # lost again: no failure counted, the shortest delay again
+        assert session_of(net)["reconnect_failures"] == 0
+        net.advance(0.99)
+        assert not net.reactor.tcpClients
+        net.advance(0.01)
+        net.refuse()
+    assert [(failures, retry_in) for _, _, _, failures, retry_in in attempts_logged(logs)] == [(1, 2.0)]
+
+
 # --- smsgw_bind_up's source -----------------------------------------------------------------------------
 def test_bind_states_lists_every_session_from_the_start_bound_or_not():
     net = Net(connect=False, bind="transmitter+receiver", binds=2)
