@@ -47,6 +47,22 @@ def is_busy(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
 
 
+#: SQLite's primary result codes that say the file cannot be written now, whatever the operation:
+#: locked by another program (past the writer's wait), read-only, I/O error, disk full, gone.
+_UNREACHABLE = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR,
+                          sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL,
+                          sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_PERM})
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether a write that raised ``exc`` found the file unwritable (not an operation's own error,
+    such as a constraint): what makes the store not ready. An OSError is the node's lock file
+    (``writer._LockWaiter``)."""
+    if isinstance(exc, sqlite3.DatabaseError):
+        return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _UNREACHABLE
+    return isinstance(exc, OSError)
+
+
 def current_version(conn: sqlite3.Connection) -> int:
     conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
@@ -81,12 +97,33 @@ class SQLiteStore(SqlLookups, AccountRules, SqlStore):
         self.path = Path(path)
         self.auto_upgrade = auto_upgrade
         self._reactor = reactor
+        self._reachable = True  # see is_ready
         # Several processes of a node may write this file: they take turns on a lock file beside it.
         super().__init__(ReactorWriter(reactor, lambda: connect(self.path, wait=False), name="sqlite-writer",
                                        lock_path=f"{self.path}.lock", on_begin=lambda cur: self._counters_begin(cur),
                                        before_commit=lambda cur: self._counters_flush(cur), busy=is_busy),
                          BatchWriter(reactor, lambda: connect(self.path), name="sqlite-reader", begin="BEGIN"),
                          rules)
+
+    def run(self, op) -> Deferred:
+        return self._writer.submit(op).addCallbacks(self._wrote, self._write_failed)
+
+    def _wrote(self, result):
+        self._reachable = True
+        return result
+
+    def _write_failed(self, failure):
+        if is_unreachable(failure.value):
+            self._reachable = False
+        return failure
+
+    def is_ready(self) -> bool:
+        """False since a write found the file unwritable (locked by another program for longer than
+        the writer waits, read-only, disk full, I/O error), until a write commits again: the main
+        worker's heartbeats, lease renewals and claims keep trying, so it comes back by itself.
+        Writes only: in WAL mode reads go on while the file is locked for writing, and a node
+        that cannot store a message is not ready however well it reads."""
+        return self._reachable
 
     #: rows per statement at most; a call's rows go in chunks of 256, 128, … 1 rows, so that a few
     #: statement texts per kind serve every number of rows and stay compiled in the driver's cache

@@ -226,3 +226,63 @@ async def test_reads_wait_for_no_write(tmp_path):
         await store_sql.reads_wait_for_no_write(store)
     finally:
         await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_not_ready_while_another_program_holds_the_file_locked(tmp_path):
+    """SPEC §4: /readyz says whether the store is reachable. A program holding SQLite's lock (a
+    sqlite3 shell in ``BEGIN EXCLUSIVE``, a backup) makes every write fail once the writer has waited
+    ``busy_for``: from then on the store is not ready (it said ready throughout), until a write
+    commits again. Reads, which WAL lets through meanwhile, do not make it ready."""
+    store = await _open("sqlite", tmp_path)
+    store._writer.busy_for = 0.2  # 30 s in service
+    other = sqlite3.connect(tmp_path / "gw.db", isolation_level=None)
+    try:
+        assert await store.heartbeat("gw1", 1000.0, 30.0) == ["gw1"]
+        assert store.is_ready()
+        other.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            await store.heartbeat("gw1", 1010.0, 30.0)
+        assert not store.is_ready()
+        assert await store.get("no-such-message") is None  # a read goes through, and changes nothing
+        assert not store.is_ready()
+        other.execute("ROLLBACK")
+        assert await store.heartbeat("gw1", 1020.0, 30.0) == ["gw1"]
+        assert store.is_ready()
+    finally:
+        other.close()
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_operations_own_error_leaves_the_store_ready(tmp_path):
+    """A constraint broken or a bug in one operation says nothing about the file."""
+    store = await _open("sqlite", tmp_path)
+    try:
+        with pytest.raises(sqlite3.IntegrityError):
+            await store.run(lambda cur: cur.execute(
+                "INSERT INTO counters (name, value) VALUES ('messages.update_seq', 0)"))
+        with pytest.raises(ZeroDivisionError):
+            await store.run(lambda cur: 1 / 0)
+        assert store.is_ready()
+    finally:
+        await store.close()
+
+
+def test_what_makes_the_store_unreachable(tmp_path):
+    """The file refusing writes does; an operation's own error does not."""
+    sqlite3.connect(tmp_path / "t.db").execute("CREATE TABLE t (a PRIMARY KEY)").connection.close()
+    readonly = sqlite3.connect(f"file:{tmp_path / 't.db'}?mode=ro", uri=True)
+    writable = sqlite3.connect(tmp_path / "t.db")
+    try:
+        with pytest.raises(sqlite3.OperationalError) as refused:
+            readonly.execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(sqlite3.IntegrityError) as duplicate:
+            writable.execute("INSERT INTO t VALUES (1), (1)")
+    finally:
+        readonly.close()
+        writable.close()
+    assert sq.is_unreachable(refused.value)
+    assert not sq.is_unreachable(duplicate.value)
+    assert not sq.is_unreachable(ValueError("an operation's own"))
+    assert sq.is_unreachable(OSError(5, "Input/output error"))  # the node's lock file
