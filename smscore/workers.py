@@ -7,7 +7,8 @@
   internal API listener and relays the answer as it came; and calls the routes the main worker
   keeps for its API workers there (a customer's ``cancel_sm``, done where the messages are sent).
 - ``NodeMetrics``: ``/metrics`` of the main worker, the samples of every process added up, so that
-  Prometheus sees one node.
+  Prometheus sees one node, whose counters never go down while the main worker runs (a worker's
+  restart or silence included: ``WorkerSamples``).
 - ``WorkersControl`` / ``ReloadResource``: the main worker reloads the API workers through their
   loopback control listener (the one their metrics are read from) and waits for each, so that an
   admin reload has reached every process when it is answered.
@@ -23,6 +24,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.defer import DeferredList
 from twisted.internet.protocol import DatagramProtocol
+from twisted.python.failure import Failure
 from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
@@ -109,7 +111,16 @@ class Forwarder:
 
 
 class NodeMetrics(Resource):
-    """``/metrics`` for the node: this process's registry plus every API worker's, added up."""
+    """``/metrics`` for the node: this process's registry plus every API worker's, added up.
+
+    Why the workers' counts are kept here (``WorkerSamples``): the supervisor restarts a worker that
+    dies, and its counters start again from 0. Added up as they were read, the node's counters then
+    went down (``smsgw_accepted_total`` 44 → 16), and Prometheus took the drop for a reset and counted
+    the 16 as new events; a scrape while a worker was down or did not answer left its share out,
+    another drop. So the node's counters and histograms are the sum over every process a worker
+    slot ran since this (main) worker started, and a worker that cannot be read counts with its
+    last samples. When the main worker itself restarts, everything starts again from 0: one
+    reset, which Prometheus reads as such."""
 
     isLeaf = True
 
@@ -118,35 +129,151 @@ class NodeMetrics(Resource):
         self.registry = registry
         self.ports = ports
         self._agent = Agent(reactor)
+        self._workers = [WorkerSamples() for _ in ports]
+        self._asked = 0  # scrapes begun: orders the answers of overlapping ones
         self.log = get_logger(component="metrics")
 
+    def fetch(self, port: int):
+        """Deferred[bytes]: the exposition of the API worker listening on ``port``."""
+        return self._agent.request(b"GET", b"http://127.0.0.1:%d/metrics" % port).addCallback(readBody)
+
     def render_GET(self, request):
-        fetches = [self._agent.request(b"GET", b"http://127.0.0.1:%d/metrics" % port).addCallback(readBody)
-                   for port in self.ports]
+        self._asked += 1
+        asked = self._asked
+        fetches = [self.fetch(port) for port in self.ports]
 
         def merged(results):
-            texts = [generate_latest(self.registry).decode()]
-            for ok, value in results:
+            processes = [_parse(generate_latest(self.registry).decode())]
+            for index, (port, worker, (ok, value)) in enumerate(zip(self.ports, self._workers, results), start=1):
                 if ok:
-                    texts.append(value.decode())
-                else:
-                    self.log.warning("a worker's metrics could not be read", error=value.getErrorMessage())
+                    try:
+                        worker.read(_parse(value.decode()), asked)
+                    except ValueError as exc:  # not an exposition: as if it had not answered
+                        ok, value = False, Failure(exc)
+                if not ok:
+                    worker.missed(asked)
+                    self.log.warning("a worker's metrics could not be read: its last counts stand in",
+                                     worker=index, port=port, error=value.getErrorMessage())
+                processes.append(worker.families())
             request.setHeader(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
-            request.write(merge_exposition(texts).encode())
+            request.write(merge_families(processes).encode())
             request.finish()
 
         DeferredList(fetches, consumeErrors=True).addCallback(merged)
         return NOT_DONE_YET
 
 
+#: the families that count, and the names of their samples (smscore.metrics exports no summary)
+_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+
+
+def _parse(text: str) -> list[Metric]:
+    return list(text_string_to_metric_families(text))
+
+
+def _kept(family: Metric) -> bool:
+    """Whether a family counts up for the node across a worker's restarts: counters and histograms,
+    but not ``process_*`` (one series per process, labelled ``worker``: a new process's CPU time
+    starts from 0, a reset Prometheus reads as such) nor gauges (a level, not a count)."""
+    return family.type in _SUFFIXES and not family.name.startswith("process_")
+
+
+def _start_time(families: list[Metric]) -> float | None:
+    for family in families:
+        if family.name == "process_start_time_seconds":
+            for sample in family.samples:
+                return sample.value
+    return None
+
+
+class WorkerSamples:
+    """What the node's ``/metrics`` knows of one API worker slot: the families it last read
+    (``last``), and the counts of the slot's earlier processes (``carried``), added to the
+    counters and histograms of the one running now so that the node's sums never go down.
+
+    A new process is seen by its ``process_start_time_seconds`` changing, or by a count lower than
+    the last one read (a process's counts only grow, and none of its series goes away): then its
+    predecessor's last counts are carried. Counts it made after that last read are lost (nobody
+    read them), which makes the node's counters undercount, never go back. A worker that cannot
+    be read counts with its last counts; its gauges are left out meanwhile (they would claim to be
+    current), as are its ``process_*`` series, which go stale in Prometheus as the process does."""
+
+    def __init__(self) -> None:
+        self.last: list[Metric] = []
+        self.carried: dict[tuple, float] = {}  # (sample name, labels) → count of earlier processes
+        self.described: dict[str, Metric] = {}  # family name → an empty family, for carried series
+        self.answered = False  # the latest scrape read this worker
+        self._start: float | None = None
+        self._asked = 0  # the scrape whose answer is in ``last`` (or that missed it)
+
+    def read(self, families: list[Metric], asked: int) -> None:
+        """Scrape ``asked`` read ``families``; an answer older than one already taken is dropped."""
+        if asked < self._asked:
+            return
+        self._asked, self.answered = asked, True
+        start, counts, before = _start_time(families), _counts(families), _counts(self.last)
+        restarted = (start is not None and self._start is not None and start != self._start) or any(
+            counts.get(key, 0.0) < value for key, value in before.items())
+        if restarted:
+            for key, value in before.items():
+                self.carried[key] = self.carried.get(key, 0.0) + value
+        for family in families:
+            if _kept(family) and family.name not in self.described:
+                self.described[family.name] = Metric(family.name, family.documentation, family.type, family.unit)
+        self.last, self._start = families, start if start is not None else self._start
+
+    def missed(self, asked: int) -> None:
+        """Scrape ``asked`` could not read this worker."""
+        if asked >= self._asked:
+            self._asked, self.answered = asked, False
+
+    def families(self) -> list[Metric]:
+        """The worker's share of the node's ``/metrics``."""
+        out = []
+        seen = set()
+        for family in self.last:
+            if _kept(family):
+                out.append(self._with_carried(family))
+                seen.add(family.name)
+            elif self.answered:
+                out.append(family)
+        out += [self._with_carried(family) for name, family in self.described.items() if name not in seen]
+        return out
+
+    def _with_carried(self, family: Metric) -> Metric:
+        values = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value for sample in family.samples}
+        for key, value in self.carried.items():
+            if _of_family(key[0], family):
+                values[key] = values.get(key, 0.0) + value
+        out = Metric(family.name, family.documentation, family.type, family.unit)
+        for (name, labels), value in values.items():
+            out.add_sample(name, dict(labels), value)
+        return out
+
+
+def _of_family(sample: str, family: Metric) -> bool:
+    return any(sample == family.name + suffix for suffix in _SUFFIXES.get(family.type, ()))
+
+
+def _counts(families: list[Metric]) -> dict[tuple, float]:
+    """(sample name, labels) → value of every sample that only grows in one process."""
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in families if _kept(family) for sample in family.samples if _of_family(sample.name, family)}
+
+
 def merge_exposition(texts: list[str]) -> str:
-    """Prometheus text expositions added up sample by sample (same name and labels; smscore.metrics
-    exports no ``_created`` times, which would not add up), written out again by prometheus_client:
-    a counter's HELP and TYPE name it ``…_total`` as its samples are, which the parser's family
-    name (``…`` alone) is not."""
+    """Prometheus text expositions added up sample by sample (see ``merge_families``)."""
+    return merge_families([_parse(text) for text in texts])
+
+
+def merge_families(processes: list[list[Metric]]) -> str:
+    """The families of several processes added up sample by sample (same name and labels;
+    smscore.metrics exports no ``_created`` times, which would not add up), written out again by
+    prometheus_client: a counter's HELP and TYPE name it ``…_total`` as its samples are, which the
+    parser's family name (``…`` alone) is not."""
     families: dict[str, tuple[Metric, dict]] = {}
-    for text in texts:
-        for family in text_string_to_metric_families(text):
+    for process in processes:
+        for family in process:
             _, samples = families.setdefault(family.name, (family, {}))
             for sample in family.samples:
                 key = (sample.name, tuple(sorted(sample.labels.items())))

@@ -205,3 +205,37 @@ def test_every_worker_runs_on_the_lean_reactor(node):
              if line.startswith("{") and '"gateway started"' in line]
     assert sorted(line["worker"] for line in lines) == [0, 1]
     assert {line["reactor"] for line in lines} == {"LeanEPollReactor"}
+
+
+def node_samples(node, timeout: float = 5) -> dict:
+    """The node's /metrics as {(name, labels): value}."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{node.metrics_port}/metrics", timeout=timeout).read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+ACCEPTED = ("smsgw_accepted_total", ())
+
+
+def test_the_nodes_counters_do_not_go_down_when_an_api_worker_restarts(node):
+    """The API worker took every message (the main worker takes no customer connection); SIGKILLed
+    and started again, its new process counts from 0, and the node's counters went down with it
+    (44 → 16 once, which Prometheus counted as 16 new messages). They stay now, and grow on."""
+    for i in range(5):
+        assert post(node.http_port, {"to": f"467012377{i:02d}", "text": "before"})[0] == 202
+    assert node_samples(node)[ACCEPTED] == 5
+    main, api = children(node.proc.pid)
+    os.kill(api, signal.SIGKILL)
+    assert node_samples(node)[ACCEPTED] == 5  # down (or just started again): its last counts stand in
+    wait_until(lambda: api not in children(node.proc.pid) and len(children(node.proc.pid)) == 2, 15,
+               what="a new API worker")
+    wait_until(lambda: {dict(labels).get("worker") for name, labels in node_samples(node)
+                        if name == "process_start_time_seconds"} == {"0", "1"}, 15, what="the new worker read")
+    assert node_samples(node)[ACCEPTED] == 5
+    for i in range(3):
+        assert post(node.http_port, {"to": f"467012388{i:02d}", "text": "after"})[0] == 202
+    assert node_samples(node)[ACCEPTED] == 8
