@@ -120,14 +120,22 @@ class NodeMetrics(Resource):
     another drop. So the node's counters and histograms are the sum over every process a worker
     slot ran since this (main) worker started, and a worker that cannot be read counts with its
     last samples. When the main worker itself restarts, everything starts again from 0: one
-    reset, which Prometheus reads as such."""
+    reset, which Prometheus reads as such.
+
+    Each worker has ``timeout`` seconds to answer: one that never did (stopped with SIGSTOP, stuck)
+    held the node's whole answer until Prometheus gave up on it."""
 
     isLeaf = True
+
+    #: seconds each worker has to answer: well under Prometheus's scrape timeout (10 s by default),
+    #: so that one stopped or stuck worker costs the scrape this long, not the whole node's metrics
+    timeout = 2.0
 
     def __init__(self, reactor, registry, ports: list[int]) -> None:
         super().__init__()
         self.registry = registry
         self.ports = ports
+        self._reactor = reactor
         self._agent = Agent(reactor)
         self._workers = [WorkerSamples() for _ in ports]
         self._asked = 0  # scrapes begun: orders the answers of overlapping ones
@@ -140,7 +148,11 @@ class NodeMetrics(Resource):
     def render_GET(self, request):
         self._asked += 1
         asked = self._asked
-        fetches = [self.fetch(port) for port in self.ports]
+        fetches = [self.fetch(port).addTimeout(self.timeout, self._reactor, onTimeoutCancel=self._no_answer)
+                   for port in self.ports]
+
+        gone: list = []  # the scraper hung up meanwhile: nobody to answer
+        request.notifyFinish().addErrback(gone.append)
 
         def merged(results):
             processes = [_parse(generate_latest(self.registry).decode())]
@@ -155,12 +167,22 @@ class NodeMetrics(Resource):
                     self.log.warning("a worker's metrics could not be read: its last counts stand in",
                                      worker=index, port=port, error=value.getErrorMessage())
                 processes.append(worker.families())
+            if gone:
+                return
             request.setHeader(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
             request.write(merge_families(processes).encode())
             request.finish()
 
         DeferredList(fetches, consumeErrors=True).addCallback(merged)
         return NOT_DONE_YET
+
+    @staticmethod
+    def _no_answer(result, timeout):
+        """A fetch cancelled for want of an answer fails saying so, whatever the cancelled request
+        failed with (a CancelledError, or the Agent's ResponseNeverReceived around one)."""
+        if isinstance(result, Failure):
+            return Failure(TimeoutError(f"no answer in {timeout:g} s"))
+        return result
 
 
 #: the families that count, and the names of their samples (smscore.metrics exports no summary)

@@ -239,3 +239,24 @@ def test_the_nodes_counters_do_not_go_down_when_an_api_worker_restarts(node):
     for i in range(3):
         assert post(node.http_port, {"to": f"467012388{i:02d}", "text": "after"})[0] == 202
     assert node_samples(node)[ACCEPTED] == 8
+
+
+def test_a_stopped_api_worker_does_not_hold_up_the_nodes_metrics(node):
+    """SIGSTOP: the kernel still accepts connections for the worker, which answers nothing. The
+    node's /metrics waited for it until SIGCONT; now it answers within the worker's 2 s, with the
+    worker's last counts."""
+    for i in range(4):
+        assert post(node.http_port, {"to": f"467012366{i:02d}", "text": "counted"})[0] == 202
+    assert node_samples(node)[ACCEPTED] == 4
+    main, api = children(node.proc.pid)
+    os.kill(api, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        assert node_samples(node, timeout=8)[ACCEPTED] == 4
+        assert time.monotonic() - started < 5
+    finally:
+        os.kill(api, signal.SIGCONT)
+    lines = [json.loads(line) for line in node.log.read_text().splitlines() if line.startswith("{")]
+    assert any(e.get("event") == "a worker's metrics could not be read: its last counts stand in"
+               and e.get("error") == "no answer in 2 s" for e in lines)
+    assert node_samples(node)[ACCEPTED] == 4

@@ -45,7 +45,8 @@ class Node:
     def __init__(self, workers: int = 1) -> None:
         self.main = CollectorRegistry()
         Counter("smsgw_accepted", "Messages stored", registry=self.main).inc(5)
-        self.resource = NodeMetrics(MemoryReactorClock(), self.main, [9000 + i for i in range(workers)])
+        self.clock = MemoryReactorClock()
+        self.resource = NodeMetrics(self.clock, self.main, [9000 + i for i in range(workers)])
         self.answers: list = [b""] * workers
         self.resource.fetch = self._fetch
 
@@ -166,3 +167,42 @@ def test_overlapping_scrapes_take_no_older_answer_for_a_newer_one():
     assert samples(b"".join(requests[0].written).decode())[ACCEPTED] == 19  # the newer counts, not 17
     node.answers[0] = exposition(15, start=100.0)
     assert node.scrape()[ACCEPTED] == 20
+
+
+def test_a_worker_that_never_answers_costs_the_scrape_its_timeout_not_the_answer():
+    """A stopped worker (SIGSTOP) or a stuck one accepts the connection and answers nothing: the
+    node's /metrics waited for it for good. Now it waits ``timeout`` (2 s), then answers with that
+    worker's last counts and the others' fresh ones."""
+    from twisted.internet.defer import Deferred
+
+    node = Node(workers=2)
+    node.answers[0] = exposition(10, start=100.0)
+    node.answers[1] = exposition(20, start=100.0, worker="2")
+    node.scrape()
+    cancelled = []
+    node.answers[0] = Deferred(lambda d: cancelled.append(d))
+    node.answers[1] = exposition(25, start=100.0, worker="2")
+    request = DummyRequest([b"metrics"])
+    with capture_logs() as logs:
+        node.resource.render_GET(request)
+        node.clock.advance(2 - 0.01)
+        assert not request.finished
+        node.clock.advance(0.01)
+    assert request.finished and cancelled  # the request to the silent worker was given up
+    assert samples(b"".join(request.written).decode())[ACCEPTED] == 5 + 10 + 25
+    [line] = [e for e in logs if e["log_level"] == "warning"]
+    assert (line["worker"], line["error"]) == (1, "no answer in 2 s")
+
+
+def test_a_scraper_that_hung_up_meanwhile_gets_nothing_written_and_the_counts_are_kept():
+    from twisted.internet.defer import Deferred
+
+    node = Node()
+    node.answers[0] = late = Deferred()
+    request = DummyRequest([b"metrics"])
+    node.resource.render_GET(request)
+    request.processingFailed(ConnectionError("the scraper gave up"))  # as a lost connection fails it
+    late.callback(exposition(10, start=100.0))  # no write, no finish on a lost request
+    assert request.written == [] and not request.finished
+    node.answers[0] = exposition(12, start=100.0)
+    assert node.scrape()[ACCEPTED] == 17
