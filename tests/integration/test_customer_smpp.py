@@ -11,7 +11,6 @@ import json
 import socket
 import struct
 import threading
-import time
 
 import pytest
 import pytest_twisted
@@ -26,7 +25,6 @@ from connectors.smpp.defs import (
     ESME_RBINDFAIL,
     ESME_RCANCELFAIL,
     ESME_RINVDSTADR,
-    ESME_RINVMSGLEN,
     ESME_RINVSRCADR,
     ESME_ROK,
     ESME_RQUERYFAIL,
@@ -463,83 +461,3 @@ async def test_parts_the_esme_concatenated_go_on_as_they_came_and_validity_expir
     await eventually(expired, "the message past its validity expired", timeout=15)
     assert (await gw.store.get(out["expired"])).error == "validity period ended before submission"
     assert not any(s.destination_addr == "46701234568" for s in gw.sims["sim"].submits)
-
-
-def submit_latin1_and_ia5(port: int) -> dict:
-    """IA5 (data_coding 1) text that GSM carries, and a Latin-1 (3) part concatenated by the ESME
-    that stays one SMS only as Latin-1 (the operator here takes no Latin-1)."""
-    esme = Esme(port)
-    esme.client.connect()
-    out = {}
-    try:
-        esme.client.bind_transmitter(system_id="acme", password="s3cret")
-        out["ia5"] = esme.submit("46701234567", b"x" * 250, data_coding=1, registered_delivery=0)
-        udh = bytes.fromhex("0500033802") + b"\x01"
-        try:
-            esme.submit("46701234567", udh + "þ".encode("latin-1") * 100, data_coding=3, esm_class=0x40,
-                        registered_delivery=0)
-        except smpplib.exceptions.PDUError as exc:
-            out["udh_part"] = exc.args[1]
-    finally:
-        esme.client.disconnect()
-    return out
-
-
-@pytest_twisted.ensureDeferred
-async def test_latin1_and_ia5_text_go_as_gsm_or_are_refused_when_a_part_would_not_fit(gateway):
-    """SPEC §7: Latin-1 only for operators with ``latin1 = true``; never more parts than counted.
-    Before, IA5 text went as UCS-2 (4 parts for 2 counted) and a Latin-1 part the ESME concatenated
-    was accepted and then failed (206 octets with its UDH as UCS-2)."""
-    gw, port = gateway
-    out = await deferToThread(submit_latin1_and_ia5, port)
-    assert out["udh_part"] == ESME_RINVMSGLEN
-    await eventually(_delivered(gw, out["ia5"]), "the IA5 text delivered")
-    m = await gw.store.get(out["ia5"])
-    sent = [s for s in gw.sims["sim"].submits if s.destination_addr == "46701234567"]
-    assert m.parts == len(sent) == 2
-    assert {s.data_coding for s in sent} == {0}
-
-
-def deliver_sms_unanswered(port: int, seconds: float) -> list[str]:
-    """Bind as receiver and read for ``seconds`` without answering any deliver_sm (enquire_link is
-    answered, so the session stays up): the receipted ids of every deliver_sm, copies included."""
-    got, buf = [], b""
-    with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
-        sock.sendall(encode(PDU("bind_receiver", 1, params={"system_id": "acme", "password": "s3cret"})))
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            try:
-                buf += sock.recv(4096)
-            except TimeoutError:
-                continue
-            while len(buf) >= 4 and len(buf) >= int.from_bytes(buf[:4], "big"):
-                size = int.from_bytes(buf[:4], "big")
-                pdu, buf = decode(buf[:size]), buf[size:]
-                if pdu.command == "bind_receiver_resp":
-                    assert pdu.status == ESME_ROK
-                elif pdu.command == "deliver_sm":
-                    got.append(pdu.tlvs["receipted_message_id"])
-                elif pdu.command == "enquire_link":
-                    sock.sendall(encode(PDU("enquire_link_resp", pdu.sequence)))
-    return got
-
-
-@pytest_twisted.ensureDeferred
-async def test_a_receipt_waiting_for_its_answer_is_not_sent_again_when_its_lease_runs_out(tmp_path):
-    """SPEC §13: a receipt is sent again after 30 s without deliver_sm_resp, not sooner. The job's
-    lease ([gateway] lease, 30 s by default, as long as the response timeout) ran out while the
-    deliver_sm waited and the next poll sent it again: twice within a second, every 30 s. With a
-    lease of 1 s the ESME got a copy a second."""
-    config = parse_config(CONFIG.format(tps=0).replace('node = "gw1"', 'node = "gw1"\nlease = "1s"'),
-                          path=tmp_path / "gw.toml")
-    gw = Gateway(config, reactor, CollectorRegistry())
-    await gw.start()
-    try:
-        await eventually(lambda: gw.links["sim"].is_up(), "the simulated operator bound")
-        port = gw.smpp_ports[0].getHost().port
-        message_id = await deferToThread(submit_as_transmitter, port)
-        await eventually(_delivered(gw, message_id), "the message delivered")
-        got = await deferToThread(deliver_sms_unanswered, port, 4.5)
-        assert got == [message_id]
-    finally:
-        await gw.stop()
