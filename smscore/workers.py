@@ -78,13 +78,21 @@ _HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b
         b"te", b"trailer", b"proxy-connection"}
 
 
-class Forwarder:
-    """Hands requests to the main worker (the rare ones: admin, cancel, readiness)."""
+#: Seconds the main worker has to answer an API worker, and an API worker to take a reload: a
+#: process stopped (SIGSTOP) or stuck otherwise held the customer's request, or the reload, for ever.
+ANSWER_WITHIN = 10.0
 
-    def __init__(self, reactor, port: int) -> None:
+
+class Forwarder:
+    """Hands requests to the main worker (the rare ones: admin, cancel, readiness); one it does not
+    answer within ``timeout`` seconds is 503 (``render.fail``)."""
+
+    def __init__(self, reactor, port: int, timeout: float = ANSWER_WITHIN) -> None:
         pool = HTTPConnectionPool(reactor, persistent=True)
         self._agent = Agent(reactor, pool=pool)
         self._base = b"http://127.0.0.1:%d" % port
+        self._reactor = reactor
+        self.timeout = timeout
 
     def forward(self, request):
         headers = Headers({name: [value] for name, value in request.headers.items() if name not in _HOP})
@@ -97,7 +105,7 @@ class Forwarder:
                     if name.lower() not in _HOP for value in values]
             return readBody(response).addCallback(lambda data: Relayed(response.code, kept, data))
 
-        return d.addCallback(answered)
+        return d.addCallback(answered).addTimeout(self.timeout, self._reactor)
 
     def call(self, path: str, body: dict, headers: dict[bytes, bytes]):
         """POST ``body`` as JSON to the main worker's ``path``: Deferred[(status, JSON answer)]."""
@@ -107,7 +115,7 @@ class Forwarder:
                                 FileBodyProducer(BytesIO(json.dumps(body).encode())))
         d.addCallback(lambda response: readBody(response).addCallback(
             lambda data: (response.code, json.loads(data) if data else {})))
-        return d
+        return d.addTimeout(self.timeout, self._reactor)
 
 
 class NodeMetrics(Resource):
@@ -336,15 +344,18 @@ class ReloadResource(Resource):
 class WorkersControl:
     """The main worker's handle on the API workers' control listeners."""
 
-    def __init__(self, reactor, ports: list[int]) -> None:
+    def __init__(self, reactor, ports: list[int], timeout: float = ANSWER_WITHIN) -> None:
         self.ports = ports
         self._agent = Agent(reactor)
+        self._reactor = reactor
+        self.timeout = timeout
         self.log = get_logger(component="workers")
 
     def reload_all(self):
-        """Deferred that fires once every API worker answered its reload (or could not be reached)."""
+        """Deferred that fires once every API worker answered its reload (or could not be reached,
+        or did not answer within ``timeout``: logged, as the others go on)."""
         calls = [self._agent.request(b"POST", b"http://127.0.0.1:%d/reload" % port).addCallback(readBody)
-                 for port in self.ports]
+                 .addTimeout(self.timeout, self._reactor) for port in self.ports]
 
         def done(results):
             for port, (ok, value) in zip(self.ports, results):
