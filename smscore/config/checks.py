@@ -65,9 +65,11 @@ def check_accounts(accounts: Mapping[str, AccountConfig], tables: Mapping[str, _
                         f"shortcode {sender} has no keyword of this account")
         # a secret written but unreadable ("env:NAME" unset, a bad "file:") is reported where it is
         # read: "is required" besides would send the reader to add a key that is there
+        # callback_hosts written: its requests may name a callback_url of their own, pushed too
         if (account.secret is None and "secret" not in t.data
-                and (account.callback_url or any(k.url and k.url != "smpp" for k in own))):
-            t.error("secret", "is required: pushes to this account (callback_url or a "
+                and (account.callback_url or "callback_hosts" in t.data
+                     or any(k.url and k.url != "smpp" for k in own))):
+            t.error("secret", "is required: pushes to this account (callback_url, callback_hosts or a "
                               "keyword url) are signed with it")
 
 

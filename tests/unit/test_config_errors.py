@@ -160,8 +160,13 @@ ERROR_CASES = {
     ),
     "push target without a secret": (
         '[accounts.acme]\ncallback_url = "https://acme.example/status"',
-        "accounts.acme.secret: is required: pushes to this account (callback_url or a keyword "
-        "url) are signed with it",
+        "accounts.acme.secret: is required: pushes to this account (callback_url, callback_hosts or a "
+        "keyword url) are signed with it",
+    ),
+    "request callback hosts without a secret": (
+        '[accounts.acme]\ncallback_hosts = ["hooks.acme.example"]',
+        "accounts.acme.secret: is required: pushes to this account (callback_url, callback_hosts or a "
+        "keyword url) are signed with it",
     ),
     "bad url": (
         '[accounts.acme]\nsecret = "s"\ncallback_url = "ftp://acme.example"',
@@ -275,7 +280,7 @@ ERROR_CASES = {
         "accounts.acme.callback_url: must be at most 2048 characters, got 2070",
     ),
     "callback host that is a URL": (
-        '[accounts.acme]\ncallback_hosts = ["https://hooks.example"]',
+        '[accounts.acme]\nsecret = "s"\ncallback_hosts = ["https://hooks.example"]',
         'accounts.acme.callback_hosts[0]: must be a host name, an IP address or *.domain, got "https://hooks.example"',
     ),
     "allow_networks with host bits": (
@@ -336,6 +341,7 @@ callback_url = "https://Hooks.Example.com:8443/status"
 number = "72550"
 [accounts.beta]
 callback_hosts = ["*.beta.example", "10.1.2.3"]
+secret = "beta-secret"
 [accounts.gamma]
 [[keywords]]
 shortcode = "72550"

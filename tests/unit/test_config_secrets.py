@@ -160,7 +160,8 @@ def test_a_push_secret_written_but_unreadable_is_one_error_not_also_required(wri
     (error,) = errors_of(text)
     assert error.startswith("accounts.demo.secret: ") and "is required" not in error
     assert errors_of(BASE + '[accounts.demo]\ncallback_url = "https://demo.example/status"\n') == [
-        "accounts.demo.secret: is required: pushes to this account (callback_url or a keyword url) are signed with it"]
+        "accounts.demo.secret: is required: pushes to this account (callback_url, callback_hosts or a keyword url) "
+        "are signed with it"]
 
 
 def test_an_empty_or_unreadable_file_is_named_by_its_path(tmp_path: Path) -> None:

@@ -101,7 +101,7 @@ def test_a_callback_url_is_judged_against_the_accounts_hosts_of_the_moment():
     for _ in range(2):  # the second time from what was remembered
         status, code, field = refusal({"to": "46701234567", "text": "hi", "callback_url": url})
         assert (status, code, field) == (422, "invalid_callback_url", "callback_url")
-    reloaded = config('callback_hosts = ["*.example.com"]')
+    reloaded = config('callback_hosts = ["*.example.com"]\nsecret = "s"')
     account = reloaded.accounts["acme"]
     for _ in range(2):
         [m] = build_messages({"to": "46701234567", "text": "hi", "callback_url": url}, account, reloaded, NOW)
