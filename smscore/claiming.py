@@ -10,7 +10,7 @@ nodes hold. A claim that comes back full claims again at once, until the room or
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import LoopingCall
@@ -22,13 +22,17 @@ from smscore.model import Message
 class Claims:
     """This node's claims of stored messages and its lease on them.
 
-    ``room()``: how many more messages memory may hold; ``take(message)``: one claimed, now this
-    node's; ``skip()``: the operators whose messages are left for other nodes; ``before()``: called
+    ``room()``: how many more messages memory may hold; ``take(messages)``: a batch claimed, now
+    this node's; ``holding()``: the ids this node holds in memory, not yet submitted;
+    ``lost(ids)``: those of them the store says are no longer this node's (changed through another
+    node or process: paused, cancelled), found at each lease renewal; ``skip()``: the operators whose messages are left for other nodes; ``before()``: called
     before each claim (the parked messages tried again); ``released(n)``: ``n`` scheduled messages
     became queued; ``log_failure(failure, what)``: a store call that failed."""
 
     def __init__(self, *, store, clock, node: str, lease: float, batch: int, interval: float,
-                 room: Callable[[], int], take: Callable[[Message], None], skip: Callable[[], frozenset[str]],
+                 room: Callable[[], int], take: Callable[[list[Message]], None],
+                 holding: Callable[[], Collection[str]], lost: Callable[[list[str]], object],
+                 skip: Callable[[], frozenset[str]],
                  before: Callable[[], object], released: Callable[[int], object],
                  log_failure: Callable[..., object]) -> None:
         self.store = store
@@ -39,6 +43,8 @@ class Claims:
         self.interval = interval
         self.room = room
         self.take = take
+        self.holding = holding
+        self.lost = lost
         self.skip = skip
         self.before = before
         self.released = released
@@ -49,15 +55,15 @@ class Claims:
         self._loops: list[LoopingCall] = []
 
     def start(self) -> Deferred:
-        """Renew the lease every third of it; give back what this node held before (a restart) and
-        claim it again like any unowned work; then claim every ``interval``."""
+        """Renew the lease every ``renewal`` seconds; give back what this node held before (a
+        restart) and claim it again like any unowned work; then claim every ``interval``."""
         self._running = True
         renew = LoopingCall(self._renew)
         renew.clock = self.clock
         claim = LoopingCall(self.more)
         claim.clock = self.clock
         self._loops = [renew, claim]
-        renew.start(self.lease / 3, now=False)
+        renew.start(self.renewal, now=False)
         d = self.store.release_all(self.node)
         d.addCallback(lambda _: self.more())
 
@@ -74,9 +80,21 @@ class Claims:
             if loop.running:
                 loop.stop()
 
+    @property
+    def renewal(self) -> float:
+        """How often the lease is renewed: every third of it, and at least every claim ``interval``,
+        because a renewal is also when this node learns that ops or a customer changed a message
+        it holds through another node (``lost``): until then it may still submit it."""
+        return min(self.lease / 3, self.interval)
+
     def _renew(self) -> Deferred:
-        d = self.store.renew(self.node, self.clock.seconds() + self.lease)
-        d.addErrback(self.log_failure, "lease renewal failed")
+        d = self.store.renew(self.node, self.clock.seconds() + self.lease, list(self.holding()))
+
+        def renewed(gone: list[str]) -> None:
+            if gone:
+                self.lost(gone)
+
+        d.addCallbacks(renewed, self.log_failure, errbackArgs=("lease renewal failed",))
         return d
 
     @property
@@ -108,8 +126,8 @@ class Claims:
 
         def claimed(messages: list[Message]):
             self._claiming = False
-            for m in messages:
-                self.take(m)
+            if messages:
+                self.take(messages)
             self._sweep, again = after_claim(sweep, [m.id for m in messages], asked)
             if again and self._running:
                 return self.more(include_own)

@@ -17,26 +17,26 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.python.failure import Failure
 
 from connectors.api import MoFacts, ReceiptFacts, SubmitError, SubmitRequest
 from policies.retry import refused_too_often
 from smscore.backlog import Backlog, Backlogged
+from smscore.cancelling import Cancelling
 from smscore.claiming import Claims
 from smscore.logs import get_logger
 from smscore.metrics import Metrics
-from smscore.model import CANCELLED_BY_CUSTOMER, Message, MoMessage, Status
+from smscore.model import Message, MoMessage, Status
 from smscore.mo_intake import MoIntake
 from smscore.parking import Parking
 from smscore.receipt_timeouts import ReceiptTimeouts
 from smscore.routing import Routing
 from smscore.store.base import Store
-from smscore.store.rules import BeingSubmitted
 from smscore.transitions import Transition
 
 
-class Pipeline:
-    """Moves accepted messages to the operators and receipts back into the store."""
+class Pipeline(Cancelling):
+    """Moves accepted messages to the operators and receipts back into the store (customers'
+    cancels: ``Cancelling``)."""
 
     def __init__(self, *, store: Store, clock, node: str, lease: float, routing: Routing,
                  metrics: Metrics | None = None, max_in_memory: int = 20000, claim_batch: int = 1000,
@@ -88,7 +88,7 @@ class Pipeline:
         #: stored work into memory: claims while there is room, and this node's lease
         self.claims = Claims(store=store, clock=clock, node=node, lease=lease, batch=claim_batch,
                              interval=claim_interval, room=lambda: self.max_in_memory - self.held,
-                             take=self._claimed, skip=held_elsewhere, before=self.parking.retry,
+                             take=self._claimed, holding=self._waiting, lost=self._lost, skip=held_elsewhere, before=self.parking.retry,
                              released=lambda n: self.metrics.status_changed("queued", n=n),
                              log_failure=self._log_failure)
         #: no final receipt within receipt_timeout: unknown (a reload sets its timeout)
@@ -134,10 +134,39 @@ class Pipeline:
             return succeed(None)
         return self.store.release(self.node, ids)
 
-    def _claimed(self, message: Message) -> None:
-        """A message claimed from the store: this node's now, to send."""
-        self.held += 1
-        self.enqueue(message)
+    def _claimed(self, messages: list[Message]) -> None:
+        """Messages claimed from the store: this node's now, to send. One it holds already (its
+        copy given back to the store meanwhile: paused and resumed through another node before
+        this node's renewal said so) is not taken twice: it would go out twice."""
+        here = set(self._waiting()) | self._sending.keys()
+        for m in messages:
+            if m.id not in here:
+                self.held += 1
+                self.enqueue(m)
+
+    def _waiting(self) -> list[str]:
+        """The ids of the messages this node holds and has not handed to a link yet."""
+        ids = [m.id for q in self.queues.values() for m in q]
+        ids += self._looking
+        ids += [entry[1].id for entry in self._cancelling.values() if entry[1] is not None]
+        return ids
+
+    def _lost(self, message_ids: list[str]) -> None:
+        """The store says these messages are no longer this node's to send (a lease renewal):
+        ops or a customer changed them through another node or process (paused, cancelled), or
+        another node claimed them. Those still waiting here are dropped, never submitted, and
+        their leases given back (one this node claimed again meanwhile is claimed afresh)."""
+        gone = set(message_ids)
+        dropped = self.forget(gone)
+        for entry in self._cancelling.values():
+            if entry[1] is not None and entry[1].id in gone:
+                dropped.append(entry[1].id)
+                entry[1] = None
+                self.held -= 1
+        if dropped:
+            self.log.info("messages changed through another node: not sent here", messages=len(dropped))
+            d = self.store.release(self.node, dropped)
+            d.addErrback(self._log_failure, "giving back messages changed elsewhere failed")
 
     # -- accepting ---------------------------------------------------------------------------
     def accept(self, messages: Sequence[Message], once: dict | None = None) -> Deferred:
@@ -188,66 +217,19 @@ class Pipeline:
         d.addCallbacks(stored, not_stored)
         return d
 
-    def forget(self, message_ids) -> int:
-        """Drop messages from the in-memory queues (cancelled, paused): they are not sent."""
+    def forget(self, message_ids) -> list[str]:
+        """Drop messages from the in-memory queues and number look-ups (cancelled, paused): they
+        are not sent. Returns the ids dropped."""
         gone = set(message_ids)
-        dropped = 0
+        dropped = []
         for name, queue in self.queues.items():
             keep = [m for m in queue if m.id not in gone]
             if len(keep) != len(queue):
-                dropped += len(queue) - len(keep)
+                dropped += [m.id for m in queue if m.id in gone]
                 self.queues[name] = deque(keep)
-        self.held -= dropped
+        dropped += [mid for mid in gone if self._looking.pop(mid, None) is not None]
+        self.held -= len(dropped)
         return dropped
-
-    def cancel(self, message_id: str, account: str) -> Deferred:
-        """A customer of ``account`` cancels ``message_id`` (``DELETE``, ``cancel_sm``): the store
-        records it (its rules decide) while the message, if it waits here, is kept from going to an
-        operator. Fires with the message as stored, history included. Fails with NotFound, Conflict,
-        or ``BeingSubmitted`` when it is on its way to an operator already: its submit is out from
-        here, or another live process holds it (``Store.act``'s ``holder``), so that a cancel never
-        succeeds for a message that goes out all the same (SPEC §4: 409 once submitted)."""
-        def act() -> Deferred:
-            return self.store.act(message_id, "cancel", self.clock.seconds(), CANCELLED_BY_CUSTOMER,
-                                  account=account, holder=self.node)
-
-        if not self.delivers:  # an API worker sends nothing: the store's answer is the whole story
-            return act()
-        sending = self._sending.get(message_id)
-        if sending is not None and sending.account == account:
-            return fail(BeingSubmitted(message_id))
-        entry = self._cancelling.setdefault(message_id, [0, None, False])  # cancels, set aside, any stored
-        entry[0] += 1
-        if entry[1] is None:
-            for queue in self.queues.values():
-                for message in queue:
-                    if message.id == message_id:
-                        queue.remove(message)
-                        entry[1] = message
-                        break
-        d = act()
-        d.addBoth(self._cancel_stored, message_id)
-        d.addCallback(self._cancelled)
-        return d
-
-    def _cancelled(self, message: Message) -> Message:
-        self.forget([message.id])  # one that reached a queue another way meanwhile (a number look-up)
-        return message
-
-    def _cancel_stored(self, result, message_id: str):
-        """A cancel of ``message_id`` is stored (or refused): when none is left, the message set
-        aside is dropped (one was stored) or goes on (every one was refused)."""
-        entry = self._cancelling[message_id]
-        entry[0] -= 1
-        entry[2] = entry[2] or not isinstance(result, Failure)
-        if entry[0] == 0:
-            del self._cancelling[message_id]
-            if entry[1] is not None:
-                if entry[2]:
-                    self.held -= 1
-                else:
-                    self.enqueue(entry[1], front=True)
-        return result
 
     def accepted_elsewhere(self, messages) -> None:
         """Messages another path stored claimed by this node (shortcode replies): count, send them."""

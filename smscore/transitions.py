@@ -82,13 +82,22 @@ def _attempt_failed(message: Message, operator: str, detail: str, at: float,
     return False
 
 
+#: What a submit response may make ``submitted`` (see ``on_submitted``).
+SUBMITTABLE = frozenset({Status.QUEUED, Status.PAUSED})
+
+
 def on_submitted(message: Message, operator: str, parts: list[str], at: float, detail: str = "",
                  keys: Sequence[str] = (), cost: Decimal | None = None) -> Transition:
     """Every part of ``message`` was accepted by ``operator``'s SMSC. The attempt's cost (the
     operator's cost for the destination, per part) adds to the message's cost; the event says
-    the SMSC ids and the cost."""
+    the SMSC ids and the cost.
+
+    A ``paused`` message is submitted too: the node that held it submitted it before it learned
+    of the pause (at its next lease renewal, docs/postgresql.md). It went out, so it no longer
+    waits: left ``paused``, a resume would send it a second time. Any other status (cancelled
+    meanwhile, submitted already) changes nothing."""
     t = Transition(message)
-    if message.status.final or message.status is not Status.QUEUED:
+    if message.status not in SUBMITTABLE:
         return t
     message.operator = operator
     if operator not in message.tried:

@@ -128,7 +128,7 @@ async def check_claim_and_leases(store):
     assert [m.id for m in got] == [m.id for m in ms[2:]]
     assert await store.claim("gw2", 1010.0, 1200.0, 10) == []
     # gw1 renews; its lease does not expire.
-    assert await store.renew("gw1", 1100.0) == 2
+    assert await store.renew("gw1", 1100.0) == []
     assert await store.claim("gw2", 1050.0, 1090.0, 10) == []
     # A restarted gw1 takes its own back at once.
     got = await store.claim("gw1", 1050.0, 1300.0, 10, include_own=True)
@@ -418,6 +418,48 @@ async def check_account_states_tell_balance_pause_and_todays_count(store):
     assert (acme.balance, acme.paused, acme.sent_today) == (Decimal(8), False, 2)  # prepaid at 1 a part
     assert (beta.balance, beta.paused, beta.sent_today) == (Decimal(0), True, 0)
     assert (await store.account_states(day_of(1000.0 + 86400)))["acme"].sent_today == 0
+
+
+async def check_a_renewal_reports_the_held_messages_changed_elsewhere(store):
+    """A node learns at its lease renewal which of the messages it holds in memory it must not
+    submit: paused or cancelled through another node, or claimed by another (SPEC §10)."""
+    ms = [make_message(to=f"4670123456{i}", at=1000.0 + i) for i in range(4)]
+    await store.accept(ms, "gw1", 1030.0)
+    assert await store.renew("gw1", 1040.0, [m.id for m in ms]) == []
+    await store.act(ms[1].id, "cancel", 1011.0, "cancelled by the customer", account="acme")
+    await store.release("gw1", [ms[2].id])
+    assert [m.id for m in await store.claim("gw2", 1012.0, 1100.0, 10)] == [ms[2].id]
+    assert await store.renew("gw1", 1050.0, [m.id for m in ms] + ["unknown"]) == sorted(
+        [ms[1].id, ms[2].id, "unknown"])
+    paused = await store.set_paused("acme", True, 1013.0)
+    assert sorted(m.id for m in paused) == sorted([ms[0].id, ms[2].id, ms[3].id])
+    assert await store.renew("gw1", 1060.0, [ms[0].id, ms[3].id]) == sorted([ms[0].id, ms[3].id])
+    # Resumed, they are anybody's again (unowned): still not gw1's until it claims them.
+    await store.set_paused("acme", False, 1014.0)
+    assert await store.renew("gw1", 1070.0, [ms[0].id]) == [ms[0].id]
+    await store.claim("gw1", 1015.0, 1080.0, 10)
+    assert await store.renew("gw1", 1090.0, [ms[0].id, ms[3].id]) == []
+
+
+async def check_a_submit_that_raced_a_pause_or_a_cancel_is_stored_as_what_happened(store):
+    """The holder submitted before its renewal told it: a paused message went out (``submitted``,
+    not resumed and sent again); a cancelled one stays ``stopped`` but its SMSC id is kept, so its
+    receipt finds it instead of waiting as an orphan."""
+    store.untried = untried
+    paused, stopped = make_message(to="46701234561", at=1000.0), make_message(to="46701234562", at=1001.0)
+    await store.accept([paused, stopped], "gw1", 1030.0)
+    await store.set_paused("acme", True, 1002.0)
+    await store.act(stopped.id, "cancel", 1003.0, "cancelled by the customer", account="acme")
+    ts = await store.record_submit(paused.id, "cheap", ["k-paused"], 1004.0)
+    assert [t.message.status for t in ts] == [Status.SUBMITTED]
+    assert await store.record_submit(stopped.id, "cheap", ["k-stopped"], 1004.0) == []
+    assert (await store.set_paused("acme", False, 1005.0)) == []
+    assert (await store.get(paused.id)).status is Status.SUBMITTED
+    late = await store.apply_receipt(receipt("k-stopped"), 1006.0)
+    assert late is not None and not late.changed  # found (not an orphan); a final message stays as it is
+    assert (await store.get(stopped.id)).status is Status.STOPPED
+    t = await store.apply_receipt(receipt("k-paused"), 1007.0)
+    assert t.message.status is Status.DELIVERED
 
 
 CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]

@@ -138,8 +138,11 @@ class Store(ABC):
         Fires with how many moved."""
 
     @abstractmethod
-    def renew(self, owner: str, lease_until: float) -> Deferred:
-        """Extend every lease ``owner`` holds. Fires with the number of messages renewed."""
+    def renew(self, owner: str, lease_until: float, held: Sequence[str] = ()) -> Deferred:
+        """Extend every lease ``owner`` holds. Fires with the ids of ``held`` (what ``owner`` holds
+        in memory, waiting to be submitted) that are no longer ``queued`` and leased to ``owner``:
+        ops or a customer changed them through another node or process (a pause, a cancel), or
+        another node claimed them since (resumed meanwhile). ``owner`` must not submit those."""
 
     @abstractmethod
     def release(self, owner: str, message_ids: Sequence[str]) -> Deferred:

@@ -29,7 +29,6 @@ from twisted.internet.defer import Deferred
 
 from connectors.api import ReceiptFacts, ReceiptOutcome
 from smscore import transitions as tr
-from smscore.model import Status
 from smscore.store.rows import MSG_COLS, in_lists, marks, row_to_message
 from smscore.store.writer import Merged
 
@@ -140,7 +139,15 @@ class MessageChanges:
                    owner: str | None, lease_until: float | None) -> list[tr.Transition]:
         """The SMSC of ``operator`` accepted every part (see Store.record_submit)."""
         entry = unit.working(message_id)
-        if entry is None or entry[0].status is not Status.QUEUED:
+        if entry is None:
+            return []
+        if entry[0].status not in tr.SUBMITTABLE:
+            # Cancelled (or sent by another node) while this submit was on its way: nothing
+            # changes, but its SMSC ids are kept so that its receipts find the message (late
+            # receipts) instead of waiting as orphans.
+            for i, key in enumerate(keys):
+                unit.smsc_ids[(operator, key)] = (message_id, i)
+                unit.new_ids.append((operator, key, message_id, i))
             return []
         message = entry[0]
         # The link may send a different number of parts than counted at acceptance (Latin-1

@@ -158,13 +158,13 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
             self._apply(tr.Transition(m, [Event(at=now, status=Status.QUEUED, detail="send_at reached")]))
         return succeed(len(due))
 
-    def renew(self, owner: str, lease_until: float) -> Deferred:
-        n = 0
+    def renew(self, owner: str, lease_until: float, held: Sequence[str] = ()) -> Deferred:
+        renewed = set()
         for mid, (holder, _) in self.leases.items():
             if holder == owner and self.messages[mid].status is Status.QUEUED:
                 self.leases[mid] = (owner, lease_until)
-                n += 1
-        return succeed(n)
+                renewed.add(mid)
+        return succeed(sorted(set(held) - renewed))
 
     def release_all(self, owner: str) -> Deferred:
         n = 0
@@ -249,7 +249,11 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
     def record_submit(self, message_id: str, operator: str, keys: Sequence[str], at: float,
                       owner: str | None = None, lease_until: float | None = None) -> Deferred:
         stored = self.messages.get(message_id)
-        if stored is None or stored.status is not Status.QUEUED:
+        if stored is None:
+            return succeed([])
+        if stored.status not in tr.SUBMITTABLE:  # see SqlStore._submit_in: its receipts still find it
+            for i, key in enumerate(keys):
+                self.smsc_ids[(operator, key)] = (message_id, i)
             return succeed([])
         message = self._snapshot(stored)
         message.parts = len(keys)  # what the link sent (see SqlStore.record_submit)

@@ -327,12 +327,13 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
         """Hook: hold ``names`` until this transaction ends, so that transactions of several nodes
         deciding on the same thing run one after the other. SQLite has one writer: nothing to do."""
 
-    def renew(self, owner: str, lease_until: float) -> Deferred:
-        sql = self.q("UPDATE messages SET lease_until = ? WHERE owner = ? AND status = 'queued'")
+    def renew(self, owner: str, lease_until: float, held: Sequence[str] = ()) -> Deferred:
+        sql = self.q("UPDATE messages SET lease_until = ? WHERE owner = ? AND status = 'queued' RETURNING id")
 
         def op(cur):
             cur.execute(sql, (lease_until, owner))
-            return cur.rowcount
+            renewed = {r[0] for r in cur.fetchall()}
+            return sorted(set(held) - renewed)
 
         return self.run(op)
 
