@@ -43,10 +43,3 @@ def after_claim(sweep: Sweep, claimed: Sequence[str], asked: int) -> tuple[Sweep
     full = len(claimed) == asked and asked > 0
     return Sweep(claimed[-1] if full else "", sweep.started), full or bool(sweep.after)
 
-
-def held_by_another(owner: str | None, lease_until: float | None, me: str, now: float) -> bool:
-    """Whether a queued message leased to ``owner`` until ``lease_until`` is in the hands of
-    another live process than ``me``: one that may be submitting it at this instant, so that a
-    cancel stored here could not stop it (SPEC §4: 409 once submitted). A lease that ran out is
-    nobody's (its holder died; whoever claims it next finds it cancelled)."""
-    return owner is not None and owner != me and lease_until is not None and lease_until >= now

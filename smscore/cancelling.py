@@ -22,13 +22,13 @@ class Cancelling:
     def cancel(self, message_id: str, account: str) -> Deferred:
         """A customer of ``account`` cancels ``message_id`` (``DELETE``, ``cancel_sm``): the store
         records it (its rules decide) while the message, if it waits here, is kept from going to an
-        operator. Fires with the message as stored, history included. Fails with NotFound, Conflict,
-        or ``BeingSubmitted`` when it is on its way to an operator already: its submit is out from
-        here, or another live process holds it (``Store.act``'s ``holder``), so that a cancel never
-        succeeds for a message that goes out all the same (SPEC §4: 409 once submitted)."""
+        operator. Fires with the message as stored, history included. Fails with NotFound, Conflict
+        (submitted already), or ``BeingSubmitted`` when its submit is out from here (SPEC §4: 409
+        once submitted). A message another node or process holds is cancelled in the store like
+        any other (SPEC §11: any node answers): the holder drops it at its next lease renewal."""
         def act() -> Deferred:
             return self.store.act(message_id, "cancel", self.clock.seconds(), CANCELLED_BY_CUSTOMER,
-                                  account=account, holder=self.node)
+                                  account=account)
 
         if not self.delivers:  # an API worker sends nothing: the store's answer is the whole story
             return act()

@@ -101,30 +101,22 @@ async def check_account_rules_at_acceptance_and_ops_actions(store):
     assert [(n["threshold"], n["balance"]) for n in notices] == [(1000.0, 1007.0)]
 
 
-async def check_a_customers_cancel_is_refused_while_another_live_process_holds_the_message(store):
-    """SPEC §4 and §10: the process holding a queued message (its lease) may be submitting it at
-    this instant, and only it can keep it from going; a cancel from any other process is refused
-    until that lease runs out. Nobody's message, or the acting process's own, is cancelled."""
-    from smscore.store.rules import BeingSubmitted
+async def check_a_customers_cancel_of_a_message_another_process_holds_is_stored(store):
+    """SPEC §4, §11: any node answers for every message, so a cancel of a queued message another
+    live process holds in memory is stored (and refunded); that process's next renewal reports
+    it (``check_a_renewal_reports_the_held_messages_changed_elsewhere``). Once submitted, 409."""
+    from smscore.store.rules import Conflict
 
     with_rules(store)
     await store.ensure_accounts({"acme": Decimal(10)})
-    held, mine, free = (make_message(to=f"4670123456{i}", at=1000.0 + i) for i in range(3))
-    await store.accept([held], "gw1", 1030.0)
-    await store.accept([mine], "gw2", 1030.0)
-    await store.accept([free], None, 0.0)
-    refused = await _refused(store.act(held.id, "cancel", 1010.0, "cancelled by the customer", account="acme",
-                                       holder="gw2"), BeingSubmitted)
-    assert refused.holder == "gw1"
-    assert (await store.get(held.id)).status is Status.QUEUED
-    for m in (mine, free):
-        cancelled = await store.act(m.id, "cancel", 1012.0, "cancelled by the customer", account="acme",
-                                    holder="gw2")
-        assert cancelled.status is Status.STOPPED
-    # gw1's lease ran out (it died): nobody can be sending it any more.
-    cancelled = await store.act(held.id, "cancel", 1031.0, "cancelled by the customer", account="acme", holder="gw2")
+    held, sent = (make_message(to=f"4670123456{i}", at=1000.0 + i) for i in range(2))
+    await store.accept([held, sent], "gw1", 1030.0)
+    cancelled = await store.act(held.id, "cancel", 1010.0, "cancelled by the customer", account="acme")
     assert cancelled.status is Status.STOPPED
-    assert (await store.account_state("acme"))[0] == Decimal(10)  # each refunded: none was sent
+    assert await store.renew("gw1", 1040.0, [held.id, sent.id]) == [held.id]
+    await store.record_submit(sent.id, "cheap", ["k1"], 1011.0)
+    await _refused(store.act(sent.id, "cancel", 1012.0, "cancelled by the customer", account="acme"), Conflict)
+    assert (await store.account_state("acme"))[0] == Decimal(9)  # the cancelled one refunded, the sent one not
 
 
 async def check_idempotency_keys_answer_repeats_for_a_day(store):

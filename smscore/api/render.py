@@ -114,10 +114,6 @@ def store_errors(failure):
     if failure.check(NotFound):
         raise ApiError(404, "not_found", "No such message.")
     if failure.check(BeingSubmitted):
-        holder = failure.value.holder
-        if holder is not None:
-            raise ApiError(409, "conflict", f"The message is being sent by another gateway process ({holder}): "
-                           "it can no longer be cancelled.")
         raise ApiError(409, "conflict", "The message is being submitted to an operator: it can no longer be changed.")
     if failure.check(Conflict):
         status = failure.value.status

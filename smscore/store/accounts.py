@@ -31,12 +31,11 @@ from twisted.internet.defer import Deferred
 
 from policies.admission import Facts, InsufficientBalance, NoPrice, Terms, refund  # noqa: F401 (re-exported)
 from policies import blocks
-from policies.claims import held_by_another
 from policies.learning import Learned, failed_lately, learn
 from smscore import transitions as tr
 from smscore.model import Event, Message, Status
 from smscore.store.rows import MSG_COLS, chunks, in_lists, marks, row_to_message
-from smscore.store.rules import (DO_NOT_CALL, IDEMPOTENCY_TTL, PURGE_CHUNK, BeingSubmitted, Conflict, NotFound,  # noqa: F401 (re-exported)
+from smscore.store.rules import (DO_NOT_CALL, IDEMPOTENCY_TTL, PURGE_CHUNK, Conflict, NotFound,  # noqa: F401 (re-exported)
                                  admit_messages, balance_notice_jobs, block_lessons, day_of, hold_back,
                                  lessons, needs_hold_back_check, wants_block)
 
@@ -256,20 +255,14 @@ class AccountRules:
             hold_back(t, self._facts(cur, m.account, [m.to], t.events[-1].at))
 
     # -- ops and customers acting on one message -----------------------------------------------
-    def act(self, message_id: str, action: str, at: float, detail: str, account: str | None = None,
-            holder: str | None = None) -> Deferred:
+    def act(self, message_id: str, action: str, at: float, detail: str, account: str | None = None) -> Deferred:
         """approve / refuse / cancel a message (of ``account`` when given). Fires with the message
-        and its history; fails with NotFound, Conflict or BeingSubmitted (see base.Store.act)."""
+        and its history; fails with NotFound or Conflict (see base.Store.act)."""
         def op(cur):
             loaded = self._load(cur, message_id)
             if loaded is None or (account is not None and loaded[0].account != account):
                 raise NotFound(message_id)
             message, parts = loaded
-            if holder is not None and message.status is Status.QUEUED:
-                cur.execute(self.q("SELECT owner, lease_until FROM messages WHERE id = ?"), (message_id,))
-                owner, lease_until = cur.fetchone()
-                if held_by_another(owner, lease_until, holder, at):
-                    raise BeingSubmitted(message_id, owner)
             t = tr.on_ops(message, action, at, detail, at)
             if t is None:
                 raise Conflict(message.status)

@@ -309,13 +309,12 @@ class Store(ABC):
         Fires with the messages changed."""
 
     @abstractmethod
-    def act(self, message_id: str, action: str, at: float, detail: str, account: str | None = None,
-            holder: str | None = None) -> Deferred:
+    def act(self, message_id: str, action: str, at: float, detail: str, account: str | None = None) -> Deferred:
         """``approve`` / ``refuse`` / ``cancel`` a message (of ``account`` when given). Fires with the
-        message and its history; fails with NotFound or Conflict (``smscore.store.rules``).
-        ``holder``: the lease owner acting (a customer's cancel); a queued message another live
-        process holds (``policies.claims.held_by_another``) fails with BeingSubmitted: that process
-        may be submitting it now, and only it can keep it from going."""
+        message and its history; fails with NotFound or Conflict (``smscore.store.rules``). A queued
+        message another node or process holds in memory changes all the same: that holder learns it
+        at its next lease renewal (``renew``) and drops it; until then it may still submit it
+        (the bound: docs/postgresql.md)."""
 
     @abstractmethod
     def stoplist_change(self, numbers: Sequence[str], *, account: str | None = None, remove: bool = False,

@@ -11,10 +11,9 @@ from decimal import Decimal
 
 from twisted.internet.defer import Deferred, fail, succeed
 
-from policies.claims import held_by_another
 from smscore import transitions as tr
 from smscore.model import Message, Status
-from smscore.store.rules import DO_NOT_CALL, IDEMPOTENCY_TTL, PURGE_CHUNK, BeingSubmitted, Conflict, NotFound, day_of
+from smscore.store.rules import DO_NOT_CALL, IDEMPOTENCY_TTL, PURGE_CHUNK, Conflict, NotFound, day_of
 
 
 class MemoryAccountOps:
@@ -49,15 +48,10 @@ class MemoryAccountOps:
                 changed.append(t.message)
         return succeed(changed)
 
-    def act(self, message_id: str, action: str, at: float, detail: str, account: str | None = None,
-            holder: str | None = None) -> Deferred:
+    def act(self, message_id: str, action: str, at: float, detail: str, account: str | None = None) -> Deferred:
         stored = self.messages.get(message_id)
         if stored is None or (account is not None and stored.account != account):
             return fail(NotFound(message_id))
-        if holder is not None and stored.status is Status.QUEUED:
-            owner, lease_until = self.leases.get(message_id, (None, None))
-            if held_by_another(owner, lease_until, holder, at):
-                return fail(BeingSubmitted(message_id, owner))
         t = tr.on_ops(self._snapshot(stored), action, at, detail, at)
         if t is None:
             return fail(Conflict(stored.status))

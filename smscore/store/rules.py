@@ -30,12 +30,12 @@ class NotFound(Exception):
 
 
 class BeingSubmitted(Exception):
-    """A customer's cancel came while the message was on its way to an operator: too late.
-    ``holder``: the other gateway process (node) that holds it for sending; None: this one."""
+    """A customer's cancel came while the message was on its way to an operator from the node
+    that answers: too late (SPEC §4: 409 once submitted)."""
 
-    def __init__(self, message_id: str, holder: str | None = None) -> None:
-        super().__init__(message_id if holder is None else f"{message_id} (held by {holder})")
-        self.message_id, self.holder = message_id, holder
+    def __init__(self, message_id: str) -> None:
+        super().__init__(message_id)
+        self.message_id = message_id
 
 
 class Conflict(Exception):

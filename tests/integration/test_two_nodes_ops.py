@@ -4,7 +4,8 @@ Two ``Gateway`` nodes in this process on one PostgreSQL database, the real react
 SMSC on loopback whose submits are timed. The operator allows 2 submits a second for the cluster
 (1 a node), so messages sent to node B wait in B's memory. What the SMSC sees is the test: a
 pause through node A stops B's submits of them from B's next lease renewal on (the bound, in
-docs/postgresql.md), and after the resume each message goes out exactly once.
+docs/postgresql.md), and after the resume each message goes out exactly once; a DELETE through
+node A of a message B holds stops it, and it never goes out.
 """
 
 from __future__ import annotations
@@ -153,3 +154,28 @@ async def test_a_pause_through_one_node_stops_the_other_nodes_submits_and_a_resu
     assert sent == sorted(numbers)  # each exactly once
     for gw in (a, b):
         assert gw.pipeline.held == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_delete_through_one_node_of_a_message_the_other_node_holds_stops_it(cluster):
+    """SPEC §4 and §11: any node answers, so a DELETE through A of a queued message B holds is
+    200 ``stopped`` (it was 409), and B drops it at its next renewal: it never goes out."""
+    sim, a, b = await cluster()
+    numbers = [f"467011200{i:02d}" for i in range(8)]
+    code, body = await _call(b, "POST", "/v1/messages", "demo-key", {"to": numbers, "text": "hi", "from": "DEMO"})
+    assert code == 202, body
+    ids = [m["id"] for m in body["messages"]]
+    await eventually(lambda: len(sim.submits) >= 1 and len(_waiting(b)) >= 4, "B holding messages")
+    victim = _waiting(b)[-1]
+    code, body = await _call(a, "DELETE", f"/v1/messages/{victim}", "demo-key")
+    assert code == 200 and body["status"] == "stopped", body
+
+    async def finished():
+        return {(await a.store.get(mid)).status for mid in ids} <= {Status.DELIVERED, Status.STOPPED}
+
+    await eventually(finished, "every message delivered or stopped", timeout=30.0)
+    stopped = [mid for mid in ids if (await a.store.get(mid)).status is Status.STOPPED]
+    assert stopped == [victim]
+    sent = sorted(r.destination_addr for _, r in sim.submits)
+    assert sent == sorted(n for mid, n in zip(ids, numbers) if mid != victim)
+    await eventually(lambda: b.pipeline.held == 0, "B holding nothing")

@@ -1,6 +1,6 @@
 """policies.claims: the sweep a node's claims make through the backlog."""
 
-from policies.claims import Sweep, after_claim, held_by_another, next_claim
+from policies.claims import Sweep, after_claim, next_claim
 
 
 def test_full_claims_go_on_from_their_last_id_and_a_short_one_starts_over_once():
@@ -25,11 +25,3 @@ def test_a_sweep_a_lease_old_starts_over_even_while_claims_are_full():
 
 def test_a_claim_with_no_room_is_never_full():
     assert after_claim(Sweep("", 1.0), [], 0) == (Sweep("", 1.0), False)
-
-
-def test_a_message_is_held_by_another_only_under_a_live_lease_of_another_owner():
-    assert held_by_another("gw1", 100.0, "gw2", 99.0)
-    assert held_by_another("gw1", 100.0, "gw2", 100.0)  # the lease's last instant still counts
-    assert not held_by_another("gw1", 100.0, "gw2", 100.5)  # ran out: its holder died
-    assert not held_by_another("gw2", 100.0, "gw2", 99.0)  # the acting process's own
-    assert not held_by_another(None, None, "gw2", 99.0)  # nobody's
