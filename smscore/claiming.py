@@ -19,6 +19,11 @@ from policies.claims import Sweep, after_claim, next_claim
 from smscore.model import Message
 
 
+#: Seconds at most between two lease renewals while other live nodes share the store: how long a
+#: node may still submit a message paused or cancelled through another node (docs/postgresql.md).
+CHANGED_ELSEWHERE = 2.0
+
+
 class Claims:
     """This node's claims of stored messages and its lease on them.
 
@@ -32,6 +37,7 @@ class Claims:
     def __init__(self, *, store, clock, node: str, lease: float, batch: int, interval: float,
                  room: Callable[[], int], take: Callable[[list[Message]], None],
                  holding: Callable[[], Collection[str]], lost: Callable[[list[str]], object],
+                 others_alive: Callable[[], bool] = lambda: True,
                  skip: Callable[[], frozenset[str]],
                  before: Callable[[], object], released: Callable[[int], object],
                  log_failure: Callable[..., object]) -> None:
@@ -45,6 +51,8 @@ class Claims:
         self.take = take
         self.holding = holding
         self.lost = lost
+        self.others_alive = others_alive
+        self._renewed_at = float("-inf")
         self.skip = skip
         self.before = before
         self.released = released
@@ -82,13 +90,22 @@ class Claims:
 
     @property
     def renewal(self) -> float:
-        """How often the lease is renewed: every third of it, and at least every claim ``interval``,
-        because a renewal is also when this node learns that ops or a customer changed a message
-        it holds through another node (``lost``): until then it may still submit it."""
-        return min(self.lease / 3, self.interval)
+        """How often the lease may be renewed: every third of it, and with other live nodes at
+        least every ``CHANGED_ELSEWHERE`` seconds, because a renewal is also when this node learns
+        that ops or a customer changed a message it holds through another node (``lost``): until
+        then it may still submit it. Alone, every change comes through this process (the API
+        workers hand pauses and cancels to it), and a renewal is every third of the lease."""
+        return min(self.lease / 3, CHANGED_ELSEWHERE)
 
-    def _renew(self) -> Deferred:
-        d = self.store.renew(self.node, self.clock.seconds() + self.lease, list(self.holding()))
+    def _renew(self) -> Deferred | None:
+        now = self.clock.seconds()
+        others = self.others_alive()
+        if not others and now < self._renewed_at + self.lease / 3 - self.renewal / 2:
+            return None  # alone: no change can come from elsewhere, the lease is not due
+        self._renewed_at = now
+        # what is held is asked about only when another node could have changed it: the store
+        # then reads back every lease it renews, which alone it has no reason to
+        d = self.store.renew(self.node, now + self.lease, list(self.holding()) if others else ())
 
         def renewed(gone: list[str]) -> None:
             if gone:

@@ -88,7 +88,8 @@ class Pipeline(Cancelling):
         #: stored work into memory: claims while there is room, and this node's lease
         self.claims = Claims(store=store, clock=clock, node=node, lease=lease, batch=claim_batch,
                              interval=claim_interval, room=lambda: self.max_in_memory - self.held,
-                             take=self._claimed, holding=self._waiting, lost=self._lost, skip=held_elsewhere, before=self.parking.retry,
+                             take=self._claimed, holding=self._waiting, lost=self._lost, others_alive=others_alive,
+                             skip=held_elsewhere, before=self.parking.retry,
                              released=lambda n: self.metrics.status_changed("queued", n=n),
                              log_failure=self._log_failure)
         #: no final receipt within receipt_timeout: unknown (a reload sets its timeout)

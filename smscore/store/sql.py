@@ -328,10 +328,13 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
         deciding on the same thing run one after the other. SQLite has one writer: nothing to do."""
 
     def renew(self, owner: str, lease_until: float, held: Sequence[str] = ()) -> Deferred:
-        sql = self.q("UPDATE messages SET lease_until = ? WHERE owner = ? AND status = 'queued' RETURNING id")
+        sql = self.q("UPDATE messages SET lease_until = ? WHERE owner = ? AND status = 'queued'")
 
         def op(cur):
-            cur.execute(sql, (lease_until, owner))
+            if not held:  # nothing to ask about: no row to read back
+                cur.execute(sql, (lease_until, owner))
+                return []
+            cur.execute(sql + " RETURNING id", (lease_until, owner))
             renewed = {r[0] for r in cur.fetchall()}
             return sorted(set(held) - renewed)
 

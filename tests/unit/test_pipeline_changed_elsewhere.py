@@ -29,7 +29,7 @@ def _node_with_a_queue(n: int = 4):
     """gw1 holding ``n`` messages: the first on its way (window 1), the others waiting."""
     clock = Clock()
     clock.advance(1000)
-    p, store, _, _ = make(clock, links=())
+    p, store, _, _ = make(clock, links=(), others_alive=True)  # another node shares the store
     link = CountingLink("cheap", window=1)
     p.add_link(link)
     run(p.start())
@@ -39,10 +39,26 @@ def _node_with_a_queue(n: int = 4):
     return clock, p, store, link, ms
 
 
-def test_the_renewal_interval_is_at_most_the_claim_interval():
+def test_the_renewal_interval_is_at_most_two_seconds_with_other_nodes_and_a_third_of_the_lease_alone():
     clock = Clock()
-    p, *_ = make(clock)
-    assert p.claims.renewal == min(p.lease / 3, p.claims.interval) == 2.0
+    clock.advance(1000)
+    p, store, *_ = make(clock, others_alive=True)
+    assert p.claims.renewal == min(p.lease / 3, 2.0) == 2.0
+    alone, alone_store, *_ = make(Clock(), others_alive=False)
+    renewals = []
+    for each, into in ((p, store), (alone, alone_store)):
+        asked = []
+        real = into.renew
+        into.renew = lambda owner, until, held=(), real=real, asked=asked: (asked.append(list(held)), real(owner, until,
+                                                                                                        held))[1]
+        renewals.append(asked)
+        run(each.start())
+    for _ in range(15):  # 30 s
+        clock.advance(2)
+        alone.clock.advance(2)
+    shared, single = renewals
+    assert len(shared) == 15 and len(single) in (2, 3)  # every 2 s; alone every third of the 30 s lease
+    assert single == [[]] * len(single)  # alone, nothing held is asked about: every change comes through it
 
 
 def test_messages_paused_through_another_node_are_dropped_at_the_next_renewal_and_sent_once_after_resume():
