@@ -1,8 +1,9 @@
 """The gateway process: builds every part from the config, starts them in order, stops them cleanly.
 
-Order of start: store (schema) → the first heartbeat (this node's share of the cluster's binds and
-tps, ``smscore.cluster``) → simulated SMSCs (in-process operators listen on loopback) → pipeline
-(resumes stored work) → operator links (bind) → HTTP API → metrics. Stop runs the other way: stop
+Order of start: store (schema) → push workers (they first give back the pushes the node's earlier
+processes held, ``policies.leases``) → the first heartbeat (this node's share of the cluster's
+binds and tps, ``smscore.cluster``) → simulated SMSCs (in-process operators listen on loopback) →
+pipeline (resumes stored work) → operator links (bind) → HTTP API → metrics. Stop runs the other way: stop
 taking requests, give back queued work, leave the cluster, unbind every session, close the store.
 """
 
@@ -26,6 +27,7 @@ from connectors.smpp.server import listen as smpp_listen
 from connectors.smsc_sim import SimulatedSMSC
 from connectors.tls import server_options
 from policies.callback_urls import address_problem
+from policies.leases import process_owner, pushing_owners
 from smscore.api import api_factory
 from smscore.api.routes import INTERNAL_CANCEL, TOKEN_HEADER
 from smscore.api.auth import AccountRateLimit
@@ -66,7 +68,8 @@ class Gateway:
         #: customers' ESMEs (SPEC §13): the first API worker's, so that their submits and receipts
         #: do not share a core with the operator binds (or the only process's)
         self.serves_smpp = worker is None or worker.index == smpp_worker(worker.count)
-        owner = config.gateway.node if self.delivers else f"{config.gateway.node}/{worker.index}"
+        node = config.gateway.node
+        owner = process_owner(node, None if worker is None else worker.index, self.delivers)
         self.metrics = Metrics(registry or CollectorRegistry())
         self.metrics.describe_process("0" if worker is None else str(worker.index), node=self.delivers)
         routing = self._routing()  # reloaded in place (reload)
@@ -112,7 +115,9 @@ class Gateway:
         self.pusher = Pusher(reactor, timeout=config.push.timeout, address_check=self._push_address_problem)
         self.push_worker = PushWorker(store=self.store, pusher=self.pusher, clock=reactor, node=owner,
                                       config_source=lambda: self.config, mo_router_source=lambda: self.mo_router,
-                                      pipeline=self.pipeline, metrics=self.metrics, lease=config.gateway.lease)
+                                      pipeline=self.pipeline, metrics=self.metrics, lease=config.gateway.lease,
+                                      family=node, siblings=[o for o in pushing_owners(
+                                          node, 1 if worker is None else worker.count) if o != owner])
         self.links: dict[str, OperatorLink] = {}
         self.sims: dict[str, SimulatedSMSC] = {}
         #: customers' ESMEs (SPEC §13), when [smpp_server] is configured (see serves_smpp)
@@ -123,7 +128,7 @@ class Gateway:
             self.smpp_server, self.smpp_deliveries = serve_esmes(
                 config_source=lambda: self.config, settings=config.smpp_server, reactor=reactor,
                 pipeline=self.pipeline, store=self.store, rate_limit=AccountRateLimit(reactor, self.rate_buckets),
-                metrics=self.metrics, owner=owner, lease=config.gateway.lease,
+                metrics=self.metrics, owner=owner, lease=config.gateway.lease, family=node,
                 cancel_at_main=None if self.delivers else self._cancel_at_main)
         self.ports: list = []
         self.http_port = None
@@ -136,6 +141,12 @@ class Gateway:
 
     async def _start(self) -> None:
         await self.store.open()
+        # first, before anything queues pushes: what the node's earlier processes held is given
+        # back, to be claimed at once (SPEC §15; a claim before would be given back with it)
+        if self.pushes:
+            await self.push_worker.start()
+        if self.smpp_deliveries is not None:
+            await self.smpp_deliveries.start()
         if self.delivers:
             await self.store.ensure_accounts({name: a.balance for name, a in self.config.accounts.items()})
             await self.cluster.start()
@@ -150,9 +161,6 @@ class Gateway:
             self._purge.start(3600, now=True)
         if self.smpp_server is not None:
             await self._listen_smpp()
-            self.smpp_deliveries.start()
-        if self.pushes:
-            self.push_worker.start()
         self.backlog.start()
         if self.push_backlog is not None:
             self.push_backlog.start()

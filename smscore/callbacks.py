@@ -40,8 +40,11 @@ Theory of operation
   long) plus the longest linger: a dead node's jobs go out from another node that much later.
   Jobs that could not go out in time (all POST slots busy for long) are given back before their
   lease ends, and on ``stop()`` every job still waiting here is given back, so another node, or
-  this one restarted, takes them at once. The first claim after a start takes back what this node
-  held before.
+  this one restarted, takes them at once. A start first gives back what this node held before
+  (``Store.release_push_jobs``): under this process's name, and under the names of the node's
+  processes of an earlier run that no process has now (a node of two processes restarted with
+  one, or the other way round; ``policies.leases``), but never what its other processes running
+  now hold. Then it claims them at once like any unowned job.
 """
 
 from __future__ import annotations
@@ -70,11 +73,15 @@ class PushWorker:
 
     def __init__(self, *, store, pusher, clock, node: str, config_source, mo_router_source, pipeline,
                  metrics: Metrics, concurrency: int = 50, lease: float = 30.0, interval: float = 1.0,
-                 max_waiting: int = 1000, jitter=random.random) -> None:
+                 max_waiting: int = 1000, jitter=random.random, family: str | None = None,
+                 siblings: Sequence[str] = ()) -> None:
         self.store = store
         self.pusher = pusher
         self.clock = clock
-        self.node = node
+        self.node = node  # this process's lease owner
+        #: the node this process is part of, and its other processes that push (``policies.leases``)
+        self.family = node if family is None else family
+        self.siblings = tuple(siblings)
         self.config_source = config_source  # () -> the current Config
         self.mo_router_source = mo_router_source  # () -> the current MoRouter
         self.pipeline = pipeline
@@ -98,12 +105,32 @@ class PushWorker:
         self._dispatching = False
         self._dispatch_again = False
         self._timer = None
-        self._taken_back = False
+        #: start() gives back the node's earlier jobs: no claim meanwhile, or it would give back
+        #: what this claim took (the loop claims at once after it)
+        self._giving_back = False
         self._stopping = False
         self._idle: list[Deferred] = []
 
     # -- life cycle ------------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self) -> Deferred:
+        """Give back what the node's earlier processes held (see the module docstring), then claim
+        every ``interval``; fires once claiming started (a failed give-back is logged: those
+        jobs wait for their leases instead)."""
+        self._giving_back = True
+        d = self.store.release_push_jobs(self.family, self.siblings)
+        d.addCallbacks(self._taken_back, lambda f: self.log.error("giving back the node's earlier push jobs failed",
+                                                                   error=f.getErrorMessage()))
+        d.addCallback(lambda _: self._start_loop())
+        return d
+
+    def _taken_back(self, n: int) -> None:
+        if n:
+            self.log.info("push jobs held before the restart given back", jobs=n)
+
+    def _start_loop(self) -> None:
+        self._giving_back = False
+        if self._stopping:
+            return
         self._loop = LoopingCall(self._tick)
         self._loop.clock = self.clock
         self._loop.start(self.interval, now=True)
@@ -142,7 +169,7 @@ class PushWorker:
     # -- claiming ---------------------------------------------------------------------------------
     def kick(self) -> None:
         """Claim what is due (at most one claim at a time: a kick meanwhile asks for one more)."""
-        if self._stopping:
+        if self._stopping or self._giving_back:
             return
         if self._claiming:
             self._again = True
@@ -158,7 +185,6 @@ class PushWorker:
         self._claiming = True
 
         def claimed(jobs):
-            self._taken_back = True
             for job in jobs:
                 self._waiting.setdefault(_target(job), []).append((job.subject, _waiting_since(job), job,
                                                                     lease_until))
@@ -177,7 +203,7 @@ class PushWorker:
                 self._again = False
                 self.kick()
 
-        d = self.store.claim_push_jobs(self.node, now, lease_until, room, include_own=not self._taken_back)
+        d = self.store.claim_push_jobs(self.node, now, lease_until, room)
         d.addCallbacks(claimed, failed)
         d.addCallback(done)
 

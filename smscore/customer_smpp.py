@@ -56,17 +56,19 @@ AT_ONCE = frozenset({"timeout", "connection lost", NO_RECEIVER})
 
 
 def serve_esmes(*, config_source, settings, reactor, pipeline, store, rate_limit, metrics, owner: str,
-                lease: float, cancel_at_main=None) -> tuple[CustomerSMPPServer, SmppDeliveries]:
+                lease: float, cancel_at_main=None,
+                family: str | None = None) -> tuple[CustomerSMPPServer, SmppDeliveries]:
     """The SMPP server for customers' ESMEs (``settings``: the config's ``[smpp_server]``) and the
     deliveries of their receipts and MO, wired to each other, in the process that serves them
-    (``owner``: its lease owner; ``cancel_at_main``: see CustomerSmpp)."""
+    (``owner``: its lease owner; ``family``: the node it is part of; ``cancel_at_main``: see
+    CustomerSmpp)."""
     deliveries: SmppDeliveries | None = None
     customers = CustomerSmpp(config_source=config_source, pipeline=pipeline, store=store, clock=reactor,
                              rate_limit=rate_limit, metrics=metrics, cancel_at_main=cancel_at_main,
                              on_receiver_bound=lambda account: deliveries.kick())
     server = CustomerSMPPServer(reactor, authenticate=customers.authenticate, max_binds=customers.max_binds,
                                 handler=customers, enquire_link=settings.enquire_link, window=settings.window)
-    deliveries = SmppDeliveries(store=store, server=server, clock=reactor, node=owner, lease=lease)
+    deliveries = SmppDeliveries(store=store, server=server, clock=reactor, node=owner, lease=lease, family=family)
     metrics.watch_smpp_sessions(server.session_counts)
     return server, deliveries
 
@@ -216,11 +218,15 @@ class SmppDeliveries:
     """Receipts for customers' ESMEs: durable push jobs handed to the SMPP server (see the module
     docstring). Polls every ``interval`` and whenever kicked (a receipt stored, a receiver bound)."""
 
-    def __init__(self, *, store, server, clock, node: str, lease: float, interval: float = 1.0) -> None:
+    def __init__(self, *, store, server, clock, node: str, lease: float, interval: float = 1.0,
+                 family: str | None = None) -> None:
         self.store = store
         self.server = server
         self.clock = clock
-        self.node = node
+        self.node = node  # this process's lease owner
+        self.family = node if family is None else family  # the node it is part of
+        self._stopped = False
+        self._giving_back = False
         self.lease = lease
         self.interval = interval
         self._claiming = False
@@ -229,18 +235,39 @@ class SmppDeliveries:
         self._sending: set[int] = set()  # jobs whose deliver_sm waits for its answer
         self.log = get_logger(component="smpp-deliveries", node=node)
 
-    def start(self) -> None:
+    def start(self) -> Deferred:
+        """Give back every delivery the node held before a restart (this process is the only one of
+        the node that delivers to ESMEs, and had held nothing yet: ``policies.leases``), so that
+        they go at once to the ESMEs that bind again; then poll. Fires once polling started."""
+        self._giving_back = True  # no claim meanwhile: the give-back would undo it
+        d = self.store.release_push_jobs(self.family, smpp=True)
+        d.addCallbacks(self._taken_back, lambda f: self.log.error(
+            "giving back the node's earlier deliveries to ESMEs failed", error=f.getErrorMessage()))
+        d.addCallback(lambda _: self._start_loop())
+        return d
+
+    def _taken_back(self, n: int) -> None:
+        if n:
+            self.log.info("deliveries to ESMEs held before the restart given back", jobs=n)
+
+    def _start_loop(self) -> None:
+        self._giving_back = False
+        if self._stopped:
+            return
         self._loop = LoopingCall(self.kick)
         self._loop.clock = self.clock
         self._loop.start(self.interval, now=True)
 
     def stop(self) -> None:
+        self._stopped = True
         if self._loop is not None and self._loop.running:
             self._loop.stop()
 
     def kick(self, *_args) -> Deferred | None:
         """Claim what the bound receivers have room for; None when no claim starts (one is under
         way, or no receiver has room): called for every receipt stored, it makes no Deferred then."""
+        if self._giving_back:  # the loop claims once start() gave back the node's earlier ones
+            return None
         if self._claiming:
             self._again = True
             return None

@@ -19,7 +19,8 @@ Theory of operation
   storing status changes that queued callbacks, and "reload" after an admin reload.
 - The store is shared: SQLite with a file lock around each write transaction (``SQLiteStore``), or
   PostgreSQL as between nodes. Leases belong to a process: the main worker holds messages as the
-  node, API worker *i* holds push jobs as ``<node>/<i>``.
+  node, API worker *i* holds push jobs as ``<node>/<i>``. A process that starts gives back what
+  the node's processes of an earlier run held, whatever their number was (``policies.leases``).
 - A worker that dies is started again after a second; the others go on, and the listening sockets
   stay open meanwhile (connections wait in the kernel's queue). Workers die with the supervisor
   (``PR_SET_PDEATHSIG``), so a SIGKILL of ``smsgw run`` leaves no process behind.

@@ -254,10 +254,42 @@ async def check_push_leases_are_taken_over_and_taken_back(store):
         raise AssertionError("a release without its owner was taken")
     await store.finish_pushes(1011.0, release=[jobs[0].id], owner="gw2")
     assert await store.claim_push_jobs("gw2", 1012.0, 1100.0, 10) == []
-    # gw1 restarted takes its own back at once; another node after the lease
-    assert _ids(await store.claim_push_jobs("gw1", 1013.0, 1070.0, 10, include_own=True)) == _ids(jobs)
+    # gw1 restarted gives its own back, and takes them at once; another node after the lease
+    assert await store.release_push_jobs("gw1") == len(jobs)
+    assert _ids(await store.claim_push_jobs("gw1", 1013.0, 1070.0, 10)) == _ids(jobs)
     assert await store.claim_push_jobs("gw2", 1070.0, 1100.0, 10) == []
     assert _ids(await store.claim_push_jobs("gw2", 1071.0, 1100.0, 10)) == _ids(jobs)
+
+
+async def check_a_restarted_node_gives_back_the_push_jobs_of_every_earlier_process_of_its_own(store):
+    """SPEC §15: a restarted node takes back at once every lease it held, whichever of its processes
+    held it: the number of processes may have changed (``gw1/1`` held them, ``gw1`` restarts alone).
+    Its other processes running now keep theirs; other nodes keep theirs, ``gw10`` and ``gw1x`` too
+    (and a ``_`` in a node's name is no wildcard); HTTP pushes and ESME deliveries go back apart."""
+    from connectors.api import MoFacts
+
+    owners = ["gw1", "gw1/1", "gw1/2", "gw10", "gw10/1", "gw1x/1", "gw2"]
+    held = {}
+    for url in ("http://backend/mo", "smpp"):
+        for i, owner in enumerate(owners):
+            await store.store_mo(MoFacts("op", f"467011{i:05d}", "72550", "A"), 1000.0,
+                                 lambda m, spent: mo_routing(m, spent, url=url), None, 0.0)
+            [job] = await store.claim_push_jobs(owner, 1000.0, 1060.0, 1, smpp=url == "smpp")
+            held[owner, url == "smpp"] = job.id
+    assert await store.release_push_jobs("g_1") == 0
+    # a node of two processes restarted with three: API worker 2 starts after 1 took its own
+    assert await store.release_push_jobs("gw1", ["gw1/1"]) == 2  # gw1 (one process before), gw1/2
+    assert _ids(await store.claim_push_jobs("gw1/2", 1001.0, 1200.0, 10)) == [held["gw1", False],
+                                                                              held["gw1/2", False]]
+    assert await store.claim_push_jobs("gw3", 1001.0, 1060.0, 10) == []  # gw1/1 keeps its own
+    # the process serving ESMEs gives back every delivery the node held
+    assert await store.release_push_jobs("gw1", smpp=True) == 3
+    got = await store.claim_push_jobs("gw1/1", 1001.0, 1060.0, 10, smpp=True)
+    assert _ids(got) == [held[owner, True] for owner in ("gw1", "gw1/1", "gw1/2")]
+    assert await store.release_push_jobs("gw1", ["gw1/1"], smpp=True) == 0
+    # nothing of gw10, gw10/1, gw1x/1, gw2 came back: they hold theirs until their leases end
+    assert await store.claim_push_jobs("gw3", 1060.0, 1100.0, 10) == []
+    assert len(await store.claim_push_jobs("gw3", 1061.0, 1100.0, 10)) == 5  # gw1/1, gw10, gw10/1, gw1x/1, gw2
 
 
 CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]

@@ -226,17 +226,24 @@ class Store(ABC):
         sent from the account's keywords are the account's messages too."""
 
     @abstractmethod
-    def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int,
-                        include_own: bool = False, *, smpp: bool = False,
+    def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int, *, smpp: bool = False,
                         accounts: Sequence[str] | None = None) -> Deferred:
-        """Claim up to ``limit`` due push jobs that nobody holds (or whose lease expired; with
-        ``include_own``, also those ``owner`` held before a restart), in id order. A job is claimed
+        """Claim up to ``limit`` due push jobs that nobody holds (or whose lease expired), in id
+        order (a restarted node gives its own back first: ``release_push_jobs``). A job is claimed
         only with every earlier job of its subject, which must be claimable now too: a job waiting
         for its retry or held by another node holds the later jobs of its subject back, so jobs
         of one subject go out in order. Fires with PushJobs, oldest first.
 
         HTTP pushes, or with ``smpp`` the deliveries to customers' ESMEs (url ``"smpp"``, SPEC §13),
         of every account or only of ``accounts``."""
+
+    @abstractmethod
+    def release_push_jobs(self, node: str, keep: Sequence[str] = (), *, smpp: bool = False) -> Deferred:
+        """A process of ``node`` starts: give back every HTTP push job (with ``smpp``, every
+        delivery to customers' ESMEs) held by ``node`` or one of its processes, except those of
+        ``keep``, its other processes running now (``policies.leases.given_back_at_start``), so
+        that they go out at once, whichever process held them before the restart. Fires with
+        how many."""
 
     @abstractmethod
     def finish_pushes(self, at: float, *, done=(), retry=(), retry_at: float | None = None, error: str = "",

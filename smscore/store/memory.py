@@ -18,6 +18,7 @@ from policies import blocks
 from policies.admission import Facts, Terms, refund
 from policies.callbacks import selects
 from policies.learning import Learned, failed_lately, learn
+from policies.leases import given_back_at_start
 from smscore import transitions as tr
 from smscore.model import Event, Message, MoEvent, MoMessage, PushJob, Status, assemble_mo, new_message_id
 from smscore.store.base import Store, StoreRules, check_finish, told_at_acceptance
@@ -403,8 +404,8 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
         rows.sort(key=lambda r: r[0])
         return succeed(rows[:limit])
 
-    def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int,
-                        include_own: bool = False, *, smpp: bool = False, accounts=None) -> Deferred:
+    def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int, *, smpp: bool = False,
+                        accounts=None) -> Deferred:
         out = []
         held_back: set[str] = set()  # subjects with an earlier job that is not claimable now
         for jid in sorted(self.jobs):
@@ -415,13 +416,21 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
             if (job.url == "smpp") != smpp or (accounts is not None and job.account not in accounts):
                 continue
             subject = job.subject
-            free = (row["owner"] is None or row["lease_until"] < now or (include_own and row["owner"] == owner))
+            free = row["owner"] is None or row["lease_until"] < now
             if subject in held_back or not (row["next_at"] <= now and free):
                 held_back.add(subject)
                 continue
             row["owner"], row["lease_until"] = owner, lease_until
             out.append(row["job"])
         return succeed(out)
+
+    def release_push_jobs(self, node: str, keep=(), *, smpp: bool = False) -> Deferred:
+        n = 0
+        for row in self.jobs.values():
+            if (row["job"].url == "smpp") == smpp and given_back_at_start(row["owner"], node, keep):
+                row.update(owner=None, lease_until=None)
+                n += 1
+        return succeed(n)
 
     def finish_pushes(self, at: float, *, done=(), retry=(), retry_at=None, error: str = "", release=(),
                       mo_events=(), replies=(), owner=None, lease_until: float = 0.0,

@@ -21,16 +21,14 @@ from smscore.store.writer import Merged
 class PushJobOperations:
     """Mixed into SqlStore (before Store in the bases)."""
 
-    def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int,
-                        include_own: bool = False, *, smpp: bool = False,
+    def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int, *, smpp: bool = False,
                         accounts: Sequence[str] | None = None) -> Deferred:
         """Due jobs nobody holds, oldest first, each only with every earlier job of its subject: those
         must be claimable now too, and ``ORDER BY id`` with ``LIMIT`` keeps them in the same claim.
         An earlier job waiting for its retry, or held by another node, holds the later ones back
         (``_first_of_its_subject``: how each dialect finds it cheaply and safely)."""
-        free = "(j.owner IS NULL OR j.lease_until < ?" + (" OR j.owner = ?)" if include_own else ")")
-        held = "(e.owner IS NOT NULL AND e.lease_until >= ?" + (" AND e.owner <> ?)" if include_own else ")")
-        mine = (owner,) if include_own else ()
+        free = "(j.owner IS NULL OR j.lease_until < ?)"
+        held = "(e.owner IS NOT NULL AND e.lease_until >= ?)"
         which = "j.url = 'smpp'" if smpp else "j.url <> 'smpp'"
         named: tuple = ()
         if accounts is not None:
@@ -41,11 +39,27 @@ class PushJobOperations:
             "UPDATE push_jobs SET owner = ?, lease_until = ? WHERE " + self._among(
                 f"SELECT j.id FROM push_jobs j {join}WHERE {first} AND j.next_at <= ? AND {free} AND {which} "
                 f"ORDER BY j.id LIMIT ?{self._skip_locked('j')}") + f" RETURNING {JOB_COLS}")
-        params = (owner, lease_until, now, now, *mine, now, now, *mine, *named, limit)
+        params = (owner, lease_until, now, now, now, now, *named, limit)
 
         def op(cur):
             self._lock(cur, "push-claim")  # several nodes: one claim at a time sees the others' claims
             return sorted((row_to_job(r) for r in self._fetch_hashed(cur, sql, params)), key=lambda j: j.id)
+
+        return self.run(op)
+
+    def release_push_jobs(self, node: str, keep: Sequence[str] = (), *, smpp: bool = False) -> Deferred:
+        """Once per process start: one pass over the jobs held (``policies.leases``: ``gw1`` and
+        ``gw1/...``, never ``gw10``; compared with ``substr``, as ``LIKE`` would read the ``_`` a
+        node's name may hold as a wildcard)."""
+        prefix = node + "/"
+        kept = tuple(sorted(set(keep)))
+        sql = self.q("UPDATE push_jobs SET owner = NULL, lease_until = NULL "
+                     "WHERE (owner = ? OR substr(owner, 1, length(?)) = ?) AND url " + ("=" if smpp else "<>") + " 'smpp'"
+                     + (f" AND owner NOT IN ({marks(kept)})" if kept else ""))
+
+        def op(cur):
+            cur.execute(sql, (node, prefix, prefix, *kept))
+            return cur.rowcount
 
         return self.run(op)
 

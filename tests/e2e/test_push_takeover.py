@@ -1,9 +1,13 @@
 """SPEC §15: a node restarted after SIGKILL takes back at once the push jobs it held (their lease is
-[gateway] lease + [push] timeout: 30 s + 60 s here); it does not wait for the lease to run out."""
+[gateway] lease + [push] timeout: 30 s + 60 s here); it does not wait for the lease to run out,
+also when it comes back with another number of processes (the jobs were held by ``takeover/1``,
+an API worker, and the node comes back as one process, ``takeover``; or the other way round)."""
 
 from __future__ import annotations
 
 import time
+
+import pytest
 
 from tests.harness.net import free_port, http
 from tests.harness.waiting import wait_until
@@ -11,7 +15,7 @@ from tests.harness.waiting import wait_until
 CONFIG = """
 [gateway]
 node = "takeover"
-processes = 2
+processes = {processes}
 [store]
 url = "sqlite:///takeover.db"
 [http]
@@ -37,9 +41,10 @@ callback_statuses = "final"
 PUSH_LEASE = 30.0 + 60.0  # the default [gateway] lease + this [push] timeout
 
 
-def test_push_jobs_held_by_a_killed_node_go_out_at_once_after_its_restart(gateways, callback_sink):
-    hp = free_port()
-    gw = gateways(CONFIG.format(http=hp, metrics=free_port(), sink=callback_sink.port), hp)
+@pytest.mark.parametrize("before, after", [(2, 2), (2, 1), (1, 2)])
+def test_push_jobs_held_by_a_killed_node_go_out_at_once_after_its_restart(gateways, callback_sink, before, after):
+    hp, mp = free_port(), free_port()
+    gw = gateways(CONFIG.format(http=hp, metrics=mp, sink=callback_sink.port, processes=before), hp)
     callback_sink.stall.set()
     gw.start()
     ids = []
@@ -51,6 +56,7 @@ def test_push_jobs_held_by_a_killed_node_go_out_at_once_after_its_restart(gatewa
     gw.kill()
     callback_sink.release()
 
+    gw.config.write_text(CONFIG.format(http=hp, metrics=mp, sink=callback_sink.port, processes=after))
     restarted = time.monotonic()
     gw.start()
     wait_until(lambda: callback_sink.received, PUSH_LEASE / 4, what="the first callback after the restart")
