@@ -13,6 +13,17 @@ through the store, and the config), the same split, and takes its own part of it
 
 A node holding no bind of an operator leaves the messages routed to that operator in the store for
 the nodes that do (``held_elsewhere``).
+
+Transitions (``hold``). The nodes do not see a change of the live nodes at the same moment: each
+sees it at its own next heartbeat, one heartbeat period (a third of the lease) apart at most. Had
+every node taken its new share at once, a node joining would bind its part while the others still
+held theirs of the smaller cluster, for up to a period (an operator allowing 2 binds saw 3). So a
+node holds, at any moment, the smaller of what it held and what the view it sees gives it: a
+decrease applies at once, an increase only once the view has been seen for ``settle_after(ttl)``
+(a period plus half of one), by when every other live node has seen it too and given up its
+part. A node that joins starts with nothing (no bind, no tps) until its own heartbeat has been
+visible that long, unless its first heartbeat finds no other live node: a node alone takes
+everything at once.
 """
 
 from __future__ import annotations
@@ -51,12 +62,26 @@ def account_tps_share(tps: float, live_nodes: int) -> float:
     return tps / max(1, live_nodes)
 
 
+def _fewer_tps(a: float, b: float) -> float:
+    """The smaller of two tps limits, 0 being no limit."""
+    if a <= 0:
+        return b
+    if b <= 0:
+        return a
+    return min(a, b)
+
+
 @dataclass(frozen=True)
 class OperatorShare:
     """One operator's part on this node."""
 
     binds: int
     tps: float
+
+    def lesser(self, other: OperatorShare) -> OperatorShare:
+        """Neither more binds nor more tps than either (no bind: nothing to send, tps 0)."""
+        binds = min(self.binds, other.binds)
+        return OperatorShare(binds, _fewer_tps(self.tps, other.tps) if binds else 0.0)
 
 
 @dataclass(frozen=True)
@@ -65,6 +90,8 @@ class Shares:
 
     nodes: tuple[str, ...]
     operators: Mapping[str, OperatorShare]
+    #: this node's part of every account's tps: 1 / the live nodes, 0 while it joins
+    account_part: float = 1.0
 
     @property
     def held_elsewhere(self) -> frozenset[str]:
@@ -73,7 +100,19 @@ class Shares:
         return frozenset(name for name, share in self.operators.items() if share.binds == 0)
 
     def account_tps(self, tps: float) -> float:
-        return account_tps_share(tps, len(self.nodes))
+        """An account's tps here; 0 (no limit) stays 0, and nothing goes while the part is 0."""
+        return tps if tps <= 0 else tps * self.account_part
+
+    def lesser(self, other: Shares) -> Shares:
+        """No more of any limit than either, for ``other``'s view (an operator only ``other`` has,
+        added by a reload, as ``other`` has it)."""
+        parts = {name: share.lesser(self.operators[name]) if name in self.operators else share
+                 for name, share in other.operators.items()}
+        return Shares(other.nodes, parts, min(self.account_part, other.account_part))
+
+    def nothing(self) -> Shares:
+        """No bind, no tps, for this view: a node that joins, until the others made room."""
+        return Shares(self.nodes, {name: OperatorShare(0, 0.0) for name in self.operators}, 0.0)
 
 
 def shares(nodes: Iterable[str], me: str, operators: Mapping[str, tuple[int, float]]) -> Shares:
@@ -83,4 +122,39 @@ def shares(nodes: Iterable[str], me: str, operators: Mapping[str, tuple[int, flo
     for name, (binds, tps) in operators.items():
         here = bind_share(binds, order, me, name)
         parts[name] = OperatorShare(here, tps_share(tps, here, binds))
-    return Shares(order, parts)
+    return Shares(order, parts, 1.0 / len(order))
+
+
+def settle_after(ttl: float) -> float:
+    """How long a node waits before it takes more after the live nodes changed: one heartbeat
+    period (``ttl`` / 3), by when every other node has had its heartbeat and seen the change,
+    plus half of one for a heartbeat late on its schedule or slow in the store."""
+    return ttl / 3 * 1.5
+
+
+@dataclass(frozen=True)
+class Held:
+    """What a node holds (``shares``), what its view of the live nodes gives it (``target``), and
+    since when it has seen that view (``since``)."""
+
+    shares: Shares
+    target: Shares
+    since: float
+
+    def grows_at(self, settle: float) -> float | None:
+        """When ``hold`` gives more than now (the target is settled), or None: nothing to wait for."""
+        return None if self.shares == self.target else self.since + settle
+
+
+def hold(before: Held | None, nodes: Iterable[str], me: str, operators: Mapping[str, tuple[int, float]],
+         now: float, settle: float) -> Held:
+    """What node ``me`` holds at ``now``, having seen ``nodes`` live (``before``: what it held,
+    None at its first heartbeat); see the module docstring. The view is the live nodes' names: a
+    reload that changes the config changes the target, not the view."""
+    target = shares(nodes, me, operators)
+    if before is None:
+        alone = target.nodes == (me,)
+        return Held(target if alone else target.nothing(), target, now)
+    since = before.since if target.nodes == before.target.nodes else now
+    held = target if now >= since + settle else before.shares.lesser(target)
+    return Held(held, target, since)

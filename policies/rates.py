@@ -25,7 +25,10 @@ def size(rate: float) -> float:
 
 
 def spend(tokens: float | None, last: float, now: float, rate: float) -> Spent:
-    """Take a token from a bucket that had ``tokens`` at ``last`` (None: a new, full bucket)."""
+    """Take a token from a bucket that had ``tokens`` at ``last`` (None: a new, full bucket). A
+    ``rate`` of 0 (a node joining the cluster holds no share of the limit yet) lets nothing through."""
+    if rate <= 0:
+        return Spent(False, 0.0, 1)
     full = size(rate)
     if tokens is None:
         tokens = full

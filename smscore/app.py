@@ -150,7 +150,7 @@ class Gateway:
         if self.delivers:
             await self.store.ensure_accounts({name: a.balance for name, a in self.config.accounts.items()})
             await self.cluster.start()
-            self.rate_buckets.set_share(1.0 / len(self.cluster.shares.nodes))
+            self.rate_buckets.set_share(self.cluster.shares.account_part)
             for name, op in self.config.operators.items():
                 await self._operator(name, op, start=False)
             await self.pipeline.start()
@@ -249,7 +249,7 @@ class Gateway:
     def _apply_shares(self, shares) -> None:
         """The live nodes changed: take this node's new part of every operator's binds and tps
         (a link whose part changed is bound again with it) and of the accounts' tps."""
-        self.rate_buckets.set_share(1.0 / len(shares.nodes))
+        self.rate_buckets.set_share(shares.account_part)
         for name, link in list(self.links.items()):
             share = shares.operators.get(name)
             if share is None or (link.settings.binds, link.settings.tps) == (share.binds, share.tps):

@@ -4,11 +4,19 @@ Limits are the carrier's and the customer's (SPEC §10): an operator's ``binds``
 account's ``tps`` hold for the whole cluster. Every node writes a heartbeat to the store every
 third of its lease and reads back the nodes seen within one lease; from that list and the config,
 ``policies.cluster.shares`` gives the same split on every node, and each takes its own part. A
-node that stops says so (``leave``), so the others take its part at their next heartbeat; a node
-that dies is dropped one lease after its last heartbeat, as its leases on messages run out.
+node that stops says so (``leave``), so the others see it at their next heartbeat; a node that
+dies is dropped one lease after its last heartbeat, as its leases on messages run out.
 
-A failed heartbeat (the store is away) keeps the last shares: a node never opens more binds
-because it could not see the others.
+A change of the live nodes reaches every node at its own next heartbeat, so ``policies.cluster.
+hold`` decides what this node holds meanwhile: less at once, more only ``settle_after(ttl)``
+after it first saw the view that gives it more (a timer here applies it then, between
+heartbeats); a node that joins holds nothing until then, unless its first heartbeat finds it
+alone. So the cluster never holds more than an operator's binds or tps or an account's tps while
+nodes come and go, as long as every node's heartbeat keeps to its schedule within half a period.
+
+A failed heartbeat (the store is away) keeps the last shares, and takes no more meanwhile: a node
+never opens more binds because it could not see the others. Before its first heartbeat a node
+holds nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from collections.abc import Callable, Mapping
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 
-from policies.cluster import Shares, shares
+from policies.cluster import Held, Shares, hold, settle_after, shares
 from smscore.logs import get_logger
 
 
@@ -35,9 +43,12 @@ class Cluster:
         self.ttl = ttl
         self.operators = operators
         self.on_change = on_change
+        self.settle = settle_after(ttl)
         self.nodes: list[str] = [node]
-        self.shares: Shares = shares(self.nodes, node, operators())
+        self.held: Held | None = None  # None until the first heartbeat answered
+        self.shares: Shares = shares(self.nodes, node, operators()).nothing()
         self._loop: LoopingCall | None = None
+        self._grow = None  # the timer that applies a settled increase between heartbeats
         self.log = get_logger(component="cluster", node=node)
 
     def start(self) -> Deferred:
@@ -59,12 +70,14 @@ class Cluster:
 
     def refresh(self) -> Shares:
         """The shares again, for the config as it is now (after a reload); no ``on_change``."""
-        self.shares = shares(self.nodes, self.node, self.operators())
+        if self.held is not None:
+            self._hold(self.nodes)
         return self.shares
 
     def stop(self) -> Deferred:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
+        self._cancel_growth()
         d = self.store.leave(self.node)
         d.addErrback(lambda f: self.log.warning("could not leave the cluster", error=f.getErrorMessage()))
         return d
@@ -74,11 +87,37 @@ class Cluster:
         if nodes != self.nodes:
             self.log.info("live nodes", nodes=nodes, before=self.nodes)
         self.nodes = nodes
-        self.shares = shares(nodes, self.node, self.operators())
+        self._hold(nodes)
         if notify and self.shares != before:
             self.on_change(self.shares)
 
+    def _hold(self, nodes: list[str]) -> None:
+        """What this node holds now (``policies.cluster.hold``), and the timer for when it may
+        hold more."""
+        self.held = hold(self.held, nodes, self.node, self.operators(), self.clock.seconds(), self.settle)
+        self.shares = self.held.shares
+        self._cancel_growth()
+        at = self.held.grows_at(self.settle)
+        if at is not None:
+            self._grow = self.clock.callLater(max(0.0, at - self.clock.seconds()), self._settled)
+
+    def _settled(self) -> None:
+        """The view has been seen long enough: every other node has seen it too; take the rest."""
+        self._grow = None
+        before = self.shares
+        self._hold(self.nodes)
+        if self.shares != before:
+            self.log.info("cluster share settled", nodes=self.nodes)
+            self.on_change(self.shares)
+
+    def _cancel_growth(self) -> None:
+        if self._grow is not None:
+            if self._grow.active():
+                self._grow.cancel()
+            self._grow = None
+
     def _failed(self, failure) -> None:
         self.log.error("heartbeat failed: keeping the last shares", error=failure.getErrorMessage())
+        self._cancel_growth()  # no more while the others cannot be seen; the next heartbeat decides
         return None
 

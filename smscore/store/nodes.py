@@ -28,6 +28,9 @@ class NodeOperations:
         live = self.q("SELECT node FROM nodes WHERE seen_at >= ? ORDER BY node")
 
         def op(cur):
+            # one heartbeat at a time: of two nodes starting together, the second sees the first
+            # (each would find itself alone, and take everything: policies.cluster.hold)
+            self._lock(cur, "heartbeat")
             cur.execute(upsert, (node, now))
             cur.execute(forget, (now - FORGET_AFTER * ttl,))
             cur.execute(live, (now - ttl,))

@@ -25,6 +25,19 @@ def test_a_refusal_says_when_to_try_again():
     assert spend(0.0, 100.0, 102.0, 0.5).allowed
 
 
+def test_no_share_lets_nothing_through():
+    """A node joining the cluster holds no part of an account's tps until the others made room
+    (policies.cluster.hold); then its bucket fills from empty."""
+    assert spend(None, 0.0, 0.0, 0.0) == (False, 0.0, 1)
+    assert spend(5.0, 0.0, 1.0, 0.0) == (False, 0.0, 1)
+    buckets = LocalBuckets()
+    buckets.set_share(0.0)
+    assert not buckets.take("acme", 10.0, 20 * buckets.share()).allowed
+    buckets.set_share(0.5)
+    assert not buckets.take("acme", 10.0, 20 * buckets.share()).allowed
+    assert buckets.take("acme", 10.2, 20 * buckets.share()).allowed
+
+
 def test_a_share_below_one_a_second_still_lets_one_through():
     # 1 tps over two nodes: half a token a second, but the bucket holds one
     assert spend(None, 0.0, 0.0, 0.5).allowed
