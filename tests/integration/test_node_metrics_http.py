@@ -11,20 +11,14 @@ import treq
 from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
 from prometheus_client.twisted import MetricsResource
 from twisted.internet import reactor
-from twisted.internet.protocol import Factory, Protocol
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from smscore.workers import NodeMetrics
+from tests.harness.silent import listen_silent
 
 disable_created_metrics()  # as smscore.metrics does in service: no *_created series
 
-
-class Silent(Protocol):
-    """Reads the request and answers nothing."""
-
-    def dataReceived(self, data: bytes) -> None:
-        pass
 
 
 def site(resource) -> Site:
@@ -40,7 +34,7 @@ async def test_a_silent_worker_does_not_hold_up_the_nodes_metrics():
     main = CollectorRegistry()
     Counter("smsgw_accepted", "Messages stored", registry=main).inc(3)
     answering = reactor.listenTCP(0, site(MetricsResource(registry=worker)), interface="127.0.0.1")
-    silent = reactor.listenTCP(0, Factory.forProtocol(Silent), interface="127.0.0.1")
+    silent = listen_silent(reactor)
     node = NodeMetrics(reactor, main, [answering.getHost().port, silent.getHost().port])
     node.timeout = 0.5
     listening = reactor.listenTCP(0, site(node), interface="127.0.0.1")

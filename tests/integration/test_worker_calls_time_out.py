@@ -13,26 +13,20 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import TimeoutError
-from twisted.internet.protocol import Factory, Protocol
 from twisted.web._newclient import ResponseNeverReceived
 
 from smscore.workers import Forwarder, WorkersControl
+from tests.harness.silent import listen_silent
 
 
 #: how a cancelled request ends: Agent's own ResponseNeverReceived when it was waiting for the answer
 ENDED = (TimeoutError, ResponseNeverReceived)
 
 
-class Silent(Protocol):
-    """Reads the request and answers nothing."""
-
-    def dataReceived(self, data: bytes) -> None:
-        pass
-
 
 @pytest.fixture
 def silent():
-    port = reactor.listenTCP(0, Factory.forProtocol(Silent), interface="127.0.0.1")
+    port = listen_silent(reactor)
     yield port.getHost().port
     pytest_twisted.blockon(port.stopListening())
 
