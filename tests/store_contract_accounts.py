@@ -296,4 +296,22 @@ async def check_consents_paged_by_account_and_number_apart_from_the_stop_list(st
                                                                                ("beta", "46700000001")]
 
 
+async def check_a_failover_of_a_paused_accounts_message_waits_paused(store):
+    """An operator fails a message after ops paused its account: it does not go on to the next
+    operator while paused (the failover is a new submission); the resume sends it on."""
+    with_rules(store)
+    await store.ensure_accounts({"acme": Decimal(10)})
+    m = make_message(to="46701234571", at=1000.0)
+    await store.accept([m], "gw1", 1030.0)
+    await store.record_submit(m.id, "cheap", ["k-failover"], 1001.0)
+    await store.set_paused("acme", True, 1002.0)
+    t = await store.apply_receipt(receipt("k-failover", outcome=ReceiptOutcome.FAILED, stat="UNDELIV"), 1003.0)
+    assert t.message.status is Status.PAUSED and not t.requeue
+    assert [e.status for e in (await store.get(m.id)).events][-3:] == [Status.FAILED, Status.QUEUED, Status.PAUSED]
+    resumed = await store.set_paused("acme", False, 1004.0)
+    assert [r.id for r in resumed] == [m.id]
+    got = await store.get(m.id)
+    assert got.status is Status.QUEUED and got.tried == ("cheap",)
+
+
 CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]

@@ -249,7 +249,7 @@ class AccountRules:
                 if learned.operator is not None and learned.operator != before.get(number)}
 
     def _prepare(self, cur, t: tr.Transition) -> None:
-        """A message never submitted that becomes ``queued`` is checked again (rules.hold_back)."""
+        """A message that becomes ``queued`` is checked again (rules.hold_back)."""
         if self.config_source is not None and needs_hold_back_check(t):
             m = t.message
             hold_back(t, self._facts(cur, m.account, [m.to], t.events[-1].at))

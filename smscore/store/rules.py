@@ -89,6 +89,7 @@ def hold_back(t: tr.Transition, facts: Facts) -> None:
     if change is None:
         return
     at = t.events[-1].at
+    t.requeue = False  # a failover held back waits (paused) or ends (stopped): not sent on now
     m.status = Status(change.status)
     if change.error:
         m.error = change.error
@@ -96,10 +97,12 @@ def hold_back(t: tr.Transition, facts: Facts) -> None:
 
 
 def needs_hold_back_check(t: tr.Transition) -> bool:
-    """A customer's message never submitted becomes ``queued`` (send_at came, ops approved it, a
-    pause ended): the stop lists and the pause are checked again."""
+    """A customer's message becomes ``queued`` (send_at came, ops approved it, a pause ended, or an
+    operator failed it and it goes on to the next): the stop lists and the pause are checked again.
+    A failover is a new submission: an account paused since, or a number that said STOP since,
+    holds it back as it would a first one (before, a failover went on while the account was paused)."""
     m = t.message
-    return (m.status is Status.QUEUED and bool(t.events) and t.events[-1].status is Status.QUEUED and not m.tried
+    return (m.status is Status.QUEUED and bool(t.events) and t.events[-1].status is Status.QUEUED
             and m.origin == "api")
 
 
