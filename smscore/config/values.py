@@ -386,5 +386,6 @@ class Config:
         return {"gateway.node": self.gateway.node, "gateway.lease": self.gateway.lease,
                 "gateway.processes": self.gateway.processes, "store": self.store,
                 "http.listen": self.http.listen, "metrics.listen": self.metrics.listen,
+                "http.tls": (self.http.tls_cert, self.http.tls_key),  # read once, when the listener starts
                 "smpp_server": self.smpp_server,
                 "lookup": None if lookup is None else (lookup.url, lookup.timeout)}

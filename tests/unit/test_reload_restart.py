@@ -13,6 +13,7 @@ from twisted.internet.testing import MemoryReactorClock
 
 from smscore.app import Gateway
 from smscore.config import load_config
+from tests.certs import TestCA
 
 CONFIG = """
 [gateway]
@@ -50,4 +51,23 @@ def test_needs_restart_compares_the_file_with_what_runs_not_with_the_last_reload
     assert gw.reload()["needs_restart"] == [key]  # it still runs as it started
 
     path.write_text(CONFIG)  # back as it runs: nothing waits for a restart
+    assert gw.reload()["needs_restart"] == []
+
+
+def test_a_changed_api_certificate_waits_for_a_restart(tmp_path):
+    """[http] tls_cert / tls_key are read when the listener starts: a reload that changes them says
+    it needs a restart (it said nothing, and the old certificate went on being served)."""
+    ca = TestCA(tmp_path)
+    first, second = ca.issue("first", ip="127.0.0.1"), ca.issue("second", ip="127.0.0.1")
+
+    def config(cert, key):
+        return CONFIG.replace('[http]\nlisten = "127.0.0.1:0"',
+                              f'[http]\nlisten = "127.0.0.1:0"\ntls_cert = "{cert}"\ntls_key = "{key}"')
+
+    path = tmp_path / "gw.toml"
+    path.write_text(config(*first))
+    gw = Gateway(load_config(path), MemoryReactorClock(), CollectorRegistry())
+    path.write_text(config(*second))
+    assert gw.reload()["needs_restart"] == ["http.tls"]
+    path.write_text(config(*first))
     assert gw.reload()["needs_restart"] == []
