@@ -58,6 +58,7 @@ from twisted.internet.task import LoopingCall
 from connectors.http_push import PushResult, loggable_url
 from policies.callbacks import next_batches
 from policies.retry import give_up, next_attempt_at, next_delay
+from smscore.claiming import give_back_earlier
 from smscore.logs import get_logger
 from smscore.metrics import Metrics
 from smscore.model import MoMessage, PushJob
@@ -117,15 +118,8 @@ class PushWorker:
         every ``interval``; fires once claiming started (a failed give-back is logged: those
         jobs wait for their leases instead)."""
         self._giving_back = True
-        d = self.store.release_push_jobs(self.family, self.siblings)
-        d.addCallbacks(self._taken_back, lambda f: self.log.error("giving back the node's earlier push jobs failed",
-                                                                   error=f.getErrorMessage()))
-        d.addCallback(lambda _: self._start_loop())
-        return d
-
-    def _taken_back(self, n: int) -> None:
-        if n:
-            self.log.info("push jobs held before the restart given back", jobs=n)
+        d = give_back_earlier(self.store.release_push_jobs(self.family, self.siblings), self.log, "push jobs")
+        return d.addCallback(lambda _: self._start_loop())
 
     def _start_loop(self) -> None:
         self._giving_back = False

@@ -19,6 +19,19 @@ from policies.claims import Sweep, after_claim, next_claim
 from smscore.model import Message
 
 
+def give_back_earlier(released: Deferred, log, what: str) -> Deferred:
+    """Log what the store's ``release_push_jobs`` for a node's earlier processes gave back (SPEC
+    §15: a restarted node takes its leases back at once), ``what`` naming the jobs; a failed give-back
+    is logged too: those jobs wait for their leases instead. Fires with None either way. Shared by
+    the push worker and the SMPP server's deliveries, which each give back their own kind at start."""
+    def taken_back(n: int) -> None:
+        if n:
+            log.info(f"{what} held before the restart given back", jobs=n)
+
+    return released.addCallbacks(taken_back, lambda f: log.error(f"giving back the node's earlier {what} failed",
+                                                                   error=f.getErrorMessage()))
+
+
 #: Seconds at most between two lease renewals while other live nodes share the store: how long a
 #: node may still submit a message paused or cancelled through another node (docs/postgresql.md).
 CHANGED_ELSEWHERE = 2.0
@@ -30,9 +43,11 @@ class Claims:
     ``room()``: how many more messages memory may hold; ``take(messages)``: a batch claimed, now
     this node's; ``holding()``: the ids this node holds in memory, not yet submitted;
     ``lost(ids)``: those of them the store says are no longer this node's (changed through another
-    node or process: paused, cancelled), found at each lease renewal; ``skip()``: the operators whose messages are left for other nodes; ``before()``: called
-    before each claim (the parked messages tried again); ``released(n)``: ``n`` scheduled messages
-    became queued; ``log_failure(failure, what)``: a store call that failed."""
+    node or process: paused, cancelled), found at each lease renewal; ``others_alive()``: whether
+    other live nodes share the store (only then is ``holding()`` asked about, see ``renewal``);
+    ``skip()``: the operators whose messages are left for other nodes; ``before()``: called before
+    each claim (the parked messages tried again); ``released(n)``: ``n`` scheduled messages became
+    queued; ``log_failure(failure, what)``: a store call that failed."""
 
     def __init__(self, *, store, clock, node: str, lease: float, batch: int, interval: float,
                  room: Callable[[], int], take: Callable[[list[Message]], None],

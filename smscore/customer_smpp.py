@@ -41,6 +41,7 @@ from connectors.smpp.server import ClientSession, CustomerSMPPServer, Refused
 from connectors.smpp.submit_fields import CustomerSubmit, ReceiptRequest
 from policies.callbacks import FINAL, FINAL_FAILURES
 from smscore.api.render import store_errors
+from smscore.claiming import give_back_earlier
 from smscore.errors import ApiError
 from smscore.logs import get_logger
 from smscore.model import SMPP_TARGET, Status, is_cancel
@@ -240,15 +241,8 @@ class SmppDeliveries:
         the node that delivers to ESMEs, and had held nothing yet: ``policies.leases``), so that
         they go at once to the ESMEs that bind again; then poll. Fires once polling started."""
         self._giving_back = True  # no claim meanwhile: the give-back would undo it
-        d = self.store.release_push_jobs(self.family, smpp=True)
-        d.addCallbacks(self._taken_back, lambda f: self.log.error(
-            "giving back the node's earlier deliveries to ESMEs failed", error=f.getErrorMessage()))
-        d.addCallback(lambda _: self._start_loop())
-        return d
-
-    def _taken_back(self, n: int) -> None:
-        if n:
-            self.log.info("deliveries to ESMEs held before the restart given back", jobs=n)
+        d = give_back_earlier(self.store.release_push_jobs(self.family, smpp=True), self.log, "deliveries to ESMEs")
+        return d.addCallback(lambda _: self._start_loop())
 
     def _start_loop(self) -> None:
         self._giving_back = False
