@@ -17,12 +17,13 @@ An operator link (``connectors.smpp.client.OperatorLink``, or a test double) off
 and calls its ``LinkListener``: ``link_ready(name)`` whenever capacity may have become available,
 ``receipt_received(receipt) -> Deferred`` and ``mo_received(mo) -> Deferred`` (the SMSC is answered
 only when that Deferred fires: success means stored durably; failure means answer with a temporary
-error so the SMSC delivers it again), and ``bind_changed(name, session, up)``, ``pdu(name, command,
-direction)`` for metrics.
+error so the SMSC delivers it again), and ``bind_changed(name, session, up)``; its connections count
+their PDUs into ``pdu_counts(name)``, a ``Counter`` of (command, direction) read by the metrics.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -131,4 +132,5 @@ class LinkListener(Protocol):
 
     def bind_changed(self, operator: str, session: str, up: bool) -> None: ...
 
-    def pdu(self, operator: str, command: str, direction: str) -> None: ...
+    def pdu_counts(self, operator: str) -> Counter[tuple[str, str]]:
+        """The counts of ``operator``'s PDUs by (command, direction), which its connections add to."""

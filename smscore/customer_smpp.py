@@ -30,6 +30,7 @@ Theory of operation
 from __future__ import annotations
 
 import hmac
+from collections import Counter
 from datetime import datetime, timezone
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
@@ -110,9 +111,9 @@ class CustomerSmpp:
     def receiver_bound(self, session: ClientSession) -> None:
         self.on_receiver_bound(session.account)
 
-    def pdu_seen(self, session: ClientSession, command: str, direction: str) -> None:
-        if self.metrics is not None:
-            self.metrics.pdus.inc((f"client:{session.account}", command, direction))
+    def pdu_counts(self, account: str) -> Counter[tuple[str, str]]:
+        """Where the connections of ``account``'s sessions count their PDUs (``pdus_total``)."""
+        return self.metrics.pdus.counts(f"client:{account}") if self.metrics is not None else Counter()
 
     # -- requests --------------------------------------------------------------------------------
     def submit(self, session: ClientSession, submit: CustomerSubmit) -> Deferred:

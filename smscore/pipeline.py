@@ -13,7 +13,7 @@ dead nodes), so a backlog of millions does not fill memory.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -449,8 +449,8 @@ class Pipeline(Cancelling):
         for name in targets - {operator}:
             self.pump(name)
 
-    def pdu(self, operator: str, command: str, direction: str) -> None:
-        self.metrics.pdus.inc((operator, command, direction))
+    def pdu_counts(self, operator: str) -> Counter[tuple[str, str]]:
+        return self.metrics.pdus.counts(operator)
 
     # -- after a store change ------------------------------------------------------------------
     def _after(self, transitions: list[Transition], held: bool = False) -> None:

@@ -6,6 +6,8 @@ tests/unit/test_smpp_client_*.py."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory
 from twisted.internet.testing import MemoryReactorClock
@@ -98,7 +100,7 @@ class Listener:
         self.receipts: list = []
         self.mos: list = []
         self.binds: list = []
-        self.pdus: list = []
+        self.pdus: Counter = Counter()  # (command, direction) → PDUs, counted by the connections
 
     def link_ready(self, operator: str) -> None:
         assert operator == "telia"
@@ -117,8 +119,9 @@ class Listener:
     def bind_changed(self, operator: str, session: str, up: bool) -> None:
         self.binds.append((session, up))
 
-    def pdu(self, operator: str, command: str, direction: str) -> None:
-        self.pdus.append((command, direction))
+    def pdu_counts(self, operator: str) -> Counter:
+        assert operator == "telia"
+        return self.pdus
 
 
 class Net:

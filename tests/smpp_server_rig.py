@@ -5,6 +5,7 @@ application whose Deferreds the test fires, our ESME-side ``SMPPProtocol`` as th
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from dataclasses import dataclass
 
 from twisted.internet.address import IPv4Address
@@ -51,7 +52,7 @@ class App:
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.receivers: list[ClientSession] = []
-        self.pdus: list[tuple[str, str, str]] = []
+        self.counts: dict[str, Counter] = {}  # account → (command, direction) → PDUs
 
     def _call(self, name, session, arg) -> Deferred:
         d: Deferred = Deferred()
@@ -70,8 +71,14 @@ class App:
     def receiver_bound(self, session):
         self.receivers.append(session)
 
-    def pdu_seen(self, session, command, direction):
-        self.pdus.append((session.account, command, direction))
+    def pdu_counts(self, account):
+        return self.counts.setdefault(account, Counter())
+
+    @property
+    def pdus(self) -> Counter:
+        """(account, command, direction) → PDUs counted, every account's."""
+        return Counter({(account, *key): n for account, counts in self.counts.items()
+                        for key, n in counts.items()})
 
 
 class Esme:

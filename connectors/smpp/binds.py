@@ -4,7 +4,8 @@ its current connection, whether it is bound, since when, and the last thing that
 A session is the ``SMPPProtocol`` handler of each connection its service makes (role ESME) and the
 service's retry policy: it counts the attempts that did not end bound itself (see the link's module
 docstring for why). It tells its link when it is bound or lost and hands it every request the SMSC
-sends; everything about messages stays with the link.
+sends; everything about messages stays with the link. Its connections count their PDUs straight
+into the operator's counts, which the link's listener hands out (``pdu_counts``).
 
 Why an attempt failed is logged once per attempt, when the retry policy is asked for the next
 delay, so that the line has everything ops need at once: operator and session (bound context),
@@ -186,9 +187,6 @@ class BindSession:
     def request_received(self, proto: SMPPProtocol, pdu: PDU) -> None:
         self.link._request_received(proto, pdu)
 
-    def pdu_seen(self, proto: SMPPProtocol, command: str, direction: str) -> None:
-        self.link.listener.pdu(self.link.name, command, direction)
-
     def peer_unbound(self, proto: SMPPProtocol) -> None:
         self.log.info("the SMSC unbound")
 
@@ -208,10 +206,11 @@ class SessionFactory(Factory):
         self.session = session
 
     def buildProtocol(self, addr):
-        s = self.session.link.settings
-        p = SMPPProtocol(ESME, self.session, self.session.link.reactor, window=s.window,
+        link = self.session.link
+        s = link.settings
+        p = SMPPProtocol(ESME, self.session, link.reactor, window=s.window,
                          response_timeout=s.response_timeout, enquire_link=s.enquire_link,
-                         label=self.session.label)
+                         label=self.session.label, pdus=link.listener.pdu_counts(link.name))
         p.factory = self
         return p
 

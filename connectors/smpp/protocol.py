@@ -10,14 +10,21 @@ its ``handler`` what to do with requests from the peer:
   already failed with ``ConnectionDone``-like ``RequestFailed``); ``reason`` is our own reason for
   closing, else the transport's message, and ``proto.lost`` the transport's Failure (a TLS
   handshake's error, for one);
-- optional ``handler.pdu_seen(proto, command, direction)`` for metrics: every PDU read ("in") and
-  every PDU written ("out"), by its command's name: the session's own answers (enquire_link_resp,
-  unbind_resp, a rejection, a generic_nack) are "out"; an undecodable PDU is "in" by its command's
-  name, or "unknown" when SMPP defines no such command_id (``GenericNackSent.command``).
+- optional ``handler.pdu_seen(proto, command, direction)``: every PDU, for a handler that acts on
+  them (the simulated SMSC sends held receipts when a response frees a window slot).
+
+Every PDU read ("in") and every PDU written ("out") is counted in ``proto.pdus`` by (its command's
+name, direction): the session's own answers (enquire_link_resp, unbind_resp, a rejection, a
+generic_nack) are "out"; an undecodable PDU is "in" by its command's name, or "unknown" when SMPP
+defines no such command_id (``GenericNackSent.command``). The counts are the connection's own
+unless it is given others to add to (``pdus=``, or assigned later: the SMPP server counts an ESME's
+PDUs under its account once it has bound), where the metrics read them at scrape time: one dict
+operation a PDU instead of a call chain.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Protocol as TypingProtocol
 
 from twisted.internet.defer import Deferred
@@ -28,7 +35,7 @@ from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
 from connectors.smpp.codec import NEED_DATA, PDU, LocalProtocolError
-from connectors.smpp.defs import ESME_ROK, response_to, status_name
+from connectors.smpp.defs import ESME_ROK, RESPONSE_OF, response_to, status_name
 from connectors.smpp.session import (
     EnquireLinkAnswered,
     GenericNackSent,
@@ -111,7 +118,8 @@ class SMPPProtocol(Protocol):
     """One TCP connection speaking SMPP through a Session."""
 
     def __init__(self, role: str, handler, clock, *, window: int = 10, response_timeout: float = 30.0,
-                 enquire_link: float = 30.0, tick: float = 1.0, label: str = "") -> None:
+                 enquire_link: float = 30.0, tick: float = 1.0, label: str = "",
+                 pdus: Counter[tuple[str, str]] | None = None) -> None:
         self.role = role
         self.handler = handler
         self.clock = clock
@@ -121,6 +129,8 @@ class SMPPProtocol(Protocol):
         self._pending: dict[int, Waiter] = {}
         self._tick = tick
         self._timer: LoopingCall | None = None
+        #: PDUs read and written, by (command, direction): see the module docstring
+        self.pdus: Counter[tuple[str, str]] = Counter() if pdus is None else pdus
         self._seen = getattr(handler, "pdu_seen", None)
         self.closed = False
         self.close_reason = ""
@@ -182,18 +192,21 @@ class SMPPProtocol(Protocol):
         session = self.session
         session.receive_data(data, self.clock.seconds())
         seen = self._seen
+        # ``self.pdus`` is read at each count, not once: a handler may hand the connection other
+        # counts while this loop runs (an ESME's bind that succeeded at once).
         while not self.close_reason:
             event = session.next_event()
             if event is NEED_DATA:
                 return
             kind = type(event)
             if kind is ResponseReceived:
+                pdu = event.pdu
+                self.pdus[pdu.command, "in"] += 1
                 if seen:
-                    seen(self, event.pdu.command, "in")
-                d = self._pending.pop(event.pdu.sequence, None)
+                    seen(self, pdu.command, "in")
+                d = self._pending.pop(pdu.sequence, None)
                 if d is None:
                     continue
-                pdu = event.pdu
                 if pdu.command == "generic_nack":
                     d.errback(RequestFailed("generic_nack", pdu.status, pdu))
                 elif pdu.status != ESME_ROK:
@@ -201,18 +214,17 @@ class SMPPProtocol(Protocol):
                 else:
                     d.callback(pdu)
             elif kind is RequestReceived:
+                self.pdus[event.pdu.command, "in"] += 1
                 if seen:
                     seen(self, event.pdu.command, "in")
                 self.handler.request_received(self, event.pdu)
             elif kind is EnquireLinkAnswered:
-                if seen:
-                    seen(self, "enquire_link", "in")
-                    seen(self, "enquire_link_resp", "out")
+                self._count("enquire_link", "in")
+                self._count("enquire_link_resp", "out")
                 self.transport.write(event.reply)
             elif kind is PeerUnbound:
-                if seen:
-                    seen(self, "unbind", "in")
-                    seen(self, "unbind_resp", "out")
+                self._count("unbind", "in")
+                self._count("unbind_resp", "out")
                 self.transport.write(event.reply)
                 unbound = getattr(self.handler, "peer_unbound", None)
                 if unbound is not None:
@@ -220,30 +232,33 @@ class SMPPProtocol(Protocol):
                 self.close("peer unbound")
                 return
             elif kind is RequestRejected or kind is GenericNackSent:
-                if seen:
-                    if kind is GenericNackSent:
-                        seen(self, event.command, "in")
-                        seen(self, "generic_nack", "out")
-                    else:
-                        seen(self, event.pdu.command, "in")
-                        seen(self, response_to(event.pdu.command), "out")
+                if kind is GenericNackSent:
+                    self._count(event.command, "in")
+                    self._count("generic_nack", "out")
+                else:
+                    self._count(event.pdu.command, "in")
+                    self._count(response_to(event.pdu.command), "out")
                 self.transport.write(event.reply)
                 rejected = getattr(self.handler, "protocol_error", None)
                 if rejected is not None:
                     rejected(self, event)
             elif kind is UnexpectedResponse:
-                if seen:
-                    seen(self, event.pdu.command, "in")
+                self._count(event.pdu.command, "in")
                 unexpected = getattr(self.handler, "protocol_error", None)
                 if unexpected is not None:
                     unexpected(self, event)
             elif kind is MustClose:
                 if event.reply:  # no PDU was read: only the generic_nack is counted
-                    if seen:
-                        seen(self, "generic_nack", "out")
+                    self._count("generic_nack", "out")
                     self.transport.write(event.reply)
                 self.close(f"framing lost: {event.reason}")
                 return
+
+    def _count(self, command: str, direction: str) -> None:
+        """One PDU of the paths no message takes (the others count inline: a call less a PDU)."""
+        self.pdus[command, direction] += 1
+        if self._seen:
+            self._seen(self, command, direction)
 
     # -- requests out ------------------------------------------------------------------------
     def can_send(self) -> int:
@@ -266,6 +281,7 @@ class SMPPProtocol(Protocol):
         sequence, data = self.session.send_request(command, params, tlvs, now=self.clock.seconds())
         self._pending[sequence] = waiter
         self.transport.write(data)
+        self.pdus[command, "out"] += 1
         if self._seen:
             self._seen(self, command, "out")
 
@@ -275,8 +291,10 @@ class SMPPProtocol(Protocol):
         if self.closed:
             return
         self.transport.write(self.session.send_response(request, status, params, tlvs))
+        answer = RESPONSE_OF[request.command]  # there is one: send_response refuses a request without
+        self.pdus[answer, "out"] += 1
         if self._seen:
-            self._seen(self, response_to(request.command), "out")
+            self._seen(self, answer, "out")
 
     def send(self, command: str, params: dict | None = None, tlvs: dict | None = None) -> None:
         """Send a request whose response nobody waits for (its failure is only logged by the

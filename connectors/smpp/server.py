@@ -118,10 +118,11 @@ class CustomerHandler(Protocol):
     ``submit`` fires with the message id (str) once the message is durably stored, ``query``
     with a ``QueryAnswer``, ``cancel`` with anything once cancelled; each fails with ``Refused``
     to refuse. ``receiver_bound`` is told of every new receiver or transceiver session. An
-    optional ``pdu_seen(session, command, direction)`` counts PDUs for ``pdus_total``: each one
-    read ("in") or written ("out") on a connection that binds, those before the bind (the bind
-    itself included) once it has bound; a connection that never binds counts none (it has no
-    account to name, and a stranger must not mint label values).
+    optional ``pdu_counts(account)`` is where the connections of the account's sessions count
+    their PDUs for ``pdus_total`` (``SMPPProtocol.pdus``): each one read ("in") or written ("out")
+    on a connection that binds, those before the bind (the bind itself included) once it has
+    bound; a connection that never binds counts none (it has no account to name, and a stranger
+    must not mint label values).
     """
 
     def submit(self, session: ClientSession, message: CustomerSubmit) -> Deferred: ...
@@ -135,12 +136,11 @@ class CustomerHandler(Protocol):
 
 class _Connection:
     """What the server keeps per TCP connection: the bound session (None before a bind), when it
-    connected, how many of its requests wait for the handler, whoever waits for it to close, and
-    the PDUs seen before the bind, by (command, direction), to count under the account it binds as
-    (a Counter: its keys are command names, so a peer that never binds cannot make it grow)."""
+    connected, how many of its requests wait for the handler, and whoever waits for it to close.
+    Its PDUs before the bind are in its protocol's own counts (``proto.pdus``: keyed by command
+    names, so a peer that never binds cannot make them grow) until it binds as an account."""
 
-    __slots__ = ("proto", "peer", "connected_at", "session", "waiting", "aborted", "closed",
-                 "before_bind")
+    __slots__ = ("proto", "peer", "connected_at", "session", "waiting", "aborted", "closed")
 
     def __init__(self, proto: SMPPProtocol, peer: str, connected_at: float) -> None:
         self.proto = proto
@@ -150,7 +150,6 @@ class _Connection:
         self.waiting = 0
         self.aborted = False
         self.closed: list[Deferred] = []
-        self.before_bind: Counter[tuple[str, str]] = Counter()
 
     @property
     def live(self) -> bool:
@@ -203,7 +202,7 @@ class CustomerSMPPServer:
         self._outbox = Outbox(self._receivers, self.log)
         self._labels = itertools.count(1)
         self._watchdog: LoopingCall | None = None
-        self._pdu_seen = getattr(handler, "pdu_seen", None)
+        self._pdu_counts = getattr(handler, "pdu_counts", None)
         self._stopping = False
 
     # -- reading the state -------------------------------------------------------------------------
@@ -276,17 +275,6 @@ class CustomerSMPPServer:
                       status=status_name(getattr(event, "status", None) or 0),
                       reason=getattr(event, "reason", ""))
 
-    def pdu_seen(self, proto: SMPPProtocol, command: str, direction: str) -> None:
-        if self._pdu_seen is None:
-            return
-        conn = self._connections.get(proto)
-        if conn is None:
-            return
-        if conn.session is None:  # no account to name yet: counted if and when the bind succeeds
-            conn.before_bind[(command, direction)] += 1
-        else:
-            self._pdu_seen(conn.session, command, direction)
-
     def _peer(self, proto: SMPPProtocol) -> str:
         conn = self._connections.get(proto)
         return conn.peer if conn is not None else ""
@@ -355,11 +343,10 @@ class CustomerSMPPServer:
         session = ClientSession(account, system_id, BIND_KINDS[pdu.command], conn.peer,
                                 f"{account}/{proto.label}")
         conn.session = session
-        if self._pdu_seen is not None:  # the bind and whatever came before it, now that we know whose
-            for (command, direction), times in conn.before_bind.items():
-                for _ in range(times):
-                    self._pdu_seen(session, command, direction)
-        conn.before_bind.clear()
+        if self._pdu_counts is not None:  # the bind and whatever came before it, now that we know whose
+            counts = self._pdu_counts(account)
+            counts.update(proto.pdus)
+            proto.pdus = counts
         proto.respond(pdu, ESME_ROK, {"system_id": self.system_id}, {"sc_interface_version": 0x34})
         self.log.info("esme bound", session=session.label, account=account, system_id=system_id,
                       bind=session.bind, peer=conn.peer)

@@ -169,8 +169,8 @@ class _Listener:
     def bind_changed(self, operator, session, up):
         pass
 
-    def pdu(self, operator, command, direction):
-        pass
+    def pdu_counts(self, operator):
+        return Counter()
 
 
 class ClientRig:

@@ -9,6 +9,7 @@ signed by another CA, the one ``tls_ca`` names."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 
 import pytest
@@ -52,8 +53,8 @@ class Listener:
         if up:
             self.up.append(session)
 
-    def pdu(self, operator, command, direction) -> None:
-        pass
+    def pdu_counts(self, operator):
+        return Counter()
 
 
 @implementer(IStreamClientEndpoint)

@@ -5,6 +5,8 @@ hanging."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
@@ -101,8 +103,8 @@ class Listener:
         self.binds.append((session, up))
         self.events.fire("up" if up else "down", session)
 
-    def pdu(self, operator, command, direction) -> None:
-        pass
+    def pdu_counts(self, operator):
+        return Counter()
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ timeout, so a bug fails instead of hanging.
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import pytest
 import pytest_twisted
@@ -87,8 +88,8 @@ class Listener:
         if up and not self.up.called:
             self.up.callback(session)
 
-    def pdu(self, operator: str, command: str, direction: str) -> None:
-        pass
+    def pdu_counts(self, operator):
+        return Counter()
 
 
 @pytest.fixture

@@ -1,12 +1,12 @@
-"""smscore.metrics: ``Spread`` and ``Tally``, the plain-number metrics of the hot path, export what
-prometheus_client's Histogram and Counter export for the same observations."""
+"""smscore.metrics: ``Spread``, ``Tally`` and ``PduTally``, the plain-number metrics of the hot path,
+export what prometheus_client's Histogram and Counter export for the same observations."""
 
 from __future__ import annotations
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from smscore.metrics import Spread, Tally
+from smscore.metrics import PduTally, Spread, Tally
 
 BUCKETS = (0.05, 0.1, 1, 30)
 AMOUNTS = [0.0, 0.05, 0.050001, 0.1, 0.7, 1.0, 29.9, 30.0, 31.0, 1e9, -1.0]
@@ -47,6 +47,23 @@ def test_a_tally_exports_what_a_counter_exports():
         tally.inc((kind, outcome), n)
         counter.labels(kind, outcome).inc(n)
     assert exposition(ours) == exposition(theirs)
+
+
+def test_pdu_counts_export_what_a_counter_exports_and_stay_once_handed_out():
+    """smsgw_pdus_total: each operator's counts are one object, handed to each of its connections
+    in turn (a link replaced by a reload asks again): what they add up is the operator's."""
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    tally = PduTally(ours)
+    counter = Counter("smsgw_pdus", "SMPP PDUs sent and received", ["operator", "command", "direction"],
+                      registry=theirs)
+    for operator, command, direction in [("telia", "submit_sm", "out"), ("telia", "submit_sm", "out"),
+                                         ("client:acme", "submit_sm", "in"), ("telia", "deliver_sm", "in")]:
+        tally.counts(operator)[command, direction] += 1  # what a connection does (SMPPProtocol.pdus)
+        counter.labels(operator, command, direction).inc()
+    assert tally.counts("telia") is tally.counts("telia")
+    assert exposition(ours) == exposition(theirs)
+    assert ours.get_sample_value("smsgw_pdus_total", {"operator": "telia", "command": "submit_sm",
+                                                      "direction": "out"}) == 2
 
 
 def test_bind_up_is_read_from_the_links_every_session_held_and_no_other():

@@ -123,6 +123,8 @@ def test_connection_lost_fails_pending_submits_at_once_and_the_link_reconnects()
     net.advance(1.0)
     assert net.connect() == 1
     assert net.link.is_up() and net.link.capacity() == 2
+    # the lost connection's PDUs stay counted: both connections add to the operator's counts
+    assert (net.listener.pdus["bind_transceiver", "out"], net.listener.pdus["submit_sm", "out"]) == (2, 2)
 
 
 def test_a_message_still_wholly_queued_fails_at_once_when_the_last_session_drops():

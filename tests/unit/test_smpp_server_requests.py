@@ -7,7 +7,6 @@ a ``Clock``, the application a fake (tests/smpp_server_rig.py). Nothing sleeps."
 from __future__ import annotations
 
 import struct
-from collections import Counter
 
 import pytest
 from structlog.testing import capture_logs
@@ -26,10 +25,11 @@ from connectors.smpp.defs import (
     ESME_RSYSERR,
     ESME_RTHROTTLED,
 )
+from connectors.smpp.codec import PDU, encode
 from connectors.smpp.deliver_fields import QueryAnswer
 from connectors.smpp.server import Refused
 from connectors.smpp.submit_fields import CustomerSubmit, ReceiptRequest
-from tests.smpp_server_rig import T0, Harness, result, status_of
+from tests.smpp_server_rig import PASSWORD, T0, Harness, result, status_of
 
 
 # --- requests to the application ------------------------------------------------------------------
@@ -174,7 +174,7 @@ def test_every_pdu_read_is_counted_in_and_every_pdu_written_out_by_its_command()
     h = Harness()
     conn = h.connect()
     conn.send("enquire_link")  # before the bind: no account to count it under yet
-    assert h.app.pdus == []
+    assert not h.app.pdus
     conn.bind()
     conn.client.transport.write(_frame(0x00000999, 101))
     conn.send("enquire_link")
@@ -183,7 +183,7 @@ def test_every_pdu_read_is_counted_in_and_every_pdu_written_out_by_its_command()
     assert [(p.command, p.sequence) for p in conn.esme.unexpected] == [
         ("generic_nack", 101), ("generic_nack", 102)]
     conn.send("unbind")
-    assert Counter(h.app.pdus) == {
+    assert h.app.pdus == {
         ("acme", "enquire_link", "in"): 2, ("acme", "enquire_link_resp", "out"): 2,
         ("acme", "bind_transceiver", "in"): 1, ("acme", "bind_transceiver_resp", "out"): 1,
         ("acme", "unknown", "in"): 1, ("acme", "submit_sm", "in"): 1,
@@ -199,4 +199,36 @@ def test_a_connection_that_never_binds_counts_no_pdu():
     conn.pump.flush()
     conn.bind(password="wrong")
     assert not conn.open
-    assert h.app.pdus == []
+    assert not h.app.pdus
+
+
+def test_the_pdus_of_a_closed_connection_stay_counted_under_its_account():
+    """The connections count into their account's counts, not their own: what one counted stays
+    when it closes (a counter never goes down) and the account's next connection adds to it."""
+    h = Harness()
+    first = h.bound()
+    first.send("enquire_link")
+    first.send("unbind")
+    assert not first.open and h.server.connection_count == 0
+    second = h.bound()
+    second.send("enquire_link")
+    assert h.app.pdus == {
+        ("acme", "bind_transceiver", "in"): 2, ("acme", "bind_transceiver_resp", "out"): 2,
+        ("acme", "enquire_link", "in"): 2, ("acme", "enquire_link_resp", "out"): 2,
+        ("acme", "unbind", "in"): 1, ("acme", "unbind_resp", "out"): 1}
+
+
+def test_a_pdu_right_behind_a_bind_that_succeeds_at_once_is_counted_under_the_account():
+    """Bind and submit_sm in one segment, the bind accepted while the first is being read: the
+    submit_sm goes to the account's counts the connection was handed meanwhile."""
+    h = Harness()
+    conn = h.connect()
+    bind = PDU("bind_transceiver", 1, params={"system_id": "acme-esme", "password": PASSWORD})
+    submit = PDU("submit_sm", 2, params={"source_addr": "Acme", "destination_addr": "46701234567",
+                                         "short_message": b"Hello"})
+    conn.client.transport.write(encode(bind) + encode(submit))
+    conn.pump.flush()
+    assert [c.name for c in h.app.calls] == ["submit"]
+    assert h.app.pdus == {
+        ("acme", "bind_transceiver", "in"): 1, ("acme", "bind_transceiver_resp", "out"): 1,
+        ("acme", "submit_sm", "in"): 1}
