@@ -87,6 +87,22 @@ def _callback_url_problem(url: str, hosts: tuple[str, ...]) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1024)
+def _sender_out(sender: str, senders: tuple[str, ...], default: str) -> str:
+    """``sender`` as it goes out from an account with these ``senders`` and ``default`` sender, else
+    422 ``invalid_sender`` (its form first, then whether it is the account's). Remembered: an
+    account sends from the same few senders request after request, and the regular expressions
+    of these checks were their cost. The key is the configured values themselves, so a reload
+    that changes them is a new key (a refusal is not remembered: it is computed again)."""
+    try:
+        numbers.classify_sender(sender)
+    except numbers.InvalidSender as exc:
+        raise unprocessable("invalid_sender", "from", str(exc)) from None
+    if not numbers.sender_allowed(sender, (*senders, default)):
+        raise unprocessable("invalid_sender", "from", f"Sender {sender!r} is not allowed for this account.")
+    return numbers.normalize_sender(sender)
+
+
 def default_sender(account, gateway) -> str:
     """The account's default sender, else its first allowed sender, else the gateway's."""
     if account.default_sender:
@@ -188,14 +204,7 @@ def build_messages(body: Any, account, config, now: float) -> list[Message]:
     elif not isinstance(sender, str):
         raise invalid_request("from", "Field 'from' must be a string.")
     else:
-        try:
-            numbers.classify_sender(sender)
-        except numbers.InvalidSender as exc:
-            raise unprocessable("invalid_sender", "from", str(exc)) from None
-        allowed = set(account.senders) | {default_sender(account, config.gateway)}
-        if not numbers.sender_allowed(sender, allowed):
-            raise unprocessable("invalid_sender", "from", f"Sender {sender!r} is not allowed for this account.")
-        sender = numbers.normalize_sender(sender)
+        sender = _sender_out(sender, account.senders, default_sender(account, config.gateway))
 
     # profile
     profile = chosen_profile

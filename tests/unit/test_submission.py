@@ -113,6 +113,66 @@ def test_a_callback_url_is_judged_against_the_accounts_hosts_of_the_moment():
     assert "http:// or https://" in caught.value.message
 
 
+def senders_config(account_lines: str, gateway_lines: str = ""):
+    """A configuration whose account ``acme`` has only ``account_lines`` (its senders)."""
+    return parse_config(f"""
+[gateway]
+{gateway_lines}
+[operators.sim]
+type = "simulated"
+[profiles.standard]
+operators = ["sim"]
+[accounts.acme]
+{account_lines}
+""", path=Path("/etc/smsgw/gateway.toml"))
+
+
+def sender_answer(sender: str, cfg=CONFIG) -> str | tuple[int, str, str | None, str]:
+    """The sender a message from ``sender`` goes out with, else the refusal (status, code, field, message)."""
+    try:
+        [m] = build_messages({"to": "46701234567", "text": "hi", "from": sender}, cfg.accounts["acme"], cfg, NOW)
+    except ApiError as exc:
+        return exc.status, exc.code, exc.field, exc.message
+    return m.sender
+
+
+@pytest.mark.parametrize("sender, answer", [
+    ("ACME", "ACME"),
+    ("+4670111111", "4670111111"),  # a numeric sender goes out without its +
+    ("4670111111", "4670111111"),
+    ("acme", (422, "invalid_sender", "from", "Sender 'acme' is not allowed for this account.")),
+    ("+ACME", (422, "invalid_sender", "from",
+               "'+ACME' is not a valid sender: only letters A-Z, a-z and digits are allowed (a numeric sender "
+               "may start with '+')")),
+    ("ACME2024Ltd1", (422, "invalid_sender", "from",
+                      "'ACME2024Ltd1' is not a valid sender: it has 12 characters; an alphanumeric sender has at "
+                      "most 11")),
+    ("", (422, "invalid_sender", "from", "'' is not a valid sender: it is empty")),
+])
+def test_a_sender_is_checked_for_its_form_then_for_the_account_each_time(sender, answer):
+    """The verdict on an accepted sender is remembered per sender and account senders: asked
+    again, the answer is the same (a refusal is computed again, with the same words)."""
+    numeric = senders_config('senders = ["ACME", "+4670111111"]')
+    for _ in range(3):
+        assert sender_answer(sender, numeric) == answer
+
+
+def test_a_sender_is_judged_against_the_accounts_senders_of_the_moment():
+    """A reload that takes a sender away refuses it at once, one that gives it back accepts it
+    again; the default sender (the account's, else the gateway's) is always allowed."""
+    assert sender_answer("ACME") == "ACME"
+    without = senders_config('senders = ["BETA"]')
+    assert sender_answer("ACME", without)[:3] == (422, "invalid_sender", "from")
+    assert sender_answer("BETA", without) == "BETA"
+    assert sender_answer("ACME") == "ACME"
+    default_only = senders_config("", 'default_sender = "GW"')
+    assert sender_answer("GW", default_only) == "GW"
+    assert sender_answer("ACME", default_only)[:3] == (422, "invalid_sender", "from")
+    other_default = senders_config("", 'default_sender = "GW2"')
+    assert sender_answer("GW", other_default)[:3] == (422, "invalid_sender", "from")
+    assert sender_answer("GW2", other_default) == "GW2"
+
+
 @pytest.mark.parametrize("value", ["2026-12-05T12:00:00.Z", "2026-12-05T12:00Z", "2026-12-05 12:00:00Z",
                                    "20261205T120000Z", "2026-W49-6T12:00:00Z", "2026-12-05T12:00:00",
                                    "2026-12-05T12:00:00+0100", "2026-12-05T12:00:00 Z"])
