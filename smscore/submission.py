@@ -261,11 +261,12 @@ def build_messages(body: Any, account, config, now: float) -> list[Message]:
         status = Status.PENDING_APPROVAL
         detail = f"link to {links[0]} is outside the approved domains"
     first = Event(at=now, status=status, detail=detail)  # frozen: one for all of them
-    template = Message(id="", account=account.name, to="", sender=sender, text=text, encoding=encoding.value,
-                       parts=parts, profile=profile, status=status, reference=reference, callback_url=callback_url,
-                       created_at=now, updated_at=now, send_at=send_at, callback_statuses=callback_statuses)
-    out = []
-    for number in numbers_out:  # a list of 100 numbers is 100 copies, not 100 keyword calls
+    template = Message(id=new_message_id(now), account=account.name, to=numbers_out[0], sender=sender, text=text,
+                       encoding=encoding.value, parts=parts, profile=profile, status=status, reference=reference,
+                       callback_url=callback_url, created_at=now, updated_at=now, send_at=send_at,
+                       callback_statuses=callback_statuses, events=[first])
+    out = [template]  # the first message; a list of 100 numbers is 99 copies of it, not 99 keyword calls
+    for number in numbers_out[1:]:
         m = template.copy()
         m.id, m.to, m.events = new_message_id(now), number, [first]
         out.append(m)

@@ -173,6 +173,26 @@ def test_a_sender_is_judged_against_the_accounts_senders_of_the_moment():
     assert sender_answer("GW2", other_default) == "GW2"
 
 
+def test_each_number_of_a_request_is_a_message_of_its_own():
+    """The first message is built whole and the others copied from it: each has its own id (in
+    the order of the numbers, as they sort by creation), number and history, and shares the rest."""
+    messages = build(to=["46701234567", "46701234568", "46701234569"], reference="r-1")
+    assert [m.to for m in messages] == ["46701234567", "46701234568", "46701234569"]
+    ids = [m.id for m in messages]
+    assert len(set(ids)) == 3 and ids == sorted(ids)
+    assert len({id(m.events) for m in messages}) == 3
+    assert all(m.events == messages[0].events and len(m.events) == 1 for m in messages)
+    assert messages[0].events[0].at == NOW and messages[0].events[0].status.value == "queued"
+    first = messages[0]
+    for m in messages[1:]:
+        assert m is not first
+        assert (m.account, m.sender, m.text, m.encoding, m.parts, m.profile, m.status, m.reference, m.created_at) == (
+            first.account, first.sender, first.text, first.encoding, first.parts, first.profile, first.status,
+            first.reference, first.created_at)
+    [one] = build()
+    assert (one.to, len(one.id), one.events[0].at) == ("46701234567", 24, NOW)
+
+
 @pytest.mark.parametrize("value", ["2026-12-05T12:00:00.Z", "2026-12-05T12:00Z", "2026-12-05 12:00:00Z",
                                    "20261205T120000Z", "2026-W49-6T12:00:00Z", "2026-12-05T12:00:00",
                                    "2026-12-05T12:00:00+0100", "2026-12-05T12:00:00 Z"])
