@@ -3,6 +3,8 @@ field by field, read back with the gateway's own receipt parser; MO deliver_sm; 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -85,6 +87,28 @@ def test_err_is_three_digits(err, shown):
     assert f" err:{shown} " in text
 
 
+@pytest.mark.parametrize("at, shown", [
+    (SUBMITTED, "2311142213"), (SUBMITTED - 20.001, "2311142212"), (SUBMITTED - 20, "2311142213"),
+    (SUBMITTED + 39.999, "2311142213"), (SUBMITTED + 40, "2311142214"), (0, "7001010000"), (59.9, "7001010000"),
+    (1_700_000_040, "2311142214"), (4_102_444_799.99, "9912312359"),
+])
+def test_receipt_dates_are_the_utc_minute_the_time_falls_in(at, shown):
+    text = receipt_text("1", "DELIVRD", delivered=True, submitted_at=at, done_at=at, err="", text="")
+    assert f" submit date:{shown} done date:{shown} " in text
+
+
+@given(st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False) | st.integers(0, 4_102_444_800),
+       st.floats(min_value=0, max_value=1e7))
+def test_receipt_dates_are_what_strftime_writes_of_gmtime(submitted_at, later):
+    """The dates are remembered by the minute: each is still exactly the YYMMDDhhmm of
+    ``time.gmtime`` (which drops a fraction downwards), for any time."""
+    done_at = submitted_at + later
+    text = receipt_text("1", "DELIVRD", delivered=True, submitted_at=submitted_at, done_at=done_at, err="",
+                        text="")
+    written = [time.strftime("%y%m%d%H%M", time.gmtime(t)) for t in (submitted_at, done_at)]
+    assert f" submit date:{written[0]} done date:{written[1]} " in text
+
+
 def test_receipt_text_shows_only_characters_ascii_and_gsm_agree_on():
     text = receipt_text("1", "DELIVRD", delivered=True, submitted_at=SUBMITTED, done_at=DONE,
                         err=0, text="Pay $5 @ café_[x]!")
@@ -116,6 +140,10 @@ def test_receipt_refuses_what_does_not_fit_or_is_not_final():
     with pytest.raises(ValueError):
         receipt("1", "queued", to="46701234567", sender="Acme", submitted_at=SUBMITTED,
                 done_at=DONE, text="")
+    for _ in range(2):  # a sender's address is remembered, not whether it fits
+        with pytest.raises(EncodeError):
+            receipt("1", "delivered", to="46701234567", sender="4" * 21, submitted_at=SUBMITTED,
+                    done_at=DONE, text="")
 
 
 @given(st.text(max_size=40), st.sampled_from(["delivered", "failed", "stopped"]))
