@@ -50,22 +50,18 @@ def source_address(sender: str, ton: int | None = None, npi: int | None = None) 
     if sender.startswith("+") and sender[1:].isdigit():
         sender = sender[1:]
     if not sender:
-        chosen = (0, 0)
+        chosen_ton, chosen_npi = 0, 0
     elif sender.isascii() and sender.isdigit():
-        chosen = (3, 0) if len(sender) <= 6 else (1, 1)
+        chosen_ton, chosen_npi = (3, 0) if len(sender) <= 6 else (1, 1)
     else:
-        chosen = (5, 0)
-    return _either(ton, chosen[0]), _either(npi, chosen[1]), sender
+        chosen_ton, chosen_npi = 5, 0
+    return (chosen_ton if ton is None else ton), (chosen_npi if npi is None else npi), sender
 
 
 def destination_address(to: str, ton: int | None = None, npi: int | None = None) -> tuple[int, int, str]:
     """(TON, NPI, address) for a recipient: international (1/1) without its ``+`` unless the
     operator set its own ``ton``/``npi``."""
-    return _either(ton, 1), _either(npi, 1), to.removeprefix("+")
-
-
-def _either(configured: int | None, chosen: int) -> int:
-    return chosen if configured is None else configured
+    return (1 if ton is None else ton), (1 if npi is None else npi), to.removeprefix("+")
 
 
 def wire_encoding(encoding: Encoding, text: str, latin1: bool) -> Encoding:

@@ -204,6 +204,8 @@ def test_an_encrypted_key_is_refused(tmp_path, pki):
     ("ACME", 1, None, (1, 0, "ACME")),
     ("72550", None, 9, (3, 9, "72550")),
     ("46701234567", 2, 8, (2, 8, "46701234567")),
+    ("ACME", 0, 0, (0, 0, "ACME")),  # 0 is a value, not "unset"
+    ("", None, 1, (0, 1, "")),
 ])
 def test_an_operators_source_ton_npi_replace_the_automatic_choice(sender, ton, npi, expected):
     assert source_address(sender, ton, npi) == expected
@@ -213,6 +215,8 @@ def test_an_operators_dest_ton_npi_replace_international():
     assert destination_address("+46701234567") == (1, 1, "46701234567")
     assert destination_address("+46701234567", 0, None) == (0, 1, "46701234567")
     assert destination_address("0701234567", 2, 9) == (2, 9, "0701234567")
+    assert destination_address("46701234567", None, 9) == (1, 9, "46701234567")
+    assert destination_address("46701234567", 0, 0) == (0, 0, "46701234567")  # 0 is a value, not "unset"
 
 
 @pytest.mark.parametrize("seconds, written", [
