@@ -104,6 +104,10 @@ class ReceiptRequest(str, enum.Enum):
         return self is ReceiptRequest.FAILURES and status != "delivered"
 
 
+#: registered_delivery bits 1-0 (0, 1, 2) → which receipts
+_RECEIPT_REQUESTS = (ReceiptRequest.NONE, ReceiptRequest.ALL, ReceiptRequest.FAILURES)
+
+
 @dataclass(slots=True)
 class CustomerSubmit:
     """One submit_sm or data_sm as the core takes it: no SMPP field left.
@@ -130,8 +134,10 @@ def read_submit(pdu: PDU, now: float) -> CustomerSubmit:
     """Read a submit_sm or data_sm (see the module docstring); raises ``SubmitRefused``."""
     params, tlvs = pdu.params, pdu.tlvs
     receipts = read_receipt_request(int(params.get("registered_delivery", 0)))
-    send_at = _time(params.get("schedule_delivery_time", ""), now, ESME_RINVSCHED)
-    expires_at = _time(params.get("validity_period", ""), now, ESME_RINVEXPIRY)
+    # Both are mostly empty (None: at once, and no expiry of the ESME's own): then nothing to parse.
+    schedule, validity = params.get("schedule_delivery_time", ""), params.get("validity_period", "")
+    send_at = _time(schedule, now, ESME_RINVSCHED) if schedule else None
+    expires_at = _time(validity, now, ESME_RINVEXPIRY) if validity else None
     user_data = read_user_data(params.get("short_message", b""), tlvs.get("message_payload"))
     udhi = bool(int(params.get("esm_class", 0)) & ESM_CLASS_UDHI)
     udh, concat, payload = read_concat(user_data, udhi, tlvs)
@@ -151,7 +157,7 @@ def read_receipt_request(registered_delivery: int) -> ReceiptRequest:
     asked = registered_delivery & 0x03
     if asked == 3:
         raise SubmitRefused(ESME_RINVREGDLVFLG, "registered_delivery 3 is reserved in SMPP 3.4")
-    return (ReceiptRequest.NONE, ReceiptRequest.ALL, ReceiptRequest.FAILURES)[asked]
+    return _RECEIPT_REQUESTS[asked]
 
 
 def _time(value: str, now: float, status: int) -> float | None:
@@ -180,7 +186,7 @@ def read_concat(user_data: bytes, udhi: bool,
         except InvalidUDH as exc:
             raise SubmitRefused(ESME_RINVESMCLASS, f"esm_class says UDH: {exc}") from None
         return user_data[:len(user_data) - len(payload)], concat, payload
-    sar = _sar(tlvs)
+    sar = _sar(tlvs) if tlvs else None  # most submits have no TLV at all
     if sar is None:
         return b"", None, user_data
     return concat_udh(sar.ref, sar.total, sar.seq, ref16=sar.ref > 0xFF), sar, user_data
@@ -206,7 +212,7 @@ def decode_text(payload: bytes, data_coding: int) -> tuple[str, Encoding]:
     encoding = _CODINGS.get(data_coding)
     if encoding is None:
         raise SubmitRefused(ESME_RSUBMITFAIL, f"data_coding {data_coding} is not 0, 1, 3 or 8")
-    if data_coding in _SEVEN_BIT and payload and max(payload) > 0x7F:
+    if data_coding in _SEVEN_BIT and not payload.isascii():
         raise SubmitRefused(ESME_RSUBMITFAIL,
                             f"data_coding {data_coding} text holds an octet over 0x7F")
     if encoding is Encoding.UCS2 and len(payload) % 2:

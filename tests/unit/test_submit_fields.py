@@ -158,6 +158,11 @@ def test_octets_the_coding_cannot_hold_are_refused(data_coding, payload):
     assert refused(submit(payload, data_coding=data_coding)) == ESME_RSUBMITFAIL
 
 
+@pytest.mark.parametrize("data_coding, text", [(0, "à"), (1, "\x7f")])
+def test_seven_bit_codings_take_every_octet_up_to_0x7f(data_coding, text):
+    assert read_submit(submit(bytes(range(0x80)), data_coding=data_coding), NOW).text[-1] == text
+
+
 @given(st.text(alphabet=st.characters(codec="utf-16", exclude_categories=("Cs",)), max_size=70))
 def test_ucs2_round_trip(text):
     assert decode_text(text.encode("utf-16-be"), 8) == (text, Encoding.UCS2)
@@ -231,6 +236,11 @@ def test_sar_tlvs_become_a_udh(ref, udh_length):
     assert message.concat == ConcatInfo(ref, 2, 1) and message.text == "first"
 
 
+def test_other_tlvs_without_sar_leave_the_text_whole():
+    message = read_submit(submit(b"Hello", tlvs={"user_message_reference": 7}), NOW)
+    assert (message.udh, message.concat, message.payload) == (b"", None, b"Hello")
+
+
 def test_udhi_wins_over_sar_tlvs():
     udh = concat_udh(9, 2, 2)
     message = read_submit(submit(udh + b"x", esm_class=0x40, tlvs=sar(1, 3, 1)), NOW)
@@ -280,6 +290,13 @@ def test_schedule_and_validity_become_epochs():
     message = read_submit(submit(schedule_delivery_time="000000010000000R",
                                  validity_period="231115221320000+"), NOW)
     assert (message.send_at, message.expires_at) == (NOW + 3600, NOW + 86400)
+
+
+def test_empty_schedule_and_validity_are_none():
+    message = read_submit(submit(schedule_delivery_time="", validity_period=""), NOW)
+    assert (message.send_at, message.expires_at) == (None, None)
+    assert refused(submit(schedule_delivery_time=" ", validity_period="")) == ESME_RINVSCHED
+    assert refused(submit(schedule_delivery_time="", validity_period=" ")) == ESME_RINVEXPIRY
 
 
 def test_bad_schedule_and_validity_have_their_own_status():
