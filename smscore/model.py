@@ -17,6 +17,10 @@ from decimal import Decimal
 from enum import Enum
 
 
+#: the wire names of the statuses in which a message's life has ended (SPEC §5)
+_FINAL_NAMES = frozenset({"delivered", "failed", "expired", "unknown", "stopped", "rejected"})
+
+
 class Status(str, Enum):
     """The statuses of SPEC §5, with their wire names."""
 
@@ -33,14 +37,16 @@ class Status(str, Enum):
     STOPPED = "stopped"
     REJECTED = "rejected"
 
-    @property
-    def final(self) -> bool:
-        return self in FINAL_STATUSES
+    #: The wire name, read without ``Enum``'s own ``value`` (a property written in Python, two
+    #: calls a read): the stores, the metrics and the callbacks read it for every status change.
+    value = property(operator.attrgetter("_value_"))
+
+    def __init__(self, wire_name: str) -> None:
+        #: whether a message's life ends in this status (an attribute for the same reason)
+        self.final = wire_name in _FINAL_NAMES
 
 
-FINAL_STATUSES = frozenset(
-    {Status.DELIVERED, Status.FAILED, Status.EXPIRED, Status.UNKNOWN, Status.STOPPED, Status.REJECTED}
-)
+FINAL_STATUSES = frozenset(s for s in Status if s.final)
 
 #: A status by its wire name: ``Status(name)`` without the Enum call (rows read in the hot path).
 STATUS_BY_NAME = {s.value: s for s in Status}
