@@ -246,7 +246,7 @@ def new_message_id(now: float | None = None) -> str:
         _counter = (_counter + 1) & 0xFFFF
     else:
         _last_ms, _counter = ms, 0
-    return f"{ms & 0xFFFFFFFFFFFF:012x}{_counter:04x}{_random.getrandbits(32):08x}"
+    return f"{(ms & 0xFFFFFFFFFFFF) << 48 | _counter << 32 | _random.getrandbits(32):024x}"
 
 
 def rfc3339(ts: float | None) -> str | None:
