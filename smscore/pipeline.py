@@ -182,13 +182,13 @@ class Pipeline(Cancelling):
             except Backlogged:
                 return fail()
         claim_now = self.delivers and self.held + len(messages) <= self.max_in_memory
-        owner = self.node if claim_now else None
+        owner, lease_until = (self.node, self.lease_until()) if claim_now else (None, 0.0)  # a lease needs an owner
         if claim_now:
             self.held += len(messages)  # reserved; what is not sendable after the store's rules is given back
         if once is None:
-            d = self.store.accept(messages, owner, self.lease_until())
+            d = self.store.accept(messages, owner, lease_until)
         else:
-            d = self.store.accept_once(messages, owner, self.lease_until(), at=self.clock.seconds(), **once)
+            d = self.store.accept_once(messages, owner, lease_until, at=self.clock.seconds(), **once)
 
         def stored(replayed):
             if once is not None and replayed is not None:

@@ -53,6 +53,17 @@ def run(d):
     return out[0]
 
 
+def test_accepted_messages_are_leased_to_this_node_while_it_has_room_else_stored_for_anyone():
+    clock = Clock()
+    clock.advance(1000)
+    p, store, _, _ = make(clock, max_in_memory=1)
+    first, second = message(clock), message(clock, to="46701234568")
+    run(p.accept([first]))
+    assert store.leases[first.id] == ("gw1", 1030.0)
+    run(p.accept([second]))  # no room left in memory: unclaimed, no lease
+    assert store.leases[second.id] == (None, None)
+
+
 def test_accepted_message_goes_to_the_cheapest_operator_and_is_delivered():
     clock = Clock()
     clock.advance(1000)
