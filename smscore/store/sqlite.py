@@ -101,28 +101,28 @@ class SQLiteStore(SqlLookups, AccountRules, SqlStore):
         # Several processes of a node may write this file: they take turns on a lock file beside it.
         super().__init__(ReactorWriter(reactor, lambda: connect(self.path, wait=False), name="sqlite-writer",
                                        lock_path=f"{self.path}.lock", on_begin=lambda cur: self._counters_begin(cur),
-                                       before_commit=lambda cur: self._counters_flush(cur), busy=is_busy),
+                                       before_commit=lambda cur: self._counters_flush(cur), busy=is_busy,
+                                       after_batch=self._batch_ended),
                          BatchWriter(reactor, lambda: connect(self.path), name="sqlite-reader", begin="BEGIN"),
                          rules)
 
-    def run(self, op) -> Deferred:
-        return self._writer.submit(op).addCallbacks(self._wrote, self._write_failed)
-
-    def _wrote(self, result):
-        self._reachable = True
-        return result
-
-    def _write_failed(self, failure):
-        if is_unreachable(failure.value):
+    def _batch_ended(self, error: BaseException | None) -> None:
+        """The writer's word on each batch (before its Deferreds fire), for ``is_ready``: told once a
+        batch rather than by a callback on every write's Deferred, two of the few a message has."""
+        if error is None:
+            self._reachable = True
+        elif is_unreachable(error):
             self._reachable = False
-        return failure
 
     def is_ready(self) -> bool:
-        """False since a write found the file unwritable (locked by another program for longer than
-        the writer waits, read-only, disk full, I/O error), until a write commits again: the main
-        worker's heartbeats, lease renewals and claims keep trying, so it comes back by itself.
-        Writes only: in WAL mode reads go on while the file is locked for writing, and a node
-        that cannot store a message is not ready however well it reads."""
+        """False since a batch of writes found the file unwritable (locked by another program for
+        longer than the writer waits, read-only, disk full, I/O error), until a batch commits
+        again: the main worker's heartbeats, lease renewals and claims keep trying, so it comes
+        back by itself. A batch that commits says the file is writable, whatever its operations'
+        own errors (a constraint, a bug). Writes only: in WAL mode reads go on while the file is
+        locked for writing, and a node that cannot store a message is not ready however well it
+        reads. (PostgreSQL's store follows every operation, reads too: its per-operation callback
+        is there anyway, to run again what lost a race.)"""
         return self._reachable
 
     #: rows per statement at most; a call's rows go in chunks of 256, 128, … 1 rows, so that a few

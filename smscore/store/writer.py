@@ -21,6 +21,8 @@ Several processes may write one SQLite file (a node's workers, smscore.superviso
 ``lock_path``, each batch holds an exclusive ``flock`` on that file from BEGIN to COMMIT, so writers
 take turns at once instead of sleeping in SQLite's busy handler. ``on_begin(cursor)`` and
 ``before_commit(cursor)`` run inside every batch's transaction (the store keeps its counters there).
+The reactor's writer tells ``after_batch(error)`` how each batch ended (the store's readiness):
+once a batch, instead of a callback on every operation's Deferred.
 
 Two writers run batches this way:
 
@@ -74,9 +76,10 @@ class _Transactions:
     _on_begin: Callable[[Any], None] | None
     _before_commit: Callable[[Any], None] | None
 
-    def _attempt(self, cur, work) -> list | None:
+    def _attempt(self, cur, work) -> tuple[list, BaseException | None] | None:
         """Run ``work`` (``(op, deferred)`` pairs) in one transaction and commit: the results to
-        fire, in queue order; None when the database is locked by another program and the batch
+        fire, in queue order, and None when the transaction committed, else the error that failed
+        the batch as a whole; None when the database is locked by another program and the batch
         is to wait (``_wait_when``: nothing was done, it runs again later).
 
         The common case, every operation succeeds, pays no SAVEPOINT per operation. When one
@@ -90,8 +93,7 @@ class _Transactions:
             except BaseException as exc:  # noqa: BLE001 - the batch waits, or fails as a whole
                 if self._wait_when(exc):
                     return None
-                failure = Failure()
-                return [(d, False, failure) for _, d in work]
+                return _all_failed(work, Failure())
             try:
                 if self._on_begin is not None:
                     self._on_begin(cur)
@@ -102,15 +104,15 @@ class _Transactions:
                 failure = Failure()
                 self._rollback(cur)
                 if alone:
-                    return [(d, False, failure) for _, d in work]
+                    return _all_failed(work, failure)
                 continue
             try:
                 cur.execute("COMMIT")
             except BaseException:  # noqa: BLE001 - the batch is lost as a whole: fail every op
                 failure = Failure()
                 self._rollback(cur)
-                return [(d, False, failure) for _, d in work]
-            return results
+                return _all_failed(work, failure)
+            return results, None
         raise AssertionError("unreachable")
 
     def _wait_when(self, exc: BaseException) -> bool:
@@ -238,7 +240,7 @@ class BatchWriter(_Transactions):
             self._reactor.callFromThread(stopping.callback, None)
 
     def _run_batch(self, conn, cur, work) -> None:
-        results = self._attempt(cur, work)
+        results, _ = self._attempt(cur, work)
         self.batches += 1
         self.ops += len(work)
         self._reactor.callFromThread(_fire_all, results)
@@ -252,7 +254,12 @@ class ReactorWriter(_Transactions):
     ``busy(exc)`` tell that error: a program that writes the file without the lock (a sqlite3
     shell, a backup tool) then makes the batch wait and try again, 2 ms to 100 ms later, instead
     of blocking the reactor; after ``busy_for`` seconds of that it fails. An operation queued after
-    ``stop()`` fails (RuntimeError)."""
+    ``stop()`` fails (RuntimeError).
+
+    ``after_batch(error)`` is called once a batch ended, before its Deferreds fire: with None when
+    it committed, else with the error that failed it as a whole (the file lock, BEGIN, COMMIT);
+    not while it waits for SQLite's lock. One call a batch tells what a callback on every
+    operation's Deferred told, for the price of none per operation."""
 
     busy_for = 30.0
 
@@ -260,11 +267,13 @@ class ReactorWriter(_Transactions):
                  max_batch: int = 2000, begin: str = "BEGIN IMMEDIATE",
                  on_begin: Callable[[Any], None] | None = None,
                  before_commit: Callable[[Any], None] | None = None,
-                 busy: Callable[[BaseException], bool] = lambda exc: False) -> None:
+                 busy: Callable[[BaseException], bool] = lambda exc: False,
+                 after_batch: Callable[[BaseException | None], None] = lambda error: None) -> None:
         self._reactor = reactor
         self._connect = connect
         self._lock_path = lock_path
         self._busy = busy
+        self._after_batch = after_batch
         self._backoff = 0.0  # while SQLite's lock is held by another program: the wait before trying again
         self._busy_since: float | None = None
         self._name = name
@@ -338,19 +347,21 @@ class ReactorWriter(_Transactions):
         work = self._pending[:self._max_batch]
         del self._pending[:len(work)]
         if error is not None:
-            results = [(d, False, Failure(error)) for _, d in work]
+            ended = _all_failed(work, Failure(error))
         else:
             try:
-                results = self._attempt(self._cur, work)
+                ended = self._attempt(self._cur, work)
             finally:
                 fcntl.flock(self._lock, fcntl.LOCK_UN)
-        if results is None:  # SQLite's lock is another program's: try again soon
+        if ended is None:  # SQLite's lock is another program's: try again soon
             self._pending[:0] = work
             self._backoff = min(max(2 * self._backoff, 0.002), 0.1)
         else:
             self._busy_since, self._backoff = None, 0.0
             self.batches += 1
             self.ops += len(work)
+            results, failed_with = ended
+            self._after_batch(failed_with)
             _fire_all(results)
         if self._pending:
             self._schedule(self._backoff)
@@ -423,6 +434,11 @@ def _steps(work):
         else:
             steps.append((None, op, d))
     return steps
+
+
+def _all_failed(work, failure: Failure) -> tuple[list, BaseException]:
+    """Every operation of ``work`` failed with ``failure``: the batch as a whole (see ``_attempt``)."""
+    return [(d, False, failure) for _, d in work], failure.value
 
 
 def _fire_all(results) -> None:

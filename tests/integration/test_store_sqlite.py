@@ -233,22 +233,29 @@ async def test_not_ready_while_another_program_holds_the_file_locked(tmp_path):
     """SPEC §4: /readyz says whether the store is reachable. A program holding SQLite's lock (a
     sqlite3 shell in ``BEGIN EXCLUSIVE``, a backup) makes every write fail once the writer has waited
     ``busy_for``: from then on the store is not ready (it said ready throughout), until a write
-    commits again. Reads, which WAL lets through meanwhile, do not make it ready."""
+    commits again. Reads, which WAL lets through meanwhile, do not make it ready. The writer tells
+    the store once a batch, before the batch's callbacks run: they already see the new state."""
     store = await _open("sqlite", tmp_path)
     store._writer.busy_for = 0.2  # 30 s in service
     other = sqlite3.connect(tmp_path / "gw.db", isolation_level=None)
+    seen = []
+
+    def ready_then(result):
+        seen.append(store.is_ready())
+        return result
+
     try:
         assert await store.heartbeat("gw1", 1000.0, 30.0) == ["gw1"]
         assert store.is_ready()
         other.execute("BEGIN EXCLUSIVE")
         with pytest.raises(sqlite3.OperationalError, match="locked"):
-            await store.heartbeat("gw1", 1010.0, 30.0)
+            await store.heartbeat("gw1", 1010.0, 30.0).addBoth(ready_then)
         assert not store.is_ready()
         assert await store.get("no-such-message") is None  # a read goes through, and changes nothing
         assert not store.is_ready()
         other.execute("ROLLBACK")
-        assert await store.heartbeat("gw1", 1020.0, 30.0) == ["gw1"]
-        assert store.is_ready()
+        assert await store.heartbeat("gw1", 1020.0, 30.0).addBoth(ready_then) == ["gw1"]
+        assert store.is_ready() and seen == [False, True]
     finally:
         other.close()
         await store.close()

@@ -208,3 +208,51 @@ async def test_the_reactors_writer_waits_while_another_program_holds_sqlites_loc
     assert await writer.submit(lambda cur: cur.execute("INSERT INTO t VALUES ('c', 3)") and "again") == "again"
     assert _rows(tmp_path) == [("a", 1), ("c", 3)]
     await writer.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_reactors_writer_tells_how_each_batch_ended_before_its_deferreds_fire(tmp_path):
+    """``after_batch``: None for a batch that committed (an operation's own error in it or not),
+    the error for one that failed as a whole; once a batch, before its callbacks run (SQLite's
+    readiness is read there); not while the batch waits for SQLite's lock."""
+    from smscore.store.sqlite import is_busy
+
+    path = _table(tmp_path)
+    ended, broken = [], []
+
+    def before_commit(cur):
+        if broken:
+            raise sqlite3.OperationalError(broken[0])
+
+    writer = ReactorWriter(reactor, lambda: sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                                            timeout=0),
+                           lock_path=str(tmp_path / "w.db.lock"), busy=is_busy, before_commit=before_commit,
+                           after_batch=ended.append)
+    writer.start()
+    seen = []
+    ok = writer.submit(lambda cur: cur.execute("INSERT INTO t VALUES ('a', 1)") and "stored")
+    own = writer.submit(lambda cur: 1 / 0)
+    ok.addCallback(lambda v: seen.append(list(ended)) or v)
+    assert await ok == "stored"
+    with pytest.raises(ZeroDivisionError):
+        await own
+    assert ended == [None] and seen == [[None]]
+
+    broken.append("disk I/O error")
+    lost = [writer.submit(lambda cur: cur.execute("INSERT INTO t VALUES ('b', 2)")) for _ in range(2)]
+    for d in lost:
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+            await d
+    assert len(ended) == 2 and isinstance(ended[1], sqlite3.OperationalError)
+    broken.clear()
+
+    shell = sqlite3.connect(path, isolation_level=None)
+    shell.execute("BEGIN IMMEDIATE")
+    put = writer.submit(lambda cur: cur.execute("INSERT INTO t VALUES ('c', 3)") and "stored")
+    await task.deferLater(reactor, 0.05, lambda: None)
+    assert not put.called and len(ended) == 2  # waiting is no outcome
+    shell.execute("ROLLBACK")
+    shell.close()
+    assert await put == "stored" and ended[2:] == [None]
+    assert _rows(tmp_path) == [("a", 1), ("c", 3)]
+    await writer.stop()
