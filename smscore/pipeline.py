@@ -17,6 +17,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.python.failure import Failure
 
 from connectors.api import MoFacts, ReceiptFacts, SubmitError, SubmitRequest
 from policies.retry import refused_too_often
@@ -339,9 +340,9 @@ class Pipeline(Cancelling):
         self.inflight[name] += 1
         self._sending[m.id] = m
         d = link.submit(SubmitRequest(m.id, m.to, m.sender, m.text, m.encoding, m.udh, m.expires_at))
+        # No errback after these two: each logs what it raises itself (a callback fewer a message).
         d.addCallbacks(self._submitted, self._submit_failed, callbackArgs=(name, m, started),
                        errbackArgs=(name, m))
-        d.addErrback(self._log_failure, "submit bookkeeping failed", message_id=m.id)
 
     def _end_unsent(self, m: Message, action: str, status: Status, detail: str) -> None:
         """It will never be sent: ``expire`` (its validity ended first) or ``unroutable`` (no
@@ -360,52 +361,62 @@ class Pipeline(Cancelling):
         return result
 
     def _submitted(self, keys: list[str], operator: str, m: Message, started: float) -> None:
-        m.refusals = 0
-        now = self.clock.seconds()
-        self.metrics.submit_seconds.observe((), now - started)
-        self.metrics.operator_attempts.inc((operator, "accepted"))
-        # Not returned to the submit's Deferred: chaining one Deferred to another costs more than
-        # the callbacks themselves, on the hottest path there is.
-        d = self.store.record_submit(m.id, operator, keys, now, self.node, self.lease_until())
-        d.addCallbacks(self._submit_stored, self._submit_not_stored, callbackArgs=(operator, m.id),
-                       errbackArgs=(operator, m.id))
-        d.addErrback(self._log_failure, "submit bookkeeping failed", message_id=m.id)
-        return None
+        try:
+            m.refusals = 0
+            now = self.clock.seconds()
+            self.metrics.submit_seconds.observe((), now - started)
+            self.metrics.operator_attempts.inc((operator, "accepted"))
+            # Not returned to the submit's Deferred: chaining one Deferred to another costs more than
+            # the callbacks themselves, on the hottest path there is. No errback after them either.
+            d = self.store.record_submit(m.id, operator, keys, now, self.node, self.lease_until())
+            d.addCallbacks(self._submit_stored, self._submit_not_stored, callbackArgs=(operator, m.id),
+                           errbackArgs=(operator, m.id))
+        except Exception:  # noqa: BLE001 - logged here: no errback follows
+            self._log_failure(Failure(), "submit bookkeeping failed", message_id=m.id)
 
     def _submit_stored(self, transitions: list[Transition], operator: str, message_id: str) -> None:
-        self._stored_attempt(None, operator, message_id)
-        self._after(transitions, held=True)
+        try:
+            self._stored_attempt(None, operator, message_id)
+            self._after(transitions, held=True)
+        except Exception:  # noqa: BLE001 - logged here: no errback follows
+            self._log_failure(Failure(), "submit bookkeeping failed", message_id=message_id)
 
     def _submit_not_stored(self, failure, operator: str, message_id: str) -> None:
-        self._stored_attempt(None, operator, message_id)
-        self._log_failure(failure, "submit bookkeeping failed", message_id=message_id)
+        try:
+            self._stored_attempt(None, operator, message_id)
+            self._log_failure(failure, "submit bookkeeping failed", message_id=message_id)
+        except Exception:  # noqa: BLE001 - logged here: no errback follows
+            self._log_failure(Failure(), "submit bookkeeping failed", message_id=message_id)
 
-    def _submit_failed(self, failure, operator: str, m: Message):
-        err = failure.value
-        if not isinstance(err, SubmitError):
-            self.log.error("submit raised", message_id=m.id, operator=operator, error=repr(err))
-            err = SubmitError(SubmitError.TRANSIENT, repr(err))
-        self.metrics.operator_attempts.inc((operator, err.kind))
-        if getattr(err, "maybe_sent", False):
-            self.metrics.child(self.metrics.submit_unanswered, operator).inc()
-        detail = err.detail
-        if err.kind == SubmitError.TRANSIENT and getattr(err, "answered", False):
-            m.refusals += 1
-        if err.kind != SubmitError.PERMANENT and not refused_too_often(m.refusals):
-            # Throttled or transient: no failure yet. Back to the front of the queue; the link
-            # reports capacity 0 while it backs off, so this does not spin.
-            self.log.debug("submit requeued", message_id=m.id, operator=operator, reason=detail)
-            self.inflight[operator] -= 1
-            self._sending.pop(m.id, None)
-            self.queues.setdefault(operator, deque()).appendleft(m)
-            return None
-        if err.kind != SubmitError.PERMANENT:
-            detail = f"{detail} ({m.refusals} times in a row)"
-        m.refusals = 0
-        d = self.store.record_submit_failed(m.id, operator, detail, self.clock.seconds())
-        d.addBoth(self._stored_attempt, operator, m.id)
-        d.addCallback(lambda t: self._after([t] if t is not None else [], held=True))
-        return d
+    def _submit_failed(self, failure, operator: str, m: Message) -> None:
+        try:
+            err = failure.value
+            if not isinstance(err, SubmitError):
+                self.log.error("submit raised", message_id=m.id, operator=operator, error=repr(err))
+                err = SubmitError(SubmitError.TRANSIENT, repr(err))
+            self.metrics.operator_attempts.inc((operator, err.kind))
+            if getattr(err, "maybe_sent", False):
+                self.metrics.child(self.metrics.submit_unanswered, operator).inc()
+            detail = err.detail
+            if err.kind == SubmitError.TRANSIENT and getattr(err, "answered", False):
+                m.refusals += 1
+            if err.kind != SubmitError.PERMANENT and not refused_too_often(m.refusals):
+                # Throttled or transient: no failure yet. Back to the front of the queue; the link
+                # reports capacity 0 while it backs off, so this does not spin.
+                self.log.debug("submit requeued", message_id=m.id, operator=operator, reason=detail)
+                self.inflight[operator] -= 1
+                self._sending.pop(m.id, None)
+                self.queues.setdefault(operator, deque()).appendleft(m)
+                return
+            if err.kind != SubmitError.PERMANENT:
+                detail = f"{detail} ({m.refusals} times in a row)"
+            m.refusals = 0
+            d = self.store.record_submit_failed(m.id, operator, detail, self.clock.seconds())
+            d.addBoth(self._stored_attempt, operator, m.id)
+            d.addCallback(lambda t: self._after([t] if t is not None else [], held=True))
+            d.addErrback(self._log_failure, "submit bookkeeping failed", message_id=m.id)
+        except Exception:  # noqa: BLE001 - logged here: no errback follows
+            self._log_failure(Failure(), "submit bookkeeping failed", message_id=m.id)
 
     # -- receipts ----------------------------------------------------------------------------
     def receipt_received(self, receipt: ReceiptFacts) -> Deferred:
