@@ -22,6 +22,7 @@ Any other request the SMSC sends (a submit_sm, say) is answered ESME_RINVCMDID.
 from __future__ import annotations
 
 from twisted.internet.defer import maybeDeferred
+from twisted.python.failure import Failure
 
 from connectors.api import MoFacts
 from connectors.smpp import defs
@@ -101,14 +102,21 @@ class InboundRequests:
         self._answer_when_stored(proto, pdu, self.listener.mo_received, mo, "MO")
 
     def _answer_when_stored(self, proto: SMPPProtocol, pdu: PDU, store, facts, what: str) -> None:
+        """Answer ``pdu`` once ``store(facts)`` fires. Each side logs what answering raises itself:
+        an errback after them was one more callback for every receipt."""
         def stored(_):
-            proto.respond(pdu, ESME_ROK)
+            try:
+                proto.respond(pdu, ESME_ROK)
+            except Exception:  # noqa: BLE001 - logged here: no errback follows
+                self.log.error(f"{what} answer failed", error=Failure().getTraceback())
 
         def not_stored(failure):
-            self.log.warning(f"{what} not stored: answered ESME_RX_T_APPN",
-                             error=failure.getErrorMessage())
-            proto.respond(pdu, ESME_RX_T_APPN)
+            try:
+                self.log.warning(f"{what} not stored: answered ESME_RX_T_APPN",
+                                 error=failure.getErrorMessage())
+                proto.respond(pdu, ESME_RX_T_APPN)
+            except Exception:  # noqa: BLE001 - logged here: no errback follows
+                self.log.error(f"{what} answer failed", error=Failure().getTraceback())
 
         d = maybeDeferred(store, facts)
         d.addCallbacks(stored, not_stored)
-        d.addErrback(lambda f: self.log.error(f"{what} answer failed", error=f.getTraceback()))

@@ -4,11 +4,16 @@ only once the core stored it."""
 from __future__ import annotations
 
 import pytest
-from twisted.internet.defer import fail, succeed
+import structlog
+from structlog.testing import capture_logs
+from twisted.internet.defer import Deferred, fail, succeed
 
 from connectors.api import MoFacts, ReceiptOutcome
 from connectors.smpp.addressing import decode_mo_text
+from connectors.smpp.codec import PDU
 from connectors.smpp.defs import ESME_ROK, ESME_RX_T_APPN
+from connectors.smpp.inbound import InboundRequests
+from connectors.smpp.link_settings import LinkSettings
 from connectors.smpp.text import gsm_encode, gsm_pack
 from tests.smpp_link_rig import Net
 
@@ -153,3 +158,33 @@ def test_a_part_of_a_concatenated_mo_is_passed_on_with_its_place():
     net.flush()
     got = [(mo.text, mo.concat) for mo, *_ in net.listener.mos]
     assert got == [("first half", (7, 2, 1)), ("second half", (300, 2, 2)), ("whole", None)]
+
+
+# --- answering fails --------------------------------------------------------------------------------
+class _BrokenAnswers:
+    """A connection whose answers raise (a bug, a transport gone wrong): ``answered`` lists the tries."""
+
+    def __init__(self) -> None:
+        self.answered: list[int] = []
+
+    def respond(self, pdu, status, params=None) -> None:
+        self.answered.append(status)
+        raise ZeroDivisionError("a transport bug")
+
+
+@pytest.mark.parametrize("stored, status", [(True, ESME_ROK), (False, ESME_RX_T_APPN)])
+def test_an_answer_that_raises_is_logged_with_its_traceback_and_not_left_in_the_deferred(stored, status):
+    """No errback follows the answer (one callback fewer for each receipt): each side logs what it
+    raises itself, as ``receipt answer failed`` with the traceback, and nothing stays in the
+    Deferred to surface later as an unhandled error."""
+    d: Deferred = Deferred()
+    listener = type("Listener", (), {"receipt_received": lambda self, facts: d})()
+    with capture_logs() as logs:
+        inbound = InboundRequests("telia", LinkSettings(host="smsc", port=2775), listener, structlog.get_logger())
+        proto = _BrokenAnswers()
+        inbound.received(proto, PDU("deliver_sm", 7, params={"esm_class": 0x04, "short_message": RECEIPT_TEXT}))
+        d.callback(None) if stored else d.errback(RuntimeError("disk full"))
+    assert proto.answered == [status]
+    [entry] = [e for e in logs if e["event"] == "receipt answer failed"]
+    assert entry["log_level"] == "error" and "ZeroDivisionError: a transport bug" in entry["error"]
+    assert d.called and d.result is None
