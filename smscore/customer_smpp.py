@@ -33,8 +33,9 @@ import hmac
 from collections import Counter
 from datetime import datetime, timezone
 
-from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
 
 from connectors.smpp import deliver_fields
 from connectors.smpp.outbox import NO_RECEIVER
@@ -294,13 +295,15 @@ class SmppDeliveries:
                 # twice within a second.
                 continue
             self._sending.add(job.id)
-            d = self._deliver(job)
-            d.addErrback(self._not_delivered, job)
+            self._deliver(job)
         if self._again:
             self._again = False
             self.kick()
 
-    def _deliver(self, job) -> Deferred:
+    def _deliver(self, job) -> None:
+        """Hand ``job`` to the server, then ``_finish`` it; what fails on the way is
+        ``_not_delivered``. The common case, a receipt that came with what it says, and an MO,
+        take one callback: ``_finish`` catches what it raises itself."""
         if job.kind == "mo":
             body = job.body
             try:
@@ -308,21 +311,22 @@ class SmppDeliveries:
             except ValueError as exc:  # an address that does not fit SMPP: nothing will change it
                 self.log.error("MO cannot go to an ESME", mo_id=job.subject, error=str(exc))
                 self._sending.discard(job.id)
-                return self.store.finish_pushes(self.clock.seconds(), done=[job.id], mo_events=[
+                d = self.store.finish_pushes(self.clock.seconds(), done=[job.id], mo_events=[
                     (job.subject, "push abandoned", f"not deliverable over SMPP: {exc}")])
-            d = self.server.deliver(job.account, item)
-            d.addCallback(self._finish, job)
-            return d
-        if "esme" in job.body:  # what the deliver_sm says came with the job
+                d.addErrback(self._not_delivered, job)
+                return
+            self.server.deliver(job.account, item).addCallback(self._finish, job)
+        elif "esme" in job.body:  # what the deliver_sm says came with the job
             try:
                 d = self._send_receipt(job.body, job)
-            except Exception:  # noqa: BLE001 - logged by the caller's errback, as below
-                return fail()
+            except Exception:  # noqa: BLE001 - logged as every failure on the way
+                self._not_delivered(Failure(), job)
+                return
+            d.addCallback(self._finish, job)
         else:  # a job stored before receipts carried it: read the message
             d = self.store.get(job.subject)
             d.addCallback(lambda m: self._send_receipt(_esme_body(m, job.body), job))
-        d.addCallback(self._finish, job)
-        return d
+            d.addCallbacks(self._finish, self._not_delivered, callbackArgs=(job,), errbackArgs=(job,))
 
     def _send_receipt(self, receipt: dict | None, job) -> Deferred:
         if receipt is None:  # purged meanwhile: nothing to tell
@@ -339,19 +343,24 @@ class SmppDeliveries:
         self.log.error("receipt for an ESME failed", job=job.id, error=failure.getErrorMessage())
 
     def _finish(self, result, job) -> None:
-        self._sending.discard(job.id)  # before the kick below: its claim may take the job again at once
-        now = self.clock.seconds()
-        if result is None or result.done:
-            events = [(job.subject, "pushed", "to the account's ESME over SMPP")] if job.kind == "mo" else []
-            d = self.store.finish_pushes(now, done=[job.id], mo_events=events)
-        elif result.reason in AT_ONCE:  # on the next receiver, or the next one to bind
-            d = self.store.finish_pushes(now, release=[job.id], owner=self.node)
-        else:  # the ESME said no (an error status, a generic_nack): again in 30 s
-            d = self.store.finish_pushes(now, retry=[job.id], retry_at=now + RESEND_AFTER, error=result.reason)
-        d.addErrback(lambda f: self.log.error("finishing a delivery to an ESME failed", job=job.id,
-                                              error=f.getErrorMessage()))
-        # The next claim runs after this finish in the store's queue: it sees the job done or given back.
-        self.kick()
+        """Store how the delivery ended (``result``: the server's DeliveryResult, None when there was
+        nothing to send). What this raises is ``_not_delivered``'s, here: no errback follows."""
+        try:
+            self._sending.discard(job.id)  # before the kick below: its claim may take the job again at once
+            now = self.clock.seconds()
+            if result is None or result.done:
+                events = [(job.subject, "pushed", "to the account's ESME over SMPP")] if job.kind == "mo" else []
+                d = self.store.finish_pushes(now, done=[job.id], mo_events=events)
+            elif result.reason in AT_ONCE:  # on the next receiver, or the next one to bind
+                d = self.store.finish_pushes(now, release=[job.id], owner=self.node)
+            else:  # the ESME said no (an error status, a generic_nack): again in 30 s
+                d = self.store.finish_pushes(now, retry=[job.id], retry_at=now + RESEND_AFTER, error=result.reason)
+            d.addErrback(lambda f: self.log.error("finishing a delivery to an ESME failed", job=job.id,
+                                                  error=f.getErrorMessage()))
+            # The next claim runs after this finish in the store's queue: it sees the job done or given back.
+            self.kick()
+        except Exception:  # noqa: BLE001 - logged as every failure on the way
+            self._not_delivered(Failure(), job)
 
 
 def _at(text: str) -> float:
