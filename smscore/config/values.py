@@ -50,21 +50,25 @@ class PrefixTable:
     prefixes: tuple[tuple[str, Decimal], ...] = ()
     default: Decimal | None = None
     _index: Mapping[str, Decimal] = field(init=False, repr=False, compare=False)
-    _longest: int = field(init=False, repr=False, compare=False)
+    #: the lengths the prefixes have, longest first: a look-up (a few for every message routed)
+    #: tries only those, and a flat table none
+    _lengths: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         index = dict(self.prefixes)
         object.__setattr__(self, "prefixes", tuple(sorted(index.items())))
         object.__setattr__(self, "_index", MappingProxyType(index))
-        object.__setattr__(self, "_longest", max(map(len, index), default=0))
+        object.__setattr__(self, "_lengths", tuple(sorted({len(p) for p in index if p}, reverse=True)))
 
     @classmethod
     def flat(cls, amount: Decimal) -> PrefixTable:
         return cls((), amount)
 
     def lookup(self, msisdn: str) -> Decimal | None:
-        for end in range(min(len(msisdn), self._longest), 0, -1):
-            amount = self._index.get(msisdn[:end])
+        # a length beyond the number slices the whole number: found only if it is a prefix itself,
+        # the longest one that can start it
+        for length in self._lengths:
+            amount = self._index.get(msisdn[:length])
             if amount is not None:
                 return amount
         return self.default
