@@ -54,8 +54,3 @@ def choose_operator(options: Sequence[OperatorOption], tried: Sequence[str] = ()
         if option.available:
             return option.name
     return ranked[0].name
-
-
-def untried_operators(profile: Sequence[str], tried: Sequence[str]) -> list[str]:
-    """Operators of the profile not tried yet, in profile order."""
-    return [name for name in profile if name not in tried]

@@ -72,7 +72,7 @@ class Gateway:
         owner = process_owner(node, None if worker is None else worker.index, self.delivers)
         self.metrics = Metrics(registry or CollectorRegistry())
         self.metrics.describe_process("0" if worker is None else str(worker.index), node=self.delivers)
-        routing = self._routing()  # reloaded in place (reload)
+        routing = Routing.of(config)  # reloaded in place (reload): costs change at once
         self.store = open_store(config, reactor, StoreRules(
             untried=routing.untried, status_callbacks_for=self._status_callbacks, cost_of=self._cost_of,
             config_source=lambda: self.config, writer=owner))
@@ -320,14 +320,6 @@ class Gateway:
         await self.store.close()
         self.log.info("gateway stopped")
 
-    def _routing(self) -> Routing:
-        """Routing that reads the current config (a reload changes costs at once)."""
-        def cost(operator: str, to: str):
-            op = self.config.operators.get(operator)
-            return op.cost.lookup(to) if op is not None else None
-
-        return Routing({name: p.operators for name, p in self.config.profiles.items()}, cost)
-
     def reload_node(self) -> Deferred:
         """Reload in every process of the node (SIGHUP, ``smsgw reload``, the admin API): this one,
         then, from the main worker, each API worker through its control listener. Fires with this
@@ -358,7 +350,7 @@ class Gateway:
         # for a restart, and a file put back as it was waits for nothing
         restart = [key for key, value in new.restart_settings().items() if value != self.started_with[key]]
         self.config = new
-        self.pipeline.routing.profiles = {name: tuple(p.operators) for name, p in new.profiles.items()}
+        self.pipeline.routing.reload(new)
         self.pipeline.receipt_timeouts.set_timeout(new.gateway.receipt_timeout)
         if self.cluster is not None:
             self.cluster.refresh()

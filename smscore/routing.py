@@ -1,37 +1,56 @@
 """What the pipeline knows of the config to route a message: the profiles and the operators'
-costs, read as the config is now (a reload changes them at once), and the facts it gives the
-decision: which operators are up, the number's own history, its block's evidence, a look-up's
-answer. The choice itself is ``policies.routing``'s (with ``policies.blocks`` and
-``policies.number_lookup``)."""
+cost tables, as the config is now (``reload`` swaps them: a reload changes them at once), and the
+facts it gives the decision: which operators are up, the number's own history, its block's
+evidence, a look-up's answer. The choice itself is ``policies.routing``'s (with
+``policies.blocks`` and ``policies.number_lookup``).
+
+Every message routed asks these a few times (its claim, its choice, its failover, its receipt's
+lesson), so they read plain dicts kept per config, not the config objects."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from decimal import Decimal
+from collections.abc import Mapping, Sequence
 
 from policies.blocks import basis, block_order, index
 from policies.number_lookup import lookup_choice
-from policies.routing import OperatorOption, choose_operator, rank, untried_operators
+from policies.routing import OperatorOption, choose_operator, rank
+from smscore.config.values import Config, PrefixTable
 from smscore.model import Message
 
 
 class Routing:
-    """What the pipeline needs to know of the config to route: profiles and costs (reloadable).
+    """What the pipeline needs to know of the config to route: each profile's operators and each
+    operator's cost table (reloadable).
 
-    ``cost(operator, number)`` is None when the operator's cost table has no entry for the number:
-    that operator is not offered for it.
+    An operator is offered for a number when its table has a cost for it (``lookup`` is not None):
+    one without a table, or whose table has no entry for the number, is not.
     """
 
-    def __init__(self, profiles: dict[str, Sequence[str]],
-                 cost: Callable[[str, str], Decimal | None]) -> None:
+    def __init__(self, profiles: Mapping[str, Sequence[str]], costs: Mapping[str, PrefixTable]) -> None:
         self.profiles = {name: tuple(ops) for name, ops in profiles.items()}
-        self.cost = cost
+        self.costs = dict(costs)
+
+    @classmethod
+    def of(cls, config: Config) -> Routing:
+        """Routing by ``config``'s profiles and its operators' costs."""
+        return cls({name: p.operators for name, p in config.profiles.items()},
+                   {name: op.cost for name, op in config.operators.items()})
+
+    def reload(self, config: Config) -> None:
+        """Route by ``config`` from now on (what the store and the pipeline hold is this object)."""
+        fresh = Routing.of(config)
+        self.profiles, self.costs = fresh.profiles, fresh.costs
 
     def offered(self, message: Message) -> list[str]:
-        return [op for op in self.profiles.get(message.profile, ()) if self.cost(op, message.to) is not None]
+        costs, to = self.costs, message.to
+        return [op for op in self.profiles.get(message.profile, ()) if op in costs and costs[op].lookup(to) is not None]
 
     def untried(self, message: Message) -> list[str]:
-        return untried_operators(self.offered(message), message.tried)
+        """The offered operators not tried yet for ``message``, in profile order (a tried one's
+        cost is not looked up)."""
+        costs, to, tried = self.costs, message.to, message.tried
+        return [op for op in self.profiles.get(message.profile, ())
+                if op not in tried and op in costs and costs[op].lookup(to) is not None]
 
     def unroutable(self, message: Message) -> str | None:
         """Why no operator can ever take ``message`` under this config, or None (it may wait for one,
@@ -46,18 +65,24 @@ class Routing:
                 elsewhere: frozenset[str] = frozenset()) -> list[OperatorOption]:
         """The operators offered for ``message`` in profile order, with their cost for its
         destination; one whose bind another node holds (``elsewhere``) counts as up."""
+        costs, to = self.costs, message.to
         out = []
         for name in self.profiles.get(message.profile, ()):
             link = links.get(name)
-            cost = self.cost(name, message.to)
-            if link is None or cost is None:
+            if link is None or name not in costs:
                 continue
-            out.append(OperatorOption(name, cost, link.is_up() or name in elsewhere))
+            cost = costs[name].lookup(to)
+            if cost is not None:
+                out.append(OperatorOption(name, cost, link.is_up() or name in elsewhere))
         return out
 
     def choose(self, message: Message, options: Sequence[OperatorOption], now: float) -> str | None:
         """The operator for ``message``: the cheapest a look-up says reaches it (``Message.reach``),
-        else its own history, its block's order (``Message.block``), price."""
+        else its own history, its block's order (``Message.block``), price. With one option there is
+        nothing to rank: it, unless it was tried (what ``choose_operator`` answers for one)."""
+        if len(options) == 1:
+            only = options[0].name
+            return None if only in message.tried else only
         order = block_order(options, index(message.block), message.to, now) if message.block else ()
         first = lookup_choice(options, message.reach, message.tried) if message.reach else None
         return choose_operator(options, message.tried, first or message.preferred, message.recent_failures, order)

@@ -59,8 +59,7 @@ class Harness:
         self.links = {name: FakeLink(name) for name in ("cheap", "dear")}
         self.sims = {}
         self.rate_buckets = LocalBuckets()
-        routing = Routing({n: p.operators for n, p in self.config.profiles.items()},
-                          lambda op, to: self.config.operators[op].cost.lookup(to))
+        routing = Routing.of(self.config)
         self.store = MemoryStore(StoreRules(untried=routing.untried))
         self.pipeline = Pipeline(store=self.store, clock=reactor, node="gw1", lease=30, routing=routing,
                                  metrics=Metrics(CollectorRegistry()))

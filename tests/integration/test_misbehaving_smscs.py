@@ -45,6 +45,7 @@ from connectors.smpp.defs import (
     ESME_RINVOPTPARSTREAM,
 )
 from connectors.smsc_sim import SimSettings
+from smscore.config import PrefixTable
 from smscore.metrics import Metrics
 from smscore.model import Event, Message, Status, new_message_id
 from smscore.pipeline import Pipeline
@@ -82,7 +83,7 @@ class Gateway:
         self.logs = self._capture.__enter__()
         try:
             port = await self.sim.listen("127.0.0.1", 0)
-            routing = Routing({"standard": (OPERATOR,)}, lambda op, number: Decimal("0.10"))
+            routing = Routing({"standard": (OPERATOR,)}, {OPERATOR: PrefixTable.flat(Decimal("0.10"))})
             self.store = SQLiteStore(self.db, reactor, rules=StoreRules(untried=routing.untried))
             await self.store.open()
             metrics = Metrics(self.registry)

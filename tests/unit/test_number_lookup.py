@@ -10,6 +10,7 @@ from twisted.internet.task import Clock
 
 from connectors.api import ReceiptOutcome
 from policies.routing import OperatorOption
+from smscore.config import PrefixTable
 from smscore.metrics import Metrics
 from smscore.model import Status
 from smscore.number_lookup import LookupSettings, NumberLookup
@@ -136,7 +137,7 @@ def test_the_cache_keeps_at_most_cache_size_numbers():
 
 def pipeline(clock):
     nl, service, metrics = lookups(clock)
-    routing = Routing({"standard": ("cheap", "dear")}, lambda op, to: COSTS[op])
+    routing = Routing({"standard": ("cheap", "dear")}, {op: PrefixTable.flat(c) for op, c in COSTS.items()})
     store = MemoryStore(StoreRules(untried=routing.untried))
     p = Pipeline(store=store, clock=clock, node="gw1", lease=30.0, routing=routing, metrics=metrics,
                  number_lookup=nl)

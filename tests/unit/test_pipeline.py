@@ -9,7 +9,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from connectors.api import ReceiptOutcome, SubmitError
-from smscore.config import parse_config
+from smscore.config import PrefixTable, parse_config
 from smscore.metrics import Metrics
 from smscore.model import Event, Message, Status, new_message_id
 from smscore.pipeline import Pipeline
@@ -19,12 +19,13 @@ from smscore.store.memory import MemoryStore
 from tests.fakes import FakeLink
 
 COSTS = {"cheap": Decimal("0.10"), "dear": Decimal("0.20")}
+TABLES = {op: PrefixTable.flat(cost) for op, cost in COSTS.items()}  # every number at that cost
 
 
 def make(clock, links=("cheap", "dear"), max_in_memory=1000, window=10, store=None, elsewhere=frozenset(),
          claim_batch=1000, others_alive=False):
     metrics = Metrics(CollectorRegistry())
-    routing = Routing({"standard": ("dear", "cheap")}, lambda op, to: COSTS[op])
+    routing = Routing({"standard": ("dear", "cheap")}, TABLES)
     store = store or MemoryStore(StoreRules(untried=routing.untried))
     p = Pipeline(store=store, clock=clock, node="gw1", lease=30.0, routing=routing, metrics=metrics,
                  max_in_memory=max_in_memory, claim_batch=claim_batch, held_elsewhere=lambda: elsewhere,
@@ -257,7 +258,7 @@ def submitted_on_one_operator(receipt_timeout: float):
     clock = Clock()
     clock.advance(1000)
     metrics = Metrics(CollectorRegistry())
-    routing = Routing({"standard": ("cheap",)}, lambda op, to: COSTS[op])
+    routing = Routing({"standard": ("cheap",)}, TABLES)
     store = MemoryStore(StoreRules(untried=routing.untried))
     p = Pipeline(store=store, clock=clock, node="gw1", lease=30.0, metrics=metrics,
                  receipt_timeout=receipt_timeout, routing=routing)
@@ -322,7 +323,7 @@ def test_mo_parts_are_stored_then_handed_on_whole_and_a_stuck_one_after_the_time
     store = MemoryStore()
     got = []
     p = Pipeline(store=store, clock=clock, node="gw1", lease=30.0, mo_reassembly_timeout=60.0,
-                 routing=Routing({"standard": ("cheap",)}, lambda op, to: COSTS[op]), on_mo=got.append)
+                 routing=Routing({"standard": ("cheap",)}, TABLES), on_mo=got.append)
     run(p.start())
     part = lambda seq, text, ref=1: MoFacts("cheap", "46701234567", "72550", text, (ref, 2, seq))  # noqa: E731
     assert run(p.mo_received(part(2, "world"))) is None
@@ -391,7 +392,7 @@ def test_a_new_number_follows_what_its_block_taught_and_its_own_history_wins_aft
     the block that cheap did deliver to keeps cheap."""
     clock = Clock()
     clock.advance(1000)
-    routing = Routing({"standard": ("dear", "cheap")}, lambda op, to: COSTS[op])
+    routing = Routing({"standard": ("dear", "cheap")}, TABLES)
     config = parse_config(BLOCK_CONFIG, path="/nonexistent/gateway.toml")  # the account rules on, as in a gateway
     store = MemoryStore(StoreRules(untried=routing.untried, config_source=lambda: config))
     p, store, links, _ = make(clock, store=store)

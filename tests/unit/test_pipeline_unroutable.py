@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from twisted.internet.task import Clock
 
+from smscore.config import PrefixTable
 from smscore.model import Status
 from tests.unit.test_pipeline import COSTS, make, message, run
 
@@ -27,7 +28,7 @@ def test_a_message_whose_profile_a_reload_removed_fails_instead_of_waiting_for_e
     assert stored.error == "profile standard is not configured"  # as GET, lists and callbacks show it
     assert links["cheap"].submits == [] and p.held == 0
     p.routing.profiles = {"standard": ("dear", "cheap")}
-    p.routing.cost = lambda op, to: None if to.startswith("4670") else COSTS[op]
+    p.routing.costs = {op: PrefixTable((("47", cost),)) for op, cost in COSTS.items()}  # none for 4670...
     m2 = message(clock)
     run(p.accept([m2]))
     assert store.messages[m2.id].status is Status.FAILED
