@@ -10,7 +10,6 @@ taking requests, give back queued work, leave the cluster, unbind every session,
 from __future__ import annotations
 
 import socket
-from decimal import Decimal
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.twisted import MetricsResource
@@ -74,7 +73,7 @@ class Gateway:
         self.metrics.describe_process("0" if worker is None else str(worker.index), node=self.delivers)
         routing = Routing.of(config)  # reloaded in place (reload): costs change at once
         self.store = open_store(config, reactor, StoreRules(
-            untried=routing.untried, status_callbacks_for=self._status_callbacks, cost_of=self._cost_of,
+            untried=routing.untried, status_callbacks_for=self._status_callbacks, cost_of=routing.cost,
             config_source=lambda: self.config, writer=owner))
         #: smsgw_push_backlog, smsgw_ready, smsgw_backlog: figures of the node or the cluster, so
         #: exported by one process of the node (the main worker's /metrics adds up the others')
@@ -232,10 +231,6 @@ class Gateway:
         ports = [getattr(self, name, None) for name in ("http_port", "metrics_port", "internal_port")]
         return own_listeners(self.config, self.worker, [p for p in ports if p is not None] + self.smpp_ports,
                              [sim.address for sim in self.sims.values()])
-
-    def _cost_of(self, operator: str, number: str) -> Decimal | None:
-        op = self.config.operators.get(operator)
-        return op.cost.lookup(number) if op is not None else None
 
     def _operator_limits(self) -> dict[str, tuple[int, float]]:
         return {name: (op.binds, op.tps) for name, op in self.config.operators.items()}

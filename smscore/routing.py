@@ -10,6 +10,7 @@ lesson), so they read plain dicts kept per config, not the config objects."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 
 from policies.blocks import basis, block_order, index
 from policies.number_lookup import lookup_choice
@@ -40,6 +41,11 @@ class Routing:
         """Route by ``config`` from now on (what the store and the pipeline hold is this object)."""
         fresh = Routing.of(config)
         self.profiles, self.costs = fresh.profiles, fresh.costs
+
+    def cost(self, operator: str, number: str) -> Decimal | None:
+        """What one part to ``number`` costs through ``operator``; None: no cost (not offered)."""
+        costs = self.costs
+        return costs[operator].lookup(number) if operator in costs else None
 
     def offered(self, message: Message) -> list[str]:
         costs, to = self.costs, message.to

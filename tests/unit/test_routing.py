@@ -122,6 +122,7 @@ def test_a_reload_routes_by_the_new_profiles_and_costs_at_once():
     routing.reload(parse_config(CONFIG.format(cost='{ "4676" = 0.30, "default" = 0.10 }', operators='"a", "b"'),
                                 path="/nonexistent/gw.toml"))
     assert routing.choose(message(), routing.options(message(), links), 0.0) == "b"  # a dearer for 4676...
+    assert routing.cost("a", NUMBER) == Decimal("0.30") and routing.cost("x", NUMBER) is None  # what a submit costs
     assert routing.choose(message(to="4712345678"), routing.options(message(to="4712345678"), links), 0.0) == "a"
     routing.reload(parse_config(CONFIG.format(cost="0.10", operators='"b"'), path="/nonexistent/gw.toml"))
     assert untried(message()) == ["b"]
