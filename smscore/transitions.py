@@ -16,6 +16,9 @@ Rules (SPEC §5, §7):
   change): a receipt that changes only a part (one part of several delivered) or nothing (an
   intermediate ENROUTE, a duplicate) adds no event; the part's state is still stored;
 - a receipt for a message already final changes nothing (duplicates, late receipts).
+
+A submit and a receipt run these for every message sent, so they ask ``FINAL_STATUSES`` rather
+than ``Status.final`` (the same answer without a property call).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from connectors.api import ReceiptFacts, ReceiptOutcome
-from smscore.model import Event, Message, Status
+from smscore.model import FINAL_STATUSES, Event, Message, Status
 
 # The state of each part, one character each so a message's parts store as one short string.
 PART_PENDING = "p"
@@ -64,7 +67,7 @@ def _set(message: Message, status: Status, at: float, operator: str | None, deta
     message.status = status
     message.updated_at = at
     events.append(Event(at=at, status=status, operator=operator, detail=detail,
-                        final=status.final if final is None else final))
+                        final=status in FINAL_STATUSES if final is None else final))
 
 
 def _attempt_failed(message: Message, operator: str, detail: str, at: float,
@@ -81,6 +84,9 @@ def _attempt_failed(message: Message, operator: str, detail: str, at: float,
     _set(message, Status.FAILED, at, operator, detail, events)
     return False
 
+
+#: The part states of a message whose every part is delivered (as a set: ``on_receipt``).
+_ALL_DELIVERED = frozenset({PART_DELIVERED})
 
 #: What a submit response may make ``submitted`` (see ``on_submitted``).
 SUBMITTABLE = frozenset({Status.QUEUED, Status.PAUSED})
@@ -102,13 +108,10 @@ def on_submitted(message: Message, operator: str, parts: list[str], at: float, d
     message.operator = operator
     if operator not in message.tried:
         message.tried = message.tried + (operator,)
-    notes = [detail] if detail else []
-    if keys:
-        notes.append(f"ids={','.join(keys)}")
     if cost is not None:
         message.cost += cost
-        notes.append(f"cost={cost}")
-    _set(message, Status.SUBMITTED, at, operator, " ".join(notes), t.events)
+    notes = (detail, f"ids={','.join(keys)}" if keys else "", f"cost={cost}" if cost is not None else "")
+    _set(message, Status.SUBMITTED, at, operator, " ".join(filter(None, notes)), t.events)
     return t
 
 
@@ -164,7 +167,7 @@ def on_receipt(message: Message, parts: list[str], part_index: int, operator: st
     the part's own state moved, so the store keeps it.
     """
     t = Transition(message)
-    if message.status.final or message.operator != operator:
+    if message.status in FINAL_STATUSES or message.operator != operator:
         # Late or duplicate receipt, or one from an operator we already moved away from.
         return t
     outcome = receipt.outcome
@@ -174,7 +177,7 @@ def on_receipt(message: Message, parts: list[str], part_index: int, operator: st
     if outcome is ReceiptOutcome.DELIVERED:
         parts[part_index] = PART_DELIVERED
         t.part_status = PART_DELIVERED
-        if all(p == PART_DELIVERED for p in parts):
+        if {*parts} == _ALL_DELIVERED:  # every part
             message.error = None
             _set(message, Status.DELIVERED, at, operator, detail, t.events)
     elif outcome is ReceiptOutcome.FAILED:
