@@ -111,11 +111,12 @@ class MessageChanges:
 
     def _changes(self, cur, items: list[tuple]) -> list:
         submits = [item for item in items if item[0] == SUBMIT]
+        submitted = [(operator, key) for _, _, operator, keys, *_ in submits for key in keys]
         receipts = [item[1] for item in items if item[0] == RECEIPT]
-        self._lock(cur, *(f"smsc-id {operator} {key}" for _, _, operator, keys, *_ in submits for key in keys),
-                   *(f"smsc-id {r.operator} {key}" for r in receipts for key in r.keys))
-        smsc_ids = self._smsc_ids(cur, [(r.operator, key) for r in receipts for key in r.keys])
-        orphans = self._orphans(cur, [(operator, key) for _, _, operator, keys, *_ in submits for key in keys])
+        named = [(r.operator, key) for r in receipts for key in r.keys]
+        self._lock(cur, *[f"smsc-id {operator} {key}" for operator, key in submitted + named])
+        smsc_ids = self._smsc_ids(cur, named)
+        orphans = self._orphans(cur, submitted)
         wanted = {item[1] for item in submits} | {message_id for message_id, _ in smsc_ids.values()}
         unit = _Unit(self._load_many(cur, wanted), smsc_ids, orphans)
         out = [self._submit_in(unit, *item[1:]) if item[0] == SUBMIT else self._receipt_in(unit, *item[1:])
@@ -162,11 +163,12 @@ class MessageChanges:
             unit.smsc_ids[(operator, key)] = (message_id, i)
             unit.new_ids.append((operator, key, message_id, i))
         out = [t]
-        for i, key in enumerate(keys):
-            for orphan in unit.take(operator, key):
-                rt = tr.on_receipt(message, parts, i, operator, orphan, at, self.untried)
-                unit.changes.append((rt, list(parts), owner, lease_until))
-                out.append(rt)
+        if unit.orphans:  # receipts that came before the submit was stored: any for its ids?
+            for i, key in enumerate(keys):
+                for orphan in unit.take(operator, key):
+                    rt = tr.on_receipt(message, parts, i, operator, orphan, at, self.untried)
+                    unit.changes.append((rt, list(parts), owner, lease_until))
+                    out.append(rt)
         return out
 
     def _receipt_in(self, unit: _Unit, receipt: ReceiptFacts, at: float, owner: str | None,

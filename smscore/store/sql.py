@@ -11,6 +11,10 @@ changes: it writes each message's row once with a new ``update_seq`` (the order 
 queues the status callbacks their ``callback_statuses`` select as push jobs in the same
 transaction, so a callback is never lost nor sent for a change that was not stored. An event not
 selected costs no job at all.
+
+Rows are written for every message and status change, so a status's wire name is read as
+``status._value_`` (the Enum's documented attribute that ``.value`` returns, without the
+descriptor's two calls) and finality as membership of ``FINAL_STATUSES``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from twisted.internet.defer import Deferred
 from connectors.smpp.deliver_fields import PREVIEW_CHARS
 from policies.callbacks import selects
 from smscore import transitions as tr
-from smscore.model import SMPP_TARGET, Event, Message, PushJob, Status, is_cancel, rfc3339
+from smscore.model import FINAL_STATUSES, SMPP_TARGET, Event, Message, PushJob, Status, is_cancel, rfc3339
 from smscore.store.base import Store, StoreRules, told_at_acceptance
 from smscore.store.changes import MessageChanges
 from smscore.store.inbound import MoOperations
@@ -39,9 +43,10 @@ def status_callback_body(event_id, m: Message, e: Event) -> dict:
     (SPEC §12: a failed attempt that is retried elsewhere is not final). A receipt for the
     account's ESMEs also carries what its deliver_sm says of the message (``esme``), so that
     sending it reads nothing."""
+    status = e.status
     body = {"event_id": str(event_id), "id": m.id, "reference": m.reference, "to": m.to,
-            "status": e.status.value, "operator": e.operator, "error": m.error if e.status.final or
-            e.status is Status.FAILED else None, "at": rfc3339(e.at), "final": e.final}
+            "status": status._value_, "operator": e.operator, "error": m.error if status in FINAL_STATUSES or
+            status is Status.FAILED else None, "at": rfc3339(e.at), "final": e.final}
     if m.callback_url == SMPP_TARGET:
         body["esme"] = {"sender": m.sender, "submitted_at": m.created_at, "done_at": e.at,
                         "text": m.text[:PREVIEW_CHARS],
@@ -144,7 +149,7 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
                 part_rows.append((part_state, m.id))
                 continue
             queued = m.status is Status.QUEUED
-            rows.append((m.status.value, m.operator, m.error, m.updated_at, ",".join(m.tried), m.parts,
+            rows.append((m.status._value_, m.operator, m.error, m.updated_at, ",".join(m.tried), m.parts,
                          part_state, str(m.cost), owner if queued else None, lease_until if queued else None,
                          next(seqs), m.id))
         if rows:
@@ -160,8 +165,9 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
             t.pushes = 0
             for e in t.events:
                 event_id = next(ids)
-                events.append((event_id, m.id, e.at, e.status.value, e.operator, e.detail, e.final))
-                if target is not None and selects(target[1], e.status.value, e.final):
+                status = e.status._value_
+                events.append((event_id, m.id, e.at, status, e.operator, e.detail, e.final))
+                if target is not None and selects(target[1], status, e.final):
                     jobs.append(self._job_row(PushJob("status", m.account, m.id, target[0],
                                                       status_callback_body(event_id, m, e)), e.at))
                     t.pushes += 1
@@ -211,7 +217,7 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
         for m, owner, lease_until in rows:
             queued = m.status is Status.QUEUED
             values.append((
-                m.id, m.account, m.to, m.sender, m.text, m.encoding, m.parts, m.profile, m.status.value,
+                m.id, m.account, m.to, m.sender, m.text, m.encoding, m.parts, m.profile, m.status._value_,
                 m.reference, m.callback_url, m.operator, str(m.cost), m.error, m.created_at, m.updated_at,
                 m.send_at, ",".join(m.tried), m.origin, str(m.charged), m.callback_statuses,
                 m.udh.hex() if m.udh else None, m.expires_at,
@@ -223,7 +229,7 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
         # a final one is a receipt (told_at_acceptance), its event numbered here for the receipt.
         told = told_at_acceptance([m for m, _, _ in rows], self.status_callbacks_for)
         skip = {id(m.events[0]) for m, _ in told}
-        events = [(m.id, e.at, e.status.value, e.operator, e.detail, e.final) for m, _, _ in rows for e in m.events
+        events = [(m.id, e.at, e.status._value_, e.operator, e.detail, e.final) for m, _, _ in rows for e in m.events
                   if id(e) not in skip]
         if events:
             self._many(cur, "INSERT INTO events (message_id, at, status, operator, detail, final) VALUES (?,?,?,?,?,?)",
@@ -233,7 +239,7 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
             numbered, jobs = [], []
             for m, (url, _) in told:
                 e, event_id = m.events[0], next(ids)
-                numbered.append((event_id, m.id, e.at, e.status.value, e.operator, e.detail, e.final))
+                numbered.append((event_id, m.id, e.at, e.status._value_, e.operator, e.detail, e.final))
                 jobs.append(self._job_row(PushJob("status", m.account, m.id, url, status_callback_body(event_id, m, e)),
                                           e.at))
             self._many(cur, self._INSERT_EVENT, numbered)
