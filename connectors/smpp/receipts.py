@@ -141,7 +141,10 @@ def _parse_any(text: str) -> dict[str, str]:
 def outcome_for(stat: str | None, message_state: int | None = None) -> ReceiptOutcome:
     """What a receipt means: by its ``stat`` word, else by its ``message_state`` TLV, else UNKNOWN."""
     if stat:
-        outcome = STAT_OUTCOMES.get(stat.strip().upper())
+        # as the text gives it (``parse_receipt_text`` upper-cases it), else in any case and spacing
+        outcome = STAT_OUTCOMES.get(stat)
+        if outcome is None:
+            outcome = STAT_OUTCOMES.get(stat.strip().upper())
         if outcome is not None:
             return outcome
     if message_state is not None and message_state in MESSAGE_STATES:
@@ -159,18 +162,16 @@ def _reports_an_error(fields: Mapping, network) -> bool:
     return isinstance(network, (bytes, bytearray)) and len(network) == 3 and network[1:] != b"\0\0"
 
 
-def _check(fmt: str) -> None:
-    if fmt not in ID_FORMATS:
-        raise ValueError(f"receipt_id_format must be one of {', '.join(ID_FORMATS)}, not {fmt!r}")
-
-
 def normalize_id(raw: str, fmt: str = "auto") -> str:
     """An SMSC id as a key: stripped, lower case, no leading zeros (``"000"`` → ``"0"``,
     ``""`` → ``""``); with ``as-is`` the id unchanged."""
-    _check(fmt)
+    if fmt not in ID_FORMATS:
+        raise ValueError(f"receipt_id_format must be one of {', '.join(ID_FORMATS)}, not {fmt!r}")
     if fmt == "as-is":
         return raw
-    value = raw.strip().strip("\x00").strip().lower()
+    # an id of letters and digits only (nearly every one: one per part sent, one per receipt) has
+    # nothing to strip, neither spaces nor NULs
+    value = raw.lower() if raw.isalnum() else raw.strip().strip("\x00").strip().lower()
     if not value:
         return ""
     return value.lstrip("0") or "0"
@@ -188,12 +189,13 @@ def keys_for_receipt(message_id: str, fmt: str = "auto") -> tuple[str, ...]:
         return ()
     if fmt != "auto":
         return (key,)
-    candidates = [key]
     if key.isdigit() and key.isascii():
-        candidates.append(format(int(key), "x"))  # printed in decimal, given in hex
-    if _HEX.fullmatch(key):
-        candidates.append(str(int(key, 16)))  # printed in hex, given in decimal
-    return tuple(dict.fromkeys(candidates))
+        # printed in decimal, given in hex; or printed in hex (its digits are hex digits too), given
+        # in decimal (an id below 10 is the same all three ways: once)
+        return tuple(dict.fromkeys((key, format(int(key), "x"), str(int(key, 16)))))
+    if _HEX.fullmatch(key):  # printed in hex, given in decimal (it has a letter: never the same)
+        return key, str(int(key, 16))
+    return (key,)
 
 
 def receipt_facts(operator: str, text: str, tlvs: Mapping, fmt: str = "auto") -> ReceiptFacts | None:

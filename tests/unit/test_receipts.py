@@ -91,6 +91,7 @@ def test_parse_receipt_text(text, fields):
     ("DELIVRD", 5, D),  # the text's stat decides when there is one
     ("GARBLED", 2, D),  # an unknown word: the TLV decides
     ("GARBLED", None, U),
+    (" delivrd ", None, D),  # any case and spacing
     ("", 99, U),
     ("", None, U),
 ])
@@ -113,6 +114,39 @@ def test_outcome_for(stat, state, outcome):
 ])
 def test_normalize_id(raw, fmt, key):
     assert normalize_id(raw, fmt) == key
+
+
+def _normalize_as_written(raw: str) -> str:
+    """``normalize_id`` (auto, hex, dec) as the module docstring says it, one step at a time."""
+    value = raw.strip().strip("\x00").strip().lower()
+    return (value.lstrip("0") or "0") if value else ""
+
+
+def _candidates_as_written(raw: str) -> tuple[str, ...]:
+    """``keys_for_receipt(raw, "auto")`` one candidate at a time, duplicates dropped."""
+    key = _normalize_as_written(raw)
+    if not key:
+        return ()
+    candidates = [key]
+    if key.isdigit() and key.isascii():
+        candidates.append(format(int(key), "x"))
+    if all(c in "0123456789abcdef" for c in key):
+        candidates.append(str(int(key, 16)))
+    return tuple(dict.fromkeys(candidates))
+
+
+# ids as SMSCs print them: digits, hex letters of either case, other letters, non-ASCII digits
+# and letters, separators, and the padding the normalisation removes (spaces, tabs, NULs)
+_IDS = st.text(st.sampled_from("0123456789abcdefABCDEFgxyz-_.É١ \t\x00\u3000"), max_size=10)
+
+
+@given(_IDS)
+def test_ids_normalise_and_yield_candidates_as_the_rules_say(raw):
+    """The shortcuts (an id of letters and digits has nothing to strip; a hex id with a letter has
+    two candidates) give what the rules give, one step at a time."""
+    for fmt in ("auto", "hex", "dec"):
+        assert normalize_id(raw, fmt) == _normalize_as_written(raw)
+    assert keys_for_receipt(raw, "auto") == _candidates_as_written(raw)
 
 
 def test_unknown_format_is_refused():
