@@ -20,6 +20,7 @@ descriptor's two calls) and finality as membership of ``FINAL_STATUSES``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 
 import orjson
 from twisted.internet.defer import Deferred
@@ -134,8 +135,10 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
         event with its id, and the status callbacks the events select (``t.pushes`` says how many)."""
         if not changes:
             return
+        count = 0  # the events to number
         for t, *_ in changes:
-            self._prepare(cur, t)
+            self._prepare(cur, t)  # may add an event
+            count += len(t.events)
         last = {change[0].message.id: change for change in changes}
         # a message whose status changed in this batch moves in the pull order (update_seq); one
         # whose part alone moved (a part of several delivered) keeps its place
@@ -156,15 +159,13 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
             self._many(cur, self._UPDATE_MESSAGE, rows)
         if part_rows:
             self._many(cur, self._UPDATE_PART_STATE, part_rows)
-        count = sum(len(t.events) for t, *_ in changes)
         ids = iter(self._event_ids(cur, count) if count else ())
         events, jobs = [], []
         for t, *_ in changes:
             m = t.message
             target = self.status_callbacks_for(m) if m.origin == "api" and t.events else None
             t.pushes = 0
-            for e in t.events:
-                event_id = next(ids)
+            for e, event_id in zip(t.events, ids):  # events first: zip takes no id past a change's last
                 status = e.status._value_
                 events.append((event_id, m.id, e.at, status, e.operator, e.detail, e.final))
                 if target is not None and selects(target[1], status, e.final):
@@ -285,7 +286,7 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
 
         def op(cur):
             cur.execute(sql, params)
-            messages = sorted((row_to_message(r) for r in cur.fetchall()), key=lambda m: m.id)
+            messages = [row_to_message(r) for r in sorted(cur.fetchall(), key=itemgetter(0))]  # by id
             self._learned_for(cur, messages, now)
             return messages
 
