@@ -247,10 +247,9 @@ class Pipeline(Cancelling):
 
     # -- sending -----------------------------------------------------------------------------
     def choose(self, message: Message, elsewhere: frozenset[str] = frozenset()) -> str | None:
-        """The operator for ``message`` (``Routing.choose``); one held by another node (``elsewhere``)
+        """The operator for ``message`` (``Routing.route``); one held by another node (``elsewhere``)
         counts as up."""
-        return self.routing.choose(message, self.routing.options(message, self.links, elsewhere),
-                                   self.clock.seconds())
+        return self.routing.route(message, self.links, elsewhere, self.clock.seconds())
 
     def enqueue(self, message: Message, front: bool = False) -> None:
         cancelling = self._cancelling.get(message.id)

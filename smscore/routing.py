@@ -82,6 +82,18 @@ class Routing:
                 out.append(OperatorOption(name, cost, link.is_up() or name in elsewhere))
         return out
 
+    def route(self, message: Message, links: Mapping[str, object], elsewhere: frozenset[str], now: float) -> str | None:
+        """``choose`` over ``options``: the operator for ``message`` now. A profile of one operator
+        needs neither its link's state nor a ranking: it, when it has a link and a cost for the
+        number and was not tried yet, up or down (as ``choose`` answers for its one option)."""
+        ops = self.profiles.get(message.profile, ())
+        if len(ops) != 1:
+            return self.choose(message, self.options(message, links, elsewhere), now)
+        name, costs = ops[0], self.costs
+        if name in links and name not in message.tried and name in costs and costs[name].lookup(message.to) is not None:
+            return name
+        return None
+
     def choose(self, message: Message, options: Sequence[OperatorOption], now: float) -> str | None:
         """The operator for ``message``: the cheapest a look-up says reaches it (``Message.reach``),
         else its own history, its block's order (``Message.block``), price. With one option there is

@@ -1,6 +1,7 @@
 """smscore.routing: what the pipeline offers ``policies.routing`` for a message, read from the
 config's profiles and cost tables, and the choice it gets back (SPEC §7). Routing answers each
-message a few times, so it answers from tables kept per config; these tests hold it to the plain
+message a few times, so it answers from tables kept per config (and a profile of one operator
+without building options); these tests hold it to the plain
 definitions it replaced: the offered operators are those with a cost, the untried ones those of
 them not tried, and the choice is ``choose_operator``'s over the options."""
 
@@ -57,6 +58,19 @@ def test_one_option_is_chosen_even_down_and_never_once_tried():
     routing = Routing({"standard": ("a",)}, {})
     assert routing.choose(message(preferred="b"), down, 0.0) == "a"  # waits for it rather than failing
     assert routing.choose(message(tried=("a",)), down, 0.0) is None
+
+
+@given(st.lists(names, unique=True, max_size=3), st.sets(names),
+       st.dictionaries(names, st.none() | st.just(Decimal("0.1"))), st.sets(names), st.frozensets(names),
+       st.lists(names, unique=True).map(tuple), st.none() | names)
+def test_the_route_is_the_choice_over_the_options(profile, linked, costs, down, elsewhere, tried, preferred):
+    """``route``, whatever the profile's size (one operator: no options built), routes as ``choose``
+    over ``options`` did: links missing, up or down or held elsewhere, costs missing, tried."""
+    links = {name: FakeLink(name, up=name not in down) for name in linked}
+    tables = {op: PrefixTable((), cost) for op, cost in costs.items()}
+    routing = Routing({"standard": profile}, tables)
+    m = message(tried=tried, preferred=preferred)
+    assert routing.route(m, links, elsewhere, 0.0) == reference_choice(m, routing.options(m, links, elsewhere), 0.0)
 
 
 class Counted:
