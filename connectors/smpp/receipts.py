@@ -207,15 +207,15 @@ def receipt_facts(operator: str, text: str, tlvs: Mapping, fmt: str = "auto") ->
         return None
     state = tlvs.get("message_state")
     state = state if isinstance(state, int) else None
-    stat = fields.get("stat", "")
+    stat = fields.get("stat", "")  # upper case (parse_receipt_text)
     outcome = outcome_for(stat, state)
-    if state in MESSAGE_STATES and stat.upper() not in STAT_OUTCOMES:
+    if state in MESSAGE_STATES and stat not in STAT_OUTCOMES:
         stat = stat or MESSAGE_STATES[state][0]
     err = fields.get("err", "")
     network = tlvs.get("network_error_code")
     if not err and isinstance(network, (bytes, bytearray)):
         err = network.hex()
-    if outcome is ReceiptOutcome.ACCEPTED and stat.upper() == "ENROUTE" and _reports_an_error(fields, network):
+    if outcome is ReceiptOutcome.ACCEPTED and stat == "ENROUTE" and _reports_an_error(fields, network):
         # still trying after an error (absent subscriber, no coverage): the SMSC buffers it
         outcome = ReceiptOutcome.BUFFERED
     return ReceiptFacts(operator=operator, keys=keys, outcome=outcome, stat=stat, err=err,

@@ -190,7 +190,7 @@ class MessageChanges:
         if part >= len(parts):
             return tr.Transition(message)
         t = tr.on_receipt(message, parts, part, receipt.operator, receipt, at, self.untried)
-        if t.changed or t.part_status:
+        if t.events or t.part_status:  # a change of status, or of a part
             unit.changes.append((t, list(parts), owner, lease_until))
         if t.requeue:
             entry[1] = [tr.PART_PENDING] * message.parts
