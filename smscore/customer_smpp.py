@@ -33,7 +33,7 @@ import hmac
 from collections import Counter
 from datetime import datetime, timezone
 
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
@@ -301,9 +301,8 @@ class SmppDeliveries:
             self.kick()
 
     def _deliver(self, job) -> None:
-        """Hand ``job`` to the server, then ``_finish`` it; what fails on the way is
-        ``_not_delivered``. The common case, a receipt that came with what it says, and an MO,
-        take one callback: ``_finish`` catches what it raises itself."""
+        """Hand ``job`` to the server, which calls ``_finish`` with how it ended; what fails on the
+        way is ``_not_delivered``. ``_finish`` catches what it raises itself."""
         if job.kind == "mo":
             body = job.body
             try:
@@ -315,28 +314,29 @@ class SmppDeliveries:
                     (job.subject, "push abandoned", f"not deliverable over SMPP: {exc}")])
                 d.addErrback(self._not_delivered, job)
                 return
-            self.server.deliver(job.account, item).addCallback(self._finish, job)
+            self.server.deliver(job.account, item, self._finish, job)
         elif "esme" in job.body:  # what the deliver_sm says came with the job
             try:
-                d = self._send_receipt(job.body, job)
+                self._send_receipt(job.body, job)
             except Exception:  # noqa: BLE001 - logged as every failure on the way
                 self._not_delivered(Failure(), job)
-                return
-            d.addCallback(self._finish, job)
         else:  # a job stored before receipts carried it: read the message
             d = self.store.get(job.subject)
             d.addCallback(lambda m: self._send_receipt(_esme_body(m, job.body), job))
-            d.addCallbacks(self._finish, self._not_delivered, callbackArgs=(job,), errbackArgs=(job,))
+            d.addErrback(self._not_delivered, job)
 
-    def _send_receipt(self, receipt: dict | None, job) -> Deferred:
+    def _send_receipt(self, receipt: dict | None, job) -> None:
+        """Hand the receipt to the server (``_finish`` is told how it ended); what raises before
+        that is the caller's to give to ``_not_delivered``."""
         if receipt is None:  # purged meanwhile: nothing to tell
-            return succeed(None)
+            self._finish(None, job)
+            return
         esme = receipt["esme"]
         item = deliver_fields.receipt(
             receipt["id"], receipt["status"], to=receipt["to"], sender=esme["sender"],
             submitted_at=esme["submitted_at"], done_at=esme["done_at"], text=esme["text"],
             err=_error_code(receipt["error"]), cancelled=esme["cancelled"])
-        return self.server.deliver(job.account, item)
+        self.server.deliver(job.account, item, self._finish, job)
 
     def _not_delivered(self, failure, job) -> None:
         self._sending.discard(job.id)  # taken again when its lease runs out
@@ -344,7 +344,7 @@ class SmppDeliveries:
 
     def _finish(self, result, job) -> None:
         """Store how the delivery ended (``result``: the server's DeliveryResult, None when there was
-        nothing to send). What this raises is ``_not_delivered``'s, here: no errback follows."""
+        nothing to send). What this raises is ``_not_delivered``'s, here: the server only logs it."""
         try:
             self._sending.discard(job.id)  # before the kick below: its claim may take the job again at once
             now = self.clock.seconds()

@@ -176,6 +176,7 @@ class Harness:
             max_binds=lambda account: max_binds, handler=self.app, enquire_link=ENQUIRE_LINK,
             window=WINDOW, response_timeout=RESPONSE_TIMEOUT, bind_timeout=BIND_TIMEOUT, **kw)
         self.conns: list[Conn] = []
+        self.told: list[tuple[Deferred, object]] = []
         self._ports = itertools.count(40001)
 
     def connect(self, esme: Esme | None = None) -> Conn:
@@ -210,6 +211,20 @@ class Harness:
     def deliver(self, account="acme", ref="m1") -> Deferred:
         item = receipt(ref, "delivered", to="46701234567", sender="Acme", submitted_at=T0,
                        done_at=T0 + 5, text="Hello")
-        d = self.server.deliver(account, item)
+        d = self.deliver_item(account, item)
         self.flush()
+        return d
+
+    def deliver_item(self, account: str, item) -> Deferred:
+        """``server.deliver(account, item, then, arg)`` with what ``then`` is told as a Deferred
+        (``result`` reads it); ``told`` lists every ``(arg, DeliveryResult)`` it was told, so a
+        test sees a delivery told twice."""
+        d: Deferred = Deferred()
+
+        def then(outcome, arg):
+            self.told.append((arg, outcome))
+            if arg is d and not d.called:
+                d.callback(outcome)
+
+        self.server.deliver(account, item, then, d)
         return d

@@ -37,9 +37,9 @@ the connection closed; enquire_link and unbind are answered by the session. The 
   say "refused", so the ESME must not take it for a final no, and nothing was promised stored.
   More than ``max_pending`` requests of one session waiting for the handler: ESME_RMSGQFUL, so an
   ESME that does not wait for its responses cannot pile up work. replace_sm → ESME_RINVCMDID.
-* **Deliveries.** ``deliver(account, DeliverSm)`` → Deferred of ``DeliveryResult`` (never fails),
-  through the ``Outbox`` (``outbox.py``): round robin over the account's live receiving sessions,
-  ``window`` deliver_sm outstanding per session, the rest waiting in order in memory; ``done``
+* **Deliveries.** ``deliver(account, DeliverSm, then, arg)`` calls ``then(DeliveryResult, arg)``
+  once, through the ``Outbox`` (``outbox.py``): round robin over the account's live receiving
+  sessions, ``window`` deliver_sm outstanding per session, the rest waiting in order in memory; ``done``
   when the ESME answered ESME_ROK or ESME_RX_P_APPN, not done otherwise (timeout, other status,
   connection lost, no receiver, stopping). The durable queue and the resending are the
   application's; ``capacity(account)`` says how much more would go out at once.
@@ -64,7 +64,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import structlog
-from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, maybeDeferred
 from twisted.internet.protocol import ServerFactory
 from twisted.internet.task import LoopingCall
 
@@ -72,7 +72,7 @@ from .codec import PDU, EncodeError
 from .defs import BODIES, ESME_RBINDFAIL, ESME_RINVBNDSTS, ESME_RINVCMDID, ESME_RMSGQFUL, ESME_ROK, ESME_RSYSERR, status_name
 from .deliver_fields import DeliverSm, query_sm_resp_params
 from .listener import listen
-from .outbox import DeliveryResult, Outbox
+from .outbox import DeliveryResult, Outbox, Then
 from .protocol import SMPPProtocol, close_politely
 from .refusals import REFUSALS, Refused, refusal_status
 from .session import SMSC, State
@@ -135,18 +135,20 @@ class CustomerHandler(Protocol):
 
 
 class _Connection:
-    """What the server keeps per TCP connection: the bound session (None before a bind), when it
-    connected, how many of its requests wait for the handler, and whoever waits for it to close.
+    """What the server keeps per TCP connection: the bound session (None before a bind), the
+    account it receives for (None: not a receiver), when it connected, how many of its requests
+    wait for the handler, and whoever waits for it to close.
     Its PDUs before the bind are in its protocol's own counts (``proto.pdus``: keyed by command
     names, so a peer that never binds cannot make them grow) until it binds as an account."""
 
-    __slots__ = ("proto", "peer", "connected_at", "session", "waiting", "aborted", "closed")
+    __slots__ = ("proto", "peer", "connected_at", "session", "receives_for", "waiting", "aborted", "closed")
 
     def __init__(self, proto: SMPPProtocol, peer: str, connected_at: float) -> None:
         self.proto = proto
         self.peer = peer
         self.connected_at = connected_at
         self.session: ClientSession | None = None
+        self.receives_for: str | None = None
         self.waiting = 0
         self.aborted = False
         self.closed: list[Deferred] = []
@@ -343,6 +345,7 @@ class CustomerSMPPServer:
         session = ClientSession(account, system_id, BIND_KINDS[pdu.command], conn.peer,
                                 f"{account}/{proto.label}")
         conn.session = session
+        conn.receives_for = account if session.receives else None
         if self._pdu_counts is not None:  # the bind and whatever came before it, now that we know whose
             counts = self._pdu_counts(account)
             counts.update(proto.pdus)
@@ -434,16 +437,13 @@ class CustomerSMPPServer:
         self.log.error("smpp server error", what=what, error=failure.getTraceback())
 
     # -- deliveries --------------------------------------------------------------------------------
-    def deliver(self, account: str, item: DeliverSm) -> Deferred:
-        """Send ``item`` to a receiving session of ``account``; fires with a ``DeliveryResult``
-        (never fails). See ``outbox.py``."""
-        if self._stopping:
-            return succeed(DeliveryResult(False, "server stopping"))
-        return self._outbox.deliver(account, item)
+    def deliver(self, account: str, item: DeliverSm, then: Then, arg=None) -> None:
+        """Send ``item`` to a receiving session of ``account``; ``then(DeliveryResult, arg)`` is
+        called once it ended. See ``outbox.py``."""
+        self._outbox.deliver(account, item, then, arg)
 
     def _receivers(self, account: str) -> list[SMPPProtocol]:
-        return [c.proto for c in self._connections.values()
-                if c.live and c.session.receives and c.session.account == account]
+        return [c.proto for c in self._connections.values() if c.receives_for == account and c.live]
 
     # -- stopping ----------------------------------------------------------------------------------
     def stop(self) -> Deferred:
@@ -454,7 +454,7 @@ class CustomerSMPPServer:
 
     async def _stop(self) -> None:
         self._stopping = True
-        self._outbox.fail_all("server stopping")
+        self._outbox.close("server stopping")
         closing = [ensureDeferred(self._close(c)) for c in list(self._connections.values())]
         await DeferredList(closing, consumeErrors=True)
 

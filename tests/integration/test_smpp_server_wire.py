@@ -74,7 +74,9 @@ class FakeApp:
             item = receipt(message_id, "delivered", to=message.destination,
                            sender=message.source, submitted_at=now, done_at=now,
                            text=message.text)
-            self.deliveries.append(self.server.deliver(account, item))
+            told: Deferred = Deferred()
+            self.deliveries.append(told)
+            self.server.deliver(account, item, lambda outcome, d: d.callback(outcome), told)
         reactor.callLater(0, send)
         return message_id
 

@@ -249,7 +249,7 @@ def test_a_thousand_connections_opened_and_dropped_leave_nothing_behind():
         if i % 2:
             proto.dataReceived(bind)
         protos.append(proto)
-    h.server.deliver("acme", DeliverSm({"short_message": b"x"}))
+    h.deliver_item("acme", DeliverSm({"short_message": b"x"}))
     assert h.server.connection_count == 1000 and h.server.sessions()
     for proto in protos:
         proto.connectionLost(Failure(ConnectionDone()))

@@ -122,7 +122,7 @@ def test_waiting_items_move_to_another_receiver_when_one_drops():
 def test_receiver_bound_lets_the_application_send_what_waited():
     h = Harness()
     sent = []
-    h.app.receiver_bound = lambda session: sent.append(h.server.deliver(
+    h.app.receiver_bound = lambda session: sent.append(h.deliver_item(
         session.account, receipt("w1", "failed", to="46701234567", sender="Acme",
                                  submitted_at=T0, done_at=T0, text="")))
     conn = h.bound("bind_receiver")
@@ -134,5 +134,56 @@ def test_a_deliver_sm_that_cannot_be_encoded_is_reported():
     h = Harness()
     h.bound()
     bad = DeliverSm({"source_addr": "x" * 30}, {}, "mo", "x")
-    outcome = result(h.server.deliver("acme", bad))
+    outcome = result(h.deliver_item("acme", bad))
     assert not outcome.done and outcome.reason.startswith("cannot encode")
+
+
+def test_every_delivery_is_told_once_whichever_way_it_ends():
+    """Answered, refused, timed out, its connection lost, its last receiver gone while it waited,
+    or the server stopping: ``then`` hears of each delivery exactly once, with the arg it gave."""
+    h = Harness()
+    a = h.bound("bind_receiver", esme=Esme(status=None))
+    b = h.bound("bind_receiver", esme=Esme(status=None))
+    results = [h.deliver(ref=f"m{i}") for i in range(7)]  # a: m0 m2, b: m1 m3, m4-m6 wait
+    a.esme.answer(ESME_ROK)
+    a.esme.answer(ESME_RSYSERR)
+    a.pump.flush()  # a took m4 and m5 from the queue
+    h.wait(RESPONSE_TIMEOUT + 1)  # everything sent times out, m6 goes out and times out in turn
+    h.wait(RESPONSE_TIMEOUT + 1)
+    late = [h.deliver(ref=f"late{i}") for i in range(5)]
+    b.client.transport.loseConnection()
+    a.client.transport.loseConnection()
+    h.flush()
+    h.server.stop()
+    stopped = h.deliver(ref="after")
+    everything = results + late + [stopped]
+    assert sorted(id(arg) for arg, _ in h.told) == sorted(id(d) for d in everything)
+    assert [result(results[i]).reason for i in (0, 2, 1)] == ["acknowledged", "status ESME_RSYSERR", "timeout"]
+    assert {result(d).reason for d in late} == {"connection lost", "no receiver bound"}
+    assert result(stopped) == DeliveryResult(False, "server stopping")
+
+
+def test_what_the_callback_raises_is_logged_and_the_outbox_goes_on():
+    from structlog.testing import capture_logs
+
+    h = Harness()
+    conn = h.bound(esme=Esme(status=None))
+    told = []
+
+    def broken(outcome, ref):
+        told.append((ref, outcome.reason))
+        raise ZeroDivisionError("an application bug")
+
+    with capture_logs() as logs:
+        for ref in ("m0", "m1", "m2"):  # a window of 2: m2 waits
+            h.server.deliver("acme", receipt(ref, "delivered", to="46701234567", sender="Acme",
+                                             submitted_at=T0, done_at=T0, text=""), broken, ref)
+        h.flush()
+        conn.esme.answer()
+        conn.pump.flush()  # m0 told; m2 goes out all the same
+        assert [p.tlvs["receipted_message_id"] for p in conn.esme.received] == ["m0", "m1", "m2"]
+        conn.client.transport.loseConnection()
+        h.flush()
+    assert told == [("m0", "acknowledged"), ("m1", "connection lost"), ("m2", "connection lost")]
+    errors = [e for e in logs if e["event"] == "outbox error"]
+    assert len(errors) == 3 and all(e["log_level"] == "error" and e["exc_info"] for e in errors)
