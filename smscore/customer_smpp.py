@@ -24,7 +24,9 @@ Theory of operation
   and done times, text preview and whether it was cancelled: ``esme``, so sending it reads
   nothing), and hands it to the server. The ESME's ``deliver_sm_resp`` ends the job; no answer
   (30 s), a lost connection or no receiver gives it back at once, to go on the next receiver (or
-  after a rebind); another status tries again after 30 s.
+  after a rebind); another status tries again after 30 s. The deliveries that ended in one reactor
+  turn (an ESME answers many deliver_sm in one read) are stored together, in one
+  ``finish_pushes``, at the end of that turn, and the next claim is queued after them.
 """
 
 from __future__ import annotations
@@ -235,7 +237,9 @@ class SmppDeliveries:
         self._claiming = False
         self._again = False
         self._loop: LoopingCall | None = None
-        self._sending: set[int] = set()  # jobs whose deliver_sm waits for its answer
+        self._sending: set[int] = set()  # jobs whose deliver_sm waits for its answer, or its finish
+        self._ended: _Ended | None = None  # deliveries that ended this turn, not stored yet
+        self._ended_call = None  # the call that stores them
         self.log = get_logger(component="smpp-deliveries", node=node)
 
     def start(self) -> Deferred:
@@ -255,9 +259,13 @@ class SmppDeliveries:
         self._loop.start(self.interval, now=True)
 
     def stop(self) -> None:
+        """Stop polling. What ended, or ends from now on (the server fails what waits as it stops),
+        goes to the store at once: the store closes after the server."""
         self._stopped = True
         if self._loop is not None and self._loop.running:
             self._loop.stop()
+        if self._ended is not None:
+            self._store_ended()
 
     def kick(self, *_args) -> Deferred | None:
         """Claim what the bound receivers have room for; None when no claim starts (one is under
@@ -343,24 +351,71 @@ class SmppDeliveries:
         self.log.error("receipt for an ESME failed", job=job.id, error=failure.getErrorMessage())
 
     def _finish(self, result, job) -> None:
-        """Store how the delivery ended (``result``: the server's DeliveryResult, None when there was
-        nothing to send). What this raises is ``_not_delivered``'s, here: the server only logs it."""
+        """Note how the delivery ended (``result``: the server's DeliveryResult, None when there was
+        nothing to send), to be stored with the others that end in this reactor turn. What this
+        raises is ``_not_delivered``'s, here: the server only logs it."""
         try:
-            self._sending.discard(job.id)  # before the kick below: its claim may take the job again at once
-            now = self.clock.seconds()
+            ended = self._ended
+            if ended is None:
+                ended = self._ended = _Ended()
+                if not self._stopped:
+                    self._ended_call = self.clock.callLater(0, self._store_ended)
             if result is None or result.done:
-                events = [(job.subject, "pushed", "to the account's ESME over SMPP")] if job.kind == "mo" else []
-                d = self.store.finish_pushes(now, done=[job.id], mo_events=events)
+                ended.done.append(job)
+                if job.kind == "mo":
+                    ended.mo_events.append((job.subject, "pushed", "to the account's ESME over SMPP"))
             elif result.reason in AT_ONCE:  # on the next receiver, or the next one to bind
-                d = self.store.finish_pushes(now, release=[job.id], owner=self.node)
+                ended.release.append(job)
             else:  # the ESME said no (an error status, a generic_nack): again in 30 s
-                d = self.store.finish_pushes(now, retry=[job.id], retry_at=now + RESEND_AFTER, error=result.reason)
-            d.addErrback(lambda f: self.log.error("finishing a delivery to an ESME failed", job=job.id,
-                                                  error=f.getErrorMessage()))
-            # The next claim runs after this finish in the store's queue: it sees the job done or given back.
-            self.kick()
+                ended.retry.setdefault(result.reason, []).append(job)
+            if self._stopped:
+                self._store_ended()
         except Exception:  # noqa: BLE001 - logged as every failure on the way
             self._not_delivered(Failure(), job)
+
+    def _store_ended(self) -> None:
+        """Store what ended since the last call: one ``finish_pushes`` (one more for each reason
+        an ESME gave to refuse), then claim. That claim runs after them in the store's queue: it
+        sees those jobs done or given back."""
+        ended, self._ended = self._ended, None
+        call, self._ended_call = self._ended_call, None
+        if call is not None and call.active():  # stopping: stored now instead
+            call.cancel()
+        now = self.clock.seconds()
+        if ended.done or ended.release:
+            self._store_finish(ended.done + ended.release, now, done=[job.id for job in ended.done],
+                               mo_events=ended.mo_events, release=[job.id for job in ended.release], owner=self.node)
+        for reason, jobs in ended.retry.items():
+            self._store_finish(jobs, now, retry=[job.id for job in jobs], retry_at=now + RESEND_AFTER, error=reason)
+        self.kick()
+
+    def _store_finish(self, jobs: list, now: float, **outcome) -> None:
+        for job in jobs:
+            self._sending.discard(job.id)  # before the kick: its claim may take the job again at once
+        try:
+            d = self.store.finish_pushes(now, **outcome)
+        except Exception:  # noqa: BLE001 - logged as every failure on the way
+            failure = Failure()
+            for job in jobs:
+                self._not_delivered(failure, job)
+            return
+        d.addErrback(self._finish_failed, jobs)
+
+    def _finish_failed(self, failure, jobs: list) -> None:
+        for job in jobs:
+            self.log.error("finishing a delivery to an ESME failed", job=job.id, error=failure.getErrorMessage())
+
+
+class _Ended:
+    """The deliveries that ended in one reactor turn, by what the store is to do with their jobs."""
+
+    __slots__ = ("done", "mo_events", "release", "retry")
+
+    def __init__(self) -> None:
+        self.done: list = []  # acknowledged (or nothing to send): the jobs go
+        self.mo_events: list[tuple[str, str, str]] = []  # (mo id, status, detail) of the MO among them
+        self.release: list = []  # not answered: given back, to go at once to a receiver
+        self.retry: dict[str, list] = {}  # refused, by the ESME's reason: again in RESEND_AFTER
 
 
 def _at(text: str) -> float:

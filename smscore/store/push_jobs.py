@@ -9,6 +9,7 @@ module claims and finishes them. A claim takes a job only with every earlier job
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 
 from twisted.internet.defer import Deferred
 
@@ -43,7 +44,7 @@ class PushJobOperations:
 
         def op(cur):
             self._lock(cur, "push-claim")  # several nodes: one claim at a time sees the others' claims
-            return sorted((row_to_job(r) for r in self._fetch_hashed(cur, sql, params)), key=lambda j: j.id)
+            return [row_to_job(r) for r in sorted(self._fetch_hashed(cur, sql, params), key=itemgetter(0))]  # by id
 
         return self.run(op)
 

@@ -11,8 +11,8 @@ from structlog.testing import capture_logs
 from twisted.internet.defer import fail
 from twisted.internet.task import Clock
 
-from connectors.smpp.outbox import ACKNOWLEDGED
-from smscore.customer_smpp import SmppDeliveries
+from connectors.smpp.outbox import ACKNOWLEDGED, DeliveryResult
+from smscore.customer_smpp import RESEND_AFTER, SmppDeliveries
 from smscore.model import SMPP_TARGET, Event, Status
 from smscore.store.memory import MemoryStore
 from tests.store_contract import make_message
@@ -65,6 +65,7 @@ def test_a_receipt_acknowledged_ends_its_job(rig):
     store, server, deliveries, _ = rig
     with capture_logs() as logs:
         assert deliveries.start().called
+        deliveries.clock.advance(0)  # the end of the turn: what ended is stored
     assert len(server.delivered) == 1
     assert store.pending_push_jobs().result == [] and not deliveries._sending and _failures(logs) == []
 
@@ -78,6 +79,7 @@ def test_a_finish_that_raises_is_logged_and_the_job_is_free_again(rig):
     store.finish_pushes = broken
     with capture_logs() as logs:
         deliveries.start()
+        deliveries.clock.advance(0)
     [entry] = _failures(logs)
     assert entry["log_level"] == "error" and entry["error"] == "a store bug"
     assert not deliveries._sending and len(server.delivered) == 1
@@ -98,6 +100,7 @@ def test_a_job_stored_before_receipts_carried_their_text_reads_the_message_and_l
     del job.body["esme"]  # as stored before receipts carried it
     with capture_logs() as logs:
         deliveries.start()
+        deliveries.clock.advance(0)
     assert len(server.delivered) == 1 and store.pending_push_jobs().result == [] and _failures(logs) == []
 
     m = make_message(at=NOW + 1, callback_url=SMPP_TARGET, callback_statuses="final")
@@ -111,3 +114,85 @@ def test_a_job_stored_before_receipts_carried_their_text_reads_the_message_and_l
         deliveries.kick()
     [entry] = _failures(logs)
     assert entry["error"] == "gone" and not deliveries._sending and len(server.delivered) == 1
+
+
+# --- the deliveries that end in one turn, stored together ------------------------------------------
+class Waiting(Receivers):
+    """A server whose deliveries end when the test says: ``waiting`` holds (item, then, arg)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting: list = []
+
+    def deliver(self, account: str, item, then, arg=None) -> None:
+        self.waiting.append((item, then, arg))
+
+
+def _counting(store: MemoryStore) -> tuple[list[dict], list[int]]:
+    """The store's finish_pushes calls (their keywords) and claim_push_jobs calls, as they come."""
+    finishes, claims = [], []
+    finish, claim = store.finish_pushes, store.claim_push_jobs
+
+    def counted_finish(at, **kw):
+        finishes.append(kw)
+        return finish(at, **kw)
+
+    def counted_claim(*args, **kw):
+        claims.append(len(finishes))  # how many finishes were queued before it
+        return claim(*args, **kw)
+
+    store.finish_pushes, store.claim_push_jobs = counted_finish, counted_claim
+    return finishes, claims
+
+
+@pytest.fixture
+def five():
+    clock = Clock()
+    clock.advance(NOW + 1)
+    store = MemoryStore()
+    for _ in range(5):
+        m = make_message(at=NOW, callback_url=SMPP_TARGET, callback_statuses="final")
+        m.status = Status.STOPPED
+        m.events = [Event(at=NOW, status=Status.STOPPED, detail="stop list", final=True)]
+        store.accept([m], None, 0.0)
+    finishes, claims = _counting(store)
+    server = Waiting()
+    deliveries = SmppDeliveries(store=store, server=server, clock=clock, node="gw1", lease=30.0)
+    deliveries.start()
+    assert len(server.waiting) == 5 and claims == [0]
+    yield clock, store, server, deliveries, finishes, claims
+    deliveries.stop()
+
+
+def test_the_deliveries_that_end_in_one_turn_are_stored_together_then_claimed_after(five):
+    clock, store, server, deliveries, finishes, claims = five
+    jobs = [arg for _, _, arg in server.waiting]
+    ids = [job.id for job in jobs]
+    outcomes = [ACKNOWLEDGED, DeliveryResult(False, "timeout"), DeliveryResult(False, "status ESME_RSYSERR"),
+                DeliveryResult(False, "status ESME_RX_T_APPN"), DeliveryResult(False, "status ESME_RSYSERR")]
+    for (_, then, job), outcome in zip(server.waiting, outcomes):
+        then(outcome, job)
+    # Nothing stored yet, and no job claimable again by this node until its finish is queued.
+    assert finishes == [] and deliveries._sending == set(ids) and claims == [0]
+    clock.advance(0)
+    retry_at = NOW + 1 + RESEND_AFTER
+    assert finishes == [
+        {"done": [ids[0]], "mo_events": [], "release": [ids[1]], "owner": "gw1"},
+        {"retry": [ids[2], ids[4]], "retry_at": retry_at, "error": "status ESME_RSYSERR"},
+        {"retry": [ids[3]], "retry_at": retry_at, "error": "status ESME_RX_T_APPN"},
+    ]
+    assert claims == [0, 3]  # one claim, after the three finishes: it takes the job given back
+    assert [arg.id for _, _, arg in server.waiting[5:]] == [ids[1]] and deliveries._sending == {ids[1]}
+    left = {job.id: job for job in store.pending_push_jobs().result}
+    assert sorted(left) == [ids[1], ids[2], ids[3], ids[4]] and left[ids[2]].attempts == 1
+
+
+def test_stopping_stores_what_ended_at_once(five):
+    clock, store, server, deliveries, finishes, claims = five
+    (_, then0, job0), (_, then1, job1) = server.waiting[:2]
+    then0(ACKNOWLEDGED, job0)
+    deliveries.stop()  # the store closes after the server: nothing waits for a turn
+    assert finishes == [{"done": [job0.id], "mo_events": [], "release": [], "owner": "gw1"}]
+    then1(DeliveryResult(False, "server stopping"), job1)  # the server fails what waited as it stops
+    assert finishes[1] == {"retry": [job1.id], "retry_at": NOW + 1 + RESEND_AFTER, "error": "server stopping"}
+    assert clock.getDelayedCalls() == []  # polling stopped, and no store of what ended left waiting
