@@ -126,7 +126,7 @@ class CustomerSmpp:
         if account is None:  # removed by a reload while bound
             raise Refused("unavailable", "the account is gone")
         now = self.clock.seconds()
-        body = {"to": submit.destination, "text": submit.text, "encoding": submit.encoding.value}
+        body = {"to": submit.destination, "text": submit.text, "encoding": submit.encoding._value_}
         if submit.source:
             body["from"] = submit.source
         if submit.send_at is not None:

@@ -184,15 +184,16 @@ def build_messages(body: Any, account, config, now: float) -> list[Message]:
         limit = min(limit, max_parts_raw)
     encoding_problem = None  # an encoding the text does not fit: reported in encoding's turn
     try:
-        encoding = sms_text.choose_encoding(text, requested if encoding_ok else "auto")
+        encoding, parts = sms_text.encoding_and_parts(text, requested if encoding_ok else "auto")
     except sms_text.UnencodableText as exc:
         if requested == "auto" or not encoding_ok:
             # Only a lone surrogate fits no encoding: the text itself is broken.
             raise invalid_request("text", f"The text cannot be encoded: {exc}") from None
         encoding_problem = f"The text cannot be sent as {requested}: {exc}"
-        encoding = sms_text.choose_encoding(text, "auto")  # it fits auto: only a surrogate fits none
+        encoding, parts = sms_text.encoding_and_parts(text, "auto")  # it fits auto: only a surrogate fits none
     chosen_profile = account.profile if body.get("profile") is None else body["profile"]
-    parts = wire_parts(text, encoding, chosen_profile, config)
+    if encoding is sms_text.Encoding.LATIN1:  # an operator without Latin-1 may need more (wire_parts)
+        parts = wire_parts(text, encoding, chosen_profile, config)
     if parts > limit:
         raise unprocessable("text_too_long", "text",
                             f"The text needs {parts} parts as {encoding.value}; at most {limit} are allowed.")
@@ -262,7 +263,7 @@ def build_messages(body: Any, account, config, now: float) -> list[Message]:
         detail = f"link to {links[0]} is outside the approved domains"
     first = Event(at=now, status=status, detail=detail)  # frozen: one for all of them
     template = Message(id=new_message_id(now), account=account.name, to=numbers_out[0], sender=sender, text=text,
-                       encoding=encoding.value, parts=parts, profile=profile, status=status, reference=reference,
+                       encoding=encoding._value_, parts=parts, profile=profile, status=status, reference=reference,
                        callback_url=callback_url, created_at=now, updated_at=now, send_at=send_at,
                        callback_statuses=callback_statuses, events=[first])
     out = [template]  # the first message; a list of 100 numbers is 99 copies of it, not 99 keyword calls

@@ -29,32 +29,16 @@ Theory of operation
 from __future__ import annotations
 
 import codecs
+import operator
 import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
 
 __all__ = [
-    "ConcatInfo",
-    "Encoding",
-    "InvalidUDH",
-    "Part",
-    "UnencodableText",
-    "choose_encoding",
-    "concat_udh",
-    "count_parts",
-    "decode",
-    "encoded_length",
-    "fits_gsm",
-    "gsm_decode",
-    "gsm_encode",
-    "gsm_fill_bits",
-    "gsm_pack",
-    "gsm_unpack",
-    "one_part_with_udh",
-    "parse_udh",
-    "split",
-    "udh_room",
+    "ConcatInfo", "Encoding", "InvalidUDH", "Part", "UnencodableText", "choose_encoding", "concat_udh",
+    "count_parts", "decode", "encoded_length", "encoding_and_parts", "fits_gsm", "gsm_decode", "gsm_encode",
+    "gsm_fill_bits", "gsm_pack", "gsm_unpack", "one_part_with_udh", "parse_udh", "split", "udh_room",
 ]
 
 
@@ -64,6 +48,10 @@ class Encoding(str, Enum):
     GSM7 = "gsm7"
     LATIN1 = "latin1"
     UCS2 = "ucs2"
+
+    #: The API's name, read without ``Enum``'s own ``value`` (a property written in Python, two calls
+    #: a read), as ``smscore.model.Status`` does: every request and submit_sm reads it.
+    value = property(operator.attrgetter("_value_"))
 
 
 class UnencodableText(ValueError):
@@ -280,6 +268,20 @@ def choose_encoding(text: str, requested: str = "auto", latin1_ok: bool = False)
     return encoding
 
 
+def encoding_and_parts(text: str, requested: str = "auto", latin1_ok: bool = False) -> tuple[Encoding, int]:
+    """``choose_encoding`` and ``count_parts`` of the text in that encoding, the text encoded once
+    (a request asks both: each alone encodes it): the same answers, the same errors."""
+    if requested == "auto":
+        if text.isascii():
+            septets = text.translate(_GSM_ENCODE)
+            if septets.isascii():  # GSM, as fits_gsm finds it: most texts
+                return Encoding.GSM7, _count(text, septets.encode("ascii"), Encoding.GSM7)
+        encoding = choose_encoding(text, "auto", latin1_ok)
+        return encoding, count_parts(text, encoding)
+    encoding = _encoding(requested)
+    return encoding, _count(text, _encode(text, encoding), encoding)
+
+
 def _encode(text: str, encoding: Encoding) -> bytes:
     if encoding is Encoding.GSM7:
         return gsm_encode(text)
@@ -386,7 +388,11 @@ def _chunks(payload: bytes, encoding: Encoding):
 def count_parts(text: str, encoding: Encoding | str) -> int:
     """``len(split(text, encoding))``, without building the parts."""
     encoding = _encoding(encoding)
-    payload = _encode(text, encoding)
+    return _count(text, _encode(text, encoding), encoding)
+
+
+def _count(text: str, payload: bytes, encoding: Encoding) -> int:
+    """``count_parts`` of ``text``, whose ``payload`` in ``encoding`` is known."""
     if _fits_one(payload, encoding):
         return 1
     if encoding is Encoding.LATIN1 or (

@@ -17,6 +17,7 @@ from connectors.smpp.text import (
     count_parts,
     decode,
     encoded_length,
+    encoding_and_parts,
     fits_gsm,
     gsm_decode,
     gsm_encode,
@@ -168,9 +169,18 @@ def test_choose_encoding_refuses_what_cannot_be_represented(text, requested, cha
     assert info.value.char == char
 
 
+def test_each_encoding_is_its_api_name():
+    assert [e.value for e in Encoding] == ["gsm7", "latin1", "ucs2"]
+    for e in Encoding:
+        assert type(e.value) is str and e == e.value and Encoding(e.value) is e
+        assert repr(e) == f"<Encoding.{e.name}: {e.value!r}>"
+
+
 def test_unknown_requested_encoding():
     with pytest.raises(ValueError, match="unknown encoding"):
         choose_encoding("x", "utf8")
+    with pytest.raises(ValueError, match="unknown encoding"):
+        encoding_and_parts("x", "utf8")
     with pytest.raises(ValueError, match="unknown encoding"):
         split("x", "GSM7")
 
@@ -316,6 +326,29 @@ def test_split_properties(text, latin1_ok):
         for part, nxt in zip(parts, parts[1:]):
             first = split(nxt.text[0], encoding)[0].payload
             assert len(part.payload) + len(first) > multi
+
+
+@settings(max_examples=400)
+@given(texts, st.sampled_from(["auto", "gsm7", "latin1", "ucs2", Encoding.UCS2]), st.booleans())
+def test_encoding_and_parts_answers_as_choose_encoding_then_count_parts(text, requested, latin1_ok):
+    try:
+        expected = choose_encoding(text, requested, latin1_ok)
+    except UnencodableText as exc:
+        with pytest.raises(UnencodableText) as info:
+            encoding_and_parts(text, requested, latin1_ok)
+        assert (info.value.char, info.value.position, info.value.encoding) == (exc.char, exc.position, exc.encoding)
+        return
+    assert encoding_and_parts(text, requested, latin1_ok) == (expected, count_parts(text, expected))
+
+
+@pytest.mark.parametrize("text, requested, expected", [
+    ("a" * 160, "auto", (Encoding.GSM7, 1)), ("a" * 158 + "\r", "auto", (Encoding.GSM7, 1)),
+    ("a" * 159 + "\r", "auto", (Encoding.GSM7, 2)), ("a" * 159 + "\r", "gsm7", (Encoding.GSM7, 2)),
+    ("a" * 159 + "€", "auto", (Encoding.GSM7, 2)), ("back`tick" * 20, "auto", (Encoding.UCS2, 3)),
+    ("ж" * 71, "auto", (Encoding.UCS2, 2)), ("é" * 141, "latin1", (Encoding.LATIN1, 2)),
+])
+def test_encoding_and_parts(text, requested, expected):
+    assert encoding_and_parts(text, requested) == expected
 
 
 @given(st.text(alphabet=GSM_ALPHABET))
