@@ -202,7 +202,7 @@ class Pipeline(Cancelling):
             sendable = [m for m in messages if m.status is Status.QUEUED
                         and (m.send_at is None or m.send_at <= self.clock.seconds())]
             for m in messages:
-                self.metrics.status_changed(m.status.value)
+                self.metrics.status_changed(m.status._value_)
             if claim_now:
                 self.held -= len(messages) - len(sendable)
                 for m in sendable:

@@ -44,7 +44,7 @@ def told_at_acceptance(messages: Sequence[Message], status_callbacks_for) -> lis
             continue
         first = m.events[0]
         target = status_callbacks_for(m)
-        if target is not None and first_status_pushed(target[1], first.status.value, first.final,
+        if target is not None and first_status_pushed(target[1], first.status._value_, first.final,
                                                       answered_with_it=False):
             out.append((m, target))
     return out

@@ -71,7 +71,7 @@ def admit_messages(config, messages: Sequence[Message],
     for account, ms in by_account.items():
         terms = terms_of(config, account)
         facts = facts_for(account, [m.to for m in ms], now, terms)
-        outcome = admit(account, [New(m.to, m.status.value, m.parts) for m in ms], facts, terms)
+        outcome = admit(account, [New(m.to, m.status._value_, m.parts) for m in ms], facts, terms)
         for m, change, charge in zip(ms, outcome.changes, outcome.charges):
             if change is not None:
                 m.status, m.error = Status(change.status), change.error or m.error

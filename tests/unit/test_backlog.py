@@ -51,6 +51,10 @@ def test_the_store_figure_plus_what_this_process_accepted_since_is_checked():
     backlog.check([msg(Status.SCHEDULED), msg(Status.PAUSED)])  # queues nothing: never shed
     limit[0] = 11  # a reload raised it
     backlog.check([msg()])
+    backlog.accepted([msg(Status.PENDING_APPROVAL), msg(), msg(Status.SCHEDULED)])  # one of them queued
+    assert backlog.added == 4
+    with pytest.raises(Backlogged):
+        backlog.check([msg(Status.PAUSED), msg()])
     backlog.stop()
 
 

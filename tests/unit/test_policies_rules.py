@@ -26,6 +26,8 @@ def test_unapproved_links():
     assert unapproved_links("https://shop.acme.example/a", ["acme.example"]) == []
     assert unapproved_links("https://acme.example.evil.com/a", ["acme.example"]) == ["acme.example.evil.com"]
     assert unapproved_links("https://acme.example", []) == ["acme.example"]
+    assert unapproved_links("no dot at all", []) == []
+    assert unapproved_links("http://intranet/offer", ["acme.example"]) == ["intranet"]  # "://" without a "."
 
 
 def test_over_daily_volume():
