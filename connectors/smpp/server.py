@@ -67,6 +67,7 @@ import structlog
 from twisted.internet.defer import Deferred, DeferredList, ensureDeferred, maybeDeferred
 from twisted.internet.protocol import ServerFactory
 from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
 
 from .codec import PDU, EncodeError
 from .defs import BODIES, ESME_RBINDFAIL, ESME_RINVBNDSTS, ESME_RINVCMDID, ESME_RMSGQFUL, ESME_ROK, ESME_RSYSERR, status_name
@@ -78,15 +79,7 @@ from .refusals import REFUSALS, Refused, refusal_status
 from .session import SMSC, State
 from .submit_fields import CustomerSubmit, SubmitRefused, read_submit
 
-__all__ = [
-    "ClientSession",
-    "CustomerHandler",
-    "CustomerSMPPServer",
-    "DeliveryResult",
-    "REFUSALS",
-    "Refused",
-    "listen",
-]
+__all__ = ["ClientSession", "CustomerHandler", "CustomerSMPPServer", "DeliveryResult", "REFUSALS", "Refused", "listen"]
 
 #: bind command → the bind kind of ``ClientSession.bind`` and of the sessions metric.
 BIND_KINDS = {"bind_transmitter": "transmitter", "bind_receiver": "receiver",
@@ -390,7 +383,6 @@ class CustomerSMPPServer:
         conn.waiting += 1
         d.addCallbacks(self._answer, self._answer_failure, callbackArgs=(proto, pdu, conn),
                        errbackArgs=(proto, pdu, session, conn))
-        d.addErrback(self._bug, pdu.command)
 
     def _submit(self, session: ClientSession, pdu: PDU) -> Deferred:
         # Called inside _on_call's try: what the handler raises is answered there, as its failures are.
@@ -408,24 +400,31 @@ class CustomerSMPPServer:
         return d.addCallback(lambda _: {})
 
     def _answer(self, params: dict, proto: SMPPProtocol, pdu: PDU, conn: _Connection) -> None:
-        conn.waiting -= 1
+        """What this (or ``_answer_failure``) raises is logged here: no errback follows them."""
         try:
-            proto.respond(pdu, ESME_ROK, params)
-        except EncodeError as exc:
-            self.log.error("answer does not fit its PDU", session=proto.label,
-                           command=pdu.command, error=str(exc))
-            proto.respond(pdu, ESME_RSYSERR)
+            conn.waiting -= 1
+            try:
+                proto.respond(pdu, ESME_ROK, params)
+            except EncodeError as exc:
+                self.log.error("answer does not fit its PDU", session=proto.label,
+                               command=pdu.command, error=str(exc))
+                proto.respond(pdu, ESME_RSYSERR)
+        except Exception:  # noqa: BLE001 - a bug: logged, the session goes on
+            self._bug(Failure(), pdu.command)
 
     def _answer_failure(self, failure, proto: SMPPProtocol, pdu: PDU,
                         session: ClientSession, conn: _Connection) -> None:
-        conn.waiting -= 1
-        if failure.check(Refused):
-            exc = failure.value
-            self._refused(proto, pdu, session, refusal_status(pdu.command, exc.reason), str(exc))
-            return
-        self.log.error("handler failed", session=session.label, command=pdu.command,
-                       error=failure.getTraceback())
-        proto.respond(pdu, ESME_RSYSERR)
+        try:
+            conn.waiting -= 1
+            if failure.check(Refused):
+                exc = failure.value
+                self._refused(proto, pdu, session, refusal_status(pdu.command, exc.reason), str(exc))
+                return
+            self.log.error("handler failed", session=session.label, command=pdu.command,
+                           error=failure.getTraceback())
+            proto.respond(pdu, ESME_RSYSERR)
+        except Exception:  # noqa: BLE001 - a bug: logged, the session goes on
+            self._bug(Failure(), pdu.command)
 
     def _refused(self, proto: SMPPProtocol, pdu: PDU, session: ClientSession, status: int,
                  reason: str) -> None:

@@ -99,6 +99,35 @@ def test_a_handler_failure_answers_rsyserr_and_the_session_carries_on():
     assert result(conn.submit()).params["message_id"] == "ok-1"
 
 
+def test_a_bug_while_answering_is_logged_and_the_session_carries_on():
+    """``_answer`` and ``_answer_failure`` log what they raise themselves ("smpp server error"),
+    no errback after them: the answer's Deferred ends clean, the slot is free again."""
+    h = Harness(max_pending=1)
+    conn = h.bound()
+    server_proto = h.server._receivers("acme")[0]
+    real = server_proto.respond
+
+    def broken(pdu, status=0, *args):
+        if pdu.command == "submit_sm":
+            raise ZeroDivisionError(f"a bug answering with {status}")
+        return real(pdu, status, *args)
+
+    server_proto.respond = broken
+    with capture_logs() as logs:
+        conn.submit()
+        h.app.calls[0].deferred.callback("msg-1")
+        conn.submit()
+        h.app.calls[1].deferred.errback(RuntimeError("disk on fire"))
+    bugs = [e for e in logs if e["event"] == "smpp server error"]
+    assert [e["what"] for e in bugs] == ["submit_sm"] * 2 and "ZeroDivisionError" in bugs[0]["error"]
+    assert [c.deferred.result for c in h.app.calls] == [None, None]  # nothing left unhandled in them
+    server_proto.respond = real
+    later = conn.submit()  # max_pending 1: the slot was given back both times
+    h.app.calls[2].deferred.callback("msg-3")
+    conn.pump.flush()
+    assert result(later).params["message_id"] == "msg-3"
+
+
 def test_a_submit_refused_by_its_fields_never_reaches_the_application():
     h = Harness()
     conn = h.bound()
