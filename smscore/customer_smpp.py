@@ -339,11 +339,11 @@ class SmppDeliveries:
         if receipt is None:  # purged meanwhile: nothing to tell
             self._finish(None, job)
             return
-        esme = receipt["esme"]
+        esme, error = receipt["esme"], receipt["error"]
         item = deliver_fields.receipt(
             receipt["id"], receipt["status"], to=receipt["to"], sender=esme["sender"],
             submitted_at=esme["submitted_at"], done_at=esme["done_at"], text=esme["text"],
-            err=_error_code(receipt["error"]), cancelled=esme["cancelled"])
+            err=_error_code(error) if error else "", cancelled=esme["cancelled"])  # most have no error
         self.server.deliver(job.account, item, self._finish, job)
 
     def _not_delivered(self, failure, job) -> None:

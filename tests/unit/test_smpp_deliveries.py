@@ -196,3 +196,21 @@ def test_stopping_stores_what_ended_at_once(five):
     then1(DeliveryResult(False, "server stopping"), job1)  # the server fails what waited as it stops
     assert finishes[1] == {"retry": [job1.id], "retry_at": NOW + 1 + RESEND_AFTER, "error": "server stopping"}
     assert clock.getDelayedCalls() == []  # polling stopped, and no store of what ended left waiting
+
+
+@pytest.mark.parametrize("error, err", [("rejected by cheap, err=069 (status 0x45)", b"err:069"),
+                                        (None, b"err:000"), ("no code in it", b"err:000")])
+def test_a_receipt_carries_the_operators_error_code(error, err):
+    clock = Clock()
+    clock.advance(NOW + 1)
+    store = MemoryStore()
+    m = make_message(at=NOW, callback_url=SMPP_TARGET, callback_statuses="final")
+    m.status, m.error = Status.FAILED, error
+    m.events = [Event(at=NOW, status=Status.FAILED, detail="rejected", final=True)]
+    store.accept([m], None, 0.0)
+    server = Receivers()
+    deliveries = SmppDeliveries(store=store, server=server, clock=clock, node="gw1", lease=30.0)
+    deliveries.start()
+    [item] = server.delivered
+    assert f" stat:UNDELIV {err.decode()} ".encode() in item.params["short_message"]
+    deliveries.stop()
