@@ -190,16 +190,18 @@ class _Delivery:
         self.proto: SMPPProtocol | None = None
 
     def callback(self, _resp: PDU) -> None:
-        """Acknowledged: the common case, told and flushed here without a further call."""
+        """Acknowledged: the common case, told here without a further call, and flushed only when
+        something of the account waits for the slot it frees."""
         outbox = self.outbox
         try:
             self.then(ACKNOWLEDGED, self.arg)
         except Exception:  # noqa: BLE001 - a bug: logged, the connection goes on
             outbox.log.exception("outbox error")
-        try:
-            outbox.flush(self.account)
-        except Exception:  # noqa: BLE001 - a bug: logged, the connection goes on
-            outbox.log.exception("outbox error")
+        if self.account in outbox._queues:
+            try:
+                outbox.flush(self.account)
+            except Exception:  # noqa: BLE001 - a bug: logged, the connection goes on
+                outbox.log.exception("outbox error")
 
     def errback(self, failed: Exception) -> None:
         outbox = self.outbox
