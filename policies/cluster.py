@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 def live_order(nodes: Iterable[str], me: str) -> list[str]:
@@ -92,12 +92,14 @@ class Shares:
     operators: Mapping[str, OperatorShare]
     #: this node's part of every account's tps: 1 / the live nodes, 0 while it joins
     account_part: float = 1.0
+    #: operators this node holds no bind of while another live node does: messages routed to them
+    #: are left in the store for that node. Worked out once, with the shares: the pipeline asks for
+    #: every message it queues, the shares change at a heartbeat at most
+    held_elsewhere: frozenset[str] = field(init=False, repr=False, compare=False)
 
-    @property
-    def held_elsewhere(self) -> frozenset[str]:
-        """Operators this node holds no bind of while another live node does: messages routed to
-        them are left in the store for that node."""
-        return frozenset(name for name, share in self.operators.items() if share.binds == 0)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "held_elsewhere",
+                           frozenset(name for name, share in self.operators.items() if share.binds == 0))
 
     def account_tps(self, tps: float) -> float:
         """An account's tps here; 0 (no limit) stays 0, and nothing goes while the part is 0."""

@@ -38,6 +38,16 @@ def test_the_node_without_a_bind_leaves_the_operator_to_the_other():
     assert not (one.held_elsewhere & two.held_elsewhere)
 
 
+def test_what_is_held_elsewhere_is_each_shares_own_and_no_part_of_their_equality():
+    alone = shares(["gw1"], "gw1", {"telia": (1, 10), "tele2": (2, 0)})
+    joining = alone.nothing()
+    assert alone.held_elsewhere == frozenset() and joining.held_elsewhere == {"telia", "tele2"}
+    assert alone.lesser(joining).held_elsewhere == {"telia", "tele2"}
+    two = shares(["gw1", "gw2"], "gw1", {"telia": (1, 10), "tele2": (2, 0)})
+    assert alone.lesser(two).held_elsewhere == {name for name, share in two.operators.items() if share.binds == 0}
+    assert two == shares(["gw2", "gw1"], "gw1", {"telia": (1, 10), "tele2": (2, 0)})
+
+
 def test_one_bind_operators_spread_over_the_nodes():
     operators = {f"op{i}": (1, 0) for i in range(12)}
     on_first = shares(["gw1", "gw2"], "gw1", operators)
