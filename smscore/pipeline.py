@@ -13,6 +13,7 @@ dead nodes), so a backlog of millions does not fill memory.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 
@@ -24,7 +25,7 @@ from policies.retry import refused_too_often
 from smscore.backlog import Backlog, Backlogged
 from smscore.cancelling import Cancelling
 from smscore.claiming import Claims
-from smscore.logs import get_logger
+from smscore.logs import enabled, get_logger
 from smscore.metrics import Metrics
 from smscore.model import Message, MoMessage, Status
 from smscore.mo_intake import MoIntake
@@ -73,6 +74,7 @@ class Pipeline(Cancelling):
         self.parking = Parking(store, clock, node, self._log_failure)  # for operators other nodes hold
         self._looking: dict[str, Message] = {}  # waiting for a number look-up's answer
         self.links: dict = {}
+        self._limits: dict = {}  # each link's max_in_flight (None: none), looked up once (pump)
         self.queues: dict[str, deque[Message]] = {}
         self.inflight: dict[str, int] = {}
         self.held = 0  # messages of this node in memory: queued here or being submitted
@@ -102,6 +104,7 @@ class Pipeline(Cancelling):
     def add_link(self, link) -> None:
         """Add (or replace, after a reload) an operator's link."""
         self.links[link.name] = link
+        self._limits[link.name] = getattr(link, "max_in_flight", None)
         self.queues.setdefault(link.name, deque())
         self.inflight.setdefault(link.name, 0)
 
@@ -126,8 +129,7 @@ class Pipeline(Cancelling):
         self.claims.stop()
         self.receipt_timeouts.stop()
         self.mo_intake.stop()
-        ids = [m.id for q in self.queues.values() for m in q] + self.parking.drop() + list(self._looking)
-        ids += [entry[1].id for entry in self._cancelling.values() if entry[1] is not None]
+        ids = self._waiting() + self.parking.drop()
         self._looking.clear()
         self._cancelling.clear()
         for q in self.queues.values():
@@ -252,9 +254,8 @@ class Pipeline(Cancelling):
         return self.routing.route(message, self.links, elsewhere, self.clock.seconds())
 
     def enqueue(self, message: Message, front: bool = False) -> None:
-        cancelling = self._cancelling.get(message.id)
-        if cancelling is not None:  # a customer's cancel is being stored: set aside until it is
-            cancelling[1] = message
+        if message.id in self._cancelling:  # a customer's cancel is being stored: set aside until it is
+            self._cancelling[message.id][1] = message
             return
         elsewhere = self.held_elsewhere()
         if self.number_lookup is not None and (message.reach is None or message.reach.intersection(message.tried)):
@@ -300,13 +301,12 @@ class Pipeline(Cancelling):
         self.enqueue(message, front)
 
     def pump(self, operator: str) -> None:
-        link = self.links.get(operator)
-        if link is None:
+        if operator not in self.links:
             return  # removed by a reload: its queue moved on (see _reroute)
         queue = self.queues[operator]
         if not queue:
             return
-        limit = getattr(link, "max_in_flight", None)
+        link, limit = self.links[operator], self._limits[operator]
         if limit is None:
             room = link.capacity()
         else:
@@ -367,7 +367,7 @@ class Pipeline(Cancelling):
             self.metrics.operator_attempts.inc((operator, "accepted"))
             # Not returned to the submit's Deferred: chaining one Deferred to another costs more than
             # the callbacks themselves, on the hottest path there is. No errback after them either.
-            d = self.store.record_submit(m.id, operator, keys, now, self.node, self.lease_until())
+            d = self.store.record_submit(m.id, operator, keys, now, self.node, now + self.lease)
             d.addCallbacks(self._submit_stored, self._submit_not_stored, callbackArgs=(operator, m.id),
                            errbackArgs=(operator, m.id))
         except Exception:  # noqa: BLE001 - logged here: no errback follows
@@ -420,9 +420,9 @@ class Pipeline(Cancelling):
     # -- receipts ----------------------------------------------------------------------------
     def receipt_received(self, receipt: ReceiptFacts) -> Deferred:
         """Store and apply a receipt; the Deferred fires once it is durable (then the link acks)."""
-        d = self.store.apply_receipt(receipt, self.clock.seconds(), self.node, self.lease_until())
-        d.addCallback(lambda t: self._after([t] if t is not None else []))
-        return d
+        now = self.clock.seconds()
+        d = self.store.apply_receipt(receipt, now, self.node, now + self.lease)
+        return d.addCallbacks(lambda t: self._after([t] if t is not None else []))
 
     def mo_received(self, mo: MoFacts) -> Deferred:
         """Store an MO (or a part of one) durably (``MoIntake``); the link answers the SMSC when this fires."""
@@ -466,15 +466,15 @@ class Pipeline(Cancelling):
     def _after(self, transitions: list[Transition], held: bool = False) -> None:
         """Count, log and act on what the store changed. ``held``: the message was this node's."""
         requeued = pushes = False
-        now = self.clock.seconds()
         for t in transitions:
             m = t.message
             pushes = pushes or t.pushes > 0
             for e in t.events:
-                self.metrics.status_changed(e.status.value, e.operator or "")
+                self.metrics.messages.inc((e.status.value, e.operator or ""))  # Metrics.status_changed
                 if e.status is Status.DELIVERED:  # the common outcome: its history is in the store
-                    self.metrics.delivery_seconds.observe((e.operator or "",), max(0.0, now - m.created_at))
-                    self.log.debug("message delivered", message_id=m.id, operator=e.operator, detail=e.detail)
+                    self.metrics.delivery_seconds.observe((e.operator or "",), max(0.0, self.clock.seconds() - m.created_at))
+                    if enabled(logging.DEBUG):  # a line filtered out costs no call to the logger
+                        self.log.debug("message delivered", message_id=m.id, operator=e.operator, detail=e.detail)
                 elif e.final or e.status is Status.FAILED:
                     self.log.info("message " + e.status.value, message_id=m.id, operator=e.operator,
                                   detail=e.detail)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 from twisted.internet.task import Clock
 
 from connectors.api import ReceiptOutcome, SubmitError
@@ -77,8 +78,10 @@ def test_accepted_message_goes_to_the_cheapest_operator_and_is_delivered():
     key = links["cheap"].accept()
     assert store.messages[m.id].status is Status.SUBMITTED
     clock.advance(2)
-    run(p.receipt_received(links["cheap"].receipt(key)))
+    with capture_logs() as logs:
+        run(p.receipt_received(links["cheap"].receipt(key)))
     assert store.messages[m.id].status is Status.DELIVERED
+    assert [(e["event"], e["log_level"], e["operator"]) for e in logs] == [("message delivered", "debug", "cheap")]
     r = metrics.registry
     # operator: the event's; "" while no operator was tried (SPEC §14)
     assert r.get_sample_value("smsgw_messages_total", {"status": "queued", "operator": ""}) == 1
@@ -102,6 +105,16 @@ def test_window_limits_what_is_in_flight_and_a_response_frees_it():
     links["cheap"].accept()
     p.link_ready("cheap")
     assert len(links["cheap"].submits) == 2
+
+
+def test_a_link_that_replaces_another_brings_its_own_limit_of_what_is_in_flight():
+    clock = Clock()
+    p, _, links, _ = make(clock, links=("cheap",), window=1)
+    run(p.start())
+    wider = FakeLink("cheap", window=3)  # the same operator after a reload, with a wider window
+    p.add_link(wider)
+    run(p.accept([message(clock) for _ in range(5)]))
+    assert links["cheap"].submits == [] and len(wider.submits) == 3
 
 
 def test_throttled_submit_is_requeued_without_failure():
@@ -175,10 +188,27 @@ def test_failed_receipt_resends_through_the_next_operator():
     m = message(clock)
     run(p.accept([m]))
     key = links["cheap"].accept()
+    clock.advance(5)
     run(p.receipt_received(links["cheap"].receipt(key, ReceiptOutcome.FAILED, "UNDELIV")))
     assert store.messages[m.id].status is Status.QUEUED
+    assert store.leases[m.id] == ("gw1", 35.0)  # this node's again, leased from the receipt on
     assert [r.message_id for r, _ in links["dear"].submits] == [m.id]
     assert p.held == 1
+
+
+def test_a_failed_receipt_that_came_before_its_submit_was_stored_fails_over_when_it_is():
+    clock = Clock()
+    p, store, links, _ = make(clock)
+    run(p.start())
+    m = message(clock)
+    run(p.accept([m]))
+    clock.advance(5)
+    run(p.receipt_received(links["cheap"].receipt("cheap-1", ReceiptOutcome.FAILED, "UNDELIV")))  # held
+    clock.advance(2)
+    assert links["cheap"].accept() == "cheap-1"
+    assert store.messages[m.id].status is Status.QUEUED
+    assert store.leases[m.id] == ("gw1", 37.0)  # leased from the submit's answer on
+    assert [r.message_id for r, _ in links["dear"].submits] == [m.id]
 
 
 def test_a_down_operator_is_skipped_but_messages_wait_when_all_are_down():
