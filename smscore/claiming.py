@@ -72,7 +72,9 @@ class Claims:
         self.before = before
         self.released = released
         self.log_failure = log_failure
-        self._claiming = False
+        #: a claim is under way: ``more`` would only return (a plain attribute: the pipeline asks
+        #: after every submit response)
+        self.busy = False
         self._sweep = Sweep()  # where the next claim starts (policies.claims)
         self._running = False
         self._loops: list[LoopingCall] = []
@@ -129,19 +131,14 @@ class Claims:
         d.addCallbacks(renewed, self.log_failure, errbackArgs=("lease renewal failed",))
         return d
 
-    @property
-    def busy(self) -> bool:
-        """A claim is under way: ``more`` would only return."""
-        return self._claiming
-
     def more(self, include_own: bool = False) -> Deferred:
         """Claim stored work while there is room in memory (runs until the room or the work ends)."""
-        if self._claiming or not self._running:
+        if self.busy or not self._running:
             return succeed(None)
         room = self.room()
         if room <= 0:
             return succeed(None)
-        self._claiming = True
+        self.busy = True
         self.before()
         now = self.clock.seconds()
         sweep = self._sweep = next_claim(self._sweep, now, self.lease)
@@ -157,7 +154,7 @@ class Claims:
         d.addCallback(released)
 
         def claimed(messages: list[Message]):
-            self._claiming = False
+            self.busy = False
             if messages:
                 self.take(messages)
             self._sweep, again = after_claim(sweep, [m.id for m in messages], asked)
@@ -166,7 +163,7 @@ class Claims:
             return None
 
         def failed(failure):
-            self._claiming = False
+            self.busy = False
             self.log_failure(failure, "claim failed")
 
         d.addCallbacks(claimed, failed)

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from connectors.api import ReceiptOutcome, SubmitError
@@ -252,6 +253,21 @@ def test_restart_resumes_stored_work_and_backlog_is_claimed_in_batches():
         p2.link_ready("cheap")
     assert sorted(sent) == sorted(m.id for m in ms)
     assert all(store.messages[m.id].status is Status.SUBMITTED for m in ms)
+
+
+def test_a_claim_under_way_is_not_started_again_when_a_link_has_room():
+    clock = Clock()
+    p, store, _, _ = make(clock)
+    run(p.start())
+    asked, answer = [], Deferred()
+    store.claim = lambda *args, **kwargs: asked.append(args) or answer
+    p.link_ready("cheap")  # room in memory: a claim, which waits for the store
+    p.link_ready("cheap")
+    assert len(asked) == 1 and p.claims.busy
+    answer.callback([])
+    assert not p.claims.busy
+    p.link_ready("cheap")
+    assert len(asked) == 2
 
 
 def test_stop_releases_what_is_queued_in_memory():
