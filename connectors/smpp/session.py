@@ -188,13 +188,14 @@ class Window:
     timeouts meet, and where nothing may be lost when a connection drops (``drain``).
     """
 
-    __slots__ = ("size", "_entries")
+    __slots__ = ("size", "_entries", "free")
 
     def __init__(self, size: int) -> None:
         if size < 1:
             raise ValueError(f"window size must be at least 1, not {size}")
         self.size = size
         self._entries: dict[int, WindowEntry] = {}
+        self.free = size  # more requests it takes now: kept by each change, read for every part sent
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -202,20 +203,17 @@ class Window:
     def __contains__(self, sequence: int) -> bool:
         return sequence in self._entries
 
-    @property
-    def free(self) -> int:
-        """How many more requests may be offered now."""
-        return max(0, self.size - len(self._entries))
-
     def offer(self, sequence: int, request: PDU, now: float, timeout: float, *,
               force: bool = False) -> WindowEntry:
         """Record ``request`` as sent at ``now``; ``force`` admits it even over ``size``."""
-        if not force and len(self._entries) >= self.size:
+        if not force and not self.free:
             raise WindowFull(f"window of {self.size} is full")
         if sequence in self._entries:
             raise LocalProtocolError(f"sequence {sequence} is already outstanding")
         entry = WindowEntry(sequence, request, now, now + timeout)
         self._entries[sequence] = entry
+        if self.free:  # else over size (forced): still none
+            self.free -= 1
         return entry
 
     def complete(self, sequence: int, response: PDU) -> WindowEntry | None:
@@ -228,6 +226,8 @@ class Window:
                 and response.command != "generic_nack"):
             return None
         del self._entries[sequence]
+        if self.free or len(self._entries) < self.size:  # not still over size (forced)
+            self.free += 1
         return entry
 
     def expired(self, now: float) -> list[WindowEntry]:
@@ -235,12 +235,14 @@ class Window:
         gone = [e for e in self._entries.values() if e.deadline <= now]
         for e in gone:
             del self._entries[e.sequence]
+        self.free = max(0, self.size - len(self._entries))
         return gone
 
     def drain(self) -> list[WindowEntry]:
         """Remove and return every entry, oldest first (the connection is gone)."""
         entries = list(self._entries.values())
         self._entries.clear()
+        self.free = self.size
         return entries
 
 
@@ -337,6 +339,7 @@ class Session:
         self.role = role
         self.peer_role = SMSC if role == ESME else ESME
         self.state = State.OPEN
+        self.is_bound = False  # in a BOUND state: kept by ``_move``, read for every part sent
         self.window = Window(window_size)
         self.response_timeout = response_timeout
         self.enquire_link_interval = enquire_link_interval
@@ -349,13 +352,10 @@ class Session:
         self._dead = False
 
     # -- properties --
-    @property
-    def is_bound(self) -> bool:
-        return self.state in _BOUND
-
     def _move(self, what: str) -> None:
         """Change the state by ``_MOVES``: a move the table lacks is a bug of this module (KeyError)."""
         self.state = _MOVES[(self.state, what)]
+        self.is_bound = self.state in _BOUND
 
     @property
     def last_received(self) -> float:
@@ -447,7 +447,7 @@ class Session:
             raise LocalProtocolError(f"{command} not allowed in state {self.state.name}")
         answered = command in defs.RESPONSE_OF
         force = command in _CONTROL
-        if answered and not force and len(self.window) >= self.window.size:
+        if answered and not force and not self.window.free:
             raise WindowFull(f"window of {self.window.size} is full")
         sequence = self._next_sequence
         pdu = PDU(command, sequence, ESME_ROK, params or {}, tlvs or {})

@@ -4,6 +4,8 @@ keep-alive. The property that nothing the peer sends makes it raise: test_smpp_s
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connectors.smpp import defs
 from connectors.smpp.codec import NEED_DATA, PDU, EncodeError, LocalProtocolError, decode, encode
@@ -64,6 +66,22 @@ def test_window_full_raises_unless_forced():
     assert len(window) == 2 and window.free == 0
 
 
+@given(st.integers(1, 4), st.lists(st.tuples(st.sampled_from(["offer", "force", "complete", "expire", "drain"]),
+                                             st.integers(1, 6)), max_size=40))
+def test_window_free_is_what_is_left_of_its_size_after_any_changes(size, steps):
+    window = Window(size)
+    for what, sequence in steps:
+        if what in ("offer", "force") and sequence not in window and (window.free or what == "force"):
+            window.offer(sequence, PDU("submit_sm", sequence), float(sequence), 1.0, force=what == "force")
+        elif what == "complete":
+            window.complete(sequence, PDU("submit_sm_resp", sequence))
+        elif what == "expire":
+            window.expired(now=float(sequence))
+        elif what == "drain":
+            window.drain()
+        assert window.free == max(0, size - len(window))
+
+
 def test_window_complete_checks_the_response_command():
     window = Window(2)
     window.offer(5, PDU("submit_sm", 5), 0.0, 1.0)
@@ -93,7 +111,9 @@ def test_esme_bind_flow():
                       now=100.25)
     assert isinstance(event, ResponseReceived)
     assert (event.request.command, event.elapsed) == ("bind_transceiver", 0.25)
-    assert session.state is State.BOUND_TRX and session.peer_system_id == "S"
+    assert session.state is State.BOUND_TRX and session.peer_system_id == "S" and session.is_bound
+    session.send_request("unbind", now=101.0)
+    assert session.state is State.UNBINDING and not session.is_bound
 
 
 @pytest.mark.parametrize("bind, state", [("bind_transmitter", State.BOUND_TX),
