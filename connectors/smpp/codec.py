@@ -449,7 +449,8 @@ class Decoder:
             raise self._fatal
         buf = self._buf
         pos = self._pos
-        avail = len(buf) - pos
+        end = len(buf)
+        avail = end - pos
         if avail < 4:
             return self._need_data()
         (length,) = _LENGTH.unpack_from(buf, pos)
@@ -464,7 +465,7 @@ class Decoder:
             return self._need_data()
         frame = bytes(buf[pos:pos + length])
         pos += length
-        if pos == len(buf):
+        if pos == end:
             buf.clear()
             pos = 0
         self._pos = pos

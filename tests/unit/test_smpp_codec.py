@@ -133,6 +133,7 @@ def test_stream_fed_in_one_chunk_yields_every_pdu_then_need_data():
     decoder.feed(b"".join(wire for _, _, wire in WIRE))
     got = [decoder.next_pdu() for _ in WIRE]
     assert got == [pdu for _, pdu, _ in WIRE]
+    assert not decoder._buf  # the last frame ended the buffer: nothing read is kept
     assert decoder.next_pdu() is NEED_DATA
 
 
