@@ -103,12 +103,7 @@ from connectors.smpp.protocol import RequestFailed, SMPPProtocol
 from connectors.smpp.pacing import EPS, BackOff, RecentCount, TokenBucket
 from connectors.smpp.receipts import ID_FORMATS, keys_for_submit
 
-__all__ = [
-    "ESME_RINVDCS",
-    "LinkSettings",
-    "OperatorLink",
-    "SUBMIT_STATUS_KINDS",
-]
+__all__ = ["ESME_RINVDCS", "LinkSettings", "OperatorLink", "SUBMIT_STATUS_KINDS"]
 
 RECONNECT_FACTOR = 2.0
 UNBIND_TIMEOUT = 5.0
@@ -286,17 +281,24 @@ class OperatorLink:
         """Submits that may be outstanding at once: window x transmitting sessions."""
         return self._max_in_flight
 
+    # is_up and capacity are asked for every message: loops, not any() or sum() over a generator
     def is_up(self) -> bool:
-        return not self._stopped and any(s.can_submit() for s in self._sessions)
+        if not self._stopped:
+            for s in self._sessions:
+                if s.can_submit():
+                    return True
+        return False
 
     def capacity(self) -> int:
         if self._stopped:
             return 0
-        room = sum(s.free() for s in self._sessions)
+        room = 0
+        for s in self._sessions:
+            room += s.free()
         if room <= 0:
             return 0
         now = self.reactor.seconds()
-        if self._backoff_pace.remaining(now):
+        if self._backoff_pace.until > now:  # backing off (BackOff.remaining, without its calls)
             return 0
         if self._bucket is not None:
             tokens = int(self._bucket.available(now) + EPS)
@@ -354,7 +356,7 @@ class OperatorLink:
         try:
             while self._queue and not self._stopped:
                 now = self.reactor.seconds()
-                if self._backoff_pace.remaining(now):
+                if self._backoff_pace.until > now:  # backing off
                     return
                 session = self._least_loaded()
                 if session is None:
@@ -366,9 +368,10 @@ class OperatorLink:
             self._draining = False
 
     def _send(self, session: BindSession, part: OutgoingPart, now: float) -> None:
-        proto = session.proto
+        proto = part.proto = session.proto
+        part.link = self
         try:
-            proto.request_to(_PartAnswer(self, part, proto), "submit_sm", part.params)
+            proto.request_to(part, "submit_sm", part.params)  # the part is the waiter of its answer
         except EncodeError as e:
             self._message_failed(part.message, SubmitError(PERMANENT, f"cannot encode: {e}"))
             return
@@ -473,26 +476,3 @@ class OperatorLink:
     # -- requests from the SMSC -------------------------------------------------------------------
     def _request_received(self, proto: SMPPProtocol, pdu: PDU) -> None:
         self._inbound.received(proto, pdu)
-
-
-class _PartAnswer:
-    """Where a part's submit_sm_resp goes (``SMPPProtocol.request_to``): straight to its link,
-    without a Deferred per PDU. What the bookkeeping raises is logged, never raised into the
-    connection that carried the answer."""
-
-    __slots__ = ("link", "part", "proto")
-
-    def __init__(self, link: OperatorLink, part: OutgoingPart, proto: SMPPProtocol) -> None:
-        self.link, self.part, self.proto = link, part, proto
-
-    def callback(self, resp: PDU) -> None:
-        try:
-            self.link._part_accepted(resp, self.part, self.proto)
-        except Exception:  # noqa: BLE001 - a bug: logged, the connection goes on
-            self.link.log.exception("submit bookkeeping failed", message_id=self.part.message.request.message_id)
-
-    def errback(self, failed: Exception) -> None:
-        try:
-            self.link._part_refused(failed, self.part, self.proto)
-        except Exception:  # noqa: BLE001 - a bug: logged, the connection goes on
-            self.link.log.exception("submit bookkeeping failed", message_id=self.part.message.request.message_id)

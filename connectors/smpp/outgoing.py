@@ -3,7 +3,8 @@
 Why a module of its own: what goes into a submit_sm (the operator's encoding and addresses, the
 concatenation UDH, the validity) is decided once per message and does not depend on sessions,
 windows or throttling, which are ``OperatorLink``'s (``client.py``). Here are the message in
-flight (its parts' keys, the Deferred the core waits on) and the builder of its parts.
+flight (its parts' keys, the Deferred the core waits on), its parts (each where its answer goes)
+and the builder of its parts.
 
 Theory of operation
 -------------------
@@ -23,6 +24,7 @@ from twisted.internet.defer import Deferred
 
 from connectors.api import SubmitError, SubmitRequest
 from connectors.smpp.addressing import DATA_CODING, destination_address, source_address, wire_encoding
+from connectors.smpp.codec import PDU
 from connectors.smpp.defs import ESM_CLASS_UDHI
 from connectors.smpp.link_settings import PERMANENT, LinkSettings
 from connectors.smpp.text import (
@@ -37,6 +39,9 @@ from connectors.smpp.text import (
 from connectors.smpp.times import validity_period
 
 __all__ = ["OutgoingMessage", "OutgoingPart", "PartBuilder"]
+
+#: An encoding by its API name: ``Encoding(name)`` without the Enum call's two (for every message).
+_ENCODINGS = {e.value: e for e in Encoding}
 
 
 class OutgoingMessage:
@@ -63,15 +68,32 @@ class OutgoingMessage:
 
 
 class OutgoingPart:
-    """One submit_sm of a message: its place in the message and its PDU parameters."""
+    """One submit_sm of a message: its place in the message and its PDU parameters; once sent
+    (``OperatorLink._send``), also the waiter its submit_sm_resp goes to (``SMPPProtocol.request_to``):
+    straight to the link that sent it, through ``proto``, without a Deferred or another object per
+    part. What the link's bookkeeping raises is logged, never raised into the connection that
+    carried the answer."""
 
-    __slots__ = ("message", "index", "params", "sent_at")
+    __slots__ = ("message", "index", "params", "sent_at", "link", "proto")
 
     def __init__(self, message: OutgoingMessage, index: int, params: dict) -> None:
         self.message = message
         self.index = index
         self.params = params
         self.sent_at = 0.0
+        self.link = self.proto = None  # the OperatorLink and SMPPProtocol that sent it
+
+    def callback(self, resp: PDU) -> None:
+        try:
+            self.link._part_accepted(resp, self, self.proto)
+        except Exception:  # noqa: BLE001 - a bug: logged, the connection goes on
+            self.link.log.exception("submit bookkeeping failed", message_id=self.message.request.message_id)
+
+    def errback(self, failed: Exception) -> None:
+        try:
+            self.link._part_refused(failed, self, self.proto)
+        except Exception:  # noqa: BLE001 - a bug: logged, the connection goes on
+            self.link.log.exception("submit bookkeeping failed", message_id=self.message.request.message_id)
 
 
 class PartBuilder:
@@ -86,8 +108,8 @@ class PartBuilder:
         """The message in flight and its parts, in order; raises ``SubmitError``."""
         s = self.settings
         try:
-            encoding = Encoding(request.encoding)
-        except ValueError:
+            encoding = _ENCODINGS[request.encoding]
+        except (KeyError, TypeError):  # TypeError: unhashable
             raise SubmitError(PERMANENT, f"unknown encoding {request.encoding!r}") from None
         encoding = wire_encoding(encoding, request.text, s.latin1)
         try:

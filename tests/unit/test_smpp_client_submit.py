@@ -89,6 +89,7 @@ def test_packed_gsm_single_and_multipart():
 @pytest.mark.parametrize("request_kwargs, detail", [
     ({"text": "Привет", "encoding": "gsm7"}, "cannot be encoded"),
     ({"text": "hi", "encoding": "klingon"}, "unknown encoding"),
+    ({"text": "hi", "encoding": "GSM7"}, "unknown encoding"),  # the API's names, not the Enum's
     ({"text": "hi", "to": "4" * 25}, "cannot encode"),
 ])
 def test_what_the_link_cannot_send_fails_permanent_never_raises(request_kwargs, detail):
