@@ -88,7 +88,12 @@ class BindSession:
         return self.transmits and self.bound and p is not None and not p.closed and not p.close_reason
 
     def free(self) -> int:
-        return self.proto.can_send() if self.can_submit() else 0
+        """Free window slots when it can submit (``can_submit``'s test, inline: the link asks twice
+        for every part it sends)."""
+        p = self.proto
+        if self.transmits and self.bound and p is not None and not p.closed and not p.close_reason:
+            return p.can_send()
+        return 0
 
     def retry_delay(self, attempt: int) -> float:
         """The service's retry policy: the delay before the next attempt, growing with each delay

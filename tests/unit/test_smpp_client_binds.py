@@ -38,6 +38,16 @@ def test_transmitter_plus_receiver_binds_two_sessions_per_bind_and_only_tx_count
     assert net.link.capacity() == 6
 
 
+def test_a_session_offers_window_slots_only_while_it_can_submit():
+    net = Net(bind="transmitter+receiver", window=3, connect=False)
+    tx, rx = sorted(net.link._sessions, key=lambda s: not s.transmits)
+    assert (tx.can_submit(), tx.free(), rx.can_submit(), rx.free()) == (False, 0, False, 0)  # no connection yet
+    net.connect()
+    assert (tx.can_submit(), tx.free(), rx.can_submit(), rx.free()) == (True, 3, False, 0)  # a receiver never
+    tx.proto.close("closing")  # closing, not yet closed
+    assert (tx.can_submit(), tx.free()) == (False, 0)
+
+
 def test_nothing_is_up_before_the_bind_answer():
     net = Net(connect=False)
     assert not net.link.is_up() and net.link.capacity() == 0
