@@ -107,9 +107,9 @@ class RecentCount:
         slot = int(now // self.resolution)
         if self._slots and self._slots[-1][0] == slot:
             self._slots[-1][1] += n
-        else:
+        else:  # old slots go as a new one starts (``count`` drops any left), not at every event
             self._slots.append([slot, n])
-        self._expire(now)
+            self._expire(now)
 
     def count(self, now: float) -> int:
         self._expire(now)

@@ -177,9 +177,9 @@ def normalize_id(raw: str, fmt: str = "auto") -> str:
     return value.lstrip("0") or "0"
 
 
-def keys_for_submit(message_id: str, fmt: str = "auto") -> str:
-    """The key stored for a part whose ``submit_sm_resp`` carried ``message_id``."""
-    return normalize_id(message_id, fmt)
+#: ``keys_for_submit(message_id, fmt)``: the key stored for a part whose ``submit_sm_resp`` carried
+#: ``message_id``, which is the id normalized (an alias, not a wrapper: a call less a part sent).
+keys_for_submit = normalize_id
 
 
 def keys_for_receipt(message_id: str, fmt: str = "auto") -> tuple[str, ...]:
