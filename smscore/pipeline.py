@@ -74,7 +74,7 @@ class Pipeline(Cancelling):
         self.parking = Parking(store, clock, node, self._log_failure)  # for operators other nodes hold
         self._looking: dict[str, Message] = {}  # waiting for a number look-up's answer
         self.links: dict = {}
-        self._limits: dict = {}  # each link's max_in_flight (None: none), looked up once (pump)
+        self._limits: dict = {}  # each link's max_in_flight() (None: none), fixed for its life (pump)
         self.queues: dict[str, deque[Message]] = {}
         self.inflight: dict[str, int] = {}
         self.held = 0  # messages of this node in memory: queued here or being submitted
@@ -104,7 +104,7 @@ class Pipeline(Cancelling):
     def add_link(self, link) -> None:
         """Add (or replace, after a reload) an operator's link."""
         self.links[link.name] = link
-        self._limits[link.name] = getattr(link, "max_in_flight", None)
+        self._limits[link.name] = link.max_in_flight() if hasattr(link, "max_in_flight") else None
         self.queues.setdefault(link.name, deque())
         self.inflight.setdefault(link.name, 0)
 
@@ -312,7 +312,7 @@ class Pipeline(Cancelling):
         else:
             # A submit counts until its outcome is stored (after a crash only what is in flight can
             # go out twice: within window x binds). Asked first: most pumps at load cannot send.
-            room = limit() - self.inflight[operator]
+            room = limit - self.inflight[operator]
             if room > 0:
                 room = min(room, link.capacity())
         while room > 0 and queue:

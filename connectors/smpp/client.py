@@ -278,7 +278,8 @@ class OperatorLink:
         return [(s.label, up and s.bound) for s in self._sessions]
 
     def max_in_flight(self) -> int:
-        """Submits that may be outstanding at once: window x transmitting sessions."""
+        """Submits that may be outstanding at once: window x transmitting sessions, fixed for the
+        link's life (other binds or another window make a new link: a reload, a cluster share)."""
         return self._max_in_flight
 
     # is_up and capacity are asked for every message: loops, not any() or sum() over a generator
