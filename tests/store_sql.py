@@ -171,6 +171,32 @@ async def check_submits_and_receipts_sent_together_apply_as_one_at_a_time(store,
     assert len({j.body["event_id"] for j in jobs}) == 4
 
 
+async def check_two_operators_that_gave_the_same_ids_each_keep_their_own_in_one_batch(store):
+    """Receipts and submits of two operators that gave the same SMSC ids, each kind queued together
+    (the SQL stores read each operator's stored ids and orphans apart): each receipt finds its own
+    operator's message, and each submit takes only its own operator's orphan."""
+    from twisted.internet.defer import gatherResults
+
+    async def together(*calls):  # one batch on the SQL stores
+        release = hold_writers(store) if getattr(store, "_writer", None) is not None else None
+        ds = [call() for call in calls]
+        if release:
+            release()
+        await gatherResults(ds)
+
+    store.untried = untried
+    by_cheap, by_dear, later, later_dear = (make_message(to=f"4670000001{i}", at=1000.0 + i) for i in range(4))
+    await store.accept([by_cheap, by_dear, later, later_dear], "gw1", 1030.0)
+    await together(lambda: store.record_submit(by_cheap.id, "cheap", ["k1"], 1001.0),
+                   lambda: store.record_submit(by_dear.id, "dear", ["k1"], 1001.0))
+    await together(lambda: store.apply_receipt(receipt("k1", ReceiptOutcome.FAILED, "dear", "UNDELIV"), 1002.0),
+                   lambda: store.apply_receipt(receipt("k1", operator="cheap"), 1002.0),
+                   lambda: store.apply_receipt(receipt("k2", operator="dear"), 1002.0))  # dear's orphan
+    await together(lambda: store.record_submit(later.id, "cheap", ["k2"], 1003.0),
+                   lambda: store.record_submit(later_dear.id, "dear", ["k2"], 1003.0))
+    statuses = [(await store.get(m.id)).status for m in (by_cheap, by_dear, later, later_dear)]
+    assert statuses == [Status.DELIVERED, Status.QUEUED, Status.SUBMITTED, Status.DELIVERED]  # dear's failed over
+
 
 async def merged_run_sizes(store) -> list[int]:
     """The contract's batch check with everything queued before the writer starts on it: the
@@ -187,4 +213,5 @@ async def merged_run_sizes(store) -> list[int]:
     return runs
 
 #: Contract checks kept here for what they are about (run on every store with the others)
-CHECKS = [check_submits_and_receipts_sent_together_apply_as_one_at_a_time]
+CHECKS = [check_submits_and_receipts_sent_together_apply_as_one_at_a_time,
+          check_two_operators_that_gave_the_same_ids_each_keep_their_own_in_one_batch]

@@ -231,11 +231,9 @@ class MessageChanges:
         return out
 
 
-
-def _by_operator(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for operator, key in pairs:
-        out.setdefault(operator, []).append(key)
-    return out
+def _by_operator(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    """The keys of ``pairs`` by operator, in order. A batch names a few operators and many keys:
+    a pass per operator, not two calls per key."""
+    return {operator: [k for o, k in pairs if o == operator] for operator in dict.fromkeys([o for o, _ in pairs])}
 
 
