@@ -12,6 +12,8 @@ An operator link (``connectors.smpp.client.OperatorLink``, or a test double) off
 - ``is_up() -> bool``: at least one session is bound and can submit;
 - ``submit(request) -> Deferred``: fires with a list of keys, one per part, the normalized SMSC
   message ids to correlate receipts by; fails with ``SubmitError``;
+- ``submit_to(request, callback, errback, *args)``: the same without a Deferred (the pipeline's
+  way, for every message): ``callback(keys, *args)`` or ``errback(error, *args)``, once;
 - ``start()`` and ``stop() -> Deferred`` (clean unbind of every session).
 
 and calls its ``LinkListener``: ``link_ready(name)`` whenever capacity may have become available,

@@ -1,7 +1,7 @@
 """The MT pipeline: from a stored message to a delivery receipt, through the operator links.
 
 accept → store (``queued``, claimed by this node) → in-memory queue of the chosen operator →
-``link.submit`` → ``store.record_submit`` (``submitted``) → receipt → ``store.apply_receipt``
+``link.submit_to`` → ``store.record_submit`` (``submitted``) → receipt → ``store.apply_receipt``
 (``delivered`` / ``failed`` / failover back to ``queued``) → the receipt is acknowledged.
 
 The pipeline decides nothing itself: operator choice comes from ``policies.routing``, status rules
@@ -338,10 +338,9 @@ class Pipeline(Cancelling):
             return
         self.inflight[name] += 1
         self._sending[m.id] = m
-        d = link.submit(SubmitRequest(m.id, m.to, m.sender, m.text, m.encoding, m.udh, m.expires_at))
-        # No errback after these two: each logs what it raises itself (a callback fewer a message).
-        d.addCallbacks(self._submitted, self._submit_failed, callbackArgs=(name, m, started),
-                       errbackArgs=(name, m))
+        # No Deferred (submit_to): _submitted and _submit_failed each log what they raise themselves.
+        link.submit_to(SubmitRequest(m.id, m.to, m.sender, m.text, m.encoding, m.udh, m.expires_at),
+                       self._submitted, self._submit_failed, name, m, started)
 
     def _end_unsent(self, m: Message, action: str, status: Status, detail: str) -> None:
         """It will never be sent: ``expire`` (its validity ended first) or ``unroutable`` (no
@@ -387,9 +386,8 @@ class Pipeline(Cancelling):
         except Exception:  # noqa: BLE001 - logged here: no errback follows
             self._log_failure(Failure(), "submit bookkeeping failed", message_id=message_id)
 
-    def _submit_failed(self, failure, operator: str, m: Message) -> None:
+    def _submit_failed(self, err: Exception, operator: str, m: Message, started: float) -> None:
         try:
-            err = failure.value
             if not isinstance(err, SubmitError):
                 self.log.error("submit raised", message_id=m.id, operator=operator, error=repr(err))
                 err = SubmitError(SubmitError.TRANSIENT, repr(err))

@@ -35,6 +35,11 @@ class FakeLink:
         self.submits.append((request, d))
         return d
 
+    def submit_to(self, request, callback, errback, *args) -> None:
+        """``submit`` with its outcome going to ``callback(keys, *args)`` or ``errback(error, *args)``."""
+        self.submit(request).addCallbacks(callback, lambda failure: errback(failure.value, *args),
+                                          callbackArgs=args)
+
     def _finish(self) -> None:
         self.outstanding -= 1
 

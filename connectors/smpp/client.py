@@ -25,13 +25,14 @@ Each failed attempt is one warning line naming the address tried, the error and 
 ``bind_states()`` lists every session, bound or not, from the start (``smsgw_bind_up``).
 
 Submitting. ``submit`` makes the message's parts, one submit_sm each (``connectors.smpp.outgoing``:
-encoding, concatenation, addresses, validity). Parts wait in one queue per link and go out, oldest first, on the bound transmitting session with the most free
-window slots, each taking a token of the link's tps bucket (``tps`` tokens a second, holding at most
-0.1 s worth: a short burst, then an even pace; tps 0: no bucket). A submit while no transmitting
-session is bound fails TRANSIENT at once. The Deferred fires with one key per part
-(``receipts.keys_for_submit``) when every part was answered ESME_ROK. The first error fails the
-whole message and drops its unsent parts; parts already accepted by the SMSC stay accepted, and the
-core sends the message again whole (the handset may see those parts twice).
+encoding, concatenation, addresses, validity). Parts wait in one queue per link and go out, oldest
+first, on the bound transmitting session with the most free window slots, each taking a token of the
+link's tps bucket (``tps`` tokens a second, holding at most 0.1 s worth: a short burst, then an even
+pace; tps 0: no bucket). A submit while no transmitting session is bound fails TRANSIENT at once.
+The Deferred (``submit_to``'s callback: the core's way, without a Deferred a message) fires with one
+key per part (``receipts.keys_for_submit``) when every part was answered ESME_ROK. The first error
+fails the whole message and drops its unsent parts; parts already accepted by the SMSC stay
+accepted, and the core sends the message again whole (the handset may see those parts twice).
 
 ``capacity()`` counts messages the core may hand over now: free window slots of bound transmitting
 sessions, at most the whole tps tokens available, minus parts already queued; 0 while no session is
@@ -78,7 +79,7 @@ from collections.abc import Callable
 
 import structlog
 from twisted.application.internet import ClientService, backoffPolicy
-from twisted.internet.defer import Deferred, DeferredList, fail, succeed
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.endpoints import clientFromString, quoteStringArgument, wrapClientTLS
 from twisted.internet.task import LoopingCall
 
@@ -316,20 +317,28 @@ class OperatorLink:
 
     def submit(self, request: SubmitRequest) -> Deferred:
         """Send one message; fires with a key per part, or fails with ``SubmitError``."""
+        d: Deferred = Deferred()
+        self.submit_to(request, d.callback, d.errback)
+        return d
+
+    def submit_to(self, request: SubmitRequest, callback: Callable, errback: Callable, *args) -> None:
+        """``submit`` without a Deferred (the core's, for every message): ``callback(keys, *args)``,
+        or ``errback(SubmitError, *args)``, once; at once when the message cannot be sent."""
         try:
             if self._stopped:
                 raise SubmitError(TRANSIENT, "link stopped")
             if not self.is_up():
                 raise SubmitError(TRANSIENT, "no bound session")
-            message, parts = self._parts.build(request, self.reactor.seconds())
+            message, parts = self._parts.build(request, self.reactor.seconds(), (callback, errback, args))
         except SubmitError as e:
-            return fail(e)
+            errback(e, *args)
+            return
         except Exception as e:  # a bug: never raise at the core
             self.log.error("submit could not be built", message_id=request.message_id, error=repr(e))
-            return fail(SubmitError(PERMANENT, f"cannot build submit_sm: {e!r}"))
+            errback(SubmitError(PERMANENT, f"cannot build submit_sm: {e!r}"), *args)
+            return
         self._queue.extend(parts)
         self._drain()
-        return message.deferred
 
     # -- sending ------------------------------------------------------------------------------
     def _least_loaded(self) -> BindSession | None:
@@ -431,7 +440,8 @@ class OperatorLink:
         message.done = True
         if any(p.message is message for p in self._queue):
             self._queue = deque(p for p in self._queue if p.message is not message)
-        message.deferred.errback(error)
+        _, errback, args = message.answer
+        errback(error, *args)
 
     def _fail_queued(self, detail: str) -> None:
         messages = list(dict.fromkeys(p.message for p in self._queue))

@@ -3,8 +3,8 @@
 Why a module of its own: what goes into a submit_sm (the operator's encoding and addresses, the
 concatenation UDH, the validity) is decided once per message and does not depend on sessions,
 windows or throttling, which are ``OperatorLink``'s (``client.py``). Here are the message in
-flight (its parts' keys, the Deferred the core waits on), its parts (each where its answer goes)
-and the builder of its parts.
+flight (its parts' keys, where its outcome goes), its parts (each where its answer goes) and the
+builder of its parts.
 
 Theory of operation
 -------------------
@@ -19,8 +19,6 @@ encoded, an unknown encoding, or more than 255 parts: ``SubmitError`` PERMANENT.
 """
 
 from __future__ import annotations
-
-from twisted.internet.defer import Deferred
 
 from connectors.api import SubmitError, SubmitRequest
 from connectors.smpp.addressing import DATA_CODING, destination_address, source_address, wire_encoding
@@ -45,14 +43,16 @@ _ENCODINGS = {e.value: e for e in Encoding}
 
 
 class OutgoingMessage:
-    """One SubmitRequest being sent: the keys of its parts and the Deferred the core waits on
-    (fired with every part's key once all were accepted; failing is the link's)."""
+    """One SubmitRequest being sent: the keys of its parts and where its outcome goes (``answer``:
+    ``(callback, errback, args)`` of ``OperatorLink.submit_to``): ``callback(keys, *args)`` with every
+    part's key once all were accepted, or ``errback(SubmitError, *args)`` (failing is the link's);
+    once, ``done`` after."""
 
-    __slots__ = ("request", "deferred", "keys", "waiting", "done")
+    __slots__ = ("request", "answer", "keys", "waiting", "done")
 
-    def __init__(self, request: SubmitRequest, parts: int) -> None:
+    def __init__(self, request: SubmitRequest, parts: int, answer: tuple) -> None:
         self.request = request
-        self.deferred: Deferred = Deferred()
+        self.answer = answer
         self.keys: list[str] = [""] * parts
         self.waiting = parts
         self.done = False
@@ -64,7 +64,8 @@ class OutgoingMessage:
         self.waiting -= 1
         if self.waiting == 0:
             self.done = True
-            self.deferred.callback(list(self.keys))
+            callback, _, args = self.answer
+            callback(list(self.keys), *args)
 
 
 class OutgoingPart:
@@ -104,8 +105,9 @@ class PartBuilder:
         self.settings = settings
         self._ref = 0
 
-    def build(self, request: SubmitRequest, now: float) -> tuple[OutgoingMessage, list[OutgoingPart]]:
-        """The message in flight and its parts, in order; raises ``SubmitError``."""
+    def build(self, request: SubmitRequest, now: float, answer: tuple) -> tuple[OutgoingMessage, list[OutgoingPart]]:
+        """The message in flight (its outcome going to ``answer``) and its parts, in order; raises
+        ``SubmitError``."""
         s = self.settings
         try:
             encoding = _ENCODINGS[request.encoding]
@@ -126,7 +128,7 @@ class PartBuilder:
             self._ref = (self._ref + 1) & 0xFF
         ton, npi, source = source_address(request.sender, s.source_ton, s.source_npi)
         dest_ton, dest_npi, destination = destination_address(request.to, s.dest_ton, s.dest_npi)
-        message = OutgoingMessage(request, total)
+        message = OutgoingMessage(request, total, answer)
         validity = validity_period(request.expires_at, s.validity, now)
         parts = []
         for i, piece in enumerate(pieces):

@@ -28,6 +28,33 @@ def test_single_gsm_part_fields_and_key():
     assert got == [["1"]]  # "0001" normalised
 
 
+def test_submit_to_answers_its_callbacks_with_their_arguments_once_without_a_deferred():
+    from connectors.api import SubmitRequest
+
+    net = Net()
+    net.smsc.auto = False
+    answers: list = []
+    ok, failed = (lambda result, *args: answers.append((result, args))), (lambda e, *a: answers.append((e, a)))
+    assert net.link.submit_to(SubmitRequest("m1", "46701234567", "ACME", "x" * 200, "gsm7"), ok, failed, "m", 1) is None
+    net.flush()
+    net.smsc.answer()
+    net.flush()
+    assert answers == []  # one part of two answered
+    net.smsc.answer()
+    net.flush()
+    assert answers == [(["1", "2"], ("m", 1))]  # both parts' keys, once
+    net.link.submit_to(SubmitRequest("m2", "46701234567", "ACME", "hi", "klingon"), ok, failed, "n")
+    [(error, args)] = answers[1:]  # refused at once, to the errback
+    assert isinstance(error, SubmitError) and error.kind == SubmitError.PERMANENT and args == ("n",)
+    net.link.submit_to(SubmitRequest("m3", "46701234567", "ACME", "y" * 200, "gsm7"), ok, failed, "o")
+    net.flush()
+    net.smsc.answer(status=ESME_RINVDSTADR)  # the first part refused: the message fails
+    net.smsc.answer(status=ESME_RINVDSTADR)  # the second too: no second answer
+    net.flush()
+    [(error, args)] = answers[2:]
+    assert isinstance(error, SubmitError) and error.kind == SubmitError.PERMANENT and args == ("o",)
+
+
 def test_multipart_gsm_has_udh_esm_class_and_a_rolling_reference():
     net = Net()
     net.smsc.auto = False
