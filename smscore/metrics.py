@@ -184,11 +184,14 @@ class Tally(Collector):
 
     def __init__(self, name: str, documentation: str, labels: list[str], registry: CollectorRegistry) -> None:
         self.name, self.documentation, self.labels = name, documentation, labels
-        self.values: dict[tuple[str, ...], float] = {} if labels else {(): 0}  # unlabelled: 0 from the start
+        # a Counter: ``+=`` on a new key starts from 0 without a call to get (three a message)
+        self.values: collections.Counter[tuple[str, ...]] = collections.Counter()
+        if not labels:
+            self.values[()] = 0  # unlabelled: 0 from the start
         registry.register(self)
 
     def inc(self, labels: tuple[str, ...], n: float = 1) -> None:
-        self.values[labels] = self.values.get(labels, 0) + n
+        self.values[labels] += n
 
     def collect(self):
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)

@@ -49,6 +49,16 @@ def test_a_tally_exports_what_a_counter_exports():
     assert exposition(ours) == exposition(theirs)
 
 
+def test_an_unlabelled_tally_exports_zero_from_the_start_as_a_counter_does():
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    tally = Tally("smsgw_z", "z", [], ours)
+    counter = Counter("smsgw_z", "z", registry=theirs)
+    assert exposition(ours) == exposition(theirs)
+    tally.inc((), 3)
+    counter.inc(3)
+    assert exposition(ours) == exposition(theirs)
+
+
 def test_pdu_counts_export_what_a_counter_exports_and_stay_once_handed_out():
     """smsgw_pdus_total: each operator's counts are one object, handed to each of its connections
     in turn (a link replaced by a reload asks again): what they add up is the operator's."""
