@@ -184,10 +184,9 @@ class Tally(Collector):
 
     def __init__(self, name: str, documentation: str, labels: list[str], registry: CollectorRegistry) -> None:
         self.name, self.documentation, self.labels = name, documentation, labels
-        # a Counter: ``+=`` on a new key starts from 0 without a call to get (three a message)
-        self.values: collections.Counter[tuple[str, ...]] = collections.Counter()
-        if not labels:
-            self.values[()] = 0  # unlabelled: 0 from the start
+        # a Counter: ``+=`` on a new key starts from 0 without a call to get (three a message);
+        # unlabelled: 0 from the start
+        self.values: collections.Counter[tuple[str, ...]] = collections.Counter({} if labels else {(): 0})
         registry.register(self)
 
     def inc(self, labels: tuple[str, ...], n: float = 1) -> None:
@@ -251,17 +250,18 @@ class Spread(Collector):
         self.name, self.documentation, self.labels = name, documentation, labels
         self.bounds = tuple(float(b) for b in buckets)
         self._les = [floatToGoString(b) for b in self.bounds] + ["+Inf"]
-        # labels → [observations per bucket (not cumulative; the last one past every bound), sum]
-        self.values: dict[tuple[str, ...], list] = {} if labels else {(): self._row()}
+        # labels → [observations per bucket (not cumulative; the last one past every bound), sum]; a
+        # defaultdict: a new label's row is made without a get at every observation; unlabelled: a
+        # row from the start
+        self.values: collections.defaultdict[tuple[str, ...], list] = collections.defaultdict(
+            self._row, {} if labels else {(): self._row()})
         registry.register(self)
 
     def _row(self) -> list:
         return [0] * (len(self.bounds) + 1) + [0.0]
 
     def observe(self, labels: tuple[str, ...], amount: float) -> None:
-        row = self.values.get(labels)
-        if row is None:
-            row = self.values[labels] = self._row()
+        row = self.values[labels]
         row[bisect_left(self.bounds, amount)] += 1  # the first bucket whose bound is >= amount
         row[-1] += amount
 
