@@ -248,11 +248,6 @@ class Pipeline(Cancelling):
             self.on_unclaimed()
 
     # -- sending -----------------------------------------------------------------------------
-    def choose(self, message: Message, elsewhere: frozenset[str] = frozenset()) -> str | None:
-        """The operator for ``message`` (``Routing.route``); one held by another node (``elsewhere``)
-        counts as up."""
-        return self.routing.route(message, self.links, elsewhere, self.clock.seconds())
-
     def enqueue(self, message: Message, front: bool = False) -> None:
         if message.id in self._cancelling:  # a customer's cancel is being stored: set aside until it is
             self._cancelling[message.id][1] = message
@@ -267,7 +262,8 @@ class Pipeline(Cancelling):
                 reach.addErrback(self._log_failure, "routing after a number look-up failed", message_id=message.id)
                 return
             message.reach = reach
-        operator = self.choose(message, elsewhere)
+        # Routing.route: an operator another node holds (elsewhere) counts as up, and is parked for it
+        operator = self.routing.route(message, self.links, elsewhere, self.clock.seconds())
         if operator is None:
             return self._no_operator(message)
         if operator in elsewhere:
@@ -445,7 +441,7 @@ class Pipeline(Cancelling):
         targets = set()
         elsewhere = self.held_elsewhere()
         for m in waiting:
-            target = self.choose(m, elsewhere) or operator
+            target = self.routing.route(m, self.links, elsewhere, self.clock.seconds()) or operator
             if target in elsewhere:
                 self._park(m, target)
                 continue
