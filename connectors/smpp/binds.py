@@ -190,7 +190,7 @@ class BindSession:
                                  f"bind refused: connection lost: {reason}")
 
     def request_received(self, proto: SMPPProtocol, pdu: PDU) -> None:
-        self.link._request_received(proto, pdu)
+        self.link._inbound.received(proto, pdu)  # receipts and MO (connectors.smpp.inbound)
 
     def peer_unbound(self, proto: SMPPProtocol) -> None:
         self.log.info("the SMSC unbound")

@@ -159,7 +159,7 @@ class OperatorLink:
         self._stopped = False
         self._liveness = LoopingCall(self._check_liveness)
         self._liveness.clock = reactor
-        self._inbound = InboundRequests(name, settings, listener, self.log)
+        self._inbound = InboundRequests(name, settings, listener, self.log)  # what the sessions receive
 
     # -- life cycle ---------------------------------------------------------------------------
     @staticmethod
@@ -483,7 +483,3 @@ class OperatorLink:
         self.listener.bind_changed(self.name, session.label, False)
         if session.transmits and not any(s.can_submit() for s in self._sessions):
             self._fail_queued("connection lost")
-
-    # -- requests from the SMSC -------------------------------------------------------------------
-    def _request_received(self, proto: SMPPProtocol, pdu: PDU) -> None:
-        self._inbound.received(proto, pdu)
