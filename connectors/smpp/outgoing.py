@@ -70,10 +70,10 @@ class OutgoingMessage:
 
 class OutgoingPart:
     """One submit_sm of a message: its place in the message and its PDU parameters; once sent
-    (``OperatorLink._send``), also the waiter its submit_sm_resp goes to (``SMPPProtocol.request_to``):
-    straight to the link that sent it, through ``proto``, without a Deferred or another object per
-    part. What the link's bookkeeping raises is logged, never raised into the connection that
-    carried the answer."""
+    (``OperatorLink._send``), also the waiter its submit_sm_resp goes to (``SMPPProtocol.request_to``),
+    which hands it straight to the link that sent it, with the connection that carried it: no
+    Deferred or other object per part. What the link's bookkeeping raises is logged, never raised
+    into that connection."""
 
     __slots__ = ("message", "index", "params", "sent_at", "link", "proto")
 
