@@ -26,6 +26,7 @@ from connectors.smpp.codec import PDU
 from connectors.smpp.defs import ESM_CLASS_UDHI
 from connectors.smpp.link_settings import PERMANENT, LinkSettings
 from connectors.smpp.text import (
+    ENCODING_BY_NAME,
     Encoding,
     UnencodableText,
     concat_udh,
@@ -37,9 +38,6 @@ from connectors.smpp.text import (
 from connectors.smpp.times import validity_period
 
 __all__ = ["OutgoingMessage", "OutgoingPart", "PartBuilder"]
-
-#: An encoding by its API name: ``Encoding(name)`` without the Enum call's two (for every message).
-_ENCODINGS = {e.value: e for e in Encoding}
 
 
 class OutgoingMessage:
@@ -110,7 +108,7 @@ class PartBuilder:
         ``SubmitError``."""
         s = self.settings
         try:
-            encoding = _ENCODINGS[request.encoding]
+            encoding = ENCODING_BY_NAME[request.encoding]
         except (KeyError, TypeError):  # TypeError: unhashable
             raise SubmitError(PERMANENT, f"unknown encoding {request.encoding!r}") from None
         encoding = wire_encoding(encoding, request.text, s.latin1)

@@ -36,9 +36,10 @@ from enum import Enum
 from typing import NamedTuple
 
 __all__ = [
-    "ConcatInfo", "Encoding", "InvalidUDH", "Part", "UnencodableText", "choose_encoding", "concat_udh",
-    "count_parts", "decode", "encoded_length", "encoding_and_parts", "fits_gsm", "gsm_decode", "gsm_encode",
-    "gsm_fill_bits", "gsm_pack", "gsm_unpack", "one_part_with_udh", "parse_udh", "split", "udh_room",
+    "ConcatInfo", "ENCODING_BY_NAME", "Encoding", "InvalidUDH", "Part", "UnencodableText", "choose_encoding",
+    "concat_udh", "count_parts", "decode", "encoded_length", "encoding_and_parts", "fits_gsm", "gsm_decode",
+    "gsm_encode", "gsm_fill_bits", "gsm_pack", "gsm_unpack", "one_part_with_udh", "parse_udh", "split",
+    "udh_room",
 ]
 
 
@@ -228,12 +229,14 @@ def _check_fill(fill_bits: int) -> None:
 
 # --- choosing an encoding -------------------------------------------------------------------------
 
-_BY_NAME = {e.value: e for e in Encoding} | {e: e for e in Encoding}
+#: An encoding by its API name (or itself): ``Encoding(name)`` without the Enum call's two calls
+#: (asked for every message accepted and sent).
+ENCODING_BY_NAME = {e.value: e for e in Encoding} | {e: e for e in Encoding}
 
 
 def _encoding(value: Encoding | str) -> Encoding:
     try:
-        return _BY_NAME[value]
+        return ENCODING_BY_NAME[value]
     except KeyError:
         raise ValueError(
             f"unknown encoding {value!r}: expected one of gsm7, latin1, ucs2"
