@@ -14,6 +14,7 @@ from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, gatherResults
 
 from smscore.store.writer import BatchWriter, Merged, ReactorWriter
+from tests.harness.waiting import eventually
 
 KINDS = ["thread", "reactor"]
 
@@ -191,7 +192,7 @@ async def test_the_reactors_writer_waits_while_another_program_holds_sqlites_loc
     shell = sqlite3.connect(path, isolation_level=None)
     shell.execute("BEGIN IMMEDIATE")
     put = writer.submit(lambda cur: cur.execute("INSERT INTO t VALUES ('a', 1)") and "stored")
-    await task.deferLater(reactor, 0.05, lambda: None)
+    await eventually(lambda: writer._busy_since is not None, "the batch to find SQLite's lock taken")
     assert not put.called
     shell.execute("ROLLBACK")
     assert await put == "stored" and _rows(tmp_path) == [("a", 1)]
@@ -249,7 +250,7 @@ async def test_the_reactors_writer_tells_how_each_batch_ended_before_its_deferre
     shell = sqlite3.connect(path, isolation_level=None)
     shell.execute("BEGIN IMMEDIATE")
     put = writer.submit(lambda cur: cur.execute("INSERT INTO t VALUES ('c', 3)") and "stored")
-    await task.deferLater(reactor, 0.05, lambda: None)
+    await eventually(lambda: writer._busy_since is not None, "the batch to find SQLite's lock taken")
     assert not put.called and len(ended) == 2  # waiting is no outcome
     shell.execute("ROLLBACK")
     shell.close()
