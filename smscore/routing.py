@@ -55,8 +55,11 @@ class Routing:
         """The offered operators not tried yet for ``message``, in profile order (a tried one's
         cost is not looked up)."""
         costs, to, tried = self.costs, message.to, message.tried
-        return [op for op in self.profiles.get(message.profile, ())
-                if op not in tried and op in costs and costs[op].lookup(to) is not None]
+        ops = self.profiles.get(message.profile, ())
+        if len(ops) == 1:  # the usual profile, asked after every claim and delivery: no comprehension's call
+            op = ops[0]
+            return [op] if op not in tried and op in costs and costs[op].lookup(to) is not None else []
+        return [op for op in ops if op not in tried and op in costs and costs[op].lookup(to) is not None]
 
     def unroutable(self, message: Message) -> str | None:
         """Why no operator can ever take ``message`` under this config, or None (it may wait for one,

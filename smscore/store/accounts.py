@@ -249,8 +249,10 @@ class AccountRules:
                 if learned.operator is not None and learned.operator != before.get(number)}
 
     def _prepare(self, cur, t: tr.Transition) -> None:
-        """A message that becomes ``queued`` is checked again (rules.hold_back)."""
-        if self.config_source is not None and needs_hold_back_check(t):
+        """A message that becomes ``queued`` is checked again (rules.hold_back). Every change saved
+        comes here: one that leaves the message in another status (submitted, delivered) is passed
+        over without a call."""
+        if t.message.status is Status.QUEUED and self.config_source is not None and needs_hold_back_check(t):
             m = t.message
             hold_back(t, self._facts(cur, m.account, [m.to], t.events[-1].at))
 

@@ -109,9 +109,14 @@ def needs_hold_back_check(t: tr.Transition) -> bool:
 def lessons(transitions: Iterable[tr.Transition]) -> list[tuple[str, str | None, list[tuple[str, float]], float]]:
     """What the changes teach, for ``policies.learning.learn``: ``(number, delivered by, failed, at)``."""
     out = []
-    for t in transitions:
-        failed = [(e.operator, e.at) for e in t.events if e.status is Status.FAILED and e.operator]
-        delivered = next((e.operator for e in t.events if e.status is Status.DELIVERED and e.operator), None)
+    for t in transitions:  # plain loops: every change of every message comes here (no comprehension's call)
+        failed, delivered = [], None
+        for e in t.events:
+            if e.operator:
+                if e.status is Status.FAILED:
+                    failed.append((e.operator, e.at))
+                elif delivered is None and e.status is Status.DELIVERED:
+                    delivered = e.operator
         if failed or delivered:
             out.append((t.message.to, delivered, failed, t.events[-1].at))
     return out
@@ -133,8 +138,15 @@ def block_lessons(transitions: Iterable[tr.Transition], untried: Callable[[Messa
     out, taught = [], set()
     for t in transitions:
         m = t.message
-        by = next((e.operator for e in t.events if e.status is Status.DELIVERED and e.operator), None)
-        if by is None or m.to not in numbers or m.to in taught or len(m.tried) + len(untried(m)) < 2:
+        if m.to not in numbers or m.to in taught:
+            continue
+        for e in t.events:  # the first delivery's operator (a loop: no generator's calls)
+            if e.status is Status.DELIVERED and e.operator:
+                by = e.operator
+                break
+        else:
+            continue
+        if len(m.tried) + len(untried(m)) < 2:
             continue
         taught.add(m.to)
         out.append((m.to, by, [op for op in m.tried if op != by], t.events[-1].at))
