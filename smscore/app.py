@@ -263,8 +263,9 @@ class Gateway:
             self.smpp_deliveries.kick()
         if self.pushes:
             self.push_worker.kick()
-        else:
-            self._kick_pushers()
+        else:  # the API workers deliver them (a loop here: this runs for every message's change)
+            for index in range(1, self.worker.count):
+                self.kicks.kick(index, b"push")
 
     def _push_queued_elsewhere(self) -> None:
         """An API worker: the main worker stored changes that queued push jobs."""
@@ -278,11 +279,6 @@ class Gateway:
         Deferred[(HTTP status, answer)] as ``DELETE /v1/messages/{id}`` answers."""
         return self.forwarder.call(INTERNAL_CANCEL, {"id": message_id, "account": account},
                                    {TOKEN_HEADER: self.worker.token.encode("ascii")})
-
-    def _kick_pushers(self) -> None:
-        """Status changes queued callbacks: the API workers deliver them."""
-        for index in range(1, self.worker.count):
-            self.kicks.kick(index, b"push")
 
     def stop(self):
         return ensureDeferred(self._stop())
