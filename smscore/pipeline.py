@@ -173,6 +173,15 @@ class Pipeline(Cancelling):
             d.addErrback(self._log_failure, "giving back messages changed elsewhere failed")
 
     # -- accepting ---------------------------------------------------------------------------
+    #: an API worker: the main worker is nudged (``on_unclaimed``) at the end of this reactor turn
+    _nudging = False
+
+    def _nudge(self) -> None:
+        """One nudge for every request stored in a reactor turn (a batch of the store's commits
+        fires together): not one call a request, and not later than the turn."""
+        self._nudging = False
+        self.on_unclaimed()
+
     def accept(self, messages: Sequence[Message], once: dict | None = None) -> Deferred:
         """Store messages durably; fires (with the messages) once they are. Queued ones are sent.
 
@@ -209,8 +218,9 @@ class Pipeline(Cancelling):
                 self.held -= len(messages) - len(sendable)
                 for m in sendable:
                     self.enqueue(m)
-            elif sendable and not self.delivers:
-                self.on_unclaimed()
+            elif sendable and not self.delivers and not self._nudging:
+                self._nudging = True
+                self.clock.callLater(0, self._nudge)
             return messages
 
         def not_stored(failure):
