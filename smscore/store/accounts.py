@@ -158,7 +158,7 @@ class AccountRules:
     def _learned_for(self, cur, messages: Sequence[Message], now: float) -> None:
         """Attach to messages about to be sent what was learned about their numbers and, for those
         without an operator of their own to use (``rules.wants_block``), their blocks' evidence."""
-        learned = self._learned(cur, (m.to for m in messages))
+        learned = self._learned(cur, [m.to for m in messages])  # a list: one call, a generator one a message
         blind = []
         for m in messages:
             known = learned.get(m.to)
@@ -169,7 +169,7 @@ class AccountRules:
                 blind.append(m)
         if blind:
             by_prefix: dict[str, list[blocks.Tally]] = {}
-            for t in self._block_rows(cur, (m.to for m in blind)).values():
+            for t in self._block_rows(cur, [m.to for m in blind]).values():
                 by_prefix.setdefault(t.prefix, []).append(t)
             for m in blind:
                 m.block = tuple(t for p in blocks.prefixes(m.to) for t in by_prefix.get(p, ()))
@@ -190,7 +190,7 @@ class AccountRules:
         """Apply ``rules.block_lessons`` (``policies.blocks.lesson``) and upsert the rows they
         changed, in key order. Two nodes creating the same row at once keep one's count (ON
         CONFLICT): evidence is a statistic, and the next deliveries correct it."""
-        rows = self._block_rows(cur, (number for number, *_ in taught), lock=True)
+        rows = self._block_rows(cur, [number for number, *_ in taught], lock=True)
         changed: set[tuple[str, str]] = set()
         for number, delivered_by, failed, at in taught:
             for t in blocks.lesson(rows, number, delivered_by, failed, at):
@@ -208,6 +208,8 @@ class AccountRules:
         and the refund of a prepaid message that ended before it was ever submitted."""
         for t in transitions:
             m = t.message
+            if not m.charged:  # nothing to give back (refund answers 0): most messages, postpaid
+                continue
             back = refund(m.charged, m.tried, (e.status.value for e in t.events))
             if back:
                 before, _ = self._state(cur, m.account, lock=True)
@@ -228,7 +230,7 @@ class AccountRules:
     def _learn(self, cur, lessons: Sequence[tuple[str, str | None, list[tuple[str, float]], float]]) -> set[str]:
         """Apply lessons ``(number, delivered by, failed, at)`` in order and store what changed.
         Returns the numbers a delivery gave a new operator (their first, or another than before)."""
-        known = self._learned(cur, (number for number, *_ in lessons), lock=True)
+        known = self._learned(cur, [number for number, *_ in lessons], lock=True)
         before = {number: learned.operator for number, learned in known.items()}
         stored = set(known)
         changed: dict[str, tuple[Learned, float]] = {}
@@ -237,8 +239,8 @@ class AccountRules:
             if after is not None:
                 known[number] = after
                 changed[number] = (after, at)
-        rows = [(learned.operator, at, ",".join(f"{op}:{when:.0f}" for op, when in sorted(learned.failures.items())),
-                 number) for number, (learned, at) in changed.items()]
+        rows = [(learned.operator, at, ",".join([f"{op}:{when:.0f}" for op, when in sorted(learned.failures.items())])
+                 if learned.failures else "", number) for number, (learned, at) in changed.items()]
         updates = [row for row in rows if row[-1] in stored]
         inserts = [(number, operator, at, text) for operator, at, text, number in rows if number not in stored]
         if updates:
