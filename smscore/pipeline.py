@@ -173,12 +173,11 @@ class Pipeline(Cancelling):
             d.addErrback(self._log_failure, "giving back messages changed elsewhere failed")
 
     # -- accepting ---------------------------------------------------------------------------
-    #: an API worker: the main worker is nudged (``on_unclaimed``) at the end of this reactor turn
-    _nudging = False
+    _nudging = False  # an API worker: the main worker is nudged (``on_unclaimed``) at this turn's end
 
     def _nudge(self) -> None:
-        """One nudge for every request stored in a reactor turn (a batch of the store's commits
-        fires together): not one call a request, and not later than the turn."""
+        """One nudge for all the requests stored in a reactor turn (the store's commits fire
+        together), not one a request, and not later than the turn."""
         self._nudging = False
         self.on_unclaimed()
 
@@ -210,15 +209,17 @@ class Pipeline(Cancelling):
             if self.backlog is not None:
                 self.backlog.accepted(messages)
             self.metrics.accepted.inc((), len(messages))
-            sendable = [m for m in messages if m.status is Status.QUEUED
-                        and (m.send_at is None or m.send_at <= self.clock.seconds())]
             for m in messages:
                 self.metrics.status_changed(m.status._value_)
+            if not claim_now and (self.delivers or self._nudging):
+                return messages  # left to the claims, or a nudge is due this turn already
+            sendable = [m for m in messages if m.status is Status.QUEUED
+                        and (m.send_at is None or m.send_at <= self.clock.seconds())]
             if claim_now:
                 self.held -= len(messages) - len(sendable)
                 for m in sendable:
                     self.enqueue(m)
-            elif sendable and not self.delivers and not self._nudging:
+            elif sendable:
                 self._nudging = True
                 self.clock.callLater(0, self._nudge)
             return messages
