@@ -11,7 +11,8 @@ from smscore.store.rules import block_lessons, lessons
 from smscore.transitions import Transition
 
 OPS = ("a", "b", "c")
-event = st.builds(Event, at=st.floats(0, 100), status=st.sampled_from([Status.SUBMITTED, Status.FAILED, Status.DELIVERED]),
+event = st.builds(Event, at=st.floats(0, 100),
+                  status=st.sampled_from([Status.SUBMITTED, Status.FAILED, Status.DELIVERED]),
                   operator=st.none() | st.sampled_from(OPS))
 change = st.tuples(st.sampled_from(["4670", "4671"]), st.lists(event, min_size=1, max_size=4),
                    st.lists(st.sampled_from(OPS), unique=True, max_size=3).map(tuple))
