@@ -245,7 +245,7 @@ class _Interjecting(SimulatedSMSC):
     def answer_submit(self, proto: SMPPProtocol, pdu: PDU, record: SubmitRecord) -> None:
         super().answer_submit(proto, pdu, record)
         if self.interjections and proto.transport is not None and not proto.close_reason:
-            proto.write(self.interjections.popleft())
+            proto.transport.write(self.interjections.popleft())
 
     def protocol_error(self, proto: SMPPProtocol, event) -> None:
         super().protocol_error(proto, event)

@@ -20,16 +20,6 @@ defines no such command_id (``GenericNackSent.command``). The counts are the con
 unless it is given others to add to (``pdus=``, or assigned later: the SMPP server counts an ESME's
 PDUs under its account once it has bound), where the metrics read them at scrape time: one dict
 operation a PDU instead of a call chain.
-
-What one connection writes in one reactor turn reaches its transport as one ``write``: a write
-through Twisted costs about ten Python calls whatever its size, and under load a turn writes dozens
-of PDUs to a connection (submit_sm or their responses, deliver_sm or theirs). The PDUs wait in
-``_out``, in order, and go at the end of ``dataReceived`` for what reading produced, else in a
-``callLater(0)`` the turn's first write schedules, which the reactor runs before it next waits for
-anything (a write made by a timed call itself waits for one poll that does not block): the bytes
-on the wire are the same, in the same order, and the send times the session stamps for its timers
-hold. ``close`` writes what waits before it closes; a lost connection drops it. Whoever writes raw bytes of its own (the
-simulated SMSC's misbehaving scenarios) writes through ``write``, behind what waits.
 """
 
 from __future__ import annotations
@@ -147,9 +137,6 @@ class SMPPProtocol(Protocol):
         #: the Failure the transport ended the connection with (set before the handler hears of it)
         self.lost = None
         self._producing = False  # the backpressure producer is registered (connectionMade)
-        self._out: list[bytes] = []  # written this turn, not yet handed to the transport
-        self._flush_call = None  # the callLater that hands ``_out`` over at the end of the turn
-        self._reading = False  # in dataReceived, which hands ``_out`` over as it returns
 
     # -- connection -------------------------------------------------------------------------
     def connectionMade(self) -> None:
@@ -176,10 +163,6 @@ class SMPPProtocol(Protocol):
     def connectionLost(self, reason) -> None:
         self.closed = True
         self.lost = reason
-        self._out = []
-        if self._flush_call is not None:
-            self._flush_call.cancel()
-            self._flush_call = None
         if self._timer is not None and self._timer.running:
             self._timer.stop()
         self.session.connection_lost()
@@ -194,8 +177,6 @@ class SMPPProtocol(Protocol):
         if not self.close_reason:
             self.close_reason = reason
         if self.transport is not None:
-            if self._out:
-                self._flush()
             if self._producing:
                 self._producing = False
                 self.transport.unregisterProducer()
@@ -208,97 +189,70 @@ class SMPPProtocol(Protocol):
         # per PDU), and a peer's PDUs would be answered or not depending on how TCP cut them.
         if self.close_reason:
             return
-        self._reading = True
-        try:
-            session = self.session
-            session.receive_data(data, self.clock.seconds())
-            seen = self._seen
-            # ``self.pdus`` is read at each count, not once: a handler may hand the connection other
-            # counts while this loop runs (an ESME's bind that succeeded at once).
-            while not self.close_reason:
-                event = session.next_event()
-                if event is NEED_DATA:
-                    return
-                kind = type(event)
-                if kind is ResponseReceived:
-                    pdu = event.pdu
-                    self.pdus[pdu.command, "in"] += 1
-                    if seen:
-                        seen(self, pdu.command, "in")
-                    d = self._pending.pop(pdu.sequence, None)
-                    if d is None:
-                        continue
-                    if pdu.command == "generic_nack":
-                        d.errback(RequestFailed("generic_nack", pdu.status, pdu))
-                    elif pdu.status != ESME_ROK:
-                        d.errback(RequestFailed("status", pdu.status, pdu))
-                    else:
-                        d.callback(pdu)
-                elif kind is RequestReceived:
-                    self.pdus[event.pdu.command, "in"] += 1
-                    if seen:
-                        seen(self, event.pdu.command, "in")
-                    self.handler.request_received(self, event.pdu)
-                elif kind is EnquireLinkAnswered:
-                    self._count("enquire_link", "in")
-                    self._count("enquire_link_resp", "out")
-                    self.write(event.reply)
-                elif kind is PeerUnbound:
-                    self._count("unbind", "in")
-                    self._count("unbind_resp", "out")
-                    self.write(event.reply)
-                    unbound = getattr(self.handler, "peer_unbound", None)
-                    if unbound is not None:
-                        unbound(self)
-                    self.close("peer unbound")
-                    return
-                elif kind is RequestRejected or kind is GenericNackSent:
-                    if kind is GenericNackSent:
-                        self._count(event.command, "in")
-                        self._count("generic_nack", "out")
-                    else:
-                        self._count(event.pdu.command, "in")
-                        self._count(response_to(event.pdu.command), "out")
-                    self.write(event.reply)
-                    rejected = getattr(self.handler, "protocol_error", None)
-                    if rejected is not None:
-                        rejected(self, event)
-                elif kind is UnexpectedResponse:
+        session = self.session
+        session.receive_data(data, self.clock.seconds())
+        seen = self._seen
+        # ``self.pdus`` is read at each count, not once: a handler may hand the connection other
+        # counts while this loop runs (an ESME's bind that succeeded at once).
+        while not self.close_reason:
+            event = session.next_event()
+            if event is NEED_DATA:
+                return
+            kind = type(event)
+            if kind is ResponseReceived:
+                pdu = event.pdu
+                self.pdus[pdu.command, "in"] += 1
+                if seen:
+                    seen(self, pdu.command, "in")
+                d = self._pending.pop(pdu.sequence, None)
+                if d is None:
+                    continue
+                if pdu.command == "generic_nack":
+                    d.errback(RequestFailed("generic_nack", pdu.status, pdu))
+                elif pdu.status != ESME_ROK:
+                    d.errback(RequestFailed("status", pdu.status, pdu))
+                else:
+                    d.callback(pdu)
+            elif kind is RequestReceived:
+                self.pdus[event.pdu.command, "in"] += 1
+                if seen:
+                    seen(self, event.pdu.command, "in")
+                self.handler.request_received(self, event.pdu)
+            elif kind is EnquireLinkAnswered:
+                self._count("enquire_link", "in")
+                self._count("enquire_link_resp", "out")
+                self.transport.write(event.reply)
+            elif kind is PeerUnbound:
+                self._count("unbind", "in")
+                self._count("unbind_resp", "out")
+                self.transport.write(event.reply)
+                unbound = getattr(self.handler, "peer_unbound", None)
+                if unbound is not None:
+                    unbound(self)
+                self.close("peer unbound")
+                return
+            elif kind is RequestRejected or kind is GenericNackSent:
+                if kind is GenericNackSent:
+                    self._count(event.command, "in")
+                    self._count("generic_nack", "out")
+                else:
                     self._count(event.pdu.command, "in")
-                    unexpected = getattr(self.handler, "protocol_error", None)
-                    if unexpected is not None:
-                        unexpected(self, event)
-                elif kind is MustClose:
-                    if event.reply:  # no PDU was read: only the generic_nack is counted
-                        self._count("generic_nack", "out")
-                        self.write(event.reply)
-                    self.close(f"framing lost: {event.reason}")
-                    return
-        finally:
-            self._reading = False
-            if self._out:
-                self._flush()
-
-    # -- bytes out ----------------------------------------------------------------------------
-    def write(self, data: bytes) -> None:
-        """Queue ``data`` behind what this turn wrote; it goes out before the turn ends (nothing
-        once the connection is gone)."""
-        if self.closed:
-            return
-        self._out.append(data)
-        if self._flush_call is None and not self._reading:
-            self._flush_call = self.clock.callLater(0, self._end_of_turn)
-
-    def _end_of_turn(self) -> None:
-        self._flush_call = None
-        self._flush()
-
-    def _flush(self) -> None:
-        """Hand what waits to the transport, as one write."""
-        out = self._out
-        if out:
-            self._out = []
-            self.transport.write(b"".join(out))
+                    self._count(response_to(event.pdu.command), "out")
+                self.transport.write(event.reply)
+                rejected = getattr(self.handler, "protocol_error", None)
+                if rejected is not None:
+                    rejected(self, event)
+            elif kind is UnexpectedResponse:
+                self._count(event.pdu.command, "in")
+                unexpected = getattr(self.handler, "protocol_error", None)
+                if unexpected is not None:
+                    unexpected(self, event)
+            elif kind is MustClose:
+                if event.reply:  # no PDU was read: only the generic_nack is counted
+                    self._count("generic_nack", "out")
+                    self.transport.write(event.reply)
+                self.close(f"framing lost: {event.reason}")
+                return
 
     def _count(self, command: str, direction: str) -> None:
         """One PDU of the paths no message takes (the others count inline: a call less a PDU)."""
@@ -326,9 +280,7 @@ class SMPPProtocol(Protocol):
         send a PDU per message and would otherwise make and fire a Deferred for each."""
         sequence, data = self.session.send_request(command, params, tlvs, now=self.clock.seconds())
         self._pending[sequence] = waiter
-        self._out.append(data)  # ``write`` inline: a call less a PDU
-        if self._flush_call is None and not self._reading:
-            self._flush_call = self.clock.callLater(0, self._end_of_turn)
+        self.transport.write(data)
         self.pdus[command, "out"] += 1
         if self._seen:
             self._seen(self, command, "out")
@@ -338,9 +290,7 @@ class SMPPProtocol(Protocol):
         """Answer a peer's request (a no-op once the connection is gone)."""
         if self.closed:
             return
-        self._out.append(self.session.send_response(request, status, params, tlvs))  # ``write`` inline
-        if self._flush_call is None and not self._reading:
-            self._flush_call = self.clock.callLater(0, self._end_of_turn)
+        self.transport.write(self.session.send_response(request, status, params, tlvs))
         answer = RESPONSE_OF[request.command]  # there is one: send_response refuses a request without
         self.pdus[answer, "out"] += 1
         if self._seen:
