@@ -477,7 +477,8 @@ class Pipeline(Cancelling):
             for e in t.events:
                 self.metrics.messages.inc((e.status.value, e.operator or ""))  # status_changed, inline
                 if e.status is Status.DELIVERED:  # the common outcome: its history is in the store
-                    self.metrics.delivery_seconds.observe((e.operator or "",), max(0.0, self.clock.seconds() - m.created_at))
+                    self.metrics.delivery_seconds.observe((e.operator or "",),
+                                                          max(0.0, self.clock.seconds() - m.created_at))
                     if enabled(logging.DEBUG):  # a line filtered out costs no call to the logger
                         self.log.debug("message delivered", message_id=m.id, operator=e.operator, detail=e.detail)
                 elif e.final or e.status is Status.FAILED:
