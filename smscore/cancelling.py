@@ -38,12 +38,7 @@ class Cancelling:
         entry = self._cancelling.setdefault(message_id, [0, None, False])  # cancels, set aside, any stored
         entry[0] += 1
         if entry[1] is None:
-            for queue in self.queues.values():
-                for message in queue:
-                    if message.id == message_id:
-                        queue.remove(message)
-                        entry[1] = message
-                        break
+            entry[1] = self.queues.take(message_id)
         d = act()
         d.addBoth(self._cancel_stored, message_id)
         d.addCallback(self._cancelled)

@@ -30,6 +30,7 @@ from smscore.metrics import Metrics
 from smscore.model import Message, MoMessage, Status
 from smscore.mo_intake import MoIntake
 from smscore.parking import Parking
+from smscore.queues import OperatorQueues
 from smscore.receipt_timeouts import ReceiptTimeouts
 from smscore.routing import Routing
 from smscore.store.base import Store
@@ -75,7 +76,7 @@ class Pipeline(Cancelling):
         self._looking: dict[str, Message] = {}  # waiting for a number look-up's answer
         self.links: dict = {}
         self._limits: dict = {}  # each link's max_in_flight() (None: none), fixed for its life (pump)
-        self.queues: dict[str, deque[Message]] = {}
+        self.queues = OperatorQueues()  # by operator, and the ids they hold
         self.inflight: dict[str, int] = {}
         self.held = 0  # messages of this node in memory: queued here or being submitted
         #: messages submitted to an operator whose outcome is not stored yet (too late to cancel)
@@ -132,8 +133,7 @@ class Pipeline(Cancelling):
         ids = self._waiting() + self.parking.drop()
         self._looking.clear()
         self._cancelling.clear()
-        for q in self.queues.values():
-            q.clear()
+        self.queues.clear_all()
         if not ids:
             return succeed(None)
         return self.store.release(self.node, ids)
@@ -142,15 +142,22 @@ class Pipeline(Cancelling):
         """Messages claimed from the store: this node's now, to send. One it holds already (its
         copy given back to the store meanwhile: paused and resumed through another node before
         this node's renewal said so) is not taken twice: it would go out twice."""
-        here = set(self._waiting()) | self._sending.keys()
         for m in messages:
-            if m.id not in here:
+            if not self._holds(m.id):
                 self.held += 1
                 self.enqueue(m)
 
+    def _holds(self, message_id: str) -> bool:
+        """Whether this node holds ``message_id`` in memory: queued, being looked up, set aside
+        while a cancel is stored, or being submitted."""
+        if message_id in self.queues.ids or message_id in self._looking or message_id in self._sending:
+            return True
+        entry = self._cancelling.get(message_id)
+        return entry is not None and entry[1] is not None
+
     def _waiting(self) -> list[str]:
         """The ids of the messages this node holds and has not handed to a link yet."""
-        ids = [m.id for q in self.queues.values() for m in q]
+        ids = list(self.queues.ids)
         ids += self._looking
         ids += [entry[1].id for entry in self._cancelling.values() if entry[1] is not None]
         return ids
@@ -236,12 +243,7 @@ class Pipeline(Cancelling):
         """Drop messages from the in-memory queues and number look-ups (cancelled, paused): they
         are not sent. Returns the ids dropped."""
         gone = set(message_ids)
-        dropped = []
-        for name, queue in self.queues.items():
-            keep = [m for m in queue if m.id not in gone]
-            if len(keep) != len(queue):
-                dropped += [m.id for m in queue if m.id in gone]
-                self.queues[name] = deque(keep)
+        dropped = self.queues.drop(gone)
         dropped += [mid for mid in gone if self._looking.pop(mid, None) is not None]
         self.held -= len(dropped)
         return dropped
@@ -280,11 +282,7 @@ class Pipeline(Cancelling):
         if operator in elsewhere:
             self._park(message, operator)
             return
-        queue = self.queues[operator]
-        if front:
-            queue.appendleft(message)
-        else:
-            queue.append(message)
+        self.queues.add(operator, message, front)
         self.pump(operator)
 
     def _no_operator(self, m: Message) -> None:
@@ -324,7 +322,7 @@ class Pipeline(Cancelling):
                 room = min(room, link.capacity())
         while room > 0 and queue:
             room -= 1
-            self._submit(link, queue.popleft())
+            self._submit(link, self.queues.pop(operator))
 
     def _park(self, message: Message, operator: str) -> None:
         """Leave ``message`` in the store for the nodes that hold ``operator``'s binds."""
@@ -410,7 +408,7 @@ class Pipeline(Cancelling):
                 self.log.debug("submit requeued", message_id=m.id, operator=operator, reason=detail)
                 self.inflight[operator] -= 1
                 self._sending.pop(m.id, None)
-                self.queues.setdefault(operator, deque()).appendleft(m)
+                self.queues.add(operator, m, front=True)
                 return
             if err.kind != SubmitError.PERMANENT:
                 detail = f"{detail} ({m.refusals} times in a row)"
@@ -444,11 +442,9 @@ class Pipeline(Cancelling):
     def _reroute(self, operator: str) -> None:
         """The operator lost its last bind: what waits for it moves to another operator of each
         message's profile that is up; with none up, it keeps waiting where it is (no spinning)."""
-        queue = self.queues.get(operator)
-        if not queue:
+        waiting = self.queues.drain(operator)
+        if not waiting:
             return
-        waiting = list(queue)
-        queue.clear()
         targets = set()
         elsewhere = self.held_elsewhere()
         for m in waiting:
@@ -456,7 +452,7 @@ class Pipeline(Cancelling):
             if target in elsewhere:
                 self._park(m, target)
                 continue
-            self.queues.setdefault(target, deque()).append(m)
+            self.queues.add(target, m)
             targets.add(target)
         moved = sum(1 for name in targets if name != operator)
         if moved:
