@@ -147,7 +147,7 @@ class Gateway:
         if self.smpp_deliveries is not None:
             await self.smpp_deliveries.start()
         if self.delivers:
-            await self.store.ensure_accounts({name: a.balance for name, a in self.config.accounts.items()})
+            await self._open_accounts()
             await self.cluster.start()
             self.rate_buckets.set_share(self.cluster.shares.account_part)
             for name, op in self.config.operators.items():
@@ -311,14 +311,25 @@ class Gateway:
         await self.store.close()
         self.log.info("gateway stopped")
 
+    def _open_accounts(self) -> Deferred:
+        """Every account of the config gets its opening balance in the store, once."""
+        return self.store.ensure_accounts({name: a.balance for name, a in self.config.accounts.items()})
+
     def reload_node(self) -> Deferred:
         """Reload in every process of the node (SIGHUP, ``smsgw reload``, the admin API): this one,
         then, from the main worker, each API worker through its control listener. Fires with this
         process's answer once every process has applied the file (or refused it)."""
         result = self.reload()
-        if self.worker is None or not self.worker.is_main or not result.get("reloaded"):
+        if not result.get("reloaded") or not self.delivers:
             return succeed(result)
-        return self.workers_control.reload_all().addCallback(lambda _: result)
+        # an account the file added gets its opening balance before anyone is told it is there (a
+        # top-up or a pause of it then has a stored state to change)
+        d = self._open_accounts()
+        d.addErrback(lambda f: self.log.error("storing the opening balances of the reloaded accounts failed",
+                                              error=f.getErrorMessage()))
+        if self.worker is not None and self.worker.is_main:
+            d.addCallback(lambda _: self.workers_control.reload_all())
+        return d.addCallback(lambda _: result)
 
     def reload(self) -> dict:
         """Read the config file again and apply it (SIGHUP, ``smsgw reload``, the admin API).

@@ -314,4 +314,19 @@ async def check_a_failover_of_a_paused_accounts_message_waits_paused(store):
     assert got.status is Status.QUEUED and got.tried == ("cheap",)
 
 
+async def check_a_top_up_and_a_pause_are_kept_for_an_account_given_no_opening_balance_yet(store):
+    """An account the store has no state for (one a reload added, before ``ensure_accounts``
+    reached it) keeps what ops do to it: a top-up's balance, a pause that holds its messages."""
+    with_rules(store)
+    assert await store.topup("acme", Decimal(5), 1000.0) == Decimal(5)
+    assert await store.topup("acme", Decimal(5), 1001.0) == Decimal(10)
+    assert await store.account_state("acme") == (Decimal(10), False)
+    await store.ensure_accounts({"acme": Decimal(99)})  # the opening balance comes once, and too late
+    assert await store.account_state("acme") == (Decimal(10), False)
+    await store.set_paused("beta", True, 1002.0)
+    assert await store.account_state("beta") == (Decimal(0), True)
+    await store.set_paused("beta", False, 1003.0)
+    assert await store.account_state("beta") == (Decimal(0), False)
+
+
 CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]

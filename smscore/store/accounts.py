@@ -64,6 +64,9 @@ class AccountRules:
 
     def _set_balance(self, cur, account: str, before: Decimal, after: Decimal, at: float) -> None:
         cur.execute(self.q("UPDATE accounts_state SET balance = ? WHERE account = ?"), (str(after), account))
+        if cur.rowcount == 0:  # no state yet (ensure_accounts has not run for it): kept all the same
+            cur.execute(self.q("INSERT INTO accounts_state (account, balance, paused) VALUES (?,?,0)"),
+                        (account, str(after)))
         for job in balance_notice_jobs(self.config_source() if self.config_source else None, account, before,
                                        after, at):
             self._insert_job(cur, job, at)
@@ -87,6 +90,9 @@ class AccountRules:
         for any node to send). Fires with the messages changed."""
         def op(cur):
             cur.execute(self.q("UPDATE accounts_state SET paused = ? WHERE account = ?"), (int(paused), account))
+            if cur.rowcount == 0:  # no state yet: kept all the same, with the balance a missing state has
+                cur.execute(self.q("INSERT INTO accounts_state (account, balance, paused) VALUES (?,'0',?)"),
+                            (account, int(paused)))
             source = "queued" if paused else "paused"
             cur.execute(self.q(f"SELECT {MSG_COLS} FROM messages WHERE account = ? AND status = ?{self._for_update()}"),
                         (account, source))

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import time
+from decimal import Decimal
 
 from tests.e2e.conftest import one_line_error, smsgw
 from tests.harness.net import free_port, http
@@ -215,6 +216,28 @@ def test_reload_and_sighup_apply_a_new_account_and_refuse_a_broken_file(gateways
     assert http("GET", f"{gw.url}/v1/account", key="hup-key")[0] == 200
     assert send(gw, "46701260007", key="hup-key")[0]["status"] == "queued"
     one_line_error(smsgw("reload", "--url", gw.url, "--admin-key", "ops-key"), 1, "invalid TOML")
+    assert gw.stop() == 0
+
+
+def test_a_prepaid_account_added_by_reload_has_its_balance_at_once_and_keeps_top_ups_and_pauses(gateways):
+    gw = start(gateways)
+    gw.config.write_text(gw.config.read_text() + NEWCO.format(key="new-key")
+                         + 'billing = "prepaid"\nbalance = "1.0"\nprices = { "46" = "0.5" }\n')
+    assert json.loads(ops(gw, "reload").stdout)["reloaded"] is True
+    code, account = http("GET", f"{gw.url}/v1/account", key="new-key")
+    assert code == 200 and Decimal(str(account["balance"])) == 1  # the opening balance, without a restart
+
+    code, body = http("POST", f"{gw.url}/v1/admin/accounts/newco/topup", {"amount": 5}, key="ops-key")
+    assert code == 200 and Decimal(str(body["balance"])) == 6
+    code, account = http("GET", f"{gw.url}/v1/account", key="new-key")
+    assert Decimal(str(account["balance"])) == 6
+    [m] = send(gw, "46701270001", key="new-key")
+    assert Decimal(str(until(gw, m["id"], "delivered", key="new-key")["cost"])) == Decimal("0.5")
+
+    assert json.loads(ops(gw, "pause", "newco").stdout)["paused"] is True
+    code, account = http("GET", f"{gw.url}/v1/account", key="new-key")
+    assert account["paused"] is True and Decimal(str(account["balance"])) == Decimal("5.5")
+    assert send(gw, "46701270002", key="new-key")[0]["status"] == "paused"
     assert gw.stop() == 0
 
 
