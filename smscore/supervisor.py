@@ -226,8 +226,8 @@ class Supervisor:
                 continue
             lived = time.monotonic() - self.started[index]
             self.log.error("worker died", worker=index, pid=pid, status=proc.returncode, lived=round(lived, 1))
-            quick_deaths = quick_deaths + 1 if lived < 5.0 else 0
-            if quick_deaths >= 3:  # it cannot start (the store, a port, the config): stop the node
+            quick_deaths = failed_starts(quick_deaths, lived, proc.returncode)
+            if quick_deaths >= FAILED_STARTS:  # it cannot start (the store, a port, the config): stop the node
                 print("smsgw: a worker keeps dying at start; stopping", file=sys.stderr)
                 self.stopping = True
                 self.signal_all(signal.SIGTERM)
@@ -239,6 +239,21 @@ class Supervisor:
         for s in self._sockets:
             s.close()
         return code
+
+
+#: a worker that exits by itself within QUICK_EXIT seconds of its start, FAILED_STARTS times in a
+#: row, cannot start: the node stops (its log says why) instead of starting it every second for ever
+QUICK_EXIT, FAILED_STARTS = 5.0, 3
+
+
+def failed_starts(before: int, lived: float, returncode: int) -> int:
+    """The failed starts in a row once a worker ended after ``lived`` seconds with ``returncode``
+    (``Popen``'s: negative for a signal). Exiting by itself soon after its start is a failed start;
+    later, it ends the run. Killed by a signal (the OOM killer, an ops' ``kill -9``) says nothing
+    about starting, however soon: the worker is started again and the count stays as it was."""
+    if returncode < 0:
+        return before
+    return before + 1 if lived < QUICK_EXIT else 0
 
 
 def die_with_parent() -> None:

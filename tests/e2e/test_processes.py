@@ -172,6 +172,20 @@ def test_a_worker_that_dies_is_started_again(node):
     assert main in children(node.proc.pid)
 
 
+def test_a_worker_killed_again_and_again_soon_after_each_start_is_started_again_each_time(node):
+    """SIGKILL from outside (kill -9, the OOM killer) is not a worker that cannot start: the node
+    does not stop after three such deaths within seconds of each start."""
+    main, api = children(node.proc.pid)
+    for _ in range(4):
+        os.kill(api, signal.SIGKILL)
+        wait_until(lambda: api not in children(node.proc.pid) and len(children(node.proc.pid)) == 2, 15,
+                 what="a new API worker")
+        api = [p for p in children(node.proc.pid) if p != main][0]
+    assert node.proc.poll() is None
+    wait_until(lambda: post(node.http_port, {"to": "46701239990", "text": "after"})[0] == 202, 15,
+             step=0.1, what="the API served by the last API worker")
+
+
 def test_an_accounts_tps_holds_for_the_node_not_for_each_process(gateways):
     # tps = 3 for the demo account; 40 connections spread over the two API workers of a node of
     # three processes, one request each, as fast as they go: the node lets 3 through (plus what

@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.task import Clock
 
+from smscore.supervisor import FAILED_STARTS, failed_starts
 from smscore.workers import Kicks, merge_exposition
 
 
@@ -108,3 +109,19 @@ def test_figures_of_the_node_are_not_added_up_and_each_process_keeps_its_process
     assert sorted(dict(labels)["worker"] for name, labels, _ in samples if name == "process_start_time_seconds") == [
         "0", "1", "2"]
     assert [v for name, labels, v in samples if name == "smsgw_messages_total"] == [3]
+
+
+def test_a_worker_that_exits_soon_after_its_start_three_times_in_a_row_cannot_start():
+    count = 0
+    for _ in range(FAILED_STARTS):
+        count = failed_starts(count, lived=0.8, returncode=1)  # the store, a port, the config
+    assert count == FAILED_STARTS
+    assert failed_starts(2, lived=60.0, returncode=1) == 0  # it had started: the run of failures ends
+
+
+def test_a_worker_killed_by_a_signal_is_started_again_however_soon():
+    count = 0
+    for _ in range(10):  # kill -9 (or the OOM killer) 1.5 s after each start
+        count = failed_starts(count, lived=1.5, returncode=-9)
+    assert count == 0
+    assert failed_starts(2, lived=1.5, returncode=-9) == 2  # nor does it end a run of failed starts
