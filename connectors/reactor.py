@@ -17,7 +17,9 @@ always true of an idle socket (it can take more), writes, and unregisters (``epo
 two system calls and one more event for every answer, submit_sm or push. Here a connection that
 starts writing waits in ``_wanting`` until the start of the next poll, where its ``doWrite`` runs at
 once, after everything the current turn wrote to it; only a connection whose socket did not take it
-all is registered with epoll, as Twisted would, and is written by the poll from then on.
+all is registered with epoll, as Twisted would, and is written by the poll from then on. A write
+that round itself starts (a client's connect completes there, and its ``connectionMade`` writes)
+makes that poll return at once instead of waiting for the next timer: it goes out at the next.
 
 Everything else is Twisted's reactor as it is.
 """
@@ -85,6 +87,8 @@ class LeanEPollReactor(EPollReactor):
     def doPoll(self, timeout):
         if self._wanting:
             self._write_wanting()
+            if self._wanting:  # that round started writers (a connect done, then its first write):
+                timeout = 0    # the poll does not wait on them: the next one writes at its start
         try:
             ready = self._poller.poll(-1 if timeout is None else timeout, len(self._selectables))
         except OSError as exc:

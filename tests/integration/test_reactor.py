@@ -11,7 +11,7 @@ from select import EPOLLOUT
 import pytest
 from twisted.internet import main as net_main
 from twisted.internet.abstract import FileDescriptor
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import ClientFactory, Factory, Protocol
 from twisted.logger import globalLogPublisher
 
 from connectors.reactor import LeanEPollReactor, install
@@ -206,3 +206,41 @@ def test_a_connection_closed_after_its_answer_delivers_the_answer_then_closes(le
     assert received(lean, client, 1 << 20) == b"bye"  # then EOF: received stops at it
     poll_until(lean, lambda: not factory.connections[0].transport.connected)
     assert lean._poller.for_writing == 0
+
+
+class Greeter(Protocol):
+    """A client that writes as soon as it is connected (an HTTP request, an SMPP bind)."""
+
+    def connectionMade(self) -> None:
+        self.transport.write(b"hello")
+
+
+class NoWaitOnWanting:
+    """The reactor's epoll object, failing a poll that would wait while a write is pending."""
+
+    def __init__(self, reactor, poller) -> None:
+        self.reactor, self.poller = reactor, poller
+
+    def poll(self, timeout, maxevents):
+        assert not self.reactor._wanting or timeout == 0, "the poll waits while a write is due"
+        return self.poller.poll(timeout, maxevents)
+
+    def __getattr__(self, name):
+        return getattr(self.poller, name)
+
+
+def test_a_write_made_as_a_connect_completes_does_not_wait_for_the_next_timer(lean):
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        listener.settimeout(10)
+        lean._poller = NoWaitOnWanting(lean, lean._poller)
+        lean.connectTCP("127.0.0.1", listener.getsockname()[1], ClientFactory.forProtocol(Greeter), timeout=10)
+        lean.runUntilCurrent()  # Twisted starts a connect at the next turn: connect(), EINPROGRESS
+        server, _ = listener.accept()  # the kernel completes a loopback connect at once
+        server.settimeout(10)
+        lean.doPoll(30)  # the connect is done at its start; a poll that then waited would wait 30 s
+        lean.doPoll(0)  # writes the greeting at its start
+        assert server.recv(16) == b"hello"
+        server.close()
+    finally:
+        listener.close()
