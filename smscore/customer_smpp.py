@@ -40,6 +40,7 @@ from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 from connectors.smpp import deliver_fields
+from connectors.smpp.defs import STATUS_NAMES
 from connectors.smpp.outbox import NO_RECEIVER
 from connectors.smpp.server import ClientSession, CustomerSMPPServer, Refused
 from connectors.smpp.submit_fields import CustomerSubmit, ReceiptRequest
@@ -50,6 +51,9 @@ from smscore.errors import ApiError
 from smscore.logs import get_logger
 from smscore.model import SMPP_TARGET, Status, is_cancel
 from smscore.submission import build_messages, udh_part_problem
+
+#: an SMPP command_status by its name, as a refused submit's error text gives it
+SMPP_STATUS_CODES = {name: code for code, name in STATUS_NAMES.items()}
 
 #: registered_delivery → which status events become receipts (a ``policies.callbacks`` selection)
 RECEIPTS = {ReceiptRequest.ALL: FINAL, ReceiptRequest.FAILURES: FINAL_FAILURES, ReceiptRequest.NONE: ""}
@@ -197,12 +201,16 @@ def _refusal(failure):
 
 
 def _error_code(error: str | None) -> str:
-    """The operator's error code in a message's error text (``err=NNN``), else ""."""
+    """The operator's error code in a message's error text: a receipt's (``err=NNN``), or the
+    command_status of a submit it refused (``ESME_RINVDSTADR`` → ``11``); else ""."""
     if not error:
         return ""
     for word in error.replace(",", " ").split():
         if word.startswith("err=") and word[4:].isdigit():
             return word[4:]
+        status = SMPP_STATUS_CODES.get(word)
+        if status is not None:
+            return str(status)
     return ""
 
 

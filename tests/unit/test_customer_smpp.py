@@ -9,7 +9,7 @@ from twisted.internet.defer import fail, succeed
 from twisted.internet.task import Clock
 
 from connectors.smpp.refusals import Refused
-from smscore.customer_smpp import CustomerSmpp
+from smscore.customer_smpp import CustomerSmpp, _error_code
 
 
 class Session:
@@ -50,3 +50,11 @@ def test_a_refusal_of_the_main_worker_is_refused_with_its_code(answer, reason):
 def test_the_main_worker_out_of_reach_is_unavailable():
     failure = cancel_with(fail(ConnectionRefusedError("main worker restarting")))
     assert failure.check(Refused) and failure.value.reason == "unavailable"
+
+
+def test_a_receipts_err_is_the_operators_code_from_a_receipt_or_from_the_submit_it_refused():
+    assert _error_code("UNDELIV err=034") == "034"  # a receipt's
+    assert _error_code("ESME_RINVDSTADR") == "11"  # a submit the operator refused: its command_status
+    assert _error_code("ESME_RSYSERR (5 times in a row)") == "8"
+    assert _error_code("validity period ended before submission") == ""  # the gateway's own: none
+    assert _error_code(None) == ""
