@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from enum import Enum
 
+from connectors.smpp.halves import join_parts
+
 
 #: the wire names of the statuses in which a message's life has ended (SPEC §5)
 _FINAL_NAMES = frozenset({"delivered", "failed", "expired", "unknown", "stopped", "rejected"})
@@ -219,7 +221,8 @@ def assemble_mo(parts: list[tuple[int, str]], total: int) -> tuple[str, str]:
     """The text of a concatenated MO from its (sequence, text) parts, and a note when some are
     missing (the reassembly timed out)."""
     present = dict(parts)
-    text = "".join(present[seq] for seq in sorted(present))
+    # a character a phone split between two parts is put back together (connectors.smpp.halves)
+    text = join_parts([present.get(seq, "") for seq in range(1, max(total, *present) + 1)])
     missing = [seq for seq in range(1, total + 1) if seq not in present]
     note = ""
     if missing:

@@ -256,6 +256,20 @@ async def check_mo_whole_and_reassembled_from_parts_in_any_order(store):
     assert await store.expire_mo_parts(older_than=5000.0, now=5000.0) == []
 
 
+async def check_an_emoji_a_phone_split_between_two_mo_parts_is_whole_again(store):
+    """A part keeps the half of a surrogate pair at its edge as a placeholder (connectors.smpp.
+    halves): every store keeps it as text, and the reassembly pairs it with the other half."""
+    from connectors.api import MoFacts
+    from connectors.smpp.halves import decode_ucs2_part
+
+    first, second = decode_ucs2_part("PULL \U0001F600".encode("utf-16-be")[:-2]), decode_ucs2_part(
+        "\U0001F600 ok".encode("utf-16-be")[2:])
+    part = lambda seq, text: MoFacts("op", "46701234567", "72550", text, (9, 2, seq))  # noqa: E731
+    assert await store.store_mo(part(2, second), 1000.0) is None
+    mo = await store.store_mo(part(1, first), 1001.0)
+    assert mo.text == "PULL \U0001F600 ok" and (await store.get_mo(mo.id)).text == "PULL \U0001F600 ok"
+
+
 def mo_routing(mo, spent, *, url="http://backend/mo", reply=None):
     """A routing decision as smscore.mo would make it (the store applies whatever it is given)."""
     from decimal import Decimal

@@ -19,13 +19,15 @@ that wants other values says so (``source_ton``/``source_npi``, ``dest_ton``/``d
 
 MO: the text by data_coding (0 and 0xF0–0xF3 GSM, 8 UCS-2, 1 and 3 Latin-1, anything else read as
 Latin-1), after a UDH when esm_class says there is one; a concatenated MO's reference, total and
-sequence from its UDH or its SAR TLVs.
+sequence from its UDH or its SAR TLVs. A UCS-2 text keeps a half of a surrogate pair at its edges
+for the part beside it (``halves``); the caller makes a text that is not a part ``halves.whole``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from connectors.smpp.halves import decode_ucs2_part
 from connectors.smpp.text import (
     ConcatInfo,
     Encoding,
@@ -107,6 +109,8 @@ def decode_mo_text(short_message: bytes, data_coding: int, udhi: bool = False,
     if encoding is Encoding.GSM7 and packed_gsm:
         udh_octets = len(short_message) - len(body)
         body = gsm_unpack(body, fill_bits=gsm_fill_bits(udh_octets) if udhi else 0)
+    if encoding is Encoding.UCS2:
+        return decode_ucs2_part(body), concat
     return decode(body, encoding), concat
 
 

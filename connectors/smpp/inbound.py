@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 
 from connectors.api import MoFacts
 from connectors.smpp import defs
+from connectors.smpp import halves
 from connectors.smpp.addressing import decode_mo_text, mo_concat, mo_encoding
 from connectors.smpp.codec import PDU
 from connectors.smpp.defs import (
@@ -96,9 +97,10 @@ class InboundRequests:
             self.log.info("MO data_coding not known: decoded as Latin-1", data_coding=data_coding)
         text, concat = decode_mo_text(user_data(pdu), data_coding, bool(esm_class & ESM_CLASS_UDHI),
                                       self.settings.packed_gsm)
+        concat = mo_concat(concat, pdu.tlvs)
         mo = MoFacts(operator=self.name, sender=str(params.get("source_addr", "")),
-                     to=str(params.get("destination_addr", "")), text=text,
-                     concat=mo_concat(concat, pdu.tlvs))
+                     to=str(params.get("destination_addr", "")), text=text if concat else halves.whole(text),
+                     concat=concat)
         self._answer_when_stored(proto, pdu, self.listener.mo_received, mo, "MO")
 
     def _answer_when_stored(self, proto: SMPPProtocol, pdu: PDU, store, facts, what: str) -> None:
