@@ -18,10 +18,8 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.python.failure import Failure
 
-from connectors.api import MoFacts, ReceiptFacts, SubmitError, SubmitRequest
-from policies.retry import refused_too_often
+from connectors.api import MoFacts, ReceiptFacts, SubmitRequest
 from smscore.backlog import Backlog, Backlogged
 from smscore.cancelling import Cancelling
 from smscore.claiming import Claims
@@ -34,12 +32,13 @@ from smscore.queues import OperatorQueues
 from smscore.receipt_timeouts import ReceiptTimeouts
 from smscore.routing import Routing
 from smscore.store.base import Store
+from smscore.submit_outcomes import SubmitOutcomes
 from smscore.transitions import Transition
 
 
-class Pipeline(Cancelling):
+class Pipeline(Cancelling, SubmitOutcomes):
     """Moves accepted messages to the operators and receipts back into the store (customers'
-    cancels: ``Cancelling``)."""
+    cancels: ``Cancelling``; what a submit's answer changes: ``SubmitOutcomes``)."""
 
     def __init__(self, *, store: Store, clock, node: str, lease: float, routing: Routing,
                  metrics: Metrics | None = None, max_in_memory: int = 20000, claim_batch: int = 1000,
@@ -81,6 +80,8 @@ class Pipeline(Cancelling):
         self.held = 0  # messages of this node in memory: queued here or being submitted
         #: messages submitted to an operator whose outcome is not stored yet (too late to cancel)
         self._sending: dict[str, Message] = {}
+        #: message id -> the call that tries again to store its submit's outcome (the store failed)
+        self._outcome_retries: dict[str, object] = {}
         #: message id -> [its cancels being stored, the message set aside meanwhile, any stored]
         self._cancelling: dict[str, list] = {}
         self.log = get_logger(component="pipeline", node=node)
@@ -130,6 +131,7 @@ class Pipeline(Cancelling):
         self.claims.stop()
         self.receipt_timeouts.stop()
         self.mo_intake.stop()
+        self.stop_outcome_retries()
         ids = self._waiting() + self.parking.drop()
         self._looking.clear()
         self._cancelling.clear()
@@ -354,71 +356,6 @@ class Pipeline(Cancelling):
         d = self.store.act(m.id, action, self.clock.seconds(), detail)
         d.addCallbacks(lambda _: self.metrics.status_changed(status.value), self._log_failure,
                        errbackArgs=(f"{action}: storing it failed",), errbackKeywords={"message_id": m.id})
-
-    def _stored_attempt(self, result, operator: str, message_id: str):
-        """The outcome of a submit is stored: it is no longer being sent, its in-flight slot is free."""
-        self._sending.pop(message_id, None)
-        self.inflight[operator] -= 1
-        if operator in self.links:
-            self.pump(operator)
-        return result
-
-    def _submitted(self, keys: list[str], operator: str, m: Message, started: float) -> None:
-        try:
-            m.refusals = 0
-            now = self.clock.seconds()
-            self.metrics.submit_seconds.observe((), now - started)
-            self.metrics.operator_attempts.inc((operator, "accepted"))
-            # No errback after these two: each logs what it raises itself (on the hottest path there
-            # is, a callback fewer a message).
-            d = self.store.record_submit(m.id, operator, keys, now, self.node, now + self.lease)
-            d.addCallbacks(self._submit_stored, self._submit_not_stored, callbackArgs=(operator, m.id),
-                           errbackArgs=(operator, m.id))
-        except Exception:  # noqa: BLE001 - logged here: no errback follows
-            self._log_failure(Failure(), "submit bookkeeping failed", message_id=m.id)
-
-    def _submit_stored(self, transitions: list[Transition], operator: str, message_id: str) -> None:
-        try:
-            self._stored_attempt(None, operator, message_id)
-            self._after(transitions, held=True)
-        except Exception:  # noqa: BLE001 - logged here: no errback follows
-            self._log_failure(Failure(), "submit bookkeeping failed", message_id=message_id)
-
-    def _submit_not_stored(self, failure, operator: str, message_id: str) -> None:
-        try:
-            self._stored_attempt(None, operator, message_id)
-            self._log_failure(failure, "submit bookkeeping failed", message_id=message_id)
-        except Exception:  # noqa: BLE001 - logged here: no errback follows
-            self._log_failure(Failure(), "submit bookkeeping failed", message_id=message_id)
-
-    def _submit_failed(self, err: Exception, operator: str, m: Message, _started: float) -> None:
-        try:
-            if not isinstance(err, SubmitError):
-                self.log.error("submit raised", message_id=m.id, operator=operator, error=repr(err))
-                err = SubmitError(SubmitError.TRANSIENT, repr(err))
-            self.metrics.operator_attempts.inc((operator, err.kind))
-            if getattr(err, "maybe_sent", False):
-                self.metrics.child(self.metrics.submit_unanswered, operator).inc()
-            detail = err.detail
-            if err.kind == SubmitError.TRANSIENT and getattr(err, "answered", False):
-                m.refusals += 1
-            if err.kind != SubmitError.PERMANENT and not refused_too_often(m.refusals):
-                # Throttled or transient: no failure yet. Back to the front of the queue; the link
-                # reports capacity 0 while it backs off, so this does not spin.
-                self.log.debug("submit requeued", message_id=m.id, operator=operator, reason=detail)
-                self.inflight[operator] -= 1
-                self._sending.pop(m.id, None)
-                self.queues.add(operator, m, front=True)
-                return
-            if err.kind != SubmitError.PERMANENT:
-                detail = f"{detail} ({m.refusals} times in a row)"
-            m.refusals = 0
-            d = self.store.record_submit_failed(m.id, operator, detail, self.clock.seconds())
-            d.addBoth(self._stored_attempt, operator, m.id)
-            d.addCallback(lambda t: self._after([t] if t is not None else [], held=True))
-            d.addErrback(self._log_failure, "submit bookkeeping failed", message_id=m.id)
-        except Exception:  # noqa: BLE001 - logged here: no errback follows
-            self._log_failure(Failure(), "submit bookkeeping failed", message_id=m.id)
 
     # -- receipts ----------------------------------------------------------------------------
     def receipt_received(self, receipt: ReceiptFacts) -> Deferred:

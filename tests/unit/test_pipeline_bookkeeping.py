@@ -1,6 +1,6 @@
-"""What goes wrong after a submit is answered is logged, and the submit's in-flight slot is freed,
-whichever step fails: the store's record, the pipeline's own bookkeeping, or the record of a
-refused submit. These callbacks log what they raise themselves (no errback follows them, one
+"""What goes wrong after a submit is answered is logged. A record the store fails is tried again
+until it is stored, the submit holding its in-flight slot meanwhile (smscore.submit_outcomes); a
+bug in the pipeline's own bookkeeping frees the slot. These callbacks log what they raise themselves (no errback follows them, one
 callback fewer for every message): each test would fail if an error were left in a Deferred
 (Twisted's "Unhandled error in Deferred", long after) or went unlogged."""
 
@@ -39,14 +39,39 @@ def _settled(p, answered) -> None:
     assert p.inflight["cheap"] == 0 and not p._sending
 
 
-def test_a_submit_whose_record_fails_is_logged_and_frees_its_slot(sent):
+def _retries(logs) -> list[tuple]:
+    return [(e["message_id"], e["error"], e["retry_in"]) for e in logs
+            if e["event"] == "storing a submit's outcome failed: trying again"]
+
+
+def test_a_submit_whose_record_fails_keeps_its_slot_and_is_stored_when_the_store_is_back(sent):
+    """The message went out: until its outcome is stored it holds its slot (SPEC §11's bound), and
+    the record is tried again, 0.5 s, then 1 s later... (PostgreSQL restarted under the node)."""
     p, store, link, m, answered = sent
-    store.record_submit = lambda *args, **kw: fail(RuntimeError("disk full"))
+    record = store.record_submit
+    store.record_submit = lambda *args, **kw: fail(RuntimeError("server closed the connection"))
     with capture_logs() as logs:
         link.accept()
-    [entry] = _bookkeeping_errors(logs)
-    assert (entry["log_level"], entry["message_id"], entry["error"]) == ("error", m.id, "disk full")
+        p.clock.advance(0.5)
+    assert _retries(logs) == [(m.id, "server closed the connection", 0.5),
+                              (m.id, "server closed the connection", 1.0)]
+    assert p.inflight["cheap"] == 1 and m.id in p._sending
+    assert store.messages[m.id].status is Status.QUEUED
+    store.record_submit = record  # the store is back
+    p.clock.advance(1.0)
+    assert store.messages[m.id].status is Status.SUBMITTED
     _settled(p, answered)
+
+
+def test_a_stopped_pipeline_tries_no_more_and_leaves_the_message_held(sent):
+    p, store, link, m, answered = sent
+    tries = []
+    store.record_submit = lambda *args, **kw: tries.append(args) or fail(RuntimeError("down"))
+    link.accept()
+    run(p.stop())
+    p.clock.advance(60)
+    assert len(tries) == 1 and not p.clock.getDelayedCalls()
+    assert store.messages[m.id].status is Status.QUEUED  # a restart takes it back
 
 
 def test_a_submit_whose_record_raises_is_logged(sent):
@@ -78,14 +103,18 @@ def test_a_bug_after_the_submit_was_stored_is_logged_and_the_slot_is_free(sent):
     _settled(p, answered)
 
 
-def test_a_refused_submit_whose_record_fails_is_logged_and_frees_its_slot(sent):
+def test_a_refused_submit_whose_record_fails_is_stored_when_the_store_is_back(sent):
     p, store, link, m, answered = sent
+    record = store.record_submit_failed
     store.record_submit_failed = lambda *args, **kw: fail(RuntimeError("disk full"))
     with capture_logs() as logs:
         link.refuse(SubmitError.PERMANENT, "ESME_RINVDSTADR")
-    [entry] = _bookkeeping_errors(logs)
-    assert (entry["message_id"], entry["error"]) == (m.id, "disk full")
-    _settled(p, answered)
+    assert _retries(logs) == [(m.id, "disk full", 0.5)] and p.inflight["cheap"] == 1
+    store.record_submit_failed = record
+    p.clock.advance(0.5)
+    assert [e.status for e in store.messages[m.id].events][:3] == [Status.QUEUED, Status.FAILED, Status.QUEUED]
+    assert answered.called and answered.result is None
+    assert p.inflight["cheap"] == 0 and p.inflight["dear"] == 1  # cheap's slot free; on to the next operator
 
 
 def test_a_bug_in_the_bookkeeping_of_a_refusal_is_logged(sent):
