@@ -98,27 +98,38 @@ class SQLiteStore(SqlLookups, AccountRules, SqlStore):
         self.auto_upgrade = auto_upgrade
         self._reactor = reactor
         self._reachable = True  # see is_ready
+        self._writes = None  # the writer connection, and the rows it had changed at the last batch
         # Several processes of a node may write this file: they take turns on a lock file beside it.
-        super().__init__(ReactorWriter(reactor, lambda: connect(self.path, wait=False), name="sqlite-writer",
+        super().__init__(ReactorWriter(reactor, self._connect_writer, name="sqlite-writer",
                                        lock_path=f"{self.path}.lock", on_begin=lambda cur: self._counters_begin(cur),
                                        before_commit=lambda cur: self._counters_flush(cur), busy=is_busy,
                                        after_batch=self._batch_ended),
                          BatchWriter(reactor, lambda: connect(self.path), name="sqlite-reader", begin="BEGIN"),
                          rules)
 
+    def _connect_writer(self) -> sqlite3.Connection:
+        conn = connect(self.path, wait=False)
+        self._writes = [conn, conn.total_changes]
+        return conn
+
     def _batch_ended(self, error: BaseException | None) -> None:
         """The writer's word on each batch (before its Deferreds fire), for ``is_ready``: told once a
-        batch rather than by a callback on every write's Deferred, two of the few a message has."""
+        batch rather than by a callback on every write's Deferred, two of the few a message has.
+        Only a batch that changed rows says the file takes writes: one that changed none (a claim
+        that found nothing) commits on a file that refuses every write (read-only, immutable)."""
         if error is None:
-            self._reachable = True
+            changed = self._writes[0].total_changes
+            if changed != self._writes[1]:
+                self._writes[1] = changed
+                self._reachable = True
         elif is_unreachable(error):
             self._reachable = False
 
     def is_ready(self) -> bool:
         """False since a batch of writes found the file unwritable (locked by another program for
-        longer than the writer waits, read-only, disk full, I/O error), until a batch commits
-        again: the main worker's heartbeats, lease renewals and claims keep trying, so it comes
-        back by itself. A batch that commits says the file is writable, whatever its operations'
+        longer than the writer waits, read-only, disk full, I/O error), until a batch that changed
+        rows commits: the main worker's heartbeats, lease renewals and claims keep trying, so it
+        comes back by itself. Such a batch says the file is writable, whatever its operations'
         own errors (a constraint, a bug). Writes only: in WAL mode reads go on while the file is
         locked for writing, and a node that cannot store a message is not ready however well it
         reads. (PostgreSQL's store follows every operation, reads too: its per-operation callback

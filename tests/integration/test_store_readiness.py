@@ -68,3 +68,21 @@ async def test_a_locked_sqlite_file_makes_the_node_not_ready_until_it_is_release
         assert gw.metrics.registry.get_sample_value("smsgw_ready") == 1
     finally:
         other.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_only_a_batch_that_changed_rows_makes_the_store_ready_again(tmp_path):
+    """A file that refuses every write (read-only, immutable) still lets a batch that changes
+    nothing commit (a claim that found nothing): that batch says nothing about storing a message."""
+    from smscore.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "s.db", reactor)
+    await store.open()
+    try:
+        store._reachable = False  # as after a batch found the file unwritable
+        await store.run(lambda cur: cur.execute("UPDATE accounts_state SET paused = 1 WHERE account = 'nobody'"))
+        assert not store.is_ready()
+        await store.ensure_accounts({"acme": 0})  # a row written: the file takes writes again
+        assert store.is_ready()
+    finally:
+        await store.close()
