@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 from policies.admission import account_cost
 from smscore.errors import ApiError
 from smscore.model import Message, rfc3339
+from smscore.store.rules import CommitUnknown
 from smscore.workers import Relayed
 
 
@@ -175,6 +176,11 @@ def fail(failure: Failure, request, log) -> None:
         return
     if failure.check(ApiError):
         out = error(request, failure.value)
+    elif failure.check(CommitUnknown):
+        log.error("request failed", error=failure.getErrorMessage(), path=request.path.decode("ascii", "replace"))
+        out = error(request, ApiError(503, "unavailable", "The store lost its connection while it committed: the "
+                                      "message may have been stored. Send the request again with the same "
+                                      "Idempotency-Key to be answered once for both."))
     else:
         log.error("request failed", error=failure.getErrorMessage(), path=request.path.decode("ascii", "replace"))
         out = error(request, ApiError(503, "unavailable", "The message could not be stored; nothing was accepted."))

@@ -36,6 +36,7 @@ from twisted.internet.defer import Deferred
 from smscore.store.accounts import AccountRules
 from smscore.store.base import StoreRules
 from smscore.store.pg_schema import LATEST, connect, lock_key, upgrade, version_of
+from smscore.store.rules import CommitUnknown
 from smscore.store.sql import SqlStore
 from smscore.store.sql_lookups import SqlLookups
 from smscore.store.writer import BatchWriter
@@ -53,7 +54,7 @@ def _retryable(failure) -> bool:
 def _unreachable(failure) -> bool:
     import psycopg2
 
-    return failure.check(psycopg2.OperationalError, psycopg2.InterfaceError) is not None
+    return failure.check(psycopg2.OperationalError, psycopg2.InterfaceError, CommitUnknown) is not None
 
 
 class _Session:
@@ -78,6 +79,8 @@ class _Cursor:
         self._cur = None
 
     def execute(self, sql, params=None):
+        if sql == "COMMIT":
+            return self._commit()
         if sql != "BEGIN":
             return self._cur.execute(sql, params)
         # Nothing of the batch has run yet: a missing or lost connection is (re)opened here.
@@ -98,6 +101,18 @@ class _Cursor:
             session.conn = connect(session.url)
             self._cur = session.conn.cursor()
             return self._cur.execute(sql)
+
+    def _commit(self):
+        """COMMIT; a connection lost meanwhile leaves the outcome unknown (``CommitUnknown``). A
+        refusal the server answered (a serialization failure) is a known rollback, raised as is."""
+        from psycopg2 import InterfaceError, OperationalError, errors
+
+        try:
+            return self._cur.execute("COMMIT")
+        except errors.TransactionRollbackError:
+            raise
+        except (OperationalError, InterfaceError) as exc:
+            raise CommitUnknown(str(exc).strip()) from exc
 
     def __getattr__(self, name):
         return getattr(self._cur, name)

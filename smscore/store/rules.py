@@ -29,6 +29,11 @@ class NotFound(Exception):
     """No such message (or not the account's)."""
 
 
+class CommitUnknown(Exception):
+    """The connection to the store was lost while it committed: the writes may be stored or not
+    (PostgreSQL restarted under the node). Nobody may be told they were not."""
+
+
 class BeingSubmitted(Exception):
     """A customer's cancel came while the message was on its way to an operator from the node
     that answers: too late (SPEC §4: 409 once submitted)."""
