@@ -21,6 +21,13 @@ Theory of operation
   ``error_body(status, code, message)``, so the API keeps its own error shape.
 - ``Expect: 100-continue`` is answered at once when the body will be read.
 - A connection with no request in progress for ``idle_timeout`` seconds is closed.
+- Back-pressure: a client that sends requests and does not read the answers gets no more read
+  from it (its requests wait in the kernel) once ``MAX_WAITING`` requests wait for their turn or
+  the answers not yet taken by the socket pass the transport's buffer; answers stop being made
+  meanwhile. Answers it does not take for ``idle_timeout`` seconds close the connection. (Before,
+  such a client grew a worker by 250 MB a second.)
+- Half-close: a client that shuts down its sending side after its requests (``nc -N``,
+  ``shutdown(SHUT_WR)``) gets every answer, then the connection closes.
 """
 
 from __future__ import annotations
@@ -32,12 +39,17 @@ from io import BytesIO
 from urllib.parse import parse_qs
 
 import httptools
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.web.server import NOT_DONE_YET
+from zope.interface import implementer
 
 from connectors.tcp import no_delay
 
 __all__ = ["HTTPServerFactory", "Limits", "Request", "NOT_DONE_YET"]
+
+#: requests of one connection parsed and waiting for their turn before nothing more is read from it
+MAX_WAITING = 64
 
 _REASONS = {
     100: b"Continue", 200: b"OK", 201: b"Created", 202: b"Accepted", 204: b"No Content", 302: b"Found",
@@ -130,8 +142,10 @@ def _parse_query(query: bytes) -> dict[bytes, list[bytes]]:
             for k, vs in pairs.items()}
 
 
+@implementer(IHalfCloseableProtocol, IPushProducer)
 class HTTPServerProtocol(Protocol):
-    """One client connection (see the module's theory of operation)."""
+    """One client connection (see the module's theory of operation). It is the producer of its
+    answers: the transport pauses it while the client does not take them."""
 
     def __init__(self, factory: HTTPServerFactory) -> None:
         self.factory = factory
@@ -145,6 +159,10 @@ class HTTPServerProtocol(Protocol):
         self._reset()
         self._idle_call = None
         self._last = 0.0
+        self._input_done = False  # the client shut down its sending side
+        self._blocked_since = None  # since when the answers wait for the client to read them
+        self._not_reading = False  # reading from the socket is paused
+        self._producing = False  # registered with the transport as the producer of the answers
 
     def _reset(self) -> None:
         self._url: list[bytes] = []
@@ -159,6 +177,8 @@ class HTTPServerProtocol(Protocol):
     # -- Protocol --------------------------------------------------------------------------------
     def connectionMade(self) -> None:
         no_delay(self.transport)  # an answer waits for nothing (connectors/tcp.py)
+        self.transport.registerProducer(self, True)
+        self._producing = True
         self._last = self.factory.clock.seconds()
         self._arm_idle(self.limits.idle_timeout)
 
@@ -179,6 +199,48 @@ class HTTPServerProtocol(Protocol):
             self._refuse(refused if isinstance(refused, _Refused)
                          else _Refused(400, "invalid_request", "The request is not valid HTTP/1.1."))
         self._next()
+        self._reading()
+
+    def readConnectionLost(self) -> None:
+        """The client will send nothing more: answer what came, then close."""
+        self._input_done = True
+        if self.current is None and not self.queue and not self.closing:
+            self._close()
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+    def _close(self) -> None:
+        """Close once what was written has gone (a paused producer would hold the close back)."""
+        self.closing = True
+        if self._producing:
+            self._producing = False
+            self.transport.unregisterProducer()
+        self.transport.loseConnection()
+
+    # -- back-pressure (IPushProducer, called by the transport) ---------------------------------
+    def pauseProducing(self) -> None:
+        if self._blocked_since is None:
+            self._blocked_since = self.factory.clock.seconds()
+        self._reading()
+
+    def resumeProducing(self) -> None:
+        self._blocked_since = None
+        self._next()
+        self._reading()
+
+    def stopProducing(self) -> None:
+        pass
+
+    def _reading(self) -> None:
+        """Read from the socket only while answers flow and few requests wait."""
+        stop = self._blocked_since is not None or len(self.queue) >= MAX_WAITING
+        if stop != self._not_reading and not self.closing:
+            self._not_reading = stop
+            if stop:
+                self.transport.pauseProducing()
+            else:
+                self.transport.resumeProducing()
 
     def connectionLost(self, reason=None) -> None:
         self.closing = True
@@ -197,10 +259,14 @@ class HTTPServerProtocol(Protocol):
     def _idle_check(self) -> None:
         if self.closing:
             return
-        quiet = self.factory.clock.seconds() - self._last
+        now = self.factory.clock.seconds()
+        quiet = now - self._last
         if self.current is None and not self.queue and quiet >= self.limits.idle_timeout:
-            self.transport.loseConnection()
-            self.closing = True
+            self._close()
+            return
+        if self._blocked_since is not None and now - self._blocked_since >= self.limits.idle_timeout:
+            self.closing = True  # the client takes no answer: its connection goes, whatever it holds
+            self.transport.abortConnection()
             return
         self._arm_idle(max(0.1, self.limits.idle_timeout - quiet))
 
@@ -251,7 +317,7 @@ class HTTPServerProtocol(Protocol):
             return
         self._dispatching = True
         try:
-            while self.current is None and self.queue and not self.closing:
+            while self.current is None and self.queue and not self.closing and self._blocked_since is None:
                 request = self.current = self.queue.popleft()
                 if request.finished:  # the server's own refusal: written as is, then closed
                     self._answer(request)
@@ -291,11 +357,11 @@ class HTTPServerProtocol(Protocol):
             head.append(body)
         self.transport.write(b"".join(head))
         self.current = None
-        if not keep:
-            self.closing = True
-            self.transport.loseConnection()
+        if not keep or (self._input_done and not self.queue):
+            self._close()
             return
         self._next()  # an answer finished later (a Deferred): the next request in line
+        self._reading()
 
     def _refuse(self, exc: _Refused) -> None:
         """Answer a refused request after whatever is being answered, and close."""

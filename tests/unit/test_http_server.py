@@ -214,3 +214,44 @@ def test_an_idle_connection_is_closed_after_the_idle_timeout_and_a_busy_one_is_n
     busy.send(POST)
     busy.clock.advance(300)
     assert not busy.transport.disconnecting  # an answer is still being made
+
+
+# -- a client that does not read, and one that half-closes --------------------------------------
+def test_a_client_that_takes_no_answer_gets_nothing_more_read_nor_answered_until_it_does():
+    from connectors.http_server import MAX_WAITING
+
+    conn = Conn()
+    conn.proto.pauseProducing()  # the transport's buffer is full: the client reads nothing
+    assert conn.transport.producerState == "paused"  # nothing more is read from the socket
+    conn.send(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+    assert conn.answers() == [] and len(conn.proto.queue) == 3  # nor answered meanwhile
+    conn.proto.resumeProducing()
+    assert [a[0] for a in conn.answers()] == [200, 200, 200]
+    assert conn.transport.producerState == "producing"
+    conn.send(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n" * (MAX_WAITING + 5))  # answered as they come
+    assert len(conn.answers()) == MAX_WAITING + 8
+
+
+def test_too_many_requests_waiting_stop_the_reading():
+    from connectors.http_server import MAX_WAITING
+
+    conn = Conn()
+    conn.handler.hold = True  # every answer comes later (a Deferred): the first holds the others
+    conn.send(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n" * (MAX_WAITING + 2))
+    assert conn.transport.producerState == "paused"
+
+
+def test_a_client_taking_no_answer_for_the_idle_timeout_is_cut_off():
+    conn = Conn(Limits(idle_timeout=60))
+    conn.proto.pauseProducing()
+    conn.send(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+    conn.clock.advance(61)
+    assert conn.transport.disconnecting or conn.proto.closing
+
+
+def test_a_half_closed_client_gets_every_answer_then_the_connection_closes():
+    conn = Conn()
+    conn.send(b"POST /ok HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi" * 3)
+    conn.proto.readConnectionLost()  # shutdown(SHUT_WR) after the requests
+    assert [a[0] for a in conn.answers()] == [200, 200, 200]
+    assert conn.transport.disconnecting
