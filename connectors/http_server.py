@@ -187,19 +187,33 @@ class HTTPServerProtocol(Protocol):
             return
         self._last = self.factory.clock.seconds()
         try:
-            self.parser.feed_data(data)
+            self._feed(data)
         except httptools.HttpParserUpgrade:
-            # The parser completed the request that asks for the upgrade before saying so: the
-            # refusal is its answer, not a second one after it.
+            # CONNECT: the parser completed the request before saying so; the refusal is its
+            # answer, not a second one after it.
             if self.queue and not self.queue[-1].finished:
                 self.queue.pop()
-            self._refuse(_Refused(400, "invalid_request", "Protocol upgrades are not supported."))
+            self._refuse(_Refused(400, "invalid_request", "CONNECT is not supported."))
         except httptools.HttpParserError as exc:
             refused = exc.__context__  # what a callback raised travels as the parser's error's context
             self._refuse(refused if isinstance(refused, _Refused)
                          else _Refused(400, "invalid_request", "The request is not valid HTTP/1.1."))
         self._next()
         self._reading()
+
+    def _feed(self, data: bytes) -> None:
+        """Parse ``data``. An upgrade a request offers (``Upgrade: h2c``, a WebSocket) is ignored
+        (RFC 9110 §7.8): the request is answered over HTTP/1.1, what follows it is the next one."""
+        while True:
+            try:
+                return self.parser.feed_data(data)
+            except httptools.HttpParserUpgrade as exc:
+                if self.parser.get_method() == b"CONNECT" or not exc.args:
+                    raise
+                data = data[exc.args[0]:]
+                self.parser = httptools.HttpRequestParser(self)
+                if not data:
+                    return None
 
     def readConnectionLost(self) -> None:
         """The client will send nothing more: answer what came, then close."""

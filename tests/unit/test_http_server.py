@@ -255,3 +255,11 @@ def test_a_half_closed_client_gets_every_answer_then_the_connection_closes():
     conn.proto.readConnectionLost()  # shutdown(SHUT_WR) after the requests
     assert [a[0] for a in conn.answers()] == [200, 200, 200]
     assert conn.transport.disconnecting
+
+
+def test_an_upgrade_offered_is_ignored_and_the_request_after_it_is_read_too():
+    conn = Conn()
+    conn.send(b"GET /one HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+              b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert [a[0] for a in conn.answers()] == [200, 200]
+    assert [s["path"] for s in conn.handler.seen] == [b"/one", b"/two"]
