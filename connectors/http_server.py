@@ -50,6 +50,8 @@ __all__ = ["HTTPServerFactory", "Limits", "Request", "NOT_DONE_YET"]
 
 #: requests of one connection parsed and waiting for their turn before nothing more is read from it
 MAX_WAITING = 64
+#: headers a request may carry once (RFC 9112 §3.2: two Host fields are a 400; a second key is no list)
+_ONCE = frozenset({b"host", b"authorization"})
 
 _REASONS = {
     100: b"Continue", 200: b"OK", 201: b"Created", 202: b"Accepted", 204: b"No Content", 302: b"Found",
@@ -302,9 +304,14 @@ class HTTPServerProtocol(Protocol):
             raise _Refused(431, "headers_too_large",
                            f"The header section is over {self.limits.max_header_bytes} bytes or "
                            f"{self.limits.max_headers} fields.")
-        self._headers[name.lower()] = value
+        name = name.lower()
+        if name in _ONCE and name in self._headers:
+            raise _Refused(400, "invalid_request", f"The request has more than one {name.decode()} header.")
+        self._headers[name] = value
 
     def on_headers_complete(self) -> None:
+        if b"host" not in self._headers and self.parser.get_http_version() == "1.1":
+            raise _Refused(400, "invalid_request", "An HTTP/1.1 request needs a Host header.")
         length = self._headers.get(b"content-length")
         if length is not None and length.strip().isdigit() and int(length) > self.limits.max_body:
             raise _Refused(413, "too_large", f"The request body is over {self.limits.max_body} bytes.")

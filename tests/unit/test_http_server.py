@@ -263,3 +263,21 @@ def test_an_upgrade_offered_is_ignored_and_the_request_after_it_is_read_too():
               b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n")
     assert [a[0] for a in conn.answers()] == [200, 200]
     assert [s["path"] for s in conn.handler.seen] == [b"/one", b"/two"]
+
+
+@pytest.mark.parametrize("head", [
+    b"GET /ok HTTP/1.1\r\n\r\n",  # RFC 9112 3.2: an HTTP/1.1 request without Host
+    b"GET /ok HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    b"GET /ok HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer wrong\r\nAuthorization: Bearer right\r\n\r\n",
+])
+def test_a_missing_host_or_a_field_given_twice_is_a_400(head):
+    conn = Conn()
+    conn.send(head)
+    [(status, _, body)] = conn.answers()
+    assert status == 400 and json.loads(body)["error"]["code"] == "invalid_request" and not conn.handler.seen
+
+
+def test_an_http_1_0_request_needs_no_host():
+    conn = Conn()
+    conn.send(b"GET /ok HTTP/1.0\r\n\r\n")
+    assert [a[0] for a in conn.answers()] == [200]
