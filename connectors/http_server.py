@@ -327,7 +327,10 @@ class HTTPServerProtocol(Protocol):
 
     def on_message_complete(self) -> None:
         parser = self.parser
-        request = Request(self, parser.get_method(), b"".join(self._url), self._headers, b"".join(self._body),
+        target = b"".join(self._url)
+        if not target.startswith(b"/"):
+            target = _origin_form(target)
+        request = Request(self, parser.get_method(), target, self._headers, b"".join(self._body),
                           parser.should_keep_alive(), parser.get_http_version() == "1.0")
         self._reset()
         self.queue.append(request)  # dispatched once feed_data returns, not inside the parser
@@ -393,6 +396,17 @@ class HTTPServerProtocol(Protocol):
         request.write(self.factory.error_body(exc.status, exc.code, exc.message))
         request.finished = True
         self.queue.append(request)
+
+
+def _origin_form(target: bytes) -> bytes:
+    """The path and query of an absolute-form target (RFC 9112 §3.2.2: a server MUST accept
+    ``GET http://host/path``); any other form (``*``, an authority) is a 400."""
+    scheme, sep, rest = target.partition(b"://")
+    if not sep or scheme.lower() not in (b"http", b"https"):
+        raise _Refused(400, "invalid_request", "The request target must be a path or an absolute URL.")
+    cut = min((i for i in (rest.find(b"/"), rest.find(b"?")) if i >= 0), default=len(rest))
+    path = rest[cut:]
+    return path if path.startswith(b"/") else b"/" + path
 
 
 class HTTPServerFactory(Factory):

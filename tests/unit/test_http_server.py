@@ -281,3 +281,19 @@ def test_an_http_1_0_request_needs_no_host():
     conn = Conn()
     conn.send(b"GET /ok HTTP/1.0\r\n\r\n")
     assert [a[0] for a in conn.answers()] == [200]
+
+
+def test_an_absolute_form_target_is_served_as_its_path_and_query():
+    conn = Conn()
+    conn.send(b"GET http://127.0.0.1:8080/ok?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
+              b"GET HTTPS://gw.example HTTP/1.1\r\nHost: gw.example\r\n\r\n")
+    assert [a[0] for a in conn.answers()] == [200, 200]
+    assert [(s["path"], s["args"]) for s in conn.handler.seen] == [(b"/ok", {b"x": [b"1"]}), (b"/", {})]
+
+
+@pytest.mark.parametrize("target", [b"*", b"gw.example:443", b"ftp://gw.example/ok"])
+def test_a_target_that_is_no_path_nor_absolute_url_is_a_400(target):
+    conn = Conn()
+    conn.send(b"OPTIONS " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    [(status, _, _)] = conn.answers()
+    assert status == 400 and not conn.handler.seen
