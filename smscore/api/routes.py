@@ -101,6 +101,8 @@ class ApiResource(Resource):
         except UnicodeDecodeError:
             return error(request, ApiError(404, "not_found", "No such resource."))
         method = request.method.decode("ascii", "replace")
+        if method == "HEAD":  # RFC 9110 9.3.2: a GET whose answer's body the HTTP server leaves out
+            method = "GET"
         try:
             result = self._route(request, method, path)
         except ApiError as exc:

@@ -130,3 +130,15 @@ async def test_stoplist_fields_of_the_wrong_type_are_a_400_and_change_nothing(ga
     assert status == 400 and f'"field":"{field}"'.encode() in answered, answered
     status, _, listed = await answer(gateway, _get("/v1/admin/stoplist?number=46701234567", "ops-key"))
     assert status == 200 and b'"entries":[]' in listed, listed
+
+
+@pytest_twisted.ensureDeferred
+async def test_head_answers_as_get_would_without_the_body(gateway):
+    """RFC 9110 9.1: every general-purpose server supports GET and HEAD (a load balancer's check)."""
+    for path in (b"/healthz", b"/v1/openapi.json"):
+        status, headers, body = await answer(gateway, b"HEAD " + path + b" HTTP/1.1\r\nHost: fuzz\r\n"
+                                                                         b"Connection: close\r\n\r\n")
+        got_status, got_headers, got_body = await answer(gateway, b"GET " + path + b" HTTP/1.1\r\nHost: fuzz\r\n"
+                                                                                   b"Connection: close\r\n\r\n")
+        assert (status, body) == (got_status, b"") and got_status == 200
+        assert headers[b"content-length"] == b"%d" % len(got_body)
