@@ -53,7 +53,7 @@ import random
 from collections.abc import Sequence
 
 from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred, succeed
-from twisted.internet.task import LoopingCall
+from twisted.internet.task import LoopingCall, deferLater
 
 from connectors.http_push import PushResult, loggable_url
 from policies.callbacks import next_batches
@@ -62,6 +62,10 @@ from smscore.claiming import give_back_earlier
 from smscore.logs import get_logger
 from smscore.metrics import Metrics
 from smscore.model import MoMessage, PushJob
+from smscore.store.rules import CommitUnknown
+
+#: seconds before what came of a push is stored again when the store failed: the first, the longest
+RECORD_RETRY_FIRST, RECORD_RETRY_MAX = 0.5, 30.0
 
 #: A waiting job: (subject, waiting since, the job, its lease end). Subject and time come first
 #: because ``next_batches`` reads them.
@@ -111,6 +115,7 @@ class PushWorker:
         self._giving_back = False
         self._stopping = False
         self._idle: list[Deferred] = []
+        self._record_retries: set[Deferred] = set()  # waiting to store what came of a push again
 
     # -- life cycle ------------------------------------------------------------------------------
     def start(self) -> Deferred:
@@ -136,6 +141,8 @@ class PushWorker:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._cancel_timer()
+        for retry in list(self._record_retries):  # those jobs wait for their leases instead
+            retry.cancel()
         return ensureDeferred(self._stop())
 
     async def _stop(self) -> None:
@@ -364,12 +371,28 @@ class PushWorker:
                 release = self._hold_back({job.subject for job in retried})
             if first.kind == "mo" and first.attempts == 0:
                 self._unavailable(first, mo_events, replies, now)
-        d = self.store.finish_pushes(now, done=done, retry=retry, retry_at=retry_at, error=result.error or "",
-                                     release=release, mo_events=mo_events, replies=replies, owner=self.node,
-                                     lease_until=now + self.pipeline.lease, replies_owner=self.pipeline.owner,
-                                     tried_at=sent_at)
+        d = self._finish(RECORD_RETRY_FIRST, now, done=done, retry=retry, retry_at=retry_at, error=result.error or "",
+                         release=release, mo_events=mo_events, replies=replies, owner=self.node,
+                         lease_until=now + self.pipeline.lease, replies_owner=self.pipeline.owner, tried_at=sent_at)
         d.addCallback(lambda _: self.pipeline.accepted_elsewhere(replies))
         return d
+
+    def _finish(self, delay: float, *args, **kw) -> Deferred:
+        """``store.finish_pushes(*args, **kw)``; while the store fails (down, restarting), again
+        ``delay`` later, then twice as long up to RECORD_RETRY_MAX, the POST's slot and its messages
+        held meanwhile. Left to the jobs' lease instead, a callback delivered already was sent again
+        ~40 s later, and the message's later events waited behind it. Not after a commit whose
+        outcome is unknown (it may have stored replies: they would go twice), nor while stopping."""
+        def failed(failure):
+            if self._stopping or failure.check(CommitUnknown):
+                return failure
+            self.log.error("storing what came of a push failed: trying again", error=failure.getErrorMessage(),
+                           retry_in=delay)
+            again = deferLater(self.clock, delay, self._finish, min(2 * delay, RECORD_RETRY_MAX), *args, **kw)
+            self._record_retries.add(again)
+            return again.addBoth(_discarded, self._record_retries, again)
+
+        return self.store.finish_pushes(*args, **kw).addErrback(failed)
 
     def _log(self, result, jobs: list[PushJob], *, attempts: int = 0, retry_in: float | None = None,
              abandoned: Sequence[PushJob] = ()) -> None:
@@ -435,6 +458,11 @@ class PushWorker:
         else:
             replies.append(reply)
             mo_events.append((job.subject, "unavailable reply queued", f"message {reply.id}"))
+
+
+def _discarded(result, retries: set, retry: Deferred):
+    retries.discard(retry)
+    return result
 
 
 def _waiting_since(job: PushJob) -> float:

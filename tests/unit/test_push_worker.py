@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 
 from connectors.api import ReceiptOutcome
@@ -192,6 +192,40 @@ def test_a_messages_events_stay_in_order_within_and_across_batches():
     rig.advance(0.01)  # the first batch is answered
     rig.advance(0.2)
     assert rig.posts() == [first, [("submitted", c.id)], [("delivered", a.id)]]
+
+
+def test_what_came_of_a_push_is_stored_again_while_the_store_fails_and_nothing_is_sent_twice():
+    """A store blip after the POST (PostgreSQL restarted): the outcome is stored on a later try,
+    the message's later events go after it, and the event delivered is not sent again."""
+    rig = Rig(batch=1)
+    [a] = rig.messages(1)
+    rig.submitted(a)
+    finish = rig.store.finish_pushes
+    rig.store.finish_pushes = lambda *args, **kw: fail(RuntimeError("server closed the connection"))
+    with capture_logs() as logs:
+        rig.kick()
+        rig.delivered(a)
+        rig.kick()
+        rig.advance(0.5)
+    tries = [e["retry_in"] for e in logs if e["event"] == "storing what came of a push failed: trying again"]
+    assert tries == [0.5, 1.0] and rig.posts() == [[("submitted", a.id)]]  # delivered waits behind it
+    rig.store.finish_pushes = finish  # the store is back
+    rig.advance(1.0)
+    rig.kick()
+    assert rig.posts() == [[("submitted", a.id)], [("delivered", a.id)]]
+    rig.advance(60)  # past the jobs' lease: nothing goes twice
+    assert len(rig.posts()) == 2 and rig.pending() == []
+
+
+def test_a_stop_waits_for_no_retry_of_what_came_of_a_push():
+    rig = Rig(batch=1)
+    [a] = rig.messages(1)
+    rig.submitted(a)
+    rig.store.finish_pushes = lambda *args, **kw: fail(RuntimeError("down"))
+    with capture_logs():
+        rig.kick()
+        stopped = rig.worker.stop()
+    assert stopped.called and rig.worker.in_flight == 0  # the job waits for its lease instead
 
 
 def test_a_failed_batch_is_retried_whole_and_holds_back_its_messages_later_events():
