@@ -224,7 +224,7 @@ class HTTPServerProtocol(Protocol):
             self._close()
 
     def writeConnectionLost(self) -> None:
-        pass
+        """The client takes no more: ``connectionLost`` follows and ends what is left."""
 
     def _close(self) -> None:
         """Close once what was written has gone (a paused producer would hold the close back)."""
@@ -246,7 +246,7 @@ class HTTPServerProtocol(Protocol):
         self._reading()
 
     def stopProducing(self) -> None:
-        pass
+        """The transport is closing: ``connectionLost`` follows and drops what waits."""
 
     def _reading(self) -> None:
         """Read from the socket only while answers flow and few requests wait."""
