@@ -20,7 +20,8 @@ Theory of operation
   body over ``max_body`` → 413; bytes that are not HTTP → 400. The body of those answers comes from
   ``error_body(status, code, message)``, so the API keeps its own error shape.
 - ``Expect: 100-continue`` is answered at once when the body will be read.
-- A connection with no request in progress for ``idle_timeout`` seconds is closed.
+- A connection with no request in progress for ``idle_timeout`` seconds is closed, and so is one
+  whose request takes longer than that to arrive (a client that sends a byte a second).
 - Back-pressure: a client that sends requests and does not read the answers gets no more read
   from it (its requests wait in the kernel) once ``MAX_WAITING`` requests wait for their turn or
   the answers not yet taken by the socket pass the transport's buffer; answers stop being made
@@ -175,6 +176,7 @@ class HTTPServerProtocol(Protocol):
         self._body: list[bytes] = []
         self._body_len = 0
         self._skip = False  # the request was refused: ignore what is left of it
+        self._began = None  # when the request being read began to arrive
 
     # -- Protocol --------------------------------------------------------------------------------
     def connectionMade(self) -> None:
@@ -280,15 +282,20 @@ class HTTPServerProtocol(Protocol):
         if self.current is None and not self.queue and quiet >= self.limits.idle_timeout:
             self._close()
             return
-        if self._blocked_since is not None and now - self._blocked_since >= self.limits.idle_timeout:
-            self.closing = True  # the client takes no answer: its connection goes, whatever it holds
+        late = [since for since in (self._blocked_since, self._began) if since is not None]
+        if late and now - min(late) >= self.limits.idle_timeout:
+            # the client takes no answer, or sends a request a byte at a time (slowloris): its
+            # connection goes, whatever it holds
+            self.closing = True
             self.transport.abortConnection()
             return
-        self._arm_idle(max(0.1, self.limits.idle_timeout - quiet))
+        self._arm_idle(max(0.1, min([self.limits.idle_timeout - quiet] + [s + self.limits.idle_timeout - now
+                                                                          for s in late])))
 
     # -- httptools callbacks -------------------------------------------------------------------
     def on_message_begin(self) -> None:
         self._reset()
+        self._began = self.factory.clock.seconds()
 
     def on_url(self, url: bytes) -> None:
         self._url_len += len(url)

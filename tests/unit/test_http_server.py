@@ -297,3 +297,22 @@ def test_a_target_that_is_no_path_nor_absolute_url_is_a_400(target):
     conn.send(b"OPTIONS " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
     [(status, _, _)] = conn.answers()
     assert status == 400 and not conn.handler.seen
+
+
+def test_a_request_sent_a_byte_at_a_time_is_cut_off_after_the_idle_timeout():
+    conn = Conn(Limits(idle_timeout=60))
+    for byte in b"GET /ok HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100:  # slowloris: never quiet for long
+        conn.send(bytes([byte]))
+        conn.clock.advance(1)
+        if conn.transport.disconnecting:
+            break
+    assert conn.transport.disconnecting and 60 <= conn.clock.seconds() - 1_700_000_000 <= 62
+    assert conn.answers() == [] and not conn.handler.seen
+
+
+def test_a_request_that_arrives_within_the_idle_timeout_is_served_however_slowly():
+    conn = Conn(Limits(idle_timeout=60))
+    for byte in b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n":
+        conn.send(bytes([byte]))
+        conn.clock.advance(1)
+    assert [a[0] for a in conn.answers()] == [200] and not conn.transport.disconnecting
