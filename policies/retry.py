@@ -19,8 +19,8 @@ up: by the time the delays reach the cap they are spread over up to ~2 minutes, 
 
 from __future__ import annotations
 
-__all__ = ["FIRST_DELAY", "MAX_DELAY", "JITTER_SPREAD", "REFUSALS_BEFORE_FAILOVER", "next_delay", "give_up",
-           "next_attempt_at", "refused_too_often"]
+__all__ = ["FIRST_DELAY", "MAX_DELAY", "JITTER_SPREAD", "REFUSALS_BEFORE_FAILOVER", "STORE_RETRY_FIRST",
+           "STORE_RETRY_MAX", "next_delay", "give_up", "next_attempt_at", "next_store_retry", "refused_too_often"]
 
 FIRST_DELAY = 5.0
 """Seconds before the first retry (the delay after the first failed attempt)."""
@@ -65,6 +65,15 @@ def next_attempt_at(now: float, delay: float, deadlines) -> float:
     falls at the end of the window, so no attempt comes after ``retry_for`` and none of the window
     is lost. Asked only for pushes ``give_up`` keeps, whose deadlines are still ahead."""
     return min(now + delay, min(deadlines, default=now + delay))
+
+
+STORE_RETRY_FIRST, STORE_RETRY_MAX = 0.5, 30.0
+
+
+def next_store_retry(delay: float) -> float:
+    """The wait before the next try of a write the store failed (down, restarting) after one of
+    ``delay``: twice as long, at most ``STORE_RETRY_MAX`` (a submit's outcome, what came of a push)."""
+    return min(2 * delay, STORE_RETRY_MAX)
 
 
 REFUSALS_BEFORE_FAILOVER = 5

@@ -57,15 +57,12 @@ from twisted.internet.task import LoopingCall, deferLater
 
 from connectors.http_push import PushResult, loggable_url
 from policies.callbacks import next_batches
-from policies.retry import give_up, next_attempt_at, next_delay
+from policies.retry import STORE_RETRY_FIRST, give_up, next_attempt_at, next_delay, next_store_retry
 from smscore.claiming import give_back_earlier
 from smscore.logs import get_logger
 from smscore.metrics import Metrics
 from smscore.model import MoMessage, PushJob
 from smscore.store.rules import CommitUnknown
-
-#: seconds before what came of a push is stored again when the store failed: the first, the longest
-RECORD_RETRY_FIRST, RECORD_RETRY_MAX = 0.5, 30.0
 
 #: A waiting job: (subject, waiting since, the job, its lease end). Subject and time come first
 #: because ``next_batches`` reads them.
@@ -371,16 +368,16 @@ class PushWorker:
                 release = self._hold_back({job.subject for job in retried})
             if first.kind == "mo" and first.attempts == 0:
                 self._unavailable(first, mo_events, replies, now)
-        d = self._finish(RECORD_RETRY_FIRST, now, done=done, retry=retry, retry_at=retry_at, error=result.error or "",
-                         release=release, mo_events=mo_events, replies=replies, owner=self.node,
-                         lease_until=now + self.pipeline.lease, replies_owner=self.pipeline.owner, tried_at=sent_at)
+        d = self._finish(STORE_RETRY_FIRST, now, done=done, retry=retry, retry_at=retry_at,
+                         error=result.error or "", release=release, mo_events=mo_events, replies=replies,
+                         owner=self.node, lease_until=now + self.pipeline.lease, replies_owner=self.pipeline.owner, tried_at=sent_at)
         d.addCallback(lambda _: self.pipeline.accepted_elsewhere(replies))
         return d
 
     def _finish(self, delay: float, *args, **kw) -> Deferred:
         """``store.finish_pushes(*args, **kw)``; while the store fails (down, restarting), again
-        ``delay`` later, then twice as long up to RECORD_RETRY_MAX, the POST's slot and its messages
-        held meanwhile. Left to the jobs' lease instead, a callback delivered already was sent again
+        ``delay`` later, then twice as long up to 30 s (``policies.retry.next_store_retry``), the
+        POST's slot and its messages held meanwhile. Left to the jobs' lease instead, a callback delivered already was sent again
         ~40 s later, and the message's later events waited behind it. Not after a commit whose
         outcome is unknown (it may have stored replies: they would go twice), nor while stopping."""
         def failed(failure):
@@ -388,7 +385,7 @@ class PushWorker:
                 return failure
             self.log.error("storing what came of a push failed: trying again", error=failure.getErrorMessage(),
                            retry_in=delay)
-            again = deferLater(self.clock, delay, self._finish, min(2 * delay, RECORD_RETRY_MAX), *args, **kw)
+            again = deferLater(self.clock, delay, self._finish, next_store_retry(delay), *args, **kw)
             self._record_retries.add(again)
             return again.addBoth(_discarded, self._record_retries, again)
 

@@ -16,12 +16,9 @@ from __future__ import annotations
 from twisted.python.failure import Failure
 
 from connectors.api import SubmitError
-from policies.retry import refused_too_often
+from policies.retry import STORE_RETRY_FIRST, next_store_retry, refused_too_often
 from smscore.model import Message
 from smscore.transitions import Transition
-
-#: seconds before a failed write of a submit's outcome is tried again: the first, the longest
-RETRY_FIRST, RETRY_MAX = 0.5, 30.0
 
 
 class SubmitOutcomes:
@@ -42,7 +39,7 @@ class SubmitOutcomes:
             now = self.clock.seconds()
             self.metrics.submit_seconds.observe((), now - started)
             self.metrics.operator_attempts.inc((operator, "accepted"))
-            self._store_submit(operator, m, keys, now, RETRY_FIRST)
+            self._store_submit(operator, m, keys, now, STORE_RETRY_FIRST)
         except Exception:  # noqa: BLE001 - logged here: no errback follows
             self._log_failure(Failure(), "submit bookkeeping failed", message_id=m.id)
 
@@ -91,7 +88,7 @@ class SubmitOutcomes:
             if err.kind != SubmitError.PERMANENT:
                 detail = f"{detail} ({m.refusals} times in a row)"
             m.refusals = 0
-            self._store_refusal(operator, m, detail, self.clock.seconds(), RETRY_FIRST)
+            self._store_refusal(operator, m, detail, self.clock.seconds(), STORE_RETRY_FIRST)
         except Exception:  # noqa: BLE001 - logged here: no errback follows
             self._log_failure(Failure(), "submit bookkeeping failed", message_id=m.id)
 
@@ -110,7 +107,7 @@ class SubmitOutcomes:
         """A submit's outcome was not stored: ``store(*args, next delay)`` again after ``delay``."""
         self.log.error("storing a submit's outcome failed: trying again", message_id=message_id,
                        error=failure.getErrorMessage(), retry_in=delay)
-        self._outcome_retries[message_id] = self.clock.callLater(delay, store, *args, min(2 * delay, RETRY_MAX))
+        self._outcome_retries[message_id] = self.clock.callLater(delay, store, *args, next_store_retry(delay))
 
     def stop_outcome_retries(self) -> None:
         """The pipeline stops: the outcomes not stored yet stay unknown to the store, their

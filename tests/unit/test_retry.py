@@ -94,3 +94,12 @@ def test_a_day_of_retries_as_the_core_runs_them():
 ])
 def test_the_next_attempt_never_comes_after_retry_for(now, delay, deadlines, at):
     assert next_attempt_at(now, delay, deadlines) == pytest.approx(at)
+
+
+def test_a_write_the_store_failed_is_tried_again_twice_as_late_each_time_up_to_30_s():
+    from policies.retry import STORE_RETRY_FIRST, next_store_retry
+
+    delays = [STORE_RETRY_FIRST]
+    for _ in range(8):
+        delays.append(next_store_retry(delays[-1]))
+    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
