@@ -370,16 +370,18 @@ class PushWorker:
                 self._unavailable(first, mo_events, replies, now)
         d = self._finish(STORE_RETRY_FIRST, now, done=done, retry=retry, retry_at=retry_at,
                          error=result.error or "", release=release, mo_events=mo_events, replies=replies,
-                         owner=self.node, lease_until=now + self.pipeline.lease, replies_owner=self.pipeline.owner, tried_at=sent_at)
+                         owner=self.node, lease_until=now + self.pipeline.lease,
+                         replies_owner=self.pipeline.owner, tried_at=sent_at)
         d.addCallback(lambda _: self.pipeline.accepted_elsewhere(replies))
         return d
 
     def _finish(self, delay: float, *args, **kw) -> Deferred:
         """``store.finish_pushes(*args, **kw)``; while the store fails (down, restarting), again
         ``delay`` later, then twice as long up to 30 s (``policies.retry.next_store_retry``), the
-        POST's slot and its messages held meanwhile. Left to the jobs' lease instead, a callback delivered already was sent again
-        ~40 s later, and the message's later events waited behind it. Not after a commit whose
-        outcome is unknown (it may have stored replies: they would go twice), nor while stopping."""
+        POST's slot and its messages held meanwhile. Left to the jobs' lease instead, a callback
+        delivered already was sent again ~40 s later, and the message's later events waited behind
+        it. Not after a commit whose outcome is unknown (it may have stored replies: they would go
+        twice), nor while stopping."""
         def failed(failure):
             if self._stopping or failure.check(CommitUnknown):
                 return failure

@@ -1,8 +1,9 @@
 """What goes wrong after a submit is answered is logged. A record the store fails is tried again
 until it is stored, the submit holding its in-flight slot meanwhile (smscore.submit_outcomes); a
-bug in the pipeline's own bookkeeping frees the slot. These callbacks log what they raise themselves (no errback follows them, one
-callback fewer for every message): each test would fail if an error were left in a Deferred
-(Twisted's "Unhandled error in Deferred", long after) or went unlogged."""
+bug in the pipeline's own bookkeeping frees the slot. These callbacks log what they raise
+themselves (no errback follows them, one callback fewer for every message): each test would fail
+if an error were left in a Deferred (Twisted's "Unhandled error in Deferred", long after) or went
+unlogged."""
 
 from __future__ import annotations
 
