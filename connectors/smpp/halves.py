@@ -15,13 +15,16 @@ as ``text.decode`` makes any broken unit.
   at its start kept as placeholders; every other broken unit U+FFFD.
 - ``join_parts(texts)``: the whole text from the parts in order ("" where one is missing).
 - ``whole(text)``: the text of an SMS that turned out not to be a part: placeholders are U+FFFD.
+- ``encode_ucs2_part(text)``: the other way, for a part that goes on as it came (an ESME's own
+  concatenated MT, SPEC §13): UTF-16-BE with the placeholder at either edge sent as the half it
+  stands for, so the operator gets the very code units the ESME sent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["decode_ucs2_part", "join_parts", "whole"]
+__all__ = ["decode_ucs2_part", "encode_ucs2_part", "join_parts", "whole"]
 
 _BASE = 0x10F800  # placeholder of the surrogate code unit 0xD800; 0xDFFF's is U+10FFFF
 _HIGH = range(0xD800, 0xDC00)
@@ -73,3 +76,18 @@ def whole(text: str) -> str:
     if _unit(text[-1]) is not None:
         text = text[:-1] + "\ufffd"
     return text
+
+
+def encode_ucs2_part(text: str) -> bytes:
+    """``text`` as UTF-16-BE, a placeholder at its start (low half) or end (high half) as the code
+    unit it stands for: the inverse of ``decode_ucs2_part``. Raises UnicodeEncodeError as
+    ``str.encode`` does for a lone surrogate anywhere else (no stored text holds one)."""
+    if not text:
+        return b""
+    head = tail = b""
+    first, last = _unit(text[0]), _unit(text[-1])
+    if first in _LOW:
+        head, text = first.to_bytes(2, "big"), text[1:]
+    if text and last in _HIGH:
+        tail, text = last.to_bytes(2, "big"), text[:-1]
+    return head + text.encode("utf-16-be") + tail

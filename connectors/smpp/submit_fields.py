@@ -28,7 +28,9 @@ Theory of operation
 * The text after the UDH is decoded by data_coding: 0 GSM 03.38 one septet per octet, 1 IA5
   (ASCII), 3 Latin-1, 8 UCS-2 (UTF-16-BE), through ``connectors.smpp.text``. Any other data_coding,
   an octet over 0x7F in GSM or IA5 text, or UCS-2 of an odd length: ``ESME_RSUBMITFAIL``. (A lone
-  surrogate in UCS-2 is kept as U+FFFD, as ``text.decode`` does; the raw ``payload`` is kept too.)
+  surrogate in UCS-2 is kept as U+FFFD, as ``text.decode`` does, except at the edge of a part the
+  ESME concatenated: half of a character split with the next or previous part, kept as its
+  placeholder (``connectors.smpp.halves``) and sent on as the same half. The raw ``payload`` is kept too.)
 * ``schedule_delivery_time`` and ``validity_period`` (submit_sm only) through ``times.parse_time``:
   ``ESME_RINVSCHED`` and ``ESME_RINVEXPIRY`` when invalid.
 * ``registered_delivery`` bits 1-0: 0 no receipt, 1 every final outcome, 2 failures only, 3
@@ -57,6 +59,7 @@ from .defs import (
     ESME_RSUBMITFAIL,
     status_name,
 )
+from .halves import decode_ucs2_part
 from .text import ConcatInfo, Encoding, InvalidUDH, concat_udh, decode, parse_udh, udh_room
 from .times import InvalidTime, parse_time
 
@@ -142,7 +145,7 @@ def read_submit(pdu: PDU, now: float) -> CustomerSubmit:
     udhi = bool(int(params.get("esm_class", 0)) & ESM_CLASS_UDHI)
     udh, concat, payload = read_concat(user_data, udhi, tlvs)
     data_coding = int(params.get("data_coding", 0))
-    text, encoding = decode_text(payload, data_coding)
+    text, encoding = decode_text(payload, data_coding, part=bool(udh))
     if udh:
         _check_one_sms(payload, encoding, udh)
     return CustomerSubmit(
@@ -207,8 +210,9 @@ def _sar(tlvs: Mapping) -> ConcatInfo | None:
     return ConcatInfo(ref, total, seq)
 
 
-def decode_text(payload: bytes, data_coding: int) -> tuple[str, Encoding]:
-    """The text of ``payload`` (no UDH) in ``data_coding`` 0, 1, 3 or 8, and its encoding."""
+def decode_text(payload: bytes, data_coding: int, part: bool = False) -> tuple[str, Encoding]:
+    """The text of ``payload`` (no UDH) in ``data_coding`` 0, 1, 3 or 8, and its encoding; ``part``:
+    one SMS of several the ESME concatenated, whose UCS-2 edges may hold half a character."""
     encoding = _CODINGS.get(data_coding)
     if encoding is None:
         raise SubmitRefused(ESME_RSUBMITFAIL, f"data_coding {data_coding} is not 0, 1, 3 or 8")
@@ -217,6 +221,8 @@ def decode_text(payload: bytes, data_coding: int) -> tuple[str, Encoding]:
                             f"data_coding {data_coding} text holds an octet over 0x7F")
     if encoding is Encoding.UCS2 and len(payload) % 2:
         raise SubmitRefused(ESME_RSUBMITFAIL, f"UCS-2 text of an odd length ({len(payload)})")
+    if part and encoding is Encoding.UCS2:
+        return decode_ucs2_part(payload), encoding
     return decode(payload, encoding), encoding
 
 

@@ -3,7 +3,8 @@
 Why this module exists: whether a text goes as GSM 03.38, Latin-1 or UCS-2, and into how many parts,
 decides what the customer pays and what the phone shows. The rules are exact and easy to get subtly
 wrong (smpplib's helpers are, on ``§``, the backtick and escapes split across parts), so they live
-here, written from 3GPP TS 23.038 (ex GSM 03.38) and TS 23.040, with no I/O and no project imports.
+here, written from 3GPP TS 23.038 (ex GSM 03.38) and TS 23.040, with no I/O. Its one project import
+is ``halves``: how a part keeps half of a character split with the part beside it.
 
 Theory of operation
 -------------------
@@ -34,6 +35,8 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
+
+from .halves import encode_ucs2_part
 
 __all__ = [
     "ConcatInfo", "ENCODING_BY_NAME", "Encoding", "InvalidUDH", "Part", "UnencodableText", "choose_encoding",
@@ -331,7 +334,8 @@ def one_part_with_udh(text: str, encoding: Encoding | str, udh: bytes) -> Part:
     """``text`` as the one SMS it must stay (a part its sender concatenated itself, with ``udh``).
     Raises UnencodableText, or ValueError when it does not fit one SMS with the UDH."""
     encoding = _encoding(encoding)
-    payload = _encode(text, encoding)
+    # UCS-2: a character split with the part beside it goes as its half (connectors.smpp.halves)
+    payload = encode_ucs2_part(text) if encoding is Encoding.UCS2 else _encode(text, encoding)
     used, room, unit = udh_room(payload, encoding, udh)
     if used > room:
         raise ValueError(f"the part needs {used} {unit} with its UDH, over {room}, as {encoding.value}")

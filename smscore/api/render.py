@@ -14,6 +14,7 @@ import orjson
 
 from twisted.python.failure import Failure
 
+from connectors.smpp import halves
 from policies.admission import account_cost
 from smscore.errors import ApiError
 from smscore.model import Message, rfc3339
@@ -34,9 +35,11 @@ def dumps(obj) -> bytes:
 
 def render_message(m: Message, events: bool = True) -> dict:
     """A message as ``GET /v1/messages/{id}`` shows it (``GET /v1/messages`` lists it without
-    its events)."""
+    its events). A part an ESME concatenated may end in half a character, stored as a placeholder
+    (``connectors.smpp.halves``): shown as U+FFFD, as any half alone is."""
     out = {
-        "id": m.id, "to": m.to, "from": m.sender, "text": m.text, "status": m.status.value,
+        "id": m.id, "to": m.to, "from": m.sender, "text": halves.whole(m.text) if m.udh else m.text,
+        "status": m.status.value,
         "parts": m.parts, "profile": m.profile, "reference": m.reference, "operator": m.operator,
         "cost": m.cost, "error": m.error, "created_at": rfc3339(m.created_at),
         "updated_at": rfc3339(m.updated_at), "send_at": rfc3339(m.send_at),

@@ -1,6 +1,6 @@
 """A customer's ESME through the whole gateway (SPEC §13), continued from test_customer_smpp.py
-(its config, fixture and smpplib helpers): text the operator takes in another alphabet, and a
-receipt the ESME leaves unanswered."""
+(its config, fixture and smpplib helpers): text the operator takes in another alphabet, UCS-2
+parts that split a character between them, and a receipt the ESME leaves unanswered."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from twisted.internet.threads import deferToThread
 
 from connectors.smpp.codec import PDU, decode, encode
 from connectors.smpp.defs import ESME_RINVMSGLEN, ESME_ROK
+from smscore.api.render import render_message
 from smscore.app import Gateway
 from smscore.config import parse_config
 from tests.esme import Esme
@@ -55,6 +56,40 @@ async def test_latin1_and_ia5_text_go_as_gsm_or_are_refused_when_a_part_would_no
     sent = [s for s in gw.sims["sim"].submits if s.destination_addr == "46701234567"]
     assert m.parts == len(sent) == 2
     assert {s.data_coding for s in sent} == {0}
+
+
+EMOJI = "\U0001F600"
+
+
+def submit_ucs2_parts_splitting_an_emoji(port: int) -> tuple[list[str], list[bytes]]:
+    """Two UCS-2 parts the ESME concatenated, the emoji's high half ending the first and its low
+    half starting the second (as phones and some ESMEs split)."""
+    units = ("ab" + EMOJI + "cd").encode("utf-16-be")
+    payloads = [bytes.fromhex("0500033902") + bytes([seq]) + half
+                for seq, half in ((1, units[:6]), (2, units[6:]))]
+    esme = Esme(port)
+    esme.client.connect()
+    try:
+        esme.client.bind_transmitter(system_id="acme", password="s3cret")
+        ids = [esme.submit("46701234569", p, data_coding=8, esm_class=0x40, registered_delivery=0) for p in payloads]
+    finally:
+        esme.client.disconnect()
+    return ids, payloads
+
+
+@pytest_twisted.ensureDeferred
+async def test_ucs2_parts_that_split_a_character_reach_the_operator_as_the_esme_sent_them(gateway):
+    """Each part went out with U+FFFD for its half: the phone showed two replacement characters
+    where the ESME sent one emoji. The operator now gets the very octets the ESME sent."""
+    gw, port = gateway
+    ids, payloads = await deferToThread(submit_ucs2_parts_splitting_an_emoji, port)
+    for message_id in ids:
+        await eventually(_delivered(gw, message_id), f"{message_id} delivered")
+    sent = [s for s in gw.sims["sim"].submits if s.destination_addr == "46701234569"]
+    assert sorted(s.short_message for s in sent) == sorted(payloads)
+    assert {s.data_coding for s in sent} == {8}
+    # GET /v1/messages/{id} shows a half alone as any broken text: U+FFFD
+    assert [render_message(await gw.store.get(i))["text"] for i in ids] == ["ab\ufffd", "\ufffdcd"]
 
 
 def deliver_sms_unanswered(port: int, seconds: float) -> list[str]:
