@@ -16,8 +16,8 @@ from smscore.store.rules import BeingSubmitted
 
 
 class Cancelling:
-    """Mixed into ``Pipeline``: its store, clock, node, queues, ``_sending``, ``_cancelling``,
-    ``held``, ``enqueue`` and ``forget`` are what a cancel works on."""
+    """Mixed into ``Pipeline``: its store, clock, node, queues, metrics, ``_sending``,
+    ``_cancelling``, ``held``, ``enqueue`` and ``forget`` are what a cancel works on."""
 
     def cancel(self, message_id: str, account: str) -> Deferred:
         """A customer of ``account`` cancels ``message_id`` (``DELETE``, ``cancel_sm``): the store
@@ -27,8 +27,9 @@ class Cancelling:
         once submitted). A message another node or process holds is cancelled in the store like
         any other (SPEC §11: any node answers): the holder drops it at its next lease renewal."""
         def act() -> Deferred:
-            return self.store.act(message_id, "cancel", self.clock.seconds(), CANCELLED_BY_CUSTOMER,
-                                  account=account)
+            d = self.store.act(message_id, "cancel", self.clock.seconds(), CANCELLED_BY_CUSTOMER, account=account)
+            d.addCallback(self._counted)
+            return d
 
         if not self.delivers:  # an API worker sends nothing: the store's answer is the whole story
             return act()
@@ -43,6 +44,10 @@ class Cancelling:
         d.addBoth(self._cancel_stored, message_id)
         d.addCallback(self._cancelled)
         return d
+
+    def _counted(self, message: Message) -> Message:
+        self.metrics.acted_on([message])  # smsgw_messages_total{status="stopped"}
+        return message
 
     def _cancelled(self, message: Message) -> Message:
         self.forget([message.id])  # one that reached a queue another way meanwhile (a number look-up)

@@ -322,6 +322,12 @@ class Metrics:
         was tried (accepted, refused, scheduled, held for approval)."""
         self.messages.inc((status, operator), n)
 
+    def acted_on(self, messages) -> None:
+        """``smsgw_messages_total{status, operator=""}`` for messages a person changed (a cancel, an
+        approval or refusal, an account paused or resumed): each counts its new status once."""
+        for status, n in collections.Counter(m.status._value_ for m in messages).items():
+            self.messages.inc((status, ""), n)
+
     def describe_process(self, worker: str, node: bool) -> None:
         """``process_*{worker}`` of this process; with ``node`` (the process whose ``/metrics`` is
         the node's), ``smsgw_build_info{version}`` too: once per node, not summed over workers."""

@@ -28,7 +28,12 @@ MAX_TOPUP = Decimal(1_000_000)
 def act_on_message(gw, request, message_id: str, action: str):
     """``POST /v1/admin/messages/{id}/approve|refuse``."""
     d = gw.store.act(message_id, action, gw.clock.seconds(), f"{action}d by ops")
-    d.addCallbacks(lambda m: (200, render_message(m)), store_errors)
+
+    def acted(m):
+        gw.metrics.acted_on([m])
+        return 200, render_message(m)
+
+    d.addCallbacks(acted, store_errors)
     return d
 
 
@@ -73,6 +78,7 @@ def set_paused(gw, request, name: str, paused: bool):
     d = gw.store.set_paused(name, paused, gw.clock.seconds())
 
     def changed(ms):
+        gw.metrics.acted_on(ms)
         if paused:
             gw.pipeline.forget([m.id for m in ms])
         else:

@@ -7,7 +7,10 @@ import json
 import os
 import signal
 import time
+import urllib.request
 from decimal import Decimal
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import one_line_error, smsgw
 from tests.harness.net import free_port, http
@@ -45,8 +48,16 @@ senders = ["NEWCO"]
 
 def start(gateways, extra=""):
     hp, mp = free_port(), free_port()
-    gw = gateways(CONFIG.format(http=hp, metrics=mp) + extra, hp).start()
-    return gw
+    gw = gateways(CONFIG.format(http=hp, metrics=mp) + extra, hp)
+    gw.metrics_port = mp
+    return gw.start()
+
+
+def counted(gw, status: str) -> float:
+    """``smsgw_messages_total{status}`` of the node, every operator label together."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{gw.metrics_port}/metrics", timeout=5).read().decode()
+    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+               if s.name == "smsgw_messages_total" and s.labels["status"] == status)
 
 
 def ops(gw, *args):
@@ -169,6 +180,31 @@ def test_approve_and_refuse_messages_waiting_for_approval(gateways):
     one_line_error(ops(gw, "refuse", first["id"]), 1, "409 conflict")
     one_line_error(ops(gw, "approve", "0" * 24), 1, "404 not_found")
     one_line_error(smsgw("approve", first["id"], "-c", str(gw.config)), 2, "admin key")
+    assert gw.stop() == 0
+
+
+def test_what_people_do_to_messages_is_counted_in_messages_total(gateways):
+    """SPEC §9: ``smsgw_messages_total`` counts status changes. A cancel, a refusal, an approval and
+    a resume changed statuses (their callbacks went) but were not counted: a dashboard showed 1
+    stopped message where the store held 4."""
+    gw = start(gateways)
+    code, body = http("POST", f"{gw.url}/v1/messages", {"to": "46701270001", "text": "later",
+                                                        "send_at": "2030-01-01T00:00:00Z"}, key="demo-key")
+    assert code == 202 and body["messages"][0]["status"] == "scheduled", body
+    waiting = send(gw, ["46701270002", "46701270003"], "Offer: https://other.example/x")
+    before = {status: counted(gw, status) for status in ("stopped", "queued", "paused")}
+
+    assert http("DELETE", f"{gw.url}/v1/messages/{body['messages'][0]['id']}", key="demo-key")[0] == 200
+    assert ops(gw, "refuse", waiting[0]["id"]).returncode == 0
+    assert ops(gw, "approve", waiting[1]["id"]).returncode == 0
+    until(gw, waiting[1]["id"], "delivered")  # not queued still when the account is paused
+    assert ops(gw, "pause", "demo").returncode == 0
+    [held] = send(gw, "46701270004")  # paused at acceptance: counted there, as before
+    assert json.loads(ops(gw, "resume", "demo").stdout)["messages"] == 1
+    until(gw, held["id"], "delivered")
+    assert counted(gw, "stopped") - before["stopped"] == 2  # the cancel and the refusal
+    assert counted(gw, "queued") - before["queued"] == 2  # the approval and the resume
+    assert counted(gw, "paused") - before["paused"] == 1
     assert gw.stop() == 0
 
 
