@@ -72,8 +72,10 @@ class SubmitOutcomes:
                 self.log.error("submit raised", message_id=m.id, operator=operator, error=repr(err))
                 err = SubmitError(SubmitError.TRANSIENT, repr(err))
             self.metrics.operator_attempts.inc((operator, err.kind))
-            if getattr(err, "maybe_sent", False):
+            if getattr(err, "maybe_sent", False):  # rare, and what ops look for after a complaint of a duplicate
                 self.metrics.child(self.metrics.submit_unanswered, operator).inc()
+                self.log.warning("submit unanswered: it may have gone, and goes again (a possible duplicate)",
+                                 message_id=m.id, operator=operator, reason=err.detail)
             detail = err.detail
             if err.kind == SubmitError.TRANSIENT and getattr(err, "answered", False):
                 m.refusals += 1

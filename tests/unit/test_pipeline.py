@@ -290,8 +290,11 @@ def test_an_unanswered_submit_is_sent_again_and_counted_as_a_possible_duplicate(
     run(p.accept([m]))
     request, d = links["cheap"].submits.pop(0)
     links["cheap"].outstanding -= 1
-    d.errback(SubmitError(SubmitError.TRANSIENT, "response timeout", maybe_sent=True))
+    with capture_logs() as logs:
+        d.errback(SubmitError(SubmitError.TRANSIENT, "response timeout", maybe_sent=True))
     assert metrics.registry.get_sample_value("smsgw_submit_unanswered_total", {"operator": "cheap"}) == 1
+    [line] = [e for e in logs if e["log_level"] == "warning"]  # one line, for ops looking for a duplicate
+    assert (line["message_id"], line["operator"], line["reason"]) == (m.id, "cheap", "response timeout")
     p.link_ready("cheap")
     assert [r.message_id for r, _ in links["cheap"].submits] == [m.id]
     assert store.messages[m.id].status is Status.QUEUED and store.messages[m.id].tried == ()
