@@ -100,7 +100,13 @@ class Pipeline(Cancelling, SubmitOutcomes):
         #: no final receipt within receipt_timeout: unknown (a reload sets its timeout)
         self.receipt_timeouts = ReceiptTimeouts(store=store, clock=clock, timeout=receipt_timeout,
                                                 after=self._after, log_failure=self._log_failure)
-        self.metrics.watch_queues(lambda: [(name, len(self.queues[name]), self.inflight[name]) for name in self.links])
+        self.metrics.watch_queues(self._queue_figures)
+
+    def _queue_figures(self) -> list[tuple[str, int, int]]:
+        """(operator, queued, in flight) for ``smsgw_queue_depth`` and ``smsgw_inflight``: the
+        operators of the config, and one a reload removed only while messages still wait for it."""
+        return [(name, len(self.queues[name]), self.inflight[name]) for name in self.links
+                if name in self.routing.costs or self.queues[name] or self.inflight[name]]
 
     # -- wiring ------------------------------------------------------------------------------
     def add_link(self, link) -> None:

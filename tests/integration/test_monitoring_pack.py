@@ -267,6 +267,15 @@ def bind_up(text: str) -> dict[tuple[str, str], float]:
             for s in family.samples}
 
 
+def per_operator(text: str) -> set[str]:
+    """The operators of smsgw_queue_depth, after checking smsgw_inflight names the same ones."""
+    names = {family.name: {s.labels["operator"] for s in family.samples}
+             for family in text_string_to_metric_families(text)
+             if family.name in ("smsgw_queue_depth", "smsgw_inflight")}
+    assert names["smsgw_queue_depth"] == names["smsgw_inflight"], names
+    return names["smsgw_queue_depth"]
+
+
 @pytest_twisted.ensureDeferred
 async def test_bind_up_is_0_for_every_session_of_an_operator_refused_from_the_start_and_goes_with_it(tmp_path):
     """SmsgwBindDown (max by operator of smsgw_bind_up == 0) must see an operator whose SMSC has
@@ -295,9 +304,12 @@ async def test_bind_up_is_0_for_every_session_of_an_operator_refused_from_the_st
         assert gw.reload()["reconnected"] == ["refusing"]
         assert bind_up(await scrape(gw)) == {("sim_a", "sim_a/1"): 1, ("refusing", "refusing/1"): 0}
 
+        assert per_operator(await scrape(gw)) == {"sim_a", "refusing"}
         write("", '["sim_a"]')  # the operator goes
         assert gw.reload()["removed"] == ["refusing"]
-        assert bind_up(await scrape(gw)) == {("sim_a", "sim_a/1"): 1}
+        text = await scrape(gw)
+        assert bind_up(text) == {("sim_a", "sim_a/1"): 1}
+        assert per_operator(text) == {"sim_a"}  # its queue_depth and inflight went with it
     finally:
         await gw.stop()
         await smsc.stop()
