@@ -101,16 +101,21 @@ class _NodeGauges(Collector):
 
 
 class _SessionGauges(Collector):
-    """Scrape-time ``smsgw_smpp_server_sessions{account,bind}``: customers' bound ESME sessions."""
+    """Scrape-time ``smsgw_smpp_server_sessions{account,bind}``: customers' bound ESME sessions.
+    A series appears with the first bind of its kind and stays, 0 once its sessions are gone: a
+    series that vanished read as "no data" on a dashboard, and went stale in an alert rule."""
 
     def __init__(self, sample: Callable[[], dict[tuple[str, str], int]]) -> None:
         self._sample = sample
+        self._seen: set[tuple[str, str]] = set()  # a few (account, bind kind) pairs
 
     def collect(self):
         family = GaugeMetricFamily("smsgw_smpp_server_sessions", "Bound sessions of customers' ESMEs",
                                    labels=["account", "bind"])
-        for (account, bind), count in sorted(self._sample().items()):
-            family.add_metric([account, bind], count)
+        counts = self._sample()
+        self._seen.update(counts)
+        for account, bind in sorted(self._seen):
+            family.add_metric([account, bind], counts.get((account, bind), 0))
         yield family
 
 

@@ -176,6 +176,8 @@ async def test_bound_sessions_are_a_metric_and_max_binds_holds(gateway):
         release.set()
         for d in held:
             await d
+    # gone, the sessions read 0: the series stays (it vanished, and a dashboard showed "no data")
+    await eventually(lambda: sessions() == 0, "no receiver in the metric", state=sessions)
 
 
 def _raw(command_id: int, sequence: int, body: bytes = b"") -> bytes:
