@@ -66,11 +66,13 @@ class SubmitOutcomes:
         except Exception:  # noqa: BLE001 - logged here: no errback follows
             self._log_failure(Failure(), "submit bookkeeping failed", message_id=m.id)
 
-    def _submit_failed(self, err: Exception, operator: str, m: Message, _started: float) -> None:
+    def _submit_failed(self, err: Exception, operator: str, m: Message, started: float) -> None:
         try:
             if not isinstance(err, SubmitError):
                 self.log.error("submit raised", message_id=m.id, operator=operator, error=repr(err))
                 err = SubmitError(SubmitError.TRANSIENT, repr(err))
+            if err.answered:  # an SMSC's refusal is a response too: submit -> resp (SPEC §9)
+                self.metrics.submit_seconds.observe((), self.clock.seconds() - started)
             self.metrics.operator_attempts.inc((operator, err.kind))
             if getattr(err, "maybe_sent", False):  # rare, and what ops look for after a complaint of a duplicate
                 self.metrics.child(self.metrics.submit_unanswered, operator).inc()

@@ -300,6 +300,26 @@ def test_an_unanswered_submit_is_sent_again_and_counted_as_a_possible_duplicate(
     assert store.messages[m.id].status is Status.QUEUED and store.messages[m.id].tried == ()
 
 
+def test_every_answered_submit_is_timed_a_refusal_included_and_an_unanswered_one_is_not():
+    """SPEC §9 ``submit_seconds`` (submit -> resp): throttled answers were left out (21 PDUs
+    answered, 6 timed)."""
+    clock = Clock()
+    p, store, links, metrics = make(clock)
+    run(p.start())
+    run(p.accept([message(clock)]))
+    count = lambda: metrics.registry.get_sample_value("smsgw_submit_seconds_count")  # noqa: E731
+    for error, timed in ((SubmitError(SubmitError.THROTTLED, "ESME_RTHROTTLED", answered=True), 1),
+                         (SubmitError(SubmitError.TRANSIENT, "response timeout", maybe_sent=True), 1),
+                         (SubmitError(SubmitError.TRANSIENT, "ESME_RSYSERR", answered=True), 2)):
+        p.link_ready("cheap")  # sent again (the first was sent at its acceptance)
+        _, d = links["cheap"].submits.pop(0)
+        links["cheap"].outstanding -= 1
+        clock.advance(0.5)
+        d.errback(error)
+        assert count() == timed, error
+    assert metrics.registry.get_sample_value("smsgw_submit_seconds_sum") == 1.0  # two of 0.5 s
+
+
 def submitted_on_one_operator(receipt_timeout: float):
     """A pipeline on a clock at 1000 s with one operator, "cheap", and one message it submitted
     there: (clock, pipeline, store, metrics, message)."""
