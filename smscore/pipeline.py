@@ -18,6 +18,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import LoopingCall
 
 from connectors.api import MoFacts, ReceiptFacts, SubmitRequest
 from smscore.backlog import Backlog, Backlogged
@@ -34,6 +35,10 @@ from smscore.routing import Routing
 from smscore.store.base import Store
 from smscore.submit_outcomes import SubmitOutcomes
 from smscore.transitions import Transition
+
+#: seconds between two looks for queued messages whose validity ended (``_validity_ended``)
+VALIDITY_SWEEP = 1.0
+VALIDITY_ENDED = "validity period ended before submission"
 
 
 class Pipeline(Cancelling, SubmitOutcomes):
@@ -101,6 +106,8 @@ class Pipeline(Cancelling, SubmitOutcomes):
         self.receipt_timeouts = ReceiptTimeouts(store=store, clock=clock, timeout=receipt_timeout,
                                                 after=self._after, log_failure=self._log_failure)
         self.metrics.watch_queues(self._queue_figures)
+        self._validity_sweep = LoopingCall(self._validity_ended)
+        self._validity_sweep.clock = clock
 
     def _queue_figures(self) -> list[tuple[str, int, int]]:
         """(operator, queued, in flight) for ``smsgw_queue_depth`` and ``smsgw_inflight``: the
@@ -130,13 +137,23 @@ class Pipeline(Cancelling, SubmitOutcomes):
         """Keep the sweeps going, and the claims and lease (``Claims``, a restart included)."""
         self.mo_intake.start()
         self.receipt_timeouts.start()
+        self._validity_sweep.start(VALIDITY_SWEEP, now=False)
         return self.claims.start()
+
+    def _validity_ended(self) -> None:
+        """Messages whose validity ended while they waited here (their operator unbound, or
+        backing off) expire now, not when they would have been sent (SPEC §13, ``validity_period``:
+        ``expired`` if not delivered by then); the submit checks it once more."""
+        for m in self.queues.take_expired(self.clock.seconds()):
+            self._end_unsent(m, "expire", Status.EXPIRED, VALIDITY_ENDED)
 
     def stop(self) -> Deferred:
         """Stop claiming; give back what is queued in memory so another node need not wait."""
         self.claims.stop()
         self.receipt_timeouts.stop()
         self.mo_intake.stop()
+        if self._validity_sweep.running:
+            self._validity_sweep.stop()
         self.stop_outcome_retries()
         ids = self._waiting() + self.parking.drop()
         self._looking.clear()
@@ -347,7 +364,7 @@ class Pipeline(Cancelling, SubmitOutcomes):
         name = link.name
         started = self.clock.seconds()
         if m.expires_at is not None and started >= m.expires_at:
-            self._end_unsent(m, "expire", Status.EXPIRED, "validity period ended before submission")
+            self._end_unsent(m, "expire", Status.EXPIRED, VALIDITY_ENDED)
             return
         self.inflight[name] += 1
         self._sending[m.id] = m

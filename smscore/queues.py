@@ -80,6 +80,21 @@ class OperatorQueues(dict[str, deque[Message]]):
         self.ids.difference_update(m.id for m in waiting)
         return waiting
 
+    def take_expired(self, now: float) -> list[Message]:
+        """Take out every message whose validity (``expires_at``) ended by ``now``. A walk of all
+        of them: for a sweep every second or so (a few ms for the 20,000 memory holds at most)."""
+        out = []
+        for queue in self.values():
+            ended = [m for m in queue if m.expires_at is not None and m.expires_at <= now]
+            if ended:
+                gone = {id(m) for m in ended}
+                kept = [m for m in queue if id(m) not in gone]
+                queue.clear()
+                queue.extend(kept)
+                self.ids.difference_update(m.id for m in ended)
+                out.extend(ended)
+        return out
+
     def clear_all(self) -> None:
         """Empty every queue (the operators stay)."""
         for queue in self.values():

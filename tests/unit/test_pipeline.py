@@ -320,6 +320,30 @@ def test_every_answered_submit_is_timed_a_refusal_included_and_an_unanswered_one
     assert metrics.registry.get_sample_value("smsgw_submit_seconds_sum") == 1.0  # two of 0.5 s
 
 
+def test_a_message_whose_validity_ends_while_it_waits_expires_then_not_when_its_operator_binds():
+    """SPEC §13 ``validity_period``: ``expired`` if not delivered by then. A message waiting for an
+    unbound operator expired only once the operator bound (60 s after its 10 s validity)."""
+    clock = Clock()
+    p, store, links, metrics = make(clock)
+    for link in links.values():
+        link.up = False
+    run(p.start())
+    short, long = message(clock, "46701234567"), message(clock, "46701234568")
+    short.expires_at, long.expires_at = clock.seconds() + 10, clock.seconds() + 3600
+    run(p.accept([short, long]))
+    clock.advance(9)
+    assert store.messages[short.id].status is Status.QUEUED and p.held == 2
+    clock.advance(2)  # past its validity, at the next sweep
+    assert store.messages[short.id].status is Status.EXPIRED
+    assert store.messages[short.id].events[-1].detail == "validity period ended before submission"
+    assert store.messages[long.id].status is Status.QUEUED and p.held == 1
+    assert metrics.registry.get_sample_value("smsgw_messages_total", {"status": "expired", "operator": ""}) == 1
+    links["cheap"].up = True
+    p.link_ready("cheap")
+    assert [r.message_id for r, _ in links["cheap"].submits] == [long.id]
+    run(p.stop())
+
+
 def submitted_on_one_operator(receipt_timeout: float):
     """A pipeline on a clock at 1000 s with one operator, "cheap", and one message it submitted
     there: (clock, pipeline, store, metrics, message)."""

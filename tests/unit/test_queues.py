@@ -16,8 +16,16 @@ IDS = [f"m{i}" for i in range(12)]
 
 
 def _message(mid: str) -> Message:
+    """``m<i>``'s validity ends at ``i`` seconds, but that of an even ``i`` (no validity)."""
+    number = int(mid[1:]) if mid[1:].isdigit() else 1
     return Message(id=mid, account="acme", to="46701234567", sender="ACME", text="hi", encoding="gsm7",
-                   parts=1, profile="standard", created_at=0.0, updated_at=0.0)
+                   parts=1, profile="standard", created_at=0.0, updated_at=0.0,
+                   expires_at=float(number) if number % 2 else None)
+
+
+def _ended(mid: str, now: float) -> bool:
+    number = int(mid[1:])
+    return number % 2 == 1 and number <= now
 
 
 _changes = st.lists(st.one_of(
@@ -27,6 +35,7 @@ _changes = st.lists(st.one_of(
     st.tuples(st.just("drop"), st.frozensets(st.sampled_from(IDS), max_size=4)),
     st.tuples(st.just("drain"), st.sampled_from(OPERATORS)),
     st.tuples(st.just("clear_all"),),
+    st.tuples(st.just("expired"), st.integers(min_value=0, max_value=12)),
 ), max_size=60)
 
 
@@ -60,6 +69,11 @@ def test_the_ids_are_always_those_in_the_queues_and_each_change_answers_as_the_d
         elif kind == "drain":
             assert [m.id for m in queues.drain(change[1])] == list(model[change[1]])
             model[change[1]].clear()
+        elif kind == "expired":
+            got = queues.take_expired(float(change[1]))
+            assert [m.id for m in got] == [mid for name in queues for mid in model[name] if _ended(mid, change[1])]
+            for name in OPERATORS:
+                model[name] = deque(mid for mid in model[name] if not _ended(mid, change[1]))
         else:
             queues.clear_all()
             for q in model.values():
