@@ -29,6 +29,7 @@ from policies.callback_urls import address_problem
 from policies.leases import process_owner, pushing_owners
 from smscore.api import api_factory
 from smscore.api.routes import INTERNAL_CANCEL, TOKEN_HEADER
+from smscore import running_config
 from smscore.api.auth import AccountRateLimit
 from smscore.backlog import Backlog
 from smscore.supervisor import WorkerSpec, smpp_worker
@@ -338,12 +339,13 @@ class Gateway:
         bind settings changed is reconnected; a new one is bound; a removed one is unbound (what
         waited for it moves to the other operators of its profiles). A file with any error is
         refused whole and the running config stays. Node, store and listen addresses need a restart.
-        In a node of several processes the main worker applies it and tells the API workers.
+        In a node of several processes the main worker applies it and tells the API workers, which
+        apply the text it applied; a worker started again later runs it too (``running_config``).
         """
-        from smscore.config import ConfigError, load_config
+        from smscore.config import ConfigError
 
         try:
-            new = load_config(self.config.path)
+            new = self._read_config()
         except ConfigError as exc:
             self.log.error("reload refused: the config has errors", errors=exc.errors)
             return {"reloaded": False, "errors": exc.errors}
@@ -381,10 +383,21 @@ class Gateway:
         for name in changed + added:
             self._start_operator(name, new.operators[name])
         self._apply_shares(self.cluster.shares)  # an operator's binds or tps changed in the file
+        if self.worker is not None and self.worker.config_fd >= 0:
+            running_config.applied(self.worker.config_fd, new.source)
         self.log.info("config reloaded", reconnected=changed, added=added, removed=removed,
                       needs_restart=restart or None)
         return {"reloaded": True, "reconnected": changed, "added": added, "removed": removed,
                 "needs_restart": restart}
+
+    def _read_config(self) -> Config:
+        """What a reload applies: the file, read by the main worker (or the only process); an API
+        worker takes the text the main worker applied (the file may have changed since)."""
+        from smscore.config import load_config, parse_config
+
+        if self.worker is not None and not self.worker.is_main and self.worker.config_fd >= 0:
+            return parse_config(running_config.read(self.worker.config_fd)[1], path=self.config.path)
+        return load_config(self.config.path)
 
     def _start_operator(self, name: str, op: OperatorConfig):
         """Build (and, once the gateway runs, start) one operator's link (and its simulator)."""

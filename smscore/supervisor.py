@@ -39,6 +39,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 
+from smscore import running_config
 from smscore.ratelimit import NodeBuckets
 
 WORKER_ENV = "SMSGW_WORKER"
@@ -60,6 +61,7 @@ class WorkerSpec:
     rates_fd: int = -1  # the node's shared account rate buckets (smscore.ratelimit.NodeBuckets)
     smpp_fd: int = -1  # the worker serving customers' ESMEs only: [smpp_server] listen
     smpp_tls_fd: int = -1  # ... and tls_listen
+    config_fd: int = -1  # the config the node runs (smscore.running_config): what a restarted worker runs
     #: shared by the workers of one ``smsgw run``: what the main worker's internal routes ask of
     #: the API workers (a loopback port is open to every local user; the token is not)
     token: str = ""
@@ -155,24 +157,25 @@ class Supervisor:
         kick_ports = [k.getsockname()[1] for k in kicks]
         self._rates_fd = NodeBuckets.create()
         os.set_inheritable(self._rates_fd, True)
+        self._config_fd = running_config.create(self.config.source)
         token = secrets.token_hex(16)
         self.specs = [WorkerSpec(
             index=0, count=self.count, api_fd=-1, kick_fd=kicks[0].fileno(), kick_ports=kick_ports,
             internal_port=internal.getsockname()[1], metrics_fd=public_metrics.fileno(),
             internal_fd=internal.fileno(), worker_metrics_ports=[m.getsockname()[1] for m in worker_metrics],
-            rates_fd=self._rates_fd, token=token)]
+            rates_fd=self._rates_fd, config_fd=self._config_fd, token=token)]
         for i in range(1, self.count):
             self.specs.append(WorkerSpec(
                 index=i, count=self.count, api_fd=api[i - 1].fileno(), kick_fd=kicks[i].fileno(), kick_ports=kick_ports,
                 internal_port=internal.getsockname()[1], metrics_fd=worker_metrics[i - 1].fileno(),
-                rates_fd=self._rates_fd, token=token))
+                rates_fd=self._rates_fd, config_fd=self._config_fd, token=token))
         serving = self.specs[smpp_worker(self.count)]
         self.specs[serving.index] = replace(serving, smpp_fd=smpp[0].fileno() if smpp[0] is not None else -1,
                                             smpp_tls_fd=smpp[1].fileno() if smpp[1] is not None else -1)
 
     def _fds(self, spec: WorkerSpec) -> list[int]:
         return [fd for fd in (spec.api_fd, spec.kick_fd, spec.metrics_fd, spec.internal_fd, spec.rates_fd,
-                              spec.smpp_fd, spec.smpp_tls_fd) if fd >= 0]
+                              spec.smpp_fd, spec.smpp_tls_fd, spec.config_fd) if fd >= 0]
 
     def spawn(self, index: int) -> None:
         spec = self.specs[index]

@@ -15,16 +15,18 @@ def cmd_run(args) -> int:
     from smscore import logs
     from smscore.supervisor import WORKER_ENV, Supervisor, WorkerSpec, die_with_parent, resolve_processes
 
-    config = load(args.config)
-    logs.configure(args.log_level, args.log_format)
     spec = os.environ.get(WORKER_ENV)
     if spec is not None:  # a worker process started by the supervisor below
         die_with_parent()
         worker = WorkerSpec.from_env(spec)
+        config = _running(args.config, worker.config_fd) if worker.config_fd >= 0 else load(args.config)
+        logs.configure(args.log_level, args.log_format)
         import structlog
 
         structlog.contextvars.bind_contextvars(worker=worker.index)
         return _run_gateway(config, worker)
+    config = load(args.config)
+    logs.configure(args.log_level, args.log_format)
     count = resolve_processes(config.gateway.processes)
     if count == 1:
         return _run_gateway(config, None)
@@ -39,6 +41,20 @@ def cmd_run(args) -> int:
         raise CliError(f"cannot listen: {exc.strerror or exc}") from None
     log.info("starting workers", processes=count)
     return supervisor.run()
+
+
+def _running(path: str, fd: int):
+    """The config the node runs (``smscore.running_config``), not the file as it is now: a worker
+    started again after an edit that was not reloaded, or a reload that was refused, runs what the
+    node's other processes run."""
+    from smscore import running_config
+    from smscore.config import ConfigError, parse_config
+
+    started, running = running_config.read(fd)
+    try:
+        return parse_config(running, path=path).keeping_restart_settings(parse_config(started, path=path))
+    except ConfigError as exc:  # a secret ("env:", "file:") the running config names is gone
+        raise CliError(f"{path}: the running config: {'; '.join(exc.errors)}", 2) from None
 
 
 def _run_gateway(config, worker) -> int:

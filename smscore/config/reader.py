@@ -111,6 +111,7 @@ def parse_config(text: str, *, path: str | os.PathLike[str],
     config = parser.parse(data)
     if parser.errors:
         raise ConfigError(parser.errors)
+    object.__setattr__(config, "source", text)
     return config
 
 

@@ -13,7 +13,7 @@ import ipaddress
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
@@ -360,6 +360,9 @@ class Config:
     accounts: Mapping[str, AccountConfig] = field(default_factory=dict)
     shortcodes: Mapping[str, ShortcodeConfig] = field(default_factory=dict)
     keywords: tuple[KeywordConfig, ...] = ()
+    #: the TOML text this config was read from (``parse_config``): what a node's processes share
+    #: as the config it runs (``smscore.running_config``)
+    source: str = field(default="", repr=False, compare=False)
     _account_by_digest: Mapping[str, AccountConfig] = field(
         init=False, repr=False, compare=False
     )
@@ -393,3 +396,20 @@ class Config:
                 "http.tls": (self.http.tls_cert, self.http.tls_key),  # read once, when the listener starts
                 "smpp_server": self.smpp_server,
                 "lookup": None if lookup is None else (lookup.url, lookup.timeout)}
+
+    def keeping_restart_settings(self, started: Config) -> Config:
+        """This config with the settings of ``restart_settings`` as ``started`` has them: what a
+        process runs when it starts after reloads (a worker restarted by the supervisor) while the
+        node's other processes still run with the settings they started with."""
+        lookup = self.lookup
+        if lookup is None or started.lookup is None:
+            lookup = started.lookup
+        else:
+            lookup = replace(lookup, url=started.lookup.url, timeout=started.lookup.timeout)
+        return replace(
+            self, gateway=replace(self.gateway, node=started.gateway.node, lease=started.gateway.lease,
+                                  processes=started.gateway.processes),
+            store=started.store, http=replace(self.http, listen=started.http.listen, tls_cert=started.http.tls_cert,
+                                              tls_key=started.http.tls_key),
+            metrics=replace(self.metrics, listen=started.metrics.listen), smpp_server=started.smpp_server,
+            lookup=lookup)
