@@ -111,6 +111,18 @@ def _tcp(host: str, port: int, reuse_port: bool = False, key: str = "") -> socke
     return s
 
 
+def _unused(host: str, port: int, key: str) -> int:
+    """``port`` (0: a free one) once no other process listens on ``host:port``. The API workers'
+    sockets share their port (SO_REUSEPORT), and so could another gateway's of the same user: a
+    second ``smsgw run`` started on the same ``http.listen`` took half the requests, into its own
+    store. A socket without SO_REUSEPORT binds only where nobody listens, with it or not."""
+    probe = _tcp(host, port, key=key)
+    try:
+        return probe.getsockname()[1]
+    finally:
+        probe.close()
+
+
 def _udp() -> socket.socket:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
@@ -137,9 +149,8 @@ class Supervisor:
         http, mon = self.config.http.listen, self.config.metrics.listen
         # The customers' API is the API workers' alone: the main worker, the one busy core of a node
         # (binds, submits, receipts), takes no customer connection (docs/architecture.md).
-        first = _tcp(http.host, http.port, reuse_port=True, key="http.listen")
-        port = first.getsockname()[1]
-        api = [first] + [_tcp(http.host, port, reuse_port=True) for _ in range(self.count - 2)]
+        port = _unused(http.host, http.port, key="http.listen")
+        api = [_tcp(http.host, port, reuse_port=True, key="http.listen") for _ in range(self.count - 1)]
         internal = _tcp("127.0.0.1", 0)
         public_metrics = _tcp(mon.host, mon.port, key="metrics.listen")
         worker_metrics = [_tcp("127.0.0.1", 0) for _ in range(self.count - 1)]

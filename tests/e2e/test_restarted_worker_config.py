@@ -11,7 +11,7 @@ import signal
 
 from tests.e2e.conftest import smsgw
 from tests.e2e.test_processes import children, node, post  # noqa: F401 (node: the fixture)
-from tests.harness.net import http as call
+from tests.harness.net import free_port, http as call
 from tests.harness.waiting import wait_until
 
 LATE = """
@@ -63,3 +63,17 @@ def test_a_restarted_worker_runs_what_the_node_runs_after_a_refused_reload_and_a
     restart_api_worker(node)  # and one started after the reload runs it too
     assert serving(node, "late-key") == 202
     assert post(node.http_port, {"to": "46701238801", "text": "after"})[0] == 202
+
+
+def test_a_second_node_on_the_api_port_of_a_running_one_is_refused(node, tmp_path):
+    """The API workers share their port (SO_REUSEPORT), and a second ``smsgw run`` of the same
+    user on the same ``http.listen`` joined them: it took 8 of 10 requests into its own store."""
+    other = tmp_path / "other.toml"
+    metrics = node.config.read_text().split("[metrics]\nlisten = ", 1)[1].split("\n", 1)[0]
+    other.write_text(node.config.read_text().replace(metrics, f'"127.0.0.1:{free_port()}"')
+                     .replace('node = "e2e"', 'node = "other"').replace("sqlite:///e2e.db", "sqlite:///other.db"))
+    done = smsgw("run", "-c", str(other), timeout=60)
+    assert done.returncode == 1, done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert f"127.0.0.1:{node.http_port} (http.listen)" in line and "is another gateway running?" in line, line
+    assert [post(node.http_port, {"to": f"4670123881{i}", "text": "x"})[0] for i in range(4)] == [202] * 4
