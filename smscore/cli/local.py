@@ -89,9 +89,15 @@ def cmd_db_upgrade(args) -> int:
 def upgrade_store(config) -> tuple[str, int, int]:
     """Create or upgrade the store's schema: (where, version before, version after)."""
     if config.store.sqlite_path is not None:
+        import sqlite3
+
         from smscore.store import sqlite
 
-        before, after = sqlite.upgrade(config.store.sqlite_path)
+        try:
+            before, after = sqlite.upgrade(config.store.sqlite_path)
+        except (sqlite3.Error, OSError) as exc:  # not a database, a folder, a path that cannot be
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise CliError(f"store.url: {config.store.sqlite_path}: {reason}") from None
         return str(config.store.sqlite_path), before, after
     import psycopg2
 

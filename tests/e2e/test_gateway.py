@@ -54,6 +54,20 @@ def test_errors_are_one_line_and_non_zero(tmp_path):
     assert proc.stderr.strip().count("\n") == 0 and "cannot reach the gateway" in proc.stderr
 
 
+def test_a_sqlite_store_that_cannot_be_opened_is_one_line_from_db_upgrade_and_run(tmp_path):
+    """``db upgrade`` printed a traceback (``run`` of one process said one line already)."""
+    (tmp_path / "garbage.db").write_text("garbage")
+    (tmp_path / "folder").mkdir()
+    for url, says in (("sqlite:////proc/nope/x.db", "No such file or directory"),
+                      ("sqlite:///folder", "unable to open database file"),
+                      ("sqlite:///garbage.db", "file is not a database")):
+        config = tmp_path / "store.toml"
+        config.write_text(f'[store]\nurl = "{url}"\n[gateway]\nprocesses = 2\n'
+                          '[operators.a]\ntype = "simulated"\n[profiles.p]\noperators = ["a"]\n')
+        one_line_error(smsgw("db", "upgrade", "-c", str(config)), 1, "store.url: ", says, stdout="")
+        one_line_error(smsgw("run", "-c", str(config)), 1, "store.url: ", says)  # the supervisor upgrades first
+
+
 def test_bad_options_and_a_missing_file_are_one_line_not_a_traceback(tmp_path):
     missing = str(tmp_path / "missing.toml")
     for command in (["run", "-c", missing], ["status", "-c", missing, "--key", "k", "x"],

@@ -1,5 +1,6 @@
-"""A worker the supervisor starts again runs the config the node runs, not the file as it is now
-(SPEC §3 reload, §10; ``smscore.running_config``). Found by a black-box audit: with a refused
+"""The processes of one node and no other's: a worker the supervisor starts again runs the config
+the node runs, not the file as it is now (SPEC §3 reload, §10; ``smscore.running_config``), and a
+second node cannot join the API port of a running one. Found by a black-box audit: with a refused
 reload, the next crash of any worker stopped the whole node (the new worker could not start, three
 times); with an edit not reloaded, the restarted worker ran it alone (a new account's key worked,
 at a balance of 0, and a new price applied to some requests only)."""
