@@ -54,6 +54,18 @@ def test_errors_are_one_line_and_non_zero(tmp_path):
     assert proc.stderr.strip().count("\n") == 0 and "cannot reach the gateway" in proc.stderr
 
 
+def test_output_into_a_pipe_closed_early_ends_quietly():
+    """``smsgw messages | head``: a BrokenPipeError traceback, and exit status 1."""
+    import subprocess
+
+    from tests.e2e.conftest import ROOT, SMSGW
+
+    proc = subprocess.Popen([*SMSGW, "check-config", "-c", "etc/gateway.example.toml"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the command writes
+    assert (proc.wait(timeout=60), proc.stderr.read()) == (0, b"")
+
+
 def test_a_sqlite_store_that_cannot_be_opened_is_one_line_from_db_upgrade_and_run(tmp_path):
     """``db upgrade`` printed a traceback (``run`` of one process said one line already)."""
     (tmp_path / "garbage.db").write_text("garbage")
