@@ -128,9 +128,14 @@ def _money(value: Any) -> Decimal:
             amount = Decimal(value.strip())
         except InvalidOperation:
             amount = None
-    if amount is None or not amount.is_finite() or amount < 0:
-        raise _Invalid(f"must be an amount >= 0 (a number or a decimal string), got {_show(value)}")
+    if amount is None or not amount.is_finite() or not 0 <= amount <= MAX_AMOUNT:
+        # bounded: the API answers amounts as JSON numbers, and 1e400 was "balance": null for ever
+        raise _Invalid(f"must be an amount from 0 to {MAX_AMOUNT} (a number or a decimal string), got {_show(value)}")
     return amount
+
+
+#: the largest amount (balance, price, cost) a config may give: a float keeps its cents up to ~9e13
+MAX_AMOUNT = Decimal(10) ** 12
 
 
 def _prefix_table(value: Any) -> PrefixTable:
@@ -186,8 +191,13 @@ def _url(value: Any) -> str:
     problem = url_problem(value)
     if problem is not None:
         long = isinstance(value, str) and len(value) > 200  # its length is the problem: not shown
-        raise _Invalid(problem if long else f"{problem}, got {_show(value)}")
+        # user:password@ in a URL is a secret (SPEC §15: none in any error): shown without it
+        shown = _CREDENTIALS.sub(r"\1***@", value) if isinstance(value, str) else value
+        raise _Invalid(problem if long else f"{problem}, got {_show(shown)}")
     return value
+
+
+_CREDENTIALS = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@]*@")
 
 
 def _host_pattern(value: Any) -> str:

@@ -172,13 +172,22 @@ ERROR_CASES = {
         '[accounts.acme]\nsecret = "s"\ncallback_url = "ftp://acme.example"',
         'accounts.acme.callback_url: must be an http:// or https:// URL, got "ftp://acme.example"',
     ),
+    "url with credentials, not shown": (
+        '[accounts.acme]\nsecret = "s"\ncallback_url = "ftp://u:hunter2@acme.example/a"',
+        'accounts.acme.callback_url: must be an http:// or https:// URL, got "ftp://***@acme.example/a"',
+    ),
+    "a balance past what a JSON number carries to the cent": (
+        '[accounts.acme]\nbalance = "1e400"',
+        'accounts.acme.balance: must be an amount from 0 to 1000000000000 (a number or a decimal string), '
+        'got "1e400"',
+    ),
     "bad choice": (
         '[accounts.acme]\nbilling = "credit"',
         'accounts.acme.billing: must be one of "prepaid", "postpaid", got "credit"',
     ),
     "negative price": (
         '[accounts.acme]\nprices = { "46" = -1, "default" = 0.8 }',
-        "accounts.acme.prices.46: must be an amount >= 0 (a number or a decimal string), got -1",
+        "accounts.acme.prices.46: must be an amount from 0 to 1000000000000 (a number or a decimal string), got -1",
     ),
     "prefix that is not digits": (
         "[operators.telia]" + SMPP + 'cost = { "46x" = 0.2 }',
@@ -269,7 +278,7 @@ ERROR_CASES = {
     ),
     "callback url with user-info": (
         '[accounts.acme]\nsecret = "s"\ncallback_url = "https://u:pw@hooks.example/cb"',
-        'accounts.acme.callback_url: must not contain user-info (user:password@), got "https://u:pw@hooks.example/cb"',
+        'accounts.acme.callback_url: must not contain user-info (user:password@), got "https://***@hooks.example/cb"',
     ),
     "callback url without a host": (
         '[accounts.acme]\nsecret = "s"\ncallback_url = "http:///cb"',
