@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import ssl
 import urllib.error
 import urllib.parse
@@ -149,30 +150,47 @@ def cmd_reload(args) -> int:
     return _answer(status, body)
 
 
+def _numbers_in(path: str) -> tuple[list[str], list[int]]:
+    """The numbers of a file for ``stoplist import`` and the line of each: the first field of each
+    line (CSV), ``#`` comments and blank lines aside, and a header line (a first field with no digit,
+    ``number,name`` as a CRM exports it) too."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise CliError(f"{path}: {exc.strerror or exc}", 2) from None
+    except UnicodeDecodeError:
+        raise CliError(f"{path}: not UTF-8 text", 2) from None
+    numbers, where = [], []
+    for n, line in enumerate(lines, 1):
+        value = line.split("#", 1)[0].strip().split(",")[0].strip()
+        if value and not (not numbers and not any(c.isdigit() for c in value)):
+            numbers.append(value)
+            where.append(n)
+    if not numbers:
+        raise CliError(f"{path}: no numbers in the file", 2)
+    return numbers, where
+
+
+_AT_INDEX = re.compile(r"^numbers\[(\d+)\]")
+
+
 def cmd_stoplist(args) -> int:
-    if args.action == "import":
-        numbers = []
-        try:
-            lines = Path(args.file).read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise CliError(f"{args.file}: {exc.strerror or exc}", 2) from None
-        except UnicodeDecodeError:
-            raise CliError(f"{args.file}: not UTF-8 text", 2) from None
-        for line in lines:
-            value = line.split("#", 1)[0].strip().split(",")[0].strip()
-            if value:
-                numbers.append(value)
-        if not numbers:
-            raise CliError(f"{args.file}: no numbers in the file", 2)
-    else:
-        numbers = args.numbers
+    numbers, where = _numbers_in(args.file) if args.action == "import" else (args.numbers, [])
     body: dict = {"numbers": numbers, "remove": args.action == "remove", "consent": args.consent}
     if args.account:
         body["account"] = args.account
     code = 0
     for i in range(0, len(numbers), 10000):  # large files in chunks
         body["numbers"] = numbers[i:i + 10000]
-        code = _admin_call(args, "POST", "/v1/admin/stoplist", body) or code
+        try:
+            code = _admin_call(args, "POST", "/v1/admin/stoplist", body) or code
+        except CliError as exc:  # "422 invalid_number: numbers[2]: ..." of a file: its line instead
+            status, _, said = str(exc).partition(": ")
+            found = _AT_INDEX.match(said) if where else None
+            if found is None:
+                raise
+            rest = said[found.end():].removeprefix(":").strip()
+            raise CliError(f"{status}: {args.file} line {where[i + int(found.group(1))]}: {rest}", exc.code) from None
     return code
 
 

@@ -85,8 +85,8 @@ def until(gw, mid, status, key="demo-key", timeout=15):
 def test_stoplist_import_stops_mt_to_listed_numbers_and_consent_lets_them_through(gateways, tmp_path):
     gw = start(gateways)
     listed = tmp_path / "dnc.csv"
-    listed.write_text("# do-not-call, exported from the CRM\n46701230001\n+46701230002, Jane Doe\n\n"
-                      "46701230003 # moved\n")
+    listed.write_text("# do-not-call, exported from the CRM\nnumber,name\n46701230001\n+46701230002, Jane Doe\n\n"
+                      "46701230003 # moved\n")  # the header row is no number: skipped
     proc = ops(gw, "stoplist", "import", str(listed))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"changed": 3, "numbers": 3}
@@ -114,8 +114,8 @@ def test_stoplist_import_stops_mt_to_listed_numbers_and_consent_lets_them_throug
     empty.write_text("# nothing\n\n")
     one_line_error(ops(gw, "stoplist", "import", str(empty)), 2, "no numbers")
     bad = tmp_path / "bad.txt"
-    bad.write_text("46701230006\nnot-a-number\n")
-    one_line_error(ops(gw, "stoplist", "import", str(bad)), 1, "422 invalid_number", "numbers")
+    bad.write_text("46701230006\n# a comment\nnot-a-number\n")
+    one_line_error(ops(gw, "stoplist", "import", str(bad)), 1, "422 invalid_number", f"{bad} line 3: ")  # not numbers[1]
     assert send(gw, "46701230006")[0]["status"] == "queued"  # refused whole
     one_line_error(ops(gw, "stoplist", "add", "--account", "nobody", "46701230007"), 1, "404 not_found")
     one_line_error(smsgw("stoplist", "import", str(listed), "-c", str(gw.config)), 2, "admin key")
