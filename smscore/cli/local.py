@@ -36,6 +36,7 @@ def cmd_init(args) -> int:
     package, resource = EXAMPLE_CONFIG
     text = files(package).joinpath(resource).read_text(encoding="utf-8")
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)  # etc/ of the default in a new folder
         with open(target, "w" if args.force else "x", encoding="utf-8") as out:  # "x": never overwrite
             out.write(text)
     except FileExistsError:
@@ -65,7 +66,10 @@ def cmd_hash_key(args) -> int:
 
             key = getpass.getpass("API key: ")
         else:
-            key = sys.stdin.readline().rstrip("\r\n")
+            lines = [line for line in sys.stdin.read().splitlines() if line.strip()]
+            if len(lines) > 1:  # not a key: hashing the first alone said nothing of the others
+                raise CliError(f"stdin holds {len(lines)} lines: give one key a run", 2)
+            key = lines[0] if lines else ""
     if not key:
         raise CliError("no key given (an argument, or one line on stdin)", 2)
     print(hash_api_key(key))

@@ -68,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("init", help="write an example config file",
                         description="Write the full example config (every key) to PATH, to edit "
                                     "and check with check-config. An existing file is kept unless --force.")
-    sp.add_argument("path", nargs="?", default="gateway.toml", metavar="PATH",
-                    help="the file to write (default ./gateway.toml)")
+    sp.add_argument("path", nargs="?", default=DEFAULT_CONFIG, metavar="PATH",
+                    help=f"the file to write (default {DEFAULT_CONFIG}, where the other commands look)")
     sp.add_argument("--force", action="store_true", help="overwrite PATH when it exists")
     sp.set_defaults(func=cmd_init)
 

@@ -28,9 +28,13 @@ def test_hash_key_reads_stdin_and_the_config_takes_what_it_prints(tmp_path):
     assert config.account_for_key("s3cret-key").name == "acme"
 
 
-def test_hash_key_without_a_key_is_a_usage_error():
+def test_hash_key_without_a_key_or_with_several_is_a_usage_error():
     done = subprocess.run([*SMSGW, "hash-key"], input="", capture_output=True, text=True, cwd=ROOT, timeout=30)
     assert done.returncode == 2 and "no key given" in done.stderr
+    # it hashed the first of them alone, and said nothing of the others
+    done = subprocess.run([*SMSGW, "hash-key"], input="key-one\nkey-two\n", capture_output=True, text=True,
+                          cwd=ROOT, timeout=30)
+    assert (done.returncode, done.stdout) == (2, "") and "stdin holds 2 lines: give one key a run" in done.stderr
 
 
 def test_smsc_sim_exits_with_a_clear_error_when_a_port_is_taken():

@@ -226,6 +226,19 @@ def test_init_writes_the_example_that_check_config_accepts_and_keeps_an_existing
     assert target.read_text(encoding="utf-8").startswith("# smsgw")
 
 
+def test_init_without_a_path_writes_where_the_other_commands_look(tmp_path):
+    """``smsgw init && smsgw check-config`` in a new folder: init wrote ./gateway.toml and
+    check-config looked for etc/gateway.toml."""
+    import subprocess
+
+    from tests.e2e.conftest import SMSGW
+
+    for command in (["init"], ["check-config"]):
+        done = subprocess.run([*SMSGW, *command], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert done.returncode == 0, (command, done.stderr)
+    assert (tmp_path / "etc" / "gateway.toml").is_file()
+
+
 # -- etc/production.toml ---------------------------------------------------------------------------
 PRODUCTION = ROOT / "etc" / "production.toml"
 SECRETS = {"SMSGW_STORE_URL": "postgresql://smsgw:Pg-Secret-1@db.example:5432/smsgw",
