@@ -44,5 +44,13 @@ class SimSettings:
             raise ValueError(f"receipt_delay must be >= 0, not {self.receipt_delay!r}")
         if self.throttle_tps < 0:
             raise ValueError(f"throttle_tps must be >= 0, not {self.throttle_tps!r}")
+        # what a bind may carry in SMPP 3.4 (C-octet strings of 16 and 9 octets), as the config holds it
+        for name, most in (("system_id", 15), ("password", 8)):
+            value = getattr(self, name)
+            if value is not None and len(value) > most:
+                raise ValueError(f"{name} must be at most {most} characters (SMPP 3.4), got {len(value)}")
         # A list from a config file is accepted, stored as a tuple so the object stays hashable.
         object.__setattr__(self, "unreachable_prefixes", tuple(self.unreachable_prefixes))
+        for prefix in self.unreachable_prefixes:
+            if not (isinstance(prefix, str) and prefix.isdigit() and prefix.isascii()):
+                raise ValueError(f"unreachable_prefix must be digits, not {prefix!r}")

@@ -94,6 +94,10 @@ def test_bad_options_and_a_missing_file_are_one_line_not_a_traceback(tmp_path):
         one_line_error(smsgw("messages", "--url", url, "--admin-key", "k"), 2, says, stdout="")
     for option, value, says in (("--receipt-delay", "xyz", "--receipt-delay: must be"),
                                 ("--throttle-tps", "-5", "--throttle-tps must be >= 0"),
+                                # what the config refuses for a simulated operator (it started with them)
+                                ("--password", "123456789", "--password must be at most 8 characters"),
+                                ("--system-id", "s" * 16, "--system-id must be at most 15 characters"),
+                                ("--unreachable-prefix", "abc", "--unreachable-prefix must be digits, not 'abc'"),
                                 ("--window", "0", "--window must be at least 1")):
         one_line_error(smsgw("smsc-sim", "--listen", "127.0.0.1:0", option, value), 2, says, stdout="")
     bad = tmp_path / "bad.toml"
