@@ -173,6 +173,8 @@ class SQLiteStore(SqlLookups, AccountRules, SqlStore):
         def prepare():
             if self.auto_upgrade:
                 upgrade(self.path)
+            elif not Path(self.path).exists():  # connecting would leave an empty file behind
+                raise RuntimeError(f"store {self.path} does not exist: run `smsgw db upgrade`")
             conn = connect(self.path)
             try:
                 version = current_version(conn)

@@ -82,8 +82,12 @@ async def test_a_failing_operation_fails_alone(tmp_path):
 @pytest_twisted.ensureDeferred
 async def test_refuses_a_missing_schema_without_auto_upgrade(tmp_path):
     store = sq.SQLiteStore(tmp_path / "gw.db", reactor, auto_upgrade=False)
-    with pytest.raises(RuntimeError, match="smsgw db upgrade"):
+    with pytest.raises(RuntimeError, match="gw.db does not exist: run `smsgw db upgrade`"):
         await store.open()
+    assert not (tmp_path / "gw.db").exists()  # no empty file left behind
+    sq.connect(tmp_path / "old.db").close()  # a file of no schema, or an older one: as before
+    with pytest.raises(RuntimeError, match="schema version 0, this gateway needs"):
+        await sq.SQLiteStore(tmp_path / "old.db", reactor, auto_upgrade=False).open()
 
 
 def test_upgrade_is_idempotent(tmp_path):
