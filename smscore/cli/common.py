@@ -29,8 +29,9 @@ def load(path: str):
     try:
         return load_config(path)
     except ConfigError as exc:
-        if len(exc.errors) == 1:  # one error, one line
-            raise CliError(exc.errors[0], 2) from None
+        if len(exc.errors) == 1:  # one error, one line, naming the file as several do
+            error = exc.errors[0]
+            raise CliError(error if error.startswith(f"{path}:") else f"{path}: {error}", 2) from None
         for line in exc.errors:
             print(f"smsgw: {line}", file=sys.stderr)
         raise CliError(f"{path}: {len(exc.errors)} configuration error(s)", 2) from None

@@ -103,6 +103,9 @@ def test_bad_options_and_a_missing_file_are_one_line_not_a_traceback(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[gateway\n")  # one error: one line, not the error and a count of errors
     one_line_error(smsgw("run", "-c", str(bad)), 2, str(bad), stdout="")
+    bad.write_text('[operators.x]\ntype = "simulated"\nwindow = 0\n[profiles.p]\noperators = ["x"]\n')
+    for command in ("run", "check-config"):  # the file is named with one error too, as with several
+        one_line_error(smsgw(command, "-c", str(bad)), 2, f"smsgw: {bad}: operators.x.window: ", stdout="")
     binary = tmp_path / "numbers.csv"
     binary.write_bytes(b"\xff\xfe46701234567\n")  # read before any gateway is asked
     one_line_error(smsgw("stoplist", "import", str(binary), "--url", "http://127.0.0.1:9", "--admin-key", "k"),
