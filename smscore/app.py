@@ -348,7 +348,7 @@ class Gateway:
             new = self._read_config()
         except ConfigError as exc:
             self.log.error("reload refused: the config has errors", errors=exc.errors)
-            return {"reloaded": False, "errors": exc.errors}
+            return {"reloaded": False, "errors": exc.errors, "file": str(self.config.path)}
         old = self.config
         # against what runs, not the last file read: a second reload of a changed file still waits
         # for a restart, and a file put back as it was waits for nothing
@@ -370,7 +370,7 @@ class Gateway:
         if not self.delivers:  # an API worker: no binds here
             self.log.info("config reloaded", worker=self.worker.index)
             return {"reloaded": True, "reconnected": changed, "added": added, "removed": removed,
-                    "needs_restart": restart}
+                    "needs_restart": restart, "file": str(new.path)}
         for name in changed + removed:
             link = self.links.pop(name)
             link.stop()
@@ -388,7 +388,7 @@ class Gateway:
         self.log.info("config reloaded", reconnected=changed, added=added, removed=removed,
                       needs_restart=restart or None)
         return {"reloaded": True, "reconnected": changed, "added": added, "removed": removed,
-                "needs_restart": restart}
+                "needs_restart": restart, "file": str(new.path)}
 
     def _read_config(self) -> Config:
         """What a reload applies: the file, read by the main worker (or the only process); an API

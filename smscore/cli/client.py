@@ -7,6 +7,7 @@ import json
 import os
 import re
 import ssl
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -143,6 +144,10 @@ def cmd_reload(args) -> int:
     if not key:
         raise CliError("an admin key is needed: --admin-key KEY or SMSGW_ADMIN_KEY", 2)
     status, body = _call(args, "POST", "/v1/admin/reload", key)
+    read = body.get("file") if isinstance(body, dict) else None
+    if not args.url and isinstance(read, str) and os.path.realpath(args.config) != os.path.realpath(read):
+        # -c only says where the gateway listens: it reloads the file it was started with
+        print(f"smsgw: note: the gateway read {read}, not {args.config}", file=sys.stderr)
     if 200 <= status < 300 and isinstance(body, dict) and body.get("reloaded") is False:
         errors = body.get("errors") or ["the config has errors"]
         more = f" (+{len(errors) - 1} more: smsgw check-config)" if len(errors) > 1 else ""

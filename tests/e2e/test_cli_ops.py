@@ -230,6 +230,10 @@ def test_reload_and_sighup_apply_a_new_account_and_refuse_a_broken_file(gateways
     assert send(gw, "46701260002", key="new-key")[0]["status"] == "queued"
     assert send(gw, "46701260003")[0]["status"] == "queued"
     assert http("POST", f"{gw.url}/v1/messages", {"to": "46701260004", "text": "x"}, key="k2")[0] == 401
+    copy = gw.config.with_name("copy.toml")  # -c names where the gateway listens, not what it reads
+    copy.write_text(base + NEWCO.format(key="new-key") + '[accounts.other]\napi_keys = ["other-key"]\n')
+    proc = smsgw("reload", "-c", str(copy), "--admin-key", "ops-key")
+    assert proc.stderr.splitlines()[0] == f"smsgw: note: the gateway read {gw.config}, not {copy}", proc.stderr
     proc = ops(gw, "reload")  # -c names the gateway's file: the CLI reads its [http] only, the gateway refuses
     one_line_error(proc, 1, "reload refused, the running config stays: accounts.newco2.tps")
     assert send(gw, "46701260005", key="new-key")[0]["status"] == "queued"
