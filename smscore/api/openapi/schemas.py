@@ -263,9 +263,11 @@ SCHEMAS = {
     "Reload": {"oneOf": [
         _obj({"reloaded": {"const": True}, "reconnected": _array({"type": "string"}),
               "added": _array({"type": "string"}), "removed": _array({"type": "string"}),
-              "needs_restart": _array(_string("A setting that changed and needs a restart."))}),
+              "needs_restart": _array(_string("A setting that changed and needs a restart.")),
+              "file": _string("The file the gateway read: the one it was started with.")}),
         _obj({"reloaded": {"const": False},
-              "errors": _array(_string("One problem of the file, starting with its key path."))}),
+              "errors": _array(_string("One problem of the file, starting with its key path.")),
+              "file": _string("The file the gateway read: the one it was started with.")}),
     ]},
     "InjectMo": _obj({"from": _string("The phone's number.", pattern=_ADDRESS),
                       "to": _string("The shortcode (or number).", pattern=_ADDRESS),
