@@ -24,6 +24,11 @@ def process_owner(node: str, index: int | None, main: bool) -> str:
     return node if index is None or main else f"{node}/{index}"
 
 
+def node_of(owner: str) -> str:
+    """The node a lease owner of ``process_owner`` belongs to (what its log lines call ``node``)."""
+    return owner.partition("/")[0]
+
+
 def pushing_owners(node: str, processes: int) -> tuple[str, ...]:
     """The owners under which a node of ``processes`` processes holds HTTP push jobs: the only
     process, or every API worker (the main worker pushes nothing then)."""

@@ -56,6 +56,7 @@ from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred, succ
 from twisted.internet.task import LoopingCall, deferLater
 
 from connectors.http_push import PushResult, loggable_url
+from policies.leases import node_of
 from policies.callbacks import next_batches
 from policies.retry import STORE_RETRY_FIRST, give_up, next_attempt_at, next_delay, next_store_retry
 from smscore.claiming import give_back_earlier
@@ -96,7 +97,7 @@ class PushWorker:
         self.retry_first = 5.0  # seconds before the first retry (SPEC: 5 s); tests shorten it
         self.in_flight = 0  # POSTs on the way
         self.claims = 0  # claim queries run (tests, diagnosis)
-        self.log = get_logger(component="push", node=node)
+        self.log = get_logger(component="push", node=node_of(node))  # "gw1", not the owner "gw1/1"
         self._loop: LoopingCall | None = None
         self._waiting: dict[tuple[str, str, str], list[_Waiting]] = {}
         self._count = 0  # jobs in _waiting

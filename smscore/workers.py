@@ -172,8 +172,9 @@ class NodeMetrics(Resource):
                         ok, value = False, Failure(exc)
                 if not ok:
                     worker.missed(asked)
+                    # ``worker`` on a line is the process that wrote it (here the main one)
                     self.log.warning("a worker's metrics could not be read: its last counts stand in",
-                                     worker=index, port=port, error=value.getErrorMessage())
+                                     unread_worker=index, port=port, error=value.getErrorMessage())
                 processes.append(worker.families())
             if gone:
                 return

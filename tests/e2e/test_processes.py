@@ -271,6 +271,8 @@ def test_a_stopped_api_worker_does_not_hold_up_the_nodes_metrics(node):
     finally:
         os.kill(api, signal.SIGCONT)
     lines = [json.loads(line) for line in node.log.read_text().splitlines() if line.startswith("{")]
-    assert any(e.get("event") == "a worker's metrics could not be read: its last counts stand in"
-               and e.get("error") == "no answer in 2 s" for e in lines)
+    [line] = [e for e in lines if e.get("event") == "a worker's metrics could not be read: its last counts stand in"
+              and e.get("error") == "no answer in 2 s"][:1]
+    # ``worker`` is the process that wrote the line, everywhere; the one it is about is named apart
+    assert (line["worker"], line["unread_worker"]) == (0, 1), line
     assert node_samples(node)[ACCEPTED] == 4

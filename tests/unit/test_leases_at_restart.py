@@ -12,7 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from connectors.smpp.outbox import ACKNOWLEDGED
-from policies.leases import given_back_at_start, of_node, process_owner, pushing_owners
+from policies.leases import given_back_at_start, node_of, of_node, process_owner, pushing_owners
 from smscore.customer_smpp import SmppDeliveries
 from smscore.model import SMPP_TARGET, Event, Status
 from smscore.store.memory import MemoryStore
@@ -29,6 +29,8 @@ def test_lease_owners_of_a_nodes_processes():
     assert process_owner("gw1", 2, False) == "gw1/2"
     assert pushing_owners("gw1", 1) == ("gw1",)
     assert pushing_owners("gw1", 3) == ("gw1/1", "gw1/2")
+    # what a process's log lines call its node (push lines said "gw1/1" where the rest say "gw1")
+    assert [node_of(process_owner("gw1", i, i == 0)) for i in (None, 0, 1, 2)] == ["gw1"] * 4
 
 
 @pytest.mark.parametrize("owner, mine", [

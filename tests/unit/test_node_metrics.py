@@ -126,7 +126,7 @@ def test_a_worker_that_cannot_be_read_counts_with_its_last_counts_and_its_gauges
     workers = {dict(labels)["worker"] for name, labels in seen if name == "process_start_time_seconds"}
     assert workers == {"2"}  # worker 1's process series go stale, as the process did
     [line] = [e for e in logs if e["log_level"] == "warning"]
-    assert (line["event"], line["worker"], line["port"]) == (
+    assert (line["event"], line["unread_worker"], line["port"]) == (
         "a worker's metrics could not be read: its last counts stand in", 1, 9000)
     assert "refused" in line["error"]
     # back, as a new process: its counts on top of the old ones
@@ -143,7 +143,7 @@ def test_an_answer_that_is_no_exposition_counts_as_none():
     node.answers[0] = b"<html>not metrics {"
     with capture_logs() as logs:
         assert node.scrape()[ACCEPTED] == 15
-    assert [e["worker"] for e in logs if e["log_level"] == "warning"] == [1]
+    assert [e["unread_worker"] for e in logs if e["log_level"] == "warning"] == [1]
 
 
 def test_overlapping_scrapes_take_no_older_answer_for_a_newer_one():
@@ -191,7 +191,7 @@ def test_a_worker_that_never_answers_costs_the_scrape_its_timeout_not_the_answer
     assert request.finished and cancelled  # the request to the silent worker was given up
     assert samples(b"".join(request.written).decode())[ACCEPTED] == 5 + 10 + 25
     [line] = [e for e in logs if e["log_level"] == "warning"]
-    assert (line["worker"], line["error"]) == (1, "no answer in 2 s")
+    assert (line["unread_worker"], line["error"]) == (1, "no answer in 2 s")
 
 
 def test_a_scraper_that_hung_up_meanwhile_gets_nothing_written_and_the_counts_are_kept():
