@@ -300,50 +300,6 @@ def test_an_unanswered_submit_is_sent_again_and_counted_as_a_possible_duplicate(
     assert store.messages[m.id].status is Status.QUEUED and store.messages[m.id].tried == ()
 
 
-def test_every_answered_submit_is_timed_a_refusal_included_and_an_unanswered_one_is_not():
-    """SPEC §9 ``submit_seconds`` (submit -> resp): throttled answers were left out (21 PDUs
-    answered, 6 timed)."""
-    clock = Clock()
-    p, store, links, metrics = make(clock)
-    run(p.start())
-    run(p.accept([message(clock)]))
-    count = lambda: metrics.registry.get_sample_value("smsgw_submit_seconds_count")  # noqa: E731
-    for error, timed in ((SubmitError(SubmitError.THROTTLED, "ESME_RTHROTTLED", answered=True), 1),
-                         (SubmitError(SubmitError.TRANSIENT, "response timeout", maybe_sent=True), 1),
-                         (SubmitError(SubmitError.TRANSIENT, "ESME_RSYSERR", answered=True), 2)):
-        p.link_ready("cheap")  # sent again (the first was sent at its acceptance)
-        _, d = links["cheap"].submits.pop(0)
-        links["cheap"].outstanding -= 1
-        clock.advance(0.5)
-        d.errback(error)
-        assert count() == timed, error
-    assert metrics.registry.get_sample_value("smsgw_submit_seconds_sum") == 1.0  # two of 0.5 s
-
-
-def test_a_message_whose_validity_ends_while_it_waits_expires_then_not_when_its_operator_binds():
-    """SPEC §13 ``validity_period``: ``expired`` if not delivered by then. A message waiting for an
-    unbound operator expired only once the operator bound (60 s after its 10 s validity)."""
-    clock = Clock()
-    p, store, links, metrics = make(clock)
-    for link in links.values():
-        link.up = False
-    run(p.start())
-    short, long = message(clock, "46701234567"), message(clock, "46701234568")
-    short.expires_at, long.expires_at = clock.seconds() + 10, clock.seconds() + 3600
-    run(p.accept([short, long]))
-    clock.advance(9)
-    assert store.messages[short.id].status is Status.QUEUED and p.held == 2
-    clock.advance(2)  # past its validity, at the next sweep
-    assert store.messages[short.id].status is Status.EXPIRED
-    assert store.messages[short.id].events[-1].detail == "validity period ended before submission"
-    assert store.messages[long.id].status is Status.QUEUED and p.held == 1
-    assert metrics.registry.get_sample_value("smsgw_messages_total", {"status": "expired", "operator": ""}) == 1
-    links["cheap"].up = True
-    p.link_ready("cheap")
-    assert [r.message_id for r, _ in links["cheap"].submits] == [long.id]
-    run(p.stop())
-
-
 def submitted_on_one_operator(receipt_timeout: float):
     """A pipeline on a clock at 1000 s with one operator, "cheap", and one message it submitted
     there: (clock, pipeline, store, metrics, message)."""
