@@ -14,7 +14,7 @@ Every change to a queue goes through these methods; reading one (``queues[name]`
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from smscore.model import Message
 
@@ -60,15 +60,7 @@ class OperatorQueues(dict[str, deque[Message]]):
         gone = self.ids.intersection(message_ids)
         if not gone:
             return []
-        dropped = []
-        for queue in self.values():
-            if any(m.id in gone for m in queue):
-                dropped += [m.id for m in queue if m.id in gone]
-                keep = [m for m in queue if m.id not in gone]
-                queue.clear()  # in place: a caller walking this queue keeps a queue that is current
-                queue.extend(keep)
-        self.ids -= gone
-        return dropped
+        return [m.id for m in self._take_if(lambda m: m.id in gone)]
 
     def drain(self, name: str) -> list[Message]:
         """Everything ``name``'s queue holds, in order, taken out of it."""
@@ -83,17 +75,21 @@ class OperatorQueues(dict[str, deque[Message]]):
     def take_expired(self, now: float) -> list[Message]:
         """Take out every message whose validity (``expires_at``) ended by ``now``. A walk of all
         of them: for a sweep every second or so (a few ms for the 20,000 memory holds at most)."""
-        out = []
+        return self._take_if(lambda m: m.expires_at is not None and m.expires_at <= now)
+
+    def _take_if(self, gone: Callable[[Message], bool]) -> list[Message]:
+        """Take out the messages ``gone`` says, queue by queue in order. Each queue is changed in
+        place: a caller walking it keeps a queue that is current."""
+        taken: list[Message] = []
         for queue in self.values():
-            ended = [m for m in queue if m.expires_at is not None and m.expires_at <= now]
-            if ended:
-                gone = {id(m) for m in ended}
-                kept = [m for m in queue if id(m) not in gone]
+            out = [m for m in queue if gone(m)]
+            if out:
+                keep = [m for m in queue if not gone(m)]
                 queue.clear()
-                queue.extend(kept)
-                self.ids.difference_update(m.id for m in ended)
-                out.extend(ended)
-        return out
+                queue.extend(keep)
+                taken += out
+        self.ids.difference_update(m.id for m in taken)
+        return taken
 
     def clear_all(self) -> None:
         """Empty every queue (the operators stay)."""
