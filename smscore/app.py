@@ -27,9 +27,9 @@ from connectors.smsc_sim import SimulatedSMSC
 from connectors.tls import server_options
 from policies.callback_urls import address_problem
 from policies.leases import process_owner, pushing_owners
+from smscore import running_config
 from smscore.api import api_factory
 from smscore.api.routes import INTERNAL_CANCEL, TOKEN_HEADER
-from smscore import running_config
 from smscore.api.auth import AccountRateLimit
 from smscore.backlog import Backlog
 from smscore.supervisor import WorkerSpec, smpp_worker
