@@ -192,11 +192,14 @@ def build_messages(body: Any, account, config, now: float) -> list[Message]:
         encoding_problem = f"The text cannot be sent as {requested}: {exc}"
         encoding, parts = sms_text.encoding_and_parts(text, "auto")  # it fits auto: only a surrogate fits none
     chosen_profile = account.profile if body.get("profile") is None else body["profile"]
+    as_sent = f"as {encoding.value}"
     if encoding is sms_text.Encoding.LATIN1:  # an operator without Latin-1 may need more (wire_parts)
-        parts = wire_parts(text, encoding, chosen_profile, config)
+        latin1_parts, parts = parts, wire_parts(text, encoding, chosen_profile, config)
+        if parts > latin1_parts:
+            as_sent = "on an operator of the profile without Latin-1 (sent there as GSM or UCS-2)"
     if parts > limit:
         raise unprocessable("text_too_long", "text",
-                            f"The text needs {parts} parts as {encoding.value}; at most {limit} are allowed.")
+                            f"The text needs {parts} parts {as_sent}; at most {limit} are allowed.")
 
     # from
     sender = body.get("from")

@@ -36,7 +36,9 @@ def post_messages(gw, rate_limit, request):
         if not key or len(key) > 255:
             raise ApiError(400, "invalid_request", "Idempotency-Key must be 1 to 255 characters.",
                            "Idempotency-Key")
-        digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        # what the request means: key order, spacing and a field given as null (as if left out) aside
+        meant = {name: value for name, value in body.items() if value is not None}
+        digest = hashlib.sha256(json.dumps(meant, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
         once = {"account": account.name, "key": key, "body_hash": digest, "render": render}
     d = maybeDeferred(gw.pipeline.accept, messages, once)
     d.addCallbacks(lambda got: (202, got if isinstance(got, dict) else render(got)), store_errors)

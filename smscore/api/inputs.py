@@ -6,6 +6,9 @@ handlers in ``customer`` and ``admin`` only ever see values they can use.
 
 from __future__ import annotations
 
+import json
+import re
+
 import orjson
 
 from smscore.errors import ApiError
@@ -21,8 +24,67 @@ def read_json(request):
     if len(data) > MAX_BODY:
         raise ApiError(413, "too_large", f"The request body is over {MAX_BODY} bytes.")
     try:
-        return orjson.loads(data)  # strict: UTF-8 only, no NaN, nesting at most 1024 deep
+        body = orjson.loads(data)  # strict: UTF-8 only, no NaN, nesting at most 1024 deep
     except orjson.JSONDecodeError:
+        body = _lenient(data)
+    if _may_repeat_a_key(data, body):
+        _refuse_repeated_keys(data)
+    return body
+
+
+def _lenient(data: bytes):
+    """JSON that orjson refuses for a reason RFC 8259 allows: a ``\\ud800`` escape, a lone half of
+    a character (UTF-8 bodies only). The field that holds it is then refused by name, as broken
+    text, rather than the whole body as "not JSON"."""
+    try:
+        text = data.decode("utf-8")
+        if "\\u" not in text:  # no escape at all: orjson's refusal stands
+            raise ValueError
+        return json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+_KEY_END = re.compile(rb'"\s*:')
+
+
+def _may_repeat_a_key(data: bytes, body) -> bool:
+    """Whether ``data`` may name a key twice in one object. ``{"to": "1", "to": "2"}`` parses as
+    its last ``to`` and a client's bug went unseen: every key of the text is then more than the
+    keys parsed. Counted cheaply (a key ends ``":``); a text holding ``":`` in a string is checked
+    the slow way, which then answers."""
+    return len(_KEY_END.findall(data)) != _keys(body)
+
+
+def _keys(value) -> int:
+    """The keys of every object in ``value`` (a walk, not a recursion: JSON may nest 1024 deep)."""
+    count, todo = 0, [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            count += len(item)
+            todo.extend(v for v in item.values() if isinstance(v, (dict, list)))
+        elif isinstance(item, list):
+            todo.extend(v for v in item if isinstance(v, (dict, list)))
+    return count
+
+
+def _refuse_repeated_keys(data: bytes) -> None:
+    def pairs(items):
+        seen = set()
+        for key, _ in items:
+            if key in seen:
+                raise ApiError(400, "invalid_request", f"Field {key!r} is given more than once.", key)
+            seen.add(key)
+        return dict(items)
+
+    try:
+        json.loads(data.decode("utf-8", "surrogatepass"), object_pairs_hook=pairs)
+    except RecursionError:  # deeper than Python's own parser goes: refused as orjson's limit is
         raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
 
 

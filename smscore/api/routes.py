@@ -160,11 +160,13 @@ class ApiResource(Resource):
             raise _not_allowed(method, path, "GET")
         if path.startswith("/v1/admin/"):
             return self._admin_route(request, method, path)
-        if path == "/healthz" and method == "GET":
+        if path in ("/healthz", "/readyz", "/v1/openapi.json") and method != "GET":  # HEAD is GET here
+            raise _not_allowed(method, path, "GET", "HEAD")
+        if path == "/healthz":
             return 200, {"status": "ok"}
-        if path == "/v1/openapi.json" and method == "GET":  # the API's own description (SPEC §14)
+        if path == "/v1/openapi.json":  # the API's own description (SPEC §14)
             return openapi.answer()
-        if path == "/readyz" and method == "GET":
+        if path == "/readyz":
             ready, reasons, more = gw.readiness()
             return (200 if ready else 503), {"ready": ready, "problems": reasons, **more}
         raise ApiError(404, "not_found", "No such resource.")

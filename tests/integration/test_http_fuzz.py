@@ -142,3 +142,53 @@ async def test_head_answers_as_get_would_without_the_body(gateway):
                                                                                    b"Connection: close\r\n\r\n")
         assert (status, body) == (got_status, b"") and got_status == 200
         assert headers[b"content-length"] == b"%d" % len(got_body)
+
+
+# --- found by a black-box audit of the customer API -----------------------------------------------
+@pytest_twisted.ensureDeferred
+async def test_a_field_given_twice_is_a_400_naming_it_wherever_it_stands(gateway):
+    """docs/api.md: a repeated field is 400 ``invalid_request``. ``{"to": "12", ..., "to": "4670..."}``
+    was sent to its last ``to``, and a client's bug went unseen."""
+    for body in (b'{"to":"12","text":"x","to":"46701234567"}',
+                 b'{"to" : "46701234567", "to":"46701234568", "text":"x"}',
+                 b'{"to":"46701234567","text":"a \\": b","text":"c"}'):  # ": in a string: the slow look
+        status, _, answered = await answer(gateway, _post("/v1/messages", body, key="demo-key"))
+        field = b"to" if body.count(b'"to"') == 2 else b"text"
+        assert status == 400 and b'"invalid_request"' in answered and b'"field":"' + field + b'"' in answered, answered
+    status, _, answered = await answer(gateway, _post("/v1/messages", b'{"to":"46701234567","text":"a \\": b"}',
+                                                      key="demo-key"))
+    assert status == 202, answered
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_lone_surrogate_in_the_text_is_a_400_on_text_not_invalid_json(gateway):
+    """RFC 8259 allows ``"\\ud800"``; orjson refuses it, and the answer was 400 ``invalid_json``
+    where docs/api.md says 400 ``invalid_request`` on ``text``."""
+    status, _, answered = await answer(gateway, _post("/v1/messages", b'{"to":"46701234567","text":"\\ud800"}',
+                                                      key="demo-key"))
+    assert status == 400 and b'"invalid_request"' in answered and b'"field":"text"' in answered, answered
+    for broken in (b'{"to":"46701234567","text":"x",}', b'{"text":NaN}', b'{"text":"\\ud800",}'):
+        status, _, answered = await answer(gateway, _post("/v1/messages", broken, key="demo-key"))
+        assert status == 400 and b'"invalid_json"' in answered, (broken, answered)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_field_given_as_null_is_the_same_request_for_its_idempotency_key(gateway):
+    """docs/api.md: null is as if the field were left out; with the same Idempotency-Key the first
+    answer was a 409 ``idempotency_conflict``."""
+    def post(body: bytes) -> bytes:
+        request = _post("/v1/messages", body, key="demo-key")
+        return request.replace(b"\r\n\r\n", b"\r\nIdempotency-Key: k-null\r\n\r\n", 1)
+
+    first = await answer(gateway, post(b'{"to":"46701234567","text":"idem"}'))
+    again = await answer(gateway, post(b'{"text":"idem","reference":null,"to":"46701234567"}'))
+    assert first[0] == again[0] == 202 and first[2] == again[2], (first, again)
+    other = await answer(gateway, post(b'{"to":"46701234567","text":"idem","reference":"r1"}'))
+    assert other[0] == 409 and b'"idempotency_conflict"' in other[2], other
+
+
+@pytest_twisted.ensureDeferred
+async def test_health_readiness_and_the_openapi_document_answer_other_methods_405(gateway):
+    for path in ("/healthz", "/readyz", "/v1/openapi.json"):
+        status, headers, answered = await answer(gateway, http_fuzz.simple("TRACE", path, "demo-key"))
+        assert status == 405 and b'"method_not_allowed"' in answered, (path, answered)

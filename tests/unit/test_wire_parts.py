@@ -65,6 +65,9 @@ def test_over_max_parts_on_the_operator_that_needs_most_is_text_too_long():
     with pytest.raises(ApiError) as caught:
         build_messages({"to": "46701234567", "text": text, "encoding": "latin1"}, cfg.accounts["acme"], cfg, NOW)
     assert (caught.value.status, caught.value.code, caught.value.field) == (422, "text_too_long", "text")
+    # not "6 parts as latin1": as Latin-1 it is 3; the 6 are where it goes as UCS-2
+    assert caught.value.message == ("The text needs 6 parts on an operator of the profile without Latin-1 "
+                                    "(sent there as GSM or UCS-2); at most 3 are allowed.")
 
 
 def test_an_unknown_profile_is_still_refused_in_its_own_turn():
