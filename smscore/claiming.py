@@ -36,6 +36,10 @@ def give_back_earlier(released: Deferred, log, what: str) -> Deferred:
 #: node may still submit a message paused or cancelled through another node (docs/postgresql.md).
 CHANGED_ELSEWHERE = 2.0
 
+#: Seconds, past a renewal and a claim interval, that a node whose store came back leaves the
+#: leases that ran out while it was out of reach to their holders (``Claims._ended_before``).
+AFTER_AN_OUTAGE = 1.0
+
 
 class Claims:
     """This node's claims of stored messages and its lease on them.
@@ -78,6 +82,11 @@ class Claims:
         self._sweep = Sweep()  # where the next claim starts (policies.claims)
         self._running = False
         self._loops: list[LoopingCall] = []
+        # the store out of reach (a PostgreSQL restart, a failover): see _ended_before
+        self._answered_at = float("-inf")  # the last claim or renewal the store answered
+        self._out_since: float | None = None  # the first that failed since, while none answered
+        self._fence = float("-inf")  # _answered_at when the store went out of reach
+        self._back_at: float | None = None  # when it answered again
 
     def start(self) -> Deferred:
         """Renew the lease every ``renewal`` seconds; give back what this node held before (a
@@ -114,10 +123,10 @@ class Claims:
         workers hand pauses and cancels to it), and a renewal is every third of the lease."""
         return min(self.lease / 3, CHANGED_ELSEWHERE)
 
-    def _renew(self) -> Deferred | None:
+    def _renew(self, now_anyway: bool = False) -> Deferred | None:
         now = self.clock.seconds()
         others = self.others_alive()
-        if not others and now < self._renewed_at + self.lease / 3 - self.renewal / 2:
+        if not others and not now_anyway and now < self._renewed_at + self.lease / 3 - self.renewal / 2:
             return None  # alone: no change can come from elsewhere, the lease is not due
         self._renewed_at = now
         # what is held is asked about only when another node could have changed it: the store
@@ -125,11 +134,43 @@ class Claims:
         d = self.store.renew(self.node, now + self.lease, list(self.holding()) if others else ())
 
         def renewed(gone: list[str]) -> None:
+            self._answered()
             if gone:
                 self.lost(gone)
 
-        d.addCallbacks(renewed, self.log_failure, errbackArgs=("lease renewal failed",))
+        def failed(failure) -> None:
+            self._out_of_reach()
+            self.log_failure(failure, "lease renewal failed")
+
+        d.addCallbacks(renewed, failed)
         return d
+
+    # -- the store out of reach ---------------------------------------------------------------
+    # Every node's leases run out while the store cannot be reached: none can renew. When it
+    # answers again, the first node to claim would take the messages of nodes that are alive and
+    # holding them, some of them sent already, their outcome waiting to be stored: sent twice, the
+    # first attempt missing from their history. So a lease that ran out while this node could not
+    # reach the store is left to its holder for a renewal and a claim interval after the store
+    # answers again (the holder renews at once then); one that ran out before is a dead holder's.
+    def _out_of_reach(self) -> None:
+        if self._out_since is None:
+            self._out_since = self.clock.seconds()
+            self._fence = self._answered_at
+
+    def _answered(self) -> None:
+        self._answered_at = now = self.clock.seconds()
+        if self._out_since is not None:
+            self._out_since, self._back_at = None, now
+            if self._running:
+                self._renew(now_anyway=True)  # this node's leases, before another node takes them
+
+    def _ended_before(self, now: float) -> float | None:
+        """The time before which a lease must have ended for a claim to take it (None: now)."""
+        if self._out_since is not None:
+            return self._fence
+        if self._back_at is not None and now < self._back_at + self.renewal + self.interval + AFTER_AN_OUTAGE:
+            return self._fence
+        return None
 
     def more(self, include_own: bool = False) -> Deferred:
         """Claim stored work while there is room in memory (runs until the room or the work ends)."""
@@ -149,12 +190,13 @@ class Claims:
             if n:
                 self.released(n)
             return self.store.claim(self.node, now, now + self.lease, asked, include_own,
-                                    skip=sorted(self.skip()), after=sweep.after)
+                                    skip=sorted(self.skip()), after=sweep.after, ended_before=self._ended_before(now))
 
         d.addCallback(released)
 
         def claimed(messages: list[Message]):
             self.busy = False
+            self._answered()
             if messages:
                 self.take(messages)
             self._sweep, again = after_claim(sweep, [m.id for m in messages], asked)
@@ -164,6 +206,7 @@ class Claims:
 
         def failed(failure):
             self.busy = False
+            self._out_of_reach()
             self.log_failure(failure, "claim failed")
 
         d.addCallbacks(claimed, failed)

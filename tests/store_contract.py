@@ -142,6 +142,17 @@ async def check_claim_and_leases(store):
     assert ms[2].id in [m.id for m in got]
 
 
+async def check_a_lease_that_ran_out_after_the_fence_is_left_to_its_holder(store):
+    """``ended_before`` (smscore.claiming: the store was out of reach from 1040 to 1100)."""
+    ms = [make_message(at=1000.0 + i) for i in range(2)]
+    await store.accept(ms[:1], "gw1", 1030.0)  # ran out before: a holder that had stopped renewing
+    await store.accept(ms[1:], "gw1", 1060.0)  # ran out while nobody could renew
+    got = await store.claim("gw2", 1100.0, 1200.0, 10, ended_before=1040.0)
+    assert [m.id for m in got] == [ms[0].id]
+    got = await store.claim("gw2", 1100.0, 1200.0, 10)
+    assert [m.id for m in got] == [ms[1].id]
+
+
 async def check_parked_messages_wait_for_a_node_holding_their_operator(store):
     ms = [make_message(at=1000.0 + i) for i in range(3)]
     await store.accept(ms, "gw1", 1030.0)

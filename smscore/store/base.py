@@ -125,12 +125,16 @@ class Store(ABC):
 
     @abstractmethod
     def claim(self, owner: str, now: float, lease_until: float, limit: int,
-              include_own: bool = False, skip: Sequence[str] = (), after: str = "") -> Deferred:
+              include_own: bool = False, skip: Sequence[str] = (), after: str = "",
+              ended_before: float | None = None) -> Deferred:
         """Claim up to ``limit`` sendable messages (``queued``, ``send_at`` due) that nobody holds or
         whose lease expired (and, with ``include_own``, those ``owner`` held before a restart),
         except those parked for an operator in ``skip`` (``park``), with ids above ``after`` (a
         claimer walking a backlog goes on where its last claim ended instead of walking past what
-        it holds again). Fires with a list of Message (without events), oldest first."""
+        it holds again). ``ended_before``: a lease counts as expired only if it ended before this
+        time, not just before ``now`` (``smscore.claiming``: a lease that ran out while the store
+        was out of reach is its holder's to renew first). Fires with a list of Message (without
+        events), oldest first."""
 
     @abstractmethod
     def release_due(self, now: float, limit: int = 1000) -> Deferred:

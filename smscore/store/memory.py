@@ -132,7 +132,9 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
         return out
 
     def claim(self, owner: str, now: float, lease_until: float, limit: int,
-              include_own: bool = False, skip: Sequence[str] = (), after: str = "") -> Deferred:
+              include_own: bool = False, skip: Sequence[str] = (), after: str = "",
+              ended_before: float | None = None) -> Deferred:
+        expired = now if ended_before is None else min(now, ended_before)
         out = []
         for mid in sorted(m for m in self.messages if m > after):
             if len(out) >= limit:
@@ -143,7 +145,7 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
             if self.via.get(mid) in skip:
                 continue
             holder, until = self.leases[mid]
-            if holder is None or (until is not None and until < now) or (include_own and holder == owner):
+            if holder is None or (until is not None and until < expired) or (include_own and holder == owner):
                 self.leases[mid] = (owner, lease_until)
                 out.append(self._snapshot(m))
         if self.config_source is not None:

@@ -266,9 +266,10 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
         return works
 
     def claim(self, owner: str, now: float, lease_until: float, limit: int,
-              include_own: bool = False, skip: Sequence[str] = (), after: str = "") -> Deferred:
+              include_own: bool = False, skip: Sequence[str] = (), after: str = "",
+              ended_before: float | None = None) -> Deferred:
         who = "(owner IS NULL OR lease_until < ? OR owner = ?)" if include_own else "(owner IS NULL OR lease_until < ?)"
-        params: list = [owner, lease_until, now, now]
+        params: list = [owner, lease_until, now, now if ended_before is None else min(now, ended_before)]
         if include_own:
             params.append(owner)
         if after:
