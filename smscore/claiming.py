@@ -51,7 +51,8 @@ class Claims:
     other live nodes share the store (only then is ``holding()`` asked about, see ``renewal``);
     ``skip()``: the operators whose messages are left for other nodes; ``before()``: called before
     each claim (the parked messages tried again); ``released(n)``: ``n`` scheduled messages became
-    queued; ``log_failure(failure, what)``: a store call that failed."""
+    queued; ``log_failure(failure, what)``: a store call that failed; ``back()``: the store answers
+    again after claims or renewals failed (what waits for it may try at once)."""
 
     def __init__(self, *, store, clock, node: str, lease: float, batch: int, interval: float,
                  room: Callable[[], int], take: Callable[[list[Message]], None],
@@ -59,7 +60,7 @@ class Claims:
                  others_alive: Callable[[], bool] = lambda: True,
                  skip: Callable[[], frozenset[str]],
                  before: Callable[[], object], released: Callable[[int], object],
-                 log_failure: Callable[..., object]) -> None:
+                 log_failure: Callable[..., object], back: Callable[[], object] = lambda: None) -> None:
         self.store = store
         self.clock = clock
         self.node = node
@@ -76,6 +77,7 @@ class Claims:
         self.before = before
         self.released = released
         self.log_failure = log_failure
+        self.back = back
         #: a claim is under way: ``more`` would only return (a plain attribute: the pipeline asks
         #: after every submit response)
         self.busy = False
@@ -163,6 +165,7 @@ class Claims:
             self._out_since, self._back_at = None, now
             if self._running:
                 self._renew(now_anyway=True)  # this node's leases, before another node takes them
+                self.back()
 
     def _ended_before(self, now: float) -> float | None:
         """The time before which a lease must have ended for a claim to take it (None: now)."""

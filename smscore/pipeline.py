@@ -101,7 +101,7 @@ class Pipeline(Cancelling, SubmitOutcomes):
                              take=self._claimed, holding=self._waiting, lost=self._lost, others_alive=others_alive,
                              skip=held_elsewhere, before=self.parking.retry,
                              released=lambda n: self.metrics.status_changed("queued", n=n),
-                             log_failure=self._log_failure)
+                             log_failure=self._log_failure, back=self.retry_outcomes_now)
         #: no final receipt within receipt_timeout: unknown (a reload sets its timeout)
         self.receipt_timeouts = ReceiptTimeouts(store=store, clock=clock, timeout=receipt_timeout,
                                                 after=self._after, log_failure=self._log_failure)

@@ -113,6 +113,13 @@ class SubmitOutcomes:
                        error=failure.getErrorMessage(), retry_in=delay)
         self._outcome_retries[message_id] = self.clock.callLater(delay, store, *args, next_store_retry(delay))
 
+    def retry_outcomes_now(self) -> None:
+        """The store answers again after an outage: the outcomes waiting for their next try are
+        written now, not after their backoff (up to 30 s, with their in-flight slots held)."""
+        for call in list(self._outcome_retries.values()):
+            if call.active():
+                call.reset(0)
+
     def stop_outcome_retries(self) -> None:
         """The pipeline stops: the outcomes not stored yet stay unknown to the store, their
         messages held by this node (a restart takes them back and sends them again, within the

@@ -52,3 +52,32 @@ def test_a_message_whose_validity_ends_while_it_waits_expires_then_not_when_its_
     p.link_ready("cheap")
     assert [r.message_id for r, _ in links["cheap"].submits] == [long.id]
     run(p.stop())
+
+
+def test_outcomes_waiting_for_the_store_are_written_as_soon_as_it_answers_again():
+    """An audit on PostgreSQL: after a 20 s outage a node sent nothing for 11 s more, its window
+    held by outcomes whose next try had backed off to 16 s."""
+    from twisted.internet.defer import fail
+
+    from tests.unit.test_claims_outage import Reachable
+
+    class Down(Reachable):
+        def record_submit(self, *args, **kw):
+            return fail(ConnectionError("server closed the connection")) if self.down else \
+                super().record_submit(*args, **kw)
+
+    clock = Clock()
+    p, store, links, _ = make(clock, store=Down())
+    run(p.start())
+    m = message(clock)
+    run(p.accept([m]))
+    store.down = True
+    links["cheap"].accept()  # the SMSC took it; its outcome cannot be stored
+    for _ in range(200):  # 20 s: the outcome's next try backs off to 16 s
+        clock.advance(0.1)
+    assert store.messages[m.id].status is Status.QUEUED
+    store.down = False
+    for _ in range(25):  # the next claim (every 2 s) finds the store back
+        clock.advance(0.1)
+    assert store.messages[m.id].status is Status.SUBMITTED
+    run(p.stop())
