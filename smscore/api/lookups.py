@@ -70,7 +70,9 @@ def next_cursor(items, limit: int) -> str | None:
 
 # -- rendering ------------------------------------------------------------------------------------
 def _message(m, events: bool = False) -> dict:
-    return {**render_message(m, events=events), "account": m.account}
+    """A message as ops see it: a reply to a help or stop word belongs to no account (null, as an
+    MO routed to none shows it), where the store keeps ""."""
+    return {**render_message(m, events=events), "account": m.account or None}
 
 
 def _mo(mo) -> dict:

@@ -262,3 +262,16 @@ async def test_a_stop_from_a_sender_written_with_a_plus_stops_the_number_and_is_
     assert (await rig.get(mid))["status"] == "stopped"
     [mo] = (await ok(rig, f"/numbers/{number}"))["mo"]
     assert (mo["from"], mo["text"]) == (number, "STOP")
+    assert entry["source"] == f"stop word from {number} to 72550"  # as docs/api.md says
+
+
+def test_a_message_of_no_account_shows_its_account_as_null():
+    """A reply to a help word or a stop of every account on a shortcode belongs to no account: the
+    admin look-ups showed "" where an MO routed to none shows null."""
+    from smscore.api.lookups import _message
+    from tests.store_contract import make_message
+
+    reply = make_message()
+    assert _message(reply)["account"] == "acme"
+    reply.account = ""  # as the store keeps it
+    assert _message(reply)["account"] is None

@@ -70,7 +70,7 @@ export async function numberTimeline(main, route, who) {
       ["At", (r) => time(r.at)],
       ["Way", (r) => h("span", { class: "way way-" + r.kind.toLowerCase() }, r.kind)],
       ["Message", (r) => (r.m ? messageLink(r.m.id) : r.mo.keyword ? "keyword " + r.mo.keyword : "")],
-      ...(who.admin ? [["Account", (r) => (r.m ? r.m.account : r.mo.account || "none")]] : []),
+      ...(who.admin ? [["Account", (r) => (r.m ? r.m.account : r.mo.account) || "none"]] : []),
       ["Status", (r) => (r.m ? status(r.m.status) : r.mo.outcome || "received")],
       ["Operator", (r) => (r.m ? r.m.operator || "" : r.mo.operator || "")],
       ["Cost", (r) => (r.m ? money(r.m.cost) : "")],
