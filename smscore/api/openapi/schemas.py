@@ -56,8 +56,8 @@ _SUMMARY_FIELDS = {
     "send_at": _nullable({**_TIME, "description": "When a scheduled message is due."}),
 }
 _HISTORY = {"events": _array(_ref("Event"), description="The full history, oldest first.")}
-_ACCOUNT_FIELD = {"account": _string("The account the message belongs to (\"\" for a reply to an MO routed to "
-                                      "no account).")}
+_ACCOUNT_FIELD = {"account": _nullable(_string("The account the message belongs to; null for a reply to an MO "
+                                                "routed to no account."))}
 
 _MO_FIELDS = {
     "id": _ID,
