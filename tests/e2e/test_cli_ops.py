@@ -115,7 +115,8 @@ def test_stoplist_import_stops_mt_to_listed_numbers_and_consent_lets_them_throug
     one_line_error(ops(gw, "stoplist", "import", str(empty)), 2, "no numbers")
     bad = tmp_path / "bad.txt"
     bad.write_text("46701230006\n# a comment\nnot-a-number\n")
-    one_line_error(ops(gw, "stoplist", "import", str(bad)), 1, "422 invalid_number", f"{bad} line 3: ")  # not numbers[1]
+    # the file's line, not numbers[1]
+    one_line_error(ops(gw, "stoplist", "import", str(bad)), 1, "422 invalid_number", f"{bad} line 3: ")
     assert send(gw, "46701230006")[0]["status"] == "queued"  # refused whole
     one_line_error(ops(gw, "stoplist", "add", "--account", "nobody", "46701230007"), 1, "404 not_found")
     one_line_error(smsgw("stoplist", "import", str(listed), "-c", str(gw.config)), 2, "admin key")
