@@ -22,10 +22,6 @@ from connectors.smpp import text as sms_text
 from policies.keywords import Keyword, KeywordRouter, Shortcode
 from smscore.model import Event, Message, MoMessage, MoRouting, PushJob, Status, new_message_id, rfc3339
 
-#: A reply needing more parts than this is not sent (and the MO's history says so): never truncated.
-MAX_REPLY_PARTS = 10
-
-
 def month_of(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m")
 
@@ -94,13 +90,22 @@ class MoRouter:
         if encoding is None:
             return "the reply holds a character no SMS encoding carries"
         parts = sms_text.count_parts(text, encoding)
-        if parts > MAX_REPLY_PARTS:
-            return f"the reply needs {parts} SMS parts; at most {MAX_REPLY_PARTS} are sent"
+        most = self.reply_parts(account)
+        if parts > most:  # not sent (the MO's history says so): never truncated
+            return f"the reply needs {parts} SMS parts; at most {most} are sent"
         m = Message(id=new_message_id(at), account=account or "", to=mo.sender, sender=mo.to, text=text,
                     encoding=encoding.value, parts=parts, profile=self.config.gateway.reply_profile,
                     reference=f"mo:{mo.id}", created_at=at, updated_at=at, origin="reply")
         m.events.append(Event(at=at, status=Status.QUEUED, detail=f"reply to MO {mo.id}"))
         return m
+
+    def reply_parts(self, account: str | None) -> int:
+        """The most parts a reply may take: ``[gateway] max_parts_cap``, a hard cap for any account
+        (SPEC §3; a backend's answer of 10 parts went out at a cap of 3), and the account's own
+        ``max_parts`` when the reply is an account's."""
+        cap = self.config.gateway.max_parts_cap
+        owner = self.config.accounts.get(account) if account else None
+        return cap if owner is None else min(cap, owner.max_parts)
 
     def keyword_for(self, shortcode: str, keyword: str):
         for k in self.config.keywords:
