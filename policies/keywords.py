@@ -12,7 +12,9 @@ The rules, in the order they are applied:
 1. `to` is not a configured shortcode → "no_shortcode" (the core logs and stores it; no reply).
 2. The first word of the text — words are separated by any whitespace (`str.isspace`, the same
    whitespace the config's "one word" check uses), leading whitespace is ignored — is compared
-   case-insensitively (`str.casefold`) with the shortcode's stop words and keywords/aliases.
+   case-insensitively (`str.casefold`) with the shortcode's stop words and keywords/aliases; a
+   word that matches none of them as typed is compared again without the punctuation typed
+   right after it (`.,;:!?`: "PIZZA, two", "STOP."), and the payload is still what follows it.
    The payload is what follows the first word, leading whitespace removed, the rest kept
    exactly (inner spaces, newlines, trailing whitespace). Empty or whitespace-only text →
    "unknown_keyword".
@@ -168,11 +170,11 @@ class KeywordRouter:
             return _route("no_shortcode", None, payload=payload)
         shortcode = table.shortcode
         values = {"text": text, "payload": payload, "from": sender, "keyword": first}
-        folded = first.casefold()
+        folded = _as_known(first.casefold(), table)
 
         if first and folded in table.stop_words:
             second = payload.split(None, 1)
-            target = table.words.get(second[0].casefold()) if second else None
+            target = table.words.get(_as_known(second[0].casefold(), table)) if second else None
             if target is not None:
                 accounts: tuple[str, ...] = (target.account,)
                 values["keyword"] = target.keyword
@@ -205,6 +207,19 @@ class KeywordRouter:
         return _route("keyword", shortcode.number, keyword=keyword, payload=payload,
                       accounts=accounts, reply=_fill_optional(keyword.reply, values),
                       charge=keyword.price, forward=True, url=keyword.url)
+
+
+#: what a phone's user may type right after a word ("PIZZA, two", "STOP.")
+_TRAILING = ".,;:!?"
+
+
+def _as_known(word: str, table: _Table) -> str:
+    """``word`` (case-folded) as the shortcode knows it: as typed, else without the punctuation
+    typed after it, when that is a stop word or a keyword; else as typed."""
+    if word in table.stop_words or word in table.words:
+        return word
+    bare = word.rstrip(_TRAILING)
+    return bare if bare and (bare in table.stop_words or bare in table.words) else word
 
 
 def _route(kind: RouteKind, shortcode: str | None, *, keyword: Keyword | None = None,

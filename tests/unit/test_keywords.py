@@ -112,8 +112,13 @@ CASES = [
     ("72550", "demo hello  world", routed(
         "keyword", "72550", keyword=DEMO, payload="hello  world", accounts=("demo",),
         reply="You said: hello  world", forward=True)),
+    # punctuation typed right after a word: matched without it ("PIZZA," was an unknown keyword)
+    ("72550", "PIZZA, two", pizza("two")),
+    ("72550", "pizza!", pizza("")),
+    ("72550", "PIZZA.x", unknown("")),  # inside a word: still one word
     # unknown keyword: prefix, later word, empty
     ("72550", "PIZZAS now", unknown("now")),
+    ("72550", "PIZZAS, now", unknown("now")),
     ("72550", "I want PIZZA", unknown("want PIZZA")),
     ("72550", "", unknown("")),
     ("72550", " \t\n ", unknown("")),
@@ -130,6 +135,8 @@ CASES = [
     ("72550", "STOP HELLO", stop("HELLO", ALL_72550)),
     ("72550", "STOP STOP", stop("STOP", ALL_72550)),
     ("72550", "STOP INFO", stop("INFO", ALL_72550)),  # INFO is a keyword of another shortcode
+    ("72550", "STOP.", stop("", ALL_72550)),
+    ("72550", "stop pizza!", stop("pizza!", ("acme",), PIZZA)),
     # dedicated shortcode with a catch-all: every first word goes to "shop"
     ("72999", "hello there", shop(SHOP_ALL, "hello there")),
     ("72999", "  Hello\n there ", shop(SHOP_ALL, "Hello\n there ")),
