@@ -155,6 +155,21 @@ def message(gw, request, message_id: str):
     return d.addCallback(found)
 
 
+def mo_message(gw, request, mo_id: str):
+    """``GET /v1/admin/inbound/{id}``: any MO with its history, where ops see what became of it:
+    its push (pushed, failed, abandoned) and its reply (queued, or not sent and why)."""
+    known(query(request), set())
+    d = gw.store.get_mo(mo_id)
+
+    def found(mo):
+        if mo is None:
+            raise ApiError(404, "not_found", "No such MO.")
+        return 200, {**_mo(mo), "events": [{"at": rfc3339(e.at), "status": e.status, "detail": e.detail}
+                                           for e in mo.events]}
+
+    return d.addCallback(found)
+
+
 def number(gw, request, raw: str):
     """``GET /v1/admin/numbers/{number}?cursor=&mo_cursor=&limit=``: the number's MT (any account)
     and MO, newest first, each paged by its own cursor; what SmartConfirm learned about it; its
@@ -326,9 +341,10 @@ def _stop_cursor(params: dict[str, str], field: str) -> tuple[str, str] | None:
 _MESSAGE = re.compile(r"^/v1/admin/messages/([0-9a-f]{1,64})$")
 _NUMBER = re.compile(r"^/v1/admin/numbers/([^/]{1,64})$")
 _ACCOUNT = re.compile(r"^/v1/admin/accounts/([A-Za-z0-9_-]{1,64})$")
+_MO = re.compile(r"^/v1/admin/inbound/([0-9a-f]{1,64})$")
 _LISTS = {"/v1/admin/messages": messages, "/v1/admin/accounts": accounts, "/v1/admin/approvals": approvals,
           "/v1/admin/inbound": inbound, "/v1/admin/stoplist": stoplist}
-_ONES = ((_MESSAGE, message), (_NUMBER, number), (_ACCOUNT, account))
+_ONES = ((_MESSAGE, message), (_NUMBER, number), (_ACCOUNT, account), (_MO, mo_message))
 
 
 def route(gw, request, path: str):

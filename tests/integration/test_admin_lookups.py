@@ -265,6 +265,28 @@ async def test_a_stop_from_a_sender_written_with_a_plus_stops_the_number_and_is_
     assert entry["source"] == f"stop word from {number} to 72550"  # as docs/api.md says
 
 
+@pytest_twisted.ensureDeferred
+async def test_one_mo_with_its_history_says_what_became_of_it(rig):
+    """An audit: an MO whose reply was not sent, or whose push was abandoned, showed "outcome":
+    "keyword" and nothing more in every look-up; its history (docs/api.md) was in no answer."""
+    number = "46701237778"
+    code, _ = await rig.api("POST", "/v1/admin/operators/cheap/mo", {"from": number, "to": "72550", "text": "STOP"},
+                            key="ops-key")
+    assert code == 202
+
+    async def stored():
+        return (await ok(rig, f"/inbound?from={number}"))["messages"]
+
+    await eventually(stored, "the MO stored")
+    [mo] = await stored()
+    one = await ok(rig, f"/inbound/{mo['id']}")
+    assert {k: one[k] for k in mo} == mo  # what the list shows, and its history besides
+    statuses = [e["status"] for e in one["events"]]
+    assert statuses[0] == "received" and "stop" in statuses, one["events"]
+    assert all(set(e) == {"at", "status", "detail"} for e in one["events"])
+    refusal(*await look(rig, "/inbound/" + "0" * 24), 404, "not_found")
+
+
 def test_a_message_of_no_account_shows_its_account_as_null():
     """A reply to a help word or a stop of every account on a shortcode belongs to no account: the
     admin look-ups showed "" where an MO routed to none shows null."""

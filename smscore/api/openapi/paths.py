@@ -10,6 +10,7 @@ from __future__ import annotations
 from smscore.api.openapi._common import (
     _ACCOUNT_NAME,
     _DAY_OR_TIME,
+    _ID,
     _ID_CURSOR,
     _LIMIT,
     _MESSAGE_ID,
@@ -300,6 +301,11 @@ def _paths() -> dict:
             _name_filter("keyword", "Only MO of this keyword, as the config spells it."),
             _query("from", _string(pattern=_MSISDN_PATTERN), "Only MO from this number."),
             _ID_CURSOR, _LIMIT])}
+    p["/v1/admin/inbound/{id}"] = {"get": _op(
+        "findInboundMessage", "Any MO with its history: what became of its push and its reply", "look-ups",
+        _answers(_ok("AdminInboundWithHistory", "The MO."), auth="admin",
+                 errors={**lookup_errors, 404: _shared("NotFound")}),
+        security=_ADMIN, parameters=[_path("id", _ID, "The MO's id.")])}
     p["/v1/admin/stoplist"]["get"] = _op(
         "findStopList", "Stop-list and do-not-call entries, and the accounts' consents", "look-ups",
         _answers(_ok("StopPage", "Entries by account then number, the do-not-call list first; apart, the "

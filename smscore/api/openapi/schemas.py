@@ -156,6 +156,16 @@ SCHEMAS = {
                                              "no_shortcode."),
                           "operator": _string("The operator it came through."),
                           "note": _string("What is odd about it, e.g. parts missing.")}),
+    "AdminInboundWithHistory": _obj({
+        **_MO_FIELDS,
+        "account": _nullable(_string("null for MO routed to no account.")),
+        "outcome": _string("What routing did: keyword, stop, unknown_keyword, over_cap, no_shortcode."),
+        "operator": _string("The operator it came through."),
+        "note": _string("What is odd about it, e.g. parts missing."),
+        "events": _array(_obj({"at": _TIME, "status": _string("received, routed, charged, push queued, pushed, "
+                                                             "push failed, push abandoned, reply queued, "
+                                                             "reply not sent, ..."),
+                               "detail": {"type": "string"}}), description="The MO's history, oldest first.")}),
     "AdminInboundPage": _obj({"messages": _array(_ref("AdminInbound")),
                               "next_cursor": _nullable(_string(pattern="^[0-9a-f]+$"))}),
     "AdminAccount": _obj({
