@@ -6,15 +6,11 @@ from __future__ import annotations
 
 from smscore.model import Message, MoMessage
 from smscore.mo import MoRouter
-from tests.config_rig import parse
+from tests.config_rig import BASE, parse
 
-CONFIG = """
+CONFIG = BASE + """
 [gateway]
 max_parts_cap = 3
-[operators.sim]
-type = "simulated"
-[profiles.standard]
-operators = ["sim"]
 [accounts.acme]
 api_keys = ["k1"]
 max_parts = 2

@@ -8,7 +8,7 @@ import os
 from decimal import Decimal
 
 from smscore import running_config
-from tests.config_rig import parse
+from tests.config_rig import BASE, parse
 
 STARTED = """
 [gateway]
@@ -20,10 +20,7 @@ url = "sqlite:///one.db"
 listen = "127.0.0.1:8080"
 [metrics]
 listen = "127.0.0.1:9100"
-[operators.sim_a]
-type = "simulated"
-[profiles.standard]
-operators = ["sim_a"]
+""" + BASE + """
 [accounts.demo]
 api_keys = ["demo-key"]
 senders = ["DEMO"]
