@@ -69,6 +69,13 @@ _MO_FIELDS = {
     "received_at": _TIME,
 }
 
+#: an MO as the admin look-ups show it (GET /v1/admin/inbound and its one MO)
+_ADMIN_MO_FIELDS = {**_MO_FIELDS,
+                    "account": _nullable(_string("null for MO routed to no account.")),
+                    "outcome": _string("What routing did: keyword, stop, unknown_keyword, over_cap, no_shortcode."),
+                    "operator": _string("The operator it came through."),
+                    "note": _string("What is odd about it, e.g. parts missing.")}
+
 _STOP_ENTRY = _obj({
     "number": {"type": "string"},
     "account": _nullable(_string("The account whose stop list it is; null on the do-not-call list.")),
@@ -150,18 +157,9 @@ SCHEMAS = {
                          "held_at": _nullable(_TIME), "held_because": _nullable({"type": "string"})}),
     "HeldPage": _obj({"messages": _array(_ref("HeldMessage")),
                       "next_cursor": _nullable(_string(pattern="^[0-9a-f]+$"))}),
-    "AdminInbound": _obj({**_MO_FIELDS,
-                          "account": _nullable(_string("null for MO routed to no account.")),
-                          "outcome": _string("What routing did: keyword, stop, unknown_keyword, over_cap, "
-                                             "no_shortcode."),
-                          "operator": _string("The operator it came through."),
-                          "note": _string("What is odd about it, e.g. parts missing.")}),
+    "AdminInbound": _obj(_ADMIN_MO_FIELDS),
     "AdminInboundWithHistory": _obj({
-        **_MO_FIELDS,
-        "account": _nullable(_string("null for MO routed to no account.")),
-        "outcome": _string("What routing did: keyword, stop, unknown_keyword, over_cap, no_shortcode."),
-        "operator": _string("The operator it came through."),
-        "note": _string("What is odd about it, e.g. parts missing."),
+        **_ADMIN_MO_FIELDS,
         "events": _array(_obj({"at": _TIME, "status": _string("received, routed, charged, push queued, pushed, "
                                                              "push failed, push abandoned, reply queued, "
                                                              "reply not sent, ..."),
