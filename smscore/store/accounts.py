@@ -140,13 +140,13 @@ class AccountRules:
             sent = cur.fetchone()[0] or 0
         stopped, dnc, consent = set(), set(), set()
         for chunk in chunks(sorted(set(numbers))):
-            cur.execute(self.q("SELECT account, number FROM stoplist WHERE account IN (?, ?) "
-                               f"AND number IN ({marks(chunk)})"), (account, DO_NOT_CALL, *chunk))
+            among, args = self._in("number", chunk)
+            cur.execute(self.q(f"SELECT account, number FROM stoplist WHERE account IN (?, ?) AND {among}"),
+                        (account, DO_NOT_CALL, *args))
             for owner, number in cur.fetchall():
                 (stopped if owner == account else dnc).add(number)
             if dnc:
-                cur.execute(self.q(f"SELECT number FROM consent WHERE account = ? AND number IN ({marks(chunk)})"),
-                            (account, *chunk))
+                cur.execute(self.q(f"SELECT number FROM consent WHERE account = ? AND {among}"), (account, *args))
                 consent.update(r[0] for r in cur.fetchall())
         return Facts(balance=balance, paused=paused, sent_today=sent, stop_listed=frozenset(stopped),
                      do_not_call=frozenset(dnc), consented=frozenset(consent))
@@ -155,8 +155,9 @@ class AccountRules:
     def _learned(self, cur, numbers: Iterable[str], lock: bool = False) -> dict[str, Learned]:
         found = {}
         for chunk in in_lists(sorted(set(numbers))):
-            cur.execute(self.q(f"SELECT number, operator, failures FROM learned WHERE number IN ({marks(chunk)}) "
-                               f"ORDER BY number{self._for_update() if lock else ''}"), chunk)
+            among, args = self._in("number", chunk)
+            cur.execute(self.q(f"SELECT number, operator, failures FROM learned WHERE {among} "
+                               f"ORDER BY number{self._for_update() if lock else ''}"), args)
             for number, operator, failures in cur.fetchall():
                 found[number] = Learned(operator, _failures(failures))
         return found
@@ -185,9 +186,9 @@ class AccountRules:
         found = {}
         wanted = sorted({p for n in numbers for p in blocks.prefixes(n)})
         for chunk in in_lists(wanted):
+            among, args = self._in("prefix", chunk)
             cur.execute(self.q("SELECT prefix, operator, delivered, failed, updated_at FROM block_evidence "
-                               f"WHERE prefix IN ({marks(chunk)}) ORDER BY prefix, operator"
-                               f"{self._for_update() if lock else ''}"), chunk)
+                               f"WHERE {among} ORDER BY prefix, operator{self._for_update() if lock else ''}"), args)
             for prefix, operator, delivered, failed, at in cur.fetchall():
                 found[(prefix, operator)] = blocks.Tally(prefix, operator, delivered, failed, at)
         return found

@@ -29,7 +29,7 @@ from twisted.internet.defer import Deferred
 
 from connectors.api import ReceiptFacts, ReceiptOutcome
 from smscore import transitions as tr
-from smscore.store.rows import MSG_COLS, in_lists, marks, row_to_message
+from smscore.store.rows import MSG_COLS, in_lists, row_to_message
 from smscore.store.writer import Merged
 
 SUBMIT, RECEIPT = "submit", "receipt"
@@ -201,8 +201,9 @@ class MessageChanges:
         found = {}
         for operator, keys in _by_operator(wanted).items():
             for chunk in in_lists(keys):
-                cur.execute(self.q(f"SELECT key, message_id, part FROM smsc_ids WHERE operator = ? "
-                                   f"AND key IN ({marks(chunk)})"), (operator, *chunk))
+                among, args = self._in("key", chunk)
+                cur.execute(self.q(f"SELECT key, message_id, part FROM smsc_ids WHERE operator = ? AND {among}"),
+                            (operator, *args))
                 for key, message_id, part in cur.fetchall():
                     found[(operator, key)] = (message_id, part)
         return found
@@ -211,8 +212,9 @@ class MessageChanges:
         found = []
         for operator, keys in _by_operator(wanted).items():
             for chunk in in_lists(keys):
+                among, args = self._in("key", chunk)
                 cur.execute(self.q(f"SELECT key, raw_id, outcome, stat, err, keys, received_at FROM orphan_receipts "
-                                   f"WHERE operator = ? AND key IN ({marks(chunk)})"), (operator, *chunk))
+                                   f"WHERE operator = ? AND {among}"), (operator, *args))
                 for key, raw_id, outcome, stat, err, keys_text, received_at in cur.fetchall():
                     facts = ReceiptFacts(operator=operator, keys=tuple(keys_text.split("\x1f")),
                                          outcome=ReceiptOutcome(outcome), stat=stat, err=err, raw_id=raw_id)
@@ -224,8 +226,8 @@ class MessageChanges:
         """``{id: [Message, part states]}``, read (and on PostgreSQL locked) in id order."""
         out: dict[str, list] = {}
         for chunk in in_lists(sorted(ids)):
-            cur.execute(self.q(f"SELECT {MSG_COLS} FROM messages WHERE id IN ({marks(chunk)}) "
-                               f"ORDER BY id{self._for_update()}"), chunk)
+            among, args = self._in("id", chunk)
+            cur.execute(self.q(f"SELECT {MSG_COLS} FROM messages WHERE {among} ORDER BY id{self._for_update()}"), args)
             for row in cur.fetchall():
                 out[row[0]] = [row_to_message(row), list(row[-1])]
         return out

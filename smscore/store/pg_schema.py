@@ -38,6 +38,10 @@ def connect(url: str):
         # A statement of a process that died (SIGKILL) stops within 2 s instead of running to its
         # end with its locks held: a claim of a killed node once kept its successor waiting.
         conn.cursor().execute("SET client_connection_check_interval = 2000")
+    # The store prepares its statements (pg_statements) for the parsing they save, and plans each
+    # run for its values: a generic plan made while a table was small (a new database's first
+    # minutes) read whole tables for the rest of the connection's life.
+    conn.cursor().execute("SET plan_cache_mode = force_custom_plan")
     return conn
 
 
@@ -82,5 +86,18 @@ def version_of(url: str) -> int:
             return 0
         cur.execute("SELECT MAX(version) FROM schema_version")
         return cur.fetchone()[0] or 0
+    finally:
+        conn.close()
+
+
+def column_types(url: str) -> dict[tuple[str, str], str]:
+    """``(table, column)`` → the column's SQL type (``text``, ``double precision``…), for the
+    statements that send a column's values as one typed array."""
+    conn = connect(url)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT table_name, column_name, data_type FROM information_schema.columns "
+                    "WHERE table_schema = current_schema()")
+        return {(table, column): kind for table, column, kind in cur.fetchall()}
     finally:
         conn.close()

@@ -1,9 +1,11 @@
 """The production store: PostgreSQL through psycopg2, shared by several gateway nodes.
 
 The same ``SqlStore`` operations as SQLite, run by the same group-commit ``BatchWriter`` (one
-thread and one connection per writer, ``BEGIN`` … one SAVEPOINT per operation … ``COMMIT``), with
-the dialect filled in: ``%s`` placeholders, ``ON CONFLICT`` upserts, sequences for the ordering
-columns, row locks.
+thread and one connection per writer, ``BEGIN`` … the batch's operations … ``COMMIT``), with the
+dialect filled in: ``%s`` placeholders, ``ON CONFLICT`` upserts, sequences for the ordering
+columns, row locks. Each connection prepares the statements it runs again, and a list of values
+goes as one array parameter, so that one statement text serves any number of rows
+(``pg_statements``).
 
 Several nodes are several processes, each with its own PostgresStore on one database, so nothing
 may rely on the writer thread being alone. What keeps them correct:
@@ -35,7 +37,8 @@ from twisted.internet.defer import Deferred
 
 from smscore.store.accounts import AccountRules
 from smscore.store.base import StoreRules
-from smscore.store.pg_schema import LATEST, connect, lock_key, upgrade, version_of
+from smscore.store.pg_schema import LATEST, column_types, connect, lock_key, upgrade, version_of
+from smscore.store.pg_statements import Prepared, array_text
 from smscore.store.rules import CommitUnknown
 from smscore.store.sql import SqlStore
 from smscore.store.sql_lookups import SqlLookups
@@ -64,6 +67,7 @@ class _Session:
     def __init__(self, url: str) -> None:
         self.url = url
         self.conn = None
+        self.prepared = Prepared()  # the statements ``conn`` has prepared
 
     def cursor(self) -> _Cursor:
         return _Cursor(self)
@@ -82,7 +86,9 @@ class _Cursor:
         if sql == "COMMIT":
             return self._commit()
         if sql != "BEGIN":
-            return self._cur.execute(sql, params)
+            if params is None:
+                return self._cur.execute(sql)
+            return self._session.prepared.execute(self._cur, sql, params)
         # Nothing of the batch has run yet: a missing or lost connection is (re)opened here.
         import psycopg2
 
@@ -99,6 +105,7 @@ class _Cursor:
                     pass
                 session.conn = None
             session.conn = connect(session.url)
+            session.prepared = Prepared()
             self._cur = session.conn.cursor()
             return self._cur.execute(sql)
 
@@ -138,6 +145,7 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
         self._horizons = BatchWriter(reactor, lambda: _Session(url), name="pg-horizon", begin="BEGIN")
         self._reader = BatchWriter(reactor, lambda: _Session(url), name="pg-reader", begin="BEGIN")
         self._reachable = True
+        self._column_types: dict[tuple[str, str], str] = {}  # read by open(), from the database
         #: operations run again after losing a deadlock or a unique-key race (tests, diagnosis)
         self.retried = 0
         super().__init__(self._writers[0], self._reader, rules)
@@ -166,6 +174,10 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
     def _among(self, pick: str) -> str:
         return f"id = ANY(ARRAY({pick}))"
 
+    def _in(self, column: str, values, kind: str = "text") -> tuple[str, tuple]:
+        """One array parameter: one statement text for any number of values."""
+        return f"{column} = ANY(?::{kind}[])", (array_text(values),)
+
     def _first_of_its_subject(self, blocking: str) -> tuple[str, str]:
         """A join with the first blocking job of each subject (``b``, few: the jobs in flight or
         waiting), hashed by ``_fetch_hashed``: a correlated NOT EXISTS was planned as nested loops
@@ -189,31 +201,49 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
         return sorted(row[0] for row in cur.fetchall())
 
     def _many(self, cur, sql: str, rows) -> None:
-        """Many rows in one statement: ``INSERT … VALUES (…), (…)`` and ``UPDATE … FROM (VALUES …)``
-        (``execute_values``, pages of 500 rows); other statements in pages (``execute_batch``)."""
-        from psycopg2.extras import execute_batch, execute_values
+        """Many rows in one statement of one text whatever their number, each column an array
+        (``pg_statements``): ``INSERT … SELECT … FROM unnest(…)`` and ``UPDATE messages … FROM
+        unnest(…)``; other statements in pages (``execute_batch``)."""
+        from psycopg2.extras import execute_batch
 
         rows = list(rows)
         if not rows:
             return
         if sql == self._UPDATE_MESSAGE:
-            execute_values(cur, self._UPDATE_MESSAGES, rows, template=self._UPDATE_TEMPLATE, page_size=500)
+            cur.execute(self._UPDATE_MESSAGES, [array_text(column) for column in zip(*rows)])
         elif sql.startswith("INSERT") and " VALUES (" in sql:
-            head, _, rest = self.q(sql).partition(" VALUES (")
-            close = rest.index(")")
-            execute_values(cur, f"{head} VALUES %s{rest[close + 1:]}", rows, template=f"({rest[:close + 1]}",
-                           page_size=500)
+            columns = zip(*rows)
+            cur.execute(self._unnested(sql), [array_text(next(columns)) for _ in range(len(rows[0]))])
         else:
             execute_batch(cur, self.q(sql), rows, page_size=250)
 
-    #: SqlStore._UPDATE_MESSAGE for many messages (typed: a VALUES list has no column types of its own)
+    def _unnested(self, sql: str) -> str:
+        """``INSERT INTO t (a, b, c) VALUES (?, 0, ?) …`` as ``INSERT INTO t (a, b, c) SELECT v.a,
+        0, v.c FROM unnest(%s::T[], %s::T[]) AS v(a, c) …``, typed by the table's columns."""
+        out = self._sql_cache.get(("unnest", sql))
+        if out is None:
+            head, _, rest = sql.partition(" VALUES (")
+            values, _, tail = rest.partition(")")
+            table, _, cols = head[len("INSERT INTO "):].partition(" (")
+            names = [c.strip() for c in cols.rstrip(")").split(",")]
+            items = [v.strip() for v in values.split(",")]
+            picked = [name for name, item in zip(names, items) if item == "?"]
+            types = self._column_types
+            select = ", ".join(f"v.{name}" if item == "?" else item for name, item in zip(names, items))
+            arrays = ", ".join(f"%s::{types[table, name]}[]" for name in picked)
+            out = (f"INSERT INTO {table} ({', '.join(names)}) SELECT {select} FROM unnest({arrays}) "
+                   f"AS v({', '.join(picked)}){self.q(tail)}")
+            self._sql_cache[("unnest", sql)] = out
+        return out
+
+    #: SqlStore._UPDATE_MESSAGE for many messages, one array a column
     _UPDATE_MESSAGES = (
         "UPDATE messages SET status = v.status, operator = v.operator, error = v.error, updated_at = v.updated_at, "
         "tried = v.tried, parts = v.parts, part_state = v.part_state, cost = v.cost, owner = v.owner, "
-        "lease_until = v.lease_until, update_seq = v.update_seq FROM (VALUES %s) AS v(status, operator, error, "
-        "updated_at, tried, parts, part_state, cost, owner, lease_until, update_seq, id) WHERE messages.id = v.id")
-    _UPDATE_TEMPLATE = ("(%s::text, %s::text, %s::text, %s::double precision, %s::text, %s::integer, %s::text, "
-                        "%s::text, %s::text, %s::double precision, %s::bigint, %s::text)")
+        "lease_until = v.lease_until, update_seq = v.update_seq FROM unnest(%s::text[], %s::text[], %s::text[], "
+        "%s::double precision[], %s::text[], %s::integer[], %s::text[], %s::text[], %s::text[], "
+        "%s::double precision[], %s::bigint[], %s::text[]) AS v(status, operator, error, updated_at, tried, parts, "
+        "part_state, cost, owner, lease_until, update_seq, id) WHERE messages.id = v.id")
 
     def _insert_ignore_part(self) -> str:
         return ("INSERT INTO mo_parts (operator, sender, to_number, ref, total, seq, body, received_at) "
@@ -304,6 +334,7 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
             if version != LATEST:
                 raise RuntimeError(
                     f"store has schema version {version}, this gateway needs {LATEST}: run `smsgw db upgrade`")
+            self._column_types = column_types(self.url)
 
         d = deferToThreadPool(self._reactor, self._reactor.getThreadPool(), prepare)
 

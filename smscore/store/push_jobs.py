@@ -88,7 +88,8 @@ class PushJobOperations:
     def _finish_many(self, cur, items: list[tuple]) -> list[None]:
         """Every push finished in one batch: the jobs done go in one statement."""
         for chunk in chunks([job for item in items for job in item[1]]):
-            cur.execute(self.q(f"DELETE FROM push_jobs WHERE id IN ({marks(chunk)})"), chunk)
+            among, args = self._in("id", chunk, "bigint")
+            cur.execute(self.q(f"DELETE FROM push_jobs WHERE {among}"), args)
         events = []
         for (at, _, retry, retry_at, error, release, mo_events, replies, owner, lease_until, replies_owner,
              tried_at) in items:
@@ -96,12 +97,14 @@ class PushJobOperations:
             first, tried = ("", ()) if tried_at is None else (
                 "first_at = CASE WHEN attempts = 0 THEN ? ELSE first_at END, ", (tried_at,))
             for chunk in chunks(retry):
+                among, args = self._in("id", chunk, "bigint")
                 cur.execute(self.q(f"UPDATE push_jobs SET {first}attempts = attempts + 1, next_at = ?, "
-                                   f"last_error = ?, owner = NULL, lease_until = NULL WHERE id IN ({marks(chunk)})"),
-                            (*tried, retry_at, error, *chunk))
+                                   f"last_error = ?, owner = NULL, lease_until = NULL WHERE {among}"),
+                            (*tried, retry_at, error, *args))
             for chunk in chunks(release):
-                cur.execute(self.q("UPDATE push_jobs SET owner = NULL, lease_until = NULL "
-                                   f"WHERE owner = ? AND id IN ({marks(chunk)})"), (owner, *chunk))
+                among, args = self._in("id", chunk, "bigint")
+                cur.execute(self.q(f"UPDATE push_jobs SET owner = NULL, lease_until = NULL WHERE owner = ? AND {among}"),
+                            (owner, *args))
             events.extend((mo_id, at, status, detail) for mo_id, status, detail in mo_events)
             if replies:
                 self._insert_messages(cur, replies, replies_owner, lease_until)

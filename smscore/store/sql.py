@@ -322,6 +322,11 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
         UPDATE. SQLite runs the subquery once into a temporary table."""
         return f"id IN ({pick})"
 
+    def _in(self, column: str, values: Sequence, kind: str = "text") -> tuple[str, tuple]:
+        """The condition "``column`` is one of ``values``", and its parameters: ``IN (?, …)``, one
+        statement text a length of list (``in_lists`` pads lists to a few lengths)."""
+        return f"{column} IN ({marks(values)})", tuple(values)
+
     def _fetch_hashed(self, cur, sql: str, params) -> list:
         """Hook: the rows of a claim that joins a table with itself, run so that no join can become
         a loop over the whole table (PostgreSQL, see there). SQLite: as it is."""
@@ -360,8 +365,9 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
     def release(self, owner: str, message_ids: Sequence[str]) -> Deferred:
         def op(cur):
             for chunk in in_lists(sorted(message_ids)):  # a stop gives back up to max_in_memory at once
-                cur.execute(self.q(f"UPDATE messages SET owner = NULL, lease_until = NULL WHERE owner = ? "
-                                   f"AND id IN ({marks(chunk)})"), (owner, *chunk))
+                among, args = self._in("id", chunk)
+                cur.execute(self.q(f"UPDATE messages SET owner = NULL, lease_until = NULL WHERE owner = ? AND {among}"),
+                            (owner, *args))
 
         return self.run(op)
 

@@ -1,0 +1,95 @@
+"""Prepared statements and array parameters against a real PostgreSQL: what the server reads back
+is what was sent, a prepared statement outlives a rolled-back transaction, and a store's new
+connection prepares again."""
+
+from __future__ import annotations
+
+import math
+
+import psycopg2
+import pytest
+import pytest_twisted
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from smscore.store import pg_schema
+from smscore.store.pg_statements import Prepared, array_text
+from tests.store_contract import make_message
+from tests.store_sql import open_postgres
+
+pytestmark = pytest.mark.postgres
+
+_TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)))
+
+
+@pytest.fixture
+def cur(pg_url):
+    conn = pg_schema.connect(pg_url)
+    yield conn.cursor()
+    conn.close()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(st.none() | _TEXT, max_size=20))
+def test_any_text_reads_back_as_sent(cur, values):
+    cur.execute("SELECT unnest(%s::text[])", (array_text(values),))
+    assert [r[0] for r in cur.fetchall()] == values
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(st.none() | st.floats(allow_nan=False), max_size=20),
+       ints=st.lists(st.integers(-2 ** 63, 2 ** 63 - 1), max_size=20),
+       flags=st.lists(st.booleans(), max_size=20))
+def test_numbers_and_flags_read_back_as_sent(cur, values, ints, flags):
+    cur.execute("SELECT %s::double precision[], %s::bigint[], %s::boolean[]",
+                (array_text(values), array_text(ints), array_text(flags)))
+    assert cur.fetchone() == (values, ints, flags)
+    cur.execute("SELECT %s::double precision[]", (array_text([math.nan]),))
+    assert math.isnan(cur.fetchone()[0][0])
+
+
+def test_a_prepared_statement_outlives_the_transaction_it_was_prepared_in(cur):
+    prepared = Prepared()
+    sql = "SELECT %s::integer + 1"
+    cur.execute("BEGIN")
+    prepared.execute(cur, sql, (1,))
+    prepared.execute(cur, sql, (2,))  # prepared now
+    cur.execute("ROLLBACK")
+    prepared.execute(cur, sql, (41,))
+    assert cur.fetchone() == (42,)
+    cur.execute("SELECT count(*) FROM pg_prepared_statements")
+    assert cur.fetchone() == (1,)
+
+
+def test_a_statement_the_server_cannot_prepare_runs_as_text_after_its_batch_failed(cur):
+    prepared = Prepared()
+    sql = "SELECT %s IS NULL"  # nothing says what type $1 is
+    prepared.execute(cur, sql, (None,))
+    cur.execute("BEGIN")
+    with pytest.raises(psycopg2.errors.IndeterminateDatatype):
+        prepared.execute(cur, sql, (None,))
+    cur.execute("ROLLBACK")
+    prepared.execute(cur, sql, (None,))
+    assert cur.fetchone() == (True,) and prepared.refused == {sql}
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_store_prepares_again_on_a_new_connection(pg_url):
+    """The server went away (a restart, a failover): the next batch connects again, and its
+    statements are prepared on the new connection instead of named where they do not exist."""
+    store = await open_postgres(pg_url)
+    try:
+        for i in range(3):
+            await store.accept([make_message(to=f"4670100000{i}")], None, 0.0)
+        killer = psycopg2.connect(pg_url)
+        killer.autocommit = True
+        kill = killer.cursor()
+        kill.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                     "AND application_name = 'smsgw'")
+        assert True in {r[0] for r in kill.fetchall()}  # the store's connections, its writer's among them
+        killer.close()
+        for i in range(3, 6):  # named statements the new connection does not have would fail these
+            await store.accept([make_message(to=f"4670100000{i}")], None, 0.0)
+        assert len(await store.updates("acme", 0, 10)) == 6
+    finally:
+        await store.close()

@@ -1,0 +1,66 @@
+"""How the PostgreSQL store writes a statement to prepare and an array to send as one parameter
+(no server here: tests/integration/test_pg_statements.py reads them back from a real one)."""
+
+from __future__ import annotations
+
+import pytest
+
+from smscore.store.pg_statements import Prepared, array_text, numbered
+
+
+def test_placeholders_are_numbered_and_a_doubled_percent_is_one_again():
+    assert numbered("SELECT a FROM t WHERE b = %s AND c LIKE 'x%%' AND d IN (%s, %s)") == (
+        "SELECT a FROM t WHERE b = $1 AND c LIKE 'x%' AND d IN ($2, $3)", 3)
+    assert numbered("SELECT 1") == ("SELECT 1", 0)
+
+
+def test_every_string_is_quoted_and_escaped_and_none_is_null():
+    assert array_text(["a", 'say "hi"', "back\\slash", "a,b", "{x}", "NULL", " ", "", None]) == (
+        '{"a","say \\"hi\\"","back\\\\slash","a,b","{x}","NULL"," ","",NULL}')
+
+
+def test_numbers_and_flags_are_written_as_postgresql_reads_them():
+    assert array_text([1, -2, 1796544335.0158484, float("inf"), True, False]) == (
+        "{1,-2,1796544335.0158484,inf,t,f}")
+    assert array_text([]) == "{}"
+
+
+class _Cursor:
+    """Records what was sent; refuses a PREPARE of the texts in ``refuse``."""
+
+    def __init__(self, refuse=()):
+        self.sent = []
+        self.refuse = refuse
+
+    def execute(self, sql, params=None):
+        if sql.startswith("PREPARE") and any(r in sql for r in self.refuse):
+            raise RuntimeError("could not determine data type of parameter $1")
+        self.sent.append((sql, params))
+
+
+def test_a_statement_is_prepared_the_second_time_and_executed_by_name_after():
+    cur, prepared = _Cursor(), Prepared()
+    sql = "SELECT a FROM t WHERE b = %s"
+    for value in (1, 2, 3):
+        prepared.execute(cur, sql, (value,))
+    assert cur.sent == [(sql, (1,)), ("PREPARE s1 AS SELECT a FROM t WHERE b = $1", None),
+                        ("EXECUTE s1(%s)", (2,)), ("EXECUTE s1(%s)", (3,))]
+
+
+def test_a_statement_that_cannot_be_prepared_fails_once_then_runs_as_text():
+    cur, prepared = _Cursor(refuse=["untyped"]), Prepared()
+    sql = "SELECT %s AS untyped"
+    prepared.execute(cur, sql, (1,))
+    with pytest.raises(RuntimeError):  # the batch fails and runs again (smscore.store.writer)
+        prepared.execute(cur, sql, (2,))
+    prepared.execute(cur, sql, (3,))
+    assert cur.sent == [(sql, (1,)), (sql, (3,))] and prepared.refused == {sql}
+
+
+def test_no_more_than_the_limit_is_prepared_on_one_connection():
+    cur, prepared = _Cursor(), Prepared(limit=1)
+    for sql in ("SELECT %s", "SELECT %s + 1"):
+        prepared.execute(cur, sql, (1,))
+        prepared.execute(cur, sql, (2,))
+    assert [s for s, _ in cur.sent if s.startswith("PREPARE")] == ["PREPARE s1 AS SELECT $1"]
+    assert cur.sent[-1] == ("SELECT %s + 1", (2,))
