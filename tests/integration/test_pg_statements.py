@@ -30,7 +30,7 @@ def cur(pg_url):
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(values=st.lists(st.none() | _TEXT, max_size=20))
+@given(values=st.lists(st.none() | _TEXT, max_size=20) | st.lists(_TEXT, max_size=20))
 def test_any_text_reads_back_as_sent(cur, values):
     cur.execute("SELECT unnest(%s::text[])", (array_text(values),))
     assert [r[0] for r in cur.fetchall()] == values

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from smscore.store.pg_statements import Prepared, array_text, numbered
+from smscore.store.pg_statements import Prepared, _element, array_text, numbered
 
 
 def test_placeholders_are_numbered_and_a_doubled_percent_is_one_again():
@@ -64,3 +66,17 @@ def test_no_more_than_the_limit_is_prepared_on_one_connection():
         prepared.execute(cur, sql, (2,))
     assert [s for s, _ in cur.sent if s.startswith("PREPARE")] == ["PREPARE s1 AS SELECT $1"]
     assert cur.sent[-1] == ("SELECT %s + 1", (2,))
+
+
+@given(st.lists(st.text()))
+def test_a_column_of_strings_is_written_as_one_value_at_a_time_would_be(values):
+    assert array_text(values) == "{" + ",".join(_element(v) for v in values) + "}"
+
+
+def test_a_string_holding_a_nul_stays_one_value_for_postgresql_to_refuse():
+    assert array_text(["a\x00b", "c"]) == '{"a\x00b","c"}'
+
+
+@given(st.lists(st.integers() | st.floats() | st.none()) | st.lists(st.none()))
+def test_a_column_of_numbers_or_nulls_is_written_as_one_value_at_a_time_would_be(values):
+    assert array_text(values) == "{" + ",".join(_element(v) for v in values) + "}"
