@@ -11,6 +11,11 @@ through the store, and the config), the same split, and takes its own part of it
 - an operator's tps in proportion to the binds a node holds (a node without a bind sends nothing);
 - an account's tps in equal parts, one per live node (any node may receive its requests).
 
+A backlog is shared too (``hold_limit``): a node of several holds in memory only a few seconds of
+sending at its share, and leaves the rest of what it accepts in the store, where every node with
+room claims it. A node that held all it accepted (up to 20,000 messages) sent them at its share
+alone while the other nodes' binds idled.
+
 A node holding no bind of an operator leaves the messages routed to that operator in the store for
 the nodes that do (``held_elsewhere``).
 
@@ -28,6 +33,7 @@ everything at once.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -125,6 +131,28 @@ def shares(nodes: Iterable[str], me: str, operators: Mapping[str, tuple[int, flo
         here = bind_share(binds, order, me, name)
         parts[name] = OperatorShare(here, tps_share(tps, here, binds))
     return Shares(order, parts, 1.0 / len(order))
+
+
+#: Seconds of sending at its share of the operators' tps that a node of several holds in memory.
+HOLD_SECONDS = 5.0
+
+
+def hold_limit(shares: Shares, windows: Mapping[str, int], seconds: float = HOLD_SECONDS) -> int | None:
+    """How many messages this node holds in memory, or None: no limit of its own (a node alone,
+    or one holding a bind of an operator without a tps limit). One of several holds what keeps
+    its binds' windows full twice over and sends for ``seconds`` at its share of each operator's
+    tps; the rest of a backlog stays in the store for every node to claim. A node holding no bind
+    (it joins) holds nothing. ``windows``: each operator's window per bind."""
+    if len(shares.nodes) <= 1:
+        return None
+    total = 0.0
+    for name, share in shares.operators.items():
+        if share.binds == 0:
+            continue
+        if share.tps <= 0:
+            return None
+        total += share.tps * seconds + 2 * share.binds * windows.get(name, 1)
+    return math.ceil(total)
 
 
 def settle_after(ttl: float) -> float:

@@ -53,12 +53,15 @@ class Pipeline(Cancelling, SubmitOutcomes):
                  on_push_queued: Callable[[], object] | None = None,
                  on_mo: Callable[[MoMessage], object] | None = None,
                  held_elsewhere: Callable[[], frozenset[str]] = frozenset, backlog: Backlog | None = None,
-                 number_lookup=None, others_alive: Callable[[], bool] = lambda: False) -> None:
+                 number_lookup=None, others_alive: Callable[[], bool] = lambda: False,
+                 hold_limit: Callable[[], int | None] = lambda: None) -> None:
         """``store`` must have been built with this ``routing``'s ``untried`` (StoreRules).
         ``held_elsewhere()``: the operators whose binds only other nodes hold now (``smscore.cluster``).
         ``backlog``: refuses new messages past ``max_backlog`` (``smscore.backlog``); None: never.
         ``number_lookup``: HLR/MNP look-ups before choosing (``smscore.number_lookup``); None: never.
-        ``others_alive()``: whether other live nodes share the store (``_no_operator``)."""
+        ``others_alive()``: whether other live nodes share the store (``_no_operator``).
+        ``hold_limit()``: how many messages this node holds in memory now, None: ``max_in_memory``
+        (a node of a cluster holds a few seconds of its share: ``policies.cluster.hold_limit``)."""
         self.backlog = backlog
         self.number_lookup = number_lookup
         self.store = store
@@ -68,6 +71,7 @@ class Pipeline(Cancelling, SubmitOutcomes):
         self.routing = routing
         self.metrics = metrics or Metrics()
         self.max_in_memory = max_in_memory
+        self.hold_limit = hold_limit
         #: False in an API worker (smscore.supervisor): messages are stored unclaimed for the main
         #: worker, which ``on_unclaimed`` nudges; nothing is claimed or sent from here
         self.delivers = delivers
@@ -97,7 +101,7 @@ class Pipeline(Cancelling, SubmitOutcomes):
                                   on_mo=on_mo, log=self.log)
         #: stored work into memory: claims while there is room, and this node's lease
         self.claims = Claims(store=store, clock=clock, node=node, lease=lease, batch=claim_batch,
-                             interval=claim_interval, room=lambda: self.max_in_memory - self.held,
+                             interval=claim_interval, room=lambda: self.most() - self.held,
                              take=self._claimed, holding=self._waiting, lost=self._lost, others_alive=others_alive,
                              skip=held_elsewhere, before=self.parking.retry,
                              released=lambda n: self.metrics.status_changed("queued", n=n),
@@ -131,6 +135,12 @@ class Pipeline(Cancelling, SubmitOutcomes):
 
     def lease_until(self) -> float:
         return self.clock.seconds() + self.lease
+
+    def most(self) -> int:
+        """How many messages this node may hold in memory now (claimed at acceptance or from the
+        store): ``max_in_memory``, or less in a cluster, where the rest is for every node."""
+        limit = self.hold_limit()
+        return self.max_in_memory if limit is None else min(self.max_in_memory, limit)
 
     # -- life cycle --------------------------------------------------------------------------
     def start(self) -> Deferred:
@@ -224,7 +234,7 @@ class Pipeline(Cancelling, SubmitOutcomes):
                 self.backlog.check(messages)
             except Backlogged:
                 return fail()
-        claim_now = self.delivers and self.held + len(messages) <= self.max_in_memory
+        claim_now = self.delivers and self.held + len(messages) <= self.most()
         owner, lease_until = (self.node, self.lease_until()) if claim_now else (None, 0.0)  # a lease needs an owner
         if claim_now:
             self.held += len(messages)  # reserved; what is not sendable after the store's rules is given back
@@ -357,7 +367,7 @@ class Pipeline(Cancelling, SubmitOutcomes):
     def link_ready(self, operator: str) -> None:
         if operator in self.links:
             self.pump(operator)
-        if self.held < self.max_in_memory // 2 and not self.claims.busy:
+        if self.held < self.most() // 2 and not self.claims.busy:
             self.claims.more()
 
     def _submit(self, link, m: Message) -> None:

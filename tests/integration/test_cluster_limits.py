@@ -171,3 +171,59 @@ async def test_two_nodes_hold_the_operators_binds_once_and_the_survivor_takes_th
                 await gw.stop()
         await cheap.stop()
         await dear.stop()
+
+
+BACKLOG = """
+[gateway]
+node = "{node}"
+lease = "3s"
+[store]
+url = "sqlite:///cluster.db"
+[http]
+listen = "127.0.0.1:0"
+[metrics]
+listen = "127.0.0.1:0"
+[operators.slow]
+type = "smpp"
+host = "127.0.0.1"
+port = {port}
+system_id = "slow"
+password = "pw"
+binds = 2
+tps = 2
+window = 1
+cost = 0.01
+[profiles.standard]
+operators = ["slow"]
+[accounts.demo]
+api_keys = ["demo-key"]
+senders = ["DEMO"]
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_backlog_taken_by_one_node_goes_out_through_the_binds_of_both(tmp_path):
+    # "slow" allows 2 binds and 2 submits/s: a bind and 1/s a node. Before policies.cluster.hold_limit
+    # the node that took the requests held all of them and sent them at its 1/s alone, the other
+    # node's bind idle; now it holds 5 s of its share (and its window twice), and the other node
+    # claims the rest from the store.
+    slow = await _smsc("slow")
+    gws = []
+    try:
+        for node in ("gw1", "gw2"):
+            config = parse_config(BACKLOG.format(node=node, port=slow.port), path=tmp_path / f"{node}.toml")
+            gws.append(Gateway(config, reactor, CollectorRegistry()))
+            await gws[-1].start()
+        await eventually(lambda: _held(gws, "slow") == [1, 1] and _binds(slow) == 2, "a bind on each node",
+                         state=lambda: f"held {_held(gws, 'slow')}, bound {_binds(slow)}")
+        assert [gw.pipeline.most() for gw in gws] == [1 * 5 + 2 * 1 * 1] * 2
+        for i in range(20):
+            code, body = await _send(gws[0], f"467011130{i:02d}")
+            assert code == 202, body
+        assert gws[0].pipeline.held == 7  # the rest is in the store, for either node
+        await eventually(lambda: len({s.session for s in slow.submits}) == 2, "submits through both binds",
+                         timeout=15, state=lambda: f"submits by session {[s.session for s in slow.submits]}")
+    finally:
+        for gw in gws:
+            await gw.stop()
+        await slow.stop()

@@ -5,7 +5,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from policies.cluster import account_tps_share, bind_share, shares, tps_share
+from policies.cluster import account_tps_share, bind_share, hold_limit, shares, tps_share
 
 names = st.lists(st.text("abcdefgh0123456789-", min_size=1, max_size=6), min_size=1, max_size=7, unique=True)
 
@@ -74,3 +74,37 @@ def test_every_bind_and_every_tps_is_taken_once(nodes, binds, tps, operator):
         assert math.isclose(sum(p.tps for p in parts), tps)
         assert all(p.tps == 0 for p in parts if p.binds == 0)
     assert all(bind_share(binds, list(reversed(nodes)), me, operator) == p.binds for me, p in zip(nodes, parts))
+
+
+# -- what a node holds of a backlog (hold_limit) ------------------------------------------------
+def test_a_node_alone_holds_as_much_as_it_may():
+    assert hold_limit(shares(["gw1"], "gw1", {"telia": (2, 20)}), {"telia": 10}) is None
+
+
+def test_a_node_of_several_holds_seconds_of_its_share_and_its_windows_twice_over():
+    mine = shares(["gw1", "gw2"], "gw1", {"telia": (2, 20), "tele2": (4, 100)})
+    # telia: 1 bind, 10 tps; tele2: 2 binds, 50 tps
+    assert hold_limit(mine, {"telia": 10, "tele2": 5}, seconds=5) == (10 * 5 + 2 * 1 * 10) + (50 * 5 + 2 * 2 * 5)
+
+
+def test_an_operator_without_a_tps_limit_leaves_the_node_no_limit_of_its_own():
+    assert hold_limit(shares(["gw1", "gw2"], "gw1", {"telia": (2, 20), "tele2": (2, 0)}), {}) is None
+
+
+def test_a_node_holding_no_bind_holds_nothing():
+    joining = shares(["gw1", "gw2"], "gw2", {"telia": (2, 20)}).nothing()
+    assert hold_limit(joining, {"telia": 10}) == 0
+    # one bind on two nodes: the node without it holds nothing of that operator's messages
+    mine = shares(["gw1", "gw2"], "gw1", {"telia": (1, 20)})
+    other = shares(["gw1", "gw2"], "gw2", {"telia": (1, 20)})
+    assert sorted([hold_limit(mine, {"telia": 10}), hold_limit(other, {"telia": 10})]) == [0, 20 * 5 + 2 * 10]
+
+
+@given(nodes=names, binds=st.integers(1, 12), tps=st.integers(1, 5000))
+def test_together_the_nodes_hold_seconds_of_the_whole_tps_and_every_window(nodes, binds, tps):
+    windows = {"telia": 10}
+    held = [hold_limit(shares(nodes, me, {"telia": (binds, tps)}), windows, seconds=5) for me in nodes]
+    if len(nodes) == 1:
+        assert held == [None]
+    else:
+        assert tps * 5 + 2 * binds * 10 <= sum(held) <= tps * 5 + 2 * binds * 10 + len(nodes)

@@ -24,13 +24,13 @@ TABLES = {op: PrefixTable.flat(cost) for op, cost in COSTS.items()}  # every num
 
 
 def make(clock, links=("cheap", "dear"), max_in_memory=1000, window=10, store=None, elsewhere=frozenset(),
-         claim_batch=1000, others_alive=False):
+         claim_batch=1000, others_alive=False, hold_limit=lambda: None):
     metrics = Metrics(CollectorRegistry())
     routing = Routing({"standard": ("dear", "cheap")}, TABLES)
     store = store or MemoryStore(StoreRules(untried=routing.untried))
     p = Pipeline(store=store, clock=clock, node="gw1", lease=30.0, routing=routing, metrics=metrics,
                  max_in_memory=max_in_memory, claim_batch=claim_batch, held_elsewhere=lambda: elsewhere,
-                 others_alive=lambda: others_alive)
+                 others_alive=lambda: others_alive, hold_limit=hold_limit)
     fakes = {}
     for name in links:
         fakes[name] = FakeLink(name, window=window)

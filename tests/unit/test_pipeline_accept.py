@@ -1,5 +1,6 @@
-"""An API worker's pipeline stores what it accepts and nudges the main worker, which claims and
-sends it: one nudge a reactor turn, however many requests were stored in it."""
+"""What a pipeline holds of what it accepts. An API worker's stores it and nudges the main worker,
+which claims and sends it: one nudge a reactor turn, however many requests were stored in it. A
+node of a cluster holds a few seconds of its share and leaves the rest to every node."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from smscore.pipeline import Pipeline
 from smscore.routing import Routing
 from smscore.store.base import StoreRules
 from smscore.store.memory import MemoryStore
-from tests.unit.test_pipeline import TABLES, message, run
+from tests.unit.test_pipeline import TABLES, make, message, run
 
 
 def _api_worker(clock, nudges: list) -> Pipeline:
@@ -44,3 +45,24 @@ def test_nothing_to_send_nudges_nobody():
     run(p.accept([later]))
     clock.advance(0)
     assert nudges == []
+
+
+def test_a_node_of_a_cluster_holds_its_limit_and_leaves_the_rest_of_a_backlog_in_the_store():
+    clock = Clock()
+    clock.advance(1000)
+    limit = [2]
+    p, store, links, _ = make(clock, window=1, hold_limit=lambda: limit[0])  # policies.cluster.hold_limit
+    run(p.start())
+    ms = [message(clock, f"4670123456{i}") for i in range(6)]
+    for m in ms:
+        run(p.accept([m]))
+    assert [store.leases[m.id][0] for m in ms] == ["gw1", "gw1", None, None, None, None]
+    assert p.held == 2
+    # A claim (a link with room, the claim interval) takes no more than the limit leaves room for.
+    p.link_ready("cheap")
+    clock.advance(5)
+    assert p.held == 2 and sum(1 for m in ms if store.leases[m.id][0] == "gw1") == 2
+    # The other nodes gone (no limit of its own): it takes the rest.
+    limit[0] = None
+    clock.advance(5)
+    assert p.held == 6 and all(store.leases[m.id][0] == "gw1" for m in ms)
