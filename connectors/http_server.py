@@ -34,6 +34,7 @@ Theory of operation
 from __future__ import annotations
 
 import email.utils
+import re
 from collections import deque
 from collections.abc import Callable
 from io import BytesIO
@@ -60,7 +61,7 @@ _REASONS = {
     401: b"Unauthorized", 402: b"Payment Required", 403: b"Forbidden", 404: b"Not Found",
     405: b"Method Not Allowed", 409: b"Conflict", 413: b"Content Too Large", 414: b"URI Too Long",
     422: b"Unprocessable Content", 429: b"Too Many Requests", 431: b"Request Header Fields Too Large",
-    500: b"Internal Server Error", 503: b"Service Unavailable",
+    500: b"Internal Server Error", 501: b"Not Implemented", 503: b"Service Unavailable",
 }
 
 
@@ -74,6 +75,10 @@ class Limits:
         self.max_headers = max_headers
         self.max_body = max_body
         self.idle_timeout = idle_timeout
+
+
+#: a request line: a method (an RFC 9110 token), a target and a version
+_REQUEST_LINE = re.compile(rb"(?:^|\n)[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ \r\n]+ HTTP/\d\.\d\r?\n")
 
 
 class _Refused(Exception):
@@ -198,6 +203,12 @@ class HTTPServerProtocol(Protocol):
             if self.queue and not self.queue[-1].finished:
                 self.queue.pop()
             self._refuse(_Refused(400, "invalid_request", "CONNECT is not supported."))
+        except httptools.HttpParserInvalidMethodError:
+            # RFC 9110 §9.1: a request line with a method the server does not know is 501; the
+            # parser says the same of a line that is no request line at all ("GET" alone), a 400
+            self._refuse(_Refused(501, "not_implemented", "The request method is not one this server implements.")
+                         if _REQUEST_LINE.search(data) else
+                         _Refused(400, "invalid_request", "The request is not valid HTTP/1.1."))
         except httptools.HttpParserError as exc:
             refused = exc.__context__  # what a callback raised travels as the parser's error's context
             self._refuse(refused if isinstance(refused, _Refused)

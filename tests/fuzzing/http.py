@@ -215,6 +215,8 @@ _PATHS = ("/v1/messages", "/v1/messages", "/v1/messages/{id}", "/v1/messages/exp
           "*", "http://fuzz/v1/messages")
 _METHODS = ("GET",) * 8 + ("POST",) * 8 + ("DELETE", "DELETE", "HEAD", "PUT", "PATCH", "OPTIONS",
                                              "TRACE", "CONNECT", "get", "FOO", "G\x00T")
+#: methods HTTP defines (httptools knows these and more: a lowercase or made-up one is 501)
+_KNOWN_METHODS = frozenset(("GET", "POST", "DELETE", "HEAD", "PUT", "PATCH", "OPTIONS", "TRACE", "CONNECT"))
 _PARAMS = ("status", "to", "updated_since", "cursor", "limit", "from", "to", "x", "")
 
 
@@ -427,6 +429,8 @@ def judge(request: Request, status: int, headers: dict[bytes, bytes], body: byte
     if status >= 500:
         if request.path == "/readyz" and status == 503 and _json(body).get("ready") is False:
             return None
+        if status == 501 and request.method not in _KNOWN_METHODS:  # RFC 9110 §9.1
+            return _error_shape_problem(status, headers, body)
         return f"answered {status}: {body[:500]!r}"
     if 400 <= status < 500 and request.method != "HEAD":
         return _error_shape_problem(status, headers, body)

@@ -133,6 +133,10 @@ def test_expect_100_continue_is_answered_before_the_body():
     (b"POST / HTTP/1.1\r\nHost: gw\r\nContent-Length: 2000\r\n\r\n", 413, "too_large"),
     (b"POST / HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n7d0\r\n" + b"a" * 2000, 413, "too_large"),
     (b"HELLO THERE\r\n\r\n", 400, "invalid_request"),
+    (b"GET\r\n\r\n", 400, "invalid_request"),
+    (b"G\x00T / HTTP/1.1\r\nHost: gw\r\n\r\n", 400, "invalid_request"),
+    (b"BREW /pot HTTP/1.1\r\nHost: gw\r\n\r\n", 501, "not_implemented"),  # RFC 9110 §9.1
+    (b"get / HTTP/1.1\r\nHost: gw\r\n\r\n", 501, "not_implemented"),  # methods are case-sensitive
 ])
 def test_limits_and_bad_http_are_refused_with_a_json_error_and_a_close(request_bytes, status, code):
     c = Conn(Limits(max_body=1000))
