@@ -182,3 +182,10 @@ def over_backlog(queued: int, incoming: int, max_backlog: int) -> bool:
     """SPEC §15 load shedding: a request whose ``incoming`` queued messages would take the cluster's
     ``queued`` backlog past ``max_backlog`` is refused whole (one that queues nothing never is)."""
     return incoming > 0 and queued + incoming > max_backlog
+
+
+def parts_allowed(cap: int, account_max_parts: int | None = None, requested: int | None = None) -> int:
+    """The most parts a message may take (SPEC §3): ``[gateway] max_parts_cap`` is a hard cap for
+    any account; an account's ``max_parts`` (none for a reply of no account) and a request's own
+    ``max_parts`` only lower it."""
+    return min(limit for limit in (cap, account_max_parts, requested) if limit is not None)

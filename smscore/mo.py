@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 from connectors.smpp import text as sms_text
+from policies.admission import parts_allowed
 from policies.keywords import Keyword, KeywordRouter, Shortcode
 from smscore.model import Event, Message, MoMessage, MoRouting, PushJob, Status, new_message_id, rfc3339
 
@@ -103,9 +104,8 @@ class MoRouter:
         """The most parts a reply may take: ``[gateway] max_parts_cap``, a hard cap for any account
         (SPEC §3; a backend's answer of 10 parts went out at a cap of 3), and the account's own
         ``max_parts`` when the reply is an account's."""
-        cap = self.config.gateway.max_parts_cap
         owner = self.config.accounts.get(account) if account else None
-        return cap if owner is None else min(cap, owner.max_parts)
+        return parts_allowed(self.config.gateway.max_parts_cap, owner.max_parts if owner is not None else None)
 
     def keyword_for(self, shortcode: str, keyword: str):
         for k in self.config.keywords:

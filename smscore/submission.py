@@ -16,6 +16,7 @@ from typing import Any
 from connectors.smpp import text as sms_text
 from connectors.smpp.addressing import wire_encodings
 from policies import numbers
+from policies.admission import parts_allowed
 from policies.approval import unapproved_links
 from policies.callback_urls import host_allowed, host_of, url_problem
 from policies.callbacks import parse_selection
@@ -179,9 +180,7 @@ def build_messages(body: Any, account, config, now: float) -> list[Message]:
     encoding_ok = isinstance(requested, str) and requested in ENCODINGS
     max_parts_raw = body.get("max_parts")
     max_parts_ok = max_parts_raw is None or (type(max_parts_raw) is int and max_parts_raw >= 1)
-    limit = min(account.max_parts, config.gateway.max_parts_cap)
-    if max_parts_ok and max_parts_raw is not None:
-        limit = min(limit, max_parts_raw)
+    limit = parts_allowed(config.gateway.max_parts_cap, account.max_parts, max_parts_raw if max_parts_ok else None)
     encoding_problem = None  # an encoding the text does not fit: reported in encoding's turn
     try:
         encoding, parts = sms_text.encoding_and_parts(text, requested if encoding_ok else "auto")

@@ -12,6 +12,7 @@ import json
 
 from twisted.internet.defer import maybeDeferred
 
+from policies.admission import parts_allowed
 from smscore.api.auth import customer_account
 from smscore.api.inputs import page, query, read_json, time_param
 from smscore.api.render import CsvAnswer, render_for_customer, store_errors
@@ -73,7 +74,7 @@ def account_info(gw, request):
     d.addCallback(lambda state: (200, {
         "account": account.name, "balance": state[0], "billing": account.billing, "paused": state[1],
         "senders": list(account.senders), "default_sender": account.default_sender,
-        "profile": account.profile, "max_parts": min(account.max_parts, gw.config.gateway.max_parts_cap),
+        "profile": account.profile, "max_parts": parts_allowed(gw.config.gateway.max_parts_cap, account.max_parts),
         "tps": account.tps or None, "daily_volume_limit": account.daily_volume_limit,
         "approved_domains": list(account.approved_domains), "callback_url": account.callback_url}))
     return d

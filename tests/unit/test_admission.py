@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from policies.admission import (PAUSED, PENDING_APPROVAL, QUEUED, SCHEDULED, STOPPED, Change, Facts,
-                                InsufficientBalance, New, NoPrice, Terms, admit, held_back, refund)
+                                InsufficientBalance, New, NoPrice, Terms, admit, held_back, parts_allowed, refund)
 
 PRICES = {"4670": D("0.50"), "4790": D(250)}
 
@@ -105,3 +105,9 @@ def test_what_a_message_costs_its_account():
     assert account_cost(prepaid=False, charged=D(0), price=half, parts=1, tried=(), status="stopped") == 0
     assert account_cost(prepaid=False, charged=D(0), price=half, parts=1, tried=("a",), status="stopped") == half
     assert account_cost(prepaid=False, charged=D(0), price=None, parts=1, tried=("a",), status="delivered") == 0
+
+
+def test_the_parts_cap_is_hard_and_the_account_and_the_request_only_lower_it():
+    assert parts_allowed(3) == 3  # a reply of no account: the cap alone
+    assert parts_allowed(3, 10) == 3 and parts_allowed(3, 10, 8) == 3  # never past the cap
+    assert parts_allowed(6, 4) == 4 and parts_allowed(6, 4, 2) == 2 and parts_allowed(6, 4, 5) == 4
