@@ -26,7 +26,6 @@ from connectors.smpp.server import listen as smpp_listen
 from connectors.smsc_sim import SimulatedSMSC
 from connectors.tls import server_options
 from policies.callback_urls import address_problem
-from policies.cluster import hold_limit
 from policies.leases import process_owner, pushing_owners
 from smscore import running_config
 from smscore.api import api_factory
@@ -90,7 +89,9 @@ class Gateway:
                              else LocalBuckets())
         #: the main worker (or a node of one process) heartbeats and holds the node's binds
         self.cluster = Cluster(store=self.store, clock=reactor, node=config.gateway.node, ttl=config.gateway.lease,
-                               operators=self._operator_limits, on_change=self._apply_shares) if self.delivers else None
+                               operators=self._operator_limits, on_change=self._apply_shares,
+                               windows=lambda: {n: op.window for n, op in self.config.operators.items()}
+                               ) if self.delivers else None
         if worker is not None:
             self.kicks = Kicks(reactor, worker.kick_ports, {
                 b"claim": lambda: self.pipeline.link_ready(""), b"push": self._push_queued_elsewhere})
@@ -112,8 +113,8 @@ class Gateway:
                                  claim_interval=2.0 if worker is None else 0.5,
                                  mo_route=lambda mo, spent: self.mo_router.route(mo, spent),
                                  on_push_queued=self._push_queued, held_elsewhere=self._held_elsewhere,
-                                 others_alive=self._others_alive, hold_limit=self._hold_limit, backlog=self.backlog,
-                                 number_lookup=number_lookup)
+                                 others_alive=self._others_alive, backlog=self.backlog, number_lookup=number_lookup,
+                                 hold_limit=self.cluster.hold_limit if self.cluster is not None else lambda: None)
         self.pusher = Pusher(reactor, timeout=config.push.timeout, address_check=self._push_address_problem)
         self.push_worker = PushWorker(store=self.store, pusher=self.pusher, clock=reactor, node=owner,
                                       config_source=lambda: self.config, mo_router_source=lambda: self.mo_router,
@@ -240,11 +241,6 @@ class Gateway:
 
     def _held_elsewhere(self) -> frozenset[str]:
         return self.cluster.shares.held_elsewhere if self.cluster is not None else frozenset()
-
-    def _hold_limit(self) -> int | None:
-        if self.cluster is None:
-            return None
-        return hold_limit(self.cluster.shares, {name: op.window for name, op in self.config.operators.items()})
 
     def _others_alive(self) -> bool:
         return self.cluster is not None and len(self.cluster.shares.nodes) > 1

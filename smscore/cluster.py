@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 
-from policies.cluster import Held, Shares, hold, settle_after, shares
+from policies.cluster import Held, Shares, hold, hold_limit, settle_after, shares
 from smscore.logs import get_logger
 
 
@@ -36,13 +36,16 @@ class Cluster:
 
     def __init__(self, *, store, clock, node: str, ttl: float,
                  operators: Callable[[], Mapping[str, tuple[int, float]]],
-                 on_change: Callable[[Shares], object]) -> None:
+                 on_change: Callable[[Shares], object],
+                 windows: Callable[[], Mapping[str, int]] = dict) -> None:
         self.store = store
         self.clock = clock
         self.node = node
         self.ttl = ttl
         self.operators = operators
         self.on_change = on_change
+        self.windows = windows  # each operator's window per bind, for hold_limit
+        self._hold_for: tuple = (None, None)  # (shares, their hold limit)
         self.settle = settle_after(ttl)
         self.nodes: list[str] = [node]
         self.held: Held | None = None  # None until the first heartbeat answered
@@ -67,6 +70,14 @@ class Cluster:
         d = self.store.heartbeat(self.node, self.clock.seconds(), self.ttl)
         d.addCallbacks(self._seen, self._failed, callbackArgs=(notify,))
         return d
+
+    def hold_limit(self) -> int | None:
+        """How many messages this node holds in memory now (``policies.cluster.hold_limit``). Asked
+        at every acceptance and freed window slot: worked out again only when the shares changed
+        (a reload that changes a window builds new shares too, ``refresh``)."""
+        if self._hold_for[0] is not self.shares:
+            self._hold_for = (self.shares, hold_limit(self.shares, self.windows()))
+        return self._hold_for[1]
 
     def refresh(self) -> Shares:
         """The shares again, for the config as it is now (after a reload); no ``on_change``."""

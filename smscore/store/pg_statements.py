@@ -4,7 +4,8 @@ psycopg2 sends every statement as text with its parameters written in, so the se
 analyses and plans each one again: under load that was a third of PostgreSQL's CPU (``perf`` on
 the backends, 2026-12-06: raw parsing 8 %, analysis 11 %, planning 14 %). A statement the
 connection has run before is sent instead as ``EXECUTE name(params)``: the server parses and
-plans it once (``PREPARE``) and from then on only binds the values.
+analyses it once (``PREPARE``) and from then on binds the values and plans for them (each run
+still gets a plan of its own: ``pg_schema.connect``).
 
 Statements whose text depends on the number of rows would each be prepared again for every
 count. The set-based ones take their rows as arrays instead, one parameter a column, in
