@@ -46,8 +46,8 @@ The smsgw HTTP API (SPEC §4): JSON in, JSON out, one bearer key per account (`A
 
 Every error is `{"error": {"code", "message", "field"?}}`; each operation lists the statuses and codes
 it can answer. Besides those, the HTTP server itself answers 400 `invalid_request` to bytes that are
-not HTTP/1.1, and any path the API does not have is 404 `not_found`; a known path with another method
-is 405 `method_not_allowed`.
+not HTTP/1.1 (501 `not_implemented` to a method HTTP does not define), and any path the API does not
+have is 404 `not_found`; a known path with another method is 405 `method_not_allowed`.
 
 The pushes the gateway makes to your backend (status callbacks, MO, balance notices) are the
 `webhooks`: JSON POSTs signed with `X-Smsgw-Signature`."""

@@ -85,6 +85,7 @@ ERROR_CODES = {
     429: ("rate_limited",),
     431: ("headers_too_large",),
     500: ("internal_error",),
+    501: ("not_implemented",),
     503: ("unavailable",),
 }
 
