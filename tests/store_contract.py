@@ -60,15 +60,6 @@ async def check_submit_then_receipt(store):
     assert len((await store.get(m.id)).events) == 3
 
 
-async def check_receipt_before_submit_response(store):
-    m = make_message()
-    await store.accept([m], "gw1", 1030.0)
-    assert await store.apply_receipt(receipt("early"), 1001.0) is None
-    ts = await store.record_submit(m.id, "cheap", ["early"], 1002.0)
-    assert [e.status for t in ts for e in t.events] == [Status.SUBMITTED, Status.DELIVERED]
-    assert (await store.get(m.id)).status is Status.DELIVERED
-
-
 async def check_multipart_waits_for_every_part(store):
     """One event per change of status (SPEC §4): a part delivered while others are not is kept
     (the last part's receipt delivers the message) but is no event, and does not move the message

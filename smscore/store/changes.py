@@ -30,6 +30,7 @@ from twisted.internet.defer import Deferred
 from connectors.api import ReceiptFacts, ReceiptOutcome
 from smscore import transitions as tr
 from smscore.store.rows import MSG_COLS, in_lists, row_to_message
+from smscore.store.rules import answers, held_for_next
 from smscore.store.writer import Merged
 
 SUBMIT, RECEIPT = "submit", "receipt"
@@ -81,11 +82,12 @@ class _Unit:
         for key in receipt.keys:
             self._add(_Orphan(receipt, key, at, stored=False))
 
-    def take(self, operator: str, key: str) -> list[ReceiptFacts]:
-        """The orphans waiting for ``key``, oldest first; each is gone with every id it named."""
+    def take(self, operator: str, key: str, submitted_at: float) -> list[ReceiptFacts]:
+        """The orphans waiting for ``key`` that may answer a submit answered at ``submitted_at``
+        (``rules.answers``), oldest first; each is gone with every id it named."""
         found = []
         for orphan in self.orphans.get((operator, key), ()):
-            if orphan.taken:
+            if orphan.taken or not answers(orphan.received_at, submitted_at):
                 continue
             for same in self.same_receipt[(operator, orphan.facts.raw_id)]:
                 same.taken = True
@@ -165,7 +167,7 @@ class MessageChanges:
         out = [t]
         if unit.orphans:  # receipts that came before the submit was stored: any for its ids?
             for i, key in enumerate(keys):
-                for orphan in unit.take(operator, key):
+                for orphan in unit.take(operator, key, at):
                     rt = tr.on_receipt(message, parts, i, operator, orphan, at, self.untried)
                     unit.changes.append((rt, list(parts), owner, lease_until))
                     out.append(rt)
@@ -192,6 +194,8 @@ class MessageChanges:
         t = tr.on_receipt(message, parts, part, receipt.operator, receipt, at, self.untried)
         if t.events or t.part_status:  # a change of status, or of a part
             unit.changes.append((t, list(parts), owner, lease_until))
+        elif held_for_next(message, t):
+            unit.hold(receipt, at)
         if t.requeue:
             entry[1] = [tr.PART_PENDING] * message.parts
         return t

@@ -24,8 +24,9 @@ from smscore.model import Event, Message, MoEvent, MoMessage, PushJob, Status, a
 from smscore.store.base import Store, StoreRules, check_finish, told_at_acceptance
 from smscore.store.memory_accounts import MemoryAccountOps
 from smscore.store.memory_lookups import MemoryLookups
-from smscore.store.rules import (DO_NOT_CALL, admit_messages, balance_notice_jobs, block_lessons, day_of,
-                                 hold_back, lessons, needs_hold_back_check, settle, wants_block, working)
+from smscore.store.rules import (DO_NOT_CALL, admit_messages, answers, balance_notice_jobs, block_lessons, day_of,
+                                 held_for_next, hold_back, lessons, needs_hold_back_check, settle, wants_block,
+                                 working)
 from smscore.store.sql import status_callback_body
 
 
@@ -270,7 +271,8 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
             self.smsc_ids[(operator, key)] = (message_id, i)
         out = [t]
         for i, key in enumerate(keys):
-            matched = [o for o in self.orphans if o.operator == operator and key in o.keys]
+            matched = [o for o in self.orphans if o.operator == operator and key in o.keys
+                       and answers(self.orphan_at[id(o)], at)]
             for orphan in matched:
                 self.orphans.remove(orphan)
                 rt = tr.on_receipt(message, parts, i, operator, orphan, at, self.untried)
@@ -302,6 +304,9 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
         parts = self.parts[message_id]
         t = tr.on_receipt(message, parts, part, receipt.operator, receipt, at, self.untried)
         self._apply(t, owner, lease_until)
+        if held_for_next(message, t):  # see SqlStore._receipt_in
+            self.orphans.append(receipt)
+            self.orphan_at[id(receipt)] = at
         return succeed(t)
 
     def expire_unanswered(self, older_than: float, now: float, waited: float, limit: int = 1000) -> Deferred:

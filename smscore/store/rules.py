@@ -14,7 +14,7 @@ from decimal import Decimal
 from policies.admission import Admission, Facts, New, Terms, admit, held_back
 from policies.billing import notices
 from smscore import transitions as tr
-from smscore.model import Event, Message, PushJob, Status, rfc3339
+from smscore.model import FINAL_STATUSES, Event, Message, PushJob, Status, rfc3339
 
 #: Idempotency keys are kept this long (SPEC §11).
 IDEMPOTENCY_TTL = 24 * 3600.0
@@ -23,6 +23,24 @@ IDEMPOTENCY_TTL = 24 * 3600.0
 PURGE_CHUNK = 1000
 #: The account name of the do-not-call list (it holds numbers for every account).
 DO_NOT_CALL = "*"
+#: A receipt comes after its submit went out, and its submit's response at most a response
+#: timeout after that: a receipt held as an orphan is given to a submit answered at most this long
+#: after it came (minutes: room for the clocks of several nodes), never to a later one.
+EARLY_RECEIPT_WINDOW = 300.0
+
+
+def answers(orphan_at: float, submitted_at: float) -> bool:
+    """Whether a receipt held since ``orphan_at`` may be one for a submit answered at
+    ``submitted_at``. An SMSC reuses its ids (after a restart, or when they wrap): a receipt the
+    message that had the id before was sent again must not end the message that has it now."""
+    return orphan_at >= submitted_at - EARLY_RECEIPT_WINDOW
+
+
+def held_for_next(message: Message, t: tr.Transition) -> bool:
+    """Whether a receipt that found ``message`` through its SMSC id is also held as an orphan: it
+    changed nothing (``t``) of a message that had ended, so it may be for the next message the SMSC
+    gave that id, come before that submit's response (SPEC §8: still matched; ``answers``)."""
+    return not t.events and not t.part_status and message.status in FINAL_STATUSES
 
 
 class NotFound(Exception):

@@ -1,0 +1,54 @@
+"""The store contract, continued: receipts that come before their submit's response (SPEC §8:
+still matched), also when the SMSC gave the id to an earlier message that has ended; checked on
+every store (see ``tests.store_contract``)."""
+
+from __future__ import annotations
+
+from smscore.model import Status
+from smscore.store.rules import EARLY_RECEIPT_WINDOW
+from tests.store_contract import make_message, receipt
+
+
+async def check_receipt_before_submit_response(store):
+    m = make_message()
+    await store.accept([m], "gw1", 1030.0)
+    assert await store.apply_receipt(receipt("early"), 1001.0) is None
+    ts = await store.record_submit(m.id, "cheap", ["early"], 1002.0)
+    assert [e.status for t in ts for e in t.events] == [Status.SUBMITTED, Status.DELIVERED]
+    assert (await store.get(m.id)).status is Status.DELIVERED
+
+
+async def check_an_early_receipt_for_an_smsc_id_used_before_is_the_new_message_s(store):
+    """The SMSC restarted and gives ids from the start again: the receipt for the new message
+    comes before its submit's response and names an id an ended message had. It changes nothing
+    of that one and is the new message's once its response is stored (an audit saw it lost: the
+    new message ended ``unknown`` after receipt_timeout)."""
+    old, new = make_message(to="46701234561"), make_message(to="46701234562", at=1005.0)
+    await store.accept([old, new], "gw1", 1030.0)
+    await store.record_submit(old.id, "cheap", ["50000"], 1001.0)
+    await store.apply_receipt(receipt("50000"), 1002.0)
+    again = await store.apply_receipt(receipt("50000"), 1010.0)  # the new message's, early
+    assert again is not None and not again.changed
+    ts = await store.record_submit(new.id, "cheap", ["50000"], 1011.0)
+    assert [e.status for t in ts for e in t.events] == [Status.SUBMITTED, Status.DELIVERED]
+    assert (await store.get(new.id)).status is Status.DELIVERED
+    assert [e.status for e in (await store.get(old.id)).events] == [Status.QUEUED, Status.SUBMITTED, Status.DELIVERED]
+
+
+async def check_a_receipt_held_long_before_a_submit_is_not_that_submit_s(store):
+    """A receipt sent again for an ended message is held too, in case it is the next message's;
+    the SMSC giving the id to a message much later must not see it ended by that old receipt."""
+    old, new = make_message(to="46701234561"), make_message(to="46701234562", at=1005.0)
+    await store.accept([old, new], "gw1", 1030.0)
+    await store.record_submit(old.id, "cheap", ["7"], 1001.0)
+    await store.apply_receipt(receipt("7"), 1002.0)
+    await store.apply_receipt(receipt("7"), 1003.0)  # sent again
+    later = 1003.0 + EARLY_RECEIPT_WINDOW + 1
+    ts = await store.record_submit(new.id, "cheap", ["7"], later)
+    assert [e.status for t in ts for e in t.events] == [Status.SUBMITTED]
+    assert (await store.get(new.id)).status is Status.SUBMITTED
+    t = await store.apply_receipt(receipt("7", stat="UNDELIV"), later + 1)  # its own receipt finds it
+    assert t.message.id == new.id
+
+
+CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]
