@@ -68,7 +68,7 @@ STAT_OUTCOMES: dict[str, ReceiptOutcome] = {
     "ENROUTE": ReceiptOutcome.ACCEPTED,
     "BUFFRED": ReceiptOutcome.BUFFERED,
     "BUFFERED": ReceiptOutcome.BUFFERED,
-    "DELETED": ReceiptOutcome.UNKNOWN,
+    "DELETED": ReceiptOutcome.FAILED,  # the SMSC deleted it: not delivered, and nothing more will come
     "UNKNOWN": ReceiptOutcome.UNKNOWN,
 }
 
@@ -77,7 +77,7 @@ MESSAGE_STATES: dict[int, tuple[str, ReceiptOutcome]] = {
     1: ("ENROUTE", ReceiptOutcome.ACCEPTED),
     2: ("DELIVRD", ReceiptOutcome.DELIVERED),
     3: ("EXPIRED", ReceiptOutcome.EXPIRED),
-    4: ("DELETED", ReceiptOutcome.UNKNOWN),
+    4: ("DELETED", ReceiptOutcome.FAILED),
     5: ("UNDELIV", ReceiptOutcome.FAILED),
     6: ("ACCEPTD", ReceiptOutcome.ACCEPTED),
     7: ("UNKNOWN", ReceiptOutcome.UNKNOWN),
