@@ -29,6 +29,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from connectors.smpp.codec import PDU, SMPPError
+from connectors.smpp.defs import status_name
 from connectors.smpp.endpoints import tls_failure
 from connectors.smpp.protocol import RequestFailed, SMPPProtocol
 from connectors.smpp.session import ESME
@@ -196,8 +197,14 @@ class BindSession:
         self.log.info("the SMSC unbound")
 
     def protocol_error(self, proto: SMPPProtocol, event) -> None:
-        self.log.warning("SMPP protocol error from the SMSC", kind=type(event).__name__,
-                         detail=getattr(event, "reason", "") or getattr(event, "pdu", ""))
+        # Never the PDU itself: an outbind or bind the SMSC sends carries a password, a submit_sm
+        # or deliver_sm a phone number and its text (SPEC §9: no secrets in any line).
+        pdu = getattr(event, "pdu", None)
+        self.log.warning("SMPP protocol error from the SMSC", session=proto.label, kind=type(event).__name__,
+                         command=pdu.command if pdu is not None else "",
+                         sequence=pdu.sequence if pdu is not None else None,
+                         status=status_name(getattr(event, "status", None) or 0),
+                         reason=getattr(event, "reason", ""))
 
 
 #: Consecutive submit response timeouts on one session before it is closed and bound again.

@@ -277,6 +277,21 @@ def test_protocol_errors_are_logged_without_dropping_the_session():
                for e in logs)
 
 
+def test_a_bind_the_smsc_sends_is_refused_and_logged_without_its_password():
+    from structlog.testing import capture_logs
+
+    from connectors.smpp.codec import PDU, encode
+
+    net = Net()
+    proto = net.smsc.protos[0]
+    with capture_logs() as logs:
+        proto.transport.write(encode(PDU("bind_transceiver", 77, 0, {"system_id": "them", "password": "hunter2"})))
+        net.flush()
+    [line] = [e for e in logs if e["event"] == "SMPP protocol error from the SMSC"]
+    assert (line["command"], line["sequence"], line["status"]) == ("bind_transceiver", 77, "ESME_RINVCMDID")
+    assert "hunter2" not in repr(logs) and net.link.is_up()
+
+
 def test_capacity_zero_for_want_of_a_token_always_leads_to_a_link_ready():
     # A refill timer may fire a hair before a whole token is back; whoever then asks for capacity
     # gets 0 and waits for link_ready: a new timer must be pending (once this hung a node for good).
