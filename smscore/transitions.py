@@ -81,6 +81,7 @@ def _attempt_failed(message: Message, operator: str, detail: str, at: float,
         message.operator = None
         _set(message, Status.QUEUED, at, None, f"next operator after {operator}", events)
         return True
+    message.operator = operator  # the last operator tried, as after a failed receipt (its SMSC may have refused it)
     _set(message, Status.FAILED, at, operator, detail, events)
     return False
 

@@ -108,6 +108,10 @@ async def check_submit_error_requeues(store):
     assert t.requeue and t.message.status is Status.QUEUED
     got = await store.get(m.id)
     assert got.tried == ("cheap",) and got.error == "ESME_RINVDSTADR"
+    # the last operator refuses it too: failed, and the message names that operator, as after a receipt
+    t = await store.record_submit_failed(m.id, "dear", "ESME_RINVDSTADR", 1002.0)
+    assert not t.requeue and (await store.get(m.id)).status is Status.FAILED
+    assert (await store.get(m.id)).operator == "dear"
 
 
 async def check_claim_and_leases(store):
