@@ -180,7 +180,9 @@ class BindSession:
         if was_bound:
             self.since = self.link.reactor.seconds()
             self._went_wrong(f"connection lost: {reason}")
-            self.log.info("unbound", reason=reason)
+            # the link stopping (a shutdown, a reload) is routine; anything else ended a working
+            # session (the SMSC unbound or closed, framing lost, no answers): log alerting sees it
+            (self.log.info if self.link._stopped else self.log.warning)("unbound", reason=reason)
             self.link._session_down(self)
             return
         tls = tls_failure(proto.lost) if proto.lost is not None else None
