@@ -38,7 +38,7 @@ from connectors.smpp.defs import (
 )
 from connectors.smpp.link_settings import LinkSettings
 from connectors.smpp.protocol import SMPPProtocol
-from connectors.smpp.receipts import receipt_facts
+from connectors.smpp.receipts import receipt_facts, understood
 
 __all__ = ["InboundRequests", "user_data"]
 
@@ -87,6 +87,10 @@ class InboundRequests:
                              tlvs={str(k): repr(v) for k, v in pdu.tlvs.items()})
             proto.respond(pdu, ESME_ROK)
             return
+        state = pdu.tlvs.get("message_state")
+        if not understood(facts.stat, state if isinstance(state, int) else None):
+            self.log.warning("receipt status not understood: it changes nothing, the message waits",
+                             smsc_message_id=facts.raw_id, stat=facts.stat, message_state=state)
         self._answer_when_stored(proto, pdu, self.listener.receipt_received, facts, "receipt")
 
     def _mo(self, proto: SMPPProtocol, pdu: PDU) -> None:

@@ -49,6 +49,7 @@ __all__ = [
     "outcome_for",
     "parse_receipt_text",
     "receipt_facts",
+    "understood",
 ]
 
 ID_FORMATS = ("auto", "hex", "dec", "as-is")
@@ -139,7 +140,10 @@ def _parse_any(text: str) -> dict[str, str]:
 
 
 def outcome_for(stat: str | None, message_state: int | None = None) -> ReceiptOutcome:
-    """What a receipt means: by its ``stat`` word, else by its ``message_state`` TLV, else UNKNOWN."""
+    """What a receipt means: by its ``stat`` word, else by its ``message_state`` TLV. A receipt that
+    says neither in a way these tables know changes nothing (ACCEPTED): the message waits for a
+    receipt that does, or for its receipt_timeout (SPEC §5 keeps ``unknown`` for that); the link
+    logs it (``understood``)."""
     if stat:
         # as the text gives it (``parse_receipt_text`` upper-cases it), else in any case and spacing
         outcome = STAT_OUTCOMES.get(stat)
@@ -149,7 +153,13 @@ def outcome_for(stat: str | None, message_state: int | None = None) -> ReceiptOu
             return outcome
     if message_state is not None and message_state in MESSAGE_STATES:
         return MESSAGE_STATES[message_state][1]
-    return ReceiptOutcome.UNKNOWN
+    return ReceiptOutcome.ACCEPTED
+
+
+def understood(stat: str | None, message_state: int | None = None) -> bool:
+    """Whether ``outcome_for`` read the receipt's ``stat`` or ``message_state`` (else it changes nothing)."""
+    return bool(stat) and (stat in STAT_OUTCOMES or stat.strip().upper() in STAT_OUTCOMES) or (
+        message_state in MESSAGE_STATES)
 
 
 def _reports_an_error(fields: Mapping, network) -> bool:

@@ -14,6 +14,7 @@ from connectors.smpp.receipts import (
     outcome_for,
     parse_receipt_text,
     receipt_facts,
+    understood,
 )
 
 D, F, E, A, B, U = (ReceiptOutcome.DELIVERED, ReceiptOutcome.FAILED, ReceiptOutcome.EXPIRED,
@@ -90,13 +91,15 @@ def test_parse_receipt_text(text, fields):
     (None, 2, D),
     ("DELIVRD", 5, D),  # the text's stat decides when there is one
     ("GARBLED", 2, D),  # an unknown word: the TLV decides
-    ("GARBLED", None, U),
+    ("GARBLED", None, A),  # not understood: changes nothing, the message waits (SPEC §5: unknown is no receipt)
     (" delivrd ", None, D),  # any case and spacing
-    ("", 99, U),
-    ("", None, U),
+    ("", 99, A),
+    ("", None, A),
 ])
 def test_outcome_for(stat, state, outcome):
     assert outcome_for(stat, state) is outcome
+    assert understood(stat, state) is (outcome is not A or (stat or "").strip().upper() in ("ACCEPTD", "ENROUTE")
+                                       or state in (1, 6))
 
 
 # --- ids ------------------------------------------------------------------------------------------

@@ -77,6 +77,20 @@ def test_receipt_without_an_id_is_acknowledged_and_dropped():
     assert resp[0].status == ESME_ROK
 
 
+def test_a_receipt_status_not_understood_changes_nothing_and_is_a_warning():
+    # SPEC §5: unknown is no receipt within receipt_timeout; a stat no table knows is no verdict
+    net = Net()
+    with capture_logs() as logs:
+        net.smsc.deliver({"esm_class": 0x04, "short_message": RECEIPT_TEXT.replace(b"DELIVRD", b"BOGUS")})
+        net.smsc.deliver({"esm_class": 0x04, "short_message": RECEIPT_TEXT})
+        net.flush()
+    (odd, _), (good, _) = net.listener.receipts
+    assert (odd.outcome, odd.stat) == (ReceiptOutcome.ACCEPTED, "BOGUS") and good.outcome is ReceiptOutcome.DELIVERED
+    [line] = [e for e in logs if e["log_level"] == "warning"]
+    assert line["event"].startswith("receipt status not understood") and line["stat"] == "BOGUS"
+    assert line["smsc_message_id"] == "0000A1B2"
+
+
 def test_sme_acknowledgement_is_answered_and_not_passed_on():
     net = Net()
     resp = net.smsc.deliver({"esm_class": 0x08, "short_message": b"ack"})
