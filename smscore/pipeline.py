@@ -395,7 +395,14 @@ class Pipeline(Cancelling, SubmitOutcomes):
         """Store and apply a receipt; the Deferred fires once it is durable (then the link acks)."""
         now = self.clock.seconds()
         d = self.store.apply_receipt(receipt, now, self.node, now + self.lease)
-        return d.addCallbacks(lambda t: self._after([t] if t is not None else []))
+        return d.addCallbacks(lambda t: self._after([t]) if t is not None else self._held(receipt))
+
+    def _held(self, receipt: ReceiptFacts) -> None:
+        """A receipt no stored message has the SMSC id of: held for the submit it answers (its
+        response may come after it). Said once, so that a receipt_id_format that matches nothing
+        shows before receipt_timeout makes every message ``unknown``."""
+        self.log.info("receipt held: no message has its SMSC id yet", operator=receipt.operator,
+                      smsc_message_id=receipt.raw_id, stat=receipt.stat)
 
     def mo_received(self, mo: MoFacts) -> Deferred:
         """Store an MO (or a part of one) durably (``MoIntake``); the link answers the SMSC when this fires."""

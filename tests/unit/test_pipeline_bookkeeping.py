@@ -130,3 +130,16 @@ def test_a_bug_in_the_bookkeeping_of_a_refusal_is_logged(sent):
     [entry] = _bookkeeping_errors(logs)
     assert (entry["message_id"], entry["error"]) == (m.id, "a metrics bug")
     assert answered.called and answered.result is None
+
+
+def test_a_receipt_no_message_has_the_id_of_is_held_and_said_once():
+    from tests.store_contract import receipt
+
+    clock = Clock()
+    clock.advance(1000)
+    p, store, _, _ = make(clock)
+    with capture_logs() as logs:
+        run(p.receipt_received(receipt("feedbeef")))
+    assert [(e["event"], e["smsc_message_id"], e["stat"]) for e in logs] == [
+        ("receipt held: no message has its SMSC id yet", "feedbeef", "DELIVRD")]
+    assert len(store.orphans) == 1
