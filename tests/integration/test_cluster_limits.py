@@ -26,7 +26,8 @@ from smscore.config import parse_config
 from smscore.model import Status
 from tests.harness.waiting import eventually
 
-CONFIG = """
+#: a node on the shared store, its listeners on free ports
+NODE = """
 [gateway]
 node = "{node}"
 lease = "3s"
@@ -36,7 +37,8 @@ url = "sqlite:///cluster.db"
 listen = "127.0.0.1:0"
 [metrics]
 listen = "127.0.0.1:0"
-[operators.cheap]
+"""
+CONFIG = NODE + """[operators.cheap]
 type = "smpp"
 host = "127.0.0.1"
 port = {cheap}
@@ -70,9 +72,12 @@ async def _smsc(name: str) -> SimulatedSMSC:
     return sim
 
 
-async def _node(tmp_path, node: str, cheap: SimulatedSMSC, dear: SimulatedSMSC) -> Gateway:
+async def _node(tmp_path, node: str, cheap: SimulatedSMSC, dear: SimulatedSMSC | None = None,
+                text: str = CONFIG) -> Gateway:
+    """A node started on ``text`` (a ``NODE`` config) with its SMSCs' ports."""
     path = tmp_path / f"{node}.toml"
-    config = parse_config(CONFIG.format(node=node, cheap=cheap.port, dear=dear.port), path=path)
+    ports = {"cheap": cheap.port, "dear": dear.port} if dear is not None else {"port": cheap.port}
+    config = parse_config(text.format(node=node, **ports), path=path)
     gw = Gateway(config, reactor, CollectorRegistry())
     await gw.start()
     return gw
@@ -173,17 +178,7 @@ async def test_two_nodes_hold_the_operators_binds_once_and_the_survivor_takes_th
         await dear.stop()
 
 
-BACKLOG = """
-[gateway]
-node = "{node}"
-lease = "3s"
-[store]
-url = "sqlite:///cluster.db"
-[http]
-listen = "127.0.0.1:0"
-[metrics]
-listen = "127.0.0.1:0"
-[operators.slow]
+BACKLOG = NODE + """[operators.slow]
 type = "smpp"
 host = "127.0.0.1"
 port = {port}
@@ -211,9 +206,7 @@ async def test_a_backlog_taken_by_one_node_goes_out_through_the_binds_of_both(tm
     gws = []
     try:
         for node in ("gw1", "gw2"):
-            config = parse_config(BACKLOG.format(node=node, port=slow.port), path=tmp_path / f"{node}.toml")
-            gws.append(Gateway(config, reactor, CollectorRegistry()))
-            await gws[-1].start()
+            gws.append(await _node(tmp_path, node, slow, text=BACKLOG))
         await eventually(lambda: _held(gws, "slow") == [1, 1] and _binds(slow) == 2, "a bind on each node",
                          state=lambda: f"held {_held(gws, 'slow')}, bound {_binds(slow)}")
         assert [gw.pipeline.most() for gw in gws] == [1 * 5 + 2 * 1 * 1] * 2
