@@ -191,8 +191,15 @@ class Supervisor:
     def spawn(self, index: int) -> None:
         spec = self.specs[index]
         env = dict(os.environ, **{WORKER_ENV: spec.to_env()})
-        proc = subprocess.Popen([sys.executable, "-m", "smscore.cli", *self.argv], env=env,
-                                pass_fds=self._fds(spec), stdin=subprocess.DEVNULL)
+        # The worker starts with SIGHUP blocked (the mask is inherited across exec) and unblocks it
+        # once it has started: a reload sent meanwhile waits for it instead of killing it (SIGHUP's
+        # default), as it did when it came during the second the interpreter takes to start.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "smscore.cli", *self.argv], env=env,
+                                    pass_fds=self._fds(spec), stdin=subprocess.DEVNULL)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
         self.children[index] = proc
         self.started[index] = time.monotonic()
         self.log.info("worker started", worker=index, pid=proc.pid, role="main" if index == 0 else "api")

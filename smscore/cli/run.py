@@ -84,6 +84,9 @@ def _run_gateway(config, worker) -> int:
 
     def start():
         d = gateway.start()
+        # a worker of several starts with SIGHUP blocked (Supervisor.spawn): a reload that came
+        # while it started is delivered now, to a gateway that can apply it
+        d.addCallback(lambda _: signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP}))
         d.addErrback(started_failed)
 
     stopping = {"done": False}

@@ -211,6 +211,28 @@ def test_an_accounts_tps_holds_for_the_node_not_for_each_process(gateways):
     assert 3 <= accepted <= 3 + int(3 * elapsed) + 1, (accepted, elapsed)
 
 
+def test_a_reload_sent_while_the_workers_start_kills_none_and_is_applied(gateways, tmp_path):
+    """systemd's ExecReload (SIGHUP) right after the start: the main worker, still importing, died of
+    SIGHUP's default action (the supervisor restarted it and the reload was lost; one test run in
+    six). Workers now start with SIGHUP blocked and take it once started."""
+    ports = {"http": free_port(), "metrics": free_port()}
+    gw = gateways(CONFIG.format(**ports), ports["http"])
+    gw.spawn()
+    wait_until(lambda: len(children(gw.proc.pid)) == 2, 10, what="two worker processes")
+    with open(gw.config, "a") as f:  # a new account, known once the reload applied it
+        f.write('\n[accounts.reloaded]\napi_keys = ["reload-key"]\nsenders = ["DEMO"]\n')
+    gw.proc.send_signal(signal.SIGHUP)  # the workers are still starting: none has served yet
+
+    def reloaded():
+        try:
+            return call("GET", gw.url + "/v1/account", key="reload-key")[0] == 200
+        except OSError:  # not listening yet
+            return False
+
+    wait_until(reloaded, 30, what="the reloaded account's key accepted")
+    assert '"worker died"' not in gw.log.read_text()
+
+
 def test_every_worker_runs_on_the_lean_reactor(node):
     # connectors.reactor: installed by `smsgw run` in each worker before anything else takes the
     # default reactor; the start line of each says which event loop it runs.
