@@ -188,4 +188,5 @@ def parts_allowed(cap: int, account_max_parts: int | None = None, requested: int
     """The most parts a message may take (SPEC §3): ``[gateway] max_parts_cap`` is a hard cap for
     any account; an account's ``max_parts`` (none for a reply of no account) and a request's own
     ``max_parts`` only lower it."""
-    return min(limit for limit in (cap, account_max_parts, requested) if limit is not None)
+    most = cap if account_max_parts is None else min(cap, account_max_parts)  # every request asks: no genexpr
+    return most if requested is None else min(most, requested)
