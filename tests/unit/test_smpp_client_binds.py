@@ -278,8 +278,6 @@ def test_protocol_errors_are_logged_without_dropping_the_session():
 
 
 def test_a_bind_the_smsc_sends_is_refused_and_logged_without_its_password():
-    from structlog.testing import capture_logs
-
     from connectors.smpp.codec import PDU, encode
 
     net = Net()
