@@ -48,7 +48,7 @@ from smscore.pipeline import Pipeline
 from smscore.routing import Routing
 from smscore.ratelimit import LocalBuckets, NodeBuckets
 from smscore.store.base import StoreRules
-from smscore.store.rules import PURGE_CHUNK
+from smscore.store.rules import EARLY_RECEIPT_WINDOW, PURGE_CHUNK
 
 
 class Gateway:
@@ -446,7 +446,8 @@ class Gateway:
         removed = 0
         try:
             while True:
-                n = await self.store.purge(self.reactor.seconds(), g.retention_days * 86400.0, g.receipt_timeout,
+                # an orphan receipt older than the window answers no submit any more (store.rules.answers)
+                n = await self.store.purge(self.reactor.seconds(), g.retention_days * 86400.0, EARLY_RECEIPT_WINDOW,
                                            limit=PURGE_CHUNK)
                 removed += n
                 if n < PURGE_CHUNK:
