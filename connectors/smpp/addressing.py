@@ -96,7 +96,10 @@ def decode_mo_text(short_message: bytes, data_coding: int, udhi: bool = False,
                    packed_gsm: bool = False) -> tuple[str, ConcatInfo | None]:
     """The text of an MO and its concatenation info (from the UDH when ``udhi``).
 
-    Never raises: a UDH that runs past the data is read as text, unknown data codings as Latin-1.
+    Never raises: a UDH whose own length runs past the data is read as text; one that fits but
+    whose elements do not (an element longer than the header says) is skipped whole, without
+    concatenation info, so that its octets do not become text (an audit saw them routed as an
+    unknown keyword and answered); unknown data codings are read as Latin-1.
     """
     concat = None
     body = short_message
@@ -104,7 +107,10 @@ def decode_mo_text(short_message: bytes, data_coding: int, udhi: bool = False,
         try:
             concat, body = parse_udh(short_message)
         except InvalidUDH:
-            udhi = False
+            if short_message and 1 + short_message[0] <= len(short_message):
+                body = short_message[1 + short_message[0]:]
+            else:
+                udhi = False
     encoding = mo_encoding(data_coding) or Encoding.LATIN1
     if encoding is Encoding.GSM7 and packed_gsm:
         udh_octets = len(short_message) - len(body)

@@ -153,7 +153,8 @@ def test_mo_message_payload_tlv():
     (bytes([5, 0, 3, 9, 2, 1]) + b"part one", 0, True, False, "part one", (9, 2, 1)),
     (gsm_pack(b"hello"), 0, False, True, "hello", None),
     (bytes([5, 0, 3, 9, 2, 2]) + gsm_pack(b"two", 1), 0, True, True, "two", (9, 2, 2)),
-    (bytes([9, 0, 3]) + b"xy", 0, True, False, "Ç@¥xy", None),  # broken UDH: read as text
+    (bytes([9, 0, 3]) + b"xy", 0, True, False, "Ç@¥xy", None),  # a UDH longer than the data: read as text
+    (bytes([3, 0, 7, 9]) + b"HELLO", 0, True, False, "HELLO", None),  # fits, its element does not: skipped
 ])
 def test_decode_mo_text(data, data_coding, udhi, packed, text, concat):
     got_text, got_concat = decode_mo_text(data, data_coding, udhi, packed)
