@@ -64,7 +64,8 @@ class Prepared:
         if sql in self._seen and len(self._names) < self._limit and sql not in self.refused:
             self._prepare(cur, sql)
             return cur.execute(self._names[sql][1], params)
-        self._seen.add(sql)
+        if len(self._seen) < 4 * self._limit:  # texts seen once: bounded too (an admin's look-ups)
+            self._seen.add(sql)
         return cur.execute(sql, params)
 
     def _prepare(self, cur, sql: str) -> None:

@@ -80,3 +80,13 @@ def test_a_string_holding_a_nul_stays_one_value_for_postgresql_to_refuse():
 @given(st.lists(st.integers() | st.floats() | st.none()) | st.lists(st.none()))
 def test_a_column_of_numbers_or_nulls_is_written_as_one_value_at_a_time_would_be(values):
     assert array_text(values) == "{" + ",".join(_element(v) for v in values) + "}"
+
+
+def test_the_texts_seen_once_are_bounded_too():
+    cur, prepared = _Cursor(), Prepared(limit=1)
+    for i in range(10):
+        prepared.execute(cur, f"SELECT %s + {i}", (1,))
+    prepared.execute(cur, "SELECT %s + 9", (2,))  # the 10th text was not remembered: plain again
+    assert not any(sql.startswith("PREPARE") for sql, _ in cur.sent)
+    prepared.execute(cur, "SELECT %s + 0", (2,))  # the first was: prepared on its second run
+    assert cur.sent[-2][0] == "PREPARE s1 AS SELECT $1 + 0"
