@@ -243,3 +243,55 @@ async def test_the_server_stops_a_statement_whose_process_died(pg_url):
         assert await store.read(show) == "2s"
     finally:
         await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_push_claim_reads_the_queue_through_indexes(pg_url, monkeypatch):
+    """A queue table's deleted and claimed rows wait for a vacuum. A sequential or bitmap scan reads
+    them again at every claim (605 heap pages for 32 jobs, and 1,254 index pages to find 82 jobs
+    again by id, in a load run); an index scan marks them dead as it passes. The push claim, as the
+    store sends it, reads push_jobs through indexes only, probes each candidate's earlier jobs by
+    subject, and updates the jobs it picked by ctid, whatever the statistics say."""
+    pg_schema.upgrade(pg_url)
+    job = ("INSERT INTO push_jobs (kind, account, subject, url, body, attempts, first_at, next_at, owner, "
+           "lease_until) SELECT 'status', 'a', md5((g % 700)::text), 'http://127.0.0.1:9/cb', '[]', 0, 100, 100, "
+           "CASE WHEN g <= 200 THEN 'b' END, CASE WHEN g <= 200 THEN 500 END FROM generate_series(1, {n}) g")
+    _stale_statistics(pg_url, "push_jobs", job, job.format(n=1000))
+    store = await _open(pg_url)
+    sent: list[list[tuple]] = []
+    through_indexes = store._fetch_through_indexes
+
+    def recorded(cur, sql, params):
+        statements: list[tuple] = []
+
+        class Recording:
+            def execute(self, text, args=None):
+                statements.append((text, args))
+                return cur.execute(text, args)
+
+            def fetchall(self):
+                return cur.fetchall()
+
+        sent.append(statements)
+        return through_indexes(Recording(), sql, params)
+
+    monkeypatch.setattr(store, "_fetch_through_indexes", recorded)
+    try:
+        jobs = await store.claim_push_jobs("a", 200.0, 300.0, 100)
+    finally:
+        await store.close()
+    assert len(jobs) == 100 and len(sent) == 1
+    conn = pg_schema.connect(pg_url)
+    conn.autocommit = False
+    cur = conn.cursor()
+    plan = ""
+    for text, args in sent[0]:  # the settings as the store sent them, then the claim explained
+        if text.lstrip().upper().startswith("UPDATE"):
+            cur.execute("EXPLAIN " + text, args)
+            plan = "\n".join(r[0] for r in cur.fetchall())
+            break
+        cur.execute(text, args)
+    conn.rollback()
+    conn.close()
+    assert "Tid Scan on push_jobs" in plan and "push_jobs_subject" in plan, plan
+    assert "Seq Scan on push_jobs" not in plan and "Bitmap Heap Scan on push_jobs" not in plan, plan
