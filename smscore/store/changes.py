@@ -205,9 +205,7 @@ class MessageChanges:
         found = {}
         for operator, keys in _by_operator(wanted).items():
             for chunk in in_lists(keys):
-                among, args = self._in("key", chunk)
-                cur.execute(self.q(f"SELECT key, message_id, part FROM smsc_ids WHERE operator = ? AND {among}"),
-                            (operator, *args))
+                cur.execute(*self._keyed("smsc_ids", "key, message_id, part", operator, chunk))
                 for key, message_id, part in cur.fetchall():
                     found[(operator, key)] = (message_id, part)
         return found
@@ -216,9 +214,8 @@ class MessageChanges:
         found = []
         for operator, keys in _by_operator(wanted).items():
             for chunk in in_lists(keys):
-                among, args = self._in("key", chunk)
-                cur.execute(self.q(f"SELECT key, raw_id, outcome, stat, err, keys, received_at FROM orphan_receipts "
-                                   f"WHERE operator = ? AND {among}"), (operator, *args))
+                cur.execute(*self._keyed("orphan_receipts", "key, raw_id, outcome, stat, err, keys, received_at",
+                                         operator, chunk))
                 for key, raw_id, outcome, stat, err, keys_text, received_at in cur.fetchall():
                     facts = ReceiptFacts(operator=operator, keys=tuple(keys_text.split("\x1f")),
                                          outcome=ReceiptOutcome(outcome), stat=stat, err=err, raw_id=raw_id)

@@ -328,6 +328,12 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
         statement text a length of list (``in_lists`` pads lists to a few lengths)."""
         return f"{column} IN ({marks(values)})", tuple(values)
 
+    def _keyed(self, table: str, columns: str, operator: str, keys: Sequence[str]) -> tuple[str, tuple]:
+        """A statement and its parameters that read ``columns`` of the rows of ``table`` (keyed by
+        operator and key) whose ``operator`` is ``operator`` and ``key`` one of ``keys``."""
+        among, args = self._in("key", keys)
+        return self.q(f"SELECT {columns} FROM {table} WHERE operator = ? AND {among}"), (operator, *args)
+
     def _fetch_through_indexes(self, cur, sql: str, params) -> list:
         """Hook: the rows of a claim that looks a table up in itself, run so that each look-up goes
         through an index whatever the statistics say (PostgreSQL, see there). SQLite: as it is."""

@@ -13,6 +13,7 @@ from twisted.internet.defer import gatherResults
 from smscore.model import Status
 from smscore.store import pg_schema
 from smscore.store.base import StoreRules
+from smscore.store.pg_statements import Prepared
 from smscore.store.rules import day_of
 from tests import store_contract, store_sql
 from tests.store_contract import make_message
@@ -295,3 +296,30 @@ async def test_a_push_claim_reads_the_queue_through_indexes(pg_url, monkeypatch)
     conn.close()
     assert "Tid Scan on push_jobs" in plan and "push_jobs_subject" in plan, plan
     assert "Seq Scan on push_jobs" not in plan and "Bitmap Heap Scan on push_jobs" not in plan, plan
+
+
+@pytest_twisted.ensureDeferred
+async def test_receipt_look_ups_probe_the_key_index_whatever_the_table_holds(pg_url):
+    """The look-up of a receipt's ids, planned once for any values, probes (operator, key) once a
+    key: ``operator = $1 AND key = ANY($2)`` walked all of the operator's rows, the keys a filter,
+    while smsc_ids held a few thousand rows and no statistics (20 ms a look-up in a load run)."""
+    pg_schema.upgrade(pg_url)
+    store = await _open(pg_url)
+    await store.close()
+    conn = pg_schema.connect(pg_url)
+    cur = conn.cursor()
+    cur.execute("ALTER TABLE smsc_ids SET (autovacuum_enabled = false)")
+    cur.execute("ANALYZE smsc_ids")  # empty, as in a new database; then rows and no new statistics
+    cur.execute("INSERT INTO smsc_ids SELECT 'sim1', md5(g::text), lpad(g::text, 24, '0'), 0 "
+                "FROM generate_series(1, 3000) g")
+    prepared = Prepared()
+    for table in ("smsc_ids", "orphan_receipts"):
+        sql, params = store._keyed(table, "key", "sim1", [hashlib.md5(b"7").hexdigest(), "none"])
+        for _ in range(2):
+            prepared.execute(cur, sql, params)
+        cur.execute(f"EXPLAIN EXECUTE {prepared._names[sql][0]}(%s, %s)", params)
+        plan = "\n".join(r[0] for r in cur.fetchall())
+        assert "key = k.key" in plan and "Filter" not in plan and "Seq Scan" not in plan, plan
+    prepared.execute(cur, *store._keyed("smsc_ids", "key, message_id", "sim1", [hashlib.md5(b"7").hexdigest()]))
+    assert cur.fetchall() == [(hashlib.md5(b"7").hexdigest(), f"{7:024d}")]
+    conn.close()

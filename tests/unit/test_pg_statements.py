@@ -59,6 +59,23 @@ def test_a_statement_that_cannot_be_prepared_fails_once_then_runs_as_text():
     assert cur.sent == [(sql, (1,)), (sql, (3,))] and prepared.refused == {sql}
 
 
+def test_statements_are_prepared_again_after_16_then_64_then_256_runs():
+    cur, prepared = _Cursor(), Prepared()
+    for value in range(300):
+        prepared.execute(cur, "SELECT %s", (value,))
+    sent = [sql for sql, _ in cur.sent]
+    ran, dropped_at = 0, []
+    for sql in sent:
+        if sql == "DEALLOCATE ALL":
+            dropped_at.append(ran + 1)  # sent before that run's statement
+        elif not sql.startswith("PREPARE"):
+            ran += 1
+    assert ran == 300 and dropped_at == [16, 64, 256]
+    dropped = [i for i, sql in enumerate(sent) if sql == "DEALLOCATE ALL"]
+    assert all(sent[i + 1] == "PREPARE s1 AS SELECT $1" and sent[i + 2] == "EXECUTE s1(%s)" for i in dropped)
+    assert sent.count("PREPARE s1 AS SELECT $1") == 4  # second run, then after each DEALLOCATE
+
+
 def test_no_more_than_the_limit_is_prepared_on_one_connection():
     cur, prepared = _Cursor(), Prepared(limit=1)
     for sql in ("SELECT %s", "SELECT %s + 1"):
