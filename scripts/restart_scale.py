@@ -136,6 +136,7 @@ def fill(store: str, target, n: int, owner: str, batch: int = 20000, log=print) 
 
         pg_schema.upgrade(target)
         st = postgres.PostgresStore(target, None)
+        st._column_types = pg_schema.column_types(target)  # what open() reads, for the set-based inserts
         conn = pg_schema.connect(target)
         raw = conn.cursor()
         raw.execute("SET synchronous_commit = off")
