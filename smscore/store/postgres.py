@@ -192,12 +192,17 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
         return (f"SELECT s.* FROM unnest(%s::text[]) AS k(key) CROSS JOIN LATERAL (SELECT {columns} FROM {table} "
                 "WHERE operator = %s AND key = k.key OFFSET 0) AS s", (array_text(keys), operator))
 
-    #: Keeps the push claim's NOT EXISTS a subquery run per candidate job (one probe of
-    #: ``push_jobs_subject``). Turned into an anti-join, it was planned as nested loops over the
-    #: table on stale statistics (minutes), and then as a hash of every blocking job, which read
-    #: the whole table and its dead rows at every claim (a third of the claim's cost in a load
-    #: run, 605 heap pages for 32 jobs).
-    _kept_apart = " ORDER BY e.subject, e.id OFFSET 0"
+    def _first_of_its_subject(self, blocking: str) -> str:
+        """As SQLite's, one probe of ``push_jobs_subject`` per candidate job, written so that no
+        other plan is left: ``OFFSET 0`` keeps the NOT EXISTS a subquery run per candidate (turned
+        into an anti-join, it was planned as nested loops over the table on stale statistics,
+        minutes; then as a hash of every blocking job, which read the whole table and its dead rows
+        at every claim: 605 heap pages for 32 jobs in a load run), and the row comparison on
+        ``(subject, id)`` is a range of that index only: ``e.id < j.id`` let the planner walk the
+        primary key over every earlier job instead (4.5 s for 1,000 jobs behind 30,000 held, on
+        statistics that said the table was empty)."""
+        return (f"NOT EXISTS (SELECT 1 FROM push_jobs e WHERE e.subject = j.subject "
+                f"AND (e.subject, e.id) < (j.subject, j.id) AND ({blocking}) OFFSET 0)")
 
     def _fetch_through_indexes(self, cur, sql: str, params) -> list:
         """Neither sequential nor bitmap scans: an index scan marks the entries of deleted and

@@ -255,9 +255,12 @@ async def test_a_push_claim_reads_the_queue_through_indexes(pg_url, monkeypatch)
     subject, and updates the jobs it picked by ctid, whatever the statistics say."""
     pg_schema.upgrade(pg_url)
     job = ("INSERT INTO push_jobs (kind, account, subject, url, body, attempts, first_at, next_at, owner, "
-           "lease_until) SELECT 'status', 'a', md5((g % 700)::text), 'http://127.0.0.1:9/cb', '[]', 0, 100, 100, "
-           "CASE WHEN g <= 200 THEN 'b' END, CASE WHEN g <= 200 THEN 500 END FROM generate_series(1, {n}) g")
-    _stale_statistics(pg_url, "push_jobs", job, job.format(n=1000))
+           "lease_until) SELECT 'status', 'a', md5((g % {subjects})::text), 'http://127.0.0.1:9/cb', '[]', 0, 100, "
+           "100, {owner}, {lease} FROM generate_series(1, {n}) g")
+    held = 30000  # held elsewhere; the 9,500 after them wait, half of them behind a held job of theirs
+    _stale_statistics(pg_url, "push_jobs", job.format(owner="NULL", lease="NULL", subjects=10 ** 9, n="{n}"),
+                      job.format(owner=f"CASE WHEN g <= {held} THEN 'b' END",
+                                 lease=f"CASE WHEN g <= {held} THEN 500 END", subjects=held + 4750, n=9500 + held))
     store = await _open(pg_url)
     sent: list[list[tuple]] = []
     through_indexes = store._fetch_through_indexes
@@ -294,8 +297,9 @@ async def test_a_push_claim_reads_the_queue_through_indexes(pg_url, monkeypatch)
         cur.execute(text, args)
     conn.rollback()
     conn.close()
-    assert "Tid Scan on push_jobs" in plan and "push_jobs_subject" in plan, plan
+    assert "Tid Scan on push_jobs" in plan and "Index Scan using push_jobs_subject on push_jobs e" in plan, plan
     assert "Seq Scan on push_jobs" not in plan and "Bitmap Heap Scan on push_jobs" not in plan, plan
+    assert "Index Scan using push_jobs_pkey on push_jobs e" not in plan, plan  # every earlier job, per job
 
 
 @pytest_twisted.ensureDeferred
