@@ -38,10 +38,10 @@ def connect(url: str):
         # A statement of a process that died (SIGKILL) stops within 2 s instead of running to its
         # end with its locks held: a claim of a killed node once kept its successor waiting.
         conn.cursor().execute("SET client_connection_check_interval = 2000")
-    # The store prepares its statements (pg_statements) and plans each once, whatever the values:
-    # planning every run was over a quarter of the time PostgreSQL spent on the store's statements (924
-    # of 3,226 ms, pg_stat_statements.track_planning, load run). pg_statements plans them again
-    # while a new database's tables grow.
+    # The store prepares its statements (pg_statements) and plans each once, whatever the
+    # values: planning every run was over a quarter of the time PostgreSQL spent on the store's
+    # statements (924 of 3,226 ms, pg_stat_statements.track_planning, load run). pg_statements
+    # plans them again while a new database's tables grow.
     conn.cursor().execute("SET plan_cache_mode = force_generic_plan")
     # The store's tables are read by key, from pages in memory: at the default random_page_cost
     # (4, for spinning disks) the plans of a table of a few thousand rows read it whole, 64
