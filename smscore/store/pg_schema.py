@@ -38,15 +38,17 @@ def connect(url: str):
         # A statement of a process that died (SIGKILL) stops within 2 s instead of running to its
         # end with its locks held: a claim of a killed node once kept its successor waiting.
         conn.cursor().execute("SET client_connection_check_interval = 2000")
-    # The store prepares its statements (pg_statements) and plans each once, whatever the
-    # values: planning every run was over a quarter of the time PostgreSQL spent on the store's
-    # statements (924 of 3,226 ms, pg_stat_statements.track_planning, load run). pg_statements
-    # plans them again while a new database's tables grow.
-    conn.cursor().execute("SET plan_cache_mode = force_generic_plan")
+    # The store prepares its statements (pg_statements) for the parsing they save, and plans each
+    # run for its values and the tables' sizes of the moment. A plan made once is made on the
+    # sizes of its moment: made while messages was empty (a new database, or one analysed empty),
+    # the update of a batch of messages walked the whole table for every message of the batch
+    # once it held 100,000 rows (3.9 s a run), and re-planning after a schedule of runs could
+    # not keep up with a table that grows by a batch a run. Planning costs the server about a
+    # quarter of its time on the store's statements (924 of 3,226 ms in a load run).
     # The store's tables are read by key, from pages in memory: at the default random_page_cost
     # (4, for spinning disks) the plans of a table of a few thousand rows read it whole, 64
     # numbers looked up among 9,000 in 2-3 ms (auto_explain, load run), 0.1 ms through the index.
-    conn.cursor().execute("SET random_page_cost = 1.1")
+    conn.cursor().execute("SET plan_cache_mode = force_custom_plan; SET random_page_cost = 1.1")
     return conn
 
 

@@ -4,15 +4,8 @@ psycopg2 sends every statement as text with its parameters written in, so the se
 analyses and plans each one again: under load that was a third of PostgreSQL's CPU (``perf`` on
 the backends, 2026-12-06: raw parsing 8 %, analysis 11 %, planning 14 %). A statement the
 connection has run before is sent instead as ``EXECUTE name(params)``: the server parses and
-analyses and plans it once (``PREPARE``; ``pg_schema.connect`` asks for one plan whatever the
-values) and from then on binds the values and runs that plan.
-
-A plan is made from the tables' sizes when it is made. A new database's tables grow from nothing,
-and a plan made over a nearly empty table reads it whole (the plans that did so doubled the
-server's CPU a message in a load run), so a connection prepares its statements again after 16,
-64, 256, … runs (``REPLAN_FIRST``, ``REPLAN_FACTOR``): a plan made on a small table serves a few
-runs, and the later ones are made on tables of the size they keep. From then on PostgreSQL
-replaces a plan by itself when ANALYZE brings new statistics of its tables.
+analyses it once (``PREPARE``) and from then on binds the values and plans for them (each run
+still gets a plan of its own: ``pg_schema.connect`` says why).
 
 Statements whose text depends on the number of rows would each be prepared again for every
 count. The set-based ones take their rows as arrays instead, one parameter a column, in
@@ -33,10 +26,6 @@ from collections.abc import Iterable
 
 #: At most this many statements are prepared on one connection; beyond it, plain text.
 LIMIT = 400
-#: A connection's statements are prepared again (planned again) after this many runs, then
-#: after that times REPLAN_FACTOR, and so on.
-REPLAN_FIRST = 16
-REPLAN_FACTOR = 4
 
 _PLACEHOLDER = re.compile(r"%%|%s")
 
@@ -67,15 +56,8 @@ class Prepared:
         self._seen: set[str] = set()
         #: texts PostgreSQL refused to prepare, run as plain text (tests look at it)
         self.refused: set[str] = set()
-        self._runs = 0
-        self._replan_at = REPLAN_FIRST
 
     def execute(self, cur, sql: str, params) -> None:
-        self._runs += 1
-        if self._runs >= self._replan_at and self._names:
-            cur.execute("DEALLOCATE ALL")  # not transactional: gone whatever becomes of the batch
-            self._names.clear()  # each is prepared again at its next run
-            self._replan_at *= REPLAN_FACTOR
         known = self._names.get(sql)
         if known is not None:
             return cur.execute(known[1], params)
@@ -87,15 +69,15 @@ class Prepared:
         return cur.execute(sql, params)
 
     def _prepare(self, cur, sql: str) -> None:
-        from psycopg2 import errors
+        from psycopg2 import DataError, ProgrammingError
 
         text, count = numbered(sql)
         name = f"s{len(self._names) + 1}"
         try:
             cur.execute(f"PREPARE {name} AS {text}")
-        except errors.InFailedSqlTransaction:
-            raise  # the batch had failed already: this statement is not to blame
-        except Exception:
+        except (ProgrammingError, DataError):
+            # The text itself: a parameter whose type nothing tells. Not a failed batch, a lock
+            # wait that timed out or a lost connection: those prepare it again at its next run.
             self.refused.add(sql)
             raise
         self._names[sql] = (name, f"EXECUTE {name}({', '.join(['%s'] * count)})" if count else f"EXECUTE {name}")

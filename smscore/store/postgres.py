@@ -173,24 +173,23 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
     # shape depends on estimates any more: the pick is an InitPlan, run once, and the push claim
     # runs through indexes only (``_fetch_through_indexes``).
     def _among(self, alias: str, pick: str) -> str:
-        """The rows picked are updated by their ``ctid``, read under the pick's row lock: no second
-        walk down the primary key, whose entries for a queue table's deleted rows the walk read
-        again at every claim until a vacuum (1,254 index pages for 82 push jobs, auto_explain in a
-        load run). A ``ctid`` is stable while its row is locked; were it not, the UPDATE would skip
-        the row (its new version's ``ctid`` is not among those picked), never take another one."""
-        return f"ctid = ANY(ARRAY(SELECT {alias}ctid {pick}))"
+        """By id, not by ``ctid`` (tried): a row that another transaction changed after the claim
+        began, and left claimable, is locked by the pick in its new version, which an UPDATE by
+        the old version's ``ctid`` passes over. A push job so left out let a later job of its
+        message be claimed alone."""
+        return f"id = ANY(ARRAY(SELECT {alias}id {pick}))"
 
     def _in(self, column: str, values, kind: str = "text") -> tuple[str, tuple]:
         """One array parameter: one statement text for any number of values."""
         return f"{column} = ANY(?::{kind}[])", (array_text(values),)
 
     def _keyed(self, table: str, columns: str, operator: str, keys) -> tuple[str, tuple]:
-        """One probe of the ``(operator, key)`` index per key. Planned once for any values
-        (``pg_schema.connect``), ``operator = $1 AND key = ANY($2)`` was a walk over all the
-        operator's rows with the keys as a filter whenever the table held a few hundred to a few
-        tens of thousands of rows and no statistics yet (20 ms a look-up in a load run)."""
+        """One probe of the ``(operator, key)`` index per key (a key ``in_lists`` repeated to pad a
+        chunk, once). ``operator = $1 AND key = ANY($2)`` was planned, while the table held a few
+        hundred to a few tens of thousands of rows and no statistics yet, as a walk over all the
+        operator's rows with the keys as a filter: 4 ms a look-up in a load run."""
         return (f"SELECT s.* FROM unnest(%s::text[]) AS k(key) CROSS JOIN LATERAL (SELECT {columns} FROM {table} "
-                "WHERE operator = %s AND key = k.key OFFSET 0) AS s", (array_text(keys), operator))
+                "WHERE operator = %s AND key = k.key OFFSET 0) AS s", (array_text(dict.fromkeys(keys)), operator))
 
     def _first_of_its_subject(self, blocking: str) -> str:
         """As SQLite's, one probe of ``push_jobs_subject`` per candidate job, written so that no
@@ -204,13 +203,34 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
         return (f"NOT EXISTS (SELECT 1 FROM push_jobs e WHERE e.subject = j.subject "
                 f"AND (e.subject, e.id) < (j.subject, j.id) AND ({blocking}) OFFSET 0)")
 
-    def _fetch_through_indexes(self, cur, sql: str, params) -> list:
+    def _claim_jobs(self, cur, sql: str, params, smpp: bool) -> list:
         """Neither sequential nor bitmap scans: an index scan marks the entries of deleted and
         claimed rows dead as it passes them, so the next claim steps over them without reading
-        the rows; the other two read them again at every claim until a vacuum."""
+        the rows; the other two read them again at every claim until a vacuum.
+
+        Then the jobs claimed behind an earlier job of their subject that this claim left out are
+        given back. ``SKIP LOCKED`` passes over a job that another transaction holds locked (a
+        node giving back jobs whose lease ran out), while the job after it, whose check read the
+        locked one as free, is taken: it would go out before the earlier one. (Jobs of the other
+        kind, deliveries to customers' ESMEs or HTTP pushes, have claims of their own.)"""
         cur.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off")
         cur.execute(sql, params)
         rows = cur.fetchall()
+        if rows:
+            last: dict[str, int] = {}
+            for row in rows:
+                last[row[3]] = max(row[0], last.get(row[3], row[0]))  # (id, kind, account, subject, …)
+            claimed = array_text([row[0] for row in rows])
+            cur.execute("SELECT c.subject FROM unnest(%s::text[], %s::bigint[]) AS c(subject, id) WHERE EXISTS "
+                        "(SELECT 1 FROM push_jobs e WHERE e.subject = c.subject AND (e.subject, e.id) < (c.subject, c.id) "
+                        f"AND NOT e.id = ANY(%s::bigint[]) AND e.url {'=' if smpp else '<>'} 'smpp' OFFSET 0)",
+                        (array_text(list(last)), array_text(list(last.values())), claimed))
+            behind = {subject for subject, in cur.fetchall()}
+            if behind:
+                back = [row[0] for row in rows if row[3] in behind]
+                cur.execute("UPDATE push_jobs SET owner = NULL, lease_until = NULL WHERE id = ANY(%s::bigint[])",
+                            (array_text(back),))
+                rows = [row for row in rows if row[3] not in behind]
         cur.execute("RESET enable_seqscan; RESET enable_bitmapscan")  # the rest of the batch as usual
         return rows
 

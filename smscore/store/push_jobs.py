@@ -44,7 +44,7 @@ class PushJobOperations:
 
         def op(cur):
             self._lock(cur, "push-claim")  # several nodes: one claim at a time sees the others' claims
-            rows = self._fetch_through_indexes(cur, sql, params)
+            rows = self._claim_jobs(cur, sql, params, smpp)
             return [row_to_job(r) for r in sorted(rows, key=itemgetter(0))]  # by id
 
         return self.run(op)

@@ -334,9 +334,9 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
         among, args = self._in("key", keys)
         return self.q(f"SELECT {columns} FROM {table} WHERE operator = ? AND {among}"), (operator, *args)
 
-    def _fetch_through_indexes(self, cur, sql: str, params) -> list:
-        """Hook: the rows of a claim that looks a table up in itself, run so that each look-up goes
-        through an index whatever the statistics say (PostgreSQL, see there). SQLite: as it is."""
+    def _claim_jobs(self, cur, sql: str, params, smpp: bool) -> list:
+        """Hook: the rows a push claim took (PostgreSQL: through indexes only, and only with every
+        earlier job of their subject, see there). SQLite's one writer sees every change: as it is."""
         cur.execute(sql, params)
         return cur.fetchall()
 

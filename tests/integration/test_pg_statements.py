@@ -61,29 +61,6 @@ def test_a_prepared_statement_outlives_the_transaction_it_was_prepared_in(cur):
     assert cur.fetchone() == (1,)
 
 
-def test_a_plan_made_on_an_empty_table_is_made_again_once_the_table_has_grown(cur):
-    """Plans are made once per preparation (``force_generic_plan``): the plan made while a new
-    table was empty reads it whole; prepared again after 16 runs, the statement uses the index."""
-    cur.execute("CREATE TEMPORARY TABLE grows (id integer PRIMARY KEY, v text)")
-    cur.execute("ANALYZE grows")  # statistics of an empty table, as in a new database
-    prepared = Prepared()
-    sql = "SELECT v FROM grows WHERE id = %s"
-
-    def plan() -> str:
-        name = prepared._names[sql][0]
-        cur.execute(f"EXPLAIN EXECUTE {name}(7)")
-        return "\n".join(r[0] for r in cur.fetchall())
-
-    for run in range(2):
-        prepared.execute(cur, sql, (run,))
-    assert "Seq Scan on grows" in plan()
-    cur.execute("INSERT INTO grows SELECT g, 'x' FROM generate_series(1, 50000) g")
-    for run in range(2, 16):
-        prepared.execute(cur, sql, (run,))
-    assert cur.fetchall() == [("x",)]
-    assert "Index Scan using grows_pkey" in plan()
-
-
 def test_a_statement_the_server_cannot_prepare_runs_as_text_after_its_batch_failed(cur):
     prepared = Prepared()
     sql = "SELECT %s IS NULL"  # nothing says what type $1 is

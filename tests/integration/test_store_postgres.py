@@ -332,6 +332,37 @@ async def test_two_nodes_claiming_at_once_never_split_a_messages_callbacks(two_n
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_claim_passing_over_a_locked_job_leaves_the_later_jobs_of_its_message(pg_url):
+    """Node x gives back a job whose lease ran out while another node claims: the claim passes over
+    the job x holds locked (SKIP LOCKED) and read it as free, so the next job of the same message
+    looked claimable. Taken alone it would go out first; it is given back in the claim, and both go
+    together once x committed. (Found by an audit; the claim took the second job before.)"""
+    pg_schema.upgrade(pg_url)
+    conn = pg_schema.connect(pg_url)
+    cur = conn.cursor()
+    cur.execute("INSERT INTO push_jobs (kind, account, subject, url, body, attempts, first_at, next_at, owner, "
+                "lease_until) VALUES ('status','a','m1','http://h/cb','[]',0,100,100,'x',150), "
+                "('status','a','m1','http://h/cb','[]',0,100,100,NULL,NULL), "
+                "('status','a','m2','http://h/cb','[]',0,100,100,NULL,NULL) RETURNING id")
+    first, second, other = [r[0] for r in cur.fetchall()]
+    x = pg_schema.connect(pg_url)
+    x.autocommit = False
+    x.cursor().execute("UPDATE push_jobs SET owner = NULL, lease_until = NULL WHERE id = %s", (first,))  # not committed
+    store = await _open(pg_url)
+    try:
+        taken = await store.claim_push_jobs("b", 200.0, 300.0, 10)
+        assert [j.id for j in taken] == [other]
+        cur.execute("SELECT id, owner FROM push_jobs ORDER BY id")
+        assert cur.fetchall() == [(first, "x"), (second, None), (other, "b")]  # the second given back
+        x.commit()
+        assert [j.id for j in await store.claim_push_jobs("c", 201.0, 301.0, 10)] == [first, second]
+    finally:
+        x.close()
+        conn.close()
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_pull_never_steps_over_a_change_committed_late(two_nodes):
     """A transaction takes update number N and commits after another one took and committed N+1:
     the pull waits for it rather than show N+1 and move its cursor past N."""

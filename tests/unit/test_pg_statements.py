@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import psycopg2
+import psycopg2.errors
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -28,15 +30,22 @@ def test_numbers_and_flags_are_written_as_postgresql_reads_them():
 
 
 class _Cursor:
-    """Records what was sent; refuses a PREPARE of the texts in ``refuse``."""
+    """Records what was sent; refuses a PREPARE of the texts in ``refuse``, and fails one of those
+    in ``fail_once`` once (with ``error``)."""
 
-    def __init__(self, refuse=()):
+    def __init__(self, refuse=(), fail_once=(), error=None):
         self.sent = []
         self.refuse = refuse
+        self.fail_once = set(fail_once)
+        self.error = error
 
     def execute(self, sql, params=None):
         if sql.startswith("PREPARE") and any(r in sql for r in self.refuse):
-            raise RuntimeError("could not determine data type of parameter $1")
+            raise psycopg2.ProgrammingError("could not determine data type of parameter $1")
+        failing = [f for f in self.fail_once if sql.startswith("PREPARE") and f in sql]
+        if failing:
+            self.fail_once -= set(failing)
+            raise self.error
         self.sent.append((sql, params))
 
 
@@ -53,27 +62,23 @@ def test_a_statement_that_cannot_be_prepared_fails_once_then_runs_as_text():
     cur, prepared = _Cursor(refuse=["untyped"]), Prepared()
     sql = "SELECT %s AS untyped"
     prepared.execute(cur, sql, (1,))
-    with pytest.raises(RuntimeError):  # the batch fails and runs again (smscore.store.writer)
+    with pytest.raises(psycopg2.ProgrammingError):  # the batch fails and runs again (smscore.store.writer)
         prepared.execute(cur, sql, (2,))
     prepared.execute(cur, sql, (3,))
     assert cur.sent == [(sql, (1,)), (sql, (3,))] and prepared.refused == {sql}
 
 
-def test_statements_are_prepared_again_after_16_then_64_then_256_runs():
-    cur, prepared = _Cursor(), Prepared()
-    for value in range(300):
-        prepared.execute(cur, "SELECT %s", (value,))
-    sent = [sql for sql, _ in cur.sent]
-    ran, dropped_at = 0, []
-    for sql in sent:
-        if sql == "DEALLOCATE ALL":
-            dropped_at.append(ran + 1)  # sent before that run's statement
-        elif not sql.startswith("PREPARE"):
-            ran += 1
-    assert ran == 300 and dropped_at == [16, 64, 256]
-    dropped = [i for i, sql in enumerate(sent) if sql == "DEALLOCATE ALL"]
-    assert all(sent[i + 1] == "PREPARE s1 AS SELECT $1" and sent[i + 2] == "EXECUTE s1(%s)" for i in dropped)
-    assert sent.count("PREPARE s1 AS SELECT $1") == 4  # second run, then after each DEALLOCATE
+@pytest.mark.parametrize("error", [psycopg2.OperationalError("canceling statement due to lock timeout"),
+                                   psycopg2.errors.InFailedSqlTransaction("current transaction is aborted")])
+def test_a_prepare_that_failed_for_its_batch_is_tried_again_at_the_next_run(error):
+    cur, prepared = _Cursor(fail_once=["busy"], error=error), Prepared()
+    sql = "SELECT %s AS busy"
+    prepared.execute(cur, sql, (1,))
+    with pytest.raises(type(error)):
+        prepared.execute(cur, sql, (2,))
+    prepared.execute(cur, sql, (3,))
+    assert cur.sent == [(sql, (1,)), ("PREPARE s1 AS SELECT $1 AS busy", None), ("EXECUTE s1(%s)", (3,))]
+    assert not prepared.refused
 
 
 def test_no_more_than_the_limit_is_prepared_on_one_connection():
