@@ -171,7 +171,7 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
     # ran over the whole table for every waiting job: claims that took minutes and held the claim
     # lock meanwhile (tests/integration/test_store_postgres_load.py, "stale statistics"). Neither
     # shape depends on estimates any more: the pick is an InitPlan, run once, and the push claim
-    # runs through indexes only (``_fetch_through_indexes``).
+    # runs through indexes only (``_claim_jobs``).
     def _among(self, alias: str, pick: str) -> str:
         """By id, not by ``ctid`` (tried): a row that another transaction changed after the claim
         began, and left claimable, is locked by the pick in its new version, which an UPDATE by
