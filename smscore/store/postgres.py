@@ -172,12 +172,12 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
     # lock meanwhile (tests/integration/test_store_postgres_load.py, "stale statistics"). Neither
     # shape depends on estimates any more: the pick is an InitPlan, run once, and the push claim
     # runs through indexes only (``_claim_jobs``).
-    def _among(self, alias: str, pick: str) -> str:
+    def _among(self, pick: str) -> str:
         """By id, not by ``ctid`` (tried): a row that another transaction changed after the claim
         began, and left claimable, is locked by the pick in its new version, which an UPDATE by
         the old version's ``ctid`` passes over. A push job so left out let a later job of its
         message be claimed alone."""
-        return f"id = ANY(ARRAY(SELECT {alias}id {pick}))"
+        return f"id = ANY(ARRAY({pick}))"
 
     def _in(self, column: str, values, kind: str = "text") -> tuple[str, tuple]:
         """One array parameter: one statement text for any number of values."""
@@ -216,23 +216,26 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
         cur.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off")
         cur.execute(sql, params)
         rows = cur.fetchall()
-        if rows:
-            last: dict[str, int] = {}
-            for row in rows:
-                last[row[3]] = max(row[0], last.get(row[3], row[0]))  # (id, kind, account, subject, …)
-            claimed = array_text([row[0] for row in rows])
-            cur.execute("SELECT c.subject FROM unnest(%s::text[], %s::bigint[]) AS c(subject, id) WHERE EXISTS "
-                        "(SELECT 1 FROM push_jobs e WHERE e.subject = c.subject AND (e.subject, e.id) < (c.subject, c.id) "
-                        f"AND NOT e.id = ANY(%s::bigint[]) AND e.url {'=' if smpp else '<>'} 'smpp' OFFSET 0)",
-                        (array_text(list(last)), array_text(list(last.values())), claimed))
-            behind = {subject for subject, in cur.fetchall()}
-            if behind:
-                back = [row[0] for row in rows if row[3] in behind]
-                cur.execute("UPDATE push_jobs SET owner = NULL, lease_until = NULL WHERE id = ANY(%s::bigint[])",
-                            (array_text(back),))
-                rows = [row for row in rows if row[3] not in behind]
+        behind = self._behind_a_job_left_out(cur, rows, smpp) if rows else set()
+        if behind:
+            cur.execute("UPDATE push_jobs SET owner = NULL, lease_until = NULL WHERE id = ANY(%s::bigint[])",
+                        (array_text([row[0] for row in rows if row[3] in behind]),))
+            rows = [row for row in rows if row[3] not in behind]
         cur.execute("RESET enable_seqscan; RESET enable_bitmapscan")  # the rest of the batch as usual
         return rows
+
+    @staticmethod
+    def _behind_a_job_left_out(cur, rows: list, smpp: bool) -> set[str]:
+        """The subjects of the claimed ``rows`` (id, kind, account, subject, …) that have an earlier
+        job of the same kind which the claim did not take."""
+        last: dict[str, int] = {}
+        for row in rows:
+            last[row[3]] = max(row[0], last.get(row[3], row[0]))
+        cur.execute("SELECT c.subject FROM unnest(%s::text[], %s::bigint[]) AS c(subject, id) WHERE EXISTS "
+                    "(SELECT 1 FROM push_jobs e WHERE e.subject = c.subject AND (e.subject, e.id) < (c.subject, c.id) "
+                    f"AND NOT e.id = ANY(%s::bigint[]) AND e.url {'=' if smpp else '<>'} 'smpp' OFFSET 0)",
+                    (array_text(list(last)), array_text(list(last.values())), array_text([row[0] for row in rows])))
+        return {subject for subject, in cur.fetchall()}
 
     def _upsert_smsc_id(self) -> str:
         return ("INSERT INTO smsc_ids (operator, key, message_id, part) VALUES (?,?,?,?) "

@@ -38,7 +38,7 @@ class PushJobOperations:
         first = self._first_of_its_subject(f"e.next_at > ? OR {held}")
         sql = self.q(
             "UPDATE push_jobs SET owner = ?, lease_until = ? WHERE " + self._among(
-                "j.", f"FROM push_jobs j WHERE {first} AND j.next_at <= ? AND {free} AND {which} "
+                f"SELECT j.id FROM push_jobs j WHERE {first} AND j.next_at <= ? AND {free} AND {which} "
                 f"ORDER BY j.id LIMIT ?{self._skip_locked('j')}") + f" RETURNING {JOB_COLS}")
         params = (owner, lease_until, now, now, now, now, *named, limit)
 

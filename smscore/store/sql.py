@@ -282,7 +282,7 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
         params.append(limit)
         sql = self.q(
             "UPDATE messages SET owner = ?, lease_until = ? WHERE " + self._among(
-                "", f"FROM messages WHERE status = 'queued' AND (send_at IS NULL OR send_at <= ?) "
+                f"SELECT id FROM messages WHERE status = 'queued' AND (send_at IS NULL OR send_at <= ?) "
                 f"AND {who} ORDER BY id LIMIT ?{self._skip_locked()}") + f" RETURNING {MSG_COLS}")
 
         def op(cur):
@@ -317,11 +317,10 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
         """PostgreSQL: lock the rows picked (of table alias ``of``), passing by those locked."""
         return ""
 
-    def _among(self, alias: str, pick: str) -> str:
-        """The condition "the row is one of those ``pick`` chooses" for a claim's UPDATE: ``pick`` is
-        a SELECT's text from its FROM on, ``alias`` the prefix of the table's columns in it (``j.``
-        or ""). SQLite: ``id IN (SELECT id …)``, the subquery run once into a temporary table."""
-        return f"id IN (SELECT {alias}id {pick})"
+    def _among(self, pick: str) -> str:
+        """The condition "``id`` is one of the rows ``pick`` (a SELECT of ids) chooses", for a claim's
+        UPDATE. SQLite runs the subquery once into a temporary table."""
+        return f"id IN ({pick})"
 
     def _in(self, column: str, values: Sequence, kind: str = "text") -> tuple[str, tuple]:
         """The condition "``column`` is one of ``values``", and its parameters: ``IN (?, …)``, one
