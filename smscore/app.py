@@ -94,7 +94,7 @@ class Gateway:
                                ) if self.delivers else None
         if worker is not None:
             self.kicks = Kicks(reactor, worker.kick_ports, {
-                b"claim": lambda: self.pipeline.link_ready(""), b"push": self._push_queued_elsewhere})
+                b"claim": lambda: self.pipeline.work_stored(), b"push": self._push_queued_elsewhere})
         #: an API worker's way to the main worker: the requests it relays, the calls it makes
         self.forwarder = Forwarder(reactor, worker.internal_port) if worker is not None and not worker.is_main else None
         self.mo_router = MoRouter(config)

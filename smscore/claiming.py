@@ -6,6 +6,13 @@ with timers of its own. A claim first releases the scheduled messages that are d
 store for queued ones, starting where the sweep of ``policies.claims`` says (so that the claims do
 not walk past what this node holds already), passing by the operators whose binds only other
 nodes hold. A claim that comes back full claims again at once, until the room or the work ends.
+
+When memory has room again (a submit's outcome stored), a claim is made only if the last one did
+not find the end of the stored work: stored work that appears after that is announced (``nudged``:
+an API worker stored messages, a paused account resumed) or found by the claim every
+``interval``. Claiming at every outcome instead walked the messages this node holds at each one,
+to find nothing: on SQLite 2-4 ms of the main worker's turn every 25-35 ms in a lists run, with
+10,000 held (docs/benchmarks.md, twenty-first session).
 """
 
 from __future__ import annotations
@@ -81,6 +88,9 @@ class Claims:
         #: a claim is under way: ``more`` would only return (a plain attribute: the pipeline asks
         #: after every submit response)
         self.busy = False
+        #: the last claim found the end of the stored work, and nothing announced more since
+        self.found_the_end = False
+        self._nudges = 0  # how many times stored work was announced (``nudged``)
         self._sweep = Sweep()  # where the next claim starts (policies.claims)
         self._running = False
         self._loops: list[LoopingCall] = []
@@ -175,6 +185,20 @@ class Claims:
             return self._fence
         return None
 
+    def nudged(self) -> None:
+        """Stored work may be waiting for this node (an API worker stored messages, an account was
+        resumed): the next claim goes ahead, and a claim under way claims again once it ends, since
+        what was announced may have been committed after it looked."""
+        self._nudges += 1
+        self.found_the_end = False
+
+    def room_opened(self) -> Deferred:
+        """Memory has room again: claim, unless the last claim found the end of the stored work
+        and nothing was announced since (the claim every ``interval`` looks anyway)."""
+        if self.found_the_end:
+            return succeed(None)
+        return self.more()
+
     def more(self, include_own: bool = False) -> Deferred:
         """Claim stored work while there is room in memory (runs until the room or the work ends)."""
         if self.busy or not self._running:
@@ -183,6 +207,7 @@ class Claims:
         if room <= 0:
             return succeed(None)
         self.busy = True
+        nudges = self._nudges
         self.before()
         now = self.clock.seconds()
         sweep = self._sweep = next_claim(self._sweep, now, self.lease)
@@ -203,6 +228,8 @@ class Claims:
             if messages:
                 self.take(messages)
             self._sweep, again = after_claim(sweep, [m.id for m in messages], asked)
+            again = again or self._nudges != nudges  # announced while this claim looked: look again
+            self.found_the_end = not again
             if again and self._running:
                 return self.more(include_own)
             return None

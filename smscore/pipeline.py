@@ -254,6 +254,8 @@ class Pipeline(Cancelling, SubmitOutcomes):
             for m in messages:
                 self.metrics.status_changed(m.status._value_)
             if not claim_now and (self.delivers or self._nudging):
+                if self.delivers:
+                    self.claims.nudged()  # memory was full: the claims find them as it empties
                 return messages  # left to the claims, or a nudge is due this turn already
             sendable = [m for m in messages if m.status is Status.QUEUED
                         and (m.send_at is None or m.send_at <= self.clock.seconds())]
@@ -367,6 +369,13 @@ class Pipeline(Cancelling, SubmitOutcomes):
     def link_ready(self, operator: str) -> None:
         if operator in self.links:
             self.pump(operator)
+        if self.held < self.most() // 2 and not self.claims.busy:
+            self.claims.room_opened()
+
+    def work_stored(self) -> None:
+        """Stored work may be waiting for this node: an API worker stored messages (its kick), a
+        paused account was resumed. Claimed now if memory has room."""
+        self.claims.nudged()
         if self.held < self.most() // 2 and not self.claims.busy:
             self.claims.more()
 

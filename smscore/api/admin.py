@@ -82,7 +82,7 @@ def set_paused(gw, request, name: str, paused: bool):
         if paused:
             gw.pipeline.forget([m.id for m in ms])
         else:
-            gw.pipeline.link_ready("")  # claim what was resumed
+            gw.pipeline.work_stored()  # claim what was resumed
         return 200, {"account": name, "paused": paused, "messages": len(ms)}
 
     d.addCallback(changed)
