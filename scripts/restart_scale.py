@@ -111,6 +111,9 @@ class _BatchCursor:
 
         execute_batch(self._cur, sql, rows, page_size=1000)
 
+    def defer(self, sql, params=None):  # the store's writes sent later: at once here
+        self._cur.execute(sql, params)
+
     def __getattr__(self, name):
         return getattr(self._cur, name)
 

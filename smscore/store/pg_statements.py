@@ -68,6 +68,19 @@ class Prepared:
             self._seen.add(sql)
         return cur.execute(sql, params)
 
+    def text(self, cur, sql: str, params) -> bytes:
+        """What ``execute`` would send, as text with the values written in (prepared as
+        ``execute`` would, the PREPARE sent now), for a write sent later with other statements."""
+        known = self._names.get(sql)
+        if known is None and sql in self._seen and len(self._names) < self._limit and sql not in self.refused:
+            self._prepare(cur, sql)
+            known = self._names[sql]
+        if known is not None:
+            return cur.mogrify(known[1], params)
+        if len(self._seen) < 4 * self._limit:
+            self._seen.add(sql)
+        return cur.mogrify(sql, params)
+
     def _prepare(self, cur, sql: str) -> None:
         from psycopg2 import DataError, ProgrammingError
 

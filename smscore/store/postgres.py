@@ -42,7 +42,7 @@ from smscore.store.pg_statements import Prepared, array_text
 from smscore.store.rules import CommitUnknown
 from smscore.store.sql import SqlStore
 from smscore.store.sql_lookups import SqlLookups
-from smscore.store.writer import BatchWriter
+from smscore.store.writer import BatchWriter, RefusedBeforeCommit
 
 #: How many times an operation that lost a race is run again before its caller hears of it.
 RETRIES = 5
@@ -78,17 +78,43 @@ class _Session:
 
 
 class _Cursor:
+    """The writer's cursor: statements prepared (``pg_statements``), a lost connection opened
+    again at the next BEGIN, and writes nobody reads the result of sent with the statement after
+    them (``defer``)."""
+
     def __init__(self, session: _Session) -> None:
         self._session = session
         self._cur = None
+        self._deferred: list[bytes] = []
+
+    def defer(self, sql: str, params=None) -> None:
+        """Send this statement, whose result nobody reads, with the next one, in one round trip:
+        a batch's inserts and updates go with the read that follows them, or ``flush`` before its
+        COMMIT. An error of it is raised by that statement; order is kept."""
+        self._deferred.append(sql.encode() if params is None else self._session.prepared.text(self._cur, sql, params))
+
+    def flush(self) -> None:
+        """Send the deferred writes now (their errors raised here)."""
+        if self._deferred:
+            text, self._deferred = b";".join(self._deferred), []
+            self._cur.execute(text)
 
     def execute(self, sql, params=None):
         if sql == "COMMIT":
             return self._commit()
+        if isinstance(sql, str) and sql.startswith("ROLLBACK"):
+            self._deferred = []  # writes of what is rolled back: never sent
+            return self._cur.execute(sql)
         if sql != "BEGIN":
+            if self._deferred:  # one round trip for the writes waiting and this statement
+                text = (self._session.prepared.text(self._cur, sql, params) if params is not None
+                        else sql.encode() if isinstance(sql, str) else sql)
+                self._deferred.append(text)
+                return self.flush()
             if params is None:
                 return self._cur.execute(sql)
             return self._session.prepared.execute(self._cur, sql, params)
+        self._deferred = []
         # Nothing of the batch has run yet: a missing or lost connection is (re)opened here.
         import psycopg2
 
@@ -110,16 +136,23 @@ class _Cursor:
             return self._cur.execute(sql)
 
     def _commit(self):
-        """COMMIT; a connection lost meanwhile leaves the outcome unknown (``CommitUnknown``). A
-        refusal the server answered (a serialization failure) is a known rollback, raised as is."""
-        from psycopg2 import InterfaceError, OperationalError, errors
+        """COMMIT, with the writes still deferred (one round trip); a connection lost meanwhile
+        leaves the outcome unknown (``CommitUnknown``). A refusal the server answered (a
+        serialization failure) is a known rollback, raised as is; a deferred write refused stopped
+        the text before its COMMIT: nothing is committed (``RefusedBeforeCommit``)."""
+        from psycopg2 import Error, InterfaceError, OperationalError, errors
 
+        writes, self._deferred = self._deferred, []
         try:
-            return self._cur.execute("COMMIT")
+            return self._cur.execute(b";".join([*writes, b"COMMIT"]) if writes else "COMMIT")
         except errors.TransactionRollbackError:
             raise
         except (OperationalError, InterfaceError) as exc:
             raise CommitUnknown(str(exc).strip()) from exc
+        except Error as exc:
+            if writes:
+                raise RefusedBeforeCommit(str(exc).strip()) from exc
+            raise
 
     def __getattr__(self, name):
         return getattr(self._cur, name)
@@ -213,7 +246,7 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
         node giving back jobs whose lease ran out), while the job after it, whose check read the
         locked one as free, is taken: it would go out before the earlier one. (Jobs of the other
         kind, deliveries to customers' ESMEs or HTTP pushes, have claims of their own.)"""
-        cur.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off")
+        cur.defer("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off")
         cur.execute(sql, params)
         rows = cur.fetchall()
         behind = self._behind_a_job_left_out(cur, rows, smpp) if rows else set()
@@ -255,10 +288,10 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
         if not rows:
             return
         if sql == self._UPDATE_MESSAGE:
-            cur.execute(self._UPDATE_MESSAGES, [array_text(column) for column in zip(*rows)])
+            cur.defer(self._UPDATE_MESSAGES, [array_text(column) for column in zip(*rows)])
         elif sql.startswith("INSERT") and " VALUES (" in sql:
             columns = zip(*rows)
-            cur.execute(self._unnested(sql), [array_text(next(columns)) for _ in range(len(rows[0]))])
+            cur.defer(self._unnested(sql), [array_text(next(columns)) for _ in range(len(rows[0]))])
         else:
             execute_batch(cur, self.q(sql), rows, page_size=250)
 
@@ -290,6 +323,9 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
         "%s::double precision[], %s::bigint[], %s::text[]) AS v(status, operator, error, updated_at, tried, parts, "
         "part_state, cost, owner, lease_until, update_seq, id) WHERE messages.id = v.id")
 
+    def _write_unread(self, cur, sql: str, params) -> None:
+        cur.defer(sql, params)
+
     def _insert_ignore_part(self) -> str:
         return ("INSERT INTO mo_parts (operator, sender, to_number, ref, total, seq, body, received_at) "
                 "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
@@ -297,11 +333,12 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
     def _lock(self, cur, *names: str, shared: bool = False) -> None:
         fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
         keys = sorted({lock_key(name) for name in names})  # one order everywhere: no self-made deadlock
+        # Sent with the statement after it (``_Cursor.defer``): held from there to the commit.
         if len(keys) == 1:
-            cur.execute(f"SELECT {fn}(%s)", (keys[0],))
-        elif keys:  # one round trip; OFFSET 0 keeps the ordered subquery, so the locks are taken in order
-            cur.execute(f"SELECT {fn}(k) FROM (SELECT unnest(%s::bigint[]) AS k ORDER BY k OFFSET 0) AS sorted",
-                        (keys,))
+            cur.defer(f"SELECT {fn}(%s)", (keys[0],))
+        elif keys:  # OFFSET 0 keeps the ordered subquery, so the locks are taken in order
+            cur.defer(f"SELECT {fn}(k) FROM (SELECT unnest(%s::bigint[]) AS k ORDER BY k OFFSET 0) AS sorted",
+                      (keys,))
 
     def _next_seqs(self, cur, table: str, column: str, count: int) -> list[int]:
         # The shared lock is taken before the numbers (OFFSET 0 keeps the subquery, and so its

@@ -90,7 +90,7 @@ class PushJobOperations:
         """Every push finished in one batch: the jobs done go in one statement."""
         for chunk in chunks([job for item in items for job in item[1]]):
             among, args = self._in("id", chunk, "bigint")
-            cur.execute(self.q(f"DELETE FROM push_jobs WHERE {among}"), args)
+            self._write_unread(cur, self.q(f"DELETE FROM push_jobs WHERE {among}"), args)
         events = []
         for (at, _, retry, retry_at, error, release, mo_events, replies, owner, lease_until, replies_owner,
              tried_at) in items:
@@ -99,12 +99,12 @@ class PushJobOperations:
                 "first_at = CASE WHEN attempts = 0 THEN ? ELSE first_at END, ", (tried_at,))
             for chunk in chunks(retry):
                 among, args = self._in("id", chunk, "bigint")
-                cur.execute(self.q(f"UPDATE push_jobs SET {first}attempts = attempts + 1, next_at = ?, "
-                                   f"last_error = ?, owner = NULL, lease_until = NULL WHERE {among}"),
+                self._write_unread(cur, self.q(f"UPDATE push_jobs SET {first}attempts = attempts + 1, next_at = ?, "
+                                        f"last_error = ?, owner = NULL, lease_until = NULL WHERE {among}"),
                             (*tried, retry_at, error, *args))
             for chunk in chunks(release):
                 among, args = self._in("id", chunk, "bigint")
-                cur.execute(self.q(f"UPDATE push_jobs SET owner = NULL, lease_until = NULL WHERE owner = ? AND {among}"),
+                self._write_unread(cur, self.q(f"UPDATE push_jobs SET owner = NULL, lease_until = NULL WHERE owner = ? AND {among}"),
                             (owner, *args))
             events.extend((mo_id, at, status, detail) for mo_id, status, detail in mo_events)
             if replies:

@@ -339,6 +339,10 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
         cur.execute(sql, params)
         return cur.fetchall()
 
+    def _write_unread(self, cur, sql: str, params) -> None:
+        """Run a write whose result nobody reads (PostgreSQL sends it with the next statement)."""
+        cur.execute(sql, params)
+
     def _for_update(self) -> str:
         return ""
 

@@ -68,6 +68,20 @@ class Merged:
         return self.run_many(cur, [self.item])[0]
 
 
+class RefusedBeforeCommit(Exception):
+    """A write sent with the COMMIT (PostgreSQL's deferred writes, ``postgres._Cursor.defer``)
+    was refused: the COMMIT never ran, nothing of the batch is stored, and the batch runs again
+    with each operation alone, which tells whose write it was."""
+
+
+def _flush(cur) -> None:
+    """Send what the cursor holds back to send with its next statement (PostgreSQL's writes,
+    ``postgres._Cursor.defer``), so that an error of them is raised here."""
+    flush = getattr(cur, "flush", None)
+    if flush is not None:
+        flush()
+
+
 class _Transactions:
     """Operations in one transaction: what both writers share. Subclasses set ``_begin``,
     ``_on_begin`` and ``_before_commit``."""
@@ -108,6 +122,12 @@ class _Transactions:
                 continue
             try:
                 cur.execute("COMMIT")
+            except RefusedBeforeCommit:  # a write sent with the COMMIT: whose it was, each op alone says
+                failure = Failure()
+                self._rollback(cur)
+                if alone:
+                    return _all_failed(work, failure)
+                continue
             except BaseException:  # noqa: BLE001 - the batch is lost as a whole: fail every op
                 failure = Failure()
                 self._rollback(cur)
@@ -144,6 +164,7 @@ class _Transactions:
             cur.execute("SAVEPOINT op")
             try:
                 value = op(cur)
+                _flush(cur)
             except BaseException:  # noqa: BLE001 - handed to the caller's errback
                 failure = Failure()
                 cur.execute("ROLLBACK TO SAVEPOINT op")

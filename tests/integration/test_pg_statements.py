@@ -93,3 +93,74 @@ async def test_the_store_prepares_again_on_a_new_connection(pg_url):
         assert len(await store.updates("acme", 0, 10)) == 6
     finally:
         await store.close()
+
+
+class _Counting:
+    """A psycopg2 cursor that counts what it sends to the server (round trips)."""
+
+    def __init__(self, cur) -> None:
+        self.cur, self.sent = cur, 0
+
+    def execute(self, *args):
+        self.sent += 1
+        return self.cur.execute(*args)
+
+    def __getattr__(self, name):
+        return getattr(self.cur, name)
+
+
+def _writer_cursor(pg_url):
+    """The store writer's own cursor (``postgres._Cursor``), in a transaction, a table ``t`` made."""
+    from smscore.store.postgres import _Session
+
+    session = _Session(pg_url)
+    cur = session.cursor()
+    cur.execute("BEGIN")
+    cur.execute("CREATE TABLE t (k INTEGER NOT NULL)")
+    cur.execute("COMMIT")
+    return session, cur
+
+
+def test_writes_nobody_reads_go_with_the_next_statement_in_one_round_trip(pg_url):
+    session, cur = _writer_cursor(pg_url)
+    try:
+        cur.execute("BEGIN")
+        counting = cur._cur = _Counting(cur._cur)
+        for k in (1, 2, 2):  # the third run of a text is prepared first (PREPARE is one round trip)
+            cur.defer("INSERT INTO t VALUES (%s)", (k,))
+        assert counting.sent == 1  # the PREPARE alone
+        cur.execute("SELECT sum(k) FROM t WHERE k > %s", (0,))
+        assert cur.fetchone() == (5,) and counting.sent == 2
+        cur.defer("DELETE FROM t WHERE k = %s", (1,))
+        cur.execute("COMMIT")  # what is left goes with the COMMIT
+        assert counting.sent == 3
+        cur.execute("SELECT count(*) FROM t")
+        assert cur.fetchone() == (2,)
+    finally:
+        session.close()
+
+
+def test_an_error_of_a_write_sent_later_fails_its_own_operation_alone(pg_url):
+    """The writes went with the COMMIT, which never ran: the batch runs again with each operation
+    in a SAVEPOINT of its own (writer._attempt), the writes an operation left for later sent within
+    it, so their error fails that operation and no other."""
+    from twisted.internet import reactor
+    from twisted.internet.defer import Deferred
+
+    from smscore.store.postgres import _Session
+    from smscore.store.writer import BatchWriter
+
+    session, cur = _writer_cursor(pg_url)
+    try:
+        writer = BatchWriter(reactor, lambda: _Session(pg_url), name="test", begin="BEGIN")
+        ops = [lambda c: c.defer("INSERT INTO t VALUES (%s)", (1,)),
+               lambda c: c.defer("INSERT INTO t VALUES (%s)", (None,)),  # NOT NULL: refused
+               lambda c: c.defer("INSERT INTO t VALUES (%s)", (3,))]
+        results, failed_with = writer._attempt(cur, [(op, Deferred()) for op in ops])
+        assert failed_with is None
+        assert [ok for _, ok, _ in results] == [True, False, True]
+        assert results[1][2].check(psycopg2.errors.NotNullViolation)
+        cur.execute("SELECT k FROM t ORDER BY k")
+        assert cur.fetchall() == [(1,), (3,)]
+    finally:
+        session.close()

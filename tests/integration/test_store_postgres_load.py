@@ -273,6 +273,10 @@ async def test_a_push_claim_reads_the_queue_through_indexes(pg_url, monkeypatch)
                 statements.append((text, args))
                 return cur.execute(text, args)
 
+            def defer(self, text, args=None):  # sent with the next statement
+                statements.append((text, args))
+                return cur.defer(text, args)
+
             def fetchall(self):
                 return cur.fetchall()
 
