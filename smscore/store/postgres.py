@@ -68,6 +68,9 @@ class _Session:
         self.url = url
         self.conn = None
         self.prepared = Prepared()  # the statements ``conn`` has prepared
+        #: a statement found the connection lost (or may have): the next BEGIN is sent alone, to
+        #: open a new one if so, instead of going with the batch's first statement
+        self.doubtful = False
 
     def cursor(self) -> _Cursor:
         return _Cursor(self)
@@ -97,14 +100,25 @@ class _Cursor:
         """Send the deferred writes now (their errors raised here)."""
         if self._deferred:
             text, self._deferred = b";".join(self._deferred), []
-            self._cur.execute(text)
+            self._send(self._cur.execute, text)
+
+    def _send(self, run, *args):
+        """``run(*args)``; a lost connection marks the session, so that the next BEGIN goes alone
+        and opens a new connection when it finds this one gone."""
+        import psycopg2
+
+        try:
+            return run(*args)
+        except (psycopg2.OperationalError, psycopg2.InterfaceError):
+            self._session.doubtful = True
+            raise
 
     def execute(self, sql, params=None):
         if sql == "COMMIT":
             return self._commit()
         if isinstance(sql, str) and sql.startswith("ROLLBACK"):
             self._deferred = []  # writes of what is rolled back: never sent
-            return self._cur.execute(sql)
+            return self._send(self._cur.execute, sql)
         if sql != "BEGIN":
             if self._deferred:  # one round trip for the writes waiting and this statement
                 text = (self._session.prepared.text(self._cur, sql, params) if params is not None
@@ -112,17 +126,22 @@ class _Cursor:
                 self._deferred.append(text)
                 return self.flush()
             if params is None:
-                return self._cur.execute(sql)
-            return self._session.prepared.execute(self._cur, sql, params)
+                return self._send(self._cur.execute, sql)
+            return self._send(self._session.prepared.execute, self._cur, sql, params)
         self._deferred = []
+        session = self._session
+        if session.conn is not None and not session.conn.closed and not session.doubtful:
+            self._deferred = [b"BEGIN"]  # sent with the batch's first statement
+            return None
         # Nothing of the batch has run yet: a missing or lost connection is (re)opened here.
         import psycopg2
 
-        session = self._session
         try:
             if session.conn is None or session.conn.closed:
                 raise psycopg2.InterfaceError("not connected")
-            return self._cur.execute(sql)
+            self._cur.execute(sql)
+            session.doubtful = False
+            return None
         except (psycopg2.OperationalError, psycopg2.InterfaceError):
             if session.conn is not None:
                 try:
@@ -133,7 +152,9 @@ class _Cursor:
             session.conn = connect(session.url)
             session.prepared = Prepared()
             self._cur = session.conn.cursor()
-            return self._cur.execute(sql)
+            self._cur.execute(sql)
+            session.doubtful = False
+            return None
 
     def _commit(self):
         """COMMIT, with the writes still deferred (one round trip); a connection lost meanwhile
@@ -143,11 +164,14 @@ class _Cursor:
         from psycopg2 import Error, InterfaceError, OperationalError, errors
 
         writes, self._deferred = self._deferred, []
+        if writes == [b"BEGIN"]:
+            return None  # nothing was sent: nothing to commit
         try:
             return self._cur.execute(b";".join([*writes, b"COMMIT"]) if writes else "COMMIT")
         except errors.TransactionRollbackError:
             raise
         except (OperationalError, InterfaceError) as exc:
+            self._session.doubtful = True
             raise CommitUnknown(str(exc).strip()) from exc
         except Error as exc:
             if writes:

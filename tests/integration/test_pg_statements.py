@@ -164,3 +164,33 @@ def test_an_error_of_a_write_sent_later_fails_its_own_operation_alone(pg_url):
         assert cur.fetchall() == [(1,), (3,)]
     finally:
         session.close()
+
+
+def test_a_batch_begins_with_its_first_statement_unless_the_connection_is_in_doubt(pg_url):
+    session, cur = _writer_cursor(pg_url)
+    try:
+        counting = cur._cur = _Counting(cur._cur)
+        cur.execute("BEGIN")
+        cur.execute("SELECT count(*) FROM t")
+        assert cur.fetchone() == (0,) and counting.sent == 1  # BEGIN went with it
+        cur.execute("COMMIT")
+        assert counting.sent == 2
+        killer = psycopg2.connect(pg_url)
+        killer.autocommit = True
+        killer.cursor().execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE application_name = 'smsgw' AND datname = current_database()")
+        killer.close()
+        cur.execute("BEGIN")
+        with pytest.raises(psycopg2.OperationalError):
+            cur.execute("SELECT count(*) FROM t")  # the first statement finds the connection gone
+        try:
+            cur.execute("ROLLBACK")  # as the writer does after a failed batch
+        except psycopg2.Error:
+            pass
+        cur.execute("BEGIN")  # alone now: it opens a new connection
+        assert not session.doubtful
+        cur.execute("SELECT count(*) FROM t")
+        assert cur.fetchone() == (0,)
+        cur.execute("COMMIT")
+    finally:
+        session.close()

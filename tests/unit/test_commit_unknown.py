@@ -15,7 +15,7 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from smscore.api.render import fail
 from smscore.logs import get_logger
-from smscore.store.postgres import _Cursor
+from smscore.store.postgres import _Cursor, _Session
 from smscore.store.rules import CommitUnknown
 
 
@@ -28,14 +28,16 @@ class _Raising:
 
 
 def _cursor(exc: Exception) -> _Cursor:
-    cur = _Cursor(session=None)
+    cur = _Cursor(session=_Session("postgresql:///unused"))  # never connected
     cur._cur = _Raising(exc)
     return cur
 
 
 def test_a_connection_lost_at_commit_leaves_the_outcome_unknown():
+    cur = _cursor(psycopg2.OperationalError("server closed the connection unexpectedly"))
     with pytest.raises(CommitUnknown, match="server closed the connection"):
-        _cursor(psycopg2.OperationalError("server closed the connection unexpectedly")).execute("COMMIT")
+        cur.execute("COMMIT")
+    assert cur._session.doubtful  # the next BEGIN goes alone, to find the connection gone
     with pytest.raises(CommitUnknown):
         _cursor(psycopg2.InterfaceError("connection already closed")).execute("COMMIT")
 
