@@ -229,6 +229,19 @@ def test_a_down_operator_is_skipped_but_messages_wait_when_all_are_down():
     assert [r.message_id for r, _ in links["cheap"].submits] == [m2.id]
 
 
+def send_one_by_one(p, link, most: int = 20) -> list[str]:
+    """Answer ``link``'s submits one at a time (window 1), telling the pipeline the link has room
+    after each, until none is left: the ids sent, in order."""
+    sent = []
+    for _ in range(most):
+        if not link.submits:
+            break
+        sent.append(link.submits[0][0].message_id)
+        link.accept()
+        p.link_ready(link.name)
+    return sent
+
+
 def test_restart_resumes_stored_work_and_backlog_is_claimed_in_batches():
     clock = Clock()
     clock.advance(1000)
@@ -244,14 +257,7 @@ def test_restart_resumes_stored_work_and_backlog_is_claimed_in_batches():
     p2, _, links2, _ = make(clock, store=store, max_in_memory=3, window=1)
     run(p2.start())
     assert p2.held == 3
-    sent = []
-    for _ in range(20):
-        if not links2["cheap"].submits:
-            break
-        sent.append(links2["cheap"].submits[0][0].message_id)
-        links2["cheap"].accept()
-        p2.link_ready("cheap")
-    assert sorted(sent) == sorted(m.id for m in ms)
+    assert sorted(send_one_by_one(p2, links2["cheap"])) == sorted(m.id for m in ms)
     assert all(store.messages[m.id].status is Status.SUBMITTED for m in ms)
 
 
@@ -263,14 +269,8 @@ def test_messages_stored_unclaimed_while_memory_was_full_are_claimed_as_it_empti
     for m in ms:
         run(p.accept([m]))
     assert p.held == 3  # the other seven stored unclaimed
-    sent = []
-    for _ in range(20):  # no clock advance: not one of them waits for the claim interval
-        if not links["cheap"].submits:
-            break
-        sent.append(links["cheap"].submits[0][0].message_id)
-        links["cheap"].accept()
-        p.link_ready("cheap")
-    assert sorted(sent) == sorted(m.id for m in ms)
+    # no clock advance: not one of them waits for the claim interval
+    assert sorted(send_one_by_one(p, links["cheap"])) == sorted(m.id for m in ms)
 
 
 def test_a_claim_under_way_is_not_started_again_when_a_link_has_room():
