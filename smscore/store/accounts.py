@@ -119,10 +119,10 @@ class AccountRules:
             if outcome.counted:
                 # Added to this writer's own row: other writers (processes, nodes) count in theirs,
                 # so nobody waits for another's row lock, and the day's count is their sum.
-                self._write_unread(cur, self.q("INSERT INTO daily_volume (account, day, writer, count) VALUES (?,?,?,?) "
-                                        "ON CONFLICT (account, day, writer) DO UPDATE "
-                                        "SET count = daily_volume.count + excluded.count"),
-                            (account, day_of(now), self.writer, outcome.sent_today - facts.sent_today))
+                self._write_unread(cur, self.q("INSERT INTO daily_volume (account, day, writer, count) "
+                                               "VALUES (?,?,?,?) ON CONFLICT (account, day, writer) DO UPDATE "
+                                               "SET count = daily_volume.count + excluded.count"),
+                                   (account, day_of(now), self.writer, outcome.sent_today - facts.sent_today))
             if outcome.balance != facts.balance:
                 self._set_balance(cur, account, facts.balance, outcome.balance, now)
         if claimed:  # unclaimed messages learn it when claimed (SqlStore.claim)

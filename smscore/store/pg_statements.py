@@ -58,28 +58,25 @@ class Prepared:
         self.refused: set[str] = set()
 
     def execute(self, cur, sql: str, params) -> None:
-        known = self._names.get(sql)
-        if known is not None:
-            return cur.execute(known[1], params)
-        if sql in self._seen and len(self._names) < self._limit and sql not in self.refused:
-            self._prepare(cur, sql)
-            return cur.execute(self._names[sql][1], params)
-        if len(self._seen) < 4 * self._limit:  # texts seen once: bounded too (an admin's look-ups)
-            self._seen.add(sql)
-        return cur.execute(sql, params)
+        return cur.execute(self._chosen(cur, sql), params)
 
     def text(self, cur, sql: str, params) -> bytes:
-        """What ``execute`` would send, as text with the values written in (prepared as
-        ``execute`` would, the PREPARE sent now), for a write sent later with other statements."""
+        """What ``execute`` would send, as text with the values written in, for a statement sent
+        later with others (``postgres._Cursor.defer``)."""
+        return cur.mogrify(self._chosen(cur, sql), params)
+
+    def _chosen(self, cur, sql: str) -> str:
+        """The text to send for ``sql``: ``EXECUTE name(…)`` once prepared (at its second run, the
+        PREPARE sent now), else ``sql`` itself."""
         known = self._names.get(sql)
         if known is None and sql in self._seen and len(self._names) < self._limit and sql not in self.refused:
             self._prepare(cur, sql)
             known = self._names[sql]
         if known is not None:
-            return cur.mogrify(known[1], params)
-        if len(self._seen) < 4 * self._limit:
+            return known[1]
+        if len(self._seen) < 4 * self._limit:  # texts seen once: bounded too (an admin's look-ups)
             self._seen.add(sql)
-        return cur.mogrify(sql, params)
+        return sql
 
     def _prepare(self, cur, sql: str) -> None:
         from psycopg2 import DataError, ProgrammingError

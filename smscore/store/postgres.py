@@ -92,7 +92,7 @@ class _Cursor:
 
     def defer(self, sql: str, params=None) -> None:
         """Send this statement, whose result nobody reads, with the next one, in one round trip:
-        a batch's inserts and updates go with the read that follows them, or ``flush`` before its
+        a batch's inserts and updates go with the read that follows them, the last ones with its
         COMMIT. An error of it is raised by that statement; order is kept."""
         self._deferred.append(sql.encode() if params is None else self._session.prepared.text(self._cur, sql, params))
 

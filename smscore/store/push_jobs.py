@@ -100,12 +100,12 @@ class PushJobOperations:
             for chunk in chunks(retry):
                 among, args = self._in("id", chunk, "bigint")
                 self._write_unread(cur, self.q(f"UPDATE push_jobs SET {first}attempts = attempts + 1, next_at = ?, "
-                                        f"last_error = ?, owner = NULL, lease_until = NULL WHERE {among}"),
-                            (*tried, retry_at, error, *args))
+                                               f"last_error = ?, owner = NULL, lease_until = NULL WHERE {among}"),
+                                   (*tried, retry_at, error, *args))
             for chunk in chunks(release):
                 among, args = self._in("id", chunk, "bigint")
-                self._write_unread(cur, self.q(f"UPDATE push_jobs SET owner = NULL, lease_until = NULL WHERE owner = ? AND {among}"),
-                            (owner, *args))
+                self._write_unread(cur, self.q("UPDATE push_jobs SET owner = NULL, lease_until = NULL "
+                                               f"WHERE owner = ? AND {among}"), (owner, *args))
             events.extend((mo_id, at, status, detail) for mo_id, status, detail in mo_events)
             if replies:
                 self._insert_messages(cur, replies, replies_owner, lease_until)
