@@ -144,8 +144,6 @@ def fill(store: str, target, n: int, owner: str, batch: int = 20000, log=print) 
         raw = conn.cursor()
         raw.execute("SET synchronous_commit = off")
         cur = _BatchCursor(raw)
-        seq = iter(range(1, n + 1))
-        st._next_seq = lambda cur, table, column: next(seq)  # one sequence call at the end instead
     done = 0
     while done < n:
         count = min(batch, n - done)

@@ -166,6 +166,15 @@ class _Cursor:
         writes, self._deferred = self._deferred, []
         if writes == [b"BEGIN"]:
             return None  # nothing was sent: nothing to commit
+        if writes and writes[0] == b"BEGIN":
+            # Nothing of the batch has reached the server: its BEGIN goes first, alone, so that a
+            # connection found gone (a server restart) means nothing was sent, and the batch runs
+            # again on a new one, instead of a COMMIT whose outcome is unknown.
+            try:
+                self._send(self._cur.execute, "BEGIN")
+            except (OperationalError, InterfaceError) as exc:
+                raise RefusedBeforeCommit(str(exc).strip()) from exc
+            writes = writes[1:]
         try:
             return self._cur.execute(b";".join([*writes, b"COMMIT"]) if writes else "COMMIT")
         except errors.TransactionRollbackError:
@@ -331,7 +340,9 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
             items = [v.strip() for v in values.split(",")]
             picked = [name for name, item in zip(names, items) if item == "?"]
             types = self._column_types
-            select = ", ".join(f"v.{name}" if item == "?" else item for name, item in zip(names, items))
+            numbered = self._NUMBERED_BY_THE_WRITE
+            select = ", ".join((numbered.get((table, name), f"v.{name}") if item == "?" else item)
+                               for name, item in zip(names, items))
             arrays = ", ".join(f"%s::{types[table, name]}[]" for name in picked)
             out = (f"INSERT INTO {table} ({', '.join(names)}) SELECT {select} FROM unnest({arrays}) "
                    f"AS v({', '.join(picked)}){self.q(tail)}")
@@ -342,7 +353,8 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
     _UPDATE_MESSAGES = (
         "UPDATE messages SET status = v.status, operator = v.operator, error = v.error, updated_at = v.updated_at, "
         "tried = v.tried, parts = v.parts, part_state = v.part_state, cost = v.cost, owner = v.owner, "
-        "lease_until = v.lease_until, update_seq = v.update_seq FROM unnest(%s::text[], %s::text[], %s::text[], "
+        "lease_until = v.lease_until, update_seq = COALESCE(v.update_seq, nextval('messages_update_seq_seq')) "
+        "FROM unnest(%s::text[], %s::text[], %s::text[], "
         "%s::double precision[], %s::text[], %s::integer[], %s::text[], %s::text[], %s::text[], "
         "%s::double precision[], %s::bigint[], %s::text[]) AS v(status, operator, error, updated_at, tried, parts, "
         "part_state, cost, owner, lease_until, update_seq, id) WHERE messages.id = v.id")
@@ -364,10 +376,18 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
             cur.defer(f"SELECT {fn}(k) FROM (SELECT unnest(%s::bigint[]) AS k ORDER BY k OFFSET 0) AS sorted",
                       (keys,))
 
-    def _next_seqs(self, cur, table: str, column: str, count: int) -> list[int]:
+    #: Columns numbered by the statement that writes them: ``_next_seqs`` gives None for each row,
+    #: and the INSERT or UPDATE takes ``nextval`` where it finds None (``COALESCE`` evaluates it
+    #: only then). Nobody reads those numbers back, so no round trip fetches them.
+    _NUMBERED_BY_THE_WRITE = {("messages", "update_seq"): "COALESCE(v.update_seq, nextval('messages_update_seq_seq'))"}
+
+    def _next_seqs(self, cur, table: str, column: str, count: int) -> list[int | None]:
         # The shared lock is taken before the numbers (OFFSET 0 keeps the subquery, and so its
         # order, as written) and held until commit: see _horizon. One statement for any count.
         seq = f"{table}_{column}_seq"
+        if (table, column) in self._NUMBERED_BY_THE_WRITE:  # the lock goes ahead of the write that numbers
+            cur.defer("SELECT pg_advisory_xact_lock_shared(%s)", (lock_key(seq),))
+            return [None] * count
         cur.execute("SELECT nextval(%s) FROM (SELECT pg_advisory_xact_lock_shared(%s) OFFSET 0) AS held, "
                     "generate_series(1, %s)", (seq, lock_key(seq), count))
         return sorted(row[0] for row in cur.fetchall())

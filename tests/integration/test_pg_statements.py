@@ -194,3 +194,33 @@ def test_a_batch_begins_with_its_first_statement_unless_the_connection_is_in_dou
         cur.execute("COMMIT")
     finally:
         session.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_rows_numbered_by_their_write_hold_the_numbers_lock_until_the_commit(pg_url):
+    """``update_seq`` is taken by the INSERT or UPDATE that writes it (no round trip fetches the
+    numbers), under the shared lock a pull's horizon waits for (``_horizon``), held to the commit."""
+    from smscore.store.postgres import _Session
+
+    store = await open_postgres(pg_url)
+    session = _Session(pg_url)
+    try:
+        cur = session.cursor()
+        cur.execute("BEGIN")
+        cur.execute("SELECT 1")
+        assert store._next_seqs(cur, "messages", "update_seq", 2) == [None, None]
+        store._insert_rows(cur, [(make_message(to=f"4670100000{i}"), None, 0.0) for i in range(2)])
+        cur.flush()
+        cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock' "
+                    "AND pid = pg_backend_pid()")
+        assert cur.fetchone() == (1,)  # the numbers' shared lock (taken above and by the insert: one lock)
+        cur.execute("SELECT update_seq FROM messages ORDER BY update_seq")
+        assert [r[0] for r in cur.fetchall()] == [1, 2]
+        cur.execute("COMMIT")
+        cur.execute("BEGIN")
+        cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+        assert cur.fetchone() == (0,)
+        cur.execute("COMMIT")
+    finally:
+        session.close()
+        await store.close()

@@ -371,15 +371,16 @@ async def test_a_pull_never_steps_over_a_change_committed_late(two_nodes):
     conn = pg_schema.connect(nodes.a.url)
     cur = conn.cursor()
     cur.execute("BEGIN")
-    n = nodes.a._next_seq(cur, "messages", "update_seq")  # taken, not yet committed
+    # As a writer numbers its rows: the shared lock, then the write that takes the numbers.
+    cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (pg_schema.lock_key("messages_update_seq_seq"),))
+    cur.execute("INSERT INTO messages (id, account, to_number, sender, body, encoding, parts, profile, status, "
+                "created_at, updated_at, update_seq) VALUES (%s, 'acme', '4670', 'S', 'x', 'gsm7', 1, 'p', "
+                "'queued', 1000, 1000, nextval('messages_update_seq_seq'))", (early.id,))  # taken, not committed
     await nodes.b.accept([late], "b", 1030.0)
     pulled = nodes.b.updates("acme", 0, 10)
     assert not pulled.called
 
     def commit_early():
-        cur.execute("INSERT INTO messages (id, account, to_number, sender, body, encoding, parts, profile, status, "
-                    "created_at, updated_at, update_seq) VALUES (%s, 'acme', '4670', 'S', 'x', 'gsm7', 1, 'p', "
-                    "'queued', 1000, 1000, %s)", (early.id, n))
         cur.execute("COMMIT")
 
     await _later(0.3, commit_early)
