@@ -4,6 +4,7 @@ connection prepares again."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import psycopg2
@@ -183,10 +184,8 @@ def test_a_batch_begins_with_its_first_statement_unless_the_connection_is_in_dou
         cur.execute("BEGIN")
         with pytest.raises(psycopg2.OperationalError):
             cur.execute("SELECT count(*) FROM t")  # the first statement finds the connection gone
-        try:
-            cur.execute("ROLLBACK")  # as the writer does after a failed batch
-        except psycopg2.Error:
-            pass
+        with contextlib.suppress(psycopg2.Error):  # the writer's ROLLBACK after a failed batch: the connection is gone
+            cur.execute("ROLLBACK")
         cur.execute("BEGIN")  # alone now: it opens a new connection
         assert not session.doubtful
         cur.execute("SELECT count(*) FROM t")
