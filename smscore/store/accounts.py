@@ -153,14 +153,8 @@ class AccountRules:
 
     # -- SmartConfirm learning (the decisions: policies.learning) -----------------------------
     def _learned(self, cur, numbers: Iterable[str], lock: bool = False) -> dict[str, Learned]:
-        found = {}
-        for chunk in in_lists(sorted(set(numbers))):
-            among, args = self._in("number", chunk)
-            cur.execute(self.q(f"SELECT number, operator, failures FROM learned WHERE {among} "
-                               f"ORDER BY number{self._for_update() if lock else ''}"), args)
-            for number, operator, failures in cur.fetchall():
-                found[number] = Learned(operator, _failures(failures))
-        return found
+        return {number: Learned(operator, _failures(failures)) for number, operator, failures
+                in self._rows_by_key(cur, "learned", "number, operator, failures", "number", numbers, lock)}
 
     def _learned_for(self, cur, messages: Sequence[Message], now: float) -> None:
         """Attach to messages about to be sent what was learned about their numbers and, for those

@@ -225,13 +225,8 @@ class MessageChanges:
 
     def _load_many(self, cur, ids: Iterable[str]) -> dict[str, list]:
         """``{id: [Message, part states]}``, read (and on PostgreSQL locked) in id order."""
-        out: dict[str, list] = {}
-        for chunk in in_lists(sorted(ids)):
-            among, args = self._in("id", chunk)
-            cur.execute(self.q(f"SELECT {MSG_COLS} FROM messages WHERE {among} ORDER BY id{self._for_update()}"), args)
-            for row in cur.fetchall():
-                out[row[0]] = [row_to_message(row), list(row[-1])]
-        return out
+        return {row[0]: [row_to_message(row), list(row[-1])]
+                for row in self._rows_by_key(cur, "messages", MSG_COLS, "id", ids, lock=True)}
 
 
 def _by_operator(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:

@@ -39,7 +39,9 @@ def connect(url: str):
         # end with its locks held: a claim of a killed node once kept its successor waiting.
         conn.cursor().execute("SET client_connection_check_interval = 2000")
     # The store prepares its statements (pg_statements) for the parsing they save, and plans each
-    # run for its values and the tables' sizes of the moment. A plan made once is made on the
+    # run for its values and the tables' sizes of the moment (the writers' connections plan once
+    # the statements that have one plan left whatever the tables hold: pg_statements, "Planned
+    # once"). A plan made once is made on the
     # sizes of its moment: made while messages was empty (a new database, or one analysed empty),
     # the update of a batch of messages walked the whole table for every message of the batch
     # once it held 100,000 rows (3.9 s a run), and re-planning after a schedule of runs could

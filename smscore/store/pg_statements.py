@@ -17,15 +17,31 @@ A prepared statement lives as long as its connection, whatever becomes of the tr
 prepared in; a new connection starts with none (``Prepared`` belongs to one connection). A
 statement PostgreSQL cannot prepare (a parameter whose type nothing in the statement tells) is
 run as plain text from then on: its first run fails and the writer runs it again.
+
+**Planned once.** Planning each run was a fifth of the server's CPU in a load run (777 of 3,770
+ms, ``pg_stat_statements.track_planning``). A plan made once is made on the tables' sizes of its
+moment, and a plan made while ``messages`` was empty walked the whole table once it was large. So
+the store's writer connections plan once only the statements for which no plan other than the
+right one is left, whatever the tables hold: ``Prepared(once=…)`` prepares the texts ``once``
+accepts, on a connection set with ``PLANNED_ONCE`` (each plan made once, generic, and neither
+sequential scans nor hash or merge joins, so that a table is only read through the index its key
+names, row by row of the batch); every other text goes as plain text and is planned at every
+run for the tables as they are (``postgres._one_plan`` says which are which, and
+``test_statements_planned_once_read_tables_through_their_keys`` checks the plans made on empty
+tables). A connection without ``once`` prepares every text and plans each run (``pg_schema.connect``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 #: At most this many statements are prepared on one connection; beyond it, plain text.
 LIMIT = 400
+
+#: What a connection whose prepared statements are planned once is set with (see the module doc).
+PLANNED_ONCE = ("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; "
+                "SET enable_hashjoin = off; SET enable_mergejoin = off")
 
 _PLACEHOLDER = re.compile(r"%%|%s")
 
@@ -48,14 +64,19 @@ class Prepared:
     """The statements one connection has prepared (text → name), and how to run one.
 
     A text is prepared the second time it is run: one run alone (a look-up typed once at the
-    CLI) costs no server memory for the rest of the connection's life."""
+    CLI) costs no server memory for the rest of the connection's life. With ``once`` (the
+    connection set with ``PLANNED_ONCE``), only the texts ``once`` accepts are prepared; the
+    others run as plain text, planned at every run."""
 
-    def __init__(self, limit: int = LIMIT) -> None:
+    def __init__(self, limit: int = LIMIT, once: Callable[[str], bool] | None = None) -> None:
         self._limit = limit
+        self._once = once
         self._names: dict[str, tuple[str, str]] = {}  # text → (name, "EXECUTE name(%s, …)")
         self._seen: set[str] = set()
         #: texts PostgreSQL refused to prepare, run as plain text (tests look at it)
         self.refused: set[str] = set()
+        #: texts ``once`` did not accept: planned at every run, as plain text (tests look at it)
+        self.per_run: set[str] = set()
 
     def execute(self, cur, sql: str, params) -> None:
         return cur.execute(self._chosen(cur, sql), params)
@@ -69,7 +90,7 @@ class Prepared:
         """The text to send for ``sql``: ``EXECUTE name(…)`` once prepared (at its second run, the
         PREPARE sent now), else ``sql`` itself."""
         known = self._names.get(sql)
-        if known is None and sql in self._seen and len(self._names) < self._limit and sql not in self.refused:
+        if known is None and sql in self._seen and self._may_prepare(sql):
             self._prepare(cur, sql)
             known = self._names[sql]
         if known is not None:
@@ -77,6 +98,16 @@ class Prepared:
         if len(self._seen) < 4 * self._limit:  # texts seen once: bounded too (an admin's look-ups)
             self._seen.add(sql)
         return sql
+
+    def _may_prepare(self, sql: str) -> bool:
+        """Whether ``sql``, run before and not prepared yet, is prepared now."""
+        if len(self._names) >= self._limit or sql in self.refused or sql in self.per_run:
+            return False
+        if self._once is None or self._once(sql):
+            return True
+        if len(self.per_run) < 4 * self._limit:  # bounded as the texts seen are
+            self.per_run.add(sql)
+        return False
 
     def _prepare(self, cur, sql: str) -> None:
         from psycopg2 import DataError, ProgrammingError

@@ -32,13 +32,15 @@ is rolled back alone and run again in a later batch, where it sees the winner's 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 from twisted.internet.defer import Deferred
 
 from smscore.store.accounts import AccountRules
 from smscore.store.base import StoreRules
 from smscore.store.pg_schema import LATEST, column_types, connect, lock_key, upgrade, version_of
-from smscore.store.pg_statements import Prepared, array_text
+from smscore.store.pg_statements import PLANNED_ONCE, Prepared, array_text
+from smscore.store.rows import MSG_COLS
 from smscore.store.rules import CommitUnknown
 from smscore.store.sql import SqlStore
 from smscore.store.sql_lookups import SqlLookups
@@ -62,15 +64,24 @@ def _unreachable(failure) -> bool:
 
 class _Session:
     """The writer's connection, opened by the first batch. When the server went away (restart,
-    failover), the next batch connects again instead of failing forever."""
+    failover), the next batch connects again instead of failing forever. With ``once``, the
+    statements it accepts are planned once, and only they are prepared (``pg_statements``)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, once: Callable[[str], bool] | None = None) -> None:
         self.url = url
+        self.once = once
         self.conn = None
-        self.prepared = Prepared()  # the statements ``conn`` has prepared
+        self.prepared = Prepared(once=once)  # the statements ``conn`` has prepared
         #: a statement found the connection lost (or may have): the next BEGIN is sent alone, to
         #: open a new one if so, instead of going with the batch's first statement
         self.doubtful = False
+
+    def open(self) -> None:
+        """A new connection, with nothing prepared on it yet."""
+        self.conn = connect(self.url)
+        if self.once is not None:
+            self.conn.cursor().execute(PLANNED_ONCE)
+        self.prepared = Prepared(once=self.once)
 
     def cursor(self) -> _Cursor:
         return _Cursor(self)
@@ -78,6 +89,12 @@ class _Session:
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
+
+
+def _by_key(table: str, columns: str, key: str, lock: bool) -> str:
+    """``PostgresStore._rows_by_key``'s statement: the values an array, probed one by one."""
+    return (f"SELECT r.* FROM unnest(%s::text[]) AS k(v) CROSS JOIN LATERAL (SELECT {columns} FROM {table} "
+            f"WHERE {key} = k.v OFFSET 0{' FOR UPDATE' if lock else ''}) AS r")
 
 
 class _Cursor:
@@ -149,8 +166,7 @@ class _Cursor:
                 except psycopg2.Error:
                     pass
                 session.conn = None
-            session.conn = connect(session.url)
-            session.prepared = Prepared()
+            session.open()
             self._cur = session.conn.cursor()
             self._cur.execute(sql)
             session.doubtful = False
@@ -203,8 +219,8 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
         self.url = url
         self.auto_upgrade = auto_upgrade
         self._reactor = reactor
-        self._writers = [BatchWriter(reactor, lambda: _Session(url), name=f"pg-writer-{i}", begin="BEGIN")
-                         for i in range(writers)]
+        self._writers = [BatchWriter(reactor, lambda: _Session(url, once=_one_plan), name=f"pg-writer-{i}",
+                                     begin="BEGIN") for i in range(writers)]
         self._turn = itertools.cycle(self._writers)
         # Pulls learn their horizon on a connection of their own: it waits for other nodes'
         # transactions to end and must not hold up this node's writes meanwhile.
@@ -287,7 +303,9 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
             cur.execute("UPDATE push_jobs SET owner = NULL, lease_until = NULL WHERE id = ANY(%s::bigint[])",
                         (array_text([row[0] for row in rows if row[3] in behind]),))
             rows = [row for row in rows if row[3] not in behind]
-        cur.execute("RESET enable_seqscan; RESET enable_bitmapscan")  # the rest of the batch as usual
+        # The rest of the batch as usual: bitmap scans again (sequential ones stay off, as the
+        # writer's connection has them: pg_statements, "Planned once").
+        cur.defer("SET LOCAL enable_bitmapscan = on")
         return rows
 
     @staticmethod
@@ -302,6 +320,15 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
                     f"AND NOT e.id = ANY(%s::bigint[]) AND e.url {'=' if smpp else '<>'} 'smpp' OFFSET 0)",
                     (array_text(list(last)), array_text(list(last.values())), array_text([row[0] for row in rows])))
         return {subject for subject, in cur.fetchall()}
+
+    def _rows_by_key(self, cur, table: str, columns: str, key: str, values, lock: bool = False) -> list[tuple]:
+        """One probe of ``key``'s unique index a value, in key order (the rows locked in that
+        order): one plan whatever the table holds, so planned once (``_one_plan``)."""
+        values = sorted(set(values))
+        if not values:
+            return []
+        cur.execute(_by_key(table, columns, key, lock), (array_text(values),))
+        return cur.fetchall()
 
     def _upsert_smsc_id(self) -> str:
         return ("INSERT INTO smsc_ids (operator, key, message_id, part) VALUES (?,?,?,?) "
@@ -476,3 +503,30 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
 
         return gatherResults([w.stop() for w in (*self._writers, self._horizons, self._reader)], consumeErrors=True)
 
+
+#: Statements of the writer with one plan left whatever the tables hold (``pg_statements``, "Planned
+#: once"): a table read through its unique key alone, row by row of the batch (a nested loop over
+#: the array, an index probe each). Every other text is planned at every run. A text changed
+#: elsewhere falls out of this set and is planned at every run again: slower, never wrong. Not
+#: the stop-list look-up: planned on an empty table, it used the account alone as its index
+#: condition and read the numbers as a filter, every number of the do-not-call list at each check;
+#: nor the orphan receipts' (an index on the operator alone, the key a filter).
+_ONE_PLAN = frozenset({
+    PostgresStore._UPDATE_MESSAGES,  # messages by id: its primary key (the partial indexes on id need a status)
+    "DELETE FROM push_jobs WHERE id = ANY(%s::bigint[])",
+    "SELECT balance, paused FROM accounts_state WHERE account = %s",
+    "SELECT SUM(count) FROM daily_volume WHERE account = %s AND day = %s",
+    "SELECT s.* FROM unnest(%s::text[]) AS k(key) CROSS JOIN LATERAL (SELECT key, message_id, part FROM smsc_ids "
+    "WHERE operator = %s AND key = k.key OFFSET 0) AS s",
+    _by_key("messages", MSG_COLS, "id", lock=True),  # a batch's messages, locked (changes._load_many)
+    _by_key("learned", "number, operator, failures", "number", lock=False),
+    _by_key("learned", "number, operator, failures", "number", lock=True),
+})
+
+
+def _one_plan(sql: str) -> bool:
+    """Whether the writer plans ``sql`` once: an INSERT of values or arrays (it reads no table, an
+    ON CONFLICT its unique index), a lock or sequence statement (no table), or one of ``_ONE_PLAN``."""
+    if sql.startswith("INSERT INTO "):
+        return sql.count(" FROM ") == sql.count(" FROM unnest(")
+    return sql.startswith(("SELECT pg_advisory_xact_lock", "SELECT nextval(")) or sql in _ONE_PLAN

@@ -19,7 +19,7 @@ descriptor's two calls) and finality as membership of ``FINAL_STATUSES``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from operator import itemgetter
 
 import orjson
@@ -326,6 +326,18 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
         """The condition "``column`` is one of ``values``", and its parameters: ``IN (?, …)``, one
         statement text a length of list (``in_lists`` pads lists to a few lengths)."""
         return f"{column} IN ({marks(values)})", tuple(values)
+
+    def _rows_by_key(self, cur, table: str, columns: str, key: str, values: Iterable[str],
+                     lock: bool = False) -> list[tuple]:
+        """``columns`` of the rows of ``table`` whose ``key`` (unique) is one of ``values``, read
+        (and with ``lock`` locked, on PostgreSQL) in key order."""
+        rows = []
+        for chunk in in_lists(sorted(set(values))):
+            among, args = self._in(key, chunk)
+            cur.execute(self.q(f"SELECT {columns} FROM {table} WHERE {among} "
+                               f"ORDER BY {key}{self._for_update() if lock else ''}"), args)
+            rows.extend(cur.fetchall())
+        return rows
 
     def _keyed(self, table: str, columns: str, operator: str, keys: Sequence[str]) -> tuple[str, tuple]:
         """A statement and its parameters that read ``columns`` of the rows of ``table`` (keyed by

@@ -81,6 +81,18 @@ def test_a_prepare_that_failed_for_its_batch_is_tried_again_at_the_next_run(erro
     assert not prepared.refused
 
 
+def test_with_once_only_the_texts_it_accepts_are_prepared_the_others_run_as_text_every_time():
+    cur, prepared = _Cursor(), Prepared(once=lambda sql: "by_key" in sql)
+    by_key, ranged = "SELECT a FROM t WHERE by_key = %s", "SELECT a FROM t WHERE b > %s LIMIT 5"
+    for value in (1, 2, 3):
+        prepared.execute(cur, by_key, (value,))
+        prepared.execute(cur, ranged, (value,))
+    assert cur.sent == [(by_key, (1,)), (ranged, (1,)),
+                        ("PREPARE s1 AS SELECT a FROM t WHERE by_key = $1", None), ("EXECUTE s1(%s)", (2,)),
+                        (ranged, (2,)), ("EXECUTE s1(%s)", (3,)), (ranged, (3,))]
+    assert prepared.per_run == {ranged} and not prepared.refused
+
+
 def test_no_more_than_the_limit_is_prepared_on_one_connection():
     cur, prepared = _Cursor(), Prepared(limit=1)
     for sql in ("SELECT %s", "SELECT %s + 1"):
