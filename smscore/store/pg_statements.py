@@ -83,7 +83,7 @@ class Prepared:
 
     def text(self, cur, sql: str, params) -> bytes:
         """What ``execute`` would send, as text with the values written in, for a statement sent
-        later with others (``postgres._Cursor.defer``)."""
+        later with others (``pg_session.Cursor.defer``)."""
         return cur.mogrify(self._chosen(cur, sql), params)
 
     def _chosen(self, cur, sql: str) -> str:

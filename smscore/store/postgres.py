@@ -5,7 +5,9 @@ thread and one connection per writer, ``BEGIN`` … the batch's operations … `
 dialect filled in: ``%s`` placeholders, ``ON CONFLICT`` upserts, sequences for the ordering
 columns, row locks. Each connection prepares the statements it runs again, and a list of values
 goes as one array parameter, so that one statement text serves any number of rows
-(``pg_statements``).
+(``pg_statements``); the writers plan once the statements that have one plan whatever the tables
+hold (``_one_plan``). The writer's connection and cursor, and the round trips they save, are
+``pg_session``'s.
 
 Several nodes are several processes, each with its own PostgresStore on one database, so nothing
 may rely on the writer thread being alone. What keeps them correct:
@@ -32,19 +34,19 @@ is rolled back alone and run again in a later batch, where it sees the winner's 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 
 from twisted.internet.defer import Deferred
 
 from smscore.store.accounts import AccountRules
 from smscore.store.base import StoreRules
-from smscore.store.pg_schema import LATEST, column_types, connect, lock_key, upgrade, version_of
-from smscore.store.pg_statements import PLANNED_ONCE, Prepared, array_text
+from smscore.store.pg_schema import LATEST, column_types, lock_key, upgrade, version_of
+from smscore.store.pg_session import Session
+from smscore.store.pg_statements import array_text
 from smscore.store.rows import MSG_COLS
 from smscore.store.rules import CommitUnknown
 from smscore.store.sql import SqlStore
 from smscore.store.sql_lookups import SqlLookups
-from smscore.store.writer import BatchWriter, RefusedBeforeCommit
+from smscore.store.writer import BatchWriter
 
 #: How many times an operation that lost a race is run again before its caller hears of it.
 RETRIES = 5
@@ -62,149 +64,10 @@ def _unreachable(failure) -> bool:
     return failure.check(psycopg2.OperationalError, psycopg2.InterfaceError, CommitUnknown) is not None
 
 
-class _Session:
-    """The writer's connection, opened by the first batch. When the server went away (restart,
-    failover), the next batch connects again instead of failing forever. With ``once``, the
-    statements it accepts are planned once, and only they are prepared (``pg_statements``)."""
-
-    def __init__(self, url: str, once: Callable[[str], bool] | None = None) -> None:
-        self.url = url
-        self.once = once
-        self.conn = None
-        self.prepared = Prepared(once=once)  # the statements ``conn`` has prepared
-        #: a statement found the connection lost (or may have): the next BEGIN is sent alone, to
-        #: open a new one if so, instead of going with the batch's first statement
-        self.doubtful = False
-
-    def open(self) -> None:
-        """A new connection, with nothing prepared on it yet."""
-        self.conn = connect(self.url)
-        if self.once is not None:
-            self.conn.cursor().execute(PLANNED_ONCE)
-        self.prepared = Prepared(once=self.once)
-
-    def cursor(self) -> _Cursor:
-        return _Cursor(self)
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-
-
 def _by_key(table: str, columns: str, key: str, lock: bool) -> str:
     """``PostgresStore._rows_by_key``'s statement: the values an array, probed one by one."""
     return (f"SELECT r.* FROM unnest(%s::text[]) AS k(v) CROSS JOIN LATERAL (SELECT {columns} FROM {table} "
             f"WHERE {key} = k.v OFFSET 0{' FOR UPDATE' if lock else ''}) AS r")
-
-
-class _Cursor:
-    """The writer's cursor: statements prepared (``pg_statements``), a lost connection opened
-    again at the next BEGIN, and writes nobody reads the result of sent with the statement after
-    them (``defer``)."""
-
-    def __init__(self, session: _Session) -> None:
-        self._session = session
-        self._cur = None
-        self._deferred: list[bytes] = []
-
-    def defer(self, sql: str, params=None) -> None:
-        """Send this statement, whose result nobody reads, with the next one, in one round trip:
-        a batch's inserts and updates go with the read that follows them, the last ones with its
-        COMMIT. An error of it is raised by that statement; order is kept."""
-        self._deferred.append(sql.encode() if params is None else self._session.prepared.text(self._cur, sql, params))
-
-    def flush(self) -> None:
-        """Send the deferred writes now (their errors raised here)."""
-        if self._deferred:
-            text, self._deferred = b";".join(self._deferred), []
-            self._send(self._cur.execute, text)
-
-    def _send(self, run, *args):
-        """``run(*args)``; a lost connection marks the session, so that the next BEGIN goes alone
-        and opens a new connection when it finds this one gone."""
-        import psycopg2
-
-        try:
-            return run(*args)
-        except (psycopg2.OperationalError, psycopg2.InterfaceError):
-            self._session.doubtful = True
-            raise
-
-    def execute(self, sql, params=None):
-        if sql == "COMMIT":
-            return self._commit()
-        if isinstance(sql, str) and sql.startswith("ROLLBACK"):
-            self._deferred = []  # writes of what is rolled back: never sent
-            return self._send(self._cur.execute, sql)
-        if sql != "BEGIN":
-            if self._deferred:  # one round trip for the writes waiting and this statement
-                text = (self._session.prepared.text(self._cur, sql, params) if params is not None
-                        else sql.encode() if isinstance(sql, str) else sql)
-                self._deferred.append(text)
-                return self.flush()
-            if params is None:
-                return self._send(self._cur.execute, sql)
-            return self._send(self._session.prepared.execute, self._cur, sql, params)
-        self._deferred = []
-        session = self._session
-        if session.conn is not None and not session.conn.closed and not session.doubtful:
-            self._deferred = [b"BEGIN"]  # sent with the batch's first statement
-            return None
-        # Nothing of the batch has run yet: a missing or lost connection is (re)opened here.
-        import psycopg2
-
-        try:
-            if session.conn is None or session.conn.closed:
-                raise psycopg2.InterfaceError("not connected")
-            self._cur.execute(sql)
-            session.doubtful = False
-            return None
-        except (psycopg2.OperationalError, psycopg2.InterfaceError):
-            if session.conn is not None:
-                try:
-                    session.conn.close()
-                except psycopg2.Error:
-                    pass
-                session.conn = None
-            session.open()
-            self._cur = session.conn.cursor()
-            self._cur.execute(sql)
-            session.doubtful = False
-            return None
-
-    def _commit(self):
-        """COMMIT, with the writes still deferred (one round trip); a connection lost meanwhile
-        leaves the outcome unknown (``CommitUnknown``). A refusal the server answered (a
-        serialization failure) is a known rollback, raised as is; a deferred write refused stopped
-        the text before its COMMIT: nothing is committed (``RefusedBeforeCommit``)."""
-        from psycopg2 import Error, InterfaceError, OperationalError, errors
-
-        writes, self._deferred = self._deferred, []
-        if writes == [b"BEGIN"]:
-            return None  # nothing was sent: nothing to commit
-        if writes and writes[0] == b"BEGIN":
-            # Nothing of the batch has reached the server: its BEGIN goes first, alone, so that a
-            # connection found gone (a server restart) means nothing was sent, and the batch runs
-            # again on a new one, instead of a COMMIT whose outcome is unknown.
-            try:
-                self._send(self._cur.execute, "BEGIN")
-            except (OperationalError, InterfaceError) as exc:
-                raise RefusedBeforeCommit(str(exc).strip()) from exc
-            writes = writes[1:]
-        try:
-            return self._cur.execute(b";".join([*writes, b"COMMIT"]) if writes else "COMMIT")
-        except errors.TransactionRollbackError:
-            raise
-        except (OperationalError, InterfaceError) as exc:
-            self._session.doubtful = True
-            raise CommitUnknown(str(exc).strip()) from exc
-        except Error as exc:
-            if writes:
-                raise RefusedBeforeCommit(str(exc).strip()) from exc
-            raise
-
-    def __getattr__(self, name):
-        return getattr(self._cur, name)
 
 
 class PostgresStore(SqlLookups, AccountRules, SqlStore):
@@ -219,13 +82,13 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
         self.url = url
         self.auto_upgrade = auto_upgrade
         self._reactor = reactor
-        self._writers = [BatchWriter(reactor, lambda: _Session(url, once=_one_plan), name=f"pg-writer-{i}",
+        self._writers = [BatchWriter(reactor, lambda: Session(url, once=_one_plan), name=f"pg-writer-{i}",
                                      begin="BEGIN") for i in range(writers)]
         self._turn = itertools.cycle(self._writers)
         # Pulls learn their horizon on a connection of their own: it waits for other nodes'
         # transactions to end and must not hold up this node's writes meanwhile.
-        self._horizons = BatchWriter(reactor, lambda: _Session(url), name="pg-horizon", begin="BEGIN")
-        self._reader = BatchWriter(reactor, lambda: _Session(url), name="pg-reader", begin="BEGIN")
+        self._horizons = BatchWriter(reactor, lambda: Session(url), name="pg-horizon", begin="BEGIN")
+        self._reader = BatchWriter(reactor, lambda: Session(url), name="pg-reader", begin="BEGIN")
         self._reachable = True
         self._column_types: dict[tuple[str, str], str] = {}  # read by open(), from the database
         #: operations run again after losing a deadlock or a unique-key race (tests, diagnosis)
@@ -396,7 +259,7 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
     def _lock(self, cur, *names: str, shared: bool = False) -> None:
         fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
         keys = sorted({lock_key(name) for name in names})  # one order everywhere: no self-made deadlock
-        # Sent with the statement after it (``_Cursor.defer``): held from there to the commit.
+        # Sent with the statement after it (``pg_session.Cursor.defer``): held from there to the commit.
         if len(keys) == 1:
             cur.defer(f"SELECT {fn}(%s)", (keys[0],))
         elif keys:  # OFFSET 0 keeps the ordered subquery, so the locks are taken in order

@@ -69,14 +69,14 @@ class Merged:
 
 
 class RefusedBeforeCommit(Exception):
-    """A write sent with the COMMIT (PostgreSQL's deferred writes, ``postgres._Cursor.defer``)
+    """A write sent with the COMMIT (PostgreSQL's deferred writes, ``pg_session.Cursor.defer``)
     was refused: the COMMIT never ran, nothing of the batch is stored, and the batch runs again
     with each operation alone, which tells whose write it was."""
 
 
 def _flush(cur) -> None:
     """Send what the cursor holds back to send with its next statement (PostgreSQL's writes,
-    ``postgres._Cursor.defer``), so that an error of them is raised here."""
+    ``pg_session.Cursor.defer``), so that an error of them is raised here."""
     flush = getattr(cur, "flush", None)
     if flush is not None:
         flush()

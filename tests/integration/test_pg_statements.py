@@ -111,10 +111,10 @@ class _Counting:
 
 
 def _writer_cursor(pg_url):
-    """The store writer's own cursor (``postgres._Cursor``), in a transaction, a table ``t`` made."""
-    from smscore.store.postgres import _Session
+    """The store writer's own cursor (``pg_session.Cursor``), in a transaction, a table ``t`` made."""
+    from smscore.store.pg_session import Session
 
-    session = _Session(pg_url)
+    session = Session(pg_url)
     cur = session.cursor()
     cur.execute("BEGIN")
     cur.execute("CREATE TABLE t (k INTEGER NOT NULL)")
@@ -148,12 +148,12 @@ def test_an_error_of_a_write_sent_later_fails_its_own_operation_alone(pg_url):
     from twisted.internet import reactor
     from twisted.internet.defer import Deferred
 
-    from smscore.store.postgres import _Session
+    from smscore.store.pg_session import Session
     from smscore.store.writer import BatchWriter
 
     session, cur = _writer_cursor(pg_url)
     try:
-        writer = BatchWriter(reactor, lambda: _Session(pg_url), name="test", begin="BEGIN")
+        writer = BatchWriter(reactor, lambda: Session(pg_url), name="test", begin="BEGIN")
         ops = [lambda c: c.defer("INSERT INTO t VALUES (%s)", (1,)),
                lambda c: c.defer("INSERT INTO t VALUES (%s)", (None,)),  # NOT NULL: refused
                lambda c: c.defer("INSERT INTO t VALUES (%s)", (3,))]
@@ -199,10 +199,10 @@ def test_a_batch_begins_with_its_first_statement_unless_the_connection_is_in_dou
 async def test_rows_numbered_by_their_write_hold_the_numbers_lock_until_the_commit(pg_url):
     """``update_seq`` is taken by the INSERT or UPDATE that writes it (no round trip fetches the
     numbers), under the shared lock a pull's horizon waits for (``_horizon``), held to the commit."""
-    from smscore.store.postgres import _Session
+    from smscore.store.pg_session import Session
 
     store = await open_postgres(pg_url)
-    session = _Session(pg_url)
+    session = Session(pg_url)
     try:
         cur = session.cursor()
         cur.execute("BEGIN")

@@ -67,16 +67,16 @@ async def test_submits_and_receipts_queued_together_run_merged(pg_url):
 async def test_statements_per_message_at_load(pg_url, monkeypatch):
     """Accept, submit, receipt and callback of a message, 50 of each at a time: counted at the
     cursor (each execute is one statement and one round trip), well under the bar of 6."""
-    from smscore.store import postgres
+    from smscore.store import pg_session
 
     executed = []
-    execute = postgres._Cursor.execute
+    execute = pg_session.Cursor.execute
 
     def counting(self, sql, params=None):
         executed.append(sql)
         return execute(self, sql, params)
 
-    monkeypatch.setattr(postgres._Cursor, "execute", counting)
+    monkeypatch.setattr(pg_session.Cursor, "execute", counting)
     store = await _open(pg_url)
     try:
         per_message = await store_sql.statements_per_message(store, lambda: len(executed))

@@ -15,7 +15,7 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from smscore.api.render import fail
 from smscore.logs import get_logger
-from smscore.store.postgres import _Cursor, _Session
+from smscore.store.pg_session import Cursor, Session
 from smscore.store.rules import CommitUnknown
 
 
@@ -27,8 +27,8 @@ class _Raising:
         raise self.exc
 
 
-def _cursor(exc: Exception) -> _Cursor:
-    cur = _Cursor(session=_Session("postgresql:///unused"))  # never connected
+def _cursor(exc: Exception) -> Cursor:
+    cur = Cursor(session=Session("postgresql:///unused"))  # never connected
     cur._cur = _Raising(exc)
     return cur
 
