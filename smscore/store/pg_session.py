@@ -11,6 +11,7 @@ once the statements it accepts (``pg_statements``, "Planned once")."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from smscore.store.pg_schema import connect
@@ -112,10 +113,8 @@ class Cursor:
             return None
         except (psycopg2.OperationalError, psycopg2.InterfaceError):
             if session.conn is not None:
-                try:
+                with contextlib.suppress(psycopg2.Error):  # a connection already broken may refuse to close
                     session.conn.close()
-                except psycopg2.Error:
-                    pass
                 session.conn = None
             session.open()
             self._cur = session.conn.cursor()
