@@ -64,10 +64,13 @@ def _unreachable(failure) -> bool:
     return failure.check(psycopg2.OperationalError, psycopg2.InterfaceError, CommitUnknown) is not None
 
 
-def _by_key(table: str, columns: str, key: str, lock: bool) -> str:
-    """``PostgresStore._rows_by_key``'s statement: the values an array, probed one by one."""
-    return (f"SELECT r.* FROM unnest(%s::text[]) AS k(v) CROSS JOIN LATERAL (SELECT {columns} FROM {table} "
-            f"WHERE {key} = k.v OFFSET 0{' FOR UPDATE' if lock else ''}) AS r")
+def _by_key(table: str, columns: str, key: str, lock: bool = False, also: str = "") -> str:
+    """A read of ``columns`` of ``table`` for an array of ``key`` values (its first parameter),
+    one probe of the index a value, in the array's order (rows locked in it with ``lock``); ``also``:
+    a condition before the key's (``operator = %s``: its parameter second). ``_rows_by_key`` and
+    ``_keyed`` read with it."""
+    return (f"SELECT r.* FROM unnest(%s::text[]) AS k(key) CROSS JOIN LATERAL (SELECT {columns} FROM {table} "
+            f"WHERE {also + ' AND ' if also else ''}{key} = k.key OFFSET 0{' FOR UPDATE' if lock else ''}) AS r")
 
 
 class PostgresStore(SqlLookups, AccountRules, SqlStore):
@@ -133,8 +136,7 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
         chunk, once). ``operator = $1 AND key = ANY($2)`` was planned, while the table held a few
         hundred to a few tens of thousands of rows and no statistics yet, as a walk over all the
         operator's rows with the keys as a filter: 4 ms a look-up in a load run."""
-        return (f"SELECT s.* FROM unnest(%s::text[]) AS k(key) CROSS JOIN LATERAL (SELECT {columns} FROM {table} "
-                "WHERE operator = %s AND key = k.key OFFSET 0) AS s", (array_text(dict.fromkeys(keys)), operator))
+        return _by_key(table, columns, "key", also="operator = %s"), (array_text(dict.fromkeys(keys)), operator)
 
     def _first_of_its_subject(self, blocking: str) -> str:
         """As SQLite's, one probe of ``push_jobs_subject`` per candidate job, written so that no
@@ -379,10 +381,9 @@ _ONE_PLAN = frozenset({
     "DELETE FROM push_jobs WHERE id = ANY(%s::bigint[])",
     "SELECT balance, paused FROM accounts_state WHERE account = %s",
     "SELECT SUM(count) FROM daily_volume WHERE account = %s AND day = %s",
-    "SELECT s.* FROM unnest(%s::text[]) AS k(key) CROSS JOIN LATERAL (SELECT key, message_id, part FROM smsc_ids "
-    "WHERE operator = %s AND key = k.key OFFSET 0) AS s",
+    _by_key("smsc_ids", "key, message_id, part", "key", also="operator = %s"),  # a receipt's SMSC ids
     _by_key("messages", MSG_COLS, "id", lock=True),  # a batch's messages, locked (changes._load_many)
-    _by_key("learned", "number, operator, failures", "number", lock=False),
+    _by_key("learned", "number, operator, failures", "number"),
     _by_key("learned", "number, operator, failures", "number", lock=True),
 })
 

@@ -55,7 +55,7 @@ async def test_statements_planned_once_read_tables_through_their_keys(pg_url):
     assert PostgresStore._UPDATE_MESSAGES in plans  # the batch's update of messages is among them
     assert any(sql.startswith("INSERT INTO messages") for sql in plans)
     assert any(sql.startswith("SELECT SUM(count) FROM daily_volume") for sql in plans)
-    assert any("FROM messages WHERE id = k.v" in sql for sql in plans)  # a batch's messages, locked
+    assert any("FROM messages WHERE id = k.key" in sql for sql in plans)  # a batch's messages, locked
     assert any(sql.startswith("UPDATE messages SET owner") for sql in per_run)  # the claim: per run
     for sql, plan in plans.items():
         for node in _nodes(plan):
