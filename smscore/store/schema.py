@@ -255,6 +255,7 @@ COMMON: dict[int, list[str]] = {
         "DROP TABLE daily_volume",
         "ALTER TABLE daily_volume_by_writer RENAME TO daily_volume",
     ],
+    13: [],  # PostgreSQL only: claims and lease renewals rewrite a message in place (below)
 }
 
 #: dialect -> version -> statements only that dialect has (run after the common ones)
@@ -280,6 +281,18 @@ ONLY: dict[str, dict[int, list[str]]] = {
         ],
         5: [
             "CREATE INDEX smsc_ids_message ON smsc_ids (message_id)",
+        ],
+        13: [
+            # A claim or a lease renewal changes only owner and lease_until. With no index on them
+            # and room left on the row's page, PostgreSQL writes the new row version beside the old
+            # one and touches none of the table's ten indexes (a heap-only tuple, HOT); with an
+            # index on owner it added an entry to each. The look-ups by owner (renewals, a restart's
+            # release) read the queued messages' index instead (docs/postgresql.md). SQLite, which
+            # updates only the indexes whose columns change, keeps messages_owner.
+            "DROP INDEX messages_owner",
+            "ALTER TABLE messages SET (fillfactor = 80)",
+            # jobs live seconds: their pages may keep room for the claim's new version at no cost
+            "ALTER TABLE push_jobs SET (fillfactor = 70)",
         ],
     },
 }

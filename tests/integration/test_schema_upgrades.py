@@ -63,7 +63,15 @@ async def test_sqlite_upgrades_from_every_earlier_version(version, tmp_path):
         await store.close()
 
 
-def _pg_shape(url) -> tuple[set, set, set]:
+def _pg_storage(cur, schema: str) -> set:
+    """The tables of ``schema`` with storage parameters (fillfactor) and those parameters."""
+    cur.execute("SELECT c.relname, array_to_string(c.reloptions, ',') FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.reloptions IS NOT NULL",
+                (schema,))
+    return set(cur.fetchall())
+
+
+def _pg_shape(url) -> tuple[set, set, set, set]:
     conn = pg_schema.connect(url)
     try:
         cur = conn.cursor()
@@ -73,7 +81,7 @@ def _pg_shape(url) -> tuple[set, set, set]:
         cur.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'")
         indexes = set(cur.fetchall())
         cur.execute("SELECT sequence_name FROM information_schema.sequences WHERE sequence_schema = 'public'")
-        return columns, indexes, {r[0] for r in cur.fetchall()}
+        return columns, indexes, {r[0] for r in cur.fetchall()}, _pg_storage(cur, "public")
     finally:
         conn.close()
 
@@ -115,9 +123,11 @@ def test_postgresql_upgrades_from_every_earlier_version(version, pg_url):
         cur.execute("SELECT indexname, replace(indexdef, 'fresh.', 'public.') FROM pg_indexes "
                     "WHERE schemaname = 'fresh'")
         fresh_indexes = set(cur.fetchall())
+        fresh_storage = _pg_storage(cur, "fresh")
     finally:
         conn.close()
-    columns, indexes, sequences = after
+    columns, indexes, sequences, storage = after
     assert {c for c in columns if c[0] != "schema_version"} == fresh_columns
     assert indexes == fresh_indexes
+    assert storage == fresh_storage == {("messages", "fillfactor=80"), ("push_jobs", "fillfactor=70")}
     assert {"messages_update_seq_seq", "mo_messages_seq_seq", "events_id_seq"} <= sequences

@@ -16,6 +16,7 @@ from smscore.store.base import StoreRules
 from smscore.store.pg_statements import Prepared
 from smscore.store.rules import day_of
 from tests import store_contract, store_sql
+from tests.harness.waiting import eventually
 from tests.store_contract import make_message
 from tests.store_sql import open_postgres as _open
 
@@ -41,15 +42,67 @@ def test_indexes_serve_the_hot_queries(pg_url):
                          "AND (e.next_at > 5 OR (e.owner IS NOT NULL AND e.lease_until >= 5))) ORDER BY j.id LIMIT 100",
         "push_jobs_subject": "SELECT 1 FROM push_jobs WHERE subject = 'm' AND id < 7 AND next_at > 5",
         "events_message": "SELECT at FROM events WHERE message_id = 'x' ORDER BY id",
-        "messages_owner": "UPDATE messages SET lease_until = 1 WHERE owner = 'gw1' AND status = 'queued'",
         "messages_awaiting_receipt": "SELECT id FROM messages WHERE status IN ('submitted', 'buffered') "
                                      "AND updated_at < 5 ORDER BY updated_at LIMIT 100",
     }
-    for index, sql in queries.items():
+    # a lease renewal reads the queued messages' index: no index holds owner (see the next test)
+    renewal = "UPDATE messages SET lease_until = 1 WHERE owner = 'gw1' AND status = 'queued'"
+    for index, sql in [*queries.items(), ("messages_sendable", renewal)]:
         cur.execute("EXPLAIN " + sql)
         plan = "\n".join(r[0] for r in cur.fetchall())
         assert index in plan, f"{index} not used:\n{plan}"
     conn.close()
+
+
+def _messages_updates(url) -> tuple[int, int]:
+    """(row updates, of them heap-only) of messages, as the server's statistics have them so far."""
+    conn = pg_schema.connect(url)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'messages'")
+        return cur.fetchone()
+    finally:
+        conn.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_claims_and_renewals_rewrite_a_message_beside_itself(pg_url):
+    """A claim and a lease renewal change only owner and lease_until. No index of messages holds
+    either and its pages keep room, so PostgreSQL writes the new row version beside the old one
+    and adds no entry to the table's ten indexes (a heap-only update); with an index on owner,
+    every claim added one to each."""
+    store = await _open(pg_url)
+    try:
+        conn = pg_schema.connect(pg_url)
+        try:
+            cur = conn.cursor()
+            cur.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'messages'")
+            defs = [r[0] for r in cur.fetchall()]
+            assert len(defs) == 10 and not [d for d in defs if "owner" in d or "lease_until" in d], defs
+            cur.execute("SELECT relname, reloptions FROM pg_class WHERE relname IN ('messages', 'push_jobs')")
+            assert dict(cur.fetchall()) == {"messages": ["fillfactor=80"], "push_jobs": ["fillfactor=70"]}
+        finally:
+            conn.close()
+        ms = [make_message(to=f"467012345{i:02d}", at=1000.0 + i) for i in range(40)]
+        await store.accept(ms, None, 0.0)
+        claimed = []
+        for _ in range(8):  # claims of 5, as a node's claims come at a few messages a time
+            claimed += await store.claim("gw1", 1100.0, 1200.0, 5)
+        assert sorted(m.id for m in claimed) == sorted(m.id for m in ms)
+        assert await store.renew("gw1", 1300.0) == []
+        seen = []
+
+        def counted():  # the server publishes a connection's counts once it is idle, within a second
+            seen[:] = [_messages_updates(pg_url)]
+            return seen[0][0] >= 80
+
+        await eventually(counted, "the 80 updates in the server's statistics", timeout=15.0, state=lambda: seen)
+        updates, hot = seen[0]
+        # at least half (46 here; 6 with the index on owner, all of them renewals): the others
+        # found no room left on their page, used up by the versions their own transaction wrote
+        assert updates == 80 and hot >= 40, seen
+    finally:
+        await store.close()
 
 
 @pytest_twisted.ensureDeferred
