@@ -92,6 +92,12 @@ class Claims:
         self.found_the_end = False
         self._nudges = 0  # how many times stored work was announced (``nudged``)
         self._sweep = Sweep()  # where the next claim starts (policies.claims)
+        # An earlier process of this node leased its messages until before now + lease; this one's
+        # leases all end later. So its claims take those back at once (``own_before``), and its
+        # renewals leave them alone (``since``): what it does not take back runs out within a
+        # lease. No statement gives them back first: that look-up by owner read every queued
+        # message on PostgreSQL, which keeps no index on owner (schema.py, version 13).
+        self._own_before = clock.seconds() + lease
         self._running = False
         self._loops: list[LoopingCall] = []
         # the store out of reach (a PostgreSQL restart, a failover): see _ended_before
@@ -101,8 +107,8 @@ class Claims:
         self._back_at: float | None = None  # when it answered again
 
     def start(self) -> Deferred:
-        """Renew the lease every ``renewal`` seconds; give back what this node held before (a
-        restart) and claim it again like any unowned work; then claim every ``interval``."""
+        """Renew the lease every ``renewal`` seconds; claim at once, this node's own leases from
+        before (a restart) included; then claim every ``interval``."""
         self._running = True
         renew = LoopingCall(self._renew)
         renew.clock = self.clock
@@ -110,8 +116,7 @@ class Claims:
         claim.clock = self.clock
         self._loops = [renew, claim]
         renew.start(self.renewal, now=False)
-        d = self.store.release_all(self.node)
-        d.addCallback(lambda _: self.more())
+        d = self.more()
 
         def keep_claiming(_):
             if self._running:
@@ -143,7 +148,8 @@ class Claims:
         self._renewed_at = now
         # what is held is asked about only when another node could have changed it: the store
         # then reads back every lease it renews, which alone it has no reason to
-        d = self.store.renew(self.node, now + self.lease, list(self.holding()) if others else ())
+        d = self.store.renew(self.node, now + self.lease, list(self.holding()) if others else (),
+                             since=self._own_before)
 
         def renewed(gone: list[str]) -> None:
             self._answered()
@@ -199,7 +205,7 @@ class Claims:
             return succeed(None)
         return self.more()
 
-    def more(self, include_own: bool = False) -> Deferred:
+    def more(self) -> Deferred:
         """Claim stored work while there is room in memory (runs until the room or the work ends)."""
         if self.busy or not self._running:
             return succeed(None)
@@ -217,7 +223,8 @@ class Claims:
         def released(n):
             if n:
                 self.released(n)
-            return self.store.claim(self.node, now, now + self.lease, asked, include_own,
+            return self.store.claim(self.node, now, now + self.lease, asked,
+                                    own_before=self._own_before if now < self._own_before else None,
                                     skip=sorted(self.skip()), after=sweep.after, ended_before=self._ended_before(now))
 
         d.addCallback(released)
@@ -231,7 +238,7 @@ class Claims:
             again = again or self._nudges != nudges  # announced while this claim looked: look again
             self.found_the_end = not again
             if again and self._running:
-                return self.more(include_own)
+                return self.more()
             return None
 
         def failed(failure):

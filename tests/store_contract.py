@@ -125,9 +125,12 @@ async def check_claim_and_leases(store):
     # gw1 renews; its lease does not expire.
     assert await store.renew("gw1", 1100.0) == []
     assert await store.claim("gw2", 1050.0, 1090.0, 10) == []
-    # A restarted gw1 takes its own back at once.
-    got = await store.claim("gw1", 1050.0, 1300.0, 10, include_own=True)
+    # A restarted gw1 takes back at once what its earlier process leased until before the first
+    # lease it gives itself ends (own_before), and never what it leased since.
+    assert await store.claim("gw1", 1050.0, 1300.0, 10, own_before=1100.0) == []
+    got = await store.claim("gw1", 1050.0, 1300.0, 10, own_before=1110.0)
     assert [m.id for m in got] == [m.id for m in ms[:2]]
+    assert await store.claim("gw1", 1051.0, 1310.0, 10, own_before=1110.0) == []
     # gw2 dies: after its lease (1200) gw1 takes its messages over.
     assert await store.claim("gw1", 1199.0, 1290.0, 1) == []
     got = await store.claim("gw1", 1201.0, 1290.0, 1)
@@ -177,11 +180,29 @@ async def check_heartbeats_tell_the_live_nodes(store):
     assert await store.heartbeat("gw1", 1033.0, 30.0) == ["gw1"]
 
 
+async def check_a_restarted_process_takes_back_and_leaves_alone_what_the_earlier_one_leased(store):
+    """A process of gw1 starting at 1040 with a lease of 60 s: every lease it gives ends at 1100
+    or later, every lease of the process before it ended earlier. Its claims take the earlier
+    leases back at once (``own_before``); its renewals extend its own only (``since``), so what it
+    does not take back runs out and any node may claim it."""
+    before, mine = make_message(at=1000.0), make_message(at=1001.0)
+    await store.accept([before], "gw1", 1090.0)  # the earlier process, renewed at 1030
+    await store.accept([mine], "gw1", 1100.0)  # this one, at 1040
+    assert await store.renew("gw1", 1120.0, [mine.id], since=1100.0) == []
+    assert [m.id for m in await store.claim("gw2", 1091.0, 1150.0, 10)] == [before.id]
+    assert await store.claim("gw2", 1101.0, 1150.0, 10) == []  # mine was renewed to 1120
+    # without ``since`` a renewal extends whatever gw1 holds, as a node that never restarted
+    await store.accept([third := make_message(at=1002.0)], "gw1", 1090.0)
+    assert await store.renew("gw1", 1130.0) == []
+    assert await store.claim("gw2", 1121.0, 1150.0, 10) == []
+    assert [m.id for m in await store.claim("gw2", 1131.0, 1200.0, 10)] == sorted([mine.id, third.id])
+
+
 async def check_submitted_messages_are_not_claimed(store):
     m = make_message()
     await store.accept([m], "gw1", 1030.0)
     await store.record_submit(m.id, "cheap", ["k"], 1001.0)
-    assert await store.claim("gw2", 5000.0, 5030.0, 10, include_own=True) == []
+    assert await store.claim("gw2", 5000.0, 5030.0, 10, own_before=5030.0) == []
     counts = await store.count_by_status()
     assert counts == {Status.SUBMITTED: 1}
     assert await store.count_queued() == 0
@@ -202,9 +223,9 @@ async def check_scheduled_messages_are_released_when_due(store):
     m.events[0] = Event(at=1000.0, status=Status.SCHEDULED)
     await store.accept([m], "gw1", 1030.0)
     assert await store.release_due(1999.0) == 0
-    assert await store.claim("gw1", 1999.0, 2030.0, 10, include_own=True) == []
+    assert await store.claim("gw1", 1999.0, 2030.0, 10, own_before=2000.0) == []
     assert await store.release_due(2000.0) == 1
-    got = await store.claim("gw1", 2000.0, 2030.0, 10, include_own=True)
+    got = await store.claim("gw1", 2000.0, 2030.0, 10, own_before=2000.0)
     assert [x.id for x in got] == [m.id]
     events = (await store.get(m.id)).events
     assert [(e.status, e.detail) for e in events] == [(Status.SCHEDULED, ""), (Status.QUEUED, "send_at reached")]

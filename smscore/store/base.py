@@ -125,10 +125,12 @@ class Store(ABC):
 
     @abstractmethod
     def claim(self, owner: str, now: float, lease_until: float, limit: int,
-              include_own: bool = False, skip: Sequence[str] = (), after: str = "",
+              own_before: float | None = None, skip: Sequence[str] = (), after: str = "",
               ended_before: float | None = None) -> Deferred:
         """Claim up to ``limit`` sendable messages (``queued``, ``send_at`` due) that nobody holds or
-        whose lease expired (and, with ``include_own``, those ``owner`` held before a restart),
+        whose lease expired (and, with ``own_before``, those leased to ``owner`` until before that
+        time: what an earlier process of ``owner`` held, a restart, whose leases all end before
+        the first lease this process gives itself does),
         except those parked for an operator in ``skip`` (``park``), with ids above ``after`` (a
         claimer walking a backlog goes on where its last claim ended instead of walking past what
         it holds again). ``ended_before``: a lease counts as expired only if it ended before this
@@ -142,11 +144,14 @@ class Store(ABC):
         Fires with how many moved."""
 
     @abstractmethod
-    def renew(self, owner: str, lease_until: float, held: Sequence[str] = ()) -> Deferred:
-        """Extend every lease ``owner`` holds. Fires with the ids of ``held`` (what ``owner`` holds
-        in memory, waiting to be submitted) that are no longer ``queued`` and leased to ``owner``:
-        ops or a customer changed them through another node or process (a pause, a cancel), or
-        another node claimed them since (resumed meanwhile). ``owner`` must not submit those."""
+    def renew(self, owner: str, lease_until: float, held: Sequence[str] = (), since: float | None = None) -> Deferred:
+        """Extend every lease ``owner`` holds; with ``since``, only those ending at or after it
+        (what this process of ``owner`` leased: an earlier one's leases end before, see ``claim``'s
+        ``own_before``; left alone they run out, and claims take them back). Fires with the ids of
+        ``held`` (what ``owner`` holds in memory, waiting to be submitted) whose lease it did not
+        extend: no longer ``queued`` and leased to ``owner``, since ops or a customer changed them
+        through another node or process (a pause, a cancel), or another node claimed them since
+        (resumed meanwhile). ``owner`` must not submit those."""
 
     @abstractmethod
     def release(self, owner: str, message_ids: Sequence[str]) -> Deferred:
@@ -165,11 +170,6 @@ class Store(ABC):
     @abstractmethod
     def leave(self, node: str) -> Deferred:
         """``node`` stops: the others stop counting it at once."""
-
-    @abstractmethod
-    def release_all(self, owner: str) -> Deferred:
-        """Give back every queued message ``owner`` holds (a node starting again takes its own work
-        back through ``claim`` like any unowned work). Fires with how many."""
 
     @abstractmethod
     def record_submit(self, message_id: str, operator: str, keys: Sequence[str], at: float,

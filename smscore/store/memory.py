@@ -133,7 +133,7 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
         return out
 
     def claim(self, owner: str, now: float, lease_until: float, limit: int,
-              include_own: bool = False, skip: Sequence[str] = (), after: str = "",
+              own_before: float | None = None, skip: Sequence[str] = (), after: str = "",
               ended_before: float | None = None) -> Deferred:
         expired = now if ended_before is None else min(now, ended_before)
         out = []
@@ -146,7 +146,8 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
             if self.via.get(mid) in skip:
                 continue
             holder, until = self.leases[mid]
-            if holder is None or (until is not None and until < expired) or (include_own and holder == owner):
+            if (holder is None or (until is not None and until < expired)
+                    or (own_before is not None and holder == owner and until is not None and until < own_before)):
                 self.leases[mid] = (owner, lease_until)
                 out.append(self._snapshot(m))
         if self.config_source is not None:
@@ -162,21 +163,14 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
             self._apply(tr.Transition(m, [Event(at=now, status=Status.QUEUED, detail="send_at reached")]))
         return succeed(len(due))
 
-    def renew(self, owner: str, lease_until: float, held: Sequence[str] = ()) -> Deferred:
+    def renew(self, owner: str, lease_until: float, held: Sequence[str] = (), since: float | None = None) -> Deferred:
         renewed = set()
-        for mid, (holder, _) in self.leases.items():
-            if holder == owner and self.messages[mid].status is Status.QUEUED:
+        for mid, (holder, until) in self.leases.items():
+            if (holder == owner and self.messages[mid].status is Status.QUEUED
+                    and (since is None or (until is not None and until >= since))):
                 self.leases[mid] = (owner, lease_until)
                 renewed.add(mid)
         return succeed(sorted(set(held) - renewed))
-
-    def release_all(self, owner: str) -> Deferred:
-        n = 0
-        for mid, (holder, _) in list(self.leases.items()):
-            if holder == owner and self.messages[mid].status is Status.QUEUED:
-                self.leases[mid] = (None, None)
-                n += 1
-        return succeed(n)
 
     def park(self, owner: str, parked: Sequence[tuple[str, str]]) -> Deferred:
         for mid, operator in parked:

@@ -266,12 +266,13 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
         return works
 
     def claim(self, owner: str, now: float, lease_until: float, limit: int,
-              include_own: bool = False, skip: Sequence[str] = (), after: str = "",
+              own_before: float | None = None, skip: Sequence[str] = (), after: str = "",
               ended_before: float | None = None) -> Deferred:
-        who = "(owner IS NULL OR lease_until < ? OR owner = ?)" if include_own else "(owner IS NULL OR lease_until < ?)"
+        who = "(owner IS NULL OR lease_until < ?)"
         params: list = [owner, lease_until, now, now if ended_before is None else min(now, ended_before)]
-        if include_own:
-            params.append(owner)
+        if own_before is not None:
+            who = "(owner IS NULL OR lease_until < ? OR (owner = ? AND lease_until < ?))"
+            params += [owner, own_before]
         if after:
             who += " AND id > ?"
             params.append(after)
@@ -362,25 +363,18 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
         """Hook: hold ``names`` until this transaction ends, so that transactions of several nodes
         deciding on the same thing run one after the other. SQLite has one writer: nothing to do."""
 
-    def renew(self, owner: str, lease_until: float, held: Sequence[str] = ()) -> Deferred:
-        sql = self.q("UPDATE messages SET lease_until = ? WHERE owner = ? AND status = 'queued'")
+    def renew(self, owner: str, lease_until: float, held: Sequence[str] = (), since: float | None = None) -> Deferred:
+        sql = self.q("UPDATE messages SET lease_until = ? WHERE owner = ? AND status = 'queued'"
+                     + ("" if since is None else " AND lease_until >= ?"))
+        params = (lease_until, owner) if since is None else (lease_until, owner, since)
 
         def op(cur):
             if not held:  # nothing to ask about: no row to read back
-                cur.execute(sql, (lease_until, owner))
+                cur.execute(sql, params)
                 return []
-            cur.execute(sql + " RETURNING id", (lease_until, owner))
+            cur.execute(sql + " RETURNING id", params)
             renewed = {r[0] for r in cur.fetchall()}
             return sorted(set(held) - renewed)
-
-        return self.run(op)
-
-    def release_all(self, owner: str) -> Deferred:
-        sql = self.q("UPDATE messages SET owner = NULL, lease_until = NULL WHERE owner = ? AND status = 'queued'")
-
-        def op(cur):
-            cur.execute(sql, (owner,))
-            return cur.rowcount
 
         return self.run(op)
 

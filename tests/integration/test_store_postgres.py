@@ -244,8 +244,8 @@ async def test_a_failed_receipt_requeues_for_the_node_that_applied_it(two_nodes)
     await nodes.a.record_submit(m.id, "cheap", ["f1"], 1001.0)
     t = await nodes.b.apply_receipt(receipt("f1", ReceiptOutcome.FAILED, stat="UNDELIV"), 1002.0, "b", 1040.0)
     assert t.requeue
-    assert await nodes.a.claim("a", 1003.0, 1050.0, 10, include_own=True) == []
-    assert [x.id for x in await nodes.b.claim("b", 1003.0, 1050.0, 10, include_own=True)] == [m.id]
+    assert await nodes.a.claim("a", 1003.0, 1050.0, 10, own_before=1041.0) == []
+    assert [x.id for x in await nodes.b.claim("b", 1003.0, 1050.0, 10, own_before=1041.0)] == [m.id]
 
 
 @pytest_twisted.ensureDeferred

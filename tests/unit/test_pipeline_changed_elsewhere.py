@@ -49,8 +49,8 @@ def test_the_renewal_interval_is_at_most_two_seconds_with_other_nodes_and_a_thir
     for each, into in ((p, store), (alone, alone_store)):
         asked = []
         real = into.renew
-        into.renew = lambda owner, until, held=(), real=real, asked=asked: (asked.append(list(held)), real(owner, until,
-                                                                                                        held))[1]
+        into.renew = lambda owner, until, held=(), real=real, asked=asked, **kw: (asked.append(list(held)),
+                                                                                 real(owner, until, held, **kw))[1]
         renewals.append(asked)
         run(each.start())
     for _ in range(15):  # 30 s

@@ -36,12 +36,38 @@ def test_restart_resumes_stored_work_and_backlog_is_claimed_in_batches():
         run(p.accept([m]))
     # Only max_in_memory are held; the rest stored unclaimed.
     assert p.held == 3
-    # The node dies. A new pipeline with the same node name resumes at once.
+    # The node dies. A new pipeline with the same node name resumes at once (a moment later:
+    # what the first one leased ends before anything the new one leases does).
+    clock.advance(0.5)
     p2, _, links2, _ = make(clock, store=store, max_in_memory=3, window=1)
     run(p2.start())
     assert p2.held == 3
     assert sorted(send_one_by_one(p2, links2["cheap"])) == sorted(m.id for m in ms)
     assert all(store.messages[m.id].status is Status.SUBMITTED for m in ms)
+
+
+def test_a_restart_takes_back_what_it_has_room_for_and_lets_the_rest_run_out_unrenewed():
+    """A restarted node's renewals extend only the leases it gave itself: what the earlier process
+    leased and the new one had no room to take back ends on its own, and then any claim takes it,
+    instead of being renewed, never sent, for as long as the new process runs."""
+    clock = Clock()
+    clock.advance(1000)
+    store = MemoryStore()
+    p, *_ = make(clock, store=store, max_in_memory=6, window=1)
+    run(p.start())
+    ms = [message(clock) for _ in range(6)]
+    for m in ms:
+        run(p.accept([m]))
+    assert p.held == 6 and {store.leases[m.id] for m in ms} == {("gw1", 1030.0)}
+    p.claims.stop()  # it dies: nothing given back
+    clock.advance(0.5)
+    p2, *_ = make(clock, store=store, max_in_memory=2, window=1)
+    run(p2.start())
+    assert p2.held == 2
+    clock.advance(29)  # two renewals of p2 since
+    rest = sorted(m.id for m in ms if store.leases[m.id] == ("gw1", 1030.0))
+    assert len(rest) == 4
+    assert sorted(m.id for m in run(store.claim("gw2", 1030.1, 1100.0, 10))) == rest
 
 
 def test_messages_stored_unclaimed_while_memory_was_full_are_claimed_as_it_empties():
