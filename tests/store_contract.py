@@ -2,7 +2,8 @@
 
 Test modules bind ``make_store`` to an implementation and import these checks; each check is an
 async function taking a freshly opened store. Continued in ``store_contract_accounts`` (account
-rules, ops and customers' operations) and ``store_contract_push`` (push jobs and callbacks).
+rules, ops and customers' operations), ``store_contract_leases`` (claims, leases, nodes),
+``store_contract_push`` (push jobs and callbacks) and ``store_contract_receipts``.
 """
 
 from __future__ import annotations
@@ -112,110 +113,6 @@ async def check_submit_error_requeues(store):
     t = await store.record_submit_failed(m.id, "dear", "ESME_RINVDSTADR", 1002.0)
     assert not t.requeue and (await store.get(m.id)).status is Status.FAILED
     assert (await store.get(m.id)).operator == "dear"
-
-
-async def check_claim_and_leases(store):
-    ms = [make_message(at=1000.0 + i) for i in range(5)]
-    await store.accept(ms[:2], "gw1", 1030.0)
-    await store.accept(ms[2:], None, 0.0)
-    # Unowned ones are claimable at once, oldest first; owned ones only after the lease.
-    got = await store.claim("gw2", 1010.0, 1200.0, 10)
-    assert [m.id for m in got] == [m.id for m in ms[2:]]
-    assert await store.claim("gw2", 1010.0, 1200.0, 10) == []
-    # gw1 renews; its lease does not expire.
-    assert await store.renew("gw1", 1100.0) == []
-    assert await store.claim("gw2", 1050.0, 1090.0, 10) == []
-    # A restarted gw1 takes back at once what its earlier process leased until before the first
-    # lease it gives itself ends (own_before), and never what it leased since.
-    assert await store.claim("gw1", 1050.0, 1300.0, 10, own_before=1100.0) == []
-    got = await store.claim("gw1", 1050.0, 1300.0, 10, own_before=1110.0)
-    assert [m.id for m in got] == [m.id for m in ms[:2]]
-    assert await store.claim("gw1", 1051.0, 1310.0, 10, own_before=1110.0) == []
-    # gw2 dies: after its lease (1200) gw1 takes its messages over.
-    assert await store.claim("gw1", 1199.0, 1290.0, 1) == []
-    got = await store.claim("gw1", 1201.0, 1290.0, 1)
-    assert [m.id for m in got] == [ms[2].id]
-    await store.release("gw1", [ms[2].id])
-    got = await store.claim("gw3", 1202.0, 1290.0, 10)
-    assert ms[2].id in [m.id for m in got]
-
-
-async def check_a_lease_that_ran_out_after_the_fence_is_left_to_its_holder(store):
-    """``ended_before`` (smscore.claiming: the store was out of reach from 1040 to 1100)."""
-    ms = [make_message(at=1000.0 + i) for i in range(2)]
-    await store.accept(ms[:1], "gw1", 1030.0)  # ran out before: a holder that had stopped renewing
-    await store.accept(ms[1:], "gw1", 1060.0)  # ran out while nobody could renew
-    got = await store.claim("gw2", 1100.0, 1200.0, 10, ended_before=1040.0)
-    assert [m.id for m in got] == [ms[0].id]
-    got = await store.claim("gw2", 1100.0, 1200.0, 10)
-    assert [m.id for m in got] == [ms[1].id]
-
-
-async def check_parked_messages_wait_for_a_node_holding_their_operator(store):
-    ms = [make_message(at=1000.0 + i) for i in range(3)]
-    await store.accept(ms, "gw1", 1030.0)
-    # gw1 holds no bind of "dear": it parks the first two for it, keeps the third.
-    await store.park("gw1", [(ms[0].id, "dear"), (ms[1].id, "cheap")])
-    await store.park("gw2", [(ms[2].id, "dear")])  # not gw2's to park: nothing happens
-    # gw1 passes "dear" by; gw2 (which holds it) takes it; anyone takes "cheap".
-    got = await store.claim("gw1", 1010.0, 1100.0, 10, skip=["dear"])
-    assert [m.id for m in got] == [ms[1].id]
-    got = await store.claim("gw2", 1010.0, 1100.0, 10, skip=["cheap"])
-    assert [m.id for m in got] == [ms[0].id]
-    # The third stayed gw1's (its lease holds).
-    assert await store.claim("gw3", 1010.0, 1100.0, 10) == []
-    # A parked message that failed over is parked again for its next operator.
-    await store.park("gw2", [(ms[0].id, "cheap")])
-    assert await store.claim("gw2", 1011.0, 1100.0, 10, skip=["cheap"]) == []
-    assert [m.id for m in await store.claim("gw1", 1011.0, 1100.0, 10, skip=["dear"])] == [ms[0].id]
-
-
-async def check_heartbeats_tell_the_live_nodes(store):
-    assert await store.heartbeat("gw2", 1000.0, 30.0) == ["gw2"]
-    assert await store.heartbeat("gw1", 1010.0, 30.0) == ["gw1", "gw2"]
-    # gw2 is silent for longer than the ttl: gone from the list; it comes back with its next beat.
-    assert await store.heartbeat("gw1", 1031.0, 30.0) == ["gw1"]
-    assert await store.heartbeat("gw2", 1032.0, 30.0) == ["gw1", "gw2"]
-    await store.leave("gw2")
-    assert await store.heartbeat("gw1", 1033.0, 30.0) == ["gw1"]
-
-
-async def check_a_restarted_process_takes_back_and_leaves_alone_what_the_earlier_one_leased(store):
-    """A process of gw1 starting at 1040 with a lease of 60 s: every lease it gives ends at 1100
-    or later, every lease of the process before it ended earlier. Its claims take the earlier
-    leases back at once (``own_before``); its renewals extend its own only (``since``), so what it
-    does not take back runs out and any node may claim it."""
-    before, mine = make_message(at=1000.0), make_message(at=1001.0)
-    await store.accept([before], "gw1", 1090.0)  # the earlier process, renewed at 1030
-    await store.accept([mine], "gw1", 1100.0)  # this one, at 1040
-    assert await store.renew("gw1", 1120.0, [mine.id], since=1100.0) == []
-    assert [m.id for m in await store.claim("gw2", 1091.0, 1150.0, 10)] == [before.id]
-    assert await store.claim("gw2", 1101.0, 1150.0, 10) == []  # mine was renewed to 1120
-    # without ``since`` a renewal extends whatever gw1 holds, as a node that never restarted
-    await store.accept([third := make_message(at=1002.0)], "gw1", 1090.0)
-    assert await store.renew("gw1", 1130.0) == []
-    assert await store.claim("gw2", 1121.0, 1150.0, 10) == []
-    assert [m.id for m in await store.claim("gw2", 1131.0, 1200.0, 10)] == sorted([mine.id, third.id])
-
-
-async def check_submitted_messages_are_not_claimed(store):
-    m = make_message()
-    await store.accept([m], "gw1", 1030.0)
-    await store.record_submit(m.id, "cheap", ["k"], 1001.0)
-    assert await store.claim("gw2", 5000.0, 5030.0, 10, own_before=5030.0) == []
-    counts = await store.count_by_status()
-    assert counts == {Status.SUBMITTED: 1}
-    assert await store.count_queued() == 0
-
-
-async def check_count_queued_counts_only_queued_messages_of_every_node(store):
-    assert await store.count_queued() == 0
-    await store.accept([make_message(), make_message()], "gw1", 1030.0)
-    await store.accept([make_message()], None, 0.0)
-    later = make_message(status=Status.SCHEDULED, send_at=2000.0)
-    later.events[0] = Event(at=1000.0, status=Status.SCHEDULED)
-    await store.accept([later], None, 0.0)
-    assert await store.count_queued() == 3
 
 
 async def check_scheduled_messages_are_released_when_due(store):
@@ -459,48 +356,6 @@ async def check_account_states_tell_balance_pause_and_todays_count(store):
     assert (acme.balance, acme.paused, acme.sent_today) == (Decimal(8), False, 2)  # prepaid at 1 a part
     assert (beta.balance, beta.paused, beta.sent_today) == (Decimal(0), True, 0)
     assert (await store.account_states(day_of(1000.0 + 86400)))["acme"].sent_today == 0
-
-
-async def check_a_renewal_reports_the_held_messages_changed_elsewhere(store):
-    """A node learns at its lease renewal which of the messages it holds in memory it must not
-    submit: paused or cancelled through another node, or claimed by another (SPEC §10)."""
-    ms = [make_message(to=f"4670123456{i}", at=1000.0 + i) for i in range(4)]
-    await store.accept(ms, "gw1", 1030.0)
-    assert await store.renew("gw1", 1040.0, [m.id for m in ms]) == []
-    await store.act(ms[1].id, "cancel", 1011.0, "cancelled by the customer", account="acme")
-    await store.release("gw1", [ms[2].id])
-    assert [m.id for m in await store.claim("gw2", 1012.0, 1100.0, 10)] == [ms[2].id]
-    assert await store.renew("gw1", 1050.0, [m.id for m in ms] + ["unknown"]) == sorted(
-        [ms[1].id, ms[2].id, "unknown"])
-    paused = await store.set_paused("acme", True, 1013.0)
-    assert sorted(m.id for m in paused) == sorted([ms[0].id, ms[2].id, ms[3].id])
-    assert await store.renew("gw1", 1060.0, [ms[0].id, ms[3].id]) == sorted([ms[0].id, ms[3].id])
-    # Resumed, they are anybody's again (unowned): still not gw1's until it claims them.
-    await store.set_paused("acme", False, 1014.0)
-    assert await store.renew("gw1", 1070.0, [ms[0].id]) == [ms[0].id]
-    await store.claim("gw1", 1015.0, 1080.0, 10)
-    assert await store.renew("gw1", 1090.0, [ms[0].id, ms[3].id]) == []
-
-
-async def check_a_submit_that_raced_a_pause_or_a_cancel_is_stored_as_what_happened(store):
-    """The holder submitted before its renewal told it: a paused message went out (``submitted``,
-    not resumed and sent again); a cancelled one stays ``stopped`` but its SMSC id is kept, so its
-    receipt finds it instead of waiting as an orphan."""
-    store.untried = untried
-    paused, stopped = make_message(to="46701234561", at=1000.0), make_message(to="46701234562", at=1001.0)
-    await store.accept([paused, stopped], "gw1", 1030.0)
-    await store.set_paused("acme", True, 1002.0)
-    await store.act(stopped.id, "cancel", 1003.0, "cancelled by the customer", account="acme")
-    ts = await store.record_submit(paused.id, "cheap", ["k-paused"], 1004.0)
-    assert [t.message.status for t in ts] == [Status.SUBMITTED]
-    assert await store.record_submit(stopped.id, "cheap", ["k-stopped"], 1004.0) == []
-    assert (await store.set_paused("acme", False, 1005.0)) == []
-    assert (await store.get(paused.id)).status is Status.SUBMITTED
-    late = await store.apply_receipt(receipt("k-stopped"), 1006.0)
-    assert late is not None and not late.changed  # found (not an orphan); a final message stays as it is
-    assert (await store.get(stopped.id)).status is Status.STOPPED
-    t = await store.apply_receipt(receipt("k-paused"), 1007.0)
-    assert t.message.status is Status.DELIVERED
 
 
 CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]
