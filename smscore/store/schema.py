@@ -286,9 +286,9 @@ ONLY: dict[str, dict[int, list[str]]] = {
             # A claim or a lease renewal changes only owner and lease_until. With no index on them
             # and room left on the row's page, PostgreSQL writes the new row version beside the old
             # one and touches none of the table's ten indexes (a heap-only tuple, HOT); with an
-            # index on owner it added an entry to each. The look-ups by owner (renewals, a restart's
-            # release) read the queued messages' index instead (docs/postgresql.md). SQLite, which
-            # updates only the indexes whose columns change, keeps messages_owner.
+            # index on owner it added an entry to each. The one look-up by owner left, a renewal,
+            # reads the queued messages' index instead (docs/postgresql.md). SQLite, which updates
+            # only the indexes whose columns change, keeps messages_owner.
             "DROP INDEX messages_owner",
             "ALTER TABLE messages SET (fillfactor = 80)",
             # jobs live seconds: their pages may keep room for the claim's new version at no cost
