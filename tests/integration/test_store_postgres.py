@@ -18,13 +18,11 @@ from smscore.model import Status
 from smscore.store import pg_schema
 from smscore.store import sqlite as sq
 from smscore.store.postgres import PostgresStore
-from tests import (store_contract, store_contract_accounts, store_contract_leases, store_contract_push,
-                   store_contract_receipts, store_sql)
+from tests import store_contract, store_contracts
 from tests.store_sql import open_postgres as _open
 from tests.store_contract import make_message, receipt
 
-CHECKS = (store_contract.CHECKS + store_contract_accounts.CHECKS + store_contract_leases.CHECKS
-          + store_contract_push.CHECKS + store_contract_receipts.CHECKS + store_sql.CHECKS)
+CHECKS = store_contracts.CHECKS
 pytestmark = pytest.mark.postgres
 
 

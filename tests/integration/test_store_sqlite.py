@@ -10,11 +10,9 @@ from twisted.internet import reactor
 
 from smscore.store import sqlite as sq
 from smscore.store.memory import MemoryStore
-from tests import (store_contract, store_contract_accounts, store_contract_leases, store_contract_push,
-                   store_contract_receipts, store_sql)
+from tests import store_contract, store_contracts, store_sql
 
-CHECKS = (store_contract.CHECKS + store_contract_accounts.CHECKS + store_contract_leases.CHECKS
-          + store_contract_push.CHECKS + store_contract_receipts.CHECKS + store_sql.CHECKS)
+CHECKS = store_contracts.CHECKS
 IMPLEMENTATIONS = ["memory", "sqlite"]
 
 
