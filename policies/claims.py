@@ -3,43 +3,84 @@ decision.
 
 Why: a node holds what it claimed (up to ``max_in_memory``) until it is sent. A claim that starts
 from the oldest queued message walks past all of those again, every time: on PostgreSQL 20,000 held
-rows made each claim of a big backlog about 20 ms, in the writer's queue. So a claim starts after
-the last id the previous claim took, and the claims sweep the backlog in id order.
+rows made each claim of a big backlog about 20 ms, in the writer's queue; and at load, with the
+backlog drained and each API worker's kick claiming what it stored, every claim walked the few
+hundred messages held between claim and submit: the most expensive statement of a run (450 ms of
+PostgreSQL's time for 10,000 messages, docs/benchmarks.md, twenty-fourth session). So a claim starts
+after the last id the previous claim took, and the claims sweep the backlog in id order.
 
 - A full claim moves the sweep to its last id; the next one goes on from there at once.
-- A claim that comes back short reached the end: the sweep starts over from the first id, once
-  more at once if it was not already there (work given back below it since: a message released by
-  a stopping node, one parked for this node's operator).
-- A sweep also starts over once it is a lease old, so work below it whose holder died (its lease
-  ran out) waits at most about a lease even while every claim comes back full.
+- A claim that comes back short found the end of the stored work. The next one goes on from there
+  when what was stored since was announced with its first id above it (ids sort by creation time,
+  and a worker's messages are committed in that order), or from just below that id. It starts over
+  from the first id when an announcement did not name its first id, and once the sweep is an
+  ``interval`` old: work given back below the sweep (a message released by a stopping node, one
+  parked for an operator this node has bound since, a lease that ran out, a message approved or
+  released from its schedule) waits at most about a claim interval, as it did for the claim every
+  ``interval`` before.
+- A sweep through a backlog also starts over once it is a lease old, so work below it whose holder
+  died waits at most about a lease even while every claim comes back full; one that reaches the end
+  an ``interval`` or more after it started starts over at once.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
 class Sweep:
-    """Where the next claim starts (``after``: ids above it; "": from the first) and when the
-    sweep started from the first id."""
+    """Where the next claim starts (``after``: ids above it; "": from the first), when the sweep
+    started from the first id, and whether its last claim found the end of the stored work."""
 
     after: str = ""
     started: float = 0.0
+    ended: bool = False
 
 
-def next_claim(sweep: Sweep, now: float, lease: float) -> Sweep:
-    """The sweep a claim made at ``now`` uses: this one, or a new one from the first id when this
-    one is at the start already or a ``lease`` old."""
-    if not sweep.after or now - sweep.started >= lease:
+def announced(so_far: str | None, first_id: str) -> str:
+    """What the announcements since the last claim began say, after one more whose lowest id is
+    ``first_id`` ("": it did not say): the lowest id announced, or "" when one did not say (the
+    work may be anywhere). ``so_far`` None: nothing was announced before this one."""
+    if not first_id or so_far == "":
+        return ""
+    return first_id if so_far is None else min(so_far, first_id)
+
+
+def next_claim(sweep: Sweep, now: float, lease: float, interval: float, stored_from: str | None = None) -> Sweep:
+    """The sweep a claim made at ``now`` uses. ``stored_from``: what was announced since the last
+    claim began (``announced``; None: nothing)."""
+    if not sweep.after:
         return Sweep("", now)
+    if not sweep.ended:
+        return Sweep("", now) if now - sweep.started >= lease else sweep
+    if stored_from == "" or now - sweep.started >= interval:
+        return Sweep("", now)
+    if stored_from is not None and stored_from <= sweep.after:
+        below = just_below(stored_from)
+        return Sweep(below, sweep.started, True) if below else Sweep("", now)
     return sweep
 
 
-def after_claim(sweep: Sweep, claimed: Sequence[str], asked: int) -> tuple[Sweep, bool]:
-    """The sweep after a claim under ``sweep`` that asked for ``asked`` and took the ids
-    ``claimed`` (in id order), and whether to claim again at once."""
-    full = len(claimed) == asked and asked > 0
-    return Sweep(claimed[-1] if full else "", sweep.started), full or bool(sweep.after)
+def after_claim(sweep: Sweep, claimed: Sequence[str], asked: int, now: float, interval: float) -> tuple[Sweep, bool]:
+    """The sweep after a claim at ``now`` under ``sweep`` that asked for ``asked`` and took the ids
+    ``claimed`` (in id order), and whether to claim again at once: after a full claim, and after a
+    short one that would start over from the first id (a sweep through a backlog an ``interval``
+    old or more), so that work given back below it meanwhile is found at once."""
+    if asked > 0 and len(claimed) == asked:
+        return Sweep(claimed[-1], sweep.started), True
+    ended = Sweep(claimed[-1] if claimed else sweep.after, sweep.started, True)
+    return ended, bool(sweep.after) and now - sweep.started >= interval
 
+
+_ID = re.compile(r"[0-9a-f]{24}")  # smscore.model.new_message_id
+
+
+def just_below(message_id: str) -> str:
+    """The greatest id below ``message_id`` (a claim "after" it takes ``message_id`` too), for
+    the gateway's own ids; "" (from the first) for any other, or for the lowest."""
+    if not _ID.fullmatch(message_id) or not int(message_id, 16):
+        return ""
+    return f"{int(message_id, 16) - 1:024x}"

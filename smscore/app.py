@@ -94,7 +94,8 @@ class Gateway:
                                ) if self.delivers else None
         if worker is not None:
             self.kicks = Kicks(reactor, worker.kick_ports, {
-                b"claim": lambda: self.pipeline.work_stored(), b"push": self._push_queued_elsewhere})
+                b"claim": lambda first_id: self.pipeline.work_stored(first_id),
+                b"push": lambda _note: self._push_queued_elsewhere()})
         #: an API worker's way to the main worker: the requests it relays, the calls it makes
         self.forwarder = Forwarder(reactor, worker.internal_port) if worker is not None and not worker.is_main else None
         self.mo_router = MoRouter(config)
@@ -109,7 +110,7 @@ class Gateway:
         self.pipeline = Pipeline(store=self.store, clock=reactor, node=owner,
                                  lease=config.gateway.lease, routing=routing, metrics=self.metrics,
                                  receipt_timeout=config.gateway.receipt_timeout, delivers=self.delivers,
-                                 on_unclaimed=lambda: self.kicks.kick(0, b"claim"),
+                                 on_unclaimed=lambda first_id: self.kicks.kick(0, b"claim", first_id),
                                  claim_interval=2.0 if worker is None else 0.5,
                                  mo_route=lambda mo, spent: self.mo_router.route(mo, spent),
                                  on_push_queued=self._push_queued, held_elsewhere=self._held_elsewhere,

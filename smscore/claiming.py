@@ -2,10 +2,12 @@
 and a restarted node taking its own work back at once (the pipeline's intake, SPEC §10).
 
 Why a module of its own: the pipeline sends what it holds in memory; how work gets there is a loop
-with timers of its own. A claim first releases the scheduled messages that are due, then asks the
-store for queued ones, starting where the sweep of ``policies.claims`` says (so that the claims do
-not walk past what this node holds already), passing by the operators whose binds only other
-nodes hold. A claim that comes back full claims again at once, until the room or the work ends.
+with timers of its own. A claim first releases the scheduled messages that are due (at most once
+an ``interval``: a look-up before every claim was a statement and a transaction more for each), then
+asks the store for queued ones, starting where the sweep of ``policies.claims`` says (so that the
+claims do not walk past what this node holds already: an announcement names the first id it
+stored), passing by the operators whose binds only other nodes hold. A claim that comes back full
+claims again at once, until the room or the work ends.
 
 When memory has room again (a submit's outcome stored), a claim is made only if the last one did
 not find the end of the stored work: stored work that appears after that is announced (``nudged``:
@@ -22,7 +24,7 @@ from collections.abc import Callable, Collection
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import LoopingCall
 
-from policies.claims import Sweep, after_claim, next_claim
+from policies.claims import Sweep, after_claim, announced, next_claim
 from smscore.model import Message
 
 
@@ -92,6 +94,10 @@ class Claims:
         self.found_the_end = False
         self._nudges = 0  # how many times stored work was announced (``nudged``)
         self._sweep = Sweep()  # where the next claim starts (policies.claims)
+        #: what was announced since the last claim began (policies.claims.announced; None: nothing)
+        self._stored_from: str | None = None
+        self._skipped: list[str] | None = None  # the operators the last claim passed by
+        self._release_at = float("-inf")  # when scheduled messages that are due are released next
         # An earlier process of this node leased its messages until before now + lease; this one's
         # leases all end later. So its claims take those back at once (``own_before``), and its
         # renewals leave them alone (``since``): what it does not take back runs out within a
@@ -191,12 +197,14 @@ class Claims:
             return self._fence
         return None
 
-    def nudged(self) -> None:
-        """Stored work may be waiting for this node (an API worker stored messages, an account was
-        resumed): the next claim goes ahead, and a claim under way claims again once it ends, since
-        what was announced may have been committed after it looked."""
+    def nudged(self, first_id: str = "") -> None:
+        """Stored work may be waiting for this node (an API worker stored messages, ``first_id`` the
+        lowest of their ids; an account was resumed, ""): the next claim goes ahead, and a claim
+        under way claims again once it ends, since what was announced may have been committed after
+        it looked."""
         self._nudges += 1
         self.found_the_end = False
+        self._stored_from = announced(self._stored_from, first_id)
 
     def room_opened(self) -> Deferred:
         """Memory has room again: claim, unless the last claim found the end of the stored work
@@ -216,16 +224,26 @@ class Claims:
         nudges = self._nudges
         self.before()
         now = self.clock.seconds()
-        sweep = self._sweep = next_claim(self._sweep, now, self.lease)
+        skip = sorted(self.skip())
+        stored_from, self._stored_from = self._stored_from, None
+        if skip != self._skipped:  # parked messages of an operator this node holds now: any id
+            stored_from, self._skipped = "", skip
+        sweep = self._sweep = next_claim(self._sweep, now, self.lease, self.interval, stored_from)
         asked = min(room, self.batch)
-        d = self.store.release_due(now, self.batch)
+        if now >= self._release_at:
+            self._release_at = now + self.interval
+            d = self.store.release_due(now, self.batch)
+        else:
+            d = succeed(0)
 
         def released(n):
+            nonlocal sweep
             if n:
                 self.released(n)
+                sweep = self._sweep = Sweep("", now)  # queued now, with ids of any age
             return self.store.claim(self.node, now, now + self.lease, asked,
                                     own_before=self._own_before if now < self._own_before else None,
-                                    skip=sorted(self.skip()), after=sweep.after, ended_before=self._ended_before(now))
+                                    skip=skip, after=sweep.after, ended_before=self._ended_before(now))
 
         d.addCallback(released)
 
@@ -234,7 +252,7 @@ class Claims:
             self._answered()
             if messages:
                 self.take(messages)
-            self._sweep, again = after_claim(sweep, [m.id for m in messages], asked)
+            self._sweep, again = after_claim(sweep, [m.id for m in messages], asked, now, self.interval)
             again = again or self._nudges != nudges  # announced while this claim looked: look again
             self.found_the_end = not again
             if again and self._running:
@@ -243,6 +261,8 @@ class Claims:
 
         def failed(failure):
             self.busy = False
+            self._sweep = Sweep()  # what was announced to it is not known to be claimed: from the first id
+            self._release_at = float("-inf")
             self._out_of_reach()
             self.log_failure(failure, "claim failed")
 

@@ -21,6 +21,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import LoopingCall
 
 from connectors.api import MoFacts, ReceiptFacts, SubmitRequest
+from policies.claims import announced
 from smscore.backlog import Backlog, Backlogged
 from smscore.cancelling import Cancelling
 from smscore.claiming import Claims
@@ -49,7 +50,7 @@ class Pipeline(Cancelling, SubmitOutcomes):
                  metrics: Metrics | None = None, max_in_memory: int = 20000, claim_batch: int = 1000,
                  claim_interval: float = 2.0, receipt_timeout: float = 72 * 3600.0,
                  mo_reassembly_timeout: float = 300.0, delivers: bool = True,
-                 on_unclaimed: Callable[[], object] = lambda: None, mo_route=None,
+                 on_unclaimed: Callable[[str], object] = lambda first_id: None, mo_route=None,
                  on_push_queued: Callable[[], object] | None = None,
                  on_mo: Callable[[MoMessage], object] | None = None,
                  held_elsewhere: Callable[[], frozenset[str]] = frozenset, backlog: Backlog | None = None,
@@ -73,7 +74,8 @@ class Pipeline(Cancelling, SubmitOutcomes):
         self.max_in_memory = max_in_memory
         self.hold_limit = hold_limit
         #: False in an API worker (smscore.supervisor): messages are stored unclaimed for the main
-        #: worker, which ``on_unclaimed`` nudges; nothing is claimed or sent from here
+        #: worker, which ``on_unclaimed(first_id)`` nudges (the lowest id stored, "" if unknown:
+        #: its claim starts there, ``policies.claims``); nothing is claimed or sent from here
         self.delivers = delivers
         self.on_unclaimed = on_unclaimed
         #: called when a stored change queued a push job (the push worker claims it at once)
@@ -216,12 +218,20 @@ class Pipeline(Cancelling, SubmitOutcomes):
 
     # -- accepting ---------------------------------------------------------------------------
     _nudging = False  # an API worker: the main worker is nudged (``on_unclaimed``) at this turn's end
+    _nudge_from: str | None = None  # the lowest id stored for that nudge (policies.claims.announced)
+
+    def _announce(self, first_id: str) -> None:
+        """Messages from ``first_id`` up were stored for the main worker: it is nudged at this
+        turn's end, once for all the requests stored in the turn (the store's commits fire
+        together), not once a request, and not later than the turn."""
+        self._nudge_from = announced(self._nudge_from, first_id)
+        if not self._nudging:
+            self._nudging = True
+            self.clock.callLater(0, self._nudge)
 
     def _nudge(self) -> None:
-        """One nudge for all the requests stored in a reactor turn (the store's commits fire
-        together), not one a request, and not later than the turn."""
-        self._nudging = False
-        self.on_unclaimed()
+        first_id, self._nudging, self._nudge_from = self._nudge_from or "", False, None
+        self.on_unclaimed(first_id)
 
     def accept(self, messages: Sequence[Message], once: dict | None = None) -> Deferred:
         """Store messages durably; fires (with the messages) once they are. Queued ones are sent.
@@ -253,10 +263,10 @@ class Pipeline(Cancelling, SubmitOutcomes):
             self.metrics.accepted.inc((), len(messages))
             for m in messages:
                 self.metrics.status_changed(m.status._value_)
-            if not claim_now and (self.delivers or self._nudging):
-                if self.delivers:
-                    self.claims.nudged()  # memory was full: the claims find them as it empties
-                return messages  # left to the claims, or a nudge is due this turn already
+            if not claim_now and self.delivers:
+                if messages:  # memory was full: the claims find them as it empties
+                    self.claims.nudged(min(m.id for m in messages))
+                return messages
             sendable = [m for m in messages if m.status is Status.QUEUED
                         and (m.send_at is None or m.send_at <= self.clock.seconds())]
             if claim_now:
@@ -264,8 +274,7 @@ class Pipeline(Cancelling, SubmitOutcomes):
                 for m in sendable:
                     self.enqueue(m)
             elif sendable:
-                self._nudging = True
-                self.clock.callLater(0, self._nudge)
+                self._announce(min(m.id for m in sendable))
             return messages
 
         def not_stored(failure):
@@ -294,8 +303,9 @@ class Pipeline(Cancelling, SubmitOutcomes):
             if m.status is Status.QUEUED and self.delivers:
                 self.held += 1
                 self.enqueue(m)
-        if not self.delivers and any(m.status is Status.QUEUED for m in messages):
-            self.on_unclaimed()
+        queued = [m.id for m in messages if m.status is Status.QUEUED]
+        if not self.delivers and queued:
+            self._announce(min(queued))
 
     # -- sending -----------------------------------------------------------------------------
     def enqueue(self, message: Message, front: bool = False) -> None:
@@ -372,10 +382,10 @@ class Pipeline(Cancelling, SubmitOutcomes):
         if self.held < self.most() // 2 and not self.claims.busy:
             self.claims.room_opened()
 
-    def work_stored(self) -> None:
-        """Stored work may be waiting for this node: an API worker stored messages (its kick), a
-        paused account was resumed. Claimed now if memory has room."""
-        self.claims.nudged()
+    def work_stored(self, first_id: str = "") -> None:
+        """Stored work may be waiting for this node: an API worker stored messages from
+        ``first_id`` up (its kick), a paused account was resumed (""). Claimed now if memory has room."""
+        self.claims.nudged(first_id)
         if self.held < self.most() // 2 and not self.claims.busy:
             self.claims.more()
 

@@ -1,8 +1,10 @@
 """What the processes of one node say to each other (see ``smscore.supervisor``).
 
 - ``Kicks``: one-word UDP datagrams on loopback ("claim", "push", "reload"), coalesced so that a
-  burst of stored messages costs one datagram per few milliseconds. A lost kick costs only time: the
-  main worker also claims every ``claim_interval`` and push workers poll every second.
+  burst of stored messages costs one datagram per few milliseconds. A "claim" carries a note, the
+  lowest id its messages have, where the main worker's claim starts (``policies.claims``). A lost
+  kick costs only time: the main worker also claims every ``claim_interval`` and push workers poll
+  every second.
 - ``Forwarder``: an API worker hands every request it does not serve itself to the main worker's
   internal API listener and relays the answer as it came; and calls the routes the main worker
   keeps for its API workers there (a customer's ``cancel_sm``, done where the messages are sent).
@@ -17,6 +19,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from io import BytesIO
 
 from prometheus_client import generate_latest
@@ -34,35 +38,50 @@ from smscore.logs import get_logger
 
 
 
+#: what a kick's note may be (a message id); anything else is read as no note
+_NOTE = re.compile(rb"[0-9A-Za-z_-]{1,64}")
+
+
 class Kicks(DatagramProtocol):
-    """Sends and receives kicks; ``handlers[word]()`` runs for each one received."""
+    """Sends and receives kicks; ``handlers[word](note)`` runs for each one received.
+
+    A kick may carry a note: kicks coalesced into one datagram carry the lowest of their notes, or
+    none ("") when one of them had none."""
 
     noisy = False  # no "Starting protocol <Kicks object at 0x…>" line at every start and stop
 
-    def __init__(self, clock, ports: list[int], handlers: dict[bytes, object], delay: float = 0.002) -> None:
+    def __init__(self, clock, ports: list[int], handlers: dict[bytes, Callable[[str], object]],
+                 delay: float = 0.002) -> None:
         self.clock = clock
         self.ports = ports  # by worker index
         self.handlers = handlers
         self.delay = delay
-        self._due: dict[tuple[int, bytes], object] = {}
+        self._due: dict[tuple[int, bytes], str] = {}  # (worker, word) → the note it will carry
 
     def datagramReceived(self, data: bytes, addr) -> None:
-        handler = self.handlers.get(data)
+        word, _, note = data.partition(b" ")
+        handler = self.handlers.get(word)
         if handler is not None:  # anything else (a stray or forged datagram) changes nothing
-            handler()
+            handler(note.decode("ascii") if _NOTE.fullmatch(note) else "")
 
-    def kick(self, index: int, word: bytes) -> None:
-        """Send ``word`` to worker ``index`` within ``delay`` (once, however often asked meanwhile)."""
+    def kick(self, index: int, word: bytes, note: str = "") -> None:
+        """Send ``word`` (with ``note``) to worker ``index`` within ``delay`` (once, however often
+        asked meanwhile)."""
         key = (index, word)
-        if key not in self._due:
-            self._due[key] = self.clock.callLater(self.delay, self._send, key)
+        due = self._due.get(key)
+        if due is None:
+            self.clock.callLater(self.delay, self._send, key)
+            self._due[key] = note
+        elif due and (not note or note < due):
+            self._due[key] = note
 
     def _send(self, key) -> None:
-        del self._due[key]
+        note = self._due.pop(key).encode("ascii", "replace")
         index, word = key
         if self.transport is not None:
             try:
-                self.transport.write(word, ("127.0.0.1", self.ports[index]))
+                self.transport.write(word + b" " + note if _NOTE.fullmatch(note) else word,
+                                     ("127.0.0.1", self.ports[index]))
             except OSError:  # the worker is being restarted: its poll will find the work
                 pass
 

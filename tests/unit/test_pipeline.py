@@ -425,32 +425,3 @@ def test_a_new_number_follows_what_its_block_taught_and_its_own_history_wins_aft
     assert send("44791200999", "cheap") == ["cheap"]  # another plan: no evidence there
     assert send("46761200555", "cheap") == ["dear", "cheap"]  # ported in: found, then ...
     assert send("46761200555", "cheap") == ["cheap"]  # ... its own history wins over its block
-
-
-def test_claims_walk_the_backlog_from_where_the_last_one_ended_then_start_over():
-    """A claim goes on after the last id the previous one took (not past what this node holds
-    again); at the end of the backlog it starts over from the first id once, so work released
-    below the cursor is found."""
-    clock = Clock()
-    clock.advance(1000)
-    afters = []
-
-    class Recording(MemoryStore):
-        def claim(self, *args, after="", **kw):
-            afters.append(after)
-            return super().claim(*args, after=after, **kw)
-
-    store = Recording()
-    p, _, links, _ = make(clock, store=store, window=1, claim_batch=2)
-    ms = [message(clock) for _ in range(6)]
-    for i, m in enumerate(ms):
-        m.id = f"{(i + 1) * 16:024x}"
-    run(store.accept(ms, None, 0.0))
-    dead = message(clock)
-    dead.id = f"{24:024x}"  # between the first two: behind the walk, held by a node that died
-    run(store.accept([dead], "gw9", 1003.0))
-    run(p.start())
-    assert afters == ["", ms[1].id, ms[3].id, ms[5].id, ""] and p.held == 6
-    clock.advance(5.0)  # gw9's lease ran out; the next claim starts over and finds its message
-    run(p.claims.more())
-    assert afters[-1] == "" and p.held == 7

@@ -19,21 +19,24 @@ def _api_worker(clock, nudges: list) -> Pipeline:
     routing = Routing({"standard": ("dear", "cheap")}, TABLES)
     return Pipeline(store=MemoryStore(StoreRules(untried=routing.untried)), clock=clock, node="gw1/1", lease=30.0,
                     routing=routing, metrics=Metrics(CollectorRegistry()), delivers=False,
-                    on_unclaimed=lambda: nudges.append(clock.seconds()))
+                    on_unclaimed=lambda first_id: nudges.append((clock.seconds(), first_id)))
 
 
 def test_the_requests_stored_in_one_turn_nudge_the_main_worker_once_at_its_end():
     clock, nudges = Clock(), []
     clock.advance(1000)
     p = _api_worker(clock, nudges)
-    for to in ("46701234567", "46701234568", "46701234569"):
-        run(p.accept([message(clock, to)]))
+    ms = [message(clock, to) for to in ("46701234567", "46701234568", "46701234569")]
+    for m, mid in zip(ms, ("00b", "00a", "00c")):
+        m.id = mid
+        run(p.accept([m]))
     assert nudges == []  # not one a request
     clock.advance(0)
-    assert nudges == [1000]  # the turn's end: no later
-    run(p.accept([message(clock)]))
+    assert nudges == [(1000, "00a")]  # the turn's end, no later, from the lowest id stored in it
+    later = message(clock)
+    run(p.accept([later]))
     clock.advance(0)
-    assert nudges == [1000, 1000]  # a later turn's requests nudge again
+    assert nudges == [(1000, "00a"), (1000, later.id)]  # a later turn's requests nudge again
 
 
 def test_nothing_to_send_nudges_nobody():

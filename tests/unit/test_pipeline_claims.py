@@ -125,3 +125,126 @@ def test_a_claim_that_found_the_end_waits_for_news_of_stored_work_or_the_interva
     assert len(asked) == 4 and p.held == 3
     p.link_ready("cheap")
     assert len(asked) == 4
+
+
+class Recording(MemoryStore):
+    """A store that keeps where each claim started, and how often the scheduled were looked at."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.afters: list[str] = []
+        self.releases = 0
+
+    def claim(self, *args, after="", **kw):
+        self.afters.append(after)
+        return super().claim(*args, after=after, **kw)
+
+    def release_due(self, *args, **kw):
+        self.releases += 1
+        return super().release_due(*args, **kw)
+
+
+def numbered(clock, *numbers: int) -> list:
+    ms = [message(clock) for _ in numbers]
+    for m, n in zip(ms, numbers):
+        m.id = f"{n * 16:024x}"
+    return ms
+
+
+def test_claims_walk_the_backlog_from_where_the_last_one_ended_then_start_over_an_interval_later():
+    """A claim goes on after the last id the previous one took (not past what this node holds
+    again); work released below the sweep is found when it starts over from the first id, a claim
+    interval after it began."""
+    clock = Clock()
+    clock.advance(1000)
+    store = Recording()
+    p, _, links, _ = make(clock, store=store, window=1, claim_batch=2)
+    ms = numbered(clock, 1, 2, 3, 4, 5, 6)
+    run(store.accept(ms, None, 0.0))
+    dead = message(clock)
+    dead.id = f"{24:024x}"  # between the first two: behind the walk, held by a node that died
+    run(store.accept([dead], "gw9", 1003.0))
+    run(p.start())
+    assert store.afters == ["", ms[1].id, ms[3].id, ms[5].id] and p.held == 6
+    clock.advance(5.0)  # gw9's lease ran out; the claim every interval starts over and finds its message
+    assert store.afters[-1] == "" and p.held == 7
+
+
+def test_after_the_end_a_kick_is_claimed_from_where_the_last_claim_ended_or_from_its_first_id():
+    """At load every API worker's kick claims what it stored. Started from the first id, each
+    claim walked past every message held between claim and submit (on PostgreSQL 450 ms of 10,000
+    messages' run): it starts where the last one ended, or just below the lowest id the kick
+    names, when another worker committed messages it numbered before those claimed."""
+    clock = Clock()
+    clock.advance(1000)
+    store = Recording()
+    p, _, links, _ = make(clock, store=store, window=1)
+    run(p.start())
+    first = numbered(clock, 10, 11)
+    run(store.accept(first, None, 0.0))
+    p.work_stored(first[0].id)
+    assert store.afters == ["", ""] and p.held == 2  # the sweep had not ended anywhere yet
+    later = numbered(clock, 20)
+    run(store.accept(later, None, 0.0))
+    p.work_stored(later[0].id)
+    assert store.afters[-1] == first[1].id and p.held == 3  # stored above the end: from the end
+    late = numbered(clock, 15)  # numbered before ``later``, committed after it by another worker
+    run(store.accept(late, None, 0.0))
+    p.work_stored(late[0].id)
+    assert store.afters[-1] == f"{15 * 16 - 1:024x}" and p.held == 4  # just below it
+    resumed = numbered(clock, 1)
+    run(store.accept(resumed, None, 0.0))
+    p.work_stored()  # an account resumed: its messages may have any id
+    assert store.afters[-1] == "" and p.held == 5
+    newer = numbered(clock, 30)
+    run(store.accept(newer, None, 0.0))
+    p.work_stored(newer[0].id)
+    assert store.afters[-1] == resumed[0].id and p.held == 6
+    assert sorted(send_one_by_one(p, links["cheap"])) == sorted(m.id for m in first + later + late + resumed + newer)
+
+
+def test_the_scheduled_are_looked_at_once_an_interval_and_those_released_are_claimed_from_the_first_id():
+    """Looking for due scheduled messages before every claim was a statement (and a transaction)
+    more for each kick at load; once a claim interval finds them as soon."""
+    clock = Clock()
+    clock.advance(1000)
+    store = Recording()
+    p, _, links, _ = make(clock, store=store, window=1)
+    run(p.start())
+    assert store.releases == 1
+    soon = numbered(clock, 1)[0]
+    soon.status, soon.send_at = Status.SCHEDULED, 1001.0
+    run(store.accept([soon], None, 0.0))
+    stored = numbered(clock, 5, 6)
+    run(store.accept(stored, None, 0.0))
+    p.work_stored(stored[0].id)
+    assert store.releases == 1 and p.held == 2  # within the interval: not looked at again
+    clock.advance(1.5)
+    more = numbered(clock, 7)
+    run(store.accept(more, None, 0.0))
+    p.work_stored(more[0].id)
+    assert store.afters[-1] == stored[1].id and p.held == 3
+    clock.advance(0.5)  # the claim every interval: the scheduled message is due and released
+    assert store.releases == 2 and store.afters[-1] == "" and p.held == 4
+    assert sorted(send_one_by_one(p, links["cheap"])) == sorted(m.id for m in [soon, *stored, *more])
+
+
+def test_an_operator_bound_here_since_the_last_claim_makes_the_next_one_start_from_the_first_id():
+    """Messages parked for an operator that only another node held wait in the store with any id:
+    once this node holds its binds, its next claim looks from the first id."""
+    clock = Clock()
+    clock.advance(1000)
+    store = Recording()
+    elsewhere = {"dear"}  # the operators whose binds only other nodes hold (smscore.cluster)
+    p, _, links, _ = make(clock, store=store, window=1, elsewhere=elsewhere)
+    run(p.start())
+    ms = numbered(clock, 5, 6)
+    run(store.accept(ms, None, 0.0))
+    p.work_stored(ms[0].id)
+    later = numbered(clock, 9)
+    run(store.accept(later, None, 0.0))
+    p.work_stored(later[0].id)
+    assert store.afters[-1] == ms[1].id
+    elsewhere.clear()
+    p.work_stored(f"{99 * 16:024x}")
+    assert store.afters[-1] == ""

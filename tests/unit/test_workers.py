@@ -20,7 +20,7 @@ class Sent:
 
 def test_kicks_coalesce_per_worker_and_word_and_run_handlers():
     clock = Clock()
-    kicks = Kicks(clock, [7000, 7001], {b"claim": lambda: ran.append("claim")}, delay=0.002)
+    kicks = Kicks(clock, [7000, 7001], {b"claim": lambda note: ran.append("claim")}, delay=0.002)
     kicks.transport = Sent()
     ran = []
     for _ in range(50):
@@ -35,6 +35,27 @@ def test_kicks_coalesce_per_worker_and_word_and_run_handlers():
     kicks.datagramReceived(b"claim", ("127.0.0.1", 1))
     kicks.datagramReceived(b"nonsense", ("127.0.0.1", 1))
     assert ran == ["claim"]
+
+
+def test_kicks_coalesced_carry_the_lowest_note_or_none_when_one_had_none():
+    clock = Clock()
+    notes = []
+    kicks = Kicks(clock, [7000], {b"claim": notes.append}, delay=0.002)
+    kicks.transport = Sent()
+    for note in ("0000b", "0000a", "0000c"):
+        kicks.kick(0, b"claim", note)
+    clock.advance(0.002)
+    kicks.kick(0, b"claim", "0000d")
+    kicks.kick(0, b"claim")  # an announcement that does not say where: the datagram says nothing either
+    kicks.kick(0, b"claim", "0000e")
+    clock.advance(0.002)
+    kicks.kick(0, b"claim", "not ascii: \u00e9")  # not a note a worker sends: none
+    clock.advance(0.002)
+    sent = [data for data, _ in kicks.transport.datagrams]
+    assert sent == [b"claim 0000a", b"claim", b"claim"]
+    for data in [*sent, b"claim \xff\xfe", b"claim a b", b"claim " + b"9" * 65]:
+        kicks.datagramReceived(data, ("127.0.0.1", 1))
+    assert notes == ["0000a", "", "", "", "", ""]  # a forged note is read as none
 
 
 def registry(queued: int, delivered: int, inflight: int, latency: float) -> str:
