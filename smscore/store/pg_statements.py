@@ -33,6 +33,7 @@ tables). A connection without ``once`` prepares every text and plans each run (`
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable
 
@@ -72,6 +73,7 @@ class Prepared:
         self._limit = limit
         self._once = once
         self._names: dict[str, tuple[str, str]] = {}  # text → (name, "EXECUTE name(%s, …)")
+        self._plain: bool | None = None  # whether ``written`` may write the values (the connection's settings)
         self._seen: set[str] = set()
         #: texts PostgreSQL refused to prepare, run as plain text (tests look at it)
         self.refused: set[str] = set()
@@ -83,8 +85,13 @@ class Prepared:
 
     def text(self, cur, sql: str, params) -> bytes:
         """What ``execute`` would send, as text with the values written in, for a statement sent
-        later with others (``pg_session.Cursor.defer``)."""
-        return cur.mogrify(self._chosen(cur, sql), params)
+        later with others (``pg_session.Cursor.defer``): by ``written`` where it can, else by
+        psycopg2's ``mogrify``."""
+        chosen = self._chosen(cur, sql)
+        if self._plain is None:  # read once: a connection's encoding and quoting do not change
+            conn = cur.connection
+            self._plain = conn.encoding == "UTF8" and conn.get_parameter_status("standard_conforming_strings") == "on"
+        return (self._plain and written(chosen, params)) or cur.mogrify(chosen, params)
 
     def _chosen(self, cur, sql: str) -> str:
         """The text to send for ``sql``: ``EXECUTE name(…)`` once prepared (at its second run, the
@@ -124,6 +131,32 @@ class Prepared:
         self._names[sql] = (name, f"EXECUTE {name}({', '.join(['%s'] * count)})" if count else f"EXECUTE {name}")
 
 
+def written(sql: str, params) -> bytes | None:
+    """``sql`` with ``params`` written in as psycopg2's ``mogrify`` writes them on a UTF-8
+    connection with standard conforming strings, for the values the store's writes take: strings
+    (quotes doubled, a backslash is itself), None, and non-negative integers and finite floats.
+    None when a value is anything else (a negative number or -0.0, a flag, a string holding a NUL,
+    which PostgreSQL refuses): ``mogrify`` writes those. Why: a write's arrays are one string a
+    column (``array_text``), and ``mogrify`` took 18 µs for a statement of twelve 20-row columns,
+    this 4.5 µs."""
+    values = []
+    for value in params:
+        kind = type(value)
+        if kind is str:
+            if "\x00" in value:
+                return None
+            values.append("'" + value.replace("'", "''") + "'")
+        elif value is None:
+            values.append("NULL")
+        elif (kind is int and value >= 0) or (kind is float and 0 <= value < _INF and _copysign(1, value) > 0):
+            values.append(repr(value))  # never "-…": mogrify writes " -1", which no "-" before it comments out
+        else:
+            return None
+    return (sql % tuple(values)).encode()
+
+
+_INF = float("inf")
+_copysign = math.copysign
 _NUMBERS = {int, float}  # not bool: its repr is not PostgreSQL's
 _NONE = {type(None)}
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smscore.store import pg_schema
-from smscore.store.pg_statements import Prepared, array_text
+from smscore.store.pg_statements import Prepared, array_text, written
 from tests.store_contract import make_message
 from tests.store_sql import open_postgres
 
@@ -223,3 +223,36 @@ async def test_rows_numbered_by_their_write_hold_the_numbers_lock_until_the_comm
     finally:
         session.close()
         await store.close()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(st.none() | _TEXT | st.text() | st.integers() | st.floats() | st.booleans(),
+                       min_size=1, max_size=6))
+def test_writes_are_written_as_psycopg2_writes_them_or_left_to_it(cur, values):
+    """``written`` (the deferred writes' fast path) gives mogrify's text byte for byte, or None for
+    mogrify to write (negative numbers, flags, NaN, a NUL); and what it writes reads back as sent."""
+    sql = "SELECT " + ", ".join(["%s"] * len(values))
+    text = written(sql, values)
+    if text is None:
+        assert any(not isinstance(v, str | int | float) or isinstance(v, bool) or (isinstance(v, str) and "\x00" in v)
+                   or (not isinstance(v, str) and v is not None and not (0 <= v < math.inf and math.copysign(1, v) > 0))
+                   for v in values)
+        return
+    assert text == cur.mogrify(sql, values)
+    cur.execute(text)
+    read = [type(v)(r) if isinstance(v, int | float) else r for r, v in zip(cur.fetchone(), values)]
+    assert read == values  # a number PostgreSQL reads as numeric (1e+16, 2**70) comes back a Decimal
+
+
+def test_a_connection_without_standard_conforming_strings_is_written_by_psycopg2(pg_url):
+    conn = pg_schema.connect(pg_url)
+    try:
+        cur = conn.cursor()
+        cur.execute("SET standard_conforming_strings = off")
+        prepared = Prepared()
+        text = prepared.text(cur, "SELECT %s", ("a\\b",))
+        assert text == cur.mogrify("SELECT %s", ("a\\b",)) != written("SELECT %s", ("a\\b",))
+        cur.execute(text)
+        assert cur.fetchone()[0] == "a\\b"
+    finally:
+        conn.close()
