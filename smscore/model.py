@@ -7,6 +7,7 @@ gateway and are rendered as RFC 3339 only at the edge.
 
 from __future__ import annotations
 
+import math
 import operator
 import os
 import random
@@ -252,10 +253,29 @@ def new_message_id(now: float | None = None) -> str:
     return f"{(ms & 0xFFFFFFFFFFFF) << 48 | _counter << 32 | _random.getrandbits(32):024x}"
 
 
+#: the last whole second ``rfc3339`` wrote, and its text up to the milliseconds (replaced whole:
+#: the writer threads format too)
+_second: tuple[int, str] = (-1, "")
+
+
 def rfc3339(ts: float | None) -> str | None:
-    """Render POSIX seconds as RFC 3339 UTC with milliseconds."""
+    """Render POSIX seconds as RFC 3339 UTC with milliseconds.
+
+    The date and time of day are made once a second: a status callback, an event and a message
+    rendered at load mostly fall in the second before (the main worker's lists runs spent 1.7 % of
+    their time here). The microseconds are rounded as ``datetime.fromtimestamp`` rounds them."""
     if ts is None:
         return None
-    d = datetime.fromtimestamp(ts, tz=timezone.utc)  # formatted by hand: isoformat and replace cost 25 % more
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (d.year, d.month, d.day, d.hour, d.minute, d.second,
-                                                  d.microsecond // 1000)
+    global _second
+    fraction, whole = math.modf(ts)
+    micro, second = round(fraction * 1e6), int(whole)  # half to even, as fromtimestamp
+    if micro >= 1_000_000:
+        micro, second = micro - 1_000_000, second + 1
+    elif micro < 0:  # before 1970
+        micro, second = micro + 1_000_000, second - 1
+    known, text = _second
+    if known != second:
+        d = datetime.fromtimestamp(second, tz=timezone.utc)  # by hand: isoformat and replace cost 25 % more
+        text = "%04d-%02d-%02dT%02d:%02d:%02d." % (d.year, d.month, d.day, d.hour, d.minute, d.second)
+        _second = (second, text)
+    return "%s%03dZ" % (text, micro // 1000)

@@ -68,11 +68,16 @@ def test_a_messages_copy_has_every_field_and_is_its_own_object():
     assert c is not m and all(getattr(c, name) is value for name, value in values.items())
 
 
-@given(st.floats(min_value=0, max_value=4e9, allow_nan=False))
+@given(st.floats(min_value=-1e9, max_value=4e9, allow_nan=False)
+       | st.integers(0, 4_000_000_000).map(lambda s: s + 0.9999995)  # rounds up into the next second
+       | st.integers(0, 4_000_000_000).map(lambda s: s - 1e-7))
 def test_rfc3339_is_isoformat_in_milliseconds_with_z(ts):
     from datetime import datetime, timezone
 
     from smscore.model import rfc3339
 
-    assert rfc3339(ts) == datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
+    expected = datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert rfc3339(ts) == expected
+    assert rfc3339(ts) == expected  # the second's text made before
+    assert rfc3339(ts + 1.0) == datetime.fromtimestamp(ts + 1.0, tz=timezone.utc).isoformat(
+        timespec="milliseconds").replace("+00:00", "Z")
