@@ -4,7 +4,7 @@ waits for news of more (a kick, a resume, messages stored while memory was full)
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 
 from smscore.model import Status
@@ -248,3 +248,26 @@ def test_an_operator_bound_here_since_the_last_claim_makes_the_next_one_start_fr
     elsewhere.clear()
     p.work_stored(f"{99 * 16:024x}")
     assert store.afters[-1] == ""
+
+
+def test_a_claim_that_failed_leaves_the_next_one_to_start_from_the_first_id():
+    """What a failed claim was told of (a kick's first id) is not known to be claimed: the next
+    claim starts over from the first id, and looks at the scheduled messages again."""
+    clock = Clock()
+    clock.advance(1000)
+    store = Recording()
+    p, _, links, _ = make(clock, store=store, window=1)
+    run(p.start())
+    first = numbered(clock, 10)
+    run(store.accept(first, None, 0.0))
+    p.work_stored(first[0].id)
+    assert p.held == 1 and store.releases == 1
+    claim = store.claim
+    store.claim = lambda *args, **kw: fail(ConnectionError("server closed the connection"))
+    later = numbered(clock, 20)
+    run(store.accept(later, None, 0.0))
+    p.work_stored(later[0].id)
+    assert p.held == 1
+    store.claim = claim
+    p.work_stored(f"{30 * 16:024x}")
+    assert store.afters[-1] == "" and store.releases == 2 and p.held == 2
