@@ -34,6 +34,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from policies.claims import announced
 from smscore.logs import get_logger
 
 
@@ -71,9 +72,7 @@ class Kicks(DatagramProtocol):
         due = self._due.get(key)
         if due is None:
             self.clock.callLater(self.delay, self._send, key)
-            self._due[key] = note
-        elif due and (not note or note < due):
-            self._due[key] = note
+        self._due[key] = announced(due, note)  # the lowest, or none when one had none
 
     def _send(self, key) -> None:
         note = self._due.pop(key).encode("ascii", "replace")
