@@ -50,16 +50,20 @@ def latest_send_at(now: float) -> float:
 def parse_rfc3339(value: str) -> float:
     """RFC 3339 date-time to POSIX seconds; ValueError for a value without an offset, and for one
     the offset moves out of the years 1-9999 (e.g. 0001-01-01T00:00:00+05:00), which Python's
-    datetime cannot represent in UTC: callers answer both as a client error."""
+    datetime cannot represent in UTC: callers answer both as a client error. A leap second
+    (``23:59:60Z``) is the next second's start."""
     v = value.strip()
     if not _RFC3339.fullmatch(v):  # fromisoformat also reads ISO 8601 forms RFC 3339 does not have
         raise ValueError("an RFC 3339 date-time such as 2026-12-04T17:36:36Z or 2026-12-04T18:36:36.5+01:00 "
                          "is needed")
     if v.endswith(("Z", "z")):
         v = v[:-1] + "+00:00"
-    dt = datetime.fromisoformat(v)
+    # A leap second (second 60, RFC 3339 section 5.7) is the second after :59, as POSIX time counts
+    # it; datetime has no second 60.
+    leap = v[17:19] == "60"
+    dt = datetime.fromisoformat(v[:17] + "59" + v[19:] if leap else v)
     try:
-        return dt.astimezone(timezone.utc).timestamp()
+        return dt.astimezone(timezone.utc).timestamp() + leap
     except OverflowError:
         raise ValueError("the date-time is outside the years 1-9999 in UTC") from None
 

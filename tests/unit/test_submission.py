@@ -195,14 +195,19 @@ def test_each_number_of_a_request_is_a_message_of_its_own():
 
 @pytest.mark.parametrize("value", ["2026-12-05T12:00:00.Z", "2026-12-05T12:00Z", "2026-12-05 12:00:00Z",
                                    "20261205T120000Z", "2026-W49-6T12:00:00Z", "2026-12-05T12:00:00",
-                                   "2026-12-05T12:00:00+0100", "2026-12-05T12:00:00 Z"])
+                                   "2026-12-05T12:00:00+0100", "2026-12-05T12:00:00 Z", "2016-12-31T23:59:61Z",
+                                   "2016-12-31T23:60:00Z"])
 def test_send_at_is_rfc_3339_not_any_iso_8601(value):
     assert refusal({"to": "46701234567", "text": "hi", "send_at": value}) == (400, "invalid_request", "send_at")
 
 
 @pytest.mark.parametrize("value, epoch", [("2026-12-05T12:00:00Z", 1_796_472_000.0),
                                           ("2026-12-05t13:00:00.5+01:00", 1_796_472_000.5),
-                                          ("2026-12-05T12:00:00.123456789z", 1_796_472_000.123456)])
+                                          ("2026-12-05T12:00:00.123456789z", 1_796_472_000.123456),
+                                          # leap seconds (RFC 3339 section 5.7): the next second's start
+                                          ("2016-12-31T23:59:60Z", 1_483_228_800.0),
+                                          ("2016-12-31T23:59:60.5Z", 1_483_228_800.5),
+                                          ("1990-12-31T15:59:60-08:00", 662_688_000.0)])
 def test_rfc_3339_date_times_are_read(value, epoch):
     from smscore.submission import parse_rfc3339
 
