@@ -4,8 +4,9 @@ The store loads the facts (the account's balance and pause, what it sent today, 
 numbers are on its stop list, on the do-not-call list, or have its consent), calls ``admit`` and
 saves the outcome in the same transaction. In order:
 
-1. a number on the account's stop list is ``stopped``; so is one on the do-not-call list without
-   the account's consent;
+1. a number on the account's stop list or on the do-not-call list is ``stopped``, unless the
+   account holds consent for it (SPEC §7; a stop entry added after a consent withdraws it, so
+   the later of the two wins: the store's part);
 2. the rest count against ``daily_volume_limit``: those over it wait in ``pending_approval``
    (only messages still ``queued`` or ``scheduled``: one already waiting for its links stays so);
 3. a paused account's ``queued`` messages wait as ``paused``;
@@ -101,10 +102,13 @@ class Admission:
 
 
 def stop_reason(number: str, facts: Facts) -> Change | None:
-    """Why a message to ``number`` must not go (a stop list), or None."""
+    """Why a message to ``number`` must not go (a stop list), or None: the account's consent lets
+    it through either list."""
+    if number in facts.consented:
+        return None
     if number in facts.stop_listed:
         return Change(STOPPED, "the number is on the account's stop list", "stop list")
-    if number in facts.do_not_call and number not in facts.consented:
+    if number in facts.do_not_call:
         return Change(STOPPED, "the number is on the do-not-call list", "do-not-call")
     return None
 

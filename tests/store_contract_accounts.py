@@ -274,8 +274,8 @@ async def check_consents_paged_by_account_and_number_apart_from_the_stop_list(st
     assert await store.consent_entries() == []
     await store.stoplist_change(["46700000001", "46700000002"], account="acme", consent=True, at=10.0)
     await store.stoplist_change(["46700000001"], account="beta", consent=True, at=11.0)
-    await store.stoplist_change(["46700000001"], account="acme", at=12.0)  # a stop entry: not a consent
-    await store.stoplist_change(["46700000003"], at=13.0)  # do-not-call: not a consent either
+    await store.stoplist_change(["46700000001"], account="acme", at=12.0)  # a stop entry: withdraws acme's
+    await store.stoplist_change(["46700000003"], at=13.0)  # do-not-call: not a consent, withdraws none
     seen, after = [], None
     while True:
         page = await store.consent_entries(after=after, limit=2)
@@ -283,17 +283,46 @@ async def check_consents_paged_by_account_and_number_apart_from_the_stop_list(st
         if len(page) < 2:
             break
         after = (page[-1].account, page[-1].number)
-    assert seen == [ConsentEntry("acme", "46700000001", 10.0), ConsentEntry("acme", "46700000002", 10.0),
+    await store.stoplist_change(["46700000004"], account="acme", consent=True, at=14.0)
+    seen, after = [], None
+    while True:
+        page = await store.consent_entries(after=after, limit=2)
+        seen.extend(page)
+        if len(page) < 2:
+            break
+        after = (page[-1].account, page[-1].number)
+    assert seen == [ConsentEntry("acme", "46700000002", 10.0), ConsentEntry("acme", "46700000004", 14.0),
                     ConsentEntry("beta", "46700000001", 11.0)]
-    assert [e.account for e in await store.consent_entries(number="46700000001")] == ["acme", "beta"]
-    assert [e.number for e in await store.consent_entries(account="acme", after=("acme", "46700000001"))] == [
-        "46700000002"]
+    assert [e.account for e in await store.consent_entries(number="46700000001")] == ["beta"]
+    assert [e.number for e in await store.consent_entries(account="acme", after=("acme", "46700000002"))] == [
+        "46700000004"]
     assert await store.consent_entries(account="*") == []
     assert [(e.account, e.number) for e in await store.stoplist_entries()] == [("*", "46700000003"),
                                                                                 ("acme", "46700000001")]
-    await store.stoplist_change(["46700000001"], account="acme", consent=True, remove=True, at=20.0)
+    await store.stoplist_change(["46700000004"], account="acme", consent=True, remove=True, at=20.0)
     assert [(e.account, e.number) for e in await store.consent_entries()] == [("acme", "46700000002"),
                                                                                ("beta", "46700000001")]
+
+
+async def check_a_consent_lets_messages_through_both_lists_until_a_later_stop_entry(store):
+    """SPEC §7: listed numbers are stopped unless the account holds consent; a stop entry added
+    after the consent (ops, or a phone's stop word) withdraws it, so the later of the two wins."""
+    with_rules(store)
+    await store.ensure_accounts({"acme": Decimal(10)})
+    mine, dnc = "46700000021", "46700000022"
+    await store.stoplist_change([mine], account="acme", at=1.0)
+    await store.stoplist_change([dnc], at=1.0)
+    await store.stoplist_change([mine, dnc], account="acme", consent=True, at=2.0)
+
+    async def statuses(at):
+        ms = [make_message(to=mine, at=at), make_message(to=dnc, at=at + 0.5)]
+        await store.accept(ms, None, 0.0)
+        return [m.status for m in ms]
+
+    assert await statuses(1000.0) == [Status.QUEUED, Status.QUEUED]
+    assert await store.stoplist_change([mine], account="acme", at=3.0) == 0  # listed already; the consent goes
+    assert await statuses(1001.0) == [Status.STOPPED, Status.QUEUED]
+    assert [e.number for e in await store.consent_entries(account="acme")] == [dnc]
 
 
 async def check_a_failover_of_a_paused_accounts_message_waits_paused(store):

@@ -149,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("stoplist", help="edit the stop list, the do-not-call list, consents",
                         description="Add or remove numbers: an account's stop list (--account), the do-not-call "
                                     "list (no --account), or an account's consents (--account --consent), which "
-                                    "let it send to numbers on the do-not-call list.")
+                                    "let it send to numbers on the do-not-call list or its stop list (a stop "
+                                    "entry added later withdraws the consent).")
     stsub = sp.add_subparsers(dest="action", metavar="ACTION")
     stsub.required = True
     for action, what in (("add", "add numbers"), ("remove", "remove numbers"),

@@ -145,7 +145,7 @@ class AccountRules:
                         (account, DO_NOT_CALL, *args))
             for owner, number in cur.fetchall():
                 (stopped if owner == account else dnc).add(number)
-            if dnc:
+            if dnc or stopped:
                 cur.execute(self.q(f"SELECT number FROM consent WHERE account = ? AND {among}"), (account, *args))
                 consent.update(r[0] for r in cur.fetchall())
         return Facts(balance=balance, paused=paused, sent_today=sent, stop_listed=frozenset(stopped),
@@ -284,7 +284,8 @@ class AccountRules:
     def stoplist_change(self, numbers: Sequence[str], *, account: str | None = None, remove: bool = False,
                         consent: bool = False, at: float = 0.0, source: str = "ops") -> Deferred:
         """Add (or remove) numbers to an account's stop list, the do-not-call list (no account),
-        or an account's consents. Fires with how many entries changed."""
+        or an account's consents. A number added to an account's stop list loses that account's
+        consent (the later of the two wins). Fires with how many entries changed."""
         table = "consent" if consent else "stoplist"
         owner = account if account is not None else DO_NOT_CALL
 
@@ -302,6 +303,8 @@ class AccountRules:
                 else:
                     cur.execute(self.q("INSERT INTO stoplist (account, number, added_at, source) VALUES (?,?,?,?)"),
                                 (owner, number, at, source))
+                    if account is not None:
+                        cur.execute(self.q("DELETE FROM consent WHERE account = ? AND number = ?"), (owner, number))
                 changed += not existed
             return changed
 

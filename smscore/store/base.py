@@ -331,7 +331,9 @@ class Store(ABC):
     def stoplist_change(self, numbers: Sequence[str], *, account: str | None = None, remove: bool = False,
                         consent: bool = False, at: float = 0.0, source: str = "ops") -> Deferred:
         """Add (or remove) numbers to an account's stop list, the do-not-call list (no account) or
-        an account's consents. Fires with how many entries changed."""
+        an account's consents. A number added to an account's stop list loses that account's
+        consent (the later of the two wins: a consent lets messages through both lists). Fires
+        with how many entries changed."""
 
     @abstractmethod
     def accept_once(self, messages: Sequence[Message], owner: str | None, lease_until: float, *, account: str,

@@ -73,6 +73,8 @@ class MoOperations:
         return mo
 
     def _stop(self, cur, account: str, number: str, at: float, source: str) -> None:
+        """A phone's stop word: the account's stop entry, and its consent withdrawn."""
+        cur.execute(self.q("DELETE FROM consent WHERE account = ? AND number = ?"), (account, number))
         cur.execute(self.q("DELETE FROM stoplist WHERE account = ? AND number = ?"), (account, number))
         cur.execute(self.q("INSERT INTO stoplist (account, number, added_at, source) VALUES (?,?,?,?)"),
                     (account, number, at, source))

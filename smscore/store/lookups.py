@@ -49,7 +49,8 @@ class StopEntry:
 
 @dataclass(frozen=True)
 class ConsentEntry:
-    """One consent: ``account`` may send to ``number`` although it is on the do-not-call list."""
+    """One consent: ``account`` may send to ``number`` although it is on the do-not-call list or on
+    the account's stop list (a stop entry added later withdraws it)."""
 
     account: str
     number: str

@@ -346,6 +346,9 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
         if routing.stop is not None:
             accounts, number = routing.stop
             self.stoplist.update((a, number) for a in accounts)
+            self.consent.difference_update((a, number) for a in accounts)
+            for a in accounts:
+                self.list_added.pop(("consent", a, number), None)
             self.list_added.update((("stoplist", a, number), (at, f"stop word from {number} to {mo.to}"))
                                    for a in accounts)
         if routing.push is not None:

@@ -72,6 +72,9 @@ class MemoryAccountOps:
             else:
                 entries.add((owner, number))
                 self.list_added[("consent" if consent else "stoplist", owner, number)] = (at, source)
+                if not consent and account is not None:  # a stop entry withdraws the consent
+                    self.consent.discard((owner, number))
+                    self.list_added.pop(("consent", owner, number), None)
                 changed += not existed
         return succeed(changed)
 

@@ -212,10 +212,15 @@ async def test_stop_list_and_do_not_call_stop_messages_unless_the_account_holds_
     assert ok["status"] == "queued"
     code, answer = await rig.api("POST", "/v1/messages", {"to": dnc, "text": "no consent"}, key="beta-key")
     assert answer["messages"][0]["status"] == "stopped"
-    # ... but not the account's own stop list
+    # ... and through the account's own stop list (SPEC §7: "unless the account holds consent")
     code, body = await rig.admin("/stoplist", {"numbers": [mine], "account": "acme", "consent": True})
     assert code == 200
-    assert (await rig.send({"to": mine, "text": "still stopped"}))["status"] == "stopped"
+    consented = await rig.send({"to": mine, "text": "consented"})
+    assert consented["status"] == "queued"
+    # a stop entry added after the consent withdraws it: the later of the two wins
+    code, body = await rig.admin("/stoplist", {"numbers": [mine], "account": "acme"})
+    assert (code, body) == (200, {"changed": 0, "numbers": 1})
+    assert (await rig.send({"to": mine, "text": "stopped again"}))["status"] == "stopped"
     # removing from the stop list lets messages go again
     code, body = await rig.admin("/stoplist", {"numbers": [mine], "account": "acme", "remove": True})
     assert (code, body) == (200, {"changed": 1, "numbers": 1})
@@ -226,9 +231,10 @@ async def test_stop_list_and_do_not_call_stop_messages_unless_the_account_holds_
     assert (code, body) == (200, {"changed": 1, "numbers": 1})
     assert (await rig.send({"to": dnc, "text": "no more consent"}))["status"] == "stopped"
 
-    for mid, key in ((ok["id"], "acme-key"), (again["id"], "acme-key"), (beta_mine, "beta-key")):
+    for mid, key in ((ok["id"], "acme-key"), (consented["id"], "acme-key"), (again["id"], "acme-key"),
+                     (beta_mine, "beta-key")):
         assert (await rig.until(mid, key=key))["status"] == "delivered"
-    assert rig.submits("cheap", dnc) == 1 and rig.submits("cheap", mine) == 2  # acme's again, beta's
+    assert rig.submits("cheap", dnc) == 1 and rig.submits("cheap", mine) == 3  # acme's two, beta's
 
     # refusals of the admin call
     code, body = await rig.admin("/stoplist", {"numbers": ["46706000009", "123"]})

@@ -246,8 +246,12 @@ async def test_bad_parameters_are_refused_naming_them(rig):
 async def test_a_stop_from_a_sender_written_with_a_plus_stops_the_number_and_is_found_by_it(rig):
     """SPEC §6/§7: a STOP adds the sender to the stop list and messages to listed numbers become
     stopped. An SMSC that writes the sender "+46..." stored it so: the MT to "46..." went out, and
-    no look-up by the number found the MO or the entry."""
+    no look-up by the number found the MO or the entry. The STOP withdraws a consent given before
+    it (a consent lets messages through the stop list: the later of the two wins)."""
     number = "46701237777"
+    code, _ = await rig.api("POST", "/v1/admin/stoplist", {"numbers": [number], "account": "acme", "consent": True},
+                            key="ops-key")
+    assert code == 200 and (await ok(rig, f"/stoplist?number={number}"))["consents"] != []
     code, _ = await rig.api("POST", "/v1/admin/operators/cheap/mo", {"from": "+" + number, "to": "72550", "text": "STOP"},
                             key="ops-key")
     assert code == 202
@@ -260,6 +264,7 @@ async def test_a_stop_from_a_sender_written_with_a_plus_stops_the_number_and_is_
     assert entry["number"] == number
     mid = (await rig.send({"to": "+" + number, "text": "after the STOP"}))["id"]
     assert (await rig.get(mid))["status"] == "stopped"
+    assert (await ok(rig, f"/stoplist?number={number}"))["consents"] == []
     [mo] = (await ok(rig, f"/numbers/{number}"))["mo"]
     assert (mo["from"], mo["text"]) == (number, "STOP")
     assert entry["source"] == f"stop word from {number} to 72550"  # as docs/api.md says

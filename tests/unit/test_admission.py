@@ -30,11 +30,13 @@ def test_nothing_to_decide_leaves_every_message_as_it_came():
 
 
 def test_stop_list_and_do_not_call_without_consent_stop_the_message():
-    facts = Facts(stop_listed=frozenset({"46701"}), do_not_call=frozenset({"46702", "46703"}),
-                  consented=frozenset({"46703"}))
-    out = admit("acme", [New("46701", QUEUED), New("46702", QUEUED), New("46703", QUEUED)], facts, Terms())
+    """SPEC §7: listed numbers are stopped unless the account holds consent, whichever the list."""
+    facts = Facts(stop_listed=frozenset({"46701", "46704"}), do_not_call=frozenset({"46702", "46703", "46704"}),
+                  consented=frozenset({"46703", "46704", "46705"}))
+    ms = [New("46701", QUEUED), New("46702", QUEUED), New("46703", QUEUED), New("46704", QUEUED), New("46705", QUEUED)]
+    out = admit("acme", ms, facts, Terms())
     assert out.changes == [Change(STOPPED, "the number is on the account's stop list", "stop list"),
-                           Change(STOPPED, "the number is on the do-not-call list", "do-not-call"), None]
+                           Change(STOPPED, "the number is on the do-not-call list", "do-not-call"), None, None, None]
 
 
 def test_the_messages_over_the_daily_volume_wait_stopped_ones_do_not_count():

@@ -216,12 +216,14 @@ SCHEMAS = {
         "mo_next_cursor": _nullable(_string(pattern="^[0-9a-f]+$")),
         "stop_list": _array(_ref("OwnStopEntry"), description="The number on your stop list (at most one entry)."),
         "consent": _nullable(_obj({"added_at": _nullable(_TIME)},
-                                  description="Your consent to send to the number despite the do-not-call list.")),
+                                  description="Your consent to send to the number despite the do-not-call list "
+                                              "or your stop list.")),
     }, description="What your account has to do with one number."),
     "OwnStopEntry": _OWN_STOP_ENTRY,
     "OwnConsent": _obj({"number": {"type": "string"}, "added_at": _nullable(_TIME)},
                        description="A consent of your account: it may send to the number although the number is "
-                                   "on the do-not-call list. Not a stop entry: it allows what the list stops."),
+                                   "on the do-not-call list or your stop list. Not a stop entry: it allows what the "
+                                   "lists stop; a stop entry added later withdraws it."),
     "OwnStopPage": _obj({"entries": _array(_ref("OwnStopEntry"), description="Your stop list, by number."),
                          "next_cursor": _nullable(_string("The number of the last entry of a full page.",
                                                           pattern="^[0-9A-Za-z+]{1,64}$")),
@@ -231,7 +233,7 @@ SCHEMAS = {
                              pattern="^[0-9A-Za-z+]{1,64}$"))}),
     "Consent": _obj({"number": {"type": "string"}, "account": {"type": "string"}, "added_at": _nullable(_TIME)},
                     description="An account's consent: it may send to the number although the number is on the "
-                                "do-not-call list."),
+                                "do-not-call list or the account's stop list (a stop entry added later withdraws it)."),
     "StopPage": _obj({"entries": _array(_ref("StopEntry"), description="Stop-list and do-not-call entries."),
                       "next_cursor": _nullable(_string("`account:number` of the last entry of a full page.")),
                       "consents": _array(_ref("Consent"), description="The accounts' consents, by account then "

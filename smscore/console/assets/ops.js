@@ -162,7 +162,7 @@ export async function stopList(main, route, who) {
     more(page.next_cursor, "entries"),
     h("h2", {}, "Consents"),
     table(`${page.consents.length} consent${page.consents.length === 1 ? "" : "s"}: ` +
-      `${who.admin ? "the account" : "this account"} may send to the number although it is on the do-not-call list`, [
+      `${who.admin ? "the account" : "this account"} may send to the number although it is on the do-not-call list or the stop list`, [
       ["Number", (c) => numberLink(c.number)],
       ...(who.admin ? [["Account", (c) => c.account]] : []),
       ["Added", (c) => time(c.added_at)],
