@@ -75,6 +75,13 @@ def _http(method: str, url: str, key: str | None, body: dict | None = None,
         raise CliError(f"cannot reach the gateway at {url}: {reason}") from None
 
 
+def _segment(value: str) -> str:
+    """A value as one segment of a URL's path: a space, a non-ASCII letter, ``/`` or ``?`` in an
+    id typed by hand is sent as what it is (an unknown id: 404), never as more path or a query
+    (``approve 'ID/refuse?'`` refused the message)."""
+    return urllib.parse.quote(value, safe="")
+
+
 def _call(args, method: str, path: str, key: str | None, body: dict | None = None) -> tuple[int, object]:
     """``_http`` to the gateway ``args`` name (``_api``)."""
     base, tls = _api(args)
@@ -111,7 +118,7 @@ def cmd_send(args) -> int:
 
 
 def cmd_status(args) -> int:
-    return _answer(*_call(args, "GET", f"/v1/messages/{args.id}", _key(args)))
+    return _answer(*_call(args, "GET", f"/v1/messages/{_segment(args.id)}", _key(args)))
 
 
 def cmd_mo(args) -> int:
@@ -121,7 +128,7 @@ def cmd_mo(args) -> int:
     key = args.admin_key or os.environ.get("SMSGW_ADMIN_KEY")
     if not key:
         raise CliError("an admin key is needed: --admin-key KEY or SMSGW_ADMIN_KEY", 2)
-    return _answer(*_call(args, "POST", f"/v1/admin/operators/{args.operator}/mo", key, body))
+    return _answer(*_call(args, "POST", f"/v1/admin/operators/{_segment(args.operator)}/mo", key, body))
 
 
 def _admin_call(args, method: str, path: str, body: dict | None = None) -> int:
@@ -132,11 +139,11 @@ def _admin_call(args, method: str, path: str, body: dict | None = None) -> int:
 
 
 def cmd_message_action(args) -> int:
-    return _admin_call(args, "POST", f"/v1/admin/messages/{args.id}/{args.command}")
+    return _admin_call(args, "POST", f"/v1/admin/messages/{_segment(args.id)}/{args.command}")
 
 
 def cmd_account_action(args) -> int:
-    return _admin_call(args, "POST", f"/v1/admin/accounts/{args.account}/{args.command}")
+    return _admin_call(args, "POST", f"/v1/admin/accounts/{_segment(args.account)}/{args.command}")
 
 
 def cmd_reload(args) -> int:
@@ -210,12 +217,12 @@ def cmd_messages(args) -> int:
 def cmd_number(args) -> int:
     """One number: its MT and MO, what was learned, stop list, do-not-call and consents."""
     params = {"limit": args.limit, "cursor": args.cursor}
-    return _admin_call(args, "GET", f"/v1/admin/numbers/{urllib.parse.quote(args.number, safe='')}" + _query(params))
+    return _admin_call(args, "GET", f"/v1/admin/numbers/{_segment(args.number)}" + _query(params))
 
 
 def cmd_accounts(args) -> int:
     """Every account, or one: balance, paused, billing, profile, tps, today's volume, senders."""
-    return _admin_call(args, "GET", "/v1/admin/accounts" + (f"/{urllib.parse.quote(args.name)}" if args.name else ""))
+    return _admin_call(args, "GET", "/v1/admin/accounts" + (f"/{_segment(args.name)}" if args.name else ""))
 
 
 def _query(params: dict) -> str:

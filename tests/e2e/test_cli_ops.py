@@ -159,8 +159,8 @@ def test_pause_and_resume_an_account(gateways):
 
 def test_approve_and_refuse_messages_waiting_for_approval(gateways):
     gw = start(gateways)
-    first, second = send(gw, ["46701250001", "46701250002"], "Offer: https://other.example/x")
-    assert first["status"] == second["status"] == "pending_approval"
+    first, second, third = send(gw, ["46701250001", "46701250002", "46701250004"], "Offer: https://other.example/x")
+    assert first["status"] == second["status"] == third["status"] == "pending_approval"
     [fine] = send(gw, "46701250003", "See https://www.demo.example/")
     assert fine["status"] == "queued"
 
@@ -181,6 +181,11 @@ def test_approve_and_refuse_messages_waiting_for_approval(gateways):
     one_line_error(ops(gw, "refuse", first["id"]), 1, "409 conflict")
     one_line_error(ops(gw, "approve", "0" * 24), 1, "404 not_found")
     one_line_error(smsgw("approve", first["id"], "-c", str(gw.config)), 2, "admin key")
+    # an argument is one segment of the path, whatever it holds: "ID/refuse?" refused the message
+    one_line_error(ops(gw, "approve", third["id"] + "/refuse?"), 1, "404 not_found")
+    assert status_of(gw, third["id"])["status"] == "pending_approval"
+    one_line_error(ops(gw, "pause", "bétä"), 1, "404 not_found")  # was a UnicodeEncodeError traceback
+    one_line_error(smsgw("status", "a b", "-c", str(gw.config), "--key", "demo-key"), 1, "404 not_found")
     assert gw.stop() == 0
 
 
