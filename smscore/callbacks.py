@@ -9,7 +9,10 @@ Theory of operation
 - Claim. ``kick()`` claims due jobs with a lease, many per query. At most one claim is in flight:
   kicks that come meanwhile (one per stored status change, per MO, per finished push) are folded
   into one more claim when it returns. The store hands out a job only with every earlier job of its
-  message (``Store.claim_push_jobs``), so a message's jobs are all here or none is.
+  message, or behind the earlier jobs this process holds (``Store.claim_push_jobs``), so a message's
+  jobs are all here, in order, or none is; a message's next event joins the batch its earlier one
+  waits in. Jobs a claim brings behind a POST that failed are given back at once: their earlier
+  job is retried, and the store holds them back behind it once that is stored.
 - Wait. Claimed jobs wait in memory per target: (kind, account, URL). ``policies.callbacks.
   next_batches`` picks what goes now. MO pushes and balance notices go one per POST at once. Status
   callbacks go one per POST too while the account's ``callback_batch`` is 1; above 1 they go as
@@ -54,6 +57,7 @@ from collections.abc import Sequence
 
 from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred, succeed
 from twisted.internet.task import LoopingCall, deferLater
+from twisted.python.failure import Failure
 
 from connectors.http_push import PushResult, loggable_url
 from policies.leases import node_of
@@ -62,7 +66,8 @@ from policies.retry import STORE_RETRY_FIRST, give_up, next_attempt_at, next_del
 from smscore.claiming import give_back_earlier
 from smscore.logs import get_logger
 from smscore.metrics import Metrics
-from smscore.model import MoMessage, PushJob
+from smscore.mo import pushed_reply, unavailable_reply
+from smscore.model import PushJob
 from smscore.store.rules import CommitUnknown
 
 #: A waiting job: (subject, waiting since, the job, its lease end). Subject and time come first
@@ -102,6 +107,9 @@ class PushWorker:
         self._waiting: dict[tuple[str, str, str], list[_Waiting]] = {}
         self._count = 0  # jobs in _waiting
         self._busy: set[str] = set()  # subjects with a POST on the way
+        #: subjects whose POST failed: later jobs a claim brings are given back while the retry is
+        #: being stored (None), or until the moment the earlier job's lease ends when that failed
+        self._retrying: dict[str, float | None] = {}
         self._claiming = False
         self._claim_waiters: list[Deferred] = []  # stop() waiting for the claim on the way
         self._again = False
@@ -162,6 +170,8 @@ class PushWorker:
             await d
 
     def _tick(self) -> None:
+        now = self.clock.seconds()
+        self._retrying = {s: until for s, until in self._retrying.items() if until is None or until > now}
         self._give_back_stale()
         self.kick()
 
@@ -177,17 +187,17 @@ class PushWorker:
         if room <= 0 or self.in_flight >= self.concurrency:
             return
         now = self.clock.seconds()
-        config = self.config_source()
-        lease_until = (now + self.lease + config.push.timeout
-                       + max((a.callback_linger for a in config.accounts.values()), default=0.0))
+        lease_until = now + self._lease_span()
         self.claims += 1
         self._claiming = True
 
         def claimed(jobs):
-            for job in jobs:
-                self._waiting.setdefault(_target(job), []).append((job.subject, _waiting_since(job), job,
-                                                                    lease_until))
-            self._count += len(jobs)
+            behind = [job.id for job in jobs if job.subject in self._retrying]
+            for job in (job for job in jobs if job.subject not in self._retrying):
+                self._waiting.setdefault(_target(job), []).append((job.subject, _waiting_since(job), job, lease_until))
+                self._count += 1
+            if behind:
+                self._give_back(behind, "behind a push that failed")
 
         def failed(failure):
             self.log.error("claiming push jobs failed", error=failure.getErrorMessage())
@@ -205,6 +215,17 @@ class PushWorker:
         d = self.store.claim_push_jobs(self.node, now, lease_until, room)
         d.addCallbacks(claimed, failed)
         d.addCallback(done)
+
+    def _lease_span(self) -> float:
+        """How long a claim holds its jobs: a POST may wait the longest linger, then take the timeout."""
+        config = self.config_source()
+        return (self.lease + config.push.timeout
+                + max((a.callback_linger for a in config.accounts.values()), default=0.0))
+
+    def _give_back(self, ids: list[int], why: str) -> None:
+        d = self.store.finish_pushes(self.clock.seconds(), release=ids, owner=self.node)
+        d.addErrback(lambda f: self.log.error("giving back push jobs failed", why=why, jobs=len(ids),
+                                              error=f.getErrorMessage()))
 
     # -- forming batches ---------------------------------------------------------------------------
     def _shape(self, target, config) -> tuple[int, float, bool]:
@@ -279,24 +300,15 @@ class PushWorker:
             self._timer = None
 
     def _give_back_stale(self) -> None:
-        """Give back waiting jobs whose lease would end before a POST of them could finish."""
-        now = self.clock.seconds()
-        soon = now + self.config_source().push.timeout + 2 * self.interval
-        stale = []
-        for target in list(self._waiting):
-            waiting = self._waiting[target]
-            keep = [w for w in waiting if w[3] > soon]
-            if len(keep) < len(waiting):
-                stale.extend(w[2].id for w in waiting if w[3] <= soon)
-                if keep:
-                    self._waiting[target] = keep
-                else:
-                    del self._waiting[target]
-        if stale:
-            self._count -= len(stale)
+        """Give back waiting jobs whose lease would end before a POST of them could finish, with the
+        later jobs of their messages (claimed after them, their leases end later: they must not go
+        out while another node sends the earlier ones)."""
+        soon = self.clock.seconds() + self.config_source().push.timeout + 2 * self.interval
+        subjects = {w[0] for waiting in self._waiting.values() for w in waiting if w[3] <= soon}
+        if subjects:
+            stale = self._hold_back(subjects)
             self.log.warning("push jobs waited too long here, given back", jobs=len(stale))
-            d = self.store.finish_pushes(now, release=stale, owner=self.node)
-            d.addErrback(lambda f: self.log.error("giving back push jobs failed", error=f.getErrorMessage()))
+            self._give_back(stale, "waited too long")
 
     # -- sending and recording ---------------------------------------------------------------------
     def _send(self, target, jobs: list[PushJob], batched: bool, config) -> None:
@@ -338,6 +350,7 @@ class PushWorker:
         retry: list[int] = []
         retry_at = None
         release: list[int] = []
+        retrying: set[str] = set()  # the messages of the jobs retried
         if result.ok:
             done = [job.id for job in jobs]
             self._log(result, jobs)
@@ -345,7 +358,7 @@ class PushWorker:
                 mo_events.append((first.subject, "pushed",
                                   f"HTTP {result.status} after {first.attempts + 1} attempt(s)"))
                 if result.reply:
-                    self._reply(first, result.reply, mo_events, replies, now)
+                    _noted(pushed_reply(self.mo_router_source(), first, result.reply, now), mo_events, replies)
         else:
             attempts = max(job.attempts for job in jobs) + 1
 
@@ -366,15 +379,31 @@ class PushWorker:
             if retry:
                 if first.kind == "mo":
                     mo_events.append((first.subject, "push failed", f"{result.error}; retry {attempts + 1}"))
-                release = self._hold_back({job.subject for job in retried})
+                retrying = {job.subject for job in retried}
+                release = self._hold_back(retrying)
+                self._retrying.update(dict.fromkeys(retrying))
             if first.kind == "mo" and first.attempts == 0:
-                self._unavailable(first, mo_events, replies, now)
+                _noted(unavailable_reply(self.mo_router_source(), first, now), mo_events, replies)
         d = self._finish(STORE_RETRY_FIRST, now, done=done, retry=retry, retry_at=retry_at,
                          error=result.error or "", release=release, mo_events=mo_events, replies=replies,
                          owner=self.node, lease_until=now + self.pipeline.lease,
                          replies_owner=self.pipeline.owner, tried_at=sent_at)
+        if retrying:
+            d.addBoth(self._retry_stored, retrying)
         d.addCallback(lambda _: self.pipeline.accepted_elsewhere(replies))
         return d
+
+    def _retry_stored(self, result, subjects: set[str]):
+        """The retry of a failed POST is stored: the store holds the later jobs of its messages back
+        from now on. Not known to be stored (the commit's outcome unknown, stopping): until the
+        earlier jobs' lease has ended, a claim's later jobs are still given back."""
+        until = None if not isinstance(result, Failure) else self.clock.seconds() + self._lease_span()
+        for subject in subjects:
+            if until is None:
+                self._retrying.pop(subject, None)
+            else:
+                self._retrying[subject] = until
+        return result
 
     def _finish(self, delay: float, *args, **kw) -> Deferred:
         """``store.finish_pushes(*args, **kw)``; while the store fails (down, restarting), again
@@ -432,32 +461,14 @@ class PushWorker:
         self._count -= len(released)
         return released
 
-    # -- MO replies ------------------------------------------------------------------------------
-    def _mo_of(self, job: PushJob) -> MoMessage:
-        b = job.body
-        return MoMessage(id=b["id"], operator="", sender=b["from"], to=b["to"], text=b["text"], received_at=0.0,
-                         account=job.account, keyword=b.get("keyword", ""), payload=b.get("payload", ""))
 
-    def _reply(self, job: PushJob, text: str, mo_events, replies, now: float) -> None:
-        router = self.mo_router_source()
-        reply = router.reply_message(self._mo_of(job), text, job.account, now)
-        if isinstance(reply, str):
-            mo_events.append((job.subject, "reply not sent", reply))
-        else:
+def _noted(outcome, mo_events: list, replies: list) -> None:
+    """An MO reply's outcome (``smscore.mo``: its history event and the reply, if one goes)."""
+    if outcome is not None:
+        event, reply = outcome
+        mo_events.append(event)
+        if reply is not None:
             replies.append(reply)
-            mo_events.append((job.subject, "reply queued", f"message {reply.id} (from the backend)"))
-
-    def _unavailable(self, job: PushJob, mo_events, replies, now: float) -> None:
-        router = self.mo_router_source()
-        keyword = router.keyword_for(job.body["to"], job.body.get("keyword", ""))
-        if keyword is None or not keyword.unavailable_reply:
-            return
-        reply = router.reply_message(self._mo_of(job), keyword.unavailable_reply, job.account, now)
-        if isinstance(reply, str):
-            mo_events.append((job.subject, "reply not sent", reply))
-        else:
-            replies.append(reply)
-            mo_events.append((job.subject, "unavailable reply queued", f"message {reply.id}"))
 
 
 def _discarded(result, retries: set, retry: Deferred):

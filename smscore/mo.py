@@ -120,3 +120,31 @@ def _encodable(text: str) -> bool:
     except sms_text.UnencodableText:
         return False
     return True
+
+
+def _mo_of(job: PushJob) -> MoMessage:
+    """The MO a push job carries (its body), as far as a reply needs it."""
+    b = job.body
+    return MoMessage(id=b["id"], operator="", sender=b["from"], to=b["to"], text=b["text"], received_at=0.0,
+                     account=job.account, keyword=b.get("keyword", ""), payload=b.get("payload", ""))
+
+
+def pushed_reply(router: MoRouter, job: PushJob, text: str, now: float) -> tuple[tuple[str, str, str], Message | None]:
+    """The reply a backend's answer to an MO push asks for: the MO's history event, and the reply
+    (None when it cannot go: the event says why)."""
+    reply = router.reply_message(_mo_of(job), text, job.account, now)
+    if isinstance(reply, str):
+        return (job.subject, "reply not sent", reply), None
+    return (job.subject, "reply queued", f"message {reply.id} (from the backend)"), reply
+
+
+def unavailable_reply(router: MoRouter, job: PushJob, now: float) -> tuple[tuple[str, str, str], Message | None] | None:
+    """The keyword's ``unavailable_reply`` after the first failed push of an MO (SPEC §4), as
+    ``pushed_reply``; None when the keyword has none."""
+    keyword = router.keyword_for(job.body["to"], job.body.get("keyword", ""))
+    if keyword is None or not keyword.unavailable_reply:
+        return None
+    reply = router.reply_message(_mo_of(job), keyword.unavailable_reply, job.account, now)
+    if isinstance(reply, str):
+        return (job.subject, "reply not sent", reply), None
+    return (job.subject, "unavailable reply queued", f"message {reply.id}"), reply

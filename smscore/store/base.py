@@ -236,7 +236,9 @@ class Store(ABC):
         order (a restarted node gives its own back first: ``release_push_jobs``). A job is claimed
         only with every earlier job of its subject, which must be claimable now too: a job waiting
         for its retry or held by another node holds the later jobs of its subject back, so jobs
-        of one subject go out in order. Fires with PushJobs, oldest first.
+        of one subject go out in order. An HTTP push ``owner`` holds already (due, its lease
+        running) does not hold back the later ones: the push worker keeps them behind it.
+        Fires with PushJobs, oldest first.
 
         HTTP pushes, or with ``smpp`` the deliveries to customers' ESMEs (url ``"smpp"``, SPEC §13),
         of every account or only of ``accounts``."""

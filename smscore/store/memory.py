@@ -421,6 +421,8 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
                 continue
             subject = job.subject
             free = row["owner"] is None or row["lease_until"] < now
+            if not smpp and row["owner"] == owner and not free and row["next_at"] <= now and subject not in held_back:
+                continue  # held here already: a later job may be claimed behind it (as SqlStore)
             if subject in held_back or not (row["next_at"] <= now and free):
                 held_back.add(subject)
                 continue

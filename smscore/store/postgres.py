@@ -150,7 +150,7 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
         return (f"NOT EXISTS (SELECT 1 FROM push_jobs e WHERE e.subject = j.subject "
                 f"AND (e.subject, e.id) < (j.subject, j.id) AND ({blocking}) OFFSET 0)")
 
-    def _claim_jobs(self, cur, sql: str, params, smpp: bool) -> list:
+    def _claim_jobs(self, cur, sql: str, params, smpp: bool, owner: str, now: float) -> list:
         """Neither sequential nor bitmap scans: an index scan marks the entries of deleted and
         claimed rows dead as it passes them, so the next claim steps over them without reading
         the rows; the other two read them again at every claim until a vacuum.
@@ -163,7 +163,7 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
         cur.defer("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off")
         cur.execute(sql, params)
         rows = cur.fetchall()
-        behind = self._behind_a_job_left_out(cur, rows, smpp) if rows else set()
+        behind = self._behind_a_job_left_out(cur, rows, smpp, owner, now) if rows else set()
         if behind:
             cur.execute("UPDATE push_jobs SET owner = NULL, lease_until = NULL WHERE id = ANY(%s::bigint[])",
                         (array_text([row[0] for row in rows if row[3] in behind]),))
@@ -174,16 +174,18 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
         return rows
 
     @staticmethod
-    def _behind_a_job_left_out(cur, rows: list, smpp: bool) -> set[str]:
+    def _behind_a_job_left_out(cur, rows: list, smpp: bool, owner: str, now: float) -> set[str]:
         """The subjects of the claimed ``rows`` (id, kind, account, subject, …) that have an earlier
-        job of the same kind which the claim did not take."""
+        job of the same kind which the claim did not take (for HTTP pushes: nor ``owner`` holds)."""
         last: dict[str, int] = {}
         for row in rows:
             last[row[3]] = max(row[0], last.get(row[3], row[0]))
+        mine = "" if smpp else " AND NOT (e.owner IS NOT NULL AND e.owner = %s AND e.lease_until >= %s)"
         cur.execute("SELECT c.subject FROM unnest(%s::text[], %s::bigint[]) AS c(subject, id) WHERE EXISTS "
                     "(SELECT 1 FROM push_jobs e WHERE e.subject = c.subject AND (e.subject, e.id) < (c.subject, c.id) "
-                    f"AND NOT e.id = ANY(%s::bigint[]) AND e.url {'=' if smpp else '<>'} 'smpp' OFFSET 0)",
-                    (array_text(list(last)), array_text(list(last.values())), array_text([row[0] for row in rows])))
+                    f"AND NOT e.id = ANY(%s::bigint[]) AND e.url {'=' if smpp else '<>'} 'smpp'{mine} OFFSET 0)",
+                    (array_text(list(last)), array_text(list(last.values())), array_text([row[0] for row in rows]),
+                     *(() if smpp else (owner, now))))
         return {subject for subject, in cur.fetchall()}
 
     def _rows_by_key(self, cur, table: str, columns: str, key: str, values, lock: bool = False) -> list[tuple]:

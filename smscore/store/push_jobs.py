@@ -2,8 +2,9 @@
 customers' ESMEs, claimed with leases and finished in batches. Mixed into ``SqlStore``.
 
 Jobs are written with the change that queued them (``SqlStore._save``, ``_insert_job``); this
-module claims and finishes them. A claim takes a job only with every earlier job of its subject
-(callbacks stay in order per message, across batches and nodes).
+module claims and finishes them. A claim takes a job only with every earlier job of its subject,
+or, for HTTP pushes, behind earlier jobs the claimer holds already (callbacks stay in order per
+message, across batches and nodes).
 """
 
 from __future__ import annotations
@@ -27,9 +28,13 @@ class PushJobOperations:
         """Due jobs nobody holds, oldest first, each only with every earlier job of its subject: those
         must be claimable now too, and ``ORDER BY id`` with ``LIMIT`` keeps them in the same claim.
         An earlier job waiting for its retry, or held by another node, holds the later ones back
-        (``_first_of_its_subject``: how each dialect finds it cheaply and safely)."""
+        (``_first_of_its_subject``: how each dialect finds it cheaply and safely). An earlier HTTP
+        push that ``owner`` holds does not: the push worker keeps the later job behind it, so a
+        message's next event joins the batch its earlier one waits in (SPEC §12: a batch goes when
+        full). Deliveries to ESMEs keep the stricter rule."""
         free = "(j.owner IS NULL OR j.lease_until < ?)"
-        held = "(e.owner IS NOT NULL AND e.lease_until >= ?)"
+        held = "(e.owner IS NOT NULL AND e.lease_until >= ?)" if smpp else \
+            "(e.owner IS NOT NULL AND e.lease_until >= ? AND e.owner <> ?)"
         which = "j.url = 'smpp'" if smpp else "j.url <> 'smpp'"
         named: tuple = ()
         if accounts is not None:
@@ -40,11 +45,11 @@ class PushJobOperations:
             "UPDATE push_jobs SET owner = ?, lease_until = ? WHERE " + self._among(
                 f"SELECT j.id FROM push_jobs j WHERE {first} AND j.next_at <= ? AND {free} AND {which} "
                 f"ORDER BY j.id LIMIT ?{self._skip_locked('j')}") + f" RETURNING {JOB_COLS}")
-        params = (owner, lease_until, now, now, now, now, *named, limit)
+        params = (owner, lease_until, now, now, *(() if smpp else (owner,)), now, now, *named, limit)
 
         def op(cur):
             self._lock(cur, "push-claim")  # several nodes: one claim at a time sees the others' claims
-            rows = self._claim_jobs(cur, sql, params, smpp)
+            rows = self._claim_jobs(cur, sql, params, smpp, owner, now)
             return [row_to_job(r) for r in sorted(rows, key=itemgetter(0))]  # by id
 
         return self.run(op)

@@ -346,7 +346,7 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
         among, args = self._in("key", keys)
         return self.q(f"SELECT {columns} FROM {table} WHERE operator = ? AND {among}"), (operator, *args)
 
-    def _claim_jobs(self, cur, sql: str, params, smpp: bool) -> list:
+    def _claim_jobs(self, cur, sql: str, params, smpp: bool, owner: str, now: float) -> list:
         """Hook: the rows a push claim took (PostgreSQL: through indexes only, and only with every
         earlier job of their subject, see there). SQLite's one writer sees every change: as it is."""
         cur.execute(sql, params)

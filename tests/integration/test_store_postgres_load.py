@@ -318,7 +318,7 @@ async def test_a_push_claim_reads_the_queue_through_indexes(pg_url, monkeypatch)
     sent: list[list[tuple]] = []
     claim_jobs = store._claim_jobs
 
-    def recorded(cur, sql, params, smpp):
+    def recorded(cur, sql, params, smpp, owner, now):
         statements: list[tuple] = []
 
         class Recording:
@@ -334,7 +334,7 @@ async def test_a_push_claim_reads_the_queue_through_indexes(pg_url, monkeypatch)
                 return cur.fetchall()
 
         sent.append(statements)
-        return claim_jobs(Recording(), sql, params, smpp)
+        return claim_jobs(Recording(), sql, params, smpp, owner, now)
 
     monkeypatch.setattr(store, "_claim_jobs", recorded)
     try:

@@ -1,0 +1,98 @@
+"""The push worker claims a message's later events behind the earlier ones it holds (SPEC §12: a
+batch goes when full, with both events of a message when both wait), and never lets a later event
+overtake an earlier one whose POST failed. The rig of ``test_push_worker``: a ``Clock``, an
+in-memory store, the real ``Pusher`` and ``BackendResource`` over an in-memory network."""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred
+
+from smscore.store.memory import MemoryStore
+from tests.unit.test_push_worker import Rig
+
+
+def test_a_messages_next_event_joins_the_batch_its_earlier_one_waits_in():
+    """Three submitted events wait for the linger in a batch of 5; their deliveries come: a batch
+    of 5 goes at once (it waited for the linger, and then went without the deliveries)."""
+    rig = Rig(batch=5)
+    a, b, c = rig.messages(3)
+    for m in (a, b, c):
+        rig.submitted(m)
+    rig.kick()
+    assert rig.posts() == []  # 3 of 5: lingering
+    for m in (a, b, c):
+        rig.delivered(m)
+    rig.kick()
+    assert rig.posts() == [[("submitted", a.id), ("submitted", b.id), ("submitted", c.id),
+                            ("delivered", a.id), ("delivered", b.id)]]
+    rig.advance(0.2)  # c's delivery, behind nothing now, goes once it lingered
+    assert rig.posts()[1:] == [[("delivered", c.id)]]
+    assert rig.pending() == []
+
+
+class Ordered:
+    """A MemoryStore whose claims run when asked but answer when the test says, and whose
+    ``finish_pushes`` too: the order of a real writer, where a claim that ran before a POST's
+    outcome was stored answers before it."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryStore()
+        self.held: list[tuple[object, Deferred]] = []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def __setattr__(self, name, value):
+        if name in ("inner", "held"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.inner, name, value)
+
+    def _held(self, result) -> Deferred:
+        d: Deferred = Deferred()
+        self.held.append((result, d))
+        return d
+
+    def claim_push_jobs(self, *args, **kwargs):
+        return self._held(self.inner.claim_push_jobs(*args, **kwargs).result)
+
+    def finish_pushes(self, *args, **kwargs):
+        return self._held(self.inner.finish_pushes(*args, **kwargs).result)
+
+    def answer_all(self) -> None:
+        while self.held:
+            result, d = self.held.pop(0)
+            d.callback(result)
+
+
+def test_a_claim_that_ran_before_a_failed_post_was_stored_gives_its_later_events_back():
+    """The POST of a's first event is on the way when its delivery is stored and claimed (behind
+    it: this process holds it); the POST fails. The delivery must wait for the first event's
+    retry, not go while the failure is being stored."""
+    store = Ordered()
+    rig = Rig(batch=1, store=store)
+    [a] = rig.messages(1)
+    rig.submitted(a)
+    rig.backend.failing(503)
+    rig.backend.slow(1.0)
+    rig.worker.kick()
+    store.answer_all()
+    rig.net.flush()
+    assert rig.posts() == [[("submitted", a.id)]]
+    rig.delivered(a)
+    rig.worker.kick()  # runs now: the delivery is claimed behind the submitted event held here
+    rig.advance(1.0)  # the POST failed; its retry is being stored
+    store.answer_all()  # the claim answers first, then the retry, then the give-back
+    store.answer_all()
+    rig.advance(0)
+    assert rig.posts() == [[("submitted", a.id)]]
+    assert [j.attempts for j in rig.pending()] == [1, 0]  # the retry waits; the delivery was given back
+    rig.backend.reply_json("thanks")
+    for _ in range(20):  # the retry 5 s later, then the delivery behind it
+        rig.advance(0.5)
+        rig.worker.kick()
+        store.answer_all()
+        rig.net.flush()
+        store.answer_all()
+    assert rig.posts() == [[("submitted", a.id)], [("submitted", a.id)], [("delivered", a.id)]]
+    assert rig.pending() == []
