@@ -202,7 +202,9 @@ def _refusal(failure):
 
 def _error_code(error: str | None) -> str:
     """The operator's error code in a message's error text: a receipt's (``err=NNN``), or the
-    command_status of a submit it refused (``ESME_RINVDSTADR`` → ``11``); else ""."""
+    command_status of a submit it refused, by its SMPP 3.4 name (``ESME_RINVDSTADR`` → ``11``) or,
+    for a code without one (an SMSC's own, 0x400-0x4FF), as ``connectors.smpp.defs.status_name``
+    writes it (``0x00000401`` → ``1025``); else ""."""
     if not error:
         return ""
     for word in error.replace(",", " ").split():
@@ -211,6 +213,11 @@ def _error_code(error: str | None) -> str:
         status = SMPP_STATUS_CODES.get(word)
         if status is not None:
             return str(status)
+        if len(word) == 10 and word.startswith("0x"):
+            try:
+                return str(int(word, 16))
+            except ValueError:
+                pass
     return ""
 
 

@@ -199,7 +199,10 @@ def test_stopping_stores_what_ended_at_once(five):
 
 
 @pytest.mark.parametrize("error, err", [("rejected by cheap, err=069 (status 0x45)", b"err:069"),
-                                        (None, b"err:000"), ("no code in it", b"err:000")])
+                                        (None, b"err:000"), ("no code in it", b"err:000"),
+                                        # a submit the operator refused: by name, or its code without one
+                                        ("ESME_RINVDSTADR", b"err:011"), ("0x00000070", b"err:112"),
+                                        ("0x00000401", b"err:999"), ("0xZZZZZZZZ", b"err:000")])
 def test_a_receipt_carries_the_operators_error_code(error, err):
     clock = Clock()
     clock.advance(NOW + 1)
