@@ -16,6 +16,7 @@ again later. A batch goes when it holds ``size`` events, or when its oldest even
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from functools import lru_cache
 
@@ -40,9 +41,17 @@ def parse_selection(value: object, statuses: Sequence[str]) -> str:
     chosen = set()
     for name in value:
         if not isinstance(name, str) or name not in statuses:
-            raise ValueError(f"lists {name!r}, which is not a status (the statuses: {', '.join(statuses)})")
+            raise ValueError(f"lists {_shown(name)}, which is not a status (the statuses: {', '.join(statuses)})")
         chosen.add(name)
     return ",".join(name for name in statuses if name in chosen)
+
+
+def _shown(value: object) -> str:
+    """A value as the customer wrote it: JSON's spelling (``null``, ``"x"``), not Python's."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):  # a config's date or time (TOML has them)
+        return repr(value)
 
 
 @lru_cache(maxsize=512)

@@ -142,8 +142,10 @@ def inject_mo(gw, request, operator: str):
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
     for field in ("from", "to", "text"):
-        if not isinstance(body.get(field), str) or not body[field]:
+        if not isinstance(body.get(field), str):
             raise ApiError(400, "invalid_request", f"Field {field!r} is required and must be a string.", field)
+        if not body[field]:
+            raise ApiError(400, "invalid_request", f"Field {field!r} must not be empty.", field)
     try:
         d = sim.inject_mo(body["from"], body["to"], body["text"])
     except InvalidMO as exc:

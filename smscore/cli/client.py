@@ -124,11 +124,20 @@ def cmd_status(args) -> int:
 def cmd_mo(args) -> int:
     body = {"from": args.sender, "to": args.to, "text": args.text}
     if args.sim:
-        return _answer(*_http("POST", f"http://{args.sim}/mo", None, body))
+        return _delivered(*_http("POST", f"http://{args.sim}/mo", None, body))
     key = args.admin_key or os.environ.get("SMSGW_ADMIN_KEY")
     if not key:
         raise CliError("an admin key is needed: --admin-key KEY or SMSGW_ADMIN_KEY", 2)
-    return _answer(*_call(args, "POST", f"/v1/admin/operators/{_segment(args.operator)}/mo", key, body))
+    return _delivered(*_call(args, "POST", f"/v1/admin/operators/{_segment(args.operator)}/mo", key, body))
+
+
+def _delivered(status: int, body) -> int:
+    """An injected MO's answer: an outcome other than "delivered" (no gateway bound to the
+    simulator, its window full, refused) is a failure of the command, not a success to print."""
+    outcome = body.get("outcome") if isinstance(body, dict) and 200 <= status < 300 else "delivered"
+    if outcome != "delivered":
+        raise CliError(f"the simulated operator did not deliver the MO: {outcome}")
+    return _answer(status, body)
 
 
 def _admin_call(args, method: str, path: str, body: dict | None = None) -> int:

@@ -8,7 +8,7 @@ from importlib.metadata import version
 
 from smscore.config import parse_config
 from tests.e2e.conftest import smsgw
-from tests.harness.processes import ROOT, SMSGW
+from tests.harness.processes import ROOT, SMSGW, SimProcess
 
 
 def test_version_names_the_installed_package():
@@ -48,3 +48,16 @@ def test_smsc_sim_exits_with_a_clear_error_when_a_port_is_taken():
             done = smsgw("smsc-sim", *args, timeout=30)
             assert done.returncode == 1, done.stderr
             assert f"cannot listen: Couldn't listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_an_mo_the_simulator_could_not_deliver_fails_the_command(tmp_path):
+    """Nobody bound to a standalone simulator: ``smsgw mo --sim`` printed the outcome and exited 0,
+    and the MO was gone (an audit)."""
+    sim = SimProcess(tmp_path / "sim.log", system_id="gw", password="pw").start()
+    try:
+        done = smsgw("mo", "--sim", f"127.0.0.1:{sim.control_port}", "--from", "46701234567", "--to", "72550",
+                     "--text", "HELLO")
+    finally:
+        sim.stop()
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == ["smsgw: the simulated operator did not deliver the MO: no receiver bound"]

@@ -37,6 +37,8 @@ def test_selections():
     for value in ("none", ["final"], 1, None):
         with pytest.raises(ValueError):
             parse_selection(value, STATUS_NAMES)
+    with pytest.raises(ValueError, match=r"lists null, which"):  # as the customer wrote it, not Python's None
+        parse_selection([None], STATUS_NAMES)
     assert selects("all", "queued", False)
     assert selects("final", "failed", True) and not selects("final", "failed", False)
     assert selects("submitted,failed", "failed", False) and not selects("submitted,failed", "delivered", True)
