@@ -23,15 +23,16 @@ class CliError(Exception):
 
 
 def load(path: str):
-    """The config at ``path``; its errors on stderr, one a line, and a ``CliError`` (exit status 2)."""
+    """The config at ``path``; its errors on stderr, one a line, each ``smsgw: FILE: key.path: what``
+    (several: then a line counting them), and a ``CliError`` (exit status 2)."""
     from smscore.config import ConfigError, load_config
 
     try:
         return load_config(path)
     except ConfigError as exc:
-        if len(exc.errors) == 1:  # one error, one line, naming the file as several do
-            error = exc.errors[0]
-            raise CliError(error if error.startswith(f"{path}:") else f"{path}: {error}", 2) from None
-        for line in exc.errors:
+        lines = [error if error.startswith(f"{path}:") else f"{path}: {error}" for error in exc.errors]
+        if len(lines) == 1:
+            raise CliError(lines[0], 2) from None
+        for line in lines:
             print(f"smsgw: {line}", file=sys.stderr)
-        raise CliError(f"{path}: {len(exc.errors)} configuration error(s)", 2) from None
+        raise CliError(f"{path}: {len(lines)} configuration errors", 2) from None

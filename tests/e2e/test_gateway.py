@@ -20,8 +20,11 @@ def test_check_config_accepts_the_shipped_files_and_names_key_paths(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[operators.x]\ntype = "simulated"\nwindow = "ten"\n[profiles.p]\noperators = ["y"]\n')
     proc = smsgw("check-config", "-c", str(bad))
-    assert proc.returncode == 2
-    assert "operators.x.window" in proc.stderr and "profiles.p.operators[0]" in proc.stderr
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.splitlines()  # each names the file and starts its error with the key path
+    assert lines[0].startswith(f"smsgw: {bad}: operators.x.window: ")
+    assert lines[1].startswith(f"smsgw: {bad}: profiles.p.operators[0]: ")
+    assert lines[2:] == [f"smsgw: {bad}: 2 configuration errors"]
 
 
 def test_every_command_has_help():
