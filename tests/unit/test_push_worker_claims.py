@@ -96,3 +96,29 @@ def test_a_claim_that_ran_before_a_failed_post_was_stored_gives_its_later_events
         store.answer_all()
     assert rig.posts() == [[("submitted", a.id)], [("submitted", a.id)], [("delivered", a.id)]]
     assert rig.pending() == []
+
+
+def test_jobs_given_back_before_their_lease_ends_take_their_messages_later_jobs_along():
+    """A message's first event waits here so long that its lease would end before a POST of it
+    could finish: it is given back, and so is the message's next event, claimed later behind it
+    (its lease ends later). Left here, the next event went first once the first was claimed again."""
+    from pathlib import Path
+
+    from smscore.config import parse_config
+    from tests.unit.test_push_worker import CONFIG, SECRET, URL
+
+    rig = Rig(batch=5, lease=1.0)
+    rig.config = parse_config(CONFIG.format(secret=SECRET, url=URL, batch=5, retry_for="24h")
+                              .replace('callback_linger = "200ms"', 'callback_linger = "10s"'),
+                              path=Path("/etc/smsgw/gateway.toml"))
+    [a] = rig.messages(1)
+    rig.submitted(a)
+    rig.worker.start()  # claims now: the lease is 1 + 2 (push timeout) + 10 (linger) s
+    rig.advance(0.7)
+    rig.delivered(a)
+    rig.kick()  # the delivery joins it, claimed behind it (its lease ends 0.7 s later)
+    assert rig.posts() == []
+    for _ in range(44):  # at 9 s the first event's lease is too near its end: both go back, and again
+        rig.advance(0.25)
+    assert rig.posts() == [[("submitted", a.id), ("delivered", a.id)]]
+    rig.worker.stop()
