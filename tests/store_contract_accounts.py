@@ -267,6 +267,17 @@ async def check_daily_counts_of_days_before_the_retention_are_purged(store):
     assert [(await store.account_states(day_of(d)))["acme"].sent_today for d in (10 * day, 12 * day)] == [0, 1]
 
 
+async def _consents_paged(store) -> list:
+    """Every consent, two a page."""
+    seen, after = [], None
+    while True:
+        page = await store.consent_entries(after=after, limit=2)
+        seen.extend(page)
+        if len(page) < 2:
+            return seen
+        after = (page[-1].account, page[-1].number)
+
+
 async def check_consents_paged_by_account_and_number_apart_from_the_stop_list(store):
     from smscore.store.lookups import ConsentEntry
 
@@ -276,21 +287,9 @@ async def check_consents_paged_by_account_and_number_apart_from_the_stop_list(st
     await store.stoplist_change(["46700000001"], account="beta", consent=True, at=11.0)
     await store.stoplist_change(["46700000001"], account="acme", at=12.0)  # a stop entry: withdraws acme's
     await store.stoplist_change(["46700000003"], at=13.0)  # do-not-call: not a consent, withdraws none
-    seen, after = [], None
-    while True:
-        page = await store.consent_entries(after=after, limit=2)
-        seen.extend(page)
-        if len(page) < 2:
-            break
-        after = (page[-1].account, page[-1].number)
+    seen = await _consents_paged(store)
     await store.stoplist_change(["46700000004"], account="acme", consent=True, at=14.0)
-    seen, after = [], None
-    while True:
-        page = await store.consent_entries(after=after, limit=2)
-        seen.extend(page)
-        if len(page) < 2:
-            break
-        after = (page[-1].account, page[-1].number)
+    seen = await _consents_paged(store)
     assert seen == [ConsentEntry("acme", "46700000002", 10.0), ConsentEntry("acme", "46700000004", 14.0),
                     ConsentEntry("beta", "46700000001", 11.0)]
     assert [e.account for e in await store.consent_entries(number="46700000001")] == ["beta"]

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from twisted.internet.defer import Deferred
 
-from smscore.store.memory import MemoryStore
-from tests.unit.test_push_worker import Rig
+from tests.unit.test_push_worker import HeldClaims, Rig
 
 
 def test_a_messages_next_event_joins_the_batch_its_earlier_one_waits_in():
@@ -30,27 +29,14 @@ def test_a_messages_next_event_joins_the_batch_its_earlier_one_waits_in():
     assert rig.pending() == []
 
 
-class Ordered:
+class Ordered(HeldClaims):
     """A MemoryStore whose claims run when asked but answer when the test says, and whose
-    ``finish_pushes`` too: the order of a real writer, where a claim that ran before a POST's
-    outcome was stored answers before it."""
-
-    def __init__(self) -> None:
-        self.inner = MemoryStore()
-        self.held: list[tuple[object, Deferred]] = []
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def __setattr__(self, name, value):
-        if name in ("inner", "held"):
-            object.__setattr__(self, name, value)
-        else:
-            setattr(self.inner, name, value)
+    ``finish_pushes`` too (``claims`` holds both): the order of a real writer, where a claim that
+    ran before a POST's outcome was stored answers before it."""
 
     def _held(self, result) -> Deferred:
         d: Deferred = Deferred()
-        self.held.append((result, d))
+        self.claims.append((result, d))
         return d
 
     def claim_push_jobs(self, *args, **kwargs):
@@ -60,8 +46,8 @@ class Ordered:
         return self._held(self.inner.finish_pushes(*args, **kwargs).result)
 
     def answer_all(self) -> None:
-        while self.held:
-            result, d = self.held.pop(0)
+        while self.claims:
+            result, d = self.claims.pop(0)
             d.callback(result)
 
 
