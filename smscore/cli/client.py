@@ -55,7 +55,7 @@ def _api(args) -> tuple[str, ssl.SSLContext | None]:
 
 
 def _http(method: str, url: str, key: str | None, body: dict | None = None,
-          tls: ssl.SSLContext | None = None) -> tuple[int, object]:
+          tls: ssl.SSLContext | None = None, what: str = "the gateway") -> tuple[int, object]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)
     req.add_header("Content-Type", "application/json")
@@ -72,7 +72,7 @@ def _http(method: str, url: str, key: str | None, body: dict | None = None,
             return exc.code, {"error": {"code": "http_error", "message": raw.decode("utf-8", "replace")}}
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise CliError(f"cannot reach the gateway at {url}: {reason}") from None
+        raise CliError(f"cannot reach {what} at {url}: {reason}") from None
 
 
 def _segment(value: str) -> str:
@@ -124,7 +124,7 @@ def cmd_status(args) -> int:
 def cmd_mo(args) -> int:
     body = {"from": args.sender, "to": args.to, "text": args.text}
     if args.sim:
-        return _delivered(*_http("POST", f"http://{args.sim}/mo", None, body))
+        return _delivered(*_http("POST", f"http://{args.sim}/mo", None, body, what="the simulator"))
     key = args.admin_key or os.environ.get("SMSGW_ADMIN_KEY")
     if not key:
         raise CliError("an admin key is needed: --admin-key KEY or SMSGW_ADMIN_KEY", 2)
