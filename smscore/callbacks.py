@@ -357,8 +357,7 @@ class PushWorker:
             if first.kind == "mo":
                 mo_events.append((first.subject, "pushed",
                                   f"HTTP {result.status} after {first.attempts + 1} attempt(s)"))
-                if result.reply:
-                    _noted(pushed_reply(self.mo_router_source(), first, result.reply, now), mo_events, replies)
+                _noted(pushed_reply(self.mo_router_source(), first, result.reply, result.error, now), mo_events, replies)
         else:
             attempts = max(job.attempts for job in jobs) + 1
 

@@ -129,9 +129,13 @@ def _mo_of(job: PushJob) -> MoMessage:
                      account=job.account, keyword=b.get("keyword", ""), payload=b.get("payload", ""))
 
 
-def pushed_reply(router: MoRouter, job: PushJob, text: str, now: float) -> tuple[tuple[str, str, str], Message | None]:
-    """The reply a backend's answer to an MO push asks for: the MO's history event, and the reply
-    (None when it cannot go: the event says why)."""
+def pushed_reply(router: MoRouter, job: PushJob, text: str | None, note: str | None,
+                 now: float) -> tuple[tuple[str, str, str], Message | None] | None:
+    """The reply a backend's 2xx answer to an MO push asks for: the MO's history event, and the
+    reply (None when it cannot go: the event says why). No reply text: None, or, when the answer
+    could not be read as one (``note``: ``{"reply": 5}``, JSON that is not), the event saying so."""
+    if not text:
+        return None if not note else ((job.subject, "reply not sent", f"the backend's answer: {note}"), None)
     reply = router.reply_message(_mo_of(job), text, job.account, now)
     if isinstance(reply, str):
         return (job.subject, "reply not sent", reply), None

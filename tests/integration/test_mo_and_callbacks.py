@@ -16,6 +16,7 @@ from twisted.internet.task import deferLater
 from connectors.smpp.text import gsm_decode
 from smscore.app import Gateway
 from smscore.config import parse_config
+from tests.backend import Answer
 
 SECRET = "s3cret-of-acme"
 
@@ -283,3 +284,26 @@ async def test_final_events_in_signed_batches_once_each_and_a_request_may_choose
                           **{i: [("submitted", False), ("delivered", True)] for i in chosen}}
     assert sum(len(events) for events in batches) > len(seen)  # the refused batch came again
     assert not any(r.path == "/status" for r in backend.requests)  # acme sent nothing
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_answer_that_is_no_reply_says_so_in_the_mos_history(rig, backend):
+    """``{"reply": 5}`` or JSON that is not JSON: no SMS goes, and the MO's history said only
+    "pushed" (an audit); it says why no reply went. An answer without a reply says nothing more."""
+    gw = await rig.start()
+    answers = [(Answer(body=b'{"reply": 5}'), "the backend's answer: reply is not a string"),
+               (Answer(body=b"<html>this is not json</html>"), "the backend's answer: invalid reply json"),
+               (Answer(body=b'{"reply": null}'), None)]
+    for n, (answer, why) in enumerate(answers):
+        backend.answer(answer)
+        assert await gw.sims["sim_a"].inject_mo(f"4670123450{n}", "72550", "pizza large") == "delivered"
+        [req] = (await backend.wait_for_requests(n + 1, timeout=10))[n:]
+
+        async def pushed():
+            mo = await gw.store.get_mo(req.json()["id"])
+            return mo if any(e.status == "pushed" for e in mo.events) else None
+
+        mo = await wait(pushed, what="the MO pushed")
+        assert [(e.status, e.detail) for e in mo.events if e.status == "reply not sent"] == (
+            [("reply not sent", why)] if why else [])
+        assert rig.replies_to(f"4670123450{n}") == []
