@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
 
 from connectors.api import MoFacts, ReceiptFacts, SubmitRequest
 from policies.claims import announced
@@ -243,7 +244,12 @@ class Pipeline(Cancelling, SubmitOutcomes):
             try:
                 self.backlog.check(messages)
             except Backlogged:
-                return fail()
+                if once is None:
+                    return fail()
+                # a repeat of a request stored before gets its first answer (SPEC §4), not 503
+                refused = Failure()
+                d = self.store.answered_before(once["account"], once["key"], once["body_hash"], self.clock.seconds())
+                return d.addCallback(lambda first: refused if first is None else first)
         claim_now = self.delivers and self.held + len(messages) <= self.most()
         owner, lease_until = (self.node, self.lease_until()) if claim_now else (None, 0.0)  # a lease needs an owner
         if claim_now:

@@ -134,6 +134,12 @@ async def check_idempotency_keys_answer_repeats_for_a_day(store):
     assert await store.get(again[0].id) is None
     await _refused(store.accept_once([make_message(at=1002.0)], None, 0.0, account="acme", key="k1",
                                      body_hash="other", render=render, at=1002.0), Conflict)
+    # read without storing (a repeat while the backlog is full): the same answers
+    assert await store.answered_before("acme", "k1", "h1", 1003.0) == {"messages": [first[0].id]}
+    await _refused(store.answered_before("acme", "k1", "other", 1003.0), Conflict)
+    assert await store.answered_before("acme", "k2", "h1", 1003.0) is None
+    assert await store.answered_before("beta", "k1", "h1", 1003.0) is None  # keys are the account's
+    assert await store.answered_before("acme", "k1", "h1", 1000.0 + 86400) is None  # a day later: free
     later = [make_message(at=1000.0 + 86400)]
     assert await store.accept_once(later, None, 0.0, account="acme", key="k1", body_hash="h1", render=render,
                                    at=1000.0 + 86400) is None

@@ -37,7 +37,7 @@ from smscore.model import Event, Message, Status
 from smscore.store.rows import MSG_COLS, chunks, in_lists, marks, row_to_message
 from smscore.store.rules import (DO_NOT_CALL, IDEMPOTENCY_TTL, PURGE_CHUNK, Conflict, NotFound,  # noqa: F401 (re-exported)
                                  admit_messages, balance_notice_jobs, block_lessons, day_of, hold_back,
-                                 lessons, needs_hold_back_check, wants_block)
+                                 kept_answer, lessons, needs_hold_back_check, wants_block)
 
 class AccountRules:
     """Mixed into SqlStore subclasses (before SqlStore in the bases)."""
@@ -318,14 +318,11 @@ class AccountRules:
         key was used in the last 24 h with the same body; fails with Conflict(None) when it was
         used with another body."""
         def op(cur):
-            cur.execute(self.q("SELECT body_hash, response, created_at FROM idempotency WHERE account = ? AND key = ?"),
-                        (account, key))
-            row = cur.fetchone()
-            if row is not None and at - row[2] < IDEMPOTENCY_TTL:
-                if row[0] != body_hash:
-                    raise Conflict(None)
-                return json.loads(row[1])
-            if row is not None:
+            row = self._idempotency_row(cur, account, key)
+            first = kept_answer(row, body_hash, at)
+            if first is not None:
+                return first
+            if row is not None:  # older than a day: the key is free again
                 cur.execute(self.q("DELETE FROM idempotency WHERE account = ? AND key = ?"), (account, key))
             self._insert_messages(cur, messages, owner, lease_until)
             cur.execute(self.q("INSERT INTO idempotency (account, key, body_hash, response, created_at) "
@@ -333,6 +330,15 @@ class AccountRules:
             return None
 
         return self.run(op)
+
+    def answered_before(self, account: str, key: str, body_hash: str, at: float) -> Deferred:
+        return self.read(lambda cur: kept_answer(self._idempotency_row(cur, account, key), body_hash, at))
+
+    def _idempotency_row(self, cur, account: str, key: str) -> tuple | None:
+        """(body_hash, response, created_at) kept under the key, or None."""
+        cur.execute(self.q("SELECT body_hash, response, created_at FROM idempotency WHERE account = ? AND key = ?"),
+                    (account, key))
+        return cur.fetchone()
 
     # -- export and retention ---------------------------------------------------------------------
     def export(self, account: str, start: float, end: float, limit: int = 1_000_000) -> Deferred:

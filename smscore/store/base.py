@@ -345,6 +345,14 @@ class Store(ABC):
         the same body, fails with Conflict(None) when it came with another."""
 
     @abstractmethod
+    def answered_before(self, account: str, key: str, body_hash: str, at: float) -> Deferred:
+        """The first answer kept under an idempotency key (as ``accept_once`` keeps it), read
+        without storing anything: the dict, None when the key was not used in the last 24 h,
+        Conflict(None) when it came with another body. For a repeat that must not be refused
+        while ``accept_once`` is not asked (the backlog is full: SPEC §4, a retry gets the first
+        answer)."""
+
+    @abstractmethod
     def export(self, account: str, start: float, end: float, limit: int = 1_000_000) -> Deferred:
         """The account's messages created in [start, end), oldest first (without history)."""
 

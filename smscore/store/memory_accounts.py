@@ -9,11 +9,11 @@ import json
 from collections.abc import Sequence
 from decimal import Decimal
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 
 from smscore import transitions as tr
 from smscore.model import Message, Status
-from smscore.store.rules import DO_NOT_CALL, IDEMPOTENCY_TTL, PURGE_CHUNK, Conflict, NotFound, day_of
+from smscore.store.rules import DO_NOT_CALL, IDEMPOTENCY_TTL, PURGE_CHUNK, Conflict, NotFound, day_of, kept_answer
 
 
 class MemoryAccountOps:
@@ -80,17 +80,21 @@ class MemoryAccountOps:
 
     def accept_once(self, messages: Sequence[Message], owner: str | None, lease_until: float, *, account: str,
                     key: str, body_hash: str, render, at: float) -> Deferred:
-        kept = self.idempotency.get((account, key))
-        if kept is not None and at - kept[2] < IDEMPOTENCY_TTL:
-            if kept[0] != body_hash:
-                return fail(Conflict(None))
-            return succeed(json.loads(kept[1]))
+        try:
+            first = kept_answer(self.idempotency.get((account, key)), body_hash, at)
+        except Conflict:
+            return fail()
+        if first is not None:
+            return succeed(first)
         d = self.accept(messages, owner, lease_until)
 
         def stored(_):
             self.idempotency[(account, key)] = (body_hash, json.dumps(render(messages)), at)
 
         return d.addCallback(stored)
+
+    def answered_before(self, account: str, key: str, body_hash: str, at: float) -> Deferred:
+        return maybeDeferred(kept_answer, self.idempotency.get((account, key)), body_hash, at)
 
     def export(self, account: str, start: float, end: float, limit: int = 1_000_000) -> Deferred:
         found = sorted((m for m in self.messages.values() if m.account == account and start <= m.created_at < end),

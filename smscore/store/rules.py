@@ -7,6 +7,7 @@ comes back (the daily count, the balance, the jobs), inside its own transaction.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Container, Iterable, Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -67,6 +68,18 @@ class Conflict(Exception):
     def __init__(self, status: Status | None) -> None:
         super().__init__("the key was used with another body" if status is None else f"the message is {status.value}")
         self.status = status
+
+
+def kept_answer(kept: tuple | None, body_hash: str, at: float) -> dict | None:
+    """What an idempotency key kept, ``(body_hash, response JSON, created_at)`` or None, answers a
+    request with ``body_hash`` at ``at``: the first response when the same body came in the last
+    24 h (SPEC §11), None when the key is free (never used, or older); Conflict(None) for another
+    body."""
+    if kept is None or at - kept[2] >= IDEMPOTENCY_TTL:
+        return None
+    if kept[0] != body_hash:
+        raise Conflict(None)
+    return json.loads(kept[1])
 
 
 def day_of(ts: float) -> str:

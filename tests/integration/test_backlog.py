@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
+from unittest.mock import ANY
 
 import pytest
 import pytest_twisted
@@ -61,9 +62,10 @@ def gateway(tmp_path):
     pytest_twisted.blockon(gw.stop())
 
 
-async def call(gw, method, path, body=None):
+async def call(gw, method, path, body=None, key=None):
     url = f"http://127.0.0.1:{gw.http_port.getHost().port}{path}"
-    resp = await treq.request(method, url, json=body, headers={"Authorization": ["Bearer acme-key"]})
+    headers = {"Authorization": ["Bearer acme-key"], **({"Idempotency-Key": [key]} if key else {})}
+    resp = await treq.request(method, url, json=body, headers=headers)
     return resp.code, await resp.json(), resp.headers
 
 
@@ -85,11 +87,19 @@ def refused_submit(port: int) -> int:
 async def test_a_full_backlog_refuses_new_messages_whole_and_readyz_says_why(gateway):
     gw = gateway
     await eventually(lambda: gw.links["sim"].is_up(), "the simulated operator bound")
-    code, body, _ = await call(gw, "POST", "/v1/messages", {"to": [f"4670123450{i}" for i in range(5)], "text": "x"})
+    first = {"to": [f"4670123450{i}" for i in range(5)], "text": "x"}
+    code, body, _ = await call(gw, "POST", "/v1/messages", first, key="order-1")
     assert code == 202, body
-    code, body, headers = await call(gw, "POST", "/v1/messages", {"to": ["46701234598", "46701234599"], "text": "y"})
-    assert (code, body["error"]["code"]) == (503, "unavailable"), body
+    code, refused, headers = await call(gw, "POST", "/v1/messages", {"to": ["46701234598", "46701234599"], "text": "y"})
+    assert (code, refused["error"]["code"]) == (503, "unavailable"), refused
     assert headers.getRawHeaders("Retry-After") == ["1"]
+    # a repeat of the request stored before gets its first answer (SPEC §4), not "nothing was stored";
+    # with another body, the key's conflict; a new key is shed
+    assert await call(gw, "POST", "/v1/messages", first, key="order-1") == (202, body, ANY)
+    code, conflict, _ = await call(gw, "POST", "/v1/messages", {**first, "text": "other"}, key="order-1")
+    assert (code, conflict["error"]["code"]) == (409, "idempotency_conflict"), conflict
+    code, shed, _ = await call(gw, "POST", "/v1/messages", {**first, "text": "other"}, key="order-2")
+    assert (code, shed["error"]["code"]) == (503, "unavailable"), shed
     code, ready, _ = await call(gw, "GET", "/readyz")
     assert code == 200 and ready["ready"] and ready["shedding"] == "backlog", ready
     assert await deferToThread(refused_submit, gw.smpp_ports[0].getHost().port) == ESME_RMSGQFUL
