@@ -27,6 +27,7 @@ def cmd_run(args) -> int:
         return _run_gateway(config, worker)
     config = load(args.config)
     logs.configure(args.log_level, args.log_format)
+    held = _hold_node(config)  # noqa: F841 - the node's lock on its store, for as long as it runs
     count = resolve_processes(config.gateway.processes)
     if count == 1:
         return _run_gateway(config, None)
@@ -41,6 +42,19 @@ def cmd_run(args) -> int:
         raise CliError(f"cannot listen: {exc.strerror or exc}") from None
     log.info("starting workers", processes=count)
     return supervisor.run()
+
+
+def _hold_node(config):
+    """One running node a name on its store (``smscore.store.node_guard``): a second one is one
+    line and exit status 1, before it binds or claims anything."""
+    from smscore.store.node_guard import NodeRunning, StoreUnreachable, hold_node
+
+    try:
+        return hold_node(config)
+    except NodeRunning as exc:
+        raise CliError(str(exc)) from None
+    except StoreUnreachable as exc:
+        raise CliError(f"cannot start: {one_line(str(exc))}") from None
 
 
 def _running(path: str, fd: int):
