@@ -15,7 +15,9 @@ Theory of operation
   counting never takes more than a twentieth of the store's time, whatever the backlog.
 - ``check(messages)`` refuses (``Backlogged``) when the request's queued messages would take that
   figure past the limit (``policies.admission.over_backlog``); ``accepted(messages)`` counts what
-  was stored. Several processes and nodes may each admit up to one interval's traffic past the
+  was stored. A paused account's messages wait ``paused`` and do not count (SPEC §15): which
+  accounts are paused is read with the count while the backlog is at its limit (the only time it
+  matters; a pause is seen within a read). Several processes and nodes may each admit up to one interval's traffic past the
   limit at once: the bound is a soft one by design, not a lock around every accept.
 - While the store cannot be read the last figure stays (accepting does not depend on this read).
 - ``shedding`` is what ``/readyz`` reports; reads and status updates go on as usual.
@@ -28,6 +30,7 @@ from collections.abc import Callable, Sequence
 from policies.admission import over_backlog
 from smscore.logs import get_logger
 from smscore.model import Message, Status
+from smscore.store.rules import day_of
 
 __all__ = ["Backlog", "Backlogged"]
 
@@ -53,6 +56,7 @@ class Backlog:
         self.interval = interval
         self.queued = 0  # the store's figure at the last read
         self.added = 0  # queued messages this process accepted since that read began
+        self.paused: frozenset[str] = frozenset()  # accounts paused at the last read while shedding
         self._running = False
         self._next = None  # the next read's call
         self.log = get_logger(component="backlog")
@@ -71,8 +75,13 @@ class Backlog:
         self._next = None
         since, began = self.added, self.clock.seconds()
 
-        def read(n: int) -> None:
+        def read(n: int):
             self.queued, self.added = n, self.added - since
+            if self.shedding:
+                d = self.store.account_states(day_of(began))
+                return d.addCallbacks(self._paused_now, failed)  # the last set stays
+            self.paused = frozenset()
+            return None
 
         def failed(failure) -> None:
             self.log.warning("backlog not read", error=failure.getErrorMessage())
@@ -88,13 +97,16 @@ class Backlog:
         d.addCallback(again)
         return d
 
+    def _paused_now(self, states) -> None:
+        self.paused = frozenset(name for name, state in states.items() if state.paused)
+
     @property
     def shedding(self) -> bool:
         return self.queued + self.added >= self.limit()
 
     def check(self, messages: Sequence[Message]) -> None:
         """Raise ``Backlogged`` when ``messages`` may not be accepted now."""
-        incoming = _queued(messages)
+        incoming = _queued(messages, self.paused)
         limit = self.limit()
         if over_backlog(self.queued + self.added, incoming, limit):
             raise Backlogged(self.queued + self.added, limit, retry_after=max(1, round(self.interval)))
@@ -103,11 +115,12 @@ class Backlog:
         self.added += _queued(messages)
 
 
-def _queued(messages: Sequence[Message]) -> int:
-    """How many of ``messages`` are queued: a plain loop, as every request and submit_sm asks it
-    twice (``sum`` over a generator was three calls more, and one more a message)."""
+def _queued(messages: Sequence[Message], paused: frozenset[str] = frozenset()) -> int:
+    """How many of ``messages`` are (or, for a paused account's, would be) queued: a plain loop, as
+    every request and submit_sm asks it twice (``sum`` over a generator was three calls more, and
+    one more a message)."""
     queued = 0
     for m in messages:
-        if m.status is Status.QUEUED:
+        if m.status is Status.QUEUED and m.account not in paused:
             queued += 1
     return queued

@@ -107,3 +107,35 @@ def test_a_slow_count_is_read_less_often():
     assert backlog.queued == 41
     backlog.stop()
     assert not clock.getDelayedCalls()
+
+
+def test_a_paused_accounts_messages_are_not_shed_they_wait_paused():
+    """SPEC §15: paused messages do not count. The API sees a request's messages ``queued`` (the
+    store pauses them as it stores them); while the backlog is at its limit, the accounts paused
+    are read with the count, and their requests are taken."""
+    from smscore.store.lookups import AccountState
+
+    store, clock = CountingStore(), Clock()
+    states = {"a": AccountState(0, True, 0), "b": AccountState(0, False, 0)}
+    asked = []
+    store.account_states = lambda day: asked.append(day) or succeed(states)
+    backlog = Backlog(store=store, clock=clock, limit=lambda: 5)
+    store.queued = 3
+    backlog.start()
+    assert asked == []  # under the limit: nobody asks who is paused
+    store.queued = 5
+    clock.advance(1.0)
+    assert asked == ["1970-01-01"] and backlog.paused == {"a"}
+    backlog.check([msg(), msg()])  # account "a": paused
+    other = msg()
+    other.account = "b"
+    with pytest.raises(Backlogged):
+        backlog.check([other])
+    states["a"] = AccountState(0, False, 0)  # resumed
+    clock.advance(1.0)
+    with pytest.raises(Backlogged):
+        backlog.check([msg()])
+    store.queued = 0
+    clock.advance(1.0)
+    assert backlog.paused == frozenset()
+    backlog.stop()
