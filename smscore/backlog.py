@@ -17,8 +17,9 @@ Theory of operation
   figure past the limit (``policies.admission.over_backlog``); ``accepted(messages)`` counts what
   was stored. A paused account's messages wait ``paused`` and do not count (SPEC §15): which
   accounts are paused is read with the count while the backlog is at its limit (the only time it
-  matters; a pause is seen within a read). Several processes and nodes may each admit up to one interval's traffic past the
-  limit at once: the bound is a soft one by design, not a lock around every accept.
+  matters; a pause is seen within a read). Several processes and nodes may each admit up to one
+  interval's traffic past the limit at once: the bound is a soft one by design, not a lock around
+  every accept.
 - While the store cannot be read the last figure stays (accepting does not depend on this read).
 - ``shedding`` is what ``/readyz`` reports; reads and status updates go on as usual.
 """

@@ -357,7 +357,8 @@ class PushWorker:
             if first.kind == "mo":
                 mo_events.append((first.subject, "pushed",
                                   f"HTTP {result.status} after {first.attempts + 1} attempt(s)"))
-                _noted(pushed_reply(self.mo_router_source(), first, result.reply, result.error, now), mo_events, replies)
+                reply = pushed_reply(self.mo_router_source(), first, result.reply, result.error, now)
+                _noted(reply, mo_events, replies)
         else:
             attempts = max(job.attempts for job in jobs) + 1
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import hmac
 from collections import Counter
 from datetime import datetime, timezone
+from string import hexdigits
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import LoopingCall
@@ -213,11 +214,8 @@ def _error_code(error: str | None) -> str:
         status = SMPP_STATUS_CODES.get(word)
         if status is not None:
             return str(status)
-        if len(word) == 10 and word.startswith("0x"):
-            try:
-                return str(int(word, 16))
-            except ValueError:
-                pass
+        if len(word) == 10 and word.startswith("0x") and all(c in hexdigits for c in word[2:]):
+            return str(int(word, 16))
     return ""
 
 

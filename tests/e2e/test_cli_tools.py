@@ -60,6 +60,8 @@ def test_an_mo_the_simulator_could_not_deliver_fails_the_command(tmp_path):
     finally:
         sim.stop()
     assert done.returncode == 1 and done.stdout == ""
-    assert done.stderr.strip().splitlines() == ["smsgw: the simulated operator did not deliver the MO: no receiver bound"]
-    gone = smsgw("mo", "--sim", f"127.0.0.1:{sim.control_port}", "--from", "46701234567", "--to", "72550", "--text", "HI")
-    assert gone.returncode == 1 and gone.stderr.startswith(f"smsgw: cannot reach the simulator at http://127.0.0.1:")
+    assert done.stderr.strip().splitlines() == [
+        "smsgw: the simulated operator did not deliver the MO: no receiver bound"]
+    gone = smsgw("mo", "--sim", f"127.0.0.1:{sim.control_port}", "--from", "46701234567", "--to", "72550",
+                 "--text", "HI")  # the simulator stopped
+    assert gone.returncode == 1 and gone.stderr.startswith("smsgw: cannot reach the simulator at http://127.0.0.1:")

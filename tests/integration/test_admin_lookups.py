@@ -307,7 +307,7 @@ def test_a_message_of_no_account_shows_its_account_as_null():
 @pytest_twisted.ensureDeferred
 async def test_an_injected_mo_with_an_empty_text_is_refused_as_empty(rig):
     """It was told the field "is required and must be a string": it was there, a string (an audit)."""
-    code, body = await rig.api("POST", "/v1/admin/operators/cheap/mo", {"from": "46701237779", "to": "72550", "text": ""},
-                               key="ops-key")
+    code, body = await rig.api("POST", "/v1/admin/operators/cheap/mo",
+                               {"from": "46701237779", "to": "72550", "text": ""}, key="ops-key")
     assert (code, body["error"]["code"], body["error"]["field"]) == (400, "invalid_request", "text")
     assert body["error"]["message"] == "Field 'text' must not be empty."
