@@ -423,7 +423,7 @@ class Gateway:
             self._link(name, op, *self.sims[name].address, start)
         elif op.type == "simulated":
             sim = SimulatedSMSC(sim_settings(op), self.reactor, name=name)
-            port = await sim.listen("127.0.0.1", 0)
+            port = await sim.listen("127.0.0.1", 0, self.worker.sim_fds.get(name) if self.worker is not None else None)
             self.sims[name] = sim
             self._link(name, op, "127.0.0.1", port, start)
         else:

@@ -15,16 +15,17 @@ from twisted.web.server import Site
 def own_listeners(config, worker, ports, sim_addresses) -> list[tuple[str, int]]:
     """The (host, port) of every listener of this node that this process knows: configured and
     bound (``ports``: port 0 in the config becomes the port the system chose), the worker's
-    loopback ones (``worker``, a ``WorkerSpec`` or None) and the in-process simulated operators'
-    (``sim_addresses``, None for one not listening)."""
+    loopback ones (``worker``, a ``WorkerSpec`` or None; with the simulated operators' ports the
+    supervisor opened for the main worker) and the in-process simulated operators' (``sim_addresses``,
+    None for one not listening)."""
     out = [tuple(config.http.listen), tuple(config.metrics.listen)]
     if config.smpp_server is not None:
         out += [tuple(a) for a in (config.smpp_server.listen, config.smpp_server.tls_listen) if a is not None]
     for port in ports:
         host = port.getHost()
         out.append((host.host, host.port))
-    if worker is not None:
-        out += [("127.0.0.1", p) for p in (worker.internal_port, *worker.worker_metrics_ports)]
+    if worker is not None:  # the node's loopback ones, the simulated operators' too (they run in the main worker)
+        out += [("127.0.0.1", p) for p in (worker.internal_port, *worker.worker_metrics_ports, *worker.sim_ports)]
     out += [a for a in sim_addresses if a is not None]
     return out
 

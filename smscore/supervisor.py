@@ -62,6 +62,10 @@ class WorkerSpec:
     smpp_fd: int = -1  # the worker serving customers' ESMEs only: [smpp_server] listen
     smpp_tls_fd: int = -1  # ... and tls_listen
     config_fd: int = -1  # the config the node runs (smscore.running_config): what a restarted worker runs
+    #: the simulated operators' SMSC listeners (loopback): their sockets, main only, and their
+    #: ports, for every worker (a push must never reach them, SPEC §15)
+    sim_fds: dict[str, int] = field(default_factory=dict)
+    sim_ports: list[int] = field(default_factory=list)
     #: shared by the workers of one ``smsgw run``: what the main worker's internal routes ask of
     #: the API workers (a loopback port is open to every local user; the token is not)
     token: str = ""
@@ -162,7 +166,13 @@ class Supervisor:
         wanted = ((smpp_conf.listen, smpp_conf.tls_listen) if smpp_conf is not None else (None, None))
         smpp = [_tcp(a.host, a.port, key=f"smpp_server.{key}") if a is not None else None
                 for key, a in zip(("listen", "tls_listen"), wanted)]
-        self._sockets = api + [internal, public_metrics] + worker_metrics + kicks + [x for x in smpp if x is not None]
+        # The simulated operators' SMSCs run in the main worker; their ports are known to every
+        # worker from the start (an API worker's push must not reach them, SPEC §15), and a restarted
+        # main worker finds them again. One a reload adds listens where the main worker chooses.
+        sims = {name: _tcp("127.0.0.1", 0) for name, op in self.config.operators.items() if op.type == "simulated"}
+        sim_ports = [s.getsockname()[1] for s in sims.values()]
+        self._sockets = (api + [internal, public_metrics] + worker_metrics + kicks + [x for x in smpp if x is not None]
+                         + list(sims.values()))
         for s in self._sockets:
             os.set_inheritable(s.fileno(), True)
         kick_ports = [k.getsockname()[1] for k in kicks]
@@ -174,19 +184,20 @@ class Supervisor:
             index=0, count=self.count, api_fd=-1, kick_fd=kicks[0].fileno(), kick_ports=kick_ports,
             internal_port=internal.getsockname()[1], metrics_fd=public_metrics.fileno(),
             internal_fd=internal.fileno(), worker_metrics_ports=[m.getsockname()[1] for m in worker_metrics],
-            rates_fd=self._rates_fd, config_fd=self._config_fd, token=token)]
+            rates_fd=self._rates_fd, config_fd=self._config_fd, token=token,
+            sim_fds={name: s.fileno() for name, s in sims.items()}, sim_ports=sim_ports)]
         for i in range(1, self.count):
             self.specs.append(WorkerSpec(
                 index=i, count=self.count, api_fd=api[i - 1].fileno(), kick_fd=kicks[i].fileno(), kick_ports=kick_ports,
                 internal_port=internal.getsockname()[1], metrics_fd=worker_metrics[i - 1].fileno(),
-                rates_fd=self._rates_fd, config_fd=self._config_fd, token=token))
+                rates_fd=self._rates_fd, config_fd=self._config_fd, token=token, sim_ports=sim_ports))
         serving = self.specs[smpp_worker(self.count)]
         self.specs[serving.index] = replace(serving, smpp_fd=smpp[0].fileno() if smpp[0] is not None else -1,
                                             smpp_tls_fd=smpp[1].fileno() if smpp[1] is not None else -1)
 
     def _fds(self, spec: WorkerSpec) -> list[int]:
         return [fd for fd in (spec.api_fd, spec.kick_fd, spec.metrics_fd, spec.internal_fd, spec.rates_fd,
-                              spec.smpp_fd, spec.smpp_tls_fd, spec.config_fd) if fd >= 0]
+                              spec.smpp_fd, spec.smpp_tls_fd, spec.config_fd, *spec.sim_fds.values()) if fd >= 0]
 
     def spawn(self, index: int) -> None:
         spec = self.specs[index]

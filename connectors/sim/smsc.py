@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import socket
 from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -178,10 +179,15 @@ class SimulatedSMSC:
         self._stopping = False
 
     # -- public API --------------------------------------------------------------------------------
-    def listen(self, host: str, port: int) -> Deferred:
-        """Listen on ``host:port`` (0: any free port); fires with the actual port."""
+    def listen(self, host: str, port: int, fd: int | None = None) -> Deferred:
+        """Listen on ``host:port`` (0: any free port), or on the listening IPv4 socket ``fd`` (which
+        another process opened: kept open there, so a restart finds the same port); fires with the
+        actual port."""
         def start() -> int:
-            self._port = self.reactor.listenTCP(port, self.factory, interface=host)
+            if fd is not None:
+                self._port = self.reactor.adoptStreamPort(fd, socket.AF_INET, self.factory)
+            else:
+                self._port = self.reactor.listenTCP(port, self.factory, interface=host)
             return self._port.getHost().port
         return maybeDeferred(start)
 

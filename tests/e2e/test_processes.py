@@ -298,3 +298,35 @@ def test_a_stopped_api_worker_does_not_hold_up_the_nodes_metrics(node):
     # ``worker`` is the process that wrote the line, everywhere; the one it is about is named apart
     assert (line["worker"], line["unread_worker"]) == (0, 1), line
     assert node_samples(node)[ACCEPTED] == 4
+
+
+def test_a_push_never_reaches_the_simulated_operators_of_the_main_worker(gateways):
+    """SPEC §15: the gateway's own listeners are refused always. The simulated operators' SMSCs run
+    in the main worker and the API workers push: a callback_url at a simulator's port went through
+    (an audit), even with loopback allowed. Their sockets are the supervisor's now, their ports
+    every worker's; a main worker started again finds the same ports."""
+    ports = {"http": free_port(), "metrics": free_port()}
+    pushing = '[accounts.demo]\ncallback_hosts = ["127.0.0.1"]\nsecret = "s3cret"\n'
+    config = (CONFIG.format(**ports).replace("[accounts.demo]\n", pushing, 1)
+              + '[push]\nallow_networks = ["127.0.0.0/8"]\n')
+
+    node = gateways(config, ports["http"]).start()
+    wait_until(lambda: len(children(node.proc.pid)) == 2, 10, what="two worker processes")
+
+    def sim_ports():
+        code, body = call("GET", f"{node.url}/v1/admin/binds", key="ops-key")
+        return sorted(op["port"] for op in body["operators"]) if code == 200 else None
+
+    first = sim_ports()
+    assert first and len(first) == 2
+    for port in first:
+        at_the_simulator = {"to": "46701238888", "text": "x", "callback_url": f"http://127.0.0.1:{port}/x"}
+        status, _ = post(node.http_port, at_the_simulator)
+        assert status == 202
+    wait_until(lambda: node.log.read_text().count("is one of the gateway's own listeners") >= 2, 20,
+               what="both pushes refused as the gateway's own listeners")
+    main = children(node.proc.pid)[0]
+    os.kill(main, signal.SIGKILL)
+    wait_until(lambda: main not in children(node.proc.pid) and len(children(node.proc.pid)) == 2, 15,
+               what="a new main worker")
+    wait_until(lambda: sim_ports() == first, 20, what="the simulators on the same ports")
