@@ -292,19 +292,16 @@ class AccountRules:
         def op(cur):
             changed = 0
             for number in numbers:
+                if not (remove or consent):  # an entry of the account's stop list or the do-not-call list
+                    changed += not self._stop(cur, owner, number, at, source)
+                    continue
                 cur.execute(self.q(f"DELETE FROM {table} WHERE account = ? AND number = ?"), (owner, number))
                 existed = cur.rowcount > 0
                 if remove:
                     changed += existed
                     continue
-                if consent:
-                    cur.execute(self.q("INSERT INTO consent (account, number, added_at) VALUES (?,?,?)"),
-                                (owner, number, at))
-                else:
-                    cur.execute(self.q("INSERT INTO stoplist (account, number, added_at, source) VALUES (?,?,?,?)"),
-                                (owner, number, at, source))
-                    if account is not None:
-                        cur.execute(self.q("DELETE FROM consent WHERE account = ? AND number = ?"), (owner, number))
+                cur.execute(self.q("INSERT INTO consent (account, number, added_at) VALUES (?,?,?)"),
+                            (owner, number, at))
                 changed += not existed
             return changed
 

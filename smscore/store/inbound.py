@@ -72,12 +72,16 @@ class MoOperations:
         mo.routing = routing
         return mo
 
-    def _stop(self, cur, account: str, number: str, at: float, source: str) -> None:
-        """A phone's stop word: the account's stop entry, and its consent withdrawn."""
+    def _stop(self, cur, account: str, number: str, at: float, source: str) -> bool:
+        """An account's stop entry (ops, an import, a phone's stop word), its consent for the number
+        withdrawn (the later of the two wins), or one of the do-not-call list (``DO_NOT_CALL``, which
+        has no consents). Returns whether the number was listed already."""
         cur.execute(self.q("DELETE FROM consent WHERE account = ? AND number = ?"), (account, number))
         cur.execute(self.q("DELETE FROM stoplist WHERE account = ? AND number = ?"), (account, number))
+        existed = cur.rowcount > 0
         cur.execute(self.q("INSERT INTO stoplist (account, number, added_at, source) VALUES (?,?,?,?)"),
                     (account, number, at, source))
+        return existed
 
     def store_mo(self, mo: MoFacts, at: float, route=None, owner: str | None = None,
                  lease_until: float = 0.0) -> Deferred:

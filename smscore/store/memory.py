@@ -345,12 +345,8 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
             self.spend[(shortcode, number, month)] = self.spend.get((shortcode, number, month), 0) + amount
         if routing.stop is not None:
             accounts, number = routing.stop
-            self.stoplist.update((a, number) for a in accounts)
-            self.consent.difference_update((a, number) for a in accounts)
             for a in accounts:
-                self.list_added.pop(("consent", a, number), None)
-            self.list_added.update((("stoplist", a, number), (at, f"stop word from {number} to {mo.to}"))
-                                   for a in accounts)
+                self._stop(a, number, at, f"stop word from {number} to {mo.to}")
         if routing.push is not None:
             self._add_job(routing.push, at)
         if routing.replies:

@@ -64,6 +64,9 @@ class MemoryAccountOps:
         owner = account if account is not None else DO_NOT_CALL
         changed = 0
         for number in numbers:
+            if not (remove or consent):  # as SqlStore: one rule for every stop entry
+                changed += not self._stop(owner, number, at, source)
+                continue
             existed = (owner, number) in entries
             if remove:
                 entries.discard((owner, number))
@@ -71,12 +74,19 @@ class MemoryAccountOps:
                 changed += existed
             else:
                 entries.add((owner, number))
-                self.list_added[("consent" if consent else "stoplist", owner, number)] = (at, source)
-                if not consent and account is not None:  # a stop entry withdraws the consent
-                    self.consent.discard((owner, number))
-                    self.list_added.pop(("consent", owner, number), None)
+                self.list_added[("consent", owner, number)] = (at, source)
                 changed += not existed
         return succeed(changed)
+
+    def _stop(self, account: str, number: str, at: float, source: str) -> bool:
+        """An account's stop entry (or the do-not-call list's), its consent withdrawn (the later of
+        the two wins); whether the number was listed already."""
+        self.consent.discard((account, number))
+        self.list_added.pop(("consent", account, number), None)
+        existed = (account, number) in self.stoplist
+        self.stoplist.add((account, number))
+        self.list_added[("stoplist", account, number)] = (at, source)
+        return existed
 
     def accept_once(self, messages: Sequence[Message], owner: str | None, lease_until: float, *, account: str,
                     key: str, body_hash: str, render, at: float) -> Deferred:
