@@ -29,6 +29,17 @@ decrease applies at once, an increase only once the view has been seen for ``set
 part. A node that joins starts with nothing (no bind, no tps) until its own heartbeat has been
 visible that long, unless its first heartbeat finds no other live node: a node alone takes
 everything at once.
+
+Restarts (``steady``). A node that crashed and starts again within its lease never left the
+others' views: they kept its part free, and it may take that part at its first heartbeat, as long
+as no other node's view can differ from its own. The store tells each node's last heartbeat and
+since when it has been heard from without a gap of a lease (``Seen``); the view is steady when
+every live node has been so for ``settle`` (this one included: its earlier process's heartbeats
+count) and no node dropped out of the views within the last ``settle`` (a node that dies is
+counted one lease after its last heartbeat; one that leaves is recorded as last heard from a lease
+ago, so a restart right after a departure waits too). A node restarted after a clean stop left
+the cluster and joins as a newcomer. Running one node twice under one name is refused elsewhere
+(``smscore.store.node_guard``): a restart here is always the end of the earlier process.
 """
 
 from __future__ import annotations
@@ -37,6 +48,34 @@ import math
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+
+class Seen(NamedTuple):
+    """A node as the store knows it: its name, its last heartbeat, and since when it has been
+    heard from without a gap of a lease (None: not known, a row from before that was recorded)."""
+
+    node: str
+    seen_at: float
+    since: float | None
+
+
+def live(seen: Iterable[Seen], now: float, ttl: float) -> list[str]:
+    """The nodes heard from within ``ttl`` (a heartbeat exactly ``ttl`` old is gone), sorted."""
+    return sorted(s.node for s in seen if s.seen_at > now - ttl)
+
+
+def steady(seen: Iterable[Seen], now: float, ttl: float, settle: float) -> bool:
+    """Whether every node's view of the live nodes has been the same for ``settle``: each live
+    node heard from without a gap for that long, and none dropped out of the views meanwhile
+    (its last heartbeat between ``ttl + settle`` and ``ttl`` ago). See "Restarts" above."""
+    for s in seen:
+        if s.seen_at > now - ttl:
+            if s.since is None or s.since > now - settle:
+                return False
+        elif s.seen_at > now - ttl - settle:
+            return False
+    return True
 
 
 def live_order(nodes: Iterable[str], me: str) -> list[str]:
@@ -177,14 +216,15 @@ class Held:
 
 
 def hold(before: Held | None, nodes: Iterable[str], me: str, operators: Mapping[str, tuple[int, float]],
-         now: float, settle: float) -> Held:
+         now: float, settle: float, restarted: bool = False) -> Held:
     """What node ``me`` holds at ``now``, having seen ``nodes`` live (``before``: what it held,
     None at its first heartbeat); see the module docstring. The view is the live nodes' names: a
-    reload that changes the config changes the target, not the view."""
+    reload that changes the config changes the target, not the view. ``restarted``: at the first
+    heartbeat, the view is ``steady`` with this node in it: its part is free, taken at once."""
     target = shares(nodes, me, operators)
     if before is None:
         alone = target.nodes == (me,)
-        return Held(target if alone else target.nothing(), target, now)
+        return Held(target if alone or restarted else target.nothing(), target, now)
     since = before.since if target.nodes == before.target.nodes else now
     held = target if now >= since + settle else before.shares.lesser(target)
     return Held(held, target, since)

@@ -11,8 +11,10 @@ A change of the live nodes reaches every node at its own next heartbeat, so ``po
 hold`` decides what this node holds meanwhile: less at once, more only ``settle_after(ttl)``
 after it first saw the view that gives it more (a timer here applies it then, between
 heartbeats); a node that joins holds nothing until then, unless its first heartbeat finds it
-alone. So the cluster never holds more than an operator's binds or tps or an account's tps while
-nodes come and go, as long as every node's heartbeat keeps to its schedule within half a period.
+alone, or it restarted within its lease into a steady cluster (``policies.cluster.steady``: the
+others kept its part free). A node that stops is recorded as last heard from a lease ago. So the
+cluster never holds more than an operator's binds or tps or an account's tps while nodes come and
+go, as long as every node's heartbeat keeps to its schedule within half a period.
 
 A failed heartbeat (the store is away) keeps the last shares, and takes no more meanwhile: a node
 never opens more binds because it could not see the others. Before its first heartbeat a node
@@ -26,7 +28,7 @@ from collections.abc import Callable, Mapping
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 
-from policies.cluster import Held, Shares, hold, hold_limit, settle_after, shares
+from policies.cluster import Held, Seen, Shares, hold, hold_limit, live, settle_after, shares, steady
 from smscore.logs import get_logger
 
 
@@ -89,23 +91,32 @@ class Cluster:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._cancel_growth()
-        d = self.store.leave(self.node)
+        # last heard from a lease ago: no node counts it from now on, and a node restarting
+        # meanwhile sees that one left (policies.cluster, "Restarts")
+        d = self.store.leave(self.node, self.clock.seconds() - self.ttl)
         d.addErrback(lambda f: self.log.warning("could not leave the cluster", error=f.getErrorMessage()))
         return d
 
-    def _seen(self, nodes: list[str], notify: bool) -> None:
+    def _seen(self, seen: list[Seen], notify: bool) -> None:
         before = self.shares
+        now = self.clock.seconds()
+        nodes = live(seen, now, self.ttl)
         if nodes != self.nodes:
             self.log.info("live nodes", nodes=nodes, before=self.nodes)
         self.nodes = nodes
-        self._hold(nodes)
+        # the first heartbeat of a node restarted into a steady cluster: its part is free
+        restarted = self.held is None and steady(seen, now, self.ttl, self.settle)
+        self._hold(nodes, restarted)
+        if restarted and len(nodes) > 1:
+            self.log.info("restarted into a steady cluster: taking this node's share at once", nodes=nodes)
         if notify and self.shares != before:
             self.on_change(self.shares)
 
-    def _hold(self, nodes: list[str]) -> None:
+    def _hold(self, nodes: list[str], restarted: bool = False) -> None:
         """What this node holds now (``policies.cluster.hold``), and the timer for when it may
         hold more."""
-        self.held = hold(self.held, nodes, self.node, self.operators(), self.clock.seconds(), self.settle)
+        self.held = hold(self.held, nodes, self.node, self.operators(), self.clock.seconds(), self.settle,
+                         restarted)
         self.shares = self.held.shares
         self._cancel_growth()
         at = self.held.grows_at(self.settle)

@@ -5,6 +5,7 @@ elsewhere, parking for the nodes with an operator's binds; checked on every stor
 
 from __future__ import annotations
 
+from policies.cluster import Seen, live
 from smscore.model import Event, Status
 from tests.store_contract import make_message, receipt, untried
 
@@ -65,14 +66,24 @@ async def check_parked_messages_wait_for_a_node_holding_their_operator(store):
     assert [m.id for m in await store.claim("gw1", 1011.0, 1100.0, 10, skip=["dear"])] == [ms[0].id]
 
 
-async def check_heartbeats_tell_the_live_nodes(store):
-    assert await store.heartbeat("gw2", 1000.0, 30.0) == ["gw2"]
-    assert await store.heartbeat("gw1", 1010.0, 30.0) == ["gw1", "gw2"]
-    # gw2 is silent for longer than the ttl: gone from the list; it comes back with its next beat.
-    assert await store.heartbeat("gw1", 1031.0, 30.0) == ["gw1"]
-    assert await store.heartbeat("gw2", 1032.0, 30.0) == ["gw1", "gw2"]
-    await store.leave("gw2")
-    assert await store.heartbeat("gw1", 1033.0, 30.0) == ["gw1"]
+async def check_heartbeats_tell_the_nodes_and_since_when_each_was_heard_from(store):
+    assert await store.heartbeat("gw2", 1000.0, 30.0) == [Seen("gw2", 1000.0, 1000.0)]
+    assert await store.heartbeat("gw1", 1010.0, 30.0) == [Seen("gw1", 1010.0, 1010.0), Seen("gw2", 1000.0, 1000.0)]
+    # heard from again within the ttl: the same since (a process restarted in time keeps it too)
+    assert await store.heartbeat("gw2", 1020.0, 30.0) == [Seen("gw1", 1010.0, 1010.0), Seen("gw2", 1020.0, 1000.0)]
+    # gw2 is silent for longer than the ttl: live() drops it; its next beat starts a new since
+    # (as gw1's did here: 41 s since its last)
+    seen = await store.heartbeat("gw1", 1051.0, 30.0)
+    assert seen == [Seen("gw1", 1051.0, 1051.0), Seen("gw2", 1020.0, 1000.0)] and live(seen, 1051.0, 30.0) == ["gw1"]
+    assert (await store.heartbeat("gw2", 1052.0, 30.0))[1] == Seen("gw2", 1052.0, 1052.0)
+    # leaving: recorded as last heard from when the node says (a lease ago: gone at once)
+    await store.leave("gw2", 1053.0 - 30.0)
+    seen = await store.heartbeat("gw1", 1053.0, 30.0)
+    assert seen == [Seen("gw1", 1053.0, 1051.0), Seen("gw2", 1023.0, 1052.0)] and live(seen, 1053.0, 30.0) == ["gw1"]
+    # back after leaving: a newcomer
+    assert (await store.heartbeat("gw2", 1054.0, 30.0))[1] == Seen("gw2", 1054.0, 1054.0)
+    # not heard from for FORGET_AFTER ttls: forgotten
+    assert await store.heartbeat("gw1", 1054.0 + 100 * 30.0 + 1, 30.0) == [Seen("gw1", 4055.0, 4055.0)]
 
 
 async def check_a_restarted_process_takes_back_and_leaves_alone_what_the_earlier_one_leased(store):

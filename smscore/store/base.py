@@ -164,12 +164,16 @@ class Store(ABC):
 
     @abstractmethod
     def heartbeat(self, node: str, now: float, ttl: float) -> Deferred:
-        """Record that ``node`` is alive at ``now``; fires with the names of the nodes seen within
-        ``ttl`` seconds (this one included), sorted."""
+        """Record that ``node`` is alive at ``now``; fires with every node known, this one
+        included, as ``policies.cluster.Seen`` sorted by name: its last heartbeat, and since when
+        it has been heard from without a gap of ``ttl`` (this heartbeat keeps the ``since`` of the
+        node's previous one when that was less than ``ttl`` ago, else starts it at ``now``).
+        Nodes not heard from for ``FORGET_AFTER`` times ``ttl`` are forgotten."""
 
     @abstractmethod
-    def leave(self, node: str) -> Deferred:
-        """``node`` stops: the others stop counting it at once."""
+    def leave(self, node: str, seen_at: float) -> Deferred:
+        """``node`` stops: it is recorded as last heard from at ``seen_at`` (the cluster passes a
+        lease ago, so that no node counts it from now on; policies.cluster, "Restarts")."""
 
     @abstractmethod
     def record_submit(self, message_id: str, operator: str, keys: Sequence[str], at: float,

@@ -17,6 +17,7 @@ from connectors.api import MoFacts, ReceiptFacts
 from policies import blocks
 from policies.admission import Facts, Terms, refund
 from policies.callbacks import selects
+from policies.cluster import Seen
 from policies.learning import Learned, failed_lately, learn
 from policies.leases import given_back_at_start
 from smscore import transitions as tr
@@ -24,6 +25,7 @@ from smscore.model import Event, Message, MoEvent, MoMessage, PushJob, Status, a
 from smscore.store.base import Store, StoreRules, check_finish, told_at_acceptance
 from smscore.store.memory_accounts import MemoryAccountOps
 from smscore.store.memory_lookups import MemoryLookups
+from smscore.store.nodes import FORGET_AFTER
 from smscore.store.rules import (DO_NOT_CALL, admit_messages, answers, balance_notice_jobs, block_lessons, day_of,
                                  held_for_next, hold_back, lessons, needs_hold_back_check, settle, wants_block,
                                  working)
@@ -38,7 +40,7 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
         self.parts: dict[str, list[str]] = {}
         self.leases: dict[str, tuple[str | None, float | None]] = {}
         self.via: dict[str, str] = {}  # message id -> the operator it was parked for
-        self.nodes: dict[str, float] = {}  # node -> last heartbeat
+        self.nodes: dict[str, Seen] = {}  # node -> its last heartbeat, and since when without a gap
         self.smsc_ids: dict[tuple[str, str], tuple[str, int]] = {}
         self.orphans: list[ReceiptFacts] = []
         self.closed = False
@@ -180,11 +182,16 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
         return succeed(None)
 
     def heartbeat(self, node: str, now: float, ttl: float) -> Deferred:
-        self.nodes[node] = now
-        return succeed(sorted(name for name, seen in self.nodes.items() if seen >= now - ttl))
+        before = self.nodes.get(node)
+        since = before.since if before is not None and before.seen_at > now - ttl else now
+        self.nodes[node] = Seen(node, now, since)
+        for name in [n for n, seen in self.nodes.items() if seen.seen_at < now - FORGET_AFTER * ttl]:
+            del self.nodes[name]
+        return succeed(sorted(self.nodes.values()))
 
-    def leave(self, node: str) -> Deferred:
-        self.nodes.pop(node, None)
+    def leave(self, node: str, seen_at: float) -> Deferred:
+        if node in self.nodes:
+            self.nodes[node] = self.nodes[node]._replace(seen_at=seen_at)
         return succeed(None)
 
     def release(self, owner: str, message_ids: Sequence[str]) -> Deferred:

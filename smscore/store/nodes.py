@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from twisted.internet.defer import Deferred
 
+from policies.cluster import Seen
 from smscore.store.rows import in_lists, marks
 
 #: A node not seen for this many lease lengths is forgotten (it is long dead; its name may come back).
@@ -22,27 +23,28 @@ class NodeOperations:
     """Mixed into SqlStore (before Store in the bases)."""
 
     def heartbeat(self, node: str, now: float, ttl: float) -> Deferred:
-        upsert = self.q("INSERT INTO nodes (node, seen_at) VALUES (?, ?) "
-                        "ON CONFLICT (node) DO UPDATE SET seen_at = excluded.seen_at")
+        upsert = self.q("INSERT INTO nodes (node, seen_at, since) VALUES (?, ?, ?) "
+                        "ON CONFLICT (node) DO UPDATE SET seen_at = excluded.seen_at, since = CASE "
+                        "WHEN nodes.seen_at > ? AND nodes.since IS NOT NULL THEN nodes.since ELSE excluded.since END")
         forget = self.q("DELETE FROM nodes WHERE seen_at < ?")
-        live = self.q("SELECT node FROM nodes WHERE seen_at >= ? ORDER BY node")
+        known = self.q("SELECT node, seen_at, since FROM nodes ORDER BY node")
 
         def op(cur):
             # one heartbeat at a time: of two nodes starting together, the second sees the first
             # (each would find itself alone, and take everything: policies.cluster.hold)
             self._lock(cur, "heartbeat")
-            cur.execute(upsert, (node, now))
+            cur.execute(upsert, (node, now, now, now - ttl))
             cur.execute(forget, (now - FORGET_AFTER * ttl,))
-            cur.execute(live, (now - ttl,))
-            return [row[0] for row in cur.fetchall()]
+            cur.execute(known)
+            return [Seen(*row) for row in cur.fetchall()]
 
         return self.run(op)
 
-    def leave(self, node: str) -> Deferred:
-        sql = self.q("DELETE FROM nodes WHERE node = ?")
+    def leave(self, node: str, seen_at: float) -> Deferred:
+        sql = self.q("UPDATE nodes SET seen_at = ? WHERE node = ?")
 
         def op(cur):
-            cur.execute(sql, (node,))
+            cur.execute(sql, (seen_at, node))
 
         return self.run(op)
 

@@ -256,6 +256,11 @@ COMMON: dict[int, list[str]] = {
         "ALTER TABLE daily_volume_by_writer RENAME TO daily_volume",
     ],
     13: [],  # PostgreSQL only: claims and lease renewals rewrite a message in place (below)
+    14: [
+        # Since when each node has been heard from without a gap of a lease: a node restarted
+        # within its lease into a steady cluster takes its part at once (policies.cluster, "Restarts").
+        "ALTER TABLE nodes ADD COLUMN since {time}",
+    ],
 }
 
 #: dialect -> version -> statements only that dialect has (run after the common ones)

@@ -249,7 +249,7 @@ async def test_not_ready_while_another_program_holds_the_file_locked(tmp_path):
         return result
 
     try:
-        assert await store.heartbeat("gw1", 1000.0, 30.0) == ["gw1"]
+        assert [s.node for s in await store.heartbeat("gw1", 1000.0, 30.0)] == ["gw1"]
         assert store.is_ready()
         other.execute("BEGIN EXCLUSIVE")
         with pytest.raises(sqlite3.OperationalError, match="locked"):
@@ -258,7 +258,7 @@ async def test_not_ready_while_another_program_holds_the_file_locked(tmp_path):
         assert await store.get("no-such-message") is None  # a read goes through, and changes nothing
         assert not store.is_ready()
         other.execute("ROLLBACK")
-        assert await store.heartbeat("gw1", 1020.0, 30.0).addBoth(ready_then) == ["gw1"]
+        assert [s.node for s in await store.heartbeat("gw1", 1020.0, 30.0).addBoth(ready_then)] == ["gw1"]
         assert store.is_ready() and seen == [False, True]
     finally:
         other.close()

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
 
-from policies.cluster import OperatorShare, hold, settle_after, shares
+from policies.cluster import OperatorShare, Seen, hold, live, settle_after, shares, steady
 from smscore.cluster import Cluster
 from smscore.store.memory import MemoryStore
 
@@ -75,6 +75,31 @@ def test_a_reload_keeps_the_view_and_its_wait():
     assert reloaded.since == 100.0 and reloaded.shares.operators["telia"] == OperatorShare(0, 0.0)
 
 
+def test_a_node_restarted_into_a_steady_cluster_takes_its_part_at_its_first_heartbeat():
+    restarted = hold(None, ["gw1", "gw2"], "gw2", OPS, 100.0, SETTLE, restarted=True)
+    assert restarted.shares == restarted.target == shares(["gw1", "gw2"], "gw2", OPS)
+    assert restarted.shares.account_part == 0.5 and restarted.grows_at(SETTLE) is None
+
+
+def test_the_view_is_steady_when_no_node_came_or_went_within_the_settle_time():
+    now, ttl = 100.0, TTL
+    old = 100.0 - SETTLE  # heard from without a gap since then: long enough
+    both = [Seen("gw1", 99.5, old), Seen("gw2", 100.0, 90.0)]
+    assert live(both, now, ttl) == ["gw1", "gw2"] and steady(both, now, ttl, SETTLE)
+    # gw2 heard from for less than the settle time: gw1 may not have seen it yet
+    assert not steady([Seen("gw1", 99.5, old), Seen("gw2", 100.0, 99.0)], now, ttl, SETTLE)
+    # a node from before `since` was recorded: not known to be steady
+    assert not steady([Seen("gw1", 99.5, None), Seen("gw2", 100.0, 90.0)], now, ttl, SETTLE)
+    # gw3 dropped out of the views less than the settle time ago (heard from last 3.5 s ago)
+    gone = both + [Seen("gw3", 100.0 - ttl - 0.5, 50.0)]
+    assert live(gone, now, ttl) == ["gw1", "gw2"] and not steady(gone, now, ttl, SETTLE)
+    # ... and long enough ago: no view holds it any more
+    long_gone = both + [Seen("gw3", 100.0 - ttl - SETTLE, 50.0)]
+    assert steady(long_gone, now, ttl, SETTLE)
+    # a heartbeat exactly ttl old is gone (a node that leaves is recorded so)
+    assert live([Seen("gw1", 100.0 - ttl, 50.0)], now, ttl) == []
+
+
 # --- nodes on one store, on a clock --------------------------------------------------------------
 class World:
     """Nodes heartbeating on one in-memory store; ``check`` adds up what they hold."""
@@ -95,6 +120,12 @@ class World:
 
     def stop(self, name: str) -> None:
         self.nodes.pop(name).stop()
+
+    def crash(self, name: str) -> None:
+        """The node's process dies: no more heartbeats, and no leaving."""
+        node = self.nodes.pop(name)
+        node._loop.stop()
+        node._cancel_growth()
 
     def totals(self) -> dict:
         held = [node.shares for node in self.nodes.values()]
@@ -137,6 +168,64 @@ def test_nodes_joining_leaving_and_restarting_never_hold_more_than_the_limits():
     world.run_until(16.0)
     assert math.isclose(world.totals()["account"], 1.0) and world.totals()["telia binds"] == 2
     assert world.worst == {"telia binds": 2, "telia tps": 20.0, "tele2 binds": 3, "account": 1.0}
+
+
+def test_a_node_restarted_within_its_lease_takes_its_part_at_once_and_the_limits_hold():
+    """A crash (no leave) and a restart before the lease ran out: the others kept its part free."""
+    world = World()
+    world.start("gw1")
+    world.start("gw2")
+    world.run_until(4.0)
+    settled = world.nodes["gw2"].shares
+    assert settled == shares(["gw1", "gw2"], "gw2", OPS)
+    world.crash("gw2")
+    world.run_until(5.0)  # restarted 1 s later, within its lease of 3 s
+    world.start("gw2")
+    assert world.nodes["gw2"].shares == settled  # at its first heartbeat, not SETTLE later
+    world.run_until(9.0)
+    assert world.totals() == {"telia binds": 2, "telia tps": 20.0, "tele2 binds": 3, "account": 1.0}
+    assert world.worst == {"telia binds": 2, "telia tps": 20.0, "tele2 binds": 3, "account": 1.0}
+
+
+def test_a_restart_right_after_another_node_joined_or_left_waits_as_a_newcomer():
+    world = World()
+    world.start("gw1")
+    world.start("gw2")
+    world.run_until(4.0)
+    world.crash("gw2")
+    world.start("gw3")  # joins: gw1 has not seen it yet
+    world.run_until(4.2)
+    world.start("gw2")
+    assert world.nodes["gw2"].shares.account_part == 0.0
+    world.run_until(10.0)
+    assert math.isclose(world.totals()["account"], 1.0)
+    world.crash("gw2")
+    world.stop("gw3")  # leaves: gw1 may still count it
+    world.run_until(10.2)
+    world.start("gw2")
+    assert world.nodes["gw2"].shares.account_part == 0.0
+    world.run_until(15.0)
+    assert world.totals() == {"telia binds": 2, "telia tps": 20.0, "tele2 binds": 3, "account": 1.0}
+
+
+@settings(max_examples=60, deadline=None)
+@given(events=st.lists(st.tuples(st.floats(0.0, 10.0), st.sampled_from(["start", "stop", "crash"]),
+                                 st.integers(0, 3)), min_size=2, max_size=10))
+def test_any_order_of_joins_leaves_crashes_and_restarts_keeps_within_the_limits(events):
+    world = World()
+    for at, what, i in sorted(events):
+        world.run_until(at)
+        name = f"gw{i}"
+        if what == "start" and name not in world.nodes:
+            world.start(name)
+        elif what == "stop" and name in world.nodes:
+            world.stop(name)
+        elif what == "crash" and name in world.nodes:
+            world.crash(name)
+    world.run_until(max(at for at, _, _ in events) + 2 * TTL + 3 * SETTLE)
+    if world.nodes:  # settled: every limit is held whole, once
+        totals = world.totals()
+        assert totals["telia binds"] == 2 and totals["tele2 binds"] == 3 and math.isclose(totals["account"], 1.0)
 
 
 @settings(max_examples=40, deadline=None)
