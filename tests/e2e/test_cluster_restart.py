@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from tests.harness.configs import PAIR_CONFIG
 from tests.harness.net import free_port, http
 from tests.harness.processes import SimProcess
 from tests.harness.waiting import wait_until
@@ -22,31 +23,6 @@ from tests.harness.waiting import wait_until
 pytestmark = pytest.mark.slow
 
 LEASE = 20.0  # half of it: the wait of a node that joins
-
-CONFIG = """
-[gateway]
-node = "{node}"
-lease = "20s"
-[store]
-url = "{store}"
-[http]
-listen = "127.0.0.1:{http}"
-[metrics]
-listen = "127.0.0.1:{metrics}"
-[operators.smsc]
-type = "smpp"
-host = "127.0.0.1"
-port = {smpp}
-system_id = "pair"
-password = "pw"
-binds = 2
-window = 10
-[profiles.standard]
-operators = ["smsc"]
-[accounts.demo]
-api_keys = ["demo-key"]
-senders = ["DEMO"]
-"""
 
 
 def _bound(gw) -> float:
@@ -69,7 +45,8 @@ def _killed_and_started_again(gateways, tmp_path, store: str) -> None:
         nodes = {}
         for name in ("a", "b"):
             hp, mp = free_port(), free_port()
-            nodes[name] = gateways(CONFIG.format(node=name, store=store, http=hp, metrics=mp, smpp=sim.smpp_port), hp)
+            nodes[name] = gateways(PAIR_CONFIG.format(node=name, lease="20s", url=store, http=hp, metrics=mp,
+                                                       smpp=sim.smpp_port, binds=2, window=10, tps=0), hp)
             nodes[name].metrics_port = mp
         a, b = nodes["a"], nodes["b"]
         a.start()

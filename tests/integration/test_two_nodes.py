@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.harness.configs import PAIR_CONFIG
 from tests.harness.net import free_port, http
 from tests.harness.processes import GatewayProcess, SimProcess
 from tests.harness.waiting import wait_until
@@ -25,33 +26,6 @@ from tests.harness.waiting import wait_until
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 WINDOW, BINDS = 10, 2
-
-CONFIG = """
-[gateway]
-node = "{node}"
-lease = "3s"
-[store]
-url = "{url}"
-[http]
-listen = "127.0.0.1:{http}"
-[metrics]
-listen = "127.0.0.1:{metrics}"
-[operators.smsc]
-type = "smpp"
-host = "127.0.0.1"
-port = {smpp}
-system_id = "pair"
-password = "pw"
-binds = {binds}
-window = {window}
-tps = {tps}
-cost = 0.1
-[profiles.standard]
-operators = ["smsc"]
-[accounts.demo]
-api_keys = ["demo-key"]
-senders = ["DEMO"]
-"""
 
 
 def store_summary(url: str) -> list[tuple]:
@@ -94,7 +68,7 @@ def start_pair(pg_url, tmp_path, processes, *sim_args, tps=100000):
     for name in ("a", "b"):
         hp = free_port()
         path = tmp_path / f"{name}.toml"
-        path.write_text(CONFIG.format(node=name, url=pg_url, http=hp, metrics=free_port(), smpp=smpp,
+        path.write_text(PAIR_CONFIG.format(node=name, lease="3s", url=pg_url, http=hp, metrics=free_port(), smpp=smpp,
                                       binds=BINDS, window=WINDOW, tps=tps))
         nodes[name] = GatewayProcess(path, hp, tmp_path / f"{name}.log")
     nodes["a"].start()
