@@ -263,12 +263,13 @@ class OperatorLink:
                      "last_error": None if s.last_error is None else {"at": rfc3339(s.last_error[0]),
                                                                       "reason": s.last_error[1]}}
                     for s in self._sessions]
+        pace = self._pacer.describe(now)
         return {
             "operator": self.name, "up": self.is_up(), "host": self.settings.host, "port": self.settings.port,
             "tls": self.settings.tls, "bind": self.settings.bind, "window": self.settings.window,
-            "tps": self.settings.tps or None, **self._pacer.describe(now),
+            "tps": self.settings.tps or None, "throttled_for": pace["throttled_for"], "paced_at": pace["paced_at"],
             "queued_parts": len(self._queue), "in_flight": sum(s["in_flight"] for s in sessions),
-            "sessions": sessions,
+            "submits_per_second": pace["submits_per_second"], "sessions": sessions,
         }
 
     def bind_states(self) -> list[tuple[str, bool]]:
