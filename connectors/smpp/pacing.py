@@ -297,8 +297,11 @@ class LinkPace:
 
     def wait(self, now: float) -> float:
         """Seconds until both buckets hold a whole token (0: they do, or there is none)."""
-        self._capped(now)
-        return max((b.wait(now) for b in (self.tps, self.capped) if b is not None), default=0.0)
+        capped = self._capped(now)
+        tps = self.tps
+        if capped is None:
+            return 0.0 if tps is None else tps.wait(now)
+        return capped.wait(now) if tps is None else max(tps.wait(now), capped.wait(now))
 
     def sent(self, now: float) -> None:
         self.recent.add(now)
