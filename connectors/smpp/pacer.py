@@ -34,13 +34,20 @@ class LinkPacer:
 
     def room(self, room: int, now: float) -> int:
         """``room`` submits at most, as many as the pace allows at ``now``: none while backing off
-        (the back-off's end calls ``ready``), else the whole tokens of the buckets, if any."""
+        (the back-off's end calls ``ready``), else the whole tokens of the buckets, if any.
+        Asked several times a message at load: with no cap, the tps bucket alone, without calls."""
         pace = self.pace
-        if pace.backing_off(now):
+        if pace.backoff.until > now:
             return 0
-        available = pace.tokens(now)
-        if available is None:
-            return room
+        if pace.adaptive.cap is None:
+            bucket = pace.tps
+            if bucket is None:
+                return room
+            available = bucket.available(now)
+        else:
+            available = pace.tokens(now)
+            if available is None:
+                return room
         tokens = int(available + EPS)
         if tokens < 1:
             # Whoever asked will wait for ready(): make sure one comes when a token does (a refill
@@ -51,15 +58,23 @@ class LinkPacer:
     def take(self, now: float) -> bool:
         """One submit's token, or False (not now: backing off, or a bucket is short)."""
         pace = self.pace
-        if pace.backing_off(now):
+        if pace.backoff.until > now:
             return False
+        if pace.adaptive.cap is None:  # the tps bucket alone, as ``room``
+            bucket = pace.tps
+            if bucket is None:
+                return True
+            ok = bucket.take(now)
+            if bucket.available(now) < 1 - EPS:
+                self._schedule_refill(now)
+            return ok
         ok = pace.take(now)
         if pace.wait(now) > 0:
             self._schedule_refill(now)
         return ok
 
     def sent(self, now: float) -> None:
-        self.pace.sent(now)
+        self.pace.recent.add(now)
 
     def accepted(self, sent_at: float) -> None:
         self.pace.accepted(sent_at, self.reactor.seconds())

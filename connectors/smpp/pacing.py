@@ -307,7 +307,9 @@ class LinkPace:
         self.recent.add(now)
 
     def accepted(self, sent_at: float, now: float) -> None:
-        self.backoff.accepted(sent_at)
+        backoff = self.backoff  # BackOff.accepted, inline: once a submit at load
+        if sent_at > backoff.started:
+            backoff.repeats = 0
         self.adaptive.accepted(now)
 
     def refused(self, sent_at: float, now: float, throttled: bool) -> float | None:
