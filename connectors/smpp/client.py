@@ -35,16 +35,20 @@ fails the whole message and drops its unsent parts; parts already accepted by th
 accepted, and the core sends the message again whole (the handset may see those parts twice).
 
 ``capacity()`` counts messages the core may hand over now: free window slots of bound transmitting
-sessions, at most the whole tps tokens available, minus parts already queued; 0 while no session is
-bound, while backing off after throttling, or once stopped. ``listener.link_ready`` is called
-whenever it may have grown: a response or a response timeout, a session bound, the end of a throttle
-back-off, a tps bucket refilled after it ran dry (a timer is scheduled only then).
+sessions, at most the whole tokens available (tps bucket, adaptive cap), minus parts already queued;
+0 while no session is bound, while backing off after throttling, or once stopped.
+``listener.link_ready`` is called whenever it may have grown: a response or a response timeout, a
+session bound, the end of a throttle back-off, a bucket refilled after it ran dry (a timer is
+scheduled only then). How fast the link may go, and those two timers: ``connectors.smpp.pacer``.
 
 Throttling (ESME_RTHROTTLED, ESME_RMSGQFUL): the message fails THROTTLED and the link sends nothing
-for a while (``pacing.BackOff``: 1 s, doubling up to 30 s while it goes on). A TRANSIENT answer from
-the SMSC (ESME_RSYSERR, a generic_nack ...) backs the link off the same way: the SMSC's trouble of
-the moment, which a message sent again at once meets again at once (``SubmitError.answered`` lets
-the core count how often one message met it: ``policies.retry.refused_too_often``).
+for a while (``pacing.BackOff``: 1 s, doubling up to 30 s while it goes on), then goes on capped at
+0.9 x what the SMSC accepted over the last second, a cap that grows back after 5 s and goes once it
+holds nothing back (``pacing.AdaptivePace``): it settles near the SMSC's rate instead of sending a
+whole window into refusals after every back-off. A TRANSIENT answer from the SMSC (ESME_RSYSERR, a
+generic_nack ...) backs the link off the same way, without a cap: the SMSC's trouble of the moment,
+which a message sent again at once meets again at once (``SubmitError.answered`` lets the core count
+how often one message met it: ``policies.retry.refused_too_often``).
 
 Error table (``SUBMIT_STATUS_KINDS``, data): THROTTLED as above; TRANSIENT for ESME_RSYSERR,
 ESME_RX_T_APPN, ESME_RINVBNDSTS (the session is also closed so that it rebinds), a response timeout,
@@ -54,8 +58,9 @@ the core then tries the next operator instead of retrying one that keeps refusin
 link cannot encode, or that needs more than 255 parts, is PERMANENT as well.
 
 Encoding per operator and addresses (TON/NPI chosen per message unless the operator sets its own):
-``connectors.smpp.addressing``; the tps bucket: ``connectors.smpp.pacing``; one session and its
-bind: ``connectors.smpp.binds``; the settings and the error table: ``connectors.smpp.link_settings``.
+``connectors.smpp.addressing``; the tps bucket, back-off and cap: ``connectors.smpp.pacing``; one
+session and its bind: ``connectors.smpp.binds``; the settings and the error table:
+``connectors.smpp.link_settings``.
 
 Receiving. What the SMSC sends on a bound session (receipts, MO), each answered once the core
 stored it: ``connectors.smpp.inbound``.
@@ -101,7 +106,7 @@ from connectors.smpp.defs import status_name
 from connectors.smpp.inbound import InboundRequests
 from connectors.smpp.outgoing import OutgoingMessage, OutgoingPart, PartBuilder
 from connectors.smpp.protocol import RequestFailed, SMPPProtocol
-from connectors.smpp.pacing import EPS, BackOff, RecentCount, TokenBucket
+from connectors.smpp.pacer import LinkPacer
 from connectors.smpp.receipts import ID_FORMATS, keys_for_submit
 
 __all__ = ["ESME_RINVDCS", "LinkSettings", "OperatorLink", "SUBMIT_STATUS_KINDS"]
@@ -148,12 +153,9 @@ class OperatorLink:
                 self._sessions.append(BindSession(self, f"{name}/{i}-rx", "bind_receiver", False))
         self._max_in_flight = settings.window * sum(1 for s in self._sessions if s.transmits)
         self._queue: deque[OutgoingPart] = deque()
-        self._bucket = TokenBucket(settings.tps, reactor.seconds()) if settings.tps > 0 else None
-        self._refill_call = None
-        self._backoff_pace = BackOff()
-        self._throttle_call = None
+        # tps, back-off, adaptive cap, submits/s, and the timers that end a wait for them
+        self._pacer = LinkPacer(settings.tps, reactor, self.log, self._capacity_may_have_grown)
         self._parts = PartBuilder(settings)
-        self._sent = RecentCount()  # submit_sm written, for submits_per_second
         self._draining = False
         self._started = False
         self._stopped = False
@@ -202,10 +204,7 @@ class OperatorLink:
         if self._stopped:
             return succeed(None)
         self._stopped = True
-        for call in (self._throttle_call, self._refill_call):
-            if call is not None and call.active():
-                call.cancel()
-        self._throttle_call = self._refill_call = None
+        self._pacer.stop()
         if self._liveness.running:
             self._liveness.stop()
         self._fail_queued("link stopping")
@@ -256,7 +255,7 @@ class OperatorLink:
     def describe(self) -> dict:
         """The binds as ops see them (``GET /v1/admin/binds``): no credentials. Times are RFC 3339
         UTC strings of the reactor's clock; ``submits_per_second`` is the submit_sm written over
-        the last ``RATE_WINDOW`` seconds, per second."""
+        the last ``RATE_WINDOW`` seconds, per second; ``paced_at`` the adaptive cap (or None)."""
         now = self.reactor.seconds()
         sessions = [{"session": s.label, "bound": s.bound, "transmits": s.transmits,
                      "in_flight": len(s.proto.session.window) if s.proto is not None and s.bound else 0,
@@ -264,12 +263,13 @@ class OperatorLink:
                      "last_error": None if s.last_error is None else {"at": rfc3339(s.last_error[0]),
                                                                       "reason": s.last_error[1]}}
                     for s in self._sessions]
+        pace = self._pacer.describe(now)
         return {
             "operator": self.name, "up": self.is_up(), "host": self.settings.host, "port": self.settings.port,
             "tls": self.settings.tls, "bind": self.settings.bind, "window": self.settings.window,
-            "tps": self.settings.tps or None, "throttled_for": round(self._backoff_pace.remaining(now), 3),
+            "tps": self.settings.tps or None, "throttled_for": pace["throttled_for"], "paced_at": pace["paced_at"],
             "queued_parts": len(self._queue), "in_flight": sum(s["in_flight"] for s in sessions),
-            "submits_per_second": round(self._sent.rate(now), 3), "sessions": sessions,
+            "submits_per_second": pace["submits_per_second"], "sessions": sessions,
         }
 
     def bind_states(self) -> list[tuple[str, bool]]:
@@ -299,21 +299,8 @@ class OperatorLink:
             room += s.free()
         if room <= 0:
             return 0
-        now = self.reactor.seconds()
-        if self._backoff_pace.until > now:  # backing off (BackOff.remaining, without its calls)
-            return 0
-        if self._bucket is not None:
-            tokens = int(self._bucket.available(now) + EPS)
-            if tokens < 1:
-                # Whoever asked will wait for link_ready: make sure one comes when a token does
-                # (a refill timer can fire a hair early and find 0.99999 tokens).
-                self._schedule_refill(now)
-            room = min(room, tokens)
+        room = self._pacer.room(room, self.reactor.seconds())  # back-off, tps, adaptive cap
         return max(0, room - len(self._queue))
-
-    def _schedule_refill(self, now: float) -> None:
-        if self._refill_call is None and self._bucket is not None:
-            self._refill_call = self.reactor.callLater(max(self._bucket.wait(now), 0.001), self._refilled)
 
     def submit(self, request: SubmitRequest) -> Deferred:
         """Send one message; fires with a key per part, or fails with ``SubmitError``."""
@@ -349,15 +336,8 @@ class OperatorLink:
                 best, most = s, free
         return best
 
-    def _take_token(self, now: float) -> bool:
-        bucket = self._bucket
-        ok = bucket.take(now)
-        if bucket.available(now) < 1 - EPS:
-            self._schedule_refill(now)
-        return ok
-
     def _drain(self) -> None:
-        """Send queued parts while a session has room, tokens last and no back-off runs.
+        """Send queued parts while a session has room and the pace allows (``LinkPacer.take``).
         Re-entrant calls (a Deferred fired while sending submits again) return at once: the
         running loop picks their parts up."""
         if self._draining:
@@ -366,12 +346,8 @@ class OperatorLink:
         try:
             while self._queue and not self._stopped:
                 now = self.reactor.seconds()
-                if self._backoff_pace.until > now:  # backing off
-                    return
                 session = self._least_loaded()
-                if session is None:
-                    return
-                if self._bucket is not None and not self._take_token(now):
+                if session is None or not self._pacer.take(now):
                     return
                 self._send(session, self._queue.popleft(), now)
         finally:
@@ -389,12 +365,12 @@ class OperatorLink:
             self._message_failed(part.message, SubmitError(TRANSIENT, str(e)))
             return
         part.sent_at = now
-        self._sent.add(now)
+        self._pacer.sent(now)
 
     def _part_accepted(self, resp: PDU, part: OutgoingPart, proto: SMPPProtocol | None = None) -> None:
         if proto is not None:
             proto.timeouts_in_a_row = 0
-        self._backoff_pace.accepted(part.sent_at)
+        self._pacer.accepted(part.sent_at)
         key = keys_for_submit(str(resp.params.get("message_id", "")), self.settings.receipt_id_format)
         if not key:
             self.log.warning("submit_sm_resp without message_id: its receipt cannot be matched",
@@ -414,7 +390,7 @@ class OperatorLink:
             if kind in (THROTTLED, TRANSIENT):
                 # ESME_RSYSERR and the like are the SMSC's trouble of the moment too: sent again
                 # at once they came back at once, thousands of times a second
-                self._throttled(part.sent_at, status_name(exc.status))
+                self._pacer.refused(part.sent_at, status_name(exc.status), kind == THROTTLED)
             if exc.status == defs.ESME_RINVBNDSTS:
                 proto.close("the SMSC says we are not bound")
         elif exc.reason == "timeout":
@@ -426,7 +402,7 @@ class OperatorLink:
                 proto.close(f"{proto.timeouts_in_a_row} submit responses in a row timed out")
         elif exc.reason == "generic_nack":
             error = SubmitError(TRANSIENT, f"generic_nack {status_name(exc.status or 0)}", answered=True)
-            self._throttled(part.sent_at, error.detail)
+            self._pacer.refused(part.sent_at, error.detail, False)
         else:
             answered = False
             error = SubmitError(TRANSIENT, exc.reason, maybe_sent=True)  # written, unanswered
@@ -454,24 +430,6 @@ class OperatorLink:
             return
         self._drain()
         self.listener.link_ready(self.name)
-
-    # -- throttling and tps -------------------------------------------------------------------
-    def _throttled(self, sent_at: float, why: str) -> None:
-        delay = self._backoff_pace.refused(sent_at, self.reactor.seconds())
-        if delay is None:
-            return  # sent before the running (or last) back-off began: the same signal again
-        if self._throttle_call is not None and self._throttle_call.active():
-            self._throttle_call.cancel()
-        self._throttle_call = self.reactor.callLater(delay, self._throttle_over)
-        self.log.warning("the SMSC refuses for now: backing off", seconds=delay, status=why)
-
-    def _throttle_over(self) -> None:
-        self._throttle_call = None
-        self._capacity_may_have_grown()
-
-    def _refilled(self) -> None:
-        self._refill_call = None
-        self._capacity_may_have_grown()
 
     # -- sessions up and down -------------------------------------------------------------------
     def _session_up(self, session: BindSession) -> None:

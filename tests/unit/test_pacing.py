@@ -1,5 +1,7 @@
 """The pace counters of connectors.smpp.pacing, on a twisted Clock: the token bucket's budget and
-the measured submit rate ``GET /v1/admin/binds`` shows, and the back-off after a refusal."""
+the measured submit rate ``GET /v1/admin/binds`` shows, and the back-off after a refusal; then the
+adaptive cap after throttling (``AdaptivePace``, and ``LinkPace`` that holds a link's lot), on plain
+times: no reactor, no sockets."""
 
 from __future__ import annotations
 
@@ -63,3 +65,155 @@ def test_back_off_doubles_while_refusals_go_on_and_a_window_is_one_signal():
     for i in range(10):
         last = b.refused(sent_at=10.0 + 100 * i, now=10.1 + 100 * i)
     assert last == 30.0  # capped
+
+
+# --- the adaptive cap after throttling (AdaptivePace, LinkPace): times are plain seconds ----------------
+def accepted_in(pace, start: float, n: int, span: float = 1.0) -> float:
+    """``n`` submits accepted evenly over ``span`` seconds from ``start`` (none on its edges: a count
+    over the last second may or may not hold one there, to a float); returns the time after."""
+    for i in range(n):
+        pace.accepted(start + (i + 0.5) * span / n)
+    return start + span
+
+
+def test_grown_adds_one_a_second_below_ten_then_ten_percent_compounded():
+    from connectors.smpp.pacing import GROW_RATIO, GROW_STEP, grown
+
+    assert (GROW_STEP, GROW_RATIO) == (1.0, 0.1)
+    assert grown(1.8, 0.0) == 1.8
+    assert grown(1.8, 2.0) == pytest.approx(3.8)
+    assert grown(9.5, 0.5) == pytest.approx(10.0)
+    assert grown(9.5, 1.5) == pytest.approx(11.0)  # 0.5 s to 10, then x 1.1
+    assert grown(100.0, 2.0) == pytest.approx(121.0)
+    assert grown(100.0, 0.5) == pytest.approx(100 * 1.1 ** 0.5)
+
+
+def test_a_throttling_refusal_caps_the_link_at_nine_tenths_of_what_the_smsc_accepted_in_the_last_second():
+    from connectors.smpp.pacing import AdaptivePace
+
+    pace = AdaptivePace()
+    assert pace.rate(0.0) is None
+    accepted_in(pace, 10.0, 50)  # 50 a second, 2 s before the refusal: out of the count
+    now = accepted_in(pace, 12.0, 20)  # 20 in the last second
+    assert pace.backed_off(now, now + 1.0, throttling=True) == pytest.approx(18.0)
+    assert pace.rate(now + 0.5) == pytest.approx(18.0)  # backing off: no growth, not dropped
+
+
+def test_a_temporary_error_or_nothing_accepted_caps_nothing():
+    from connectors.smpp.pacing import AdaptivePace
+
+    pace = AdaptivePace()
+    now = accepted_in(pace, 0.0, 20)
+    assert pace.backed_off(now, now + 1.0, throttling=False) is None  # ESME_RSYSERR: not about rate
+    fresh = AdaptivePace()
+    assert fresh.backed_off(5.0, 6.0, throttling=True) is None  # nothing accepted: nothing to measure
+
+
+def test_the_cap_holds_five_seconds_after_the_back_off_then_grows_while_it_holds_the_link_back():
+    from connectors.smpp.pacing import PACE_HOLD, AdaptivePace, grown
+
+    pace = AdaptivePace()
+    now = accepted_in(pace, 0.0, 2)  # an SMSC at 2 a second
+    resume = now + 1.0
+    assert pace.backed_off(now, resume, throttling=True) == pytest.approx(1.8)
+    assert PACE_HOLD == 5.0
+    t = resume
+    while t < resume + PACE_HOLD + 3.0:  # a backlog: the cap is short of a token every half second
+        pace.held_back(t)
+        assert pace.rate(t) == pytest.approx(grown(1.8, max(0.0, t - resume - PACE_HOLD)))
+        t += 0.5
+    assert pace.rate(resume + PACE_HOLD + 3.0) == pytest.approx(4.8)
+
+
+def test_the_cap_is_dropped_once_it_held_nothing_back_for_a_second():
+    from connectors.smpp.pacing import AdaptivePace
+
+    pace = AdaptivePace()
+    now = accepted_in(pace, 0.0, 2000)
+    resume = now + 1.0
+    assert pace.backed_off(now, resume, throttling=True) == pytest.approx(1800.0)
+    assert pace.rate(resume + 0.99) == pytest.approx(1800.0)  # a whole second after the back-off
+    assert pace.rate(resume + 1.0) is None  # nothing held back: the window or the traffic rules now
+    # capped again; held back half a second after the back-off: dropped a second after that
+    now = accepted_in(pace, resume + 10.0, 2000)
+    pace.backed_off(now, now + 1.0, throttling=True)
+    pace.held_back(now + 1.5)
+    assert pace.rate(now + 2.4) is not None
+    assert pace.rate(now + 2.5) is None
+
+
+def test_a_low_cap_is_dropped_after_two_of_its_own_intervals_not_one_second():
+    from connectors.smpp.pacing import AdaptivePace
+
+    pace = AdaptivePace()
+    pace.accepted(0.5)  # one a second
+    assert pace.backed_off(1.0, 2.0, throttling=True) == pytest.approx(0.9)
+    pace.held_back(2.0)
+    assert pace.rate(3.2) == pytest.approx(0.9)  # asked again 1.2 s later: still holding the link
+    assert pace.rate(2.0 + 2 / 0.9 + 0.01) is None
+
+
+def test_refusals_soon_after_a_back_off_keep_the_cap_and_a_cap_never_rises_on_a_refusal():
+    from connectors.smpp.pacing import AdaptivePace
+
+    pace = AdaptivePace()
+    now = accepted_in(pace, 0.0, 100)
+    assert pace.backed_off(now, now + 1.0, throttling=True) == pytest.approx(90.0)
+    # refused again 0.2 s after the back-off ended: the last second was mostly silence, no measure
+    pace.accepted(now + 1.1)
+    assert pace.backed_off(now + 1.2, now + 3.2, throttling=True) == pytest.approx(90.0)
+    # a whole second of sending later, faster than the cap (the count's slop): the lower one stays
+    later = accepted_in(pace, now + 3.2, 120)
+    pace.held_back(later - 0.1)
+    assert pace.backed_off(later, later + 1.0, throttling=True) == pytest.approx(90.0)
+    later = accepted_in(pace, later + 1.0, 50)
+    pace.held_back(later - 0.1)
+    assert pace.backed_off(later, later + 1.0, throttling=True) == pytest.approx(45.0)
+
+
+def test_the_operators_tps_is_the_ceiling_the_cap_only_lowers_it():
+    from connectors.smpp.pacing import PACE_HOLD, AdaptivePace
+
+    pace = AdaptivePace(ceiling=20.0)
+    now = accepted_in(pace, 0.0, 25)  # 22.5 is no lower than the tps: no cap
+    assert pace.backed_off(now, now + 1.0, throttling=True) is None
+    now = accepted_in(pace, 10.0, 20)
+    assert pace.backed_off(now, now + 1.0, throttling=True) == pytest.approx(18.0)
+    t = now + 1.0
+    while pace.rate(t) is not None:  # held back all along: grows until it meets the tps, then goes
+        pace.held_back(t)
+        t += 0.1
+    assert t - (now + 1.0 + PACE_HOLD) == pytest.approx(1.2, abs=0.11)  # 18 x 1.1^1.1 = 20
+
+
+def test_link_pace_refusals_of_one_window_are_one_cap_and_the_cap_is_a_bucket_under_the_tps():
+    from connectors.smpp.pacing import LinkPace
+
+    pace = LinkPace(tps=10, now=0.0)
+    assert pace.tokens(0.0) == 1.0  # the tps bucket: 1 token (0.1 s worth)
+    for i in range(5):
+        pace.sent(10.1 + i * 0.2)
+        pace.accepted(10.1 + i * 0.2, 10.1 + i * 0.2 + 0.01)
+    for i in range(5):  # a window of five sent at 11.0, refused one after the other
+        pace.sent(11.0)
+    assert pace.refused(sent_at=11.0, now=11.01, throttled=True) == 1.0
+    assert pace.adaptive.cap == pytest.approx(4.5)
+    for _ in range(4):
+        assert pace.refused(sent_at=11.0, now=11.02, throttled=True) is None  # the same signal
+    assert pace.adaptive.cap == pytest.approx(4.5)
+    assert pace.backing_off(11.5) and not pace.backing_off(12.01)
+    assert pace.tokens(12.01) == pytest.approx(1.0)  # the cap's bucket: 1 token (0.45 worth)
+    assert pace.take(12.01) and not pace.take(12.02)
+    assert pace.wait(12.02) == pytest.approx((1 - 0.01 * 4.5) / 4.5)  # the cap's pace, not the tps's
+    assert pace.describe(12.02) == {"throttled_for": 0.0, "paced_at": 4.5, "submits_per_second": 1.0}
+
+
+def test_link_pace_without_tps_or_cap_limits_nothing_and_a_temporary_error_backs_off_uncapped():
+    from connectors.smpp.pacing import LinkPace
+
+    pace = LinkPace(tps=0, now=0.0)
+    assert pace.tokens(0.0) is None and pace.take(0.0) and pace.wait(0.0) == 0.0
+    pace.accepted(0.5, 0.6)
+    assert pace.refused(sent_at=0.7, now=0.8, throttled=False) == 1.0
+    assert pace.backing_off(1.0) and pace.adaptive.cap is None
+    assert pace.describe(1.0) == {"throttled_for": 0.8, "paced_at": None, "submits_per_second": 0.0}

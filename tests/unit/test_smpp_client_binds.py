@@ -296,9 +296,9 @@ def test_capacity_zero_for_want_of_a_token_always_leads_to_a_link_ready():
     net = Net(tps=20)
     net.submit()
     net.submit()
-    bucket = net.link._bucket
-    net.link._refill_call.cancel()
-    net.link._refill_call = None
+    bucket = net.link._pacer.pace.tps
+    net.link._pacer._refill_call.cancel()
+    net.link._pacer._refill_call = None
     net.advance(0.0499)  # 0.998 tokens: the situation a rounding left behind
     assert bucket.available(net.reactor.seconds()) < 1
     ready = net.listener.ready

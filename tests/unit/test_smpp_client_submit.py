@@ -1,5 +1,5 @@
 """OperatorLink submitting (``tests.smpp_link_rig``): the parts and their fields, the error table,
-windows, the least loaded session, throttling back-off and the tps bucket."""
+windows, the least loaded session, throttling back-off, the adaptive cap and the tps bucket."""
 
 from __future__ import annotations
 
@@ -297,6 +297,7 @@ def test_throttled_backs_off_then_recovers_with_link_ready_and_grows_on_repeats(
 def test_a_temporary_smsc_error_backs_the_link_off_as_throttling_does():
     """ESME_RSYSERR sent again at once came back at once: thousands of submits a second."""
     net = Net()
+    net.submit()  # accepted: a throttling refusal now would cap the link
     net.smsc.auto = False
     got = net.submit()
     net.smsc.answer(status=ESME_RSYSERR)
@@ -304,6 +305,7 @@ def test_a_temporary_smsc_error_backs_the_link_off_as_throttling_does():
     error = error_of(got)
     assert (error.kind, error.detail, error.answered) == (SubmitError.TRANSIENT, "ESME_RSYSERR", True)
     assert net.link.capacity() == 0 and net.link.is_up()
+    assert net.link.describe()["paced_at"] is None  # not about the rate: no cap, though one was accepted
     net.advance(1.0)
     assert net.link.capacity() == 10
 
@@ -318,6 +320,39 @@ def test_many_throttled_responses_of_one_window_are_one_back_off():
     net.flush()
     net.advance(1.0)
     assert net.link.capacity() == 10  # 1 s, not 1+2+4+8+16
+
+
+def test_throttling_paces_the_link_below_what_the_smsc_accepted_then_the_cap_grows_and_goes():
+    """pacing.AdaptivePace on the link: 3 accepted and 7 throttled of a window cap it at 2.7 a
+    second; 5 s at that, then + 1 a second; dropped once the backlog is gone and it holds nothing back."""
+    net = Net()
+    net.smsc.auto = False
+    for _ in range(10):
+        net.submit()
+    for _ in range(3):
+        net.smsc.answer()
+    for _ in range(7):
+        net.smsc.answer(status=ESME_RTHROTTLED)
+    net.flush()
+    assert net.link.describe()["paced_at"] == 2.7 and net.link.capacity() == 0
+    net.advance(1.0)  # the back-off is over
+    assert net.link.capacity() == 1  # 2.7 a second: a bucket of one token
+    net.smsc.auto = True
+    before = len(net.smsc.submits)
+    for _ in range(40):  # a backlog: the link queues what the cap holds back, its timer sends it
+        net.submit()
+    for _ in range(100):
+        net.advance(0.05)
+    assert len(net.smsc.submits) - before == 13  # 1 at once, then one every 1/2.7 s: 5 s hold 13.5
+    assert net.link.describe()["paced_at"] == 2.7
+    for _ in range(20):  # small steps: the link is asked (and held back) as it would be
+        net.advance(0.05)
+    assert net.link.describe()["paced_at"] == 3.7  # growing now: + 1 a second below 10
+    while len(net.smsc.submits) - before < 40:
+        net.advance(0.05)
+    assert net.link.describe()["paced_at"] is not None  # it held the last one back
+    net.advance(1.0)
+    assert net.link.describe()["paced_at"] is None and net.link.capacity() == 10
 
 
 def test_parts_queued_during_a_back_off_go_out_when_it_ends():

@@ -264,6 +264,9 @@ SCHEMAS = {
         "port": {"type": "integer"}, "tls": {"type": "boolean"}, "bind": {"type": "string"},
         "window": {"type": "integer"}, "tps": _nullable({"type": "number"}),
         "throttled_for": {"type": "number", "description": "Seconds the operator's throttling still slows it."},
+        "paced_at": _nullable({"type": "number", "minimum": 0, "description":
+                               "Submits a second the link holds itself to since the SMSC throttled it "
+                               "(below its tps; it grows back); null when nothing but the tps paces it."}),
         "queued_parts": {"type": "integer", "minimum": 0},
         "in_flight": {"type": "integer", "minimum": 0, "description": "Submits awaiting their answer, all sessions."},
         "submits_per_second": {"type": "number", "minimum": 0,
