@@ -46,6 +46,19 @@ export async function approvals(main) {
   await draw();
 }
 
+// Why an operator's link sends no faster than it does (GET /v1/admin/binds): a back-off after the
+// SMSC refused a submit for now, the cap the link holds itself to since the SMSC throttled it, the
+// operator's configured tps, or nothing. Figures as the Submits/s column shows them.
+export function pace(o) {
+  const capped = o.paced_at === null || o.paced_at === undefined ? "" : `capped at ${o.paced_at.toFixed(1)}/s`;
+  if (o.throttled_for > 0) {
+    const left = (Math.ceil(o.throttled_for * 10) / 10).toFixed(1);  // 0.04 s left still says 0.1
+    return `backing off for ${left} s after the SMSC refused` + (capped ? `, then ${capped}` : "");
+  }
+  if (capped) return `${capped} after throttling`;
+  return o.tps ? `tps limit: ${o.tps}/s` : "no limit";
+}
+
 export async function binds(main) {
   const list = h("div");
   const draw = async () => {
@@ -60,6 +73,7 @@ export async function binds(main) {
         ["Last error", (o) => { const e = lastError(o); return e ? [time(e.at), " ", e.reason] : ""; }],
         ["Window in use", (o) => `${o.in_flight ?? 0} / ${o.window * o.sessions.filter((s) => s.transmits).length}`],
         ["Submits/s", (o) => (o.submits_per_second ?? 0).toFixed(1)],
+        ["Pace", pace],
         ["Queued parts", (o) => o.queued_parts],
         ["Address", (o) => `${o.host}:${o.port}${o.tls ? " (TLS)" : ""}`],
       ], operators, "No operator is configured."),
@@ -73,7 +87,9 @@ export async function binds(main) {
         ["Last error", (r) => (r.s.last_error ? [time(r.s.last_error.at), " ", r.s.last_error.reason] : "")],
       ], operators.flatMap((o) => o.sessions.map((s) => ({ o, s }))), "No session."));
   };
-  replace(main, h("h1", {}, "Binds"), h("p", {}, "Each operator's SMPP sessions, read again every few seconds."), list);
+  replace(main, h("h1", {}, "Binds"), h("p", {}, "Each operator's SMPP sessions, read again every few seconds. " +
+    "Pace says what holds an operator back: a back-off after the SMSC refused a submit for now, a cap after the SMSC " +
+    "throttled it (ESME_RTHROTTLED, ESME_RMSGQFUL; the cap grows back), its tps, or nothing."), list);
   await draw();
   const timer = setInterval(() => { if (!document.hidden) draw().catch(() => {}); }, REFRESH_MS);
   return () => clearInterval(timer);
