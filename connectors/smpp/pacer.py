@@ -46,6 +46,8 @@ class LinkPacer:
             available = bucket.available(now)
         else:
             available = pace.tokens(now)
+            if pace.adaptive.cap is None:
+                self._lifted(now)
             if available is None:
                 return room
         tokens = int(available + EPS)
@@ -69,6 +71,8 @@ class LinkPacer:
                 self._schedule_refill(now)
             return ok
         ok = pace.take(now)
+        if pace.adaptive.cap is None:
+            self._lifted(now)
         if pace.wait(now) > 0:
             self._schedule_refill(now)
         return ok
@@ -101,6 +105,10 @@ class LinkPacer:
             if call is not None and call.active():
                 call.cancel()
         self._throttle_call = self._refill_call = None
+
+    def _lifted(self, now: float) -> None:
+        """The adaptive cap went (it held nothing back, or reached the tps): said once, as its start is."""
+        self.log.info("the link's pace is no longer capped", sent_per_second=round(self.pace.recent.rate(now), 3))
 
     def _schedule_refill(self, now: float) -> None:
         if self._refill_call is None:

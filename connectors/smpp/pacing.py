@@ -10,26 +10,27 @@ a window of 10, accepted one submit of each window and refused the nine others; 
 ended, the next window went out whole, and its one accepted submit reset the back-off to 1 s again:
 about six submits a second for as long as the backlog lasted, most of them refused (Kannel's fixed
 throttling sleep does the same). Real SMSCs count persistent over-rate submits against the account,
-and some unbind it. So a throttling refusal also caps the link near the rate the SMSC was seen to
-accept, and the cap creeps up again until the next refusal or until it no longer holds the link
-back (additive then multiplicative increase, as TCP's congestion window):
+and some unbind it. So throttling that persists caps the link near the rate the SMSC was seen to
+accept, and the cap grows again until the next refusal or until it no longer holds the link back:
 
 * capped: when ESME_RTHROTTLED or ESME_RMSGQFUL starts a new back-off (``BackOff.refused`` gave a
-  delay; refusals of parts sent before it began are the same signal and change nothing), the cap is
-  ``PACE_SHARE`` (0.9) of the submits the SMSC accepted over the last ``PACE_WINDOW`` (1 s), never
-  above a cap already in force. It is taken only from a whole window of sending: a refusal within a
-  second of the end of the previous back-off keeps the cap as it is (the count would include the
-  silence of the back-off; the back-off doubles instead), and so does a window in which the SMSC
-  accepted nothing. So the lowest cap is 0.9 a second (one accepted submit).
-* holding, then growing: the cap stays as taken for ``PACE_HOLD`` (5 s) after the back-off ends, then
-  grows by ``GROW_STEP`` (1) a second while below 10, then by ``GROW_RATIO`` (10 %) a second,
-  compounded (``grown``). Each probe above the SMSC's limit costs a refusal and a 1 s back-off, so
-  the hold spaces them out: against a 2 submits/s SMSC, one every 7 s or so.
+  delay; refusals of parts sent before it began are the same signal and change nothing), the link
+  measures ``PACE_SHARE`` (0.9) of the submits the SMSC accepted over the last ``PACE_WINDOW`` (1 s),
+  if that window was a whole one of sending (not the silence of an earlier back-off) and the SMSC
+  accepted something in it. The first such refusal only measures: one passing queue-full is a
+  back-off, not a pace (an audit: one ESME_RMSGQFUL while a link sent 6 a second capped it at 2.7
+  a second for a minute). A throttling refusal again within ``PERSISTS_WITHIN`` (10 s) of the end of
+  the last throttling back-off caps the link at the lowest measure of the two; with a cap in force,
+  a lower measure lowers it, a higher one never raises it. So the lowest cap is 0.9 a second (one
+  accepted submit).
+* holding, then growing: the cap stays as taken for ``PACE_HOLD`` (5 s) after the back-off ends,
+  then doubles every second (``grown``): a probe above the SMSC's limit costs a refusal or two and a
+  1 s back-off, so the hold spaces them out (against a 2 submits/s SMSC, one every 6-7 s), and an
+  SMSC that stops throttling without dropping the bind has the link back at full speed some seconds
+  after the hold, not minutes (an audit: 18 s for 240 messages at +1/+10 % a second).
 * dropped: once it reaches the operator's ``tps`` (the bucket holds the link there anyway), or once it
   held no submit back for ``PACE_WINDOW`` (or two of its own intervals, if longer) after the back-off:
-  the window, the traffic or the tps holds the link back now, not the cap. So a passing ESME_RMSGQFUL
-  at 2,000 submits a second costs some seconds at 90 % and then 2,000 again, not minutes of creeping
-  back.
+  the window, the traffic or the tps holds the link back now, not the cap.
 
 The tps bucket stays the hard ceiling: the cap only ever lowers it. Temporary errors (ESME_RSYSERR,
 a generic_nack) back off but do not cap: they say the SMSC is in trouble for a moment, not what rate
@@ -40,9 +41,9 @@ from __future__ import annotations
 
 from collections import deque
 
-__all__ = ["BACKOFF_MAX", "BACKOFF_MIN", "DROP_INTERVALS", "EPS", "GROW_RATIO", "GROW_STEP", "PACE_HOLD",
-           "PACE_SHARE", "PACE_WINDOW", "RATE_WINDOW", "TPS_BURST_SECONDS", "AdaptivePace", "BackOff", "LinkPace",
-           "RecentCount", "TokenBucket", "bucket_size", "grown"]
+__all__ = ["BACKOFF_MAX", "BACKOFF_MIN", "DROP_INTERVALS", "EPS", "GROW_FACTOR", "PACE_HOLD", "PACE_SHARE",
+           "PACE_WINDOW", "PERSISTS_WITHIN", "RATE_WINDOW", "TPS_BURST_SECONDS", "AdaptivePace", "BackOff",
+           "LinkPace", "RecentCount", "TokenBucket", "bucket_size", "grown"]
 
 #: The bucket holds this many seconds' worth of tokens.
 TPS_BURST_SECONDS = 0.1
@@ -176,22 +177,16 @@ DROP_INTERVALS = 2.0
 PACE_SHARE = 0.9
 #: Seconds after the back-off that the cap stays as it was taken, before it grows.
 PACE_HOLD = 5.0
-#: Then it grows ``GROW_STEP`` a second while below ``GROW_STEP / GROW_RATIO``, then ``GROW_RATIO``
-#: of itself a second, compounded.
-GROW_STEP = 1.0
-GROW_RATIO = 0.1
+#: Then it grows this many times over a second, compounded.
+GROW_FACTOR = 2.0
+#: A throttling refusal this long or less after the end of the last throttling back-off: the SMSC
+#: still limits the link, which caps itself.
+PERSISTS_WITHIN = 10.0
 
 
 def grown(cap: float, seconds: float) -> float:
-    """The cap after ``seconds`` of growth: + ``GROW_STEP`` a second up to the knee
-    ``GROW_STEP / GROW_RATIO``, then x (1 + ``GROW_RATIO``) a second, compounded."""
-    knee = GROW_STEP / GROW_RATIO
-    if cap < knee:
-        linear = (knee - cap) / GROW_STEP
-        if seconds <= linear:
-            return cap + GROW_STEP * seconds
-        cap, seconds = knee, seconds - linear
-    return cap * (1 + GROW_RATIO) ** seconds
+    """The cap after ``seconds`` of growth: x ``GROW_FACTOR`` a second, compounded."""
+    return cap * GROW_FACTOR ** seconds
 
 
 class AdaptivePace:
@@ -205,6 +200,8 @@ class AdaptivePace:
         self.ceiling = ceiling
         self.cap: float | None = None
         self._resumed_at = float("-inf")  # the end of the last back-off
+        self._throttled_until = float("-inf")  # the end of the last back-off a throttling refusal began
+        self._measured: float | None = None  # PACE_SHARE x accepted, at the last throttling refusal that measured
         self._grown_at = 0.0  # the cap grew up to this time (or will start growing then)
         self._held_at = float("-inf")  # the cap last kept a submit back
         self._accepted = RecentCount(PACE_WINDOW, resolution=0.01)
@@ -227,11 +224,19 @@ class AdaptivePace:
             self._grown_at = max(self._grown_at, resume_at)
             return self.cap
         accepted = self._accepted.count(now) / PACE_WINDOW
-        if measured and accepted > 0:
-            cap = PACE_SHARE * accepted
-            self.cap = cap if self.cap is None else min(self.cap, cap)
-        # else: refused again soon after a back-off, the silence of which the count would include
-        # (the back-off, doubling, answers that one), or nothing accepted to measure: as it was
+        # not measured: refused again soon after a back-off, the silence of which the count would
+        # include (the back-off, doubling, answers that one), or nothing accepted to measure
+        seen = PACE_SHARE * accepted if measured and accepted > 0 else None
+        persists = now - self._throttled_until <= PERSISTS_WITHIN
+        self._throttled_until = resume_at
+        if self.cap is not None:
+            if seen is not None:
+                self.cap = min(self.cap, seen)
+        elif persists:
+            found = [m for m in (self._measured, seen) if m is not None]
+            self.cap = min(found) if found else None
+        if seen is not None:
+            self._measured = seen
         if self.cap is not None and self.ceiling is not None and self.cap >= self.ceiling:
             self.cap = None
         self._grown_at = resume_at + PACE_HOLD

@@ -267,9 +267,10 @@ async def test_throttling_settles_near_the_smscs_rate_instead_of_bursting_into_r
     """A backlog of 60 against an SMSC that takes 2 submits a second, window 10. Without the adaptive
     cap (measured at 149360b, before it), each 1 s back-off ended in a whole window again, and the
     one accepted submit of each burst reset the back-off: 220 ESME_RTHROTTLED for the 60, all
-    delivered in 29.1 s. With it (``pacing.AdaptivePace``) the link paces itself at 0.9 x what the SMSC
-    accepted (1.8 a second) and probes upward after 5 s: 13 refused, 8 of them the first window, then
-    one probe every 7 s, all delivered in 37.1 s. The bound sits between, with a wide margin both ways."""
+    delivered in 29.1 s. With it (``pacing.AdaptivePace``), throttled again after the first back-off,
+    the link paces itself at 0.9 x what the SMSC accepted (1.8 a second) and probes upward after 5 s:
+    21 refused, 16 of them the first two windows, then a probe every 6-7 s, all delivered in about
+    36 s. The bound sits between, with a wide margin both ways."""
     sim = Throttling(SIM, reactor, "throttle", tps=2, first_message_id=FIRST_ID)
     async with Gateway(tmp_path, sim) as gw:
         paced = []  # what GET /v1/admin/binds says of the cap, every 0.1 s

@@ -76,27 +76,53 @@ def accepted_in(pace, start: float, n: int, span: float = 1.0) -> float:
     return start + span
 
 
-def test_grown_adds_one_a_second_below_ten_then_ten_percent_compounded():
-    from connectors.smpp.pacing import GROW_RATIO, GROW_STEP, grown
+def capped(pace, start: float, n: int) -> tuple[float | None, float]:
+    """``n`` submits accepted over the second from ``start``, then throttling that persists: a
+    refusal (it measures), a back-off of 1 s, and a refusal again just after it (it caps). Returns
+    the cap and when the second back-off ends."""
+    now = accepted_in(pace, start, n)
+    assert pace.backed_off(now, now + 1.0, throttling=True) is None  # the first one only measures
+    return pace.backed_off(now + 1.05, now + 2.05, throttling=True), now + 2.05
 
-    assert (GROW_STEP, GROW_RATIO) == (1.0, 0.1)
+
+def test_grown_doubles_every_second_compounded():
+    from connectors.smpp.pacing import GROW_FACTOR, grown
+
+    assert GROW_FACTOR == 2.0
     assert grown(1.8, 0.0) == 1.8
-    assert grown(1.8, 2.0) == pytest.approx(3.8)
-    assert grown(9.5, 0.5) == pytest.approx(10.0)
-    assert grown(9.5, 1.5) == pytest.approx(11.0)  # 0.5 s to 10, then x 1.1
-    assert grown(100.0, 2.0) == pytest.approx(121.0)
-    assert grown(100.0, 0.5) == pytest.approx(100 * 1.1 ** 0.5)
+    assert grown(1.8, 1.0) == pytest.approx(3.6)
+    assert grown(4.5, 7.0) == pytest.approx(576.0)  # an SMSC that stopped throttling: seconds, not minutes
+    assert grown(100.0, 0.5) == pytest.approx(100 * 2 ** 0.5)
 
 
-def test_a_throttling_refusal_caps_the_link_at_nine_tenths_of_what_the_smsc_accepted_in_the_last_second():
+def test_throttling_that_persists_caps_the_link_at_nine_tenths_of_what_the_smsc_accepted_in_a_second():
     from connectors.smpp.pacing import AdaptivePace
 
     pace = AdaptivePace()
     assert pace.rate(0.0) is None
     accepted_in(pace, 10.0, 50)  # 50 a second, 2 s before the refusal: out of the count
-    now = accepted_in(pace, 12.0, 20)  # 20 in the last second
-    assert pace.backed_off(now, now + 1.0, throttling=True) == pytest.approx(18.0)
-    assert pace.rate(now + 0.5) == pytest.approx(18.0)  # backing off: no growth, not dropped
+    cap, resume = capped(pace, 12.0, 20)  # 20 in the last second
+    assert cap == pytest.approx(18.0)
+    assert pace.rate(resume - 0.5) == pytest.approx(18.0)  # backing off: no growth, not dropped
+
+
+def test_one_passing_queue_full_is_a_back_off_not_a_cap():
+    """An audit: one ESME_RMSGQFUL while the link sent 6 a second capped it at 2.7 a second, and a
+    batch of 300 after it took 21.7 s instead of 0.41 s."""
+    from connectors.smpp.pacing import PERSISTS_WITHIN, AdaptivePace
+
+    pace = AdaptivePace()
+    now = accepted_in(pace, 0.0, 3)
+    assert pace.backed_off(now, now + 1.0, throttling=True) is None
+    later = accepted_in(pace, now + 1.0, 6)
+    assert pace.rate(later) is None
+    # another one long after: it measures again, and caps nothing
+    assert PERSISTS_WITHIN == 10.0
+    later = accepted_in(pace, now + 1.0 + PERSISTS_WITHIN + 0.5, 6)
+    assert pace.backed_off(later, later + 1.0, throttling=True) is None
+    # and one within PERSISTS_WITHIN after that back-off: the SMSC still limits, the lower measure
+    again = accepted_in(pace, later + 5.0, 10)
+    assert pace.backed_off(again, again + 1.0, throttling=True) == pytest.approx(5.4)
 
 
 def test_a_temporary_error_or_nothing_accepted_caps_nothing():
@@ -105,38 +131,39 @@ def test_a_temporary_error_or_nothing_accepted_caps_nothing():
     pace = AdaptivePace()
     now = accepted_in(pace, 0.0, 20)
     assert pace.backed_off(now, now + 1.0, throttling=False) is None  # ESME_RSYSERR: not about rate
+    assert pace.backed_off(now + 1.05, now + 2.05, throttling=False) is None
     fresh = AdaptivePace()
     assert fresh.backed_off(5.0, 6.0, throttling=True) is None  # nothing accepted: nothing to measure
+    assert fresh.backed_off(6.05, 7.05, throttling=True) is None
 
 
-def test_the_cap_holds_five_seconds_after_the_back_off_then_grows_while_it_holds_the_link_back():
+def test_the_cap_holds_five_seconds_after_the_back_off_then_doubles_while_it_holds_the_link_back():
     from connectors.smpp.pacing import PACE_HOLD, AdaptivePace, grown
 
     pace = AdaptivePace()
-    now = accepted_in(pace, 0.0, 2)  # an SMSC at 2 a second
-    resume = now + 1.0
-    assert pace.backed_off(now, resume, throttling=True) == pytest.approx(1.8)
+    cap, resume = capped(pace, 0.0, 2)  # an SMSC at 2 a second
+    assert cap == pytest.approx(1.8)
     assert PACE_HOLD == 5.0
     t = resume
     while t < resume + PACE_HOLD + 3.0:  # a backlog: the cap is short of a token every half second
         pace.held_back(t)
         assert pace.rate(t) == pytest.approx(grown(1.8, max(0.0, t - resume - PACE_HOLD)))
         t += 0.5
-    assert pace.rate(resume + PACE_HOLD + 3.0) == pytest.approx(4.8)
+    assert pace.rate(resume + PACE_HOLD + 3.0) == pytest.approx(14.4)
 
 
 def test_the_cap_is_dropped_once_it_held_nothing_back_for_a_second():
     from connectors.smpp.pacing import AdaptivePace
 
     pace = AdaptivePace()
-    now = accepted_in(pace, 0.0, 2000)
-    resume = now + 1.0
-    assert pace.backed_off(now, resume, throttling=True) == pytest.approx(1800.0)
+    cap, resume = capped(pace, 0.0, 2000)
+    assert cap == pytest.approx(1800.0)
     assert pace.rate(resume + 0.99) == pytest.approx(1800.0)  # a whole second after the back-off
     assert pace.rate(resume + 1.0) is None  # nothing held back: the window or the traffic rules now
-    # capped again; held back half a second after the back-off: dropped a second after that
-    now = accepted_in(pace, resume + 10.0, 2000)
-    pace.backed_off(now, now + 1.0, throttling=True)
+    # capped again (within PERSISTS_WITHIN: at once); held back half a second after the back-off:
+    # dropped a second after that
+    now = accepted_in(pace, resume + 5.0, 2000)
+    assert pace.backed_off(now, now + 1.0, throttling=True) == pytest.approx(1800.0)
     pace.held_back(now + 1.5)
     assert pace.rate(now + 2.4) is not None
     assert pace.rate(now + 2.5) is None
@@ -147,23 +174,24 @@ def test_a_low_cap_is_dropped_after_two_of_its_own_intervals_not_one_second():
 
     pace = AdaptivePace()
     pace.accepted(0.5)  # one a second
-    assert pace.backed_off(1.0, 2.0, throttling=True) == pytest.approx(0.9)
-    pace.held_back(2.0)
-    assert pace.rate(3.2) == pytest.approx(0.9)  # asked again 1.2 s later: still holding the link
-    assert pace.rate(2.0 + 2 / 0.9 + 0.01) is None
+    assert pace.backed_off(1.0, 2.0, throttling=True) is None
+    assert pace.backed_off(2.05, 3.05, throttling=True) == pytest.approx(0.9)
+    pace.held_back(3.05)
+    assert pace.rate(4.25) == pytest.approx(0.9)  # asked again 1.2 s later: still holding the link
+    assert pace.rate(3.05 + 2 / 0.9 + 0.01) is None
 
 
 def test_refusals_soon_after_a_back_off_keep_the_cap_and_a_cap_never_rises_on_a_refusal():
     from connectors.smpp.pacing import AdaptivePace
 
     pace = AdaptivePace()
-    now = accepted_in(pace, 0.0, 100)
-    assert pace.backed_off(now, now + 1.0, throttling=True) == pytest.approx(90.0)
+    cap, resume = capped(pace, 0.0, 100)
+    assert cap == pytest.approx(90.0)
     # refused again 0.2 s after the back-off ended: the last second was mostly silence, no measure
-    pace.accepted(now + 1.1)
-    assert pace.backed_off(now + 1.2, now + 3.2, throttling=True) == pytest.approx(90.0)
+    pace.accepted(resume + 0.1)
+    assert pace.backed_off(resume + 0.2, resume + 2.2, throttling=True) == pytest.approx(90.0)
     # a whole second of sending later, faster than the cap (the count's slop): the lower one stays
-    later = accepted_in(pace, now + 3.2, 120)
+    later = accepted_in(pace, resume + 2.2, 120)
     pace.held_back(later - 0.1)
     assert pace.backed_off(later, later + 1.0, throttling=True) == pytest.approx(90.0)
     later = accepted_in(pace, later + 1.0, 50)
@@ -175,15 +203,15 @@ def test_the_operators_tps_is_the_ceiling_the_cap_only_lowers_it():
     from connectors.smpp.pacing import PACE_HOLD, AdaptivePace
 
     pace = AdaptivePace(ceiling=20.0)
-    now = accepted_in(pace, 0.0, 25)  # 22.5 is no lower than the tps: no cap
-    assert pace.backed_off(now, now + 1.0, throttling=True) is None
-    now = accepted_in(pace, 10.0, 20)
-    assert pace.backed_off(now, now + 1.0, throttling=True) == pytest.approx(18.0)
-    t = now + 1.0
+    cap, _ = capped(pace, 0.0, 25)  # 22.5 is no lower than the tps: no cap
+    assert cap is None
+    cap, resume = capped(pace, 30.0, 20)
+    assert cap == pytest.approx(18.0)
+    t = resume
     while pace.rate(t) is not None:  # held back all along: grows until it meets the tps, then goes
         pace.held_back(t)
-        t += 0.1
-    assert t - (now + 1.0 + PACE_HOLD) == pytest.approx(1.2, abs=0.11)  # 18 x 1.1^1.1 = 20
+        t += 0.05
+    assert t - (resume + PACE_HOLD) == pytest.approx(0.2, abs=0.051)  # 18 x 2^0.152 = 20
 
 
 def test_link_pace_refusals_of_one_window_are_one_cap_and_the_cap_is_a_bucket_under_the_tps():
@@ -197,15 +225,24 @@ def test_link_pace_refusals_of_one_window_are_one_cap_and_the_cap_is_a_bucket_un
     for i in range(5):  # a window of five sent at 11.0, refused one after the other
         pace.sent(11.0)
     assert pace.refused(sent_at=11.0, now=11.01, throttled=True) == 1.0
-    assert pace.adaptive.cap == pytest.approx(4.5)
+    assert pace.adaptive.cap is None  # measured, not capped: one refusal may be a passing one
     for _ in range(4):
         assert pace.refused(sent_at=11.0, now=11.02, throttled=True) is None  # the same signal
-    assert pace.adaptive.cap == pytest.approx(4.5)
     assert pace.backing_off(11.5) and not pace.backing_off(12.01)
-    assert pace.tokens(12.01) == pytest.approx(1.0)  # the cap's bucket: 1 token (0.45 worth)
-    assert pace.take(12.01) and not pace.take(12.02)
-    assert pace.wait(12.02) == pytest.approx((1 - 0.01 * 4.5) / 4.5)  # the cap's pace, not the tps's
-    assert pace.describe(12.02) == {"throttled_for": 0.0, "paced_at": 4.5, "submits_per_second": 1.0}
+    # the next window, sent as the back-off ends, refused too: the SMSC still limits (and the
+    # back-off doubles: nothing was accepted since)
+    for _ in range(5):
+        pace.sent(12.01)
+    assert pace.refused(sent_at=12.01, now=12.02, throttled=True) == 2.0
+    assert pace.adaptive.cap == pytest.approx(4.5)
+    for _ in range(4):
+        assert pace.refused(sent_at=12.01, now=12.03, throttled=True) is None
+    assert pace.adaptive.cap == pytest.approx(4.5)
+    assert pace.backing_off(13.5) and not pace.backing_off(14.02)
+    assert pace.tokens(14.02) == pytest.approx(1.0)  # the cap's bucket: 1 token (0.45 worth)
+    assert pace.take(14.02) and not pace.take(14.03)
+    assert pace.wait(14.03) == pytest.approx((1 - 0.01 * 4.5) / 4.5)  # the cap's pace, not the tps's
+    assert pace.describe(14.03) == {"throttled_for": 0.0, "paced_at": 4.5, "submits_per_second": 1.5}
 
 
 def test_link_pace_without_tps_or_cap_limits_nothing_and_a_temporary_error_backs_off_uncapped():

@@ -323,17 +323,25 @@ def test_many_throttled_responses_of_one_window_are_one_back_off():
 
 
 def test_throttling_paces_the_link_below_what_the_smsc_accepted_then_the_cap_grows_and_goes():
-    """pacing.AdaptivePace on the link: 3 accepted and 7 throttled of a window cap it at 2.7 a
-    second; 5 s at that, then + 1 a second; dropped once the backlog is gone and it holds nothing back."""
+    """pacing.AdaptivePace on the link: 3 accepted and 7 throttled of a window measure 2.7 a
+    second; throttled again after the back-off, the link caps itself there; 5 s at that, then twice
+    as much a second; dropped once the backlog is gone and it holds nothing back."""
     net = Net()
     net.smsc.auto = False
-    for _ in range(10):
-        net.submit()
-    for _ in range(3):
-        net.smsc.answer()
-    for _ in range(7):
-        net.smsc.answer(status=ESME_RTHROTTLED)
-    net.flush()
+
+    def window():
+        for _ in range(10):
+            net.submit()
+        for _ in range(3):
+            net.smsc.answer()
+        for _ in range(7):
+            net.smsc.answer(status=ESME_RTHROTTLED)
+        net.flush()
+
+    window()
+    assert net.link.describe()["paced_at"] is None and net.link.capacity() == 0  # a back-off only
+    net.advance(1.0)
+    window()  # throttled again at once: the SMSC limits the link
     assert net.link.describe()["paced_at"] == 2.7 and net.link.capacity() == 0
     net.advance(1.0)  # the back-off is over
     assert net.link.capacity() == 1  # 2.7 a second: a bucket of one token
@@ -347,12 +355,16 @@ def test_throttling_paces_the_link_below_what_the_smsc_accepted_then_the_cap_gro
     assert net.link.describe()["paced_at"] == 2.7
     for _ in range(20):  # small steps: the link is asked (and held back) as it would be
         net.advance(0.05)
-    assert net.link.describe()["paced_at"] == 3.7  # growing now: + 1 a second below 10
+    assert net.link.describe()["paced_at"] == 5.4  # growing now: twice as much a second
     while len(net.smsc.submits) - before < 40:
         net.advance(0.05)
     assert net.link.describe()["paced_at"] is not None  # it held the last one back
-    net.advance(1.0)
-    assert net.link.describe()["paced_at"] is None and net.link.capacity() == 10
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        net.advance(1.0)
+        assert net.link.capacity() == 10 and net.link.describe()["paced_at"] is None
+    assert [e["event"] for e in logs] == ["the link's pace is no longer capped"]  # said once, as its start
 
 
 def test_parts_queued_during_a_back_off_go_out_when_it_ends():
