@@ -42,10 +42,10 @@ session bound, the end of a throttle back-off, a bucket refilled after it ran dr
 scheduled only then). How fast the link may go, and those two timers: ``connectors.smpp.pacer``.
 
 Throttling (ESME_RTHROTTLED, ESME_RMSGQFUL): the message fails THROTTLED and the link sends nothing
-for a while (``pacing.BackOff``: 1 s, doubling up to 30 s while it goes on), then goes on capped at
-0.9 x what the SMSC accepted over the last second, a cap that grows back after 5 s and goes once it
-holds nothing back (``pacing.AdaptivePace``): it settles near the SMSC's rate instead of sending a
-whole window into refusals after every back-off. A TRANSIENT answer from the SMSC (ESME_RSYSERR, a
+for a while (``pacing.BackOff``: 1 s, doubling up to 30 s while it goes on); throttled again soon
+after, it goes on capped at 0.9 x what the SMSC accepted over a second, a cap that doubles a second
+after 5 s and goes once it holds nothing back (``pacing.AdaptivePace``): it settles near the SMSC's
+rate instead of sending a whole window into refusals after every back-off. A TRANSIENT answer from the SMSC (ESME_RSYSERR, a
 generic_nack ...) backs the link off the same way, without a cap: the SMSC's trouble of the moment,
 which a message sent again at once meets again at once (``SubmitError.answered`` lets the core count
 how often one message met it: ``policies.retry.refused_too_often``).
@@ -267,7 +267,7 @@ class OperatorLink:
         return {
             "operator": self.name, "up": self.is_up(), "host": self.settings.host, "port": self.settings.port,
             "tls": self.settings.tls, "bind": self.settings.bind, "window": self.settings.window,
-            "tps": self.settings.tps or None, "throttled_for": pace["throttled_for"], "paced_at": pace["paced_at"],
+            "binds": self.settings.binds, "tps": self.settings.tps or None, "throttled_for": pace["throttled_for"], "paced_at": pace["paced_at"],
             "queued_parts": len(self._queue), "in_flight": sum(s["in_flight"] for s in sessions),
             "submits_per_second": pace["submits_per_second"], "sessions": sessions,
         }
