@@ -65,6 +65,8 @@ def test_node_buckets_are_one_bucket_for_every_process_that_maps_them():
     fd = NodeBuckets.create()
     try:
         first, second = NodeBuckets(fd), NodeBuckets(os.dup(fd))  # two workers' views of one file
+        assert first.share() == 0.0  # nothing before the main worker's first heartbeat sets it
+        second.set_share(1.0)
         assert first.share() == 1.0
         taken = [first.take("acme", 50.0, 4).allowed, second.take("acme", 50.0, 4).allowed,
                  first.take("acme", 50.0, 4).allowed, second.take("acme", 50.0, 4).allowed,
