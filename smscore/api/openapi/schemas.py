@@ -262,7 +262,11 @@ SCHEMAS = {
     "Bind": _obj({
         "operator": {"type": "string"}, "up": {"type": "boolean"}, "host": {"type": "string"},
         "port": {"type": "integer"}, "tls": {"type": "boolean"}, "bind": {"type": "string"},
-        "window": {"type": "integer"}, "tps": _nullable({"type": "number"}),
+        "window": {"type": "integer"},
+        "binds": {"type": "integer", "minimum": 0, "description":
+                  "Sessions this node holds of the operator's binds: its share in a cluster (0 while it "
+                  "joins, or when other nodes hold them all)."},
+        "tps": _nullable({"type": "number", "description": "This node's part of the operator's tps; null: no limit."}),
         "throttled_for": {"type": "number", "description": "Seconds the operator's throttling still slows it."},
         "paced_at": _nullable({"type": "number", "minimum": 0, "description":
                                "Submits a second the link holds itself to since the SMSC throttled it "

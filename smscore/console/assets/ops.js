@@ -46,10 +46,12 @@ export async function approvals(main) {
   await draw();
 }
 
-// Why an operator's link sends no faster than it does (GET /v1/admin/binds): a back-off after the
-// SMSC refused a submit for now, the cap the link holds itself to since the SMSC throttled it, the
-// operator's configured tps, or nothing. Figures as the Submits/s column shows them.
+// Why an operator's link sends no faster than it does (GET /v1/admin/binds): no bind on this node
+// (its cluster share: it joins, or other nodes hold them all), a back-off after the SMSC refused a
+// submit for now, the cap the link holds itself to since the SMSC throttled it, the operator's
+// configured tps, or nothing. Figures as the Submits/s column shows them.
 export function pace(o) {
+  if (o.binds === 0) return "no bind on this node (its cluster share)";
   const capped = o.paced_at === null || o.paced_at === undefined ? "" : `capped at ${o.paced_at.toFixed(1)}/s`;
   if (o.throttled_for > 0) {
     const left = (Math.ceil(o.throttled_for * 10) / 10).toFixed(1);  // 0.04 s left still says 0.1
