@@ -215,7 +215,7 @@ class AdaptivePace:
     def backed_off(self, now: float, resume_at: float, throttling: bool) -> float | None:
         """A refusal at ``now`` began a back-off until ``resume_at`` (``throttling``: ESME_RTHROTTLED
         or ESME_RMSGQFUL, else a temporary error). Returns the cap from then on (None: none; the
-        operator's tps is as low, or nothing measured it yet)."""
+        throttling does not persist yet, nothing measured it, or the operator's tps is as low)."""
         measured = now - self._resumed_at >= PACE_WINDOW  # the link sent a whole window since
         self.rate(now)  # the cap as grown until now
         self._resumed_at = resume_at
