@@ -22,6 +22,8 @@ from smscore.store.memory import MemoryStore
 OPS = {"telia": (2, 20.0), "tele2": (3, 0.0)}  # tele2: no tps limit
 TTL = 3.0  # a heartbeat every second
 SETTLE = settle_after(TTL)
+#: every limit of OPS held once, across the nodes (World.totals)
+WHOLE = {"telia binds": 2, "telia tps": 20.0, "tele2 binds": 3, "account": 1.0}
 
 
 def test_an_increase_waits_a_heartbeat_period_and_a_half():
@@ -147,7 +149,7 @@ class World:
 def test_a_single_node_starts_with_everything_at_once():
     world = World()
     world.start("gw1")
-    assert world.totals() == {"telia binds": 2, "telia tps": 20.0, "tele2 binds": 3, "account": 1.0}
+    assert world.totals() == WHOLE
 
 
 def test_nodes_joining_leaving_and_restarting_never_hold_more_than_the_limits():
@@ -156,18 +158,18 @@ def test_nodes_joining_leaving_and_restarting_never_hold_more_than_the_limits():
     world.run_until(0.37)
     world.start("gw2")  # joins between two heartbeats of gw1
     world.run_until(4.0)
-    assert world.totals() == {"telia binds": 2, "telia tps": 20.0, "tele2 binds": 3, "account": 1.0}
+    assert world.totals() == WHOLE
     world.start("gw3")
     world.run_until(8.0)
     assert world.totals()["account"] == 1.0 and world.totals()["tele2 binds"] == 3
     world.stop("gw1")  # says so: the others take its part once each has seen the others saw it
     world.run_until(12.0)
-    assert world.totals() == {"telia binds": 2, "telia tps": 20.0, "tele2 binds": 3, "account": 1.0}
+    assert world.totals() == WHOLE
     world.start("gw1")  # restarted: starts with nothing, as a newcomer
     assert world.nodes["gw1"].shares.account_part == 0.0
     world.run_until(16.0)
     assert math.isclose(world.totals()["account"], 1.0) and world.totals()["telia binds"] == 2
-    assert world.worst == {"telia binds": 2, "telia tps": 20.0, "tele2 binds": 3, "account": 1.0}
+    assert world.worst == WHOLE
 
 
 def test_a_node_restarted_within_its_lease_takes_its_part_at_once_and_the_limits_hold():
@@ -183,8 +185,8 @@ def test_a_node_restarted_within_its_lease_takes_its_part_at_once_and_the_limits
     world.start("gw2")
     assert world.nodes["gw2"].shares == settled  # at its first heartbeat, not SETTLE later
     world.run_until(9.0)
-    assert world.totals() == {"telia binds": 2, "telia tps": 20.0, "tele2 binds": 3, "account": 1.0}
-    assert world.worst == {"telia binds": 2, "telia tps": 20.0, "tele2 binds": 3, "account": 1.0}
+    assert world.totals() == WHOLE
+    assert world.worst == WHOLE
 
 
 def test_a_restart_right_after_another_node_joined_or_left_waits_as_a_newcomer():
@@ -205,7 +207,7 @@ def test_a_restart_right_after_another_node_joined_or_left_waits_as_a_newcomer()
     world.start("gw2")
     assert world.nodes["gw2"].shares.account_part == 0.0
     world.run_until(15.0)
-    assert world.totals() == {"telia binds": 2, "telia tps": 20.0, "tele2 binds": 3, "account": 1.0}
+    assert world.totals() == WHOLE
 
 
 @settings(max_examples=60, deadline=None)
