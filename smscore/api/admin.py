@@ -123,8 +123,12 @@ def stoplist(gw, request):
 
 
 def binds(gw, request):
-    """``GET /v1/admin/binds``: each operator link as it describes itself."""
-    return 200, {"operators": [link.describe() for link in gw.links.values()]}
+    """``GET /v1/admin/binds``: each operator link as it describes itself, with the messages this
+    node holds for it that no session has taken yet (``queued_messages``: a throttled or paced
+    operator's backlog waits there, not in the link's ``queued_parts``)."""
+    queues = gw.pipeline.queues
+    return 200, {"operators": [{**link.describe(), "queued_messages": len(queues.get(link.name, ()))}
+                               for link in gw.links.values()]}
 
 
 def reload(gw, request):

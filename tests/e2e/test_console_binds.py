@@ -34,18 +34,19 @@ profile = "slow"
 """
 
 
-def pace_cells(b) -> dict[str, str]:
-    """The Pace cell of each row of the Operators table, by operator."""
+def cells(b, column: str = "Pace") -> dict[str, str]:
+    """The cell of ``column`` of each row of the Operators table, by operator."""
     return {tr.find_element("css selector", 'td[data-label="Operator"]').text:
-            tr.find_element("css selector", 'td[data-label="Pace"]').text
-            for tr in b.css("main tbody tr") if tr.find_elements("css selector", 'td[data-label="Pace"]')}
+            tr.find_element("css selector", f'td[data-label="{column}"]').text
+            for tr in b.css("main tbody tr") if tr.find_elements("css selector", f'td[data-label="{column}"]')}
 
 
 def test_binds_say_why_an_operator_goes_slow(tmp_path):
     """10 messages at once to an SMSC that takes 1 a second: it throttles 9, then 8 of them again
     after the back-off, and the link caps itself near 0.9 a second while the backlog lasts (some
-    seconds): the Pace column says so
-    with the API's figure, and what paces the others (a tps, nothing)."""
+    seconds): the Pace column says so with the API's figure, and what paces the others (a tps,
+    nothing); Queued messages shows the backlog the node holds for it (the link's Queued parts
+    showed 0 all along)."""
     gw = start(tmp_path, PACING)
     b = None
     try:
@@ -62,12 +63,19 @@ def test_binds_say_why_an_operator_goes_slow(tmp_path):
 
         def capped_as_the_api_says():
             paced = slow()["paced_at"]
-            shown = re.fullmatch(r"capped at (\d+\.\d)/s after throttling", pace_cells(b).get("sim_slow", ""))
+            shown = re.fullmatch(r"capped at (\d+\.\d)/s after throttling", cells(b).get("sim_slow", ""))
             return paced is not None and shown and float(shown[1]) == pytest.approx(paced, abs=0.05)
 
         b.wait(capped_as_the_api_says, what="sim_slow's pace: capped at the API's paced_at")
-        cells = pace_cells(b)
-        assert (cells["sim_a"], cells["sim_b"], cells["sim_tps"]) == ("no limit", "no limit", "tps limit: 50/s"), cells
+        pace = cells(b)
+        assert (pace["sim_a"], pace["sim_b"], pace["sim_tps"]) == ("no limit", "no limit", "tps limit: 50/s"), pace
+
+        def backlog_shown():
+            # what the cap holds back waits in the node, not in the link's queue (Queued parts)
+            shown = cells(b, "Queued messages").get("sim_slow", "")
+            return shown.isdigit() and 0 < int(shown) <= 10 and slow()["queued_messages"] > 0
+
+        b.wait(backlog_shown, what="sim_slow's backlog in Queued messages, as the API's queued_messages")
         checked(b, "binds-paced")
         # a back-off lasts a second or two after a refusal: its wording through the page's own function
         said = b.driver.execute_async_script("""

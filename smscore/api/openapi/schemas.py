@@ -271,7 +271,11 @@ SCHEMAS = {
         "paced_at": _nullable({"type": "number", "minimum": 0, "description":
                                "Submits a second the link holds itself to since the SMSC throttled it "
                                "(below its tps; it grows back); null when nothing but the tps paces it."}),
-        "queued_parts": {"type": "integer", "minimum": 0},
+        "queued_parts": {"type": "integer", "minimum": 0, "description":
+                         "Parts the link holds for its sessions' windows."},
+        "queued_messages": {"type": "integer", "minimum": 0, "description":
+                            "Messages this node holds for the operator that no session has taken yet: "
+                            "while it is throttled, paced or down, its backlog waits here."},
         "in_flight": {"type": "integer", "minimum": 0, "description": "Submits awaiting their answer, all sessions."},
         "submits_per_second": {"type": "number", "minimum": 0,
                                "description": "submit_sm sent over the last 10 seconds, per second."},

@@ -76,6 +76,7 @@ export async function binds(main) {
         ["Window in use", (o) => `${o.in_flight ?? 0} / ${o.window * o.sessions.filter((s) => s.transmits).length}`],
         ["Submits/s", (o) => (o.submits_per_second ?? 0).toFixed(1)],
         ["Pace", pace],
+        ["Queued messages", (o) => o.queued_messages ?? 0],
         ["Queued parts", (o) => o.queued_parts],
         ["Address", (o) => `${o.host}:${o.port}${o.tls ? " (TLS)" : ""}`],
       ], operators, "No operator is configured."),
