@@ -31,6 +31,7 @@ class LinkPacer:
         self._ready = ready
         self._refill_call = None
         self._throttle_call = None
+        self._said_growth = float("inf")  # the hold's end (AdaptivePace.grows_from) last logged
 
     def room(self, room: int, now: float) -> int:
         """``room`` submits at most, as many as the pace allows at ``now``: none while backing off
@@ -46,8 +47,7 @@ class LinkPacer:
             available = bucket.available(now)
         else:
             available = pace.tokens(now)
-            if pace.adaptive.cap is None:
-                self._lifted(now)
+            self._cap_changed(now)
             if available is None:
                 return room
         tokens = int(available + EPS)
@@ -71,8 +71,7 @@ class LinkPacer:
                 self._schedule_refill(now)
             return ok
         ok = pace.take(now)
-        if pace.adaptive.cap is None:
-            self._lifted(now)
+        self._cap_changed(now)
         if pace.wait(now) > 0:
             self._schedule_refill(now)
         return ok
@@ -106,9 +105,15 @@ class LinkPacer:
                 call.cancel()
         self._throttle_call = self._refill_call = None
 
-    def _lifted(self, now: float) -> None:
-        """The adaptive cap went (it held nothing back, or reached the tps): said once, as its start is."""
-        self.log.info("the link's pace is no longer capped", sent_per_second=round(self.pace.recent.rate(now), 3))
+    def _cap_changed(self, now: float) -> None:
+        """Said once each, as the cap's start is (the back-off's line with ``paced_at``): the cap
+        went (it held nothing back, or reached the tps), or its hold ended and it grows back."""
+        adaptive = self.pace.adaptive
+        if adaptive.cap is None:
+            self.log.info("the link's pace is no longer capped", sent_per_second=round(self.pace.recent.rate(now), 3))
+        elif now >= adaptive.grows_from != self._said_growth:
+            self._said_growth = adaptive.grows_from
+            self.log.info("the link's pace grows back", paced_at=round(adaptive.cap, 3))
 
     def _schedule_refill(self, now: float) -> None:
         if self._refill_call is None:

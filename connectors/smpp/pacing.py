@@ -203,6 +203,7 @@ class AdaptivePace:
         self._throttled_until = float("-inf")  # the end of the last back-off a throttling refusal began
         self._measured: float | None = None  # PACE_SHARE x accepted, at the last throttling refusal that measured
         self._grown_at = 0.0  # the cap grew up to this time (or will start growing then)
+        self.grows_from = float("inf")  # when the cap taken last starts to grow (its hold ends)
         self._held_at = float("-inf")  # the cap last kept a submit back
         self._accepted = RecentCount(PACE_WINDOW, resolution=0.01)
 
@@ -239,7 +240,7 @@ class AdaptivePace:
             self._measured = seen
         if self.cap is not None and self.ceiling is not None and self.cap >= self.ceiling:
             self.cap = None
-        self._grown_at = resume_at + PACE_HOLD
+        self._grown_at = self.grows_from = resume_at + PACE_HOLD
         return self.cap
 
     def rate(self, now: float) -> float | None:

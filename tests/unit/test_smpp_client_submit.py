@@ -4,6 +4,7 @@ windows, the least loaded session, throttling back-off, the adaptive cap and the
 from __future__ import annotations
 
 import pytest
+from structlog.testing import capture_logs
 
 from connectors.api import SubmitError
 from connectors.smpp import defs
@@ -325,7 +326,8 @@ def test_many_throttled_responses_of_one_window_are_one_back_off():
 def test_throttling_paces_the_link_below_what_the_smsc_accepted_then_the_cap_grows_and_goes():
     """pacing.AdaptivePace on the link: 3 accepted and 7 throttled of a window measure 2.7 a
     second; throttled again after the back-off, the link caps itself there; 5 s at that, then twice
-    as much a second; dropped once the backlog is gone and it holds nothing back."""
+    as much a second; dropped once the backlog is gone and it holds nothing back. Its start, its
+    growth and its end are each said once."""
     net = Net()
     net.smsc.auto = False
 
@@ -353,14 +355,17 @@ def test_throttling_paces_the_link_below_what_the_smsc_accepted_then_the_cap_gro
         net.advance(0.05)
     assert len(net.smsc.submits) - before == 13  # 1 at once, then one every 1/2.7 s: 5 s hold 13.5
     assert net.link.describe()["paced_at"] == 2.7
-    for _ in range(20):  # small steps: the link is asked (and held back) as it would be
-        net.advance(0.05)
+    with capture_logs() as logs:
+        for _ in range(20):  # small steps: the link is asked (and held back) as it would be
+            net.advance(0.05)
     assert net.link.describe()["paced_at"] == 5.4  # growing now: twice as much a second
-    while len(net.smsc.submits) - before < 40:
-        net.advance(0.05)
+    assert [e["event"] for e in logs] == ["the link's pace grows back"]  # said once, when the hold ends
+    assert 2.7 <= logs[0]["paced_at"] < 5.4  # the cap at the first ask after the hold
+    with capture_logs() as logs:
+        while len(net.smsc.submits) - before < 40:
+            net.advance(0.05)
     assert net.link.describe()["paced_at"] is not None  # it held the last one back
-    from structlog.testing import capture_logs
-
+    assert logs == []  # growing is not said again
     with capture_logs() as logs:
         net.advance(1.0)
         assert net.link.capacity() == 10 and net.link.describe()["paced_at"] is None
@@ -422,8 +427,6 @@ def test_tps_shared_across_sessions():
 def test_a_bug_in_the_bookkeeping_of_an_answer_is_logged_and_the_connection_goes_on():
     # Answers reach the link without a Deferred (SMPPProtocol.request_to): what its bookkeeping
     # raises must be logged there, not raised into the protocol that read the answer.
-    from structlog.testing import capture_logs
-
     net = Net()
     [proto] = net.smsc.protos
 
