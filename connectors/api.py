@@ -49,7 +49,9 @@ class ReceiptFacts:
     """A delivery receipt as a link hands it to the core.
 
     ``keys`` are the normalized SMSC message ids to look the message up by, best candidate first
-    (an SMSC may print in decimal an id it gave in hex).
+    (an SMSC may print in decimal an id it gave in hex). ``number``: the phone number the receipt
+    is about, as the SMSC wrote it (the deliver_sm's ``source_addr``), "" when unknown; it tells
+    apart two messages the SMSC gave one id (``policies.receipts``).
     """
 
     operator: str
@@ -58,6 +60,7 @@ class ReceiptFacts:
     stat: str = ""
     err: str = ""
     raw_id: str = ""
+    number: str = ""
 
     @property
     def detail(self) -> str:

@@ -27,8 +27,9 @@ def make_message(to="46701234567", parts=1, at=1000.0, **kw) -> Message:
     return m
 
 
-def receipt(key, outcome=ReceiptOutcome.DELIVERED, operator="cheap", stat="DELIVRD"):
-    return ReceiptFacts(operator=operator, keys=(key,), outcome=outcome, stat=stat, err="000", raw_id=key)
+def receipt(key, outcome=ReceiptOutcome.DELIVERED, operator="cheap", stat="DELIVRD", number=""):
+    return ReceiptFacts(operator=operator, keys=(key,), outcome=outcome, stat=stat, err="000", raw_id=key,
+                        number=number)
 
 
 async def check_accept_and_get(store):

@@ -1,8 +1,11 @@
 """The store contract, continued: receipts that come before their submit's response (SPEC §8:
-still matched), also when the SMSC gave the id to an earlier message that has ended; checked on
-every store (see ``tests.store_contract``)."""
+still matched), also when the SMSC gave the id to an earlier message that has ended, and receipts
+for an id the SMSC gave to two messages waiting for theirs (``policies.receipts``); checked on every
+store (see ``tests.store_contract``)."""
 
 from __future__ import annotations
+
+from twisted.internet.defer import gatherResults
 
 from smscore.model import Status
 from smscore.store.rules import EARLY_RECEIPT_WINDOW
@@ -49,6 +52,32 @@ async def check_a_receipt_held_long_before_a_submit_is_not_that_submit_s(store):
     assert (await store.get(new.id)).status is Status.SUBMITTED
     t = await store.apply_receipt(receipt("7", stat="UNDELIV"), later + 1)  # its own receipt finds it
     assert t.message.id == new.id
+
+
+async def check_an_smsc_id_given_to_two_waiting_messages_goes_by_the_receipts_number(store):
+    """An SMSC that counts its ids from 1 again after a restart gives the id of a message still
+    waiting for its receipt to a new one: each receipt goes to the message sent to the number it
+    names, however the SMSC writes it (until schema 15 the newer took both, and the older never
+    learned its outcome); a receipt that names no number goes to the newer, as before."""
+    old, new, third = (make_message(to="46701234561"), make_message(to="46701234562", at=1005.0),
+                       make_message(to="46701234563", at=1006.0))
+    await store.accept([old, new, third], "gw1", 1030.0)
+    await store.record_submit(old.id, "cheap", ["9"], 1001.0)
+    await store.record_submit(new.id, "cheap", ["9"], 1006.0)
+    t = await store.apply_receipt(receipt("9", number="0701234561"), 1007.0)  # the older's, national form
+    assert t.message.id == old.id
+    assert [(await store.get(m.id)).status for m in (old, new)] == [Status.DELIVERED, Status.SUBMITTED]
+    t = await store.apply_receipt(receipt("9", number="+46701234562"), 1008.0)
+    assert t.message.id == new.id and (await store.get(new.id)).status is Status.DELIVERED
+    # the same in one batch of the SQL stores' writer: a submit and the receipts that follow it
+    await store.record_submit(third.id, "cheap", ["12"], 1009.0)
+    fourth = make_message(to="46701234564", at=1010.0)
+    await store.accept([fourth], "gw1", 1030.0)
+    ts = await gatherResults([store.record_submit(fourth.id, "cheap", ["12"], 1011.0),
+                              store.apply_receipt(receipt("12", number="46701234563"), 1012.0),
+                              store.apply_receipt(receipt("12"), 1012.0)])  # no number: the newer
+    assert [ts[1].message.id, ts[2].message.id] == [third.id, fourth.id]
+    assert [(await store.get(m.id)).status for m in (third, fourth)] == [Status.DELIVERED, Status.DELIVERED]
 
 
 CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]

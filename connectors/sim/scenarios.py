@@ -39,6 +39,7 @@ __all__ = [
     "NoResponse",
     "ReceiptBeforeResponse",
     "ReceiptsOnAnotherSession",
+    "ReusedIds",
     "SCENARIOS",
     "SlowResponses",
     "SystemErrors",
@@ -430,8 +431,40 @@ class DuplicateReceipts(SimulatedSMSC):
             self.queue_receipt(self._copy(receipt))
 
 
+class ReusedIds(SimulatedSMSC):
+    """Gives its message ids from the start again after every ``every`` submits, and sends the
+    receipt of a submit to a number of ``late_for`` ``late`` seconds after the others.
+
+    Imitates an SMSC restarted (or failed over to a standby) whose id counter starts again while
+    messages it took before still wait for their receipts (a phone switched off): one id then
+    names an older message and a newer one. Each receipt says the number it is about (its
+    source_addr); the gateway must give it to the message sent to that number.
+    """
+
+    def __init__(self, settings: SimSettings, reactor, name: str = "sim", *, every: int = 2,
+                 late_for: Iterable[str] = (), late: float = 1.0, **kw) -> None:
+        super().__init__(settings, reactor, name, **kw)
+        self.every = every
+        self.late_for = frozenset(late_for)
+        self.late = late
+        self._first_id = self._next_id
+        self._issued = 0
+        #: How many submits each id was given to.
+        self.given: Counter = Counter()
+
+    def new_message_id(self) -> str:
+        message_id = str(self._first_id + self._issued % self.every)
+        self._issued += 1
+        self.given[message_id] += 1
+        return message_id
+
+    def receipt_delay_for(self, record: SubmitRecord) -> float:
+        late = self.late if record.destination_addr in self.late_for else 0.0
+        return super().receipt_delay_for(record) + late
+
+
 #: Every scenario by name (for tools and the catalogue's tests).
 SCENARIOS: dict[str, type[SimulatedSMSC]] = {cls.__name__: cls for cls in (
     BindRefused, SlowResponses, NoResponse, Throttling, DropMidWindow, GarbagePDUs,
     UnknownCommandId, ReceiptBeforeResponse, HexDecMixing, ReceiptsOnAnotherSession,
-    DuplicateReceipts)}
+    DuplicateReceipts, ReusedIds)}

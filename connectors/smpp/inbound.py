@@ -81,7 +81,8 @@ class InboundRequests:
             text = data.decode("utf-16-be", "replace")
         else:
             text = data.decode("latin-1")
-        facts = receipt_facts(self.name, text, pdu.tlvs, self.settings.receipt_id_format)
+        facts = receipt_facts(self.name, text, pdu.tlvs, self.settings.receipt_id_format,
+                              str(pdu.params.get("source_addr", "")))
         if facts is None:
             self.log.warning("receipt without an id: acknowledged and dropped", text=text,
                              tlvs={str(k): repr(v) for k, v in pdu.tlvs.items()})

@@ -208,8 +208,10 @@ def keys_for_receipt(message_id: str, fmt: str = "auto") -> tuple[str, ...]:
     return (key,)
 
 
-def receipt_facts(operator: str, text: str, tlvs: Mapping, fmt: str = "auto") -> ReceiptFacts | None:
-    """A receipt from its text and the TLVs of its PDU; None when it carries no id at all."""
+def receipt_facts(operator: str, text: str, tlvs: Mapping, fmt: str = "auto",
+                  number: str = "") -> ReceiptFacts | None:
+    """A receipt from its text and the TLVs of its PDU (``number``: its ``source_addr``, the phone
+    it is about); None when it carries no id at all."""
     fields = parse_receipt_text(text) if text else {}
     raw_id = str(tlvs.get("receipted_message_id") or "").strip() or fields.get("id", "")
     keys = keys_for_receipt(raw_id, fmt)
@@ -229,4 +231,4 @@ def receipt_facts(operator: str, text: str, tlvs: Mapping, fmt: str = "auto") ->
         # still trying after an error (absent subscriber, no coverage): the SMSC buffers it
         outcome = ReceiptOutcome.BUFFERED
     return ReceiptFacts(operator=operator, keys=keys, outcome=outcome, stat=stat, err=err,
-                        raw_id=raw_id)
+                        raw_id=raw_id, number=number)

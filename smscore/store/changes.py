@@ -14,6 +14,9 @@ Theory of operation
 - The ``_Unit`` holds what the batch read and what it decided. A change works on the message as
   the previous change of the batch left it; each Transition keeps its own copy (copy on the second
   change), as if it had been loaded afresh.
+- An SMSC id may name several messages (an SMSC that gives its ids again after a restart): the
+  unit keeps them all, in the order the SMSC gave it to them, and a receipt goes to the one
+  ``policies.receipts`` picks by the number it names.
 - A receipt that names no stored SMSC id is held as an orphan, in the unit and then in the table;
   a submit takes the orphans waiting for its ids, whether they came in an earlier batch or earlier
   in this one (the SMSC reported before the submit response was stored).
@@ -28,9 +31,10 @@ from collections.abc import Iterable, Sequence
 from twisted.internet.defer import Deferred
 
 from connectors.api import ReceiptFacts, ReceiptOutcome
+from policies.receipts import receipt_owner
 from smscore import transitions as tr
 from smscore.store.rows import MSG_COLS, in_lists, row_to_message
-from smscore.store.rules import answers, held_for_next
+from smscore.store.rules import answers, held_for_next, waits_for
 from smscore.store.writer import Merged
 
 SUBMIT, RECEIPT = "submit", "receipt"
@@ -48,17 +52,17 @@ class _Orphan:
 class _Unit:
     """What one batch of submits and receipts read, and the changes it decided."""
 
-    def __init__(self, messages: dict[str, list], smsc_ids: dict[tuple[str, str], tuple[str, int]],
+    def __init__(self, messages: dict[str, list], smsc_ids: dict[tuple[str, str], list[tuple[float, str, int]]],
                  orphans: Iterable[_Orphan]) -> None:
         self.messages = messages  # message id -> [Message, part states]
-        self.smsc_ids = smsc_ids  # (operator, key) -> (message id, part)
+        self.smsc_ids = smsc_ids  # (operator, key) -> [(given at, message id, part)], oldest first
         self.orphans: dict[tuple[str, str], list[_Orphan]] = {}
         self.same_receipt: dict[tuple[str, str], list[_Orphan]] = {}  # (operator, raw id) -> its orphans
         for orphan in orphans:
             self._add(orphan)
         self.touched: set[str] = set()
         self.changes: list[tuple[tr.Transition, list[str], str | None, float | None]] = []
-        self.new_ids: list[tuple[str, str, str, int]] = []
+        self.new_ids: list[tuple[str, str, str, int, float]] = []
         self.taken: set[tuple[str, str]] = set()  # stored orphans applied: (operator, raw id)
 
     def _add(self, orphan: _Orphan) -> None:
@@ -77,6 +81,31 @@ class _Unit:
         else:
             self.touched.add(message_id)
         return entry
+
+    def named(self, operator: str, key: str, message_id: str, part: int, at: float) -> None:
+        """A submit of the batch was given ``key`` at ``at``: beside the messages it named before
+        (once a message, as the table's key says)."""
+        found = self.smsc_ids.setdefault((operator, key), [])
+        if all(mid != message_id for _, mid, _ in found):
+            found.append((at, message_id, part))
+            found.sort()
+        self.new_ids.append((operator, key, message_id, part, at))
+
+    def owner(self, receipt: ReceiptFacts) -> tuple[str, int] | None:
+        """(message id, part) of the message the receipt is about, by the first of its keys that
+        names any (``policies.receipts`` when it names several); None when none does."""
+        for key in receipt.keys:
+            found = self.smsc_ids.get((receipt.operator, key))
+            if found:
+                if len(found) > 1:
+                    named = [self.messages.get(message_id) for _, message_id, _ in found]
+                    numbers = [entry[0].to if entry is not None else "" for entry in named]
+                    waiting = [entry is not None and waits_for(entry[0], receipt.operator) for entry in named]
+                    _, message_id, part = found[receipt_owner(receipt.number, numbers, waiting)]
+                else:
+                    _, message_id, part = found[0]
+                return message_id, part
+        return None
 
     def hold(self, receipt: ReceiptFacts, at: float) -> None:
         for key in receipt.keys:
@@ -119,13 +148,13 @@ class MessageChanges:
         self._lock(cur, *[f"smsc-id {operator} {key}" for operator, key in submitted + named])
         smsc_ids = self._smsc_ids(cur, named)
         orphans = self._orphans(cur, submitted)
-        wanted = {item[1] for item in submits} | {message_id for message_id, _ in smsc_ids.values()}
+        wanted = {item[1] for item in submits} | {message_id for found in smsc_ids.values() for _, message_id, _ in found}
         unit = _Unit(self._load_many(cur, wanted), smsc_ids, orphans)
         out = [self._submit_in(unit, *item[1:]) if item[0] == SUBMIT else self._receipt_in(unit, *item[1:])
                for item in items]
         self._save(cur, unit.changes)
-        if unit.new_ids:  # the last of one (operator, key) wins, as one at a time
-            self._many(cur, self._upsert_smsc_id(), list({row[:2]: row for row in unit.new_ids}.values()))
+        if unit.new_ids:  # once each (operator, key, message)
+            self._many(cur, self._upsert_smsc_id(), list({row[:3]: row for row in unit.new_ids}.values()))
         if unit.taken:
             self._many(cur, "DELETE FROM orphan_receipts WHERE operator = ? AND raw_id = ?", sorted(unit.taken))
         held = unit.new_orphans()
@@ -149,8 +178,7 @@ class MessageChanges:
             # changes, but its SMSC ids are kept so that its receipts find the message (late
             # receipts) instead of waiting as orphans.
             for i, key in enumerate(keys):
-                unit.smsc_ids[(operator, key)] = (message_id, i)
-                unit.new_ids.append((operator, key, message_id, i))
+                unit.named(operator, key, message_id, i, at)
             return []
         message = entry[0]
         # The link may send a different number of parts than counted at acceptance (Latin-1
@@ -162,8 +190,7 @@ class MessageChanges:
         parts = entry[1] = [tr.PART_SUBMITTED] * message.parts
         unit.changes.append((t, parts, None, None))
         for i, key in enumerate(keys):
-            unit.smsc_ids[(operator, key)] = (message_id, i)
-            unit.new_ids.append((operator, key, message_id, i))
+            unit.named(operator, key, message_id, i, at)
         out = [t]
         if unit.orphans:  # receipts that came before the submit was stored: any for its ids?
             for i, key in enumerate(keys):
@@ -176,11 +203,7 @@ class MessageChanges:
     def _receipt_in(self, unit: _Unit, receipt: ReceiptFacts, at: float, owner: str | None,
                     lease_until: float | None) -> tr.Transition | None:
         """Correlate by (operator, key) and apply (see Store.apply_receipt)."""
-        hit = None
-        for key in receipt.keys:
-            hit = unit.smsc_ids.get((receipt.operator, key))
-            if hit is not None:
-                break
+        hit = unit.owner(receipt)
         if hit is None:
             unit.hold(receipt, at)
             return None
@@ -201,13 +224,17 @@ class MessageChanges:
         return t
 
     # -- reading what a batch needs ------------------------------------------------------------
-    def _smsc_ids(self, cur, wanted: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, int]]:
-        found = {}
+    def _smsc_ids(self, cur, wanted: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[tuple[float, str, int]]]:
+        """(operator, key) -> (given at, message id, part) of the messages it names, oldest first."""
+        found: dict[tuple[str, str], list[tuple[float, str, int]]] = {}
         for operator, keys in _by_operator(wanted).items():
             for chunk in in_lists(keys):
-                cur.execute(*self._keyed("smsc_ids", "key, message_id, part", operator, chunk))
-                for key, message_id, part in cur.fetchall():
-                    found[(operator, key)] = (message_id, part)
+                cur.execute(*self._keyed("smsc_ids", "key, message_id, part, at", operator, chunk))
+                for key, message_id, part, at in cur.fetchall():
+                    found.setdefault((operator, key), []).append((at, message_id, part))
+        for named in found.values():
+            if len(named) > 1:
+                named.sort()
         return found
 
     def _orphans(self, cur, wanted: Sequence[tuple[str, str]]) -> list[_Orphan]:

@@ -19,6 +19,7 @@ from policies.admission import Facts, Terms, refund
 from policies.callbacks import selects
 from policies.cluster import Seen
 from policies.learning import Learned, failed_lately, learn
+from policies.receipts import receipt_owner
 from policies.leases import given_back_at_start
 from smscore import transitions as tr
 from smscore.model import Event, Message, MoEvent, MoMessage, PushJob, Status, assemble_mo, new_message_id
@@ -28,7 +29,7 @@ from smscore.store.memory_lookups import MemoryLookups
 from smscore.store.nodes import FORGET_AFTER
 from smscore.store.rules import (DO_NOT_CALL, admit_messages, answers, balance_notice_jobs, block_lessons, day_of,
                                  held_for_next, hold_back, lessons, needs_hold_back_check, settle, wants_block,
-                                 working)
+                                 waits_for, working)
 from smscore.store.sql import status_callback_body
 
 
@@ -41,7 +42,8 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
         self.leases: dict[str, tuple[str | None, float | None]] = {}
         self.via: dict[str, str] = {}  # message id -> the operator it was parked for
         self.nodes: dict[str, Seen] = {}  # node -> its last heartbeat, and since when without a gap
-        self.smsc_ids: dict[tuple[str, str], tuple[str, int]] = {}
+        #: (operator, key) -> (given at, message id, part) of each message the id names, oldest first
+        self.smsc_ids: dict[tuple[str, str], list[tuple[float, str, int]]] = {}
         self.orphans: list[ReceiptFacts] = []
         self.closed = False
         self.mo: dict[str, MoMessage] = {}
@@ -258,7 +260,7 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
             return succeed([])
         if stored.status not in tr.SUBMITTABLE:  # see SqlStore._submit_in: its receipts still find it
             for i, key in enumerate(keys):
-                self.smsc_ids[(operator, key)] = (message_id, i)
+                self._named(operator, key, message_id, i, at)
             return succeed([])
         message = self._snapshot(stored)
         message.parts = len(keys)  # what the link sent (see SqlStore.record_submit)
@@ -269,7 +271,7 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
                             cost=unit * message.parts if unit is not None else None)
         self._apply(t)
         for i, key in enumerate(keys):
-            self.smsc_ids[(operator, key)] = (message_id, i)
+            self._named(operator, key, message_id, i, at)
         out = [t]
         for i, key in enumerate(keys):
             matched = [o for o in self.orphans if o.operator == operator and key in o.keys
@@ -280,6 +282,14 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
                 self._apply(rt, owner, lease_until)
                 out.append(rt)
         return succeed(out)
+
+    def _named(self, operator: str, key: str, message_id: str, part: int, at: float) -> None:
+        """The SMSC gave ``key`` to this part at ``at``: beside the messages it named before (as
+        SqlStore's unit does)."""
+        found = self.smsc_ids.setdefault((operator, key), [])
+        if all(mid != message_id for _, mid, _ in found):
+            found.append((at, message_id, part))
+            found.sort()
 
     def record_submit_failed(self, message_id: str, operator: str, detail: str, at: float) -> Deferred:
         stored = self.messages.get(message_id)
@@ -293,8 +303,12 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
                       lease_until: float | None = None) -> Deferred:
         hit = None
         for key in receipt.keys:
-            hit = self.smsc_ids.get((receipt.operator, key))
-            if hit is not None:
+            found = self.smsc_ids.get((receipt.operator, key))
+            if found:
+                named = [self.messages.get(mid) for _, mid, _ in found]
+                numbers = [m.to if m is not None else "" for m in named]
+                waiting = [m is not None and waits_for(m, receipt.operator) for m in named]
+                hit = found[receipt_owner(receipt.number, numbers, waiting)][1:]
                 break
         if hit is None:
             self.orphans.append(receipt)

@@ -116,8 +116,10 @@ class MemoryAccountOps:
         for mid in old:
             for table in (self.messages, self.parts, self.leases, self.update_seq):
                 table.pop(mid, None)
-        for ref in [ref for ref, (mid, _) in self.smsc_ids.items() if mid in old]:
-            del self.smsc_ids[ref]
+        for ref, found in list(self.smsc_ids.items()):
+            found[:] = [entry for entry in found if entry[1] not in old]
+            if not found:
+                del self.smsc_ids[ref]
         self.idempotency = {k: v for k, v in self.idempotency.items() if v[2] >= now - IDEMPOTENCY_TTL}
         self.orphans = [o for o in self.orphans if self.orphan_at.get(id(o), now) >= now - orphan_age]
         for jid in [jid for jid, row in self.jobs.items()

@@ -198,8 +198,8 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
         return cur.fetchall()
 
     def _upsert_smsc_id(self) -> str:
-        return ("INSERT INTO smsc_ids (operator, key, message_id, part) VALUES (?,?,?,?) "
-                "ON CONFLICT (operator, key) DO UPDATE SET message_id = EXCLUDED.message_id, part = EXCLUDED.part")
+        return ("INSERT INTO smsc_ids (operator, key, message_id, part, at) VALUES (?,?,?,?,?) "
+                "ON CONFLICT (operator, key, message_id) DO NOTHING")
 
     def _event_ids(self, cur, count: int) -> list[int]:
         cur.execute("SELECT nextval('events_id_seq') FROM generate_series(1, %s)", (count,))
@@ -383,7 +383,7 @@ _ONE_PLAN = frozenset({
     "DELETE FROM push_jobs WHERE id = ANY(%s::bigint[])",
     "SELECT balance, paused FROM accounts_state WHERE account = %s",
     "SELECT SUM(count) FROM daily_volume WHERE account = %s AND day = %s",
-    _by_key("smsc_ids", "key, message_id, part", "key", also="operator = %s"),  # a receipt's SMSC ids
+    _by_key("smsc_ids", "key, message_id, part, at", "key", also="operator = %s"),  # a receipt's SMSC ids
     _by_key("messages", MSG_COLS, "id", lock=True),  # a batch's messages, locked (changes._load_many)
     _by_key("learned", "number, operator, failures", "number"),
     _by_key("learned", "number, operator, failures", "number", lock=True),

@@ -44,6 +44,13 @@ def held_for_next(message: Message, t: tr.Transition) -> bool:
     return not t.events and not t.part_status and message.status in FINAL_STATUSES
 
 
+def waits_for(message: Message, operator: str) -> bool:
+    """Whether ``message`` still waits for a receipt from ``operator``: not ended, and not gone on
+    to another operator (``transitions.on_receipt`` ignores that one's receipt). What
+    ``policies.receipts`` asks of each message one SMSC id names."""
+    return message.status not in FINAL_STATUSES and message.operator == operator
+
+
 class NotFound(Exception):
     """No such message (or not the account's)."""
 

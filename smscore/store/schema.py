@@ -261,6 +261,24 @@ COMMON: dict[int, list[str]] = {
         # within its lease into a steady cluster takes its part at once (policies.cluster, "Restarts").
         "ALTER TABLE nodes ADD COLUMN since {time}",
     ],
+    15: [
+        # One SMSC id may name several messages (an SMSC that counts its ids from 1 again after a
+        # restart): a receipt goes to the one its number names (policies.receipts). Until now the
+        # last message given an id took it from the one before, whose receipt then moved.
+        # ``at``: when the SMSC gave the id (its submit's response), newest wins when the number
+        # does not tell; 0 for the ids given before this version (one message each).
+        """CREATE TABLE smsc_ids_15 (
+            operator TEXT NOT NULL,
+            key TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            part INTEGER NOT NULL,
+            at {time} NOT NULL DEFAULT 0,
+            PRIMARY KEY (operator, key, message_id)
+        ){keyed}""",
+        "INSERT INTO smsc_ids_15 (operator, key, message_id, part) SELECT operator, key, message_id, part FROM smsc_ids",
+        "DROP TABLE smsc_ids",
+        "ALTER TABLE smsc_ids_15 RENAME TO smsc_ids",
+    ],
 }
 
 #: dialect -> version -> statements only that dialect has (run after the common ones)
@@ -286,6 +304,10 @@ ONLY: dict[str, dict[int, list[str]]] = {
         ],
         5: [
             "CREATE INDEX smsc_ids_message ON smsc_ids (message_id)",
+        ],
+        15: [
+            "ALTER INDEX smsc_ids_15_pkey RENAME TO smsc_ids_pkey",
+            "CREATE INDEX smsc_ids_message ON smsc_ids (message_id)",  # dropped with the old table
         ],
         13: [
             # A claim or a lease renewal changes only owner and lease_until. With no index on them

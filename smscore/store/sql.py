@@ -401,7 +401,8 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
         ``claimed``: the storing node sends them itself (else whoever claims them learns what it needs)."""
 
     def _upsert_smsc_id(self) -> str:
-        return "INSERT OR REPLACE INTO smsc_ids (operator, key, message_id, part) VALUES (?,?,?,?)"
+        """The SMSC id a part was given, beside any earlier message it names (``policies.receipts``)."""
+        return "INSERT OR IGNORE INTO smsc_ids (operator, key, message_id, part, at) VALUES (?,?,?,?,?)"
 
     def record_submit_failed(self, message_id: str, operator: str, detail: str, at: float) -> Deferred:
         def op(cur):

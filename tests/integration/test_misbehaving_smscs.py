@@ -26,6 +26,7 @@ from connectors.sim.scenarios import (
     BindRefused,
     DropMidWindow,
     DuplicateReceipts,
+    ReusedIds,
     GarbagePDUs,
     HexDecMixing,
     NoResponse,
@@ -441,3 +442,20 @@ async def test_duplicate_receipts_make_one_delivered_event(tmp_path, at_once):
         # a copy that found its message ended is also held for the next message the SMSC may give
         # its id (store.rules.held_for_next): at most one held a receipt id, applied to nothing here
         assert gw.orphans() <= 5
+
+
+@pytest_twisted.ensureDeferred
+async def test_ids_given_again_while_their_first_messages_wait_go_to_the_numbers_receipts_name(tmp_path):
+    """The SMSC gives 3 ids over and over, and the receipts of the first 3 numbers come a second
+    after the others: while those wait, their ids name 2 or 3 newer messages too. Each message
+    ends delivered with its own receipt, none by another's (before schema 15 the newest message of
+    an id took every receipt for it: 3 of the 9 were delivered, 6 waited)."""
+    sim = ReusedIds(SIM, reactor, "reused", every=3, late_for={to(0), to(1), to(2)}, late=1.0,
+                    first_message_id=FIRST_ID)
+    async with Gateway(tmp_path, sim) as gw:
+        messages = await gw.accept(9)
+        await gw.settled(messages)
+        await gw.check_outcome(messages)
+        assert sorted(sim.given.values()) == [3, 3, 3]  # every id named three messages
+        assert gw.orphans() == 0
+

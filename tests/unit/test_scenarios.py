@@ -72,7 +72,7 @@ def test_the_catalogue_has_one_documented_class_per_scenario():
     assert sorted(SCENARIOS) == sorted([
         "BindRefused", "SlowResponses", "NoResponse", "Throttling", "DropMidWindow",
         "GarbagePDUs", "UnknownCommandId", "ReceiptBeforeResponse", "HexDecMixing",
-        "ReceiptsOnAnotherSession", "DuplicateReceipts"])
+        "ReceiptsOnAnotherSession", "DuplicateReceipts", "ReusedIds"])
     for cls in SCENARIOS.values():
         assert issubclass(cls, SimulatedSMSC) and "Imitates" in cls.__doc__, cls
 
