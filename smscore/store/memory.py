@@ -19,21 +19,20 @@ from policies.admission import Facts, Terms, refund
 from policies.callbacks import selects
 from policies.cluster import Seen
 from policies.learning import Learned, failed_lately, learn
-from policies.receipts import receipt_owner
 from policies.leases import given_back_at_start
 from smscore import transitions as tr
 from smscore.model import Event, Message, MoEvent, MoMessage, PushJob, Status, assemble_mo, new_message_id
 from smscore.store.base import Store, StoreRules, check_finish, told_at_acceptance
 from smscore.store.memory_accounts import MemoryAccountOps
+from smscore.store.memory_changes import MemoryChanges
 from smscore.store.memory_lookups import MemoryLookups
 from smscore.store.nodes import FORGET_AFTER
-from smscore.store.rules import (DO_NOT_CALL, admit_messages, answers, balance_notice_jobs, block_lessons, day_of,
-                                 held_for_next, hold_back, lessons, needs_hold_back_check, settle, wants_block,
-                                 waits_for, working)
+from smscore.store.rules import (DO_NOT_CALL, admit_messages, balance_notice_jobs, block_lessons, day_of, hold_back,
+                                 lessons, needs_hold_back_check, settle, wants_block, working)
 from smscore.store.sql import status_callback_body
 
 
-class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
+class MemoryStore(MemoryChanges, MemoryLookups, MemoryAccountOps, Store):
     """Messages, parts, SMSC ids and orphan receipts in dicts."""
 
     def __init__(self, rules: StoreRules | None = None) -> None:
@@ -252,77 +251,6 @@ class MemoryStore(MemoryLookups, MemoryAccountOps, Store):
             before = self.accounts.get(m.account, (Decimal(0), False))[0]
             self._set_balance(m.account, before, before + back, t.events[-1].at)
             m.charged = t.message.charged = Decimal(0)  # the caller's copy too (a DELETE's body)
-
-    def record_submit(self, message_id: str, operator: str, keys: Sequence[str], at: float,
-                      owner: str | None = None, lease_until: float | None = None) -> Deferred:
-        stored = self.messages.get(message_id)
-        if stored is None:
-            return succeed([])
-        if stored.status not in tr.SUBMITTABLE:  # see SqlStore._submit_in: its receipts still find it
-            for i, key in enumerate(keys):
-                self._named(operator, key, message_id, i, at)
-            return succeed([])
-        message = self._snapshot(stored)
-        message.parts = len(keys)  # what the link sent (see SqlStore.record_submit)
-        parts = [tr.PART_SUBMITTED] * message.parts
-        self.parts[message_id] = parts
-        unit = self.cost_of(operator, message.to)
-        t = tr.on_submitted(message, operator, parts, at, keys=keys,
-                            cost=unit * message.parts if unit is not None else None)
-        self._apply(t)
-        for i, key in enumerate(keys):
-            self._named(operator, key, message_id, i, at)
-        out = [t]
-        for i, key in enumerate(keys):
-            matched = [o for o in self.orphans if o.operator == operator and key in o.keys
-                       and answers(self.orphan_at[id(o)], at)]
-            for orphan in matched:
-                self.orphans.remove(orphan)
-                rt = tr.on_receipt(message, parts, i, operator, orphan, at, self.untried)
-                self._apply(rt, owner, lease_until)
-                out.append(rt)
-        return succeed(out)
-
-    def _named(self, operator: str, key: str, message_id: str, part: int, at: float) -> None:
-        """The SMSC gave ``key`` to this part at ``at``: beside the messages it named before (as
-        SqlStore's unit does)."""
-        found = self.smsc_ids.setdefault((operator, key), [])
-        if all(mid != message_id for _, mid, _ in found):
-            found.append((at, message_id, part))
-            found.sort()
-
-    def record_submit_failed(self, message_id: str, operator: str, detail: str, at: float) -> Deferred:
-        stored = self.messages.get(message_id)
-        if stored is None:
-            return succeed(None)
-        t = tr.on_submit_failed(self._snapshot(stored), operator, detail, at, self.untried)
-        self._apply(t, *self.leases[message_id])
-        return succeed(t)
-
-    def apply_receipt(self, receipt: ReceiptFacts, at: float, owner: str | None = None,
-                      lease_until: float | None = None) -> Deferred:
-        hit = None
-        for key in receipt.keys:
-            found = self.smsc_ids.get((receipt.operator, key))
-            if found:
-                named = [self.messages.get(mid) for _, mid, _ in found]
-                numbers = [m.to if m is not None else "" for m in named]
-                waiting = [m is not None and waits_for(m, receipt.operator) for m in named]
-                hit = found[receipt_owner(receipt.number, numbers, waiting)][1:]
-                break
-        if hit is None:
-            self.orphans.append(receipt)
-            self.orphan_at[id(receipt)] = at
-            return succeed(None)
-        message_id, part = hit
-        message = self._snapshot(self.messages[message_id])
-        parts = self.parts[message_id]
-        t = tr.on_receipt(message, parts, part, receipt.operator, receipt, at, self.untried)
-        self._apply(t, owner, lease_until)
-        if held_for_next(message, t):  # see SqlStore._receipt_in
-            self.orphans.append(receipt)
-            self.orphan_at[id(receipt)] = at
-        return succeed(t)
 
     def expire_unanswered(self, older_than: float, now: float, waited: float, limit: int = 1000) -> Deferred:
         due = sorted((m.updated_at, mid) for mid, m in self.messages.items()
