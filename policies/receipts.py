@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["SAME_DIGITS", "receipt_owner", "same_number"]
+__all__ = ["SAME_DIGITS", "receipt_owner", "same_number", "sent_again"]
 
 #: The last digits two renderings of one number must share: an SMSC may write the number it was sent
 #: to in international form with or without "+", or in national form with a trunk prefix
@@ -28,6 +28,13 @@ def same_number(a: str, b: str) -> bool:
     da = "".join(c for c in a if c.isdigit())[-SAME_DIGITS:]
     db = "".join(c for c in b if c.isdigit())[-SAME_DIGITS:]
     return len(da) >= 3 and da == db
+
+
+def sent_again(receipt_number: str, message_number: str) -> bool:
+    """Whether a receipt that found its message ended, and changed nothing, is that message's
+    receipt sent again: it names the message's number. Else it may be for the next message the
+    SMSC gives the id, whose submit response has not come yet, and is held for it."""
+    return bool(receipt_number) and same_number(receipt_number, message_number)
 
 
 def receipt_owner(number: str, numbers: Sequence[str], waiting: Sequence[bool]) -> int:

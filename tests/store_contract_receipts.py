@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from twisted.internet.defer import gatherResults
 
+from connectors.api import ReceiptOutcome
 from smscore.model import Status
 from smscore.store.rules import EARLY_RECEIPT_WINDOW
 from tests.store_contract import make_message, receipt
@@ -69,15 +70,33 @@ async def check_an_smsc_id_given_to_two_waiting_messages_goes_by_the_receipts_nu
     assert [(await store.get(m.id)).status for m in (old, new)] == [Status.DELIVERED, Status.SUBMITTED]
     t = await store.apply_receipt(receipt("9", number="+46701234562"), 1008.0)
     assert t.message.id == new.id and (await store.get(new.id)).status is Status.DELIVERED
-    # the same in one batch of the SQL stores' writer: a submit and the receipts that follow it
+    # queued together (one batch of a writer, or in either order on several): the receipt that
+    # names the older message's number is its own, whether the newer's submit was stored first
     await store.record_submit(third.id, "cheap", ["12"], 1009.0)
     fourth = make_message(to="46701234564", at=1010.0)
     await store.accept([fourth], "gw1", 1030.0)
-    ts = await gatherResults([store.record_submit(fourth.id, "cheap", ["12"], 1011.0),
-                              store.apply_receipt(receipt("12", number="46701234563"), 1012.0),
-                              store.apply_receipt(receipt("12"), 1012.0)])  # no number: the newer
-    assert [ts[1].message.id, ts[2].message.id] == [third.id, fourth.id]
+    _, t = await gatherResults([store.record_submit(fourth.id, "cheap", ["12"], 1011.0),
+                                store.apply_receipt(receipt("12", number="46701234563"), 1012.0)])
+    assert t.message.id == third.id
+    t = await store.apply_receipt(receipt("12"), 1013.0)  # no number: the newest still waiting
+    assert t.message.id == fourth.id
     assert [(await store.get(m.id)).status for m in (third, fourth)] == [Status.DELIVERED, Status.DELIVERED]
+
+
+async def check_a_receipt_held_for_another_number_is_not_a_newer_message_s(store):
+    """A receipt sent again for an ended message that names the message's number is that message's,
+    not held for the next message the SMSC gives its id: that one, sent to another number within
+    the window, is delivered by its own receipt only."""
+    old, new = make_message(to="46701234561"), make_message(to="46701234562", at=1005.0)
+    await store.accept([old, new], "gw1", 1030.0)
+    await store.record_submit(old.id, "cheap", ["8"], 1001.0)
+    await store.apply_receipt(receipt("8", number="46701234561"), 1002.0)
+    await store.apply_receipt(receipt("8", number="46701234561"), 1003.0)  # sent again: held
+    ts = await store.record_submit(new.id, "cheap", ["8"], 1010.0)  # within the window, another number
+    assert [e.status for t in ts for e in t.events] == [Status.SUBMITTED]
+    t = await store.apply_receipt(receipt("8", stat="UNDELIV", outcome=ReceiptOutcome.FAILED,
+                                          number="46701234562"), 1011.0)
+    assert t.message.id == new.id and [e.status for e in t.events][:1] == [Status.FAILED]
 
 
 CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]

@@ -217,7 +217,7 @@ class MessageChanges:
         t = tr.on_receipt(message, parts, part, receipt.operator, receipt, at, self.untried)
         if t.events or t.part_status:  # a change of status, or of a part
             unit.changes.append((t, list(parts), owner, lease_until))
-        elif held_for_next(message, t):
+        elif held_for_next(message, t, receipt.number):
             unit.hold(receipt, at)
         if t.requeue:
             entry[1] = [tr.PART_PENDING] * message.parts

@@ -83,7 +83,7 @@ class MemoryChanges:
         parts = self.parts[message_id]
         t = tr.on_receipt(message, parts, part, receipt.operator, receipt, at, self.untried)
         self._apply(t, owner, lease_until)
-        if held_for_next(message, t):  # see SqlStore._receipt_in
+        if held_for_next(message, t, receipt.number):  # see SqlStore._receipt_in
             self.orphans.append(receipt)
             self.orphan_at[id(receipt)] = at
         return succeed(t)

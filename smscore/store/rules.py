@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from policies.admission import Admission, Facts, New, Terms, admit, held_back
 from policies.billing import notices
+from policies.receipts import sent_again
 from smscore import transitions as tr
 from smscore.model import FINAL_STATUSES, Event, Message, PushJob, Status, rfc3339
 
@@ -37,11 +38,13 @@ def answers(orphan_at: float, submitted_at: float) -> bool:
     return orphan_at >= submitted_at - EARLY_RECEIPT_WINDOW
 
 
-def held_for_next(message: Message, t: tr.Transition) -> bool:
+def held_for_next(message: Message, t: tr.Transition, receipt_number: str = "") -> bool:
     """Whether a receipt that found ``message`` through its SMSC id is also held as an orphan: it
     changed nothing (``t``) of a message that had ended, so it may be for the next message the SMSC
-    gave that id, come before that submit's response (SPEC §8: still matched; ``answers``)."""
-    return not t.events and not t.part_status and message.status in FINAL_STATUSES
+    gave that id, come before that submit's response (SPEC §8: still matched; ``answers``); not
+    when it names the message's number (``policies.receipts.sent_again``)."""
+    return (not t.events and not t.part_status and message.status in FINAL_STATUSES
+            and not sent_again(receipt_number, message.to))
 
 
 def waits_for(message: Message, operator: str) -> bool:

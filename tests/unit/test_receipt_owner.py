@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.smpp.receipts import receipt_facts
-from policies.receipts import receipt_owner, same_number
+from policies.receipts import receipt_owner, same_number, sent_again
 
 
 def test_one_number_written_as_systems_write_it_is_the_same_number():
@@ -55,6 +55,12 @@ def test_the_owner_is_sent_to_the_number_when_any_is_and_waits_when_any_of_those
     assert i in pool
     waits = [j for j in pool if waiting[j]]
     assert i == (max(waits) if waits else max(pool))
+
+
+def test_a_receipt_naming_an_ended_messages_number_is_that_ones_sent_again():
+    assert sent_again("0701234561", "46701234561")
+    assert not sent_again("", "46701234561")  # no number: maybe the next message's, held for it
+    assert not sent_again("46701234562", "46701234561")
 
 
 def test_the_receipt_carries_the_number_its_deliver_sm_names():
