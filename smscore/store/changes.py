@@ -31,10 +31,10 @@ from collections.abc import Iterable, Sequence
 from twisted.internet.defer import Deferred
 
 from connectors.api import ReceiptFacts, ReceiptOutcome
-from policies.receipts import receipt_owner
 from smscore import transitions as tr
+from smscore.model import Message
 from smscore.store.rows import MSG_COLS, in_lists, row_to_message
-from smscore.store.rules import answers, held_for_next, waits_for
+from smscore.store.rules import answers, held_for_next, id_owner, name_id
 from smscore.store.writer import Merged
 
 SUBMIT, RECEIPT = "submit", "receipt"
@@ -85,27 +85,21 @@ class _Unit:
     def named(self, operator: str, key: str, message_id: str, part: int, at: float) -> None:
         """A submit of the batch was given ``key`` at ``at``: beside the messages it named before
         (once a message, as the table's key says)."""
-        found = self.smsc_ids.setdefault((operator, key), [])
-        if all(mid != message_id for _, mid, _ in found):
-            found.append((at, message_id, part))
-            found.sort()
+        name_id(self.smsc_ids.setdefault((operator, key), []), at, message_id, part)
         self.new_ids.append((operator, key, message_id, part, at))
 
     def owner(self, receipt: ReceiptFacts) -> tuple[str, int] | None:
         """(message id, part) of the message the receipt is about, by the first of its keys that
         names any (``policies.receipts`` when it names several); None when none does."""
         for key in receipt.keys:
-            found = self.smsc_ids.get((receipt.operator, key))
-            if found:
-                if len(found) > 1:
-                    named = [self.messages.get(message_id) for _, message_id, _ in found]
-                    numbers = [entry[0].to if entry is not None else "" for entry in named]
-                    waiting = [entry is not None and waits_for(entry[0], receipt.operator) for entry in named]
-                    _, message_id, part = found[receipt_owner(receipt.number, numbers, waiting)]
-                else:
-                    _, message_id, part = found[0]
-                return message_id, part
+            named = self.smsc_ids.get((receipt.operator, key))
+            if named:
+                return id_owner(receipt, named, self._message)
         return None
+
+    def _message(self, message_id: str) -> Message | None:
+        entry = self.messages.get(message_id)
+        return None if entry is None else entry[0]
 
     def hold(self, receipt: ReceiptFacts, at: float) -> None:
         for key in receipt.keys:

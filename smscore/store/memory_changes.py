@@ -9,9 +9,8 @@ from collections.abc import Sequence
 from twisted.internet.defer import Deferred, succeed
 
 from connectors.api import ReceiptFacts
-from policies.receipts import receipt_owner
 from smscore import transitions as tr
-from smscore.store.rules import answers, held_for_next, waits_for
+from smscore.store.rules import answers, held_for_next, id_owner, name_id
 
 
 class MemoryChanges:
@@ -50,10 +49,7 @@ class MemoryChanges:
     def _named(self, operator: str, key: str, message_id: str, part: int, at: float) -> None:
         """The SMSC gave ``key`` to this part at ``at``: beside the messages it named before (as
         SqlStore's unit does)."""
-        found = self.smsc_ids.setdefault((operator, key), [])
-        if all(mid != message_id for _, mid, _ in found):
-            found.append((at, message_id, part))
-            found.sort()
+        name_id(self.smsc_ids.setdefault((operator, key), []), at, message_id, part)
 
     def record_submit_failed(self, message_id: str, operator: str, detail: str, at: float) -> Deferred:
         stored = self.messages.get(message_id)
@@ -67,12 +63,9 @@ class MemoryChanges:
                       lease_until: float | None = None) -> Deferred:
         hit = None
         for key in receipt.keys:
-            found = self.smsc_ids.get((receipt.operator, key))
-            if found:
-                named = [self.messages.get(mid) for _, mid, _ in found]
-                numbers = [m.to if m is not None else "" for m in named]
-                waiting = [m is not None and waits_for(m, receipt.operator) for m in named]
-                hit = found[receipt_owner(receipt.number, numbers, waiting)][1:]
+            named = self.smsc_ids.get((receipt.operator, key))
+            if named:
+                hit = id_owner(receipt, named, self.messages.get)
                 break
         if hit is None:
             self.orphans.append(receipt)

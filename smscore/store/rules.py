@@ -12,9 +12,10 @@ from collections.abc import Callable, Container, Iterable, Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
 
+from connectors.api import ReceiptFacts
 from policies.admission import Admission, Facts, New, Terms, admit, held_back
 from policies.billing import notices
-from policies.receipts import sent_again
+from policies.receipts import receipt_owner, sent_again
 from smscore import transitions as tr
 from smscore.model import FINAL_STATUSES, Event, Message, PushJob, Status, rfc3339
 
@@ -52,6 +53,27 @@ def waits_for(message: Message, operator: str) -> bool:
     to another operator (``transitions.on_receipt`` ignores that one's receipt). What
     ``policies.receipts`` asks of each message one SMSC id names."""
     return message.status not in FINAL_STATUSES and message.operator == operator
+
+
+def name_id(named: list[tuple[float, str, int]], at: float, message_id: str, part: int) -> None:
+    """An SMSC id was given to ``message_id``'s ``part`` at ``at``: added to what it ``named``
+    before, ``(given at, message id, part)`` oldest first, once a message (as ``smsc_ids``'s key)."""
+    if all(mid != message_id for _, mid, _ in named):
+        named.append((at, message_id, part))
+        named.sort()
+
+
+def id_owner(receipt: ReceiptFacts, named: Sequence[tuple[float, str, int]],
+             message: Callable[[str], Message | None]) -> tuple[str, int]:
+    """(message id, part) of the message a receipt is about among those its SMSC id ``named``
+    (``message(id)``: each as it stands now, None when no longer stored): ``policies.receipts``."""
+    if len(named) > 1:
+        messages = [message(message_id) for _, message_id, _ in named]
+        numbers = [m.to if m is not None else "" for m in messages]
+        waiting = [m is not None and waits_for(m, receipt.operator) for m in messages]
+        named = named[receipt_owner(receipt.number, numbers, waiting):]
+    _, message_id, part = named[0]
+    return message_id, part
 
 
 class NotFound(Exception):
