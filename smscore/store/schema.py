@@ -279,6 +279,11 @@ COMMON: dict[int, list[str]] = {
         "DROP TABLE smsc_ids",
         "ALTER TABLE smsc_ids_15 RENAME TO smsc_ids",
     ],
+    16: [
+        # The retention purge deletes the receipts for SMPP customers that waited past retention:
+        # read by age, not the whole table (a customer's ESME away for days leaves many).
+        "CREATE INDEX push_jobs_smpp_age ON push_jobs (first_at) WHERE url = 'smpp'",
+    ],
 }
 
 #: dialect -> version -> statements only that dialect has (run after the common ones)
@@ -291,6 +296,12 @@ ONLY: dict[str, dict[int, list[str]]] = {
             "INSERT INTO counters (name, value) SELECT 'messages.update_seq', COALESCE(MAX(update_seq), 0) "
             "FROM messages",
             "INSERT INTO counters (name, value) SELECT 'mo_messages.seq', COALESCE(MAX(seq), 0) FROM mo_messages",
+        ],
+        16: [
+            # The retention purge deletes a purged message's SMSC ids by message: without this index
+            # SQLite read the whole table for each 512 of them (0.24 s at 1,000,000 ids, on the
+            # reactor thread); PostgreSQL has had it since version 5.
+            "CREATE INDEX smsc_ids_message ON smsc_ids (message_id)",
         ],
     },
     "postgresql": {
