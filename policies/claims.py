@@ -84,3 +84,62 @@ def just_below(message_id: str) -> str:
     if not _ID.fullmatch(message_id) or not int(message_id, 16):
         return ""
     return f"{int(message_id, 16) - 1:024x}"
+
+
+# -- push jobs -----------------------------------------------------------------------------------
+# Why: a customer whose backend is down keeps its status callbacks waiting for their retries, up to
+# ``[push] retry_for`` (24 h): a day of them at 100 messages a second is millions of rows at the
+# front of push_jobs. SQLite's claim reads the table in id order until it has its jobs, so every
+# claim (one per few stored receipts at load) walked all of them: 7 ms at 100,000 waiting, 64 ms at
+# 1,000,000, on the reactor thread, for every customer. So the claims sweep the jobs as the claims
+# of messages do: a claim takes jobs above the last one the previous claims read (jobs are numbered
+# in the order they are stored), and the claimer's periodic claim (once a second) starts from the
+# first job, which finds what became due below the sweep (a retry's time came, a lease ran out,
+# jobs given back) no later than it did when only that claim looked for it at idle. When that claim
+# itself grows long (millions of jobs waiting), it comes at most every ten times what it took, so
+# that it keeps to a tenth of the claimer's time; retries, 5 s to 10 min apart, go that much later.
+
+#: The periodic claim from the first job takes at most this share of the time between two.
+PERIODIC_SHARE = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class JobSweep:
+    """Where the push claims stand: ``after``, the last job id they have read past (0: none yet);
+    when the last claim from the first job was asked for (None: never) and how long it took."""
+
+    after: int = 0
+    started: float | None = None
+    took: float = 0.0
+
+
+def periodic_claim(sweep: JobSweep, now: float, interval: float) -> tuple[bool, JobSweep]:
+    """Whether the claimer's tick at ``now`` asks for the claim from the first job (every
+    ``interval``, or less often when that claim took more than a tenth of the time between two),
+    and the sweep that notes it was asked for."""
+    if sweep.started is None or now - sweep.started >= max(interval, sweep.took / PERIODIC_SHARE):
+        return True, JobSweep(sweep.after, now, sweep.took)
+    return False, sweep
+
+
+def job_claim_from(sweep: JobSweep, periodic: bool) -> int:
+    """The id a claim takes jobs above: 0 (from the first job) for the periodic claim, else the
+    sweep's."""
+    return 0 if periodic else sweep.after
+
+
+def after_job_claim(sweep: JobSweep, claimed: Sequence[int], asked: int, *,
+                    periodic_took: float | None = None) -> JobSweep:
+    """The sweep after a claim that asked for ``asked`` jobs and took the ids ``claimed`` (in id
+    order); ``periodic_took``: how long it took, when it was the periodic claim. A full claim read
+    no further than its last job: the sweep goes on from there (lower than before, when a claim
+    from the first job came back full). A short one read every job above where it started: the
+    sweep stays past all of them."""
+    took = sweep.took if periodic_took is None else periodic_took
+    if not claimed:
+        after = sweep.after
+    elif asked > 0 and len(claimed) >= asked:
+        after = claimed[-1]
+    else:
+        after = max(sweep.after, claimed[-1])
+    return JobSweep(after, sweep.started, took)

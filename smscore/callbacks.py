@@ -12,7 +12,13 @@ Theory of operation
   message, or behind the earlier jobs this process holds (``Store.claim_push_jobs``), so a message's
   jobs are all here, in order, or none is; a message's next event joins the batch its earlier one
   waits in. Jobs a claim brings behind a POST that failed are given back at once: their earlier
-  job is retried, and the store holds them back behind it once that is stored.
+  job is retried, and the store holds them back behind it once that is stored. The claims sweep
+  the jobs (``policies.claims.JobSweep``): each takes jobs above the last one the previous claims
+  read, and the periodic claim (every ``interval``) starts from the first job, so that jobs waiting
+  for their retries at the front of the table (a customer's backend down for hours) are read once
+  an interval, not at every claim; less often when that claim takes more than a tenth of it. What
+  becomes due below the sweep (a retry, a lease run out, a job given back) is found by that claim,
+  as it was when only that claim came at idle.
 - Wait. Claimed jobs wait in memory per target: (kind, account, URL). ``policies.callbacks.
   next_batches`` picks what goes now. MO pushes and balance notices go one per POST at once. Status
   callbacks go one per POST too while the account's ``callback_batch`` is 1; above 1 they go as
@@ -60,6 +66,7 @@ from twisted.internet.task import LoopingCall, deferLater
 from twisted.python.failure import Failure
 
 from connectors.http_push import PushResult, loggable_url
+from policies.claims import JobSweep, after_job_claim, job_claim_from, periodic_claim
 from policies.leases import node_of
 from policies.callbacks import next_batches
 from policies.retry import STORE_RETRY_FIRST, give_up, next_attempt_at, next_delay, next_store_retry
@@ -111,6 +118,8 @@ class PushWorker:
         #: being stored (None), or until the moment the earlier job's lease ends when that failed
         self._retrying: dict[str, float | None] = {}
         self._claiming = False
+        self._sweep = JobSweep()  # where the next claim starts (policies.claims)
+        self._periodic = False  # the next claim is the periodic one, from the first job (_tick)
         self._claim_waiters: list[Deferred] = []  # stop() waiting for the claim on the way
         self._again = False
         self._dispatching = False
@@ -173,6 +182,8 @@ class PushWorker:
         now = self.clock.seconds()
         self._retrying = {s: until for s, until in self._retrying.items() if until is None or until > now}
         self._give_back_stale()
+        periodic, self._sweep = periodic_claim(self._sweep, now, self.interval)
+        self._periodic = self._periodic or periodic  # this claim, or the one after the claim under way
         self.kick()
 
     # -- claiming ---------------------------------------------------------------------------------
@@ -190,8 +201,12 @@ class PushWorker:
         lease_until = now + self._lease_span()
         self.claims += 1
         self._claiming = True
+        periodic, self._periodic = self._periodic, False
+        after = job_claim_from(self._sweep, periodic)
 
         def claimed(jobs):
+            took = self.clock.seconds() - now if periodic else None
+            self._sweep = after_job_claim(self._sweep, [job.id for job in jobs], room, periodic_took=took)
             behind = [job.id for job in jobs if job.subject in self._retrying]
             for job in (job for job in jobs if job.subject not in self._retrying):
                 self._waiting.setdefault(_target(job), []).append((job.subject, _waiting_since(job), job, lease_until))
@@ -212,7 +227,7 @@ class PushWorker:
                 self._again = False
                 self.kick()
 
-        d = self.store.claim_push_jobs(self.node, now, lease_until, room)
+        d = self.store.claim_push_jobs(self.node, now, lease_until, room, after=after)
         d.addCallbacks(claimed, failed)
         d.addCallback(done)
 

@@ -224,6 +224,26 @@ async def check_a_claimer_takes_later_jobs_behind_the_ones_it_holds_deliveries_t
     assert _ids(await store.claim_push_jobs("gw1", 1061.0, 1100.0, 10, smpp=True)) == _ids([c1, d1, c2, d2, c3])
 
 
+async def check_a_claim_above_a_sweep_never_takes_a_job_without_the_earlier_ones_it_did_not_read(store):
+    """``after`` (a claimer's sweep, policies.claims.JobSweep): a store may take only jobs above
+    it, or read them all. Either way a job never goes without every earlier job of its message:
+    a free one at or below the sweep holds back the later ones (the claim from the first job takes
+    them together), while one the claimer holds does not (its next events join it, SPEC §12)."""
+    a, b, (a1, b1, a2, b2, a3) = await _interleaved(store)
+    c = make_message(at=1000.2)
+    await store.accept([c], "gw1", 1030.0)
+    await store.record_submit(c.id, "cheap", ["c"], 1004.0)
+    [c1] = [j for j in await store.pending_push_jobs() if j.subject == c.id]
+    taken = _ids(await store.claim_push_jobs("gw1", 1010.0, 1060.0, 10, after=b1.id))
+    assert taken in (_ids([c1]), _ids([a1, b1, a2, b2, a3, c1]))  # above the sweep, or everything
+    if taken == _ids([c1]):
+        assert _ids(await store.claim_push_jobs("gw1", 1010.0, 1060.0, 10)) == _ids([a1, b1, a2, b2, a3])
+    d, e, (d1, e1, d2, e2, d3) = await _interleaved(store)
+    assert _ids(await store.claim_push_jobs("gw1", 1011.0, 1060.0, 2, after=c1.id)) == _ids([d1, e1])
+    # held here: the later events come with a claim above the sweep
+    assert _ids(await store.claim_push_jobs("gw1", 1012.0, 1060.0, 10, after=e1.id)) == _ids([d2, e2, d3])
+
+
 async def check_a_failed_batch_keeps_the_later_events_of_its_messages_waiting(store):
     a, b, (a1, b1, a2, b2, a3) = await _interleaved(store)
     claimed = await store.claim_push_jobs("gw1", 1010.0, 1060.0, 10)

@@ -354,7 +354,7 @@ class MemoryStore(MemoryChanges, MemoryLookups, MemoryAccountOps, Store):
         return succeed(rows[:limit])
 
     def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int, *, smpp: bool = False,
-                        accounts=None) -> Deferred:
+                        accounts=None, after: int = 0) -> Deferred:
         out = []
         held_back: set[str] = set()  # subjects with an earlier job that is not claimable now
         for jid in sorted(self.jobs):
@@ -368,7 +368,7 @@ class MemoryStore(MemoryChanges, MemoryLookups, MemoryAccountOps, Store):
             free = row["owner"] is None or row["lease_until"] < now
             if not smpp and row["owner"] == owner and not free and row["next_at"] <= now and subject not in held_back:
                 continue  # held here already: a later job may be claimed behind it (as SqlStore)
-            if subject in held_back or not (row["next_at"] <= now and free):
+            if subject in held_back or not (row["next_at"] <= now and free) or jid <= after:
                 held_back.add(subject)
                 continue
             row["owner"], row["lease_until"] = owner, lease_until

@@ -77,6 +77,7 @@ class PostgresStore(SqlLookups, AccountRules, SqlStore):
     """SqlStore (with the account rules) on a PostgreSQL database, safe for several nodes."""
 
     placeholder = "%s"
+    _CLAIMS_AFTER = False  # a push claim reads the due jobs (PushJobOperations._CLAIMS_AFTER)
 
     def __init__(self, url: str, reactor, *, auto_upgrade: bool = True, writers: int = 1,
                  rules: StoreRules | None = None) -> None:

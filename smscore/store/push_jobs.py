@@ -23,8 +23,14 @@ from smscore.store.writer import Merged
 class PushJobOperations:
     """Mixed into SqlStore (before Store in the bases)."""
 
+    #: Whether a claim takes jobs above ``after`` only (``Store.claim_push_jobs``). SQLite reads the
+    #: jobs in id order and profits; PostgreSQL reads the due ones through ``push_jobs_due``, where
+    #: jobs waiting for their retry cost nothing, and numbers jobs before they commit, so that a
+    #: job committed late below the sweep would wait for the next claim from the first.
+    _CLAIMS_AFTER = True
+
     def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int, *, smpp: bool = False,
-                        accounts: Sequence[str] | None = None) -> Deferred:
+                        accounts: Sequence[str] | None = None, after: int = 0) -> Deferred:
         """Due jobs nobody holds, oldest first, each only with every earlier job of its subject: those
         must be claimable now too, and ``ORDER BY id`` with ``LIMIT`` keeps them in the same claim.
         An earlier job waiting for its retry, or held by another node, holds the later ones back
@@ -38,14 +44,23 @@ class PushJobOperations:
         which = "j.url = 'smpp'" if smpp else "j.url <> 'smpp'"
         named: tuple = ()
         if accounts is not None:
+            # SQLite reads each account's part of push_jobs_smpp in id order and stops each once
+            # the LIMIT is met: receipts waiting for an ESME away are not read
             named = tuple(sorted(accounts)) or ("",)
             which += f" AND j.account IN ({marks(named)})"
-        first = self._first_of_its_subject(f"e.next_at > ? OR {held}")
+        # Above ``after``: an earlier job at or below it that is free holds the later ones back
+        # (this claim does not read it, so cannot take it with them): the next claim from the
+        # first job takes them together.
+        above, unread = (" AND j.id > ?", " OR (e.id <= ? AND (e.owner IS NULL OR e.lease_until < ?))") \
+            if self._CLAIMS_AFTER else ("", "")
+        above_args, unread_args = ((after,), (after, now)) if self._CLAIMS_AFTER else ((), ())
+        first = self._first_of_its_subject(f"e.next_at > ? OR {held}{unread}")
         sql = self.q(
             "UPDATE push_jobs SET owner = ?, lease_until = ? WHERE " + self._among(
-                f"SELECT j.id FROM push_jobs j WHERE {first} AND j.next_at <= ? AND {free} AND {which} "
+                f"SELECT j.id FROM push_jobs j WHERE {first} AND j.next_at <= ? AND {free}{above} AND {which} "
                 f"ORDER BY j.id LIMIT ?{self._skip_locked('j')}") + f" RETURNING {JOB_COLS}")
-        params = (owner, lease_until, now, now, *(() if smpp else (owner,)), now, now, *named, limit)
+        params = (owner, lease_until, now, now, *(() if smpp else (owner,)), *unread_args, now, now, *above_args,
+                  *named, limit)
 
         def op(cur):
             self._lock(cur, "push-claim")  # several nodes: one claim at a time sees the others' claims

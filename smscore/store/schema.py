@@ -302,6 +302,10 @@ ONLY: dict[str, dict[int, list[str]]] = {
             # SQLite read the whole table for each 512 of them (0.24 s at 1,000,000 ids, on the
             # reactor thread); PostgreSQL has had it since version 5.
             "CREATE INDEX smsc_ids_message ON smsc_ids (message_id)",
+            # A claim of receipts for the customers' ESMEs bound now reads each one's jobs in id
+            # order, as far as its LIMIT takes it, and not those of ESMEs away or HTTP pushes (it
+            # read the whole table in id order: PostgreSQL reads the due jobs, push_jobs_due).
+            "CREATE INDEX push_jobs_smpp ON push_jobs (account, id) WHERE url = 'smpp'",
         ],
     },
     "postgresql": {

@@ -343,3 +343,82 @@ async def test_the_retention_purge_reads_tables_through_their_indexes(tmp_path):
     whole = {sql.split(" FROM ")[1].split()[0] for sql, plan in plans.items()
              if any(step.startswith("SCAN") for step in plan)}
     assert whole == {"daily_volume"}, {sql: plan for sql, plan in plans.items() if plan[0].startswith("SCAN")}
+
+
+def _stepped(folder, steps: list) -> sq.SQLiteStore:
+    """A store whose writer's connection counts SQLite's virtual machine steps, by hundreds, in
+    ``steps[0]`` (its progress handler): what a statement reads, whatever the machine's speed."""
+    store = sq.SQLiteStore(folder / "gw.db", reactor)
+    connect = store._writer._connect
+
+    def counted():
+        conn = connect()
+        conn.set_progress_handler(lambda: steps.__setitem__(0, steps[0] + 1), 100)
+        return conn
+
+    store._writer._connect = counted
+    return store
+
+
+def _jobs(cur, account: str, n: int, next_at: float, url: str = "http://x/cb") -> None:
+    cur.executemany("INSERT INTO push_jobs (kind, account, subject, url, body, attempts, first_at, next_at) "
+                    "VALUES ('status', ?, ?, ?, '{}', 1, 1000, ?)",
+                    [(account, f"{account}-{i}", url, next_at) for i in range(n)])
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_push_claim_above_its_sweep_reads_no_job_waiting_below_it(tmp_path):
+    """A customer's backend down for hours leaves its callbacks waiting for their retries at the
+    front of push_jobs. A claim above the sweep (policies.claims.JobSweep) costs the same whether
+    10 or 20,000 of them wait below it; one from the first job reads them all."""
+    steps = [0]
+    store = _stepped(tmp_path, steps)
+    await store.open()
+
+    async def claim_cost(after: int) -> tuple[int, int]:
+        await store.run(lambda cur: _jobs(cur, "up", 20, 1000.0))
+        steps[0] = 0
+        got = await store.claim_push_jobs("gw1", 1001.0, 1031.0, 100, after=after)
+        cost = steps[0]
+        await store.finish_pushes(1001.0, done=[j.id for j in got])
+        return len(got), cost
+
+    try:
+        costs = {}
+        for waiting in (10, 20_000):
+            await store.run(lambda cur: _jobs(cur, "down", waiting - sum(costs), 5000.0))  # retries in an hour
+            first = await claim_cost(0)
+            last = (await store.pending_push_jobs())[-1].id
+            above = await claim_cost(last)
+            assert first[0] == above[0] == 20
+            costs[waiting] = (first[1], above[1])
+    finally:
+        await store.close()
+    (first_few, above_few), (first_many, above_many) = costs[10], costs[20_000]
+    assert first_many > 20 * first_few, costs  # from the first job: every waiting one read
+    assert above_many <= 2 * above_few, costs  # above the sweep: none of them (measured 17 and 18)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_claim_for_the_esmes_bound_reads_no_receipt_waiting_for_one_away(tmp_path):
+    """Receipts for a customer's ESME away for days wait in push_jobs (kept for the retention);
+    a claim for the ESMEs bound reads each one's jobs only, in id order, as far as it takes
+    (push_jobs_smpp), and no HTTP push: it costs the same with 10 or 20,000 of each waiting, and
+    10 or 20,000 more of a bound ESME's own beyond what it takes."""
+    costs = []
+    for waiting in (10, 20_000):
+        steps = [0]
+        store = _stepped(tmp_path / str(waiting), steps)
+        (tmp_path / str(waiting)).mkdir()
+        await store.open()
+        try:
+            await store.run(lambda cur: _jobs(cur, "away", waiting, 1000.0, "smpp"))
+            await store.run(lambda cur: _jobs(cur, "http", waiting, 5000.0))
+            await store.run(lambda cur: _jobs(cur, "bound", 20 + waiting, 1000.0, "smpp"))
+            steps[0] = 0
+            got = await store.claim_push_jobs("gw1", 1001.0, 1031.0, 20, smpp=True, accounts=["bound", "other"])
+            costs.append(steps[0])
+            assert [j.subject for j in got] == [f"bound-{i}" for i in range(20)]
+        finally:
+            await store.close()
+    assert costs[1] <= 2 * costs[0], costs  # measured 19 and 19

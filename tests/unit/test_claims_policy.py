@@ -1,6 +1,8 @@
-"""policies.claims: the sweep a node's claims make through the backlog."""
+"""policies.claims: the sweep a node's claims make through the backlog, and the push claims'
+through the jobs."""
 
-from policies.claims import Sweep, after_claim, announced, just_below, next_claim
+from policies.claims import (JobSweep, Sweep, after_claim, after_job_claim, announced, job_claim_from, just_below,
+                             next_claim, periodic_claim)
 
 LEASE, INTERVAL = 30.0, 0.5
 
@@ -71,3 +73,40 @@ def test_just_below_an_id_is_the_greatest_id_under_it():
     assert just_below(f"{256:024x}") == f"{255:024x}"
     assert just_below(f"{256:024x}") < f"{256:024x}"
     assert just_below("0" * 24) == "" and just_below("ABC") == "" and just_below("0" * 23 + "g") == ""
+
+
+# -- push jobs ------------------------------------------------------------------------------------
+def test_push_claims_go_on_from_the_last_job_read_and_the_periodic_one_from_the_first():
+    sweep = JobSweep()
+    assert job_claim_from(sweep, periodic=False) == 0  # nothing read yet
+    sweep = after_job_claim(sweep, [3, 7, 9], asked=3)  # full: read up to 9
+    assert sweep.after == 9 and job_claim_from(sweep, periodic=False) == 9
+    assert job_claim_from(sweep, periodic=True) == 0
+    sweep = after_job_claim(sweep, [12], asked=5)  # short: read to the end
+    assert sweep.after == 12
+    assert after_job_claim(sweep, [], asked=5) == sweep  # nothing above: still past everything
+
+
+def test_a_periodic_claim_keeps_the_sweep_past_what_it_read_or_where_it_stopped():
+    sweep = JobSweep(50)
+    # from the first job, short: it read every job, and those above 50 too
+    assert after_job_claim(sweep, [4, 8], asked=10).after == 50
+    assert after_job_claim(sweep, [4, 60], asked=10).after == 60
+    # from the first job, full: it stopped at 8, what lies between 8 and 50 is unread since
+    assert after_job_claim(sweep, [4, 8], asked=2).after == 8
+    assert after_job_claim(sweep, [], asked=0) == sweep
+
+
+def test_the_periodic_claim_comes_every_interval_or_ten_times_what_it_took():
+    due, sweep = periodic_claim(JobSweep(), 100.0, 1.0)
+    assert due and sweep.started == 100.0
+    assert periodic_claim(sweep, 100.5, 1.0) == (False, sweep)
+    due, sweep = periodic_claim(sweep, 101.0, 1.0)
+    assert due and sweep.started == 101.0
+    sweep = after_job_claim(sweep, [5], asked=10, periodic_took=0.05)  # under a tenth: every interval
+    assert periodic_claim(sweep, 102.0, 1.0)[0]
+    sweep = after_job_claim(sweep, [5], asked=10, periodic_took=0.4)  # millions waiting: every 4 s
+    assert not periodic_claim(sweep, 104.9, 1.0)[0]
+    due, sweep = periodic_claim(sweep, 105.0, 1.0)
+    assert due and sweep.took == 0.4
+    assert after_job_claim(sweep, [6], asked=10).took == 0.4  # a claim above the sweep says nothing of it

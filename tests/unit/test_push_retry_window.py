@@ -24,6 +24,7 @@ class TimedRig(Rig):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.worker.interval = 0.125  # the periodic claim at each step of ``run``
         self.times: list[float] = []
         render = self.backend.render
 
@@ -34,11 +35,11 @@ class TimedRig(Rig):
         self.backend.render = timed
 
     def run(self, seconds: float) -> list[tuple[float, dict]]:
-        """Run the worker for ``seconds`` in steps of 1/8 s (exact in binary: no drift), kicking it
-        each step (its loop does once a second); every POST so far as (seconds after NOW when the
-        backend got it, body)."""
+        """Run the worker for ``seconds`` in steps of 1/8 s (exact in binary: no drift), with its
+        periodic claim each step (its interval: each retry goes at the step it is due); every POST
+        so far as (seconds after NOW when the backend got it, body)."""
         for _ in range(round(seconds * 8)):
-            self.kick()
+            self.tick()
             self.advance(0.125)
         return [(at, r.json()) for at, r in zip(self.times, self.backend.requests, strict=True)]
 

@@ -74,9 +74,9 @@ def test_a_claim_that_ran_before_a_failed_post_was_stored_gives_its_later_events
     assert rig.posts() == [[("submitted", a.id)]]
     assert [j.attempts for j in rig.pending()] == [1, 0]  # the retry waits; the delivery was given back
     rig.backend.reply_json("thanks")
-    for _ in range(20):  # the retry 5 s later, then the delivery behind it
+    for _ in range(20):  # the retry 5 s later, then the delivery behind it (the periodic claims)
         rig.advance(0.5)
-        rig.worker.kick()
+        rig.worker._tick()
         store.answer_all()
         rig.net.flush()
         store.answer_all()
@@ -108,3 +108,48 @@ def test_jobs_given_back_before_their_lease_ends_take_their_messages_later_jobs_
         rig.advance(0.25)
     assert rig.posts() == [[("submitted", a.id), ("delivered", a.id)]]
     rig.worker.stop()
+
+
+class Sweeping(HeldClaims):
+    """A store that notes where each claim starts (its ``after``) and answers at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        object.__setattr__(self, "afters", [])
+
+    def __setattr__(self, name, value):
+        if name == "afters":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+    def claim_push_jobs(self, *args, **kwargs):
+        self.afters.append(kwargs["after"])
+        return self.inner.claim_push_jobs(*args, **kwargs)
+
+
+def test_claims_sweep_the_jobs_and_the_periodic_one_starts_from_the_first():
+    """policies.claims.JobSweep: a claim a stored event kicks takes jobs above the last it read;
+    the loop's claim, once an interval, starts from the first job, and finds a retry whose time
+    came below the sweep (a kick's claim does not read it)."""
+    store = Sweeping()
+    rig = Rig(batch=1, store=store)
+    a, b = rig.messages(2)
+    rig.submitted(a)
+    rig.backend.failing(503)
+    rig.tick()  # the loop's first claim: from the first job
+    assert rig.posts() == [[("submitted", a.id)]]
+    [a1] = rig.pending()
+    rig.backend.reply_json("thanks")
+    rig.submitted(b)
+    rig.kick()
+    assert rig.posts()[1:] == [[("submitted", b.id)]]
+    rig.advance(5.0)  # a's retry is due; its job lies below the sweep
+    rig.kick()
+    assert len(rig.posts()) == 2
+    kicked = store.afters[1:]
+    rig.tick()
+    assert rig.posts()[2:] == [[("submitted", a.id)]]
+    assert rig.pending() == []
+    assert store.afters[0] == 0 and kicked[0] == a1.id and all(after >= a1.id for after in kicked), store.afters
+    assert store.afters[len(kicked) + 1] == 0
