@@ -34,6 +34,10 @@ request's start to the final status, lost, gateway CPU s summed over the process
 fields, so summarize.py reads it), throughput-<store>.png and latency-cdf-<store>.png (matplotlib,
 the optional extra `bench`; without it the plots are skipped with a note).
 
+`--waiting-callbacks N` puts N status callbacks of another account into each scenario's store
+before the gateway starts, waiting for retries an hour away: the path while a customer's backend
+has been down for a while (docs/benchmarks.md).
+
 Run through `scripts/bench` (it sets up .venv and the extra first). Bounded in count and time;
 loopback only; every process started here is stopped by its PID, with its children.
 """
@@ -170,6 +174,35 @@ def _store_query(db: Path | str, sql: str) -> list[tuple]:
         conn.close()
 
 
+def seed_waiting_callbacks(db: Path | str, n: int) -> None:
+    """``n`` status callbacks of the account "down" (not in the config), each tried three times
+    and due again in an hour: what a customer's backend down for a while leaves in push_jobs."""
+    from smscore.store import pg_schema
+    from smscore.store import sqlite as sq
+
+    now = time.time()
+    rows = [("status", "down", f"down-{i}", "http://127.0.0.1:9/status", "{}", 3, now - 600, now + 3600)
+            for i in range(n)]
+    sql = ("INSERT INTO push_jobs (kind, account, subject, url, body, attempts, first_at, next_at) "
+           "VALUES (?,?,?,?,?,?,?,?)")
+    if isinstance(db, str):
+        pg_schema.upgrade(db)
+        conn = pg_schema.connect(db)
+        try:
+            conn.cursor().executemany(sql.replace("?", "%s"), rows)
+            conn.commit()
+        finally:
+            conn.close()
+        return
+    sq.upgrade(db)
+    conn = sqlite3.connect(db)
+    try:
+        with conn:
+            conn.executemany(sql, rows)
+    finally:
+        conn.close()
+
+
 def count_final(db: Path | str) -> int:
     """Messages in a final status (every scenario has a store of its own)."""
     return _store_query(db, "SELECT COUNT(*) FROM messages WHERE status IN ({final})")[0][0]
@@ -222,6 +255,10 @@ class Rig:
                                stdout=open(self.tmp / "sim.log", "w"), stderr=subprocess.STDOUT)
         self.procs.append(sim)
         wait_port(self.smpp_port, proc=sim, log=self.tmp / "sim.log")
+        if args.waiting_callbacks:
+            seed_waiting_callbacks(self.db, args.waiting_callbacks)
+            print(f"  waiting callbacks    {args.waiting_callbacks} of another account in the store, due in an hour",
+                  flush=True)
         prefix = [sys.executable, "-m", "cProfile", "-o", self.profile, SMSGW] if self.profile else [SMSGW]
         gw = subprocess.Popen([*prefix, "run", "-c", str(self.tmp / "gw.toml"), "--log-level", "warning"],
                               stdout=open(self.tmp / "gw.log", "w"), stderr=subprocess.STDOUT)
@@ -354,7 +391,12 @@ def main() -> int:
     p.add_argument("--pg-url", default=os.environ.get("SMSGW_BENCH_PG_URL"),
                    help="a PostgreSQL server whose role may CREATE DATABASE (default $SMSGW_BENCH_PG_URL; "
                         "scripts/bench starts a throwaway one when neither is given)")
+    p.add_argument("--waiting-callbacks", type=int, default=0, metavar="N",
+                   help="N status callbacks of another account waiting for their retries in each store before "
+                        "the gateway starts: a customer's backend down for a while (default 0)")
     args = p.parse_args()
+    if not 0 <= args.waiting_callbacks <= 10_000_000:
+        p.error("--waiting-callbacks must be 0 to 10,000,000")
     if args.store == "postgresql" and not args.pg_url:
         p.error("--store postgresql needs --pg-url or SMSGW_BENCH_PG_URL")
     if not 1 <= args.messages <= 1_000_000 or not 1 <= args.concurrency <= 1000:

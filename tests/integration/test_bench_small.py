@@ -56,3 +56,18 @@ def test_bench_measures_the_callbacks_and_loses_nothing(tmp_path):
         assert sorted(p.name for p in out.glob("*.png")) == ["latency-cdf-sqlite.png", "throughput-sqlite.png"]
     else:  # without the extra `bench` the bench says so and goes on
         assert "plots skipped" in proc.stdout
+
+
+def test_bench_runs_while_another_customers_callbacks_wait_for_their_retries(tmp_path):
+    """``--waiting-callbacks``: the store holds another account's callbacks, due in an hour, before
+    the gateway starts; the run still loses nothing, and none of them is pushed."""
+    out = tmp_path / "bench"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--scenarios", "single-cb", "--phases", "single",
+         "-n", "100", "--concurrency", "8", "--timeout", "60", "--plots", str(out), "--waiting-callbacks", "5000"],
+        capture_output=True, text=True, timeout=150, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "waiting callbacks    5000 of another account in the store" in proc.stdout
+    [r] = map(json.loads, (out / "results-sqlite.jsonl").read_text().splitlines())
+    assert r["accepted"] == 100 and r["lost"] == 0 and r["dlrs_final"] == 100, r
+    assert r["receiver"]["final_events"] == 100, r
