@@ -174,14 +174,15 @@ def _store_query(db: Path | str, sql: str) -> list[tuple]:
         conn.close()
 
 
-def seed_waiting_callbacks(db: Path | str, n: int) -> None:
-    """``n`` status callbacks of the account "down" (not in the config), each tried three times
-    and due again in an hour: what a customer's backend down for a while leaves in push_jobs."""
+def seed_callbacks(db: Path | str, n: int, account: str, url: str, *, attempts: int, next_at: float) -> None:
+    """``n`` status callbacks of ``account`` to ``url`` in the store, one message each, tried
+    ``attempts`` times and due at ``next_at``: a customer's backend down for a while (due again in
+    an hour), or hung (due now)."""
     from smscore.store import pg_schema
     from smscore.store import sqlite as sq
 
     now = time.time()
-    rows = [("status", "down", f"down-{i}", "http://127.0.0.1:9/status", "{}", 3, now - 600, now + 3600)
+    rows = [("status", account, f"{account}-{i}", url, "{}", attempts, now - 600 if attempts else now, next_at)
             for i in range(n)]
     sql = ("INSERT INTO push_jobs (kind, account, subject, url, body, attempts, first_at, next_at) "
            "VALUES (?,?,?,?,?,?,?,?)")
@@ -233,6 +234,12 @@ class Rig:
         # listeners on port 0 could otherwise be given a port merely picked here (it happened).
         self.callback_socket = socket.create_server(("127.0.0.1", 0), backlog=1024) if scenario.callbacks else None
         self.callback_port = self.callback_socket.getsockname()[1] if self.callback_socket else 0
+        # --hung-callbacks: a backend that takes connections (the kernel does, up to the backlog)
+        # and never reads or answers them
+        self.waiting_callbacks = getattr(args, "waiting_callbacks", 0)  # scripts/bench_smpp.py has neither
+        self.hung_callbacks = getattr(args, "hung_callbacks", 0)
+        self.hung_socket = socket.create_server(("127.0.0.1", 0), backlog=4096) if self.hung_callbacks else None
+        self.hung_port = self.hung_socket.getsockname()[1] if self.hung_socket else 0
         self.procs: list[subprocess.Popen] = []
 
     def __enter__(self) -> Rig:
@@ -247,7 +254,10 @@ class Rig:
         (self.tmp / "gw.toml").write_text(CONFIG.format(
             store_url=self.store_url, http=self.http_port, metrics=self.metrics_port, smpp=self.smpp_port,
             binds=args.binds, window=args.window,
-            account=self.scenario.account_lines(self.callback_port, args.legacy_callbacks)))
+            account=self.scenario.account_lines(self.callback_port, args.legacy_callbacks) + (
+                f'[accounts.hung]\napi_keys = ["hung-key"]\nsenders = ["HUNG"]\n'
+                f'callback_url = "http://127.0.0.1:{self.hung_port}/status"\nsecret = "{SECRET}"\n'
+                if self.hung_callbacks else "")))
         sim = subprocess.Popen([SMSGW, "smsc-sim", "--listen", f"127.0.0.1:{self.smpp_port}", "--system-id", "bench",
                                 "--password", "bench", "--receipt-delay", args.receipt_delay, "--window",
                                 str(args.window), "--throttle-tps", str(self.scenario.throttle_tps),
@@ -255,10 +265,16 @@ class Rig:
                                stdout=open(self.tmp / "sim.log", "w"), stderr=subprocess.STDOUT)
         self.procs.append(sim)
         wait_port(self.smpp_port, proc=sim, log=self.tmp / "sim.log")
-        if args.waiting_callbacks:
-            seed_waiting_callbacks(self.db, args.waiting_callbacks)
-            print(f"  waiting callbacks    {args.waiting_callbacks} of another account in the store, due in an hour",
+        if self.waiting_callbacks:
+            seed_callbacks(self.db, self.waiting_callbacks, "down", "http://127.0.0.1:9/status", attempts=3,
+                           next_at=time.time() + 3600)
+            print(f"  waiting callbacks    {self.waiting_callbacks} of another account in the store, due in an hour",
                   flush=True)
+        if self.hung_callbacks:
+            seed_callbacks(self.db, self.hung_callbacks, "hung", f"http://127.0.0.1:{self.hung_port}/status",
+                           attempts=0, next_at=time.time())
+            print(f"  hung callbacks       {self.hung_callbacks} of another account in the store, due now, to a "
+                  "backend that never answers", flush=True)
         prefix = [sys.executable, "-m", "cProfile", "-o", self.profile, SMSGW] if self.profile else [SMSGW]
         gw = subprocess.Popen([*prefix, "run", "-c", str(self.tmp / "gw.toml"), "--log-level", "warning"],
                               stdout=open(self.tmp / "gw.log", "w"), stderr=subprocess.STDOUT)
@@ -279,8 +295,9 @@ class Rig:
         for proc in reversed(self.procs):
             stop_process(proc)
         self.procs.clear()
-        if self.callback_socket is not None:
-            self.callback_socket.close()
+        for held in (self.callback_socket, self.hung_socket):
+            if held is not None:
+                held.close()
         if self.pg_name:
             drop_database(self.args.pg_url, self.pg_name)
             self.pg_name = None
@@ -394,9 +411,12 @@ def main() -> int:
     p.add_argument("--waiting-callbacks", type=int, default=0, metavar="N",
                    help="N status callbacks of another account waiting for their retries in each store before "
                         "the gateway starts: a customer's backend down for a while (default 0)")
+    p.add_argument("--hung-callbacks", type=int, default=0, metavar="N",
+                   help="N status callbacks of another account due now, to a backend that takes connections and "
+                        "never answers, in each store before the gateway starts (default 0)")
     args = p.parse_args()
-    if not 0 <= args.waiting_callbacks <= 10_000_000:
-        p.error("--waiting-callbacks must be 0 to 10,000,000")
+    if not 0 <= args.waiting_callbacks <= 10_000_000 or not 0 <= args.hung_callbacks <= 1_000_000:
+        p.error("--waiting-callbacks must be 0 to 10,000,000, --hung-callbacks 0 to 1,000,000")
     if args.store == "postgresql" and not args.pg_url:
         p.error("--store postgresql needs --pg-url or SMSGW_BENCH_PG_URL")
     if not 1 <= args.messages <= 1_000_000 or not 1 <= args.concurrency <= 1000:

@@ -59,6 +59,7 @@ Theory of operation
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Sequence
 
 from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred, succeed
@@ -68,7 +69,7 @@ from twisted.python.failure import Failure
 from connectors.http_push import PushResult, loggable_url
 from policies.claims import JobSweep, after_job_claim, job_claim_from, periodic_claim
 from policies.leases import node_of
-from policies.callbacks import next_batches
+from policies.callbacks import beyond_share, crowded, next_batches, post_room
 from policies.retry import STORE_RETRY_FIRST, give_up, next_attempt_at, next_delay, next_store_retry
 from smscore.claiming import give_back_earlier
 from smscore.logs import get_logger
@@ -113,6 +114,9 @@ class PushWorker:
         self._loop: LoopingCall | None = None
         self._waiting: dict[tuple[str, str, str], list[_Waiting]] = {}
         self._count = 0  # jobs in _waiting
+        self._waiting_of: Counter[str] = Counter()  # jobs in _waiting per account (policies.callbacks.crowded)
+        self._posting_to: Counter[tuple[str, str, str]] = Counter()  # POSTs on the way per target
+        self._posted_to: dict[tuple[str, str, str], float] = {}  # when each target's last POST ended
         self._busy: set[str] = set()  # subjects with a POST on the way
         #: subjects whose POST failed: later jobs a claim brings are given back while the retry is
         #: being stored (None), or until the moment the earlier job's lease ends when that failed
@@ -168,6 +172,7 @@ class PushWorker:
         ids = [w[2].id for waiting in self._waiting.values() for w in waiting]
         self._waiting.clear()
         self._count = 0
+        self._waiting_of.clear()
         if ids:
             try:
                 await self.store.finish_pushes(self.clock.seconds(), release=ids, owner=self.node)
@@ -194,8 +199,10 @@ class PushWorker:
         if self._claiming:
             self._again = True
             return
+        # Claimed even while every POST slot is busy: the jobs of the other customers must be here
+        # to take the slots a slow backend's POSTs leave (policies.callbacks.post_room).
         room = self.max_waiting - self._count
-        if room <= 0 or self.in_flight >= self.concurrency:
+        if room <= 0:
             return
         now = self.clock.seconds()
         lease_until = now + self._lease_span()
@@ -208,11 +215,18 @@ class PushWorker:
             took = self.clock.seconds() - now if periodic else None
             self._sweep = after_job_claim(self._sweep, [job.id for job in jobs], room, periodic_took=took)
             behind = [job.id for job in jobs if job.subject in self._retrying]
-            for job in (job for job in jobs if job.subject not in self._retrying):
-                self._waiting.setdefault(_target(job), []).append((job.subject, _waiting_since(job), job, lease_until))
-                self._count += 1
+            jobs = [job for job in jobs if job.subject not in self._retrying]
+            over = set(beyond_share([job.account for job in jobs], self._waiting_of, self.max_waiting))
+            for i, job in enumerate(jobs):
+                if i not in over:
+                    self._waiting.setdefault(_target(job), []).append(
+                        (job.subject, _waiting_since(job), job, lease_until))
+                    self._waiting_of[job.account] += 1
+            self._count += len(jobs) - len(over)
             if behind:
                 self._give_back(behind, "behind a push that failed")
+            if over:  # an account's share is full: those wait in the store for a later claim
+                self._give_back([jobs[i].id for i in sorted(over)], "its account's share of the worker is full")
 
         def failed(failure):
             self.log.error("claiming push jobs failed", error=failure.getErrorMessage())
@@ -227,7 +241,8 @@ class PushWorker:
                 self._again = False
                 self.kick()
 
-        d = self.store.claim_push_jobs(self.node, now, lease_until, room, after=after)
+        d = self.store.claim_push_jobs(self.node, now, lease_until, room, after=after,
+                                       skip_accounts=crowded(self._waiting_of, self.max_waiting))
         d.addCallbacks(claimed, failed)
         d.addCallback(done)
 
@@ -280,10 +295,17 @@ class PushWorker:
         config = self.config_source()
         due_next = None
         out = []
+        # the targets sharing the slots: events waiting, POSTs on the way, or one done within the
+        # last interval (a customer between two claims still counts)
+        self._posted_to = {t: at for t, at in self._posted_to.items() if now - at < self.interval}
+        targets = len(self._waiting.keys() | self._posting_to.keys() | self._posted_to.keys())
         for target, waiting in self._waiting.items():
-            room = self.concurrency - self.in_flight
-            if room <= 0:
+            if self.in_flight >= self.concurrency:
                 break
+            room = post_room(concurrency=self.concurrency, in_flight=self.in_flight,
+                             target_in_flight=self._posting_to[target], targets=targets)
+            if room <= 0:
+                continue
             size, linger, batched = self._shape(target, config)
             batches, due = next_batches(waiting, size=size, linger=linger, now=now, busy=self._busy, limit=room)
             if due is not None and (due_next is None or due < due_next):
@@ -292,7 +314,9 @@ class PushWorker:
                 jobs = [waiting[i][2] for i in positions]
                 self._busy.update(job.subject for job in jobs)
                 self.in_flight += 1
+                self._posting_to[target] += 1
                 self._count -= len(jobs)
+                self._waiting_of[target[1]] -= len(jobs)
                 out.append((target, jobs, batched, config))
             for i in sorted((i for positions in batches for i in positions), reverse=True):
                 del waiting[i]
@@ -342,6 +366,11 @@ class PushWorker:
 
     def _done(self, _, jobs: list[PushJob]) -> None:
         self.in_flight -= 1
+        target = _target(jobs[0])
+        self._posting_to[target] -= 1
+        if not self._posting_to[target]:
+            del self._posting_to[target]
+        self._posted_to[target] = self.clock.seconds()
         for job in jobs:
             self._busy.discard(job.subject)
         if self._stopping:
@@ -469,6 +498,7 @@ class PushWorker:
             keep = [w for w in waiting if w[0] not in subjects]
             if len(keep) < len(waiting):
                 released.extend(w[2].id for w in waiting if w[0] in subjects)
+                self._waiting_of[target[1]] -= len(waiting) - len(keep)
                 if keep:
                     self._waiting[target] = keep
                 else:

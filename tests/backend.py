@@ -16,6 +16,7 @@ How it answers is switched at run time::
     backend.failing(500)           # 500
     backend.garbage()              # 200 application/json that is not JSON
     backend.answer(Answer(...))    # anything else (a redirect, a huge body ...)
+    backend.answer_at("/slow", Answer(delay=600))   # one path answers its own way
     await backend.refuse()         # stop listening and drop open connections: connects are refused
     backend.accept()               # listen again on the same port
 
@@ -82,6 +83,7 @@ class BackendResource(Resource):
         self.reactor = reactor
         self.secret = secret
         self.behaviour = Answer()
+        self.by_path: dict[str, Answer] = {}  # paths that answer their own way
         self.requests: list[RecordedRequest] = []
         self._waiters: list[tuple[int, Deferred]] = []
         self._pending: set = set()  # delayed answers not yet sent
@@ -89,6 +91,9 @@ class BackendResource(Resource):
     # --- behaviours --------------------------------------------------------------------------------
     def answer(self, answer: Answer) -> None:
         self.behaviour = answer
+
+    def answer_at(self, path: str, answer: Answer) -> None:
+        self.by_path[path] = answer
 
     def reply_json(self, reply: str = "ok") -> None:
         body = json.dumps({"reply": reply}, ensure_ascii=False).encode("utf-8")
@@ -150,7 +155,7 @@ class BackendResource(Resource):
             method=request.method.decode("ascii"), path=request.path.decode("latin-1"),
             headers=headers, body=body, signature_valid=self._verify(headers, body)))
         self._recorded()
-        answer = self.behaviour
+        answer = self.by_path.get(request.path.decode("latin-1"), self.behaviour)
         if answer.delay > 0:
             call = self.reactor.callLater(answer.delay, self._late, request, answer)
             self._pending.add(call)

@@ -244,6 +244,20 @@ async def check_a_claim_above_a_sweep_never_takes_a_job_without_the_earlier_ones
     assert _ids(await store.claim_push_jobs("gw1", 1012.0, 1060.0, 10, after=e1.id)) == _ids([d2, e2, d3])
 
 
+async def check_a_claim_leaves_the_jobs_of_the_accounts_it_skips(store):
+    """``skip_accounts``: the accounts whose share of the claimer is full (policies.callbacks.
+    crowded); their jobs stay in the store for a later claim, in order."""
+    a, b, (a1, b1, a2, b2, a3) = await _interleaved(store)
+    assert await store.claim_push_jobs("gw1", 1010.0, 1060.0, 10, skip_accounts=["acme"]) == []
+    assert _ids(await store.claim_push_jobs("gw1", 1010.0, 1060.0, 10, skip_accounts=["beta"])) == _ids(
+        [a1, b1, a2, b2, a3])
+    c, d, (c1, d1, c2, d2, c3) = await _interleaved(store, "smpp")
+    assert await store.claim_push_jobs("gw1", 1010.0, 1060.0, 10, smpp=True, accounts=["acme"],
+                                       skip_accounts=["acme"]) == []
+    assert _ids(await store.claim_push_jobs("gw1", 1010.0, 1060.0, 2, smpp=True, accounts=["acme"],
+                                            skip_accounts=["beta", "gamma"])) == _ids([c1, d1])
+
+
 async def check_a_failed_batch_keeps_the_later_events_of_its_messages_waiting(store):
     a, b, (a1, b1, a2, b2, a3) = await _interleaved(store)
     claimed = await store.claim_push_jobs("gw1", 1010.0, 1060.0, 10)

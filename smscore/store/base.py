@@ -235,7 +235,8 @@ class Store(ABC):
 
     @abstractmethod
     def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int, *, smpp: bool = False,
-                        accounts: Sequence[str] | None = None, after: int = 0) -> Deferred:
+                        accounts: Sequence[str] | None = None, after: int = 0,
+                        skip_accounts: Sequence[str] = ()) -> Deferred:
         """Claim up to ``limit`` due push jobs that nobody holds (or whose lease expired), in id
         order (a restarted node gives its own back first: ``release_push_jobs``). A job is claimed
         only with every earlier job of its subject, which must be claimable now too: a job waiting
@@ -250,7 +251,8 @@ class Store(ABC):
         ``after``: the claimer's sweep (``policies.claims.JobSweep``). A store may take only jobs
         above that id, and then an earlier free job of a subject at or below it holds back the
         subject's later jobs too (the claim from the first job takes them together); or it may
-        read every job, as with ``after`` 0."""
+        read every job, as with ``after`` 0. ``skip_accounts``: accounts whose jobs this claim leaves
+        in the store (their share of the claimer is full, ``policies.callbacks.crowded``)."""
 
     @abstractmethod
     def release_push_jobs(self, node: str, keep: Sequence[str] = (), *, smpp: bool = False) -> Deferred:

@@ -354,7 +354,7 @@ class MemoryStore(MemoryChanges, MemoryLookups, MemoryAccountOps, Store):
         return succeed(rows[:limit])
 
     def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int, *, smpp: bool = False,
-                        accounts=None, after: int = 0) -> Deferred:
+                        accounts=None, after: int = 0, skip_accounts=()) -> Deferred:
         out = []
         held_back: set[str] = set()  # subjects with an earlier job that is not claimable now
         for jid in sorted(self.jobs):
@@ -362,7 +362,8 @@ class MemoryStore(MemoryChanges, MemoryLookups, MemoryAccountOps, Store):
                 break
             row = self.jobs[jid]
             job = row["job"]
-            if (job.url == "smpp") != smpp or (accounts is not None and job.account not in accounts):
+            if (job.url == "smpp") != smpp or (accounts is not None and job.account not in accounts) \
+                    or job.account in skip_accounts:
                 continue
             subject = job.subject
             free = row["owner"] is None or row["lease_until"] < now

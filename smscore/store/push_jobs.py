@@ -30,7 +30,8 @@ class PushJobOperations:
     _CLAIMS_AFTER = True
 
     def claim_push_jobs(self, owner: str, now: float, lease_until: float, limit: int, *, smpp: bool = False,
-                        accounts: Sequence[str] | None = None, after: int = 0) -> Deferred:
+                        accounts: Sequence[str] | None = None, after: int = 0,
+                        skip_accounts: Sequence[str] = ()) -> Deferred:
         """Due jobs nobody holds, oldest first, each only with every earlier job of its subject: those
         must be claimable now too, and ``ORDER BY id`` with ``LIMIT`` keeps them in the same claim.
         An earlier job waiting for its retry, or held by another node, holds the later ones back
@@ -48,6 +49,10 @@ class PushJobOperations:
             # the LIMIT is met: receipts waiting for an ESME away are not read
             named = tuple(sorted(accounts)) or ("",)
             which += f" AND j.account IN ({marks(named)})"
+        if skip_accounts:
+            among, skipped = self._in("j.account", sorted(skip_accounts))
+            which += f" AND NOT ({among})"
+            named += skipped
         # Above ``after``: an earlier job at or below it that is free holds the later ones back
         # (this claim does not read it, so cannot take it with them): the next claim from the
         # first job takes them together.
