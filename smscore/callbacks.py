@@ -27,7 +27,11 @@ Theory of operation
   config each time a batch is formed, so a reload applies to the next batch. A message with a push
   on the way sends nothing more until that push is recorded: its events never overtake each other.
 - Send. At most ``concurrency`` POSTs at once, through ``connectors.http_push.Pusher`` (one signed
-  attempt per call, never a failure). A push is never sent unsigned: the jobs of an account a
+  attempt per call, never a failure); shared among the customers (``policies.callbacks``,
+  "Shared"): a target's POSTs take at most its share of the slots and never the last quarter, an
+  account's jobs at most half of the room for waiting ones (claims skip it past that, or give back
+  what they took over), and claims go on while every slot is busy, so that a backend that hangs
+  holds its POSTs' slots, not everyone's. A push is never sent unsigned: the jobs of an account a
   reload removed (its secret went with it) are not POSTed but recorded as a failed attempt, so they
   wait on the retry schedule for the account to come back, and are dropped at the end of
   ``[push] retry_for`` like any push that keeps failing.
