@@ -86,6 +86,24 @@ def just_below(message_id: str) -> str:
     return f"{int(message_id, 16) - 1:024x}"
 
 
+# -- an operator down ------------------------------------------------------------------------------
+# Why: a node holds at most ``max_in_memory`` messages, and one whose operator has no bind up waits
+# in that operator's queue. An SMSC down for minutes filled the node's memory with its messages, and
+# the node claimed nothing more: the other operators' messages stayed in the store, unsent, until
+# the SMSC came back. So an operator down holds at most a quarter of the room in memory; the node
+# parks the rest for it in the store (as for an operator other nodes hold, ``messages.via``), its
+# claims pass them by while it is down, and claim them again once a bind is up.
+
+#: The share of a node's room in memory that the messages of an operator without a bind up take.
+DOWN_SHARE = 0.25
+
+
+def waits_in_store(queued: int, most: int) -> bool:
+    """Whether a message for an operator with no bind up, whose queue here holds ``queued``, waits
+    in the store instead (parked for it) when the node holds at most ``most``."""
+    return queued >= max(1, int(most * DOWN_SHARE))
+
+
 # -- push jobs -----------------------------------------------------------------------------------
 # Why: a customer whose backend is down keeps its status callbacks waiting for their retries, up to
 # ``[push] retry_for`` (24 h): a day of them at 100 messages a second is millions of rows at the

@@ -18,7 +18,7 @@ Returns None only when every operator of the profile has been tried.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -54,3 +54,13 @@ def choose_operator(options: Sequence[OperatorOption], tried: Sequence[str] = ()
         if option.available:
             return option.name
     return ranked[0].name
+
+
+def blocked_profiles(profiles: Mapping[str, Sequence[str]], here: Collection[str],
+                     up: Collection[str]) -> frozenset[str]:
+    """The profiles none of whose operators can take a message now: each of its operators that
+    this node has a link for (``here``) is down (not in ``up``: a bind up here, or held by another
+    node), and it has one at least. A node's claims leave their queued messages in the store until
+    a bind comes back (policies.claims, "an operator down")."""
+    return frozenset(name for name, ops in profiles.items()
+                     if any(op in here for op in ops) and not any(op in up for op in ops if op in here))

@@ -68,6 +68,7 @@ class Claims:
                  holding: Callable[[], Collection[str]], lost: Callable[[list[str]], object],
                  others_alive: Callable[[], bool] = lambda: True,
                  skip: Callable[[], frozenset[str]],
+                 skip_profiles: Callable[[], frozenset[str]] = frozenset,
                  before: Callable[[], object], released: Callable[[int], object],
                  log_failure: Callable[..., object], back: Callable[[], object] = lambda: None) -> None:
         self.store = store
@@ -83,6 +84,7 @@ class Claims:
         self.others_alive = others_alive
         self._renewed_at = float("-inf")
         self.skip = skip
+        self.skip_profiles = skip_profiles
         self.before = before
         self.released = released
         self.log_failure = log_failure
@@ -96,7 +98,7 @@ class Claims:
         self._sweep = Sweep()  # where the next claim starts (policies.claims)
         #: what was announced since the last claim began (policies.claims.announced; None: nothing)
         self._stored_from: str | None = None
-        self._skipped: list[str] | None = None  # the operators the last claim passed by
+        self._skipped: tuple[list[str], list[str]] | None = None  # the operators and profiles the last claim passed by
         self._release_at = float("-inf")  # when scheduled messages that are due are released next
         # An earlier process of this node leased its messages until before now + lease; this one's
         # leases all end later. So its claims take those back at once (``own_before``), and its
@@ -224,10 +226,10 @@ class Claims:
         nudges = self._nudges
         self.before()
         now = self.clock.seconds()
-        skip = sorted(self.skip())
+        skip, profiles = sorted(self.skip()), sorted(self.skip_profiles())
         stored_from, self._stored_from = self._stored_from, None
-        if skip != self._skipped:  # parked messages of an operator this node holds now: any id
-            stored_from, self._skipped = "", skip
+        if (skip, profiles) != self._skipped:  # parked messages, or a profile's, that it takes now: any id
+            stored_from, self._skipped = "", (skip, profiles)
         sweep = self._sweep = next_claim(self._sweep, now, self.lease, self.interval, stored_from)
         asked = min(room, self.batch)
         if now >= self._release_at:
@@ -243,7 +245,8 @@ class Claims:
                 sweep = self._sweep = Sweep("", now)  # queued now, with ids of any age
             return self.store.claim(self.node, now, now + self.lease, asked,
                                     own_before=self._own_before if now < self._own_before else None,
-                                    skip=skip, after=sweep.after, ended_before=self._ended_before(now))
+                                    skip=skip, after=sweep.after, ended_before=self._ended_before(now),
+                                    skip_profiles=profiles)
 
         d.addCallback(released)
 

@@ -22,7 +22,8 @@ from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 from connectors.api import MoFacts, ReceiptFacts, SubmitRequest
-from policies.claims import announced
+from policies.claims import announced, waits_in_store
+from policies.routing import blocked_profiles
 from smscore.backlog import Backlog, Backlogged
 from smscore.cancelling import Cancelling
 from smscore.claiming import Claims
@@ -82,6 +83,9 @@ class Pipeline(Cancelling, SubmitOutcomes):
         #: called when a stored change queued a push job (the push worker claims it at once)
         self.on_push_queued: Callable[[], object] = on_push_queued or (lambda: None)
         self.held_elsewhere = held_elsewhere
+        #: operators with no bind up whose messages beyond their share wait in the store, parked
+        #: (policies.claims.waits_in_store): claims pass those by until a bind is up again
+        self.parked_down: set[str] = set()
         self.others_alive = others_alive
         self.parking = Parking(store, clock, node, self._log_failure)  # for operators other nodes hold
         self._looking: dict[str, Message] = {}  # waiting for a number look-up's answer
@@ -106,7 +110,7 @@ class Pipeline(Cancelling, SubmitOutcomes):
         self.claims = Claims(store=store, clock=clock, node=node, lease=lease, batch=claim_batch,
                              interval=claim_interval, room=lambda: self.most() - self.held,
                              take=self._claimed, holding=self._waiting, lost=self._lost, others_alive=others_alive,
-                             skip=held_elsewhere, before=self.parking.retry,
+                             skip=self._skipped, skip_profiles=self._blocked_profiles, before=self.parking.retry,
                              released=lambda n: self.metrics.status_changed("queued", n=n),
                              log_failure=self._log_failure, back=self.retry_outcomes_now)
         #: no final receipt within receipt_timeout: unknown (a reload sets its timeout)
@@ -335,8 +339,34 @@ class Pipeline(Cancelling, SubmitOutcomes):
         if operator in elsewhere:
             self._park(message, operator)
             return
+        if self._waits_in_store(operator):
+            return self._park_down(message, operator)
         self.queues.add(operator, message, front)
         self.pump(operator)
+
+    def _skipped(self) -> frozenset[str]:
+        """The operators whose parked messages claims pass by: those only other nodes hold, and
+        those with no bind up here whose messages wait in the store."""
+        elsewhere = self.held_elsewhere()
+        return elsewhere | self.parked_down if self.parked_down else elsewhere
+
+    def _blocked_profiles(self) -> frozenset[str]:
+        """The profiles whose operators are all down here: claims leave their messages stored."""
+        up = {name for name, link in self.links.items() if link.is_up()} | self.held_elsewhere()
+        return blocked_profiles(self.routing.profiles, self.links.keys(), up)
+
+    def _waits_in_store(self, operator: str) -> bool:
+        link = self.links.get(operator)
+        return link is not None and not link.is_up() and waits_in_store(len(self.queues[operator]), self.most())
+
+    def _park_down(self, message: Message, operator: str) -> None:
+        """Leave ``message`` in the store until ``operator`` has a bind up (its queue here holds its
+        share of memory): the other operators' messages keep the rest of the room."""
+        if operator not in self.parked_down:
+            self.parked_down.add(operator)
+            self.log.warning("operator down: its messages wait in the store", operator=operator,
+                             queued_here=len(self.queues[operator]))
+        self._park(message, operator)
 
     def _no_operator(self, m: Message) -> None:
         """Every operator was tried (the store made it final), or none can take it here (a reload
@@ -438,6 +468,9 @@ class Pipeline(Cancelling, SubmitOutcomes):
         self.log.info("bind up" if up else "bind down", operator=operator, session=session)
         if up:
             self.pump(operator)
+            # what waits in the store for it is claimed again, from the first id (Claims: skip changed)
+            self.parked_down.discard(operator)
+            self.work_stored()
         elif operator not in self.links or not self.links[operator].is_up():
             self._reroute(operator)
 
@@ -453,6 +486,9 @@ class Pipeline(Cancelling, SubmitOutcomes):
             target = self.routing.route(m, self.links, elsewhere, self.clock.seconds()) or operator
             if target in elsewhere:
                 self._park(m, target)
+                continue
+            if self._waits_in_store(target):
+                self._park_down(m, target)
                 continue
             self.queues.add(target, m)
             targets.add(target)

@@ -66,6 +66,18 @@ async def check_parked_messages_wait_for_a_node_holding_their_operator(store):
     assert [m.id for m in await store.claim("gw1", 1011.0, 1100.0, 10, skip=["dear"])] == [ms[0].id]
 
 
+async def check_claims_leave_the_messages_of_the_profiles_they_skip(store):
+    """``skip_profiles``: profiles none of whose operators can take a message now (an SMSC down):
+    their messages stay in the store, unclaimed and untouched, for a later claim."""
+    ms = [make_message(at=1000.0 + i) for i in range(3)]
+    ms[1].profile = "national"
+    await store.accept(ms, None, 0.0)
+    got = await store.claim("gw1", 1010.0, 1100.0, 10, skip_profiles=["standard", "other"])
+    assert [m.id for m in got] == [ms[1].id]
+    assert await store.claim("gw1", 1011.0, 1100.0, 10, skip_profiles=["standard"]) == []
+    assert [m.id for m in await store.claim("gw1", 1012.0, 1100.0, 10)] == [ms[0].id, ms[2].id]
+
+
 async def check_heartbeats_tell_the_nodes_and_since_when_each_was_heard_from(store):
     assert await store.heartbeat("gw2", 1000.0, 30.0) == [Seen("gw2", 1000.0, 1000.0)]
     assert await store.heartbeat("gw1", 1010.0, 30.0) == [Seen("gw1", 1010.0, 1010.0), Seen("gw2", 1000.0, 1000.0)]

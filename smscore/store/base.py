@@ -126,7 +126,7 @@ class Store(ABC):
     @abstractmethod
     def claim(self, owner: str, now: float, lease_until: float, limit: int,
               own_before: float | None = None, skip: Sequence[str] = (), after: str = "",
-              ended_before: float | None = None) -> Deferred:
+              ended_before: float | None = None, skip_profiles: Sequence[str] = ()) -> Deferred:
         """Claim up to ``limit`` sendable messages (``queued``, ``send_at`` due) that nobody holds or
         whose lease expired (and, with ``own_before``, those leased to ``owner`` until before that
         time: what an earlier process of ``owner`` held, a restart, whose leases all end before
@@ -136,7 +136,8 @@ class Store(ABC):
         it holds again). ``ended_before``: a lease counts as expired only if it ended before this
         time, not just before ``now`` (``smscore.claiming``: a lease that ran out while the store
         was out of reach is its holder's to renew first). Fires with a list of Message (without
-        events), oldest first."""
+        events), oldest first. ``skip_profiles``: profiles none of whose operators can take a
+        message now (``policies.routing.blocked_profiles``): their messages stay in the store."""
 
     @abstractmethod
     def release_due(self, now: float, limit: int = 1000) -> Deferred:

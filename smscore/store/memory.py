@@ -137,7 +137,7 @@ class MemoryStore(MemoryChanges, MemoryLookups, MemoryAccountOps, Store):
 
     def claim(self, owner: str, now: float, lease_until: float, limit: int,
               own_before: float | None = None, skip: Sequence[str] = (), after: str = "",
-              ended_before: float | None = None) -> Deferred:
+              ended_before: float | None = None, skip_profiles: Sequence[str] = ()) -> Deferred:
         expired = now if ended_before is None else min(now, ended_before)
         out = []
         for mid in sorted(m for m in self.messages if m > after):
@@ -146,7 +146,7 @@ class MemoryStore(MemoryChanges, MemoryLookups, MemoryAccountOps, Store):
             m = self.messages[mid]
             if m.status is not Status.QUEUED or (m.send_at is not None and m.send_at > now):
                 continue
-            if self.via.get(mid) in skip:
+            if self.via.get(mid) in skip or m.profile in skip_profiles:
                 continue
             holder, until = self.leases[mid]
             if (holder is None or (until is not None and until < expired)

@@ -267,7 +267,7 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
 
     def claim(self, owner: str, now: float, lease_until: float, limit: int,
               own_before: float | None = None, skip: Sequence[str] = (), after: str = "",
-              ended_before: float | None = None) -> Deferred:
+              ended_before: float | None = None, skip_profiles: Sequence[str] = ()) -> Deferred:
         who = "(owner IS NULL OR lease_until < ?)"
         params: list = [owner, lease_until, now, now if ended_before is None else min(now, ended_before)]
         if own_before is not None:
@@ -280,6 +280,10 @@ class SqlStore(MessageChanges, MoOperations, NodeOperations, PushJobOperations, 
         if skip:
             who += f" AND (via IS NULL OR via NOT IN ({marks(skip)}))"
             params.extend(skip)
+        if skip_profiles:
+            among, profiles = self._in("profile", sorted(skip_profiles))
+            who += f" AND NOT ({among})"
+            params.extend(profiles)
         params.append(limit)
         sql = self.q(
             "UPDATE messages SET owner = ?, lease_until = ? WHERE " + self._among(
