@@ -12,8 +12,8 @@ import pytest
 
 from tests.harness.processes import ROOT, SMSGW, GatewayProcess
 
-#: a node with two simulated operators (sim_a cannot reach 4670999…) and the demo account
-SIM_CONFIG = """
+#: a node on SQLite with its HTTP API and metrics, before its operators and accounts
+NODE = """
 [gateway]
 node = "e2e"
 [store]
@@ -22,7 +22,10 @@ url = "sqlite:///e2e.db"
 listen = "127.0.0.1:{http}"
 [metrics]
 listen = "127.0.0.1:{metrics}"
-[admin]
+"""
+
+#: a node with two simulated operators (sim_a cannot reach 4670999…) and the demo account
+SIM_CONFIG = NODE + """[admin]
 api_keys = ["ops-key"]
 [operators.sim_a]
 type = "simulated"

@@ -5,19 +5,11 @@ back. The gateway as a user runs it, the HTTP API, a port where nothing listens.
 
 from __future__ import annotations
 
+from tests.e2e.conftest import NODE
 from tests.harness.net import free_port, http
 from tests.harness.waiting import wait_until
 
-CONFIG = """
-[gateway]
-node = "e2e"
-[store]
-url = "sqlite:///e2e.db"
-[http]
-listen = "127.0.0.1:{http}"
-[metrics]
-listen = "127.0.0.1:{metrics}"
-[operators.up]
+CONFIG = NODE + """[operators.up]
 type = "simulated"
 cost = 0.10
 receipt_delay = "20ms"
