@@ -86,22 +86,38 @@ def just_below(message_id: str) -> str:
     return f"{int(message_id, 16) - 1:024x}"
 
 
-# -- an operator down ------------------------------------------------------------------------------
-# Why: a node holds at most ``max_in_memory`` messages, and one whose operator has no bind up waits
-# in that operator's queue. An SMSC down for minutes filled the node's memory with its messages, and
-# the node claimed nothing more: the other operators' messages stayed in the store, unsent, until
-# the SMSC came back. So an operator down holds at most a quarter of the room in memory; the node
-# parks the rest for it in the store (as for an operator other nodes hold, ``messages.via``), its
-# claims pass them by while it is down, and claim them again once a bind is up.
+# -- an operator that cannot keep up ------------------------------------------------------------------
+# Why: a node holds at most ``max_in_memory`` messages, and a message waits in its operator's queue
+# until the link takes it. An operator with no bind up (its SMSC down), or one slower than what
+# comes for it (a throttling SMSC), filled the node's memory with its messages, and the node claimed
+# nothing more: the other operators' messages stayed in the store, unsent, until it caught up. So
+# a quarter of the room is kept for the other operators (when the node has others): an operator
+# whose queue holds the rest is full; claims and acceptance then leave in the store the messages of
+# the profiles none of whose operators has room (``policies.routing.blocked_profiles``), and a
+# message that comes for it all the same (a profile with another operator, a claim that took more
+# than the room left) waits in the store, parked for it, once its queue holds a claim's batch more.
+# It has room again at half of that, and the claims then start again from the first id.
 
-#: The share of a node's room in memory that the messages of an operator without a bind up take.
-DOWN_SHARE = 0.25
+#: The share of a node's room in memory kept for the other operators.
+RESERVED_SHARE = 0.25
 
 
-def waits_in_store(queued: int, most: int) -> bool:
-    """Whether a message for an operator with no bind up, whose queue here holds ``queued``, waits
-    in the store instead (parked for it) when the node holds at most ``most``."""
-    return queued >= max(1, int(most * DOWN_SHARE))
+def _line(most: int, others: bool) -> int:
+    return max(1, most - int(most * RESERVED_SHARE) if others else most)
+
+
+def queue_full(queued: int, most: int, others: bool, was_full: bool) -> bool:
+    """Whether an operator whose queue here holds ``queued`` is full, on a node that holds at most
+    ``most`` (and has ``others`` operators besides it): from the room not kept for them on, until
+    it is down to half of that."""
+    line = _line(most, others)
+    return queued > line // 2 if was_full else queued >= line
+
+
+def waits_in_store(queued: int, most: int, others: bool, batch: int) -> bool:
+    """Whether a message for an operator whose queue holds ``queued`` waits in the store instead,
+    parked for it: a claim's ``batch`` past the line where it is full."""
+    return queued >= _line(most, others) + batch
 
 
 # -- push jobs -----------------------------------------------------------------------------------

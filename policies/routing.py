@@ -59,8 +59,8 @@ def choose_operator(options: Sequence[OperatorOption], tried: Sequence[str] = ()
 def blocked_profiles(profiles: Mapping[str, Sequence[str]], here: Collection[str],
                      up: Collection[str]) -> frozenset[str]:
     """The profiles none of whose operators can take a message now: each of its operators that
-    this node has a link for (``here``) is down (not in ``up``: a bind up here, or held by another
-    node), and it has one at least. A node's claims leave their queued messages in the store until
-    a bind comes back (policies.claims, "an operator down")."""
+    this node has a link for (``here``) is out of ``up`` (those with room in their queue here, or
+    held by another node), and it has one at least. A node's claims leave their queued messages in
+    the store until one has room again (policies.claims, "an operator that cannot keep up")."""
     return frozenset(name for name, ops in profiles.items()
                      if any(op in here for op in ops) and not any(op in up for op in ops if op in here))

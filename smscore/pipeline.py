@@ -22,7 +22,7 @@ from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 from connectors.api import MoFacts, ReceiptFacts, SubmitRequest
-from policies.claims import announced, waits_in_store
+from policies.claims import announced, queue_full, waits_in_store
 from policies.routing import blocked_profiles
 from smscore.backlog import Backlog, Backlogged
 from smscore.cancelling import Cancelling
@@ -83,9 +83,9 @@ class Pipeline(Cancelling, SubmitOutcomes):
         #: called when a stored change queued a push job (the push worker claims it at once)
         self.on_push_queued: Callable[[], object] = on_push_queued or (lambda: None)
         self.held_elsewhere = held_elsewhere
-        #: operators with no bind up whose messages beyond their share wait in the store, parked
-        #: (policies.claims.waits_in_store): claims pass those by until a bind is up again
-        self.parked_down: set[str] = set()
+        #: operators whose queue here holds its share of memory (policies.claims.queue_full): claims
+        #: pass by what is parked for them and the profiles that have no other operator
+        self.full: set[str] = set()
         self.others_alive = others_alive
         self.parking = Parking(store, clock, node, self._log_failure)  # for operators other nodes hold
         self._looking: dict[str, Message] = {}  # waiting for a number look-up's answer
@@ -254,7 +254,7 @@ class Pipeline(Cancelling, SubmitOutcomes):
                 refused = Failure()
                 d = self.store.answered_before(once["account"], once["key"], once["body_hash"], self.clock.seconds())
                 return d.addCallback(lambda first: refused if first is None else first)
-        claim_now = self.delivers and self.held + len(messages) <= self.most()
+        claim_now = self.delivers and self.held + len(messages) <= self.most() and not self._blocked(messages)
         owner, lease_until = (self.node, self.lease_until()) if claim_now else (None, 0.0)  # a lease needs an owner
         if claim_now:
             self.held += len(messages)  # reserved; what is not sendable after the store's rules is given back
@@ -339,34 +339,55 @@ class Pipeline(Cancelling, SubmitOutcomes):
         if operator in elsewhere:
             self._park(message, operator)
             return
-        if self._waits_in_store(operator):
-            return self._park_down(message, operator)
+        if waits_in_store(self._holds_for(operator), self.most(), len(self.links) > 1, self.claims.batch):
+            return self._park(message, operator)
         self.queues.add(operator, message, front)
+        self._queue_changed(operator)
         self.pump(operator)
 
     def _skipped(self) -> frozenset[str]:
         """The operators whose parked messages claims pass by: those only other nodes hold, and
-        those with no bind up here whose messages wait in the store."""
+        those whose queue here is full."""
         elsewhere = self.held_elsewhere()
-        return elsewhere | self.parked_down if self.parked_down else elsewhere
+        return elsewhere | self.full if self.full else elsewhere
 
     def _blocked_profiles(self) -> frozenset[str]:
-        """The profiles whose operators are all down here: claims leave their messages stored."""
-        up = {name for name, link in self.links.items() if link.is_up()} | self.held_elsewhere()
-        return blocked_profiles(self.routing.profiles, self.links.keys(), up)
+        """The profiles none of whose operators here has room in its queue: claims leave their
+        messages in the store. (An operator with no bind up takes messages until its queue is
+        full, so that a short outage costs nothing: they wait in memory, expire there when their
+        validity ends, and go the moment it binds.)"""
+        if not self.full:
+            return frozenset()
+        room = (self.links.keys() - self.full) | self.held_elsewhere()
+        return blocked_profiles(self.routing.profiles, self.links.keys(), room)
 
-    def _waits_in_store(self, operator: str) -> bool:
+    def _blocked(self, messages: Sequence[Message]) -> bool:
+        """Whether one of ``messages`` is of a profile whose operators cannot take it here now: left
+        in the store for the claims, as they leave it (``_blocked_profiles``)."""
+        if not self.full:
+            return False
+        blocked = self._blocked_profiles()
+        return any(m.profile in blocked for m in messages)
+
+    def _holds_for(self, operator: str) -> int:
+        """The messages this node holds for ``operator``: queued, and submitted without an answer."""
+        return len(self.queues[operator]) + self.inflight[operator]
+
+    def _queue_changed(self, operator: str) -> None:
+        """Note whether ``operator``'s queue is full (policies.claims.queue_full); once it has room
+        again, what waits in the store is claimed, from the first id (Claims: skip changed)."""
+        was = operator in self.full
+        if queue_full(self._holds_for(operator), self.most(), len(self.links) > 1, was) == was:
+            return
         link = self.links.get(operator)
-        return link is not None and not link.is_up() and waits_in_store(len(self.queues[operator]), self.most())
-
-    def _park_down(self, message: Message, operator: str) -> None:
-        """Leave ``message`` in the store until ``operator`` has a bind up (its queue here holds its
-        share of memory): the other operators' messages keep the rest of the room."""
-        if operator not in self.parked_down:
-            self.parked_down.add(operator)
-            self.log.warning("operator down: its messages wait in the store", operator=operator,
-                             queued_here=len(self.queues[operator]))
-        self._park(message, operator)
+        if was:
+            self.full.discard(operator)
+            self.log.info("operator has room again: its messages are claimed", operator=operator)
+            self.work_stored()
+        else:
+            self.full.add(operator)
+            self.log.warning("operator cannot keep up: its messages wait in the store", operator=operator,
+                             queued_here=len(self.queues[operator]), bound=link is not None and link.is_up())
 
     def _no_operator(self, m: Message) -> None:
         """Every operator was tried (the store made it final), or none can take it here (a reload
@@ -391,6 +412,8 @@ class Pipeline(Cancelling, SubmitOutcomes):
     def pump(self, operator: str) -> None:
         if operator not in self.links:
             return  # removed by a reload: its queue moved on (see _reroute)
+        if operator in self.full:  # pumped after an outcome was stored: it may have room again
+            self._queue_changed(operator)
         queue = self.queues[operator]
         if not queue:
             return
@@ -415,14 +438,19 @@ class Pipeline(Cancelling, SubmitOutcomes):
     def link_ready(self, operator: str) -> None:
         if operator in self.links:
             self.pump(operator)
-        if self.held < self.most() // 2 and not self.claims.busy:
+        if self._claims_now() and not self.claims.busy:
             self.claims.room_opened()
+
+    def _claims_now(self) -> bool:
+        """Whether a claim is worth it now: memory half empty, or, while an operator is full
+        (``self.full``: the others have only the room it leaves), any room at all."""
+        return self.held < self.most() // 2 or bool(self.full) and self.held < self.most()
 
     def work_stored(self, first_id: str = "") -> None:
         """Stored work may be waiting for this node: an API worker stored messages from
         ``first_id`` up (its kick), a paused account was resumed (""). Claimed now if memory has room."""
         self.claims.nudged(first_id)
-        if self.held < self.most() // 2 and not self.claims.busy:
+        if self._claims_now() and not self.claims.busy:
             self.claims.more()
 
     def _submit(self, link, m: Message) -> None:
@@ -468,9 +496,7 @@ class Pipeline(Cancelling, SubmitOutcomes):
         self.log.info("bind up" if up else "bind down", operator=operator, session=session)
         if up:
             self.pump(operator)
-            # what waits in the store for it is claimed again, from the first id (Claims: skip changed)
-            self.parked_down.discard(operator)
-            self.work_stored()
+            self.work_stored()  # its profiles' messages, left in the store while it was down
         elif operator not in self.links or not self.links[operator].is_up():
             self._reroute(operator)
 
@@ -487,11 +513,13 @@ class Pipeline(Cancelling, SubmitOutcomes):
             if target in elsewhere:
                 self._park(m, target)
                 continue
-            if self._waits_in_store(target):
-                self._park_down(m, target)
+            if waits_in_store(self._holds_for(target), self.most(), len(self.links) > 1, self.claims.batch):
+                self._park(m, target)
                 continue
             self.queues.add(target, m)
             targets.add(target)
+        for name in targets | {operator}:
+            self._queue_changed(name)
         moved = sum(1 for name in targets if name != operator)
         if moved:
             self.log.info("operator down: queued messages moved", operator=operator, messages=len(waiting))

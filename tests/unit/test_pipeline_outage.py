@@ -1,7 +1,7 @@
-"""An operator with no bind up (its SMSC down) takes at most a quarter of a node's room in memory
-(policies.claims, "an operator down"): the other operators' messages go on. Before, an SMSC down
-long enough filled the node's memory with its messages and the node claimed nothing more. The
-pipeline on a ``Clock``, an in-memory store and fake links."""
+"""An operator that cannot keep up (its SMSC down, or slower than what comes for it) leaves a quarter
+of a node's room in memory to the others (policies.claims, "an operator that cannot keep up"): the
+other operators' messages go on. Before, its messages filled the node's memory and the node claimed
+nothing more. The pipeline on a ``Clock``, an in-memory store and fake links."""
 
 from __future__ import annotations
 
@@ -19,15 +19,15 @@ from tests.fakes import FakeLink
 from tests.unit.test_pipeline import TABLES, message, run
 
 
-def _rig(max_in_memory: int = 8):
+def _rig(max_in_memory: int = 8, claim_batch: int = 1000, cheap_up: bool = False):
     """Profile "standard" sends through cheap only, whose SMSC is down; "other" through dear."""
     clock = Clock()
     clock.advance(1000)
     routing = Routing({"standard": ("cheap",), "other": ("dear",)}, TABLES)
     store = MemoryStore(StoreRules(untried=routing.untried))
     p = Pipeline(store=store, clock=clock, node="gw1", lease=30.0, routing=routing,
-                 metrics=Metrics(CollectorRegistry()), max_in_memory=max_in_memory)
-    links = {"cheap": FakeLink("cheap", up=False), "dear": FakeLink("dear")}
+                 metrics=Metrics(CollectorRegistry()), max_in_memory=max_in_memory, claim_batch=claim_batch)
+    links = {"cheap": FakeLink("cheap", up=cheap_up), "dear": FakeLink("dear")}
     for link in links.values():
         p.add_link(link)
     return clock, store, p, links
@@ -58,7 +58,7 @@ def test_the_profiles_whose_operators_are_all_down_here():
     assert blocked_profiles(profiles, {"a", "b", "c"}, up={"a", "b"}) == frozenset()
 
 
-def test_an_smsc_down_keeps_a_quarter_of_memory_and_the_other_operators_messages_go_on():
+def test_an_smsc_down_leaves_a_quarter_of_memory_and_the_other_operators_messages_go_on():
     clock, store, p, links = _rig(max_in_memory=8)
     run(p.start())
     down = _messages(clock, 30, "standard")
@@ -68,7 +68,7 @@ def test_an_smsc_down_keeps_a_quarter_of_memory_and_the_other_operators_messages
     for m in others:
         run(p.accept([m]))
     clock.advance(5)
-    assert len(p.queues["cheap"]) == 2  # a quarter of 8
+    assert len(p.queues["cheap"]) == 6  # all but the quarter of 8 kept for the others
     assert _submit_all(p, links["dear"]) == 5
     assert {store.messages[m.id].status for m in others} == {Status.SUBMITTED}
     # the SMSC is back: the messages that waited in the store are claimed and sent
@@ -81,17 +81,38 @@ def test_an_smsc_down_keeps_a_quarter_of_memory_and_the_other_operators_messages
     assert sent == 30 and {store.messages[m.id].status for m in down} == {Status.SUBMITTED}
 
 
-def test_claims_leave_the_messages_of_a_profile_whose_operators_are_all_down_in_the_store():
-    """Stored unclaimed (an API worker's, or a backlog): not claimed, not parked one by one, while
-    cheap is down; claimed at once when its bind comes up."""
-    clock, store, p, links = _rig(max_in_memory=100)
-    down, others = _messages(clock, 40, "standard"), _messages(clock, 5, "other")
+def test_claims_leave_the_messages_of_a_profile_whose_operator_is_full_in_the_store():
+    """A backlog in the store, 100 for cheap (down) first, then 5 for dear: the claims (10 at a
+    time) fill cheap's three quarters of 100 and then pass its profile by, untouched, to take
+    dear's; once cheap is bound and its queue down to half of that, they take the rest."""
+    clock, store, p, links = _rig(max_in_memory=100, claim_batch=10)
+    down, others = _messages(clock, 100, "standard"), _messages(clock, 5, "other")
     run(store.accept(down + others, None, 0.0))
     run(p.start())
     clock.advance(1)
-    assert len(p.queues["cheap"]) == 0 and p.held == 5
+    assert len(p.queues["cheap"]) == 80 and p.full == {"cheap"}
     assert _submit_all(p, links["dear"]) == 5
-    assert all(store.leases[m.id] == (None, None) for m in down)  # untouched
+    assert [store.leases[m.id] for m in down[80:]] == [(None, None)] * 20  # untouched
     links["cheap"].up = True
     p.bind_changed("cheap", "cheap/1", True)
-    assert _submit_all(p, links["cheap"]) == 40
+    assert _submit_all(p, links["cheap"]) == 100 and not p.full
+
+
+def test_an_smsc_slower_than_what_comes_for_it_leaves_the_others_their_room():
+    """cheap is bound but answers nothing (its window of 1 stays full): its queue fills all but the
+    quarter kept for the others, and the messages for dear go; as cheap answers, its messages all
+    go too."""
+    clock, store, p, links = _rig(max_in_memory=8, cheap_up=True)
+    links["cheap"].window = 1
+    run(p.start())
+    for m in _messages(clock, 30, "standard"):
+        run(p.accept([m]))
+    for m in _messages(clock, 5, "other"):
+        run(p.accept([m]))
+    clock.advance(1)
+    assert _submit_all(p, links["dear"]) == 5
+    sent = 0
+    for _ in range(40):
+        sent += _submit_all(p, links["cheap"])
+        clock.advance(1)
+    assert sent == 30
