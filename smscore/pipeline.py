@@ -83,8 +83,9 @@ class Pipeline(Cancelling, SubmitOutcomes):
         #: called when a stored change queued a push job (the push worker claims it at once)
         self.on_push_queued: Callable[[], object] = on_push_queued or (lambda: None)
         self.held_elsewhere = held_elsewhere
-        #: operators whose queue here holds its share of memory (policies.claims.queue_full): claims
-        #: pass by what is parked for them and the profiles that have no other operator
+        #: operators that hold all the room in memory but what is kept for the others
+        #: (policies.claims.queue_full): claims pass by what is parked for them and the profiles
+        #: that have no other operator with room
         self.full: set[str] = set()
         self.others_alive = others_alive
         self.parking = Parking(store, clock, node, self._log_failure)  # for operators other nodes hold
@@ -387,7 +388,7 @@ class Pipeline(Cancelling, SubmitOutcomes):
         else:
             self.full.add(operator)
             self.log.warning("operator cannot keep up: its messages wait in the store", operator=operator,
-                             queued_here=len(self.queues[operator]), bound=link is not None and link.is_up())
+                             held_here=self._holds_for(operator), bound=link is not None and link.is_up())
 
     def _no_operator(self, m: Message) -> None:
         """Every operator was tried (the store made it final), or none can take it here (a reload
@@ -496,7 +497,6 @@ class Pipeline(Cancelling, SubmitOutcomes):
         self.log.info("bind up" if up else "bind down", operator=operator, session=session)
         if up:
             self.pump(operator)
-            self.work_stored()  # its profiles' messages, left in the store while it was down
         elif operator not in self.links or not self.links[operator].is_up():
             self._reroute(operator)
 
