@@ -22,14 +22,14 @@ from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 from connectors.api import MoFacts, ReceiptFacts, SubmitRequest
-from policies.claims import announced, queue_full, waits_in_store
-from policies.routing import blocked_profiles
+from policies.claims import announced
 from smscore.backlog import Backlog, Backlogged
 from smscore.cancelling import Cancelling
 from smscore.claiming import Claims
 from smscore.logs import enabled, get_logger
 from smscore.metrics import Metrics
 from smscore.model import Message, MoMessage, Status
+from smscore.operator_room import OperatorRoom
 from smscore.mo_intake import MoIntake
 from smscore.parking import Parking
 from smscore.queues import OperatorQueues
@@ -44,7 +44,7 @@ VALIDITY_SWEEP = 1.0
 VALIDITY_ENDED = "validity period ended before submission"
 
 
-class Pipeline(Cancelling, SubmitOutcomes):
+class Pipeline(Cancelling, SubmitOutcomes, OperatorRoom):
     """Moves accepted messages to the operators and receipts back into the store (customers'
     cancels: ``Cancelling``; what a submit's answer changes: ``SubmitOutcomes``)."""
 
@@ -340,55 +340,11 @@ class Pipeline(Cancelling, SubmitOutcomes):
         if operator in elsewhere:
             self._park(message, operator)
             return
-        if waits_in_store(self._holds_for(operator), self.most(), len(self.links) > 1, self.claims.batch):
+        if self._waits_in_store(operator):
             return self._park(message, operator)
         self.queues.add(operator, message, front)
         self._queue_changed(operator)
         self.pump(operator)
-
-    def _skipped(self) -> frozenset[str]:
-        """The operators whose parked messages claims pass by: those only other nodes hold, and
-        those whose queue here is full."""
-        elsewhere = self.held_elsewhere()
-        return elsewhere | self.full if self.full else elsewhere
-
-    def _blocked_profiles(self) -> frozenset[str]:
-        """The profiles none of whose operators here has room in its queue: claims leave their
-        messages in the store. (An operator with no bind up takes messages until its queue is
-        full, so that a short outage costs nothing: they wait in memory, expire there when their
-        validity ends, and go the moment it binds.)"""
-        if not self.full:
-            return frozenset()
-        room = (self.links.keys() - self.full) | self.held_elsewhere()
-        return blocked_profiles(self.routing.profiles, self.links.keys(), room)
-
-    def _blocked(self, messages: Sequence[Message]) -> bool:
-        """Whether one of ``messages`` is of a profile whose operators cannot take it here now: left
-        in the store for the claims, as they leave it (``_blocked_profiles``)."""
-        if not self.full:
-            return False
-        blocked = self._blocked_profiles()
-        return any(m.profile in blocked for m in messages)
-
-    def _holds_for(self, operator: str) -> int:
-        """The messages this node holds for ``operator``: queued, and submitted without an answer."""
-        return len(self.queues[operator]) + self.inflight[operator]
-
-    def _queue_changed(self, operator: str) -> None:
-        """Note whether ``operator``'s queue is full (policies.claims.queue_full); once it has room
-        again, what waits in the store is claimed, from the first id (Claims: skip changed)."""
-        was = operator in self.full
-        if queue_full(self._holds_for(operator), self.most(), len(self.links) > 1, was) == was:
-            return
-        link = self.links.get(operator)
-        if was:
-            self.full.discard(operator)
-            self.log.info("operator has room again: its messages are claimed", operator=operator)
-            self.work_stored()
-        else:
-            self.full.add(operator)
-            self.log.warning("operator cannot keep up: its messages wait in the store", operator=operator,
-                             held_here=self._holds_for(operator), bound=link is not None and link.is_up())
 
     def _no_operator(self, m: Message) -> None:
         """Every operator was tried (the store made it final), or none can take it here (a reload
@@ -442,11 +398,6 @@ class Pipeline(Cancelling, SubmitOutcomes):
         if self._claims_now() and not self.claims.busy:
             self.claims.room_opened()
 
-    def _claims_now(self) -> bool:
-        """Whether a claim is worth it now: memory half empty, or, while an operator is full
-        (``self.full``: the others have only the room it leaves), any room at all."""
-        return self.held < self.most() // 2 or bool(self.full) and self.held < self.most()
-
     def work_stored(self, first_id: str = "") -> None:
         """Stored work may be waiting for this node: an API worker stored messages from
         ``first_id`` up (its kick), a paused account was resumed (""). Claimed now if memory has room."""
@@ -499,32 +450,6 @@ class Pipeline(Cancelling, SubmitOutcomes):
             self.pump(operator)
         elif operator not in self.links or not self.links[operator].is_up():
             self._reroute(operator)
-
-    def _reroute(self, operator: str) -> None:
-        """The operator lost its last bind: what waits for it moves to another operator of each
-        message's profile that is up; with none up, it keeps waiting where it is (no spinning)."""
-        waiting = self.queues.drain(operator)
-        if not waiting:
-            return
-        targets = set()
-        elsewhere = self.held_elsewhere()
-        for m in waiting:
-            target = self.routing.route(m, self.links, elsewhere, self.clock.seconds()) or operator
-            if target in elsewhere:
-                self._park(m, target)
-                continue
-            if waits_in_store(self._holds_for(target), self.most(), len(self.links) > 1, self.claims.batch):
-                self._park(m, target)
-                continue
-            self.queues.add(target, m)
-            targets.add(target)
-        for name in targets | {operator}:
-            self._queue_changed(name)
-        moved = sum(1 for name in targets if name != operator)
-        if moved:
-            self.log.info("operator down: queued messages moved", operator=operator, messages=len(waiting))
-        for name in targets - {operator}:
-            self.pump(name)
 
     def pdu_counts(self, operator: str) -> Counter[tuple[str, str]]:
         return self.metrics.pdus.counts(operator)
