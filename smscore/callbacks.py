@@ -6,19 +6,15 @@ change they report, so a crash loses none and a restart resumes them.
 
 Theory of operation
 -------------------
-- Claim. ``kick()`` claims due jobs with a lease, many per query. At most one claim is in flight:
-  kicks that come meanwhile (one per stored status change, per MO, per finished push) are folded
-  into one more claim when it returns. The store hands out a job only with every earlier job of its
-  message, or behind the earlier jobs this process holds (``Store.claim_push_jobs``), so a message's
-  jobs are all here, in order, or none is; a message's next event joins the batch its earlier one
-  waits in. Jobs a claim brings behind a POST that failed are given back at once: their earlier
-  job is retried, and the store holds them back behind it once that is stored. The claims sweep
-  the jobs (``policies.claims.JobSweep``): each takes jobs above the last one the previous claims
-  read, and the periodic claim (every ``interval``) starts from the first job, so that jobs waiting
-  for their retries at the front of the table (a customer's backend down for hours) are read once
-  an interval, not at every claim; less often when that claim takes more than a tenth of it. What
-  becomes due below the sweep (a retry, a lease run out, a job given back) is found by that claim,
-  as it was when only that claim came at idle.
+- Claim. ``kick()`` claims due jobs with a lease, many per query (``smscore.push_claims``). At most
+  one claim is in flight: kicks that come meanwhile (one per stored status change, per MO, per
+  finished push) are folded into one more claim when it returns. The store hands out a job only
+  with every earlier job of its message, or behind the earlier jobs this process holds
+  (``Store.claim_push_jobs``), so a message's jobs are all here, in order, or none is; a message's
+  next event joins the batch its earlier one waits in. Jobs a claim brings behind a POST that
+  failed are given back at once: their earlier job is retried, and the store holds them back behind
+  it once that is stored. The claims sweep the jobs (``policies.claims.JobSweep``): the periodic
+  claim (every ``interval``) starts from the first job, the others above the last one read.
 - Wait. Claimed jobs wait in memory per target: (kind, account, URL). ``policies.callbacks.
   next_batches`` picks what goes now. MO pushes and balance notices go one per POST at once. Status
   callbacks go one per POST too while the account's ``callback_batch`` is 1; above 1 they go as
@@ -71,11 +67,12 @@ from twisted.internet.task import LoopingCall, deferLater
 from twisted.python.failure import Failure
 
 from connectors.http_push import PushResult, loggable_url
-from policies.claims import JobSweep, after_job_claim, job_claim_from, periodic_claim
+from policies.claims import JobSweep, periodic_claim
 from policies.leases import node_of
-from policies.callbacks import beyond_share, crowded, next_batches, post_room
+from policies.callbacks import next_batches, post_room
 from policies.retry import STORE_RETRY_FIRST, give_up, next_attempt_at, next_delay, next_store_retry
 from smscore.claiming import give_back_earlier
+from smscore.push_claims import PushClaims, target_of
 from smscore.logs import get_logger
 from smscore.metrics import Metrics
 from smscore.mo import pushed_reply, unavailable_reply
@@ -87,7 +84,7 @@ from smscore.store.rules import CommitUnknown
 _Waiting = tuple[str, float, PushJob, float]
 
 
-class PushWorker:
+class PushWorker(PushClaims):
     """Claims due push jobs and delivers them, batching status callbacks as accounts ask, at most
     ``concurrency`` POSTs at a time and at most ``max_waiting`` jobs claimed and waiting."""
 
@@ -195,72 +192,6 @@ class PushWorker:
         self._periodic = self._periodic or periodic  # this claim, or the one after the claim under way
         self.kick()
 
-    # -- claiming ---------------------------------------------------------------------------------
-    def kick(self) -> None:
-        """Claim what is due (at most one claim at a time: a kick meanwhile asks for one more)."""
-        if self._stopping or self._giving_back:
-            return
-        if self._claiming:
-            self._again = True
-            return
-        # Claimed even while every POST slot is busy: the jobs of the other customers must be here
-        # to take the slots a slow backend's POSTs leave (policies.callbacks.post_room).
-        room = self.max_waiting - self._count
-        if room <= 0:
-            return
-        now = self.clock.seconds()
-        lease_until = now + self._lease_span()
-        self.claims += 1
-        self._claiming = True
-        periodic, self._periodic = self._periodic, False
-        after = job_claim_from(self._sweep, periodic)
-
-        def claimed(jobs):
-            took = self.clock.seconds() - now if periodic else None
-            self._sweep = after_job_claim(self._sweep, [job.id for job in jobs], room, periodic_took=took)
-            behind = [job.id for job in jobs if job.subject in self._retrying]
-            jobs = [job for job in jobs if job.subject not in self._retrying]
-            over = set(beyond_share([job.account for job in jobs], self._waiting_of, self.max_waiting))
-            for i, job in enumerate(jobs):
-                if i not in over:
-                    self._waiting.setdefault(_target(job), []).append(
-                        (job.subject, _waiting_since(job), job, lease_until))
-                    self._waiting_of[job.account] += 1
-            self._count += len(jobs) - len(over)
-            if behind:
-                self._give_back(behind, "behind a push that failed")
-            if over:  # an account's share is full: those wait in the store for a later claim
-                self._give_back([jobs[i].id for i in sorted(over)], "its account's share of the worker is full")
-
-        def failed(failure):
-            self.log.error("claiming push jobs failed", error=failure.getErrorMessage())
-
-        def done(_):
-            self._claiming = False
-            waiters, self._claim_waiters = self._claim_waiters, []
-            for waiter in waiters:
-                waiter.callback(None)
-            self._dispatch()
-            if self._again:
-                self._again = False
-                self.kick()
-
-        d = self.store.claim_push_jobs(self.node, now, lease_until, room, after=after,
-                                       skip_accounts=crowded(self._waiting_of, self.max_waiting))
-        d.addCallbacks(claimed, failed)
-        d.addCallback(done)
-
-    def _lease_span(self) -> float:
-        """How long a claim holds its jobs: a POST may wait the longest linger, then take the timeout."""
-        config = self.config_source()
-        return (self.lease + config.push.timeout
-                + max((a.callback_linger for a in config.accounts.values()), default=0.0))
-
-    def _give_back(self, ids: list[int], why: str) -> None:
-        d = self.store.finish_pushes(self.clock.seconds(), release=ids, owner=self.node)
-        d.addErrback(lambda f: self.log.error("giving back push jobs failed", why=why, jobs=len(ids),
-                                              error=f.getErrorMessage()))
-
     # -- forming batches ---------------------------------------------------------------------------
     def _shape(self, target, config) -> tuple[int, float, bool]:
         """(events per POST, linger, whether the body is {"events": [...]}) for a target."""
@@ -342,17 +273,6 @@ class PushWorker:
                 self._timer.cancel()
             self._timer = None
 
-    def _give_back_stale(self) -> None:
-        """Give back waiting jobs whose lease would end before a POST of them could finish, with the
-        later jobs of their messages (claimed after them, their leases end later: they must not go
-        out while another node sends the earlier ones)."""
-        soon = self.clock.seconds() + self.config_source().push.timeout + 2 * self.interval
-        subjects = {w[0] for waiting in self._waiting.values() for w in waiting if w[3] <= soon}
-        if subjects:
-            stale = self._hold_back(subjects)
-            self.log.warning("push jobs waited too long here, given back", jobs=len(stale))
-            self._give_back(stale, "waited too long")
-
     # -- sending and recording ---------------------------------------------------------------------
     def _send(self, target, jobs: list[PushJob], batched: bool, config) -> None:
         """POST ``jobs`` (their slot and messages are already taken, see ``_due``)."""
@@ -370,7 +290,7 @@ class PushWorker:
 
     def _done(self, _, jobs: list[PushJob]) -> None:
         self.in_flight -= 1
-        target = _target(jobs[0])
+        target = target_of(jobs[0])
         self._posting_to[target] -= 1
         if not self._posting_to[target]:
             del self._posting_to[target]
@@ -494,21 +414,6 @@ class PushWorker:
             line["abandoned"] = sorted({job.subject for job in abandoned})
         (self.log.warning if abandoned else self.log.info)("push failed", **line)
 
-    def _hold_back(self, subjects: set[str]) -> list[int]:
-        """Take the waiting jobs of ``subjects`` out (to give back): their earlier jobs are retried."""
-        released = []
-        for target in list(self._waiting):
-            waiting = self._waiting[target]
-            keep = [w for w in waiting if w[0] not in subjects]
-            if len(keep) < len(waiting):
-                released.extend(w[2].id for w in waiting if w[0] in subjects)
-                self._waiting_of[target[1]] -= len(waiting) - len(keep)
-                if keep:
-                    self._waiting[target] = keep
-                else:
-                    del self._waiting[target]
-        self._count -= len(released)
-        return released
 
 
 def _noted(outcome, mo_events: list, replies: list) -> None:
@@ -523,18 +428,6 @@ def _noted(outcome, mo_events: list, replies: list) -> None:
 def _discarded(result, retries: set, retry: Deferred):
     retries.discard(retry)
     return result
-
-
-def _waiting_since(job: PushJob) -> float:
-    """When a job's linger counts from: when its event happened, for a job never tried. A job
-    tried before lingered then, and its retry is due now: it goes at once (its ``first_at`` is no
-    longer when it was queued but its first attempt, see ``Store.finish_pushes``)."""
-    return job.first_at if job.attempts == 0 else float("-inf")
-
-
-def _target(job: PushJob) -> tuple[str, str, str]:
-    """Where a job goes: jobs of one target may share a POST (status callbacks of one account and URL)."""
-    return job.kind, job.account, job.url
 
 
 def _subjects(jobs: list[PushJob]) -> dict:
