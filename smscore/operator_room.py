@@ -88,10 +88,7 @@ class OperatorRoom:
         elsewhere = self.held_elsewhere()
         for m in waiting:
             target = self.routing.route(m, self.links, elsewhere, self.clock.seconds()) or operator
-            if target in elsewhere:
-                self._park(m, target)
-                continue
-            if self._waits_in_store(target):
+            if target in elsewhere or self._waits_in_store(target):
                 self._park(m, target)
                 continue
             self.queues.add(target, m)

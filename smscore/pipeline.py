@@ -337,11 +337,9 @@ class Pipeline(Cancelling, SubmitOutcomes, OperatorRoom):
         operator = self.routing.route(message, self.links, elsewhere, self.clock.seconds())
         if operator is None:
             return self._no_operator(message)
-        if operator in elsewhere:
-            self._park(message, operator)
+        if operator in elsewhere or self._waits_in_store(operator):
+            self._park(message, operator)  # for the nodes that hold it, or until it has room here
             return
-        if self._waits_in_store(operator):
-            return self._park(message, operator)
         self.queues.add(operator, message, front)
         self._queue_changed(operator)
         self.pump(operator)
