@@ -1,5 +1,6 @@
 """Where a node's next claim of stored messages starts: a sweep through the backlog, as a pure
-decision.
+decision; below, how much of the node's memory one operator takes ("an operator that cannot keep
+up") and where the push worker's claims start ("push jobs").
 
 Why: a node holds what it claimed (up to ``max_in_memory``) until it is sent. A claim that starts
 from the oldest queued message walks past all of those again, every time: on PostgreSQL 20,000 held
