@@ -56,9 +56,10 @@ class PushJobOperations:
         # Above ``after``: an earlier job at or below it that is free holds the later ones back
         # (this claim does not read it, so cannot take it with them): the next claim from the
         # first job takes them together.
-        above, unread = (" AND j.id > ?", " OR (e.id <= ? AND (e.owner IS NULL OR e.lease_until < ?))") \
-            if self._CLAIMS_AFTER else ("", "")
-        above_args, unread_args = ((after,), (after, now)) if self._CLAIMS_AFTER else ((), ())
+        above, above_args, unread, unread_args = "", (), "", ()
+        if self._CLAIMS_AFTER:
+            above, above_args = " AND j.id > ?", (after,)
+            unread, unread_args = " OR (e.id <= ? AND (e.owner IS NULL OR e.lease_until < ?))", (after, now)
         first = self._first_of_its_subject(f"e.next_at > ? OR {held}{unread}")
         sql = self.q(
             "UPDATE push_jobs SET owner = ?, lease_until = ? WHERE " + self._among(
