@@ -1,6 +1,7 @@
 """The deployment kit as an operator uses it: the systemd unit's own command lines, the Dockerfile
 (linted: no Docker daemon here), the wheel and its example config, `smsgw init`, the production
-example with its secrets from the environment, and how scripts/pg finds PostgreSQL."""
+example with its secrets from the environment, how scripts/pg finds PostgreSQL and which Python
+scripts/setup makes .venv with."""
 
 from __future__ import annotations
 
@@ -327,3 +328,38 @@ def test_scripts_pg_finds_the_binaries_or_names_the_command_that_installs_them(t
     assert command and "\n" not in command  # one command, which scripts/test prints and skips with
     if shutil.which("apt-get"):
         assert command == "sudo apt-get install -y postgresql"
+
+
+# -- scripts/setup: which Python .venv is made with ------------------------------------------------
+def setup_which(tmp_path: Path, search: str, path: Path, python: str | None = None) -> str:
+    """`scripts/setup --which` with ``search`` for the /usr/bin list and ``path`` first on PATH."""
+    env = {**os.environ, "SMSGW_PYTHON_SEARCH": search, "PATH": f"{path}:/bin"}  # /bin: dirname
+    env.pop("PYTHON", None)
+    if python is not None:
+        env["PYTHON"] = python
+    proc = subprocess.run(["/bin/bash", str(ROOT / "scripts" / "setup"), "--which"], capture_output=True,
+                          text=True, timeout=60, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def fake_python(folder: Path, name: str, fits: bool) -> Path:
+    """A stand-in interpreter: answers scripts/setup's check (3.11+, venv, ensurepip) with ``fits``."""
+    folder.mkdir(exist_ok=True)
+    exe = folder / name
+    exe.write_text(f"#!/bin/sh\nexit {0 if fits else 1}\n", encoding="utf-8")
+    exe.chmod(0o755)
+    return exe
+
+
+def test_scripts_setup_prefers_the_distributions_python_then_the_path(tmp_path):
+    dist, path = tmp_path / "usr-bin", tmp_path / "path"
+    old = fake_python(dist, "python3.10", fits=False)  # too old, or without venv: passed by
+    good = fake_python(dist, "python3.11", fits=True)
+    fake_python(path, "python3.11", fits=True)
+    fake_python(path, "python3", fits=True)
+    assert setup_which(tmp_path, f"{old} {good}", path) == str(good)
+    # none of the distribution's fits: the first of the path's, in scripts/setup's order
+    assert setup_which(tmp_path, f"{old} {dist / 'python3.13'}", path) == "python3.11"
+    # PYTHON chooses, whatever else there is
+    assert setup_which(tmp_path, str(good), path, python="/opt/py/bin/python3") == "/opt/py/bin/python3"
