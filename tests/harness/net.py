@@ -8,12 +8,23 @@ import urllib.error
 import urllib.request
 
 
+#: every port ``free_port`` handed out in this process
+_given: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now (another process may take it before it is used: callers
-    that can retry say so)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port free on 127.0.0.1 now, and not one this process was given before (another process
+    may take it before it is used: callers that can retry say so). The kernel may give the port it
+    just gave again once its socket is closed: two calls for one config (an HTTP and a metrics
+    listener) got the same port in a CI run."""
+    for _ in range(1000):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _given:
+            _given.add(port)
+            return port
+    raise RuntimeError("no TCP port on 127.0.0.1 that this process was not given before")
 
 
 def listening(port: int, timeout: float = 0.5) -> bool:
