@@ -430,7 +430,7 @@ def main() -> int:
         sync = pg_query(args.pg_url, "SHOW synchronous_commit")[0][0]
         store = f"PostgreSQL {version} (synchronous_commit={sync}, one writer connection)"
     else:
-        store = "SQLite (WAL, synchronous=FULL)"
+        store = "SQLite (WAL, each batch fdatasynced)"
     print(f"smsgw bench: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, store {store}, "
           f"window {args.window} x {args.binds} bind(s), receipt delay {args.receipt_delay}")
     if not scenarios:

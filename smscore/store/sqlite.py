@@ -1,9 +1,10 @@
-"""The embedded default store: SQLite in WAL mode with ``synchronous=FULL`` and group commit.
+"""The embedded default store: SQLite in WAL mode and group commit, each batch synced to disk.
 
 Writes run on the reactor thread, a batch per reactor turn (``writer.ReactorWriter``: SQLite's
 work is CPU in this process, and a writer thread would wait for the GIL while holding the file
 lock); reads run on a thread of their own. A 2xx is answered only after the transaction holding
-the message has been committed and fsynced. Schema versions are applied in
+the message has been committed and the WAL fsynced (``WalSync``: after the node's file lock is let
+go, so that the node's other processes do not wait for the disk). Schema versions are applied in
 order by ``upgrade()`` (``smsgw db upgrade``, or at start with ``auto_upgrade``).
 
 Many rows go in one statement (``_many``): one multi-row ``INSERT`` (or one ``UPDATE … FROM`` a
@@ -12,6 +13,7 @@ Many rows go in one statement (``_many``): one multi-row ``INSERT`` (or one ``UP
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -40,6 +42,37 @@ def connect(path: str | Path, *, wait: bool = True) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute(f"PRAGMA busy_timeout={30000 if wait else 0}")
     return conn
+
+
+class WalSync:
+    """Makes the writer's committed transactions durable, after the file lock: an ``fdatasync`` of
+    the WAL file, which holds every transaction committed to it so far, this process's and the
+    others'. The writer's connection commits with ``synchronous=NORMAL``, which writes its frames
+    to the WAL but does not sync them; with ``FULL`` the COMMIT synced them while holding the
+    lock, and the node's other processes waited for the disk too (about 1 ms a commit here, a
+    third of the time the lock was held one message per request: docs/benchmarks.md,
+    twenty-ninth session). A transaction another process reads before this sync could be lost
+    to a power failure, never to a crash of the process; whatever acts on it outside (a claim
+    before its submit, a push claim before its POST) is a write of its own, synced past it first.
+
+    The WAL is opened once it exists and again when SQLite replaced it (a file that was unlinked,
+    after every connection closed); a checkpoint that copies it into the database syncs both."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def sync(self) -> None:
+        if self._fd is not None and os.fstat(self._fd).st_nlink == 0:
+            self.close()
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        os.fdatasync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def is_busy(exc: BaseException) -> bool:
@@ -99,18 +132,25 @@ class SQLiteStore(SqlLookups, AccountRules, SqlStore):
         self._reactor = reactor
         self._reachable = True  # see is_ready
         self._writes = None  # the writer connection, and the rows it had changed at the last batch
+        self._wal = WalSync(f"{self.path}-wal")
         # Several processes of a node may write this file: they take turns on a lock file beside it.
         super().__init__(ReactorWriter(reactor, self._connect_writer, name="sqlite-writer",
                                        lock_path=f"{self.path}.lock", on_begin=lambda cur: self._counters_begin(cur),
                                        before_commit=lambda cur: self._counters_flush(cur), busy=is_busy,
-                                       after_batch=self._batch_ended),
+                                       after_batch=self._batch_ended, sync_after=self._wal.sync),
                          BatchWriter(reactor, lambda: connect(self.path), name="sqlite-reader", begin="BEGIN"),
                          rules)
 
     def _connect_writer(self) -> sqlite3.Connection:
         conn = connect(self.path, wait=False)
+        # Its COMMIT writes the WAL without syncing it; the writer syncs it after letting go of the
+        # file lock (WalSync), before anything of the batch is answered.
+        conn.execute("PRAGMA synchronous=NORMAL")
         self._writes = [conn, conn.total_changes]
         return conn
+
+    def close(self) -> Deferred:
+        return super().close().addBoth(lambda result: self._wal.close() or result)
 
     def _batch_ended(self, error: BaseException | None) -> None:
         """The writer's word on each batch (before its Deferreds fire), for ``is_ready``: told once a

@@ -277,9 +277,13 @@ class ReactorWriter(_Transactions):
     of blocking the reactor; after ``busy_for`` seconds of that it fails. An operation queued after
     ``stop()`` fails (RuntimeError).
 
+    ``sync_after()``, when given, makes a committed batch durable once the file lock is let go
+    (``sqlite.WalSync``), before ``after_batch`` and the Deferreds; when it raises, the batch
+    failed as a whole.
+
     ``after_batch(error)`` is called once a batch ended, before its Deferreds fire: with None when
-    it committed, else with the error that failed it as a whole (the file lock, BEGIN, COMMIT);
-    not while it waits for SQLite's lock. One call a batch tells what a callback on every
+    it committed, else with the error that failed it as a whole (the file lock, BEGIN, COMMIT, the
+    sync); not while it waits for SQLite's lock. One call a batch tells what a callback on every
     operation's Deferred told, for the price of none per operation."""
 
     busy_for = 30.0
@@ -289,8 +293,10 @@ class ReactorWriter(_Transactions):
                  on_begin: Callable[[Any], None] | None = None,
                  before_commit: Callable[[Any], None] | None = None,
                  busy: Callable[[BaseException], bool] = lambda exc: False,
-                 after_batch: Callable[[BaseException | None], None] = lambda error: None) -> None:
+                 after_batch: Callable[[BaseException | None], None] = lambda error: None,
+                 sync_after: Callable[[], None] | None = None) -> None:
         self._reactor = reactor
+        self._sync_after = sync_after
         self._connect = connect
         self._lock_path = lock_path
         self._busy = busy
@@ -374,6 +380,11 @@ class ReactorWriter(_Transactions):
                 ended = self._attempt(self._cur, work)
             finally:
                 fcntl.flock(self._lock, fcntl.LOCK_UN)
+            if ended is not None and ended[1] is None and self._sync_after is not None:
+                try:
+                    self._sync_after()
+                except BaseException:  # noqa: BLE001 - committed, not known to be on disk: failed
+                    ended = _all_failed(work, Failure())
         if ended is None:  # SQLite's lock is another program's: try again soon
             self._pending[:0] = work
             self._backoff = min(max(2 * self._backoff, 0.002), 0.1)

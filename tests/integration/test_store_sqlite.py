@@ -50,6 +50,66 @@ async def test_sqlite_is_durable_and_wal(tmp_path):
 
 
 @pytest_twisted.ensureDeferred
+async def test_an_accept_is_answered_after_the_wal_is_synced_and_the_file_lock_let_go(tmp_path, monkeypatch):
+    """The writer commits without syncing (``synchronous=NORMAL``) and then fdatasyncs the WAL,
+    after letting go of the node's file lock (the node's other processes do not wait for the disk)
+    and before the operation's Deferred fires (SPEC: 2xx only after durable storage)."""
+    import fcntl
+    import os
+
+    store = await _open("sqlite", tmp_path)
+    seen, answered = [], []
+    real = os.fdatasync
+
+    def fdatasync(fd):
+        other = os.open(f"{store.path}.lock", os.O_RDWR)
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises while the writer holds it
+            fcntl.flock(other, fcntl.LOCK_UN)
+        finally:
+            os.close(other)
+        seen.append((os.fstat(fd).st_ino, list(answered)))
+        real(fd)
+
+    monkeypatch.setattr(sq.os, "fdatasync", fdatasync)
+    m = store_contract.make_message()
+    d = store.accept([m], "gw1", 1030.0)
+    d.addCallback(lambda r: answered.append(m.id) or r)
+    await d
+    wal = os.stat(f"{store.path}-wal").st_ino
+    assert seen and seen[-1] == (wal, []) and answered == [m.id]
+    assert store._writes[0].execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+
+    def broken(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(sq.os, "fdatasync", broken)  # committed, but not known to be on disk: failed
+    with pytest.raises(OSError, match="Input/output error"):
+        await store.accept([store_contract.make_message()], "gw1", 1031.0)
+    assert not store.is_ready()
+    monkeypatch.setattr(sq.os, "fdatasync", real)
+    await store.close()
+
+
+def test_the_wal_sync_follows_the_file_sqlite_writes(tmp_path):
+    """The WAL file is opened when first synced, and again after SQLite removed it (every
+    connection closed) and made a new one."""
+    import os
+
+    wal = tmp_path / "gw.db-wal"
+    wal.write_bytes(b"one")
+    sync = sq.WalSync(str(wal))
+    sync.sync()
+    first = os.fstat(sync._fd).st_ino
+    wal.unlink()
+    wal.write_bytes(b"two")
+    sync.sync()
+    assert os.fstat(sync._fd).st_ino == wal.stat().st_ino != first
+    sync.close()
+    assert sync._fd is None
+
+
+@pytest_twisted.ensureDeferred
 async def test_group_commit_batches_concurrent_calls(tmp_path):
     from twisted.internet.defer import gatherResults
 
