@@ -49,9 +49,9 @@ class WalSync:
     the WAL file, which holds every transaction committed to it so far, this process's and the
     others'. The writer's connection commits with ``synchronous=NORMAL``, which writes its frames
     to the WAL but does not sync them; with ``FULL`` the COMMIT synced them while holding the
-    lock, and the node's other processes waited for the disk too (about 1 ms a commit here, a
-    third of the time the lock was held one message per request: docs/benchmarks.md,
-    twenty-ninth session). A transaction another process reads before this sync could be lost
+    lock, and the node's other processes waited for the disk too (about 1 ms a commit here, half
+    the time the lock was held one message per request: docs/benchmarks.md, twenty-ninth
+    session). A transaction another process reads before this sync could be lost
     to a power failure, never to a crash of the process; whatever acts on it outside (a claim
     before its submit, a push claim before its POST) is a write of its own, synced past it first.
 
