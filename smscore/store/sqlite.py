@@ -67,7 +67,7 @@ class WalSync:
             self.close()
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDONLY)
-        os.fdatasync(self._fd)
+        (getattr(os, "fdatasync", None) or os.fsync)(self._fd)  # macOS has no fdatasync
 
     def close(self) -> None:
         if self._fd is not None:

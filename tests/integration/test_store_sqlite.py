@@ -109,6 +109,19 @@ def test_the_wal_sync_follows_the_file_sqlite_writes(tmp_path):
     assert sync._fd is None
 
 
+def test_the_wal_sync_uses_fsync_where_there_is_no_fdatasync(tmp_path, monkeypatch):
+    """macOS has no fdatasync: the WAL is synced with fsync there."""
+    wal = tmp_path / "gw.db-wal"
+    wal.write_bytes(b"frames")
+    synced = []
+    monkeypatch.delattr(sq.os, "fdatasync", raising=False)
+    monkeypatch.setattr(sq.os, "fsync", synced.append)
+    sync = sq.WalSync(str(wal))
+    sync.sync()
+    assert synced == [sync._fd]
+    sync.close()
+
+
 @pytest_twisted.ensureDeferred
 async def test_group_commit_batches_concurrent_calls(tmp_path):
     from twisted.internet.defer import gatherResults
