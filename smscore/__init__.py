@@ -1,11 +1,5 @@
 """smscore."""
 
-from smscore.compiled import install as _install_compiled
-
-# The hot modules from their Cython builds, where one was made for the source as it is
-# (smscore.compiled); first thing, so that the modules imported after it are found there.
-_install_compiled()
-
 
 def version() -> str:
     """The installed package's version (``smsgw --version``, ``smsgw_build_info``)."""

@@ -27,7 +27,7 @@ from connectors.smsc_sim import SimulatedSMSC
 from connectors.tls import server_options
 from policies.callback_urls import address_problem
 from policies.leases import process_owner, pushing_owners
-from smscore import compiled, running_config
+from smscore import running_config
 from smscore.api import api_factory
 from smscore.api.routes import INTERNAL_CANCEL, TOKEN_HEADER
 from smscore.api.auth import AccountRateLimit
@@ -175,7 +175,7 @@ class Gateway:
                       metrics=f"{mon.host}:{mon.port}" if self.delivers else None,
                       operators=list(self.links), store=self.config.store.redacted_url,
                       worker=None if self.worker is None else self.worker.index,
-                      reactor=type(self.reactor).__name__, compiled=len(compiled.loaded()))
+                      reactor=type(self.reactor).__name__)
 
     async def _listen_smpp(self) -> None:
         """The SMPP listeners for customers' ESMEs: plain, TLS, or both; adopted from the

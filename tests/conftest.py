@@ -13,7 +13,6 @@ import os
 
 import pytest
 
-import smscore  # noqa: F401 - first: the modules the tests import come from their Cython builds where made (smscore.compiled)
 from tests.harness.pg import create_database, drop_database
 
 PG_ENV = "SMSGW_TEST_PG_URL"

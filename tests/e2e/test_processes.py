@@ -243,21 +243,6 @@ def test_every_worker_runs_on_the_lean_reactor(node):
     assert {line["reactor"] for line in lines} == {"LeanEPollReactor"}
 
 
-def test_every_worker_runs_the_compiled_modules_built_for_its_sources(node):
-    # smscore.compiled: scripts/setup built them; each worker's start line counts the modules it
-    # imported from their builds: every one built (each worker imports them all), or none where
-    # none was built (no C compiler: the sources run).
-    from smscore import compiled
-
-    built = compiled.status()
-    wait_until(lambda: node.log.read_text().count('"gateway started"') == 2, 20, what="both workers started")
-    started = [json.loads(line) for line in node.log.read_text().splitlines()
-               if line.startswith("{") and '"gateway started"' in line]
-    assert {line["worker"]: line["compiled"] for line in started} == {0: len(built), 1: len(built)}
-    if os.environ.get("CI"):  # scripts/setup installed Cython and the machine has a compiler
-        assert len(built) == len(compiled.MODULES)
-
-
 def node_samples(node, timeout: float = 5) -> dict:
     """The node's /metrics as {(name, labels): value}."""
     import urllib.request
